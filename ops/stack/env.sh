@@ -1,0 +1,41 @@
+# Ports, paths and names of the local multi-shard stack, shared by up.sh, down.sh and the tests
+# (test/helpers/stack.ts sources this file). Each can be overridden from the environment.
+STACK_ROOT="${STACK_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+STACK_DIR="${STACK_DIR:-$STACK_ROOT/.stack}"
+STACK_LOG_DIR="${STACK_LOG_DIR:-$STACK_DIR/logs}"
+STACK_RUN_DIR="${STACK_RUN_DIR:-$STACK_DIR/run}"
+
+# MariaDB: the machine's own instance (first shard, control) plus extra mariadbd processes.
+STACK_MYSQL_MAIN_PORT="${STACK_MYSQL_MAIN_PORT:-3306}"
+STACK_MYSQL_EXTRA_PORTS="${STACK_MYSQL_EXTRA_PORTS:-3307 3308}"
+STACK_MYSQL_DB="${STACK_MYSQL_DB:-shardchat_stack}"
+
+# Redis Cluster: 3 masters + 3 replicas.
+STACK_REDIS_PORTS="${STACK_REDIS_PORTS:-7001 7002 7003 7004 7005 7006}"
+STACK_REDIS_NODE_TIMEOUT_MS="${STACK_REDIS_NODE_TIMEOUT_MS:-2000}"
+STACK_REDIS_PREFIX="${STACK_REDIS_PREFIX:-stack:}"
+
+# Services (fixed ports, apart from npm start's defaults so both can run at once).
+STACK_HOST="${STACK_HOST:-127.0.0.1}"
+STACK_GATE_PORT="${STACK_GATE_PORT:-8180}"
+STACK_VERIFY_PORT="${STACK_VERIFY_PORT:-50151}"
+STACK_STATUS_PORT="${STACK_STATUS_PORT:-50152}"
+STACK_CHAT_NODES="${STACK_CHAT_NODES:-3}"
+STACK_CHAT_TCP_BASE="${STACK_CHAT_TCP_BASE:-9201}"
+STACK_CHAT_WS_BASE="${STACK_CHAT_WS_BASE:-9301}"
+STACK_CHAT_GRPC_BASE="${STACK_CHAT_GRPC_BASE:-50161}"
+
+stack_mysql_ports() { echo "$STACK_MYSQL_MAIN_PORT $STACK_MYSQL_EXTRA_PORTS"; }
+
+# MYSQL_SHARDS of the stack: one URL per instance, the control instance first.
+stack_mysql_shards() {
+  local urls=() port
+  for port in $(stack_mysql_ports); do urls+=("mysql://root@127.0.0.1:$port/$STACK_MYSQL_DB"); done
+  (IFS=,; echo "${urls[*]}")
+}
+
+stack_redis_nodes() {
+  local nodes=() port
+  for port in $STACK_REDIS_PORTS; do nodes+=("127.0.0.1:$port"); done
+  (IFS=,; echo "${nodes[*]}")
+}

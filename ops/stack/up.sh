@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# Starts the local multi-shard stack on loopback: the machine's MariaDB (3306) plus extra
+# mariadbd instances, a 6-node Redis Cluster, then status, verify, gate and the chat nodes
+# with the multi-shard settings. Idempotent: what already runs is kept. Everything it starts
+# has a pid file in .stack/run and a log in .stack/logs; ops/stack/down.sh stops exactly that.
+#   --infra   only the databases and the Redis Cluster (what the storage tests need)
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+cd "$STACK_ROOT"
+INFRA_ONLY=0
+[ "${1:-}" = "--infra" ] && INFRA_ONLY=1
+began=$(date +%s)
+mkdir -p "$STACK_LOG_DIR" "$STACK_RUN_DIR"
+# Test files and people may run this at once: one at a time. (Whatever is started below gets
+# `9>&-`, or it would hold the lock for as long as it runs.)
+exec 9>"$STACK_DIR/up.lock"
+flock 9
+
+say() { echo "[stack] $*"; }
+die() { echo "[stack] $*" >&2; exit 1; }
+
+wait_until() { # seconds, description, command...
+  local seconds=$1 what=$2; shift 2
+  for _ in $(seq 1 $((seconds * 5))); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.2
+  done
+  die "timed out after ${seconds}s waiting for $what"
+}
+
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+install_missing() {
+  local need=()
+  command -v mariadbd >/dev/null || need+=(mariadb-server)
+  command -v mariadb-install-db >/dev/null || need+=(mariadb-server)
+  command -v redis-server >/dev/null || need+=(redis-server)
+  command -v redis-cli >/dev/null || need+=(redis-tools)
+  command -v curl >/dev/null || need+=(curl)
+  command -v flock >/dev/null || need+=(util-linux)
+  if [ ${#need[@]} -gt 0 ]; then
+    say "installing ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >"$STACK_LOG_DIR/apt.log" 2>&1
+  fi
+}
+
+mysql_ping() { mariadb-admin --no-defaults -h127.0.0.1 -P"$1" -uroot --connect-timeout=2 ping; }
+
+start_mariadb() {
+  local port=$1 dir="$STACK_DIR/mariadb-$port" pid="$STACK_RUN_DIR/mariadb-$port.pid"
+  if mysql_ping "$port" >/dev/null 2>&1; then return 0; fi
+  if [ ! -d "$dir/data/mysql" ]; then
+    say "initialising MariaDB data dir for port $port"
+    mkdir -p "$dir"
+    # "normal" root authentication: root with an empty password, as the machine's 3306 has.
+    mariadb-install-db --no-defaults --datadir="$dir/data" --user="$(id -un)" \
+      --auth-root-authentication-method=normal --skip-test-db >"$STACK_LOG_DIR/mariadb-$port-install.log" 2>&1 ||
+      die "mariadb-install-db failed, see $STACK_LOG_DIR/mariadb-$port-install.log"
+  fi
+  say "starting mariadbd on $port"
+  setsid nohup mariadbd --no-defaults --datadir="$dir/data" --socket="$dir/mariadbd.sock" --port="$port" \
+    --bind-address=127.0.0.1 --pid-file="$pid" --log-error="$STACK_LOG_DIR/mariadb-$port.log" \
+    --user="$(id -un)" --innodb-buffer-pool-size=64M --max-connections=500 --skip-name-resolve \
+    --character-set-server=utf8mb4 >/dev/null 2>&1 9>&- &
+}
+
+redis_ping() { redis-cli -p "$1" ping | grep -q PONG; }
+
+start_redis_node() {
+  local port=$1 dir="$STACK_DIR/redis-$port"
+  if redis_ping "$port" >/dev/null 2>&1; then return 0; fi
+  mkdir -p "$dir"
+  # A replica keeps the RDB of its last full sync on disk; a node that is no cluster member yet
+  # must start empty, or `--cluster create` refuses it.
+  [ -f "$dir/nodes-$port.conf" ] || rm -f "$dir/dump.rdb"
+  say "starting redis cluster node on $port"
+  redis-server --port "$port" --bind 127.0.0.1 --cluster-enabled yes --cluster-config-file "nodes-$port.conf" \
+    --cluster-node-timeout "$STACK_REDIS_NODE_TIMEOUT_MS" --dir "$dir" --daemonize yes \
+    --pidfile "$STACK_RUN_DIR/redis-$port.pid" --logfile "$STACK_LOG_DIR/redis-$port.log" \
+    --save "" --appendonly no 9>&-
+}
+
+cluster_ok_everywhere() {
+  local port
+  for port in $STACK_REDIS_PORTS; do
+    redis-cli -p "$port" cluster info | grep -q '^cluster_state:ok' || return 1
+    [ "$(redis-cli -p "$port" cluster info | sed -n 's/^cluster_known_nodes:\([0-9]*\).*/\1/p')" = "$(echo $STACK_REDIS_PORTS | wc -w)" ] || return 1
+  done
+  # Every master has its replica (a failover needs one), as seen from the first node.
+  local first=${STACK_REDIS_PORTS%% *}
+  [ "$(redis-cli -p "$first" cluster nodes | grep -c ' slave ')" -ge "$(($(echo $STACK_REDIS_PORTS | wc -w) / 2))" ]
+}
+
+create_cluster() {
+  if cluster_ok_everywhere; then return 0; fi
+  local port fresh=1
+  for port in $STACK_REDIS_PORTS; do
+    [ "$(redis-cli -p "$port" cluster info | sed -n 's/^cluster_known_nodes:\([0-9]*\).*/\1/p')" = "1" ] || fresh=0
+  done
+  if [ $fresh = 0 ]; then
+    # Nodes that knew each other (a restart): give them time to agree again before starting over.
+    for _ in $(seq 1 50); do cluster_ok_everywhere && return 0; sleep 0.2; done
+    say "redis cluster is not healthy: resetting it"
+    for port in $STACK_REDIS_PORTS; do
+      redis-cli -p "$port" flushall >/dev/null 2>&1 || true
+      redis-cli -p "$port" cluster reset hard >/dev/null
+    done
+  fi
+  local nodes=()
+  for port in $STACK_REDIS_PORTS; do nodes+=("127.0.0.1:$port"); done
+  say "creating the redis cluster (${#nodes[@]} nodes, 1 replica per master)"
+  redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes >"$STACK_LOG_DIR/redis-cluster-create.log" 2>&1 ||
+    die "redis-cli --cluster create failed, see $STACK_LOG_DIR/redis-cluster-create.log"
+}
+
+# --- databases and Redis ---------------------------------------------------------------------
+install_missing
+bash "$STACK_ROOT/ops/ensure-services.sh" >/dev/null
+for port in $STACK_MYSQL_EXTRA_PORTS; do start_mariadb "$port"; done
+for port in $STACK_REDIS_PORTS; do start_redis_node "$port"; done
+for port in $(stack_mysql_ports); do wait_until 60 "MariaDB on $port" mysql_ping "$port"; done
+for port in $STACK_REDIS_PORTS; do wait_until 20 "redis on $port" redis_ping "$port"; done
+create_cluster
+wait_until 60 "redis cluster_state:ok on every node" cluster_ok_everywhere
+say "databases and redis cluster up after $(($(date +%s) - began))s"
+[ $INFRA_ONLY = 1 ] && exit 0
+
+# --- services ----------------------------------------------------------------------------------
+COMMON_ENV=(
+  "MYSQL_URL=mysql://root@127.0.0.1:$STACK_MYSQL_MAIN_PORT/$STACK_MYSQL_DB"
+  "MYSQL_SHARDS=$(stack_mysql_shards)"
+  "REDIS_CLUSTER_NODES=$(stack_redis_nodes)"
+  "REDIS_KEY_PREFIX=$STACK_REDIS_PREFIX"
+  "STORAGE_BACKEND=mysql"
+  "ROUTING_BACKEND=redis"
+  "STATUS_ADDR=$STACK_HOST:$STACK_STATUS_PORT"
+  "VERIFY_ADDR=$STACK_HOST:$STACK_VERIFY_PORT"
+  "LOG_LEVEL=${LOG_LEVEL:-info}"
+)
+
+start_service() { # name entry extra-env...
+  local name=$1 entry=$2; shift 2
+  local pid="$STACK_RUN_DIR/$name.pid"
+  if alive "$pid"; then return 0; fi
+  say "starting $name"
+  env "${COMMON_ENV[@]}" "$@" setsid nohup node --import tsx "$STACK_ROOT/$entry" \
+    >>"$STACK_LOG_DIR/$name.log" 2>&1 9>&- &
+  echo $! >"$pid"
+}
+
+port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+start_service status src/status/main.ts
+start_service verify src/verify/main.ts
+wait_until 60 "status on $STACK_STATUS_PORT" port_open "$STACK_HOST" "$STACK_STATUS_PORT"
+wait_until 60 "verify on $STACK_VERIFY_PORT" port_open "$STACK_HOST" "$STACK_VERIFY_PORT"
+start_service gate src/gate/main.ts "GATE_HOST=$STACK_HOST" "GATE_PORT=$STACK_GATE_PORT"
+for i in $(seq 1 "$STACK_CHAT_NODES"); do
+  start_service "chat-$i" src/chat/main.ts "CHAT_NODE_ID=chat-$i" "CHAT_HOST=$STACK_HOST" \
+    "CHAT_TCP_PORT=$((STACK_CHAT_TCP_BASE + i - 1))" "CHAT_WS_PORT=$((STACK_CHAT_WS_BASE + i - 1))" \
+    "CHAT_GRPC_PORT=$((STACK_CHAT_GRPC_BASE + i - 1))"
+done
+wait_until 90 "gate /healthz on $STACK_GATE_PORT" curl -fsS "http://$STACK_HOST:$STACK_GATE_PORT/healthz"
+for i in $(seq 1 "$STACK_CHAT_NODES"); do
+  wait_until 90 "chat-$i on $((STACK_CHAT_TCP_BASE + i - 1))" port_open "$STACK_HOST" "$((STACK_CHAT_TCP_BASE + i - 1))"
+done
+for name in status verify gate $(seq -f 'chat-%g' 1 "$STACK_CHAT_NODES"); do
+  alive "$STACK_RUN_DIR/$name.pid" || die "$name exited, see $STACK_LOG_DIR/$name.log"
+done
+
+cat <<TOPOLOGY
+[stack] up after $(($(date +%s) - began))s
+  MariaDB shards   $(for p in $(stack_mysql_ports); do printf '127.0.0.1:%s ' "$p"; done)(database $STACK_MYSQL_DB; the first holds the shard map)
+  Redis Cluster    $(stack_redis_nodes | tr , ' ')
+  status (gRPC)    $STACK_HOST:$STACK_STATUS_PORT
+  verify (gRPC)    $STACK_HOST:$STACK_VERIFY_PORT   (codes are written to $STACK_LOG_DIR/verify.log)
+  gate (HTTP)      http://$STACK_HOST:$STACK_GATE_PORT
+$(for i in $(seq 1 "$STACK_CHAT_NODES"); do echo "  chat-$i           tcp $STACK_HOST:$((STACK_CHAT_TCP_BASE + i - 1))  ws ws://$STACK_HOST:$((STACK_CHAT_WS_BASE + i - 1))/  grpc $STACK_HOST:$((STACK_CHAT_GRPC_BASE + i - 1))"; done)
+  logs             $STACK_LOG_DIR
+  client           GATE_URL=http://$STACK_HOST:$STACK_GATE_PORT npm run cli -- ...
+  stop             npm run stack:down
+TOPOLOGY

@@ -1,0 +1,19 @@
+import { type Handler, invalid, storage } from "./context.js";
+
+/** Delivery acks: the client has everything up to seq in each conversation. */
+export const ack: Handler<"ackReq"> = async (ctx, session, { cursors }) => {
+  const uid = session.uid as string;
+  if (cursors.length === 0) throw invalid("cursors are required");
+  // One cursor per conversation; a sync page never spans more conversations than messages.
+  if (cursors.length > ctx.config.CHAT_SYNC_BATCH) throw invalid(`at most ${ctx.config.CHAT_SYNC_BATCH} cursors`);
+  for (const cursor of cursors) {
+    if (!cursor.convId || cursor.seq < 1) throw invalid("each cursor needs a convId and a seq >= 1");
+  }
+  await storage(ctx, "ack", () =>
+    ctx.messages.ack(
+      uid,
+      cursors.map(({ convId, seq }) => ({ convId, seq })),
+    ),
+  );
+  return { $case: "ackResp", value: {} };
+};

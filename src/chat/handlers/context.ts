@@ -1,0 +1,88 @@
+import type { Config } from "../../config/settings.js";
+import { AppError, ErrorCode } from "../../errors.js";
+import type { Envelope, NodeAddress } from "../../gen/shardchat/v1/client.js";
+import type { StatusServiceService } from "../../gen/shardchat/v1/status.js";
+import type { Api } from "../../grpc/api.js";
+import type { IdGenerator } from "../../ids/ports.js";
+import type { Logger } from "../../log/logger.js";
+import type { SessionRoute, SessionRoutes } from "../../routing/ports.js";
+import type { MessageStore, UserStore } from "../../storage/ports.js";
+import type { PeerDirectory } from "../peers.js";
+import type { Session } from "../session.js";
+import type { SessionRegistry } from "../sessions.js";
+
+/**
+ * Routes that expire unless the node renews them (RedisSessionRoutes with ROUTE_TTL_SECONDS):
+ * refresh answers false when another session has taken the uid.
+ */
+export interface RenewableRoutes extends SessionRoutes {
+  refresh?(uid: string, route: SessionRoute): Promise<boolean>;
+}
+
+/** Everything a request handler may use; the same object for every session of a node. */
+export interface HandlerContext {
+  config: Config;
+  log: Logger;
+  nodeId: string;
+  sessions: SessionRegistry;
+  messages: MessageStore;
+  users: UserStore;
+  routes: RenewableRoutes;
+  status: Api<typeof StatusServiceService>;
+  ids: IdGenerator;
+  peers: PeerDirectory;
+  /** Work a reply does not wait for (delivery, kicks); the node awaits it on close. Must not reject. */
+  background(task: Promise<void>): void;
+}
+
+export type RequestCase = "loginReq" | "heartbeatReq" | "sendReq" | "syncReq" | "ackReq" | "historyReq";
+type Body = NonNullable<Envelope["body"]>;
+export type RequestOf<C extends RequestCase> = Extract<Body, { $case: C }>["value"];
+
+/**
+ * Answers one request: the reply body (sent with the request's reqId), or undefined when the
+ * handler replied itself. Failures are thrown as AppError.
+ */
+export type Handler<C extends RequestCase> = (
+  ctx: HandlerContext,
+  session: Session,
+  request: RequestOf<C>,
+  reqId: number,
+) => Promise<Body | undefined>;
+
+/** An error after which the session cannot go on (bad token, wrong node): reply, then close. */
+export class FatalSessionError extends AppError {
+  constructor(
+    code: ErrorCode,
+    message?: string,
+    readonly redirect?: NodeAddress,
+  ) {
+    super(code, message);
+  }
+}
+
+export function invalid(message: string): AppError {
+  return new AppError(ErrorCode.INVALID_ARGUMENT, message);
+}
+
+/** Database calls: anything that is not already a coded error means the store did not answer. */
+export async function storage<T>(ctx: HandlerContext, what: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    if (err instanceof AppError && err.code !== ErrorCode.UNAVAILABLE) throw err;
+    ctx.log.error({ err }, `${what} failed`);
+    throw new AppError(ErrorCode.STORAGE_UNAVAILABLE, `${what} failed`);
+  }
+}
+
+const DECIMAL_UID = /^[1-9]\d{0,19}$/;
+
+export function isUid(value: string): boolean {
+  return DECIMAL_UID.test(value);
+}
+
+/** min(requested || max, max): 0 asks for the default page. */
+export function pageSize(requested: number, max: number): number {
+  return requested > 0 ? Math.min(requested, max) : max;
+}

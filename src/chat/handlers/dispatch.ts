@@ -1,0 +1,52 @@
+import { AppError, codeOf, ErrorCode } from "../../errors.js";
+import type { Envelope } from "../../gen/shardchat/v1/client.js";
+import { errorEnvelope, failSession, type Session } from "../session.js";
+import { ack } from "./ack.js";
+import { FatalSessionError, type Handler, type HandlerContext, type RequestCase } from "./context.js";
+import { heartbeat } from "./heartbeat.js";
+import { history } from "./history.js";
+import { login } from "./login.js";
+import { send } from "./send.js";
+import { sync } from "./sync.js";
+
+const handlers: { [C in RequestCase]: Handler<C> } = {
+  loginReq: login,
+  heartbeatReq: heartbeat,
+  sendReq: send,
+  syncReq: sync,
+  ackReq: ack,
+  historyReq: history,
+};
+
+function isRequest(body: Envelope["body"]): body is Extract<NonNullable<Envelope["body"]>, { $case: RequestCase }> {
+  return body !== undefined && Object.hasOwn(handlers, body.$case);
+}
+
+/**
+ * Runs the handler of one envelope and answers with its reqId. Only a refused login or a
+ * request before login ends the session; any other failure is answered and the session goes on.
+ */
+export async function dispatch(ctx: HandlerContext, session: Session, envelope: Envelope): Promise<void> {
+  const { reqId, body } = envelope;
+  if (!isRequest(body)) {
+    const what = body ? `${body.$case} is not a request` : "envelope has no body";
+    session.send(errorEnvelope(reqId, ErrorCode.UNKNOWN_MESSAGE_TYPE, what));
+    return;
+  }
+  if (body.$case !== "loginReq" && session.uid === undefined) {
+    failSession(session, ErrorCode.NOT_LOGGED_IN, "the first frame must be a login", reqId);
+    return;
+  }
+  try {
+    const handler = handlers[body.$case] as Handler<typeof body.$case>;
+    const reply = await handler(ctx, session, body.value as never, reqId);
+    if (reply) session.send({ reqId, body: reply });
+  } catch (err) {
+    const code = codeOf(err);
+    if (!(err instanceof AppError))
+      ctx.log.error({ err, sessionId: session.id, request: body.$case }, "handler failed");
+    const message = err instanceof AppError ? err.message : "internal error";
+    if (err instanceof FatalSessionError) failSession(session, code, message, reqId, err.redirect);
+    else session.send(errorEnvelope(reqId, code, message));
+  }
+}

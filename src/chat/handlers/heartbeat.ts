@@ -1,0 +1,22 @@
+import { ErrorCode } from "../../errors.js";
+import { kickSession, type Session } from "../session.js";
+import type { Handler, HandlerContext } from "./context.js";
+
+/** Activity is refreshed by any frame; a ping also renews the session's Redis route. */
+export const heartbeat: Handler<"heartbeatReq"> = async (ctx, session) => {
+  if (ctx.routes.refresh) ctx.background(renewRoute(ctx, session));
+  return { $case: "heartbeatResp", value: { serverTimeMs: String(Date.now()) } };
+};
+
+async function renewRoute(ctx: HandlerContext, session: Session): Promise<void> {
+  const uid = session.uid;
+  if (uid === undefined || session.closed || !ctx.routes.refresh) return;
+  try {
+    const kept = await ctx.routes.refresh(uid, { nodeId: ctx.nodeId, sessionId: session.id });
+    // Closed meanwhile: its unbind may have run before the refresh rewrote the route.
+    if (session.closed) await ctx.routes.unbind(uid, session.id);
+    else if (!kept) kickSession(session, ErrorCode.KICKED, "logged in elsewhere");
+  } catch (err) {
+    ctx.log.warn({ err, uid }, "cannot renew the session route");
+  }
+}

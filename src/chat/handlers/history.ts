@@ -1,0 +1,15 @@
+import { type Handler, invalid, pageSize, storage } from "./context.js";
+
+/** A page of one conversation the user is in (NOT_PARTICIPANT otherwise, from the store). */
+export const history: Handler<"historyReq"> = async (ctx, session, request) => {
+  const uid = session.uid as string;
+  if (!request.convId) throw invalid("convId is required");
+  const messages = await storage(ctx, "history", () =>
+    ctx.messages.history(uid, request.convId, {
+      afterSeq: request.afterSeq,
+      beforeSeq: request.beforeSeq,
+      limit: pageSize(request.limit, ctx.config.CHAT_SYNC_BATCH),
+    }),
+  );
+  return { $case: "historyResp", value: { messages } };
+};

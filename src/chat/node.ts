@@ -1,0 +1,117 @@
+import { AppError, codeOf, ErrorCode } from "../errors.js";
+import type { Envelope } from "../gen/shardchat/v1/client.js";
+import type { HandlerContext } from "./handlers/context.js";
+import { dispatch } from "./handlers/dispatch.js";
+import { failSession, kickSession, type Session } from "./session.js";
+
+interface Inbox {
+  /** The tail of this session's chain of requests. */
+  tail: Promise<void>;
+  waiting: number;
+}
+
+/**
+ * The transport-independent core of a chat node: admits sessions, runs each session's
+ * requests one at a time and in order (so a login completes before the frames behind it, and
+ * a client's messages are stored in the order it sent them), and sweeps idle sessions.
+ */
+export class ChatNode {
+  private readonly inboxes = new WeakMap<Session, Inbox>();
+  private readonly pending = new Set<Promise<void>>();
+  private sweepTimer: NodeJS.Timeout | undefined;
+
+  readonly ctx: HandlerContext;
+
+  constructor(deps: Omit<HandlerContext, "background">) {
+    this.ctx = { ...deps, background: (task) => this.track(task) };
+  }
+
+  /** For transports: a new connection. False when the node is full (the session is closed). */
+  attach(session: Session): boolean {
+    const { sessions, config, log } = this.ctx;
+    if (sessions.size >= config.CHAT_MAX_SESSIONS) {
+      log.warn({ remote: session.remote }, "session limit reached");
+      failSession(session, ErrorCode.UNAVAILABLE, "this chat node is full");
+      return false;
+    }
+    sessions.add(session);
+    this.inboxes.set(session, { tail: Promise.resolve(), waiting: 0 });
+    session.onClose((reason) => this.detach(session, reason));
+    return true;
+  }
+
+  /** For transports: one decoded frame. */
+  handle(session: Session, envelope: Envelope): void {
+    const inbox = this.inboxes.get(session);
+    if (!inbox || session.closed) return;
+    session.lastActivityMs = Date.now();
+    if (inbox.waiting >= this.ctx.config.CHAT_MAX_QUEUED_FRAMES) {
+      failSession(session, ErrorCode.RATE_LIMITED, "too many requests in flight", envelope.reqId);
+      return;
+    }
+    inbox.waiting += 1;
+    inbox.tail = inbox.tail.then(async () => {
+      try {
+        if (!session.closed) await dispatch(this.ctx, session, envelope);
+      } catch (err) {
+        this.ctx.log.error({ err, sessionId: session.id }, "dispatch failed");
+      } finally {
+        inbox.waiting -= 1;
+      }
+    });
+    this.track(inbox.tail);
+  }
+
+  /** For transports: bytes that are not a frame. The stream cannot be trusted after that. */
+  reject(session: Session, err: unknown): void {
+    const code = err instanceof AppError ? codeOf(err) : ErrorCode.MALFORMED_FRAME;
+    this.ctx.log.info({ sessionId: session.id, remote: session.remote, code }, "bad frame; closing");
+    failSession(session, code, err instanceof Error ? err.message : "bad frame");
+  }
+
+  /** Background work (deliveries, route cleanup) that close() waits for. */
+  track(task: Promise<void>): void {
+    this.pending.add(task);
+    void task.finally(() => this.pending.delete(task));
+  }
+
+  /** One timer for the whole node: login deadlines and idle timeouts. */
+  startSweeping(): void {
+    const { CHAT_IDLE_TIMEOUT_MS, CHAT_LOGIN_TIMEOUT_MS } = this.ctx.config;
+    const every = Math.min(1000, Math.max(20, Math.floor(Math.min(CHAT_IDLE_TIMEOUT_MS, CHAT_LOGIN_TIMEOUT_MS) / 4)));
+    this.sweepTimer = setInterval(() => this.sweep(Date.now()), every);
+    this.sweepTimer.unref();
+  }
+
+  sweep(now: number): void {
+    const { CHAT_IDLE_TIMEOUT_MS, CHAT_LOGIN_TIMEOUT_MS } = this.ctx.config;
+    for (const session of this.ctx.sessions.all()) {
+      if (session.uid === undefined && now - session.openedAtMs >= CHAT_LOGIN_TIMEOUT_MS) {
+        failSession(session, ErrorCode.NOT_LOGGED_IN, "no login in time");
+      } else if (now - session.lastActivityMs >= CHAT_IDLE_TIMEOUT_MS) {
+        kickSession(session, ErrorCode.IDLE_TIMEOUT, "idle for too long");
+      }
+    }
+  }
+
+  /** Stops sweeping, closes every session and waits for the work they started. */
+  async close(): Promise<void> {
+    clearInterval(this.sweepTimer);
+    for (const session of this.ctx.sessions.all()) session.close(ErrorCode.UNAVAILABLE, "chat node shutting down");
+    while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
+  }
+
+  private detach(session: Session, reason: ErrorCode | undefined): void {
+    const { sessions, routes, log } = this.ctx;
+    sessions.remove(session);
+    log.debug({ sessionId: session.id, uid: session.uid, reason }, "session closed");
+    const uid = session.uid;
+    if (uid === undefined) return;
+    this.track(
+      routes.unbind(uid, session.id).catch((err: unknown) => {
+        // The route then points at a dead session until its TTL; deliveries to it are dropped.
+        log.warn({ err, uid }, "cannot remove the session route");
+      }),
+    );
+  }
+}

@@ -1,0 +1,92 @@
+import { nanoid } from "nanoid";
+import type { ErrorCode } from "../errors.js";
+import type { Envelope, NodeAddress } from "../gen/shardchat/v1/client.js";
+import type { Uid } from "../storage/ports.js";
+
+export type TransportKind = "tcp" | "ws";
+
+/**
+ * One client connection as the node sees it. Transports only move frames; handlers never
+ * know which transport a session uses.
+ */
+export interface Session {
+  readonly id: string;
+  readonly transport: TransportKind;
+  readonly remote: string;
+  readonly openedAtMs: number;
+  readonly closed: boolean;
+  /** Set once login succeeded. */
+  uid?: Uid;
+  /** Date.now() of the last frame received; the idle sweep reads it. */
+  lastActivityMs: number;
+  /** Drops the envelope when the session is closed. */
+  send(envelope: Envelope): void;
+  /** Flushes what was sent, then closes; `reason` is logged and, on WebSocket, put in the close frame. */
+  close(reason?: ErrorCode, message?: string): void;
+  /** Runs once, when the session closes for any reason (either side). */
+  onClose(listener: (reason: ErrorCode | undefined) => void): void;
+}
+
+/** The bookkeeping every transport shares: id, activity, one-time close with listeners. */
+export abstract class BaseSession implements Session {
+  readonly id = nanoid();
+  readonly openedAtMs = Date.now();
+  uid?: Uid;
+  lastActivityMs = this.openedAtMs;
+  private isClosed = false;
+  private readonly closeListeners: ((reason: ErrorCode | undefined) => void)[] = [];
+
+  constructor(
+    readonly transport: TransportKind,
+    readonly remote: string,
+  ) {}
+
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  send(envelope: Envelope): void {
+    if (!this.isClosed) this.write(envelope);
+  }
+
+  close(reason?: ErrorCode, message?: string): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    this.shutdown(reason, message);
+    this.fireClose(reason);
+  }
+
+  onClose(listener: (reason: ErrorCode | undefined) => void): void {
+    this.closeListeners.push(listener);
+  }
+
+  /** For the transport: the connection went away without close() (peer left, socket error). */
+  protected ended(reason?: ErrorCode): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    this.fireClose(reason);
+  }
+
+  private fireClose(reason: ErrorCode | undefined): void {
+    for (const listener of this.closeListeners.splice(0)) listener(reason);
+  }
+
+  protected abstract write(envelope: Envelope): void;
+  protected abstract shutdown(reason?: ErrorCode, message?: string): void;
+}
+
+export function errorEnvelope(reqId: number, code: ErrorCode, message = "", redirect?: NodeAddress): Envelope {
+  return { reqId, body: { $case: "error", value: { code, message, redirect } } };
+}
+
+/** Tells the client why, then closes: the way every fatal session error ends. */
+export function failSession(session: Session, code: ErrorCode, message = "", reqId = 0, redirect?: NodeAddress): void {
+  session.send(errorEnvelope(reqId, code, message, redirect));
+  session.close(code, message);
+}
+
+/** A kickPush, then close: logged in elsewhere, idle, node shutting down. */
+export function kickSession(session: Session, reason: ErrorCode, message: string): void {
+  session.send({ reqId: 0, body: { $case: "kickPush", value: { reason, message } } });
+  session.close(reason, message);
+}

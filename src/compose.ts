@@ -1,0 +1,214 @@
+import { mkdirSync } from "node:fs";
+import { resolve } from "node:path";
+import { ConfigError } from "./config/load.js";
+import type { Config } from "./config/settings.js";
+import { MemoryWorkerIdLeases } from "./ids/memory-worker-leases.js";
+import { RedisWorkerIdLeases, type WorkerIdLeases } from "./ids/worker-leases.js";
+import type { Logger } from "./log/logger.js";
+import { createMailer } from "./mail/create-mailer.js";
+import type { Mailer } from "./mail/ports.js";
+import { MemoryNodeRegistry } from "./routing/memory/node-registry.js";
+import { MemoryRateLimiter } from "./routing/memory/rate-limiter.js";
+import { MemorySessionRoutes } from "./routing/memory/session-routes.js";
+import { MemoryTokenStore } from "./routing/memory/token-store.js";
+import { MemoryVerifyCodeStore } from "./routing/memory/verify-code-store.js";
+import type {
+  NodeRegistry,
+  RateLimiter,
+  SessionRoute,
+  SessionRoutes,
+  TokenStore,
+  VerifyCodeStore,
+} from "./routing/ports.js";
+import { RedisNodeRegistry } from "./routing/redis/node-registry.js";
+import { RedisRateLimiter } from "./routing/redis/rate-limiter.js";
+import { RedisSessionRoutes } from "./routing/redis/session-routes.js";
+import { RedisTokenStore } from "./routing/redis/token-store.js";
+import { RedisVerifyCodeStore } from "./routing/redis/verify-code-store.js";
+import { createRedis } from "./routing/redis-client.js";
+import { MysqlMessageStore } from "./storage/mysql/message-store.js";
+import { migrate } from "./storage/mysql/migrate.js";
+import { createPool } from "./storage/mysql/pool.js";
+import { MysqlUserStore } from "./storage/mysql/user-store.js";
+import type { MessageStore, Uid, UserStore } from "./storage/ports.js";
+import { ShardedMessageStore } from "./storage/sharded/message-store.js";
+import { configuredInstances, migrateShards, Shards } from "./storage/sharded/shards.js";
+import { ShardedUserStore } from "./storage/sharded/user-store.js";
+import { openSqlite, sqliteFileIn } from "./storage/sqlite/database.js";
+import { SqliteMessageStore } from "./storage/sqlite/message-store.js";
+import { migrateSqlite } from "./storage/sqlite/migrate.js";
+import { SqliteUserStore } from "./storage/sqlite/user-store.js";
+
+/** Session routes that live sessions keep alive (both adapters have it; the chat node uses it on heartbeats). */
+export interface RenewableSessionRoutes extends SessionRoutes {
+  refresh(uid: Uid, route: SessionRoute): Promise<boolean>;
+}
+
+/** One adapter per port, picked by STORAGE_BACKEND and ROUTING_BACKEND. */
+export interface Adapters {
+  users: UserStore;
+  messages: MessageStore;
+  nodes: NodeRegistry;
+  tokens: TokenStore;
+  codes: VerifyCodeStore;
+  limiter: RateLimiter;
+  routes: RenewableSessionRoutes;
+  workerLeases: WorkerIdLeases;
+  mailer: Mailer;
+  /** Where users and messages live, for people (no password). */
+  storageLocation: string;
+  /** Closes the connections and the database file (once; later calls wait for the first). */
+  close(): Promise<void>;
+}
+
+type Closer = () => Promise<void> | void;
+
+export type StorageAdapters = Pick<Adapters, "users" | "messages" | "storageLocation"> & { close: Closer };
+export type RoutingAdapters = Omit<Adapters, "users" | "messages" | "mailer" | "storageLocation" | "close"> & {
+  close: Closer;
+};
+
+export type AdapterSettings = Pick<
+  Config,
+  | "STORAGE_BACKEND"
+  | "ROUTING_BACKEND"
+  | "DATA_DIR"
+  | "MYSQL_URL"
+  | "MYSQL_POOL_SIZE"
+  | "MYSQL_DEADLOCK_RETRIES"
+  | "MYSQL_SHARDS"
+  | "SHARD_SLOTS"
+  | "SHARD_MAP_REFRESH_MS"
+  | "SHARD_KNOWN_CONVERSATIONS"
+  | "USER_INDEX_ORPHAN_MS"
+  | "REDIS_URL"
+  | "REDIS_CLUSTER_NODES"
+  | "REDIS_KEY_PREFIX"
+  | "ROUTE_TTL_SECONDS"
+  | "WORKER_LEASE_TTL_MS"
+  | "SMTP_URL"
+  | "MAIL_FROM"
+>;
+
+/**
+ * The composition root: opens the configured backends (migrating the database first) and
+ * builds every adapter on them. Services only ever see the ports.
+ */
+export async function createAdapters(config: AdapterSettings, log: Logger): Promise<Adapters> {
+  const storage = await createStorageAdapters(config, log);
+  let routing: RoutingAdapters;
+  try {
+    routing = createRoutingAdapters(config);
+  } catch (err) {
+    await storage.close();
+    throw err;
+  }
+  const mailer = createMailer(config, log);
+  let closing: Promise<void> | undefined;
+  return {
+    ...storage,
+    ...routing,
+    mailer,
+    close: () => {
+      closing ??= (async () => {
+        if ("close" in mailer && typeof mailer.close === "function") mailer.close();
+        await Promise.resolve(routing.close()).catch((err: unknown) => log.warn({ err }, "closing routing failed"));
+        await Promise.resolve(storage.close()).catch((err: unknown) => log.warn({ err }, "closing storage failed"));
+      })();
+      return closing;
+    },
+  };
+}
+
+/** Users and messages on STORAGE_BACKEND, schema migrated. */
+export async function createStorageAdapters(config: AdapterSettings, log: Logger): Promise<StorageAdapters> {
+  if (config.STORAGE_BACKEND === "mysql" && config.MYSQL_SHARDS.trim() !== "") {
+    // Several instances: every conversation, user and index row on the instance its slot maps to.
+    const instances = configuredInstances(config);
+    await migrateShards(instances, log);
+    const shards = await Shards.open(config, log);
+    return {
+      users: new ShardedUserStore(shards, { orphanMs: config.USER_INDEX_ORPHAN_MS, log }),
+      messages: new ShardedMessageStore(shards, {
+        deadlockRetries: config.MYSQL_DEADLOCK_RETRIES,
+        knownConversations: config.SHARD_KNOWN_CONVERSATIONS,
+        log,
+      }),
+      storageLocation: `${instances.length} MySQL shards: ${instances.map((i) => i.url.replace(/\/\/[^@/]*@/, "//")).join(", ")}`,
+      close: () => shards.close(),
+    };
+  }
+  if (config.STORAGE_BACKEND === "mysql") {
+    await migrate(config.MYSQL_URL, log);
+    const pool = createPool(config);
+    return {
+      users: new MysqlUserStore(pool),
+      messages: new MysqlMessageStore(pool, { deadlockRetries: config.MYSQL_DEADLOCK_RETRIES }),
+      storageLocation: config.MYSQL_URL.replace(/\/\/[^@/]*@/, "//"),
+      close: () => pool.end(),
+    };
+  }
+  const dataDir = resolve(config.DATA_DIR);
+  mkdirSync(dataDir, { recursive: true });
+  const file = sqliteFileIn(dataDir);
+  const db = openSqlite(file);
+  try {
+    migrateSqlite(db, log);
+    return {
+      users: new SqliteUserStore(db),
+      messages: new SqliteMessageStore(db),
+      storageLocation: file,
+      close: () => {
+        db.close();
+      },
+    };
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+}
+
+/**
+ * Routing state on ROUTING_BACKEND alone, for services that keep no users or messages (status,
+ * verify): they need no database.
+ */
+export function createRoutingAdapters(config: AdapterSettings): RoutingAdapters {
+  if (config.ROUTING_BACKEND === "redis") {
+    const redis = createRedis(config);
+    const prefix = config.REDIS_KEY_PREFIX;
+    return {
+      nodes: new RedisNodeRegistry(redis, prefix),
+      tokens: new RedisTokenStore(redis, prefix),
+      codes: new RedisVerifyCodeStore(redis, prefix),
+      limiter: new RedisRateLimiter(redis, prefix),
+      routes: new RedisSessionRoutes(redis, prefix, config.ROUTE_TTL_SECONDS),
+      workerLeases: new RedisWorkerIdLeases(redis, prefix, config.WORKER_LEASE_TTL_MS),
+      close: async () => {
+        await redis.quit().catch(() => redis.disconnect());
+      },
+    };
+  }
+  return {
+    nodes: new MemoryNodeRegistry(),
+    tokens: new MemoryTokenStore(),
+    codes: new MemoryVerifyCodeStore(),
+    limiter: new MemoryRateLimiter(),
+    routes: new MemorySessionRoutes(config.ROUTE_TTL_SECONDS),
+    workerLeases: new MemoryWorkerIdLeases(config.WORKER_LEASE_TTL_MS),
+    close: () => {},
+  };
+}
+
+/**
+ * For the mains that run one service as its own process: in-memory routing state would be
+ * private to that process (a gate could not see the chat nodes, a chat node not the tokens),
+ * so it is refused at start instead of failing later in confusing ways.
+ */
+export function requireSharedRouting(config: Pick<Config, "ROUTING_BACKEND">, service: string): void {
+  if (config.ROUTING_BACKEND === "redis") return;
+  throw new ConfigError(
+    `ROUTING_BACKEND=${config.ROUTING_BACKEND}: ${service} runs as its own process and must share routing state ` +
+      "(tokens, codes, chat nodes, routes, id leases) with the other services; set ROUTING_BACKEND=redis (and " +
+      "REDIS_URL), or run every service in one process with `npm start`",
+  );
+}

@@ -1,0 +1,55 @@
+import { ErrorCode, errorCodeToJSON } from "./gen/shardchat/v1/common.js";
+
+export { ErrorCode };
+
+/** A failure with a code from the one error table (proto/shardchat/v1/common.proto). */
+export class AppError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message?: string,
+  ) {
+    super(message ?? errorName(code));
+    this.name = "AppError";
+  }
+}
+
+/** "TOKEN_INVALID" for ErrorCode.TOKEN_INVALID. */
+export function errorName(code: ErrorCode): string {
+  return errorCodeToJSON(code).replace(/^ERROR_CODE_/, "");
+}
+
+/** The code of any thrown value: an AppError's own, INTERNAL for anything else. */
+export function codeOf(err: unknown): ErrorCode {
+  return err instanceof AppError ? err.code : ErrorCode.INTERNAL;
+}
+
+/** Throws an AppError when a gRPC reply carries a non-OK code. */
+export function okOrThrow<T extends { error: ErrorCode }>(reply: T): T {
+  if (reply.error !== ErrorCode.OK) throw new AppError(reply.error);
+  return reply;
+}
+
+const httpStatus: Partial<Record<ErrorCode, number>> = {
+  [ErrorCode.OK]: 200,
+  [ErrorCode.INVALID_ARGUMENT]: 400,
+  [ErrorCode.FRAME_TOO_LARGE]: 413,
+  [ErrorCode.RATE_LIMITED]: 429,
+  [ErrorCode.VERIFY_CODE_COOLDOWN]: 429,
+  [ErrorCode.NOT_FOUND]: 404,
+  [ErrorCode.USER_EXISTS]: 409,
+  [ErrorCode.EMAIL_EXISTS]: 409,
+  [ErrorCode.VERIFY_CODE_WRONG]: 400,
+  [ErrorCode.VERIFY_CODE_EXPIRED]: 400,
+  [ErrorCode.BAD_CREDENTIALS]: 401,
+  [ErrorCode.TOKEN_INVALID]: 401,
+  [ErrorCode.TOKEN_EXPIRED]: 401,
+  [ErrorCode.UNAVAILABLE]: 503,
+  [ErrorCode.NO_CHAT_NODE]: 503,
+  [ErrorCode.MAIL_FAILED]: 502,
+  [ErrorCode.INTERNAL]: 500,
+};
+
+/** The HTTP status gate answers with for a code (the body always carries the code itself). */
+export function httpStatusOf(code: ErrorCode): number {
+  return httpStatus[code] ?? 400;
+}

@@ -1,0 +1,55 @@
+import type { FastifyPluginAsync } from "fastify";
+import { AppError, ErrorCode, okOrThrow } from "../../errors.js";
+import { isValidEmail, normalizeEmail } from "../../verify/email.js";
+import type { GateDeps } from "../deps.js";
+import { hashPassword } from "../password.js";
+import { replies, verifyCodeSchema } from "../schemas.js";
+
+interface RegisterBody {
+  user: string;
+  email: string;
+  password: string;
+  code: string;
+}
+
+const registerReplySchema = {
+  type: "object",
+  properties: { error: { type: "integer" }, uid: { type: "string" } },
+  required: ["error", "uid"],
+} as const;
+
+export const registerRoute: FastifyPluginAsync<Pick<GateDeps, "users" | "verify" | "ids" | "config">> = async (
+  app,
+  { users, verify, ids, config },
+) => {
+  const bodySchema = {
+    type: "object",
+    properties: {
+      user: { type: "string", pattern: "^[A-Za-z0-9_]{3,32}$" },
+      email: { type: "string" },
+      password: { type: "string", minLength: config.PASSWORD_MIN_LENGTH },
+      code: verifyCodeSchema,
+    },
+    required: ["user", "email", "password", "code"],
+  };
+
+  app.post<{ Body: RegisterBody }>(
+    "/v1/register",
+    { schema: { body: bodySchema, response: replies(registerReplySchema) } },
+    async (request) => {
+      const { user: name, password, code } = request.body;
+      const email = normalizeEmail(request.body.email);
+      if (!isValidEmail(email)) throw new AppError(ErrorCode.INVALID_ARGUMENT, "bad email");
+
+      // Checked before the code is spent, so a taken name does not cost the user their code.
+      if (await users.byName(name)) throw new AppError(ErrorCode.USER_EXISTS);
+      if (await users.byEmail(email)) throw new AppError(ErrorCode.EMAIL_EXISTS);
+      okOrThrow(await verify.consumeVerifyCode({ email, code }));
+
+      const uid = ids.next();
+      // create() still answers USER_EXISTS / EMAIL_EXISTS if another register won the race.
+      await users.create({ uid, name, email, passwordHash: await hashPassword(password), createdAt: Date.now() });
+      return { error: ErrorCode.OK, uid };
+    },
+  );
+};

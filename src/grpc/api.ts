@@ -1,0 +1,112 @@
+import {
+  Client,
+  type ClientOptions,
+  credentials,
+  status as grpcStatus,
+  type handleUnaryCall,
+  Metadata,
+  Server,
+  ServerCredentials,
+  type ServiceDefinition,
+} from "@grpc/grpc-js";
+import { AppError, codeOf, ErrorCode } from "../errors.js";
+
+/**
+ * The promise API of a generated grpc-js service definition: one async method per rpc.
+ * Services implement it; callers depend on it, whether it is served in-process or over gRPC.
+ */
+export type Api<D> = {
+  [K in keyof D]: D[K] extends {
+    requestDeserialize: (b: Buffer) => infer Req;
+    responseDeserialize: (b: Buffer) => infer Res;
+  }
+    ? (request: Req) => Promise<Res>
+    : never;
+};
+
+type AnyDefinition = ServiceDefinition;
+
+/** Default deadline of one service-to-service call. */
+export const DEFAULT_DEADLINE_MS = 3000;
+
+export interface GrpcClient<D> {
+  api: Api<D>;
+  close(): void;
+}
+
+/**
+ * A client of service `definition` at `address`. A transport failure (peer down, deadline
+ * passed) rejects with AppError(UNAVAILABLE); a reply's own error code is left to the caller.
+ */
+export function grpcClient<D extends AnyDefinition>(
+  definition: D,
+  address: string,
+  deadlineMs = DEFAULT_DEADLINE_MS,
+  options: Partial<ClientOptions> = {},
+): GrpcClient<D> {
+  const client = new Client(address, credentials.createInsecure(), options);
+  const api: Record<string, (req: unknown) => Promise<unknown>> = {};
+  for (const [name, method] of Object.entries(definition)) {
+    api[name] = (request) =>
+      new Promise((resolve, reject) => {
+        client.makeUnaryRequest(
+          method.path,
+          method.requestSerialize,
+          method.responseDeserialize,
+          request,
+          new Metadata(),
+          { deadline: new Date(Date.now() + deadlineMs) },
+          (err, reply) => {
+            if (err) {
+              reject(new AppError(ErrorCode.UNAVAILABLE, `${address}${method.path}: ${err.details || err.message}`));
+            } else resolve(reply);
+          },
+        );
+      });
+  }
+  return { api: api as Api<D>, close: () => client.close() };
+}
+
+/** Serves `impl` for `definition` on `server`: a thrown AppError becomes gRPC status with its code in the details. */
+export function addApi<D extends AnyDefinition>(server: Server, definition: D, impl: Api<D>): void {
+  const handlers: Record<string, handleUnaryCall<unknown, unknown>> = {};
+  for (const name of Object.keys(definition)) {
+    const fn = (impl as Record<string, (req: unknown) => Promise<unknown>>)[name];
+    if (!fn) throw new Error(`no implementation for ${name}`);
+    handlers[name] = (call, callback) => {
+      fn.call(impl, call.request).then(
+        (reply) => callback(null, reply),
+        (err: unknown) =>
+          callback({
+            code: grpcStatus.INTERNAL,
+            details: `${codeOf(err)}: ${err instanceof Error ? err.message : String(err)}`,
+          }),
+      );
+    };
+  }
+  server.addService(definition, handlers);
+}
+
+/** Binds a new gRPC server on `address` (port 0 picks a free one) and answers the bound port. */
+export async function startGrpcServer(
+  address: string,
+  register: (server: Server) => void,
+): Promise<{ server: Server; port: number; close(): Promise<void> }> {
+  const server = new Server({ "grpc.max_receive_message_length": 4 * 1024 * 1024 });
+  register(server);
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(address, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  return {
+    server,
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(() => server.forceShutdown(), 2000);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      }),
+  };
+}

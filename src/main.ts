@@ -1,0 +1,181 @@
+import { startChatNode } from "./chat/server.js";
+import { createAdapters } from "./compose.js";
+import { ConfigError, describeSettings, loadConfig } from "./config/load.js";
+import type { Config } from "./config/settings.js";
+import { startGate } from "./gate/server.js";
+import type { ChatNodeInfo } from "./gen/shardchat/v1/status.js";
+import { StatusServiceService } from "./gen/shardchat/v1/status.js";
+import { VerifyServiceService } from "./gen/shardchat/v1/verify.js";
+import { grpcClient } from "./grpc/api.js";
+import { leaseSnowflake } from "./ids/lease-snowflake.js";
+import { createLogger } from "./log/logger.js";
+import { startStatus } from "./status/server.js";
+import { startVerify } from "./verify/server.js";
+
+const usage = `shardchat: gate, verify, status and chat nodes in one process.
+
+  npm start                 start everything (settings from the environment)
+  npm start -- --help       this text
+
+With no settings it needs nothing else: users and messages go to a SQLite file in DATA_DIR
+(./data), routing state stays in this process, verify codes are written to the log.
+STORAGE_BACKEND=mysql ROUTING_BACKEND=redis runs the same on MySQL (MYSQL_URL) and Redis
+(REDIS_URL), where each service can also run as its own process:
+node --import tsx src/<gate|verify|status|chat>/main.ts
+
+Settings (environment variables):
+${describeSettings()}`;
+
+if (process.argv.includes("--help") || process.argv.includes("-h")) {
+  console.log(usage);
+  process.exit(0);
+}
+
+let config: Config;
+try {
+  config = loadConfig();
+} catch (err) {
+  if (!(err instanceof ConfigError)) throw err;
+  console.error(`${err.message}\n(see npm start -- --help)`);
+  process.exit(2);
+}
+
+const log = createLogger("stack", config.LOG_LEVEL);
+const closers: (() => Promise<void> | void)[] = [];
+
+/** host:port with the port actually bound (the configured one may be 0). */
+function boundAddr(addr: string, port: number): string {
+  return `${addr.slice(0, addr.lastIndexOf(":"))}:${port}`;
+}
+
+/** Node i's port: the configured one plus i, unless it is 0 (any free port). */
+function nthPort(port: number, i: number): number {
+  return port === 0 ? 0 : port + i;
+}
+
+async function start(): Promise<void> {
+  const adapters = await createAdapters(config, log);
+  closers.push(() => adapters.close());
+
+  const status = await startStatus({
+    config,
+    log: log.child({ service: "status" }),
+    registry: adapters.nodes,
+    tokens: adapters.tokens,
+  });
+  closers.push(() => status.close());
+  const verify = await startVerify({
+    config,
+    log: log.child({ service: "verify" }),
+    codes: adapters.codes,
+    limiter: adapters.limiter,
+    mailer: adapters.mailer,
+  });
+  closers.push(() => verify.close());
+
+  // In-memory routing exists only in this process, so nothing is gained by a gRPC hop to
+  // ourselves; on Redis the services talk over gRPC as they do when run apart.
+  const inProcess = config.ROUTING_BACKEND === "memory";
+  let statusApi = status.api;
+  let verifyApi = verify.api;
+  if (!inProcess) {
+    const statusClient = grpcClient(StatusServiceService, boundAddr(config.STATUS_ADDR, status.port));
+    const verifyClient = grpcClient(VerifyServiceService, boundAddr(config.VERIFY_ADDR, verify.port));
+    closers.push(
+      () => statusClient.close(),
+      () => verifyClient.close(),
+    );
+    statusApi = statusClient.api;
+    verifyApi = verifyClient.api;
+  }
+
+  const nodeCount = config.STACK_CHAT_NODES || (inProcess ? 1 : 2);
+  const nodes: ChatNodeInfo[] = [];
+  for (let i = 0; i < nodeCount; i++) {
+    const nodeConfig: Config = {
+      ...config,
+      CHAT_NODE_ID: nodeCount === 1 ? config.CHAT_NODE_ID : `chat-${i + 1}`,
+      CHAT_TCP_PORT: nthPort(config.CHAT_TCP_PORT, i),
+      CHAT_WS_PORT: nthPort(config.CHAT_WS_PORT, i),
+      CHAT_GRPC_PORT: nthPort(config.CHAT_GRPC_PORT, i),
+    };
+    const nodeLog = log.child({ service: "chat", node: nodeConfig.CHAT_NODE_ID });
+    const lease = await leaseSnowflake({
+      leases: adapters.workerLeases,
+      config: nodeConfig,
+      log: nodeLog,
+      owner: nodeConfig.CHAT_NODE_ID,
+    });
+    closers.push(() => lease.release());
+    const node = await startChatNode({
+      config: nodeConfig,
+      log: nodeLog,
+      messages: adapters.messages,
+      users: adapters.users,
+      routes: adapters.routes,
+      status: statusApi,
+      ids: lease.ids,
+    });
+    closers.push(() => node.close());
+    nodes.push(node.info);
+  }
+
+  const gateLease = await leaseSnowflake({ leases: adapters.workerLeases, config, log, owner: "gate" });
+  closers.push(() => gateLease.release());
+  const gate = await startGate({
+    config,
+    log: log.child({ service: "gate" }),
+    users: adapters.users,
+    verify: verifyApi,
+    status: statusApi,
+    ids: gateLease.ids,
+  });
+  closers.push(() => gate.close());
+
+  const gateUrl = `http://${config.GATE_HOST}:${gate.port}`;
+  const cli = gateUrl === "http://127.0.0.1:8080" ? "npm run cli --" : `npm run cli -- --gate ${gateUrl}`;
+  const routing = inProcess
+    ? "in this process (ROUTING_BACKEND=memory)"
+    : `${config.REDIS_CLUSTER_NODES || config.REDIS_URL} (prefix ${config.REDIS_KEY_PREFIX})`;
+  console.log(
+    [
+      "",
+      "shardchat is running",
+      `  gate (HTTP)      ${gateUrl}`,
+      ...nodes.map((n) => `  ${n.nodeId.padEnd(16)} tcp ${n.host}:${n.tcpPort}  ws ${n.wsUrl}  grpc ${n.grpcAddr}`),
+      `  status (gRPC)    ${boundAddr(config.STATUS_ADDR, status.port)}`,
+      `  verify (gRPC)    ${boundAddr(config.VERIFY_ADDR, verify.port)}`,
+      `  mail             ${config.SMTP_URL ? config.SMTP_URL.replace(/\/\/[^@/]*@/, "//") : "verify codes are written to this log"}`,
+      `  data             ${adapters.storageLocation} (STORAGE_BACKEND=${config.STORAGE_BACKEND})`,
+      `  routing          ${routing}`,
+      "",
+      "First user, with the terminal client (in another terminal):",
+      `  ${cli} code you@example.com`,
+      `  ${cli} register you you@example.com 'a-long-password' <code>`,
+      `  ${cli} chat you 'a-long-password'`,
+      "",
+      "Every setting: npm start -- --help",
+      "",
+    ].join("\n"),
+  );
+}
+
+let stopping: Promise<void> | undefined;
+function stop(exitCode: number): Promise<void> {
+  stopping ??= (async () => {
+    for (const close of closers.reverse()) {
+      await Promise.resolve()
+        .then(close)
+        .catch((err: unknown) => log.warn({ err }, "stopping: a close failed"));
+    }
+    process.exit(exitCode);
+  })();
+  return stopping;
+}
+process.once("SIGINT", () => void stop(0));
+process.once("SIGTERM", () => void stop(0));
+
+start().catch((err: unknown) => {
+  log.fatal({ err }, "start failed");
+  void stop(1);
+});

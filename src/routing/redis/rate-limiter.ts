@@ -1,0 +1,39 @@
+import type { Cluster, Redis } from "ioredis";
+import type { RateLimiter } from "../ports.js";
+
+/**
+ * One round trip that counts the hit and starts the window on the first one; the PTTL check
+ * repairs a key left without expiry (so a counter can never stick forever).
+ */
+const HIT_SCRIPT = `
+local count = redis.call("INCR", KEYS[1])
+local ttl = redis.call("PTTL", KEYS[1])
+if count == 1 or ttl < 0 then
+  redis.call("PEXPIRE", KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {count, ttl}
+`;
+
+/** Fixed-window counters in Redis. */
+export class RedisRateLimiter implements RateLimiter {
+  constructor(
+    private readonly redis: Redis | Cluster,
+    private readonly keyPrefix: string,
+  ) {}
+
+  async hit(
+    key: string,
+    limit: number,
+    windowSeconds: number,
+  ): Promise<{ allowed: boolean; retryAfterSeconds: number }> {
+    const [count, ttlMs] = (await this.redis.eval(
+      HIT_SCRIPT,
+      1,
+      `${this.keyPrefix}rl:${key}`,
+      String(windowSeconds * 1000),
+    )) as [number, number];
+    const allowed = count <= limit;
+    return { allowed, retryAfterSeconds: allowed ? 0 : Math.max(1, Math.ceil(ttlMs / 1000)) };
+  }
+}

@@ -1,0 +1,108 @@
+import type { Cluster, Redis } from "ioredis";
+import type { Uid } from "../../storage/ports.js";
+import type { SessionRoute, SessionRoutes } from "../ports.js";
+
+/** Deletes the route only while it still names this session (a newer login keeps its own). */
+const UNBIND_IF_SESSION = `
+local current = redis.call('GET', KEYS[1])
+if not current then return 0 end
+local ok, route = pcall(cjson.decode, current)
+if ok and type(route) == 'table' and route.sessionId == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0`;
+
+/**
+ * Renews this session's route; rewrites it if it vanished (expired during a stall, Redis
+ * failover). Answers 0 when another session owns the uid: this one was replaced.
+ */
+const REFRESH_IF_SESSION = `
+local current = redis.call('GET', KEYS[1])
+if current then
+  local ok, route = pcall(cjson.decode, current)
+  if not (ok and type(route) == 'table' and route.sessionId == ARGV[2]) then return 0 end
+end
+if tonumber(ARGV[3]) > 0 then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+else
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+return 1`;
+
+/**
+ * uid → {nodeId, sessionId} in Redis, one key per uid, so it spreads over a Redis Cluster.
+ * With ttlSeconds > 0 every route expires unless its node refreshes it, so the routes of a
+ * node that died without unbinding disappear by themselves instead of pointing at it forever.
+ */
+export class RedisSessionRoutes implements SessionRoutes {
+  constructor(
+    private readonly redis: Redis | Cluster,
+    private readonly keyPrefix: string,
+    private readonly ttlSeconds = 0,
+  ) {}
+
+  async bind(uid: Uid, route: SessionRoute): Promise<SessionRoute | null> {
+    const value = encodeRoute(route);
+    // SET ... GET swaps in one step: two logins racing each see the route they replaced.
+    const previous =
+      this.ttlSeconds > 0
+        ? await this.redis.set(this.key(uid), value, "EX", this.ttlSeconds, "GET")
+        : await this.redis.set(this.key(uid), value, "GET");
+    return decodeRoute(previous);
+  }
+
+  async unbind(uid: Uid, sessionId: string): Promise<void> {
+    await this.redis.eval(UNBIND_IF_SESSION, 1, this.key(uid), sessionId);
+  }
+
+  /**
+   * Keeps a live session's route from expiring (call it on each client heartbeat). Answers
+   * false when another session has taken the uid: this session should be closed.
+   */
+  async refresh(uid: Uid, route: SessionRoute): Promise<boolean> {
+    const kept = await this.redis.eval(
+      REFRESH_IF_SESSION,
+      1,
+      this.key(uid),
+      encodeRoute(route),
+      route.sessionId,
+      String(this.ttlSeconds),
+    );
+    return kept === 1;
+  }
+
+  async lookup(uids: Uid[]): Promise<Map<Uid, SessionRoute>> {
+    const unique = [...new Set(uids)];
+    // Single-key GETs sent together, not MGET: on a Redis Cluster the keys live in different
+    // slots, which a multi-key command (or an ioredis pipeline) refuses.
+    const values = await Promise.all(unique.map((uid) => this.redis.get(this.key(uid))));
+    const routes = new Map<Uid, SessionRoute>();
+    unique.forEach((uid, i) => {
+      const route = decodeRoute(values[i]);
+      if (route) routes.set(uid, route);
+    });
+    return routes;
+  }
+
+  private key(uid: Uid): string {
+    return `${this.keyPrefix}route:${uid}`;
+  }
+}
+
+function encodeRoute(route: SessionRoute): string {
+  return JSON.stringify({ nodeId: route.nodeId, sessionId: route.sessionId });
+}
+
+/** A value that is not a route (foreign or corrupt) counts as no route. */
+function decodeRoute(value: string | null | undefined): SessionRoute | null {
+  if (!value) return null;
+  try {
+    const parsed: unknown = JSON.parse(value);
+    if (typeof parsed !== "object" || parsed === null) return null;
+    const { nodeId, sessionId } = parsed as Record<string, unknown>;
+    if (typeof nodeId !== "string" || typeof sessionId !== "string") return null;
+    return { nodeId, sessionId };
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,42 @@
+import { AppError, ErrorCode } from "../errors.js";
+import type { NodeAddress } from "../gen/shardchat/v1/client.js";
+import { ChatClient, type ChatClientOptions } from "./chat-client.js";
+import type { LoginAnswer } from "./gate-client.js";
+import type { Endpoint } from "./wire.js";
+
+export type Transport = "tcp" | "ws" | "ws-json";
+
+/** Redirects (WRONG_NODE) followed before giving up: the ring may move while we connect. */
+const MAX_REDIRECTS = 3;
+
+function endpointOf(address: { host: string; tcpPort: number; wsUrl: string }, transport: Transport): Endpoint {
+  if (transport === "tcp") return { transport: "tcp", host: address.host, port: address.tcpPort };
+  return { transport: "ws", url: address.wsUrl, format: transport === "ws-json" ? "json" : "binary" };
+}
+
+/**
+ * Connects to the chat node gate named at login and logs in, following WRONG_NODE
+ * redirects to the node that owns the user now.
+ */
+export async function openChat(
+  login: LoginAnswer,
+  transport: Transport = "tcp",
+  options: ChatClientOptions = {},
+): Promise<ChatClient> {
+  let address = { host: login.host, tcpPort: login.port, wsUrl: login.wsUrl };
+  for (let attempt = 0; ; attempt++) {
+    const client = await ChatClient.connect(endpointOf(address, transport), options);
+    try {
+      await client.login(login.uid, login.token);
+      return client;
+    } catch (err) {
+      await client.close();
+      const redirect = (err as { redirect?: NodeAddress }).redirect;
+      if (err instanceof AppError && err.code === ErrorCode.WRONG_NODE && redirect && attempt < MAX_REDIRECTS) {
+        address = { host: redirect.host, tcpPort: redirect.tcpPort, wsUrl: redirect.wsUrl };
+        continue;
+      }
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,180 @@
+import { createHash, timingSafeEqual } from "node:crypto";
+import { nanoid } from "nanoid";
+import { ChatRing } from "../../sharding/ring.js";
+import type { Config } from "../config/settings.js";
+import { ErrorCode } from "../errors.js";
+import type { ChatNodeInfo, StatusServiceService } from "../gen/shardchat/v1/status.js";
+import type { Api } from "../grpc/api.js";
+import type { Logger } from "../log/logger.js";
+import type { NodeRegistry, TokenStore } from "../routing/ports.js";
+
+export type StatusApi = Api<typeof StatusServiceService>;
+
+export interface StatusDeps {
+  registry: NodeRegistry;
+  tokens: TokenStore;
+  config: Pick<Config, "NODE_TTL_MS" | "NODE_HEARTBEAT_INTERVAL_MS" | "RING_VNODES" | "TOKEN_TTL_SECONDS">;
+  log: Logger;
+  /** How stale the in-memory ring may get before it is rebuilt from the registry. */
+  ringMaxAgeMs?: number;
+}
+
+/** Another status process may have changed membership; this bounds how long we miss it. */
+export const DEFAULT_RING_MAX_AGE_MS = 500;
+
+const TOKEN_LENGTH = 32;
+const NODE_ID = /^[A-Za-z0-9_.-]{1,64}$/;
+const MAX_UID = (1n << 64n) - 1n;
+
+/** A uid as the wire carries it: a canonical decimal uint64, never 0. */
+export function isValidUid(uid: string): boolean {
+  return /^[1-9][0-9]{0,19}$/.test(uid) && BigInt(uid) <= MAX_UID;
+}
+
+function invalidNode(node: ChatNodeInfo | undefined): string | null {
+  if (!node) return "node missing";
+  if (!NODE_ID.test(node.nodeId)) return "nodeId must be 1-64 of A-Z a-z 0-9 _ . -";
+  if (!node.host || node.host.length > 255 || /\s/.test(node.host)) return "host missing or malformed";
+  if (!Number.isInteger(node.tcpPort) || node.tcpPort < 1 || node.tcpPort > 65535) return "tcpPort out of range";
+  if (!/^[^\s:]+:\d{1,5}$/.test(node.grpcAddr) && !/^\[[0-9A-Fa-f:.]+\]:\d{1,5}$/.test(node.grpcAddr)) {
+    return "grpcAddr must be host:port";
+  }
+  return null;
+}
+
+function sameToken(a: string, b: string): boolean {
+  // Hashing first gives equal lengths, so the comparison leaks neither content nor length.
+  const ha = createHash("sha256").update(a).digest();
+  const hb = createHash("sha256").update(b).digest();
+  return timingSafeEqual(ha, hb);
+}
+
+interface RingView {
+  builtAt: number;
+  ring: ChatRing;
+  nodes: Map<string, ChatNodeInfo>;
+}
+
+/**
+ * The status service: chat-node membership, user → node assignment on a consistent-hash ring,
+ * login tokens. All state lives in the registry and token store (Redis), so any number of status
+ * processes can serve at once; each keeps only a short-lived cache of the ring.
+ */
+export function createStatusService(deps: StatusDeps): StatusApi {
+  const { registry, tokens, config, log } = deps;
+  const ringMaxAgeMs = deps.ringMaxAgeMs ?? DEFAULT_RING_MAX_AGE_MS;
+  let view: RingView | null = null;
+  let refreshing: Promise<RingView> | null = null;
+  let generation = 0;
+  let lastRing: { membership: string; ring: ChatRing } | null = null;
+
+  async function rebuild(): Promise<RingView> {
+    const live = await registry.live();
+    const nodes = new Map(live.map((n) => [n.nodeId, n]));
+    const membership = live
+      .map((n) => `${n.nodeId}:${n.weight || 1}`)
+      .sort()
+      .join(",");
+    // Heartbeats change only connection counts; the ring is rebuilt only when members or weights change.
+    if (lastRing?.membership !== membership) {
+      const members = live.map((n) => ({ nodeId: n.nodeId, weight: n.weight || 1 }));
+      lastRing = { membership, ring: new ChatRing(members, config.RING_VNODES) };
+    }
+    return { builtAt: Date.now(), ring: lastRing.ring, nodes };
+  }
+
+  function currentView(): Promise<RingView> {
+    if (view && Date.now() - view.builtAt < ringMaxAgeMs) return Promise.resolve(view);
+    // Concurrent lookups share one registry read.
+    if (refreshing) return refreshing;
+    const startedAt = generation;
+    const read: Promise<RingView> = rebuild().then(
+      (v) => {
+        if (startedAt === generation) view = v;
+        if (refreshing === read) refreshing = null;
+        return v;
+      },
+      (err: unknown) => {
+        if (refreshing === read) refreshing = null;
+        throw err;
+      },
+    );
+    refreshing = read;
+    return read;
+  }
+
+  function invalidate(): void {
+    // A registry read that started before this change must be neither trusted nor joined.
+    generation++;
+    view = null;
+    refreshing = null;
+  }
+
+  return {
+    async registerNode({ node }) {
+      const problem = invalidNode(node);
+      if (problem || !node) {
+        log.warn({ nodeId: node?.nodeId, problem }, "registerNode rejected");
+        return { error: ErrorCode.INVALID_ARGUMENT, heartbeatIntervalMs: 0, nodeTtlMs: 0 };
+      }
+      const info: ChatNodeInfo = { ...node, weight: node.weight || 1 };
+      await registry.upsert(info, config.NODE_TTL_MS);
+      invalidate();
+      log.info({ node: info }, "chat node registered");
+      return {
+        error: ErrorCode.OK,
+        heartbeatIntervalMs: config.NODE_HEARTBEAT_INTERVAL_MS,
+        nodeTtlMs: config.NODE_TTL_MS,
+      };
+    },
+
+    async heartbeat({ nodeId, connections }) {
+      if (!NODE_ID.test(nodeId)) return { error: ErrorCode.INVALID_ARGUMENT };
+      const known = (await registry.live()).find((n) => n.nodeId === nodeId);
+      // Expired or never registered: the node must register again (it may have changed address).
+      if (!known) return { error: ErrorCode.NOT_FOUND };
+      await registry.upsert({ ...known, connections: Math.max(0, Math.trunc(connections) || 0) }, config.NODE_TTL_MS);
+      return { error: ErrorCode.OK };
+    },
+
+    async leaveNode({ nodeId }) {
+      if (!NODE_ID.test(nodeId)) return { error: ErrorCode.INVALID_ARGUMENT };
+      await registry.remove(nodeId);
+      invalidate();
+      log.info({ nodeId }, "chat node left");
+      return { error: ErrorCode.OK };
+    },
+
+    async listNodes() {
+      const nodes = await registry.live();
+      nodes.sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0));
+      return { nodes };
+    },
+
+    async getChatNode({ uid }) {
+      if (!isValidUid(uid)) return { error: ErrorCode.INVALID_ARGUMENT, node: undefined };
+      const { ring, nodes } = await currentView();
+      const owner = ring.ownerOf(uid);
+      const node = owner === undefined ? undefined : nodes.get(owner);
+      if (!node) return { error: ErrorCode.NO_CHAT_NODE, node: undefined };
+      return { error: ErrorCode.OK, node };
+    },
+
+    async issueToken({ uid }) {
+      if (!isValidUid(uid)) return { error: ErrorCode.INVALID_ARGUMENT, token: "", expiresAtMs: "0" };
+      const token = nanoid(TOKEN_LENGTH);
+      const expiresAtMs = Date.now() + config.TOKEN_TTL_SECONDS * 1000;
+      await tokens.put(uid, { token, expiresAtMs });
+      return { error: ErrorCode.OK, token, expiresAtMs: String(expiresAtMs) };
+    },
+
+    async checkToken({ uid, token }) {
+      if (!isValidUid(uid)) return { error: ErrorCode.INVALID_ARGUMENT };
+      if (!token) return { error: ErrorCode.TOKEN_INVALID };
+      const stored = await tokens.get(uid);
+      if (!stored || !sameToken(stored.token, token)) return { error: ErrorCode.TOKEN_INVALID };
+      if (Date.now() >= stored.expiresAtMs) return { error: ErrorCode.TOKEN_EXPIRED };
+      return { error: ErrorCode.OK };
+    },
+  };
+}

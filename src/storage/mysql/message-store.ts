@@ -1,0 +1,351 @@
+import type { PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
+import { AppError, ErrorCode } from "../../errors.js";
+import type { ChatMessage } from "../../gen/shardchat/v1/client.js";
+import type { HistoryQuery, MessageStore, NewMessage, Uid } from "../ports.js";
+import type { Pool } from "./pool.js";
+
+/** conversations.kind of a 1:1 conversation. */
+const DIRECT_CONVERSATION = 1;
+/** Column widths of sql/001_core.sql: longer values must be refused, not truncated. */
+const MAX_CONV_ID_CHARS = 64;
+const MAX_CLIENT_MSG_ID_CHARS = 64;
+const DECIMAL_UID = /^\d{1,20}$/;
+
+const MESSAGE_COLUMNS = "conv_id, seq, msg_id, sender, recipient, client_msg_id, kind, body, sent_at";
+
+export interface MysqlMessageStoreOptions {
+  /** config.MYSQL_DEADLOCK_RETRIES. */
+  deadlockRetries?: number;
+}
+
+/**
+ * Messages of the conversations on one MySQL shard. Every answer of `append` comes after
+ * COMMIT, so an acked message is durable; a failed COMMIT answers STORAGE_UNAVAILABLE and the
+ * client's resend (same clientMsgId) is then deduplicated.
+ */
+export class MysqlMessageStore implements MessageStore {
+  private readonly deadlockRetries: number;
+
+  constructor(
+    private readonly pool: Pool,
+    options: MysqlMessageStoreOptions = {},
+  ) {
+    this.deadlockRetries = options.deadlockRetries ?? 5;
+  }
+
+  async append(m: NewMessage): Promise<{ message: ChatMessage; duplicate: boolean }> {
+    validateNewMessage(m);
+    return storageCall(async () => {
+      const stored = await this.byClientMsgId(m);
+      if (stored) return { message: stored, duplicate: true };
+      try {
+        const message = await this.retryingDeadlocks(() => this.transaction((conn) => this.insert(conn, m)));
+        return { message, duplicate: false };
+      } catch (err) {
+        if (mysqlCode(err) !== "ER_DUP_ENTRY") throw err;
+        // Two resends raced past the check above: uk_messages_client let one of them in.
+        const winner = await this.byClientMsgId(m);
+        if (winner) return { message: winner, duplicate: true };
+        throw new AppError(ErrorCode.INTERNAL, `msg_id ${m.msgId} is already used by another message`);
+      }
+    });
+  }
+
+  async pending(uid: Uid, limit: number): Promise<{ messages: ChatMessage[]; more: boolean }> {
+    if (!DECIMAL_UID.test(uid)) return { messages: [], more: false };
+    return storageCall(async () => {
+      // Walks the user's memberships (idx_members_uid) and compares cursors with last_seq, so
+      // only conversations with something pending are read, each by a PK range.
+      const [convs] = await this.pool.query<RowDataPacket[]>(
+        `SELECT cm.conv_id, cm.delivered_seq, c.last_seq
+           FROM conversation_members cm FORCE INDEX (idx_members_uid)
+           JOIN conversations c ON c.conv_id = cm.conv_id
+          WHERE cm.uid = ? AND c.last_seq > cm.delivered_seq
+          ORDER BY cm.conv_id`,
+        [uid],
+      );
+      let remaining = Math.max(0, Math.floor(limit));
+      let total = 0;
+      const parts: string[] = [];
+      const params: unknown[] = [];
+      for (const conv of convs) {
+        const waiting = Number(conv.last_seq) - Number(conv.delivered_seq);
+        total += waiting;
+        if (remaining === 0) continue;
+        const take = Math.min(waiting, remaining);
+        remaining -= take;
+        parts.push(`(SELECT ${MESSAGE_COLUMNS} FROM messages WHERE conv_id = ? AND seq > ? ORDER BY seq LIMIT ?)`);
+        params.push(conv.conv_id, Number(conv.delivered_seq), take);
+      }
+      if (parts.length === 0) return { messages: [], more: total > 0 };
+      const [rows] = await this.pool.query<RowDataPacket[]>(parts.join(" UNION ALL "), params);
+      const convOrder = new Map(convs.map((c, i) => [c.conv_id as string, i]));
+      const messages = rows
+        .map(toChatMessage)
+        .sort((a, b) => (convOrder.get(a.convId) ?? 0) - (convOrder.get(b.convId) ?? 0) || a.seq - b.seq);
+      return { messages, more: total > messages.length };
+    });
+  }
+
+  async ack(uid: Uid, cursors: { convId: string; seq: number }[]): Promise<void> {
+    if (!DECIMAL_UID.test(uid)) return;
+    const wanted = new Map<string, number>();
+    for (const { convId, seq } of cursors) {
+      if (typeof convId !== "string" || !Number.isInteger(seq) || seq <= 0) continue;
+      wanted.set(convId, Math.max(wanted.get(convId) ?? 0, seq));
+    }
+    if (wanted.size === 0) return;
+    await storageCall(async () => {
+      // A plain (non-locking) read of last_seq: ack then never waits on, or deadlocks with, an
+      // append holding the conversation row. last_seq only grows, so clamping to an older
+      // value is still safe.
+      const [rows] = await this.pool.query<RowDataPacket[]>(
+        `SELECT cm.conv_id, cm.delivered_seq, c.last_seq
+           FROM conversation_members cm
+           JOIN conversations c ON c.conv_id = cm.conv_id
+          WHERE cm.uid = ? AND cm.conv_id IN (?)`,
+        [uid, [...wanted.keys()]],
+      );
+      const advances: [string, number][] = [];
+      for (const row of rows) {
+        const target = Math.min(wanted.get(row.conv_id) ?? 0, Number(row.last_seq));
+        if (target > Number(row.delivered_seq)) advances.push([row.conv_id, target]);
+      }
+      if (advances.length === 0) return;
+      const cases = advances.map(() => "WHEN ? THEN ?").join(" ");
+      await this.retryingDeadlocks(() =>
+        this.pool.query(
+          `UPDATE conversation_members
+              SET delivered_seq = GREATEST(delivered_seq, CASE conv_id ${cases} ELSE 0 END)
+            WHERE uid = ? AND conv_id IN (?)`,
+          [...advances.flat(), uid, advances.map(([convId]) => convId)],
+        ),
+      );
+    });
+  }
+
+  async history(uid: Uid, convId: string, query: HistoryQuery): Promise<ChatMessage[]> {
+    if (!DECIMAL_UID.test(uid)) throw new AppError(ErrorCode.NOT_PARTICIPANT);
+    return storageCall(async () => {
+      const [member] = await this.pool.query<RowDataPacket[]>(
+        "SELECT 1 FROM conversation_members WHERE conv_id = ? AND uid = ?",
+        [convId, uid],
+      );
+      if (member.length === 0) throw new AppError(ErrorCode.NOT_PARTICIPANT);
+      const limit = Math.floor(query.limit);
+      if (!(limit > 0)) return [];
+      const afterSeq = Math.floor(query.afterSeq) || 0;
+      const beforeSeq = Math.floor(query.beforeSeq) || 0;
+      if (afterSeq > 0) {
+        const [rows] = await this.pool.query<RowDataPacket[]>(
+          `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE conv_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
+          [convId, afterSeq, limit],
+        );
+        return rows.map(toChatMessage);
+      }
+      const [rows] =
+        beforeSeq > 0
+          ? await this.pool.query<RowDataPacket[]>(
+              `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE conv_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`,
+              [convId, beforeSeq, limit],
+            )
+          : await this.pool.query<RowDataPacket[]>(
+              `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE conv_id = ? ORDER BY seq DESC LIMIT ?`,
+              [convId, limit],
+            );
+      return rows.map(toChatMessage).reverse();
+    });
+  }
+
+  private async insert(conn: PoolConnection, m: NewMessage): Promise<ChatMessage> {
+    const now = Date.now();
+    // An upsert rather than INSERT IGNORE + UPDATE: INSERT IGNORE takes a shared lock on the
+    // existing row, and two appends upgrading shared locks to exclusive deadlock each other
+    // on every busy conversation. The exclusive row lock held from here to COMMIT serializes
+    // appends per conversation, which is what makes seqs gapless.
+    await conn.query(
+      `INSERT INTO conversations (conv_id, kind, last_seq, created_at) VALUES (?, ?, 1, ?)
+       ON DUPLICATE KEY UPDATE last_seq = last_seq + 1`,
+      [m.convId, DIRECT_CONVERSATION, now],
+    );
+    const [seqRows] = await conn.query<RowDataPacket[]>("SELECT last_seq FROM conversations WHERE conv_id = ?", [
+      m.convId,
+    ]);
+    const seq = Number(seqRows[0]?.last_seq);
+    // Member rows in uid order (the PK order) so concurrent writers lock them in one order.
+    // The sender's delivered cursor moves past its own message only when it already had
+    // everything before it: a jump would skip an incoming message it has not acked yet.
+    const members = memberUids(m).map((uid) => {
+      const own = uid === m.sender ? seq : 0;
+      return [m.convId, uid, own, own, now];
+    });
+    await conn.query(
+      `INSERT INTO conversation_members (conv_id, uid, delivered_seq, read_seq, joined_at) VALUES ?
+       ON DUPLICATE KEY UPDATE delivered_seq = IF(VALUES(delivered_seq) > 0 AND delivered_seq = VALUES(delivered_seq) - 1,
+                                                  VALUES(delivered_seq), delivered_seq),
+                               read_seq = GREATEST(read_seq, VALUES(read_seq))`,
+      [members],
+    );
+    await conn.query<ResultSetHeader>(`INSERT INTO messages (${MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, [
+      m.convId,
+      seq,
+      m.msgId,
+      m.sender,
+      m.recipient || "0",
+      m.clientMsgId,
+      m.kind,
+      m.text,
+      m.sentAtMs,
+    ]);
+    return {
+      convId: m.convId,
+      msgId: m.msgId,
+      seq,
+      sender: m.sender,
+      recipient: m.recipient || "0",
+      clientMsgId: m.clientMsgId,
+      kind: m.kind,
+      text: m.text,
+      sentAtMs: String(m.sentAtMs),
+    };
+  }
+
+  private async byClientMsgId(m: NewMessage): Promise<ChatMessage | null> {
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE conv_id = ? AND sender = ? AND client_msg_id = ?`,
+      [m.convId, m.sender, m.clientMsgId],
+    );
+    return rows[0] ? toChatMessage(rows[0]) : null;
+  }
+
+  /** Runs work in one transaction on one connection; a connection that failed is not reused. */
+  private async transaction<T>(work: (conn: PoolConnection) => Promise<T>): Promise<T> {
+    const conn = await this.pool.getConnection();
+    let reusable = true;
+    try {
+      await conn.beginTransaction();
+      const result = await work(conn);
+      await conn.commit();
+      return result;
+    } catch (err) {
+      try {
+        await conn.rollback();
+      } catch {
+        reusable = false;
+      }
+      throw err;
+    } finally {
+      if (reusable) conn.release();
+      else conn.destroy();
+    }
+  }
+
+  /** InnoDB rolls back a deadlock victim whole, so running it again is safe. */
+  private async retryingDeadlocks<T>(work: () => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await work();
+      } catch (err) {
+        if (mysqlCode(err) !== "ER_LOCK_DEADLOCK" || attempt >= this.deadlockRetries) throw err;
+        await sleep(Math.random() * 5 * (attempt + 1));
+      }
+    }
+  }
+}
+
+function validateNewMessage(m: NewMessage): void {
+  const bad = (why: string) => new AppError(ErrorCode.INVALID_ARGUMENT, why);
+  if (!m.convId || m.convId.length > MAX_CONV_ID_CHARS) throw bad("bad conversation id");
+  // VARCHAR counts code points, not UTF-16 units.
+  const clientMsgIdChars = [...m.clientMsgId].length;
+  if (clientMsgIdChars < 1 || clientMsgIdChars > MAX_CLIENT_MSG_ID_CHARS) {
+    throw bad(`clientMsgId must be 1..${MAX_CLIENT_MSG_ID_CHARS} characters`);
+  }
+  for (const id of [m.msgId, m.sender, ...m.members]) {
+    if (!DECIMAL_UID.test(id)) throw bad(`"${id}" is not a decimal id`);
+  }
+  if (m.recipient && !DECIMAL_UID.test(m.recipient)) throw bad(`"${m.recipient}" is not a decimal id`);
+  if (!Number.isSafeInteger(m.sentAtMs)) throw bad("sentAtMs must be an integer");
+}
+
+/** Members and sender, each once, in numeric order. */
+function memberUids(m: NewMessage): Uid[] {
+  const unique = [...new Set([...m.members, m.sender].map((uid) => BigInt(uid)))];
+  return unique.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).map(String);
+}
+
+function toChatMessage(row: RowDataPacket): ChatMessage {
+  return {
+    convId: row.conv_id,
+    msgId: String(row.msg_id),
+    seq: Number(row.seq),
+    sender: String(row.sender),
+    recipient: String(row.recipient),
+    clientMsgId: row.client_msg_id,
+    kind: Number(row.kind),
+    text: row.body,
+    sentAtMs: String(row.sent_at),
+  };
+}
+
+function mysqlCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? code : undefined;
+}
+
+/** The database is unreachable, overloaded, shutting down, or not ready (no schema). */
+const UNAVAILABLE_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EPIPE",
+  "ENOTFOUND",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EAI_AGAIN",
+  "PROTOCOL_CONNECTION_LOST",
+  "PROTOCOL_SEQUENCE_TIMEOUT",
+  "ER_CON_COUNT_ERROR",
+  "ER_TOO_MANY_USER_CONNECTIONS",
+  "ER_LOCK_WAIT_TIMEOUT",
+  "ER_LOCK_DEADLOCK",
+  "ER_SERVER_SHUTDOWN",
+  "ER_QUERY_INTERRUPTED",
+  "ER_OPTION_PREVENTS_STATEMENT",
+  "ER_READ_ONLY_MODE",
+  "ER_ACCESS_DENIED_ERROR",
+  "ER_DBACCESS_DENIED_ERROR",
+  "ER_BAD_DB_ERROR",
+  "ER_NO_SUCH_TABLE",
+  "ER_OUT_OF_RESOURCES",
+  "ER_OUTOFMEMORY",
+]);
+
+/** Values the column types refuse (strict mode): the caller's input, not the database. */
+const INVALID_VALUE_CODES = new Set([
+  "ER_DATA_TOO_LONG",
+  "ER_TRUNCATED_WRONG_VALUE",
+  "ER_TRUNCATED_WRONG_VALUE_FOR_FIELD",
+  "ER_WARN_DATA_OUT_OF_RANGE",
+]);
+
+/** Turns driver failures into the error table; unknown ones (bugs) stay as they are. */
+async function storageCall<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    if (err instanceof AppError) throw err;
+    const code = mysqlCode(err);
+    const message = (err as Error)?.message ?? String(err);
+    const fatal = (err as { fatal?: unknown } | null)?.fatal === true;
+    if (fatal || (code && UNAVAILABLE_CODES.has(code)) || message === "Pool is closed.") {
+      throw new AppError(ErrorCode.STORAGE_UNAVAILABLE, `message store: ${code ?? ""} ${message}`.trim());
+    }
+    if (code && INVALID_VALUE_CODES.has(code)) throw new AppError(ErrorCode.INVALID_ARGUMENT, message);
+    throw err;
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

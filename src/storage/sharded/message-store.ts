@@ -1,0 +1,139 @@
+import type { RowDataPacket } from "mysql2/promise";
+import type { ChatMessage } from "../../gen/shardchat/v1/client.js";
+import type { Logger } from "../../log/logger.js";
+import { MysqlMessageStore } from "../mysql/message-store.js";
+import type { HistoryQuery, MessageStore, NewMessage, Uid } from "../ports.js";
+import { STORAGE, shardCall } from "./errors.js";
+import type { Shards } from "./shards.js";
+
+const DECIMAL_UID = /^\d{1,20}$/;
+/** user_conversations.conv_id's width (sql/002_sharding.sql). */
+const MAX_CONV_ID_CHARS = 64;
+
+export interface ShardedMessageStoreOptions {
+  /** config.MYSQL_DEADLOCK_RETRIES. */
+  deadlockRetries?: number;
+  /** config.SHARD_KNOWN_CONVERSATIONS. */
+  knownConversations?: number;
+  log?: Logger;
+}
+
+/**
+ * Messages over MySQL shards. A conversation (its row, members with their cursors, messages)
+ * lives whole on the instance owning slotOf(convId), so append, history and ack of one
+ * conversation are one MysqlMessageStore call on one shard, never a cross-shard transaction.
+ * The only cross-shard data is user_conversations (on each member's uid shard), written once
+ * per conversation before its first member row, which lets pending ask only the shards that
+ * hold the user's conversations.
+ */
+export class ShardedMessageStore implements MessageStore {
+  readonly #stores = new Map<string, MysqlMessageStore>();
+  /** Conversations already listed in their members' index (re-listing is idempotent). */
+  readonly #indexed = new Set<string>();
+  readonly #knownCap: number;
+
+  constructor(
+    private readonly shards: Shards,
+    private readonly options: ShardedMessageStoreOptions = {},
+  ) {
+    this.#knownCap = options.knownConversations ?? 100_000;
+  }
+
+  async append(m: NewMessage): Promise<{ message: ChatMessage; duplicate: boolean }> {
+    const store = this.storeOf(m.convId);
+    // Input the shard's store refuses (INVALID_ARGUMENT) is not indexed first.
+    const indexable =
+      m.convId.length <= MAX_CONV_ID_CHARS && [m.sender, ...m.members].every((u) => DECIMAL_UID.test(u));
+    if (indexable && !this.#indexed.has(m.convId)) {
+      await this.index(m.convId, [m.sender, ...m.members]);
+    }
+    return store.append(m);
+  }
+
+  async pending(uid: Uid, limit: number): Promise<{ messages: ChatMessage[]; more: boolean }> {
+    if (!DECIMAL_UID.test(uid)) return { messages: [], more: false };
+    const home = this.shards.instanceFor(uid);
+    const convIds = await shardCall(STORAGE, `conversation index on ${home.id}`, async () => {
+      const [rows] = await this.shards
+        .pool(home.id)
+        .query<RowDataPacket[]>("SELECT conv_id FROM user_conversations WHERE uid = ?", [uid]);
+      return rows.map((r) => String(r.conv_id));
+    });
+    const shardIds = [...new Set(convIds.map((c) => this.shards.instanceFor(c).id))];
+    const answers = await Promise.allSettled(shardIds.map((id) => this.storeOn(id).pending(uid, limit)));
+    const failed = answers.filter((a) => a.status === "rejected");
+    if (failed.length > 0 && failed.length === answers.length) throw failed[0]?.reason;
+    // A shard that is down holds back only its own conversations: the others are delivered,
+    // and its messages follow in a later sync once it answers (their cursors did not move).
+    for (const [i, a] of answers.entries()) {
+      if (a.status === "rejected")
+        this.options.log?.warn({ err: a.reason, shard: shardIds[i], uid }, "pending: shard down");
+    }
+    let more = false;
+    const messages: ChatMessage[] = [];
+    for (const a of answers) {
+      if (a.status !== "fulfilled") continue;
+      more ||= a.value.more;
+      messages.push(...a.value.messages);
+    }
+    // Whole conversations in convId order, each in seq order, as one shard answers them;
+    // cutting the tail keeps a gap-free prefix of every conversation.
+    messages.sort((a, b) => (a.convId < b.convId ? -1 : a.convId > b.convId ? 1 : a.seq - b.seq));
+    const max = Math.max(0, Math.floor(limit));
+    if (messages.length > max) return { messages: messages.slice(0, max), more: true };
+    return { messages, more };
+  }
+
+  async ack(uid: Uid, cursors: { convId: string; seq: number }[]): Promise<void> {
+    const byShard = new Map<string, { convId: string; seq: number }[]>();
+    for (const cursor of cursors) {
+      if (typeof cursor?.convId !== "string" || cursor.convId === "") continue;
+      const id = this.shards.instanceFor(cursor.convId).id;
+      byShard.set(id, [...(byShard.get(id) ?? []), cursor]);
+    }
+    const answers = await Promise.allSettled([...byShard].map(([id, own]) => this.storeOn(id).ack(uid, own)));
+    const failed = answers.find((a) => a.status === "rejected");
+    if (failed) throw failed.reason;
+  }
+
+  history(uid: Uid, convId: string, query: HistoryQuery): Promise<ChatMessage[]> {
+    return this.storeOf(convId).history(uid, convId, query);
+  }
+
+  /** Lists convId in each member's user_conversations, one multi-row insert per uid shard. */
+  private async index(convId: string, members: Uid[]): Promise<void> {
+    const byShard = new Map<string, Uid[]>();
+    for (const uid of new Set(members)) {
+      const id = this.shards.instanceFor(uid).id;
+      byShard.set(id, [...(byShard.get(id) ?? []), uid]);
+    }
+    const now = Date.now();
+    await Promise.all(
+      [...byShard].map(([id, uids]) =>
+        shardCall(STORAGE, `conversation index on ${id}`, () =>
+          this.shards
+            .pool(id)
+            .query("INSERT IGNORE INTO user_conversations (uid, conv_id, created_at) VALUES ?", [
+              uids.map((uid) => [uid, convId, now]),
+            ]),
+        ),
+      ),
+    );
+    // Forgetting is only a cost (one idempotent re-index), so a full set simply starts over.
+    if (this.#indexed.size >= this.#knownCap) this.#indexed.clear();
+    this.#indexed.add(convId);
+  }
+
+  private storeOf(convId: string): MysqlMessageStore {
+    return this.storeOn(this.shards.instanceFor(convId).id);
+  }
+
+  private storeOn(instanceId: string): MysqlMessageStore {
+    let store = this.#stores.get(instanceId);
+    if (!store) {
+      store = new MysqlMessageStore(this.shards.pool(instanceId), { deadlockRetries: this.options.deadlockRetries });
+      this.#stores.set(instanceId, store);
+    }
+    return store;
+  }
+}

@@ -1,0 +1,179 @@
+import type { RowDataPacket } from "mysql2/promise";
+import { AppError, ErrorCode } from "../../errors.js";
+import type { Logger } from "../../log/logger.js";
+import { MysqlUserStore } from "../mysql/user-store.js";
+import type { Uid, UserRecord, UserStore } from "../ports.js";
+import { isDuplicateKey, shardCall, USERS } from "./errors.js";
+import type { Shards } from "./shards.js";
+
+/** An index table that makes one column unique across all shards. */
+interface UniqueIndex {
+  table: "user_names" | "user_emails";
+  column: "name" | "email";
+  taken: ErrorCode;
+  /** The key the row is placed by: equal for values the column's collation calls equal. */
+  placement(value: string): string;
+}
+
+/**
+ * Placement folds case and accents like utf8mb4_general_ci does for Latin text, so two names
+ * the collation calls equal land on the same shard, where the primary key refuses the second.
+ */
+const NAMES: UniqueIndex = {
+  table: "user_names",
+  column: "name",
+  taken: ErrorCode.USER_EXISTS,
+  placement: (name) => `name:${name.normalize("NFD").replace(/\p{M}/gu, "").toLowerCase()}`,
+};
+const EMAILS: UniqueIndex = {
+  table: "user_emails",
+  column: "email",
+  taken: ErrorCode.EMAIL_EXISTS,
+  placement: (email) => `email:${email.normalize("NFD").replace(/\p{M}/gu, "").toLowerCase()}`,
+};
+
+export interface ShardedUserStoreOptions {
+  /** config.USER_INDEX_ORPHAN_MS. */
+  orphanMs?: number;
+  log?: Logger;
+}
+
+/**
+ * Accounts over MySQL shards. The user row lives on slotOf(uid); the name and the email are
+ * made unique by index rows (name → uid, email → uid) on the shards their hashes pick, so a
+ * lookup by name or email asks one index shard, then the uid's shard, never all shards.
+ *
+ * create claims the name, then the email, then writes the user row. A step that fails undoes
+ * the steps before it (compensation, no cross-shard transaction); if the undo itself cannot
+ * reach its shard, the index row stays behind pointing at a uid with no user: lookups ignore
+ * it, and a create of the same name or email after USER_INDEX_ORPHAN_MS reclaims it.
+ */
+export class ShardedUserStore implements UserStore {
+  readonly #stores = new Map<string, MysqlUserStore>();
+  readonly #orphanMs: number;
+
+  constructor(
+    private readonly shards: Shards,
+    private readonly options: ShardedUserStoreOptions = {},
+  ) {
+    this.#orphanMs = options.orphanMs ?? 60_000;
+  }
+
+  async create(user: UserRecord): Promise<void> {
+    const record = { ...user, email: user.email.trim().toLowerCase() };
+    await this.claim(NAMES, record.name, record.uid);
+    try {
+      await this.claim(EMAILS, record.email, record.uid);
+    } catch (err) {
+      await this.release(NAMES, record.name, record.uid);
+      throw err;
+    }
+    try {
+      await this.storeOf(record.uid).create(record);
+    } catch (err) {
+      await Promise.all([this.release(EMAILS, record.email, record.uid), this.release(NAMES, record.name, record.uid)]);
+      throw err;
+    }
+  }
+
+  byUid(uid: Uid): Promise<UserRecord | null> {
+    if (!/^\d{1,20}$/.test(uid)) return Promise.resolve(null);
+    return this.storeOf(uid).byUid(uid);
+  }
+
+  async byName(name: string): Promise<UserRecord | null> {
+    const uid = await this.lookup(NAMES, name);
+    return uid ? this.byUid(uid) : null;
+  }
+
+  async byEmail(email: string): Promise<UserRecord | null> {
+    const uid = await this.lookup(EMAILS, email.trim().toLowerCase());
+    return uid ? this.byUid(uid) : null;
+  }
+
+  setPassword(uid: Uid, passwordHash: string): Promise<void> {
+    return this.storeOf(uid).setPassword(uid, passwordHash);
+  }
+
+  async existing(uids: Uid[]): Promise<Set<Uid>> {
+    const byShard = new Map<string, Uid[]>();
+    for (const uid of new Set(uids)) {
+      if (!/^\d{1,20}$/.test(uid)) continue;
+      const id = this.shards.instanceFor(uid).id;
+      byShard.set(id, [...(byShard.get(id) ?? []), uid]);
+    }
+    const found = await Promise.all([...byShard].map(([id, own]) => this.storeOn(id).existing(own)));
+    return new Set(found.flatMap((s) => [...s]));
+  }
+
+  /** Writes value → uid; a taken value throws index.taken unless its row is a reclaimable orphan. */
+  private async claim(index: UniqueIndex, value: string, uid: Uid): Promise<void> {
+    const id = this.shards.instanceFor(index.placement(value)).id;
+    const pool = this.shards.pool(id);
+    const insert = () =>
+      pool.query(`INSERT INTO ${index.table} (${index.column}, uid, created_at) VALUES (?, ?, ?)`, [
+        value,
+        uid,
+        Date.now(),
+      ]);
+    await shardCall(USERS, `${index.table} on ${id}`, async () => {
+      try {
+        await insert();
+        return;
+      } catch (err) {
+        if (!isDuplicateKey(err)) throw err;
+      }
+      const [rows] = await pool.query<RowDataPacket[]>(
+        `SELECT uid, created_at FROM ${index.table} WHERE ${index.column} = ?`,
+        [value],
+      );
+      const holder = rows[0];
+      const stale = holder && Date.now() - Number(holder.created_at) > this.#orphanMs;
+      if (!stale || (await this.byUid(String(holder.uid)))) throw new AppError(index.taken);
+      // Left by a create that died half-way: take it over (only if it is still that row).
+      await pool.query(`DELETE FROM ${index.table} WHERE ${index.column} = ? AND uid = ?`, [value, holder.uid]);
+      this.options.log?.warn({ table: index.table, uid: holder.uid }, "reclaimed an orphaned index row");
+      try {
+        await insert();
+      } catch (err) {
+        if (isDuplicateKey(err)) throw new AppError(index.taken);
+        throw err;
+      }
+    });
+  }
+
+  /** Best effort undo of claim; what it cannot reach is reclaimed later (see the class doc). */
+  private async release(index: UniqueIndex, value: string, uid: Uid): Promise<void> {
+    const id = this.shards.instanceFor(index.placement(value)).id;
+    try {
+      await this.shards
+        .pool(id)
+        .query(`DELETE FROM ${index.table} WHERE ${index.column} = ? AND uid = ?`, [value, uid]);
+    } catch (err) {
+      this.options.log?.warn({ err, table: index.table, shard: id }, "cannot undo an index row; left for reclaim");
+    }
+  }
+
+  private async lookup(index: UniqueIndex, value: string): Promise<Uid | null> {
+    const id = this.shards.instanceFor(index.placement(value)).id;
+    return shardCall(USERS, `${index.table} on ${id}`, async () => {
+      const [rows] = await this.shards
+        .pool(id)
+        .query<RowDataPacket[]>(`SELECT uid FROM ${index.table} WHERE ${index.column} = ?`, [value]);
+      return rows[0] ? String(rows[0].uid) : null;
+    });
+  }
+
+  private storeOf(uid: Uid): MysqlUserStore {
+    return this.storeOn(this.shards.instanceFor(uid).id);
+  }
+
+  private storeOn(instanceId: string): MysqlUserStore {
+    let store = this.#stores.get(instanceId);
+    if (!store) {
+      store = new MysqlUserStore(this.shards.pool(instanceId));
+      this.#stores.set(instanceId, store);
+    }
+    return store;
+  }
+}

@@ -1,0 +1,49 @@
+import { AppError, type ErrorCode } from "../../errors.js";
+
+/** A better-sqlite3 SqliteError code (SQLITE_BUSY, SQLITE_CONSTRAINT_UNIQUE, ...). */
+export function sqliteCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "string" && code.startsWith("SQLITE_") ? code : undefined;
+}
+
+/** Result codes (primary code before any _EXTENDED suffix) that mean "the database cannot serve now". */
+const UNAVAILABLE_PRIMARY = new Set([
+  "SQLITE_BUSY",
+  "SQLITE_LOCKED",
+  "SQLITE_IOERR",
+  "SQLITE_FULL",
+  "SQLITE_CANTOPEN",
+  "SQLITE_READONLY",
+  "SQLITE_NOMEM",
+  "SQLITE_PROTOCOL",
+  "SQLITE_CORRUPT",
+  "SQLITE_NOTADB",
+]);
+
+/**
+ * Whether err says the database is unusable (closed, locked by another process for longer
+ * than the busy timeout, out of disk, unreadable) rather than that the query was wrong.
+ */
+export function isSqliteUnavailable(err: unknown): boolean {
+  if (err instanceof TypeError && /database connection is not open/i.test(err.message)) return true;
+  const code = sqliteCode(err);
+  if (!code) return false;
+  if (UNAVAILABLE_PRIMARY.has(code)) return true;
+  const primary = code.split("_").slice(0, 2).join("_");
+  if (UNAVAILABLE_PRIMARY.has(primary)) return true;
+  // No schema (never migrated): the same as MySQL's ER_NO_SUCH_TABLE.
+  return code === "SQLITE_ERROR" && /no such table/i.test((err as Error).message);
+}
+
+/** Runs a synchronous database call, mapping "cannot serve now" to `unavailable`; other errors stay. */
+export function sqliteCall<T>(unavailable: ErrorCode, what: string, work: () => T): T {
+  try {
+    return work();
+  } catch (err) {
+    if (err instanceof AppError) throw err;
+    if (isSqliteUnavailable(err)) {
+      throw new AppError(unavailable, `${what}: ${sqliteCode(err) ?? ""} ${(err as Error).message}`.trim());
+    }
+    throw err;
+  }
+}

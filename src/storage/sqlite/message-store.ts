@@ -1,0 +1,260 @@
+import { AppError, ErrorCode } from "../../errors.js";
+import type { ChatMessage } from "../../gen/shardchat/v1/client.js";
+import type { HistoryQuery, MessageStore, NewMessage, Uid } from "../ports.js";
+import type { SqliteDatabase } from "./database.js";
+import { sqliteCall, sqliteCode } from "./errors.js";
+import { canonicalId } from "./uids.js";
+
+/** conversations.kind of a 1:1 conversation. */
+const DIRECT_CONVERSATION = 1;
+/** The MySQL schema's limits (VARCHAR(64), TEXT, TINYINT UNSIGNED), kept so both backends accept the same input. */
+const MAX_CONV_ID_CHARS = 64;
+const MAX_CLIENT_MSG_ID_CHARS = 64;
+const MAX_BODY_BYTES = 65_535;
+const MAX_KIND = 255;
+
+const MESSAGE_COLUMNS = "conv_id, seq, msg_id, sender, recipient, client_msg_id, kind, body, sent_at";
+
+interface MessageRow {
+  conv_id: string;
+  seq: number;
+  msg_id: string;
+  sender: string;
+  recipient: string;
+  client_msg_id: string;
+  kind: number;
+  body: string;
+  sent_at: number;
+}
+
+interface CursorRow {
+  conv_id: string;
+  delivered_seq: number;
+  last_seq: number;
+}
+
+/** A NewMessage whose ids are canonical decimal text (the form stored). */
+interface CheckedMessage extends NewMessage {
+  memberUids: Uid[];
+}
+
+/**
+ * Messages in the SQLite file: the same tables and semantics as MysqlMessageStore. better-sqlite3
+ * runs each call synchronously, and every append is one IMMEDIATE transaction (the write lock
+ * is taken at BEGIN), so appends are serialized per file: seqs are gapless, and the client-key
+ * check and the insert cannot interleave with another append, even from another process.
+ * COMMIT returns after the WAL is synced (synchronous=FULL), so an answered append is durable.
+ */
+export class SqliteMessageStore implements MessageStore {
+  readonly #appendTx: (m: CheckedMessage) => { message: ChatMessage; duplicate: boolean };
+  readonly #ackTx: (uid: Uid, wanted: Map<string, number>) => void;
+  readonly #pendingTx: (uid: Uid, limit: number) => { messages: ChatMessage[]; more: boolean };
+  readonly #historyTx: (uid: Uid, convId: string, query: HistoryQuery) => ChatMessage[];
+
+  constructor(db: SqliteDatabase) {
+    const byClientMsgId = db.prepare<[string, string, string], MessageRow>(
+      `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE conv_id = ? AND sender = ? AND client_msg_id = ?`,
+    );
+    const nextSeq = db.prepare<[string, number, number], { last_seq: number }>(
+      `INSERT INTO conversations (conv_id, kind, last_seq, created_at) VALUES (?, ?, 1, ?)
+       ON CONFLICT (conv_id) DO UPDATE SET last_seq = last_seq + 1
+       RETURNING last_seq`,
+    );
+    // The sender's delivered cursor moves past its own message only when it already had
+    // everything before it: a jump would skip an incoming message it has not acked yet.
+    const upsertMember = db.prepare<[string, string, number, number, number]>(
+      `INSERT INTO conversation_members (conv_id, uid, delivered_seq, read_seq, joined_at) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (conv_id, uid) DO UPDATE
+         SET delivered_seq = CASE WHEN excluded.delivered_seq > 0 AND delivered_seq = excluded.delivered_seq - 1
+                                  THEN excluded.delivered_seq ELSE delivered_seq END,
+             read_seq = max(read_seq, excluded.read_seq)`,
+    );
+    const insertMessage = db.prepare<[string, number, string, string, string, string, number, string, number]>(
+      `INSERT INTO messages (${MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    const pendingConvs = db.prepare<[string], CursorRow>(
+      `SELECT cm.conv_id, cm.delivered_seq, c.last_seq
+         FROM conversation_members cm INDEXED BY idx_members_uid
+         JOIN conversations c ON c.conv_id = cm.conv_id
+        WHERE cm.uid = ? AND c.last_seq > cm.delivered_seq
+        ORDER BY cm.conv_id`,
+    );
+    const after = db.prepare<[string, number, number], MessageRow>(
+      `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE conv_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
+    );
+    const before = db.prepare<[string, number, number], MessageRow>(
+      `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE conv_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`,
+    );
+    const newest = db.prepare<[string, number], MessageRow>(
+      `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE conv_id = ? ORDER BY seq DESC LIMIT ?`,
+    );
+    const cursors = db.prepare<[string, string], CursorRow>(
+      `SELECT cm.conv_id, cm.delivered_seq, c.last_seq
+         FROM conversation_members cm
+         JOIN conversations c ON c.conv_id = cm.conv_id
+        WHERE cm.uid = ? AND cm.conv_id IN (SELECT value FROM json_each(?))`,
+    );
+    const advance = db.prepare<[number, string, string]>(
+      "UPDATE conversation_members SET delivered_seq = max(delivered_seq, ?) WHERE conv_id = ? AND uid = ?",
+    );
+    const isMember = db.prepare<[string, string]>("SELECT 1 FROM conversation_members WHERE conv_id = ? AND uid = ?");
+
+    const append = db.transaction((m: CheckedMessage) => {
+      const stored = byClientMsgId.get(m.convId, m.sender, m.clientMsgId);
+      if (stored) return { message: toChatMessage(stored), duplicate: true };
+      const now = Date.now();
+      const seq = Number(nextSeq.get(m.convId, DIRECT_CONVERSATION, now)?.last_seq);
+      for (const uid of m.memberUids) {
+        const own = uid === m.sender ? seq : 0;
+        upsertMember.run(m.convId, uid, own, own, now);
+      }
+      const row: MessageRow = {
+        conv_id: m.convId,
+        seq,
+        msg_id: m.msgId,
+        sender: m.sender,
+        recipient: m.recipient,
+        client_msg_id: m.clientMsgId,
+        kind: m.kind,
+        body: m.text,
+        sent_at: m.sentAtMs,
+      };
+      try {
+        insertMessage.run(
+          row.conv_id,
+          row.seq,
+          row.msg_id,
+          row.sender,
+          row.recipient,
+          row.client_msg_id,
+          row.kind,
+          row.body,
+          row.sent_at,
+        );
+      } catch (err) {
+        if (sqliteCode(err) === "SQLITE_CONSTRAINT_UNIQUE" && /messages\.msg_id/.test((err as Error).message)) {
+          throw new AppError(ErrorCode.INTERNAL, `msg_id ${m.msgId} is already used by another message`);
+        }
+        throw err;
+      }
+      return { message: toChatMessage(row), duplicate: false };
+    });
+    this.#appendTx = (m) => append.immediate(m);
+
+    // One read transaction: the conversation list and the pages come from one snapshot.
+    this.#pendingTx = db.transaction((uid: Uid, limit: number) => {
+      const convs = pendingConvs.all(uid);
+      let remaining = Math.max(0, Math.floor(limit));
+      let total = 0;
+      const messages: ChatMessage[] = [];
+      for (const conv of convs) {
+        const waiting = conv.last_seq - conv.delivered_seq;
+        total += waiting;
+        if (remaining === 0) continue;
+        const take = Math.min(waiting, remaining);
+        remaining -= take;
+        for (const row of after.all(conv.conv_id, conv.delivered_seq, take)) messages.push(toChatMessage(row));
+      }
+      return { messages, more: total > messages.length };
+    });
+
+    const ack = db.transaction((uid: Uid, wanted: Map<string, number>) => {
+      for (const row of cursors.all(uid, JSON.stringify([...wanted.keys()]))) {
+        // Never past the last message: a cursor beyond it would skip the next one.
+        const target = Math.min(wanted.get(row.conv_id) ?? 0, row.last_seq);
+        if (target > row.delivered_seq) advance.run(target, row.conv_id, uid);
+      }
+    });
+    this.#ackTx = (uid, wanted) => ack.immediate(uid, wanted);
+
+    this.#historyTx = db.transaction((uid: Uid, convId: string, query: HistoryQuery) => {
+      if (!isMember.get(convId, uid)) throw new AppError(ErrorCode.NOT_PARTICIPANT);
+      const limit = Math.floor(query.limit);
+      if (!(limit > 0)) return [];
+      const afterSeq = Math.floor(query.afterSeq) || 0;
+      const beforeSeq = Math.floor(query.beforeSeq) || 0;
+      if (afterSeq > 0) return after.all(convId, afterSeq, limit).map(toChatMessage);
+      const rows = beforeSeq > 0 ? before.all(convId, beforeSeq, limit) : newest.all(convId, limit);
+      return rows.map(toChatMessage).reverse();
+    });
+  }
+
+  async append(m: NewMessage): Promise<{ message: ChatMessage; duplicate: boolean }> {
+    const checked = checkNewMessage(m);
+    return storageCall(() => this.#appendTx(checked));
+  }
+
+  async pending(uid: Uid, limit: number): Promise<{ messages: ChatMessage[]; more: boolean }> {
+    const canonical = canonicalId(uid);
+    if (canonical === null) return { messages: [], more: false };
+    return storageCall(() => this.#pendingTx(canonical, limit));
+  }
+
+  async ack(uid: Uid, cursors: { convId: string; seq: number }[]): Promise<void> {
+    const canonical = canonicalId(uid);
+    if (canonical === null) return;
+    const wanted = new Map<string, number>();
+    for (const { convId, seq } of cursors) {
+      if (typeof convId !== "string" || !Number.isInteger(seq) || seq <= 0) continue;
+      wanted.set(convId, Math.max(wanted.get(convId) ?? 0, seq));
+    }
+    if (wanted.size === 0) return;
+    storageCall(() => this.#ackTx(canonical, wanted));
+  }
+
+  async history(uid: Uid, convId: string, query: HistoryQuery): Promise<ChatMessage[]> {
+    const canonical = canonicalId(uid);
+    if (canonical === null) throw new AppError(ErrorCode.NOT_PARTICIPANT);
+    return storageCall(() => this.#historyTx(canonical, convId, query));
+  }
+}
+
+/** The same checks as the MySQL adapter makes (its columns refuse what these refuse), ids made canonical. */
+function checkNewMessage(m: NewMessage): CheckedMessage {
+  const bad = (why: string) => new AppError(ErrorCode.INVALID_ARGUMENT, why);
+  if (typeof m.convId !== "string" || !m.convId || [...m.convId].length > MAX_CONV_ID_CHARS) {
+    throw bad("bad conversation id");
+  }
+  const clientMsgIdChars = typeof m.clientMsgId === "string" ? [...m.clientMsgId].length : 0;
+  if (clientMsgIdChars < 1 || clientMsgIdChars > MAX_CLIENT_MSG_ID_CHARS) {
+    throw bad(`clientMsgId must be 1..${MAX_CLIENT_MSG_ID_CHARS} characters`);
+  }
+  const id = (value: string) => {
+    const canonical = canonicalId(value);
+    if (canonical === null) throw bad(`"${value}" is not a decimal id`);
+    return canonical;
+  };
+  const sender = id(m.sender);
+  const members = m.members.map(id);
+  if (!Number.isSafeInteger(m.sentAtMs)) throw bad("sentAtMs must be an integer");
+  if (!Number.isInteger(m.kind) || m.kind < 0 || m.kind > MAX_KIND) throw bad("bad message kind");
+  if (typeof m.text !== "string" || Buffer.byteLength(m.text, "utf8") > MAX_BODY_BYTES) {
+    throw bad(`text must be at most ${MAX_BODY_BYTES} bytes`);
+  }
+  return {
+    ...m,
+    msgId: id(m.msgId),
+    sender,
+    recipient: m.recipient ? id(m.recipient) : "0",
+    members,
+    memberUids: [...new Set([...members, sender])],
+  };
+}
+
+function toChatMessage(row: MessageRow): ChatMessage {
+  return {
+    convId: row.conv_id,
+    msgId: row.msg_id,
+    seq: Number(row.seq),
+    sender: row.sender,
+    recipient: row.recipient,
+    clientMsgId: row.client_msg_id,
+    kind: Number(row.kind),
+    text: row.body,
+    sentAtMs: String(row.sent_at),
+  };
+}
+
+function storageCall<T>(work: () => T): T {
+  return sqliteCall(ErrorCode.STORAGE_UNAVAILABLE, "sqlite message store", work);
+}

@@ -1,0 +1,22 @@
+import { AppError, ErrorCode } from "../../errors.js";
+
+const MAX_UINT64 = (1n << 64n) - 1n;
+const DECIMAL = /^\d{1,20}$/;
+
+/**
+ * The canonical decimal form of a uint64 id ("007" → "7"), or null when it is not one.
+ * Ids are TEXT in SQLite (uint64 does not fit its INTEGER), so "7" and "007" would be two
+ * keys there while MySQL's BIGINT UNSIGNED makes them one: canonical text keeps them one.
+ */
+export function canonicalId(id: string): string | null {
+  if (typeof id !== "string" || !DECIMAL.test(id)) return null;
+  const value = BigInt(id);
+  return value <= MAX_UINT64 ? value.toString() : null;
+}
+
+/** canonicalId, or AppError(INVALID_ARGUMENT) naming the value. */
+export function requireCanonicalId(id: string): string {
+  const canonical = canonicalId(id);
+  if (canonical === null) throw new AppError(ErrorCode.INVALID_ARGUMENT, `"${id}" is not a decimal uint64 id`);
+  return canonical;
+}

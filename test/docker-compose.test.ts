@@ -1,0 +1,42 @@
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { beforeAll, describe, expect, it } from "vitest";
+import { ROOT } from "./helpers/processes.js";
+
+const run = promisify(execFile);
+
+// Docker cannot run here; Debian's docker-compose at least parses and validates the file.
+beforeAll(async () => {
+  const present = await run("bash", ["-c", "command -v docker-compose"]).then(
+    () => true,
+    () => false,
+  );
+  if (!present) {
+    await run(
+      "bash",
+      ["-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose"],
+      {
+        timeout: 300_000,
+      },
+    );
+  }
+}, 320_000);
+
+describe("docker-compose.yml", () => {
+  it("passes docker-compose config and holds the multi-shard topology", async () => {
+    const { stdout } = await run("docker-compose", ["-f", "docker-compose.yml", "config"], { cwd: ROOT });
+    const { stdout: services } = await run("docker-compose", ["-f", "docker-compose.yml", "config", "--services"], {
+      cwd: ROOT,
+    });
+    expect(services.trim().split("\n").sort()).toEqual(
+      [
+        ...["mariadb-1", "mariadb-2", "mariadb-3"],
+        ...["redis-1", "redis-2", "redis-3", "redis-4", "redis-5", "redis-6", "redis-cluster"],
+        ...["status", "verify", "gate", "chat-1", "chat-2", "chat-3"],
+      ].sort(),
+    );
+    expect(stdout).toContain("--cluster-replicas 1");
+    for (const n of [1, 2, 3]) expect(stdout).toContain(`CHAT_GRPC_PUBLIC_HOST: chat-${n}`);
+    expect(stdout).toContain("MYSQL_SHARDS: mysql://root@mariadb-1:3306/shardchat,mysql://root@mariadb-2:3306");
+  });
+});

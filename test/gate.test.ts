@@ -1,0 +1,367 @@
+import type { FastifyInstance } from "fastify";
+import type { Cluster, Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Config } from "../src/config/settings.js";
+import { ErrorCode } from "../src/errors.js";
+import { buildGateApp } from "../src/gate/app.js";
+import { StatusServiceService } from "../src/gen/shardchat/v1/status.js";
+import { grpcClient } from "../src/grpc/api.js";
+import { Snowflake } from "../src/ids/snowflake.js";
+import { createLogger } from "../src/log/logger.js";
+import { SmtpMailer } from "../src/mail/smtp-mailer.js";
+import { RedisNodeRegistry } from "../src/routing/redis/node-registry.js";
+import { RedisRateLimiter } from "../src/routing/redis/rate-limiter.js";
+import { RedisTokenStore } from "../src/routing/redis/token-store.js";
+import { RedisVerifyCodeStore } from "../src/routing/redis/verify-code-store.js";
+import { createRedis } from "../src/routing/redis-client.js";
+import { createStatusService, type StatusApi } from "../src/status/service.js";
+import { migrate } from "../src/storage/mysql/migrate.js";
+import { createPool, type Pool } from "../src/storage/mysql/pool.js";
+import { MysqlUserStore } from "../src/storage/mysql/user-store.js";
+import { createVerifyService } from "../src/verify/service.js";
+import { dropTestDatabase, freePort, testConfig } from "./helpers/env.js";
+import { codeFromMail, startSmtpSink } from "./helpers/smtp-sink.js";
+
+let sink: Awaited<ReturnType<typeof startSmtpSink>>;
+let config: Config;
+let redis: Redis | Cluster;
+let pool: Pool;
+let mailer: SmtpMailer;
+let app: FastifyInstance;
+let status: StatusApi;
+let users: MysqlUserStore;
+const extraApps: FastifyInstance[] = [];
+const log = createLogger("gate-test", "warn");
+
+const NODE = {
+  nodeId: "chat-test-1",
+  host: "127.0.0.1",
+  tcpPort: 9001,
+  wsUrl: "ws://127.0.0.1:9101/ws",
+  grpcAddr: "127.0.0.1:50061",
+  weight: 1,
+  connections: 0,
+};
+
+function statusOver(keyPrefix: string): StatusApi {
+  return createStatusService({
+    registry: new RedisNodeRegistry(redis, keyPrefix),
+    tokens: new RedisTokenStore(redis, keyPrefix),
+    config,
+    log,
+  });
+}
+
+/** A gate over the real verify service, MySQL users and the given status. */
+function gateWith(statusApi: StatusApi, userStore: MysqlUserStore = users): Promise<FastifyInstance> {
+  const verify = createVerifyService({
+    codes: new RedisVerifyCodeStore(redis, config.REDIS_KEY_PREFIX),
+    limiter: new RedisRateLimiter(redis, config.REDIS_KEY_PREFIX),
+    mailer,
+    config,
+    log,
+  });
+  return buildGateApp({
+    users: userStore,
+    verify,
+    status: statusApi,
+    ids: new Snowflake({ workerId: 7 }),
+    config,
+    log,
+  });
+}
+
+async function call(
+  method: "GET" | "POST",
+  url: string,
+  body?: unknown,
+  target: FastifyInstance = app,
+): Promise<{ status: number; json: Record<string, unknown> }> {
+  const res = await target.inject({ method, url, payload: body as Record<string, unknown> | undefined });
+  expect(res.headers["content-type"]).toMatch(/^application\/json/);
+  return { status: res.statusCode, json: res.json() };
+}
+
+const post = (url: string, body: unknown, target?: FastifyInstance) => call("POST", url, body, target);
+
+async function mailedCode(email: string): Promise<string> {
+  const res = await post("/v1/verify-code", { email });
+  expect(res.json.error).toBe(ErrorCode.OK);
+  return codeFromMail(await sink.waitForMail(email.toLowerCase()));
+}
+
+async function register(user: string, email: string, password: string): Promise<string> {
+  const res = await post("/v1/register", { user, email, password, code: await mailedCode(email) });
+  expect(res).toMatchObject({ status: 200, json: { error: ErrorCode.OK } });
+  return res.json.uid as string;
+}
+
+beforeAll(async () => {
+  sink = await startSmtpSink();
+  config = testConfig({
+    SMTP_URL: sink.url,
+    GATE_BODY_LIMIT_BYTES: 4096,
+    VERIFY_MAX_PER_ADDR_PER_HOUR: 1000,
+    NODE_TTL_MS: 600_000,
+  });
+  await migrate(config.MYSQL_URL);
+  redis = createRedis(config);
+  pool = createPool(config);
+  users = new MysqlUserStore(pool);
+  mailer = new SmtpMailer(config.SMTP_URL, config.MAIL_FROM);
+  status = statusOver(config.REDIS_KEY_PREFIX);
+  expect((await status.registerNode({ node: NODE })).error).toBe(ErrorCode.OK);
+  app = await gateWith(status);
+});
+
+afterAll(async () => {
+  for (const a of [app, ...extraApps]) await a?.close();
+  mailer?.close();
+  await pool?.end();
+  if (redis) {
+    const keys = await redis.keys(`${config.REDIS_KEY_PREFIX}*`);
+    if (keys.length > 0) await redis.del(...keys);
+    await redis.quit();
+  }
+  await sink?.close();
+  if (config) await dropTestDatabase(config);
+});
+
+describe("gate", () => {
+  it("answers /healthz", async () => {
+    expect(await call("GET", "/healthz")).toEqual({ status: 200, json: { error: ErrorCode.OK } });
+  });
+
+  it("registers with the mailed code, then refuses a taken name or email", async () => {
+    const uid = await register("alice", "Alice@Example.com", "correct horse");
+    expect(uid).toMatch(/^[1-9]\d*$/);
+    const stored = await users.byName("alice");
+    expect(stored).toMatchObject({ uid, name: "alice", email: "alice@example.com" });
+
+    const takenName = await post("/v1/register", {
+      user: "ALICE",
+      email: "other@example.com",
+      password: "correct horse",
+      code: "123456",
+    });
+    expect(takenName).toMatchObject({ status: 409, json: { error: ErrorCode.USER_EXISTS } });
+
+    const takenEmail = await post("/v1/register", {
+      user: "alice2",
+      email: " alice@EXAMPLE.com",
+      password: "correct horse",
+      code: "123456",
+    });
+    expect(takenEmail).toMatchObject({ status: 409, json: { error: ErrorCode.EMAIL_EXISTS } });
+  });
+
+  it("refuses a wrong code and creates nobody", async () => {
+    const code = await mailedCode("wrongcode@example.com");
+    const wrong = String((Number(code) + 1) % 1_000_000).padStart(6, "0");
+    const res = await post("/v1/register", {
+      user: "wrongcode",
+      email: "wrongcode@example.com",
+      password: "correct horse",
+      code: wrong,
+    });
+    expect(res).toMatchObject({ status: 400, json: { error: ErrorCode.VERIFY_CODE_WRONG } });
+    expect(await users.byName("wrongcode")).toBeNull();
+  });
+
+  it("answers a second code request within the cool-down with 429 and retryAfterSeconds", async () => {
+    await mailedCode("cooldown@example.com");
+    const res = await post("/v1/verify-code", { email: "cooldown@example.com" });
+    expect(res.status).toBe(429);
+    expect(res.json.error).toBe(ErrorCode.VERIFY_CODE_COOLDOWN);
+    expect(res.json.retryAfterSeconds).toBeGreaterThan(0);
+  });
+
+  it("answers INVALID_ARGUMENT for malformed requests", async () => {
+    const good = { user: "bob_1", email: "bob@example.com", password: "long enough", code: "123456" };
+    const bad: unknown[] = [
+      { ...good, email: "not an email" },
+      { ...good, password: "short" },
+      { ...good, user: "b" },
+      { ...good, user: "bob-with-dash" },
+      { user: good.user, email: good.email, password: good.password },
+      { ...good, password: 12345678901 },
+      { ...good, code: 123456 },
+      [good],
+      "just a string",
+    ];
+    for (const body of bad) {
+      const res = await post("/v1/register", body);
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect(res.json.error, JSON.stringify(body)).toBe(ErrorCode.INVALID_ARGUMENT);
+      expect(typeof res.json.message).toBe("string");
+    }
+    expect((await post("/v1/verify-code", {})).json.error).toBe(ErrorCode.INVALID_ARGUMENT);
+    expect((await post("/v1/verify-code", { email: "nope" })).json.error).toBe(ErrorCode.INVALID_ARGUMENT);
+    expect((await post("/v1/login", { password: "x" })).json.error).toBe(ErrorCode.INVALID_ARGUMENT);
+
+    for (const [contentType, payload] of [
+      ["application/json", "{not json"],
+      ["application/json", ""],
+      ["text/plain", "hello"],
+    ] as const) {
+      const res = await app.inject({
+        method: "POST",
+        url: "/v1/login",
+        headers: { "content-type": contentType },
+        payload,
+      });
+      expect(res.statusCode, `${contentType} ${payload}`).toBe(400);
+      expect(res.json().error).toBe(ErrorCode.INVALID_ARGUMENT);
+    }
+    expect(await users.byName("bob_1")).toBeNull();
+  });
+
+  it("answers FRAME_TOO_LARGE for a body over GATE_BODY_LIMIT_BYTES", async () => {
+    const res = await post("/v1/login", { user: "x", password: "p".repeat(config.GATE_BODY_LIMIT_BYTES) });
+    expect(res).toMatchObject({ status: 413, json: { error: ErrorCode.FRAME_TOO_LARGE } });
+  });
+
+  it("answers NOT_FOUND for an unknown route", async () => {
+    expect(await call("GET", "/v1/nope")).toMatchObject({ status: 404, json: { error: ErrorCode.NOT_FOUND } });
+    expect(await call("GET", "/v1/login")).toMatchObject({ status: 404, json: { error: ErrorCode.NOT_FOUND } });
+  });
+
+  it("logs in by email or name with the node and a token status accepts", async () => {
+    const uid = await register("carol", "carol@example.com", "carols password");
+    for (const body of [
+      { email: " CAROL@example.com", password: "carols password" },
+      { user: "carol", password: "carols password" },
+    ]) {
+      const res = await post("/v1/login", body);
+      expect(res.status).toBe(200);
+      expect(res.json).toMatchObject({
+        error: ErrorCode.OK,
+        uid,
+        nodeId: NODE.nodeId,
+        host: NODE.host,
+        port: NODE.tcpPort,
+        wsUrl: NODE.wsUrl,
+      });
+      expect(res.json.token).toEqual(expect.any(String));
+      expect(res.json.expiresAtMs).toBeGreaterThan(Date.now());
+      const check = await status.checkToken({ uid, token: res.json.token as string });
+      expect(check.error).toBe(ErrorCode.OK);
+    }
+  });
+
+  it("answers BAD_CREDENTIALS for a wrong password and for an unknown user alike", async () => {
+    await register("dave", "dave@example.com", "daves password");
+    for (const body of [
+      { user: "dave", password: "not daves password" },
+      { email: "dave@example.com", password: "not daves password" },
+      { user: "nobody_here", password: "daves password" },
+      { email: "nobody@example.com", password: "daves password" },
+    ]) {
+      const res = await post("/v1/login", body);
+      expect(res, JSON.stringify(body)).toEqual({
+        status: 401,
+        json: { error: ErrorCode.BAD_CREDENTIALS, message: "BAD_CREDENTIALS" },
+      });
+    }
+  });
+
+  it("resets a password with a mailed code: the new one works, the old one no longer does", async () => {
+    await register("erin", "erin@example.com", "old password");
+    const res = await post("/v1/reset-password", {
+      email: "Erin@example.com",
+      password: "new password",
+      code: await mailedCode("erin@example.com"),
+    });
+    expect(res).toEqual({ status: 200, json: { error: ErrorCode.OK } });
+    expect((await post("/v1/login", { user: "erin", password: "new password" })).json.error).toBe(ErrorCode.OK);
+    expect((await post("/v1/login", { user: "erin", password: "old password" })).json.error).toBe(
+      ErrorCode.BAD_CREDENTIALS,
+    );
+
+    const wrongCode = await post("/v1/reset-password", {
+      email: "erin@example.com",
+      password: "another password",
+      code: "000000",
+    });
+    expect(wrongCode.json.error).toBe(ErrorCode.VERIFY_CODE_WRONG);
+
+    const notACode = await post("/v1/reset-password", {
+      email: "erin@example.com",
+      password: "another password",
+      code: "abc",
+    });
+    expect(notACode.json.error).toBe(ErrorCode.INVALID_ARGUMENT);
+
+    const unknown = await post("/v1/reset-password", {
+      email: "ghost@example.com",
+      password: "new password",
+      code: await mailedCode("ghost@example.com"),
+    });
+    expect(unknown).toMatchObject({ status: 401, json: { error: ErrorCode.BAD_CREDENTIALS } });
+  });
+
+  it("stores salted scrypt hashes, never the password", async () => {
+    await register("frank", "frank@example.com", "same password");
+    await register("grace", "grace@example.com", "same password");
+    const frank = await users.byName("frank");
+    const grace = await users.byName("grace");
+    expect(frank?.passwordHash).toMatch(/^scrypt\$/);
+    expect(frank?.passwordHash).not.toContain("same password");
+    expect(frank?.passwordHash).not.toBe(grace?.passwordHash);
+  });
+
+  it("answers NO_CHAT_NODE when no chat node is live", async () => {
+    await register("heidi", "heidi@example.com", "heidis password");
+    const lonely = await gateWith(statusOver(`${config.REDIS_KEY_PREFIX}empty:`));
+    extraApps.push(lonely);
+    const res = await post("/v1/login", { user: "heidi", password: "heidis password" }, lonely);
+    expect(res).toMatchObject({ status: 503, json: { error: ErrorCode.NO_CHAT_NODE } });
+  });
+
+  it("answers UNAVAILABLE when status does not answer", async () => {
+    await register("ivan", "ivan@example.com", "ivans password");
+    const client = grpcClient(StatusServiceService, `127.0.0.1:${await freePort()}`, 1000);
+    try {
+      const cut = await gateWith(client.api);
+      extraApps.push(cut);
+      const res = await post("/v1/login", { user: "ivan", password: "ivans password" }, cut);
+      expect(res).toMatchObject({ status: 503, json: { error: ErrorCode.UNAVAILABLE } });
+    } finally {
+      client.close();
+    }
+  });
+
+  it("answers UNAVAILABLE when MySQL does not answer", async () => {
+    const url = new URL(config.MYSQL_URL);
+    url.port = String(await freePort());
+    const deadPool = createPool({ MYSQL_URL: url.toString(), MYSQL_POOL_SIZE: 1 });
+    try {
+      const cut = await gateWith(status, new MysqlUserStore(deadPool));
+      extraApps.push(cut);
+      const res = await post("/v1/login", { user: "anyone", password: "whatever" }, cut);
+      expect(res).toMatchObject({ status: 503, json: { error: ErrorCode.UNAVAILABLE } });
+    } finally {
+      await deadPool.end();
+    }
+  });
+
+  it("answers INTERNAL for an unexpected failure and keeps serving", async () => {
+    // A database without the schema: the query fails in a way no route expects.
+    const url = new URL(config.MYSQL_URL);
+    url.pathname = `${url.pathname}_noschema`;
+    const admin = createPool({ MYSQL_URL: config.MYSQL_URL, MYSQL_POOL_SIZE: 1 });
+    await admin.query(`CREATE DATABASE IF NOT EXISTS \`${url.pathname.slice(1)}\``);
+    const brokenPool = createPool({ MYSQL_URL: url.toString(), MYSQL_POOL_SIZE: 1 });
+    try {
+      const broken = await gateWith(status, new MysqlUserStore(brokenPool));
+      extraApps.push(broken);
+      const res = await post("/v1/login", { user: "anyone", password: "whatever" }, broken);
+      expect(res).toEqual({ status: 500, json: { error: ErrorCode.INTERNAL, message: "internal error" } });
+      expect(await call("GET", "/healthz", undefined, broken)).toEqual({ status: 200, json: { error: 0 } });
+    } finally {
+      await brokenPool.end();
+      await admin.query(`DROP DATABASE IF EXISTS \`${url.pathname.slice(1)}\``);
+      await admin.end();
+    }
+  });
+});

@@ -1,0 +1,255 @@
+import { randomBytes } from "node:crypto";
+import type { Cluster, Redis } from "ioredis";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { Config } from "../src/config/settings.js";
+import { ErrorCode } from "../src/errors.js";
+import { type ChatNodeInfo, StatusServiceService } from "../src/gen/shardchat/v1/status.js";
+import { type Api, grpcClient } from "../src/grpc/api.js";
+import { createLogger } from "../src/log/logger.js";
+import { RedisNodeRegistry } from "../src/routing/redis/node-registry.js";
+import { RedisTokenStore } from "../src/routing/redis/token-store.js";
+import { createRedis } from "../src/routing/redis-client.js";
+import { startStatus } from "../src/status/server.js";
+import { createStatusService } from "../src/status/service.js";
+import { testConfig } from "./helpers/env.js";
+
+type StatusApi = Api<typeof StatusServiceService>;
+
+const log = createLogger("test", "silent");
+const UIDS = Array.from({ length: 200 }, (_, i) => String(10_000 + i * 37));
+
+function node(nodeId: string, tcpPort: number): ChatNodeInfo {
+  return {
+    nodeId,
+    host: "127.0.0.1",
+    tcpPort,
+    wsUrl: `ws://127.0.0.1:${tcpPort + 100}/ws`,
+    grpcAddr: `127.0.0.1:${tcpPort + 1000}`,
+    weight: 1,
+    connections: 0,
+  };
+}
+
+async function eventually(check: () => Promise<boolean>, timeoutMs = 8000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error("condition not reached in time");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function ownersOf(api: StatusApi, uids: string[]): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const uid of uids) {
+    const reply = await api.getChatNode({ uid });
+    expect(reply.error).toBe(ErrorCode.OK);
+    out.set(uid, reply.node?.nodeId ?? "");
+  }
+  return out;
+}
+
+describe("status service over gRPC with Redis", () => {
+  let redis: Redis | Cluster;
+  let base: Config;
+  const cleanups: (() => Promise<void> | void)[] = [];
+
+  /** A status server (own gRPC port) on Redis prefix `prefix`, and a client of it. */
+  async function statusAt(prefix: string, overrides: Partial<Config> = {}): Promise<StatusApi> {
+    const config = { ...base, ...overrides, REDIS_KEY_PREFIX: prefix, STATUS_ADDR: "127.0.0.1:0" };
+    const server = await startStatus({
+      config,
+      log,
+      registry: new RedisNodeRegistry(redis, prefix),
+      tokens: new RedisTokenStore(redis, prefix),
+    });
+    const client = grpcClient(StatusServiceService, `127.0.0.1:${server.port}`);
+    cleanups.push(
+      () => client.close(),
+      () => server.close(),
+    );
+    return client.api;
+  }
+
+  const freshPrefix = () => `${base.REDIS_KEY_PREFIX}${randomBytes(3).toString("hex")}:`;
+
+  beforeAll(() => {
+    base = testConfig();
+    redis = createRedis(base);
+  });
+
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+
+  afterAll(async () => {
+    const keys = await redis.keys(`${base.REDIS_KEY_PREFIX}*`);
+    if (keys.length > 0) await redis.del(...keys);
+    await redis.quit();
+  });
+
+  it("answers a registered node, the same one each time for a uid, and uses both nodes", async () => {
+    const api = await statusAt(freshPrefix());
+    const reg = await api.registerNode({ node: node("chat-a", 9001) });
+    expect(reg).toEqual({
+      error: ErrorCode.OK,
+      heartbeatIntervalMs: base.NODE_HEARTBEAT_INTERVAL_MS,
+      nodeTtlMs: base.NODE_TTL_MS,
+    });
+    expect((await api.registerNode({ node: node("chat-b", 9002) })).error).toBe(ErrorCode.OK);
+
+    const first = await ownersOf(api, UIDS);
+    const again = await ownersOf(api, UIDS);
+    expect(again).toEqual(first);
+    const used = new Set(first.values());
+    expect([...used].sort()).toEqual(["chat-a", "chat-b"]);
+
+    const reply = await api.getChatNode({ uid: UIDS[0] as string });
+    expect(reply.node).toMatchObject({ host: "127.0.0.1", grpcAddr: expect.stringMatching(/^127\.0\.0\.1:\d+$/) });
+  });
+
+  it("lists live nodes with their heartbeat connection counts", async () => {
+    const api = await statusAt(freshPrefix());
+    await api.registerNode({ node: node("chat-a", 9001) });
+    await api.registerNode({ node: node("chat-b", 9002) });
+    expect(await api.heartbeat({ nodeId: "chat-a", connections: 17 })).toEqual({ error: ErrorCode.OK });
+    const { nodes } = await api.listNodes({});
+    expect(nodes.map((n) => [n.nodeId, n.connections])).toEqual([
+      ["chat-a", 17],
+      ["chat-b", 0],
+    ]);
+    expect(await api.heartbeat({ nodeId: "chat-unknown", connections: 1 })).toEqual({ error: ErrorCode.NOT_FOUND });
+  });
+
+  it("drops a node whose heartbeats stop and moves its users to the other", async () => {
+    const api = await statusAt(freshPrefix(), { NODE_TTL_MS: 1000 });
+    await api.registerNode({ node: node("chat-a", 9001) });
+    await api.registerNode({ node: node("chat-b", 9002) });
+    const before = await ownersOf(api, UIDS);
+    const ofA = UIDS.filter((uid) => before.get(uid) === "chat-a");
+    expect(ofA.length).toBeGreaterThan(0);
+
+    // Only chat-b keeps heartbeating, re-registering when told to as a real node does (a busy
+    // machine can delay a beat past the TTL).
+    const beat = setInterval(async () => {
+      const reply = await api.heartbeat({ nodeId: "chat-b", connections: 0 }).catch(() => undefined);
+      if (reply?.error === ErrorCode.NOT_FOUND) await api.registerNode({ node: node("chat-b", 9002) });
+    }, 100);
+    cleanups.push(() => clearInterval(beat));
+
+    await eventually(async () => (await api.getChatNode({ uid: ofA[0] as string })).node?.nodeId === "chat-b");
+    const after = await ownersOf(api, UIDS);
+    for (const uid of UIDS) expect(after.get(uid)).toBe("chat-b");
+    expect((await api.listNodes({})).nodes.map((n) => n.nodeId)).toEqual(["chat-b"]);
+    // The dropped node is told to register again.
+    expect(await api.heartbeat({ nodeId: "chat-a", connections: 0 })).toEqual({ error: ErrorCode.NOT_FOUND });
+  });
+
+  it("removes a leaving node at once", async () => {
+    const api = await statusAt(freshPrefix());
+    await api.registerNode({ node: node("chat-a", 9001) });
+    await api.registerNode({ node: node("chat-b", 9002) });
+    const before = await ownersOf(api, UIDS);
+    expect(await api.leaveNode({ nodeId: "chat-a" })).toEqual({ error: ErrorCode.OK });
+    const after = await ownersOf(api, UIDS);
+    for (const uid of UIDS) expect(after.get(uid)).toBe("chat-b");
+    expect([...before.values()]).toContain("chat-a");
+    expect((await api.listNodes({})).nodes.map((n) => n.nodeId)).toEqual(["chat-b"]);
+  });
+
+  it("gives the same owners from a second status instance on the same Redis", async () => {
+    const prefix = freshPrefix();
+    const one = await statusAt(prefix);
+    const two = await statusAt(prefix);
+    for (const [id, port] of [
+      ["chat-a", 9001],
+      ["chat-b", 9002],
+      ["chat-c", 9003],
+    ] as const) {
+      await one.registerNode({ node: node(id, port) });
+    }
+    const fromOne = await ownersOf(one, UIDS);
+    expect(await ownersOf(two, UIDS)).toEqual(fromOne);
+    expect(new Set(fromOne.values()).size).toBe(3);
+    // A token issued by one is accepted by the other.
+    const { token } = await one.issueToken({ uid: "77" });
+    expect(await two.checkToken({ uid: "77", token })).toEqual({ error: ErrorCode.OK });
+  });
+
+  it("answers NO_CHAT_NODE without live nodes", async () => {
+    const api = await statusAt(freshPrefix());
+    expect(await api.getChatNode({ uid: "42" })).toEqual({ error: ErrorCode.NO_CHAT_NODE, node: undefined });
+    await api.registerNode({ node: node("chat-a", 9001) });
+    await api.leaveNode({ nodeId: "chat-a" });
+    expect((await api.getChatNode({ uid: "42" })).error).toBe(ErrorCode.NO_CHAT_NODE);
+  });
+
+  it("issues tokens and checks them", async () => {
+    const api = await statusAt(freshPrefix());
+    const before = Date.now();
+    const issued = await api.issueToken({ uid: "1001" });
+    expect(issued.error).toBe(ErrorCode.OK);
+    expect(issued.token).toMatch(/^[A-Za-z0-9_-]{32}$/);
+    const expiresAt = Number(issued.expiresAtMs);
+    expect(expiresAt).toBeGreaterThanOrEqual(before + base.TOKEN_TTL_SECONDS * 1000);
+
+    expect(await api.checkToken({ uid: "1001", token: issued.token })).toEqual({ error: ErrorCode.OK });
+    const oneCharOff = issued.token.slice(0, -1) + (issued.token.endsWith("a") ? "b" : "a");
+    expect(await api.checkToken({ uid: "1001", token: oneCharOff })).toEqual({ error: ErrorCode.TOKEN_INVALID });
+    expect(await api.checkToken({ uid: "1001", token: "short" })).toEqual({ error: ErrorCode.TOKEN_INVALID });
+    expect(await api.checkToken({ uid: "1001", token: "" })).toEqual({ error: ErrorCode.TOKEN_INVALID });
+    expect(await api.checkToken({ uid: "1002", token: issued.token })).toEqual({ error: ErrorCode.TOKEN_INVALID });
+
+    // A new login replaces the older token.
+    const newer = await api.issueToken({ uid: "1001" });
+    expect(newer.token).not.toBe(issued.token);
+    expect(await api.checkToken({ uid: "1001", token: issued.token })).toEqual({ error: ErrorCode.TOKEN_INVALID });
+    expect(await api.checkToken({ uid: "1001", token: newer.token })).toEqual({ error: ErrorCode.OK });
+  });
+
+  it("tells an expired token from a wrong one", async () => {
+    const api = await statusAt(freshPrefix(), { TOKEN_TTL_SECONDS: 1 });
+    const { token } = await api.issueToken({ uid: "2001" });
+    expect(await api.checkToken({ uid: "2001", token })).toEqual({ error: ErrorCode.OK });
+    await new Promise((r) => setTimeout(r, 1200));
+    expect(await api.checkToken({ uid: "2001", token })).toEqual({ error: ErrorCode.TOKEN_EXPIRED });
+    expect(await api.checkToken({ uid: "2001", token: "x".repeat(32) })).toEqual({ error: ErrorCode.TOKEN_INVALID });
+  });
+
+  it("rejects bad uids and bad node registrations with INVALID_ARGUMENT", async () => {
+    const api = await statusAt(freshPrefix());
+    await api.registerNode({ node: node("chat-a", 9001) });
+    // uid 0 is all the wire can carry that is not a real uid.
+    expect((await api.getChatNode({ uid: "0" })).error).toBe(ErrorCode.INVALID_ARGUMENT);
+    expect((await api.issueToken({ uid: "0" })).error).toBe(ErrorCode.INVALID_ARGUMENT);
+    expect((await api.checkToken({ uid: "0", token: "t" })).error).toBe(ErrorCode.INVALID_ARGUMENT);
+
+    const bad: (ChatNodeInfo | undefined)[] = [
+      undefined,
+      { ...node("chat-x", 9001), nodeId: "" },
+      { ...node("chat-x", 9001), nodeId: "has space" },
+      { ...node("chat-x", 9001), host: "" },
+      { ...node("chat-x", 9001), tcpPort: 0 },
+      { ...node("chat-x", 9001), grpcAddr: "no-port" },
+    ];
+    for (const n of bad) {
+      expect((await api.registerNode({ node: n })).error).toBe(ErrorCode.INVALID_ARGUMENT);
+    }
+    expect((await api.listNodes({})).nodes.map((n) => n.nodeId)).toEqual(["chat-a"]);
+  });
+
+  it("rejects uids that are not canonical decimals when called in-process", async () => {
+    const prefix = freshPrefix();
+    const api = createStatusService({
+      registry: new RedisNodeRegistry(redis, prefix),
+      tokens: new RedisTokenStore(redis, prefix),
+      config: base,
+      log,
+    });
+    await api.registerNode({ node: node("chat-a", 9001) });
+    for (const uid of ["", "0", "abc", "-1", "01", "1.5", " 1", "18446744073709551616"]) {
+      expect((await api.getChatNode({ uid })).error).toBe(ErrorCode.INVALID_ARGUMENT);
+      expect((await api.issueToken({ uid })).error).toBe(ErrorCode.INVALID_ARGUMENT);
+    }
+    expect((await api.getChatNode({ uid: "18446744073709551615" })).error).toBe(ErrorCode.OK);
+  });
+});
