@@ -1,8 +1,13 @@
 import { defineConfig } from "vitest/config";
 
+// The main suite: files run in parallel, each in its own database and Redis key prefix.
+// Tests that break shared infrastructure on purpose (kill a Redis master, stop a MySQL shard,
+// kill chat nodes of the local stack) live in test/stack/ and run afterwards, one file at a
+// time (vitest.stack.config.ts), so no other test sees their faults.
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
+    exclude: ["test/stack/**", "**/node_modules/**"],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: "forks",

@@ -2,6 +2,7 @@
 # Stops what ops/stack/up.sh started (by its pid files), nothing else: the machine's own
 # MariaDB (3306) and Redis (6379) keep running. MariaDB data dirs are kept; the Redis
 # cluster's config is removed so the next up builds a fresh cluster.
+#   --services   only the services (status, verify, gate, chat nodes); databases and Redis stay
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 [ -d "$STACK_RUN_DIR" ] || { echo "[stack] nothing to stop"; exit 0; }
@@ -21,8 +22,12 @@ stop_pid() { # pidfile name
   rm -f "$file"
 }
 
-for i in $(seq "$STACK_CHAT_NODES" -1 1); do stop_pid "$STACK_RUN_DIR/chat-$i.pid" "chat-$i"; done
+# Every chat node with a pid file, also ones added after up (ops scripts may add more).
+for file in "$STACK_RUN_DIR"/chat-*.pid; do
+  [ -e "$file" ] && stop_pid "$file" "$(basename "$file" .pid)"
+done
 for name in gate verify status; do stop_pid "$STACK_RUN_DIR/$name.pid" "$name"; done
+if [ "${1:-}" = "--services" ]; then echo "[stack] services down"; exit 0; fi
 for port in $STACK_REDIS_PORTS; do
   stop_pid "$STACK_RUN_DIR/redis-$port.pid" "redis $port"
   rm -f "$STACK_DIR/redis-$port/nodes-$port.conf" "$STACK_DIR/redis-$port/dump.rdb"

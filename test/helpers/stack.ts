@@ -1,7 +1,11 @@
 import { execFile } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { ROOT } from "./processes.js";
+import mysql from "mysql2/promise";
+import { freePort } from "./env.js";
+import { LOG_DIR, ROOT, waitFor } from "./processes.js";
+import { startSmtpSink } from "./smtp-sink.js";
 
 const run = promisify(execFile);
 
@@ -15,18 +19,144 @@ export interface StackEnv {
   runDir: string;
 }
 
-export async function stackEnv(): Promise<StackEnv> {
+export async function stackEnv(vars: Record<string, string> = {}): Promise<StackEnv> {
   const script = `source ${JSON.stringify(join(ROOT, "ops/stack/env.sh"))}
 echo "$(stack_mysql_ports)"; echo "$STACK_REDIS_PORTS"; echo "$(stack_redis_nodes)"
 echo "$STACK_DIR"; echo "$STACK_LOG_DIR"; echo "$STACK_RUN_DIR"`;
-  const { stdout } = await run("bash", ["-c", script]);
-  const [mysql = "", redis = "", nodes = "", dir = "", logDir = "", runDir = ""] = stdout.trim().split("\n");
+  const { stdout } = await run("bash", ["-c", script], { env: { ...process.env, ...vars } });
+  const [mysqlPorts = "", redis = "", nodes = "", dir = "", logDir = "", runDir = ""] = stdout.trim().split("\n");
   const ports = (s: string) => s.trim().split(/\s+/).map(Number);
-  return { mysqlPorts: ports(mysql), redisPorts: ports(redis), redisNodes: nodes, dir, logDir, runDir };
+  return { mysqlPorts: ports(mysqlPorts), redisPorts: ports(redis), redisNodes: nodes, dir, logDir, runDir };
 }
 
 /** Starts the stack's databases and Redis Cluster (ops/stack/up.sh --infra), reusing what runs. */
 export async function stackInfraUp(): Promise<StackEnv> {
   await run("bash", [join(ROOT, "ops/stack/up.sh"), "--infra"], { timeout: 240_000 });
   return stackEnv();
+}
+
+export type SmtpSink = Awaited<ReturnType<typeof startSmtpSink>>;
+
+/** A whole stack's services started by ops/stack/up.sh for one test file. */
+export interface StackServices {
+  /** The STACK_* variables this run was started with (pass them to ops scripts). */
+  vars: Record<string, string>;
+  stack: StackEnv;
+  gateUrl: string;
+  statusAddr: string;
+  /** This run's database on every MariaDB instance, the control instance first. */
+  mysqlUrls: string[];
+  redisPrefix: string;
+  smtp: SmtpSink;
+  chatNodes: { nodeId: string; tcpPort: number; wsPort: number; grpcPort: number }[];
+  /** The pid of a service the script started ("status", "gate", "chat-2", ...). */
+  pidOf(name: string): number;
+  /** Stops the services (ops/stack/down.sh --services), drops this run's databases, closes SMTP. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs `ops/stack/up.sh` (the same script people use) for one test file: its own service ports,
+ * run and log folders, database name and Redis key prefix, on the shared databases and Redis
+ * Cluster, with verify mailing a local SMTP server. `env` adds settings for every service.
+ */
+export async function startStackServices(
+  name: string,
+  options: { chatNodes?: number; env?: Record<string, string> } = {},
+): Promise<StackServices> {
+  const chatNodes = options.chatNodes ?? 3;
+  const tag = `${name}-${process.pid}`;
+  const ports = async (n: number) => {
+    const list: number[] = [];
+    while (list.length < n) {
+      const port = await freePort();
+      // Chat nodes take base + i: keep each run of ports clear of the next free port found.
+      if (!list.includes(port)) list.push(port);
+    }
+    return list;
+  };
+  // Consecutive bases are what up.sh expects; pick ranges from a free port and check each.
+  const base = async () => {
+    for (;;) {
+      const [first = 0] = await ports(1);
+      if (first + chatNodes >= 65_535) continue;
+      let free = true;
+      for (let i = 1; i < chatNodes; i++) if (!(await portIsFree(first + i))) free = false;
+      if (free) return first;
+    }
+  };
+  const [gatePort = 0, verifyPort = 0, statusPort = 0] = await ports(3);
+  const vars: Record<string, string> = {
+    STACK_RUN_DIR: join(ROOT, ".stack", "tests", tag, "run"),
+    STACK_LOG_DIR: join(LOG_DIR, `stack-${name}`),
+    STACK_MYSQL_DB: `sc_stack_${name.replace(/\W/g, "_")}_${process.pid}`,
+    STACK_REDIS_PREFIX: `sc-stack-${tag}:`,
+    STACK_GATE_PORT: String(gatePort),
+    STACK_VERIFY_PORT: String(verifyPort),
+    STACK_STATUS_PORT: String(statusPort),
+    STACK_CHAT_NODES: String(chatNodes),
+    STACK_CHAT_TCP_BASE: String(await base()),
+    STACK_CHAT_WS_BASE: String(await base()),
+    STACK_CHAT_GRPC_BASE: String(await base()),
+  };
+  const smtp = await startSmtpSink();
+  const serviceEnv = {
+    SMTP_URL: smtp.url,
+    VERIFY_COOLDOWN_SECONDS: "1",
+    VERIFY_MAX_PER_ADDR_PER_HOUR: "100000",
+    NODE_HEARTBEAT_INTERVAL_MS: "500",
+    NODE_TTL_MS: "3000",
+    ...options.env,
+  };
+  const env = { ...process.env, ...vars, ...serviceEnv };
+  try {
+    await run("bash", [join(ROOT, "ops/stack/up.sh")], { env, timeout: 300_000 });
+  } catch (err) {
+    await run("bash", [join(ROOT, "ops/stack/down.sh"), "--services"], { env }).catch(() => undefined);
+    await smtp.close();
+    throw err;
+  }
+  const stack = await stackEnv(vars);
+  const mysqlUrls = stack.mysqlPorts.map((port) => `mysql://root@127.0.0.1:${port}/${vars.STACK_MYSQL_DB}`);
+  const gateUrl = `http://127.0.0.1:${gatePort}`;
+  await waitFor("gate /healthz", async () => (await fetch(`${gateUrl}/healthz`)).ok);
+  const pidOf = (service: string) => Number(readFileSync(join(stack.runDir, `${service}.pid`), "utf8").trim());
+  return {
+    vars,
+    stack,
+    gateUrl,
+    statusAddr: `127.0.0.1:${statusPort}`,
+    mysqlUrls,
+    redisPrefix: vars.STACK_REDIS_PREFIX as string,
+    smtp,
+    chatNodes: Array.from({ length: chatNodes }, (_, i) => ({
+      nodeId: `chat-${i + 1}`,
+      tcpPort: Number(vars.STACK_CHAT_TCP_BASE) + i,
+      wsPort: Number(vars.STACK_CHAT_WS_BASE) + i,
+      grpcPort: Number(vars.STACK_CHAT_GRPC_BASE) + i,
+    })),
+    pidOf,
+    async stop() {
+      await run("bash", [join(ROOT, "ops/stack/down.sh"), "--services"], { env, timeout: 120_000 }).catch(
+        (err: unknown) => console.error("stack services did not stop cleanly", err),
+      );
+      await smtp.close();
+      await Promise.all(
+        mysqlUrls.map(async (url) => {
+          const db = new URL(url).pathname.slice(1);
+          const conn = await mysql.createConnection({ uri: url.replace(/\/[^/]*$/, "/") });
+          await conn.query(`DROP DATABASE IF EXISTS \`${db}\``).finally(() => conn.end());
+        }),
+      );
+    },
+  };
+}
+
+async function portIsFree(port: number): Promise<boolean> {
+  const { createServer } = await import("node:net");
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+  });
 }
