@@ -7,6 +7,8 @@ import { RedisWorkerIdLeases, type WorkerIdLeases } from "./ids/worker-leases.js
 import type { Logger } from "./log/logger.js";
 import { createMailer } from "./mail/create-mailer.js";
 import type { Mailer } from "./mail/ports.js";
+import type { Probe } from "./metrics/health.js";
+import type { Metrics } from "./metrics/metrics.js";
 import { MemoryNodeRegistry } from "./routing/memory/node-registry.js";
 import { MemoryRateLimiter } from "./routing/memory/rate-limiter.js";
 import { MemorySessionRoutes } from "./routing/memory/session-routes.js";
@@ -26,15 +28,35 @@ import { RedisSessionRoutes } from "./routing/redis/session-routes.js";
 import { RedisTokenStore } from "./routing/redis/token-store.js";
 import { RedisVerifyCodeStore } from "./routing/redis/verify-code-store.js";
 import { createRedis } from "./routing/redis-client.js";
+import { MysqlConversationStore } from "./storage/mysql/conversation-store.js";
+import { MysqlFileMetaStore } from "./storage/mysql/file-meta-store.js";
+import { MysqlFriendStore, singlePool } from "./storage/mysql/friend-store.js";
+import { MysqlGroupStore } from "./storage/mysql/group-store.js";
 import { MysqlMessageStore } from "./storage/mysql/message-store.js";
 import { migrate } from "./storage/mysql/migrate.js";
 import { createPool } from "./storage/mysql/pool.js";
 import { MysqlUserStore } from "./storage/mysql/user-store.js";
-import type { MessageStore, Uid, UserStore } from "./storage/ports.js";
+import type {
+  ConversationStore,
+  FileMetaStore,
+  FriendStore,
+  GroupStore,
+  MessageStore,
+  Uid,
+  UserStore,
+} from "./storage/ports.js";
+import { ShardedConversationStore } from "./storage/sharded/conversation-store.js";
+import { ShardedFileMetaStore } from "./storage/sharded/file-meta-store.js";
+import { ShardedGroupStore } from "./storage/sharded/group-store.js";
 import { ShardedMessageStore } from "./storage/sharded/message-store.js";
 import { configuredInstances, migrateShards, Shards } from "./storage/sharded/shards.js";
+import { shardedUidPlacement } from "./storage/sharded/uid-placement.js";
 import { ShardedUserStore } from "./storage/sharded/user-store.js";
+import { SqliteConversationStore } from "./storage/sqlite/conversation-store.js";
 import { openSqlite, sqliteFileIn } from "./storage/sqlite/database.js";
+import { SqliteFileMetaStore } from "./storage/sqlite/file-meta-store.js";
+import { SqliteFriendStore } from "./storage/sqlite/friend-store.js";
+import { SqliteGroupStore } from "./storage/sqlite/group-store.js";
 import { SqliteMessageStore } from "./storage/sqlite/message-store.js";
 import { migrateSqlite } from "./storage/sqlite/migrate.js";
 import { SqliteUserStore } from "./storage/sqlite/user-store.js";
@@ -48,6 +70,10 @@ export interface RenewableSessionRoutes extends SessionRoutes {
 export interface Adapters {
   users: UserStore;
   messages: MessageStore;
+  groups: GroupStore;
+  files: FileMetaStore;
+  friends: FriendStore;
+  conversations: ConversationStore;
   nodes: NodeRegistry;
   tokens: TokenStore;
   codes: VerifyCodeStore;
@@ -57,14 +83,24 @@ export interface Adapters {
   mailer: Mailer;
   /** Where users and messages live, for people (no password). */
   storageLocation: string;
+  /** One per database instance and one for Redis: what /readyz asks. */
+  probes: Probe[];
   /** Closes the connections and the database file (once; later calls wait for the first). */
   close(): Promise<void>;
 }
 
 type Closer = () => Promise<void> | void;
 
-export type StorageAdapters = Pick<Adapters, "users" | "messages" | "storageLocation"> & { close: Closer };
-export type RoutingAdapters = Omit<Adapters, "users" | "messages" | "mailer" | "storageLocation" | "close"> & {
+export type StorageAdapters = Pick<
+  Adapters,
+  "users" | "messages" | "groups" | "files" | "friends" | "conversations" | "storageLocation" | "probes"
+> & {
+  close: Closer;
+};
+export type RoutingAdapters = Omit<
+  Adapters,
+  "users" | "messages" | "groups" | "files" | "friends" | "conversations" | "mailer" | "storageLocation" | "close"
+> & {
   close: Closer;
 };
 
@@ -77,6 +113,7 @@ export type AdapterSettings = Pick<
   | "MYSQL_POOL_SIZE"
   | "MYSQL_DEADLOCK_RETRIES"
   | "MYSQL_SHARDS"
+  | "SHARD_FENCE_WAIT_MS"
   | "SHARD_SLOTS"
   | "SHARD_MAP_REFRESH_MS"
   | "SHARD_KNOWN_CONVERSATIONS"
@@ -94,11 +131,11 @@ export type AdapterSettings = Pick<
  * The composition root: opens the configured backends (migrating the database first) and
  * builds every adapter on them. Services only ever see the ports.
  */
-export async function createAdapters(config: AdapterSettings, log: Logger): Promise<Adapters> {
-  const storage = await createStorageAdapters(config, log);
+export async function createAdapters(config: AdapterSettings, log: Logger, metrics?: Metrics): Promise<Adapters> {
+  const storage = await createStorageAdapters(config, log, metrics);
   let routing: RoutingAdapters;
   try {
-    routing = createRoutingAdapters(config);
+    routing = createRoutingAdapters(config, metrics);
   } catch (err) {
     await storage.close();
     throw err;
@@ -108,6 +145,7 @@ export async function createAdapters(config: AdapterSettings, log: Logger): Prom
   return {
     ...storage,
     ...routing,
+    probes: [...storage.probes, ...routing.probes],
     mailer,
     close: () => {
       closing ??= (async () => {
@@ -121,19 +159,31 @@ export async function createAdapters(config: AdapterSettings, log: Logger): Prom
 }
 
 /** Users and messages on STORAGE_BACKEND, schema migrated. */
-export async function createStorageAdapters(config: AdapterSettings, log: Logger): Promise<StorageAdapters> {
+export async function createStorageAdapters(
+  config: AdapterSettings,
+  log: Logger,
+  metrics?: Metrics,
+): Promise<StorageAdapters> {
   if (config.STORAGE_BACKEND === "mysql" && config.MYSQL_SHARDS.trim() !== "") {
     // Several instances: every conversation, user and index row on the instance its slot maps to.
     const instances = configuredInstances(config);
     await migrateShards(instances, log);
-    const shards = await Shards.open(config, log);
+    const shards = await Shards.open(config, log, (shard, seconds) =>
+      metrics?.shardQuerySeconds.observe({ shard }, seconds),
+    );
     return {
       users: new ShardedUserStore(shards, { orphanMs: config.USER_INDEX_ORPHAN_MS, log }),
+      groups: new ShardedGroupStore(shards, { deadlockRetries: config.MYSQL_DEADLOCK_RETRIES, log }),
       messages: new ShardedMessageStore(shards, {
         deadlockRetries: config.MYSQL_DEADLOCK_RETRIES,
         knownConversations: config.SHARD_KNOWN_CONVERSATIONS,
         log,
       }),
+      files: new ShardedFileMetaStore(shards),
+      // Friend rows by uid: each side's row on that side's shard.
+      friends: new MysqlFriendStore(shardedUidPlacement(shards)),
+      conversations: new ShardedConversationStore(shards),
+      probes: instances.map((i) => ({ name: `mysql:${i.id}`, check: () => shards.ping(i.id) })),
       storageLocation: `${instances.length} MySQL shards: ${instances.map((i) => i.url.replace(/\/\/[^@/]*@/, "//")).join(", ")}`,
       close: () => shards.close(),
     };
@@ -144,6 +194,11 @@ export async function createStorageAdapters(config: AdapterSettings, log: Logger
     return {
       users: new MysqlUserStore(pool),
       messages: new MysqlMessageStore(pool, { deadlockRetries: config.MYSQL_DEADLOCK_RETRIES }),
+      groups: new MysqlGroupStore(pool, { deadlockRetries: config.MYSQL_DEADLOCK_RETRIES }),
+      files: new MysqlFileMetaStore(pool),
+      friends: new MysqlFriendStore(singlePool(pool)),
+      conversations: new MysqlConversationStore(pool),
+      probes: [{ name: "mysql", check: () => pool.query("SELECT 1") }],
       storageLocation: config.MYSQL_URL.replace(/\/\/[^@/]*@/, "//"),
       close: () => pool.end(),
     };
@@ -157,6 +212,11 @@ export async function createStorageAdapters(config: AdapterSettings, log: Logger
     return {
       users: new SqliteUserStore(db),
       messages: new SqliteMessageStore(db),
+      groups: new SqliteGroupStore(db),
+      files: new SqliteFileMetaStore(db),
+      friends: new SqliteFriendStore(db),
+      conversations: new SqliteConversationStore(db),
+      probes: [{ name: "sqlite", check: async () => db.prepare("SELECT 1").get() }],
       storageLocation: file,
       close: () => {
         db.close();
@@ -172,9 +232,10 @@ export async function createStorageAdapters(config: AdapterSettings, log: Logger
  * Routing state on ROUTING_BACKEND alone, for services that keep no users or messages (status,
  * verify): they need no database.
  */
-export function createRoutingAdapters(config: AdapterSettings): RoutingAdapters {
+export function createRoutingAdapters(config: AdapterSettings, metrics?: Metrics): RoutingAdapters {
   if (config.ROUTING_BACKEND === "redis") {
     const redis = createRedis(config);
+    redis.on("error", () => metrics?.redisErrors.inc());
     const prefix = config.REDIS_KEY_PREFIX;
     return {
       nodes: new RedisNodeRegistry(redis, prefix),
@@ -183,6 +244,7 @@ export function createRoutingAdapters(config: AdapterSettings): RoutingAdapters 
       limiter: new RedisRateLimiter(redis, prefix),
       routes: new RedisSessionRoutes(redis, prefix, config.ROUTE_TTL_SECONDS),
       workerLeases: new RedisWorkerIdLeases(redis, prefix, config.WORKER_LEASE_TTL_MS),
+      probes: [{ name: "redis", check: () => redis.ping() }],
       close: async () => {
         await redis.quit().catch(() => redis.disconnect());
       },
@@ -195,6 +257,7 @@ export function createRoutingAdapters(config: AdapterSettings): RoutingAdapters 
     limiter: new MemoryRateLimiter(),
     routes: new MemorySessionRoutes(config.ROUTE_TTL_SECONDS),
     workerLeases: new MemoryWorkerIdLeases(config.WORKER_LEASE_TTL_MS),
+    probes: [],
     close: () => {},
   };
 }

@@ -46,7 +46,12 @@ const httpStatus: Partial<Record<ErrorCode, number>> = {
   [ErrorCode.UNAVAILABLE]: 503,
   [ErrorCode.NO_CHAT_NODE]: 503,
   [ErrorCode.MAIL_FAILED]: 502,
+  [ErrorCode.ACCOUNT_LOCKED]: 429,
   [ErrorCode.INTERNAL]: 500,
+  [ErrorCode.NOT_PARTICIPANT]: 403,
+  [ErrorCode.FILE_TOO_LARGE]: 413,
+  [ErrorCode.FILE_TYPE_NOT_ALLOWED]: 415,
+  [ErrorCode.FILE_MISSING]: 400,
 };
 
 /** The HTTP status gate answers with for a code (the body always carries the code itself). */

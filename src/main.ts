@@ -2,6 +2,7 @@ import { startChatNode } from "./chat/server.js";
 import { createAdapters } from "./compose.js";
 import { ConfigError, describeSettings, loadConfig } from "./config/load.js";
 import type { Config } from "./config/settings.js";
+import { createFileStore } from "./files/create.js";
 import { startGate } from "./gate/server.js";
 import type { ChatNodeInfo } from "./gen/shardchat/v1/status.js";
 import { StatusServiceService } from "./gen/shardchat/v1/status.js";
@@ -9,6 +10,7 @@ import { VerifyServiceService } from "./gen/shardchat/v1/verify.js";
 import { grpcClient } from "./grpc/api.js";
 import { leaseSnowflake } from "./ids/lease-snowflake.js";
 import { createLogger } from "./log/logger.js";
+import { createMetrics } from "./metrics/metrics.js";
 import { startStatus } from "./status/server.js";
 import { startVerify } from "./verify/server.js";
 
@@ -54,18 +56,22 @@ function nthPort(port: number, i: number): number {
 }
 
 async function start(): Promise<void> {
-  const adapters = await createAdapters(config, log);
+  // One process, one registry: gate's port serves /metrics, /healthz and /readyz for all of
+  // it, so the services' own METRICS_PORT servers (which would collide) stay off.
+  const metrics = createMetrics("stack");
+  const adapters = await createAdapters(config, log, metrics);
   closers.push(() => adapters.close());
+  const serviceConfig: Config = { ...config, METRICS_PORT: null };
 
   const status = await startStatus({
-    config,
+    config: serviceConfig,
     log: log.child({ service: "status" }),
     registry: adapters.nodes,
     tokens: adapters.tokens,
   });
   closers.push(() => status.close());
   const verify = await startVerify({
-    config,
+    config: serviceConfig,
     log: log.child({ service: "verify" }),
     codes: adapters.codes,
     limiter: adapters.limiter,
@@ -93,7 +99,7 @@ async function start(): Promise<void> {
   const nodes: ChatNodeInfo[] = [];
   for (let i = 0; i < nodeCount; i++) {
     const nodeConfig: Config = {
-      ...config,
+      ...serviceConfig,
       CHAT_NODE_ID: nodeCount === 1 ? config.CHAT_NODE_ID : `chat-${i + 1}`,
       CHAT_TCP_PORT: nthPort(config.CHAT_TCP_PORT, i),
       CHAT_WS_PORT: nthPort(config.CHAT_WS_PORT, i),
@@ -111,10 +117,17 @@ async function start(): Promise<void> {
       config: nodeConfig,
       log: nodeLog,
       messages: adapters.messages,
+      groups: adapters.groups,
+      friends: adapters.friends,
+      conversations: adapters.conversations,
+      files: adapters.files,
       users: adapters.users,
       routes: adapters.routes,
       status: statusApi,
       ids: lease.ids,
+      limiter: adapters.limiter,
+      metrics,
+      probes: adapters.probes,
     });
     closers.push(() => node.close());
     nodes.push(node.info);
@@ -129,6 +142,10 @@ async function start(): Promise<void> {
     verify: verifyApi,
     status: statusApi,
     ids: gateLease.ids,
+    limiter: adapters.limiter,
+    metrics,
+    probes: adapters.probes,
+    files: { meta: adapters.files, bytes: createFileStore(config), messages: adapters.messages },
   });
   closers.push(() => gate.close());
 
@@ -142,6 +159,7 @@ async function start(): Promise<void> {
       "",
       "shardchat is running",
       `  gate (HTTP)      ${gateUrl}`,
+      `  web client       ${gateUrl}/  (open it in a browser)`,
       ...nodes.map((n) => `  ${n.nodeId.padEnd(16)} tcp ${n.host}:${n.tcpPort}  ws ${n.wsUrl}  grpc ${n.grpcAddr}`),
       `  status (gRPC)    ${boundAddr(config.STATUS_ADDR, status.port)}`,
       `  verify (gRPC)    ${boundAddr(config.VERIFY_ADDR, verify.port)}`,

@@ -5,7 +5,7 @@ import { type RunningChatNode, startChatNode } from "../src/chat/server.js";
 import type { Config } from "../src/config/settings.js";
 import { ErrorCode } from "../src/errors.js";
 import { ChatNodeServiceService } from "../src/gen/shardchat/v1/chatnode.js";
-import { type Envelope, MessageKind } from "../src/gen/shardchat/v1/client.js";
+import { DeviceKind, type Envelope, MessageKind } from "../src/gen/shardchat/v1/client.js";
 import { StatusServiceService } from "../src/gen/shardchat/v1/status.js";
 import { addApi, type GrpcClient, grpcClient, startGrpcServer } from "../src/grpc/api.js";
 import { Snowflake } from "../src/ids/snowflake.js";
@@ -244,6 +244,9 @@ describe("chat node", () => {
       CHAT_MAX_TEXT_CHARS: MAX_TEXT,
       CHAT_MAX_FRAME_BYTES: MAX_FRAME,
       CHAT_PEER_REFRESH_MS: 200,
+      // These tests send bursts on one connection; the rate limits have their own test (ops).
+      CHAT_CONN_MSGS_PER_SECOND: 1000,
+      CHAT_USER_MSGS_PER_SECOND: 1000,
     });
     await migrate(config.MYSQL_URL);
     pool = createPool(config);
@@ -342,6 +345,8 @@ describe("chat node", () => {
       nodeId: "n1",
       heartbeatIntervalMs: config.CHAT_CLIENT_HEARTBEAT_MS,
       idleTimeoutMs: config.CHAT_IDLE_TIMEOUT_MS,
+      // No device kind asked: TCP holds the desktop session.
+      device: DeviceKind.DESKTOP,
     });
     b = await ws(node2);
     const loginB = await b.login(B, tokenOf(B));

@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -14,7 +14,7 @@ import { RedisSessionRoutes } from "../src/routing/redis/session-routes.js";
 import { MysqlMessageStore } from "../src/storage/mysql/message-store.js";
 import { MysqlUserStore } from "../src/storage/mysql/user-store.js";
 import { openSqlite, sqliteFileIn } from "../src/storage/sqlite/database.js";
-import { migrateSqlite } from "../src/storage/sqlite/migrate.js";
+import { migrateSqlite, SQLITE_SQL_DIR } from "../src/storage/sqlite/migrate.js";
 import { SqliteUserStore } from "../src/storage/sqlite/user-store.js";
 import { dropTestDatabase, testConfig } from "./helpers/env.js";
 import { ROOT } from "./helpers/processes.js";
@@ -69,10 +69,15 @@ describe("createAdapters", () => {
   it("records applied SQLite migrations and applies each once", () => {
     const db = openSqlite(join(tempDir(), "m.sqlite"));
     try {
-      expect(migrateSqlite(db)).toEqual(["001_core.sql"]);
+      // Every file of sql/sqlite, in name order (each issue adds its own).
+      const files = readdirSync(SQLITE_SQL_DIR)
+        .filter((f) => /^\d+_.*\.sql$/.test(f))
+        .sort();
+      expect(files[0]).toBe("001_core.sql");
+      expect(migrateSqlite(db)).toEqual(files);
       expect(migrateSqlite(db)).toEqual([]);
-      const names = db.prepare("SELECT name FROM schema_migrations").all();
-      expect(names).toEqual([{ name: "001_core.sql" }]);
+      const names = db.prepare("SELECT name FROM schema_migrations ORDER BY name").all();
+      expect(names).toEqual(files.map((name) => ({ name })));
       expect(db.pragma("journal_mode", { simple: true })).toBe("wal");
     } finally {
       db.close();

@@ -3,12 +3,14 @@ import type { Cluster, Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Config } from "../src/config/settings.js";
 import { ErrorCode } from "../src/errors.js";
-import { buildGateApp } from "../src/gate/app.js";
+import { buildGateApp, type GateDeps } from "../src/gate/app.js";
 import { StatusServiceService } from "../src/gen/shardchat/v1/status.js";
 import { grpcClient } from "../src/grpc/api.js";
 import { Snowflake } from "../src/ids/snowflake.js";
 import { createLogger } from "../src/log/logger.js";
 import { SmtpMailer } from "../src/mail/smtp-mailer.js";
+import { tcpProbe } from "../src/metrics/health.js";
+import { createMetrics } from "../src/metrics/metrics.js";
 import { RedisNodeRegistry } from "../src/routing/redis/node-registry.js";
 import { RedisRateLimiter } from "../src/routing/redis/rate-limiter.js";
 import { RedisTokenStore } from "../src/routing/redis/token-store.js";
@@ -53,7 +55,11 @@ function statusOver(keyPrefix: string): StatusApi {
 }
 
 /** A gate over the real verify service, MySQL users and the given status. */
-function gateWith(statusApi: StatusApi, userStore: MysqlUserStore = users): Promise<FastifyInstance> {
+function gateWith(
+  statusApi: StatusApi,
+  userStore: MysqlUserStore = users,
+  extra: Partial<GateDeps> = {},
+): Promise<FastifyInstance> {
   const verify = createVerifyService({
     codes: new RedisVerifyCodeStore(redis, config.REDIS_KEY_PREFIX),
     limiter: new RedisRateLimiter(redis, config.REDIS_KEY_PREFIX),
@@ -66,8 +72,10 @@ function gateWith(statusApi: StatusApi, userStore: MysqlUserStore = users): Prom
     verify,
     status: statusApi,
     ids: new Snowflake({ workerId: 7 }),
+    limiter: new RedisRateLimiter(redis, config.REDIS_KEY_PREFIX),
     config,
     log,
+    ...extra,
   });
 }
 
@@ -263,6 +271,102 @@ describe("gate", () => {
         json: { error: ErrorCode.BAD_CREDENTIALS, message: "BAD_CREDENTIALS" },
       });
     }
+  });
+
+  it("locks an account after LOGIN_MAX_FAILURES wrong passwords, even against the right one", async () => {
+    await register("mallory", "mallory@example.com", "mallorys password");
+    for (let i = 0; i < config.LOGIN_MAX_FAILURES; i++) {
+      expect((await post("/v1/login", { user: "mallory", password: `guess ${i}` })).json.error).toBe(
+        ErrorCode.BAD_CREDENTIALS,
+      );
+    }
+    const locked = await post("/v1/login", { email: "mallory@example.com", password: "mallorys password" });
+    expect(locked).toEqual({ status: 429, json: { error: ErrorCode.ACCOUNT_LOCKED, message: "ACCOUNT_LOCKED" } });
+    // An unknown name locks alike, so the lockout does not tell which accounts exist.
+    for (let i = 0; i <= config.LOGIN_MAX_FAILURES; i++) await post("/v1/login", { user: "ghost", password: "x" });
+    expect((await post("/v1/login", { user: "ghost", password: "x" })).json.error).toBe(ErrorCode.ACCOUNT_LOCKED);
+  });
+
+  it("forgets earlier failures after a good password", async () => {
+    await register("oscar", "oscar@example.com", "oscars password");
+    for (let round = 0; round < 3; round++) {
+      for (let i = 1; i < config.LOGIN_MAX_FAILURES; i++) {
+        expect((await post("/v1/login", { user: "oscar", password: "wrong" })).json.error).toBe(
+          ErrorCode.BAD_CREDENTIALS,
+        );
+      }
+      expect((await post("/v1/login", { user: "oscar", password: "oscars password" })).json.error).toBe(ErrorCode.OK);
+    }
+  });
+
+  it("serves Prometheus text on /metrics and tells ready from not ready on /readyz", async () => {
+    const metrics = createMetrics("gate");
+    const ready = await gateWith(status, users, {
+      metrics,
+      probes: [{ name: "mysql", check: () => pool.query("SELECT 1") }],
+    });
+    const closedPort = await freePort();
+    const notReady = await gateWith(status, users, {
+      probes: [{ name: "mysql", check: () => pool.query("SELECT 1") }, tcpProbe("verify", `127.0.0.1:${closedPort}`)],
+    });
+    extraApps.push(ready, notReady);
+    metrics.rateLimited.inc({ limit: "probe" });
+    const text = await ready.inject({ method: "GET", url: "/metrics" });
+    expect(text.statusCode).toBe(200);
+    expect(text.headers["content-type"]).toMatch(/^text\/plain/);
+    expect(text.body).toContain('shardchat_rate_limited_total{limit="probe",service="gate"} 1');
+    expect(text.body).toContain("nodejs_eventloop_lag_seconds");
+
+    expect((await ready.inject({ method: "GET", url: "/readyz" })).json()).toMatchObject({ ready: true });
+    const down = await notReady.inject({ method: "GET", url: "/readyz" });
+    expect(down.statusCode).toBe(503);
+    expect(down.json()).toMatchObject({
+      error: ErrorCode.UNAVAILABLE,
+      ready: false,
+      checks: [
+        { name: "mysql", ok: true },
+        { name: "verify", ok: false },
+      ],
+    });
+    expect((await notReady.inject({ method: "GET", url: "/healthz" })).statusCode).toBe(200);
+  });
+
+  it("takes the client address from X-Forwarded-For only when a trusted proxy sends it", async () => {
+    const limited = { ...config, VERIFY_MAX_PER_ADDR_PER_HOUR: 1, GATE_TRUST_PROXY: ["127.0.0.1"] };
+    const verify = createVerifyService({
+      codes: new RedisVerifyCodeStore(redis, `${config.REDIS_KEY_PREFIX}xff:`),
+      limiter: new RedisRateLimiter(redis, `${config.REDIS_KEY_PREFIX}xff:`),
+      mailer,
+      config: limited,
+      log,
+    });
+    const proxied = await gateWith(status, users, { verify, config: limited });
+    extraApps.push(proxied);
+    const ask = async (remoteAddress: string, forwardedFor: string, email: string) =>
+      (
+        await proxied.inject({
+          method: "POST",
+          url: "/v1/verify-code",
+          remoteAddress,
+          headers: { "x-forwarded-for": forwardedFor },
+          payload: { email },
+        })
+      ).json().error;
+    // Behind the trusted proxy, each forwarded client has its own allowance ...
+    expect(await ask("127.0.0.1", "198.51.100.1", "xff1@example.com")).toBe(ErrorCode.OK);
+    expect(await ask("127.0.0.1", "198.51.100.2", "xff2@example.com")).toBe(ErrorCode.OK);
+    expect(await ask("127.0.0.1", "198.51.100.1", "xff3@example.com")).toBe(ErrorCode.RATE_LIMITED);
+    // ... while a client reaching gate directly cannot pick a fresh address with the header.
+    expect(await ask("192.0.2.9", "198.51.100.3", "xff4@example.com")).toBe(ErrorCode.OK);
+    expect(await ask("192.0.2.9", "198.51.100.4", "xff5@example.com")).toBe(ErrorCode.RATE_LIMITED);
+    for (const to of ["xff1", "xff2", "xff4"]) await sink.waitForMail(`${to}@example.com`);
+  });
+
+  it("keeps a proxy's X-Request-Id and makes one otherwise", async () => {
+    const kept = await app.inject({ method: "GET", url: "/healthz", headers: { "x-request-id": "req-from-nginx" } });
+    expect(kept.headers["x-request-id"]).toBe("req-from-nginx");
+    const made = await app.inject({ method: "GET", url: "/healthz" });
+    expect(made.headers["x-request-id"]).toMatch(/^[0-9a-f-]{36}$/);
   });
 
   it("resets a password with a mailed code: the new one works, the old one no longer does", async () => {

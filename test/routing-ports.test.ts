@@ -9,7 +9,13 @@ import { MemoryNodeRegistry } from "../src/routing/memory/node-registry.js";
 import { MemoryRateLimiter } from "../src/routing/memory/rate-limiter.js";
 import { MemoryTokenStore } from "../src/routing/memory/token-store.js";
 import { MemoryVerifyCodeStore } from "../src/routing/memory/verify-code-store.js";
-import type { NodeRegistry, RateLimiter, TokenStore, VerifyCodeStore } from "../src/routing/ports.js";
+import {
+  type NodeRegistry,
+  type RateLimiter,
+  TOKENS_PER_USER,
+  type TokenStore,
+  type VerifyCodeStore,
+} from "../src/routing/ports.js";
 import { RedisNodeRegistry } from "../src/routing/redis/node-registry.js";
 import { RedisRateLimiter } from "../src/routing/redis/rate-limiter.js";
 import { RedisTokenStore } from "../src/routing/redis/token-store.js";
@@ -119,13 +125,24 @@ describe.each(backends)("routing ports on $name", (backend) => {
   });
 
   describe("TokenStore", () => {
-    it("keeps one token per uid, the newest, and none for others", async () => {
+    it("answers the newest token per uid, and none for others", async () => {
       const tokens = backend.tokens(60_000);
       const expiresAtMs = Date.now() + 60_000;
       await tokens.put("11", { token: "first", expiresAtMs });
       await tokens.put("11", { token: "second", expiresAtMs: expiresAtMs + 1 });
       expect(await tokens.get("11")).toEqual({ token: "second", expiresAtMs: expiresAtMs + 1 });
       expect(await tokens.get("12")).toBeNull();
+      expect(await tokens.recent("12")).toEqual([]);
+    });
+
+    it("keeps the newest TOKENS_PER_USER tokens (one per device kind), newest first", async () => {
+      const tokens = backend.tokens(60_000);
+      const expiresAtMs = Date.now() + 60_000;
+      const names = ["t0", "t1", "t2", "t3", "t4"].slice(0, TOKENS_PER_USER + 1);
+      for (const [i, token] of names.entries()) await tokens.put("13", { token, expiresAtMs: expiresAtMs + i });
+      const kept = await tokens.recent("13");
+      expect(kept.map((t) => t.token)).toEqual(names.slice(1).reverse());
+      expect(kept[0]).toEqual({ token: names.at(-1), expiresAtMs: expiresAtMs + names.length - 1 });
     });
 
     it("still answers an expired token during the grace, then forgets it", async () => {
@@ -164,6 +181,16 @@ describe.each(backends)("routing ports on $name", (backend) => {
   });
 
   describe("RateLimiter", () => {
+    it("reset gives a refused key its window back", async () => {
+      const limiter = backend.limiter();
+      expect((await limiter.hit("r", 1, 60)).allowed).toBe(true);
+      expect((await limiter.hit("r", 1, 60)).allowed).toBe(false);
+      await limiter.reset("r");
+      expect((await limiter.hit("r", 1, 60)).allowed).toBe(true);
+      expect((await limiter.hit("r", 1, 60)).allowed).toBe(false);
+      await limiter.reset("never-hit");
+    });
+
     it("allows limit hits per window, tells how long to wait, and counts keys apart", async () => {
       const limiter = backend.limiter();
       for (let i = 0; i < 3; i++)

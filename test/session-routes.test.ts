@@ -54,6 +54,28 @@ describe.each(backends)("SessionRoutes on $name", (backend) => {
     await backend.tearDown();
   });
 
+  it("keeps one route per device kind: another kind stays beside, the same kind replaces", async () => {
+    const desktop: SessionRoute = { nodeId: "chat-1", sessionId: "d1", device: "desktop" };
+    const web: SessionRoute = { nodeId: "chat-2", sessionId: "w1", device: "web" };
+    expect(await routes.bind("111", desktop)).toBeNull();
+    expect(await routes.bind("111", web)).toBeNull();
+    expect((await routes.lookupAll(["111", "112"])).get("111")).toEqual([desktop, web]);
+    expect((await routes.lookupAll(["112"])).size).toBe(0);
+    const desktop2: SessionRoute = { nodeId: "chat-1", sessionId: "d2", device: "desktop" };
+    expect(await routes.bind("111", desktop2)).toEqual(desktop);
+    expect((await routes.lookupAll(["111"])).get("111")).toEqual([desktop2, web]);
+    // A replaced session's heartbeat is refused; the other kind's is not.
+    expect(await routes.refresh("111", desktop)).toBe(false);
+    expect(await routes.refresh("111", web)).toBe(true);
+    // Unbinding the old desktop session touches nothing; the web one goes, the desktop stays.
+    await routes.unbind("111", "d1");
+    await routes.unbind("111", "w1", "web");
+    expect((await routes.lookupAll(["111"])).get("111")).toEqual([desktop2]);
+    expect((await routes.lookup(["111"])).get("111")).toEqual(desktop2);
+    await routes.unbind("111", "d2");
+    expect((await routes.lookupAll(["111"])).size).toBe(0);
+  });
+
   it("bind answers the route it replaced", async () => {
     const first = { nodeId: "chat-1", sessionId: "s1" };
     const second = { nodeId: "chat-2", sessionId: "s2" };

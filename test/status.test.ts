@@ -6,6 +6,7 @@ import { ErrorCode } from "../src/errors.js";
 import { type ChatNodeInfo, StatusServiceService } from "../src/gen/shardchat/v1/status.js";
 import { type Api, grpcClient } from "../src/grpc/api.js";
 import { createLogger } from "../src/log/logger.js";
+import { TOKENS_PER_USER } from "../src/routing/ports.js";
 import { RedisNodeRegistry } from "../src/routing/redis/node-registry.js";
 import { RedisTokenStore } from "../src/routing/redis/token-store.js";
 import { createRedis } from "../src/routing/redis-client.js";
@@ -202,9 +203,12 @@ describe("status service over gRPC with Redis", () => {
     expect(await api.checkToken({ uid: "1001", token: "" })).toEqual({ error: ErrorCode.TOKEN_INVALID });
     expect(await api.checkToken({ uid: "1002", token: issued.token })).toEqual({ error: ErrorCode.TOKEN_INVALID });
 
-    // A new login replaces the older token.
+    // A new login (another device) keeps the older token valid; TOKENS_PER_USER newer logins void it.
     const newer = await api.issueToken({ uid: "1001" });
     expect(newer.token).not.toBe(issued.token);
+    expect(await api.checkToken({ uid: "1001", token: issued.token })).toEqual({ error: ErrorCode.OK });
+    expect(await api.checkToken({ uid: "1001", token: newer.token })).toEqual({ error: ErrorCode.OK });
+    for (let i = 1; i < TOKENS_PER_USER; i++) await api.issueToken({ uid: "1001" });
     expect(await api.checkToken({ uid: "1001", token: issued.token })).toEqual({ error: ErrorCode.TOKEN_INVALID });
     expect(await api.checkToken({ uid: "1001", token: newer.token })).toEqual({ error: ErrorCode.OK });
   });

@@ -159,4 +159,18 @@ describe("verify over gRPC", () => {
     const code = await mailedCode(up, "bounce@example.com");
     expect((await up.consumeVerifyCode({ email: "bounce@example.com", code })).error).toBe(ErrorCode.OK);
   });
+
+  it("mails an address exactly once when many requests race, whichever verify process they reach", async () => {
+    const [one, two] = [await serveVerify(), await serveVerify()];
+    const email = "race@example.com";
+    const replies = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => (i % 2 ? one : two).getVerifyCode({ email, clientAddr: `10.1.0.${i}` })),
+    );
+    expect(replies.filter((r) => r.error === ErrorCode.OK)).toHaveLength(1);
+    expect(replies.filter((r) => r.error === ErrorCode.VERIFY_CODE_COOLDOWN)).toHaveLength(11);
+    const code = codeFromMail(await sink.waitForMail(email));
+    // waitForMail took the one mail; a second would still be in the sink.
+    expect(sink.mails.filter((m) => m.to.includes(email))).toHaveLength(0);
+    expect((await one.consumeVerifyCode({ email, code })).error).toBe(ErrorCode.OK);
+  });
 });

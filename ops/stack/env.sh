@@ -39,3 +39,18 @@ stack_redis_nodes() {
   for port in $STACK_REDIS_PORTS; do nodes+=("127.0.0.1:$port"); done
   (IFS=,; echo "${nodes[*]}")
 }
+
+# The settings every service of the stack gets (one per line, NAME=value): up.sh and the
+# ops/ scripts that add services to a running stack start them with the same ones.
+stack_service_env() {
+  printf '%s\n' \
+    "MYSQL_URL=mysql://root@127.0.0.1:$STACK_MYSQL_MAIN_PORT/$STACK_MYSQL_DB" \
+    "MYSQL_SHARDS=$(stack_mysql_shards)" \
+    "REDIS_CLUSTER_NODES=$(stack_redis_nodes)" \
+    "REDIS_KEY_PREFIX=$STACK_REDIS_PREFIX" \
+    "STORAGE_BACKEND=mysql" \
+    "ROUTING_BACKEND=redis" \
+    "STATUS_ADDR=$STACK_HOST:$STACK_STATUS_PORT" \
+    "VERIFY_ADDR=$STACK_HOST:$STACK_VERIFY_PORT" \
+    "LOG_LEVEL=${LOG_LEVEL:-info}"
+}

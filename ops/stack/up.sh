@@ -3,12 +3,16 @@
 # mariadbd instances, a 6-node Redis Cluster, then status, verify, gate and the chat nodes
 # with the multi-shard settings. Idempotent: what already runs is kept. Everything it starts
 # has a pid file in .stack/run and a log in .stack/logs; ops/stack/down.sh stops exactly that.
-#   --infra   only the databases and the Redis Cluster (what the storage tests need)
+#   --infra      only the databases and the Redis Cluster (what the storage tests need)
+#   --services   only the services that do not run (fault injection restarting what it stopped):
+#                the databases and Redis are left as they are, even when they look unwell
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$STACK_ROOT"
 INFRA_ONLY=0
 [ "${1:-}" = "--infra" ] && INFRA_ONLY=1
+SERVICES_ONLY=0
+[ "${1:-}" = "--services" ] && SERVICES_ONLY=1
 began=$(date +%s)
 mkdir -p "$STACK_LOG_DIR" "$STACK_RUN_DIR"
 # Test files and people may run this at once: one at a time. (Whatever is started below gets
@@ -85,10 +89,16 @@ cluster_ok_everywhere() {
   local port
   for port in $STACK_REDIS_PORTS; do
     redis-cli -p "$port" cluster info | grep -q '^cluster_state:ok' || return 1
-    [ "$(redis-cli -p "$port" cluster info | sed -n 's/^cluster_known_nodes:\([0-9]*\).*/\1/p')" = "$(echo $STACK_REDIS_PORTS | wc -w)" ] || return 1
+    # At least these nodes: ops/redis-add-master.sh may have grown the cluster.
+    [ "$(redis-cli -p "$port" cluster info | sed -n 's/^cluster_known_nodes:\([0-9]*\).*/\1/p')" -ge "$(echo $STACK_REDIS_PORTS | wc -w)" ] || return 1
   done
-  # Every master has its replica (a failover needs one), as seen from the first node.
+  # Every master has its replica (a failover needs one), as seen from the first node, and no
+  # member is down for good (an extra master left by an interrupted ops/redis-add-master.sh).
   local first=${STACK_REDIS_PORTS%% *}
+  # (One of the stack's own nodes flagged fail is one restarting: gossip clears that.)
+  ! redis-cli -p "$first" cluster nodes | awk -v ours=" $STACK_REDIS_PORTS " '
+    $3 ~ /(^|,)fail(,|$)/ { split($2, a, "[:@]"); if (index(ours, " " a[2] " ") == 0) found = 1 }
+    END { exit !found }' || return 1
   [ "$(redis-cli -p "$first" cluster nodes | grep -c ' slave ')" -ge "$(($(echo $STACK_REDIS_PORTS | wc -w) / 2))" ]
 }
 
@@ -115,29 +125,21 @@ create_cluster() {
 }
 
 # --- databases and Redis ---------------------------------------------------------------------
-install_missing
-bash "$STACK_ROOT/ops/ensure-services.sh" >/dev/null
-for port in $STACK_MYSQL_EXTRA_PORTS; do start_mariadb "$port"; done
-for port in $STACK_REDIS_PORTS; do start_redis_node "$port"; done
-for port in $(stack_mysql_ports); do wait_until 60 "MariaDB on $port" mysql_ping "$port"; done
-for port in $STACK_REDIS_PORTS; do wait_until 20 "redis on $port" redis_ping "$port"; done
-create_cluster
-wait_until 60 "redis cluster_state:ok on every node" cluster_ok_everywhere
-say "databases and redis cluster up after $(($(date +%s) - began))s"
+if [ $SERVICES_ONLY = 0 ]; then
+  install_missing
+  bash "$STACK_ROOT/ops/ensure-services.sh" >/dev/null
+  for port in $STACK_MYSQL_EXTRA_PORTS; do start_mariadb "$port"; done
+  for port in $STACK_REDIS_PORTS; do start_redis_node "$port"; done
+  for port in $(stack_mysql_ports); do wait_until 60 "MariaDB on $port" mysql_ping "$port"; done
+  for port in $STACK_REDIS_PORTS; do wait_until 20 "redis on $port" redis_ping "$port"; done
+  create_cluster
+  wait_until 60 "redis cluster_state:ok on every node" cluster_ok_everywhere
+  say "databases and redis cluster up after $(($(date +%s) - began))s"
+fi
 [ $INFRA_ONLY = 1 ] && exit 0
 
 # --- services ----------------------------------------------------------------------------------
-COMMON_ENV=(
-  "MYSQL_URL=mysql://root@127.0.0.1:$STACK_MYSQL_MAIN_PORT/$STACK_MYSQL_DB"
-  "MYSQL_SHARDS=$(stack_mysql_shards)"
-  "REDIS_CLUSTER_NODES=$(stack_redis_nodes)"
-  "REDIS_KEY_PREFIX=$STACK_REDIS_PREFIX"
-  "STORAGE_BACKEND=mysql"
-  "ROUTING_BACKEND=redis"
-  "STATUS_ADDR=$STACK_HOST:$STACK_STATUS_PORT"
-  "VERIFY_ADDR=$STACK_HOST:$STACK_VERIFY_PORT"
-  "LOG_LEVEL=${LOG_LEVEL:-info}"
-)
+mapfile -t COMMON_ENV < <(stack_service_env)
 
 start_service() { # name entry extra-env...
   local name=$1 entry=$2; shift 2
@@ -157,9 +159,12 @@ wait_until 60 "status on $STACK_STATUS_PORT" port_open "$STACK_HOST" "$STACK_STA
 wait_until 60 "verify on $STACK_VERIFY_PORT" port_open "$STACK_HOST" "$STACK_VERIFY_PORT"
 start_service gate src/gate/main.ts "GATE_HOST=$STACK_HOST" "GATE_PORT=$STACK_GATE_PORT"
 for i in $(seq 1 "$STACK_CHAT_NODES"); do
+  # Behind a proxy (ops/nginx), node i announces the proxy's TCP port base + i - 1.
+  public_tcp=()
+  [ -n "${STACK_CHAT_PUBLIC_TCP_BASE:-}" ] && public_tcp=("CHAT_PUBLIC_TCP_PORT=$((STACK_CHAT_PUBLIC_TCP_BASE + i - 1))")
   start_service "chat-$i" src/chat/main.ts "CHAT_NODE_ID=chat-$i" "CHAT_HOST=$STACK_HOST" \
     "CHAT_TCP_PORT=$((STACK_CHAT_TCP_BASE + i - 1))" "CHAT_WS_PORT=$((STACK_CHAT_WS_BASE + i - 1))" \
-    "CHAT_GRPC_PORT=$((STACK_CHAT_GRPC_BASE + i - 1))"
+    "CHAT_GRPC_PORT=$((STACK_CHAT_GRPC_BASE + i - 1))" "${public_tcp[@]}"
 done
 wait_until 90 "gate /healthz on $STACK_GATE_PORT" curl -fsS "http://$STACK_HOST:$STACK_GATE_PORT/healthz"
 for i in $(seq 1 "$STACK_CHAT_NODES"); do

@@ -2,6 +2,7 @@ import { AppError, codeOf, ErrorCode } from "../errors.js";
 import type { Envelope } from "../gen/shardchat/v1/client.js";
 import type { HandlerContext } from "./handlers/context.js";
 import { dispatch } from "./handlers/dispatch.js";
+import { announcePresence } from "./presence.js";
 import { failSession, kickSession, type Session } from "./session.js";
 
 interface Inbox {
@@ -35,6 +36,7 @@ export class ChatNode {
       return false;
     }
     sessions.add(session);
+    this.ctx.metrics.connections.inc({ transport: session.transport });
     this.inboxes.set(session, { tail: Promise.resolve(), waiting: 0 });
     session.onClose((reason) => this.detach(session, reason));
     return true;
@@ -104,14 +106,19 @@ export class ChatNode {
   private detach(session: Session, reason: ErrorCode | undefined): void {
     const { sessions, routes, log } = this.ctx;
     sessions.remove(session);
+    this.ctx.metrics.connections.dec({ transport: session.transport });
     log.debug({ sessionId: session.id, uid: session.uid, reason }, "session closed");
     const uid = session.uid;
     if (uid === undefined) return;
     this.track(
-      routes.unbind(uid, session.id).catch((err: unknown) => {
-        // The route then points at a dead session until its TTL; deliveries to it are dropped.
-        log.warn({ err, uid }, "cannot remove the session route");
-      }),
+      routes.unbind(uid, session.id, session.device).then(
+        // The user's last device gone: friends are told (announcePresence checks the routes).
+        () => announcePresence(this.ctx, uid, false),
+        (err: unknown) => {
+          // The route then points at a dead session until its TTL; deliveries to it are dropped.
+          log.warn({ err, uid }, "cannot remove the session route");
+        },
+      ),
     );
   }
 }

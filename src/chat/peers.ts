@@ -1,6 +1,6 @@
 import { ChatNodeServiceService } from "../gen/shardchat/v1/chatnode.js";
 import type { StatusServiceService } from "../gen/shardchat/v1/status.js";
-import { type Api, type GrpcClient, grpcClient } from "../grpc/api.js";
+import { type Api, type CallErrorObserver, type GrpcClient, grpcClient } from "../grpc/api.js";
 import type { Logger } from "../log/logger.js";
 
 export type ChatNodeApi = Api<typeof ChatNodeServiceService>;
@@ -25,6 +25,7 @@ export class PeerDirectory {
     private readonly selfNodeId: string,
     private readonly refreshMs: number,
     private readonly log: Logger,
+    private readonly onCallError?: CallErrorObserver,
   ) {}
 
   /** The node's client, or undefined when status does not know the node (it left). */
@@ -76,7 +77,7 @@ export class PeerDirectory {
       known?.client.close();
       this.peers.set(node.nodeId, {
         grpcAddr: node.grpcAddr,
-        client: grpcClient(ChatNodeServiceService, node.grpcAddr),
+        client: grpcClient(ChatNodeServiceService, node.grpcAddr, undefined, undefined, this.onCallError),
       });
     }
     for (const nodeId of [...this.peers.keys()]) if (!live.has(nodeId)) this.forget(nodeId);

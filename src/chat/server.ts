@@ -5,23 +5,50 @@ import type { ChatNodeInfo, StatusServiceService } from "../gen/shardchat/v1/sta
 import { type Api, addApi, startGrpcServer } from "../grpc/api.js";
 import type { IdGenerator } from "../ids/ports.js";
 import type { Logger } from "../log/logger.js";
-import type { SessionRoutes } from "../routing/ports.js";
-import type { MessageStore, UserStore } from "../storage/ports.js";
+import type { Probe } from "../metrics/health.js";
+import { createMetrics, type Metrics } from "../metrics/metrics.js";
+import { startConfiguredOpsServer } from "../metrics/ops-server.js";
+import { MemoryRateLimiter } from "../routing/memory/rate-limiter.js";
+import type { RateLimiter, SessionRoutes } from "../routing/ports.js";
+import type {
+  ConversationStore,
+  FileMetaStore,
+  FriendStore,
+  GroupStore,
+  MessageStore,
+  UserStore,
+} from "../storage/ports.js";
+import { ChatLimits } from "./limits.js";
 import { ChatNode } from "./node.js";
 import { createChatNodeService } from "./node-service.js";
 import { PeerDirectory } from "./peers.js";
+import { RingWatch } from "./ring-watch.js";
 import { SessionRegistry } from "./sessions.js";
 import { startTcpTransport, type TransportLimits } from "./transport/tcp.js";
 import { startWsTransport } from "./transport/ws.js";
+import { UnackedPushes } from "./unacked.js";
 
 export interface ChatNodeDeps {
   config: Config;
   log: Logger;
   messages: MessageStore;
+  /** Without it the node answers group requests UNAVAILABLE (a node built for 1:1 only, e.g. a benchmark). */
+  groups?: GroupStore;
+  /** Without them the node answers friend and conversation-list requests UNAVAILABLE. */
+  friends?: FriendStore;
+  conversations?: ConversationStore;
+  /** Without it file messages are checked for shape only (their file is not looked up). */
+  files?: FileMetaStore;
   users: UserStore;
   routes: SessionRoutes;
   status: Api<typeof StatusServiceService>;
   ids: IdGenerator;
+  /** Counts each user's messages per second across nodes; without it, this node counts alone. */
+  limiter?: RateLimiter;
+  /** A fresh registry when absent. */
+  metrics?: Metrics;
+  /** What /readyz asks: the node's shards and Redis. */
+  probes?: Probe[];
 }
 
 export interface RunningChatNode {
@@ -29,7 +56,18 @@ export interface RunningChatNode {
   info: ChatNodeInfo;
   /** Live sessions on this node right now. */
   sessionCount(): number;
+  metrics: Metrics;
+  /** Pushes waiting for their session's ack (tests look inside). */
+  unacked: UnackedPushes;
+  /** The /metrics, /healthz, /readyz port (METRICS_PORT set), else undefined. */
+  opsPort: number | undefined;
   close(): Promise<void>;
+  /**
+   * Leaves the ring (status), pushes every session a move to its new node and waits up to
+   * CHAT_DRAIN_TIMEOUT_MS for them to go; then close() ends what is left. Answers how many
+   * sessions were still here at the end.
+   */
+  drain(): Promise<number>;
 }
 
 /**
@@ -41,8 +79,34 @@ export async function startChatNode(deps: ChatNodeDeps): Promise<RunningChatNode
   const { config, status } = deps;
   const log = deps.log.child({ nodeId: config.CHAT_NODE_ID });
   const sessions = new SessionRegistry();
-  const peers = new PeerDirectory(status, config.CHAT_NODE_ID, config.CHAT_PEER_REFRESH_MS, log);
-  const node = new ChatNode({ ...deps, log, nodeId: config.CHAT_NODE_ID, sessions, peers });
+  const metrics = deps.metrics ?? createMetrics("chat");
+  const peers = new PeerDirectory(status, config.CHAT_NODE_ID, config.CHAT_PEER_REFRESH_MS, log, (method, code) =>
+    metrics.grpcErrors.inc({ method, code }),
+  );
+  const chatLimits = new ChatLimits(
+    deps.limiter ?? new MemoryRateLimiter(),
+    {
+      messagesPerConnection: config.CHAT_CONN_MSGS_PER_SECOND,
+      messagesPerUser: config.CHAT_USER_MSGS_PER_SECOND,
+      friendApplicationsPerDay: config.FRIEND_APPLY_PER_DAY,
+    },
+    metrics,
+  );
+  const unacked = new UnackedPushes(
+    config.CHAT_PUSH_ACK_TIMEOUT_MS,
+    config.CHAT_UNACKED_PUSH_MAX,
+    config.CHAT_UNACKED_RETAIN_MS,
+  );
+  const node = new ChatNode({
+    ...deps,
+    log,
+    nodeId: config.CHAT_NODE_ID,
+    sessions,
+    peers,
+    metrics,
+    limits: chatLimits,
+    unacked,
+  });
   const limits: TransportLimits = {
     maxFrameBytes: config.CHAT_MAX_FRAME_BYTES,
     maxOutboundBytes: config.CHAT_MAX_OUTBOUND_BYTES,
@@ -50,35 +114,67 @@ export async function startChatNode(deps: ChatNodeDeps): Promise<RunningChatNode
   };
 
   const grpc = await startGrpcServer(`${config.CHAT_HOST}:${config.CHAT_GRPC_PORT}`, (server) =>
-    addApi(server, ChatNodeServiceService, createChatNodeService(sessions)),
+    addApi(server, ChatNodeServiceService, createChatNodeService(sessions, metrics, unacked)),
   );
   const tcp = await startTcpTransport(config.CHAT_HOST, config.CHAT_TCP_PORT, node, limits, log);
   const ws = await startWsTransport(config.CHAT_HOST, config.CHAT_WS_PORT, node, limits, log);
   node.startSweeping();
+  unacked.start();
 
   const host = config.CHAT_PUBLIC_HOST || config.CHAT_HOST;
   const info: ChatNodeInfo = {
     nodeId: config.CHAT_NODE_ID,
     host,
-    tcpPort: tcp.port,
-    wsUrl: `ws://${host}:${ws.port}/`,
+    tcpPort: config.CHAT_PUBLIC_TCP_PORT || tcp.port,
+    wsUrl: config.CHAT_PUBLIC_WS_URL
+      ? `${config.CHAT_PUBLIC_WS_URL.replace(/\/+$/, "")}/${config.CHAT_NODE_ID}`
+      : `ws://${host}:${ws.port}/`,
     grpcAddr: `${config.CHAT_GRPC_PUBLIC_HOST || host}:${grpc.port}`,
     weight: config.CHAT_WEIGHT,
     connections: 0,
   };
+  const ops = await startConfiguredOpsServer(config, { metrics, probes: deps.probes ?? [], log });
   const membership = new StatusMembership(status, info, () => sessions.size, log);
   await membership.beat();
   const heartbeatTimer = setInterval(() => void membership.beat(), config.NODE_HEARTBEAT_INTERVAL_MS);
   heartbeatTimer.unref();
+  const ringWatch = new RingWatch(status, config.CHAT_NODE_ID, config.RING_VNODES, sessions, log);
+  const ringTimer = setInterval(() => void ringWatch.check(), config.CHAT_RING_CHECK_MS);
+  ringTimer.unref();
   log.info({ tcpPort: tcp.port, wsUrl: info.wsUrl, grpcAddr: info.grpcAddr }, "chat node started");
 
   let closing: Promise<void> | undefined;
+  let draining: Promise<number> | undefined;
+  const drain = async (): Promise<number> => {
+    clearInterval(heartbeatTimer);
+    await membership.leave();
+    ringWatch.drain();
+    log.info({ sessions: sessions.size }, "draining: moving sessions to the other nodes");
+    const deadline = Date.now() + config.CHAT_DRAIN_TIMEOUT_MS;
+    while (sessions.size > 0 && Date.now() < deadline) {
+      const { homeless } = await ringWatch.check();
+      // Nowhere to send them (the last node): waiting would not help.
+      if (homeless > 0 && homeless >= sessions.size) break;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(200, config.CHAT_RING_CHECK_MS)));
+    }
+    log.info({ left: sessions.size }, "drained");
+    return sessions.size;
+  };
   return {
     info,
     sessionCount: () => sessions.size,
+    metrics,
+    unacked,
+    opsPort: ops?.port,
+    drain: () => {
+      draining ??= drain();
+      return draining;
+    },
     close: () => {
       closing ??= (async () => {
         clearInterval(heartbeatTimer);
+        clearInterval(ringTimer);
+        unacked.stop();
         await membership.leave();
         // The listener stops accepting now but only finishes once its sockets are gone,
         // which node.close() sees to.
@@ -86,6 +182,7 @@ export async function startChatNode(deps: ChatNodeDeps): Promise<RunningChatNode
         await node.close();
         await Promise.all([tcpClosed, ws.close(), grpc.close()]);
         peers.close();
+        await ops?.close();
         log.info("chat node stopped");
       })();
       return closing;

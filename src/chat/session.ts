@@ -1,6 +1,7 @@
 import { nanoid } from "nanoid";
 import type { ErrorCode } from "../errors.js";
 import type { Envelope, NodeAddress } from "../gen/shardchat/v1/client.js";
+import type { DeviceName } from "../routing/ports.js";
 import type { Uid } from "../storage/ports.js";
 
 export type TransportKind = "tcp" | "ws";
@@ -17,6 +18,8 @@ export interface Session {
   readonly closed: boolean;
   /** Set once login succeeded. */
   uid?: Uid;
+  /** The device kind the login claimed (one session per uid and device kind); set with uid. */
+  device?: DeviceName;
   /** Date.now() of the last frame received; the idle sweep reads it. */
   lastActivityMs: number;
   /** Drops the envelope when the session is closed. */
@@ -32,6 +35,7 @@ export abstract class BaseSession implements Session {
   readonly id = nanoid();
   readonly openedAtMs = Date.now();
   uid?: Uid;
+  device?: DeviceName;
   lastActivityMs = this.openedAtMs;
   private isClosed = false;
   private readonly closeListeners: ((reason: ErrorCode | undefined) => void)[] = [];

@@ -1,9 +1,14 @@
+import { readFile, writeFile } from "node:fs/promises";
+import { basename, extname } from "node:path";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import { AppError, errorName } from "../errors.js";
 import type { ChatMessage } from "../gen/shardchat/v1/client.js";
 import { GateClient } from "../sdk/gate-client.js";
 import { openChat, type Transport } from "../sdk/open-chat.js";
+import { convIdForPair } from "../storage/conversation-id.js";
+import { groupCommands, groupUsage, printGroupPushes, runGroupSlashCommand } from "./groups.js";
+import { deviceOption, printSocialPushes, runSlashCommand, socialCommands, socialUsage } from "./social.js";
 
 const usage = `shardchat terminal client
 
@@ -12,14 +17,24 @@ const usage = `shardchat terminal client
   npm run cli -- reset <email> <password> <code>             set a new password
   npm run cli -- chat <user|email> <password>                log in, print what arrives; type "<uid> <text>" to send
   npm run cli -- send <user|email> <password> <uid> <text>   send one message and exit
+  npm run cli -- sendfile <user|email> <password> <uid> <path> [caption]   upload a file to gate, send it as a message
+  npm run cli -- download <user|email> <password> <file id> [path]        save a file of one of your conversations
 
-options: --gate URL (default http://127.0.0.1:8080 or $GATE_URL), --transport tcp|ws|ws-json (default tcp)`;
+Friends and conversations (log in, run, exit; in chat mode type them as "/<command> ..."):
+${socialUsage("cli")}
+
+Groups (the same way; in chat mode "/gsend <group id> <text>" posts to a group):
+${groupUsage("cli")}
+
+options: --gate URL (default http://127.0.0.1:8080 or $GATE_URL), --transport tcp|ws|ws-json (default tcp),
+  --device desktop|web|mobile (one session per kind; default desktop over tcp, web over ws)`;
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
   options: {
     gate: { type: "string", default: process.env.GATE_URL ?? "http://127.0.0.1:8080" },
     transport: { type: "string", default: "tcp" },
+    device: { type: "string", default: "" },
     help: { type: "boolean", short: "h" },
   },
 });
@@ -27,10 +42,24 @@ const { values, positionals } = parseArgs({
 const [command, ...args] = positionals;
 const gate = new GateClient(values.gate);
 const transport = values.transport as Transport;
+const device = deviceOption(values.device);
 
 function show(m: ChatMessage): string {
-  return `[${m.convId} #${m.seq}] ${m.sender}: ${m.text}`;
+  const file = m.file ? ` [file ${m.file.id}: ${m.file.name}, ${m.file.size} bytes, ${m.file.contentType}]` : "";
+  return `[${m.convId} #${m.seq}] ${m.sender}: ${m.text}${file}`;
 }
+
+/** A content type from the extension, for gate's allow-list (gate does not sniff the bytes). */
+const TYPES: Record<string, string> = {
+  ".png": "image/png",
+  ".jpg": "image/jpeg",
+  ".jpeg": "image/jpeg",
+  ".gif": "image/gif",
+  ".webp": "image/webp",
+  ".pdf": "application/pdf",
+  ".txt": "text/plain",
+  ".zip": "application/zip",
+};
 
 async function run(): Promise<void> {
   switch (command) {
@@ -60,10 +89,31 @@ async function run(): Promise<void> {
       console.log("password changed");
       return;
     }
+    case "sendfile": {
+      const login = await gate.login(need(args[0], "user or email"), need(args[1], "password"));
+      const to = need(args[2], "uid");
+      const path = need(args[3], "path");
+      const type = TYPES[extname(path).toLowerCase()] ?? "application/octet-stream";
+      const blob = new Blob([await readFile(path)], { type });
+      const file = await gate.upload(login, convIdForPair(login.uid, to), blob, basename(path));
+      const chat = await openChat(login, transport, { device });
+      const ack = await chat.sendFile(to, file, args.slice(4).join(" "));
+      console.log(`uploaded ${file.id} (${file.size} bytes), sent as #${ack.seq} in ${ack.convId}`);
+      await chat.close();
+      return;
+    }
+    case "download": {
+      const login = await gate.login(need(args[0], "user or email"), need(args[1], "password"));
+      const file = await gate.download(login, need(args[2], "file id"));
+      const path = args[3] ?? basename(file.name);
+      await writeFile(path, file.bytes);
+      console.log(`saved ${file.bytes.length} bytes (${file.contentType}) to ${path}`);
+      return;
+    }
     case "send":
     case "chat": {
       const login = await gate.login(need(args[0], "user or email"), need(args[1], "password"));
-      const chat = await openChat(login, transport);
+      const chat = await openChat(login, transport, { device });
       console.log(`logged in as uid ${login.uid} on ${login.nodeId} (${transport})`);
       for (const m of await chat.syncAll()) console.log(show(m));
       if (command === "send") {
@@ -74,12 +124,18 @@ async function run(): Promise<void> {
       }
       chat.on("message", (m) => console.log(show(m)));
       chat.on("kicked", (k) => console.log(`kicked: ${errorName(k.reason)} ${k.message}`));
+      printSocialPushes(chat);
+      printGroupPushes(chat);
+      const pending = await chat.friendApplications();
+      if (pending.length > 0) console.log(`${pending.length} friend application(s) waiting: type /applications`);
       chat.on("close", (reason) => {
         console.log(`connection closed: ${reason}`);
         process.exit(0);
       });
       const lines = createInterface({ input: process.stdin });
       for await (const line of lines) {
+        if (await runGroupSlashCommand(chat, line)) continue;
+        if (await runSlashCommand(chat, line)) continue;
         const match = /^(\d+)\s+(.+)$/.exec(line.trim());
         if (!match) {
           console.log('type "<uid> <text>"');
@@ -91,9 +147,21 @@ async function run(): Promise<void> {
       await chat.close();
       return;
     }
-    default:
+    default: {
+      const social = command ? (socialCommands[command] ?? groupCommands[command]) : undefined;
+      if (social) {
+        const login = await gate.login(need(args[0], "user or email"), need(args[1], "password"));
+        const chat = await openChat(login, transport, { device });
+        try {
+          await social.run(chat, args.slice(2));
+        } finally {
+          await chat.close();
+        }
+        return;
+      }
       console.log(usage);
       if (!values.help && command) process.exitCode = 2;
+    }
   }
 }
 

@@ -57,6 +57,21 @@ export const settings = {
     default: "5000",
     doc: "How often every node re-reads the shard map from the control instance, to follow a rebalance.",
   },
+  SHARD_FENCE_WAIT_MS: {
+    schema: positiveInt,
+    default: "5000",
+    doc: "How long a write waits (re-reading the shard map) for a slot a rebalance is moving before answering SLOT_MOVING.",
+  },
+  REBALANCE_BATCH_SLOTS: {
+    schema: positiveInt,
+    default: "16",
+    doc: "Slots the rebalancer moves together: copied, fenced, verified and switched in one shard map version (a larger batch means fewer map versions and a longer write pause for those slots).",
+  },
+  REBALANCE_COPY_ROWS: {
+    schema: positiveInt,
+    default: "1000",
+    doc: "Rows the rebalancer reads and writes per statement while copying a slot.",
+  },
   SHARD_KNOWN_CONVERSATIONS: {
     schema: positiveInt,
     default: "100000",
@@ -88,11 +103,46 @@ export const settings = {
   GATE_PORT: { schema: port, default: "8080", doc: "gate's HTTP port." },
   GATE_BODY_LIMIT_BYTES: { schema: positiveInt, default: "65536", doc: "Largest JSON body gate accepts." },
   GATE_TRUST_PROXY: {
-    schema: bool,
+    schema: z
+      .string()
+      .transform((v) =>
+        ["true", "1"].includes(v) ? true : ["false", "0", ""].includes(v) ? false : v.split(",").map((a) => a.trim()),
+      ),
     default: "false",
-    doc: "Take the client address from X-Forwarded-For (set when gate runs behind nginx).",
+    doc: "Take the client address (used by the per-address limits) from X-Forwarded-For: `true` trusts any sender, a comma list of proxy addresses or CIDRs (e.g. 127.0.0.1,10.0.0.0/8) trusts only those, so a client reaching gate directly cannot forge its address. Set when gate runs behind nginx.",
+  },
+  GATE_FILE_MAX_BYTES: {
+    schema: positiveInt,
+    default: "10485760",
+    doc: "Largest file gate accepts on POST /v1/files (bytes); a larger upload answers FILE_TOO_LARGE.",
+  },
+  GATE_FILE_TYPES: {
+    schema: z.string().min(1),
+    default:
+      "image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain,application/zip,application/octet-stream",
+    doc: "Comma-separated content types gate accepts for uploads; `type/*` allows a whole family. Others answer FILE_TYPE_NOT_ALLOWED.",
+  },
+  FILE_STORE_DIR: {
+    schema: z.string(),
+    default: "",
+    doc: "Directory for uploaded files' bytes (the local-disk file store); empty means DATA_DIR/files. Every gate must see the same directory (or, later, the same object store).",
+  },
+  WEB_DIR: {
+    schema: z.string(),
+    default: "",
+    doc: "The built web client gate serves under `/`; empty means web/dist of the repository. A directory without index.html serves nothing.",
   },
   PASSWORD_MIN_LENGTH: { schema: positiveInt, default: "8", doc: "Shortest password register and reset accept." },
+  LOGIN_MAX_FAILURES: {
+    schema: positiveInt,
+    default: "5",
+    doc: "Wrong passwords in a row after which an account is locked (login answers ACCOUNT_LOCKED) for LOGIN_LOCKOUT_SECONDS.",
+  },
+  LOGIN_LOCKOUT_SECONDS: {
+    schema: positiveInt,
+    default: "900",
+    doc: "How long an account stays locked after LOGIN_MAX_FAILURES wrong passwords; the failure count also resets after this long.",
+  },
   VERIFY_ADDR: {
     schema: z.string(),
     default: "127.0.0.1:50051",
@@ -182,6 +232,56 @@ export const settings = {
     doc: "Largest client frame; a bigger one closes the session with FRAME_TOO_LARGE.",
   },
   CHAT_MAX_TEXT_CHARS: { schema: positiveInt, default: "4000", doc: "Longest text message." },
+  CHAT_PUSH_ACK_TIMEOUT_MS: {
+    schema: positiveInt,
+    default: "10000",
+    doc: "A message pushed to a session and not acked by it within this time is pushed again (at-least-once delivery).",
+  },
+  CHAT_UNACKED_PUSH_MAX: {
+    schema: positiveInt,
+    default: "1000",
+    doc: "Unacked pushes a node remembers per session for re-pushing; beyond that the oldest are forgotten (the client still gets them by sync, since its cursor did not move).",
+  },
+  CHAT_UNACKED_RETAIN_MS: {
+    schema: positiveInt,
+    default: "300000",
+    doc: "How long a closed session's unacked pushes are kept for its user's next login on this node, which gets them pushed again right after the login reply.",
+  },
+  GROUP_MAX_MEMBERS: {
+    schema: positiveInt,
+    default: "5000",
+    doc: "Most members in one group (create and invite beyond it answer GROUP_TOO_LARGE).",
+  },
+  GROUP_MEMBERS_PAGE: {
+    schema: positiveInt,
+    default: "500",
+    doc: "Most members in one group_members reply (larger groups are paged by uid).",
+  },
+  GROUP_NAME_MAX_CHARS: {
+    schema: z.coerce.number().int().min(1).max(64),
+    default: "64",
+    doc: "Longest group name, in characters (at most 64, the column width).",
+  },
+  CHAT_USER_MSGS_PER_SECOND: {
+    schema: positiveInt,
+    default: "20",
+    doc: "Messages one user may send per second over all their connections (counted in Redis); more are answered RATE_LIMITED and the connection stays up.",
+  },
+  CHAT_CONN_MSGS_PER_SECOND: {
+    schema: positiveInt,
+    default: "10",
+    doc: "Messages one connection may send per second (counted on the node); more are answered RATE_LIMITED and the connection stays up.",
+  },
+  CHAT_PUBLIC_TCP_PORT: {
+    schema: port,
+    default: "0",
+    doc: "TCP port clients are told to connect to when a proxy sits in front (nginx's stream port for this node). 0: CHAT_TCP_PORT as bound.",
+  },
+  CHAT_PUBLIC_WS_URL: {
+    schema: z.string().refine((v) => v === "" || /^wss?:\/\/[^/]+/.test(v), "ws://host[:port][/path] or empty"),
+    default: "",
+    doc: "WebSocket URL base announced to clients when a proxy sits in front (e.g. ws://proxy/ws): the login answer names `<base>/<nodeId>`. Empty: the node's own ws://host:port/.",
+  },
   CHAT_LOGIN_TIMEOUT_MS: {
     schema: positiveInt,
     default: "10000",
@@ -198,6 +298,43 @@ export const settings = {
     doc: "Heartbeat interval the node asks clients for.",
   },
   CHAT_SYNC_BATCH: { schema: positiveInt, default: "200", doc: "Most messages in one sync or history reply." },
+  // Friends and conversations.
+  CHAT_REQUIRE_FRIENDSHIP: {
+    schema: bool,
+    default: "false",
+    doc: "Only friends may send each other 1:1 messages (others get NOT_FRIENDS). Off by default so any two users can talk (load tools, open communities); set true for a friends-only chat.",
+  },
+  FRIEND_APPLY_PER_DAY: {
+    schema: positiveInt,
+    default: "50",
+    doc: "Friend applications one user may send per day (counted in Redis); more are answered RATE_LIMITED.",
+  },
+  FRIEND_APPLY_MAX_CHARS: {
+    schema: positiveInt.refine((n) => n <= 500, "at most 500 (the column's width)"),
+    default: "200",
+    doc: "Longest message of a friend application.",
+  },
+  FRIENDS_MAX: {
+    schema: positiveInt,
+    default: "2000",
+    doc: "Most friends one user may have (an apply or accept beyond it answers FRIEND_LIMIT); also the size of a friend list reply.",
+  },
+  FRIEND_APPLICATIONS_MAX: {
+    schema: positiveInt,
+    default: "200",
+    doc: "Most pending friend applications one reply lists (newest first).",
+  },
+  CHAT_PRESENCE_PUSH: {
+    schema: bool,
+    default: "true",
+    doc: "Tell a user's online friends when its first device logs in and its last one leaves (presence_push): one friend-list read and one route lookup per friend at those moments. false: friends see presence only in the friend list.",
+  },
+  CHAT_SEARCH_MAX_RESULTS: { schema: positiveInt, default: "20", doc: "Most users one search answers." },
+  CHAT_CONVERSATION_LIST_MAX: {
+    schema: positiveInt,
+    default: "200",
+    doc: "Most conversations one conversation list reply carries (the most recently active).",
+  },
   CHAT_MAX_SESSIONS: { schema: positiveInt, default: "100000", doc: "Most sessions one chat node accepts." },
   CHAT_MAX_OUTBOUND_BYTES: {
     schema: positiveInt,
@@ -218,6 +355,39 @@ export const settings = {
     schema: positiveInt,
     default: "2000",
     doc: "Shortest time between two reloads of the chat node list (for node-to-node gRPC) from status.",
+  },
+  CHAT_RING_CHECK_MS: {
+    schema: positiveInt,
+    default: "1000",
+    doc: "How often a chat node compares the ring (status's live nodes) with its sessions and sends a move push to every user another node owns now (a node joined or left).",
+  },
+  SHUTDOWN_TIMEOUT_MS: {
+    schema: positiveInt,
+    default: "10000",
+    doc: "On SIGTERM or SIGINT a service closes its listeners and pools; if that takes longer than this (a chat node: after its drain), it exits anyway.",
+  },
+  CHAT_DRAIN_TIMEOUT_MS: {
+    schema: positiveInt,
+    default: "15000",
+    doc: "On SIGTERM a chat node leaves the ring, pushes a move to each session and waits up to this long for them to go before it closes the rest.",
+  },
+  METRICS_HOST: {
+    schema: z.string(),
+    default: "127.0.0.1",
+    doc: "Listen address of the /metrics, /healthz, /readyz server.",
+  },
+  METRICS_PORT: {
+    schema: z
+      .string()
+      .regex(/^(\d{1,5})?$/, "a port or empty")
+      .transform((v) => (v === "" ? null : Number(v))),
+    default: "",
+    doc: "Port of the HTTP server with /metrics, /healthz and /readyz for verify, status and chat nodes (gate serves them on its own port); 0 picks a free one. Empty: none.",
+  },
+  READY_PROBE_TIMEOUT_MS: {
+    schema: positiveInt,
+    default: "1000",
+    doc: "How long /readyz waits for each dependency (database shard, Redis, peer service) before calling it unreachable.",
   },
   STACK_CHAT_NODES: {
     schema: z.coerce.number().int().min(0).max(64),

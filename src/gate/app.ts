@@ -1,13 +1,17 @@
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import Fastify, { type FastifyInstance } from "fastify";
+import { createMetrics } from "../metrics/metrics.js";
 import type { GateDeps } from "./deps.js";
 import { errorHandler, notFoundHandler } from "./errors.js";
 import { hashPassword } from "./password.js";
+import { filesRoute } from "./routes/files.js";
 import { healthzRoute } from "./routes/healthz.js";
 import { loginRoute } from "./routes/login.js";
+import { nodeRoute } from "./routes/node.js";
 import { registerRoute } from "./routes/register.js";
 import { resetPasswordRoute } from "./routes/reset-password.js";
 import { verifyCodeRoute } from "./routes/verify-code.js";
+import { webRoute } from "./routes/web.js";
 import { errorReplySchema } from "./schemas.js";
 
 export type { GateDeps };
@@ -19,6 +23,9 @@ export async function buildGateApp(deps: GateDeps): Promise<FastifyInstance> {
     logger: false,
     bodyLimit: config.GATE_BODY_LIMIT_BYTES,
     trustProxy: config.GATE_TRUST_PROXY,
+    // A proxy's id (nginx $request_id) is kept, so one id names the request in every log.
+    requestIdHeader: "x-request-id",
+    genReqId: () => randomUUID(),
     ajv: {
       // A number where a string belongs is a wrong type, not something to convert.
       customOptions: { coerceTypes: false, allErrors: false },
@@ -27,13 +34,31 @@ export async function buildGateApp(deps: GateDeps): Promise<FastifyInstance> {
   app.addSchema(errorReplySchema);
   app.setErrorHandler(errorHandler(log));
   app.setNotFoundHandler(notFoundHandler);
+  app.addHook("onSend", async (request, reply) => {
+    reply.header("x-request-id", request.id);
+  });
 
   const dummyHash = await hashPassword(randomBytes(16).toString("hex"));
-  await app.register(healthzRoute);
+  await app.register(healthzRoute, {
+    metrics: deps.metrics ?? createMetrics("gate"),
+    probes: deps.probes ?? [],
+    probeTimeoutMs: config.READY_PROBE_TIMEOUT_MS,
+  });
   await app.register(verifyCodeRoute, { verify: deps.verify });
   await app.register(registerRoute, { users: deps.users, verify: deps.verify, ids: deps.ids, config });
   await app.register(resetPasswordRoute, { users: deps.users, verify: deps.verify, config });
-  await app.register(loginRoute, { users: deps.users, status: deps.status, dummyHash });
+  await app.register(loginRoute, {
+    users: deps.users,
+    status: deps.status,
+    limiter: deps.limiter,
+    config,
+    dummyHash,
+  });
+  if (deps.files) {
+    await app.register(filesRoute, { ...deps.files, status: deps.status, ids: deps.ids, config, log });
+  }
+  await app.register(nodeRoute, { status: deps.status });
+  await app.register(webRoute, { config, log });
   await app.ready();
   return app;
 }

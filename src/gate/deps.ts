@@ -4,7 +4,11 @@ import type { VerifyServiceService } from "../gen/shardchat/v1/verify.js";
 import type { Api } from "../grpc/api.js";
 import type { IdGenerator } from "../ids/ports.js";
 import type { Logger } from "../log/logger.js";
+import type { Probe } from "../metrics/health.js";
+import type { Metrics } from "../metrics/metrics.js";
+import type { RateLimiter } from "../routing/ports.js";
 import type { UserStore } from "../storage/ports.js";
+import type { GateFiles } from "./routes/files.js";
 
 /** What gate needs from the outside world; gate itself keeps no state. */
 export interface GateDeps {
@@ -12,6 +16,14 @@ export interface GateDeps {
   verify: Api<typeof VerifyServiceService>;
   status: Api<typeof StatusServiceService>;
   ids: IdGenerator;
+  /** Login failures per account (lockout). */
+  limiter: RateLimiter;
   config: Config;
   log: Logger;
+  /** Served on /metrics; a fresh registry when absent. */
+  metrics?: Metrics;
+  /** Uploads and downloads (POST/GET /v1/files); none served when absent. */
+  files?: GateFiles;
+  /** What /readyz asks (users' database, verify, status); none when absent. */
+  probes?: Probe[];
 }

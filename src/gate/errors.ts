@@ -20,9 +20,9 @@ export function errorHandler(log: Logger) {
   return (err: unknown, request: FastifyRequest, reply: FastifyReply) => {
     const { code, message } = classify(err);
     if (code === ErrorCode.INTERNAL) {
-      log.error({ err, method: request.method, url: request.url }, "gate request failed");
+      log.error({ err, requestId: request.id, method: request.method, url: request.url }, "gate request failed");
     } else if (code === ErrorCode.UNAVAILABLE) {
-      log.warn({ err, url: request.url }, "gate dependency unavailable");
+      log.warn({ err, requestId: request.id, url: request.url }, "gate dependency unavailable");
     }
     return reply.code(httpStatusOf(code)).send({ error: code, message });
   };

@@ -1,11 +1,15 @@
 import { createAdapters, requireSharedRouting } from "../compose.js";
 import { ConfigError, loadConfig } from "../config/load.js";
 import type { Config } from "../config/settings.js";
+import { createFileStore } from "../files/create.js";
 import { StatusServiceService } from "../gen/shardchat/v1/status.js";
 import { VerifyServiceService } from "../gen/shardchat/v1/verify.js";
 import { grpcClient } from "../grpc/api.js";
 import { leaseSnowflake } from "../ids/lease-snowflake.js";
 import { createLogger } from "../log/logger.js";
+import { tcpProbe } from "../metrics/health.js";
+import { createMetrics } from "../metrics/metrics.js";
+import { stopOnSignal } from "../shutdown.js";
 import { startGate } from "./server.js";
 
 let config: Config;
@@ -20,9 +24,11 @@ try {
 const log = createLogger("gate", config.LOG_LEVEL);
 
 async function main(): Promise<void> {
-  const adapters = await createAdapters(config, log);
-  const verify = grpcClient(VerifyServiceService, config.VERIFY_ADDR);
-  const status = grpcClient(StatusServiceService, config.STATUS_ADDR);
+  const metrics = createMetrics("gate");
+  const adapters = await createAdapters(config, log, metrics);
+  const onCallError = (method: string, code: string) => metrics.grpcErrors.inc({ method, code });
+  const verify = grpcClient(VerifyServiceService, config.VERIFY_ADDR, undefined, undefined, onCallError);
+  const status = grpcClient(StatusServiceService, config.STATUS_ADDR, undefined, undefined, onCallError);
   const closeAll = async () => {
     verify.close();
     status.close();
@@ -39,6 +45,10 @@ async function main(): Promise<void> {
       verify: verify.api,
       status: status.api,
       ids: lease.ids,
+      limiter: adapters.limiter,
+      metrics,
+      probes: [...adapters.probes, tcpProbe("verify", config.VERIFY_ADDR), tcpProbe("status", config.STATUS_ADDR)],
+      files: { meta: adapters.files, bytes: createFileStore(config), messages: adapters.messages },
     });
   } catch (err) {
     await closeAll();
@@ -46,18 +56,16 @@ async function main(): Promise<void> {
   }
   log.info({ host: config.GATE_HOST, port: gate.port, workerId: lease.workerId }, "gate listening");
 
-  let closing = false;
-  const shutdown = async (signal: string) => {
-    if (closing) return;
-    closing = true;
-    log.info({ signal }, "gate closing");
-    await gate.close();
-    await lease.release();
-    await closeAll();
-    process.exit(0);
-  };
-  process.once("SIGTERM", () => void shutdown("SIGTERM"));
-  process.once("SIGINT", () => void shutdown("SIGINT"));
+  stopOnSignal({
+    name: "gate",
+    log,
+    timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
+    stop: async () => {
+      await gate.close();
+      await lease.release();
+      await closeAll();
+    },
+  });
 }
 
 main().catch((err: unknown) => {

@@ -20,9 +20,22 @@ export type Api<D> = {
     requestDeserialize: (b: Buffer) => infer Req;
     responseDeserialize: (b: Buffer) => infer Res;
   }
-    ? (request: Req) => Promise<Res>
+    ? (request: Req, meta?: CallMeta) => Promise<Res>
     : never;
 };
+
+/**
+ * What travels beside a request in gRPC metadata: the id of the client request or message it
+ * serves, so the log lines of every service it crosses can be joined.
+ */
+export interface CallMeta {
+  requestId?: string;
+}
+
+const REQUEST_ID_KEY = "x-request-id";
+
+/** Observes failed calls of a client (metrics): the method path and the gRPC status code name. */
+export type CallErrorObserver = (method: string, code: string) => void;
 
 type AnyDefinition = ServiceDefinition;
 
@@ -43,21 +56,25 @@ export function grpcClient<D extends AnyDefinition>(
   address: string,
   deadlineMs = DEFAULT_DEADLINE_MS,
   options: Partial<ClientOptions> = {},
+  onError?: CallErrorObserver,
 ): GrpcClient<D> {
   const client = new Client(address, credentials.createInsecure(), options);
-  const api: Record<string, (req: unknown) => Promise<unknown>> = {};
+  const api: Record<string, (req: unknown, meta?: CallMeta) => Promise<unknown>> = {};
   for (const [name, method] of Object.entries(definition)) {
-    api[name] = (request) =>
+    api[name] = (request, meta) =>
       new Promise((resolve, reject) => {
+        const metadata = new Metadata();
+        if (meta?.requestId) metadata.set(REQUEST_ID_KEY, meta.requestId);
         client.makeUnaryRequest(
           method.path,
           method.requestSerialize,
           method.responseDeserialize,
           request,
-          new Metadata(),
+          metadata,
           { deadline: new Date(Date.now() + deadlineMs) },
           (err, reply) => {
             if (err) {
+              onError?.(method.path, grpcStatus[err.code] ?? String(err.code));
               reject(new AppError(ErrorCode.UNAVAILABLE, `${address}${method.path}: ${err.details || err.message}`));
             } else resolve(reply);
           },
@@ -71,10 +88,11 @@ export function grpcClient<D extends AnyDefinition>(
 export function addApi<D extends AnyDefinition>(server: Server, definition: D, impl: Api<D>): void {
   const handlers: Record<string, handleUnaryCall<unknown, unknown>> = {};
   for (const name of Object.keys(definition)) {
-    const fn = (impl as Record<string, (req: unknown) => Promise<unknown>>)[name];
+    const fn = (impl as Record<string, (req: unknown, meta: CallMeta) => Promise<unknown>>)[name];
     if (!fn) throw new Error(`no implementation for ${name}`);
     handlers[name] = (call, callback) => {
-      fn.call(impl, call.request).then(
+      const requestId = call.metadata.get(REQUEST_ID_KEY)[0];
+      fn.call(impl, call.request, typeof requestId === "string" ? { requestId } : {}).then(
         (reply) => callback(null, reply),
         (err: unknown) =>
           callback({

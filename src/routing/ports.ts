@@ -14,10 +14,17 @@ export interface IssuedToken {
   expiresAtMs: number;
 }
 
-/** Login tokens, one per user: a new login replaces the older token. */
+/**
+ * Login tokens. A user keeps its newest few (TOKENS_PER_USER: one per device kind it may be
+ * logged in from at once), so logging in on the web does not void the desktop's token, which
+ * it needs to reconnect; an older one than those is dropped.
+ */
 export interface TokenStore {
   put(uid: Uid, token: IssuedToken): Promise<void>;
+  /** The newest token. */
   get(uid: Uid): Promise<IssuedToken | null>;
+  /** Every token kept for uid, newest first. */
+  recent(uid: Uid): Promise<IssuedToken[]>;
 }
 
 export interface StoredCode {
@@ -37,18 +44,38 @@ export interface VerifyCodeStore {
 export interface RateLimiter {
   /** Counts one hit on key; allowed while hits in the window <= limit. */
   hit(key: string, limit: number, windowSeconds: number): Promise<{ allowed: boolean; retryAfterSeconds: number }>;
+  /** Forgets key's window (a slot taken for work that then failed is given back). */
+  reset(key: string): Promise<void>;
 }
+
+/**
+ * The device kinds a user may be logged in from at once, one session each (proto DeviceKind).
+ * A route without a device is the first kind's.
+ */
+export const DEVICE_NAMES = ["desktop", "web", "mobile"] as const;
+export type DeviceName = (typeof DEVICE_NAMES)[number];
+
+/** Login tokens kept valid per user: one for each device kind it may hold a session on. */
+export const TOKENS_PER_USER = DEVICE_NAMES.length;
 
 export interface SessionRoute {
   nodeId: string;
   sessionId: string;
+  /** The device kind this session holds; absent: "desktop". */
+  device?: DeviceName;
 }
 
-/** Where each online user's session is: uid → chat node. */
+/** Where each online user's sessions are: (uid, device kind) → chat node and session. */
 export interface SessionRoutes {
-  /** Binds uid to this session; answers the route it replaced, if any. */
+  /** Binds uid's route of route.device to this session; answers the route of that device it replaced, if any. */
   bind(uid: Uid, route: SessionRoute): Promise<SessionRoute | null>;
-  /** Removes the route only if it still points at this session. */
-  unbind(uid: Uid, sessionId: string): Promise<void>;
+  /**
+   * Removes the route only if it still points at this session (of `device`; without it, of any
+   * device kind).
+   */
+  unbind(uid: Uid, sessionId: string, device?: DeviceName): Promise<void>;
+  /** One route per online uid (of any device kind): enough to know whether a user is online. */
   lookup(uids: Uid[]): Promise<Map<Uid, SessionRoute>>;
+  /** Every device route of each online uid: where to deliver (its devices may sit on different nodes). */
+  lookupAll(uids: Uid[]): Promise<Map<Uid, SessionRoute[]>>;
 }

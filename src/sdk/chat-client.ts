@@ -3,14 +3,28 @@ import { nanoid } from "nanoid";
 import { AppError, ErrorCode } from "../errors.js";
 import {
   type ChatMessage,
+  type ConversationSummary,
+  DeviceKind,
   Envelope,
   type ErrorResponse,
+  type Friend,
+  type FriendApplication,
+  type FriendRemovedPush,
+  type FriendReplyPush,
+  type GroupEventPush,
+  type GroupInfo,
+  type GroupMembersResponse,
+  type GroupRole,
   type HistoryRequest,
   type KickPush,
   type LoginResponse,
   MessageKind,
+  type MovePush,
+  type PresencePush,
+  type ReadReceiptPush,
   type SendMessageResponse,
   type SyncResponse,
+  type UserInfo,
 } from "../gen/shardchat/v1/client.js";
 import { type Endpoint, openWire, type Wire } from "./wire.js";
 
@@ -18,9 +32,26 @@ type Body = NonNullable<Envelope["body"]>;
 type Case = Body["$case"];
 type ValueOf<C extends Case> = Extract<Body, { $case: C }>["value"];
 
+/** Own seqs remembered per conversation above its cursor (see noteOwn). */
+const MAX_OWN_SEQS = 1024;
+/** Cursors in one automatic AckRequest (the node takes up to CHAT_SYNC_BATCH, 200 by default). */
+const MAX_CURSORS_PER_ACK = 100;
+
 export interface ChatClientOptions {
   /** Ack every pushed and synced message as delivered (default true). */
   autoAck?: boolean;
+  /**
+   * The highest seq this client already has per conversation (from `cursors()` of an earlier
+   * connection): after a reconnect, repeats of what it had are dropped, so each message is
+   * emitted once across connections, and a gap against it is filled.
+   */
+  seen?: ReadonlyMap<string, number>;
+  /**
+   * The device kind this session holds (default: unspecified, which the node takes as DESKTOP
+   * over TCP and WEB over WebSocket). One session per kind: logging in on the same kind again
+   * kicks the older session, another kind stays beside it.
+   */
+  device?: DeviceKind;
   /** Send heartbeats at the interval the node asks for (default true). */
   heartbeat?: boolean;
   /** How long to wait for a reply (default 10 s). */
@@ -31,6 +62,25 @@ export interface ChatClientEvents {
   /** A message pushed live, in seq order per conversation (gaps are filled before it is emitted). */
   message: [ChatMessage];
   kicked: [KickPush];
+  /** Someone applied to be this user's friend (also listed by `friendApplications()` after login). */
+  friendApplication: [FriendApplication];
+  /** A user this one applied to accepted or declined. */
+  friendReply: [FriendReplyPush];
+  /** A friend removed this user. */
+  friendRemoved: [FriendRemovedPush];
+  /** `reader` read `convId` up to `seq`: the peer of a 1:1 conversation, or this user on another device. */
+  readReceipt: [ReadReceiptPush];
+  /** A friend came online (its first device) or went offline (its last). */
+  presence: [PresencePush];
+  /** The node hands this user to another node and closes the connection (ResilientChat follows it). */
+  move: [MovePush];
+  /** A change to a group this user is in (or was kicked from). */
+  groupEvent: [GroupEventPush];
+  /**
+   * A push of a message this client already has (delivery is at-least-once: the node pushes
+   * again what was not acked in time, or before a reconnect). Never emitted as `message`.
+   */
+  repeat: [ChatMessage];
   /** An error the node pushed outside any request (req_id 0), e.g. for an undecodable frame. */
   errorPush: [ErrorResponse];
   close: [string];
@@ -51,6 +101,11 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private readonly lastSeq = new Map<string, number>();
   private delivering: Promise<void> = Promise.resolve();
+  /** Seqs of messages this session sent, above the cursor of their conversation. */
+  private readonly ownSeqs = new Map<string, Set<number>>();
+  /** Cursors waiting to be acked (autoAck): the highest seq per conversation. */
+  private readonly ackQueue = new Map<string, number>();
+  private acking = false;
   closed = false;
   uid = "";
 
@@ -59,6 +114,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     private readonly options: Required<ChatClientOptions>,
   ) {
     super();
+    for (const [convId, seq] of options.seen) this.lastSeq.set(convId, seq);
     wire.onEnvelope((e) => this.onEnvelope(e));
     wire.onClose((reason) => {
       this.closed = true;
@@ -74,17 +130,26 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
 
   static async connect(endpoint: Endpoint, options: ChatClientOptions = {}): Promise<ChatClient> {
     const wire = await openWire(endpoint);
-    return new ChatClient(wire, { autoAck: true, heartbeat: true, requestTimeoutMs: 10_000, ...options });
+    return new ChatClient(wire, {
+      autoAck: true,
+      heartbeat: true,
+      requestTimeoutMs: 10_000,
+      seen: new Map(),
+      device: DeviceKind.UNSPECIFIED,
+      ...options,
+    });
   }
 
   async login(uid: string, token: string): Promise<LoginResponse> {
-    const reply = await this.request("loginReq", { uid, token }, "loginResp");
+    const device = this.options.device === DeviceKind.UNSPECIFIED ? undefined : this.options.device;
+    const reply = await this.request("loginReq", { uid, token, device }, "loginResp");
     this.uid = uid;
     if (this.options.heartbeat) {
       this.heartbeatTimer = setInterval(() => {
         this.request("heartbeatReq", { clientTimeMs: String(Date.now()) }, "heartbeatResp").catch(() => {});
       }, reply.heartbeatIntervalMs);
-      this.heartbeatTimer.unref();
+      // Node's timers have unref (the heartbeat alone must not keep a process alive); a browser's do not.
+      (this.heartbeatTimer as { unref?: () => void }).unref?.();
     }
     return reply;
   }
@@ -92,6 +157,21 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   /** Sends a text; answers the node's ack once the message is stored. */
   sendText(toUid: string, text: string, clientMsgId: string = nanoid()): Promise<SendMessageResponse> {
     return this.request("sendReq", { toUid, clientMsgId, kind: MessageKind.TEXT, text }, "sendResp");
+  }
+
+  /** Sends a file message naming a file uploaded to gate (GateClient.upload); the bytes stay on gate. */
+  sendFile(
+    toUid: string,
+    file: { id: string; name: string; size: number | string; contentType: string },
+    caption = "",
+    clientMsgId: string = nanoid(),
+  ): Promise<SendMessageResponse> {
+    const ref = { id: file.id, name: file.name, size: String(file.size), contentType: file.contentType };
+    return this.request(
+      "sendReq",
+      { toUid, clientMsgId, kind: MessageKind.FILE, text: caption, file: ref },
+      "sendResp",
+    );
   }
 
   sync(limit = 0): Promise<SyncResponse> {
@@ -120,6 +200,106 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   async history(query: Partial<HistoryRequest> & { convId: string }): Promise<ChatMessage[]> {
     const reply = await this.request("historyReq", { afterSeq: 0, beforeSeq: 0, limit: 0, ...query }, "historyResp");
     return reply.messages;
+  }
+
+  /** The highest seq seen per conversation; pass it as `seen` to the next connection. */
+  cursors(): Map<string, number> {
+    return new Map(this.lastSeq);
+  }
+
+  /** Creates a group owned by this user with these members. */
+  async createGroup(name: string, memberUids: string[] = []): Promise<GroupInfo> {
+    const reply = await this.request("groupCreateReq", { name, memberUids }, "groupCreateResp");
+    if (!reply.group) throw new AppError(ErrorCode.INTERNAL, "no group in the reply");
+    return reply.group;
+  }
+
+  /** Adds members (admins and the owner); answers who was not a member before. */
+  async inviteToGroup(groupId: string, uids: string[]): Promise<string[]> {
+    return (await this.request("groupInviteReq", { groupId, uids }, "groupInviteResp")).added;
+  }
+
+  async leaveGroup(groupId: string): Promise<void> {
+    await this.request("groupLeaveReq", { groupId }, "groupLeaveResp");
+  }
+
+  async kickFromGroup(groupId: string, uid: string): Promise<void> {
+    await this.request("groupKickReq", { groupId, uid }, "groupKickResp");
+  }
+
+  async renameGroup(groupId: string, name: string): Promise<GroupInfo> {
+    const reply = await this.request("groupRenameReq", { groupId, name }, "groupRenameResp");
+    if (!reply.group) throw new AppError(ErrorCode.INTERNAL, "no group in the reply");
+    return reply.group;
+  }
+
+  async setGroupRole(groupId: string, uid: string, role: GroupRole.MEMBER | GroupRole.ADMIN): Promise<void> {
+    await this.request("groupSetRoleReq", { groupId, uid, role }, "groupSetRoleResp");
+  }
+
+  /** One page of members in uid order; ask again with afterUid = the page's last uid while `more`. */
+  groupMembers(groupId: string, afterUid = "0", limit = 0): Promise<GroupMembersResponse> {
+    return this.request("groupMembersReq", { groupId, afterUid, limit }, "groupMembersResp");
+  }
+
+  /** Every member, page by page. */
+  async allGroupMembers(groupId: string): Promise<GroupMembersResponse["members"]> {
+    const all: GroupMembersResponse["members"] = [];
+    for (let after = "0"; ; ) {
+      const page = await this.groupMembers(groupId, after);
+      all.push(...page.members);
+      const last = page.members.at(-1);
+      if (!page.more || !last) return all;
+      after = last.uid;
+    }
+  }
+
+  async listGroups(): Promise<GroupInfo[]> {
+    return (await this.request("groupListReq", {}, "groupListResp")).groups;
+  }
+
+  /** Posts a text to a group; the same clientMsgId again answers the stored message (duplicate). */
+  sendGroupText(groupId: string, text: string, clientMsgId: string = nanoid()): Promise<SendMessageResponse> {
+    return this.request("groupSendReq", { groupId, clientMsgId, kind: MessageKind.TEXT, text }, "groupSendResp");
+  }
+
+  /** Users by exact uid (all digits), exact email (with "@"), or name prefix; never their emails. */
+  async searchUsers(query: string, limit = 0): Promise<UserInfo[]> {
+    return (await this.request("searchUsersReq", { query, limit }, "searchUsersResp")).users;
+  }
+
+  /** Asks toUid to be friends; toUid is pushed the application on whatever node it is. */
+  async applyFriend(toUid: string, message = ""): Promise<void> {
+    await this.request("friendApplyReq", { toUid, message }, "friendApplyResp");
+  }
+
+  /** Accepts (or, with accept = false, declines) the pending application from fromUid. */
+  async replyFriend(fromUid: string, accept: boolean): Promise<void> {
+    await this.request("friendReplyReq", { fromUid, accept }, "friendReplyResp");
+  }
+
+  /** Friends with presence (online on any device). */
+  async friends(): Promise<Friend[]> {
+    return (await this.request("friendListReq", {}, "friendListResp")).friends;
+  }
+
+  async removeFriend(uid: string): Promise<void> {
+    await this.request("friendRemoveReq", { uid }, "friendRemoveResp");
+  }
+
+  /** Applications waiting for this user's answer, newest first (ask after login). */
+  async friendApplications(): Promise<FriendApplication[]> {
+    return (await this.request("friendApplicationsReq", {}, "friendApplicationsResp")).applications;
+  }
+
+  /** Conversations, the most recently active first, with the last message and unread count. */
+  async conversations(limit = 0): Promise<ConversationSummary[]> {
+    return (await this.request("conversationListReq", { limit }, "conversationListResp")).conversations;
+  }
+
+  /** Marks convId read up to seq; answers the read cursor after it (it never moves back). */
+  async markRead(convId: string, seq: number): Promise<number> {
+    return (await this.request("markReadReq", { convId, seq }, "markReadResp")).readSeq;
   }
 
   heartbeat(): Promise<ValueOf<"heartbeatResp">> {
@@ -179,14 +359,32 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
         waiting.reject(err);
       } else if (body.$case !== waiting.expect) {
         waiting.reject(new AppError(ErrorCode.INTERNAL, `expected ${waiting.expect}, got ${body.$case}`));
-      } else waiting.resolve(body.value);
+      } else {
+        if (body.$case === "sendResp" || body.$case === "groupSendResp")
+          this.noteOwn(body.value.convId, body.value.seq);
+        waiting.resolve(body.value);
+      }
       return;
     }
     if (body.$case === "messagePush" && body.value.message) {
       const message = body.value.message;
       this.delivering = this.delivering.then(() => this.deliverInOrder(message)).catch(() => {});
+    } else if (body.$case === "groupEventPush") {
+      this.emit("groupEvent", body.value);
+    } else if (body.$case === "friendApplicationPush" && body.value.application) {
+      this.emit("friendApplication", body.value.application);
+    } else if (body.$case === "friendReplyPush") {
+      this.emit("friendReply", body.value);
+    } else if (body.$case === "friendRemovedPush") {
+      this.emit("friendRemoved", body.value);
+    } else if (body.$case === "readReceiptPush") {
+      this.emit("readReceipt", body.value);
+    } else if (body.$case === "presencePush") {
+      this.emit("presence", body.value);
     } else if (body.$case === "kickPush") {
       this.emit("kicked", body.value);
+    } else if (body.$case === "movePush") {
+      this.emit("move", body.value);
     } else if (body.$case === "error") {
       this.emit("errorPush", body.value);
     }
@@ -194,14 +392,50 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
 
   /** Emits a pushed message after any missing earlier ones, each once. */
   private async deliverInOrder(message: ChatMessage): Promise<void> {
+    this.absorbOwn(message.convId);
     const seen = this.lastSeq.get(message.convId);
-    if (seen !== undefined && message.seq <= seen) return;
-    if (seen !== undefined && message.seq > seen + 1) {
-      const missing = await this.history({ convId: message.convId, afterSeq: seen, limit: message.seq - seen - 1 });
-      for (const m of missing) if (m.seq < message.seq) this.emitMessage(m);
+    if (seen !== undefined && message.seq <= seen) {
+      // A re-push: the ack that would have stopped it was lost or late, so ack again.
+      this.emit("repeat", message);
+      if (this.options.autoAck) this.ackSoon(message);
+      return;
+    }
+    // A gap: fetch the missing range page by page (a node answers at most CHAT_SYNC_BATCH).
+    for (let after = seen ?? message.seq; message.seq > after + 1; ) {
+      const from = after;
+      const missing = await this.history({ convId: message.convId, afterSeq: from, limit: message.seq - from - 1 });
+      const inRange = missing.filter((m) => m.seq > from && m.seq < message.seq);
+      for (const m of inRange) this.emitMessage(m);
+      const last = inRange.at(-1);
+      if (!last) break;
+      after = last.seq;
     }
     this.emitMessage(message);
-    if (this.options.autoAck) await this.ack([message]).catch(() => {});
+    if (this.options.autoAck) this.ackSoon(message);
+  }
+
+  /**
+   * Acks without holding up the next message: awaiting each ack made every push wait for the
+   * previous one's round trip (behind this session's own sends on the node). While one
+   * AckRequest is in flight, later cursors collect (the highest seq per conversation) and
+   * leave together in the next.
+   */
+  private ackSoon(message: Pick<ChatMessage, "convId" | "seq">): void {
+    this.ackQueue.set(message.convId, Math.max(this.ackQueue.get(message.convId) ?? 0, message.seq));
+    if (!this.acking) void this.flushAcks();
+  }
+
+  private async flushAcks(): Promise<void> {
+    this.acking = true;
+    try {
+      while (this.ackQueue.size > 0 && !this.closed) {
+        const cursors = [...this.ackQueue].slice(0, MAX_CURSORS_PER_ACK).map(([convId, seq]) => ({ convId, seq }));
+        for (const c of cursors) this.ackQueue.delete(c.convId);
+        await this.request("ackReq", { cursors }, "ackResp").catch(() => {});
+      }
+    } finally {
+      this.acking = false;
+    }
   }
 
   private emitMessage(message: ChatMessage): void {
@@ -211,5 +445,44 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
 
   private noteSeen(message: ChatMessage): void {
     this.lastSeq.set(message.convId, Math.max(this.lastSeq.get(message.convId) ?? 0, message.seq));
+    this.absorbOwn(message.convId);
+  }
+
+  /**
+   * A message this session sent took `seq`: it is never pushed back here, so without this the
+   * next push from the peer looked like a gap and cost a history round trip (queued behind our
+   * own sends on the node) while every later push waited.
+   */
+  private noteOwn(convId: string, seq: number): void {
+    if (!convId || !(seq > 0)) return;
+    const seen = this.lastSeq.get(convId);
+    if (seen !== undefined && seq <= seen) return;
+    // Nothing can come before seq 1: the conversation starts with our message.
+    if (seen === undefined && seq === 1) {
+      this.lastSeq.set(convId, 1);
+      this.absorbOwn(convId);
+      return;
+    }
+    let own = this.ownSeqs.get(convId);
+    if (!own) {
+      own = new Set();
+      this.ownSeqs.set(convId, own);
+    }
+    own.add(seq);
+    // Bounded: forgetting one only costs a history call later.
+    if (own.size > MAX_OWN_SEQS) own.delete(Math.min(...own));
+    this.absorbOwn(convId);
+  }
+
+  /** Moves the cursor over our own messages right after it. */
+  private absorbOwn(convId: string): void {
+    const own = this.ownSeqs.get(convId);
+    const seen = this.lastSeq.get(convId);
+    if (!own || seen === undefined) return;
+    let next = seen + 1;
+    while (own.delete(next)) next += 1;
+    if (next - 1 > seen) this.lastSeq.set(convId, next - 1);
+    for (const s of own) if (s <= next - 1) own.delete(s);
+    if (own.size === 0) this.ownSeqs.delete(convId);
   }
 }

@@ -1,4 +1,3 @@
-import { request } from "undici";
 import { AppError, ErrorCode } from "../errors.js";
 
 export interface LoginAnswer {
@@ -9,6 +8,26 @@ export interface LoginAnswer {
   host: string;
   port: number;
   wsUrl: string;
+}
+
+/** Who calls: a login's uid and token (gate checks the token with status). */
+export interface Auth {
+  uid: string;
+  token: string;
+}
+
+/** What gate answers for an upload. `url` is relative to gate (GET it with the token). */
+export interface UploadedFile {
+  id: string;
+  url: string;
+  name: string;
+  size: number;
+  contentType: string;
+}
+
+export interface UploadOptions {
+  /** Called with bytes sent so far and the total (in a browser, where XMLHttpRequest reports them). */
+  onProgress?: (sent: number, total: number) => void;
 }
 
 /** gate's HTTP API, typed: every call answers its result or throws AppError with gate's code. */
@@ -33,21 +52,107 @@ export class GateClient {
     return this.post("/v1/login", body);
   }
 
+  /** The chat node that owns this user now (after its node went away), without logging in again. */
+  async node(auth: Auth): Promise<Pick<LoginAnswer, "nodeId" | "host" | "port" | "wsUrl">> {
+    const res = await this.send(new URL("/v1/node", this.baseUrl), {
+      headers: { authorization: `Bearer ${auth.token}`, "x-uid": auth.uid },
+    });
+    return this.check(await res.json().catch(() => ({})));
+  }
+
+  /**
+   * Uploads a file for a conversation the caller is in (multipart to POST /v1/files). Refusals:
+   * FILE_TOO_LARGE, FILE_TYPE_NOT_ALLOWED, NOT_PARTICIPANT, TOKEN_INVALID.
+   */
+  async upload(
+    auth: Auth,
+    convId: string,
+    file: Blob,
+    name: string,
+    options: UploadOptions = {},
+  ): Promise<UploadedFile> {
+    const url = new URL(`/v1/files?convId=${encodeURIComponent(convId)}`, this.baseUrl);
+    const form = new FormData();
+    form.append("file", file, name);
+    const headers = { authorization: `Bearer ${auth.token}`, "x-uid": auth.uid };
+    if (options.onProgress && typeof XMLHttpRequest === "function") {
+      return this.check(await xhrUpload(url, form, headers, options.onProgress));
+    }
+    return this.check(await this.send(url, { method: "POST", headers, body: form }).then((res) => res.json()));
+  }
+
+  /** A file's bytes and type, if the caller is a participant of its conversation (else NOT_PARTICIPANT). */
+  async download(auth: Auth, id: string): Promise<{ bytes: Uint8Array; contentType: string; name: string }> {
+    const res = await this.send(new URL(`/v1/files/${encodeURIComponent(id)}`, this.baseUrl), {
+      headers: { authorization: `Bearer ${auth.token}`, "x-uid": auth.uid },
+    });
+    if (!res.ok) {
+      this.check(await res.json().catch(() => ({})));
+      throw new AppError(ErrorCode.INTERNAL, `gate answered HTTP ${res.status}`);
+    }
+    const disposition = res.headers.get("content-disposition") ?? "";
+    const encoded = /filename\*=UTF-8''([^;]+)/.exec(disposition)?.[1];
+    return {
+      bytes: new Uint8Array(await res.arrayBuffer()),
+      contentType: res.headers.get("content-type") ?? "application/octet-stream",
+      name: encoded ? decodeURIComponent(encoded) : id,
+    };
+  }
+
+  /** A link to a file that carries the token, for a browser to open or show itself. */
+  fileUrl(auth: Auth, id: string): string {
+    const url = new URL(`/v1/files/${encodeURIComponent(id)}`, this.baseUrl);
+    url.searchParams.set("uid", auth.uid);
+    url.searchParams.set("token", auth.token);
+    return url.toString();
+  }
+
   /** Posts JSON and answers the reply; a non-zero `error` becomes AppError. */
   async post<T>(path: string, body: unknown): Promise<T> {
-    let reply: { error?: number; message?: string } & Record<string, unknown>;
+    const res = await this.send(new URL(path, this.baseUrl), {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    return this.check(await res.json().catch(() => ({})));
+  }
+
+  private async send(url: URL, init: RequestInit): Promise<Response> {
     try {
-      const res = await request(new URL(path, this.baseUrl), {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify(body),
-      });
-      reply = (await res.body.json()) as typeof reply;
+      return await fetch(url, init);
     } catch (err) {
       throw new AppError(ErrorCode.UNAVAILABLE, `gate ${this.baseUrl}: ${(err as Error).message}`);
     }
-    if (typeof reply.error !== "number") throw new AppError(ErrorCode.INTERNAL, `gate answered no error code`);
-    if (reply.error !== ErrorCode.OK) throw new AppError(reply.error, reply.message);
+  }
+
+  private check<T>(reply: unknown): T {
+    const r = reply as { error?: unknown; message?: string; retryAfterSeconds?: unknown };
+    if (typeof r?.error !== "number") throw new AppError(ErrorCode.INTERNAL, "gate answered no error code");
+    if (r.error !== ErrorCode.OK) {
+      // A cool-down or rate limit says when to ask again (VERIFY_CODE_COOLDOWN, RATE_LIMITED).
+      const err = new AppError(r.error, r.message) as AppError & { retryAfterSeconds?: number };
+      if (typeof r.retryAfterSeconds === "number") err.retryAfterSeconds = r.retryAfterSeconds;
+      throw err;
+    }
     return reply as T;
   }
+}
+
+/** fetch cannot report upload progress; XMLHttpRequest can. */
+function xhrUpload(
+  url: URL,
+  form: FormData,
+  headers: Record<string, string>,
+  onProgress: (sent: number, total: number) => void,
+): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", url.toString());
+    for (const [k, v] of Object.entries(headers)) xhr.setRequestHeader(k, v);
+    xhr.responseType = "json";
+    xhr.upload.onprogress = (e) => onProgress(e.loaded, e.total);
+    xhr.onload = () => resolve(xhr.response ?? {});
+    xhr.onerror = () => reject(new AppError(ErrorCode.UNAVAILABLE, "upload failed"));
+    xhr.send(form);
+  });
 }

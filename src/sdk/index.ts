@@ -1,4 +1,15 @@
+// The wire types of friends, conversations and devices, for typed use of the ChatClient's methods and events.
+export {
+  type ConversationSummary,
+  DeviceKind,
+  type Friend,
+  type FriendApplication,
+  type PresencePush,
+  type ReadReceiptPush,
+  type UserInfo,
+} from "../gen/shardchat/v1/client.js";
 export { ChatClient, type ChatClientOptions } from "./chat-client.js";
-export { GateClient, type LoginAnswer } from "./gate-client.js";
+export { type Auth, GateClient, type LoginAnswer, type UploadedFile } from "./gate-client.js";
 export { openChat, type Transport } from "./open-chat.js";
+export { ResilientChat, type ResilientChatOptions } from "./resilient-chat.js";
 export { type Endpoint, openWire, type Wire } from "./wire.js";

@@ -11,9 +11,13 @@ import {
 } from "../protocol/frame.js";
 
 /** Where and how to reach a chat node. */
-export type Endpoint =
+export type Endpoint = (
   | { transport: "tcp"; host: string; port: number }
-  | { transport: "ws"; url: string; format?: "binary" | "json" };
+  | { transport: "ws"; url: string; format?: "binary" | "json" }
+) & {
+  /** Local address to connect from (e.g. 127.0.0.x: each source address has its own ephemeral ports). */
+  localAddress?: string;
+};
 
 /** One connection to a chat node that moves whole envelopes, whatever the transport. */
 export interface Wire {
@@ -29,12 +33,14 @@ export interface Wire {
 export const SDK_MAX_FRAME_BYTES = 16 * 1024 * 1024;
 
 export function openWire(endpoint: Endpoint): Promise<Wire> {
-  return endpoint.transport === "tcp" ? openTcp(endpoint.host, endpoint.port) : openWs(endpoint.url, endpoint.format);
+  return endpoint.transport === "tcp"
+    ? openTcp(endpoint.host, endpoint.port, endpoint.localAddress)
+    : openWs(endpoint.url, endpoint.format, endpoint.localAddress);
 }
 
-function openTcp(host: string, port: number): Promise<Wire> {
+function openTcp(host: string, port: number, localAddress?: string): Promise<Wire> {
   return new Promise((resolve, reject) => {
-    const socket: Socket = connect({ host, port });
+    const socket: Socket = connect({ host, port, ...(localAddress ? { localAddress } : {}) });
     const decoder = new FrameDecoder(SDK_MAX_FRAME_BYTES);
     let envelopeHandler: (e: Envelope) => void = () => {};
     let closeHandler: (reason: string) => void = () => {};
@@ -69,9 +75,9 @@ function openTcp(host: string, port: number): Promise<Wire> {
   });
 }
 
-function openWs(url: string, format: "binary" | "json" = "binary"): Promise<Wire> {
+function openWs(url: string, format: "binary" | "json" = "binary", localAddress?: string): Promise<Wire> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { maxPayload: SDK_MAX_FRAME_BYTES });
+    const ws = new WebSocket(url, { maxPayload: SDK_MAX_FRAME_BYTES, ...(localAddress ? { localAddress } : {}) });
     let envelopeHandler: (e: Envelope) => void = () => {};
     let closeHandler: (reason: string) => void = () => {};
     ws.on("message", (data, isBinary) => {

@@ -2,6 +2,8 @@ import { createRoutingAdapters, requireSharedRouting } from "../compose.js";
 import { ConfigError, loadConfig } from "../config/load.js";
 import type { Config } from "../config/settings.js";
 import { createLogger } from "../log/logger.js";
+import { createMetrics } from "../metrics/metrics.js";
+import { stopOnSignal } from "../shutdown.js";
 import { startStatus } from "./server.js";
 
 let config: Config;
@@ -16,20 +18,26 @@ try {
 const log = createLogger("status", config.LOG_LEVEL);
 
 try {
-  const adapters = createRoutingAdapters(config);
+  const metrics = createMetrics("status");
+  const adapters = createRoutingAdapters(config, metrics);
   try {
-    const server = await startStatus({ config, log, registry: adapters.nodes, tokens: adapters.tokens });
-    let closing = false;
-    const shutdown = async (signal: string) => {
-      if (closing) return;
-      closing = true;
-      log.info({ signal }, "status stopping");
-      await server.close();
-      await adapters.close();
-      process.exit(0);
-    };
-    process.once("SIGTERM", () => void shutdown("SIGTERM"));
-    process.once("SIGINT", () => void shutdown("SIGINT"));
+    const server = await startStatus({
+      config,
+      log,
+      registry: adapters.nodes,
+      tokens: adapters.tokens,
+      metrics,
+      probes: adapters.probes,
+    });
+    stopOnSignal({
+      name: "status",
+      log,
+      timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
+      stop: async () => {
+        await server.close();
+        await adapters.close();
+      },
+    });
   } catch (err) {
     await adapters.close();
     throw err;

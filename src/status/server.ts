@@ -2,6 +2,9 @@ import type { Config } from "../config/settings.js";
 import { StatusServiceService } from "../gen/shardchat/v1/status.js";
 import { addApi, startGrpcServer } from "../grpc/api.js";
 import type { Logger } from "../log/logger.js";
+import type { Probe } from "../metrics/health.js";
+import { createMetrics, type Metrics } from "../metrics/metrics.js";
+import { startConfiguredOpsServer } from "../metrics/ops-server.js";
 import type { NodeRegistry, TokenStore } from "../routing/ports.js";
 import { createStatusService, type StatusApi } from "./service.js";
 
@@ -9,6 +12,8 @@ export interface StatusServer {
   port: number;
   /** The same service, for callers in this process (no gRPC hop). */
   api: StatusApi;
+  /** The /metrics, /healthz, /readyz port (METRICS_PORT set), else undefined. */
+  opsPort: number | undefined;
   close(): Promise<void>;
 }
 
@@ -21,10 +26,28 @@ export async function startStatus(deps: {
   log: Logger;
   registry: NodeRegistry;
   tokens: TokenStore;
+  metrics?: Metrics;
+  /** What /readyz asks (Redis). */
+  probes?: Probe[];
 }): Promise<StatusServer> {
   const { config, log, registry, tokens } = deps;
   const api = createStatusService({ registry, tokens, config, log });
   const grpc = await startGrpcServer(config.STATUS_ADDR, (server) => addApi(server, StatusServiceService, api));
-  log.info({ addr: config.STATUS_ADDR, port: grpc.port }, "status listening");
-  return { port: grpc.port, api, close: () => grpc.close() };
+  const ops = await startConfiguredOpsServer(config, {
+    metrics: deps.metrics ?? createMetrics("status"),
+    probes: deps.probes ?? [],
+    log,
+  }).catch(async (err: unknown) => {
+    await grpc.close();
+    throw err;
+  });
+  log.info({ addr: config.STATUS_ADDR, port: grpc.port, opsPort: ops?.port }, "status listening");
+  return {
+    port: grpc.port,
+    api,
+    opsPort: ops?.port,
+    close: async () => {
+      await Promise.all([grpc.close(), ops?.close()]);
+    },
+  };
 }

@@ -160,19 +160,21 @@ export function createStatusService(deps: StatusDeps): StatusApi {
       return { error: ErrorCode.OK, node };
     },
 
-    async issueToken({ uid }) {
+    async issueToken({ uid }, meta) {
       if (!isValidUid(uid)) return { error: ErrorCode.INVALID_ARGUMENT, token: "", expiresAtMs: "0" };
       const token = nanoid(TOKEN_LENGTH);
       const expiresAtMs = Date.now() + config.TOKEN_TTL_SECONDS * 1000;
       await tokens.put(uid, { token, expiresAtMs });
+      log.debug({ uid, requestId: meta?.requestId }, "token issued");
       return { error: ErrorCode.OK, token, expiresAtMs: String(expiresAtMs) };
     },
 
     async checkToken({ uid, token }) {
       if (!isValidUid(uid)) return { error: ErrorCode.INVALID_ARGUMENT };
       if (!token) return { error: ErrorCode.TOKEN_INVALID };
-      const stored = await tokens.get(uid);
-      if (!stored || !sameToken(stored.token, token)) return { error: ErrorCode.TOKEN_INVALID };
+      // Any of the user's kept tokens (one per device kind it may be logged in from).
+      const stored = (await tokens.recent(uid)).find((t) => sameToken(t.token, token));
+      if (!stored) return { error: ErrorCode.TOKEN_INVALID };
       if (Date.now() >= stored.expiresAtMs) return { error: ErrorCode.TOKEN_EXPIRED };
       return { error: ErrorCode.OK };
     },

@@ -1,4 +1,4 @@
-import type { ChatMessage, MessageKind } from "../gen/shardchat/v1/client.js";
+import type { ChatMessage, FileRef, MessageKind } from "../gen/shardchat/v1/client.js";
 
 /** Ids (uids, message ids) are decimal strings: snowflakes do not fit a JS number. */
 export type Uid = string;
@@ -21,6 +21,8 @@ export interface UserStore {
   setPassword(uid: Uid, passwordHash: string): Promise<void>;
   /** Which of these uids exist. */
   existing(uids: Uid[]): Promise<Set<Uid>>;
+  /** Up to limit users whose name starts with prefix (case-insensitive), by name. */
+  searchByNamePrefix(prefix: string, limit: number): Promise<UserRecord[]>;
 }
 
 export interface NewMessage {
@@ -34,6 +36,8 @@ export interface NewMessage {
   kind: MessageKind;
   text: string;
   sentAtMs: number;
+  /** The file a MESSAGE_KIND_FILE message names (stored with the message, so history needs no files lookup). */
+  file?: FileRef;
 }
 
 export interface HistoryQuery {
@@ -59,4 +63,166 @@ export interface MessageStore {
   ack(uid: Uid, cursors: { convId: string; seq: number }[]): Promise<void>;
   /** A page of a conversation; AppError(NOT_PARTICIPANT) if uid is not a member. */
   history(uid: Uid, convId: string, query: HistoryQuery): Promise<ChatMessage[]>;
+  /** Whether uid is a member row of convId (a 1:1 conversation has its rows from its first message). */
+  isMember(convId: string, uid: Uid): Promise<boolean>;
+}
+
+/** What storage keeps about an uploaded file; its bytes are in a FileStore (src/files). */
+export interface FileMeta {
+  /** Snowflake, decimal. */
+  id: string;
+  owner: Uid;
+  /** The conversation it was uploaded for: its participants may download it. */
+  convId: string;
+  name: string;
+  size: number;
+  contentType: string;
+  createdAt: number;
+}
+
+/** Uploaded files' metadata. */
+export interface FileMetaStore {
+  /** Throws AppError(STORAGE_UNAVAILABLE) when the database does not answer. */
+  create(meta: FileMeta): Promise<void>;
+  byId(id: string): Promise<FileMeta | null>;
+}
+
+export interface FriendApplicationRecord {
+  fromUid: Uid;
+  toUid: Uid;
+  message: string;
+  createdAtMs: number;
+}
+
+export interface FriendRecord {
+  uid: Uid;
+  sinceMs: number;
+}
+
+/**
+ * Friendships and friend applications. A friendship is two rows, one per side, each on its
+ * owner's shard (by uid); an application lives on the recipient's shard (by toUid), so the
+ * pending list of a user is one read of one shard.
+ */
+export interface FriendStore {
+  /** Records an application from → to (again: replaces its message and time). */
+  apply(application: FriendApplicationRecord): Promise<void>;
+  /** Applications waiting for uid's answer, newest first. */
+  incoming(uid: Uid, limit: number): Promise<FriendApplicationRecord[]>;
+  /** The pending application from → to, or null. */
+  application(fromUid: Uid, toUid: Uid): Promise<FriendApplicationRecord | null>;
+  /** Removes the application from → to (answered or withdrawn); answers whether there was one. */
+  dropApplication(fromUid: Uid, toUid: Uid): Promise<boolean>;
+  /** Makes a and b friends: both rows, idempotent (a retry after a half-done call completes it). */
+  befriend(a: Uid, b: Uid, sinceMs: number): Promise<void>;
+  /** Removes both rows; answers whether a had b as a friend. */
+  unfriend(a: Uid, b: Uid): Promise<boolean>;
+  /** Whether a lists b as a friend (one read on a's shard). */
+  areFriends(a: Uid, b: Uid): Promise<boolean>;
+  /** uid's friends, oldest friendship first. */
+  friends(uid: Uid, limit: number): Promise<FriendRecord[]>;
+  /** How many friends uid has. */
+  friendCount(uid: Uid): Promise<number>;
+}
+
+export interface ConversationSummaryRecord {
+  convId: string;
+  lastSeq: number;
+  /** uid's read cursor. */
+  readSeq: number;
+  /** The other member's read cursor in a 1:1 conversation ("p:..."); 0 for other kinds. */
+  peerReadSeq: number;
+  /** The message at lastSeq (undefined only when it is missing, e.g. a conversation with no message yet). */
+  lastMessage?: ChatMessage;
+}
+
+/**
+ * Per-user views of conversations: the conversation list and read cursors. Read cursors are
+ * member rows (conversation_members.read_seq), beside their conversation on its shard.
+ */
+export interface ConversationStore {
+  /** uid's conversations, the most recently active first (by the last message's id). */
+  list(uid: Uid, limit: number): Promise<ConversationSummaryRecord[]>;
+  /**
+   * Moves uid's read cursor of convId to seq (never backwards, never past the last message);
+   * answers the cursor after the call and whether it moved. AppError(NOT_PARTICIPANT) if uid
+   * is not a member.
+   */
+  markRead(uid: Uid, convId: string, seq: number): Promise<{ readSeq: number; advanced: boolean }>;
+}
+
+/** Roles in a group (the values of proto GroupRole). */
+export const GROUP_ROLE = { member: 1, admin: 2, owner: 3 } as const;
+export type GroupRoleValue = (typeof GROUP_ROLE)[keyof typeof GROUP_ROLE];
+
+export interface GroupRecord {
+  groupId: string;
+  /** "g:<groupId>": the group's conversation (messages, seqs, members' cursors). */
+  convId: string;
+  name: string;
+  owner: Uid;
+  memberCount: number;
+  createdAt: number;
+}
+
+export interface GroupMemberRecord {
+  uid: Uid;
+  role: GroupRoleValue;
+  joinedAt: number;
+}
+
+export interface NewGroupMessage {
+  groupId: string;
+  msgId: string;
+  sender: Uid;
+  clientMsgId: string;
+  kind: MessageKind;
+  text: string;
+  sentAtMs: number;
+}
+
+/**
+ * Groups, their members with roles, and group messages. A group's rows live beside its
+ * conversation ("g:<groupId>"), so a membership change and the member's conversation cursor
+ * change in one local transaction; a member joins with its cursor at the conversation's
+ * last_seq, so a group message never writes per-member rows (members' cursors move on ack).
+ * Role checks are the caller's; these methods only keep the data consistent.
+ */
+export interface GroupStore {
+  /** The owner and members (each once) join; AppError(GROUP_TOO_LARGE) over maxMembers. */
+  create(group: {
+    groupId: string;
+    name: string;
+    owner: Uid;
+    members: Uid[];
+    maxMembers: number;
+  }): Promise<GroupRecord>;
+  get(groupId: string): Promise<GroupRecord | null>;
+  /** The member's role, or null when uid is not in the group. */
+  roleOf(groupId: string, uid: Uid): Promise<GroupRoleValue | null>;
+  /** A page of members in uid order, after afterUid ("0" = from the start). */
+  members(groupId: string, afterUid: Uid, limit: number): Promise<GroupMemberRecord[]>;
+  /** Every member's uid, in one query (the fan-out of a group message). */
+  memberUids(groupId: string): Promise<Uid[]>;
+  /**
+   * Adds members (role member) and answers those who were not in before;
+   * AppError(GROUP_NOT_FOUND), AppError(GROUP_TOO_LARGE) when the group would exceed maxMembers.
+   */
+  addMembers(groupId: string, uids: Uid[], maxMembers: number): Promise<Uid[]>;
+  /** Removes a member (its cursor too); false when it was not one. */
+  removeMember(groupId: string, uid: Uid): Promise<boolean>;
+  setRole(groupId: string, uid: Uid, role: GroupRoleValue): Promise<boolean>;
+  rename(groupId: string, name: string): Promise<GroupRecord | null>;
+  /** The groups uid is in. */
+  groupsOf(uid: Uid): Promise<GroupRecord[]>;
+  /**
+   * Stores a group message once, with the next seq of the group's conversation, and moves the
+   * sender's cursor; AppError(NOT_GROUP_MEMBER) when the sender is not a member. The same
+   * (sender, clientMsgId) again answers the stored message with duplicate = true.
+   */
+  append(m: NewGroupMessage): Promise<{ message: ChatMessage; duplicate: boolean }>;
+}
+
+export function groupConvId(groupId: string): string {
+  return `g:${groupId}`;
 }

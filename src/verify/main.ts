@@ -3,6 +3,9 @@ import { ConfigError, loadConfig } from "../config/load.js";
 import type { Config } from "../config/settings.js";
 import { createLogger } from "../log/logger.js";
 import { createMailer } from "../mail/create-mailer.js";
+import { type Probe, tcpProbe } from "../metrics/health.js";
+import { createMetrics } from "../metrics/metrics.js";
+import { stopOnSignal } from "../shutdown.js";
 import { startVerify } from "./server.js";
 
 let config: Config;
@@ -17,7 +20,13 @@ try {
 const log = createLogger("verify", config.LOG_LEVEL);
 
 async function main(): Promise<void> {
-  const adapters = createRoutingAdapters(config);
+  const metrics = createMetrics("verify");
+  const adapters = createRoutingAdapters(config, metrics);
+  const probes: Probe[] = [...adapters.probes];
+  if (config.SMTP_URL) {
+    const smtp = new URL(config.SMTP_URL);
+    probes.push(tcpProbe("smtp", `${smtp.hostname}:${smtp.port || (smtp.protocol === "smtps:" ? 465 : 587)}`));
+  }
   let verify: Awaited<ReturnType<typeof startVerify>>;
   try {
     verify = await startVerify({
@@ -26,24 +35,27 @@ async function main(): Promise<void> {
       codes: adapters.codes,
       limiter: adapters.limiter,
       mailer: createMailer(config, log),
+      metrics,
+      probes,
     });
   } catch (err) {
     await adapters.close();
     throw err;
   }
-  log.info({ addr: config.VERIFY_ADDR, port: verify.port, mail: config.SMTP_URL ? "smtp" : "log" }, "verify listening");
+  log.info(
+    { addr: config.VERIFY_ADDR, port: verify.port, opsPort: verify.opsPort, mail: config.SMTP_URL ? "smtp" : "log" },
+    "verify listening",
+  );
 
-  let closing = false;
-  const shutdown = async (signal: string) => {
-    if (closing) return;
-    closing = true;
-    log.info({ signal }, "verify closing");
-    await verify.close();
-    await adapters.close();
-    process.exit(0);
-  };
-  process.once("SIGTERM", () => void shutdown("SIGTERM"));
-  process.once("SIGINT", () => void shutdown("SIGINT"));
+  stopOnSignal({
+    name: "verify",
+    log,
+    timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
+    stop: async () => {
+      await verify.close();
+      await adapters.close();
+    },
+  });
 }
 
 main().catch((err: unknown) => {

@@ -3,6 +3,9 @@ import { VerifyServiceService } from "../gen/shardchat/v1/verify.js";
 import { type Api, addApi, startGrpcServer } from "../grpc/api.js";
 import type { Logger } from "../log/logger.js";
 import type { Mailer } from "../mail/ports.js";
+import type { Probe } from "../metrics/health.js";
+import { createMetrics, type Metrics } from "../metrics/metrics.js";
+import { startConfiguredOpsServer } from "../metrics/ops-server.js";
 import type { RateLimiter, VerifyCodeStore } from "../routing/ports.js";
 import { createVerifyService } from "./service.js";
 
@@ -10,6 +13,8 @@ export interface VerifyHandle {
   port: number;
   /** The same service, for callers in this process (no gRPC hop). */
   api: Api<typeof VerifyServiceService>;
+  /** The /metrics, /healthz, /readyz port (METRICS_PORT set), else undefined. */
+  opsPort: number | undefined;
   close(): Promise<void>;
 }
 
@@ -20,9 +25,27 @@ export async function startVerify(deps: {
   codes: VerifyCodeStore;
   limiter: RateLimiter;
   mailer: Mailer;
+  metrics?: Metrics;
+  /** What /readyz asks (Redis, the SMTP server). */
+  probes?: Probe[];
 }): Promise<VerifyHandle> {
   const { config, log, codes, limiter, mailer } = deps;
   const api = createVerifyService({ codes, limiter, mailer, config, log });
   const grpc = await startGrpcServer(config.VERIFY_ADDR, (server) => addApi(server, VerifyServiceService, api));
-  return { port: grpc.port, api, close: () => grpc.close() };
+  const ops = await startConfiguredOpsServer(config, {
+    metrics: deps.metrics ?? createMetrics("verify"),
+    probes: deps.probes ?? [],
+    log,
+  }).catch(async (err: unknown) => {
+    await grpc.close();
+    throw err;
+  });
+  return {
+    port: grpc.port,
+    api,
+    opsPort: ops?.port,
+    close: async () => {
+      await Promise.all([grpc.close(), ops?.close()]);
+    },
+  };
 }

@@ -35,19 +35,15 @@ function sameCode(a: string, b: string): boolean {
 }
 
 /**
- * verify: makes, mails and checks codes. The per-email cool-down is read from the stored code
- * (issued at expiresAtMs - TTL), so removing the code also lifts the cool-down: after a failed
- * mail, and after a code is burned by wrong guesses.
+ * verify: makes, mails and checks codes. The per-email cool-down is a slot taken atomically in
+ * the shared RateLimiter before anything is mailed, so of any number of concurrent requests
+ * (through any gate, any verify process) at most one mails an address per cool-down. The slot
+ * is given back when the mail fails, when a code is burned by wrong guesses, and when the code is used.
  */
 export function createVerifyService(deps: VerifyDeps): Api<typeof VerifyServiceService> {
   const { codes, limiter, mailer, config, log } = deps;
   const ttlMs = config.VERIFY_CODE_TTL_SECONDS * 1000;
-  const cooldownMs = config.VERIFY_COOLDOWN_SECONDS * 1000;
-
-  function cooldownLeftMs(stored: StoredCode | null, now: number): number {
-    if (!stored) return 0;
-    return Math.max(0, stored.expiresAtMs - ttlMs + cooldownMs - now);
-  }
+  const cooldownKey = (email: string) => `verify:cooldown:${email}`;
 
   /** Counts a wrong guess against this one code; the last allowed guess burns it. */
   async function countWrongGuess(email: string, stored: StoredCode, now: number): Promise<void> {
@@ -56,12 +52,13 @@ export function createVerifyService(deps: VerifyDeps): Api<typeof VerifyServiceS
     const { allowed } = await limiter.hit(key, config.VERIFY_MAX_ATTEMPTS - 1, windowSeconds);
     if (!allowed) {
       await codes.consume(email, stored.code);
+      await limiter.reset(cooldownKey(email));
       log.info({ email }, "verify code burned after too many wrong guesses");
     }
   }
 
   return {
-    async getVerifyCode(request) {
+    async getVerifyCode(request, meta) {
       const email = normalizeEmail(request.email);
       if (!isValidEmail(email)) return { error: ErrorCode.INVALID_ARGUMENT, retryAfterSeconds: 0 };
 
@@ -72,12 +69,16 @@ export function createVerifyService(deps: VerifyDeps): Api<typeof VerifyServiceS
       );
       if (!perAddr.allowed) return { error: ErrorCode.RATE_LIMITED, retryAfterSeconds: perAddr.retryAfterSeconds };
 
-      const now = Date.now();
-      const waitMs = cooldownLeftMs(await codes.get(email), now);
-      if (waitMs > 0) return { error: ErrorCode.VERIFY_CODE_COOLDOWN, retryAfterSeconds: Math.ceil(waitMs / 1000) };
+      const slot = await limiter.hit(cooldownKey(email), 1, config.VERIFY_COOLDOWN_SECONDS);
+      if (!slot.allowed) return { error: ErrorCode.VERIFY_CODE_COOLDOWN, retryAfterSeconds: slot.retryAfterSeconds };
 
       const code = newCode();
-      await codes.put(email, { code, expiresAtMs: now + ttlMs });
+      try {
+        await codes.put(email, { code, expiresAtMs: Date.now() + ttlMs });
+      } catch (err) {
+        await limiter.reset(cooldownKey(email)).catch(() => {});
+        throw err;
+      }
       try {
         await mailer.send({
           to: email,
@@ -85,11 +86,13 @@ export function createVerifyService(deps: VerifyDeps): Api<typeof VerifyServiceS
           text: `Your shardchat verification code is ${code}. It is valid for ${Math.ceil(config.VERIFY_CODE_TTL_SECONDS / 60)} minutes.`,
         });
       } catch (err) {
-        log.warn({ err, email }, "verify mail failed");
+        log.warn({ err, email, requestId: meta?.requestId }, "verify mail failed");
         // The user never saw this code: drop it so they may ask again at once.
         await codes.consume(email, code);
+        await limiter.reset(cooldownKey(email));
         return { error: ErrorCode.MAIL_FAILED, retryAfterSeconds: 0 };
       }
+      log.info({ requestId: meta?.requestId }, "verify code mailed");
       return { error: ErrorCode.OK, retryAfterSeconds: config.VERIFY_COOLDOWN_SECONDS };
     },
 
@@ -107,7 +110,10 @@ export function createVerifyService(deps: VerifyDeps): Api<typeof VerifyServiceS
         return { error: ErrorCode.VERIFY_CODE_WRONG };
       }
       // Compare-and-delete: of two racing uses of one code, only one gets OK.
-      return { error: (await codes.consume(email, code)) ? ErrorCode.OK : ErrorCode.VERIFY_CODE_WRONG };
+      if (!(await codes.consume(email, code))) return { error: ErrorCode.VERIFY_CODE_WRONG };
+      // Only the mailbox's owner gets here: a next flow (reset after register) may mail at once.
+      await limiter.reset(cooldownKey(email));
+      return { error: ErrorCode.OK };
     },
   };
 }

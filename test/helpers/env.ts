@@ -26,20 +26,44 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
 
 /** The same settings as environment variables, for spawning a service process. */
 export function configEnv(config: Config): Record<string, string> {
-  return Object.fromEntries(Object.entries(config).map(([k, v]) => [k, String(v)]));
+  // An unset optional setting (null) is left out: "null" would be read back as a value.
+  return Object.fromEntries(
+    Object.entries(config)
+      .filter(([, v]) => v !== null && v !== undefined)
+      .map(([k, v]) => [k, String(v)]),
+  );
 }
 
 /** A TCP port free right now on 127.0.0.1. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * Below the kernel's ephemeral range (32768-60999 here): a port found free there by listening
+ * on port 0 can be taken by any outgoing connection (a MySQL or Redis client) before the
+ * service that was meant to bind it starts. Each vitest worker gets its own block, so two
+ * files running at once do not pick the same port either.
+ */
+const PORT_BLOCK = 3000;
+const PORT_FLOOR = 20_000;
+const handedOut = new Set<number>();
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
   });
+}
+
+/** A port nothing listens on, for a service a test starts later; never the same twice in one process. */
+export async function freePort(): Promise<number> {
+  const block = Number(process.env.VITEST_POOL_ID ?? 0) % 4;
+  const start = PORT_FLOOR + block * PORT_BLOCK;
+  for (let tries = 0; tries < PORT_BLOCK; tries++) {
+    const port = start + Math.floor(Math.random() * PORT_BLOCK);
+    if (handedOut.has(port) || !(await canListen(port))) continue;
+    handedOut.add(port);
+    return port;
+  }
+  throw new Error(`no free port in ${start}-${start + PORT_BLOCK - 1}`);
 }
 
 /** Drops the test database (call in afterAll). */

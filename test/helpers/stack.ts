@@ -51,6 +51,11 @@ export interface StackServices {
   chatNodes: { nodeId: string; tcpPort: number; wsPort: number; grpcPort: number }[];
   /** The pid of a service the script started ("status", "gate", "chat-2", ...). */
   pidOf(name: string): number;
+  /**
+   * Runs ops/stack/up.sh again with this run's settings: starts what died. `servicesOnly`
+   * (up.sh --services) leaves the databases and Redis alone, as fault injection needs.
+   */
+  restart(options?: { servicesOnly?: boolean }): Promise<void>;
   /** Stops the services (ops/stack/down.sh --services), drops this run's databases, closes SMTP. */
   stop(): Promise<void>;
 }
@@ -136,6 +141,10 @@ export async function startStackServices(
       grpcPort: Number(vars.STACK_CHAT_GRPC_BASE) + i,
     })),
     pidOf,
+    async restart(restartOptions = {}) {
+      const args = [join(ROOT, "ops/stack/up.sh"), ...(restartOptions.servicesOnly ? ["--services"] : [])];
+      await run("bash", args, { env, timeout: 300_000 });
+    },
     async stop() {
       await run("bash", [join(ROOT, "ops/stack/down.sh"), "--services"], { env, timeout: 120_000 }).catch(
         (err: unknown) => console.error("stack services did not stop cleanly", err),

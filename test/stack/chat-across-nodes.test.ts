@@ -79,7 +79,11 @@ function checkDelivery(user: User): void {
 
 beforeAll(async () => {
   await stackInfraUp();
-  stack = await startStackServices("chat", { chatNodes: 3 });
+  // Every user sends a burst per round; the send limits are not what this file tests.
+  stack = await startStackServices("chat", {
+    chatNodes: 3,
+    env: { CHAT_CONN_MSGS_PER_SECOND: "1000", CHAT_USER_MSGS_PER_SECOND: "1000" },
+  });
   gate = new GateClient(stack.gateUrl);
   // Register until every chat node owns two users (the ring decides, not us).
   const byNode = new Map<string, LoginAnswer[]>();

@@ -15,5 +15,6 @@ export const ack: Handler<"ackReq"> = async (ctx, session, { cursors }) => {
       cursors.map(({ convId, seq }) => ({ convId, seq })),
     ),
   );
+  ctx.unacked.acked(session, cursors);
   return { $case: "ackResp", value: {} };
 };

@@ -5,11 +5,21 @@ import type { StatusServiceService } from "../../gen/shardchat/v1/status.js";
 import type { Api } from "../../grpc/api.js";
 import type { IdGenerator } from "../../ids/ports.js";
 import type { Logger } from "../../log/logger.js";
+import type { Metrics } from "../../metrics/metrics.js";
 import type { SessionRoute, SessionRoutes } from "../../routing/ports.js";
-import type { MessageStore, UserStore } from "../../storage/ports.js";
+import type {
+  ConversationStore,
+  FileMetaStore,
+  FriendStore,
+  GroupStore,
+  MessageStore,
+  UserStore,
+} from "../../storage/ports.js";
+import type { ChatLimits } from "../limits.js";
 import type { PeerDirectory } from "../peers.js";
 import type { Session } from "../session.js";
 import type { SessionRegistry } from "../sessions.js";
+import type { UnackedPushes } from "../unacked.js";
 
 /**
  * Routes that expire unless the node renews them (RedisSessionRoutes with ROUTE_TTL_SECONDS):
@@ -26,16 +36,53 @@ export interface HandlerContext {
   nodeId: string;
   sessions: SessionRegistry;
   messages: MessageStore;
+  groups?: GroupStore;
+  /** Pushes not acked yet by their session, re-pushed after CHAT_PUSH_ACK_TIMEOUT_MS. */
+  unacked: UnackedPushes;
   users: UserStore;
   routes: RenewableRoutes;
   status: Api<typeof StatusServiceService>;
   ids: IdGenerator;
   peers: PeerDirectory;
+  metrics: Metrics;
+  /** Messages per second per connection and per user, friend applications per day. */
+  limits: ChatLimits;
+  /** Friendships and applications; without it friend requests answer UNAVAILABLE. */
+  friends?: FriendStore;
+  /** Conversation lists and read cursors; without it those requests answer UNAVAILABLE. */
+  conversations?: ConversationStore;
+  /** Uploaded files' metadata: a file message must name a file its sender uploaded for that conversation. */
+  files?: FileMetaStore;
   /** Work a reply does not wait for (delivery, kicks); the node awaits it on close. Must not reject. */
   background(task: Promise<void>): void;
 }
 
-export type RequestCase = "loginReq" | "heartbeatReq" | "sendReq" | "syncReq" | "ackReq" | "historyReq";
+export type RequestCase =
+  | "loginReq"
+  | "heartbeatReq"
+  | "sendReq"
+  | "syncReq"
+  | "ackReq"
+  | "historyReq"
+  // Groups (issue 4).
+  | "groupCreateReq"
+  | "groupInviteReq"
+  | "groupLeaveReq"
+  | "groupKickReq"
+  | "groupRenameReq"
+  | "groupSetRoleReq"
+  | "groupMembersReq"
+  | "groupSendReq"
+  | "groupListReq"
+  // Users, friends, conversations (issue 4).
+  | "searchUsersReq"
+  | "friendApplyReq"
+  | "friendReplyReq"
+  | "friendListReq"
+  | "friendRemoveReq"
+  | "friendApplicationsReq"
+  | "conversationListReq"
+  | "markReadReq";
 type Body = NonNullable<Envelope["body"]>;
 export type RequestOf<C extends RequestCase> = Extract<Body, { $case: C }>["value"];
 
@@ -67,12 +114,15 @@ export function invalid(message: string): AppError {
 
 /** Database calls: anything that is not already a coded error means the store did not answer. */
 export async function storage<T>(ctx: HandlerContext, what: string, call: () => Promise<T>): Promise<T> {
+  const stop = ctx.metrics.storeSeconds.startTimer({ op: what });
   try {
     return await call();
   } catch (err) {
     if (err instanceof AppError && err.code !== ErrorCode.UNAVAILABLE) throw err;
     ctx.log.error({ err }, `${what} failed`);
     throw new AppError(ErrorCode.STORAGE_UNAVAILABLE, `${what} failed`);
+  } finally {
+    stop();
   }
 }
 

@@ -3,6 +3,19 @@ import type { Envelope } from "../../gen/shardchat/v1/client.js";
 import { errorEnvelope, failSession, type Session } from "../session.js";
 import { ack } from "./ack.js";
 import { FatalSessionError, type Handler, type HandlerContext, type RequestCase } from "./context.js";
+import { conversationList, markRead } from "./conversations.js";
+import { friendApplications, friendApply, friendList, friendRemove, friendReply, searchUsers } from "./friends.js";
+import {
+  groupCreate,
+  groupInvite,
+  groupKick,
+  groupLeave,
+  groupList,
+  groupMembers,
+  groupRename,
+  groupSend,
+  groupSetRole,
+} from "./groups.js";
 import { heartbeat } from "./heartbeat.js";
 import { history } from "./history.js";
 import { login } from "./login.js";
@@ -16,7 +29,27 @@ const handlers: { [C in RequestCase]: Handler<C> } = {
   syncReq: sync,
   ackReq: ack,
   historyReq: history,
+  groupCreateReq: groupCreate,
+  groupInviteReq: groupInvite,
+  groupLeaveReq: groupLeave,
+  groupKickReq: groupKick,
+  groupRenameReq: groupRename,
+  groupSetRoleReq: groupSetRole,
+  groupMembersReq: groupMembers,
+  groupSendReq: groupSend,
+  groupListReq: groupList,
+  searchUsersReq: searchUsers,
+  friendApplyReq: friendApply,
+  friendReplyReq: friendReply,
+  friendListReq: friendList,
+  friendRemoveReq: friendRemove,
+  friendApplicationsReq: friendApplications,
+  conversationListReq: conversationList,
+  markReadReq: markRead,
 };
+
+/** Requests that post a message: the ones the messages-per-second limits count. */
+const MESSAGE_SENDS: ReadonlySet<string> = new Set(["sendReq", "groupSendReq"]);
 
 function isRequest(body: Envelope["body"]): body is Extract<NonNullable<Envelope["body"]>, { $case: RequestCase }> {
   return body !== undefined && Object.hasOwn(handlers, body.$case);
@@ -38,6 +71,7 @@ export async function dispatch(ctx: HandlerContext, session: Session, envelope: 
     return;
   }
   try {
+    if (MESSAGE_SENDS.has(body.$case)) await ctx.limits.message(session);
     const handler = handlers[body.$case] as Handler<typeof body.$case>;
     const reply = await handler(ctx, session, body.value as never, reqId);
     if (reply) session.send({ reqId, body: reply });

@@ -12,9 +12,9 @@ async function renewRoute(ctx: HandlerContext, session: Session): Promise<void> 
   const uid = session.uid;
   if (uid === undefined || session.closed || !ctx.routes.refresh) return;
   try {
-    const kept = await ctx.routes.refresh(uid, { nodeId: ctx.nodeId, sessionId: session.id });
+    const kept = await ctx.routes.refresh(uid, { nodeId: ctx.nodeId, sessionId: session.id, device: session.device });
     // Closed meanwhile: its unbind may have run before the refresh rewrote the route.
-    if (session.closed) await ctx.routes.unbind(uid, session.id);
+    if (session.closed) await ctx.routes.unbind(uid, session.id, session.device);
     else if (!kept) kickSession(session, ErrorCode.KICKED, "logged in elsewhere");
   } catch (err) {
     ctx.log.warn({ err, uid }, "cannot renew the session route");

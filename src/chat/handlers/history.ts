@@ -1,3 +1,4 @@
+import { AppError, ErrorCode } from "../../errors.js";
 import { type Handler, invalid, pageSize, storage } from "./context.js";
 
 /** A page of one conversation the user is in (NOT_PARTICIPANT otherwise, from the store). */
@@ -10,6 +11,12 @@ export const history: Handler<"historyReq"> = async (ctx, session, request) => {
       beforeSeq: request.beforeSeq,
       limit: pageSize(request.limit, ctx.config.CHAT_SYNC_BATCH),
     }),
-  );
+  ).catch((err: unknown) => {
+    // Only members read a group: the group's own code, so clients can tell a kick apart.
+    if (request.convId.startsWith("g:") && err instanceof AppError && err.code === ErrorCode.NOT_PARTICIPANT) {
+      throw new AppError(ErrorCode.NOT_GROUP_MEMBER, "not a member of this group");
+    }
+    throw err;
+  });
   return { $case: "historyResp", value: { messages } };
 };

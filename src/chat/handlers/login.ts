@@ -1,5 +1,7 @@
 import { AppError, ErrorCode, errorName } from "../../errors.js";
-import type { SessionRoute } from "../../routing/ports.js";
+import { DeviceKind } from "../../gen/shardchat/v1/client.js";
+import type { DeviceName, SessionRoute } from "../../routing/ports.js";
+import { announcePresence } from "../presence.js";
 import { kickSession, type Session } from "../session.js";
 import { FatalSessionError, type Handler, type HandlerContext, invalid, isUid } from "./context.js";
 
@@ -10,15 +12,20 @@ const LOGGED_IN_ELSEWHERE = "logged in elsewhere";
  * (otherwise WRONG_NODE with where to go), binds the session and its Redis route, and kicks
  * the user's older session wherever it is.
  */
-export const login: Handler<"loginReq"> = async (ctx, session, { uid, token }) => {
+export const login: Handler<"loginReq"> = async (ctx, session, { uid, token, device: kind }) => {
   // A session's frames are handled one at a time, so no second login can race this one.
   if (session.uid !== undefined) throw new AppError(ErrorCode.ALREADY_LOGGED_IN);
   if (!isUid(uid)) throw invalid("uid must be a decimal user id");
   if (!token) throw invalid("token is required");
+  const device = deviceName(kind, session);
   await checkAdmission(ctx, uid, token);
   if (session.closed) return undefined;
-  await bind(ctx, session, uid);
+  const replaced = await bind(ctx, session, uid, device);
   if (session.closed) return undefined;
+  // A new device (not one replacing its own kind) may be the user's first: friends are told.
+  if (!replaced) ctx.background(announcePresence(ctx, uid, true));
+  // A reconnect gets what its earlier session left unacked here, right after this reply.
+  ctx.unacked.resume(session);
   return {
     $case: "loginResp",
     value: {
@@ -26,6 +33,7 @@ export const login: Handler<"loginReq"> = async (ctx, session, { uid, token }) =
       nodeId: ctx.nodeId,
       heartbeatIntervalMs: ctx.config.CHAT_CLIENT_HEARTBEAT_MS,
       idleTimeoutMs: ctx.config.CHAT_IDLE_TIMEOUT_MS,
+      device: DEVICE_KINDS[device],
     },
   };
 };
@@ -47,13 +55,45 @@ async function checkAdmission(ctx: HandlerContext, uid: string, token: string): 
   }
 }
 
-async function bind(ctx: HandlerContext, session: Session, uid: string): Promise<void> {
+const DEVICE_KINDS: Record<DeviceName, DeviceKind> = {
+  desktop: DeviceKind.DESKTOP,
+  web: DeviceKind.WEB,
+  mobile: DeviceKind.MOBILE,
+};
+
+/** The claimed device kind; unspecified: a desktop client over TCP, a browser over WebSocket. */
+function deviceName(kind: DeviceKind | undefined, session: Session): DeviceName {
+  switch (kind) {
+    case DeviceKind.DESKTOP:
+      return "desktop";
+    case DeviceKind.WEB:
+      return "web";
+    case DeviceKind.MOBILE:
+      return "mobile";
+    case undefined:
+    case DeviceKind.UNSPECIFIED:
+      return session.transport === "ws" ? "web" : "desktop";
+    default:
+      throw invalid(`unknown device kind ${kind}`);
+  }
+}
+
+/**
+ * One session per uid and device kind: the same kind logging in again kicks the older session
+ * (here or on another node), another kind stays beside it.
+ */
+async function bind(
+  ctx: HandlerContext,
+  session: Session,
+  uid: string,
+  device: DeviceName,
+): Promise<SessionRoute | null> {
   // Bound locally first, so that a close from here on unbinds the route too.
-  const olderHere = ctx.sessions.bindUid(session, uid);
+  const olderHere = ctx.sessions.bindUid(session, uid, device);
   if (olderHere) kickSession(olderHere, ErrorCode.KICKED, LOGGED_IN_ELSEWHERE);
   let replaced: SessionRoute | null;
   try {
-    replaced = await ctx.routes.bind(uid, { nodeId: ctx.nodeId, sessionId: session.id });
+    replaced = await ctx.routes.bind(uid, { nodeId: ctx.nodeId, sessionId: session.id, device });
   } catch (err) {
     ctx.sessions.unbindUid(session);
     ctx.log.error({ err, uid }, "cannot write the session route");
@@ -61,12 +101,13 @@ async function bind(ctx: HandlerContext, session: Session, uid: string): Promise
   }
   if (session.closed) {
     // The close hook may have run before the route was written: undo it here.
-    await ctx.routes.unbind(uid, session.id);
-    return;
+    await ctx.routes.unbind(uid, session.id, device);
+    return replaced;
   }
   if (replaced && replaced.sessionId !== session.id && replaced.sessionId !== olderHere?.id) {
     ctx.background(kickReplaced(ctx, uid, replaced));
   }
+  return replaced;
 }
 
 async function kickReplaced(ctx: HandlerContext, uid: string, replaced: SessionRoute): Promise<void> {

@@ -1,10 +1,12 @@
 import { AppError, ErrorCode } from "../../errors.js";
-import { MessageKind, type SendMessageRequest } from "../../gen/shardchat/v1/client.js";
+import { type FileRef, MessageKind, type SendMessageRequest } from "../../gen/shardchat/v1/client.js";
 import { convIdForPair } from "../../storage/conversation-id.js";
-import { deliver } from "../delivery.js";
-import { type Handler, invalid, isUid, storage } from "./context.js";
+import { deliver, messagePush } from "../delivery.js";
+import { type Handler, type HandlerContext, invalid, isUid, storage } from "./context.js";
 
 const MAX_CLIENT_MSG_ID_CHARS = 64;
+/** files.name's width (sql/007_files.sql). */
+const MAX_FILE_NAME_CHARS = 255;
 
 function validate(sender: string, request: SendMessageRequest, maxTextChars: number): void {
   if (!isUid(request.toUid)) throw invalid("toUid must be a decimal user id");
@@ -13,8 +15,14 @@ function validate(sender: string, request: SendMessageRequest, maxTextChars: num
   if (clientMsgIdLength < 1 || clientMsgIdLength > MAX_CLIENT_MSG_ID_CHARS) {
     throw invalid(`clientMsgId must be 1..${MAX_CLIENT_MSG_ID_CHARS} characters`);
   }
-  if (request.kind !== MessageKind.TEXT) throw invalid("kind must be TEXT");
-  if (request.text.length === 0) throw invalid("text is required");
+  if (request.kind === MessageKind.FILE) {
+    // Only the reference travels: the bytes went to gate, which checks who may download them.
+    const file = request.file;
+    if (!file || !isUid(file.id) || file.id === "0") throw invalid("a file message needs file.id from gate");
+    if (file.name === "" || [...file.name].length > MAX_FILE_NAME_CHARS) throw invalid("file.name is required");
+  } else if (request.kind !== MessageKind.TEXT) {
+    throw invalid("kind must be TEXT or FILE");
+  } else if (request.text.length === 0) throw invalid("text is required");
   // Counted in code points, as a user would count characters (not UTF-16 units).
   const chars = [...request.text].length;
   if (chars > maxTextChars) throw new AppError(ErrorCode.TEXT_TOO_LONG, `text of ${chars} chars > ${maxTextChars}`);
@@ -30,10 +38,13 @@ export const send: Handler<"sendReq"> = async (ctx, session, request, reqId) => 
   validate(sender, request, ctx.config.CHAT_MAX_TEXT_CHARS);
   const existing = await storage(ctx, "user lookup", () => ctx.users.existing([request.toUid]));
   if (!existing.has(request.toUid)) throw new AppError(ErrorCode.PEER_NOT_FOUND, `no user ${request.toUid}`);
+  if (ctx.config.CHAT_REQUIRE_FRIENDSHIP) await requireFriendship(ctx, sender, request.toUid);
+  const convId = convIdForPair(sender, request.toUid);
+  const file = request.kind === MessageKind.FILE ? await storedFile(ctx, sender, convId, request) : undefined;
   const msgId = ctx.ids.next();
   const { message, duplicate } = await storage(ctx, "message append", () =>
     ctx.messages.append({
-      convId: convIdForPair(sender, request.toUid),
+      convId,
       members: [sender, request.toUid],
       msgId,
       sender,
@@ -42,6 +53,7 @@ export const send: Handler<"sendReq"> = async (ctx, session, request, reqId) => 
       kind: request.kind,
       text: request.text,
       sentAtMs: Date.now(),
+      file,
     }),
   );
   session.send({
@@ -58,6 +70,43 @@ export const send: Handler<"sendReq"> = async (ctx, session, request, reqId) => 
       },
     },
   });
-  if (!duplicate) ctx.background(deliver(ctx, message, [request.toUid]));
+  if (!duplicate) {
+    ctx.background(deliver(ctx, message, [request.toUid]));
+    // The sender's other devices show what it sent from this one. The ring puts every device
+    // of a user on its one node, so they are here: no route lookup on the hot path (a device
+    // left on another node while the ring moves sees the message in history instead).
+    const push = messagePush(message);
+    for (const other of ctx.sessions.sessionsOf(sender)) if (other !== session && !other.closed) other.send(push);
+  }
   return undefined;
 };
+
+/** CHAT_REQUIRE_FRIENDSHIP: one read of the sender's friendship row, on the sender's shard. */
+async function requireFriendship(ctx: HandlerContext, sender: string, to: string): Promise<void> {
+  const friends = ctx.friends;
+  if (!friends) throw new AppError(ErrorCode.UNAVAILABLE, "friendship cannot be checked on this chat node");
+  const ok = await storage(ctx, "friendship check", () => friends.areFriends(sender, to));
+  if (!ok) throw new AppError(ErrorCode.NOT_FRIENDS, `${to} is not a friend`);
+}
+
+/**
+ * The file a file message names, as gate stored it: it must exist and have been uploaded by
+ * the sender for this conversation (else NOT_FOUND / NOT_PARTICIPANT), and its name, size and
+ * type come from storage, not from the client.
+ */
+async function storedFile(
+  ctx: HandlerContext,
+  sender: string,
+  convId: string,
+  request: SendMessageRequest,
+): Promise<FileRef | undefined> {
+  const ref = request.file;
+  const files = ctx.files;
+  if (!files || !ref) return ref;
+  const meta = await storage(ctx, "file lookup", () => files.byId(ref.id));
+  if (!meta) throw new AppError(ErrorCode.NOT_FOUND, `no file ${ref.id}`);
+  if (meta.owner !== sender || meta.convId !== convId) {
+    throw new AppError(ErrorCode.NOT_PARTICIPANT, "the file was uploaded by someone else or for another conversation");
+  }
+  return { id: meta.id, name: meta.name, size: String(meta.size), contentType: meta.contentType };
+}

@@ -38,12 +38,14 @@ const loginReplySchema = {
   required: ["error", "uid", "token", "expiresAtMs", "nodeId", "host", "port", "wsUrl"],
 } as const;
 
-export interface LoginRouteOptions extends Pick<GateDeps, "users" | "status"> {
+export interface LoginRouteOptions extends Pick<GateDeps, "users" | "status" | "limiter"> {
+  config: Pick<GateDeps["config"], "LOGIN_MAX_FAILURES" | "LOGIN_LOCKOUT_SECONDS">;
   /** A hash of nothing, checked when the user does not exist so that case costs the same scrypt work. */
   dummyHash: string;
 }
 
-export const loginRoute: FastifyPluginAsync<LoginRouteOptions> = async (app, { users, status, dummyHash }) => {
+export const loginRoute: FastifyPluginAsync<LoginRouteOptions> = async (app, opts) => {
+  const { users, status, limiter, config, dummyHash } = opts;
   app.post<{ Body: LoginBody }>(
     "/v1/login",
     { schema: { body: bodySchema, response: replies(loginReplySchema) } },
@@ -51,12 +53,22 @@ export const loginRoute: FastifyPluginAsync<LoginRouteOptions> = async (app, { u
       const { email, user: name, password } = request.body;
       const user: UserRecord | null =
         email !== undefined ? await users.byEmail(normalizeEmail(email)) : await users.byName(name ?? "");
+      // Unknown names lock like accounts do, so a lockout tells nothing about who exists.
+      const failures = `login:fail:${user ? user.uid : `?${(email ?? name ?? "").trim().toLowerCase()}`}`;
+      const attempt = await limiter.hit(failures, config.LOGIN_MAX_FAILURES, config.LOGIN_LOCKOUT_SECONDS);
+      if (!attempt.allowed) {
+        throw new AppError(
+          ErrorCode.ACCOUNT_LOCKED,
+          `too many wrong passwords; retry in ${attempt.retryAfterSeconds} s`,
+        );
+      }
       const passwordOk = await verifyPassword(password, user?.passwordHash ?? dummyHash);
       if (!user || !passwordOk) throw new AppError(ErrorCode.BAD_CREDENTIALS);
+      await limiter.reset(failures);
 
-      const { node } = okOrThrow(await status.getChatNode({ uid: user.uid }));
+      const { node } = okOrThrow(await status.getChatNode({ uid: user.uid }, { requestId: request.id }));
       if (!node) throw new AppError(ErrorCode.NO_CHAT_NODE);
-      const token = okOrThrow(await status.issueToken({ uid: user.uid }));
+      const token = okOrThrow(await status.issueToken({ uid: user.uid }, { requestId: request.id }));
       return {
         error: ErrorCode.OK,
         uid: user.uid,

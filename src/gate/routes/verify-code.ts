@@ -25,7 +25,10 @@ export const verifyCodeRoute: FastifyPluginAsync<Pick<GateDeps, "verify">> = asy
     "/v1/verify-code",
     { schema: { body: bodySchema, response: replies(verifyCodeReplySchema, { 429: verifyCodeReplySchema }) } },
     async (request, reply) => {
-      const answer = await verify.getVerifyCode({ email: request.body.email, clientAddr: request.ip });
+      const answer = await verify.getVerifyCode(
+        { email: request.body.email, clientAddr: request.ip },
+        { requestId: request.id },
+      );
       return reply.code(httpStatusOf(answer.error)).send(answer);
     },
   );

@@ -25,4 +25,8 @@ export class MemoryRateLimiter implements RateLimiter {
     const leftMs = (this.#counters.expiresAt(key) ?? this.clock()) - this.clock();
     return { allowed, retryAfterSeconds: Math.max(1, Math.ceil(leftMs / 1000)) };
   }
+
+  async reset(key: string): Promise<void> {
+    this.#counters.delete(key);
+  }
 }

@@ -1,26 +1,35 @@
 import type { Uid } from "../../storage/ports.js";
-import type { IssuedToken, TokenStore } from "../ports.js";
+import { type IssuedToken, TOKENS_PER_USER, type TokenStore } from "../ports.js";
 import { EXPIRED_TOKEN_GRACE_MS } from "../redis/token-store.js";
 import { type Clock, ExpiringMap, systemClock } from "./clock.js";
 
-/** Login tokens of this process, one per uid; kept graceMs past expiry like the Redis store. */
+/** Login tokens of this process, the newest TOKENS_PER_USER per uid; kept graceMs past expiry like the Redis store. */
 export class MemoryTokenStore implements TokenStore {
-  readonly #tokens: ExpiringMap<Uid, IssuedToken>;
+  readonly #tokens: ExpiringMap<Uid, IssuedToken[]>;
 
   constructor(
     private readonly graceMs = EXPIRED_TOKEN_GRACE_MS,
     private readonly clock: Clock = systemClock,
+    private readonly keep = TOKENS_PER_USER,
   ) {
     this.#tokens = new ExpiringMap(clock);
   }
 
   async put(uid: Uid, token: IssuedToken): Promise<void> {
-    const ttlMs = Math.max(1, token.expiresAtMs - this.clock()) + this.graceMs;
-    this.#tokens.set(uid, { token: token.token, expiresAtMs: token.expiresAtMs }, ttlMs);
+    const now = this.clock();
+    const ttlMs = Math.max(1, token.expiresAtMs - now) + this.graceMs;
+    const older = (this.#tokens.get(uid) ?? []).filter(
+      (t) => t.token !== token.token && t.expiresAtMs + this.graceMs > now,
+    );
+    const kept = [{ token: token.token, expiresAtMs: token.expiresAtMs }, ...older].slice(0, this.keep);
+    this.#tokens.set(uid, kept, ttlMs);
   }
 
   async get(uid: Uid): Promise<IssuedToken | null> {
-    const stored = this.#tokens.get(uid);
-    return stored ? { ...stored } : null;
+    return (await this.recent(uid))[0] ?? null;
+  }
+
+  async recent(uid: Uid): Promise<IssuedToken[]> {
+    return (this.#tokens.get(uid) ?? []).map((t) => ({ ...t }));
   }
 }

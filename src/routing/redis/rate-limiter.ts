@@ -36,4 +36,8 @@ export class RedisRateLimiter implements RateLimiter {
     const allowed = count <= limit;
     return { allowed, retryAfterSeconds: allowed ? 0 : Math.max(1, Math.ceil(ttlMs / 1000)) };
   }
+
+  async reset(key: string): Promise<void> {
+    await this.redis.del(`${this.keyPrefix}rl:${key}`);
+  }
 }

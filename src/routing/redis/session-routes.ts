@@ -1,6 +1,6 @@
 import type { Cluster, Redis } from "ioredis";
 import type { Uid } from "../../storage/ports.js";
-import type { SessionRoute, SessionRoutes } from "../ports.js";
+import { DEVICE_NAMES, type DeviceName, type SessionRoute, type SessionRoutes } from "../ports.js";
 
 /** Deletes the route only while it still names this session (a newer login keeps its own). */
 const UNBIND_IF_SESSION = `
@@ -30,7 +30,9 @@ end
 return 1`;
 
 /**
- * uid → {nodeId, sessionId} in Redis, one key per uid, so it spreads over a Redis Cluster.
+ * (uid, device kind) → {nodeId, sessionId} in Redis, one key per uid and device ("route:<uid>"
+ * for a desktop, "route:<uid>:web", "route:<uid>:mobile"), so routes spread over a Redis
+ * Cluster and every script touches one key.
  * With ttlSeconds > 0 every route expires unless its node refreshes it, so the routes of a
  * node that died without unbinding disappear by themselves instead of pointing at it forever.
  */
@@ -43,16 +45,18 @@ export class RedisSessionRoutes implements SessionRoutes {
 
   async bind(uid: Uid, route: SessionRoute): Promise<SessionRoute | null> {
     const value = encodeRoute(route);
+    const key = this.key(uid, route.device);
     // SET ... GET swaps in one step: two logins racing each see the route they replaced.
     const previous =
       this.ttlSeconds > 0
-        ? await this.redis.set(this.key(uid), value, "EX", this.ttlSeconds, "GET")
-        : await this.redis.set(this.key(uid), value, "GET");
+        ? await this.redis.set(key, value, "EX", this.ttlSeconds, "GET")
+        : await this.redis.set(key, value, "GET");
     return decodeRoute(previous);
   }
 
-  async unbind(uid: Uid, sessionId: string): Promise<void> {
-    await this.redis.eval(UNBIND_IF_SESSION, 1, this.key(uid), sessionId);
+  async unbind(uid: Uid, sessionId: string, device?: DeviceName): Promise<void> {
+    const devices = device ? [device] : DEVICE_NAMES;
+    await Promise.all(devices.map((d) => this.redis.eval(UNBIND_IF_SESSION, 1, this.key(uid, d), sessionId)));
   }
 
   /**
@@ -63,7 +67,7 @@ export class RedisSessionRoutes implements SessionRoutes {
     const kept = await this.redis.eval(
       REFRESH_IF_SESSION,
       1,
-      this.key(uid),
+      this.key(uid, route.device),
       encodeRoute(route),
       route.sessionId,
       String(this.ttlSeconds),
@@ -72,25 +76,37 @@ export class RedisSessionRoutes implements SessionRoutes {
   }
 
   async lookup(uids: Uid[]): Promise<Map<Uid, SessionRoute>> {
+    const all = await this.lookupAll(uids);
+    return new Map([...all].map(([uid, routes]) => [uid, routes[0] as SessionRoute]));
+  }
+
+  async lookupAll(uids: Uid[]): Promise<Map<Uid, SessionRoute[]>> {
     const unique = [...new Set(uids)];
     // Single-key GETs sent together, not MGET: on a Redis Cluster the keys live in different
     // slots, which a multi-key command (or an ioredis pipeline) refuses.
-    const values = await Promise.all(unique.map((uid) => this.redis.get(this.key(uid))));
-    const routes = new Map<Uid, SessionRoute>();
+    const values = await Promise.all(
+      unique.flatMap((uid) => DEVICE_NAMES.map((device) => this.redis.get(this.key(uid, device)))),
+    );
+    const routes = new Map<Uid, SessionRoute[]>();
     unique.forEach((uid, i) => {
-      const route = decodeRoute(values[i]);
-      if (route) routes.set(uid, route);
+      const found: SessionRoute[] = [];
+      DEVICE_NAMES.forEach((_, d) => {
+        const route = decodeRoute(values[i * DEVICE_NAMES.length + d]);
+        if (route) found.push(route);
+      });
+      if (found.length > 0) routes.set(uid, found);
     });
     return routes;
   }
 
-  private key(uid: Uid): string {
-    return `${this.keyPrefix}route:${uid}`;
+  /** A desktop route keeps the key of the single-device version ("route:<uid>"). */
+  private key(uid: Uid, device: DeviceName = "desktop"): string {
+    return device === "desktop" ? `${this.keyPrefix}route:${uid}` : `${this.keyPrefix}route:${uid}:${device}`;
   }
 }
 
 function encodeRoute(route: SessionRoute): string {
-  return JSON.stringify({ nodeId: route.nodeId, sessionId: route.sessionId });
+  return JSON.stringify({ nodeId: route.nodeId, sessionId: route.sessionId, device: route.device });
 }
 
 /** A value that is not a route (foreign or corrupt) counts as no route. */
@@ -99,9 +115,11 @@ function decodeRoute(value: string | null | undefined): SessionRoute | null {
   try {
     const parsed: unknown = JSON.parse(value);
     if (typeof parsed !== "object" || parsed === null) return null;
-    const { nodeId, sessionId } = parsed as Record<string, unknown>;
+    const { nodeId, sessionId, device } = parsed as Record<string, unknown>;
     if (typeof nodeId !== "string" || typeof sessionId !== "string") return null;
-    return { nodeId, sessionId };
+    return DEVICE_NAMES.includes(device as DeviceName)
+      ? { nodeId, sessionId, device: device as DeviceName }
+      : { nodeId, sessionId };
   } catch {
     return null;
   }

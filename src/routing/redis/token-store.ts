@@ -1,29 +1,73 @@
 import type { Cluster, Redis } from "ioredis";
 import type { Uid } from "../../storage/ports.js";
-import type { IssuedToken, TokenStore } from "../ports.js";
+import { type IssuedToken, TOKENS_PER_USER, type TokenStore } from "../ports.js";
 
 /** How long a token is kept after it expired, so checking it says "expired" rather than "invalid". */
 export const EXPIRED_TOKEN_GRACE_MS = 60 * 60 * 1000;
 
-/** Login tokens in Redis, one key per uid; a new token overwrites the older one. */
+/**
+ * Prepends a token to the uid's list (a JSON array; the single-token object of earlier versions
+ * reads as a list of one), keeps the newest ARGV[2] that are not past their grace, and sets the
+ * key's life to the new token's. One script, so two logins at once both stay in the list.
+ */
+const PUT_TOKEN = `
+local list = {}
+local current = redis.call('GET', KEYS[1])
+if current then
+  local ok, value = pcall(cjson.decode, current)
+  if ok and type(value) == 'table' then
+    if value.token then list = {value} else list = value end
+  end
+end
+local fresh = cjson.decode(ARGV[1])
+local kept = {fresh}
+local keep = tonumber(ARGV[2])
+local alive_after = tonumber(ARGV[3])
+for _, t in ipairs(list) do
+  if #kept >= keep then break end
+  if type(t) == 'table' and type(t.token) == 'string' and t.token ~= fresh.token
+     and tonumber(t.expiresAtMs) and tonumber(t.expiresAtMs) > alive_after then
+    table.insert(kept, t)
+  end
+end
+redis.call('SET', KEYS[1], cjson.encode(kept), 'PX', ARGV[4])
+return #kept`;
+
+/** Login tokens in Redis, one key per uid holding its newest TOKENS_PER_USER tokens. */
 export class RedisTokenStore implements TokenStore {
   constructor(
     private readonly redis: Redis | Cluster,
     private readonly keyPrefix: string,
     private readonly graceMs = EXPIRED_TOKEN_GRACE_MS,
+    private readonly keep = TOKENS_PER_USER,
   ) {}
 
   async put(uid: Uid, token: IssuedToken): Promise<void> {
-    const ttlMs = Math.max(1, token.expiresAtMs - Date.now()) + this.graceMs;
-    await this.redis.set(this.#key(uid), JSON.stringify(token), "PX", ttlMs);
+    const now = Date.now();
+    const ttlMs = Math.max(1, token.expiresAtMs - now) + this.graceMs;
+    const value = JSON.stringify({ token: token.token, expiresAtMs: token.expiresAtMs });
+    await this.redis.eval(PUT_TOKEN, 1, this.#key(uid), value, this.keep, now - this.graceMs, ttlMs);
   }
 
   async get(uid: Uid): Promise<IssuedToken | null> {
+    return (await this.recent(uid))[0] ?? null;
+  }
+
+  async recent(uid: Uid): Promise<IssuedToken[]> {
     const raw = await this.redis.get(this.#key(uid));
-    if (!raw) return null;
-    const parsed = JSON.parse(raw) as Partial<IssuedToken>;
-    if (typeof parsed.token !== "string" || typeof parsed.expiresAtMs !== "number") return null;
-    return { token: parsed.token, expiresAtMs: parsed.expiresAtMs };
+    if (!raw) return [];
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(raw);
+    } catch {
+      return [];
+    }
+    const list = Array.isArray(parsed) ? parsed : [parsed];
+    return list.flatMap((t: Partial<IssuedToken> | null) =>
+      t && typeof t.token === "string" && typeof t.expiresAtMs === "number"
+        ? [{ token: t.token, expiresAtMs: t.expiresAtMs }]
+        : [],
+    );
   }
 
   #key(uid: Uid): string {

@@ -1,8 +1,10 @@
 import type { PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { AppError, ErrorCode } from "../../errors.js";
 import type { ChatMessage } from "../../gen/shardchat/v1/client.js";
+import { fileRefFromColumn, fileRefToColumn } from "../file-ref.js";
 import type { HistoryQuery, MessageStore, NewMessage, Uid } from "../ports.js";
 import type { Pool } from "./pool.js";
+import { inTransaction, mysqlCode, retryingDeadlocks } from "./transaction.js";
 
 /** conversations.kind of a 1:1 conversation. */
 const DIRECT_CONVERSATION = 1;
@@ -11,11 +13,16 @@ const MAX_CONV_ID_CHARS = 64;
 const MAX_CLIENT_MSG_ID_CHARS = 64;
 const DECIMAL_UID = /^\d{1,20}$/;
 
-const MESSAGE_COLUMNS = "conv_id, seq, msg_id, sender, recipient, client_msg_id, kind, body, sent_at";
+export const MESSAGE_COLUMNS = "conv_id, seq, msg_id, sender, recipient, client_msg_id, kind, body, sent_at, file_json";
 
 export interface MysqlMessageStoreOptions {
   /** config.MYSQL_DEADLOCK_RETRIES. */
   deadlockRetries?: number;
+  /**
+   * Called first in every write transaction with the conversation ids it writes (the sharded
+   * adapter's slot fence: it throws to refuse the write).
+   */
+  guard?: (conn: PoolConnection, convIds: readonly string[]) => Promise<void>;
 }
 
 /**
@@ -25,12 +32,14 @@ export interface MysqlMessageStoreOptions {
  */
 export class MysqlMessageStore implements MessageStore {
   private readonly deadlockRetries: number;
+  private readonly guard: MysqlMessageStoreOptions["guard"];
 
   constructor(
     private readonly pool: Pool,
     options: MysqlMessageStoreOptions = {},
   ) {
     this.deadlockRetries = options.deadlockRetries ?? 5;
+    this.guard = options.guard;
   }
 
   async append(m: NewMessage): Promise<{ message: ChatMessage; duplicate: boolean }> {
@@ -39,7 +48,12 @@ export class MysqlMessageStore implements MessageStore {
       const stored = await this.byClientMsgId(m);
       if (stored) return { message: stored, duplicate: true };
       try {
-        const message = await this.retryingDeadlocks(() => this.transaction((conn) => this.insert(conn, m)));
+        const message = await retryingDeadlocks(this.deadlockRetries, () =>
+          inTransaction(this.pool, async (conn) => {
+            await this.guard?.(conn, [m.convId]);
+            return this.insert(conn, m);
+          }),
+        );
         return { message, duplicate: false };
       } catch (err) {
         if (mysqlCode(err) !== "ER_DUP_ENTRY") throw err;
@@ -113,13 +127,24 @@ export class MysqlMessageStore implements MessageStore {
       }
       if (advances.length === 0) return;
       const cases = advances.map(() => "WHEN ? THEN ?").join(" ");
-      await this.retryingDeadlocks(() =>
-        this.pool.query(
+      const update = (db: Pick<Pool, "query">) =>
+        db.query(
           `UPDATE conversation_members
               SET delivered_seq = GREATEST(delivered_seq, CASE conv_id ${cases} ELSE 0 END)
             WHERE uid = ? AND conv_id IN (?)`,
           [...advances.flat(), uid, advances.map(([convId]) => convId)],
-        ),
+        );
+      const guard = this.guard;
+      await retryingDeadlocks(this.deadlockRetries, () =>
+        guard
+          ? inTransaction(this.pool, async (conn) => {
+              await guard(
+                conn,
+                advances.map(([convId]) => convId),
+              );
+              await update(conn);
+            })
+          : update(this.pool).then(() => undefined),
       );
     });
   }
@@ -157,6 +182,17 @@ export class MysqlMessageStore implements MessageStore {
     });
   }
 
+  async isMember(convId: string, uid: Uid): Promise<boolean> {
+    if (typeof convId !== "string" || !DECIMAL_UID.test(uid)) return false;
+    return storageCall(async () => {
+      const [rows] = await this.pool.query<RowDataPacket[]>(
+        "SELECT 1 FROM conversation_members WHERE conv_id = ? AND uid = ?",
+        [convId, uid],
+      );
+      return rows.length > 0;
+    });
+  }
+
   private async insert(conn: PoolConnection, m: NewMessage): Promise<ChatMessage> {
     const now = Date.now();
     // An upsert rather than INSERT IGNORE + UPDATE: INSERT IGNORE takes a shared lock on the
@@ -186,17 +222,21 @@ export class MysqlMessageStore implements MessageStore {
                                read_seq = GREATEST(read_seq, VALUES(read_seq))`,
       [members],
     );
-    await conn.query<ResultSetHeader>(`INSERT INTO messages (${MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, [
-      m.convId,
-      seq,
-      m.msgId,
-      m.sender,
-      m.recipient || "0",
-      m.clientMsgId,
-      m.kind,
-      m.text,
-      m.sentAtMs,
-    ]);
+    await conn.query<ResultSetHeader>(
+      `INSERT INTO messages (${MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      [
+        m.convId,
+        seq,
+        m.msgId,
+        m.sender,
+        m.recipient || "0",
+        m.clientMsgId,
+        m.kind,
+        m.text,
+        m.sentAtMs,
+        fileRefToColumn(m.file),
+      ],
+    );
     return {
       convId: m.convId,
       msgId: m.msgId,
@@ -207,6 +247,7 @@ export class MysqlMessageStore implements MessageStore {
       kind: m.kind,
       text: m.text,
       sentAtMs: String(m.sentAtMs),
+      file: m.file,
     };
   }
 
@@ -216,40 +257,6 @@ export class MysqlMessageStore implements MessageStore {
       [m.convId, m.sender, m.clientMsgId],
     );
     return rows[0] ? toChatMessage(rows[0]) : null;
-  }
-
-  /** Runs work in one transaction on one connection; a connection that failed is not reused. */
-  private async transaction<T>(work: (conn: PoolConnection) => Promise<T>): Promise<T> {
-    const conn = await this.pool.getConnection();
-    let reusable = true;
-    try {
-      await conn.beginTransaction();
-      const result = await work(conn);
-      await conn.commit();
-      return result;
-    } catch (err) {
-      try {
-        await conn.rollback();
-      } catch {
-        reusable = false;
-      }
-      throw err;
-    } finally {
-      if (reusable) conn.release();
-      else conn.destroy();
-    }
-  }
-
-  /** InnoDB rolls back a deadlock victim whole, so running it again is safe. */
-  private async retryingDeadlocks<T>(work: () => Promise<T>): Promise<T> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await work();
-      } catch (err) {
-        if (mysqlCode(err) !== "ER_LOCK_DEADLOCK" || attempt >= this.deadlockRetries) throw err;
-        await sleep(Math.random() * 5 * (attempt + 1));
-      }
-    }
   }
 }
 
@@ -274,7 +281,7 @@ function memberUids(m: NewMessage): Uid[] {
   return unique.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).map(String);
 }
 
-function toChatMessage(row: RowDataPacket): ChatMessage {
+export function toChatMessage(row: RowDataPacket): ChatMessage {
   return {
     convId: row.conv_id,
     msgId: String(row.msg_id),
@@ -285,12 +292,8 @@ function toChatMessage(row: RowDataPacket): ChatMessage {
     kind: Number(row.kind),
     text: row.body,
     sentAtMs: String(row.sent_at),
+    file: fileRefFromColumn(row.file_json),
   };
-}
-
-function mysqlCode(err: unknown): string | undefined {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === "string" ? code : undefined;
 }
 
 /** The database is unreachable, overloaded, shutting down, or not ready (no schema). */
@@ -344,8 +347,4 @@ async function storageCall<T>(work: () => Promise<T>): Promise<T> {
     if (code && INVALID_VALUE_CODES.has(code)) throw new AppError(ErrorCode.INVALID_ARGUMENT, message);
     throw err;
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -1,4 +1,4 @@
-import type { ResultSetHeader, RowDataPacket } from "mysql2/promise";
+import type { PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { AppError, ErrorCode } from "../../errors.js";
 import type { Uid, UserRecord, UserStore } from "../ports.js";
 import type { Pool } from "./pool.js";
@@ -59,7 +59,39 @@ function toRecord(row: UserRow): UserRecord {
 
 /** Accounts in the users table (names and emails unique case-insensitively by the schema's collation). */
 export class MysqlUserStore implements UserStore {
-  constructor(private readonly pool: Pool) {}
+  /**
+   * `guard`, when given, runs first in a transaction around every write with the uid written
+   * (the sharded adapter's slot fence: it throws to refuse the write).
+   */
+  constructor(
+    private readonly pool: Pool,
+    private readonly guard?: (conn: PoolConnection, uids: readonly string[]) => Promise<void>,
+  ) {}
+
+  /** One write statement, behind the guard when there is one. */
+  private async write(uid: Uid, sql: string, params: unknown[]): Promise<void> {
+    const guard = this.guard;
+    if (!guard) {
+      await this.pool.query<ResultSetHeader>(sql, params);
+      return;
+    }
+    const conn = await this.pool.getConnection();
+    let reusable = true;
+    try {
+      await conn.beginTransaction();
+      await guard(conn, [uid]);
+      await conn.query<ResultSetHeader>(sql, params);
+      await conn.commit();
+    } catch (err) {
+      await conn.rollback().catch(() => {
+        reusable = false;
+      });
+      throw err;
+    } finally {
+      if (reusable) conn.release();
+      else conn.destroy();
+    }
+  }
 
   private async run<T>(work: () => Promise<T>): Promise<T> {
     try {
@@ -80,10 +112,13 @@ export class MysqlUserStore implements UserStore {
 
   async create(user: UserRecord): Promise<void> {
     await this.run(() =>
-      this.pool.query<ResultSetHeader>(
-        "INSERT INTO users (uid, name, email, password_hash, created_at) VALUES (?, ?, ?, ?, ?)",
-        [user.uid, user.name, user.email.trim().toLowerCase(), user.passwordHash, user.createdAt],
-      ),
+      this.write(user.uid, "INSERT INTO users (uid, name, email, password_hash, created_at) VALUES (?, ?, ?, ?, ?)", [
+        user.uid,
+        user.name,
+        user.email.trim().toLowerCase(),
+        user.passwordHash,
+        user.createdAt,
+      ]),
     );
   }
 
@@ -100,9 +135,20 @@ export class MysqlUserStore implements UserStore {
   }
 
   async setPassword(uid: Uid, passwordHash: string): Promise<void> {
-    await this.run(() =>
-      this.pool.query<ResultSetHeader>("UPDATE users SET password_hash = ? WHERE uid = ?", [passwordHash, uid]),
-    );
+    await this.run(() => this.write(uid, "UPDATE users SET password_hash = ? WHERE uid = ?", [passwordHash, uid]));
+  }
+
+  async searchByNamePrefix(prefix: string, limit: number): Promise<UserRecord[]> {
+    const max = Math.max(0, Math.floor(limit));
+    if (typeof prefix !== "string" || prefix === "" || max === 0) return [];
+    return this.run(async () => {
+      // uk_users_name makes the prefix a range scan; the collation makes it case-insensitive.
+      const [rows] = await this.pool.query<UserRow[]>(
+        `SELECT ${COLUMNS} FROM users WHERE name LIKE ? ESCAPE '!' ORDER BY name, uid LIMIT ?`,
+        [`${likePrefix(prefix)}%`, max],
+      );
+      return rows.map(toRecord);
+    });
   }
 
   async existing(uids: Uid[]): Promise<Set<Uid>> {
@@ -112,4 +158,9 @@ export class MysqlUserStore implements UserStore {
       return new Set(rows.map((r) => String(r.uid)));
     });
   }
+}
+
+/** prefix with LIKE's wildcards escaped (escape character "!"). */
+export function likePrefix(prefix: string): string {
+  return prefix.replace(/[!%_]/g, (c) => `!${c}`);
 }

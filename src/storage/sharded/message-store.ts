@@ -39,15 +39,18 @@ export class ShardedMessageStore implements MessageStore {
     this.#knownCap = options.knownConversations ?? 100_000;
   }
 
-  async append(m: NewMessage): Promise<{ message: ChatMessage; duplicate: boolean }> {
-    const store = this.storeOf(m.convId);
-    // Input the shard's store refuses (INVALID_ARGUMENT) is not indexed first.
-    const indexable =
-      m.convId.length <= MAX_CONV_ID_CHARS && [m.sender, ...m.members].every((u) => DECIMAL_UID.test(u));
-    if (indexable && !this.#indexed.has(m.convId)) {
-      await this.index(m.convId, [m.sender, ...m.members]);
-    }
-    return store.append(m);
+  append(m: NewMessage): Promise<{ message: ChatMessage; duplicate: boolean }> {
+    // Each attempt resolves the shard from the current map: a fence means a rebalance is
+    // moving the slot, and the retry follows it to the new owner.
+    return this.shards.retryingFences(async () => {
+      // Input the shard's store refuses (INVALID_ARGUMENT) is not indexed first.
+      const indexable =
+        m.convId.length <= MAX_CONV_ID_CHARS && [m.sender, ...m.members].every((u) => DECIMAL_UID.test(u));
+      if (indexable && !this.#indexed.has(m.convId)) {
+        await this.index(m.convId, [m.sender, ...m.members]);
+      }
+      return this.storeOf(m.convId).append(m);
+    });
   }
 
   async pending(uid: Uid, limit: number): Promise<{ messages: ChatMessage[]; more: boolean }> {
@@ -84,7 +87,12 @@ export class ShardedMessageStore implements MessageStore {
     return { messages, more };
   }
 
-  async ack(uid: Uid, cursors: { convId: string; seq: number }[]): Promise<void> {
+  ack(uid: Uid, cursors: { convId: string; seq: number }[]): Promise<void> {
+    // Cursors only move forward (GREATEST), so acking a shard again after a fence is harmless.
+    return this.shards.retryingFences(() => this.ackOnce(uid, cursors));
+  }
+
+  private async ackOnce(uid: Uid, cursors: { convId: string; seq: number }[]): Promise<void> {
     const byShard = new Map<string, { convId: string; seq: number }[]>();
     for (const cursor of cursors) {
       if (typeof cursor?.convId !== "string" || cursor.convId === "") continue;
@@ -100,6 +108,12 @@ export class ShardedMessageStore implements MessageStore {
     return this.storeOf(convId).history(uid, convId, query);
   }
 
+  /** Asks the conversation's own shard: member rows live beside their conversation. */
+  isMember(convId: string, uid: Uid): Promise<boolean> {
+    if (typeof convId !== "string" || convId === "") return Promise.resolve(false);
+    return this.storeOf(convId).isMember(convId, uid);
+  }
+
   /** Lists convId in each member's user_conversations, one multi-row insert per uid shard. */
   private async index(convId: string, members: Uid[]): Promise<void> {
     const byShard = new Map<string, Uid[]>();
@@ -111,11 +125,11 @@ export class ShardedMessageStore implements MessageStore {
     await Promise.all(
       [...byShard].map(([id, uids]) =>
         shardCall(STORAGE, `conversation index on ${id}`, () =>
-          this.shards
-            .pool(id)
-            .query("INSERT IGNORE INTO user_conversations (uid, conv_id, created_at) VALUES ?", [
+          this.shards.write(id, uids, (conn) =>
+            conn.query("INSERT IGNORE INTO user_conversations (uid, conv_id, created_at) VALUES ?", [
               uids.map((uid) => [uid, convId, now]),
             ]),
+          ),
         ),
       ),
     );
@@ -131,7 +145,10 @@ export class ShardedMessageStore implements MessageStore {
   private storeOn(instanceId: string): MysqlMessageStore {
     let store = this.#stores.get(instanceId);
     if (!store) {
-      store = new MysqlMessageStore(this.shards.pool(instanceId), { deadlockRetries: this.options.deadlockRetries });
+      store = new MysqlMessageStore(this.shards.pool(instanceId), {
+        deadlockRetries: this.options.deadlockRetries,
+        guard: this.shards.guard,
+      });
       this.#stores.set(instanceId, store);
     }
     return store;

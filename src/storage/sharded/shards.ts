@@ -1,4 +1,4 @@
-import type { RowDataPacket } from "mysql2/promise";
+import type { PoolConnection, RowDataPacket } from "mysql2/promise";
 import {
   decodeShardMap,
   encodeShardMap,
@@ -7,16 +7,36 @@ import {
   type ShardInstance,
   type ShardMap,
   slotCounts,
+  slotOf,
 } from "../../../sharding/shard-map.js";
 import type { Config } from "../../config/settings.js";
+import { AppError, ErrorCode } from "../../errors.js";
 import type { Logger } from "../../log/logger.js";
 import { migrate } from "../mysql/migrate.js";
 import { createPool, type Pool } from "../mysql/pool.js";
 
 export type ShardSettings = Pick<
   Config,
-  "MYSQL_URL" | "MYSQL_SHARDS" | "MYSQL_POOL_SIZE" | "SHARD_SLOTS" | "SHARD_MAP_REFRESH_MS"
+  "MYSQL_URL" | "MYSQL_SHARDS" | "MYSQL_POOL_SIZE" | "SHARD_SLOTS" | "SHARD_MAP_REFRESH_MS" | "SHARD_FENCE_WAIT_MS"
 >;
+
+/**
+ * A write reached an instance that holds a fence for the key's slot: a rebalance is moving the
+ * slot (or has moved it). Retryable: the sharded stores re-read the map and try again.
+ */
+export class SlotFencedError extends AppError {
+  constructor(readonly slots: number[]) {
+    super(ErrorCode.SLOT_MOVING, `slot ${slots.join(",")} is being moved by a rebalance; retry shortly`);
+  }
+}
+
+/**
+ * Checks, inside the caller's write transaction, that no fence covers the keys' slots. The
+ * shared lock (on the fence row, or on the gap where it would go) is held until the
+ * transaction ends, so a rebalancer's fence INSERT waits for this write to commit and every
+ * write after the fence sees it: no write can land on the old copy after its last sync.
+ */
+export type WriteGuard = (conn: PoolConnection, keys: readonly string[]) => Promise<void>;
 
 /** The configured instances: MYSQL_SHARDS in order (ids s0, s1, ...), or MYSQL_URL alone. */
 export function configuredInstances(config: Pick<Config, "MYSQL_URL" | "MYSQL_SHARDS">): ShardInstance[] {
@@ -59,17 +79,40 @@ export async function storeShardMap(control: Pool, map: ShardMap): Promise<void>
  * node's MYSQL_SHARDS when it lists the same id (hosts may be named differently per network),
  * else from the map (an instance added by a rebalance).
  */
+/** Told the duration (seconds) of every pool-level query on a shard instance. */
+export type QueryObserver = (instanceId: string, seconds: number) => void;
+
+/**
+ * Times the pool's own query/execute (statements inside a transaction run on a checked-out
+ * connection and are not counted one by one).
+ */
+function timeQueries(pool: Pool, instanceId: string, observe: QueryObserver): void {
+  for (const method of ["query", "execute"] as const) {
+    const original = pool[method].bind(pool) as (...args: unknown[]) => Promise<unknown>;
+    (pool as unknown as Record<string, unknown>)[method] = async (...args: unknown[]) => {
+      const start = process.hrtime.bigint();
+      try {
+        return await original(...args);
+      } finally {
+        observe(instanceId, Number(process.hrtime.bigint() - start) / 1e9);
+      }
+    };
+  }
+}
+
 export class Shards {
   #map: ShardMap;
   readonly #pools = new Map<string, Pool>();
   readonly #configured: Map<string, string>;
   #timer: NodeJS.Timeout | undefined;
+  #observeQuery: QueryObserver | undefined;
 
   private constructor(
     map: ShardMap,
     private readonly control: Pool,
     configured: ShardInstance[],
     private readonly poolSize: number,
+    private readonly fenceWaitMs: number,
     private readonly log?: Logger,
   ) {
     this.#configured = new Map(configured.map((i) => [i.id, i.url]));
@@ -80,7 +123,7 @@ export class Shards {
    * Reads (or, on a fresh control instance, creates) the map. Throws when the stored map was
    * made with another slot count: SHARD_SLOTS is fixed at creation, a change would move keys.
    */
-  static async open(config: ShardSettings, log?: Logger): Promise<Shards> {
+  static async open(config: ShardSettings, log?: Logger, observeQuery?: QueryObserver): Promise<Shards> {
     const configured = configuredInstances(config);
     const controlInstance = configured[0] as ShardInstance;
     const control = createPool({ MYSQL_URL: controlInstance.url, MYSQL_POOL_SIZE: 2 });
@@ -95,7 +138,8 @@ export class Shards {
           `SHARD_SLOTS=${config.SHARD_SLOTS} but the shard map stored on ${controlInstance.id} has ${map.slots} slots (fixed at creation)`,
         );
       }
-      const shards = new Shards(map, control, configured, config.MYSQL_POOL_SIZE, log);
+      const shards = new Shards(map, control, configured, config.MYSQL_POOL_SIZE, config.SHARD_FENCE_WAIT_MS, log);
+      shards.#observeQuery = observeQuery;
       const unmapped = configured.filter((c) => !map.instances.some((i) => i.id === c.id));
       if (unmapped.length > 0) {
         log?.warn({ instances: unmapped.map((i) => i.id) }, "configured instances own no slots until a rebalance");
@@ -127,9 +171,68 @@ export class Shards {
       if (!instance) throw new Error(`no shard instance ${instanceId} in map v${this.#map.version}`);
       const url = this.#configured.get(instanceId) ?? instance.url;
       pool = createPool({ MYSQL_URL: url, MYSQL_POOL_SIZE: this.poolSize });
+      if (this.#observeQuery) timeQueries(pool, instanceId, this.#observeQuery);
       this.#pools.set(instanceId, pool);
     }
     return pool;
+  }
+
+  /** The WriteGuard of this map's slot count (see WriteGuard). */
+  readonly guard: WriteGuard = async (conn, keys) => {
+    const slots = [...new Set(keys.map((k) => slotOf(k, this.#map.slots)))];
+    if (slots.length === 0) return;
+    const [rows] = await conn.query<RowDataPacket[]>(
+      "SELECT slot FROM slot_fence WHERE slot IN (?) LOCK IN SHARE MODE",
+      [slots],
+    );
+    if (rows.length > 0) throw new SlotFencedError(rows.map((r) => Number(r.slot)));
+  };
+
+  /**
+   * Runs a write to instanceId in one transaction behind the guard for keys (the placement
+   * keys of the rows it writes).
+   */
+  async write<T>(instanceId: string, keys: readonly string[], work: (conn: PoolConnection) => Promise<T>): Promise<T> {
+    const conn = await this.pool(instanceId).getConnection();
+    let reusable = true;
+    try {
+      await conn.beginTransaction();
+      await this.guard(conn, keys);
+      const result = await work(conn);
+      await conn.commit();
+      return result;
+    } catch (err) {
+      await conn.rollback().catch(() => {
+        reusable = false;
+      });
+      throw err;
+    } finally {
+      if (reusable) conn.release();
+      else conn.destroy();
+    }
+  }
+
+  /**
+   * Runs work (which resolves its instance from the current map each time) again while it
+   * meets a fence: the map is re-read at once, so a moved slot's write goes to its new owner;
+   * a slot still moving is waited for up to SHARD_FENCE_WAIT_MS, then SLOT_MOVING.
+   */
+  async retryingFences<T>(work: () => Promise<T>): Promise<T> {
+    const deadline = Date.now() + this.fenceWaitMs;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await work();
+      } catch (err) {
+        if (!(err instanceof SlotFencedError) || Date.now() >= deadline) throw err;
+        await this.refresh();
+        if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(50, 5 * attempt)));
+      }
+    }
+  }
+
+  /** Resolves when the instance answers a trivial query (readiness). */
+  async ping(instanceId: string): Promise<void> {
+    await this.pool(instanceId).query("SELECT 1");
   }
 
   /** Re-reads the map; keeps the current one when the control instance does not answer. */

@@ -1,13 +1,13 @@
 import type { RowDataPacket } from "mysql2/promise";
 import { AppError, ErrorCode } from "../../errors.js";
 import type { Logger } from "../../log/logger.js";
-import { MysqlUserStore } from "../mysql/user-store.js";
+import { likePrefix, MysqlUserStore } from "../mysql/user-store.js";
 import type { Uid, UserRecord, UserStore } from "../ports.js";
 import { isDuplicateKey, shardCall, USERS } from "./errors.js";
 import type { Shards } from "./shards.js";
 
 /** An index table that makes one column unique across all shards. */
-interface UniqueIndex {
+export interface UniqueIndex {
   table: "user_names" | "user_emails";
   column: "name" | "email";
   taken: ErrorCode;
@@ -19,13 +19,13 @@ interface UniqueIndex {
  * Placement folds case and accents like utf8mb4_general_ci does for Latin text, so two names
  * the collation calls equal land on the same shard, where the primary key refuses the second.
  */
-const NAMES: UniqueIndex = {
+export const NAMES: UniqueIndex = {
   table: "user_names",
   column: "name",
   taken: ErrorCode.USER_EXISTS,
   placement: (name) => `name:${name.normalize("NFD").replace(/\p{M}/gu, "").toLowerCase()}`,
 };
-const EMAILS: UniqueIndex = {
+export const EMAILS: UniqueIndex = {
   table: "user_emails",
   column: "email",
   taken: ErrorCode.EMAIL_EXISTS,
@@ -61,15 +61,17 @@ export class ShardedUserStore implements UserStore {
 
   async create(user: UserRecord): Promise<void> {
     const record = { ...user, email: user.email.trim().toLowerCase() };
-    await this.claim(NAMES, record.name, record.uid);
+    // Every step follows a slot a rebalance is moving (see Shards.retryingFences).
+    const fenced = <T>(work: () => Promise<T>) => this.shards.retryingFences(work);
+    await fenced(() => this.claim(NAMES, record.name, record.uid));
     try {
-      await this.claim(EMAILS, record.email, record.uid);
+      await fenced(() => this.claim(EMAILS, record.email, record.uid));
     } catch (err) {
       await this.release(NAMES, record.name, record.uid);
       throw err;
     }
     try {
-      await this.storeOf(record.uid).create(record);
+      await fenced(() => this.storeOf(record.uid).create(record));
     } catch (err) {
       await Promise.all([this.release(EMAILS, record.email, record.uid), this.release(NAMES, record.name, record.uid)]);
       throw err;
@@ -92,7 +94,37 @@ export class ShardedUserStore implements UserStore {
   }
 
   setPassword(uid: Uid, passwordHash: string): Promise<void> {
-    return this.storeOf(uid).setPassword(uid, passwordHash);
+    return this.shards.retryingFences(() => this.storeOf(uid).setPassword(uid, passwordHash));
+  }
+
+  /**
+   * Names are placed by their hash, so a prefix can be on any shard: this asks every instance
+   * of the map (each a range scan of user_names' primary key, at most `limit` rows), merges by
+   * name, then reads the users on their uid shards. The one query here that spans all shards.
+   */
+  async searchByNamePrefix(prefix: string, limit: number): Promise<UserRecord[]> {
+    const max = Math.max(0, Math.floor(limit));
+    if (typeof prefix !== "string" || prefix === "" || max === 0) return [];
+    const pages = await Promise.all(
+      this.shards.map.instances.map((instance) =>
+        shardCall(USERS, `user_names on ${instance.id}`, async () => {
+          const [rows] = await this.shards
+            .pool(instance.id)
+            .query<RowDataPacket[]>(
+              "SELECT name, uid FROM user_names WHERE name LIKE ? ESCAPE '!' ORDER BY name LIMIT ?",
+              [`${likePrefix(prefix)}%`, max],
+            );
+          return rows.map((r) => ({ name: String(r.name), uid: String(r.uid) }));
+        }),
+      ),
+    );
+    const hits = pages
+      .flat()
+      .sort((a, b) => a.name.toLowerCase().localeCompare(b.name.toLowerCase()) || (a.uid < b.uid ? -1 : 1))
+      .slice(0, max);
+    // An orphaned index row (its user was never written) has no user: it is left out.
+    const users = await Promise.all(hits.map((h) => this.byUid(h.uid)));
+    return users.filter((u): u is UserRecord => u !== null);
   }
 
   async existing(uids: Uid[]): Promise<Set<Uid>> {
@@ -108,14 +140,17 @@ export class ShardedUserStore implements UserStore {
 
   /** Writes value → uid; a taken value throws index.taken unless its row is a reclaimable orphan. */
   private async claim(index: UniqueIndex, value: string, uid: Uid): Promise<void> {
-    const id = this.shards.instanceFor(index.placement(value)).id;
+    const key = index.placement(value);
+    const id = this.shards.instanceFor(key).id;
     const pool = this.shards.pool(id);
     const insert = () =>
-      pool.query(`INSERT INTO ${index.table} (${index.column}, uid, created_at) VALUES (?, ?, ?)`, [
-        value,
-        uid,
-        Date.now(),
-      ]);
+      this.shards.write(id, [key], (conn) =>
+        conn.query(`INSERT INTO ${index.table} (${index.column}, uid, created_at) VALUES (?, ?, ?)`, [
+          value,
+          uid,
+          Date.now(),
+        ]),
+      );
     await shardCall(USERS, `${index.table} on ${id}`, async () => {
       try {
         await insert();
@@ -131,7 +166,9 @@ export class ShardedUserStore implements UserStore {
       const stale = holder && Date.now() - Number(holder.created_at) > this.#orphanMs;
       if (!stale || (await this.byUid(String(holder.uid)))) throw new AppError(index.taken);
       // Left by a create that died half-way: take it over (only if it is still that row).
-      await pool.query(`DELETE FROM ${index.table} WHERE ${index.column} = ? AND uid = ?`, [value, holder.uid]);
+      await this.shards.write(id, [key], (conn) =>
+        conn.query(`DELETE FROM ${index.table} WHERE ${index.column} = ? AND uid = ?`, [value, holder.uid]),
+      );
       this.options.log?.warn({ table: index.table, uid: holder.uid }, "reclaimed an orphaned index row");
       try {
         await insert();
@@ -144,13 +181,15 @@ export class ShardedUserStore implements UserStore {
 
   /** Best effort undo of claim; what it cannot reach is reclaimed later (see the class doc). */
   private async release(index: UniqueIndex, value: string, uid: Uid): Promise<void> {
-    const id = this.shards.instanceFor(index.placement(value)).id;
+    const key = index.placement(value);
     try {
-      await this.shards
-        .pool(id)
-        .query(`DELETE FROM ${index.table} WHERE ${index.column} = ? AND uid = ?`, [value, uid]);
+      await this.shards.retryingFences(() =>
+        this.shards.write(this.shards.instanceFor(key).id, [key], (conn) =>
+          conn.query(`DELETE FROM ${index.table} WHERE ${index.column} = ? AND uid = ?`, [value, uid]),
+        ),
+      );
     } catch (err) {
-      this.options.log?.warn({ err, table: index.table, shard: id }, "cannot undo an index row; left for reclaim");
+      this.options.log?.warn({ err, table: index.table, key }, "cannot undo an index row; left for reclaim");
     }
   }
 
@@ -171,7 +210,7 @@ export class ShardedUserStore implements UserStore {
   private storeOn(instanceId: string): MysqlUserStore {
     let store = this.#stores.get(instanceId);
     if (!store) {
-      store = new MysqlUserStore(this.shards.pool(instanceId));
+      store = new MysqlUserStore(this.shards.pool(instanceId), this.shards.guard);
       this.#stores.set(instanceId, store);
     }
     return store;

@@ -1,5 +1,6 @@
 import { AppError, ErrorCode } from "../../errors.js";
 import type { ChatMessage } from "../../gen/shardchat/v1/client.js";
+import { fileRefFromColumn, fileRefToColumn } from "../file-ref.js";
 import type { HistoryQuery, MessageStore, NewMessage, Uid } from "../ports.js";
 import type { SqliteDatabase } from "./database.js";
 import { sqliteCall, sqliteCode } from "./errors.js";
@@ -13,9 +14,9 @@ const MAX_CLIENT_MSG_ID_CHARS = 64;
 const MAX_BODY_BYTES = 65_535;
 const MAX_KIND = 255;
 
-const MESSAGE_COLUMNS = "conv_id, seq, msg_id, sender, recipient, client_msg_id, kind, body, sent_at";
+export const MESSAGE_COLUMNS = "conv_id, seq, msg_id, sender, recipient, client_msg_id, kind, body, sent_at, file_json";
 
-interface MessageRow {
+export interface MessageRow {
   conv_id: string;
   seq: number;
   msg_id: string;
@@ -25,6 +26,7 @@ interface MessageRow {
   kind: number;
   body: string;
   sent_at: number;
+  file_json: string | null;
 }
 
 interface CursorRow {
@@ -50,6 +52,7 @@ export class SqliteMessageStore implements MessageStore {
   readonly #ackTx: (uid: Uid, wanted: Map<string, number>) => void;
   readonly #pendingTx: (uid: Uid, limit: number) => { messages: ChatMessage[]; more: boolean };
   readonly #historyTx: (uid: Uid, convId: string, query: HistoryQuery) => ChatMessage[];
+  readonly #isMember: (convId: string, uid: Uid) => boolean;
 
   constructor(db: SqliteDatabase) {
     const byClientMsgId = db.prepare<[string, string, string], MessageRow>(
@@ -69,9 +72,9 @@ export class SqliteMessageStore implements MessageStore {
                                   THEN excluded.delivered_seq ELSE delivered_seq END,
              read_seq = max(read_seq, excluded.read_seq)`,
     );
-    const insertMessage = db.prepare<[string, number, string, string, string, string, number, string, number]>(
-      `INSERT INTO messages (${MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    );
+    const insertMessage = db.prepare<
+      [string, number, string, string, string, string, number, string, number, string | null]
+    >(`INSERT INTO messages (${MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
     const pendingConvs = db.prepare<[string], CursorRow>(
       `SELECT cm.conv_id, cm.delivered_seq, c.last_seq
          FROM conversation_members cm INDEXED BY idx_members_uid
@@ -118,6 +121,7 @@ export class SqliteMessageStore implements MessageStore {
         kind: m.kind,
         body: m.text,
         sent_at: m.sentAtMs,
+        file_json: fileRefToColumn(m.file),
       };
       try {
         insertMessage.run(
@@ -130,6 +134,7 @@ export class SqliteMessageStore implements MessageStore {
           row.kind,
           row.body,
           row.sent_at,
+          row.file_json,
         );
       } catch (err) {
         if (sqliteCode(err) === "SQLITE_CONSTRAINT_UNIQUE" && /messages\.msg_id/.test((err as Error).message)) {
@@ -166,6 +171,8 @@ export class SqliteMessageStore implements MessageStore {
       }
     });
     this.#ackTx = (uid, wanted) => ack.immediate(uid, wanted);
+
+    this.#isMember = (convId, uid) => isMember.get(convId, uid) !== undefined;
 
     this.#historyTx = db.transaction((uid: Uid, convId: string, query: HistoryQuery) => {
       if (!isMember.get(convId, uid)) throw new AppError(ErrorCode.NOT_PARTICIPANT);
@@ -207,6 +214,12 @@ export class SqliteMessageStore implements MessageStore {
     if (canonical === null) throw new AppError(ErrorCode.NOT_PARTICIPANT);
     return storageCall(() => this.#historyTx(canonical, convId, query));
   }
+
+  async isMember(convId: string, uid: Uid): Promise<boolean> {
+    const canonical = canonicalId(uid);
+    if (canonical === null || typeof convId !== "string") return false;
+    return storageCall(() => this.#isMember(convId, canonical));
+  }
 }
 
 /** The same checks as the MySQL adapter makes (its columns refuse what these refuse), ids made canonical. */
@@ -241,7 +254,7 @@ function checkNewMessage(m: NewMessage): CheckedMessage {
   };
 }
 
-function toChatMessage(row: MessageRow): ChatMessage {
+export function toChatMessage(row: MessageRow): ChatMessage {
   return {
     convId: row.conv_id,
     msgId: row.msg_id,
@@ -252,6 +265,7 @@ function toChatMessage(row: MessageRow): ChatMessage {
     kind: Number(row.kind),
     text: row.body,
     sentAtMs: String(row.sent_at),
+    file: fileRefFromColumn(row.file_json),
   };
 }
 

@@ -41,6 +41,7 @@ export class SqliteUserStore implements UserStore {
   readonly #insert;
   readonly #setPassword;
   readonly #existing;
+  readonly #byNamePrefix;
 
   constructor(db: SqliteDatabase) {
     this.#byUid = db.prepare<[string], UserRow>(`SELECT ${COLUMNS} FROM users WHERE uid = ?`);
@@ -50,6 +51,9 @@ export class SqliteUserStore implements UserStore {
       "INSERT INTO users (uid, name, email, password_hash, created_at) VALUES (?, ?, ?, ?, ?)",
     );
     this.#setPassword = db.prepare<[string, string]>("UPDATE users SET password_hash = ? WHERE uid = ?");
+    this.#byNamePrefix = db.prepare<[string, number], UserRow>(
+      `SELECT ${COLUMNS} FROM users WHERE name LIKE ? ESCAPE '!' ORDER BY name, uid LIMIT ?`,
+    );
     // json_each takes any number of uids in one statement (no host-parameter limit).
     this.#existing = db.prepare<[string], { uid: string }>(
       "SELECT uid FROM users WHERE uid IN (SELECT value FROM json_each(?))",
@@ -85,6 +89,13 @@ export class SqliteUserStore implements UserStore {
     const canonical = canonicalId(uid);
     if (canonical === null) return;
     this.#run(() => this.#setPassword.run(passwordHash, canonical));
+  }
+
+  async searchByNamePrefix(prefix: string, limit: number): Promise<UserRecord[]> {
+    const max = Math.max(0, Math.floor(limit));
+    if (typeof prefix !== "string" || prefix === "" || max === 0) return [];
+    // LIKE is case-insensitive for ASCII in SQLite, as NOCASE is.
+    return this.#run(() => this.#byNamePrefix.all(`${prefix.replace(/[!%_]/g, (c) => `!${c}`)}%`, max).map(toRecord));
   }
 
   async existing(uids: Uid[]): Promise<Set<Uid>> {

@@ -26,7 +26,7 @@ export const protobufPackage = "shardchat.v1";
 export const protobufFileName = "shardchat/v1/chatnode.proto";
 
 export interface DeliverRequest {
-  message: ChatMessage | undefined;
+  message?: ChatMessage | undefined;
   toUids: string[];
 }
 
@@ -50,7 +50,7 @@ export interface KickResponse {
 
 export interface NotifyRequest {
   toUids: string[];
-  envelope: Envelope | undefined;
+  envelope?: Envelope | undefined;
 }
 
 export interface NotifyResponse {

@@ -12,9 +12,56 @@ export const protobufPackage = "shardchat.v1";
 
 export const protobufFileName = "shardchat/v1/client.proto";
 
+export enum DeviceKind {
+  UNSPECIFIED = 0,
+  DESKTOP = 1,
+  WEB = 2,
+  MOBILE = 3,
+  UNRECOGNIZED = -1,
+}
+
+export function deviceKindFromJSON(object: any): DeviceKind {
+  switch (object) {
+    case 0:
+    case "DEVICE_KIND_UNSPECIFIED":
+      return DeviceKind.UNSPECIFIED;
+    case 1:
+    case "DEVICE_KIND_DESKTOP":
+      return DeviceKind.DESKTOP;
+    case 2:
+    case "DEVICE_KIND_WEB":
+      return DeviceKind.WEB;
+    case 3:
+    case "DEVICE_KIND_MOBILE":
+      return DeviceKind.MOBILE;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return DeviceKind.UNRECOGNIZED;
+  }
+}
+
+export function deviceKindToJSON(object: DeviceKind): string {
+  switch (object) {
+    case DeviceKind.UNSPECIFIED:
+      return "DEVICE_KIND_UNSPECIFIED";
+    case DeviceKind.DESKTOP:
+      return "DEVICE_KIND_DESKTOP";
+    case DeviceKind.WEB:
+      return "DEVICE_KIND_WEB";
+    case DeviceKind.MOBILE:
+      return "DEVICE_KIND_MOBILE";
+    case DeviceKind.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 export enum MessageKind {
   UNSPECIFIED = 0,
   TEXT = 1,
+  /** FILE - Numbered in the files range (30-39) of this file's field numbers. */
+  FILE = 30,
   UNRECOGNIZED = -1,
 }
 
@@ -26,6 +73,9 @@ export function messageKindFromJSON(object: any): MessageKind {
     case 1:
     case "MESSAGE_KIND_TEXT":
       return MessageKind.TEXT;
+    case 30:
+    case "MESSAGE_KIND_FILE":
+      return MessageKind.FILE;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -39,7 +89,119 @@ export function messageKindToJSON(object: MessageKind): string {
       return "MESSAGE_KIND_UNSPECIFIED";
     case MessageKind.TEXT:
       return "MESSAGE_KIND_TEXT";
+    case MessageKind.FILE:
+      return "MESSAGE_KIND_FILE";
     case MessageKind.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+export enum GroupRole {
+  UNSPECIFIED = 0,
+  MEMBER = 1,
+  /** ADMIN - May invite, kick members and rename. */
+  ADMIN = 2,
+  /** OWNER - The creator: also kicks admins and sets roles; cannot leave while others remain. */
+  OWNER = 3,
+  UNRECOGNIZED = -1,
+}
+
+export function groupRoleFromJSON(object: any): GroupRole {
+  switch (object) {
+    case 0:
+    case "GROUP_ROLE_UNSPECIFIED":
+      return GroupRole.UNSPECIFIED;
+    case 1:
+    case "GROUP_ROLE_MEMBER":
+      return GroupRole.MEMBER;
+    case 2:
+    case "GROUP_ROLE_ADMIN":
+      return GroupRole.ADMIN;
+    case 3:
+    case "GROUP_ROLE_OWNER":
+      return GroupRole.OWNER;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return GroupRole.UNRECOGNIZED;
+  }
+}
+
+export function groupRoleToJSON(object: GroupRole): string {
+  switch (object) {
+    case GroupRole.UNSPECIFIED:
+      return "GROUP_ROLE_UNSPECIFIED";
+    case GroupRole.MEMBER:
+      return "GROUP_ROLE_MEMBER";
+    case GroupRole.ADMIN:
+      return "GROUP_ROLE_ADMIN";
+    case GroupRole.OWNER:
+      return "GROUP_ROLE_OWNER";
+    case GroupRole.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+export enum GroupEventKind {
+  UNSPECIFIED = 0,
+  CREATED = 1,
+  MEMBERS_ADDED = 2,
+  MEMBER_LEFT = 3,
+  MEMBER_KICKED = 4,
+  RENAMED = 5,
+  ROLE_CHANGED = 6,
+  UNRECOGNIZED = -1,
+}
+
+export function groupEventKindFromJSON(object: any): GroupEventKind {
+  switch (object) {
+    case 0:
+    case "GROUP_EVENT_KIND_UNSPECIFIED":
+      return GroupEventKind.UNSPECIFIED;
+    case 1:
+    case "GROUP_EVENT_KIND_CREATED":
+      return GroupEventKind.CREATED;
+    case 2:
+    case "GROUP_EVENT_KIND_MEMBERS_ADDED":
+      return GroupEventKind.MEMBERS_ADDED;
+    case 3:
+    case "GROUP_EVENT_KIND_MEMBER_LEFT":
+      return GroupEventKind.MEMBER_LEFT;
+    case 4:
+    case "GROUP_EVENT_KIND_MEMBER_KICKED":
+      return GroupEventKind.MEMBER_KICKED;
+    case 5:
+    case "GROUP_EVENT_KIND_RENAMED":
+      return GroupEventKind.RENAMED;
+    case 6:
+    case "GROUP_EVENT_KIND_ROLE_CHANGED":
+      return GroupEventKind.ROLE_CHANGED;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return GroupEventKind.UNRECOGNIZED;
+  }
+}
+
+export function groupEventKindToJSON(object: GroupEventKind): string {
+  switch (object) {
+    case GroupEventKind.UNSPECIFIED:
+      return "GROUP_EVENT_KIND_UNSPECIFIED";
+    case GroupEventKind.CREATED:
+      return "GROUP_EVENT_KIND_CREATED";
+    case GroupEventKind.MEMBERS_ADDED:
+      return "GROUP_EVENT_KIND_MEMBERS_ADDED";
+    case GroupEventKind.MEMBER_LEFT:
+      return "GROUP_EVENT_KIND_MEMBER_LEFT";
+    case GroupEventKind.MEMBER_KICKED:
+      return "GROUP_EVENT_KIND_MEMBER_KICKED";
+    case GroupEventKind.RENAMED:
+      return "GROUP_EVENT_KIND_RENAMED";
+    case GroupEventKind.ROLE_CHANGED:
+      return "GROUP_EVENT_KIND_ROLE_CHANGED";
+    case GroupEventKind.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
   }
@@ -49,11 +211,14 @@ export function messageKindToJSON(object: MessageKind): string {
  * The client protocol of chat nodes. Over TCP each frame is [u32 big-endian length][Envelope];
  * over WebSocket a binary frame is one Envelope, a text frame the same Envelope in
  * protobuf's canonical JSON.
+ *
+ * README's request and push tables are generated from the comment above each message
+ * (`npm run docs`): say what it does, and list its codes in a sentence "Errors: A, B.".
  */
 export interface Envelope {
   /** Chosen by the client for a request and echoed in its response; 0 on server pushes. */
   reqId: number;
-  body:
+  body?:
     | //
     /** Requests (client to node) and their responses. */
     { $case: "loginReq"; value: LoginRequest }
@@ -75,6 +240,53 @@ export interface Envelope {
     /** Pushes (node to client). */
     { $case: "messagePush"; value: MessagePush }
     | { $case: "kickPush"; value: KickPush }
+    | //
+    /** Users, friends, conversations (requests 50-99, pushes 200-219). */
+    { $case: "searchUsersReq"; value: SearchUsersRequest }
+    | { $case: "searchUsersResp"; value: SearchUsersResponse }
+    | { $case: "friendApplyReq"; value: FriendApplyRequest }
+    | { $case: "friendApplyResp"; value: FriendApplyResponse }
+    | { $case: "friendReplyReq"; value: FriendReplyRequest }
+    | { $case: "friendReplyResp"; value: FriendReplyResponse }
+    | { $case: "friendListReq"; value: FriendListRequest }
+    | { $case: "friendListResp"; value: FriendListResponse }
+    | { $case: "friendRemoveReq"; value: FriendRemoveRequest }
+    | { $case: "friendRemoveResp"; value: FriendRemoveResponse }
+    | { $case: "friendApplicationsReq"; value: FriendApplicationsRequest }
+    | { $case: "friendApplicationsResp"; value: FriendApplicationsResponse }
+    | { $case: "conversationListReq"; value: ConversationListRequest }
+    | { $case: "conversationListResp"; value: ConversationListResponse }
+    | { $case: "markReadReq"; value: MarkReadRequest }
+    | { $case: "markReadResp"; value: MarkReadResponse }
+    | { $case: "friendApplicationPush"; value: FriendApplicationPush }
+    | { $case: "friendReplyPush"; value: FriendReplyPush }
+    | { $case: "friendRemovedPush"; value: FriendRemovedPush }
+    | { $case: "readReceiptPush"; value: ReadReceiptPush }
+    | { $case: "presencePush"; value: PresencePush }
+    | //
+    /** Groups (issue 4): requests and responses 100-149, pushes 220-239. */
+    { $case: "groupCreateReq"; value: GroupCreateRequest }
+    | { $case: "groupCreateResp"; value: GroupCreateResponse }
+    | { $case: "groupInviteReq"; value: GroupInviteRequest }
+    | { $case: "groupInviteResp"; value: GroupInviteResponse }
+    | { $case: "groupLeaveReq"; value: GroupLeaveRequest }
+    | { $case: "groupLeaveResp"; value: GroupLeaveResponse }
+    | { $case: "groupKickReq"; value: GroupKickRequest }
+    | { $case: "groupKickResp"; value: GroupKickResponse }
+    | { $case: "groupRenameReq"; value: GroupRenameRequest }
+    | { $case: "groupRenameResp"; value: GroupRenameResponse }
+    | { $case: "groupSetRoleReq"; value: GroupSetRoleRequest }
+    | { $case: "groupSetRoleResp"; value: GroupSetRoleResponse }
+    | { $case: "groupMembersReq"; value: GroupMembersRequest }
+    | { $case: "groupMembersResp"; value: GroupMembersResponse }
+    | { $case: "groupSendReq"; value: GroupSendRequest }
+    | { $case: "groupSendResp"; value: SendMessageResponse }
+    | { $case: "groupListReq"; value: GroupListRequest }
+    | { $case: "groupListResp"; value: GroupListResponse }
+    | { $case: "groupEventPush"; value: GroupEventPush }
+    | //
+    /** Scaling out (issue 7): pushes 240-249. */
+    { $case: "movePush"; value: MovePush }
     | undefined;
 }
 
@@ -82,7 +294,7 @@ export interface ErrorResponse {
   code: ErrorCode;
   message: string;
   /** Set with ERROR_CODE_WRONG_NODE: the node to reconnect to. */
-  redirect: NodeAddress | undefined;
+  redirect?: NodeAddress | undefined;
 }
 
 export interface NodeAddress {
@@ -92,10 +304,19 @@ export interface NodeAddress {
   wsUrl: string;
 }
 
-/** The first frame on a connection. */
+/**
+ * The first frame on a connection: binds the session (one per uid and device kind, kicking an
+ * older one of the same kind). Errors: TOKEN_INVALID, TOKEN_EXPIRED, WRONG_NODE (with redirect),
+ * ALREADY_LOGGED_IN, UNAVAILABLE; a refused login closes the connection.
+ */
 export interface LoginRequest {
   uid: string;
   token: string;
+  /**
+   * One session per device kind: a second login of the same kind kicks the older session,
+   * another kind stays beside it. Unspecified: DESKTOP over TCP, WEB over WebSocket.
+   */
+  device?: DeviceKind | undefined;
 }
 
 export interface LoginResponse {
@@ -107,8 +328,11 @@ export interface LoginResponse {
    */
   heartbeatIntervalMs: number;
   idleTimeoutMs: number;
+  /** The device kind this session holds (the request's, or the transport's default). */
+  device?: DeviceKind | undefined;
 }
 
+/** Keeps the session (and its route) alive; any frame resets the idle timer. */
 export interface HeartbeatPing {
   clientTimeMs: string;
 }
@@ -130,8 +354,25 @@ export interface ChatMessage {
   kind: MessageKind;
   text: string;
   sentAtMs: string;
+  /** Set on a MESSAGE_KIND_FILE message: the file gate stored (its bytes never pass a chat node). */
+  file?: FileRef | undefined;
 }
 
+/**
+ * A file uploaded to gate (POST /v1/files), as a message names it; download it from gate with
+ * GET /v1/files/{id}.
+ */
+export interface FileRef {
+  id: string;
+  name: string;
+  size: string;
+  contentType: string;
+}
+
+/**
+ * A 1:1 message, acked once stored, then pushed to the peer's and the sender's other devices.
+ * Errors: PEER_NOT_FOUND, NOT_FRIENDS (with CHAT_REQUIRE_FRIENDSHIP), TEXT_TOO_LONG, RATE_LIMITED.
+ */
 export interface SendMessageRequest {
   toUid: string;
   /**
@@ -140,7 +381,10 @@ export interface SendMessageRequest {
    */
   clientMsgId: string;
   kind: MessageKind;
+  /** A caption for a file message; required for a text message. */
   text: string;
+  /** Required with MESSAGE_KIND_FILE: the id gate answered for the upload, and what it answered. */
+  file?: FileRef | undefined;
 }
 
 /** The ack: the message is stored. */
@@ -180,7 +424,8 @@ export interface AckResponse {
 
 /**
  * A page of one conversation. With after_seq > 0: ascending from after_seq + 1 (used to
- * fill a gap). Otherwise descending from before_seq - 1 (0 means from the newest).
+ * fill a gap). Otherwise descending from before_seq - 1 (0 means from the newest): paging
+ * backwards. Errors: NOT_PARTICIPANT (NOT_GROUP_MEMBER for a group's "g:" conversation).
  */
 export interface HistoryRequest {
   convId: string;
@@ -193,14 +438,311 @@ export interface HistoryResponse {
   messages: ChatMessage[];
 }
 
+/** A stored message: to its recipients, and to the sender's other devices. */
 export interface MessagePush {
-  message: ChatMessage | undefined;
+  message?: ChatMessage | undefined;
 }
 
 /** The node is closing this session; reason says why (ERROR_CODE_KICKED, ERROR_CODE_IDLE_TIMEOUT...). */
 export interface KickPush {
   reason: ErrorCode;
   message: string;
+}
+
+export interface GroupInfo {
+  groupId: string;
+  convId: string;
+  name: string;
+  owner: string;
+  memberCount: number;
+  createdAtMs: string;
+}
+
+export interface GroupMember {
+  uid: string;
+  role: GroupRole;
+  joinedAtMs: string;
+}
+
+/**
+ * Creates a group owned by the caller with these members (the caller is added; at most
+ * GROUP_MAX_MEMBERS in all); members are told with a GroupEventPush. Errors: PEER_NOT_FOUND
+ * (an unknown uid), GROUP_TOO_LARGE, INVALID_ARGUMENT (name empty or over GROUP_NAME_MAX_CHARS).
+ */
+export interface GroupCreateRequest {
+  name: string;
+  memberUids: string[];
+}
+
+export interface GroupCreateResponse {
+  group?: GroupInfo | undefined;
+}
+
+/**
+ * Admins and the owner add members; uids already in the group are skipped. New members get
+ * messages from now on (older ones through history). Errors: NOT_GROUP_MEMBER,
+ * GROUP_PERMISSION_DENIED, PEER_NOT_FOUND, GROUP_TOO_LARGE.
+ */
+export interface GroupInviteRequest {
+  groupId: string;
+  uids: string[];
+}
+
+export interface GroupInviteResponse {
+  /** The uids that were not members before. */
+  added: string[];
+}
+
+/** Leaves a group. Errors: NOT_GROUP_MEMBER, GROUP_OWNER_CANNOT_LEAVE. */
+export interface GroupLeaveRequest {
+  groupId: string;
+}
+
+export interface GroupLeaveResponse {
+}
+
+/**
+ * Admins kick members; the owner kicks anyone but itself. The kicked member is told too.
+ * Errors: NOT_GROUP_MEMBER, GROUP_PERMISSION_DENIED, NOT_FOUND (uid is not in the group).
+ */
+export interface GroupKickRequest {
+  groupId: string;
+  uid: string;
+}
+
+export interface GroupKickResponse {
+}
+
+/** Admins and the owner rename a group. Errors: NOT_GROUP_MEMBER, GROUP_PERMISSION_DENIED. */
+export interface GroupRenameRequest {
+  groupId: string;
+  name: string;
+}
+
+export interface GroupRenameResponse {
+  group?: GroupInfo | undefined;
+}
+
+/**
+ * The owner makes a member an admin or an admin a member. Errors: NOT_GROUP_MEMBER,
+ * GROUP_PERMISSION_DENIED, NOT_FOUND (uid is not in the group).
+ */
+export interface GroupSetRoleRequest {
+  groupId: string;
+  uid: string;
+  role: GroupRole;
+}
+
+export interface GroupSetRoleResponse {
+}
+
+/**
+ * Members by uid, a page (at most GROUP_MEMBERS_PAGE) after after_uid (0 = from the start);
+ * only members ask. Errors: NOT_GROUP_MEMBER.
+ */
+export interface GroupMembersRequest {
+  groupId: string;
+  afterUid: string;
+  limit: number;
+}
+
+export interface GroupMembersResponse {
+  group?: GroupInfo | undefined;
+  members: GroupMember[];
+  /** Ask again with after_uid = the last uid of this page. */
+  more: boolean;
+}
+
+/**
+ * A message to a group, stored once in the group's conversation and acked with
+ * SendMessageResponse once committed; then pushed with one Deliver per chat node holding
+ * online members (offline members sync it). The same client_msg_id again answers the stored
+ * message (duplicate = true). Errors: NOT_GROUP_MEMBER, TEXT_TOO_LONG, RATE_LIMITED.
+ */
+export interface GroupSendRequest {
+  groupId: string;
+  clientMsgId: string;
+  kind: MessageKind;
+  text: string;
+}
+
+/** The groups the caller is in. */
+export interface GroupListRequest {
+}
+
+export interface GroupListResponse {
+  groups: GroupInfo[];
+}
+
+/**
+ * A change to a group, pushed to its online members (and to whoever was kicked). Not stored:
+ * a client that was offline reads the state with group_list / group_members.
+ */
+export interface GroupEventPush {
+  kind: GroupEventKind;
+  group?: GroupInfo | undefined;
+  actor: string;
+  /** Who joined, left or was kicked, or whose role changed. */
+  uids: string[];
+  role: GroupRole;
+}
+
+/** What any user may see of another: never the email or the password hash. */
+export interface UserInfo {
+  uid: string;
+  name: string;
+}
+
+/**
+ * An exact uid (all digits), an exact email (contains "@"), else a name prefix
+ * (case-insensitive). Errors: INVALID_ARGUMENT (empty or too long query).
+ */
+export interface SearchUsersRequest {
+  query: string;
+  limit: number;
+}
+
+export interface SearchUsersResponse {
+  users: UserInfo[];
+}
+
+export interface FriendApplication {
+  from?: UserInfo | undefined;
+  toUid: string;
+  message: string;
+  createdAtMs: string;
+}
+
+/**
+ * Asks to_uid to be friends; applying again replaces the message. Errors: PEER_NOT_FOUND,
+ * ALREADY_FRIENDS, INVALID_ARGUMENT (self, message over FRIEND_APPLY_MAX_CHARS), FRIEND_LIMIT.
+ */
+export interface FriendApplyRequest {
+  toUid: string;
+  message: string;
+}
+
+export interface FriendApplyResponse {
+}
+
+/**
+ * Accepts or declines the pending application from from_uid. Errors: APPLICATION_NOT_FOUND,
+ * FRIEND_LIMIT.
+ */
+export interface FriendReplyRequest {
+  fromUid: string;
+  accept: boolean;
+}
+
+export interface FriendReplyResponse {
+}
+
+/** Friends with names and presence (online on some device now), oldest friendship first. */
+export interface FriendListRequest {
+}
+
+export interface Friend {
+  user?: UserInfo | undefined;
+  sinceMs: string;
+  /** Has a session on some chat node now. */
+  online: boolean;
+}
+
+export interface FriendListResponse {
+  friends: Friend[];
+}
+
+/** Ends a friendship (both sides). Errors: NOT_FRIENDS. */
+export interface FriendRemoveRequest {
+  uid: string;
+}
+
+export interface FriendRemoveResponse {
+}
+
+/** Applications waiting for this user's answer, newest first (ask after login). */
+export interface FriendApplicationsRequest {
+}
+
+export interface FriendApplicationsResponse {
+  applications: FriendApplication[];
+}
+
+/** The user's conversations, the most recently active first. */
+export interface ConversationListRequest {
+  limit: number;
+}
+
+export interface ConversationSummary {
+  convId: string;
+  /** The other member of a 1:1 conversation (0 for other kinds). */
+  peerUid: string;
+  lastMessage?: ChatMessage | undefined;
+  lastSeq: number;
+  /** This user has read up to here; unread = last_seq - read_seq. */
+  readSeq: number;
+  unread: number;
+  /** How far the peer of a 1:1 conversation has read. */
+  peerReadSeq: number;
+}
+
+export interface ConversationListResponse {
+  conversations: ConversationSummary[];
+}
+
+/**
+ * Everything up to seq is read (never moves back; capped at the newest message). The peer and
+ * the reader's other devices get a ReadReceiptPush. Errors: NOT_PARTICIPANT.
+ */
+export interface MarkReadRequest {
+  convId: string;
+  seq: number;
+}
+
+export interface MarkReadResponse {
+  readSeq: number;
+}
+
+/** Someone applied to be this user's friend. */
+export interface FriendApplicationPush {
+  application?: FriendApplication | undefined;
+}
+
+/** The user this one applied to answered. */
+export interface FriendReplyPush {
+  user?: UserInfo | undefined;
+  accepted: boolean;
+}
+
+/** uid removed this user from its friends. */
+export interface FriendRemovedPush {
+  uid: string;
+}
+
+/** reader has read conv_id up to seq (to the peer, and to the reader's other devices). */
+export interface ReadReceiptPush {
+  convId: string;
+  reader: string;
+  seq: number;
+}
+
+/**
+ * The ring now assigns this user to another node (one joined, or this one is draining): the
+ * node closes the connection right after this push; log in again at `node` (with the same
+ * token) and sync, which delivers whatever was stored meanwhile.
+ */
+export interface MovePush {
+  node?: NodeAddress | undefined;
+  reason: string;
+}
+
+/**
+ * A friend came online (its first device) or went offline (its last device), with
+ * CHAT_PRESENCE_PUSH; friend_list_req answers the same from the session routes.
+ */
+export interface PresencePush {
+  uid: string;
+  online: boolean;
 }
 
 function createBaseEnvelope(): Envelope {
@@ -257,6 +799,129 @@ export const Envelope: MessageFns<Envelope> = {
         break;
       case "kickPush":
         KickPush.encode(message.body.value, writer.uint32(330).fork()).join();
+        break;
+      case "searchUsersReq":
+        SearchUsersRequest.encode(message.body.value, writer.uint32(402).fork()).join();
+        break;
+      case "searchUsersResp":
+        SearchUsersResponse.encode(message.body.value, writer.uint32(410).fork()).join();
+        break;
+      case "friendApplyReq":
+        FriendApplyRequest.encode(message.body.value, writer.uint32(418).fork()).join();
+        break;
+      case "friendApplyResp":
+        FriendApplyResponse.encode(message.body.value, writer.uint32(426).fork()).join();
+        break;
+      case "friendReplyReq":
+        FriendReplyRequest.encode(message.body.value, writer.uint32(434).fork()).join();
+        break;
+      case "friendReplyResp":
+        FriendReplyResponse.encode(message.body.value, writer.uint32(442).fork()).join();
+        break;
+      case "friendListReq":
+        FriendListRequest.encode(message.body.value, writer.uint32(450).fork()).join();
+        break;
+      case "friendListResp":
+        FriendListResponse.encode(message.body.value, writer.uint32(458).fork()).join();
+        break;
+      case "friendRemoveReq":
+        FriendRemoveRequest.encode(message.body.value, writer.uint32(466).fork()).join();
+        break;
+      case "friendRemoveResp":
+        FriendRemoveResponse.encode(message.body.value, writer.uint32(474).fork()).join();
+        break;
+      case "friendApplicationsReq":
+        FriendApplicationsRequest.encode(message.body.value, writer.uint32(482).fork()).join();
+        break;
+      case "friendApplicationsResp":
+        FriendApplicationsResponse.encode(message.body.value, writer.uint32(490).fork()).join();
+        break;
+      case "conversationListReq":
+        ConversationListRequest.encode(message.body.value, writer.uint32(498).fork()).join();
+        break;
+      case "conversationListResp":
+        ConversationListResponse.encode(message.body.value, writer.uint32(506).fork()).join();
+        break;
+      case "markReadReq":
+        MarkReadRequest.encode(message.body.value, writer.uint32(514).fork()).join();
+        break;
+      case "markReadResp":
+        MarkReadResponse.encode(message.body.value, writer.uint32(522).fork()).join();
+        break;
+      case "friendApplicationPush":
+        FriendApplicationPush.encode(message.body.value, writer.uint32(1602).fork()).join();
+        break;
+      case "friendReplyPush":
+        FriendReplyPush.encode(message.body.value, writer.uint32(1610).fork()).join();
+        break;
+      case "friendRemovedPush":
+        FriendRemovedPush.encode(message.body.value, writer.uint32(1618).fork()).join();
+        break;
+      case "readReceiptPush":
+        ReadReceiptPush.encode(message.body.value, writer.uint32(1626).fork()).join();
+        break;
+      case "presencePush":
+        PresencePush.encode(message.body.value, writer.uint32(1634).fork()).join();
+        break;
+      case "groupCreateReq":
+        GroupCreateRequest.encode(message.body.value, writer.uint32(802).fork()).join();
+        break;
+      case "groupCreateResp":
+        GroupCreateResponse.encode(message.body.value, writer.uint32(810).fork()).join();
+        break;
+      case "groupInviteReq":
+        GroupInviteRequest.encode(message.body.value, writer.uint32(818).fork()).join();
+        break;
+      case "groupInviteResp":
+        GroupInviteResponse.encode(message.body.value, writer.uint32(826).fork()).join();
+        break;
+      case "groupLeaveReq":
+        GroupLeaveRequest.encode(message.body.value, writer.uint32(834).fork()).join();
+        break;
+      case "groupLeaveResp":
+        GroupLeaveResponse.encode(message.body.value, writer.uint32(842).fork()).join();
+        break;
+      case "groupKickReq":
+        GroupKickRequest.encode(message.body.value, writer.uint32(850).fork()).join();
+        break;
+      case "groupKickResp":
+        GroupKickResponse.encode(message.body.value, writer.uint32(858).fork()).join();
+        break;
+      case "groupRenameReq":
+        GroupRenameRequest.encode(message.body.value, writer.uint32(866).fork()).join();
+        break;
+      case "groupRenameResp":
+        GroupRenameResponse.encode(message.body.value, writer.uint32(874).fork()).join();
+        break;
+      case "groupSetRoleReq":
+        GroupSetRoleRequest.encode(message.body.value, writer.uint32(882).fork()).join();
+        break;
+      case "groupSetRoleResp":
+        GroupSetRoleResponse.encode(message.body.value, writer.uint32(890).fork()).join();
+        break;
+      case "groupMembersReq":
+        GroupMembersRequest.encode(message.body.value, writer.uint32(898).fork()).join();
+        break;
+      case "groupMembersResp":
+        GroupMembersResponse.encode(message.body.value, writer.uint32(906).fork()).join();
+        break;
+      case "groupSendReq":
+        GroupSendRequest.encode(message.body.value, writer.uint32(914).fork()).join();
+        break;
+      case "groupSendResp":
+        SendMessageResponse.encode(message.body.value, writer.uint32(922).fork()).join();
+        break;
+      case "groupListReq":
+        GroupListRequest.encode(message.body.value, writer.uint32(930).fork()).join();
+        break;
+      case "groupListResp":
+        GroupListResponse.encode(message.body.value, writer.uint32(938).fork()).join();
+        break;
+      case "groupEventPush":
+        GroupEventPush.encode(message.body.value, writer.uint32(1762).fork()).join();
+        break;
+      case "movePush":
+        MovePush.encode(message.body.value, writer.uint32(1922).fork()).join();
         break;
     }
     return writer;
@@ -403,6 +1068,349 @@ export const Envelope: MessageFns<Envelope> = {
             message.body = { $case: "kickPush", value: KickPush.decode(reader, reader.uint32()) };
             continue;
           }
+          case 50: {
+            if (tag !== 402) {
+              break;
+            }
+
+            message.body = { $case: "searchUsersReq", value: SearchUsersRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 51: {
+            if (tag !== 410) {
+              break;
+            }
+
+            message.body = { $case: "searchUsersResp", value: SearchUsersResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 52: {
+            if (tag !== 418) {
+              break;
+            }
+
+            message.body = { $case: "friendApplyReq", value: FriendApplyRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 53: {
+            if (tag !== 426) {
+              break;
+            }
+
+            message.body = { $case: "friendApplyResp", value: FriendApplyResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 54: {
+            if (tag !== 434) {
+              break;
+            }
+
+            message.body = { $case: "friendReplyReq", value: FriendReplyRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 55: {
+            if (tag !== 442) {
+              break;
+            }
+
+            message.body = { $case: "friendReplyResp", value: FriendReplyResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 56: {
+            if (tag !== 450) {
+              break;
+            }
+
+            message.body = { $case: "friendListReq", value: FriendListRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 57: {
+            if (tag !== 458) {
+              break;
+            }
+
+            message.body = { $case: "friendListResp", value: FriendListResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 58: {
+            if (tag !== 466) {
+              break;
+            }
+
+            message.body = { $case: "friendRemoveReq", value: FriendRemoveRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 59: {
+            if (tag !== 474) {
+              break;
+            }
+
+            message.body = { $case: "friendRemoveResp", value: FriendRemoveResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 60: {
+            if (tag !== 482) {
+              break;
+            }
+
+            message.body = {
+              $case: "friendApplicationsReq",
+              value: FriendApplicationsRequest.decode(reader, reader.uint32()),
+            };
+            continue;
+          }
+          case 61: {
+            if (tag !== 490) {
+              break;
+            }
+
+            message.body = {
+              $case: "friendApplicationsResp",
+              value: FriendApplicationsResponse.decode(reader, reader.uint32()),
+            };
+            continue;
+          }
+          case 62: {
+            if (tag !== 498) {
+              break;
+            }
+
+            message.body = {
+              $case: "conversationListReq",
+              value: ConversationListRequest.decode(reader, reader.uint32()),
+            };
+            continue;
+          }
+          case 63: {
+            if (tag !== 506) {
+              break;
+            }
+
+            message.body = {
+              $case: "conversationListResp",
+              value: ConversationListResponse.decode(reader, reader.uint32()),
+            };
+            continue;
+          }
+          case 64: {
+            if (tag !== 514) {
+              break;
+            }
+
+            message.body = { $case: "markReadReq", value: MarkReadRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 65: {
+            if (tag !== 522) {
+              break;
+            }
+
+            message.body = { $case: "markReadResp", value: MarkReadResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 200: {
+            if (tag !== 1602) {
+              break;
+            }
+
+            message.body = {
+              $case: "friendApplicationPush",
+              value: FriendApplicationPush.decode(reader, reader.uint32()),
+            };
+            continue;
+          }
+          case 201: {
+            if (tag !== 1610) {
+              break;
+            }
+
+            message.body = { $case: "friendReplyPush", value: FriendReplyPush.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 202: {
+            if (tag !== 1618) {
+              break;
+            }
+
+            message.body = { $case: "friendRemovedPush", value: FriendRemovedPush.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 203: {
+            if (tag !== 1626) {
+              break;
+            }
+
+            message.body = { $case: "readReceiptPush", value: ReadReceiptPush.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 204: {
+            if (tag !== 1634) {
+              break;
+            }
+
+            message.body = { $case: "presencePush", value: PresencePush.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 100: {
+            if (tag !== 802) {
+              break;
+            }
+
+            message.body = { $case: "groupCreateReq", value: GroupCreateRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 101: {
+            if (tag !== 810) {
+              break;
+            }
+
+            message.body = { $case: "groupCreateResp", value: GroupCreateResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 102: {
+            if (tag !== 818) {
+              break;
+            }
+
+            message.body = { $case: "groupInviteReq", value: GroupInviteRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 103: {
+            if (tag !== 826) {
+              break;
+            }
+
+            message.body = { $case: "groupInviteResp", value: GroupInviteResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 104: {
+            if (tag !== 834) {
+              break;
+            }
+
+            message.body = { $case: "groupLeaveReq", value: GroupLeaveRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 105: {
+            if (tag !== 842) {
+              break;
+            }
+
+            message.body = { $case: "groupLeaveResp", value: GroupLeaveResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 106: {
+            if (tag !== 850) {
+              break;
+            }
+
+            message.body = { $case: "groupKickReq", value: GroupKickRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 107: {
+            if (tag !== 858) {
+              break;
+            }
+
+            message.body = { $case: "groupKickResp", value: GroupKickResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 108: {
+            if (tag !== 866) {
+              break;
+            }
+
+            message.body = { $case: "groupRenameReq", value: GroupRenameRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 109: {
+            if (tag !== 874) {
+              break;
+            }
+
+            message.body = { $case: "groupRenameResp", value: GroupRenameResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 110: {
+            if (tag !== 882) {
+              break;
+            }
+
+            message.body = { $case: "groupSetRoleReq", value: GroupSetRoleRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 111: {
+            if (tag !== 890) {
+              break;
+            }
+
+            message.body = { $case: "groupSetRoleResp", value: GroupSetRoleResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 112: {
+            if (tag !== 898) {
+              break;
+            }
+
+            message.body = { $case: "groupMembersReq", value: GroupMembersRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 113: {
+            if (tag !== 906) {
+              break;
+            }
+
+            message.body = { $case: "groupMembersResp", value: GroupMembersResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 114: {
+            if (tag !== 914) {
+              break;
+            }
+
+            message.body = { $case: "groupSendReq", value: GroupSendRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 115: {
+            if (tag !== 922) {
+              break;
+            }
+
+            message.body = { $case: "groupSendResp", value: SendMessageResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 116: {
+            if (tag !== 930) {
+              break;
+            }
+
+            message.body = { $case: "groupListReq", value: GroupListRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 117: {
+            if (tag !== 938) {
+              break;
+            }
+
+            message.body = { $case: "groupListResp", value: GroupListResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 220: {
+            if (tag !== 1762) {
+              break;
+            }
+
+            message.body = { $case: "groupEventPush", value: GroupEventPush.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 240: {
+            if (tag !== 1922) {
+              break;
+            }
+
+            message.body = { $case: "movePush", value: MovePush.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -480,6 +1488,173 @@ export const Envelope: MessageFns<Envelope> = {
         ? { $case: "kickPush", value: KickPush.fromJSON(object.kickPush) }
         : isSet(object.kick_push)
         ? { $case: "kickPush", value: KickPush.fromJSON(object.kick_push) }
+        : isSet(object.searchUsersReq)
+        ? { $case: "searchUsersReq", value: SearchUsersRequest.fromJSON(object.searchUsersReq) }
+        : isSet(object.search_users_req)
+        ? { $case: "searchUsersReq", value: SearchUsersRequest.fromJSON(object.search_users_req) }
+        : isSet(object.searchUsersResp)
+        ? { $case: "searchUsersResp", value: SearchUsersResponse.fromJSON(object.searchUsersResp) }
+        : isSet(object.search_users_resp)
+        ? { $case: "searchUsersResp", value: SearchUsersResponse.fromJSON(object.search_users_resp) }
+        : isSet(object.friendApplyReq)
+        ? { $case: "friendApplyReq", value: FriendApplyRequest.fromJSON(object.friendApplyReq) }
+        : isSet(object.friend_apply_req)
+        ? { $case: "friendApplyReq", value: FriendApplyRequest.fromJSON(object.friend_apply_req) }
+        : isSet(object.friendApplyResp)
+        ? { $case: "friendApplyResp", value: FriendApplyResponse.fromJSON(object.friendApplyResp) }
+        : isSet(object.friend_apply_resp)
+        ? { $case: "friendApplyResp", value: FriendApplyResponse.fromJSON(object.friend_apply_resp) }
+        : isSet(object.friendReplyReq)
+        ? { $case: "friendReplyReq", value: FriendReplyRequest.fromJSON(object.friendReplyReq) }
+        : isSet(object.friend_reply_req)
+        ? { $case: "friendReplyReq", value: FriendReplyRequest.fromJSON(object.friend_reply_req) }
+        : isSet(object.friendReplyResp)
+        ? { $case: "friendReplyResp", value: FriendReplyResponse.fromJSON(object.friendReplyResp) }
+        : isSet(object.friend_reply_resp)
+        ? { $case: "friendReplyResp", value: FriendReplyResponse.fromJSON(object.friend_reply_resp) }
+        : isSet(object.friendListReq)
+        ? { $case: "friendListReq", value: FriendListRequest.fromJSON(object.friendListReq) }
+        : isSet(object.friend_list_req)
+        ? { $case: "friendListReq", value: FriendListRequest.fromJSON(object.friend_list_req) }
+        : isSet(object.friendListResp)
+        ? { $case: "friendListResp", value: FriendListResponse.fromJSON(object.friendListResp) }
+        : isSet(object.friend_list_resp)
+        ? { $case: "friendListResp", value: FriendListResponse.fromJSON(object.friend_list_resp) }
+        : isSet(object.friendRemoveReq)
+        ? { $case: "friendRemoveReq", value: FriendRemoveRequest.fromJSON(object.friendRemoveReq) }
+        : isSet(object.friend_remove_req)
+        ? { $case: "friendRemoveReq", value: FriendRemoveRequest.fromJSON(object.friend_remove_req) }
+        : isSet(object.friendRemoveResp)
+        ? { $case: "friendRemoveResp", value: FriendRemoveResponse.fromJSON(object.friendRemoveResp) }
+        : isSet(object.friend_remove_resp)
+        ? { $case: "friendRemoveResp", value: FriendRemoveResponse.fromJSON(object.friend_remove_resp) }
+        : isSet(object.friendApplicationsReq)
+        ? { $case: "friendApplicationsReq", value: FriendApplicationsRequest.fromJSON(object.friendApplicationsReq) }
+        : isSet(object.friend_applications_req)
+        ? { $case: "friendApplicationsReq", value: FriendApplicationsRequest.fromJSON(object.friend_applications_req) }
+        : isSet(object.friendApplicationsResp)
+        ? { $case: "friendApplicationsResp", value: FriendApplicationsResponse.fromJSON(object.friendApplicationsResp) }
+        : isSet(object.friend_applications_resp)
+        ? {
+          $case: "friendApplicationsResp",
+          value: FriendApplicationsResponse.fromJSON(object.friend_applications_resp),
+        }
+        : isSet(object.conversationListReq)
+        ? { $case: "conversationListReq", value: ConversationListRequest.fromJSON(object.conversationListReq) }
+        : isSet(object.conversation_list_req)
+        ? { $case: "conversationListReq", value: ConversationListRequest.fromJSON(object.conversation_list_req) }
+        : isSet(object.conversationListResp)
+        ? { $case: "conversationListResp", value: ConversationListResponse.fromJSON(object.conversationListResp) }
+        : isSet(object.conversation_list_resp)
+        ? { $case: "conversationListResp", value: ConversationListResponse.fromJSON(object.conversation_list_resp) }
+        : isSet(object.markReadReq)
+        ? { $case: "markReadReq", value: MarkReadRequest.fromJSON(object.markReadReq) }
+        : isSet(object.mark_read_req)
+        ? { $case: "markReadReq", value: MarkReadRequest.fromJSON(object.mark_read_req) }
+        : isSet(object.markReadResp)
+        ? { $case: "markReadResp", value: MarkReadResponse.fromJSON(object.markReadResp) }
+        : isSet(object.mark_read_resp)
+        ? { $case: "markReadResp", value: MarkReadResponse.fromJSON(object.mark_read_resp) }
+        : isSet(object.friendApplicationPush)
+        ? { $case: "friendApplicationPush", value: FriendApplicationPush.fromJSON(object.friendApplicationPush) }
+        : isSet(object.friend_application_push)
+        ? { $case: "friendApplicationPush", value: FriendApplicationPush.fromJSON(object.friend_application_push) }
+        : isSet(object.friendReplyPush)
+        ? { $case: "friendReplyPush", value: FriendReplyPush.fromJSON(object.friendReplyPush) }
+        : isSet(object.friend_reply_push)
+        ? { $case: "friendReplyPush", value: FriendReplyPush.fromJSON(object.friend_reply_push) }
+        : isSet(object.friendRemovedPush)
+        ? { $case: "friendRemovedPush", value: FriendRemovedPush.fromJSON(object.friendRemovedPush) }
+        : isSet(object.friend_removed_push)
+        ? { $case: "friendRemovedPush", value: FriendRemovedPush.fromJSON(object.friend_removed_push) }
+        : isSet(object.readReceiptPush)
+        ? { $case: "readReceiptPush", value: ReadReceiptPush.fromJSON(object.readReceiptPush) }
+        : isSet(object.read_receipt_push)
+        ? { $case: "readReceiptPush", value: ReadReceiptPush.fromJSON(object.read_receipt_push) }
+        : isSet(object.presencePush)
+        ? { $case: "presencePush", value: PresencePush.fromJSON(object.presencePush) }
+        : isSet(object.presence_push)
+        ? { $case: "presencePush", value: PresencePush.fromJSON(object.presence_push) }
+        : isSet(object.groupCreateReq)
+        ? { $case: "groupCreateReq", value: GroupCreateRequest.fromJSON(object.groupCreateReq) }
+        : isSet(object.group_create_req)
+        ? { $case: "groupCreateReq", value: GroupCreateRequest.fromJSON(object.group_create_req) }
+        : isSet(object.groupCreateResp)
+        ? { $case: "groupCreateResp", value: GroupCreateResponse.fromJSON(object.groupCreateResp) }
+        : isSet(object.group_create_resp)
+        ? { $case: "groupCreateResp", value: GroupCreateResponse.fromJSON(object.group_create_resp) }
+        : isSet(object.groupInviteReq)
+        ? { $case: "groupInviteReq", value: GroupInviteRequest.fromJSON(object.groupInviteReq) }
+        : isSet(object.group_invite_req)
+        ? { $case: "groupInviteReq", value: GroupInviteRequest.fromJSON(object.group_invite_req) }
+        : isSet(object.groupInviteResp)
+        ? { $case: "groupInviteResp", value: GroupInviteResponse.fromJSON(object.groupInviteResp) }
+        : isSet(object.group_invite_resp)
+        ? { $case: "groupInviteResp", value: GroupInviteResponse.fromJSON(object.group_invite_resp) }
+        : isSet(object.groupLeaveReq)
+        ? { $case: "groupLeaveReq", value: GroupLeaveRequest.fromJSON(object.groupLeaveReq) }
+        : isSet(object.group_leave_req)
+        ? { $case: "groupLeaveReq", value: GroupLeaveRequest.fromJSON(object.group_leave_req) }
+        : isSet(object.groupLeaveResp)
+        ? { $case: "groupLeaveResp", value: GroupLeaveResponse.fromJSON(object.groupLeaveResp) }
+        : isSet(object.group_leave_resp)
+        ? { $case: "groupLeaveResp", value: GroupLeaveResponse.fromJSON(object.group_leave_resp) }
+        : isSet(object.groupKickReq)
+        ? { $case: "groupKickReq", value: GroupKickRequest.fromJSON(object.groupKickReq) }
+        : isSet(object.group_kick_req)
+        ? { $case: "groupKickReq", value: GroupKickRequest.fromJSON(object.group_kick_req) }
+        : isSet(object.groupKickResp)
+        ? { $case: "groupKickResp", value: GroupKickResponse.fromJSON(object.groupKickResp) }
+        : isSet(object.group_kick_resp)
+        ? { $case: "groupKickResp", value: GroupKickResponse.fromJSON(object.group_kick_resp) }
+        : isSet(object.groupRenameReq)
+        ? { $case: "groupRenameReq", value: GroupRenameRequest.fromJSON(object.groupRenameReq) }
+        : isSet(object.group_rename_req)
+        ? { $case: "groupRenameReq", value: GroupRenameRequest.fromJSON(object.group_rename_req) }
+        : isSet(object.groupRenameResp)
+        ? { $case: "groupRenameResp", value: GroupRenameResponse.fromJSON(object.groupRenameResp) }
+        : isSet(object.group_rename_resp)
+        ? { $case: "groupRenameResp", value: GroupRenameResponse.fromJSON(object.group_rename_resp) }
+        : isSet(object.groupSetRoleReq)
+        ? { $case: "groupSetRoleReq", value: GroupSetRoleRequest.fromJSON(object.groupSetRoleReq) }
+        : isSet(object.group_set_role_req)
+        ? { $case: "groupSetRoleReq", value: GroupSetRoleRequest.fromJSON(object.group_set_role_req) }
+        : isSet(object.groupSetRoleResp)
+        ? { $case: "groupSetRoleResp", value: GroupSetRoleResponse.fromJSON(object.groupSetRoleResp) }
+        : isSet(object.group_set_role_resp)
+        ? { $case: "groupSetRoleResp", value: GroupSetRoleResponse.fromJSON(object.group_set_role_resp) }
+        : isSet(object.groupMembersReq)
+        ? { $case: "groupMembersReq", value: GroupMembersRequest.fromJSON(object.groupMembersReq) }
+        : isSet(object.group_members_req)
+        ? { $case: "groupMembersReq", value: GroupMembersRequest.fromJSON(object.group_members_req) }
+        : isSet(object.groupMembersResp)
+        ? { $case: "groupMembersResp", value: GroupMembersResponse.fromJSON(object.groupMembersResp) }
+        : isSet(object.group_members_resp)
+        ? { $case: "groupMembersResp", value: GroupMembersResponse.fromJSON(object.group_members_resp) }
+        : isSet(object.groupSendReq)
+        ? { $case: "groupSendReq", value: GroupSendRequest.fromJSON(object.groupSendReq) }
+        : isSet(object.group_send_req)
+        ? { $case: "groupSendReq", value: GroupSendRequest.fromJSON(object.group_send_req) }
+        : isSet(object.groupSendResp)
+        ? { $case: "groupSendResp", value: SendMessageResponse.fromJSON(object.groupSendResp) }
+        : isSet(object.group_send_resp)
+        ? { $case: "groupSendResp", value: SendMessageResponse.fromJSON(object.group_send_resp) }
+        : isSet(object.groupListReq)
+        ? { $case: "groupListReq", value: GroupListRequest.fromJSON(object.groupListReq) }
+        : isSet(object.group_list_req)
+        ? { $case: "groupListReq", value: GroupListRequest.fromJSON(object.group_list_req) }
+        : isSet(object.groupListResp)
+        ? { $case: "groupListResp", value: GroupListResponse.fromJSON(object.groupListResp) }
+        : isSet(object.group_list_resp)
+        ? { $case: "groupListResp", value: GroupListResponse.fromJSON(object.group_list_resp) }
+        : isSet(object.groupEventPush)
+        ? { $case: "groupEventPush", value: GroupEventPush.fromJSON(object.groupEventPush) }
+        : isSet(object.group_event_push)
+        ? { $case: "groupEventPush", value: GroupEventPush.fromJSON(object.group_event_push) }
+        : isSet(object.movePush)
+        ? { $case: "movePush", value: MovePush.fromJSON(object.movePush) }
+        : isSet(object.move_push)
+        ? { $case: "movePush", value: MovePush.fromJSON(object.move_push) }
         : undefined,
     };
   },
@@ -519,6 +1694,88 @@ export const Envelope: MessageFns<Envelope> = {
       obj.messagePush = MessagePush.toJSON(message.body.value);
     } else if (message.body?.$case === "kickPush") {
       obj.kickPush = KickPush.toJSON(message.body.value);
+    } else if (message.body?.$case === "searchUsersReq") {
+      obj.searchUsersReq = SearchUsersRequest.toJSON(message.body.value);
+    } else if (message.body?.$case === "searchUsersResp") {
+      obj.searchUsersResp = SearchUsersResponse.toJSON(message.body.value);
+    } else if (message.body?.$case === "friendApplyReq") {
+      obj.friendApplyReq = FriendApplyRequest.toJSON(message.body.value);
+    } else if (message.body?.$case === "friendApplyResp") {
+      obj.friendApplyResp = FriendApplyResponse.toJSON(message.body.value);
+    } else if (message.body?.$case === "friendReplyReq") {
+      obj.friendReplyReq = FriendReplyRequest.toJSON(message.body.value);
+    } else if (message.body?.$case === "friendReplyResp") {
+      obj.friendReplyResp = FriendReplyResponse.toJSON(message.body.value);
+    } else if (message.body?.$case === "friendListReq") {
+      obj.friendListReq = FriendListRequest.toJSON(message.body.value);
+    } else if (message.body?.$case === "friendListResp") {
+      obj.friendListResp = FriendListResponse.toJSON(message.body.value);
+    } else if (message.body?.$case === "friendRemoveReq") {
+      obj.friendRemoveReq = FriendRemoveRequest.toJSON(message.body.value);
+    } else if (message.body?.$case === "friendRemoveResp") {
+      obj.friendRemoveResp = FriendRemoveResponse.toJSON(message.body.value);
+    } else if (message.body?.$case === "friendApplicationsReq") {
+      obj.friendApplicationsReq = FriendApplicationsRequest.toJSON(message.body.value);
+    } else if (message.body?.$case === "friendApplicationsResp") {
+      obj.friendApplicationsResp = FriendApplicationsResponse.toJSON(message.body.value);
+    } else if (message.body?.$case === "conversationListReq") {
+      obj.conversationListReq = ConversationListRequest.toJSON(message.body.value);
+    } else if (message.body?.$case === "conversationListResp") {
+      obj.conversationListResp = ConversationListResponse.toJSON(message.body.value);
+    } else if (message.body?.$case === "markReadReq") {
+      obj.markReadReq = MarkReadRequest.toJSON(message.body.value);
+    } else if (message.body?.$case === "markReadResp") {
+      obj.markReadResp = MarkReadResponse.toJSON(message.body.value);
+    } else if (message.body?.$case === "friendApplicationPush") {
+      obj.friendApplicationPush = FriendApplicationPush.toJSON(message.body.value);
+    } else if (message.body?.$case === "friendReplyPush") {
+      obj.friendReplyPush = FriendReplyPush.toJSON(message.body.value);
+    } else if (message.body?.$case === "friendRemovedPush") {
+      obj.friendRemovedPush = FriendRemovedPush.toJSON(message.body.value);
+    } else if (message.body?.$case === "readReceiptPush") {
+      obj.readReceiptPush = ReadReceiptPush.toJSON(message.body.value);
+    } else if (message.body?.$case === "presencePush") {
+      obj.presencePush = PresencePush.toJSON(message.body.value);
+    } else if (message.body?.$case === "groupCreateReq") {
+      obj.groupCreateReq = GroupCreateRequest.toJSON(message.body.value);
+    } else if (message.body?.$case === "groupCreateResp") {
+      obj.groupCreateResp = GroupCreateResponse.toJSON(message.body.value);
+    } else if (message.body?.$case === "groupInviteReq") {
+      obj.groupInviteReq = GroupInviteRequest.toJSON(message.body.value);
+    } else if (message.body?.$case === "groupInviteResp") {
+      obj.groupInviteResp = GroupInviteResponse.toJSON(message.body.value);
+    } else if (message.body?.$case === "groupLeaveReq") {
+      obj.groupLeaveReq = GroupLeaveRequest.toJSON(message.body.value);
+    } else if (message.body?.$case === "groupLeaveResp") {
+      obj.groupLeaveResp = GroupLeaveResponse.toJSON(message.body.value);
+    } else if (message.body?.$case === "groupKickReq") {
+      obj.groupKickReq = GroupKickRequest.toJSON(message.body.value);
+    } else if (message.body?.$case === "groupKickResp") {
+      obj.groupKickResp = GroupKickResponse.toJSON(message.body.value);
+    } else if (message.body?.$case === "groupRenameReq") {
+      obj.groupRenameReq = GroupRenameRequest.toJSON(message.body.value);
+    } else if (message.body?.$case === "groupRenameResp") {
+      obj.groupRenameResp = GroupRenameResponse.toJSON(message.body.value);
+    } else if (message.body?.$case === "groupSetRoleReq") {
+      obj.groupSetRoleReq = GroupSetRoleRequest.toJSON(message.body.value);
+    } else if (message.body?.$case === "groupSetRoleResp") {
+      obj.groupSetRoleResp = GroupSetRoleResponse.toJSON(message.body.value);
+    } else if (message.body?.$case === "groupMembersReq") {
+      obj.groupMembersReq = GroupMembersRequest.toJSON(message.body.value);
+    } else if (message.body?.$case === "groupMembersResp") {
+      obj.groupMembersResp = GroupMembersResponse.toJSON(message.body.value);
+    } else if (message.body?.$case === "groupSendReq") {
+      obj.groupSendReq = GroupSendRequest.toJSON(message.body.value);
+    } else if (message.body?.$case === "groupSendResp") {
+      obj.groupSendResp = SendMessageResponse.toJSON(message.body.value);
+    } else if (message.body?.$case === "groupListReq") {
+      obj.groupListReq = GroupListRequest.toJSON(message.body.value);
+    } else if (message.body?.$case === "groupListResp") {
+      obj.groupListResp = GroupListResponse.toJSON(message.body.value);
+    } else if (message.body?.$case === "groupEventPush") {
+      obj.groupEventPush = GroupEventPush.toJSON(message.body.value);
+    } else if (message.body?.$case === "movePush") {
+      obj.movePush = MovePush.toJSON(message.body.value);
     }
     return obj;
   },
@@ -617,6 +1874,267 @@ export const Envelope: MessageFns<Envelope> = {
       case "kickPush": {
         if (object.body?.value !== undefined && object.body?.value !== null) {
           message.body = { $case: "kickPush", value: KickPush.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "searchUsersReq": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "searchUsersReq", value: SearchUsersRequest.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "searchUsersResp": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "searchUsersResp", value: SearchUsersResponse.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "friendApplyReq": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "friendApplyReq", value: FriendApplyRequest.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "friendApplyResp": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "friendApplyResp", value: FriendApplyResponse.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "friendReplyReq": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "friendReplyReq", value: FriendReplyRequest.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "friendReplyResp": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "friendReplyResp", value: FriendReplyResponse.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "friendListReq": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "friendListReq", value: FriendListRequest.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "friendListResp": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "friendListResp", value: FriendListResponse.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "friendRemoveReq": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "friendRemoveReq", value: FriendRemoveRequest.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "friendRemoveResp": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "friendRemoveResp", value: FriendRemoveResponse.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "friendApplicationsReq": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = {
+            $case: "friendApplicationsReq",
+            value: FriendApplicationsRequest.fromPartial(object.body.value),
+          };
+        }
+        break;
+      }
+      case "friendApplicationsResp": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = {
+            $case: "friendApplicationsResp",
+            value: FriendApplicationsResponse.fromPartial(object.body.value),
+          };
+        }
+        break;
+      }
+      case "conversationListReq": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = {
+            $case: "conversationListReq",
+            value: ConversationListRequest.fromPartial(object.body.value),
+          };
+        }
+        break;
+      }
+      case "conversationListResp": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = {
+            $case: "conversationListResp",
+            value: ConversationListResponse.fromPartial(object.body.value),
+          };
+        }
+        break;
+      }
+      case "markReadReq": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "markReadReq", value: MarkReadRequest.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "markReadResp": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "markReadResp", value: MarkReadResponse.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "friendApplicationPush": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = {
+            $case: "friendApplicationPush",
+            value: FriendApplicationPush.fromPartial(object.body.value),
+          };
+        }
+        break;
+      }
+      case "friendReplyPush": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "friendReplyPush", value: FriendReplyPush.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "friendRemovedPush": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "friendRemovedPush", value: FriendRemovedPush.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "readReceiptPush": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "readReceiptPush", value: ReadReceiptPush.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "presencePush": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "presencePush", value: PresencePush.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "groupCreateReq": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "groupCreateReq", value: GroupCreateRequest.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "groupCreateResp": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "groupCreateResp", value: GroupCreateResponse.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "groupInviteReq": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "groupInviteReq", value: GroupInviteRequest.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "groupInviteResp": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "groupInviteResp", value: GroupInviteResponse.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "groupLeaveReq": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "groupLeaveReq", value: GroupLeaveRequest.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "groupLeaveResp": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "groupLeaveResp", value: GroupLeaveResponse.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "groupKickReq": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "groupKickReq", value: GroupKickRequest.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "groupKickResp": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "groupKickResp", value: GroupKickResponse.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "groupRenameReq": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "groupRenameReq", value: GroupRenameRequest.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "groupRenameResp": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "groupRenameResp", value: GroupRenameResponse.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "groupSetRoleReq": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "groupSetRoleReq", value: GroupSetRoleRequest.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "groupSetRoleResp": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "groupSetRoleResp", value: GroupSetRoleResponse.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "groupMembersReq": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "groupMembersReq", value: GroupMembersRequest.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "groupMembersResp": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "groupMembersResp", value: GroupMembersResponse.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "groupSendReq": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "groupSendReq", value: GroupSendRequest.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "groupSendResp": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "groupSendResp", value: SendMessageResponse.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "groupListReq": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "groupListReq", value: GroupListRequest.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "groupListResp": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "groupListResp", value: GroupListResponse.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "groupEventPush": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "groupEventPush", value: GroupEventPush.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "movePush": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "movePush", value: MovePush.fromPartial(object.body.value) };
         }
         break;
       }
@@ -858,7 +2376,7 @@ export const NodeAddress: MessageFns<NodeAddress> = {
 };
 
 function createBaseLoginRequest(): LoginRequest {
-  return { uid: "0", token: "" };
+  return { uid: "0", token: "", device: undefined };
 }
 
 export const LoginRequest: MessageFns<LoginRequest> = {
@@ -868,6 +2386,9 @@ export const LoginRequest: MessageFns<LoginRequest> = {
     }
     if (message.token !== "") {
       writer.uint32(18).string(message.token);
+    }
+    if (message.device !== undefined) {
+      writer.uint32(320).int32(message.device);
     }
     return writer;
   },
@@ -901,6 +2422,14 @@ export const LoginRequest: MessageFns<LoginRequest> = {
             message.token = reader.string();
             continue;
           }
+          case 40: {
+            if (tag !== 320) {
+              break;
+            }
+
+            message.device = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -917,6 +2446,7 @@ export const LoginRequest: MessageFns<LoginRequest> = {
     return {
       uid: isSet(object.uid) ? globalThis.String(object.uid) : "0",
       token: isSet(object.token) ? globalThis.String(object.token) : "",
+      device: isSet(object.device) ? deviceKindFromJSON(object.device) : undefined,
     };
   },
 
@@ -928,6 +2458,9 @@ export const LoginRequest: MessageFns<LoginRequest> = {
     if (message.token !== "") {
       obj.token = message.token;
     }
+    if (message.device !== undefined) {
+      obj.device = deviceKindToJSON(message.device);
+    }
     return obj;
   },
 
@@ -938,12 +2471,13 @@ export const LoginRequest: MessageFns<LoginRequest> = {
     const message = createBaseLoginRequest();
     message.uid = object.uid ?? "0";
     message.token = object.token ?? "";
+    message.device = object.device ?? undefined;
     return message;
   },
 };
 
 function createBaseLoginResponse(): LoginResponse {
-  return { uid: "0", nodeId: "", heartbeatIntervalMs: 0, idleTimeoutMs: 0 };
+  return { uid: "0", nodeId: "", heartbeatIntervalMs: 0, idleTimeoutMs: 0, device: undefined };
 }
 
 export const LoginResponse: MessageFns<LoginResponse> = {
@@ -959,6 +2493,9 @@ export const LoginResponse: MessageFns<LoginResponse> = {
     }
     if (message.idleTimeoutMs !== 0) {
       writer.uint32(32).uint32(message.idleTimeoutMs);
+    }
+    if (message.device !== undefined) {
+      writer.uint32(320).int32(message.device);
     }
     return writer;
   },
@@ -1008,6 +2545,14 @@ export const LoginResponse: MessageFns<LoginResponse> = {
             message.idleTimeoutMs = reader.uint32();
             continue;
           }
+          case 40: {
+            if (tag !== 320) {
+              break;
+            }
+
+            message.device = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1038,6 +2583,7 @@ export const LoginResponse: MessageFns<LoginResponse> = {
         : isSet(object.idle_timeout_ms)
         ? globalThis.Number(object.idle_timeout_ms)
         : 0,
+      device: isSet(object.device) ? deviceKindFromJSON(object.device) : undefined,
     };
   },
 
@@ -1055,6 +2601,9 @@ export const LoginResponse: MessageFns<LoginResponse> = {
     if (message.idleTimeoutMs !== 0) {
       obj.idleTimeoutMs = Math.round(message.idleTimeoutMs);
     }
+    if (message.device !== undefined) {
+      obj.device = deviceKindToJSON(message.device);
+    }
     return obj;
   },
 
@@ -1067,6 +2616,7 @@ export const LoginResponse: MessageFns<LoginResponse> = {
     message.nodeId = object.nodeId ?? "";
     message.heartbeatIntervalMs = object.heartbeatIntervalMs ?? 0;
     message.idleTimeoutMs = object.idleTimeoutMs ?? 0;
+    message.device = object.device ?? undefined;
     return message;
   },
 };
@@ -1228,6 +2778,7 @@ function createBaseChatMessage(): ChatMessage {
     kind: 0,
     text: "",
     sentAtMs: "0",
+    file: undefined,
   };
 }
 
@@ -1259,6 +2810,9 @@ export const ChatMessage: MessageFns<ChatMessage> = {
     }
     if (message.sentAtMs !== "0") {
       writer.uint32(72).int64(message.sentAtMs);
+    }
+    if (message.file !== undefined) {
+      FileRef.encode(message.file, writer.uint32(242).fork()).join();
     }
     return writer;
   },
@@ -1348,6 +2902,14 @@ export const ChatMessage: MessageFns<ChatMessage> = {
             message.sentAtMs = reader.int64().toString();
             continue;
           }
+          case 30: {
+            if (tag !== 242) {
+              break;
+            }
+
+            message.file = FileRef.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1387,6 +2949,7 @@ export const ChatMessage: MessageFns<ChatMessage> = {
         : isSet(object.sent_at_ms)
         ? globalThis.String(object.sent_at_ms)
         : "0",
+      file: isSet(object.file) ? FileRef.fromJSON(object.file) : undefined,
     };
   },
 
@@ -1419,6 +2982,9 @@ export const ChatMessage: MessageFns<ChatMessage> = {
     if (message.sentAtMs !== "0") {
       obj.sentAtMs = message.sentAtMs;
     }
+    if (message.file !== undefined) {
+      obj.file = FileRef.toJSON(message.file);
+    }
     return obj;
   },
 
@@ -1436,12 +3002,134 @@ export const ChatMessage: MessageFns<ChatMessage> = {
     message.kind = object.kind ?? 0;
     message.text = object.text ?? "";
     message.sentAtMs = object.sentAtMs ?? "0";
+    message.file = (object.file !== undefined && object.file !== null) ? FileRef.fromPartial(object.file) : undefined;
+    return message;
+  },
+};
+
+function createBaseFileRef(): FileRef {
+  return { id: "0", name: "", size: "0", contentType: "" };
+}
+
+export const FileRef: MessageFns<FileRef> = {
+  encode(message: FileRef, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "0") {
+      writer.uint32(8).uint64(message.id);
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    if (message.size !== "0") {
+      writer.uint32(24).uint64(message.size);
+    }
+    if (message.contentType !== "") {
+      writer.uint32(34).string(message.contentType);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FileRef {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFileRef();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = reader.uint64().toString();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.size = reader.uint64().toString();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.contentType = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FileRef {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "0",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      size: isSet(object.size) ? globalThis.String(object.size) : "0",
+      contentType: isSet(object.contentType)
+        ? globalThis.String(object.contentType)
+        : isSet(object.content_type)
+        ? globalThis.String(object.content_type)
+        : "",
+    };
+  },
+
+  toJSON(message: FileRef): unknown {
+    const obj: any = {};
+    if (message.id !== "0") {
+      obj.id = message.id;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.size !== "0") {
+      obj.size = message.size;
+    }
+    if (message.contentType !== "") {
+      obj.contentType = message.contentType;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<FileRef>): FileRef {
+    return FileRef.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<FileRef>): FileRef {
+    const message = createBaseFileRef();
+    message.id = object.id ?? "0";
+    message.name = object.name ?? "";
+    message.size = object.size ?? "0";
+    message.contentType = object.contentType ?? "";
     return message;
   },
 };
 
 function createBaseSendMessageRequest(): SendMessageRequest {
-  return { toUid: "0", clientMsgId: "", kind: 0, text: "" };
+  return { toUid: "0", clientMsgId: "", kind: 0, text: "", file: undefined };
 }
 
 export const SendMessageRequest: MessageFns<SendMessageRequest> = {
@@ -1457,6 +3145,9 @@ export const SendMessageRequest: MessageFns<SendMessageRequest> = {
     }
     if (message.text !== "") {
       writer.uint32(34).string(message.text);
+    }
+    if (message.file !== undefined) {
+      FileRef.encode(message.file, writer.uint32(242).fork()).join();
     }
     return writer;
   },
@@ -1506,6 +3197,14 @@ export const SendMessageRequest: MessageFns<SendMessageRequest> = {
             message.text = reader.string();
             continue;
           }
+          case 30: {
+            if (tag !== 242) {
+              break;
+            }
+
+            message.file = FileRef.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1532,6 +3231,7 @@ export const SendMessageRequest: MessageFns<SendMessageRequest> = {
         : "",
       kind: isSet(object.kind) ? messageKindFromJSON(object.kind) : 0,
       text: isSet(object.text) ? globalThis.String(object.text) : "",
+      file: isSet(object.file) ? FileRef.fromJSON(object.file) : undefined,
     };
   },
 
@@ -1549,6 +3249,9 @@ export const SendMessageRequest: MessageFns<SendMessageRequest> = {
     if (message.text !== "") {
       obj.text = message.text;
     }
+    if (message.file !== undefined) {
+      obj.file = FileRef.toJSON(message.file);
+    }
     return obj;
   },
 
@@ -1561,6 +3264,7 @@ export const SendMessageRequest: MessageFns<SendMessageRequest> = {
     message.clientMsgId = object.clientMsgId ?? "";
     message.kind = object.kind ?? 0;
     message.text = object.text ?? "";
+    message.file = (object.file !== undefined && object.file !== null) ? FileRef.fromPartial(object.file) : undefined;
     return message;
   },
 };
@@ -2444,6 +4148,3921 @@ export const KickPush: MessageFns<KickPush> = {
     const message = createBaseKickPush();
     message.reason = object.reason ?? 0;
     message.message = object.message ?? "";
+    return message;
+  },
+};
+
+function createBaseGroupInfo(): GroupInfo {
+  return { groupId: "0", convId: "", name: "", owner: "0", memberCount: 0, createdAtMs: "0" };
+}
+
+export const GroupInfo: MessageFns<GroupInfo> = {
+  encode(message: GroupInfo, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.groupId !== "0") {
+      writer.uint32(8).uint64(message.groupId);
+    }
+    if (message.convId !== "") {
+      writer.uint32(18).string(message.convId);
+    }
+    if (message.name !== "") {
+      writer.uint32(26).string(message.name);
+    }
+    if (message.owner !== "0") {
+      writer.uint32(32).uint64(message.owner);
+    }
+    if (message.memberCount !== 0) {
+      writer.uint32(40).uint32(message.memberCount);
+    }
+    if (message.createdAtMs !== "0") {
+      writer.uint32(48).int64(message.createdAtMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupInfo {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupInfo();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.groupId = reader.uint64().toString();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.convId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.owner = reader.uint64().toString();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.memberCount = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.createdAtMs = reader.int64().toString();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GroupInfo {
+    return {
+      groupId: isSet(object.groupId)
+        ? globalThis.String(object.groupId)
+        : isSet(object.group_id)
+        ? globalThis.String(object.group_id)
+        : "0",
+      convId: isSet(object.convId)
+        ? globalThis.String(object.convId)
+        : isSet(object.conv_id)
+        ? globalThis.String(object.conv_id)
+        : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      owner: isSet(object.owner) ? globalThis.String(object.owner) : "0",
+      memberCount: isSet(object.memberCount)
+        ? globalThis.Number(object.memberCount)
+        : isSet(object.member_count)
+        ? globalThis.Number(object.member_count)
+        : 0,
+      createdAtMs: isSet(object.createdAtMs)
+        ? globalThis.String(object.createdAtMs)
+        : isSet(object.created_at_ms)
+        ? globalThis.String(object.created_at_ms)
+        : "0",
+    };
+  },
+
+  toJSON(message: GroupInfo): unknown {
+    const obj: any = {};
+    if (message.groupId !== "0") {
+      obj.groupId = message.groupId;
+    }
+    if (message.convId !== "") {
+      obj.convId = message.convId;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.owner !== "0") {
+      obj.owner = message.owner;
+    }
+    if (message.memberCount !== 0) {
+      obj.memberCount = Math.round(message.memberCount);
+    }
+    if (message.createdAtMs !== "0") {
+      obj.createdAtMs = message.createdAtMs;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GroupInfo>): GroupInfo {
+    return GroupInfo.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GroupInfo>): GroupInfo {
+    const message = createBaseGroupInfo();
+    message.groupId = object.groupId ?? "0";
+    message.convId = object.convId ?? "";
+    message.name = object.name ?? "";
+    message.owner = object.owner ?? "0";
+    message.memberCount = object.memberCount ?? 0;
+    message.createdAtMs = object.createdAtMs ?? "0";
+    return message;
+  },
+};
+
+function createBaseGroupMember(): GroupMember {
+  return { uid: "0", role: 0, joinedAtMs: "0" };
+}
+
+export const GroupMember: MessageFns<GroupMember> = {
+  encode(message: GroupMember, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.uid !== "0") {
+      writer.uint32(8).uint64(message.uid);
+    }
+    if (message.role !== 0) {
+      writer.uint32(16).int32(message.role);
+    }
+    if (message.joinedAtMs !== "0") {
+      writer.uint32(24).int64(message.joinedAtMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupMember {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupMember();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.uid = reader.uint64().toString();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.role = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.joinedAtMs = reader.int64().toString();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GroupMember {
+    return {
+      uid: isSet(object.uid) ? globalThis.String(object.uid) : "0",
+      role: isSet(object.role) ? groupRoleFromJSON(object.role) : 0,
+      joinedAtMs: isSet(object.joinedAtMs)
+        ? globalThis.String(object.joinedAtMs)
+        : isSet(object.joined_at_ms)
+        ? globalThis.String(object.joined_at_ms)
+        : "0",
+    };
+  },
+
+  toJSON(message: GroupMember): unknown {
+    const obj: any = {};
+    if (message.uid !== "0") {
+      obj.uid = message.uid;
+    }
+    if (message.role !== 0) {
+      obj.role = groupRoleToJSON(message.role);
+    }
+    if (message.joinedAtMs !== "0") {
+      obj.joinedAtMs = message.joinedAtMs;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GroupMember>): GroupMember {
+    return GroupMember.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GroupMember>): GroupMember {
+    const message = createBaseGroupMember();
+    message.uid = object.uid ?? "0";
+    message.role = object.role ?? 0;
+    message.joinedAtMs = object.joinedAtMs ?? "0";
+    return message;
+  },
+};
+
+function createBaseGroupCreateRequest(): GroupCreateRequest {
+  return { name: "", memberUids: [] };
+}
+
+export const GroupCreateRequest: MessageFns<GroupCreateRequest> = {
+  encode(message: GroupCreateRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.memberUids.length !== 0) {
+      writer.uint32(18).fork();
+      for (const v of message.memberUids) {
+        writer.uint64(v);
+      }
+      writer.join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupCreateRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupCreateRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag === 16) {
+              message.memberUids.push(reader.uint64().toString());
+
+              continue;
+            }
+
+            if (tag === 18) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.memberUids.push(reader.uint64().toString());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GroupCreateRequest {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      memberUids: globalThis.Array.isArray(object?.memberUids)
+        ? object.memberUids.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.member_uids)
+        ? object.member_uids.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: GroupCreateRequest): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.memberUids?.length) {
+      obj.memberUids = message.memberUids;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GroupCreateRequest>): GroupCreateRequest {
+    return GroupCreateRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GroupCreateRequest>): GroupCreateRequest {
+    const message = createBaseGroupCreateRequest();
+    message.name = object.name ?? "";
+    message.memberUids = object.memberUids?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseGroupCreateResponse(): GroupCreateResponse {
+  return { group: undefined };
+}
+
+export const GroupCreateResponse: MessageFns<GroupCreateResponse> = {
+  encode(message: GroupCreateResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.group !== undefined) {
+      GroupInfo.encode(message.group, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupCreateResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupCreateResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.group = GroupInfo.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GroupCreateResponse {
+    return { group: isSet(object.group) ? GroupInfo.fromJSON(object.group) : undefined };
+  },
+
+  toJSON(message: GroupCreateResponse): unknown {
+    const obj: any = {};
+    if (message.group !== undefined) {
+      obj.group = GroupInfo.toJSON(message.group);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GroupCreateResponse>): GroupCreateResponse {
+    return GroupCreateResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GroupCreateResponse>): GroupCreateResponse {
+    const message = createBaseGroupCreateResponse();
+    message.group = (object.group !== undefined && object.group !== null)
+      ? GroupInfo.fromPartial(object.group)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseGroupInviteRequest(): GroupInviteRequest {
+  return { groupId: "0", uids: [] };
+}
+
+export const GroupInviteRequest: MessageFns<GroupInviteRequest> = {
+  encode(message: GroupInviteRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.groupId !== "0") {
+      writer.uint32(8).uint64(message.groupId);
+    }
+    if (message.uids.length !== 0) {
+      writer.uint32(18).fork();
+      for (const v of message.uids) {
+        writer.uint64(v);
+      }
+      writer.join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupInviteRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupInviteRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.groupId = reader.uint64().toString();
+            continue;
+          }
+          case 2: {
+            if (tag === 16) {
+              message.uids.push(reader.uint64().toString());
+
+              continue;
+            }
+
+            if (tag === 18) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.uids.push(reader.uint64().toString());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GroupInviteRequest {
+    return {
+      groupId: isSet(object.groupId)
+        ? globalThis.String(object.groupId)
+        : isSet(object.group_id)
+        ? globalThis.String(object.group_id)
+        : "0",
+      uids: globalThis.Array.isArray(object?.uids) ? object.uids.map((e: any) => globalThis.String(e)) : [],
+    };
+  },
+
+  toJSON(message: GroupInviteRequest): unknown {
+    const obj: any = {};
+    if (message.groupId !== "0") {
+      obj.groupId = message.groupId;
+    }
+    if (message.uids?.length) {
+      obj.uids = message.uids;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GroupInviteRequest>): GroupInviteRequest {
+    return GroupInviteRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GroupInviteRequest>): GroupInviteRequest {
+    const message = createBaseGroupInviteRequest();
+    message.groupId = object.groupId ?? "0";
+    message.uids = object.uids?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseGroupInviteResponse(): GroupInviteResponse {
+  return { added: [] };
+}
+
+export const GroupInviteResponse: MessageFns<GroupInviteResponse> = {
+  encode(message: GroupInviteResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.added.length !== 0) {
+      writer.uint32(10).fork();
+      for (const v of message.added) {
+        writer.uint64(v);
+      }
+      writer.join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupInviteResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupInviteResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag === 8) {
+              message.added.push(reader.uint64().toString());
+
+              continue;
+            }
+
+            if (tag === 10) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.added.push(reader.uint64().toString());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GroupInviteResponse {
+    return { added: globalThis.Array.isArray(object?.added) ? object.added.map((e: any) => globalThis.String(e)) : [] };
+  },
+
+  toJSON(message: GroupInviteResponse): unknown {
+    const obj: any = {};
+    if (message.added?.length) {
+      obj.added = message.added;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GroupInviteResponse>): GroupInviteResponse {
+    return GroupInviteResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GroupInviteResponse>): GroupInviteResponse {
+    const message = createBaseGroupInviteResponse();
+    message.added = object.added?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseGroupLeaveRequest(): GroupLeaveRequest {
+  return { groupId: "0" };
+}
+
+export const GroupLeaveRequest: MessageFns<GroupLeaveRequest> = {
+  encode(message: GroupLeaveRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.groupId !== "0") {
+      writer.uint32(8).uint64(message.groupId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupLeaveRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupLeaveRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.groupId = reader.uint64().toString();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GroupLeaveRequest {
+    return {
+      groupId: isSet(object.groupId)
+        ? globalThis.String(object.groupId)
+        : isSet(object.group_id)
+        ? globalThis.String(object.group_id)
+        : "0",
+    };
+  },
+
+  toJSON(message: GroupLeaveRequest): unknown {
+    const obj: any = {};
+    if (message.groupId !== "0") {
+      obj.groupId = message.groupId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GroupLeaveRequest>): GroupLeaveRequest {
+    return GroupLeaveRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GroupLeaveRequest>): GroupLeaveRequest {
+    const message = createBaseGroupLeaveRequest();
+    message.groupId = object.groupId ?? "0";
+    return message;
+  },
+};
+
+function createBaseGroupLeaveResponse(): GroupLeaveResponse {
+  return {};
+}
+
+export const GroupLeaveResponse: MessageFns<GroupLeaveResponse> = {
+  encode(_: GroupLeaveResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupLeaveResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupLeaveResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): GroupLeaveResponse {
+    return {};
+  },
+
+  toJSON(_: GroupLeaveResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<GroupLeaveResponse>): GroupLeaveResponse {
+    return GroupLeaveResponse.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<GroupLeaveResponse>): GroupLeaveResponse {
+    const message = createBaseGroupLeaveResponse();
+    return message;
+  },
+};
+
+function createBaseGroupKickRequest(): GroupKickRequest {
+  return { groupId: "0", uid: "0" };
+}
+
+export const GroupKickRequest: MessageFns<GroupKickRequest> = {
+  encode(message: GroupKickRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.groupId !== "0") {
+      writer.uint32(8).uint64(message.groupId);
+    }
+    if (message.uid !== "0") {
+      writer.uint32(16).uint64(message.uid);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupKickRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupKickRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.groupId = reader.uint64().toString();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.uid = reader.uint64().toString();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GroupKickRequest {
+    return {
+      groupId: isSet(object.groupId)
+        ? globalThis.String(object.groupId)
+        : isSet(object.group_id)
+        ? globalThis.String(object.group_id)
+        : "0",
+      uid: isSet(object.uid) ? globalThis.String(object.uid) : "0",
+    };
+  },
+
+  toJSON(message: GroupKickRequest): unknown {
+    const obj: any = {};
+    if (message.groupId !== "0") {
+      obj.groupId = message.groupId;
+    }
+    if (message.uid !== "0") {
+      obj.uid = message.uid;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GroupKickRequest>): GroupKickRequest {
+    return GroupKickRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GroupKickRequest>): GroupKickRequest {
+    const message = createBaseGroupKickRequest();
+    message.groupId = object.groupId ?? "0";
+    message.uid = object.uid ?? "0";
+    return message;
+  },
+};
+
+function createBaseGroupKickResponse(): GroupKickResponse {
+  return {};
+}
+
+export const GroupKickResponse: MessageFns<GroupKickResponse> = {
+  encode(_: GroupKickResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupKickResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupKickResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): GroupKickResponse {
+    return {};
+  },
+
+  toJSON(_: GroupKickResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<GroupKickResponse>): GroupKickResponse {
+    return GroupKickResponse.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<GroupKickResponse>): GroupKickResponse {
+    const message = createBaseGroupKickResponse();
+    return message;
+  },
+};
+
+function createBaseGroupRenameRequest(): GroupRenameRequest {
+  return { groupId: "0", name: "" };
+}
+
+export const GroupRenameRequest: MessageFns<GroupRenameRequest> = {
+  encode(message: GroupRenameRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.groupId !== "0") {
+      writer.uint32(8).uint64(message.groupId);
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupRenameRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupRenameRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.groupId = reader.uint64().toString();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GroupRenameRequest {
+    return {
+      groupId: isSet(object.groupId)
+        ? globalThis.String(object.groupId)
+        : isSet(object.group_id)
+        ? globalThis.String(object.group_id)
+        : "0",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+    };
+  },
+
+  toJSON(message: GroupRenameRequest): unknown {
+    const obj: any = {};
+    if (message.groupId !== "0") {
+      obj.groupId = message.groupId;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GroupRenameRequest>): GroupRenameRequest {
+    return GroupRenameRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GroupRenameRequest>): GroupRenameRequest {
+    const message = createBaseGroupRenameRequest();
+    message.groupId = object.groupId ?? "0";
+    message.name = object.name ?? "";
+    return message;
+  },
+};
+
+function createBaseGroupRenameResponse(): GroupRenameResponse {
+  return { group: undefined };
+}
+
+export const GroupRenameResponse: MessageFns<GroupRenameResponse> = {
+  encode(message: GroupRenameResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.group !== undefined) {
+      GroupInfo.encode(message.group, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupRenameResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupRenameResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.group = GroupInfo.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GroupRenameResponse {
+    return { group: isSet(object.group) ? GroupInfo.fromJSON(object.group) : undefined };
+  },
+
+  toJSON(message: GroupRenameResponse): unknown {
+    const obj: any = {};
+    if (message.group !== undefined) {
+      obj.group = GroupInfo.toJSON(message.group);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GroupRenameResponse>): GroupRenameResponse {
+    return GroupRenameResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GroupRenameResponse>): GroupRenameResponse {
+    const message = createBaseGroupRenameResponse();
+    message.group = (object.group !== undefined && object.group !== null)
+      ? GroupInfo.fromPartial(object.group)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseGroupSetRoleRequest(): GroupSetRoleRequest {
+  return { groupId: "0", uid: "0", role: 0 };
+}
+
+export const GroupSetRoleRequest: MessageFns<GroupSetRoleRequest> = {
+  encode(message: GroupSetRoleRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.groupId !== "0") {
+      writer.uint32(8).uint64(message.groupId);
+    }
+    if (message.uid !== "0") {
+      writer.uint32(16).uint64(message.uid);
+    }
+    if (message.role !== 0) {
+      writer.uint32(24).int32(message.role);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupSetRoleRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupSetRoleRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.groupId = reader.uint64().toString();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.uid = reader.uint64().toString();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.role = reader.int32() as any;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GroupSetRoleRequest {
+    return {
+      groupId: isSet(object.groupId)
+        ? globalThis.String(object.groupId)
+        : isSet(object.group_id)
+        ? globalThis.String(object.group_id)
+        : "0",
+      uid: isSet(object.uid) ? globalThis.String(object.uid) : "0",
+      role: isSet(object.role) ? groupRoleFromJSON(object.role) : 0,
+    };
+  },
+
+  toJSON(message: GroupSetRoleRequest): unknown {
+    const obj: any = {};
+    if (message.groupId !== "0") {
+      obj.groupId = message.groupId;
+    }
+    if (message.uid !== "0") {
+      obj.uid = message.uid;
+    }
+    if (message.role !== 0) {
+      obj.role = groupRoleToJSON(message.role);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GroupSetRoleRequest>): GroupSetRoleRequest {
+    return GroupSetRoleRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GroupSetRoleRequest>): GroupSetRoleRequest {
+    const message = createBaseGroupSetRoleRequest();
+    message.groupId = object.groupId ?? "0";
+    message.uid = object.uid ?? "0";
+    message.role = object.role ?? 0;
+    return message;
+  },
+};
+
+function createBaseGroupSetRoleResponse(): GroupSetRoleResponse {
+  return {};
+}
+
+export const GroupSetRoleResponse: MessageFns<GroupSetRoleResponse> = {
+  encode(_: GroupSetRoleResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupSetRoleResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupSetRoleResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): GroupSetRoleResponse {
+    return {};
+  },
+
+  toJSON(_: GroupSetRoleResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<GroupSetRoleResponse>): GroupSetRoleResponse {
+    return GroupSetRoleResponse.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<GroupSetRoleResponse>): GroupSetRoleResponse {
+    const message = createBaseGroupSetRoleResponse();
+    return message;
+  },
+};
+
+function createBaseGroupMembersRequest(): GroupMembersRequest {
+  return { groupId: "0", afterUid: "0", limit: 0 };
+}
+
+export const GroupMembersRequest: MessageFns<GroupMembersRequest> = {
+  encode(message: GroupMembersRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.groupId !== "0") {
+      writer.uint32(8).uint64(message.groupId);
+    }
+    if (message.afterUid !== "0") {
+      writer.uint32(16).uint64(message.afterUid);
+    }
+    if (message.limit !== 0) {
+      writer.uint32(24).uint32(message.limit);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupMembersRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupMembersRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.groupId = reader.uint64().toString();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.afterUid = reader.uint64().toString();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.limit = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GroupMembersRequest {
+    return {
+      groupId: isSet(object.groupId)
+        ? globalThis.String(object.groupId)
+        : isSet(object.group_id)
+        ? globalThis.String(object.group_id)
+        : "0",
+      afterUid: isSet(object.afterUid)
+        ? globalThis.String(object.afterUid)
+        : isSet(object.after_uid)
+        ? globalThis.String(object.after_uid)
+        : "0",
+      limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
+    };
+  },
+
+  toJSON(message: GroupMembersRequest): unknown {
+    const obj: any = {};
+    if (message.groupId !== "0") {
+      obj.groupId = message.groupId;
+    }
+    if (message.afterUid !== "0") {
+      obj.afterUid = message.afterUid;
+    }
+    if (message.limit !== 0) {
+      obj.limit = Math.round(message.limit);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GroupMembersRequest>): GroupMembersRequest {
+    return GroupMembersRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GroupMembersRequest>): GroupMembersRequest {
+    const message = createBaseGroupMembersRequest();
+    message.groupId = object.groupId ?? "0";
+    message.afterUid = object.afterUid ?? "0";
+    message.limit = object.limit ?? 0;
+    return message;
+  },
+};
+
+function createBaseGroupMembersResponse(): GroupMembersResponse {
+  return { group: undefined, members: [], more: false };
+}
+
+export const GroupMembersResponse: MessageFns<GroupMembersResponse> = {
+  encode(message: GroupMembersResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.group !== undefined) {
+      GroupInfo.encode(message.group, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.members) {
+      GroupMember.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.more !== false) {
+      writer.uint32(24).bool(message.more);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupMembersResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupMembersResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.group = GroupInfo.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.members.push(GroupMember.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.more = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GroupMembersResponse {
+    return {
+      group: isSet(object.group) ? GroupInfo.fromJSON(object.group) : undefined,
+      members: globalThis.Array.isArray(object?.members) ? object.members.map((e: any) => GroupMember.fromJSON(e)) : [],
+      more: isSet(object.more) ? globalThis.Boolean(object.more) : false,
+    };
+  },
+
+  toJSON(message: GroupMembersResponse): unknown {
+    const obj: any = {};
+    if (message.group !== undefined) {
+      obj.group = GroupInfo.toJSON(message.group);
+    }
+    if (message.members?.length) {
+      obj.members = message.members.map((e) => GroupMember.toJSON(e));
+    }
+    if (message.more !== false) {
+      obj.more = message.more;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GroupMembersResponse>): GroupMembersResponse {
+    return GroupMembersResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GroupMembersResponse>): GroupMembersResponse {
+    const message = createBaseGroupMembersResponse();
+    message.group = (object.group !== undefined && object.group !== null)
+      ? GroupInfo.fromPartial(object.group)
+      : undefined;
+    message.members = object.members?.map((e) => GroupMember.fromPartial(e)) || [];
+    message.more = object.more ?? false;
+    return message;
+  },
+};
+
+function createBaseGroupSendRequest(): GroupSendRequest {
+  return { groupId: "0", clientMsgId: "", kind: 0, text: "" };
+}
+
+export const GroupSendRequest: MessageFns<GroupSendRequest> = {
+  encode(message: GroupSendRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.groupId !== "0") {
+      writer.uint32(8).uint64(message.groupId);
+    }
+    if (message.clientMsgId !== "") {
+      writer.uint32(18).string(message.clientMsgId);
+    }
+    if (message.kind !== 0) {
+      writer.uint32(24).int32(message.kind);
+    }
+    if (message.text !== "") {
+      writer.uint32(34).string(message.text);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupSendRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupSendRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.groupId = reader.uint64().toString();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.clientMsgId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.kind = reader.int32() as any;
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.text = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GroupSendRequest {
+    return {
+      groupId: isSet(object.groupId)
+        ? globalThis.String(object.groupId)
+        : isSet(object.group_id)
+        ? globalThis.String(object.group_id)
+        : "0",
+      clientMsgId: isSet(object.clientMsgId)
+        ? globalThis.String(object.clientMsgId)
+        : isSet(object.client_msg_id)
+        ? globalThis.String(object.client_msg_id)
+        : "",
+      kind: isSet(object.kind) ? messageKindFromJSON(object.kind) : 0,
+      text: isSet(object.text) ? globalThis.String(object.text) : "",
+    };
+  },
+
+  toJSON(message: GroupSendRequest): unknown {
+    const obj: any = {};
+    if (message.groupId !== "0") {
+      obj.groupId = message.groupId;
+    }
+    if (message.clientMsgId !== "") {
+      obj.clientMsgId = message.clientMsgId;
+    }
+    if (message.kind !== 0) {
+      obj.kind = messageKindToJSON(message.kind);
+    }
+    if (message.text !== "") {
+      obj.text = message.text;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GroupSendRequest>): GroupSendRequest {
+    return GroupSendRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GroupSendRequest>): GroupSendRequest {
+    const message = createBaseGroupSendRequest();
+    message.groupId = object.groupId ?? "0";
+    message.clientMsgId = object.clientMsgId ?? "";
+    message.kind = object.kind ?? 0;
+    message.text = object.text ?? "";
+    return message;
+  },
+};
+
+function createBaseGroupListRequest(): GroupListRequest {
+  return {};
+}
+
+export const GroupListRequest: MessageFns<GroupListRequest> = {
+  encode(_: GroupListRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupListRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupListRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): GroupListRequest {
+    return {};
+  },
+
+  toJSON(_: GroupListRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<GroupListRequest>): GroupListRequest {
+    return GroupListRequest.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<GroupListRequest>): GroupListRequest {
+    const message = createBaseGroupListRequest();
+    return message;
+  },
+};
+
+function createBaseGroupListResponse(): GroupListResponse {
+  return { groups: [] };
+}
+
+export const GroupListResponse: MessageFns<GroupListResponse> = {
+  encode(message: GroupListResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.groups) {
+      GroupInfo.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupListResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupListResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.groups.push(GroupInfo.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GroupListResponse {
+    return {
+      groups: globalThis.Array.isArray(object?.groups) ? object.groups.map((e: any) => GroupInfo.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: GroupListResponse): unknown {
+    const obj: any = {};
+    if (message.groups?.length) {
+      obj.groups = message.groups.map((e) => GroupInfo.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GroupListResponse>): GroupListResponse {
+    return GroupListResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GroupListResponse>): GroupListResponse {
+    const message = createBaseGroupListResponse();
+    message.groups = object.groups?.map((e) => GroupInfo.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseGroupEventPush(): GroupEventPush {
+  return { kind: 0, group: undefined, actor: "0", uids: [], role: 0 };
+}
+
+export const GroupEventPush: MessageFns<GroupEventPush> = {
+  encode(message: GroupEventPush, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.kind !== 0) {
+      writer.uint32(8).int32(message.kind);
+    }
+    if (message.group !== undefined) {
+      GroupInfo.encode(message.group, writer.uint32(18).fork()).join();
+    }
+    if (message.actor !== "0") {
+      writer.uint32(24).uint64(message.actor);
+    }
+    if (message.uids.length !== 0) {
+      writer.uint32(34).fork();
+      for (const v of message.uids) {
+        writer.uint64(v);
+      }
+      writer.join();
+    }
+    if (message.role !== 0) {
+      writer.uint32(40).int32(message.role);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupEventPush {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupEventPush();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.kind = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.group = GroupInfo.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.actor = reader.uint64().toString();
+            continue;
+          }
+          case 4: {
+            if (tag === 32) {
+              message.uids.push(reader.uint64().toString());
+
+              continue;
+            }
+
+            if (tag === 34) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.uids.push(reader.uint64().toString());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.role = reader.int32() as any;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GroupEventPush {
+    return {
+      kind: isSet(object.kind) ? groupEventKindFromJSON(object.kind) : 0,
+      group: isSet(object.group) ? GroupInfo.fromJSON(object.group) : undefined,
+      actor: isSet(object.actor) ? globalThis.String(object.actor) : "0",
+      uids: globalThis.Array.isArray(object?.uids) ? object.uids.map((e: any) => globalThis.String(e)) : [],
+      role: isSet(object.role) ? groupRoleFromJSON(object.role) : 0,
+    };
+  },
+
+  toJSON(message: GroupEventPush): unknown {
+    const obj: any = {};
+    if (message.kind !== 0) {
+      obj.kind = groupEventKindToJSON(message.kind);
+    }
+    if (message.group !== undefined) {
+      obj.group = GroupInfo.toJSON(message.group);
+    }
+    if (message.actor !== "0") {
+      obj.actor = message.actor;
+    }
+    if (message.uids?.length) {
+      obj.uids = message.uids;
+    }
+    if (message.role !== 0) {
+      obj.role = groupRoleToJSON(message.role);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GroupEventPush>): GroupEventPush {
+    return GroupEventPush.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GroupEventPush>): GroupEventPush {
+    const message = createBaseGroupEventPush();
+    message.kind = object.kind ?? 0;
+    message.group = (object.group !== undefined && object.group !== null)
+      ? GroupInfo.fromPartial(object.group)
+      : undefined;
+    message.actor = object.actor ?? "0";
+    message.uids = object.uids?.map((e) => e) || [];
+    message.role = object.role ?? 0;
+    return message;
+  },
+};
+
+function createBaseUserInfo(): UserInfo {
+  return { uid: "0", name: "" };
+}
+
+export const UserInfo: MessageFns<UserInfo> = {
+  encode(message: UserInfo, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.uid !== "0") {
+      writer.uint32(8).uint64(message.uid);
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UserInfo {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUserInfo();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.uid = reader.uint64().toString();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UserInfo {
+    return {
+      uid: isSet(object.uid) ? globalThis.String(object.uid) : "0",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+    };
+  },
+
+  toJSON(message: UserInfo): unknown {
+    const obj: any = {};
+    if (message.uid !== "0") {
+      obj.uid = message.uid;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<UserInfo>): UserInfo {
+    return UserInfo.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<UserInfo>): UserInfo {
+    const message = createBaseUserInfo();
+    message.uid = object.uid ?? "0";
+    message.name = object.name ?? "";
+    return message;
+  },
+};
+
+function createBaseSearchUsersRequest(): SearchUsersRequest {
+  return { query: "", limit: 0 };
+}
+
+export const SearchUsersRequest: MessageFns<SearchUsersRequest> = {
+  encode(message: SearchUsersRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.query !== "") {
+      writer.uint32(10).string(message.query);
+    }
+    if (message.limit !== 0) {
+      writer.uint32(16).uint32(message.limit);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SearchUsersRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSearchUsersRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.query = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.limit = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SearchUsersRequest {
+    return {
+      query: isSet(object.query) ? globalThis.String(object.query) : "",
+      limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
+    };
+  },
+
+  toJSON(message: SearchUsersRequest): unknown {
+    const obj: any = {};
+    if (message.query !== "") {
+      obj.query = message.query;
+    }
+    if (message.limit !== 0) {
+      obj.limit = Math.round(message.limit);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SearchUsersRequest>): SearchUsersRequest {
+    return SearchUsersRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SearchUsersRequest>): SearchUsersRequest {
+    const message = createBaseSearchUsersRequest();
+    message.query = object.query ?? "";
+    message.limit = object.limit ?? 0;
+    return message;
+  },
+};
+
+function createBaseSearchUsersResponse(): SearchUsersResponse {
+  return { users: [] };
+}
+
+export const SearchUsersResponse: MessageFns<SearchUsersResponse> = {
+  encode(message: SearchUsersResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.users) {
+      UserInfo.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SearchUsersResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSearchUsersResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.users.push(UserInfo.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SearchUsersResponse {
+    return { users: globalThis.Array.isArray(object?.users) ? object.users.map((e: any) => UserInfo.fromJSON(e)) : [] };
+  },
+
+  toJSON(message: SearchUsersResponse): unknown {
+    const obj: any = {};
+    if (message.users?.length) {
+      obj.users = message.users.map((e) => UserInfo.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SearchUsersResponse>): SearchUsersResponse {
+    return SearchUsersResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SearchUsersResponse>): SearchUsersResponse {
+    const message = createBaseSearchUsersResponse();
+    message.users = object.users?.map((e) => UserInfo.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseFriendApplication(): FriendApplication {
+  return { from: undefined, toUid: "0", message: "", createdAtMs: "0" };
+}
+
+export const FriendApplication: MessageFns<FriendApplication> = {
+  encode(message: FriendApplication, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.from !== undefined) {
+      UserInfo.encode(message.from, writer.uint32(10).fork()).join();
+    }
+    if (message.toUid !== "0") {
+      writer.uint32(16).uint64(message.toUid);
+    }
+    if (message.message !== "") {
+      writer.uint32(26).string(message.message);
+    }
+    if (message.createdAtMs !== "0") {
+      writer.uint32(32).int64(message.createdAtMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FriendApplication {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFriendApplication();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.from = UserInfo.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.toUid = reader.uint64().toString();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.createdAtMs = reader.int64().toString();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FriendApplication {
+    return {
+      from: isSet(object.from) ? UserInfo.fromJSON(object.from) : undefined,
+      toUid: isSet(object.toUid)
+        ? globalThis.String(object.toUid)
+        : isSet(object.to_uid)
+        ? globalThis.String(object.to_uid)
+        : "0",
+      message: isSet(object.message) ? globalThis.String(object.message) : "",
+      createdAtMs: isSet(object.createdAtMs)
+        ? globalThis.String(object.createdAtMs)
+        : isSet(object.created_at_ms)
+        ? globalThis.String(object.created_at_ms)
+        : "0",
+    };
+  },
+
+  toJSON(message: FriendApplication): unknown {
+    const obj: any = {};
+    if (message.from !== undefined) {
+      obj.from = UserInfo.toJSON(message.from);
+    }
+    if (message.toUid !== "0") {
+      obj.toUid = message.toUid;
+    }
+    if (message.message !== "") {
+      obj.message = message.message;
+    }
+    if (message.createdAtMs !== "0") {
+      obj.createdAtMs = message.createdAtMs;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<FriendApplication>): FriendApplication {
+    return FriendApplication.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<FriendApplication>): FriendApplication {
+    const message = createBaseFriendApplication();
+    message.from = (object.from !== undefined && object.from !== null) ? UserInfo.fromPartial(object.from) : undefined;
+    message.toUid = object.toUid ?? "0";
+    message.message = object.message ?? "";
+    message.createdAtMs = object.createdAtMs ?? "0";
+    return message;
+  },
+};
+
+function createBaseFriendApplyRequest(): FriendApplyRequest {
+  return { toUid: "0", message: "" };
+}
+
+export const FriendApplyRequest: MessageFns<FriendApplyRequest> = {
+  encode(message: FriendApplyRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.toUid !== "0") {
+      writer.uint32(8).uint64(message.toUid);
+    }
+    if (message.message !== "") {
+      writer.uint32(18).string(message.message);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FriendApplyRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFriendApplyRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.toUid = reader.uint64().toString();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FriendApplyRequest {
+    return {
+      toUid: isSet(object.toUid)
+        ? globalThis.String(object.toUid)
+        : isSet(object.to_uid)
+        ? globalThis.String(object.to_uid)
+        : "0",
+      message: isSet(object.message) ? globalThis.String(object.message) : "",
+    };
+  },
+
+  toJSON(message: FriendApplyRequest): unknown {
+    const obj: any = {};
+    if (message.toUid !== "0") {
+      obj.toUid = message.toUid;
+    }
+    if (message.message !== "") {
+      obj.message = message.message;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<FriendApplyRequest>): FriendApplyRequest {
+    return FriendApplyRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<FriendApplyRequest>): FriendApplyRequest {
+    const message = createBaseFriendApplyRequest();
+    message.toUid = object.toUid ?? "0";
+    message.message = object.message ?? "";
+    return message;
+  },
+};
+
+function createBaseFriendApplyResponse(): FriendApplyResponse {
+  return {};
+}
+
+export const FriendApplyResponse: MessageFns<FriendApplyResponse> = {
+  encode(_: FriendApplyResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FriendApplyResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFriendApplyResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): FriendApplyResponse {
+    return {};
+  },
+
+  toJSON(_: FriendApplyResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<FriendApplyResponse>): FriendApplyResponse {
+    return FriendApplyResponse.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<FriendApplyResponse>): FriendApplyResponse {
+    const message = createBaseFriendApplyResponse();
+    return message;
+  },
+};
+
+function createBaseFriendReplyRequest(): FriendReplyRequest {
+  return { fromUid: "0", accept: false };
+}
+
+export const FriendReplyRequest: MessageFns<FriendReplyRequest> = {
+  encode(message: FriendReplyRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.fromUid !== "0") {
+      writer.uint32(8).uint64(message.fromUid);
+    }
+    if (message.accept !== false) {
+      writer.uint32(16).bool(message.accept);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FriendReplyRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFriendReplyRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.fromUid = reader.uint64().toString();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.accept = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FriendReplyRequest {
+    return {
+      fromUid: isSet(object.fromUid)
+        ? globalThis.String(object.fromUid)
+        : isSet(object.from_uid)
+        ? globalThis.String(object.from_uid)
+        : "0",
+      accept: isSet(object.accept) ? globalThis.Boolean(object.accept) : false,
+    };
+  },
+
+  toJSON(message: FriendReplyRequest): unknown {
+    const obj: any = {};
+    if (message.fromUid !== "0") {
+      obj.fromUid = message.fromUid;
+    }
+    if (message.accept !== false) {
+      obj.accept = message.accept;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<FriendReplyRequest>): FriendReplyRequest {
+    return FriendReplyRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<FriendReplyRequest>): FriendReplyRequest {
+    const message = createBaseFriendReplyRequest();
+    message.fromUid = object.fromUid ?? "0";
+    message.accept = object.accept ?? false;
+    return message;
+  },
+};
+
+function createBaseFriendReplyResponse(): FriendReplyResponse {
+  return {};
+}
+
+export const FriendReplyResponse: MessageFns<FriendReplyResponse> = {
+  encode(_: FriendReplyResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FriendReplyResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFriendReplyResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): FriendReplyResponse {
+    return {};
+  },
+
+  toJSON(_: FriendReplyResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<FriendReplyResponse>): FriendReplyResponse {
+    return FriendReplyResponse.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<FriendReplyResponse>): FriendReplyResponse {
+    const message = createBaseFriendReplyResponse();
+    return message;
+  },
+};
+
+function createBaseFriendListRequest(): FriendListRequest {
+  return {};
+}
+
+export const FriendListRequest: MessageFns<FriendListRequest> = {
+  encode(_: FriendListRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FriendListRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFriendListRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): FriendListRequest {
+    return {};
+  },
+
+  toJSON(_: FriendListRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<FriendListRequest>): FriendListRequest {
+    return FriendListRequest.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<FriendListRequest>): FriendListRequest {
+    const message = createBaseFriendListRequest();
+    return message;
+  },
+};
+
+function createBaseFriend(): Friend {
+  return { user: undefined, sinceMs: "0", online: false };
+}
+
+export const Friend: MessageFns<Friend> = {
+  encode(message: Friend, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.user !== undefined) {
+      UserInfo.encode(message.user, writer.uint32(10).fork()).join();
+    }
+    if (message.sinceMs !== "0") {
+      writer.uint32(16).int64(message.sinceMs);
+    }
+    if (message.online !== false) {
+      writer.uint32(24).bool(message.online);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Friend {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFriend();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.user = UserInfo.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.sinceMs = reader.int64().toString();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.online = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Friend {
+    return {
+      user: isSet(object.user) ? UserInfo.fromJSON(object.user) : undefined,
+      sinceMs: isSet(object.sinceMs)
+        ? globalThis.String(object.sinceMs)
+        : isSet(object.since_ms)
+        ? globalThis.String(object.since_ms)
+        : "0",
+      online: isSet(object.online) ? globalThis.Boolean(object.online) : false,
+    };
+  },
+
+  toJSON(message: Friend): unknown {
+    const obj: any = {};
+    if (message.user !== undefined) {
+      obj.user = UserInfo.toJSON(message.user);
+    }
+    if (message.sinceMs !== "0") {
+      obj.sinceMs = message.sinceMs;
+    }
+    if (message.online !== false) {
+      obj.online = message.online;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Friend>): Friend {
+    return Friend.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Friend>): Friend {
+    const message = createBaseFriend();
+    message.user = (object.user !== undefined && object.user !== null) ? UserInfo.fromPartial(object.user) : undefined;
+    message.sinceMs = object.sinceMs ?? "0";
+    message.online = object.online ?? false;
+    return message;
+  },
+};
+
+function createBaseFriendListResponse(): FriendListResponse {
+  return { friends: [] };
+}
+
+export const FriendListResponse: MessageFns<FriendListResponse> = {
+  encode(message: FriendListResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.friends) {
+      Friend.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FriendListResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFriendListResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.friends.push(Friend.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FriendListResponse {
+    return {
+      friends: globalThis.Array.isArray(object?.friends) ? object.friends.map((e: any) => Friend.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: FriendListResponse): unknown {
+    const obj: any = {};
+    if (message.friends?.length) {
+      obj.friends = message.friends.map((e) => Friend.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<FriendListResponse>): FriendListResponse {
+    return FriendListResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<FriendListResponse>): FriendListResponse {
+    const message = createBaseFriendListResponse();
+    message.friends = object.friends?.map((e) => Friend.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseFriendRemoveRequest(): FriendRemoveRequest {
+  return { uid: "0" };
+}
+
+export const FriendRemoveRequest: MessageFns<FriendRemoveRequest> = {
+  encode(message: FriendRemoveRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.uid !== "0") {
+      writer.uint32(8).uint64(message.uid);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FriendRemoveRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFriendRemoveRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.uid = reader.uint64().toString();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FriendRemoveRequest {
+    return { uid: isSet(object.uid) ? globalThis.String(object.uid) : "0" };
+  },
+
+  toJSON(message: FriendRemoveRequest): unknown {
+    const obj: any = {};
+    if (message.uid !== "0") {
+      obj.uid = message.uid;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<FriendRemoveRequest>): FriendRemoveRequest {
+    return FriendRemoveRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<FriendRemoveRequest>): FriendRemoveRequest {
+    const message = createBaseFriendRemoveRequest();
+    message.uid = object.uid ?? "0";
+    return message;
+  },
+};
+
+function createBaseFriendRemoveResponse(): FriendRemoveResponse {
+  return {};
+}
+
+export const FriendRemoveResponse: MessageFns<FriendRemoveResponse> = {
+  encode(_: FriendRemoveResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FriendRemoveResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFriendRemoveResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): FriendRemoveResponse {
+    return {};
+  },
+
+  toJSON(_: FriendRemoveResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<FriendRemoveResponse>): FriendRemoveResponse {
+    return FriendRemoveResponse.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<FriendRemoveResponse>): FriendRemoveResponse {
+    const message = createBaseFriendRemoveResponse();
+    return message;
+  },
+};
+
+function createBaseFriendApplicationsRequest(): FriendApplicationsRequest {
+  return {};
+}
+
+export const FriendApplicationsRequest: MessageFns<FriendApplicationsRequest> = {
+  encode(_: FriendApplicationsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FriendApplicationsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFriendApplicationsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): FriendApplicationsRequest {
+    return {};
+  },
+
+  toJSON(_: FriendApplicationsRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<FriendApplicationsRequest>): FriendApplicationsRequest {
+    return FriendApplicationsRequest.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<FriendApplicationsRequest>): FriendApplicationsRequest {
+    const message = createBaseFriendApplicationsRequest();
+    return message;
+  },
+};
+
+function createBaseFriendApplicationsResponse(): FriendApplicationsResponse {
+  return { applications: [] };
+}
+
+export const FriendApplicationsResponse: MessageFns<FriendApplicationsResponse> = {
+  encode(message: FriendApplicationsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.applications) {
+      FriendApplication.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FriendApplicationsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFriendApplicationsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.applications.push(FriendApplication.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FriendApplicationsResponse {
+    return {
+      applications: globalThis.Array.isArray(object?.applications)
+        ? object.applications.map((e: any) => FriendApplication.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: FriendApplicationsResponse): unknown {
+    const obj: any = {};
+    if (message.applications?.length) {
+      obj.applications = message.applications.map((e) => FriendApplication.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<FriendApplicationsResponse>): FriendApplicationsResponse {
+    return FriendApplicationsResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<FriendApplicationsResponse>): FriendApplicationsResponse {
+    const message = createBaseFriendApplicationsResponse();
+    message.applications = object.applications?.map((e) => FriendApplication.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseConversationListRequest(): ConversationListRequest {
+  return { limit: 0 };
+}
+
+export const ConversationListRequest: MessageFns<ConversationListRequest> = {
+  encode(message: ConversationListRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.limit !== 0) {
+      writer.uint32(8).uint32(message.limit);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ConversationListRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseConversationListRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.limit = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ConversationListRequest {
+    return { limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0 };
+  },
+
+  toJSON(message: ConversationListRequest): unknown {
+    const obj: any = {};
+    if (message.limit !== 0) {
+      obj.limit = Math.round(message.limit);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ConversationListRequest>): ConversationListRequest {
+    return ConversationListRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ConversationListRequest>): ConversationListRequest {
+    const message = createBaseConversationListRequest();
+    message.limit = object.limit ?? 0;
+    return message;
+  },
+};
+
+function createBaseConversationSummary(): ConversationSummary {
+  return { convId: "", peerUid: "0", lastMessage: undefined, lastSeq: 0, readSeq: 0, unread: 0, peerReadSeq: 0 };
+}
+
+export const ConversationSummary: MessageFns<ConversationSummary> = {
+  encode(message: ConversationSummary, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.convId !== "") {
+      writer.uint32(10).string(message.convId);
+    }
+    if (message.peerUid !== "0") {
+      writer.uint32(16).uint64(message.peerUid);
+    }
+    if (message.lastMessage !== undefined) {
+      ChatMessage.encode(message.lastMessage, writer.uint32(26).fork()).join();
+    }
+    if (message.lastSeq !== 0) {
+      writer.uint32(32).uint32(message.lastSeq);
+    }
+    if (message.readSeq !== 0) {
+      writer.uint32(40).uint32(message.readSeq);
+    }
+    if (message.unread !== 0) {
+      writer.uint32(48).uint32(message.unread);
+    }
+    if (message.peerReadSeq !== 0) {
+      writer.uint32(56).uint32(message.peerReadSeq);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ConversationSummary {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseConversationSummary();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.convId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.peerUid = reader.uint64().toString();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.lastMessage = ChatMessage.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.lastSeq = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.readSeq = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.unread = reader.uint32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.peerReadSeq = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ConversationSummary {
+    return {
+      convId: isSet(object.convId)
+        ? globalThis.String(object.convId)
+        : isSet(object.conv_id)
+        ? globalThis.String(object.conv_id)
+        : "",
+      peerUid: isSet(object.peerUid)
+        ? globalThis.String(object.peerUid)
+        : isSet(object.peer_uid)
+        ? globalThis.String(object.peer_uid)
+        : "0",
+      lastMessage: isSet(object.lastMessage)
+        ? ChatMessage.fromJSON(object.lastMessage)
+        : isSet(object.last_message)
+        ? ChatMessage.fromJSON(object.last_message)
+        : undefined,
+      lastSeq: isSet(object.lastSeq)
+        ? globalThis.Number(object.lastSeq)
+        : isSet(object.last_seq)
+        ? globalThis.Number(object.last_seq)
+        : 0,
+      readSeq: isSet(object.readSeq)
+        ? globalThis.Number(object.readSeq)
+        : isSet(object.read_seq)
+        ? globalThis.Number(object.read_seq)
+        : 0,
+      unread: isSet(object.unread) ? globalThis.Number(object.unread) : 0,
+      peerReadSeq: isSet(object.peerReadSeq)
+        ? globalThis.Number(object.peerReadSeq)
+        : isSet(object.peer_read_seq)
+        ? globalThis.Number(object.peer_read_seq)
+        : 0,
+    };
+  },
+
+  toJSON(message: ConversationSummary): unknown {
+    const obj: any = {};
+    if (message.convId !== "") {
+      obj.convId = message.convId;
+    }
+    if (message.peerUid !== "0") {
+      obj.peerUid = message.peerUid;
+    }
+    if (message.lastMessage !== undefined) {
+      obj.lastMessage = ChatMessage.toJSON(message.lastMessage);
+    }
+    if (message.lastSeq !== 0) {
+      obj.lastSeq = Math.round(message.lastSeq);
+    }
+    if (message.readSeq !== 0) {
+      obj.readSeq = Math.round(message.readSeq);
+    }
+    if (message.unread !== 0) {
+      obj.unread = Math.round(message.unread);
+    }
+    if (message.peerReadSeq !== 0) {
+      obj.peerReadSeq = Math.round(message.peerReadSeq);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ConversationSummary>): ConversationSummary {
+    return ConversationSummary.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ConversationSummary>): ConversationSummary {
+    const message = createBaseConversationSummary();
+    message.convId = object.convId ?? "";
+    message.peerUid = object.peerUid ?? "0";
+    message.lastMessage = (object.lastMessage !== undefined && object.lastMessage !== null)
+      ? ChatMessage.fromPartial(object.lastMessage)
+      : undefined;
+    message.lastSeq = object.lastSeq ?? 0;
+    message.readSeq = object.readSeq ?? 0;
+    message.unread = object.unread ?? 0;
+    message.peerReadSeq = object.peerReadSeq ?? 0;
+    return message;
+  },
+};
+
+function createBaseConversationListResponse(): ConversationListResponse {
+  return { conversations: [] };
+}
+
+export const ConversationListResponse: MessageFns<ConversationListResponse> = {
+  encode(message: ConversationListResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.conversations) {
+      ConversationSummary.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ConversationListResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseConversationListResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.conversations.push(ConversationSummary.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ConversationListResponse {
+    return {
+      conversations: globalThis.Array.isArray(object?.conversations)
+        ? object.conversations.map((e: any) => ConversationSummary.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ConversationListResponse): unknown {
+    const obj: any = {};
+    if (message.conversations?.length) {
+      obj.conversations = message.conversations.map((e) => ConversationSummary.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ConversationListResponse>): ConversationListResponse {
+    return ConversationListResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ConversationListResponse>): ConversationListResponse {
+    const message = createBaseConversationListResponse();
+    message.conversations = object.conversations?.map((e) => ConversationSummary.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseMarkReadRequest(): MarkReadRequest {
+  return { convId: "", seq: 0 };
+}
+
+export const MarkReadRequest: MessageFns<MarkReadRequest> = {
+  encode(message: MarkReadRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.convId !== "") {
+      writer.uint32(10).string(message.convId);
+    }
+    if (message.seq !== 0) {
+      writer.uint32(16).uint32(message.seq);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MarkReadRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMarkReadRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.convId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.seq = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): MarkReadRequest {
+    return {
+      convId: isSet(object.convId)
+        ? globalThis.String(object.convId)
+        : isSet(object.conv_id)
+        ? globalThis.String(object.conv_id)
+        : "",
+      seq: isSet(object.seq) ? globalThis.Number(object.seq) : 0,
+    };
+  },
+
+  toJSON(message: MarkReadRequest): unknown {
+    const obj: any = {};
+    if (message.convId !== "") {
+      obj.convId = message.convId;
+    }
+    if (message.seq !== 0) {
+      obj.seq = Math.round(message.seq);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<MarkReadRequest>): MarkReadRequest {
+    return MarkReadRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<MarkReadRequest>): MarkReadRequest {
+    const message = createBaseMarkReadRequest();
+    message.convId = object.convId ?? "";
+    message.seq = object.seq ?? 0;
+    return message;
+  },
+};
+
+function createBaseMarkReadResponse(): MarkReadResponse {
+  return { readSeq: 0 };
+}
+
+export const MarkReadResponse: MessageFns<MarkReadResponse> = {
+  encode(message: MarkReadResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.readSeq !== 0) {
+      writer.uint32(8).uint32(message.readSeq);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MarkReadResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMarkReadResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.readSeq = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): MarkReadResponse {
+    return {
+      readSeq: isSet(object.readSeq)
+        ? globalThis.Number(object.readSeq)
+        : isSet(object.read_seq)
+        ? globalThis.Number(object.read_seq)
+        : 0,
+    };
+  },
+
+  toJSON(message: MarkReadResponse): unknown {
+    const obj: any = {};
+    if (message.readSeq !== 0) {
+      obj.readSeq = Math.round(message.readSeq);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<MarkReadResponse>): MarkReadResponse {
+    return MarkReadResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<MarkReadResponse>): MarkReadResponse {
+    const message = createBaseMarkReadResponse();
+    message.readSeq = object.readSeq ?? 0;
+    return message;
+  },
+};
+
+function createBaseFriendApplicationPush(): FriendApplicationPush {
+  return { application: undefined };
+}
+
+export const FriendApplicationPush: MessageFns<FriendApplicationPush> = {
+  encode(message: FriendApplicationPush, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.application !== undefined) {
+      FriendApplication.encode(message.application, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FriendApplicationPush {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFriendApplicationPush();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.application = FriendApplication.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FriendApplicationPush {
+    return { application: isSet(object.application) ? FriendApplication.fromJSON(object.application) : undefined };
+  },
+
+  toJSON(message: FriendApplicationPush): unknown {
+    const obj: any = {};
+    if (message.application !== undefined) {
+      obj.application = FriendApplication.toJSON(message.application);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<FriendApplicationPush>): FriendApplicationPush {
+    return FriendApplicationPush.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<FriendApplicationPush>): FriendApplicationPush {
+    const message = createBaseFriendApplicationPush();
+    message.application = (object.application !== undefined && object.application !== null)
+      ? FriendApplication.fromPartial(object.application)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseFriendReplyPush(): FriendReplyPush {
+  return { user: undefined, accepted: false };
+}
+
+export const FriendReplyPush: MessageFns<FriendReplyPush> = {
+  encode(message: FriendReplyPush, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.user !== undefined) {
+      UserInfo.encode(message.user, writer.uint32(10).fork()).join();
+    }
+    if (message.accepted !== false) {
+      writer.uint32(16).bool(message.accepted);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FriendReplyPush {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFriendReplyPush();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.user = UserInfo.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.accepted = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FriendReplyPush {
+    return {
+      user: isSet(object.user) ? UserInfo.fromJSON(object.user) : undefined,
+      accepted: isSet(object.accepted) ? globalThis.Boolean(object.accepted) : false,
+    };
+  },
+
+  toJSON(message: FriendReplyPush): unknown {
+    const obj: any = {};
+    if (message.user !== undefined) {
+      obj.user = UserInfo.toJSON(message.user);
+    }
+    if (message.accepted !== false) {
+      obj.accepted = message.accepted;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<FriendReplyPush>): FriendReplyPush {
+    return FriendReplyPush.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<FriendReplyPush>): FriendReplyPush {
+    const message = createBaseFriendReplyPush();
+    message.user = (object.user !== undefined && object.user !== null) ? UserInfo.fromPartial(object.user) : undefined;
+    message.accepted = object.accepted ?? false;
+    return message;
+  },
+};
+
+function createBaseFriendRemovedPush(): FriendRemovedPush {
+  return { uid: "0" };
+}
+
+export const FriendRemovedPush: MessageFns<FriendRemovedPush> = {
+  encode(message: FriendRemovedPush, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.uid !== "0") {
+      writer.uint32(8).uint64(message.uid);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FriendRemovedPush {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFriendRemovedPush();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.uid = reader.uint64().toString();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FriendRemovedPush {
+    return { uid: isSet(object.uid) ? globalThis.String(object.uid) : "0" };
+  },
+
+  toJSON(message: FriendRemovedPush): unknown {
+    const obj: any = {};
+    if (message.uid !== "0") {
+      obj.uid = message.uid;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<FriendRemovedPush>): FriendRemovedPush {
+    return FriendRemovedPush.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<FriendRemovedPush>): FriendRemovedPush {
+    const message = createBaseFriendRemovedPush();
+    message.uid = object.uid ?? "0";
+    return message;
+  },
+};
+
+function createBaseReadReceiptPush(): ReadReceiptPush {
+  return { convId: "", reader: "0", seq: 0 };
+}
+
+export const ReadReceiptPush: MessageFns<ReadReceiptPush> = {
+  encode(message: ReadReceiptPush, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.convId !== "") {
+      writer.uint32(10).string(message.convId);
+    }
+    if (message.reader !== "0") {
+      writer.uint32(16).uint64(message.reader);
+    }
+    if (message.seq !== 0) {
+      writer.uint32(24).uint32(message.seq);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReadReceiptPush {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReadReceiptPush();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.convId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.reader = reader.uint64().toString();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.seq = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReadReceiptPush {
+    return {
+      convId: isSet(object.convId)
+        ? globalThis.String(object.convId)
+        : isSet(object.conv_id)
+        ? globalThis.String(object.conv_id)
+        : "",
+      reader: isSet(object.reader) ? globalThis.String(object.reader) : "0",
+      seq: isSet(object.seq) ? globalThis.Number(object.seq) : 0,
+    };
+  },
+
+  toJSON(message: ReadReceiptPush): unknown {
+    const obj: any = {};
+    if (message.convId !== "") {
+      obj.convId = message.convId;
+    }
+    if (message.reader !== "0") {
+      obj.reader = message.reader;
+    }
+    if (message.seq !== 0) {
+      obj.seq = Math.round(message.seq);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ReadReceiptPush>): ReadReceiptPush {
+    return ReadReceiptPush.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ReadReceiptPush>): ReadReceiptPush {
+    const message = createBaseReadReceiptPush();
+    message.convId = object.convId ?? "";
+    message.reader = object.reader ?? "0";
+    message.seq = object.seq ?? 0;
+    return message;
+  },
+};
+
+function createBaseMovePush(): MovePush {
+  return { node: undefined, reason: "" };
+}
+
+export const MovePush: MessageFns<MovePush> = {
+  encode(message: MovePush, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.node !== undefined) {
+      NodeAddress.encode(message.node, writer.uint32(10).fork()).join();
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MovePush {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMovePush();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.node = NodeAddress.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): MovePush {
+    return {
+      node: isSet(object.node) ? NodeAddress.fromJSON(object.node) : undefined,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: MovePush): unknown {
+    const obj: any = {};
+    if (message.node !== undefined) {
+      obj.node = NodeAddress.toJSON(message.node);
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<MovePush>): MovePush {
+    return MovePush.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<MovePush>): MovePush {
+    const message = createBaseMovePush();
+    message.node = (object.node !== undefined && object.node !== null)
+      ? NodeAddress.fromPartial(object.node)
+      : undefined;
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBasePresencePush(): PresencePush {
+  return { uid: "0", online: false };
+}
+
+export const PresencePush: MessageFns<PresencePush> = {
+  encode(message: PresencePush, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.uid !== "0") {
+      writer.uint32(8).uint64(message.uid);
+    }
+    if (message.online !== false) {
+      writer.uint32(16).bool(message.online);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PresencePush {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePresencePush();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.uid = reader.uint64().toString();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.online = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PresencePush {
+    return {
+      uid: isSet(object.uid) ? globalThis.String(object.uid) : "0",
+      online: isSet(object.online) ? globalThis.Boolean(object.online) : false,
+    };
+  },
+
+  toJSON(message: PresencePush): unknown {
+    const obj: any = {};
+    if (message.uid !== "0") {
+      obj.uid = message.uid;
+    }
+    if (message.online !== false) {
+      obj.online = message.online;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<PresencePush>): PresencePush {
+    return PresencePush.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PresencePush>): PresencePush {
+    const message = createBasePresencePush();
+    message.uid = object.uid ?? "0";
+    message.online = object.online ?? false;
     return message;
   },
 };

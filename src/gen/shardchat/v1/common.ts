@@ -41,6 +41,8 @@ export enum ErrorCode {
   /** BAD_CREDENTIALS - unknown user or wrong password: one code, so accounts cannot be probed */
   BAD_CREDENTIALS = 2006,
   MAIL_FAILED = 2007,
+  /** ACCOUNT_LOCKED - too many wrong passwords: login refused for LOGIN_LOCKOUT_SECONDS */
+  ACCOUNT_LOCKED = 2008,
   /** TOKEN_INVALID - 3xxx: sessions on chat nodes. */
   TOKEN_INVALID = 3001,
   TOKEN_EXPIRED = 3002,
@@ -62,6 +64,30 @@ export enum ErrorCode {
   NOT_PARTICIPANT = 4003,
   /** STORAGE_UNAVAILABLE - the shard holding this conversation did not answer */
   STORAGE_UNAVAILABLE = 4004,
+  /** NOT_FRIENDS - 50xx: friends. */
+  NOT_FRIENDS = 5001,
+  ALREADY_FRIENDS = 5002,
+  /** APPLICATION_NOT_FOUND - no pending friend application from that user */
+  APPLICATION_NOT_FOUND = 5003,
+  /** FRIEND_LIMIT - one side has FRIENDS_MAX friends already */
+  FRIEND_LIMIT = 5004,
+  /** NOT_GROUP_MEMBER - 60xx: groups. */
+  NOT_GROUP_MEMBER = 6001,
+  GROUP_NOT_FOUND = 6002,
+  /** GROUP_PERMISSION_DENIED - the caller's role does not allow this */
+  GROUP_PERMISSION_DENIED = 6003,
+  /** GROUP_TOO_LARGE - more than GROUP_MAX_MEMBERS members */
+  GROUP_TOO_LARGE = 6004,
+  /** GROUP_OWNER_CANNOT_LEAVE - the owner leaves only as the last member */
+  GROUP_OWNER_CANNOT_LEAVE = 6005,
+  /** FILE_TOO_LARGE - 70xx: files. */
+  FILE_TOO_LARGE = 7001,
+  /** FILE_TYPE_NOT_ALLOWED - a content type outside GATE_FILE_TYPES */
+  FILE_TYPE_NOT_ALLOWED = 7002,
+  /** FILE_MISSING - an upload request without a file part */
+  FILE_MISSING = 7003,
+  /** SLOT_MOVING - 80xx: scaling out (moving users between chat nodes, slots between MySQL instances). */
+  SLOT_MOVING = 8001,
   UNRECOGNIZED = -1,
 }
 
@@ -115,6 +141,9 @@ export function errorCodeFromJSON(object: any): ErrorCode {
     case 2007:
     case "ERROR_CODE_MAIL_FAILED":
       return ErrorCode.MAIL_FAILED;
+    case 2008:
+    case "ERROR_CODE_ACCOUNT_LOCKED":
+      return ErrorCode.ACCOUNT_LOCKED;
     case 3001:
     case "ERROR_CODE_TOKEN_INVALID":
       return ErrorCode.TOKEN_INVALID;
@@ -151,6 +180,45 @@ export function errorCodeFromJSON(object: any): ErrorCode {
     case 4004:
     case "ERROR_CODE_STORAGE_UNAVAILABLE":
       return ErrorCode.STORAGE_UNAVAILABLE;
+    case 5001:
+    case "ERROR_CODE_NOT_FRIENDS":
+      return ErrorCode.NOT_FRIENDS;
+    case 5002:
+    case "ERROR_CODE_ALREADY_FRIENDS":
+      return ErrorCode.ALREADY_FRIENDS;
+    case 5003:
+    case "ERROR_CODE_APPLICATION_NOT_FOUND":
+      return ErrorCode.APPLICATION_NOT_FOUND;
+    case 5004:
+    case "ERROR_CODE_FRIEND_LIMIT":
+      return ErrorCode.FRIEND_LIMIT;
+    case 6001:
+    case "ERROR_CODE_NOT_GROUP_MEMBER":
+      return ErrorCode.NOT_GROUP_MEMBER;
+    case 6002:
+    case "ERROR_CODE_GROUP_NOT_FOUND":
+      return ErrorCode.GROUP_NOT_FOUND;
+    case 6003:
+    case "ERROR_CODE_GROUP_PERMISSION_DENIED":
+      return ErrorCode.GROUP_PERMISSION_DENIED;
+    case 6004:
+    case "ERROR_CODE_GROUP_TOO_LARGE":
+      return ErrorCode.GROUP_TOO_LARGE;
+    case 6005:
+    case "ERROR_CODE_GROUP_OWNER_CANNOT_LEAVE":
+      return ErrorCode.GROUP_OWNER_CANNOT_LEAVE;
+    case 7001:
+    case "ERROR_CODE_FILE_TOO_LARGE":
+      return ErrorCode.FILE_TOO_LARGE;
+    case 7002:
+    case "ERROR_CODE_FILE_TYPE_NOT_ALLOWED":
+      return ErrorCode.FILE_TYPE_NOT_ALLOWED;
+    case 7003:
+    case "ERROR_CODE_FILE_MISSING":
+      return ErrorCode.FILE_MISSING;
+    case 8001:
+    case "ERROR_CODE_SLOT_MOVING":
+      return ErrorCode.SLOT_MOVING;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -192,6 +260,8 @@ export function errorCodeToJSON(object: ErrorCode): string {
       return "ERROR_CODE_BAD_CREDENTIALS";
     case ErrorCode.MAIL_FAILED:
       return "ERROR_CODE_MAIL_FAILED";
+    case ErrorCode.ACCOUNT_LOCKED:
+      return "ERROR_CODE_ACCOUNT_LOCKED";
     case ErrorCode.TOKEN_INVALID:
       return "ERROR_CODE_TOKEN_INVALID";
     case ErrorCode.TOKEN_EXPIRED:
@@ -216,6 +286,32 @@ export function errorCodeToJSON(object: ErrorCode): string {
       return "ERROR_CODE_NOT_PARTICIPANT";
     case ErrorCode.STORAGE_UNAVAILABLE:
       return "ERROR_CODE_STORAGE_UNAVAILABLE";
+    case ErrorCode.NOT_FRIENDS:
+      return "ERROR_CODE_NOT_FRIENDS";
+    case ErrorCode.ALREADY_FRIENDS:
+      return "ERROR_CODE_ALREADY_FRIENDS";
+    case ErrorCode.APPLICATION_NOT_FOUND:
+      return "ERROR_CODE_APPLICATION_NOT_FOUND";
+    case ErrorCode.FRIEND_LIMIT:
+      return "ERROR_CODE_FRIEND_LIMIT";
+    case ErrorCode.NOT_GROUP_MEMBER:
+      return "ERROR_CODE_NOT_GROUP_MEMBER";
+    case ErrorCode.GROUP_NOT_FOUND:
+      return "ERROR_CODE_GROUP_NOT_FOUND";
+    case ErrorCode.GROUP_PERMISSION_DENIED:
+      return "ERROR_CODE_GROUP_PERMISSION_DENIED";
+    case ErrorCode.GROUP_TOO_LARGE:
+      return "ERROR_CODE_GROUP_TOO_LARGE";
+    case ErrorCode.GROUP_OWNER_CANNOT_LEAVE:
+      return "ERROR_CODE_GROUP_OWNER_CANNOT_LEAVE";
+    case ErrorCode.FILE_TOO_LARGE:
+      return "ERROR_CODE_FILE_TOO_LARGE";
+    case ErrorCode.FILE_TYPE_NOT_ALLOWED:
+      return "ERROR_CODE_FILE_TYPE_NOT_ALLOWED";
+    case ErrorCode.FILE_MISSING:
+      return "ERROR_CODE_FILE_MISSING";
+    case ErrorCode.SLOT_MOVING:
+      return "ERROR_CODE_SLOT_MOVING";
     case ErrorCode.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";

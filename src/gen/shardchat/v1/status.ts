@@ -39,7 +39,7 @@ export interface ChatNodeInfo {
 }
 
 export interface RegisterNodeRequest {
-  node: ChatNodeInfo | undefined;
+  node?: ChatNodeInfo | undefined;
 }
 
 export interface RegisterNodeResponse {
@@ -79,7 +79,7 @@ export interface GetChatNodeRequest {
 
 export interface GetChatNodeResponse {
   error: ErrorCode;
-  node: ChatNodeInfo | undefined;
+  node?: ChatNodeInfo | undefined;
 }
 
 export interface IssueTokenRequest {

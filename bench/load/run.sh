@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# npm run load: raise the open-file limit (one descriptor per connection, on both ends) before
+# starting the load tool; every process it starts inherits it. As root both limits go up; as a
+# user the soft limit goes up to the hard one.
+set -euo pipefail
+want=1048576
+ulimit -Hn "$want" 2>/dev/null || true
+ulimit -Sn "$want" 2>/dev/null || ulimit -Sn "$(ulimit -Hn)"
+cd "$(dirname "$0")/../.."
+exec node --import tsx "${LOAD_ENTRY:-bench/load/cli.ts}" "$@"

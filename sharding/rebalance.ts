@@ -1,0 +1,823 @@
+import { randomBytes } from "node:crypto";
+import { crc32 } from "node:zlib";
+import type { ResultSetHeader, RowDataPacket } from "mysql2/promise";
+import type { Logger } from "../src/log/logger.js";
+import { migrate } from "../src/storage/mysql/migrate.js";
+import { createPool, type Pool } from "../src/storage/mysql/pool.js";
+import { readShardMap } from "../src/storage/sharded/shards.js";
+import { EMAILS, NAMES } from "../src/storage/sharded/user-store.js";
+import {
+  encodeShardMap,
+  moveSlots,
+  type ShardInstance,
+  type ShardMap,
+  slotCounts,
+  slotOf,
+  validateShardMap,
+} from "./shard-map.js";
+
+/**
+ * How a sharded table's rows map to slots: the placement key of a row (what the adapter
+ * hashed when it placed the row), and when SQL can compute that key, the expression, so
+ * only the slots' rows are read (MariaDB's CRC32() is the same CRC-32 as node:zlib's over
+ * the same UTF-8 bytes; test/rebalance.test.ts checks it).
+ */
+export interface TablePlacement {
+  table: string;
+  pk: string[];
+  keyOf(row: RowDataPacket): string;
+  keySql?: string;
+}
+
+/** Every sharded table and its placement (sql/README.md says why each is placed so). */
+export const PLACEMENTS: readonly TablePlacement[] = [
+  { table: "conversations", pk: ["conv_id"], keyOf: (r) => String(r.conv_id), keySql: "conv_id" },
+  {
+    table: "conversation_members",
+    pk: ["conv_id", "uid"],
+    keyOf: (r) => String(r.conv_id),
+    keySql: "conv_id",
+  },
+  { table: "messages", pk: ["conv_id", "seq"], keyOf: (r) => String(r.conv_id), keySql: "conv_id" },
+  { table: "users", pk: ["uid"], keyOf: (r) => String(r.uid), keySql: "CAST(uid AS CHAR)" },
+  {
+    table: "user_conversations",
+    pk: ["uid", "conv_id"],
+    keyOf: (r) => String(r.uid),
+    keySql: "CAST(uid AS CHAR)",
+  },
+  // Folded names and emails: the fold (accents stripped) has no SQL equivalent, so these are
+  // read whole and filtered here.
+  { table: "user_names", pk: ["name"], keyOf: (r) => NAMES.placement(String(r.name)) },
+  { table: "user_emails", pk: ["email"], keyOf: (r) => EMAILS.placement(String(r.email)) },
+  // Friends (issue 4): a friendship row by its owner's uid, an application by its recipient's.
+  {
+    table: "friendships",
+    pk: ["uid", "friend_uid"],
+    keyOf: (r) => String(r.uid),
+    keySql: "CAST(uid AS CHAR)",
+  },
+  {
+    table: "friend_applications",
+    pk: ["to_uid", "from_uid"],
+    keyOf: (r) => String(r.to_uid),
+    keySql: "CAST(to_uid AS CHAR)",
+  },
+  { table: "friendships", pk: ["uid", "friend_uid"], keyOf: (r) => String(r.uid), keySql: "CAST(uid AS CHAR)" },
+  {
+    table: "friend_applications",
+    pk: ["to_uid", "from_uid"],
+    keyOf: (r) => String(r.to_uid),
+    keySql: "CAST(to_uid AS CHAR)",
+  },
+  // A group lives beside its conversation "g:<group_id>".
+  {
+    table: "chat_groups",
+    pk: ["group_id"],
+    keyOf: (r) => `g:${r.group_id}`,
+    keySql: "CONCAT('g:', CAST(group_id AS CHAR))",
+  },
+  {
+    table: "group_members",
+    pk: ["group_id", "uid"],
+    keyOf: (r) => `g:${r.group_id}`,
+    keySql: "CONCAT('g:', CAST(group_id AS CHAR))",
+  },
+  {
+    table: "files",
+    pk: ["file_id"],
+    keyOf: (r) => `file:${r.file_id}`,
+    keySql: "CONCAT('file:', CAST(file_id AS CHAR))",
+  },
+];
+
+/** Tables that are not placed by slot: they stay where they are. */
+const UNPLACED = new Set(["schema_migrations", "shard_map", "slot_fence", "rebalance_jobs", "rebalance_slots"]);
+
+/** A slot's steps, in order; each is persisted once done, so a rerun starts after it. */
+export const STEPS = ["planned", "copied", "fenced", "verified", "switched", "cleaned"] as const;
+export type Step = (typeof STEPS)[number];
+
+export interface SlotMove {
+  slot: number;
+  from: string;
+  to: string;
+}
+
+export interface RebalancePlan {
+  jobId: string;
+  /** The map version the plan was made from. */
+  fromVersion: number;
+  /** Instances the plan adds to the map (with their URLs). */
+  adds: ShardInstance[];
+  /** Instances that own no slot once the plan ran. */
+  retires: string[];
+  moves: SlotMove[];
+}
+
+export interface PlanRequest {
+  /** A new (or existing, empty) instance that receives slots. */
+  add?: ShardInstance;
+  /** With add: how many slots it receives (default: an even share, slots / instances). */
+  count?: number;
+  /** Instances to empty; their slots go to `to`, else to the remaining instances with the fewest slots. */
+  retire?: string[];
+  to?: string;
+}
+
+/** A plan the rebalancer must not run (it says why). */
+export class PlanRefused extends Error {
+  override name = "PlanRefused";
+}
+
+function byId(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * The moves for a request, taken deterministically: an added instance takes, one at a time,
+ * the highest slot of whichever instance owns the most; a retired instance's slots go one at a
+ * time to whichever remaining instance owns the fewest. Checked by validatePlan.
+ */
+export function planRebalance(map: ShardMap, request: PlanRequest, jobId = newJobId()): RebalancePlan {
+  const owners = map.owner.map((index) => map.instances[index]?.id ?? "");
+  const ids = map.instances.map((i) => i.id);
+  const adds: ShardInstance[] = [];
+  const moves: SlotMove[] = [];
+  const retires = [...new Set(request.retire ?? [])];
+  const owned = new Map<string, number[]>(ids.map((id) => [id, []]));
+  for (const [slot, id] of owners.entries()) owned.get(id)?.push(slot);
+
+  if (request.add) {
+    const target = request.add;
+    if (!ids.includes(target.id)) {
+      adds.push({ ...target });
+      owned.set(target.id, []);
+    }
+    const members = owned.size;
+    const count = request.count ?? Math.floor(map.slots / members);
+    if (!Number.isInteger(count) || count < 1) throw new PlanRefused(`cannot move ${count} slots`);
+    const available = map.slots - (owned.get(target.id)?.length ?? 0);
+    if (count > available) throw new PlanRefused(`${count} slots asked, only ${available} are elsewhere`);
+    for (let i = 0; i < count; i++) {
+      const [donor] = [...owned]
+        .filter(([id]) => id !== target.id)
+        .sort(([a, sa], [b, sb]) => sb.length - sa.length || byId(a, b));
+      const slot = donor?.[1].pop();
+      if (donor === undefined || slot === undefined) break;
+      moves.push({ slot, from: donor[0], to: target.id });
+      owned.get(target.id)?.push(slot);
+    }
+  }
+  for (const id of retires) {
+    if (!owned.has(id)) throw new PlanRefused(`cannot retire ${id}: it is not in shard map v${map.version}`);
+  }
+  if (retires.length > 0) {
+    const homes = request.to ? [request.to] : [...owned.keys()].filter((id) => !retires.includes(id));
+    if (homes.length === 0) throw new PlanRefused("retiring every instance would leave the slots without a home");
+    for (const home of homes) {
+      if (retires.includes(home)) throw new PlanRefused(`${home} is both retired and a destination`);
+      if (!owned.has(home)) throw new PlanRefused(`destination ${home} is not in shard map v${map.version}`);
+    }
+    for (const id of retires) {
+      for (const slot of [...(owned.get(id) ?? [])].sort((a, b) => a - b)) {
+        const [home] = homes
+          .map((h) => [h, owned.get(h)?.length ?? 0] as const)
+          .sort(([a, na], [b, nb]) => na - nb || byId(a, b));
+        if (!home) break;
+        const earlier = moves.find((m) => m.slot === slot);
+        if (earlier) earlier.to = home[0];
+        else moves.push({ slot, from: id, to: home[0] });
+        owned.get(home[0])?.push(slot);
+      }
+      owned.set(id, []);
+    }
+  }
+  const plan = { jobId, fromVersion: map.version, adds, retires, moves: moves.sort((a, b) => a.slot - b.slot) };
+  validatePlan(map, plan);
+  return plan;
+}
+
+/** The map once every move of the plan is done. */
+export function plannedMap(map: ShardMap, plan: RebalancePlan): ShardMap {
+  let next = map;
+  for (const add of plan.adds) {
+    if (!next.instances.some((i) => i.id === add.id)) next = { ...next, instances: [...next.instances, add] };
+  }
+  const byTarget = new Map<string, number[]>();
+  for (const m of plan.moves) byTarget.set(m.to, [...(byTarget.get(m.to) ?? []), m.slot]);
+  for (const [to, slots] of byTarget) {
+    const instance = next.instances.find((i) => i.id === to);
+    if (!instance) throw new PlanRefused(`slots ${slots.join(",")} would go to ${to}, which has no URL`);
+    next = moveSlots(next, slots, instance);
+  }
+  return next;
+}
+
+/**
+ * Refuses a plan that would leave a slot without a home (owned by a retired or unknown
+ * instance, or by none), that moves a slot twice or from an instance that does not own it.
+ */
+export function validatePlan(map: ShardMap, plan: RebalancePlan): void {
+  const seen = new Set<number>();
+  for (const m of plan.moves) {
+    if (!Number.isInteger(m.slot) || m.slot < 0 || m.slot >= map.slots) throw new PlanRefused(`no slot ${m.slot}`);
+    if (seen.has(m.slot)) throw new PlanRefused(`slot ${m.slot} is moved twice`);
+    seen.add(m.slot);
+    const owner = map.instances[map.owner[m.slot] ?? -1]?.id;
+    if (owner !== m.from) throw new PlanRefused(`slot ${m.slot} is owned by ${owner}, not ${m.from}`);
+    if (m.from === m.to) throw new PlanRefused(`slot ${m.slot} moves from ${m.from} to itself`);
+  }
+  const after = plannedMap(map, plan);
+  try {
+    validateShardMap(after);
+  } catch (err) {
+    throw new PlanRefused((err as Error).message);
+  }
+  const retired = new Set(plan.retires);
+  const homeless = after.owner
+    .map((index, slot) => ({ slot, id: after.instances[index]?.id }))
+    .filter((s) => s.id === undefined || retired.has(s.id));
+  if (homeless.length > 0) {
+    throw new PlanRefused(
+      `${homeless.length} slot(s) would be left without a home (e.g. slot ${homeless[0]?.slot} on ${homeless[0]?.id})`,
+    );
+  }
+}
+
+/** What the plan does, for a person (the dry run prints this). */
+export function describePlan(map: ShardMap, plan: RebalancePlan): string {
+  const after = plannedMap(map, plan);
+  const flows = new Map<string, number>();
+  for (const m of plan.moves) flows.set(`${m.from} -> ${m.to}`, (flows.get(`${m.from} -> ${m.to}`) ?? 0) + 1);
+  const lines = [
+    `rebalance ${plan.jobId}: ${plan.moves.length} of ${map.slots} slots move (shard map v${map.version})`,
+    ...plan.adds.map((a) => `  add instance ${a.id} (${redact(a.url)})`),
+    ...plan.retires.map((id) => `  retire instance ${id}`),
+    ...[...flows].map(([flow, n]) => `  ${flow}: ${n} slots`),
+    `  slots per instance before: ${fmtCounts(slotCounts(map))}`,
+    `  slots per instance after:  ${fmtCounts(slotCounts(after))}`,
+  ];
+  return lines.join("\n");
+}
+
+function fmtCounts(counts: Map<string, number>): string {
+  return [...counts].map(([id, n]) => `${id}=${n}`).join(" ");
+}
+
+/** A URL without its password, for logs. */
+export function redact(url: string): string {
+  return url.replace(/\/\/([^:@/]*):[^@/]*@/, "//$1:***@");
+}
+
+function newJobId(): string {
+  return `rb-${new Date().toISOString().replace(/[-:T]/g, "").slice(0, 14)}-${randomBytes(3).toString("hex")}`;
+}
+
+export interface Progress {
+  phase: "copy" | "switch" | "clean" | "done";
+  slotsDone: number;
+  slotsTotal: number;
+  rows: number;
+  rowsPerSecond: number;
+  /** Seconds left at the current rate (slots), or null before a rate is known. */
+  etaSeconds: number | null;
+}
+
+export interface SlotDigest {
+  rows: number;
+  checksum: string;
+}
+
+export interface RebalancerOptions {
+  /** Slots copied, fenced, verified and switched together (config.REBALANCE_BATCH_SLOTS). */
+  batchSlots: number;
+  /** Rows per read and write statement (config.REBALANCE_COPY_ROWS). */
+  copyRows: number;
+  /** How long readers may hold an older map (2 × SHARD_MAP_REFRESH_MS): the source copy is kept this long after the switch. */
+  cleanupGraceMs: number;
+  /** How each instance is reached when the map's URL is not right here (MYSQL_SHARDS by id). */
+  urls?: Map<string, string>;
+  log?: Logger;
+  onProgress?: (p: Progress) => void;
+  /** Tests: stop (as a crash would) right after a batch's slots reach this step. */
+  crashAfter?: Step;
+}
+
+/** Thrown by crashAfter, as if the process had died there. */
+export class SimulatedCrash extends Error {
+  override name = "SimulatedCrash";
+}
+
+interface JobRow {
+  plan: RebalancePlan;
+  state: string;
+}
+
+/**
+ * Moves slots between MySQL instances while the system runs. Per batch of slots:
+ *  1. copy: the slots' rows are synced source → target twice (a full copy, then a catch-up of
+ *     what was written meanwhile), while writes go on;
+ *  2. fence: a slot_fence row on the source; its INSERT waits for the writes in flight, and
+ *     every later write there is refused with a retryable SLOT_MOVING (the writer re-reads
+ *     the map and waits) — the pause covers only these slots;
+ *  3. verify: a last sync of what changed, then row counts and checksums per slot must match;
+ *  4. switch: shard map version n+1 names the target (nodes follow within SHARD_MAP_REFRESH_MS;
+ *     a node still on the old map meets the fence, re-reads the map and follows at once);
+ *  5. clean: after cleanupGraceMs (readers on an older map still read the frozen source), the
+ *     source rows are deleted. The source keeps its fence row (state `moved`).
+ * Every step is persisted per slot in the control instance, so a rerun resumes after a crash.
+ */
+export class Rebalancer {
+  readonly #pools = new Map<string, Pool>();
+
+  constructor(
+    private readonly control: Pool,
+    private readonly options: RebalancerOptions,
+  ) {}
+
+  /** Stores a new job (refused while another job is unfinished). */
+  async start(plan: RebalancePlan): Promise<void> {
+    await this.prepare(plan);
+    const map = await this.map();
+    if (map.version !== plan.fromVersion) {
+      throw new PlanRefused(`the plan was made from shard map v${plan.fromVersion}, the map is now v${map.version}`);
+    }
+    validatePlan(map, plan);
+    const open = await this.openJob();
+    if (open) throw new PlanRefused(`rebalance ${open} is unfinished: resume or abort it first`);
+    const now = Date.now();
+    await this.control.query(
+      "INSERT INTO rebalance_jobs (job_id, plan_json, state, created_at, updated_at) VALUES (?, ?, 'running', ?, ?)",
+      [plan.jobId, JSON.stringify(plan), now, now],
+    );
+    if (plan.moves.length > 0) {
+      await this.control.query(
+        "INSERT INTO rebalance_slots (job_id, slot, from_id, to_id, step, updated_at) VALUES ?",
+        [plan.moves.map((m) => [plan.jobId, m.slot, m.from, m.to, "planned", now])],
+      );
+    }
+  }
+
+  /** The unfinished job's id, if any. */
+  async openJob(): Promise<string | null> {
+    const [rows] = await this.control.query<RowDataPacket[]>(
+      "SELECT job_id FROM rebalance_jobs WHERE state = 'running' ORDER BY created_at LIMIT 1",
+    );
+    return rows[0] ? String(rows[0].job_id) : null;
+  }
+
+  /** Per step, how many slots of the job reached it. */
+  async stepCounts(jobId: string): Promise<Record<string, number>> {
+    const [rows] = await this.control.query<RowDataPacket[]>(
+      "SELECT step, COUNT(*) AS n FROM rebalance_slots WHERE job_id = ? GROUP BY step",
+      [jobId],
+    );
+    return Object.fromEntries(rows.map((r) => [String(r.step), Number(r.n)]));
+  }
+
+  /** Runs (or resumes) the job to the end. */
+  async run(jobId: string): Promise<void> {
+    const job = await this.job(jobId);
+    if (job.state !== "running") throw new PlanRefused(`rebalance ${jobId} is ${job.state}`);
+    const { plan } = job;
+    const log = this.options.log?.child({ jobId });
+    await this.prepare(plan);
+    const steps = await this.steps(jobId);
+    const began = Date.now();
+    let rows = 0;
+    const total = plan.moves.length;
+    const report = (phase: Progress["phase"]) => {
+      const done = [...steps.values()].filter((s) => STEPS.indexOf(s) >= STEPS.indexOf("switched")).length;
+      const seconds = (Date.now() - began) / 1000;
+      const slotRate = seconds > 0 ? done / seconds : 0;
+      this.options.onProgress?.({
+        phase,
+        slotsDone: done,
+        slotsTotal: total,
+        rows,
+        rowsPerSecond: seconds > 0 ? Math.round(rows / seconds) : 0,
+        etaSeconds: slotRate > 0 ? Math.round((total - done) / slotRate) : null,
+      });
+    };
+    await this.checkTables(plan);
+    const pending = plan.moves.filter((m) => steps.get(m.slot) !== "switched" && steps.get(m.slot) !== "cleaned");
+    for (let i = 0; i < pending.length; i += this.options.batchSlots) {
+      const batch = pending.slice(i, i + this.options.batchSlots);
+      rows += await this.moveBatch(plan, batch, steps);
+      report("copy");
+    }
+    const toClean = plan.moves.filter((m) => steps.get(m.slot) === "switched");
+    if (toClean.length > 0) {
+      report("switch");
+      // Nodes re-read the map every SHARD_MAP_REFRESH_MS; until then they may read the source.
+      await sleep(this.options.cleanupGraceMs);
+      for (let i = 0; i < toClean.length; i += this.options.batchSlots) {
+        const batch = toClean.slice(i, i + this.options.batchSlots);
+        await this.clean(plan, batch);
+        await this.mark(plan.jobId, batch, "cleaned", steps);
+        report("clean");
+      }
+    }
+    await this.control.query("UPDATE rebalance_jobs SET state = 'done', updated_at = ? WHERE job_id = ?", [
+      Date.now(),
+      jobId,
+    ]);
+    report("done");
+    log?.info({ slots: total, rows, seconds: (Date.now() - began) / 1000 }, "rebalance done");
+  }
+
+  /**
+   * Undoes an unfinished job's slots that were not switched yet (their target copies and source
+   * fences go; they stay where they were). Switched slots stay moved: to take them back, plan
+   * a rebalance the other way.
+   */
+  async abort(jobId: string): Promise<{ reverted: number; kept: number }> {
+    const job = await this.job(jobId);
+    await this.prepare(job.plan);
+    const steps = await this.steps(jobId);
+    const undo = job.plan.moves.filter(
+      (m) => STEPS.indexOf(steps.get(m.slot) ?? "planned") < STEPS.indexOf("switched"),
+    );
+    for (const [from, moves] of groupBy(undo, (m) => m.from)) {
+      await this.pool(from).query("DELETE FROM slot_fence WHERE slot IN (?) AND job_id = ?", [
+        moves.map((m) => m.slot),
+        jobId,
+      ]);
+    }
+    for (const [to, moves] of groupBy(undo, (m) => m.to)) {
+      await this.deleteSlots(
+        to,
+        moves.map((m) => m.slot),
+        job.plan,
+      );
+    }
+    await this.control.query("UPDATE rebalance_jobs SET state = 'aborted', updated_at = ? WHERE job_id = ?", [
+      Date.now(),
+      jobId,
+    ]);
+    return { reverted: undo.length, kept: job.plan.moves.length - undo.length };
+  }
+
+  /** Rows and checksum per slot on one instance (for checks before and after). */
+  async digests(instanceId: string, slots: readonly number[], slotCount: number): Promise<Map<number, SlotDigest>> {
+    const totals = new Map<number, { rows: number; sum: bigint }>(slots.map((s) => [s, { rows: 0, sum: 0n }]));
+    for (const placement of PLACEMENTS) {
+      if (!(await this.hasTable(instanceId, placement.table))) continue;
+      for await (const page of this.read(instanceId, placement, slots, slotCount)) {
+        for (const row of page) {
+          const t = totals.get(slotOf(placement.keyOf(row), slotCount));
+          if (!t) continue;
+          t.rows += 1;
+          t.sum += BigInt(rowHash(placement.table, row));
+        }
+      }
+    }
+    return new Map([...totals].map(([slot, t]) => [slot, { rows: t.rows, checksum: t.sum.toString(16) }]));
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.#pools.values()].map((p) => p.end().catch(() => undefined)));
+    this.#pools.clear();
+  }
+
+  // --- one batch through copy, fence, verify, switch ------------------------------------------
+
+  private async moveBatch(plan: RebalancePlan, batch: SlotMove[], steps: Map<number, Step>): Promise<number> {
+    const slotCount = (await this.map()).slots;
+    const at = (step: Step) => batch.filter((m) => steps.get(m.slot) === step);
+    let rows = 0;
+    const copy = at("planned");
+    if (copy.length > 0) {
+      // A full copy, then a catch-up of the rows written meanwhile; both are diffs, so a rerun
+      // after a crash redoes only what differs.
+      for (let pass = 0; pass < 2; pass++) {
+        for (const [pair, moves] of groupBy(copy, (m) => `${m.from}>${m.to}`)) {
+          const [from = "", to = ""] = pair.split(">");
+          rows += await this.sync(
+            from,
+            to,
+            moves.map((m) => m.slot),
+            slotCount,
+          );
+        }
+      }
+      await this.mark(plan.jobId, copy, "copied", steps);
+    }
+    const fence = at("copied");
+    if (fence.length > 0) {
+      for (const [from, moves] of groupBy(fence, (m) => m.from)) {
+        const now = Date.now();
+        // Waits for the writes in flight on these slots (they hold the shared lock), then every
+        // later write there is refused.
+        await this.pool(from).query(
+          `INSERT INTO slot_fence (slot, state, job_id, created_at) VALUES ?
+           ON DUPLICATE KEY UPDATE state = 'moving', job_id = VALUES(job_id), created_at = VALUES(created_at)`,
+          [moves.map((m) => [m.slot, "moving", plan.jobId, now])],
+        );
+      }
+      await this.mark(plan.jobId, fence, "fenced", steps);
+    }
+    const verify = at("fenced");
+    if (verify.length > 0) {
+      for (const [pair, moves] of groupBy(verify, (m) => `${m.from}>${m.to}`)) {
+        const [from = "", to = ""] = pair.split(">");
+        const slots = moves.map((m) => m.slot);
+        rows += await this.sync(from, to, slots, slotCount);
+        const [source, target] = await Promise.all([
+          this.digests(from, slots, slotCount),
+          this.digests(to, slots, slotCount),
+        ]);
+        for (const slot of slots) {
+          const s = source.get(slot);
+          const t = target.get(slot);
+          if (!s || !t || s.rows !== t.rows || s.checksum !== t.checksum) {
+            throw new Error(
+              `slot ${slot}: ${from} has ${s?.rows} rows (${s?.checksum}), ${to} has ${t?.rows} (${t?.checksum}); still fenced, rerun to retry`,
+            );
+          }
+          await this.control.query(
+            "UPDATE rebalance_slots SET `rows` = ?, checksum = ? WHERE job_id = ? AND slot = ?",
+            [s.rows, s.checksum, plan.jobId, slot],
+          );
+        }
+      }
+      await this.mark(plan.jobId, verify, "verified", steps);
+    }
+    const switching = at("verified");
+    if (switching.length > 0) {
+      for (const [to, moves] of groupBy(switching, (m) => m.to)) {
+        // A fence left by an earlier move away from this instance must not refuse the writes now.
+        await this.pool(to).query("DELETE FROM slot_fence WHERE slot IN (?)", [moves.map((m) => m.slot)]);
+      }
+      await this.switchMap(plan, switching);
+      for (const [from, moves] of groupBy(switching, (m) => m.from)) {
+        await this.pool(from).query("UPDATE slot_fence SET state = 'moved' WHERE slot IN (?) AND job_id = ?", [
+          moves.map((m) => m.slot),
+          plan.jobId,
+        ]);
+      }
+      await this.mark(plan.jobId, switching, "switched", steps);
+    }
+    return rows;
+  }
+
+  /** Stores map version n+1 with the moves applied (again from the newest map if another writer won). */
+  private async switchMap(plan: RebalancePlan, moves: SlotMove[]): Promise<void> {
+    for (;;) {
+      const map = await this.map();
+      const todo = moves.filter((m) => map.instances[map.owner[m.slot] ?? -1]?.id !== m.to);
+      if (todo.length === 0) return;
+      const partial: RebalancePlan = { ...plan, moves: todo, retires: [] };
+      const next = plannedMap(map, partial);
+      const [result] = await this.control.query<ResultSetHeader>(
+        "INSERT IGNORE INTO shard_map (version, map_json, created_at) VALUES (?, ?, ?)",
+        [next.version, encodeShardMap(next), Date.now()],
+      );
+      if (result.affectedRows === 1) {
+        this.options.log?.info({ version: next.version, slots: todo.length }, "shard map switched");
+        return;
+      }
+    }
+  }
+
+  private async clean(plan: RebalancePlan, moves: SlotMove[]): Promise<void> {
+    for (const [from, own] of groupBy(moves, (m) => m.from)) {
+      await this.deleteSlots(
+        from,
+        own.map((m) => m.slot),
+        plan,
+      );
+    }
+  }
+
+  // --- rows ------------------------------------------------------------------------------------
+
+  /**
+   * Makes target's rows of these slots equal to source's: inserts or updates what differs,
+   * deletes what source no longer has. Returns the rows written.
+   */
+  private async sync(from: string, to: string, slots: number[], slotCount: number): Promise<number> {
+    let written = 0;
+    for (const placement of PLACEMENTS) {
+      if (!(await this.hasTable(from, placement.table))) continue;
+      const targetHashes = new Map<string, number>();
+      for await (const page of this.read(to, placement, slots, slotCount)) {
+        for (const row of page) targetHashes.set(pkOf(placement, row), rowHash(placement.table, row));
+      }
+      for await (const page of this.read(from, placement, slots, slotCount)) {
+        const changed: RowDataPacket[] = [];
+        for (const row of page) {
+          const pk = pkOf(placement, row);
+          if (targetHashes.get(pk) !== rowHash(placement.table, row)) changed.push(row);
+          targetHashes.delete(pk);
+        }
+        if (changed.length > 0) {
+          await this.upsert(to, placement.table, changed);
+          written += changed.length;
+        }
+      }
+      // What is left exists only on the target: deleted at the source since the last pass.
+      const gone = [...targetHashes.keys()].map((pk) => JSON.parse(pk) as unknown[]);
+      for (let i = 0; i < gone.length; i += this.options.copyRows) {
+        const part = gone.slice(i, i + this.options.copyRows);
+        await this.pool(to).query(`DELETE FROM ${placement.table} WHERE (${placement.pk.join(", ")}) IN (?)`, [part]);
+      }
+    }
+    return written;
+  }
+
+  private async upsert(instanceId: string, table: string, rows: RowDataPacket[]): Promise<void> {
+    const columns = Object.keys(rows[0] ?? {});
+    const quoted = columns.map((c) => `\`${c}\``);
+    await this.pool(instanceId).query(
+      `INSERT INTO ${table} (${quoted.join(", ")}) VALUES ?
+       ON DUPLICATE KEY UPDATE ${quoted.map((c) => `${c} = VALUES(${c})`).join(", ")}`,
+      [rows.map((r) => columns.map((c) => r[c]))],
+    );
+  }
+
+  private async deleteSlots(instanceId: string, slots: number[], plan: RebalancePlan): Promise<void> {
+    const slotCount = (await this.map()).slots;
+    for (const placement of PLACEMENTS) {
+      if (!(await this.hasTable(instanceId, placement.table))) continue;
+      const pks: unknown[][] = [];
+      for await (const page of this.read(instanceId, placement, slots, slotCount)) {
+        for (const row of page) pks.push(placement.pk.map((c) => row[c]));
+      }
+      for (let i = 0; i < pks.length; i += this.options.copyRows) {
+        await this.pool(instanceId).query(`DELETE FROM ${placement.table} WHERE (${placement.pk.join(", ")}) IN (?)`, [
+          pks.slice(i, i + this.options.copyRows),
+        ]);
+      }
+    }
+    this.options.log?.debug({ jobId: plan.jobId, instanceId, slots: slots.length }, "slot rows deleted");
+  }
+
+  /** The rows of these slots, in pages by primary key (keyset pagination). */
+  private async *read(
+    instanceId: string,
+    placement: TablePlacement,
+    slots: readonly number[],
+    slotCount: number,
+  ): AsyncGenerator<RowDataPacket[]> {
+    const wanted = new Set(slots);
+    const pk = placement.pk.join(", ");
+    let after: unknown[] | null = null;
+    for (;;) {
+      const where: string[] = [];
+      const params: unknown[] = [];
+      if (placement.keySql) {
+        where.push(`CRC32(${placement.keySql}) % ? IN (?)`);
+        params.push(slotCount, [...wanted]);
+      }
+      if (after) {
+        where.push(`(${pk}) > (${after.map(() => "?").join(", ")})`);
+        params.push(...after);
+      }
+      const [rows] = await this.pool(instanceId).query<RowDataPacket[]>(
+        `SELECT * FROM ${placement.table} ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""}
+         ORDER BY ${pk} LIMIT ?`,
+        [...params, this.options.copyRows],
+      );
+      if (rows.length === 0) return;
+      const last = rows[rows.length - 1] as RowDataPacket;
+      after = placement.pk.map((c) => last[c]);
+      yield placement.keySql ? rows : rows.filter((r) => wanted.has(slotOf(placement.keyOf(r), slotCount)));
+      if (rows.length < this.options.copyRows) return;
+    }
+  }
+
+  /**
+   * Refuses to move data it cannot place: a table on a source with rows, but no placement
+   * here, would be left behind on the old instance.
+   */
+  private async checkTables(plan: RebalancePlan): Promise<void> {
+    const known = new Set(PLACEMENTS.map((p) => p.table));
+    for (const from of new Set(plan.moves.map((m) => m.from))) {
+      const [tables] = await this.pool(from).query<RowDataPacket[]>(
+        "SELECT table_name AS t FROM information_schema.tables WHERE table_schema = DATABASE()",
+      );
+      for (const { t } of tables) {
+        const table = String(t);
+        if (known.has(table) || UNPLACED.has(table)) continue;
+        const [rows] = await this.pool(from).query<RowDataPacket[]>(`SELECT 1 FROM \`${table}\` LIMIT 1`);
+        if (rows.length > 0) {
+          throw new PlanRefused(
+            `table ${table} on ${from} has rows but no placement in sharding/rebalance.ts PLACEMENTS; add one before rebalancing`,
+          );
+        }
+      }
+    }
+  }
+
+  // --- bookkeeping -----------------------------------------------------------------------------
+
+  private async mark(jobId: string, moves: SlotMove[], step: Step, steps: Map<number, Step>): Promise<void> {
+    await this.control.query("UPDATE rebalance_slots SET step = ?, updated_at = ? WHERE job_id = ? AND slot IN (?)", [
+      step,
+      Date.now(),
+      jobId,
+      moves.map((m) => m.slot),
+    ]);
+    for (const m of moves) steps.set(m.slot, step);
+    if (this.options.crashAfter === step) throw new SimulatedCrash(`stopped after ${step}`);
+  }
+
+  private async job(jobId: string): Promise<JobRow> {
+    const [rows] = await this.control.query<RowDataPacket[]>(
+      "SELECT plan_json, state FROM rebalance_jobs WHERE job_id = ?",
+      [jobId],
+    );
+    const row = rows[0];
+    if (!row) throw new PlanRefused(`no rebalance ${jobId}`);
+    return { plan: JSON.parse(String(row.plan_json)) as RebalancePlan, state: String(row.state) };
+  }
+
+  private async steps(jobId: string): Promise<Map<number, Step>> {
+    const [rows] = await this.control.query<RowDataPacket[]>(
+      "SELECT slot, step FROM rebalance_slots WHERE job_id = ?",
+      [jobId],
+    );
+    return new Map(rows.map((r) => [Number(r.slot), String(r.step) as Step]));
+  }
+
+  private async map(): Promise<ShardMap> {
+    const map = await readShardMap(this.control);
+    if (!map) throw new PlanRefused("no shard map stored on the control instance yet");
+    return map;
+  }
+
+  private readonly tables = new Map<string, Set<string>>();
+
+  private async hasTable(instanceId: string, table: string): Promise<boolean> {
+    let known = this.tables.get(instanceId);
+    if (!known) {
+      const [rows] = await this.pool(instanceId).query<RowDataPacket[]>(
+        "SELECT table_name AS t FROM information_schema.tables WHERE table_schema = DATABASE()",
+      );
+      known = new Set(rows.map((r) => String(r.t)));
+      this.tables.set(instanceId, known);
+    }
+    return known.has(table);
+  }
+
+  private urlOf(id: string, fallback?: string): string {
+    const url = this.options.urls?.get(id) ?? fallback;
+    if (!url) throw new PlanRefused(`no URL for instance ${id}`);
+    return url;
+  }
+
+  /** A pool on an instance of the map (or of a job's adds). */
+  pool(instanceId: string): Pool {
+    let pool = this.#pools.get(instanceId);
+    if (!pool) {
+      const url = this.options.urls?.get(instanceId) ?? this.#mapUrls.get(instanceId);
+      if (!url) throw new PlanRefused(`no URL for instance ${instanceId}`);
+      pool = createPool({ MYSQL_URL: url, MYSQL_POOL_SIZE: 4 });
+      this.#pools.set(instanceId, pool);
+    }
+    return pool;
+  }
+
+  readonly #mapUrls = new Map<string, string>();
+
+  /**
+   * Learns every instance's URL (the map's, the adds of `plan`) and applies sql/ on each, so
+   * the fence and job tables exist everywhere. Idempotent; start, run and abort call it.
+   */
+  async prepare(plan?: RebalancePlan): Promise<void> {
+    const map = await this.map();
+    for (const i of map.instances) if (!this.#mapUrls.has(i.id)) this.#mapUrls.set(i.id, i.url);
+    for (const add of plan?.adds ?? []) this.#mapUrls.set(add.id, add.url);
+    const ids = [...this.#mapUrls.keys()];
+    await Promise.all(ids.map((id) => migrate(this.urlOf(id, this.#mapUrls.get(id)), this.options.log)));
+  }
+}
+
+/** Same columns, same values → same hash, whichever instance the row is read from. */
+function rowHash(table: string, row: RowDataPacket): number {
+  const columns = Object.keys(row).sort();
+  return crc32(JSON.stringify([table, ...columns.map((c) => [c, normalize(row[c])])]));
+}
+
+function normalize(value: unknown): unknown {
+  if (value === null || value === undefined) return null;
+  if (Buffer.isBuffer(value)) return value.toString("base64");
+  if (value instanceof Date) return value.toISOString();
+  return String(value);
+}
+
+function pkOf(placement: TablePlacement, row: RowDataPacket): string {
+  return JSON.stringify(placement.pk.map((c) => row[c]));
+}
+
+function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const item of items) groups.set(key(item), [...(groups.get(key(item)) ?? []), item]);
+  return groups;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

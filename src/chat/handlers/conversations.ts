@@ -1,0 +1,68 @@
+import { AppError, ErrorCode } from "../../errors.js";
+import type { ConversationStore, Uid } from "../../storage/ports.js";
+import { notifyUsers } from "../notify.js";
+import { type Handler, type HandlerContext, invalid, pageSize, storage } from "./context.js";
+
+const DIRECT = /^p:(\d+):(\d+)$/;
+
+function conversationsOf(ctx: HandlerContext): ConversationStore {
+  if (!ctx.conversations) throw new AppError(ErrorCode.UNAVAILABLE, "this chat node keeps no conversation lists");
+  return ctx.conversations;
+}
+
+/** The other member of a 1:1 conversation ("p:<low>:<high>"), or undefined for other kinds. */
+export function peerOf(convId: string, uid: Uid): Uid | undefined {
+  const match = DIRECT.exec(convId);
+  if (!match) return undefined;
+  const [, low, high] = match as unknown as [string, string, string];
+  if (low === uid) return high;
+  if (high === uid) return low;
+  return undefined;
+}
+
+/** The user's conversations, the most recently active first, with the last message and unread count. */
+export const conversationList: Handler<"conversationListReq"> = async (ctx, session, request) => {
+  const me = session.uid as string;
+  const limit = pageSize(request.limit, ctx.config.CHAT_CONVERSATION_LIST_MAX);
+  const list = await storage(ctx, "conversation list", () => conversationsOf(ctx).list(me, limit));
+  return {
+    $case: "conversationListResp",
+    value: {
+      conversations: list.map((c) => ({
+        convId: c.convId,
+        peerUid: peerOf(c.convId, me) ?? "0",
+        lastMessage: c.lastMessage,
+        lastSeq: c.lastSeq,
+        readSeq: c.readSeq,
+        unread: Math.max(0, c.lastSeq - c.readSeq),
+        peerReadSeq: c.peerReadSeq,
+      })),
+    },
+  };
+};
+
+/**
+ * Moves the read cursor; when it moved, a ReadReceiptPush goes to the peer of a 1:1
+ * conversation and to the reader's other devices (not to the session that asked), wherever
+ * they are.
+ */
+export const markRead: Handler<"markReadReq"> = async (ctx, session, request) => {
+  const me = session.uid as string;
+  if (!request.convId) throw invalid("convId is required");
+  if (request.seq < 1) throw invalid("seq must be >= 1");
+  const { readSeq, advanced } = await storage(ctx, "mark read", () =>
+    conversationsOf(ctx).markRead(me, request.convId, request.seq),
+  );
+  if (advanced) {
+    const peer = peerOf(request.convId, me);
+    ctx.background(
+      notifyUsers(
+        ctx,
+        peer ? [me, peer] : [me],
+        { reqId: 0, body: { $case: "readReceiptPush", value: { convId: request.convId, reader: me, seq: readSeq } } },
+        session.id,
+      ),
+    );
+  }
+  return { $case: "markReadResp", value: { readSeq } };
+};

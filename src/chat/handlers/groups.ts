@@ -1,0 +1,286 @@
+import { AppError, ErrorCode } from "../../errors.js";
+import { GroupEventKind, type GroupEventPush, type GroupInfo, MessageKind } from "../../gen/shardchat/v1/client.js";
+import { GROUP_ROLE, type GroupRecord, type GroupRoleValue, type GroupStore, type Uid } from "../../storage/ports.js";
+import { deliver, messagePush } from "../delivery.js";
+import { notifyUsers } from "../notify.js";
+import { type Handler, type HandlerContext, invalid, isUid, pageSize, storage } from "./context.js";
+
+const MAX_CLIENT_MSG_ID_CHARS = 64;
+
+function groupsOf(ctx: HandlerContext): GroupStore {
+  if (!ctx.groups) throw new AppError(ErrorCode.UNAVAILABLE, "this chat node serves no groups");
+  return ctx.groups;
+}
+
+function toInfo(g: GroupRecord): GroupInfo {
+  return {
+    groupId: g.groupId,
+    convId: g.convId,
+    name: g.name,
+    owner: g.owner,
+    memberCount: g.memberCount,
+    createdAtMs: String(g.createdAt),
+  };
+}
+
+function checkGroupId(groupId: string): void {
+  if (!isUid(groupId)) throw invalid("groupId must be a decimal group id");
+}
+
+function checkName(ctx: HandlerContext, name: string): void {
+  const chars = [...name.trim()].length;
+  if (chars < 1 || chars > ctx.config.GROUP_NAME_MAX_CHARS) {
+    throw invalid(`name must be 1..${ctx.config.GROUP_NAME_MAX_CHARS} characters`);
+  }
+}
+
+/** The caller's role; NOT_GROUP_MEMBER when it has none (also for a group that does not exist). */
+async function roleOf(ctx: HandlerContext, groupId: string, uid: Uid): Promise<GroupRoleValue> {
+  const role = await storage(ctx, "group role", () => groupsOf(ctx).roleOf(groupId, uid));
+  if (role === null) throw new AppError(ErrorCode.NOT_GROUP_MEMBER, `not a member of group ${groupId}`);
+  return role;
+}
+
+async function requireGroup(ctx: HandlerContext, groupId: string): Promise<GroupRecord> {
+  const group = await storage(ctx, "group lookup", () => groupsOf(ctx).get(groupId));
+  if (!group) throw new AppError(ErrorCode.GROUP_NOT_FOUND);
+  return group;
+}
+
+/** Unknown uids are refused as a whole (PEER_NOT_FOUND names the first). */
+async function requireUsers(ctx: HandlerContext, uids: Uid[]): Promise<void> {
+  if (uids.length === 0) return;
+  const existing = await storage(ctx, "user lookup", () => ctx.users.existing(uids));
+  const missing = uids.find((uid) => !existing.has(uid));
+  if (missing !== undefined) throw new AppError(ErrorCode.PEER_NOT_FOUND, `no user ${missing}`);
+}
+
+function checkUids(ctx: HandlerContext, uids: Uid[]): Uid[] {
+  if (!uids.every(isUid)) throw invalid("uids must be decimal user ids");
+  const unique = [...new Set(uids)];
+  if (unique.length > ctx.config.GROUP_MAX_MEMBERS) {
+    throw new AppError(ErrorCode.GROUP_TOO_LARGE, `${unique.length} uids > ${ctx.config.GROUP_MAX_MEMBERS}`);
+  }
+  return unique;
+}
+
+export const groupCreate: Handler<"groupCreateReq"> = async (ctx, session, { name, memberUids }) => {
+  const owner = session.uid as string;
+  checkName(ctx, name);
+  const members = checkUids(ctx, memberUids).filter((uid) => uid !== owner);
+  await requireUsers(ctx, members);
+  const group = await storage(ctx, "group create", () =>
+    groupsOf(ctx).create({
+      groupId: ctx.ids.next(),
+      name: name.trim(),
+      owner,
+      members,
+      maxMembers: ctx.config.GROUP_MAX_MEMBERS,
+    }),
+  );
+  ctx.background(
+    announce(ctx, members, {
+      kind: GroupEventKind.CREATED,
+      group: toInfo(group),
+      actor: owner,
+      uids: members,
+      role: 0,
+    }),
+  );
+  return { $case: "groupCreateResp", value: { group: toInfo(group) } };
+};
+
+export const groupInvite: Handler<"groupInviteReq"> = async (ctx, session, { groupId, uids }) => {
+  const actor = session.uid as string;
+  checkGroupId(groupId);
+  const wanted = checkUids(ctx, uids);
+  if (wanted.length === 0) throw invalid("uids are required");
+  if ((await roleOf(ctx, groupId, actor)) < GROUP_ROLE.admin) {
+    throw new AppError(ErrorCode.GROUP_PERMISSION_DENIED, "only admins and the owner invite");
+  }
+  await requireUsers(ctx, wanted);
+  const added = await storage(ctx, "group invite", () =>
+    groupsOf(ctx).addMembers(groupId, wanted, ctx.config.GROUP_MAX_MEMBERS),
+  );
+  if (added.length > 0) ctx.background(announceToGroup(ctx, groupId, GroupEventKind.MEMBERS_ADDED, actor, added));
+  return { $case: "groupInviteResp", value: { added } };
+};
+
+export const groupLeave: Handler<"groupLeaveReq"> = async (ctx, session, { groupId }) => {
+  const uid = session.uid as string;
+  checkGroupId(groupId);
+  const role = await roleOf(ctx, groupId, uid);
+  if (role === GROUP_ROLE.owner) {
+    const group = await requireGroup(ctx, groupId);
+    if (group.memberCount > 1) throw new AppError(ErrorCode.GROUP_OWNER_CANNOT_LEAVE);
+  }
+  await storage(ctx, "group leave", () => groupsOf(ctx).removeMember(groupId, uid));
+  ctx.background(announceToGroup(ctx, groupId, GroupEventKind.MEMBER_LEFT, uid, [uid]));
+  return { $case: "groupLeaveResp", value: {} };
+};
+
+export const groupKick: Handler<"groupKickReq"> = async (ctx, session, { groupId, uid }) => {
+  const actor = session.uid as string;
+  checkGroupId(groupId);
+  if (!isUid(uid)) throw invalid("uid must be a decimal user id");
+  if (uid === actor) throw invalid("use group_leave to leave");
+  const role = await roleOf(ctx, groupId, actor);
+  if (role < GROUP_ROLE.admin) throw new AppError(ErrorCode.GROUP_PERMISSION_DENIED, "only admins and the owner kick");
+  const target = await storage(ctx, "group role", () => groupsOf(ctx).roleOf(groupId, uid));
+  if (target === null) throw new AppError(ErrorCode.NOT_FOUND, `${uid} is not in group ${groupId}`);
+  if (target >= role) throw new AppError(ErrorCode.GROUP_PERMISSION_DENIED, "only a higher role kicks");
+  await storage(ctx, "group kick", () => groupsOf(ctx).removeMember(groupId, uid));
+  ctx.background(announceToGroup(ctx, groupId, GroupEventKind.MEMBER_KICKED, actor, [uid], [uid]));
+  return { $case: "groupKickResp", value: {} };
+};
+
+export const groupRename: Handler<"groupRenameReq"> = async (ctx, session, { groupId, name }) => {
+  const actor = session.uid as string;
+  checkGroupId(groupId);
+  checkName(ctx, name);
+  if ((await roleOf(ctx, groupId, actor)) < GROUP_ROLE.admin) {
+    throw new AppError(ErrorCode.GROUP_PERMISSION_DENIED, "only admins and the owner rename");
+  }
+  const group = await storage(ctx, "group rename", () => groupsOf(ctx).rename(groupId, name.trim()));
+  if (!group) throw new AppError(ErrorCode.GROUP_NOT_FOUND);
+  ctx.background(announceToGroup(ctx, groupId, GroupEventKind.RENAMED, actor, []));
+  return { $case: "groupRenameResp", value: { group: toInfo(group) } };
+};
+
+export const groupSetRole: Handler<"groupSetRoleReq"> = async (ctx, session, { groupId, uid, role }) => {
+  const actor = session.uid as string;
+  checkGroupId(groupId);
+  if (!isUid(uid)) throw invalid("uid must be a decimal user id");
+  if (role !== GROUP_ROLE.member && role !== GROUP_ROLE.admin) throw invalid("role must be MEMBER or ADMIN");
+  if ((await roleOf(ctx, groupId, actor)) !== GROUP_ROLE.owner) {
+    throw new AppError(ErrorCode.GROUP_PERMISSION_DENIED, "only the owner sets roles");
+  }
+  const target = await storage(ctx, "group role", () => groupsOf(ctx).roleOf(groupId, uid));
+  if (target === null) throw new AppError(ErrorCode.NOT_FOUND, `${uid} is not in group ${groupId}`);
+  if (target === GROUP_ROLE.owner) throw new AppError(ErrorCode.GROUP_PERMISSION_DENIED, "the owner's role is fixed");
+  await storage(ctx, "group set role", () => groupsOf(ctx).setRole(groupId, uid, role as GroupRoleValue));
+  ctx.background(announceToGroup(ctx, groupId, GroupEventKind.ROLE_CHANGED, actor, [uid], [], role));
+  return { $case: "groupSetRoleResp", value: {} };
+};
+
+export const groupMembers: Handler<"groupMembersReq"> = async (ctx, session, { groupId, afterUid, limit }) => {
+  checkGroupId(groupId);
+  if (afterUid !== "0" && !isUid(afterUid)) throw invalid("afterUid must be 0 or a decimal user id");
+  await roleOf(ctx, groupId, session.uid as string);
+  const group = await requireGroup(ctx, groupId);
+  const size = pageSize(limit, ctx.config.GROUP_MEMBERS_PAGE);
+  // One more than asked tells whether another page follows.
+  const rows = await storage(ctx, "group members", () => groupsOf(ctx).members(groupId, afterUid, size + 1));
+  const page = rows.slice(0, size);
+  return {
+    $case: "groupMembersResp",
+    value: {
+      group: toInfo(group),
+      members: page.map((m) => ({ uid: m.uid, role: m.role, joinedAtMs: String(m.joinedAt) })),
+      more: rows.length > size,
+    },
+  };
+};
+
+export const groupList: Handler<"groupListReq"> = async (ctx, session) => {
+  const groups = await storage(ctx, "group list", () => groupsOf(ctx).groupsOf(session.uid as string));
+  return { $case: "groupListResp", value: { groups: groups.map(toInfo) } };
+};
+
+/**
+ * Stores the message once in the group's conversation, acks the sender once committed, then
+ * fans it out: one member list read, one batched route lookup and one Deliver per chat node
+ * with online members (deliver()). Offline members get it from their next sync.
+ */
+export const groupSend: Handler<"groupSendReq"> = async (ctx, session, request, reqId) => {
+  const sender = session.uid as string;
+  checkGroupId(request.groupId);
+  const clientMsgIdLength = [...request.clientMsgId].length;
+  if (clientMsgIdLength < 1 || clientMsgIdLength > MAX_CLIENT_MSG_ID_CHARS) {
+    throw invalid(`clientMsgId must be 1..${MAX_CLIENT_MSG_ID_CHARS} characters`);
+  }
+  if (request.kind !== MessageKind.TEXT) throw invalid("kind must be TEXT");
+  if (request.text.length === 0) throw invalid("text is required");
+  const chars = [...request.text].length;
+  if (chars > ctx.config.CHAT_MAX_TEXT_CHARS) {
+    throw new AppError(ErrorCode.TEXT_TOO_LONG, `text of ${chars} chars > ${ctx.config.CHAT_MAX_TEXT_CHARS}`);
+  }
+  const { message, duplicate } = await storage(ctx, "group append", () =>
+    groupsOf(ctx).append({
+      groupId: request.groupId,
+      msgId: ctx.ids.next(),
+      sender,
+      clientMsgId: request.clientMsgId,
+      kind: request.kind,
+      text: request.text,
+      sentAtMs: Date.now(),
+    }),
+  );
+  session.send({
+    reqId,
+    body: {
+      $case: "groupSendResp",
+      value: {
+        clientMsgId: message.clientMsgId,
+        msgId: message.msgId,
+        seq: message.seq,
+        convId: message.convId,
+        sentAtMs: message.sentAtMs,
+        duplicate,
+      },
+    },
+  });
+  if (!duplicate) {
+    ctx.background(fanOut(ctx, request.groupId, sender, message));
+    // The sender's other devices (all on this node, as the ring puts a user's devices together).
+    const push = messagePush(message);
+    for (const other of ctx.sessions.sessionsOf(sender)) if (other !== session && !other.closed) other.send(push);
+  }
+  return undefined;
+};
+
+async function fanOut(
+  ctx: HandlerContext,
+  groupId: string,
+  sender: Uid,
+  message: Parameters<typeof deliver>[1],
+): Promise<void> {
+  let members: Uid[];
+  try {
+    members = await groupsOf(ctx).memberUids(groupId);
+  } catch (err) {
+    ctx.log.warn({ err, groupId }, "cannot read group members; they will sync");
+    return;
+  }
+  await deliver(
+    ctx,
+    message,
+    members.filter((uid) => uid !== sender),
+  );
+}
+
+/** A group event to every current member (plus `extra`, e.g. whoever was kicked). */
+async function announceToGroup(
+  ctx: HandlerContext,
+  groupId: string,
+  kind: GroupEventKind,
+  actor: Uid,
+  uids: Uid[],
+  extra: Uid[] = [],
+  role = 0,
+): Promise<void> {
+  try {
+    const store = groupsOf(ctx);
+    const [group, members] = await Promise.all([store.get(groupId), store.memberUids(groupId)]);
+    if (!group) return;
+    const to = [...new Set([...members, ...extra])].filter((uid) => uid !== actor);
+    await announce(ctx, to, { kind, group: toInfo(group), actor, uids, role });
+  } catch (err) {
+    ctx.log.warn({ err, groupId }, "cannot announce a group change");
+  }
+}
+
+/** A group event to whoever of `toUids` is online: one Notify per other node (notifyUsers). */
+async function announce(ctx: HandlerContext, toUids: Uid[], event: GroupEventPush): Promise<void> {
+  await notifyUsers(ctx, toUids, { reqId: 0, body: { $case: "groupEventPush", value: event } });
+}

@@ -1,0 +1,27 @@
+import type { Uid } from "../storage/ports.js";
+import type { HandlerContext } from "./handlers/context.js";
+import { notifyUsers } from "./notify.js";
+
+/**
+ * Tells uid's online friends that it came online (its first device) or went offline (its last
+ * device), from the session routes: called after a login's route is written and after a closed
+ * session's route is removed. Never throws: presence is a hint, the friend list answers it too.
+ */
+export async function announcePresence(ctx: HandlerContext, uid: Uid, online: boolean): Promise<void> {
+  const friends = ctx.friends;
+  if (!ctx.config.CHAT_PRESENCE_PUSH || !friends) return;
+  try {
+    const devices = (await ctx.routes.lookupAll([uid])).get(uid) ?? [];
+    // Online: only when this is the one device; offline: only when none is left.
+    if (online ? devices.length !== 1 : devices.length !== 0) return;
+    const list = await friends.friends(uid, ctx.config.FRIENDS_MAX);
+    if (list.length === 0) return;
+    await notifyUsers(
+      ctx,
+      list.map((f) => f.uid),
+      { reqId: 0, body: { $case: "presencePush", value: { uid, online } } },
+    );
+  } catch (err) {
+    ctx.log.warn({ err, uid }, "cannot announce presence");
+  }
+}

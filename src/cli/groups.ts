@@ -1,0 +1,144 @@
+import { errorName } from "../errors.js";
+import { GroupEventKind, type GroupInfo, GroupRole } from "../gen/shardchat/v1/client.js";
+import type { ChatClient } from "../sdk/chat-client.js";
+
+/**
+ * Group commands of the terminal client, one-shot (`npm run cli -- groups me pw`) or typed in
+ * chat mode ("/gsend <group id> hello").
+ */
+interface GroupCommand {
+  args: string;
+  what: string;
+  run(chat: ChatClient, args: string[]): Promise<void>;
+}
+
+function need(value: string | undefined, name: string): string {
+  if (!value) throw new Error(`missing ${name}`);
+  return value;
+}
+
+function showGroup(g: GroupInfo): string {
+  return `${g.groupId}  ${g.name}  (${g.memberCount} members, owner ${g.owner}, conversation ${g.convId})`;
+}
+
+const ROLE_NAMES: Record<number, string> = {
+  [GroupRole.MEMBER]: "member",
+  [GroupRole.ADMIN]: "admin",
+  [GroupRole.OWNER]: "owner",
+};
+
+const EVENT_TEXT: Partial<Record<GroupEventKind, string>> = {
+  [GroupEventKind.CREATED]: "created the group",
+  [GroupEventKind.MEMBERS_ADDED]: "added",
+  [GroupEventKind.MEMBER_LEFT]: "left",
+  [GroupEventKind.MEMBER_KICKED]: "kicked",
+  [GroupEventKind.RENAMED]: "renamed the group",
+  [GroupEventKind.ROLE_CHANGED]: "changed the role of",
+};
+
+export const groupCommands: Record<string, GroupCommand> = {
+  groups: {
+    args: "",
+    what: "your groups",
+    async run(chat) {
+      const groups = await chat.listGroups();
+      for (const g of groups) console.log(showGroup(g));
+      if (groups.length === 0) console.log("no groups");
+    },
+  },
+  gcreate: {
+    args: "<name> [uid...]",
+    what: "create a group with these members",
+    async run(chat, [name, ...uids]) {
+      console.log(`created ${showGroup(await chat.createGroup(need(name, "name"), uids))}`);
+    },
+  },
+  gsend: {
+    args: "<group id> <text>",
+    what: "post to a group",
+    async run(chat, [groupId, ...text]) {
+      const ack = await chat.sendGroupText(need(groupId, "group id"), need(text.join(" ") || undefined, "text"));
+      console.log(`stored as ${ack.msgId} (#${ack.seq} in ${ack.convId})`);
+    },
+  },
+  ginvite: {
+    args: "<group id> <uid...>",
+    what: "add members (admins and the owner)",
+    async run(chat, [groupId, ...uids]) {
+      const added = await chat.inviteToGroup(need(groupId, "group id"), uids);
+      console.log(added.length > 0 ? `added ${added.join(" ")}` : "everyone was a member already");
+    },
+  },
+  gkick: {
+    args: "<group id> <uid>",
+    what: "remove a member (admins and the owner)",
+    async run(chat, [groupId, uid]) {
+      await chat.kickFromGroup(need(groupId, "group id"), need(uid, "uid"));
+      console.log("kicked");
+    },
+  },
+  gleave: {
+    args: "<group id>",
+    what: "leave a group",
+    async run(chat, [groupId]) {
+      await chat.leaveGroup(need(groupId, "group id"));
+      console.log("left");
+    },
+  },
+  grename: {
+    args: "<group id> <name>",
+    what: "rename a group (admins and the owner)",
+    async run(chat, [groupId, ...name]) {
+      console.log(`renamed: ${showGroup(await chat.renameGroup(need(groupId, "group id"), name.join(" ")))}`);
+    },
+  },
+  gadmin: {
+    args: "<group id> <uid> [off]",
+    what: "make a member an admin, or (off) a member again (the owner)",
+    async run(chat, [groupId, uid, off]) {
+      const role = off === "off" ? GroupRole.MEMBER : GroupRole.ADMIN;
+      await chat.setGroupRole(need(groupId, "group id"), need(uid, "uid"), role);
+      console.log(`${uid} is now ${ROLE_NAMES[role]}`);
+    },
+  },
+  gmembers: {
+    args: "<group id>",
+    what: "members with roles (every page)",
+    async run(chat, [groupId]) {
+      const members = await chat.allGroupMembers(need(groupId, "group id"));
+      for (const m of members) console.log(`${m.uid}  ${ROLE_NAMES[m.role] ?? m.role}`);
+    },
+  },
+};
+
+export function groupUsage(mode: "cli" | "chat"): string {
+  return Object.entries(groupCommands)
+    .map(([name, c]) => {
+      const line = mode === "cli" ? `npm run cli -- ${name} <user|email> <password> ${c.args}` : `/${name} ${c.args}`;
+      return `  ${line}`.padEnd(mode === "cli" ? 80 : 40) + c.what;
+    })
+    .join("\n");
+}
+
+/** Prints group changes as they are pushed. */
+export function printGroupPushes(chat: ChatClient): void {
+  chat.on("groupEvent", (e) => {
+    const who = e.uids.length > 0 ? ` ${e.uids.join(" ")}` : "";
+    const role = e.kind === GroupEventKind.ROLE_CHANGED ? ` to ${ROLE_NAMES[e.role] ?? e.role}` : "";
+    console.log(
+      `[group ${e.group?.groupId} "${e.group?.name}"] ${e.actor} ${EVENT_TEXT[e.kind] ?? "changed"}${who}${role}`,
+    );
+  });
+}
+
+/** Runs a "/g... args" line typed in chat mode; false when it is not a group command. */
+export async function runGroupSlashCommand(chat: ChatClient, line: string): Promise<boolean> {
+  const match = /^\/(\w+)\s*(.*)$/.exec(line.trim());
+  const command = match ? groupCommands[match[1] as string] : undefined;
+  if (!match || !command) return false;
+  const args = (match[2] ?? "").split(/\s+/).filter((a) => a !== "");
+  await command.run(chat, args).catch((err: Error & { code?: number }) => {
+    console.log(`failed: ${err.code ? `${errorName(err.code)} ` : ""}${err.message}`);
+  });
+  return true;
+}

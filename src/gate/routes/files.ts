@@ -1,0 +1,150 @@
+import type { MultipartFile } from "@fastify/multipart";
+import multipart from "@fastify/multipart";
+import type { FastifyPluginAsync, FastifyRequest } from "fastify";
+import { AppError, ErrorCode } from "../../errors.js";
+import type { FileStore } from "../../files/ports.js";
+import type { FileMetaStore, MessageStore, Uid } from "../../storage/ports.js";
+import { callerOf } from "../auth.js";
+import type { GateDeps } from "../deps.js";
+import { replies } from "../schemas.js";
+
+/** What gate needs to take and hand out files; without it gate serves no /v1/files. */
+export interface GateFiles {
+  meta: FileMetaStore;
+  bytes: FileStore;
+  /** Who is in a conversation (group members are its member rows). */
+  messages: Pick<MessageStore, "isMember">;
+}
+
+export type FilesRouteOptions = GateFiles & Pick<GateDeps, "status" | "ids" | "config" | "log">;
+
+const DIRECT_CONV = /^p:(\d{1,20}):(\d{1,20})$/;
+const MAX_NAME_CHARS = 255;
+const MAX_CONV_ID_CHARS = 64;
+
+const uploadReplySchema = {
+  type: "object",
+  properties: {
+    error: { type: "integer" },
+    id: { type: "string" },
+    url: { type: "string" },
+    name: { type: "string" },
+    size: { type: "integer" },
+    contentType: { type: "string" },
+  },
+  required: ["error", "id", "url", "name", "size", "contentType"],
+} as const;
+
+/** "image/png" is allowed by "image/png" or "image/*". */
+export function typeAllowed(allowList: string[], contentType: string): boolean {
+  const type = contentType.split(";")[0]?.trim().toLowerCase() ?? "";
+  if (!/^[a-z0-9.+-]+\/[a-z0-9.+-]+$/.test(type)) return false;
+  const family = `${type.split("/")[0]}/*`;
+  return allowList.includes(type) || allowList.includes(family);
+}
+
+/** A file name without any path or control characters, as a download may offer it. */
+function cleanName(raw: string | undefined): string {
+  const base = (raw ?? "").split(/[\\/]/).pop() ?? "";
+  const printable = [...base]
+    .filter((c) => c.charCodeAt(0) >= 0x20 && c !== "\u007f" && c !== '"')
+    .join("")
+    .trim();
+  return [...(printable || "file")].slice(0, MAX_NAME_CHARS).join("");
+}
+
+/**
+ * Whether uid takes part in convId: a 1:1 conversation's two users are in its id (it exists
+ * before its first message), any other conversation's members are its member rows.
+ */
+async function isParticipant(messages: GateFiles["messages"], convId: string, uid: Uid): Promise<boolean> {
+  const direct = DIRECT_CONV.exec(convId);
+  if (direct) return BigInt(direct[1] as string) === BigInt(uid) || BigInt(direct[2] as string) === BigInt(uid);
+  return messages.isMember(convId, uid);
+}
+
+/**
+ * POST /v1/files?convId=… (multipart, one part "file") stores a file for a conversation the
+ * caller is in; GET /v1/files/:id hands it to any participant of that conversation. Both take
+ * the login token: `Authorization: Bearer <token>` with `X-Uid: <uid>`, or, for links a browser
+ * opens itself, `?uid=…&token=…`.
+ */
+export const filesRoute: FastifyPluginAsync<FilesRouteOptions> = async (app, opts) => {
+  const { meta, bytes, messages, status, ids, config, log } = opts;
+  const allowList = config.GATE_FILE_TYPES.split(",")
+    .map((t) => t.trim().toLowerCase())
+    .filter(Boolean);
+  await app.register(multipart, {
+    limits: { fileSize: config.GATE_FILE_MAX_BYTES, files: 1, fields: 4, parts: 5, fieldSize: 1024 },
+  });
+
+  const caller = (request: FastifyRequest) => callerOf(status, request);
+
+  app.post("/v1/files", { schema: { response: replies(uploadReplySchema) } }, async (request) => {
+    const uid = await caller(request);
+    const convId = (request.query as { convId?: unknown }).convId;
+    if (typeof convId !== "string" || convId === "" || convId.length > MAX_CONV_ID_CHARS) {
+      throw new AppError(ErrorCode.INVALID_ARGUMENT, "convId is required");
+    }
+    if (!(await isParticipant(messages, convId, uid))) throw new AppError(ErrorCode.NOT_PARTICIPANT);
+    if (!request.isMultipart()) throw new AppError(ErrorCode.FILE_MISSING, "expected multipart/form-data");
+
+    let file: MultipartFile | undefined;
+    try {
+      file = await request.file();
+    } catch (err) {
+      throw new AppError(ErrorCode.INVALID_ARGUMENT, `bad multipart body: ${(err as Error).message}`);
+    }
+    if (!file) throw new AppError(ErrorCode.FILE_MISSING);
+    const contentType = file.mimetype.split(";")[0]?.trim().toLowerCase() ?? "";
+    if (!typeAllowed(allowList, contentType)) {
+      file.file.resume();
+      throw new AppError(ErrorCode.FILE_TYPE_NOT_ALLOWED, `${contentType || "no type"} is not accepted`);
+    }
+    const id = ids.next();
+    let size: number;
+    try {
+      size = await bytes.put(id, file.file);
+    } catch (err) {
+      if ((err as { code?: string }).code === "FST_REQ_FILE_TOO_LARGE" || file.file.truncated) {
+        throw new AppError(ErrorCode.FILE_TOO_LARGE, `files are at most ${config.GATE_FILE_MAX_BYTES} bytes`);
+      }
+      log.error({ err }, "file store put failed");
+      throw new AppError(ErrorCode.UNAVAILABLE, "file store");
+    }
+    if (file.file.truncated) {
+      await bytes.delete(id);
+      throw new AppError(ErrorCode.FILE_TOO_LARGE, `files are at most ${config.GATE_FILE_MAX_BYTES} bytes`);
+    }
+    const name = cleanName(file.filename);
+    try {
+      await meta.create({ id, owner: uid, convId, name, size, contentType, createdAt: Date.now() });
+    } catch (err) {
+      // Bytes without metadata can never be served: take them back.
+      await bytes.delete(id).catch(() => {});
+      throw err;
+    }
+    return { error: ErrorCode.OK, id, url: `/v1/files/${id}`, name, size, contentType };
+  });
+
+  app.get<{ Params: { id: string } }>("/v1/files/:id", async (request, reply) => {
+    const uid = await caller(request);
+    const found = await meta.byId(request.params.id);
+    if (!found) throw new AppError(ErrorCode.NOT_FOUND, "no such file");
+    if (!(await isParticipant(messages, found.convId, uid))) throw new AppError(ErrorCode.NOT_PARTICIPANT);
+    const body = await bytes.get(found.id);
+    if (!body) throw new AppError(ErrorCode.NOT_FOUND, "file bytes are gone");
+    const inline = found.contentType.startsWith("image/");
+    return reply
+      .header("content-type", found.contentType)
+      .header("content-length", found.size)
+      .header("x-content-type-options", "nosniff")
+      .header("content-security-policy", "sandbox")
+      .header("cache-control", "private, max-age=86400")
+      .header(
+        "content-disposition",
+        `${inline ? "inline" : "attachment"}; filename*=UTF-8''${encodeURIComponent(found.name)}`,
+      )
+      .send(body);
+  });
+};

@@ -1,0 +1,99 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+
+/**
+ * The metrics of one service process, on a registry of its own (never prom-client's global
+ * one), so several services in one process or one test each see only their own.
+ */
+export interface Metrics {
+  registry: Registry;
+  connections: Gauge<"transport">;
+  messagesIn: Counter;
+  messagesOut: Counter<"via">;
+  storeSeconds: Histogram<"op">;
+  deliverySeconds: Histogram;
+  grpcErrors: Counter<"method" | "code">;
+  shardQuerySeconds: Histogram<"shard">;
+  redisErrors: Counter;
+  rateLimited: Counter<"limit">;
+  /** Node-to-node calls this node made (a group fan-out is one per node with online members). */
+  nodeCalls: Counter<"rpc">;
+}
+
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
+/** A fresh registry with the process metrics (event-loop lag, heap, CPU) and the service's own. */
+export function createMetrics(service: string): Metrics {
+  const registry = new Registry();
+  registry.setDefaultLabels({ service });
+  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 20 });
+  const registers = [registry];
+  return {
+    registry,
+    connections: new Gauge({
+      name: "shardchat_connections",
+      help: "Open client connections by transport",
+      labelNames: ["transport"],
+      registers,
+    }),
+    messagesIn: new Counter({
+      name: "shardchat_messages_in_total",
+      help: "Chat messages accepted from senders (stored and acked, resends excluded)",
+      registers,
+    }),
+    messagesOut: new Counter({
+      name: "shardchat_messages_out_total",
+      help: "Chat messages pushed to recipients' sessions, by how they reached this node",
+      labelNames: ["via"],
+      registers,
+    }),
+    storeSeconds: new Histogram({
+      name: "shardchat_store_seconds",
+      help: "Latency of storage calls made by request handlers",
+      labelNames: ["op"],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
+    deliverySeconds: new Histogram({
+      name: "shardchat_delivery_seconds",
+      help: "From a stored message to its push on every online recipient's node",
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
+    grpcErrors: new Counter({
+      name: "shardchat_grpc_client_errors_total",
+      help: "Failed outgoing gRPC calls by method and gRPC status code",
+      labelNames: ["method", "code"],
+      registers,
+    }),
+    shardQuerySeconds: new Histogram({
+      name: "shardchat_shard_query_seconds",
+      help: "Latency of pool queries by MySQL shard instance",
+      labelNames: ["shard"],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
+    redisErrors: new Counter({ name: "shardchat_redis_errors_total", help: "Redis client errors", registers }),
+    nodeCalls: new Counter({
+      name: "shardchat_node_calls_total",
+      help: "Node-to-node gRPC calls made by this chat node, by rpc",
+      labelNames: ["rpc"],
+      registers,
+    }),
+    rateLimited: new Counter({
+      name: "shardchat_rate_limited_total",
+      help: "Requests refused by a rate limit, by limit",
+      labelNames: ["limit"],
+      registers,
+    }),
+  };
+}
+
+/** Runs call and records its duration in seconds. */
+export async function timed<T>(observe: (seconds: number) => void, call: () => Promise<T>): Promise<T> {
+  const start = process.hrtime.bigint();
+  try {
+    return await call();
+  } finally {
+    observe(Number(process.hrtime.bigint() - start) / 1e9);
+  }
+}

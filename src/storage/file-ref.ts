@@ -1,0 +1,21 @@
+import type { FileRef } from "../gen/shardchat/v1/client.js";
+
+/**
+ * A message's file reference as its `file_json` column holds it: a copy of the file's
+ * metadata, so history and sync never look up the files table (which lives on other shards).
+ */
+export function fileRefToColumn(ref: FileRef | undefined): string | null {
+  if (!ref) return null;
+  return JSON.stringify({ id: ref.id, name: ref.name, size: ref.size, contentType: ref.contentType });
+}
+
+export function fileRefFromColumn(value: unknown): FileRef | undefined {
+  if (typeof value !== "string" || value === "") return undefined;
+  const parsed = JSON.parse(value) as Partial<FileRef>;
+  return {
+    id: String(parsed.id ?? "0"),
+    name: String(parsed.name ?? ""),
+    size: String(parsed.size ?? "0"),
+    contentType: String(parsed.contentType ?? ""),
+  };
+}

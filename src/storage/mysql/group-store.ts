@@ -1,0 +1,418 @@
+import type { PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
+import { AppError, ErrorCode } from "../../errors.js";
+import type { ChatMessage } from "../../gen/shardchat/v1/client.js";
+import {
+  GROUP_ROLE,
+  type GroupMemberRecord,
+  type GroupRecord,
+  type GroupRoleValue,
+  type GroupStore,
+  groupConvId,
+  type NewGroupMessage,
+  type Uid,
+} from "../ports.js";
+import type { Pool } from "./pool.js";
+import { inTransaction, mysqlCode, retryingDeadlocks } from "./transaction.js";
+
+/** conversations.kind of a group conversation (1 is a 1:1 conversation). */
+export const GROUP_CONVERSATION = 2;
+/** chat_groups.name and messages.client_msg_id are VARCHAR(64): longer values are refused, not cut. */
+const MAX_NAME_CHARS = 64;
+const MAX_CLIENT_MSG_ID_CHARS = 64;
+const DECIMAL_ID = /^\d{1,20}$/;
+/** The columns of sql/001_core.sql's messages that a group message sets. */
+const COLUMNS = "conv_id, seq, msg_id, sender, recipient, client_msg_id, kind, body, sent_at";
+const GROUP_COLUMNS = "group_id, name, owner, member_count, created_at";
+
+export interface MysqlGroupStoreOptions {
+  /** config.MYSQL_DEADLOCK_RETRIES. */
+  deadlockRetries?: number;
+}
+
+/**
+ * Groups on one MySQL instance. The group's rows, its conversation row and its members'
+ * cursors are on this instance, so every change is one local transaction; the row of
+ * chat_groups is locked by membership changes, which serializes them per group (member_count
+ * stays exact). A group message locks the conversation row only, like a 1:1 message.
+ */
+export class MysqlGroupStore implements GroupStore {
+  private readonly deadlockRetries: number;
+
+  constructor(
+    private readonly pool: Pool,
+    options: MysqlGroupStoreOptions = {},
+  ) {
+    this.deadlockRetries = options.deadlockRetries ?? 5;
+  }
+
+  async create(g: {
+    groupId: string;
+    name: string;
+    owner: Uid;
+    members: Uid[];
+    maxMembers: number;
+  }): Promise<GroupRecord> {
+    checkId(g.groupId);
+    checkName(g.name);
+    const uids = uniqueSorted([g.owner, ...g.members]);
+    if (uids.length > g.maxMembers) {
+      throw new AppError(ErrorCode.GROUP_TOO_LARGE, `${uids.length} members > ${g.maxMembers}`);
+    }
+    const now = Date.now();
+    const convId = groupConvId(g.groupId);
+    return storageCall(() =>
+      inTransaction(this.pool, async (conn) => {
+        await conn.query(`INSERT INTO chat_groups (${GROUP_COLUMNS}) VALUES (?, ?, ?, ?, ?)`, [
+          g.groupId,
+          g.name,
+          g.owner,
+          uids.length,
+          now,
+        ]);
+        await conn.query("INSERT INTO conversations (conv_id, kind, last_seq, created_at) VALUES (?, ?, 0, ?)", [
+          convId,
+          GROUP_CONVERSATION,
+          now,
+        ]);
+        await insertMembers(conn, g.groupId, uids, 0, now, g.owner);
+        return { groupId: g.groupId, convId, name: g.name, owner: g.owner, memberCount: uids.length, createdAt: now };
+      }),
+    );
+  }
+
+  async get(groupId: string): Promise<GroupRecord | null> {
+    if (!DECIMAL_ID.test(groupId)) return null;
+    return storageCall(async () => {
+      const [rows] = await this.pool.query<RowDataPacket[]>(
+        `SELECT ${GROUP_COLUMNS} FROM chat_groups WHERE group_id = ?`,
+        [groupId],
+      );
+      return rows[0] ? toGroup(rows[0]) : null;
+    });
+  }
+
+  async roleOf(groupId: string, uid: Uid): Promise<GroupRoleValue | null> {
+    if (!DECIMAL_ID.test(groupId) || !DECIMAL_ID.test(uid)) return null;
+    return storageCall(async () => {
+      const [rows] = await this.pool.query<RowDataPacket[]>(
+        "SELECT role FROM group_members WHERE group_id = ? AND uid = ?",
+        [groupId, uid],
+      );
+      return rows[0] ? (Number(rows[0].role) as GroupRoleValue) : null;
+    });
+  }
+
+  async members(groupId: string, afterUid: Uid, limit: number): Promise<GroupMemberRecord[]> {
+    if (!DECIMAL_ID.test(groupId) || !DECIMAL_ID.test(afterUid)) return [];
+    const take = Math.max(0, Math.floor(limit));
+    if (take === 0) return [];
+    return storageCall(async () => {
+      const [rows] = await this.pool.query<RowDataPacket[]>(
+        "SELECT uid, role, joined_at FROM group_members WHERE group_id = ? AND uid > ? ORDER BY uid LIMIT ?",
+        [groupId, afterUid, take],
+      );
+      return rows.map((r) => ({
+        uid: String(r.uid),
+        role: Number(r.role) as GroupRoleValue,
+        joinedAt: Number(r.joined_at),
+      }));
+    });
+  }
+
+  async memberUids(groupId: string): Promise<Uid[]> {
+    if (!DECIMAL_ID.test(groupId)) return [];
+    return storageCall(async () => {
+      const [rows] = await this.pool.query<RowDataPacket[]>("SELECT uid FROM group_members WHERE group_id = ?", [
+        groupId,
+      ]);
+      return rows.map((r) => String(r.uid));
+    });
+  }
+
+  async addMembers(groupId: string, uids: Uid[], maxMembers: number): Promise<Uid[]> {
+    checkId(groupId);
+    const wanted = uniqueSorted(uids);
+    if (wanted.length === 0) return [];
+    const convId = groupConvId(groupId);
+    return storageCall(() =>
+      retryingDeadlocks(this.deadlockRetries, () =>
+        inTransaction(this.pool, async (conn) => {
+          const [group] = await conn.query<RowDataPacket[]>(
+            "SELECT member_count FROM chat_groups WHERE group_id = ? FOR UPDATE",
+            [groupId],
+          );
+          if (!group[0]) throw new AppError(ErrorCode.GROUP_NOT_FOUND);
+          const [present] = await conn.query<RowDataPacket[]>(
+            "SELECT uid FROM group_members WHERE group_id = ? AND uid IN (?)",
+            [groupId, wanted],
+          );
+          const already = new Set(present.map((r) => String(r.uid)));
+          const added = wanted.filter((uid) => !already.has(uid));
+          if (added.length === 0) return [];
+          const count = Number(group[0].member_count) + added.length;
+          if (count > maxMembers) throw new AppError(ErrorCode.GROUP_TOO_LARGE, `${count} members > ${maxMembers}`);
+          // New members start at the conversation's end: they get what is sent from now on,
+          // and read older messages with history.
+          const [conv] = await conn.query<RowDataPacket[]>("SELECT last_seq FROM conversations WHERE conv_id = ?", [
+            convId,
+          ]);
+          await insertMembers(conn, groupId, added, Number(conv[0]?.last_seq ?? 0), Date.now());
+          await conn.query("UPDATE chat_groups SET member_count = member_count + ? WHERE group_id = ?", [
+            added.length,
+            groupId,
+          ]);
+          return added;
+        }),
+      ),
+    );
+  }
+
+  async removeMember(groupId: string, uid: Uid): Promise<boolean> {
+    if (!DECIMAL_ID.test(groupId) || !DECIMAL_ID.test(uid)) return false;
+    return storageCall(() =>
+      retryingDeadlocks(this.deadlockRetries, () =>
+        inTransaction(this.pool, async (conn) => {
+          const [group] = await conn.query<RowDataPacket[]>("SELECT 1 FROM chat_groups WHERE group_id = ? FOR UPDATE", [
+            groupId,
+          ]);
+          if (!group[0]) return false;
+          const [gone] = await conn.query<ResultSetHeader>("DELETE FROM group_members WHERE group_id = ? AND uid = ?", [
+            groupId,
+            uid,
+          ]);
+          if (gone.affectedRows === 0) return false;
+          await conn.query("DELETE FROM conversation_members WHERE conv_id = ? AND uid = ?", [
+            groupConvId(groupId),
+            uid,
+          ]);
+          await conn.query("UPDATE chat_groups SET member_count = member_count - 1 WHERE group_id = ?", [groupId]);
+          return true;
+        }),
+      ),
+    );
+  }
+
+  async setRole(groupId: string, uid: Uid, role: GroupRoleValue): Promise<boolean> {
+    if (!DECIMAL_ID.test(groupId) || !DECIMAL_ID.test(uid)) return false;
+    return storageCall(async () => {
+      const [result] = await this.pool.query<ResultSetHeader>(
+        "UPDATE group_members SET role = ? WHERE group_id = ? AND uid = ?",
+        [role, groupId, uid],
+      );
+      return result.affectedRows > 0;
+    });
+  }
+
+  async rename(groupId: string, name: string): Promise<GroupRecord | null> {
+    checkName(name);
+    if (!DECIMAL_ID.test(groupId)) return null;
+    await storageCall(() => this.pool.query("UPDATE chat_groups SET name = ? WHERE group_id = ?", [name, groupId]));
+    return this.get(groupId);
+  }
+
+  async groupsOf(uid: Uid): Promise<GroupRecord[]> {
+    if (!DECIMAL_ID.test(uid)) return [];
+    return storageCall(async () => {
+      const [rows] = await this.pool.query<RowDataPacket[]>(
+        `SELECT g.group_id, g.name, g.owner, g.member_count, g.created_at
+           FROM group_members gm JOIN chat_groups g ON g.group_id = gm.group_id
+          WHERE gm.uid = ? ORDER BY g.group_id`,
+        [uid],
+      );
+      return rows.map(toGroup);
+    });
+  }
+
+  /** The groups among groupIds that uid is in (the sharded store's index names candidates). */
+  async groupsAmong(uid: Uid, groupIds: string[]): Promise<GroupRecord[]> {
+    const ids = groupIds.filter((id) => DECIMAL_ID.test(id));
+    if (!DECIMAL_ID.test(uid) || ids.length === 0) return [];
+    return storageCall(async () => {
+      const [rows] = await this.pool.query<RowDataPacket[]>(
+        `SELECT g.group_id, g.name, g.owner, g.member_count, g.created_at
+           FROM group_members gm JOIN chat_groups g ON g.group_id = gm.group_id
+          WHERE gm.uid = ? AND gm.group_id IN (?)`,
+        [uid, ids],
+      );
+      return rows.map(toGroup);
+    });
+  }
+
+  async append(m: NewGroupMessage): Promise<{ message: ChatMessage; duplicate: boolean }> {
+    checkMessage(m);
+    const convId = groupConvId(m.groupId);
+    return storageCall(async () => {
+      const [member] = await this.pool.query<RowDataPacket[]>(
+        "SELECT 1 FROM conversation_members WHERE conv_id = ? AND uid = ?",
+        [convId, m.sender],
+      );
+      if (member.length === 0) throw new AppError(ErrorCode.NOT_GROUP_MEMBER);
+      const stored = await this.byClientMsgId(convId, m);
+      if (stored) return { message: stored, duplicate: true };
+      try {
+        const message = await retryingDeadlocks(this.deadlockRetries, () =>
+          inTransaction(this.pool, (conn) => this.insert(conn, convId, m)),
+        );
+        return { message, duplicate: false };
+      } catch (err) {
+        if (mysqlCode(err) !== "ER_DUP_ENTRY") throw err;
+        const winner = await this.byClientMsgId(convId, m);
+        if (winner) return { message: winner, duplicate: true };
+        throw new AppError(ErrorCode.INTERNAL, `msg_id ${m.msgId} is already used by another message`);
+      }
+    });
+  }
+
+  /**
+   * One message row and one conversation row, whatever the group's size: members' cursors
+   * are not touched (they move when members ack), except the sender's own.
+   */
+  private async insert(conn: PoolConnection, convId: string, m: NewGroupMessage): Promise<ChatMessage> {
+    const [bumped] = await conn.query<ResultSetHeader>(
+      "UPDATE conversations SET last_seq = last_seq + 1 WHERE conv_id = ?",
+      [convId],
+    );
+    if (bumped.affectedRows === 0) throw new AppError(ErrorCode.GROUP_NOT_FOUND);
+    const [seqRows] = await conn.query<RowDataPacket[]>("SELECT last_seq FROM conversations WHERE conv_id = ?", [
+      convId,
+    ]);
+    const seq = Number(seqRows[0]?.last_seq);
+    // Checked again under the conversation lock: a kick that committed meanwhile wins.
+    const [member] = await conn.query<RowDataPacket[]>(
+      "SELECT delivered_seq FROM conversation_members WHERE conv_id = ? AND uid = ? FOR UPDATE",
+      [convId, m.sender],
+    );
+    if (member.length === 0) throw new AppError(ErrorCode.NOT_GROUP_MEMBER);
+    await conn.query(`INSERT INTO messages (${COLUMNS}) VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?)`, [
+      convId,
+      seq,
+      m.msgId,
+      m.sender,
+      m.clientMsgId,
+      m.kind,
+      m.text,
+      m.sentAtMs,
+    ]);
+    // As in 1:1: the sender's cursor passes its own message only if it had everything before.
+    await conn.query(
+      `UPDATE conversation_members
+          SET delivered_seq = IF(delivered_seq = ? - 1, ?, delivered_seq), read_seq = GREATEST(read_seq, ?)
+        WHERE conv_id = ? AND uid = ?`,
+      [seq, seq, seq, convId, m.sender],
+    );
+    return {
+      convId,
+      msgId: m.msgId,
+      seq,
+      sender: m.sender,
+      recipient: "0",
+      clientMsgId: m.clientMsgId,
+      kind: m.kind,
+      text: m.text,
+      sentAtMs: String(m.sentAtMs),
+    } as ChatMessage;
+  }
+
+  private async byClientMsgId(convId: string, m: NewGroupMessage): Promise<ChatMessage | null> {
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      `SELECT ${COLUMNS} FROM messages WHERE conv_id = ? AND sender = ? AND client_msg_id = ?`,
+      [convId, m.sender, m.clientMsgId],
+    );
+    return rows[0] ? toChatMessage(rows[0]) : null;
+  }
+}
+
+/** Member rows and their conversation cursors (at `seq`), one multi-row insert each. */
+async function insertMembers(
+  conn: PoolConnection,
+  groupId: string,
+  uids: Uid[],
+  seq: number,
+  now: number,
+  owner?: Uid,
+): Promise<void> {
+  const convId = groupConvId(groupId);
+  await conn.query("INSERT INTO group_members (group_id, uid, role, joined_at) VALUES ?", [
+    uids.map((uid) => [groupId, uid, uid === owner ? GROUP_ROLE.owner : GROUP_ROLE.member, now]),
+  ]);
+  await conn.query(
+    `INSERT INTO conversation_members (conv_id, uid, delivered_seq, read_seq, joined_at) VALUES ?
+     ON DUPLICATE KEY UPDATE delivered_seq = VALUES(delivered_seq), read_seq = VALUES(read_seq), joined_at = VALUES(joined_at)`,
+    [uids.map((uid) => [convId, uid, seq, seq, now])],
+  );
+}
+
+function checkId(id: string): void {
+  if (!DECIMAL_ID.test(id)) throw new AppError(ErrorCode.INVALID_ARGUMENT, `"${id}" is not a decimal id`);
+}
+
+function checkName(name: string): void {
+  const chars = typeof name === "string" ? [...name].length : 0;
+  if (chars < 1 || chars > MAX_NAME_CHARS) {
+    throw new AppError(ErrorCode.INVALID_ARGUMENT, `group name must be 1..${MAX_NAME_CHARS} characters`);
+  }
+}
+
+function checkMessage(m: NewGroupMessage): void {
+  for (const id of [m.groupId, m.msgId, m.sender]) checkId(id);
+  const chars = [...m.clientMsgId].length;
+  if (chars < 1 || chars > MAX_CLIENT_MSG_ID_CHARS) {
+    throw new AppError(ErrorCode.INVALID_ARGUMENT, `clientMsgId must be 1..${MAX_CLIENT_MSG_ID_CHARS} characters`);
+  }
+  if (!Number.isSafeInteger(m.sentAtMs)) throw new AppError(ErrorCode.INVALID_ARGUMENT, "sentAtMs must be an integer");
+}
+
+/** Each id once, as canonical decimal text, in numeric order (the PK order: one lock order). */
+export function uniqueSorted(uids: Uid[]): Uid[] {
+  for (const uid of uids) checkId(uid);
+  const unique = [...new Set(uids.map((uid) => BigInt(uid)))];
+  return unique.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).map(String);
+}
+
+function toGroup(row: RowDataPacket): GroupRecord {
+  const groupId = String(row.group_id);
+  return {
+    groupId,
+    convId: groupConvId(groupId),
+    name: String(row.name),
+    owner: String(row.owner),
+    memberCount: Number(row.member_count),
+    createdAt: Number(row.created_at),
+  };
+}
+
+function toChatMessage(row: RowDataPacket): ChatMessage {
+  return {
+    convId: row.conv_id,
+    msgId: String(row.msg_id),
+    seq: Number(row.seq),
+    sender: String(row.sender),
+    recipient: String(row.recipient),
+    clientMsgId: row.client_msg_id,
+    kind: Number(row.kind),
+    text: row.body,
+    sentAtMs: String(row.sent_at),
+  } as ChatMessage;
+}
+
+/** Driver failures become STORAGE_UNAVAILABLE (coded errors and bugs stay as they are). */
+async function storageCall<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    if (err instanceof AppError) throw err;
+    const code = mysqlCode(err);
+    const message = (err as Error)?.message ?? String(err);
+    if (code === "ER_DATA_TOO_LONG" || code === "ER_WARN_DATA_OUT_OF_RANGE") {
+      throw new AppError(ErrorCode.INVALID_ARGUMENT, message);
+    }
+    if (code === "ER_DUP_ENTRY" && /chat_groups|conversations/.test(message)) {
+      throw new AppError(ErrorCode.INVALID_ARGUMENT, "group id already used");
+    }
+    if (code || (err as { fatal?: unknown })?.fatal === true || message === "Pool is closed.") {
+      if (code === "ER_DUP_ENTRY") throw err;
+      throw new AppError(ErrorCode.STORAGE_UNAVAILABLE, `group store: ${code ?? ""} ${message}`.trim());
+    }
+    throw err;
+  }
+}

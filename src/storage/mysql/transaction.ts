@@ -1,0 +1,42 @@
+import type { PoolConnection } from "mysql2/promise";
+import type { Pool } from "./pool.js";
+
+/** The driver's error code (`ER_DUP_ENTRY`, `ECONNREFUSED`, ...), if err has one. */
+export function mysqlCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? code : undefined;
+}
+
+/** Runs work in one transaction on one connection; a connection that failed is not reused. */
+export async function inTransaction<T>(pool: Pool, work: (conn: PoolConnection) => Promise<T>): Promise<T> {
+  const conn = await pool.getConnection();
+  let reusable = true;
+  try {
+    await conn.beginTransaction();
+    const result = await work(conn);
+    await conn.commit();
+    return result;
+  } catch (err) {
+    try {
+      await conn.rollback();
+    } catch {
+      reusable = false;
+    }
+    throw err;
+  } finally {
+    if (reusable) conn.release();
+    else conn.destroy();
+  }
+}
+
+/** InnoDB rolls back a deadlock victim whole, so running it again is safe. */
+export async function retryingDeadlocks<T>(retries: number, work: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await work();
+    } catch (err) {
+      if (mysqlCode(err) !== "ER_LOCK_DEADLOCK" || attempt >= retries) throw err;
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 5 * (attempt + 1)));
+    }
+  }
+}

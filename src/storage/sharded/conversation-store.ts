@@ -1,0 +1,63 @@
+import type { RowDataPacket } from "mysql2/promise";
+import { MysqlConversationStore } from "../mysql/conversation-store.js";
+import type { ConversationStore, ConversationSummaryRecord, Uid } from "../ports.js";
+import { STORAGE, shardCall } from "./errors.js";
+import type { Shards } from "./shards.js";
+
+const DECIMAL_UID = /^\d{1,20}$/;
+
+/**
+ * The conversation list over shards: the user's user_conversations index (on the uid's shard)
+ * names the conversations, and only the shards holding them are asked, each for its own newest
+ * `limit` (one query by idx_members_uid), then merged. Marking read is one update on the
+ * conversation's shard, where its member rows (and their read cursors) live.
+ */
+export class ShardedConversationStore implements ConversationStore {
+  readonly #stores = new Map<string, MysqlConversationStore>();
+
+  constructor(private readonly shards: Shards) {}
+
+  async list(uid: Uid, limit: number): Promise<ConversationSummaryRecord[]> {
+    const max = Math.max(0, Math.floor(limit));
+    if (!DECIMAL_UID.test(uid) || max === 0) return [];
+    const home = this.shards.instanceFor(uid);
+    const convIds = await shardCall(STORAGE, `conversation index on ${home.id}`, async () => {
+      const [rows] = await this.shards
+        .pool(home.id)
+        .query<RowDataPacket[]>("SELECT conv_id FROM user_conversations WHERE uid = ?", [uid]);
+      return rows.map((r) => String(r.conv_id));
+    });
+    const shardIds = [...new Set(convIds.map((c) => this.shards.instanceFor(c).id))];
+    const pages = await Promise.all(shardIds.map((id) => this.storeOn(id).list(uid, max)));
+    return pages
+      .flat()
+      .sort((a, b) => newestFirst(a.lastMessage?.msgId, b.lastMessage?.msgId) || (a.convId < b.convId ? -1 : 1))
+      .slice(0, max);
+  }
+
+  markRead(uid: Uid, convId: string, seq: number): Promise<{ readSeq: number; advanced: boolean }> {
+    // The instance is resolved on each try: a slot a rebalance moved is written on its new owner.
+    return this.shards.retryingFences(() =>
+      this.storeOn(this.shards.instanceFor(convId).id).markRead(uid, convId, seq),
+    );
+  }
+
+  private storeOn(instanceId: string): MysqlConversationStore {
+    let store = this.#stores.get(instanceId);
+    if (!store) {
+      store = new MysqlConversationStore(this.shards.pool(instanceId), (convId, work) =>
+        this.shards.write(instanceId, [convId], work),
+      );
+      this.#stores.set(instanceId, store);
+    }
+    return store;
+  }
+}
+
+/** Snowflake ids as BigInt, larger (newer) first; a conversation without a last message last. */
+function newestFirst(a: string | undefined, b: string | undefined): number {
+  if (a === undefined || b === undefined) return a === b ? 0 : a === undefined ? 1 : -1;
+  const x = BigInt(a);
+  const y = BigInt(b);
+  return x === y ? 0 : x > y ? -1 : 1;
+}

@@ -1,0 +1,23 @@
+import { MysqlFileMetaStore } from "../mysql/file-meta-store.js";
+import type { FileMeta, FileMetaStore } from "../ports.js";
+import type { Shards } from "./shards.js";
+
+/**
+ * Files' metadata over MySQL shards, placed by file id: a download knows only the id, so the
+ * row is found with one read on one shard (sql/README.md).
+ */
+export class ShardedFileMetaStore implements FileMetaStore {
+  constructor(private readonly shards: Shards) {}
+
+  create(meta: FileMeta): Promise<void> {
+    return this.storeOf(meta.id).create(meta);
+  }
+
+  byId(id: string): Promise<FileMeta | null> {
+    return this.storeOf(id).byId(id);
+  }
+
+  private storeOf(fileId: string): MysqlFileMetaStore {
+    return new MysqlFileMetaStore(this.shards.pool(this.shards.instanceFor(`file:${fileId}`).id));
+  }
+}

@@ -1,0 +1,85 @@
+import { AppError, ErrorCode } from "../../errors.js";
+import type { ConversationStore, ConversationSummaryRecord, Uid } from "../ports.js";
+import type { SqliteDatabase } from "./database.js";
+import { sqliteCall } from "./errors.js";
+import { MESSAGE_COLUMNS, type MessageRow, toChatMessage } from "./message-store.js";
+import { canonicalId } from "./uids.js";
+
+interface SummaryRow {
+  conv_id: string;
+  last_seq: number;
+  read_seq: number;
+  peer_read_seq: number;
+}
+
+/** The conversation list and read cursors in the SQLite file (the same semantics as MysqlConversationStore). */
+export class SqliteConversationStore implements ConversationStore {
+  readonly #list: (uid: string, limit: number) => ConversationSummaryRecord[];
+  readonly #markRead: (uid: string, convId: string, seq: number) => { readSeq: number; advanced: boolean };
+
+  constructor(db: SqliteDatabase) {
+    // msg_id is decimal TEXT: ordered by length first, then text, it orders as the number does.
+    const summaries = db.prepare<[string, number], SummaryRow>(
+      `SELECT c.conv_id, c.last_seq, cm.read_seq,
+              CASE WHEN c.conv_id LIKE 'p:%'
+                   THEN (SELECT COALESCE(MAX(o.read_seq), 0) FROM conversation_members o
+                          WHERE o.conv_id = c.conv_id AND o.uid <> cm.uid)
+                   ELSE 0 END AS peer_read_seq
+         FROM conversation_members cm INDEXED BY idx_members_uid
+         JOIN conversations c ON c.conv_id = cm.conv_id
+         LEFT JOIN messages m ON m.conv_id = c.conv_id AND m.seq = c.last_seq
+        WHERE cm.uid = ?
+        ORDER BY m.msg_id IS NULL, length(m.msg_id) DESC, m.msg_id DESC, c.conv_id
+        LIMIT ?`,
+    );
+    const message = db.prepare<[string, number], MessageRow>(
+      `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE conv_id = ? AND seq = ?`,
+    );
+    this.#list = db.transaction((uid: string, limit: number) =>
+      summaries.all(uid, limit).map((row) => {
+        const last = message.get(row.conv_id, row.last_seq);
+        return {
+          convId: row.conv_id,
+          lastSeq: Number(row.last_seq),
+          readSeq: Number(row.read_seq),
+          peerReadSeq: Number(row.peer_read_seq),
+          lastMessage: last ? toChatMessage(last) : undefined,
+        };
+      }),
+    );
+    const cursor = db.prepare<[string, string], { read_seq: number; last_seq: number }>(
+      `SELECT cm.read_seq, c.last_seq FROM conversation_members cm
+         JOIN conversations c ON c.conv_id = cm.conv_id
+        WHERE cm.conv_id = ? AND cm.uid = ?`,
+    );
+    const advance = db.prepare<[number, string, string]>(
+      "UPDATE conversation_members SET read_seq = max(read_seq, ?) WHERE conv_id = ? AND uid = ?",
+    );
+    const markRead = db.transaction((uid: string, convId: string, seq: number) => {
+      const row = cursor.get(convId, uid);
+      if (!row) throw new AppError(ErrorCode.NOT_PARTICIPANT);
+      const target = Math.min(Math.max(0, Math.floor(seq)), Number(row.last_seq));
+      if (target <= Number(row.read_seq)) return { readSeq: Number(row.read_seq), advanced: false };
+      advance.run(target, convId, uid);
+      return { readSeq: target, advanced: true };
+    });
+    this.#markRead = (uid, convId, seq) => markRead.immediate(uid, convId, seq);
+  }
+
+  async list(uid: Uid, limit: number): Promise<ConversationSummaryRecord[]> {
+    const canonical = canonicalId(uid);
+    const max = Math.max(0, Math.floor(limit));
+    if (canonical === null || max === 0) return [];
+    return run(() => this.#list(canonical, max));
+  }
+
+  async markRead(uid: Uid, convId: string, seq: number): Promise<{ readSeq: number; advanced: boolean }> {
+    const canonical = canonicalId(uid);
+    if (canonical === null || typeof convId !== "string") throw new AppError(ErrorCode.NOT_PARTICIPANT);
+    return run(() => this.#markRead(canonical, convId, seq));
+  }
+}
+
+function run<T>(work: () => T): T {
+  return sqliteCall(ErrorCode.STORAGE_UNAVAILABLE, "sqlite conversations", work);
+}

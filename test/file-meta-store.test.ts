@@ -1,0 +1,175 @@
+import type { RowDataPacket } from "mysql2/promise";
+import { afterAll, describe, expect, it } from "vitest";
+import { MessageKind } from "../src/gen/shardchat/v1/client.js";
+import { convIdForPair } from "../src/storage/conversation-id.js";
+import { MysqlFileMetaStore } from "../src/storage/mysql/file-meta-store.js";
+import { MysqlMessageStore } from "../src/storage/mysql/message-store.js";
+import { migrate } from "../src/storage/mysql/migrate.js";
+import { createPool } from "../src/storage/mysql/pool.js";
+import type { FileMeta, FileMetaStore, MessageStore } from "../src/storage/ports.js";
+import { ShardedFileMetaStore } from "../src/storage/sharded/file-meta-store.js";
+import { ShardedMessageStore } from "../src/storage/sharded/message-store.js";
+import { configuredInstances, migrateShards, Shards } from "../src/storage/sharded/shards.js";
+import { SqliteFileMetaStore } from "../src/storage/sqlite/file-meta-store.js";
+import { SqliteMessageStore } from "../src/storage/sqlite/message-store.js";
+import { dropTestDatabase, testConfig } from "./helpers/env.js";
+import { tempSqlite } from "./helpers/sqlite.js";
+import { stackInfraUp } from "./helpers/stack.js";
+
+/** Files' metadata and conversation membership, the two things gate asks storage about files. */
+interface Opened {
+  files: FileMetaStore;
+  messages: MessageStore;
+  /** Which instance holds the files row (sharded only). */
+  holderOf?(fileId: string): Promise<string[]>;
+  expectedHolder?(fileId: string): string;
+  close(): Promise<void>;
+}
+
+const backends: { name: string; open(): Promise<Opened> }[] = [
+  {
+    name: "mysql",
+    async open() {
+      const config = testConfig();
+      await migrate(config.MYSQL_URL);
+      const pool = createPool(config);
+      return {
+        files: new MysqlFileMetaStore(pool),
+        messages: new MysqlMessageStore(pool),
+        async close() {
+          await pool.end();
+          await dropTestDatabase(config);
+        },
+      };
+    },
+  },
+  {
+    name: "sharded",
+    async open() {
+      const stack = await stackInfraUp();
+      const base = testConfig();
+      const db = new URL(base.MYSQL_URL).pathname.slice(1);
+      const urls = stack.mysqlPorts.map((port) => `mysql://root@127.0.0.1:${port}/${db}`);
+      const config = { ...base, MYSQL_URL: urls[0] as string, MYSQL_SHARDS: urls.join(","), SHARD_SLOTS: 1024 };
+      await migrateShards(configuredInstances(config));
+      const shards = await Shards.open(config);
+      return {
+        files: new ShardedFileMetaStore(shards),
+        messages: new ShardedMessageStore(shards),
+        async holderOf(fileId) {
+          const holders: string[] = [];
+          for (const instance of shards.map.instances) {
+            const [rows] = await shards
+              .pool(instance.id)
+              .query<RowDataPacket[]>("SELECT 1 FROM files WHERE file_id = ?", [fileId]);
+            if (rows.length > 0) holders.push(instance.id);
+          }
+          return holders;
+        },
+        expectedHolder: (fileId) => shards.instanceFor(`file:${fileId}`).id,
+        async close() {
+          for (const instance of shards.map.instances) {
+            await shards.pool(instance.id).query(`DROP DATABASE IF EXISTS \`${db}\``);
+          }
+          await shards.close();
+        },
+      };
+    },
+  },
+  {
+    name: "sqlite",
+    async open() {
+      const sqlite = tempSqlite("sc-files-");
+      return {
+        files: new SqliteFileMetaStore(sqlite.db),
+        messages: new SqliteMessageStore(sqlite.db),
+        async close() {
+          sqlite.remove();
+        },
+      };
+    },
+  },
+];
+
+const opened: Opened[] = [];
+afterAll(async () => {
+  for (const o of opened) await o.close();
+});
+
+let nextId = 700_000_000_000_000_000n;
+const newId = () => String(nextId++);
+
+describe.each(backends)("$name file metadata and membership", (backend) => {
+  let s: Opened;
+
+  // Opening the sharded backend may first start the stack's MariaDB instances.
+  it("stores a file's metadata and finds it by id; unknown and malformed ids answer null", {
+    timeout: 300_000,
+  }, async () => {
+    s = await backend.open();
+    opened.push(s);
+    const meta: FileMeta = {
+      id: newId(),
+      owner: "18446744073709551615",
+      convId: convIdForPair("5", "18446744073709551615"),
+      name: "Ünïcode report.pdf",
+      size: 123_456,
+      contentType: "application/pdf",
+      createdAt: 1_700_000_000_000,
+    };
+    await s.files.create(meta);
+    expect(await s.files.byId(meta.id)).toEqual(meta);
+    expect(await s.files.byId(newId())).toBeNull();
+    expect(await s.files.byId("not-a-number")).toBeNull();
+    if (s.holderOf && s.expectedHolder) {
+      // Placed by file id: exactly one instance holds the row, the one its id's slot maps to.
+      expect(await s.holderOf(meta.id)).toEqual([s.expectedHolder(meta.id)]);
+    }
+  });
+
+  it("answers isMember from a conversation's member rows", async () => {
+    const [a, b, c] = [newId(), newId(), newId()];
+    const convId = convIdForPair(a, b);
+    expect(await s.messages.isMember(convId, a)).toBe(false);
+    await s.messages.append({
+      convId,
+      members: [a, b],
+      msgId: newId(),
+      sender: a,
+      recipient: b,
+      clientMsgId: "m1",
+      kind: MessageKind.TEXT,
+      text: "hi",
+      sentAtMs: 1,
+    });
+    expect(await s.messages.isMember(convId, a)).toBe(true);
+    expect(await s.messages.isMember(convId, b)).toBe(true);
+    expect(await s.messages.isMember(convId, c)).toBe(false);
+    expect(await s.messages.isMember("g:unknown", a)).toBe(false);
+    expect(await s.messages.isMember(convId, "x")).toBe(false);
+  });
+
+  it("keeps a file message's reference through append, history and sync", async () => {
+    const [a, b] = [newId(), newId()];
+    const convId = convIdForPair(a, b);
+    const file = { id: newId(), name: "cat.png", size: "2048", contentType: "image/png" };
+    const { message } = await s.messages.append({
+      convId,
+      members: [a, b],
+      msgId: newId(),
+      sender: a,
+      recipient: b,
+      clientMsgId: "f1",
+      kind: MessageKind.FILE,
+      text: "",
+      sentAtMs: 2,
+      file,
+    });
+    expect(message.file).toEqual(file);
+    expect(message.kind).toBe(MessageKind.FILE);
+    const [stored] = await s.messages.history(b, convId, { afterSeq: 0, beforeSeq: 0, limit: 10 });
+    expect(stored?.file).toEqual(file);
+    const pending = await s.messages.pending(b, 10);
+    expect(pending.messages.find((m) => m.convId === convId)?.file).toEqual(file);
+  });
+});

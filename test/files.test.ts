@@ -1,0 +1,219 @@
+import { execFile } from "node:child_process";
+import { once } from "node:events";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AppError, ErrorCode } from "../src/errors.js";
+import { type ChatMessage, MessageKind } from "../src/gen/shardchat/v1/client.js";
+import { type Auth, type ChatClient, type LoginAnswer, openChat } from "../src/sdk/index.js";
+import { convIdForPair } from "../src/storage/conversation-id.js";
+import { ROOT } from "./helpers/processes.js";
+import { type Services, startServices } from "./helpers/services.js";
+
+const execFileAsync = promisify(execFile);
+
+/**
+ * Files through gate, every service its own process: upload for a conversation, a file message
+ * through the chat nodes (the reference only), download by the other participant, and every
+ * refusal with its code.
+ */
+const MAX_FILE_BYTES = 64 * 1024;
+
+let s: Services;
+const clients: ChatClient[] = [];
+let a: LoginAnswer;
+let b: LoginAnswer;
+let c: LoginAnswer;
+const auth = (l: LoginAnswer): Auth => ({ uid: l.uid, token: l.token });
+
+async function codeOf(promise: Promise<unknown>): Promise<ErrorCode | string> {
+  try {
+    await promise;
+    return "resolved";
+  } catch (err) {
+    return err instanceof AppError ? err.code : `not an AppError: ${String(err)}`;
+  }
+}
+
+/** The smallest valid PNG (1×1), followed by filler bytes so the size is what we ask. */
+function png(size: number): Uint8Array<ArrayBuffer> {
+  const head = Buffer.from(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000" +
+      "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082",
+    "hex",
+  );
+  const bytes = new Uint8Array(Math.max(size, head.length));
+  bytes.set(head);
+  for (let i = head.length; i < bytes.length; i++) bytes[i] = i % 251;
+  return bytes;
+}
+
+beforeAll(async () => {
+  s = await startServices("files", 2, { GATE_FILE_MAX_BYTES: MAX_FILE_BYTES, GATE_FILE_TYPES: "image/*,text/plain" });
+  const users = await Promise.all(["filea", "fileb", "filec"].map((n) => s.register(n)));
+  const logins = await Promise.all(users.map((u) => s.gate.login(u.email, u.password)));
+  [a, b, c] = logins as [LoginAnswer, LoginAnswer, LoginAnswer];
+}, 200_000);
+
+afterAll(async () => {
+  await Promise.all(clients.map((cl) => cl.close().catch(() => {})));
+  await s?.stop();
+});
+
+describe("files through gate", () => {
+  let uploaded: Awaited<ReturnType<Services["gate"]["upload"]>>;
+  const bytes = png(20_000);
+
+  it("A uploads a file for the conversation with B and answers {id, url}", async () => {
+    const convId = convIdForPair(a.uid, b.uid);
+    uploaded = await s.gate.upload(auth(a), convId, new Blob([bytes], { type: "image/png" }), "../cat picture.png");
+    expect(uploaded.id).toMatch(/^\d+$/);
+    expect(uploaded.url).toBe(`/v1/files/${uploaded.id}`);
+    expect(uploaded).toMatchObject({ name: "cat picture.png", size: bytes.length, contentType: "image/png" });
+  });
+
+  it("a file message carries only the reference through the chat nodes, and B downloads the bytes", async () => {
+    const aChat = await openChat(a, "ws");
+    const bChat = await openChat(b, "ws");
+    clients.push(aChat, bChat);
+    const arrived = once(bChat, "message").then(([m]) => m as ChatMessage);
+    const ack = await aChat.sendFile(b.uid, uploaded, "look");
+    const message = await arrived;
+    expect(message).toMatchObject({ seq: ack.seq, kind: MessageKind.FILE, text: "look", sender: a.uid });
+    expect(message.file).toEqual({
+      id: uploaded.id,
+      name: uploaded.name,
+      size: String(uploaded.size),
+      contentType: "image/png",
+    });
+    const [fromHistory] = await bChat.history({ convId: ack.convId, limit: 1 });
+    expect(fromHistory?.file?.id).toBe(uploaded.id);
+
+    const got = await s.gate.download(auth(b), message.file?.id ?? "");
+    expect(got.contentType).toBe("image/png");
+    expect(got.name).toBe("cat picture.png");
+    expect(Buffer.from(got.bytes).equals(Buffer.from(bytes))).toBe(true);
+  });
+
+  it("a link with the token in its query serves the file too (for a browser's <img>)", async () => {
+    const res = await fetch(s.gate.fileUrl(auth(b), uploaded.id));
+    expect(res.status).toBe(200);
+    expect(res.headers.get("x-content-type-options")).toBe("nosniff");
+    expect((await res.arrayBuffer()).byteLength).toBe(bytes.length);
+  });
+
+  it("refuses C, who is not in the conversation, both download and upload", async () => {
+    expect(await codeOf(s.gate.download(auth(c), uploaded.id))).toBe(ErrorCode.NOT_PARTICIPANT);
+    const res = await fetch(s.gate.fileUrl(auth(c), uploaded.id));
+    expect(res.status).toBe(403);
+    expect(await res.json()).toMatchObject({ error: ErrorCode.NOT_PARTICIPANT });
+    const upload = s.gate.upload(auth(c), convIdForPair(a.uid, b.uid), new Blob(["x"], { type: "text/plain" }), "x");
+    expect(await codeOf(upload)).toBe(ErrorCode.NOT_PARTICIPANT);
+  });
+
+  it("refuses a missing or wrong token", async () => {
+    const res = await fetch(`${s.gateUrl}/v1/files/${uploaded.id}`);
+    expect(res.status).toBe(401);
+    expect(await res.json()).toMatchObject({ error: ErrorCode.TOKEN_INVALID });
+    expect(await codeOf(s.gate.download({ uid: b.uid, token: "forged-token-forged-token" }, uploaded.id))).toBe(
+      ErrorCode.TOKEN_INVALID,
+    );
+  });
+
+  it("refuses an oversize file with FILE_TOO_LARGE and keeps none of its bytes", async () => {
+    const before = countFiles(s.fileDir);
+    const big = new Blob([png(MAX_FILE_BYTES + 1)], { type: "image/png" });
+    expect(await codeOf(s.gate.upload(auth(a), convIdForPair(a.uid, b.uid), big, "big.png"))).toBe(
+      ErrorCode.FILE_TOO_LARGE,
+    );
+    expect(countFiles(s.fileDir)).toBe(before);
+    // Exactly the limit is fine.
+    const limit = new Blob([png(MAX_FILE_BYTES)], { type: "image/png" });
+    const ok = await s.gate.upload(auth(a), convIdForPair(a.uid, b.uid), limit, "limit.png");
+    expect(ok.size).toBe(MAX_FILE_BYTES);
+  });
+
+  it("refuses a content type outside the allow-list with FILE_TYPE_NOT_ALLOWED", async () => {
+    const html = new Blob(["<script>alert(1)</script>"], { type: "text/html" });
+    expect(await codeOf(s.gate.upload(auth(a), convIdForPair(a.uid, b.uid), html, "x.html"))).toBe(
+      ErrorCode.FILE_TYPE_NOT_ALLOWED,
+    );
+  });
+
+  it("answers NOT_FOUND for an unknown id and FILE_MISSING for a body without a file", async () => {
+    expect(await codeOf(s.gate.download(auth(a), "12345"))).toBe(ErrorCode.NOT_FOUND);
+    expect(await codeOf(s.gate.download(auth(a), "not-an-id"))).toBe(ErrorCode.NOT_FOUND);
+    const form = new FormData();
+    form.append("note", "no file here");
+    const res = await fetch(`${s.gateUrl}/v1/files?convId=${convIdForPair(a.uid, b.uid)}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${a.token}`, "x-uid": a.uid },
+      body: form,
+    });
+    expect(await res.json()).toMatchObject({ error: ErrorCode.FILE_MISSING });
+  });
+
+  it("the chat node refuses a file message without a file reference", async () => {
+    const aChat = clients[0] as ChatClient;
+    const bad = aChat.request(
+      "sendReq",
+      { toUid: b.uid, clientMsgId: "no-file", kind: MessageKind.FILE, text: "" },
+      "sendResp",
+    );
+    expect(await codeOf(bad)).toBe(ErrorCode.INVALID_ARGUMENT);
+  });
+
+  it("the chat node checks the file a message names: its own upload, for this conversation, as stored", async () => {
+    const [aChat, bChat] = clients as [ChatClient, ChatClient];
+    // B cannot pass off A's upload as its own.
+    expect(await codeOf(bChat.sendFile(a.uid, uploaded))).toBe(ErrorCode.NOT_PARTICIPANT);
+    // Nor can A send it into another conversation.
+    expect(await codeOf(aChat.sendFile(c.uid, uploaded))).toBe(ErrorCode.NOT_PARTICIPANT);
+    expect(await codeOf(aChat.sendFile(b.uid, { ...uploaded, id: "424242" }))).toBe(ErrorCode.NOT_FOUND);
+    // What the client claims about the file is replaced by what gate stored.
+    const arrived = once(bChat, "message").then(([m]) => m as ChatMessage);
+    await aChat.sendFile(b.uid, { ...uploaded, name: "lies.exe", size: 1, contentType: "application/x-lie" });
+    expect((await arrived).file).toEqual({
+      id: uploaded.id,
+      name: "cat picture.png",
+      size: String(uploaded.size),
+      contentType: "image/png",
+    });
+  });
+
+  it("GET /v1/node names the caller's chat node for a valid token only", async () => {
+    expect((await s.gate.node(auth(b))).nodeId).toMatch(/^chat-[12]$/);
+    expect(await codeOf(s.gate.node({ uid: b.uid, token: "forged-token-forged-token" }))).toBe(ErrorCode.TOKEN_INVALID);
+  });
+
+  // Last: the terminal client logs in as each user, which replaces their tokens.
+  it("the terminal client sends a file and downloads it (sendfile, download)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "sc-cli-files-"));
+    try {
+      const source = join(dir, "note.txt");
+      writeFileSync(source, "a note from the terminal\n");
+      const cli = (...args: string[]) =>
+        execFileAsync(process.execPath, ["--import", "tsx", "src/cli/main.ts", "--gate", s.gateUrl, ...args], {
+          cwd: ROOT,
+        });
+      const sent = await cli("sendfile", "fileb", "pw-fileb-secret", a.uid, source, "from", "the", "cli");
+      const id = /uploaded (\d+)/.exec(sent.stdout)?.[1];
+      expect(id, sent.stdout).toBeDefined();
+      const target = join(dir, "got.txt");
+      const got = await cli("download", "filea", "pw-filea-secret", id as string, target);
+      expect(got.stdout).toContain("text/plain");
+      expect(readFileSync(target, "utf8")).toBe("a note from the terminal\n");
+      // filec is in neither conversation.
+      const refused = await cli("download", "filec", "pw-filec-secret", id as string, target).catch((e) => e);
+      expect(String(refused.stderr)).toContain(`error ${ErrorCode.NOT_PARTICIPANT}`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+function countFiles(dir: string): number {
+  return readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).length;
+}

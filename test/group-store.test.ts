@@ -1,0 +1,262 @@
+import mysql from "mysql2/promise";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Config } from "../src/config/settings.js";
+import { AppError, ErrorCode } from "../src/errors.js";
+import { MessageKind } from "../src/gen/shardchat/v1/client.js";
+import { MysqlGroupStore } from "../src/storage/mysql/group-store.js";
+import { MysqlMessageStore } from "../src/storage/mysql/message-store.js";
+import { migrate } from "../src/storage/mysql/migrate.js";
+import { createPool } from "../src/storage/mysql/pool.js";
+import { GROUP_ROLE, type GroupStore, groupConvId, type MessageStore, type Uid } from "../src/storage/ports.js";
+import { ShardedGroupStore } from "../src/storage/sharded/group-store.js";
+import { ShardedMessageStore } from "../src/storage/sharded/message-store.js";
+import { configuredInstances, migrateShards, Shards } from "../src/storage/sharded/shards.js";
+import { SqliteGroupStore } from "../src/storage/sqlite/group-store.js";
+import { SqliteMessageStore } from "../src/storage/sqlite/message-store.js";
+import { dropTestDatabase, testConfig } from "./helpers/env.js";
+import { tempSqlite } from "./helpers/sqlite.js";
+import { stackEnv, stackInfraUp } from "./helpers/stack.js";
+
+/** The stack's MariaDB ports, started only if they do not answer (the shards alone are needed). */
+async function shardPorts(): Promise<number[]> {
+  const { mysqlPorts } = await stackEnv();
+  const answers = await Promise.all(
+    mysqlPorts.map((port) =>
+      mysql
+        .createConnection({ host: "127.0.0.1", port, user: "root", connectTimeout: 2000 })
+        .then((conn) => conn.end().then(() => true))
+        .catch(() => false),
+    ),
+  );
+  return answers.every(Boolean) ? mysqlPorts : (await stackInfraUp()).mysqlPorts;
+}
+
+interface Opened {
+  groups: GroupStore;
+  messages: MessageStore;
+  /** Rows of the group conversation's member cursors whose delivered_seq is not `seq`. */
+  cursorsNotAt(convId: string, seq: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+const backends: { name: string; open(): Promise<Opened> }[] = [
+  {
+    name: "mysql",
+    async open() {
+      const config = testConfig();
+      await migrate(config.MYSQL_URL);
+      const pool = createPool(config);
+      return {
+        groups: new MysqlGroupStore(pool),
+        messages: new MysqlMessageStore(pool),
+        async cursorsNotAt(convId, seq) {
+          const [rows] = await pool.query<import("mysql2/promise").RowDataPacket[]>(
+            "SELECT COUNT(*) AS n FROM conversation_members WHERE conv_id = ? AND delivered_seq <> ?",
+            [convId, seq],
+          );
+          return Number(rows[0]?.n);
+        },
+        async close() {
+          await pool.end();
+          await dropTestDatabase(config);
+        },
+      };
+    },
+  },
+  {
+    name: "sharded",
+    async open() {
+      const stack = { mysqlPorts: await shardPorts() };
+      const base = testConfig();
+      const db = new URL(base.MYSQL_URL).pathname.slice(1);
+      const urls = stack.mysqlPorts.map((port) => `mysql://root@127.0.0.1:${port}/${db}`);
+      const config: Config = { ...base, MYSQL_URL: urls[0] as string, MYSQL_SHARDS: urls.join(","), SHARD_SLOTS: 1024 };
+      await migrateShards(configuredInstances(config));
+      const shards = await Shards.open(config);
+      return {
+        groups: new ShardedGroupStore(shards),
+        messages: new ShardedMessageStore(shards),
+        async cursorsNotAt(convId, seq) {
+          const pool = shards.pool(shards.instanceFor(convId).id);
+          const [rows] = await pool.query<import("mysql2/promise").RowDataPacket[]>(
+            "SELECT COUNT(*) AS n FROM conversation_members WHERE conv_id = ? AND delivered_seq <> ?",
+            [convId, seq],
+          );
+          return Number(rows[0]?.n);
+        },
+        async close() {
+          for (const instance of configuredInstances(config)) {
+            const pool = shards.pool(instance.id);
+            await pool.query(`DROP DATABASE IF EXISTS \`${db}\``).catch(() => undefined);
+          }
+          await shards.close();
+        },
+      };
+    },
+  },
+  {
+    name: "sqlite",
+    async open() {
+      const sqlite = tempSqlite("sc-groups-");
+      return {
+        groups: new SqliteGroupStore(sqlite.db),
+        messages: new SqliteMessageStore(sqlite.db),
+        async cursorsNotAt(convId, seq) {
+          const row = sqlite.db
+            .prepare("SELECT COUNT(*) AS n FROM conversation_members WHERE conv_id = ? AND delivered_seq <> ?")
+            .get(convId, seq) as { n: number };
+          return Number(row.n);
+        },
+        async close() {
+          sqlite.remove();
+        },
+      };
+    },
+  },
+];
+
+async function codeOf(promise: Promise<unknown>): Promise<ErrorCode | string> {
+  try {
+    await promise;
+    return "resolved";
+  } catch (err) {
+    return err instanceof AppError ? err.code : `not an AppError: ${String(err)}`;
+  }
+}
+
+describe.each(backends)("GroupStore on $name", (backend) => {
+  let store: Opened;
+  let next = 7_100_000_000_000_000_000n;
+  const id = () => String(next++);
+
+  beforeAll(async () => {
+    store = await backend.open();
+  }, 300_000);
+  afterAll(async () => {
+    await store?.close();
+  });
+
+  function text(groupId: string, sender: Uid, body: string, clientMsgId = `c-${id()}`) {
+    return store.groups.append({
+      groupId,
+      msgId: id(),
+      sender,
+      clientMsgId,
+      kind: MessageKind.TEXT,
+      text: body,
+      sentAtMs: 1_700_000_000_000,
+    });
+  }
+
+  it("creates a group with its owner and members, and lists and pages them", async () => {
+    const [owner, a, b] = [id(), id(), id()];
+    const groupId = id();
+    const created = await store.groups.create({ groupId, name: "team", owner, members: [a, b, a], maxMembers: 10 });
+    expect(created).toMatchObject({ groupId, convId: groupConvId(groupId), name: "team", owner, memberCount: 3 });
+    expect(await store.groups.get(groupId)).toMatchObject({ name: "team", memberCount: 3 });
+    expect(await store.groups.roleOf(groupId, owner)).toBe(GROUP_ROLE.owner);
+    expect(await store.groups.roleOf(groupId, a)).toBe(GROUP_ROLE.member);
+    expect(await store.groups.roleOf(groupId, id())).toBeNull();
+    const first = await store.groups.members(groupId, "0", 2);
+    const rest = await store.groups.members(groupId, first.at(-1)?.uid ?? "0", 2);
+    expect([...first, ...rest].map((m) => m.uid)).toEqual([owner, a, b]);
+    expect((await store.groups.memberUids(groupId)).sort()).toEqual([owner, a, b].sort());
+    expect((await store.groups.groupsOf(a)).map((g) => g.groupId)).toEqual([groupId]);
+    expect(await store.groups.get(id())).toBeNull();
+    expect(await codeOf(store.groups.create({ groupId: id(), name: "", owner, members: [], maxMembers: 10 }))).toBe(
+      ErrorCode.INVALID_ARGUMENT,
+    );
+    expect(
+      await codeOf(store.groups.create({ groupId: id(), name: "big", owner, members: [id(), id()], maxMembers: 2 })),
+    ).toBe(ErrorCode.GROUP_TOO_LARGE);
+  });
+
+  it("stores a group message once with gapless seqs, dedupes resends and refuses non-members", async () => {
+    const [owner, a] = [id(), id()];
+    const groupId = id();
+    await store.groups.create({ groupId, name: "g", owner, members: [a], maxMembers: 10 });
+    const one = await text(groupId, owner, "one", "same");
+    const two = await text(groupId, a, "two");
+    expect([one.message.seq, two.message.seq]).toEqual([1, 2]);
+    expect(one.message).toMatchObject({ convId: groupConvId(groupId), recipient: "0", sender: owner });
+    const again = await text(groupId, owner, "one (resent)", "same");
+    expect(again).toMatchObject({ duplicate: true, message: { seq: 1, text: "one", msgId: one.message.msgId } });
+    expect(await codeOf(text(groupId, id(), "intruder"))).toBe(ErrorCode.NOT_GROUP_MEMBER);
+    expect(await codeOf(text(id(), owner, "no such group"))).toBe(ErrorCode.NOT_GROUP_MEMBER);
+    expect(
+      (await store.messages.history(a, groupConvId(groupId), { afterSeq: 0, beforeSeq: 0, limit: 10 })).map(
+        (m) => m.text,
+      ),
+    ).toEqual(["one", "two"]);
+  });
+
+  it("lets offline members sync group messages with no per-member write per message", async () => {
+    const owner = id();
+    const members = Array.from({ length: 20 }, id);
+    const groupId = id();
+    const convId = groupConvId(groupId);
+    await store.groups.create({ groupId, name: "sync", owner, members, maxMembers: 100 });
+    for (let i = 1; i <= 5; i++) await text(groupId, owner, `m${i}`);
+    // Only the sender's own cursor moved: the 20 other members' rows were not written.
+    expect(await store.cursorsNotAt(convId, 0)).toBe(1);
+    const member = members[7] as Uid;
+    const page = await store.messages.pending(member, 3);
+    expect(page.messages.map((m) => m.text)).toEqual(["m1", "m2", "m3"]);
+    expect(page.more).toBe(true);
+    await store.messages.ack(member, [{ convId, seq: 3 }]);
+    expect((await store.messages.pending(member, 10)).messages.map((m) => m.seq)).toEqual([4, 5]);
+    expect((await store.messages.pending(owner, 10)).messages).toEqual([]);
+  });
+
+  it("adds members at the end of the conversation, removes them, renames and sets roles", async () => {
+    const [owner, a, late] = [id(), id(), id()];
+    const groupId = id();
+    const convId = groupConvId(groupId);
+    await store.groups.create({ groupId, name: "before", owner, members: [a], maxMembers: 3 });
+    await text(groupId, owner, "old");
+    expect(await store.groups.addMembers(groupId, [a, late], 3)).toEqual([late]);
+    expect(await store.groups.get(groupId)).toMatchObject({ memberCount: 3 });
+    expect((await store.messages.pending(late, 10)).messages).toEqual([]);
+    await text(groupId, owner, "new");
+    expect((await store.messages.pending(late, 10)).messages.map((m) => m.text)).toEqual(["new"]);
+    expect(await codeOf(store.groups.addMembers(groupId, [id()], 3))).toBe(ErrorCode.GROUP_TOO_LARGE);
+    expect(await codeOf(store.groups.addMembers(id(), [id()], 3))).toBe(ErrorCode.GROUP_NOT_FOUND);
+
+    expect(await store.groups.removeMember(groupId, a)).toBe(true);
+    expect(await store.groups.removeMember(groupId, a)).toBe(false);
+    expect(await store.groups.roleOf(groupId, a)).toBeNull();
+    expect(await store.groups.get(groupId)).toMatchObject({ memberCount: 2 });
+    expect((await store.messages.pending(a, 10)).messages).toEqual([]);
+    expect(await codeOf(store.messages.history(a, convId, { afterSeq: 0, beforeSeq: 0, limit: 10 }))).toBe(
+      ErrorCode.NOT_PARTICIPANT,
+    );
+    expect(await codeOf(text(groupId, a, "after kick"))).toBe(ErrorCode.NOT_GROUP_MEMBER);
+    expect(await store.groups.groupsOf(a)).toEqual([]);
+
+    expect(await store.groups.rename(groupId, "after")).toMatchObject({ name: "after" });
+    expect(await store.groups.setRole(groupId, late, GROUP_ROLE.admin)).toBe(true);
+    expect(await store.groups.roleOf(groupId, late)).toBe(GROUP_ROLE.admin);
+  });
+
+  it("holds a 2,000-member group: one insert to create, pages of members, one row per message", async () => {
+    const owner = id();
+    const members = Array.from({ length: 1999 }, id);
+    const groupId = id();
+    const group = await store.groups.create({ groupId, name: "big", owner, members, maxMembers: 5000 });
+    expect(group.memberCount).toBe(2000);
+    const seen: Uid[] = [];
+    for (let after = "0"; ; ) {
+      const page = await store.groups.members(groupId, after, 500);
+      seen.push(...page.map((m) => m.uid));
+      if (page.length < 500) break;
+      after = page.at(-1)?.uid as string;
+    }
+    expect(seen).toEqual([owner, ...members]);
+    expect(await store.groups.memberUids(groupId)).toHaveLength(2000);
+    await text(groupId, owner, "hello all");
+    for (const member of [members[0], members[999], members[1998]] as Uid[]) {
+      expect((await store.messages.pending(member, 10)).messages.map((m) => m.text)).toEqual(["hello all"]);
+    }
+    expect(await store.cursorsNotAt(groupConvId(groupId), 0)).toBe(1);
+  }, 120_000);
+});

@@ -1,0 +1,75 @@
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ChatMessage } from "../src/gen/shardchat/v1/client.js";
+import { type ChatClient, type LoginAnswer, openChat } from "../src/sdk/index.js";
+import { ROOT } from "./helpers/processes.js";
+import { type Services, startServices } from "./helpers/services.js";
+
+const execFileAsync = promisify(execFile);
+const WAIT_MS = 15_000;
+
+/**
+ * The terminal client's group commands against every service as its own process (two chat
+ * nodes): create, post, list, members, admin, kick, and a member's SDK session receiving the post.
+ */
+let s: Services;
+const clients: ChatClient[] = [];
+const users: { uid: string; email: string; password: string }[] = [];
+
+function cli(...args: string[]): Promise<{ stdout: string; stderr: string }> {
+  return execFileAsync(process.execPath, ["--import", "tsx", "src/cli/main.ts", "--gate", s.gateUrl, ...args], {
+    cwd: ROOT,
+  });
+}
+
+async function until(what: string, cond: () => boolean): Promise<void> {
+  const deadline = Date.now() + WAIT_MS;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+beforeAll(async () => {
+  s = await startServices("groups-cli", 2);
+  users.push(...(await Promise.all(["gcowner", "gcmember", "gcother"].map((n) => s.register(n)))));
+}, 120_000);
+
+afterAll(async () => {
+  await Promise.all(clients.map((c) => c.close().catch(() => {})));
+  await s?.stop();
+});
+
+describe("terminal client group commands", () => {
+  it("creates a group, posts to it, lists it and its members, makes an admin and kicks", async () => {
+    const [owner, member, other] = users as [(typeof users)[0], (typeof users)[0], (typeof users)[0]];
+    const memberLogin: LoginAnswer = await s.gate.login(member.email, member.password);
+    const memberChat = await openChat(memberLogin, "tcp");
+    clients.push(memberChat);
+    const received: ChatMessage[] = [];
+    memberChat.on("message", (m) => received.push(m));
+
+    const created = await cli("gcreate", "gcowner", owner.password, "cli-team", member.uid, other.uid);
+    const groupId = /created (\d+)/.exec(created.stdout)?.[1];
+    expect(groupId, created.stdout).toBeDefined();
+    expect(created.stdout).toContain("3 members");
+
+    const sent = await cli("gsend", "gcowner", owner.password, groupId as string, "hello", "from", "the", "cli");
+    expect(sent.stdout).toMatch(new RegExp(`#1 in g:${groupId}`));
+    await until("the member's push", () => received.some((m) => m.text === "hello from the cli"));
+
+    expect((await cli("groups", "gcmember", member.password)).stdout).toContain(`${groupId}  cli-team`);
+    await cli("gadmin", "gcowner", owner.password, groupId as string, member.uid);
+    const members = (await cli("gmembers", "gcowner", owner.password, groupId as string)).stdout;
+    expect(members).toContain(`${owner.uid}  owner`);
+    expect(members).toContain(`${member.uid}  admin`);
+    expect(members).toContain(`${other.uid}  member`);
+
+    expect((await cli("gkick", "gcmember", member.password, groupId as string, other.uid)).stdout).toContain("kicked");
+    const refused = await cli("gsend", "gcother", other.password, groupId as string, "still", "here").catch(
+      (err: { stderr: string; code: number }) => err,
+    );
+    expect(refused.stderr).toContain("NOT_GROUP_MEMBER");
+  }, 120_000);
+});

@@ -1,0 +1,383 @@
+import mysql, { type RowDataPacket } from "mysql2/promise";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  describePlan,
+  PlanRefused,
+  planRebalance,
+  Rebalancer,
+  type RebalancerOptions,
+  SimulatedCrash,
+  type SlotDigest,
+  type Step,
+  validatePlan,
+} from "../sharding/rebalance.js";
+import { evenShardMap, type ShardMap, slotOf } from "../sharding/shard-map.js";
+import type { Config } from "../src/config/settings.js";
+import { AppError, ErrorCode } from "../src/errors.js";
+import { MessageKind } from "../src/gen/shardchat/v1/client.js";
+import { convIdForPair } from "../src/storage/conversation-id.js";
+import { createPool, type Pool } from "../src/storage/mysql/pool.js";
+import type { NewMessage, Uid } from "../src/storage/ports.js";
+import { ShardedMessageStore } from "../src/storage/sharded/message-store.js";
+import { configuredInstances, migrateShards, readShardMap, Shards } from "../src/storage/sharded/shards.js";
+import { ShardedUserStore } from "../src/storage/sharded/user-store.js";
+import { testConfig } from "./helpers/env.js";
+
+// Four throwaway databases on the machine's MariaDB play four instances: s0..s2 hold the data,
+// s3 is the one added. Few slots keep every rebalance here small.
+const SLOTS = 64;
+let config: Config;
+let urls: string[];
+let shards: Shards;
+let messages: ShardedMessageStore;
+let users: ShardedUserStore;
+let control: Pool;
+const direct = new Map<string, mysql.Connection>();
+let nextId = 900719925474099000n;
+const newId = () => String(nextId++);
+
+function message(sender: Uid, recipient: Uid, text: string): NewMessage {
+  return {
+    convId: convIdForPair(sender, recipient),
+    members: [sender, recipient],
+    msgId: newId(),
+    sender,
+    recipient,
+    clientMsgId: `c-${newId()}`,
+    kind: MessageKind.TEXT,
+    text,
+    sentAtMs: 1_700_000_000_000,
+  };
+}
+
+function rebalancer(extra: Partial<RebalancerOptions> = {}): Rebalancer {
+  return new Rebalancer(control, {
+    batchSlots: 3,
+    copyRows: 7,
+    cleanupGraceMs: 2 * config.SHARD_MAP_REFRESH_MS,
+    urls: new Map(urls.map((u, i) => [`s${i}`, u])),
+    ...extra,
+  });
+}
+
+/** Rows and checksum of every slot, each read on the instance that owns it now. */
+async function slotDigests(r: Rebalancer): Promise<Map<number, SlotDigest>> {
+  const map = (await readShardMap(control)) as ShardMap;
+  await r.prepare();
+  const all = new Map<number, SlotDigest>();
+  for (const [index, instance] of map.instances.entries()) {
+    const own = map.owner.flatMap((o, slot) => (o === index ? [slot] : []));
+    for (const [slot, d] of await r.digests(instance.id, own, map.slots)) all.set(slot, d);
+  }
+  return all;
+}
+
+async function rowsOn(id: string, sql: string, params: unknown[] = []): Promise<RowDataPacket[]> {
+  const [rows] = await (direct.get(id) as mysql.Connection).query<RowDataPacket[]>(sql, params);
+  return rows;
+}
+
+/** Some users, and conversations with a few messages each, through the sharded stores. */
+async function seed(conversations: number): Promise<{ convIds: string[]; uids: string[] }> {
+  const convIds: string[] = [];
+  const uids: string[] = [];
+  for (let i = 0; i < conversations; i++) {
+    const [a, b] = [newId(), newId()];
+    await users.create({
+      uid: a,
+      name: `Ünïcode-${a}`,
+      email: `U${a}@Example.org`,
+      passwordHash: "x",
+      createdAt: 1_700_000_000_000,
+    });
+    uids.push(a);
+    for (let m = 0; m < 3; m++) await messages.append(message(m % 2 ? b : a, m % 2 ? a : b, `m${m}`));
+    convIds.push(convIdForPair(a, b));
+  }
+  return { convIds, uids };
+}
+
+/** Every conversation still answers its whole history through the stores (after a map refresh). */
+async function expectReadable(convIds: string[], uids: string[]): Promise<void> {
+  await shards.refresh();
+  for (const convId of convIds) {
+    const [, a] = convId.split(":");
+    const page = await messages.history(a as string, convId, { afterSeq: 0, beforeSeq: 0, limit: 100 });
+    expect(page.map((m) => m.seq)).toEqual(page.map((_, i) => i + 1));
+    expect(page.length).toBeGreaterThanOrEqual(3);
+  }
+  for (const uid of uids) {
+    expect((await users.byUid(uid))?.uid).toBe(uid);
+    expect((await users.byName(`ünicode-${uid}`))?.uid).toBe(uid);
+    expect((await users.byEmail(`u${uid}@example.org`))?.uid).toBe(uid);
+  }
+}
+
+/** No instance holds rows of a slot it does not own (the moved copies were deleted). */
+async function expectNoStrays(): Promise<void> {
+  const map = (await readShardMap(control)) as ShardMap;
+  for (const [index, instance] of map.instances.entries()) {
+    for (const row of await rowsOn(instance.id, "SELECT conv_id FROM conversations")) {
+      expect(map.owner[slotOf(String(row.conv_id), SLOTS)], `${row.conv_id} on ${instance.id}`).toBe(index);
+    }
+    for (const row of await rowsOn(instance.id, "SELECT uid FROM users")) {
+      expect(map.owner[slotOf(String(row.uid), SLOTS)], `user ${row.uid} on ${instance.id}`).toBe(index);
+    }
+  }
+}
+
+beforeAll(async () => {
+  const base = testConfig();
+  urls = [0, 1, 2, 3].map((i) => `${base.MYSQL_URL}_${i}`);
+  config = {
+    ...base,
+    MYSQL_URL: urls[0] as string,
+    MYSQL_SHARDS: urls.slice(0, 3).join(","),
+    SHARD_SLOTS: SLOTS,
+    SHARD_MAP_REFRESH_MS: 100,
+    SHARD_FENCE_WAIT_MS: 3000,
+  };
+  await migrateShards(configuredInstances({ ...config, MYSQL_SHARDS: urls.join(",") }));
+  shards = await Shards.open(config);
+  messages = new ShardedMessageStore(shards);
+  users = new ShardedUserStore(shards);
+  control = createPool({ MYSQL_URL: urls[0] as string, MYSQL_POOL_SIZE: 2 });
+  for (const [i, uri] of urls.entries()) {
+    direct.set(`s${i}`, await mysql.createConnection({ uri, supportBigNumbers: true, bigNumberStrings: true }));
+  }
+}, 120_000);
+
+afterAll(async () => {
+  await shards?.close();
+  await control?.end();
+  for (const conn of direct.values()) {
+    await conn.query(`DROP DATABASE IF EXISTS \`${conn.config.database}\``).catch(() => undefined);
+    await conn.end();
+  }
+});
+
+const three = [
+  { id: "s0", url: "mysql://a/x" },
+  { id: "s1", url: "mysql://b/x" },
+  { id: "s2", url: "mysql://c/x" },
+];
+
+describe("rebalance planner", () => {
+  it("plans a third of the slots onto a new instance, taken from the fullest ones", () => {
+    const map = evenShardMap(three, 1024);
+    const plan = planRebalance(map, { add: { id: "s3", url: "mysql://d/x" }, count: 341 }, "job-1");
+    expect(plan.moves).toHaveLength(341);
+    expect(new Set(plan.moves.map((m) => m.to))).toEqual(new Set(["s3"]));
+    const from = Object.fromEntries(
+      ["s0", "s1", "s2"].map((id) => [id, plan.moves.filter((m) => m.from === id).length]),
+    );
+    for (const n of Object.values(from)) expect(Math.abs(n - 341 / 3)).toBeLessThanOrEqual(2);
+    const text = describePlan(map, plan);
+    console.log(text);
+    expect(text).toContain("341 of 1024 slots move");
+    expect(text).toContain("s3=341");
+  });
+
+  it("defaults to an even share for the new instance", () => {
+    const plan = planRebalance(evenShardMap(three, 1024), { add: { id: "s3", url: "mysql://d/x" } });
+    expect(plan.moves).toHaveLength(256);
+  });
+
+  it("spreads a retired instance's slots over the others", () => {
+    const map = evenShardMap(three, 90);
+    const plan = planRebalance(map, { retire: ["s1"] });
+    expect(plan.moves).toHaveLength(30);
+    expect(plan.moves.every((m) => m.from === "s1")).toBe(true);
+    expect(plan.moves.filter((m) => m.to === "s0")).toHaveLength(15);
+    expect(plan.moves.filter((m) => m.to === "s2")).toHaveLength(15);
+  });
+
+  it("refuses plans that would leave a slot without a home", () => {
+    const map = evenShardMap(three, 30);
+    const refusal = (fn: () => unknown) => {
+      try {
+        fn();
+        return "accepted";
+      } catch (err) {
+        return err instanceof PlanRefused ? err.message : `not a refusal: ${String(err)}`;
+      }
+    };
+    expect(refusal(() => planRebalance(map, { retire: ["s0", "s1", "s2"] }))).toMatch(/without a home/);
+    expect(refusal(() => planRebalance(map, { retire: ["s1"], to: "s1" }))).toMatch(/both retired and a destination/);
+    expect(refusal(() => planRebalance(map, { retire: ["s9"] }))).toMatch(/not in shard map/);
+    expect(refusal(() => planRebalance(map, { retire: ["s1"], to: "s7" }))).toMatch(/not in shard map/);
+    expect(refusal(() => planRebalance(map, { add: { id: "s3", url: "u" }, count: 31 }))).toMatch(/only 30/);
+    // A hand-made plan that retires s2 but moves only some of its slots.
+    const partial = {
+      jobId: "j",
+      fromVersion: 1,
+      adds: [],
+      retires: ["s2"],
+      moves: [{ slot: 25, from: "s2", to: "s0" }],
+    };
+    expect(refusal(() => validatePlan(map, partial))).toMatch(/9 slot\(s\) would be left without a home/);
+    // A move to an instance nobody knows the URL of.
+    const nowhere = { jobId: "j", fromVersion: 1, adds: [], retires: [], moves: [{ slot: 1, from: "s0", to: "s5" }] };
+    expect(refusal(() => validatePlan(map, nowhere))).toMatch(/no URL/);
+    const wrongOwner = {
+      jobId: "j",
+      fromVersion: 1,
+      adds: [],
+      retires: [],
+      moves: [{ slot: 1, from: "s1", to: "s2" }],
+    };
+    expect(refusal(() => validatePlan(map, wrongOwner))).toMatch(/owned by s0/);
+  });
+});
+
+describe("rebalancer on four databases", () => {
+  it("hashes keys in SQL exactly as slotOf does (MariaDB CRC32 = node:zlib crc32)", async () => {
+    const keys = ["p:1:2", "name:ünïcode", "名前", "12345678901234567890", "file:42"];
+    const rows = await rowsOn(
+      "s0",
+      `SELECT ${keys.map(() => "CRC32(?) % ?").join(", ")}`,
+      keys.flatMap((k) => [k, 1024]),
+    );
+    expect(Object.values(rows[0] ?? {}).map(Number)).toEqual(keys.map((k) => slotOf(k, 1024)));
+    const [uid] = await rowsOn("s0", "SELECT CRC32(CAST(CAST(? AS UNSIGNED) AS CHAR)) % 1024 AS s", [
+      "18446744073709551615",
+    ]);
+    expect(Number(uid?.s)).toBe(slotOf("18446744073709551615", 1024));
+  });
+
+  it("a dry run stores nothing; a run moves a third of the slots while writes go on, counts and checksums equal", async () => {
+    const { convIds, uids } = await seed(40);
+    const r = rebalancer();
+    const before = await slotDigests(r);
+    const map = (await readShardMap(control)) as ShardMap;
+    const plan = planRebalance(map, { add: { id: "s3", url: urls[3] as string }, count: Math.round(SLOTS / 3) });
+    // The dry run is planning alone: the map and the job tables are untouched.
+    expect((await readShardMap(control))?.version).toBe(map.version);
+    expect(await rowsOn("s0", "SELECT * FROM rebalance_jobs")).toHaveLength(0);
+
+    await r.start(plan);
+    const progress: string[] = [];
+    const pair = [newId(), newId()] as const;
+    let stop = false;
+    const acked: number[] = [];
+    // One conversation keeps writing during the move: every acked message must be there once.
+    const writer = (async () => {
+      for (let i = 0; !stop; i++) {
+        const { message: stored } = await messages.append(
+          message(pair[i % 2] as string, pair[(i + 1) % 2] as string, `live ${i}`),
+        );
+        acked.push(stored.seq);
+      }
+    })();
+    const run = rebalancer({ onProgress: (p) => progress.push(`${p.phase} ${p.slotsDone}/${p.slotsTotal} ${p.rows}`) });
+    await run.run(plan.jobId);
+    stop = true;
+    await writer;
+    await run.close();
+    console.log("progress:", progress.join(" | "));
+    expect(progress.at(-1)).toMatch(new RegExp(`^done ${plan.moves.length}/${plan.moves.length}`));
+
+    const after = (await readShardMap(control)) as ShardMap;
+    expect(after.version).toBeGreaterThan(map.version);
+    expect(after.owner.filter((o) => after.instances[o]?.id === "s3")).toHaveLength(plan.moves.length);
+    const live = convIdForPair(pair[0], pair[1]);
+    await shards.refresh();
+    const history = await messages.history(pair[0], live, { afterSeq: 0, beforeSeq: 0, limit: 10_000 });
+    expect(history.map((m) => m.seq)).toEqual(acked);
+    // Slots other than the live conversation's hold exactly what they held before.
+    // (its members' user_conversations rows are new too).
+    const liveSlots = new Set([live, ...pair].map((k) => slotOf(k, SLOTS)));
+    const afterDigests = await slotDigests(r);
+    for (const [slot, d] of before) {
+      if (!liveSlots.has(slot)) expect(afterDigests.get(slot), `slot ${slot}`).toEqual(d);
+    }
+    await expectReadable(convIds, uids);
+    await expectNoStrays();
+    await r.close();
+  }, 120_000);
+
+  it.each<Step>(["copied", "fenced", "verified", "switched"])(
+    "resumes after a crash once slots were %s",
+    async (step) => {
+      const { convIds, uids } = await seed(8);
+      const r = rebalancer();
+      const before = await slotDigests(r);
+      const map = (await readShardMap(control)) as ShardMap;
+      const plan = planRebalance(map, { add: { id: "s3", url: urls[3] as string }, count: 5 });
+      await r.start(plan);
+      const crashing = rebalancer({ crashAfter: step });
+      await expect(crashing.run(plan.jobId)).rejects.toBeInstanceOf(SimulatedCrash);
+      await crashing.close();
+      expect(await r.openJob()).toBe(plan.jobId);
+      expect((await r.stepCounts(plan.jobId))[step]).toBeGreaterThan(0);
+      // A second job is refused while this one is unfinished.
+      await expect(r.start(planRebalance(map, { retire: ["s2"] }))).rejects.toBeInstanceOf(PlanRefused);
+
+      await r.run((await r.openJob()) as string);
+      expect(await r.openJob()).toBeNull();
+      expect(await r.stepCounts(plan.jobId)).toEqual({ cleaned: plan.moves.length });
+      expect(await slotDigests(r)).toEqual(before);
+      await expectReadable(convIds, uids);
+      await expectNoStrays();
+      await r.close();
+    },
+    60_000,
+  );
+
+  it("abort puts slots that were not switched back where they were", async () => {
+    const { convIds, uids } = await seed(6);
+    const r = rebalancer();
+    const before = await slotDigests(r);
+    const map = (await readShardMap(control)) as ShardMap;
+    const plan = planRebalance(map, { add: { id: "s3", url: urls[3] as string }, count: 4 });
+    await r.start(plan);
+    const crashing = rebalancer({ crashAfter: "fenced", batchSlots: 10 });
+    await expect(crashing.run(plan.jobId)).rejects.toBeInstanceOf(SimulatedCrash);
+    await crashing.close();
+    expect(await r.abort(plan.jobId)).toEqual({ reverted: 4, kept: 0 });
+    expect((await readShardMap(control))?.version).toBe(map.version);
+    expect(await slotDigests(r)).toEqual(before);
+    const fences = await Promise.all(
+      ["s0", "s1", "s2"].map((id) => rowsOn(id, "SELECT * FROM slot_fence WHERE job_id = ?", [plan.jobId])),
+    );
+    expect(fences.flat()).toHaveLength(0);
+    await expectReadable(convIds, uids);
+    await expectNoStrays();
+    await r.close();
+  }, 60_000);
+
+  it("a write to a fenced slot waits, then answers SLOT_MOVING if the slot never moves", async () => {
+    const [a, b] = [newId(), newId()];
+    const convId = convIdForPair(a, b);
+    const slot = slotOf(convId, SLOTS);
+    const home = shards.instanceFor(convId).id;
+    await rowsOn(home, "INSERT INTO slot_fence (slot, state, job_id, created_at) VALUES (?, 'moving', 'test', 0)", [
+      slot,
+    ]);
+    try {
+      const code = await messages.append(message(a, b, "blocked")).then(
+        () => "stored",
+        (err: unknown) => (err instanceof AppError ? err.code : String(err)),
+      );
+      expect(code).toBe(ErrorCode.SLOT_MOVING);
+      expect(await rowsOn(home, "SELECT * FROM messages WHERE conv_id = ?", [convId])).toHaveLength(0);
+    } finally {
+      await rowsOn(home, "DELETE FROM slot_fence WHERE job_id = 'test'");
+    }
+    await messages.append(message(a, b, "after"));
+    expect(await rowsOn(home, "SELECT * FROM messages WHERE conv_id = ?", [convId])).toHaveLength(1);
+  }, 30_000);
+
+  it("refuses to move slots of a table it cannot place", async () => {
+    await rowsOn("s1", "CREATE TABLE IF NOT EXISTS mystery (id INT PRIMARY KEY)");
+    await rowsOn("s1", "INSERT INTO mystery VALUES (1)");
+    const r = rebalancer();
+    const map = (await readShardMap(control)) as ShardMap;
+    const plan = planRebalance(map, { retire: ["s1"] });
+    await r.start(plan);
+    await expect(r.run(plan.jobId)).rejects.toThrow(/mystery on s1 has rows but no placement/);
+    expect(await r.abort(plan.jobId)).toEqual({ reverted: plan.moves.length, kept: 0 });
+    await rowsOn("s1", "DROP TABLE mystery");
+    await r.close();
+  }, 30_000);
+});

@@ -1,0 +1,419 @@
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { crc32, deflateSync } from "node:zlib";
+import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openChat } from "../src/sdk/open-chat.js";
+import { ROOT } from "./helpers/processes.js";
+import { type Services, startServices } from "./helpers/services.js";
+import { codeFromMail } from "./helpers/smtp-sink.js";
+
+/**
+ * The web client in a real browser (Debian's chromium driven by playwright-core) against real
+ * services: status, verify, gate (serving web/dist) and two chat nodes as processes, MariaDB,
+ * Redis and a local SMTP server the verify codes are read from. Screenshots of the main
+ * screens go to docs/screenshots/.
+ */
+const SHOTS = join(ROOT, "docs/screenshots");
+const STEP_MS = 20_000;
+
+/** Waits for a value the page reaches by itself (a push, a render), up to a step's time. */
+const poll = <T>(read: () => Promise<T> | T) => expect.poll(read, { timeout: STEP_MS, interval: 100 });
+
+let s: Services;
+let browser: Browser;
+const contexts: BrowserContext[] = [];
+/** Console errors and uncaught exceptions per page, asserted empty before the fault step. */
+const problems: string[] = [];
+
+interface User {
+  name: string;
+  password: string;
+  page: Page;
+  context: BrowserContext;
+  uid: string;
+  nodeId: string;
+}
+
+async function newPage(context: BrowserContext, label: string): Promise<Page> {
+  const page = await context.newPage();
+  page.on("console", (m) => {
+    if (m.type() === "error") problems.push(`${label} console: ${m.text()}`);
+  });
+  page.on("pageerror", (e) => problems.push(`${label} pageerror: ${e.message}`));
+  page.setDefaultTimeout(STEP_MS);
+  return page;
+}
+
+async function newContext(viewport = { width: 1200, height: 800 }): Promise<BrowserContext> {
+  const context = await browser.newContext({ viewport });
+  contexts.push(context);
+  return context;
+}
+
+async function stored(page: Page): Promise<{ uid: string; nodeId: string }> {
+  return page.evaluate(() => JSON.parse(localStorage.getItem("shardchat.login") ?? "{}"));
+}
+
+/** Registers through the register screen (code from the SMTP sink) and lands in the chat screen. */
+async function register(page: Page, name: string, shot?: string): Promise<void> {
+  const email = `${name}@example.test`;
+  await page.goto(s.gateUrl);
+  await page.getByRole("tab", { name: "Register" }).click();
+  const form = page.getByRole("form", { name: "Register" });
+  await form.getByLabel("User name", { exact: true }).fill(name);
+  await form.getByLabel("Email", { exact: true }).fill(email);
+  await form.getByTestId("send-code").click();
+  const code = codeFromMail(await s.smtp.waitForMail(email));
+  // The cool-down timer runs on the button until another code may be asked for.
+  await poll(() => form.getByTestId("send-code").textContent()).toMatch(/Resend in \d+s/);
+  await form.getByLabel("Code from the email").fill(code);
+  await form.getByLabel("Password", { exact: true }).fill(`pw-${name}-secret`);
+  if (shot) await page.screenshot({ path: join(SHOTS, shot) });
+  await form.getByRole("button", { name: "Create account" }).click();
+  await page.getByTestId("me").waitFor();
+  await poll(() => page.getByTestId("conn").getAttribute("data-state")).toBe("online");
+}
+
+async function user(context: BrowserContext, name: string, shot?: string): Promise<User> {
+  const page = await newPage(context, name);
+  await register(page, name, shot);
+  const { uid, nodeId } = await stored(page);
+  return { name, password: `pw-${name}-secret`, page, context, uid, nodeId };
+}
+
+async function openChatWith(page: Page, title: string): Promise<void> {
+  await page.getByRole("tab", { name: "Chats" }).click();
+  await page.getByTestId("conv").filter({ hasText: title }).first().click();
+  await poll(() => page.getByTestId("chat-title").textContent()).toBe(title);
+}
+
+async function send(page: Page, text: string): Promise<void> {
+  const box = page.getByLabel("Message", { exact: true });
+  await box.fill(text);
+  await box.press("Enter");
+  await page.getByTestId("messages").getByText(text, { exact: true }).waitFor();
+}
+
+function sees(page: Page, text: string) {
+  return page.getByTestId("messages").getByText(text, { exact: true }).waitFor();
+}
+
+async function befriend(a: User, b: User): Promise<void> {
+  await a.page.getByRole("tab", { name: /^Friends/ }).click();
+  await a.page.getByLabel("Search users").fill(b.name);
+  await a.page.getByRole("button", { name: "Search" }).click();
+  await a.page.getByLabel("Message with the request").fill(`hi ${b.name}, it's ${a.name}`);
+  await a.page.getByRole("button", { name: "Add friend" }).click();
+  // The application is pushed to b at once, wherever b's session is.
+  await b.page.getByRole("tab", { name: "Friends (1)" }).click();
+  await b.page.getByTestId("application").getByText(`it's ${a.name}`).waitFor();
+  await b.page.getByTestId("application").getByRole("button", { name: "Accept" }).click();
+  await b.page.getByTestId("friend").filter({ hasText: a.name }).waitFor();
+  await a.page.getByTestId("friend").filter({ hasText: b.name }).waitFor();
+}
+
+beforeAll(async () => {
+  execFileSync("bash", [join(ROOT, "ops/ensure-chromium.sh")], { stdio: "inherit" });
+  if (!existsSync(join(ROOT, "web/dist/index.html"))) {
+    execFileSync("npm", ["run", "web:build"], { cwd: ROOT, stdio: "inherit" });
+  }
+  mkdirSync(SHOTS, { recursive: true });
+  s = await startServices("web", 2, {
+    VERIFY_COOLDOWN_SECONDS: 3,
+    GATE_FILE_MAX_BYTES: 1024 * 1024,
+    // The history step sends 45 messages in a burst from one connection.
+    CHAT_USER_MSGS_PER_SECOND: 1000,
+    CHAT_CONN_MSGS_PER_SECOND: 1000,
+  });
+  // playwright gives every launch a fresh temporary --user-data-dir of its own.
+  browser = await chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    headless: true,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+}, 240_000);
+
+afterAll(async () => {
+  for (const c of contexts) await c.close().catch(() => {});
+  await browser?.close();
+  await s?.stop();
+});
+
+describe("web client in chromium", () => {
+  let alice: User;
+  let bob: User;
+  let carol: User;
+
+  it("gate serves the built client under /", async () => {
+    const res = await fetch(`${s.gateUrl}/`);
+    expect(res.status).toBe(200);
+    expect(await res.text()).toContain('<div id="app">');
+  });
+
+  it("two browsers register with mailed codes and land on different chat nodes", { timeout: 120_000 }, async () => {
+    alice = await user(await newContext(), "alice", "register.png");
+    const bobContext = await newContext();
+    // The ring places a uid; registering again until someone lands on the other node.
+    for (let i = 0; i < 8; i++) {
+      const candidate = await user(bobContext, `bob${i}`);
+      if (candidate.nodeId !== alice.nodeId) {
+        bob = candidate;
+        break;
+      }
+      await candidate.page.getByRole("button", { name: "Log out" }).click();
+      await candidate.page.getByRole("tab", { name: "Register" }).waitFor();
+      await candidate.page.close();
+    }
+    expect(bob, "someone lands on the other chat node").toBeDefined();
+    expect(new Set([alice.nodeId, bob.nodeId])).toEqual(new Set(["chat-1", "chat-2"]));
+  });
+
+  it("they become friends: the request arrives at once, presence shows online", { timeout: 60_000 }, async () => {
+    await befriend(alice, bob);
+    await poll(() =>
+      alice.page.getByTestId("friend").filter({ hasText: bob.name }).locator(".presence.on").count(),
+    ).toBe(1);
+    await alice.page.screenshot({ path: join(SHOTS, "friends.png") });
+  });
+
+  it("chat both ways across the two nodes, with unread counts and delivery/read marks", {
+    timeout: 60_000,
+  }, async () => {
+    await alice.page.getByRole("tab", { name: "Chats" }).click();
+    await alice.page.getByLabel("Find a user by name, email or uid").fill(bob.name);
+    await alice.page.getByRole("button", { name: "Find" }).click();
+    await alice.page.getByRole("button", { name: new RegExp(`^${bob.name}`) }).click();
+    await send(alice.page, "hello bob, from alice");
+    const mine = alice.page.locator(".msg.mine").last();
+    await poll(() => mine.locator(".mark").getAttribute("data-mark")).toBe("sent");
+
+    await bob.page.getByRole("tab", { name: "Chats" }).click();
+    const conv = bob.page.getByTestId("conv").filter({ hasText: alice.name });
+    await poll(() => conv.getByTestId("unread").textContent()).toBe("1");
+    await bob.page.screenshot({ path: join(SHOTS, "conversations.png") });
+    await openChatWith(bob.page, alice.name);
+    await sees(bob.page, "hello bob, from alice");
+    // bob read it: alice's mark turns into the read mark.
+    await poll(() => mine.locator(".mark").getAttribute("data-mark")).toBe("read");
+    await send(bob.page, "hi alice! bob here");
+    await sees(alice.page, "hi alice! bob here");
+  });
+
+  it("bob goes offline and finds what he missed when he comes back", { timeout: 60_000 }, async () => {
+    await bob.page.close();
+    await send(alice.page, "missed one");
+    await send(alice.page, "missed two");
+    bob.page = await newPage(bob.context, "bob-again");
+    await bob.page.goto(s.gateUrl);
+    // Logged in from localStorage, no password asked.
+    await poll(() => bob.page.getByTestId("conn").getAttribute("data-state")).toBe("online");
+    const conv = bob.page.getByTestId("conv").filter({ hasText: alice.name });
+    await poll(() => conv.getByTestId("unread").textContent()).toBe("2");
+    await openChatWith(bob.page, alice.name);
+    await sees(bob.page, "missed one");
+    await sees(bob.page, "missed two");
+    const texts = await bob.page.locator(".msg .text").allTextContents();
+    expect(texts.filter((t) => t === "missed one")).toHaveLength(1);
+  });
+
+  it("a file goes across: image preview and a download link", { timeout: 60_000 }, async () => {
+    const png = gradientPng(160, 100);
+    await alice.page
+      .getByTestId("file-input")
+      .setInputFiles({ name: "square.png", mimeType: "image/png", buffer: png });
+    const link = bob.page.getByTestId("file-link").filter({ hasText: "square.png" });
+    await link.waitFor();
+    const img = bob.page.locator("img.preview").last();
+    await poll(() => img.evaluate((el) => (el as HTMLImageElement).naturalWidth)).toBe(160);
+    const href = await link.getAttribute("href");
+    const res = await fetch(new URL(href ?? "", s.gateUrl));
+    expect(res.status).toBe(200);
+    expect(Buffer.from(await res.arrayBuffer()).equals(png)).toBe(true);
+    await bob.page.screenshot({ path: join(SHOTS, "chat.png") });
+  });
+
+  it("shows upload progress on a slow link, then the file as a download link", { timeout: 60_000 }, async () => {
+    const cdp = await alice.context.newCDPSession(alice.page);
+    // 200 KB/s up: an 800 KB upload takes seconds, long enough to see the bar move.
+    await cdp.send("Network.emulateNetworkConditions", {
+      offline: false,
+      latency: 0,
+      downloadThroughput: -1,
+      uploadThroughput: 200 * 1024,
+    });
+    try {
+      const bytes = Buffer.alloc(800 * 1024, 7);
+      await alice.page
+        .getByTestId("file-input")
+        .setInputFiles({ name: "data.bin", mimeType: "application/octet-stream", buffer: bytes });
+      const bar = alice.page.getByTestId("upload-progress");
+      await poll(async () => Number((await bar.getAttribute("value").catch(() => null)) ?? 0)).toBeGreaterThan(0);
+      await bob.page.getByTestId("file-link").filter({ hasText: "data.bin" }).waitFor();
+      await poll(() => bar.count()).toBe(0);
+      expect(await bob.page.locator("img.preview").count()).toBe(1);
+    } finally {
+      await cdp.send("Network.emulateNetworkConditions", {
+        offline: false,
+        latency: 0,
+        downloadThroughput: -1,
+        uploadThroughput: -1,
+      });
+      await cdp.detach();
+    }
+  });
+
+  it("a group of three talks", { timeout: 90_000 }, async () => {
+    carol = await user(await newContext(), "carol");
+    await befriend(alice, carol);
+    await alice.page.getByRole("tab", { name: "Groups" }).click();
+    const create = alice.page.getByRole("form", { name: "Create a group" });
+    await create.getByPlaceholder("Group name").fill("trio");
+    await create.getByLabel(bob.name).check();
+    await create.getByLabel(carol.name).check();
+    await create.getByRole("button", { name: "Create group" }).click();
+    await poll(() => alice.page.getByTestId("chat-title").textContent()).toBe("trio");
+    await send(alice.page, "welcome to trio");
+    for (const other of [bob, carol]) {
+      await openChatWith(other.page, "trio");
+      await sees(other.page, "welcome to trio");
+    }
+    await send(carol.page, "carol says hi to the group");
+    await sees(alice.page, "carol says hi to the group");
+    await sees(bob.page, "carol says hi to the group");
+    await alice.page.getByRole("tab", { name: "Groups" }).click();
+    await alice.page.getByTestId("group").filter({ hasText: "trio" }).getByRole("button", { name: "members" }).click();
+    await poll(() => alice.page.getByTestId("member").count()).toBe(3);
+    await alice.page.screenshot({ path: join(SHOTS, "groups.png") });
+  });
+
+  it("works at phone width: the list, then the chat with a back button", { timeout: 60_000 }, async () => {
+    const phone = await newContext({ width: 390, height: 780 });
+    await phone.addInitScript(
+      ([key, value]) => localStorage.setItem(key as string, value as string),
+      ["shardchat.login", await bob.page.evaluate(() => localStorage.getItem("shardchat.login") ?? "")],
+    );
+    const page = await newPage(phone, "bob-phone");
+    await page.goto(s.gateUrl);
+    await poll(() => page.getByTestId("conn").getAttribute("data-state")).toBe("online");
+    await openChatWith(page, alice.name);
+    await sees(page, "missed two");
+    await expect(page.getByRole("button", { name: "Back to conversations" }).isVisible()).resolves.toBe(true);
+    await page.screenshot({ path: join(SHOTS, "phone-chat.png") });
+    // The same device kind logging in again signs the older window out, with a notice.
+    await bob.page.getByText("logged in elsewhere").waitFor();
+    await bob.page.screenshot({ path: join(SHOTS, "logged-in-elsewhere.png") });
+    bob.page = page;
+    expect(problems).toEqual([]);
+  });
+
+  it("reconnects with backoff after its chat node dies, and resyncs", { timeout: 90_000 }, async () => {
+    const aliceNode = s.procs.find((p) => p.name === `web-${alice.nodeId}`);
+    expect(aliceNode).toBeDefined();
+    await aliceNode?.stop("SIGKILL");
+    await poll(() => alice.page.getByTestId("conn").getAttribute("data-state")).not.toBe("online");
+    await alice.page.screenshot({ path: join(SHOTS, "reconnecting.png") });
+    await send(bob.page, "sent while alice reconnects");
+    await expect
+      .poll(() => alice.page.getByTestId("conn").getAttribute("data-state"), { timeout: 60_000 })
+      .toBe("online");
+    await openChatWith(alice.page, bob.name);
+    await sees(alice.page, "sent while alice reconnects");
+    await send(alice.page, "back again");
+    await sees(bob.page, "back again");
+  });
+
+  it("logs in with the form and loads older history as the chat scrolls up", { timeout: 60_000 }, async () => {
+    const [dave, erin] = [await s.register("dave"), await s.register("erin")];
+    const daveChat = await openChat(await s.gate.login("dave", dave.password), "ws");
+    for (let i = 1; i <= 45; i++) await daveChat.sendText(erin.uid, `history ${i}`);
+    await daveChat.close();
+    // erin has received (and acked) them all elsewhere: only history can show them now.
+    const erinChat = await openChat(await s.gate.login("erin", erin.password), "ws");
+    expect(await erinChat.syncAll()).toHaveLength(45);
+    await erinChat.close();
+
+    const page = await newPage(await newContext(), "erin");
+    await page.goto(s.gateUrl);
+    const login = page.getByRole("form", { name: "Log in" });
+    await login.getByLabel("User name or email").fill("erin@example.test");
+    await login.getByLabel("Password").fill(erin.password);
+    await login.getByRole("button", { name: "Log in" }).click();
+    await openChatWith(page, "dave");
+    await sees(page, "history 45");
+    // The newest page only: the oldest messages come with scrolling.
+    await poll(() => page.locator(".msg").count()).toBeGreaterThanOrEqual(30);
+    expect(await page.locator(".msg").count()).toBeLessThan(45);
+    expect(await page.getByTestId("messages").getByText("history 1", { exact: true }).count()).toBe(0);
+    await page.getByTestId("messages").evaluate((el) => {
+      el.scrollTop = 0;
+    });
+    await sees(page, "history 1");
+    await page.getByText("start of the conversation").waitFor();
+    expect(await page.locator(".msg").count()).toBe(45);
+  });
+
+  it("resets a password with a mailed code and logs in with the new one", { timeout: 60_000 }, async () => {
+    const page = await newPage(await newContext(), "carol-reset");
+    await page.goto(s.gateUrl);
+    await page.getByRole("tab", { name: "Reset password" }).click();
+    const form = page.getByRole("form", { name: "Reset password" });
+    await form.getByLabel("Email", { exact: true }).fill("carol@example.test");
+    // Carol's registration code may still be cooling down: the button says when it may be asked again.
+    await poll(() => form.getByTestId("send-code").isEnabled()).toBe(true);
+    await form.getByTestId("send-code").click();
+    const code = codeFromMail(await s.smtp.waitForMail("carol@example.test"));
+    await form.getByLabel("Code from the email").fill(code);
+    await form.getByLabel("New password").fill("a-brand-new-password");
+    await page.screenshot({ path: join(SHOTS, "reset-password.png") });
+    await form.getByRole("button", { name: "Set new password" }).click();
+    await page.getByText("Password changed").waitFor();
+    const login = page.getByRole("form", { name: "Log in" });
+    await login.getByLabel("Password").fill("pw-carol-secret");
+    await login.getByRole("button", { name: "Log in" }).click();
+    await page.getByText("Wrong user, email or password.").waitFor();
+    await login.getByLabel("Password").fill("a-brand-new-password");
+    await login.getByRole("button", { name: "Log in" }).click();
+    await poll(() => page.getByTestId("conn").getAttribute("data-state")).toBe("online");
+    await poll(() => page.getByTestId("conv").filter({ hasText: "trio" }).count()).toBe(1);
+  });
+});
+
+/** A width×height RGB PNG with a colour gradient: something to see in the preview. */
+function gradientPng(width: number, height: number): Buffer {
+  const chunk = (type: string, data: Buffer) => {
+    const body = Buffer.concat([Buffer.from(type, "ascii"), data]);
+    const out = Buffer.alloc(body.length + 8);
+    out.writeUInt32BE(data.length, 0);
+    body.copy(out, 4);
+    out.writeUInt32BE(crc32(body), body.length + 4);
+    return out;
+  };
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
+  header.set([8, 2, 0, 0, 0], 8);
+  const rows = Buffer.alloc((width * 3 + 1) * height);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const at = y * (width * 3 + 1) + 1 + x * 3;
+      rows.set([Math.round((255 * x) / width), Math.round((255 * y) / height), 200], at);
+    }
+  }
+  return Buffer.concat([
+    Buffer.from("89504e470d0a1a0a", "hex"),
+    chunk("IHDR", header),
+    chunk("IDAT", deflateSync(rows)),
+    chunk("IEND", Buffer.alloc(0)),
+  ]);
+}

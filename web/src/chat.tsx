@@ -1,0 +1,676 @@
+import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
+import { type GroupMember, GroupRole, MessageKind } from "../../src/gen/shardchat/v1/client.js";
+import type { Conversation, Session, ViewMessage } from "./session.js";
+
+type Panel = "chats" | "friends" | "groups";
+
+/** A paperclip (emoji fonts are not everywhere). */
+function Clip() {
+  return (
+    <svg class="icon" viewBox="0 0 24 24" width="16" height="16" aria-hidden="true">
+      <path
+        d="M16.5 6.5 8.6 14.4a2 2 0 0 0 2.8 2.8l7.9-7.9a4 4 0 0 0-5.7-5.7L5.7 11.5a6 6 0 0 0 8.5 8.5l6.3-6.3"
+        fill="none"
+        stroke="currentColor"
+        stroke-width="2"
+        stroke-linecap="round"
+      />
+    </svg>
+  );
+}
+
+function timeOf(ms: string): string {
+  const d = new Date(Number(ms));
+  return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+function sizeOf(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`;
+  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+}
+
+function preview(m: ViewMessage | undefined): string {
+  if (!m) return "no messages yet";
+  if (m.kind === MessageKind.FILE) return `file: ${m.file?.name ?? ""}`;
+  return m.text;
+}
+
+function ConnectionBadge({ session }: { session: Session }) {
+  const s = session.state;
+  const [, tick] = useState(0);
+  useEffect(() => {
+    if (s.kind !== "offline") return;
+    const t = setInterval(() => tick((n) => n + 1), 500);
+    return () => clearInterval(t);
+  }, [s]);
+  if (s.kind === "online") {
+    return (
+      <span class="conn online" data-testid="conn" data-state="online" title={`connected to ${s.nodeId}`}>
+        ● online
+      </span>
+    );
+  }
+  if (s.kind === "offline") {
+    const left = Math.max(0, Math.ceil((s.retryAt - Date.now()) / 1000));
+    return (
+      <span class="conn offline" data-testid="conn" data-state="offline" role="status">
+        <span title={s.reason}>● offline, retrying in {left}s</span>{" "}
+        <button type="button" class="link" onClick={() => session.retryNow()}>
+          retry now
+        </button>
+      </span>
+    );
+  }
+  return (
+    <span class="conn connecting" data-testid="conn" data-state={s.kind} role="status">
+      ● connecting…
+    </span>
+  );
+}
+
+function Mark({ m, conv }: { m: ViewMessage; conv: Conversation }) {
+  if (m.status === "sending")
+    return (
+      <span class="mark" title="sending" role="img" aria-label="sending" data-mark="sending">
+        …
+      </span>
+    );
+  if (m.status === "failed")
+    return (
+      <span class="mark failed" title="not sent" role="img" aria-label="not sent" data-mark="failed">
+        !
+      </span>
+    );
+  const read = !conv.group && conv.peerReadSeq >= m.seq;
+  return (
+    <span
+      class={read ? "mark read" : "mark"}
+      title={read ? "read" : "delivered to the server"}
+      role="img"
+      aria-label={read ? "read" : "sent"}
+      data-mark={read ? "read" : "sent"}
+    >
+      {read ? "✓✓" : "✓"}
+    </span>
+  );
+}
+
+function FileBody({ m, session }: { m: ViewMessage; session: Session }) {
+  const f = m.file;
+  if (!f) return null;
+  const url = session.fileUrl(f.id);
+  const isImage = f.contentType.startsWith("image/");
+  return (
+    <div class="file">
+      {isImage && (
+        <a href={url} target="_blank" rel="noreferrer">
+          <img src={url} alt={f.name} loading="lazy" class="preview" />
+        </a>
+      )}
+      <a href={url} download={f.name} class="download" data-testid="file-link">
+        <Clip /> {f.name} <small>({sizeOf(Number(f.size))})</small>
+      </a>
+    </div>
+  );
+}
+
+function ChatView({ session, conv, onBack }: { session: Session; conv: Conversation; onBack: () => void }) {
+  const [text, setText] = useState("");
+  const list = useRef<HTMLDivElement>(null);
+  const file = useRef<HTMLInputElement>(null);
+  const input = useRef<HTMLTextAreaElement>(null);
+  const stick = useRef(true);
+  const lastCount = useRef(0);
+  const loading = useRef(false);
+
+  useEffect(() => {
+    stick.current = true;
+    if (conv.messages.filter((m) => m.seq > 0).length < 20) void session.loadOlder(conv.convId);
+    input.current?.focus();
+  }, [conv.convId]);
+
+  useEffect(() => {
+    if (document.visibilityState === "visible") void session.markRead(conv.convId);
+  });
+
+  // Keeps the newest message in view unless the user scrolled up to read older ones; after an
+  // older page is prepended, keeps the same message under the reader's eyes.
+  const prevHeight = useRef(0);
+  useLayoutEffect(() => {
+    const el = list.current;
+    if (!el) return;
+    if (stick.current) el.scrollTop = el.scrollHeight;
+    else if (conv.messages.length !== lastCount.current && el.scrollTop < 50) {
+      el.scrollTop = el.scrollHeight - prevHeight.current + el.scrollTop;
+    }
+    prevHeight.current = el.scrollHeight;
+    lastCount.current = conv.messages.length;
+  });
+
+  const onScroll = async () => {
+    const el = list.current;
+    if (!el) return;
+    stick.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
+    if (el.scrollTop < 40 && !conv.complete && !loading.current) {
+      loading.current = true;
+      prevHeight.current = el.scrollHeight;
+      await session.loadOlder(conv.convId);
+      loading.current = false;
+    }
+  };
+
+  const send = () => {
+    const body = text.trim();
+    if (!body) return;
+    setText("");
+    stick.current = true;
+    void session.sendText(conv.convId, body);
+  };
+
+  const uploads = session.uploads.filter((u) => u.convId === conv.convId);
+  return (
+    <section class="chat" aria-label={`Conversation with ${session.titleOf(conv)}`}>
+      <header class="chat-head">
+        <button type="button" class="back" onClick={onBack} aria-label="Back to conversations">
+          ←
+        </button>
+        <h2 data-testid="chat-title">{session.titleOf(conv)}</h2>
+        {conv.group && <small>{conv.group.memberCount} members</small>}
+      </header>
+      <div class="messages" ref={list} onScroll={onScroll} data-testid="messages" role="log">
+        {conv.complete ? (
+          <p class="start">start of the conversation</p>
+        ) : (
+          <p class="start">scroll up for older messages</p>
+        )}
+        {conv.messages.map((m) => {
+          const mine = m.sender === session.uid;
+          return (
+            <div class={mine ? "msg mine" : "msg"} key={m.seq > 0 ? `s${m.seq}` : `c${m.clientMsgId}`} data-seq={m.seq}>
+              {!mine && conv.group && <div class="who">{session.nameOf(m.sender)}</div>}
+              {m.kind === MessageKind.FILE ? <FileBody m={m} session={session} /> : null}
+              {m.text && <div class="text">{m.text}</div>}
+              <div class="meta">
+                {timeOf(m.sentAtMs)} {mine && <Mark m={m} conv={conv} />}
+              </div>
+            </div>
+          );
+        })}
+      </div>
+      {uploads.map((u) => (
+        <div class="upload" key={u.name}>
+          uploading {u.name} <progress max={u.total || 1} value={u.sent} data-testid="upload-progress" />
+        </div>
+      ))}
+      <form
+        class="composer"
+        onSubmit={(e) => {
+          e.preventDefault();
+          send();
+        }}
+      >
+        {!conv.group && (
+          <>
+            <button
+              type="button"
+              class="secondary attach"
+              onClick={() => file.current?.click()}
+              aria-label="Attach a file"
+              title="Attach a file"
+            >
+              <Clip />
+            </button>
+            <input
+              type="file"
+              ref={file}
+              hidden
+              data-testid="file-input"
+              onChange={(e) => {
+                const f = e.currentTarget.files?.[0];
+                if (f) void session.sendFile(conv.convId, f);
+                e.currentTarget.value = "";
+              }}
+            />
+          </>
+        )}
+        <textarea
+          ref={input}
+          rows={1}
+          placeholder="Message"
+          title="Enter sends, Shift+Enter starts a new line"
+          aria-label="Message"
+          value={text}
+          onInput={(e) => setText(e.currentTarget.value)}
+          onKeyDown={(e) => {
+            if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+              e.preventDefault();
+              send();
+            }
+          }}
+        />
+        <button type="submit" disabled={!text.trim()}>
+          Send
+        </button>
+      </form>
+    </section>
+  );
+}
+
+function ConversationList({
+  session,
+  open,
+  onOpen,
+}: {
+  session: Session;
+  open: string | null;
+  onOpen: (id: string) => void;
+}) {
+  const [query, setQuery] = useState("");
+  const [found, setFound] = useState<{ uid: string; name: string }[]>([]);
+  const convs = [...session.conversations.values()].sort((a, b) => b.lastActivity - a.lastActivity);
+  return (
+    <div class="list">
+      <form
+        class="row"
+        onSubmit={async (e) => {
+          e.preventDefault();
+          const q = query.trim();
+          if (!q) return;
+          if (session.unsupported.has("friends")) {
+            if (/^\d+$/.test(q)) onOpen(session.openDirect(q));
+            return;
+          }
+          setFound((await session.search(q)).filter((u) => u.uid !== session.uid));
+        }}
+      >
+        <input
+          class="grow"
+          aria-label="Find a user by name, email or uid"
+          placeholder="New chat: find a user"
+          value={query}
+          onInput={(e) => setQuery(e.currentTarget.value)}
+        />
+        <button type="submit" class="secondary">
+          Find
+        </button>
+      </form>
+      {found.length > 0 && (
+        <ul class="found">
+          {found.map((u) => (
+            <li key={u.uid}>
+              <button
+                type="button"
+                class="link"
+                onClick={() => {
+                  setFound([]);
+                  setQuery("");
+                  onOpen(session.openDirect(u.uid, u.name));
+                }}
+              >
+                {u.name} <small>#{u.uid}</small>
+              </button>
+            </li>
+          ))}
+        </ul>
+      )}
+      <ul class="convs" aria-label="Conversations">
+        {convs.length === 0 && <li class="empty">No conversations yet: find someone above.</li>}
+        {convs.map((c) => {
+          const last = c.messages.at(-1);
+          return (
+            <li key={c.convId}>
+              <button
+                type="button"
+                class={c.convId === open ? "conv active" : "conv"}
+                onClick={() => onOpen(c.convId)}
+                data-testid="conv"
+                data-conv={c.convId}
+              >
+                <span class="title">
+                  {c.group ? <small class="tag">group</small> : null}
+                  {session.titleOf(c)}
+                </span>
+                {c.unread > 0 && (
+                  <span class="badge" data-testid="unread" title={`${c.unread} unread`}>
+                    {c.unread}
+                  </span>
+                )}
+                <span class="last">{preview(last)}</span>
+              </button>
+            </li>
+          );
+        })}
+      </ul>
+    </div>
+  );
+}
+
+function FriendsPanel({ session, onOpen }: { session: Session; onOpen: (id: string) => void }) {
+  const [query, setQuery] = useState("");
+  const [found, setFound] = useState<{ uid: string; name: string }[]>([]);
+  const [note, setNote] = useState("");
+  useEffect(() => {
+    void session.loadFriends();
+  }, []);
+  return (
+    <div class="list">
+      <form
+        class="row"
+        onSubmit={async (e) => {
+          e.preventDefault();
+          if (query.trim()) setFound((await session.search(query.trim())).filter((u) => u.uid !== session.uid));
+        }}
+      >
+        <input
+          class="grow"
+          aria-label="Search users"
+          placeholder="Search users: name, email or uid"
+          value={query}
+          onInput={(e) => setQuery(e.currentTarget.value)}
+        />
+        <button type="submit" class="secondary">
+          Search
+        </button>
+      </form>
+      {found.length > 0 && (
+        <div class="card">
+          <input
+            aria-label="Message with the request"
+            placeholder="Say hello (optional)"
+            value={note}
+            onInput={(e) => setNote(e.currentTarget.value)}
+          />
+          <ul class="found">
+            {found.map((u) => (
+              <li key={u.uid} class="row">
+                <span class="grow">
+                  {u.name} <small>#{u.uid}</small>
+                </span>
+                <button
+                  type="button"
+                  class="secondary"
+                  onClick={async () => {
+                    if (await session.act((c) => c.applyFriend(u.uid, note))) {
+                      session.notice = `friend request sent to ${u.name}`;
+                      setFound([]);
+                      setNote("");
+                    }
+                  }}
+                >
+                  Add friend
+                </button>
+              </li>
+            ))}
+          </ul>
+        </div>
+      )}
+      {session.applications.length > 0 && <h3>Requests</h3>}
+      <ul class="found" aria-label="Friend requests">
+        {session.applications.map((a) => (
+          <li key={a.from?.uid} class="card" data-testid="application">
+            <div>
+              <b>{a.from?.name}</b> wants to be friends{a.message ? `: “${a.message}”` : ""}
+            </div>
+            <div class="row">
+              <button
+                type="button"
+                onClick={async () => {
+                  if (await session.act((c) => c.replyFriend(a.from?.uid ?? "", true))) await session.loadFriends();
+                }}
+              >
+                Accept
+              </button>
+              <button
+                type="button"
+                class="secondary"
+                onClick={async () => {
+                  if (await session.act((c) => c.replyFriend(a.from?.uid ?? "", false))) await session.loadFriends();
+                }}
+              >
+                Decline
+              </button>
+            </div>
+          </li>
+        ))}
+      </ul>
+      <h3>Friends</h3>
+      <ul class="found" aria-label="Friends">
+        {session.friends.length === 0 && <li class="empty">No friends yet.</li>}
+        {session.friends.map((f) => (
+          <li key={f.user?.uid} class="row" data-testid="friend">
+            <span
+              class={f.online ? "presence on" : "presence"}
+              role="img"
+              aria-label={f.online ? "online" : "offline"}
+            />
+            <span class="grow">{f.user?.name}</span>
+            <button
+              type="button"
+              class="secondary"
+              onClick={() => onOpen(session.openDirect(f.user?.uid ?? "", f.user?.name))}
+            >
+              Chat
+            </button>
+            <button
+              type="button"
+              class="link"
+              onClick={async () => {
+                if (await session.act((c) => c.removeFriend(f.user?.uid ?? ""))) await session.loadFriends();
+              }}
+            >
+              remove
+            </button>
+          </li>
+        ))}
+      </ul>
+    </div>
+  );
+}
+
+function GroupsPanel({ session, onOpen }: { session: Session; onOpen: (id: string) => void }) {
+  const [name, setName] = useState("");
+  const [picked, setPicked] = useState<string[]>([]);
+  const [selected, setSelected] = useState<string | null>(null);
+  const [members, setMembers] = useState<GroupMember[]>([]);
+  const group = session.groups.find((g) => g.groupId === selected);
+  const [invitee, setInvitee] = useState("");
+  const candidates = session.friends.filter((f) => !members.some((m) => m.uid === f.user?.uid));
+  const showMembers = async (groupId: string) => {
+    setSelected(groupId);
+    setMembers(await session.members(groupId));
+  };
+  return (
+    <div class="list">
+      <form
+        class="card"
+        aria-label="Create a group"
+        onSubmit={async (e) => {
+          e.preventDefault();
+          let created: { convId: string } | undefined;
+          if (await session.act(async (c) => (created = await c.createGroup(name.trim(), picked)))) {
+            setName("");
+            setPicked([]);
+            await session.loadGroups();
+            if (created) onOpen(created.convId);
+          }
+        }}
+      >
+        <label>
+          New group
+          <input
+            name="group-name"
+            required
+            placeholder="Group name"
+            value={name}
+            onInput={(e) => setName(e.currentTarget.value)}
+          />
+        </label>
+        {session.friends.length > 0 && (
+          <fieldset>
+            <legend>Members</legend>
+            {session.friends.map((f) => (
+              <label class="check" key={f.user?.uid}>
+                <input
+                  type="checkbox"
+                  checked={picked.includes(f.user?.uid ?? "")}
+                  onChange={(e) => {
+                    const uid = f.user?.uid ?? "";
+                    setPicked(e.currentTarget.checked ? [...picked, uid] : picked.filter((p) => p !== uid));
+                  }}
+                />
+                {f.user?.name}
+              </label>
+            ))}
+          </fieldset>
+        )}
+        <button type="submit">Create group</button>
+      </form>
+      <ul class="found" aria-label="Groups">
+        {session.groups.length === 0 && <li class="empty">No groups yet.</li>}
+        {session.groups.map((g) => (
+          <li key={g.groupId} class="row" data-testid="group">
+            <span class="grow">
+              {g.name} <small>({g.memberCount} members)</small>
+            </span>
+            <button type="button" class="secondary" onClick={() => onOpen(g.convId)}>
+              Open
+            </button>
+            <button type="button" class="link" onClick={() => void showMembers(g.groupId)}>
+              members
+            </button>
+          </li>
+        ))}
+      </ul>
+      {group && (
+        <section class="card" aria-label={`Members of ${group.name}`}>
+          <h3>{group.name}</h3>
+          <ul class="found">
+            {members.map((m) => (
+              <li key={m.uid} data-testid="member">
+                {session.nameOf(m.uid)}{" "}
+                <small>{m.role === GroupRole.OWNER ? "owner" : m.role === GroupRole.ADMIN ? "admin" : ""}</small>
+              </li>
+            ))}
+          </ul>
+          <div class="row">
+            {candidates.length > 0 && (
+              <>
+                <select
+                  aria-label="Friend to invite"
+                  value={invitee}
+                  onChange={(e) => setInvitee(e.currentTarget.value)}
+                >
+                  {candidates.map((f) => (
+                    <option value={f.user?.uid} key={f.user?.uid}>
+                      {f.user?.name}
+                    </option>
+                  ))}
+                </select>
+                <button
+                  type="button"
+                  class="secondary"
+                  onClick={async () => {
+                    const uid = invitee || candidates[0]?.user?.uid;
+                    if (uid && (await session.act((c) => c.inviteToGroup(group.groupId, [uid])))) {
+                      await showMembers(group.groupId);
+                    }
+                  }}
+                >
+                  Invite
+                </button>
+              </>
+            )}
+            <button
+              type="button"
+              class="link"
+              onClick={async () => {
+                if (await session.act((c) => c.leaveGroup(group.groupId))) {
+                  setSelected(null);
+                  await session.loadGroups();
+                }
+              }}
+            >
+              Leave group
+            </button>
+          </div>
+        </section>
+      )}
+    </div>
+  );
+}
+
+export function ChatScreen({ session }: { session: Session }) {
+  const [, setVersion] = useState(0);
+  const [panel, setPanel] = useState<Panel>("chats");
+  const [open, setOpen] = useState<string | null>(null);
+  useEffect(() => session.subscribe(() => setVersion(session.version)), [session]);
+  useEffect(() => {
+    const onVisible = () => {
+      if (open && document.visibilityState === "visible") void session.markRead(open);
+    };
+    document.addEventListener("visibilitychange", onVisible);
+    return () => document.removeEventListener("visibilitychange", onVisible);
+  }, [open]);
+
+  const conv = open ? session.conversations.get(open) : undefined;
+  const openConv = (id: string) => {
+    setOpen(id);
+    setPanel("chats");
+  };
+  const panels: Panel[] = ["chats"];
+  if (!session.unsupported.has("friends")) panels.push("friends");
+  if (!session.unsupported.has("groups")) panels.push("groups");
+
+  return (
+    <div class={conv ? "layout has-chat" : "layout"}>
+      <aside class="side">
+        <header class="me">
+          <div>
+            <b data-testid="me">{session.nameOf(session.uid)}</b>
+            <ConnectionBadge session={session} />
+          </div>
+          <button type="button" class="link" onClick={() => void session.logout()}>
+            Log out
+          </button>
+        </header>
+        <div class="tabs" role="tablist">
+          {panels.map((p) => (
+            <button
+              type="button"
+              role="tab"
+              aria-selected={panel === p}
+              class={panel === p ? "tab active" : "tab"}
+              onClick={() => setPanel(p)}
+              key={p}
+            >
+              {p === "chats"
+                ? "Chats"
+                : p === "friends"
+                  ? `Friends${session.applications.length ? ` (${session.applications.length})` : ""}`
+                  : "Groups"}
+            </button>
+          ))}
+        </div>
+        {session.notice && (
+          <p class="info" role="status">
+            {session.notice}{" "}
+            <button type="button" class="link" onClick={() => session.clearNotice()} aria-label="Dismiss">
+              ✕
+            </button>
+          </p>
+        )}
+        {panel === "chats" && <ConversationList session={session} open={open} onOpen={openConv} />}
+        {panel === "friends" && <FriendsPanel session={session} onOpen={openConv} />}
+        {panel === "groups" && <GroupsPanel session={session} onOpen={openConv} />}
+      </aside>
+      {conv ? (
+        <ChatView session={session} conv={conv} onBack={() => setOpen(null)} />
+      ) : (
+        <section class="chat empty-chat">
+          <p>Pick a conversation, or find someone to talk to.</p>
+        </section>
+      )}
+    </div>
+  );
+}

@@ -1,0 +1,545 @@
+import { nanoid } from "nanoid";
+import { AppError, ErrorCode, errorName } from "../../src/errors.js";
+import {
+  type ChatMessage,
+  type Friend,
+  type FriendApplication,
+  type GroupInfo,
+  type GroupMember,
+  MessageKind,
+} from "../../src/gen/shardchat/v1/client.js";
+import type { ChatClient } from "../../src/sdk/chat-client.js";
+import type { GateClient, LoginAnswer, UploadedFile } from "../../src/sdk/gate-client.js";
+import { openChat } from "../../src/sdk/open-chat.js";
+
+/** What the connection is doing, as the header shows it. */
+export type ConnState =
+  | { kind: "connecting"; attempt: number }
+  | { kind: "online"; nodeId: string }
+  | { kind: "offline"; attempt: number; retryAt: number; reason: string }
+  | { kind: "kicked" }
+  | { kind: "expired" };
+
+/** A message as the view shows it: stored ones have a seq; the user's own sends start at seq 0. */
+export interface ViewMessage extends ChatMessage {
+  status: "sending" | "sent" | "failed";
+}
+
+export interface Conversation {
+  convId: string;
+  /** The other user of a 1:1 conversation. */
+  peerUid?: string;
+  group?: GroupInfo;
+  messages: ViewMessage[];
+  unread: number;
+  /** How far the peer has read (read receipts). */
+  peerReadSeq: number;
+  /** The oldest page was reached. */
+  complete: boolean;
+  lastActivity: number;
+}
+
+export interface PendingUpload {
+  convId: string;
+  name: string;
+  sent: number;
+  total: number;
+}
+
+const RETRY_BASE_MS = 500;
+const RETRY_MAX_MS = 15_000;
+const PAGE = 30;
+export const LOGIN_KEY = "shardchat.login";
+
+/** The saved login (uid, token, its node) and the name typed at login, or null. */
+export function savedLogin(): (LoginAnswer & { name: string }) | null {
+  try {
+    const saved = JSON.parse(localStorage.getItem(LOGIN_KEY) ?? "null") as (LoginAnswer & { name: string }) | null;
+    if (!saved || typeof saved.uid !== "string" || typeof saved.token !== "string") return null;
+    return saved.expiresAtMs > Date.now() ? saved : null;
+  } catch {
+    return null;
+  }
+}
+
+export function saveLogin(login: LoginAnswer & { name: string }): void {
+  localStorage.setItem(LOGIN_KEY, JSON.stringify(login));
+}
+
+export function forgetLogin(): void {
+  localStorage.removeItem(LOGIN_KEY);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The peer of "p:<a>:<b>" for uid, or undefined for other conversations. */
+export function peerOf(convId: string, uid: string): string | undefined {
+  const m = /^p:(\d+):(\d+)$/.exec(convId);
+  if (!m) return undefined;
+  return m[1] === uid ? m[2] : m[1];
+}
+
+export function directConvId(a: string, b: string): string {
+  const [x, y] = [BigInt(a), BigInt(b)];
+  return x <= y ? `p:${x}:${y}` : `p:${y}:${x}`;
+}
+
+/**
+ * One logged-in user in the browser: keeps a chat session open (reconnecting with exponential
+ * backoff, resyncing what was missed), the conversations seen so far, and the user's friends
+ * and groups. Views subscribe and re-render on every change.
+ */
+export class Session {
+  state: ConnState = { kind: "connecting", attempt: 0 };
+  readonly conversations = new Map<string, Conversation>();
+  readonly names = new Map<string, string>();
+  friends: Friend[] = [];
+  applications: FriendApplication[] = [];
+  groups: GroupInfo[] = [];
+  uploads: PendingUpload[] = [];
+  /** Set when the server does not offer a feature (an older node): its screen is hidden. */
+  readonly unsupported = new Set<"friends" | "groups" | "conversations">();
+  notice = "";
+  version = 0;
+
+  #client: ChatClient | undefined;
+  #stopped = false;
+  #listeners = new Set<() => void>();
+  #connecting = false;
+
+  constructor(
+    private readonly gate: GateClient,
+    private login: LoginAnswer & { name: string },
+    private readonly onLoggedOut: (why: "kicked" | "expired" | "logout") => void,
+  ) {
+    this.names.set(login.uid, login.name);
+  }
+
+  get uid(): string {
+    return this.login.uid;
+  }
+
+  get auth() {
+    return { uid: this.login.uid, token: this.login.token };
+  }
+
+  subscribe(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  private changed(): void {
+    this.version++;
+    for (const l of this.#listeners) l();
+  }
+
+  start(): void {
+    void this.connectLoop();
+  }
+
+  async logout(): Promise<void> {
+    this.#stopped = true;
+    forgetLogin();
+    this.onLoggedOut("logout");
+    await this.#client?.close().catch(() => {});
+  }
+
+  /** Connects until it works: backoff 0.5 s, 1 s, 2 s… up to 15 s, with jitter. */
+  private async connectLoop(): Promise<void> {
+    if (this.#connecting) return;
+    this.#connecting = true;
+    try {
+      for (let attempt = 0; !this.#stopped; attempt++) {
+        this.state = { kind: "connecting", attempt };
+        this.changed();
+        try {
+          if (attempt > 0) {
+            // The node may have gone away: gate names the one that owns this user now.
+            const node = await this.gate.node(this.auth);
+            this.login = { ...this.login, ...node };
+            saveLogin(this.login);
+          }
+          const client = await openChat(this.login, "ws");
+          if (this.#stopped) {
+            await client.close();
+            return;
+          }
+          this.attach(client);
+          this.state = { kind: "online", nodeId: this.login.nodeId };
+          this.changed();
+          await this.resync();
+          return;
+        } catch (err) {
+          if (
+            err instanceof AppError &&
+            (err.code === ErrorCode.TOKEN_INVALID || err.code === ErrorCode.TOKEN_EXPIRED)
+          ) {
+            this.expire();
+            return;
+          }
+          const delay = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** attempt) * (0.75 + Math.random() / 2);
+          const reason = err instanceof AppError ? errorName(err.code) : (err as Error).message;
+          this.state = { kind: "offline", attempt: attempt + 1, retryAt: Date.now() + delay, reason };
+          this.changed();
+          await sleep(delay);
+        }
+      }
+    } finally {
+      this.#connecting = false;
+    }
+  }
+
+  /** Tries to connect now instead of waiting for the next backoff step. */
+  retryNow(): void {
+    if (this.state.kind === "offline") {
+      this.state = { kind: "connecting", attempt: this.state.attempt };
+      this.changed();
+    }
+    void this.connectLoop();
+  }
+
+  private expire(): void {
+    this.#stopped = true;
+    forgetLogin();
+    this.state = { kind: "expired" };
+    this.changed();
+    this.onLoggedOut("expired");
+  }
+
+  private attach(client: ChatClient): void {
+    this.#client = client;
+    let kicked = false;
+    client.on("message", (m) => this.addMessage(m, true));
+    client.on("kicked", (k) => {
+      if (k.reason === ErrorCode.KICKED) kicked = true;
+    });
+    client.on("readReceipt", (r) => {
+      const conv = this.conversations.get(r.convId);
+      if (!conv) return;
+      if (r.reader !== this.uid) conv.peerReadSeq = Math.max(conv.peerReadSeq, r.seq);
+      else conv.unread = 0;
+      this.changed();
+    });
+    client.on("friendApplication", (a) => {
+      this.applications = [...this.applications.filter((x) => x.from?.uid !== a.from?.uid), a];
+      if (a.from) this.names.set(a.from.uid, a.from.name);
+      this.changed();
+    });
+    client.on("friendReply", () => void this.loadFriends());
+    client.on("friendRemoved", () => void this.loadFriends());
+    client.on("groupEvent", () => void this.loadGroups());
+    client.on("close", () => {
+      if (this.#client !== client) return;
+      this.#client = undefined;
+      if (this.#stopped) return;
+      if (kicked) {
+        this.#stopped = true;
+        forgetLogin();
+        this.state = { kind: "kicked" };
+        this.changed();
+        this.onLoggedOut("kicked");
+        return;
+      }
+      void this.connectLoop();
+    });
+  }
+
+  /** After every (re)connect: what arrived while away, then the lists, then unsent messages again. */
+  private async resync(): Promise<void> {
+    const client = this.#client;
+    if (!client) return;
+    for (const m of await client.syncAll()) this.addMessage(m, true);
+    await Promise.all([this.loadConversations(), this.loadFriends(), this.loadGroups()]);
+    for (const conv of this.conversations.values()) {
+      for (const m of conv.messages) if (m.status === "sending") void this.resend(conv, m);
+    }
+    this.changed();
+  }
+
+  private async optional<T>(
+    feature: "friends" | "groups" | "conversations",
+    work: () => Promise<T>,
+  ): Promise<T | undefined> {
+    try {
+      return await work();
+    } catch (err) {
+      if (err instanceof AppError && err.code === ErrorCode.UNKNOWN_MESSAGE_TYPE) {
+        this.unsupported.add(feature);
+        this.changed();
+      }
+      return undefined;
+    }
+  }
+
+  private async loadConversations(): Promise<void> {
+    const client = this.#client;
+    if (!client) return;
+    const list = await this.optional("conversations", () => client.conversations(100));
+    for (const summary of list ?? []) {
+      const conv = this.conversation(summary.convId);
+      conv.unread = summary.unread;
+      conv.peerReadSeq = Math.max(conv.peerReadSeq, summary.peerReadSeq);
+      if (summary.lastMessage) this.addMessage(summary.lastMessage, false);
+    }
+    await this.resolveNames([...this.conversations.values()].flatMap((c) => (c.peerUid ? [c.peerUid] : [])));
+  }
+
+  async loadFriends(): Promise<void> {
+    const client = this.#client;
+    if (!client) return;
+    const [friends, applications] = await Promise.all([
+      this.optional("friends", () => client.friends()),
+      this.optional("friends", () => client.friendApplications()),
+    ]);
+    if (friends) this.friends = friends;
+    if (applications) this.applications = applications;
+    for (const f of this.friends) if (f.user) this.names.set(f.user.uid, f.user.name);
+    for (const a of this.applications) if (a.from) this.names.set(a.from.uid, a.from.name);
+    this.changed();
+  }
+
+  async loadGroups(): Promise<void> {
+    const client = this.#client;
+    if (!client) return;
+    const groups = await this.optional("groups", () => client.listGroups());
+    if (!groups) return;
+    this.groups = groups;
+    for (const g of groups) {
+      const conv = this.conversation(g.convId);
+      conv.group = g;
+    }
+    this.changed();
+  }
+
+  /** Names for uids not seen yet (search by exact uid), best effort. */
+  private async resolveNames(uids: string[]): Promise<void> {
+    const client = this.#client;
+    if (!client || this.unsupported.has("friends")) return;
+    const unknown = [...new Set(uids)].filter((u) => !this.names.has(u));
+    await Promise.all(
+      unknown.map(async (uid) => {
+        const found = await this.optional("friends", () => client.searchUsers(uid, 1));
+        const user = found?.find((u) => u.uid === uid);
+        if (user) this.names.set(uid, user.name);
+      }),
+    );
+    if (unknown.length > 0) this.changed();
+  }
+
+  nameOf(uid: string): string {
+    return this.names.get(uid) ?? `user ${uid}`;
+  }
+
+  titleOf(conv: Conversation): string {
+    if (conv.group) return conv.group.name;
+    if (conv.peerUid) return this.nameOf(conv.peerUid);
+    return conv.convId;
+  }
+
+  conversation(convId: string): Conversation {
+    let conv = this.conversations.get(convId);
+    if (!conv) {
+      conv = {
+        convId,
+        peerUid: peerOf(convId, this.uid),
+        group: this.groups.find((g) => g.convId === convId),
+        messages: [],
+        unread: 0,
+        peerReadSeq: 0,
+        complete: false,
+        lastActivity: 0,
+      };
+      this.conversations.set(convId, conv);
+    }
+    return conv;
+  }
+
+  /** The 1:1 conversation with uid, created locally until its first message. */
+  openDirect(uid: string, name?: string): string {
+    if (name) this.names.set(uid, name);
+    const conv = this.conversation(directConvId(this.uid, uid));
+    this.changed();
+    void this.resolveNames([uid]);
+    return conv.convId;
+  }
+
+  /** Adds a stored message once (by seq), replacing the local copy of one of our own sends. */
+  private addMessage(m: ChatMessage, fresh: boolean): void {
+    const conv = this.conversation(m.convId);
+    const own = conv.messages.findIndex((x) => x.seq === 0 && x.clientMsgId === m.clientMsgId && x.sender === m.sender);
+    if (own >= 0) conv.messages.splice(own, 1);
+    if (!conv.messages.some((x) => x.seq === m.seq && x.seq > 0)) {
+      conv.messages.push({ ...m, status: "sent" });
+      conv.messages.sort(bySeq);
+      if (fresh && m.sender !== this.uid) conv.unread++;
+    }
+    conv.lastActivity = Math.max(conv.lastActivity, Number(m.sentAtMs));
+    if (m.sender !== this.uid && !this.names.has(m.sender)) void this.resolveNames([m.sender]);
+    this.changed();
+  }
+
+  /** The newest page when a conversation opens with little in memory, then older pages on scroll. */
+  async loadOlder(convId: string): Promise<void> {
+    const client = this.#client;
+    const conv = this.conversations.get(convId);
+    if (!client || !conv || conv.complete) return;
+    const stored = conv.messages.filter((m) => m.seq > 0);
+    const oldest = stored[0]?.seq ?? 0;
+    if (oldest === 1) {
+      conv.complete = true;
+      this.changed();
+      return;
+    }
+    try {
+      const page = await client.history({ convId, beforeSeq: oldest, limit: PAGE });
+      for (const m of page) this.addMessage(m, false);
+      if (page.length < PAGE) conv.complete = true;
+    } catch (err) {
+      // A conversation with no message yet has no member rows: nothing to load.
+      if (err instanceof AppError && err.code === ErrorCode.NOT_PARTICIPANT) conv.complete = true;
+    }
+    this.changed();
+  }
+
+  async markRead(convId: string): Promise<void> {
+    const conv = this.conversations.get(convId);
+    if (!conv) return;
+    const last = conv.messages.filter((m) => m.seq > 0).at(-1);
+    const hadUnread = conv.unread > 0;
+    conv.unread = 0;
+    if (hadUnread) this.changed();
+    const client = this.#client;
+    if (!client || !last || !hadUnread || this.unsupported.has("conversations")) return;
+    await this.optional("conversations", () => client.markRead(convId, last.seq));
+  }
+
+  async sendText(convId: string, text: string): Promise<void> {
+    const conv = this.conversation(convId);
+    const m: ViewMessage = {
+      convId,
+      msgId: "0",
+      seq: 0,
+      sender: this.uid,
+      recipient: conv.peerUid ?? "0",
+      clientMsgId: nanoid(),
+      kind: MessageKind.TEXT,
+      text,
+      sentAtMs: String(Date.now()),
+      status: "sending",
+    };
+    conv.messages.push(m);
+    conv.lastActivity = Date.now();
+    this.changed();
+    await this.resend(conv, m);
+  }
+
+  /** Sends (again) with the same clientMsgId: the node stores it once whatever happens to the ack. */
+  private async resend(conv: Conversation, m: ViewMessage): Promise<void> {
+    const client = this.#client;
+    if (!client) return;
+    try {
+      const ack = conv.group
+        ? await client.sendGroupText(conv.group.groupId, m.text, m.clientMsgId)
+        : m.file
+          ? await client.sendFile(conv.peerUid ?? "", m.file, m.text, m.clientMsgId)
+          : await client.sendText(conv.peerUid ?? "", m.text, m.clientMsgId);
+      this.addMessage({ ...m, msgId: ack.msgId, seq: ack.seq, sentAtMs: ack.sentAtMs }, false);
+    } catch (err) {
+      // Lost with the connection: resync sends it again. Refused: the user sees why.
+      if (err instanceof AppError && err.code === ErrorCode.UNAVAILABLE) return;
+      m.status = "failed";
+      this.notice = err instanceof AppError ? `not sent: ${errorName(err.code)}` : "not sent";
+      this.changed();
+    }
+  }
+
+  async sendFile(convId: string, file: File): Promise<void> {
+    const conv = this.conversation(convId);
+    const upload: PendingUpload = { convId, name: file.name, sent: 0, total: file.size };
+    this.uploads = [...this.uploads, upload];
+    this.changed();
+    let stored: UploadedFile;
+    try {
+      stored = await this.gate.upload(this.auth, convId, file, file.name, {
+        onProgress: (sent, total) => {
+          upload.sent = sent;
+          upload.total = total;
+          this.changed();
+        },
+      });
+    } catch (err) {
+      this.notice = err instanceof AppError ? `upload refused: ${errorName(err.code)}` : "upload failed";
+      return;
+    } finally {
+      this.uploads = this.uploads.filter((u) => u !== upload);
+      this.changed();
+    }
+    const m: ViewMessage = {
+      convId,
+      msgId: "0",
+      seq: 0,
+      sender: this.uid,
+      recipient: conv.peerUid ?? "0",
+      clientMsgId: nanoid(),
+      kind: MessageKind.FILE,
+      text: "",
+      sentAtMs: String(Date.now()),
+      file: { id: stored.id, name: stored.name, size: String(stored.size), contentType: stored.contentType },
+      status: "sending",
+    };
+    conv.messages.push(m);
+    this.changed();
+    await this.resend(conv, m);
+  }
+
+  fileUrl(id: string): string {
+    return this.gate.fileUrl(this.auth, id);
+  }
+
+  clearNotice(): void {
+    this.notice = "";
+    this.changed();
+  }
+
+  /** Runs a friends/groups request, showing a refusal as the notice; answers whether it worked. */
+  async act(work: (client: ChatClient) => Promise<unknown>): Promise<boolean> {
+    const client = this.#client;
+    if (!client) {
+      this.notice = "offline: try again when connected";
+      this.changed();
+      return false;
+    }
+    try {
+      await work(client);
+      return true;
+    } catch (err) {
+      this.notice = err instanceof AppError ? errorName(err.code) : (err as Error).message;
+      this.changed();
+      return false;
+    }
+  }
+
+  async search(query: string) {
+    let found: { uid: string; name: string }[] = [];
+    await this.act(async (c) => {
+      found = await c.searchUsers(query, 20);
+    });
+    for (const u of found) this.names.set(u.uid, u.name);
+    return found;
+  }
+
+  async members(groupId: string): Promise<GroupMember[]> {
+    let members: GroupMember[] = [];
+    await this.act(async (c) => {
+      members = await c.allGroupMembers(groupId);
+    });
+    await this.resolveNames(members.map((m) => m.uid));
+    return members;
+  }
+}
+
+function bySeq(a: ViewMessage, b: ViewMessage): number {
+  // Unsent (seq 0) after everything stored, in the order they were typed.
+  if (a.seq === 0 || b.seq === 0) return (a.seq === 0 ? 1 : 0) - (b.seq === 0 ? 1 : 0);
+  return a.seq - b.seq;
+}
