@@ -112,6 +112,8 @@ export type AdapterSettings = Pick<
   | "MYSQL_URL"
   | "MYSQL_POOL_SIZE"
   | "MYSQL_DEADLOCK_RETRIES"
+  | "MYSQL_APPEND_BATCH_MAX"
+  | "MYSQL_APPEND_BATCHES_IN_FLIGHT"
   | "MYSQL_SHARDS"
   | "SHARD_FENCE_WAIT_MS"
   | "SHARD_SLOTS"
@@ -176,6 +178,8 @@ export async function createStorageAdapters(
       groups: new ShardedGroupStore(shards, { deadlockRetries: config.MYSQL_DEADLOCK_RETRIES, log }),
       messages: new ShardedMessageStore(shards, {
         deadlockRetries: config.MYSQL_DEADLOCK_RETRIES,
+        batchMax: config.MYSQL_APPEND_BATCH_MAX,
+        batchConcurrency: config.MYSQL_APPEND_BATCHES_IN_FLIGHT,
         knownConversations: config.SHARD_KNOWN_CONVERSATIONS,
         log,
       }),
@@ -193,7 +197,11 @@ export async function createStorageAdapters(
     const pool = createPool(config);
     return {
       users: new MysqlUserStore(pool),
-      messages: new MysqlMessageStore(pool, { deadlockRetries: config.MYSQL_DEADLOCK_RETRIES }),
+      messages: new MysqlMessageStore(pool, {
+        deadlockRetries: config.MYSQL_DEADLOCK_RETRIES,
+        batchMax: config.MYSQL_APPEND_BATCH_MAX,
+        batchConcurrency: config.MYSQL_APPEND_BATCHES_IN_FLIGHT,
+      }),
       groups: new MysqlGroupStore(pool, { deadlockRetries: config.MYSQL_DEADLOCK_RETRIES }),
       files: new MysqlFileMetaStore(pool),
       friends: new MysqlFriendStore(singlePool(pool)),

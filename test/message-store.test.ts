@@ -29,16 +29,17 @@ interface Backend {
 
 let mysqlConfig: Config | undefined;
 
-const backends: Backend[] = [
-  {
-    name: "mysql",
+/** MySQL, each message in its own transaction or (batchMax > 1) group-committed in batches. */
+function mysqlBackend(name: string, batching: { batchMax: number; batchConcurrency: number }): Backend {
+  return {
+    name,
     async open() {
       const config = testConfig();
       mysqlConfig = config;
       await migrate(config.MYSQL_URL);
       const pool = createPool(config);
       return {
-        store: new MysqlMessageStore(pool, { deadlockRetries: config.MYSQL_DEADLOCK_RETRIES }),
+        store: new MysqlMessageStore(pool, { deadlockRetries: config.MYSQL_DEADLOCK_RETRIES, ...batching }),
         async rowCount(sql, params) {
           const [rows] = await pool.query<RowDataPacket[]>(sql, params);
           return Number(rows[0]?.n);
@@ -54,12 +55,18 @@ const backends: Backend[] = [
       url.port = String(await freePort());
       const deadPool = createPool({ MYSQL_URL: url.toString(), MYSQL_POOL_SIZE: 2 });
       return {
-        store: new MysqlMessageStore(deadPool),
+        store: new MysqlMessageStore(deadPool, batching),
         rowCount: async () => Number.NaN,
         close: () => deadPool.end(),
       };
     },
-  },
+  };
+}
+
+const backends: Backend[] = [
+  mysqlBackend("mysql", { batchMax: 1, batchConcurrency: 1 }),
+  // Concurrent appends meet in batches of up to 8, two batches at a time.
+  mysqlBackend("mysql, group commit", { batchMax: 8, batchConcurrency: 2 }),
   {
     name: "sqlite",
     async open() {

@@ -18,6 +18,7 @@ import type {
   MessageStore,
   UserStore,
 } from "../storage/ports.js";
+import { KnownUsers } from "./known-users.js";
 import { ChatLimits } from "./limits.js";
 import { ChatNode } from "./node.js";
 import { createChatNodeService } from "./node-service.js";
@@ -106,6 +107,7 @@ export async function startChatNode(deps: ChatNodeDeps): Promise<RunningChatNode
     metrics,
     limits: chatLimits,
     unacked,
+    knownUsers: new KnownUsers(deps.users, config.CHAT_KNOWN_USERS_MAX),
   });
   const limits: TransportLimits = {
     maxFrameBytes: config.CHAT_MAX_FRAME_BYTES,

@@ -35,6 +35,16 @@ export const settings = {
     doc: "MySQL/MariaDB holding users, conversations and messages. The database is created by the migration if missing.",
   },
   MYSQL_POOL_SIZE: { schema: positiveInt, default: "10", doc: "Connections per MySQL pool." },
+  MYSQL_APPEND_BATCH_MAX: {
+    schema: z.coerce.number().int().min(1).max(1000),
+    default: "64",
+    doc: "Group commit of 1:1 messages: most messages stored in one transaction on one MySQL instance (multi-row inserts). An idle node stores each message at once; 1 turns batching off.",
+  },
+  MYSQL_APPEND_BATCHES_IN_FLIGHT: {
+    schema: z.coerce.number().int().min(1).max(64),
+    default: "2",
+    doc: "Group-commit transactions a node runs at once per MySQL instance; messages arriving meanwhile wait for the next batch. Keep it below MYSQL_POOL_SIZE.",
+  },
   MYSQL_DEADLOCK_RETRIES: {
     schema: z.coerce.number().int().min(0).max(20),
     default: "5",
@@ -360,6 +370,11 @@ export const settings = {
     schema: positiveInt,
     default: "1000",
     doc: "How often a chat node compares the ring (status's live nodes) with its sessions and sends a move push to every user another node owns now (a node joined or left).",
+  },
+  CHAT_KNOWN_USERS_MAX: {
+    schema: positiveInt,
+    default: "100000",
+    doc: "How many uids a chat node remembers as existing (a send checks its recipient); at this many it forgets them all and reads again.",
   },
   SHUTDOWN_TIMEOUT_MS: {
     schema: positiveInt,

@@ -187,6 +187,8 @@ export const FAULTS: Fault[] = [
         ...["--port", String(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes"],
         ...["--cluster-config-file", `nodes-${port}.conf`, "--cluster-node-timeout", "2000", "--dir", dir],
         ...["--daemonize", "yes", "--logfile", join(stack.stack.logDir, `redis-${port}.log`)],
+        // Where up.sh keeps it, so ops/stack/down.sh stops this one too.
+        ...["--pidfile", join(stack.stack.runDir, `redis-${port}.pid`)],
         ...["--save", "", "--appendonly", "no"],
       ]);
       await waitFor(

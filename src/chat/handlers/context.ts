@@ -15,6 +15,7 @@ import type {
   MessageStore,
   UserStore,
 } from "../../storage/ports.js";
+import type { KnownUsers } from "../known-users.js";
 import type { ChatLimits } from "../limits.js";
 import type { PeerDirectory } from "../peers.js";
 import type { Session } from "../session.js";
@@ -40,6 +41,8 @@ export interface HandlerContext {
   /** Pushes not acked yet by their session, re-pushed after CHAT_PUSH_ACK_TIMEOUT_MS. */
   unacked: UnackedPushes;
   users: UserStore;
+  /** Uids known to exist (users.existing, remembered up to CHAT_KNOWN_USERS_MAX). */
+  knownUsers: KnownUsers;
   routes: RenewableRoutes;
   status: Api<typeof StatusServiceService>;
   ids: IdGenerator;

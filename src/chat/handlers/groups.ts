@@ -50,7 +50,7 @@ async function requireGroup(ctx: HandlerContext, groupId: string): Promise<Group
 /** Unknown uids are refused as a whole (PEER_NOT_FOUND names the first). */
 async function requireUsers(ctx: HandlerContext, uids: Uid[]): Promise<void> {
   if (uids.length === 0) return;
-  const existing = await storage(ctx, "user lookup", () => ctx.users.existing(uids));
+  const existing = await storage(ctx, "user lookup", () => ctx.knownUsers.existing(uids));
   const missing = uids.find((uid) => !existing.has(uid));
   if (missing !== undefined) throw new AppError(ErrorCode.PEER_NOT_FOUND, `no user ${missing}`);
 }

@@ -36,7 +36,7 @@ function validate(sender: string, request: SendMessageRequest, maxTextChars: num
 export const send: Handler<"sendReq"> = async (ctx, session, request, reqId) => {
   const sender = session.uid as string;
   validate(sender, request, ctx.config.CHAT_MAX_TEXT_CHARS);
-  const existing = await storage(ctx, "user lookup", () => ctx.users.existing([request.toUid]));
+  const existing = await storage(ctx, "user lookup", () => ctx.knownUsers.existing([request.toUid]));
   if (!existing.has(request.toUid)) throw new AppError(ErrorCode.PEER_NOT_FOUND, `no user ${request.toUid}`);
   if (ctx.config.CHAT_REQUIRE_FRIENDSHIP) await requireFriendship(ctx, sender, request.toUid);
   const convId = convIdForPair(sender, request.toUid);

@@ -1,6 +1,7 @@
 import type { PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { AppError, ErrorCode } from "../../errors.js";
 import type { ChatMessage } from "../../gen/shardchat/v1/client.js";
+import { Batcher } from "../batcher.js";
 import { fileRefFromColumn, fileRefToColumn } from "../file-ref.js";
 import type { HistoryQuery, MessageStore, NewMessage, Uid } from "../ports.js";
 import type { Pool } from "./pool.js";
@@ -23,7 +24,13 @@ export interface MysqlMessageStoreOptions {
    * adapter's slot fence: it throws to refuse the write).
    */
   guard?: (conn: PoolConnection, convIds: readonly string[]) => Promise<void>;
+  /** config.MYSQL_APPEND_BATCH_MAX: most messages in one group-commit transaction (1: none). */
+  batchMax?: number;
+  /** config.MYSQL_APPEND_BATCHES_IN_FLIGHT: group-commit transactions at once on this pool. */
+  batchConcurrency?: number;
 }
+
+type Appended = { message: ChatMessage; duplicate: boolean };
 
 /**
  * Messages of the conversations on one MySQL shard. Every answer of `append` comes after
@@ -33,6 +40,7 @@ export interface MysqlMessageStoreOptions {
 export class MysqlMessageStore implements MessageStore {
   private readonly deadlockRetries: number;
   private readonly guard: MysqlMessageStoreOptions["guard"];
+  private readonly batcher: Batcher<NewMessage, Appended> | undefined;
 
   constructor(
     private readonly pool: Pool,
@@ -40,13 +48,21 @@ export class MysqlMessageStore implements MessageStore {
   ) {
     this.deadlockRetries = options.deadlockRetries ?? 5;
     this.guard = options.guard;
+    const batchMax = options.batchMax ?? 1;
+    this.batcher =
+      batchMax > 1 ? new Batcher((ms) => this.appendBatch(ms), batchMax, options.batchConcurrency ?? 2) : undefined;
   }
 
-  async append(m: NewMessage): Promise<{ message: ChatMessage; duplicate: boolean }> {
+  async append(m: NewMessage): Promise<Appended> {
     validateNewMessage(m);
+    return this.batcher ? this.batcher.submit(m) : this.appendOne(m);
+  }
+
+  private appendOne(m: NewMessage): Promise<Appended> {
     return storageCall(async () => {
-      const stored = await this.byClientMsgId(m);
-      if (stored) return { message: stored, duplicate: true };
+      // No lookup of the clientMsgId first: a resend is rare, and uk_messages_client refuses it
+      // inside the transaction (which then rolls back its seq), so the common case saves a
+      // round trip.
       try {
         const message = await retryingDeadlocks(this.deadlockRetries, () =>
           inTransaction(this.pool, async (conn) => {
@@ -57,12 +73,46 @@ export class MysqlMessageStore implements MessageStore {
         return { message, duplicate: false };
       } catch (err) {
         if (mysqlCode(err) !== "ER_DUP_ENTRY") throw err;
-        // Two resends raced past the check above: uk_messages_client let one of them in.
+        // A resend, or two racing: uk_messages_client let one of them in.
         const winner = await this.byClientMsgId(m);
         if (winner) return { message: winner, duplicate: true };
         throw new AppError(ErrorCode.INTERNAL, `msg_id ${m.msgId} is already used by another message`);
       }
     });
+  }
+
+  /**
+   * Group commit: the messages of one batch in one transaction, one multi-row statement per
+   * table. If the batch is refused as a whole (a resend hitting uk_messages_client, a fenced
+   * slot, a lost deadlock), each message goes again alone, in order, so only the message at
+   * fault fails and a resend is answered as a duplicate.
+   */
+  private async appendBatch(ms: NewMessage[]): Promise<PromiseSettledResult<Appended>[]> {
+    if (ms.length > 1) {
+      try {
+        const messages = await storageCall(() =>
+          retryingDeadlocks(this.deadlockRetries, () =>
+            inTransaction(this.pool, async (conn) => {
+              await this.guard?.(conn, [...new Set(ms.map((m) => m.convId))]);
+              return this.insertMany(conn, ms);
+            }),
+          ),
+        );
+        return messages.map((message) => ({ status: "fulfilled", value: { message, duplicate: false } }));
+      } catch {
+        // Falls through to one by one.
+      }
+    }
+    const outcomes: PromiseSettledResult<Appended>[] = [];
+    for (const m of ms) {
+      outcomes.push(
+        await this.appendOne(m).then(
+          (value) => ({ status: "fulfilled", value }) as const,
+          (reason: unknown) => ({ status: "rejected", reason }) as const,
+        ),
+      );
+    }
+    return outcomes;
   }
 
   async pending(uid: Uid, limit: number): Promise<{ messages: ChatMessage[]; more: boolean }> {
@@ -199,15 +249,14 @@ export class MysqlMessageStore implements MessageStore {
     // existing row, and two appends upgrading shared locks to exclusive deadlock each other
     // on every busy conversation. The exclusive row lock held from here to COMMIT serializes
     // appends per conversation, which is what makes seqs gapless.
-    await conn.query(
-      `INSERT INTO conversations (conv_id, kind, last_seq, created_at) VALUES (?, ?, 1, ?)
-       ON DUPLICATE KEY UPDATE last_seq = last_seq + 1`,
+    // LAST_INSERT_ID(expr) hands the new seq back in the OK packet (insertId): no SELECT.
+    const [bumped] = await conn.query<ResultSetHeader>(
+      `INSERT INTO conversations (conv_id, kind, last_seq, created_at) VALUES (?, ?, LAST_INSERT_ID(1), ?)
+       ON DUPLICATE KEY UPDATE last_seq = LAST_INSERT_ID(last_seq + 1)`,
       [m.convId, DIRECT_CONVERSATION, now],
     );
-    const [seqRows] = await conn.query<RowDataPacket[]>("SELECT last_seq FROM conversations WHERE conv_id = ?", [
-      m.convId,
-    ]);
-    const seq = Number(seqRows[0]?.last_seq);
+    const seq = Number(bumped.insertId);
+    if (!(seq >= 1)) throw new AppError(ErrorCode.INTERNAL, `no seq for ${m.convId}`);
     // Member rows in uid order (the PK order) so concurrent writers lock them in one order.
     // The sender's delivered cursor moves past its own message only when it already had
     // everything before it: a jump would skip an incoming message it has not acked yet.
@@ -217,38 +266,57 @@ export class MysqlMessageStore implements MessageStore {
     });
     await conn.query(
       `INSERT INTO conversation_members (conv_id, uid, delivered_seq, read_seq, joined_at) VALUES ?
-       ON DUPLICATE KEY UPDATE delivered_seq = IF(VALUES(delivered_seq) > 0 AND delivered_seq = VALUES(delivered_seq) - 1,
-                                                  VALUES(delivered_seq), delivered_seq),
-                               read_seq = GREATEST(read_seq, VALUES(read_seq))`,
+       ON DUPLICATE KEY UPDATE ${MEMBER_CURSOR_UPDATE}`,
       [members],
     );
-    await conn.query<ResultSetHeader>(
-      `INSERT INTO messages (${MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      [
-        m.convId,
-        seq,
-        m.msgId,
-        m.sender,
-        m.recipient || "0",
-        m.clientMsgId,
-        m.kind,
-        m.text,
-        m.sentAtMs,
-        fileRefToColumn(m.file),
-      ],
+    await conn.query<ResultSetHeader>(`INSERT INTO messages (${MESSAGE_COLUMNS}) VALUES ?`, [[messageRow(m, seq)]]);
+    return storedMessage(m, seq);
+  }
+
+  /** insert() for many messages: the same rows, one statement per table for all of them. */
+  private async insertMany(conn: PoolConnection, ms: NewMessage[]): Promise<ChatMessage[]> {
+    const now = Date.now();
+    const counts = new Map<string, number>();
+    for (const m of ms) counts.set(m.convId, (counts.get(m.convId) ?? 0) + 1);
+    // Conversation rows in PK order, as every writer locks them, so batches cannot deadlock.
+    const convIds = [...counts.keys()].sort();
+    await conn.query(
+      `INSERT INTO conversations (conv_id, kind, last_seq, created_at) VALUES ?
+       ON DUPLICATE KEY UPDATE last_seq = last_seq + VALUES(last_seq)`,
+      [convIds.map((convId) => [convId, DIRECT_CONVERSATION, counts.get(convId), now])],
     );
-    return {
-      convId: m.convId,
-      msgId: m.msgId,
-      seq,
-      sender: m.sender,
-      recipient: m.recipient || "0",
-      clientMsgId: m.clientMsgId,
-      kind: m.kind,
-      text: m.text,
-      sentAtMs: String(m.sentAtMs),
-      file: m.file,
-    };
+    const [rows] = await conn.query<RowDataPacket[]>(
+      "SELECT conv_id, last_seq FROM conversations WHERE conv_id IN (?)",
+      [convIds],
+    );
+    // The rows are locked until COMMIT: this batch's seqs are the last counts.get(convId) ones.
+    const next = new Map<string, number>();
+    for (const row of rows)
+      next.set(String(row.conv_id), Number(row.last_seq) - (counts.get(String(row.conv_id)) ?? 0) + 1);
+    const seqs = ms.map((m) => {
+      const seq = next.get(m.convId);
+      if (seq === undefined || !(seq >= 1)) throw new AppError(ErrorCode.INTERNAL, `no seq for ${m.convId}`);
+      next.set(m.convId, seq + 1);
+      return seq;
+    });
+    // Member rows in PK order (conv, uid); a sender's rows of one conversation in seq order, so
+    // its delivered cursor can step over each of its own messages in turn.
+    const members = ms.flatMap((m, i) => {
+      const seq = seqs[i] as number;
+      return memberUids(m).map((uid) => ({ convId: m.convId, uid: BigInt(uid), own: uid === m.sender ? seq : 0 }));
+    });
+    members.sort((a, b) =>
+      a.convId < b.convId ? -1 : a.convId > b.convId ? 1 : a.uid < b.uid ? -1 : a.uid > b.uid ? 1 : 0,
+    );
+    await conn.query(
+      `INSERT INTO conversation_members (conv_id, uid, delivered_seq, read_seq, joined_at) VALUES ?
+       ON DUPLICATE KEY UPDATE ${MEMBER_CURSOR_UPDATE}`,
+      [members.map((r) => [r.convId, String(r.uid), r.own, r.own, now])],
+    );
+    await conn.query(`INSERT INTO messages (${MESSAGE_COLUMNS}) VALUES ?`, [
+      ms.map((m, i) => messageRow(m, seqs[i] as number)),
+    ]);
+    return ms.map((m, i) => storedMessage(m, seqs[i] as number));
   }
 
   private async byClientMsgId(m: NewMessage): Promise<ChatMessage | null> {
@@ -276,6 +344,34 @@ function validateNewMessage(m: NewMessage): void {
 }
 
 /** Members and sender, each once, in numeric order. */
+/**
+ * A member row met again: the sender's delivered cursor moves past its own message only when it
+ * already had everything before it (a jump would skip an incoming message it has not acked).
+ */
+const MEMBER_CURSOR_UPDATE = `delivered_seq = IF(VALUES(delivered_seq) > 0 AND delivered_seq = VALUES(delivered_seq) - 1,
+                                                  VALUES(delivered_seq), delivered_seq),
+                               read_seq = GREATEST(read_seq, VALUES(read_seq))`;
+
+function messageRow(m: NewMessage, seq: number): unknown[] {
+  const file = fileRefToColumn(m.file);
+  return [m.convId, seq, m.msgId, m.sender, m.recipient || "0", m.clientMsgId, m.kind, m.text, m.sentAtMs, file];
+}
+
+function storedMessage(m: NewMessage, seq: number): ChatMessage {
+  return {
+    convId: m.convId,
+    msgId: m.msgId,
+    seq,
+    sender: m.sender,
+    recipient: m.recipient || "0",
+    clientMsgId: m.clientMsgId,
+    kind: m.kind,
+    text: m.text,
+    sentAtMs: String(m.sentAtMs),
+    file: m.file,
+  };
+}
+
 function memberUids(m: NewMessage): Uid[] {
   const unique = [...new Set([...m.members, m.sender].map((uid) => BigInt(uid)))];
   return unique.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).map(String);

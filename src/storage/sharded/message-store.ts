@@ -13,6 +13,9 @@ const MAX_CONV_ID_CHARS = 64;
 export interface ShardedMessageStoreOptions {
   /** config.MYSQL_DEADLOCK_RETRIES. */
   deadlockRetries?: number;
+  /** config.MYSQL_APPEND_BATCH_MAX and MYSQL_APPEND_BATCHES_IN_FLIGHT, per shard. */
+  batchMax?: number;
+  batchConcurrency?: number;
   /** config.SHARD_KNOWN_CONVERSATIONS. */
   knownConversations?: number;
   log?: Logger;
@@ -148,6 +151,8 @@ export class ShardedMessageStore implements MessageStore {
       store = new MysqlMessageStore(this.shards.pool(instanceId), {
         deadlockRetries: this.options.deadlockRetries,
         guard: this.shards.guard,
+        batchMax: this.options.batchMax,
+        batchConcurrency: this.options.batchConcurrency,
       });
       this.#stores.set(instanceId, store);
     }
