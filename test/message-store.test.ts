@@ -305,6 +305,25 @@ describe.each(backends)("MessageStore on $name", (backend) => {
       expect((await store.pending(b, 10)).messages.map((m) => m.seq)).toEqual([6]);
     });
 
+    it("applies many acks arriving at once, each to its own member and conversation only", async () => {
+      const hub = newUid();
+      const peers = Array.from({ length: 12 }, () => newUid());
+      for (const peer of peers) await sendAll(peer, hub, 3);
+      const outsider = newUid();
+      // Acks of different users and conversations at once (group commit shares one statement),
+      // one of them from a user who is in none of these conversations.
+      await Promise.all([
+        ...peers.map((peer, i) => store.ack(hub, [{ convId: convIdForPair(peer, hub), seq: 1 + (i % 3) }])),
+        store.ack(outsider, [{ convId: convIdForPair(peers[0] as string, hub), seq: 3 }]),
+      ]);
+      const left = (await store.pending(hub, 100)).messages;
+      for (const [i, peer] of peers.entries()) {
+        const seqs = left.filter((m) => m.convId === convIdForPair(peer, hub)).map((m) => m.seq);
+        expect(seqs).toEqual([1, 2, 3].slice(1 + (i % 3)));
+      }
+      expect(await rowCount("SELECT COUNT(*) AS n FROM conversation_members WHERE uid = ?", [outsider])).toBe(0);
+    });
+
     it("ignores acks for conversations the user is not in", async () => {
       const [a, b, outsider] = [newUid(), newUid(), newUid()];
       const convId = convIdForPair(a, b);

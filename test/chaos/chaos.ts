@@ -75,7 +75,10 @@ interface Fault {
   probe?(ctx: Ctx): Promise<boolean>;
 }
 
-/** Signals pid and waits until it is gone (a SIGTERM'd service may take up to SHUTDOWN_TIMEOUT_MS). */
+/**
+ * Signals pid; for a signal that ends it, waits until it is gone (a SIGTERM'd service may take
+ * up to SHUTDOWN_TIMEOUT_MS, and restarting it before then would find it still there).
+ */
 async function kill(pid: number, signal: NodeJS.Signals): Promise<void> {
   const alive = () => {
     try {
@@ -90,6 +93,7 @@ async function kill(pid: number, signal: NodeJS.Signals): Promise<void> {
   } catch {
     return; // Already gone.
   }
+  if (signal === "SIGSTOP" || signal === "SIGCONT") return;
   for (const deadline = Date.now() + 60_000; alive() && Date.now() < deadline; ) await sleep(50);
 }
 

@@ -31,6 +31,8 @@ export interface MysqlMessageStoreOptions {
 }
 
 type Appended = { message: ChatMessage; duplicate: boolean };
+/** One ack request: the highest seq acked per conversation. */
+type AckItem = { uid: Uid; wanted: Map<string, number> };
 
 /**
  * Messages of the conversations on one MySQL shard. Every answer of `append` comes after
@@ -41,6 +43,7 @@ export class MysqlMessageStore implements MessageStore {
   private readonly deadlockRetries: number;
   private readonly guard: MysqlMessageStoreOptions["guard"];
   private readonly batcher: Batcher<NewMessage, Appended> | undefined;
+  private readonly ackBatcher: Batcher<AckItem, void> | undefined;
 
   constructor(
     private readonly pool: Pool,
@@ -49,8 +52,9 @@ export class MysqlMessageStore implements MessageStore {
     this.deadlockRetries = options.deadlockRetries ?? 5;
     this.guard = options.guard;
     const batchMax = options.batchMax ?? 1;
-    this.batcher =
-      batchMax > 1 ? new Batcher((ms) => this.appendBatch(ms), batchMax, options.batchConcurrency ?? 2) : undefined;
+    const inFlight = options.batchConcurrency ?? 2;
+    this.batcher = batchMax > 1 ? new Batcher((ms) => this.appendBatch(ms), batchMax, inFlight) : undefined;
+    this.ackBatcher = batchMax > 1 ? new Batcher((acks) => this.ackBatch(acks), batchMax, inFlight) : undefined;
   }
 
   async append(m: NewMessage): Promise<Appended> {
@@ -159,6 +163,84 @@ export class MysqlMessageStore implements MessageStore {
       wanted.set(convId, Math.max(wanted.get(convId) ?? 0, seq));
     }
     if (wanted.size === 0) return;
+    // A group message is acked by every member at once: those acks share one statement.
+    if (this.ackBatcher) return this.ackBatcher.submit({ uid, wanted });
+    return this.ackOne(uid, wanted);
+  }
+
+  /**
+   * The acks of one batch: one read of the cursors and one UPDATE for every (conversation,
+   * member) pair. A batch refused as a whole is retried one ack at a time.
+   */
+  private async ackBatch(acks: AckItem[]): Promise<PromiseSettledResult<void>[]> {
+    if (acks.length > 1) {
+      try {
+        await storageCall(() => this.ackMany(acks));
+        return acks.map(() => ({ status: "fulfilled", value: undefined }));
+      } catch {
+        // Falls through to one by one.
+      }
+    }
+    const outcomes: PromiseSettledResult<void>[] = [];
+    for (const { uid, wanted } of acks) {
+      outcomes.push(
+        await this.ackOne(uid, wanted).then(
+          () => ({ status: "fulfilled", value: undefined }) as const,
+          (reason: unknown) => ({ status: "rejected", reason }) as const,
+        ),
+      );
+    }
+    return outcomes;
+  }
+
+  private async ackMany(acks: AckItem[]): Promise<void> {
+    const wanted = new Map<string, { convId: string; uid: Uid; seq: number }>();
+    for (const { uid, wanted: perConv } of acks) {
+      for (const [convId, seq] of perConv) {
+        // Canonical decimal, as the database answers it (a uid like "007" is row 7).
+        const key = `${convId} ${BigInt(uid)}`;
+        wanted.set(key, { convId, uid, seq: Math.max(wanted.get(key)?.seq ?? 0, seq) });
+      }
+    }
+    const pairs = [...wanted.values()].map((w) => [w.convId, w.uid]);
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      `SELECT cm.conv_id, cm.uid, cm.delivered_seq, c.last_seq
+         FROM conversation_members cm
+         JOIN conversations c ON c.conv_id = cm.conv_id
+        WHERE (cm.conv_id, cm.uid) IN (?)`,
+      [pairs],
+    );
+    const advances: { convId: string; uid: Uid; seq: number }[] = [];
+    for (const row of rows) {
+      const w = wanted.get(`${row.conv_id} ${row.uid}`);
+      const target = Math.min(w?.seq ?? 0, Number(row.last_seq));
+      if (w && target > Number(row.delivered_seq)) advances.push({ ...w, seq: target });
+    }
+    if (advances.length === 0) return;
+    // PK order, as every writer locks member rows.
+    advances.sort((a, b) =>
+      a.convId < b.convId ? -1 : a.convId > b.convId ? 1 : BigInt(a.uid) < BigInt(b.uid) ? -1 : 1,
+    );
+    const cases = advances.map(() => "WHEN conv_id = ? AND uid = ? THEN ?").join(" ");
+    const update = (db: Pick<Pool, "query">) =>
+      db.query(
+        `UPDATE conversation_members
+            SET delivered_seq = GREATEST(delivered_seq, CASE ${cases} ELSE 0 END)
+          WHERE (conv_id, uid) IN (?)`,
+        [...advances.flatMap((a) => [a.convId, a.uid, a.seq]), advances.map((a) => [a.convId, a.uid])],
+      );
+    const guard = this.guard;
+    await retryingDeadlocks(this.deadlockRetries, () =>
+      guard
+        ? inTransaction(this.pool, async (conn) => {
+            await guard(conn, [...new Set(advances.map((a) => a.convId))]);
+            await update(conn);
+          })
+        : update(this.pool).then(() => undefined),
+    );
+  }
+
+  private async ackOne(uid: Uid, wanted: Map<string, number>): Promise<void> {
     await storageCall(async () => {
       // A plain (non-locking) read of last_seq: ack then never waits on, or deadlocks with, an
       // append holding the conversation row. last_seq only grows, so clamping to an older
