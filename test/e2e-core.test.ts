@@ -2,7 +2,7 @@ import { once } from "node:events";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Config } from "../src/config/settings.js";
 import { AppError, ErrorCode } from "../src/errors.js";
-import type { ChatMessage, KickPush } from "../src/gen/shardchat/v1/client.js";
+import { type ChatMessage, DeviceKind, type KickPush } from "../src/gen/shardchat/v1/client.js";
 import { StatusServiceService } from "../src/gen/shardchat/v1/status.js";
 import { grpcClient } from "../src/grpc/api.js";
 import { type ChatClient, GateClient, type LoginAnswer, openChat } from "../src/sdk/index.js";
@@ -215,6 +215,15 @@ describe("distributed core, every service its own process", () => {
 
     it("a bad token", async () => {
       await expectCode(openChat({ ...bobLogin, token: "not-the-token-at-all" }, "tcp"), ErrorCode.TOKEN_INVALID);
+    });
+
+    it("a token bound to the web presented by a desktop session", async () => {
+      const web = await gate.login(alice.email, alice.password, "web");
+      expect(web.device).toBe("web");
+      await expectCode(openChat(web, "tcp", { device: DeviceKind.DESKTOP }), ErrorCode.TOKEN_INVALID);
+      // The SDK claims the kind the token was issued for: the same token opens a web session.
+      const session = await openChat(web, "tcp");
+      await session.close();
     });
 
     it("a garbage frame closes only that connection", async () => {

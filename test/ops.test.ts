@@ -133,7 +133,14 @@ describe("metrics and health", () => {
     await alice.sendText(bob.uid, "counted");
     expect((await received).text).toBe("counted");
 
-    const after = await Promise.all(["chat-1", "chat-2"].map((n) => get(n, "/metrics")));
+    // The sender's node observes the delivery time when the peer node's Deliver reply is back,
+    // which may be after the recipient already has the message.
+    const delivered = (bodies: { body: string }[]) =>
+      bodies.reduce((sum, m) => sum + sample(m.body, 'shardchat_delivery_seconds_count{service="chat"}'), 0);
+    const after = await waitFor("the delivery to be counted", async () => {
+      const bodies = await Promise.all(["chat-1", "chat-2"].map((n) => get(n, "/metrics")));
+      return delivered(bodies) > delivered(before) ? bodies : undefined;
+    });
     const total = (series: string) => after.reduce((sum, m) => sum + sample(m.body, series), 0);
     expect(total('shardchat_messages_in_total{service="chat"}')).toBe(inBefore + 1);
     expect(

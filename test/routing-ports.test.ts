@@ -135,6 +135,18 @@ describe.each(backends)("routing ports on $name", (backend) => {
       expect(await tokens.recent("12")).toEqual([]);
     });
 
+    it("keeps a token's device kind, and one token per kind: a new one of that kind replaces it", async () => {
+      const tokens = backend.tokens(60_000);
+      const expiresAtMs = Date.now() + 60_000;
+      await tokens.put("13", { token: "web-1", expiresAtMs, device: "web" });
+      await tokens.put("13", { token: "desk", expiresAtMs, device: "desktop" });
+      await tokens.put("13", { token: "web-2", expiresAtMs, device: "web" });
+      expect(await tokens.recent("13")).toEqual([
+        { token: "web-2", expiresAtMs, device: "web" },
+        { token: "desk", expiresAtMs, device: "desktop" },
+      ]);
+    });
+
     it("keeps the newest TOKENS_PER_USER tokens (one per device kind), newest first", async () => {
       const tokens = backend.tokens(60_000);
       const expiresAtMs = Date.now() + 60_000;

@@ -179,6 +179,37 @@ describe("status service over gRPC with Redis", () => {
     expect(await two.checkToken({ uid: "77", token })).toEqual({ error: ErrorCode.OK });
   });
 
+  it("binds a token to the device kind it was issued for, one token per kind", async () => {
+    const api = await statusAt(freshPrefix());
+    const web = await api.issueToken({ uid: "2001", device: "web" });
+    const desktop = await api.issueToken({ uid: "2001", device: "desktop" });
+    const any = await api.issueToken({ uid: "2001" });
+    expect(await api.checkToken({ uid: "2001", token: web.token, device: "web" })).toEqual({ error: ErrorCode.OK });
+    // Stolen and presented as another kind: refused.
+    expect(await api.checkToken({ uid: "2001", token: web.token, device: "desktop" })).toEqual({
+      error: ErrorCode.TOKEN_INVALID,
+    });
+    expect(await api.checkToken({ uid: "2001", token: desktop.token, device: "desktop" })).toEqual({
+      error: ErrorCode.OK,
+    });
+    // Requests that are not a session (gate's file routes) name no device; unbound tokens open any kind.
+    expect(await api.checkToken({ uid: "2001", token: web.token })).toEqual({ error: ErrorCode.OK });
+    expect(await api.checkToken({ uid: "2001", token: any.token, device: "mobile" })).toEqual({ error: ErrorCode.OK });
+    // Logging in again on the web replaces the web token and keeps the desktop one.
+    const web2 = await api.issueToken({ uid: "2001", device: "web" });
+    expect(await api.checkToken({ uid: "2001", token: web.token, device: "web" })).toEqual({
+      error: ErrorCode.TOKEN_INVALID,
+    });
+    expect(await api.checkToken({ uid: "2001", token: web2.token, device: "web" })).toEqual({ error: ErrorCode.OK });
+    expect(await api.checkToken({ uid: "2001", token: desktop.token, device: "desktop" })).toEqual({
+      error: ErrorCode.OK,
+    });
+    expect((await api.issueToken({ uid: "2001", device: "tv" })).error).toBe(ErrorCode.INVALID_ARGUMENT);
+    expect((await api.checkToken({ uid: "2001", token: web2.token, device: "tv" })).error).toBe(
+      ErrorCode.INVALID_ARGUMENT,
+    );
+  });
+
   it("answers NO_CHAT_NODE without live nodes", async () => {
     const api = await statusAt(freshPrefix());
     expect(await api.getChatNode({ uid: "42" })).toEqual({ error: ErrorCode.NO_CHAT_NODE, node: undefined });

@@ -109,8 +109,9 @@ create_cluster() {
     [ "$(redis-cli -p "$port" cluster info | sed -n 's/^cluster_known_nodes:\([0-9]*\).*/\1/p')" = "1" ] || fresh=0
   done
   if [ $fresh = 0 ]; then
-    # Nodes that knew each other (a restart): give them time to agree again before starting over.
-    for _ in $(seq 1 50); do cluster_ok_everywhere && return 0; sleep 0.2; done
+    # Nodes that knew each other (a restart, a master back after a failover): give them time to
+    # agree again before starting over, which wipes every key. Gossip is slow on a busy machine.
+    for _ in $(seq 1 150); do cluster_ok_everywhere && return 0; sleep 0.2; done
     say "redis cluster is not healthy: resetting it"
     for port in $STACK_REDIS_PORTS; do
       redis-cli -p "$port" flushall >/dev/null 2>&1 || true

@@ -12,6 +12,8 @@ export interface NodeRegistry {
 export interface IssuedToken {
   token: string;
   expiresAtMs: number;
+  /** The device kind it was issued for (a DeviceName); absent: any kind. */
+  device?: string;
 }
 
 /**

@@ -1,4 +1,5 @@
 import { AppError, ErrorCode } from "../errors.js";
+import type { DeviceName } from "../routing/ports.js";
 
 export interface LoginAnswer {
   uid: string;
@@ -8,6 +9,8 @@ export interface LoginAnswer {
   host: string;
   port: number;
   wsUrl: string;
+  /** The device kind the token is bound to, when the login named one. */
+  device?: DeviceName;
 }
 
 /** Who calls: a login's uid and token (gate checks the token with status). */
@@ -47,8 +50,10 @@ export class GateClient {
   }
 
   /** `login` is an email (contains "@") or a user name. */
-  async login(login: string, password: string): Promise<LoginAnswer> {
-    const body = login.includes("@") ? { email: login, password } : { user: login, password };
+  /** `device` binds the token to that device kind: a chat login from another kind is refused. */
+  async login(login: string, password: string, device?: DeviceName): Promise<LoginAnswer> {
+    const who = login.includes("@") ? { email: login } : { user: login };
+    const body = { ...who, password, ...(device ? { device } : {}) };
     return this.post("/v1/login", body);
   }
 

@@ -1,5 +1,6 @@
 import { AppError, ErrorCode } from "../errors.js";
-import type { NodeAddress } from "../gen/shardchat/v1/client.js";
+import { DeviceKind, type NodeAddress } from "../gen/shardchat/v1/client.js";
+import type { DeviceName } from "../routing/ports.js";
 import { ChatClient, type ChatClientOptions } from "./chat-client.js";
 import type { LoginAnswer } from "./gate-client.js";
 import type { Endpoint } from "./wire.js";
@@ -24,8 +25,11 @@ export async function openChat(
   options: ChatClientOptions = {},
 ): Promise<ChatClient> {
   let address = { host: login.host, tcpPort: login.port, wsUrl: login.wsUrl };
+  // A token bound to a device kind opens sessions of that kind only: claim it unless told otherwise.
+  const device = options.device ?? (login.device ? DEVICE_KIND_OF[login.device] : undefined);
+  const clientOptions = device === undefined ? options : { ...options, device };
   for (let attempt = 0; ; attempt++) {
-    const client = await ChatClient.connect(endpointOf(address, transport), options);
+    const client = await ChatClient.connect(endpointOf(address, transport), clientOptions);
     try {
       await client.login(login.uid, login.token);
       return client;
@@ -40,3 +44,9 @@ export async function openChat(
     }
   }
 }
+
+const DEVICE_KIND_OF: Record<DeviceName, DeviceKind> = {
+  desktop: DeviceKind.DESKTOP,
+  web: DeviceKind.WEB,
+  mobile: DeviceKind.MOBILE,
+};

@@ -6,7 +6,7 @@ import { ErrorCode } from "../errors.js";
 import type { ChatNodeInfo, StatusServiceService } from "../gen/shardchat/v1/status.js";
 import type { Api } from "../grpc/api.js";
 import type { Logger } from "../log/logger.js";
-import type { NodeRegistry, TokenStore } from "../routing/ports.js";
+import { DEVICE_NAMES, type NodeRegistry, type TokenStore } from "../routing/ports.js";
 
 export type StatusApi = Api<typeof StatusServiceService>;
 
@@ -160,23 +160,32 @@ export function createStatusService(deps: StatusDeps): StatusApi {
       return { error: ErrorCode.OK, node };
     },
 
-    async issueToken({ uid }, meta) {
-      if (!isValidUid(uid)) return { error: ErrorCode.INVALID_ARGUMENT, token: "", expiresAtMs: "0" };
+    async issueToken({ uid, device = "" }, meta) {
+      if (!isValidUid(uid) || !isDeviceOrAny(device)) {
+        return { error: ErrorCode.INVALID_ARGUMENT, token: "", expiresAtMs: "0" };
+      }
       const token = nanoid(TOKEN_LENGTH);
       const expiresAtMs = Date.now() + config.TOKEN_TTL_SECONDS * 1000;
-      await tokens.put(uid, { token, expiresAtMs });
+      await tokens.put(uid, { token, expiresAtMs, ...(device ? { device } : {}) });
       log.debug({ uid, requestId: meta?.requestId }, "token issued");
       return { error: ErrorCode.OK, token, expiresAtMs: String(expiresAtMs) };
     },
 
-    async checkToken({ uid, token }) {
-      if (!isValidUid(uid)) return { error: ErrorCode.INVALID_ARGUMENT };
+    async checkToken({ uid, token, device = "" }) {
+      if (!isValidUid(uid) || !isDeviceOrAny(device)) return { error: ErrorCode.INVALID_ARGUMENT };
       if (!token) return { error: ErrorCode.TOKEN_INVALID };
       // Any of the user's kept tokens (one per device kind it may be logged in from).
       const stored = (await tokens.recent(uid)).find((t) => sameToken(t.token, token));
       if (!stored) return { error: ErrorCode.TOKEN_INVALID };
+      // A token issued for one device kind opens sessions of that kind only.
+      if (device && stored.device && stored.device !== device) return { error: ErrorCode.TOKEN_INVALID };
       if (Date.now() >= stored.expiresAtMs) return { error: ErrorCode.TOKEN_EXPIRED };
       return { error: ErrorCode.OK };
     },
   };
+}
+
+/** "" (any device kind) or one of DEVICE_NAMES. */
+function isDeviceOrAny(device: string): boolean {
+  return device === "" || (DEVICE_NAMES as readonly string[]).includes(device);
 }

@@ -108,7 +108,7 @@ export function AuthScreen(props: {
   };
 
   const doLogin = async (who: string, pw: string) => {
-    const answer = await props.gate.login(who, pw);
+    const answer = await props.gate.login(who, pw, "web");
     props.onLoggedIn({ ...answer, name: who.includes("@") ? (who.split("@")[0] ?? who) : who });
   };
 

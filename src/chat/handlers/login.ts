@@ -18,7 +18,7 @@ export const login: Handler<"loginReq"> = async (ctx, session, { uid, token, dev
   if (!isUid(uid)) throw invalid("uid must be a decimal user id");
   if (!token) throw invalid("token is required");
   const device = deviceName(kind, session);
-  await checkAdmission(ctx, uid, token);
+  await checkAdmission(ctx, uid, token, device);
   if (session.closed) return undefined;
   const replaced = await bind(ctx, session, uid, device);
   if (session.closed) return undefined;
@@ -39,8 +39,8 @@ export const login: Handler<"loginReq"> = async (ctx, session, { uid, token, dev
 };
 
 /** A valid token, and the ring puts the user on this node. A refusal ends the session. */
-async function checkAdmission(ctx: HandlerContext, uid: string, token: string): Promise<void> {
-  const checked = await ctx.status.checkToken({ uid, token });
+async function checkAdmission(ctx: HandlerContext, uid: string, token: string, device: DeviceName): Promise<void> {
+  const checked = await ctx.status.checkToken({ uid, token, device });
   if (checked.error) throw new FatalSessionError(checked.error);
   const owner = await ctx.status.getChatNode({ uid });
   if (owner.error) throw new FatalSessionError(owner.error);

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from "fastify";
 import { AppError, ErrorCode, okOrThrow } from "../../errors.js";
+import { DEVICE_NAMES, type DeviceName } from "../../routing/ports.js";
 import type { UserRecord } from "../../storage/ports.js";
 import { normalizeEmail } from "../../verify/email.js";
 import type { GateDeps } from "../deps.js";
@@ -10,6 +11,8 @@ interface LoginBody {
   email?: string;
   user?: string;
   password: string;
+  /** The device kind the token is for; a chat login from another kind is refused. Absent: any. */
+  device?: DeviceName;
 }
 
 const bodySchema = {
@@ -18,6 +21,7 @@ const bodySchema = {
     email: { type: "string" },
     user: { type: "string" },
     password: { type: "string", minLength: 1 },
+    device: { type: "string", enum: [...DEVICE_NAMES] },
   },
   required: ["password"],
   anyOf: [{ required: ["email"] }, { required: ["user"] }],
@@ -34,6 +38,7 @@ const loginReplySchema = {
     host: { type: "string" },
     port: { type: "integer" },
     wsUrl: { type: "string" },
+    device: { type: "string" },
   },
   required: ["error", "uid", "token", "expiresAtMs", "nodeId", "host", "port", "wsUrl"],
 } as const;
@@ -50,7 +55,7 @@ export const loginRoute: FastifyPluginAsync<LoginRouteOptions> = async (app, opt
     "/v1/login",
     { schema: { body: bodySchema, response: replies(loginReplySchema) } },
     async (request) => {
-      const { email, user: name, password } = request.body;
+      const { email, user: name, password, device } = request.body;
       const user: UserRecord | null =
         email !== undefined ? await users.byEmail(normalizeEmail(email)) : await users.byName(name ?? "");
       // Unknown names lock like accounts do, so a lockout tells nothing about who exists.
@@ -68,7 +73,7 @@ export const loginRoute: FastifyPluginAsync<LoginRouteOptions> = async (app, opt
 
       const { node } = okOrThrow(await status.getChatNode({ uid: user.uid }, { requestId: request.id }));
       if (!node) throw new AppError(ErrorCode.NO_CHAT_NODE);
-      const token = okOrThrow(await status.issueToken({ uid: user.uid }, { requestId: request.id }));
+      const token = okOrThrow(await status.issueToken({ uid: user.uid, device }, { requestId: request.id }));
       return {
         error: ErrorCode.OK,
         uid: user.uid,
@@ -78,6 +83,7 @@ export const loginRoute: FastifyPluginAsync<LoginRouteOptions> = async (app, opt
         host: node.host,
         port: node.tcpPort,
         wsUrl: node.wsUrl,
+        ...(device ? { device } : {}),
       };
     },
   );

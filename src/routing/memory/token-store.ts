@@ -18,10 +18,14 @@ export class MemoryTokenStore implements TokenStore {
   async put(uid: Uid, token: IssuedToken): Promise<void> {
     const now = this.clock();
     const ttlMs = Math.max(1, token.expiresAtMs - now) + this.graceMs;
+    // A device kind keeps one token: its new login replaces the older one.
     const older = (this.#tokens.get(uid) ?? []).filter(
-      (t) => t.token !== token.token && t.expiresAtMs + this.graceMs > now,
+      (t) =>
+        t.token !== token.token && t.expiresAtMs + this.graceMs > now && !(token.device && t.device === token.device),
     );
-    const kept = [{ token: token.token, expiresAtMs: token.expiresAtMs }, ...older].slice(0, this.keep);
+    const fresh: IssuedToken = { token: token.token, expiresAtMs: token.expiresAtMs };
+    if (token.device) fresh.device = token.device;
+    const kept = [fresh, ...older].slice(0, this.keep);
     this.#tokens.set(uid, kept, ttlMs);
   }
 

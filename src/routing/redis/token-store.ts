@@ -25,7 +25,9 @@ local keep = tonumber(ARGV[2])
 local alive_after = tonumber(ARGV[3])
 for _, t in ipairs(list) do
   if #kept >= keep then break end
-  if type(t) == 'table' and type(t.token) == 'string' and t.token ~= fresh.token
+  -- A device kind keeps one token: its new login replaces the older one.
+  local same_device = type(fresh.device) == 'string' and fresh.device ~= '' and t.device == fresh.device
+  if type(t) == 'table' and type(t.token) == 'string' and t.token ~= fresh.token and not same_device
      and tonumber(t.expiresAtMs) and tonumber(t.expiresAtMs) > alive_after then
     table.insert(kept, t)
   end
@@ -45,7 +47,11 @@ export class RedisTokenStore implements TokenStore {
   async put(uid: Uid, token: IssuedToken): Promise<void> {
     const now = Date.now();
     const ttlMs = Math.max(1, token.expiresAtMs - now) + this.graceMs;
-    const value = JSON.stringify({ token: token.token, expiresAtMs: token.expiresAtMs });
+    const value = JSON.stringify({
+      token: token.token,
+      expiresAtMs: token.expiresAtMs,
+      device: token.device || undefined,
+    });
     await this.redis.eval(PUT_TOKEN, 1, this.#key(uid), value, this.keep, now - this.graceMs, ttlMs);
   }
 
@@ -65,7 +71,13 @@ export class RedisTokenStore implements TokenStore {
     const list = Array.isArray(parsed) ? parsed : [parsed];
     return list.flatMap((t: Partial<IssuedToken> | null) =>
       t && typeof t.token === "string" && typeof t.expiresAtMs === "number"
-        ? [{ token: t.token, expiresAtMs: t.expiresAtMs }]
+        ? [
+            {
+              token: t.token,
+              expiresAtMs: t.expiresAtMs,
+              ...(typeof t.device === "string" ? { device: t.device } : {}),
+            },
+          ]
         : [],
     );
   }

@@ -84,6 +84,11 @@ export interface GetChatNodeResponse {
 
 export interface IssueTokenRequest {
   uid: string;
+  /**
+   * The device kind the token is for ("desktop", "web", "mobile"): a chat login from another
+   * kind is refused with TOKEN_INVALID. Empty: any kind (clients that do not say).
+   */
+  device?: string | undefined;
 }
 
 export interface IssueTokenResponse {
@@ -95,6 +100,11 @@ export interface IssueTokenResponse {
 export interface CheckTokenRequest {
   uid: string;
   token: string;
+  /**
+   * The device kind presenting the token (a chat login); empty for requests that are not a
+   * session (gate's file routes), which any of the user's tokens may make.
+   */
+  device?: string | undefined;
 }
 
 export interface CheckTokenResponse {
@@ -1032,13 +1042,16 @@ export const GetChatNodeResponse: MessageFns<GetChatNodeResponse> = {
 };
 
 function createBaseIssueTokenRequest(): IssueTokenRequest {
-  return { uid: "0" };
+  return { uid: "0", device: undefined };
 }
 
 export const IssueTokenRequest: MessageFns<IssueTokenRequest> = {
   encode(message: IssueTokenRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.uid !== "0") {
       writer.uint32(8).uint64(message.uid);
+    }
+    if (message.device !== undefined) {
+      writer.uint32(18).string(message.device);
     }
     return writer;
   },
@@ -1064,6 +1077,14 @@ export const IssueTokenRequest: MessageFns<IssueTokenRequest> = {
             message.uid = reader.uint64().toString();
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.device = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1077,13 +1098,19 @@ export const IssueTokenRequest: MessageFns<IssueTokenRequest> = {
   },
 
   fromJSON(object: any): IssueTokenRequest {
-    return { uid: isSet(object.uid) ? globalThis.String(object.uid) : "0" };
+    return {
+      uid: isSet(object.uid) ? globalThis.String(object.uid) : "0",
+      device: isSet(object.device) ? globalThis.String(object.device) : undefined,
+    };
   },
 
   toJSON(message: IssueTokenRequest): unknown {
     const obj: any = {};
     if (message.uid !== "0") {
       obj.uid = message.uid;
+    }
+    if (message.device !== undefined) {
+      obj.device = message.device;
     }
     return obj;
   },
@@ -1094,6 +1121,7 @@ export const IssueTokenRequest: MessageFns<IssueTokenRequest> = {
   fromPartial(object: DeepPartial<IssueTokenRequest>): IssueTokenRequest {
     const message = createBaseIssueTokenRequest();
     message.uid = object.uid ?? "0";
+    message.device = object.device ?? undefined;
     return message;
   },
 };
@@ -1204,7 +1232,7 @@ export const IssueTokenResponse: MessageFns<IssueTokenResponse> = {
 };
 
 function createBaseCheckTokenRequest(): CheckTokenRequest {
-  return { uid: "0", token: "" };
+  return { uid: "0", token: "", device: undefined };
 }
 
 export const CheckTokenRequest: MessageFns<CheckTokenRequest> = {
@@ -1214,6 +1242,9 @@ export const CheckTokenRequest: MessageFns<CheckTokenRequest> = {
     }
     if (message.token !== "") {
       writer.uint32(18).string(message.token);
+    }
+    if (message.device !== undefined) {
+      writer.uint32(26).string(message.device);
     }
     return writer;
   },
@@ -1247,6 +1278,14 @@ export const CheckTokenRequest: MessageFns<CheckTokenRequest> = {
             message.token = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.device = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1263,6 +1302,7 @@ export const CheckTokenRequest: MessageFns<CheckTokenRequest> = {
     return {
       uid: isSet(object.uid) ? globalThis.String(object.uid) : "0",
       token: isSet(object.token) ? globalThis.String(object.token) : "",
+      device: isSet(object.device) ? globalThis.String(object.device) : undefined,
     };
   },
 
@@ -1274,6 +1314,9 @@ export const CheckTokenRequest: MessageFns<CheckTokenRequest> = {
     if (message.token !== "") {
       obj.token = message.token;
     }
+    if (message.device !== undefined) {
+      obj.device = message.device;
+    }
     return obj;
   },
 
@@ -1284,6 +1327,7 @@ export const CheckTokenRequest: MessageFns<CheckTokenRequest> = {
     const message = createBaseCheckTokenRequest();
     message.uid = object.uid ?? "0";
     message.token = object.token ?? "";
+    message.device = object.device ?? undefined;
     return message;
   },
 };
