@@ -7,7 +7,7 @@ import { grpcClient } from "../../src/grpc/api.js";
 import { GateClient } from "../../src/sdk/index.js";
 import { waitFor } from "../helpers/processes.js";
 import { codeFromMail } from "../helpers/smtp-sink.js";
-import { type StackServices, startStackServices } from "../helpers/stack.js";
+import { type StackServices, stackEnv, startStackServices } from "../helpers/stack.js";
 import { startTcpProxy, type TcpProxy } from "../helpers/tcp-proxy.js";
 import { type ChatUser, SteadyChat } from "./steady-chat.js";
 
@@ -191,8 +191,8 @@ export const FAULTS: Fault[] = [
         ...["--port", String(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes"],
         ...["--cluster-config-file", `nodes-${port}.conf`, "--cluster-node-timeout", "2000", "--dir", dir],
         ...["--daemonize", "yes", "--logfile", join(stack.stack.logDir, `redis-${port}.log`)],
-        // Where up.sh keeps it, so ops/stack/down.sh stops this one too.
-        ...["--pidfile", join(stack.stack.runDir, `redis-${port}.pid`)],
+        // Where up.sh --infra keeps it (not this run's own folder), so ops/stack/down.sh stops it.
+        ...["--pidfile", join((await stackEnv()).runDir, `redis-${port}.pid`)],
         ...["--save", "", "--appendonly", "no"],
       ]);
       await waitFor(

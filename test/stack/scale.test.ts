@@ -224,9 +224,10 @@ beforeAll(async () => {
       ids.map((i) => ({ nodeId: `chat-${i}`, weight: 1 })),
       vnodes,
     );
-  const [withFourth, afterDrain] = [ring([1, 2, 3, 4]), ring([1, 3, 4])];
+  const [now, withFourth, afterDrain] = [ring([1, 2, 3]), ring([1, 2, 3, 4]), ring([1, 3, 4])];
   const enough = () =>
     users.length >= USERS &&
+    new Set(users.map((u) => now.ownerOf(u.login.uid))).size === 3 &&
     users.filter((u) => withFourth.ownerOf(u.login.uid) === "chat-4").length >= 2 &&
     users.some((u) => withFourth.ownerOf(u.login.uid) === "chat-2") &&
     users.some((u) => afterDrain.ownerOf(u.login.uid) === "chat-3");
