@@ -5,6 +5,7 @@ import { promisify } from "node:util";
 import { StatusServiceService } from "../../src/gen/shardchat/v1/status.js";
 import { grpcClient } from "../../src/grpc/api.js";
 import { GateClient } from "../../src/sdk/index.js";
+import { freePortRun } from "../helpers/env.js";
 import { waitFor } from "../helpers/processes.js";
 import { codeFromMail } from "../helpers/smtp-sink.js";
 import { type StackServices, stackEnv, startStackServices } from "../helpers/stack.js";
@@ -320,7 +321,7 @@ async function recovered(load: SteadyChat, since: number, probe: () => Promise<b
 export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const log = options.log ?? (() => {});
   const started = Date.now();
-  const proxyBase = await consecutiveFreePorts(3);
+  const proxyBase = await freePortRun(3);
   const stack = await startStackServices("chaos", {
     chatNodes: 3,
     env: {
@@ -407,21 +408,6 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     results,
     ok: results.every((r) => r.lost === 0 && r.duplicates === 0),
   };
-}
-
-async function consecutiveFreePorts(count: number): Promise<number> {
-  const { createServer } = await import("node:net");
-  const free = (port: number) =>
-    new Promise<boolean>((resolve) => {
-      const server = createServer();
-      server.once("error", () => resolve(false));
-      server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
-    });
-  for (let base = 20_000 + Math.floor(Math.random() * 20_000); ; base += count) {
-    let ok = true;
-    for (let i = 0; ok && i < count; i++) ok = await free(base + i);
-    if (ok) return base;
-  }
 }
 
 export function reportMarkdown(report: ChaosReport): string {

@@ -54,16 +54,28 @@ function canListen(port: number): Promise<boolean> {
 }
 
 /** A port nothing listens on, for a service a test starts later; never the same twice in one process. */
-export async function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
+  return freePortRun(1);
+}
+
+/**
+ * The first of `count` consecutive free ports (a stack's chat nodes take base + i), none of
+ * them handed out before in this process, and none handed out again.
+ */
+export async function freePortRun(count: number): Promise<number> {
   const block = Number(process.env.VITEST_POOL_ID ?? 0) % 4;
   const start = PORT_FLOOR + block * PORT_BLOCK;
   for (let tries = 0; tries < PORT_BLOCK; tries++) {
-    const port = start + Math.floor(Math.random() * PORT_BLOCK);
-    if (handedOut.has(port) || !(await canListen(port))) continue;
-    handedOut.add(port);
-    return port;
+    const first = start + Math.floor(Math.random() * (PORT_BLOCK - count));
+    const run = Array.from({ length: count }, (_, i) => first + i);
+    if (run.some((port) => handedOut.has(port))) continue;
+    let free = true;
+    for (const port of run) if (!(await canListen(port))) free = false;
+    if (!free) continue;
+    for (const port of run) handedOut.add(port);
+    return first;
   }
-  throw new Error(`no free port in ${start}-${start + PORT_BLOCK - 1}`);
+  throw new Error(`no ${count} free ports in a row in ${start}-${start + PORT_BLOCK - 1}`);
 }
 
 /** Drops the test database (call in afterAll). */

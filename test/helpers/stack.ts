@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import mysql from "mysql2/promise";
-import { freePort } from "./env.js";
+import { freePort, freePortRun } from "./env.js";
 import { LOG_DIR, ROOT, waitFor } from "./processes.js";
 import { startSmtpSink } from "./smtp-sink.js";
 
@@ -73,23 +73,11 @@ export async function startStackServices(
   const tag = `${name}-${process.pid}`;
   const ports = async (n: number) => {
     const list: number[] = [];
-    while (list.length < n) {
-      const port = await freePort();
-      // Chat nodes take base + i: keep each run of ports clear of the next free port found.
-      if (!list.includes(port)) list.push(port);
-    }
+    while (list.length < n) list.push(await freePort());
     return list;
   };
-  // Consecutive bases are what up.sh expects; pick ranges from a free port and check each.
-  const base = async () => {
-    for (;;) {
-      const [first = 0] = await ports(1);
-      if (first + chatNodes >= 65_535) continue;
-      let free = true;
-      for (let i = 1; i < chatNodes; i++) if (!(await portIsFree(first + i))) free = false;
-      if (free) return first;
-    }
-  };
+  // Chat node i takes base + i: whole runs, kept clear of every other port handed out.
+  const base = () => freePortRun(chatNodes + 1);
   const [gatePort = 0, verifyPort = 0, statusPort = 0] = await ports(3);
   const vars: Record<string, string> = {
     STACK_RUN_DIR: join(ROOT, ".stack", "tests", tag, "run"),
@@ -159,13 +147,4 @@ export async function startStackServices(
       );
     },
   };
-}
-
-async function portIsFree(port: number): Promise<boolean> {
-  const { createServer } = await import("node:net");
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once("error", () => resolve(false));
-    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
-  });
 }

@@ -11,7 +11,7 @@ import { StatusServiceService } from "../../src/gen/shardchat/v1/status.js";
 import { grpcClient } from "../../src/grpc/api.js";
 import { type ChatClient, GateClient, type LoginAnswer, openChat } from "../../src/sdk/index.js";
 import { migrate } from "../../src/storage/mysql/migrate.js";
-import { configEnv, dropTestDatabase, freePort, testConfig } from "../helpers/env.js";
+import { configEnv, dropTestDatabase, freePort, freePortRun, testConfig } from "../helpers/env.js";
 import { ROOT, type ServiceProcess, spawnService, waitFor } from "../helpers/processes.js";
 import { codeFromMail, startSmtpSink } from "../helpers/smtp-sink.js";
 
@@ -37,37 +37,9 @@ const procs: ServiceProcess[] = [];
 const clients: ChatClient[] = [];
 let gate: GateClient;
 
-/** Ports handed out in this file, so a later free port never repeats an earlier one. */
-const taken = new Set<number>();
-
-async function port(): Promise<number> {
-  for (;;) {
-    const p = await freePort();
-    if (!taken.has(p)) {
-      taken.add(p);
-      return p;
-    }
-  }
-}
-
-async function portsFrom(count: number): Promise<number> {
-  const { createServer } = await import("node:net");
-  const free = (port: number) =>
-    new Promise<boolean>((resolve) => {
-      const server = createServer();
-      server.once("error", () => resolve(false));
-      server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
-    });
-  for (;;) {
-    const first = await freePort();
-    let ok = first + count < 65_535;
-    for (let i = 0; ok && i < count; i++) ok = !taken.has(first + i) && (i === 0 || (await free(first + i)));
-    if (ok) {
-      for (let i = 0; i < count; i++) taken.add(first + i);
-      return first;
-    }
-  }
-}
+/** freePort and freePortRun never hand out a port twice in one process. */
+const port = freePort;
+const portsFrom = freePortRun;
 
 function nginxEnv(): Record<string, string> {
   return {
