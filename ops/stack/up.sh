@@ -102,6 +102,25 @@ cluster_ok_everywhere() {
   [ "$(redis-cli -p "$first" cluster nodes | grep -c ' slave ')" -ge "$(($(echo $STACK_REDIS_PORTS | wc -w) / 2))" ]
 }
 
+# A master of ours that came back right after its replica took over sometimes stays a master
+# without slots instead of turning replica. Make it the replica of a master that has none, as the
+# cluster was built, rather than resetting the cluster (which wipes every key).
+reattach_empty_masters() {
+  local first=${STACK_REDIS_PORTS%% *} nodes port id lonely
+  nodes=$(redis-cli -p "$first" cluster nodes 2>/dev/null) || return 0
+  for port in $STACK_REDIS_PORTS; do
+    # Fields: id addr flags master ping pong epoch link [slots...]: no slot field, no slots.
+    id=$(awk -v p=":$port@" 'index($2, p) && $3 ~ /master/ && $3 !~ /fail/ && NF == 8 { print $1 }' <<<"$nodes")
+    [ -n "$id" ] || continue
+    lonely=$(awk '$3 ~ /slave/ { has[$4] = 1 } $3 ~ /master/ && $3 !~ /fail/ && NF > 8 { m[$1] = 1 }
+      END { for (k in m) if (!(k in has)) { print k; exit } }' <<<"$nodes")
+    [ -n "$lonely" ] || continue
+    say "redis $port is a master without slots: making it the replica of $lonely"
+    redis-cli -p "$port" cluster replicate "$lonely" >/dev/null 2>&1 || true
+    nodes=$(redis-cli -p "$first" cluster nodes 2>/dev/null) || return 0
+  done
+}
+
 create_cluster() {
   if cluster_ok_everywhere; then return 0; fi
   local port fresh=1
@@ -111,7 +130,11 @@ create_cluster() {
   if [ $fresh = 0 ]; then
     # Nodes that knew each other (a restart, a master back after a failover): give them time to
     # agree again before starting over, which wipes every key. Gossip is slow on a busy machine.
-    for _ in $(seq 1 150); do cluster_ok_everywhere && return 0; sleep 0.2; done
+    for i in $(seq 1 150); do
+      cluster_ok_everywhere && return 0
+      [ $((i % 10)) = 0 ] && reattach_empty_masters
+      sleep 0.2
+    done
     say "redis cluster is not healthy: resetting it"
     for port in $STACK_REDIS_PORTS; do
       redis-cli -p "$port" flushall >/dev/null 2>&1 || true
