@@ -113,6 +113,20 @@ describe("Snowflake", () => {
     expect(() => ids.next()).toThrow(/lease lost/);
   });
 
+  it("issues again under a new worker id once enabled, never repeating the clock it used", () => {
+    const clock = manualClock(SNOWFLAKE_EPOCH_MS + 50_000);
+    const ids = new Snowflake({ workerId: 6, now: clock.now });
+    const last = ids.next();
+    ids.disable("lease lost");
+    ids.enable(6);
+    // The same millisecond, the same worker id (re-leased): the sequence goes on, no repeat.
+    const again = ids.next();
+    expect(BigInt(again) > BigInt(last)).toBe(true);
+    ids.enable(9);
+    expect(decodeSnowflake(ids.next()).workerId).toBe(9);
+    expect(() => ids.enable(1024)).toThrow(RangeError);
+  });
+
   it("rejects a worker id outside 0..1023", () => {
     expect(() => new Snowflake({ workerId: 1024 })).toThrow(RangeError);
     expect(() => new Snowflake({ workerId: -1 })).toThrow(RangeError);

@@ -5,7 +5,7 @@ import { crc32, deflateSync } from "node:zlib";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openChat } from "../src/sdk/open-chat.js";
-import { ROOT } from "./helpers/processes.js";
+import { LOG_DIR, ROOT } from "./helpers/processes.js";
 import { type Services, startServices } from "./helpers/services.js";
 import { codeFromMail } from "./helpers/smtp-sink.js";
 
@@ -13,9 +13,10 @@ import { codeFromMail } from "./helpers/smtp-sink.js";
  * The web client in a real browser (Debian's chromium driven by playwright-core) against real
  * services: status, verify, gate (serving web/dist) and two chat nodes as processes, MariaDB,
  * Redis and a local SMTP server the verify codes are read from. Screenshots of the main
- * screens go to docs/screenshots/.
+ * screens go to .test-logs/screenshots/, or to docs/screenshots/ with UPDATE_SCREENSHOTS=1
+ * (so a test run leaves the committed ones alone).
  */
-const SHOTS = join(ROOT, "docs/screenshots");
+const SHOTS = process.env.UPDATE_SCREENSHOTS === "1" ? join(ROOT, "docs/screenshots") : join(LOG_DIR, "screenshots");
 const STEP_MS = 20_000;
 
 /** Waits for a value the page reaches by itself (a push, a render), up to a step's time. */

@@ -66,19 +66,48 @@ describe("worker id leases", () => {
     expect(await leases.renew(freed, "newcomer")).toBe(true);
   });
 
-  it("stops issuing ids once the lease is taken by someone else", async () => {
+  it("stops issuing ids under a lease taken by someone else, then leases another id and goes on", async () => {
     const leases = new RedisWorkerIdLeases(redis, config.REDIS_KEY_PREFIX, config.WORKER_LEASE_TTL_MS);
     const leased = await leaseSnowflake({ leases, config, log, owner: "victim" });
-    const id = leased.ids.next();
-    expect(decodeSnowflake(id).workerId).toBe(leased.workerId);
+    const stolen = leased.workerId;
+    const before = leased.ids.next();
+    expect(decodeSnowflake(before).workerId).toBe(stolen);
 
-    // As if the lease had expired and another process had claimed the id.
-    await redis.set(workerLeaseKey(config.REDIS_KEY_PREFIX, leased.workerId), "thief", "PX", 60_000);
-    await eventually(() => nextCode(leased.ids) !== "none");
-    expect(nextCode(leased.ids)).toBe(ErrorCode.UNAVAILABLE);
+    // As if the lease had expired and another process had claimed the id (or a Redis failover
+    // had lost it).
+    await redis.set(workerLeaseKey(config.REDIS_KEY_PREFIX, stolen), "thief", "PX", 60_000);
+    await eventually(() => leased.workerId !== stolen);
+    const after = leased.ids.next();
+    expect(decodeSnowflake(after).workerId).toBe(leased.workerId);
+    expect(BigInt(after) > BigInt(before)).toBe(true);
+    expect(await redis.get(workerLeaseKey(config.REDIS_KEY_PREFIX, leased.workerId))).toBe("victim");
+
     await leased.release();
-    // Releasing must not free an id it no longer holds.
-    expect(await redis.get(workerLeaseKey(config.REDIS_KEY_PREFIX, leased.workerId))).toBe("thief");
+    expect(nextCode(leased.ids)).toBe(ErrorCode.UNAVAILABLE);
+    // Releasing frees the new id and leaves alone the one it no longer holds.
+    expect(await redis.get(workerLeaseKey(config.REDIS_KEY_PREFIX, leased.workerId))).toBeNull();
+    expect(await redis.get(workerLeaseKey(config.REDIS_KEY_PREFIX, stolen))).toBe("thief");
+  });
+
+  it("issues no id while its lease is lost and none can be had", async () => {
+    // Every id but the victim's is held, so once its own is taken there is nothing to lease.
+    const prefix = `${config.REDIS_KEY_PREFIX}full:`;
+    const leases = new RedisWorkerIdLeases(redis, prefix, config.WORKER_LEASE_TTL_MS);
+    const leased = await leaseSnowflake({ leases, config, log, owner: "victim" });
+    const others = new RedisWorkerIdLeases(redis, prefix, 60_000);
+    await Promise.all(Array.from({ length: MAX_WORKER_ID }, (_, i) => others.acquire(`holder-${i}`)));
+    await redis.set(workerLeaseKey(prefix, leased.workerId), "thief", "PX", 60_000);
+
+    await eventually(() => nextCode(leased.ids) !== "none");
+    // Several lease attempts later (they come every ~100 ms here), still none.
+    await new Promise((r) => setTimeout(r, 500));
+    expect(nextCode(leased.ids)).toBe(ErrorCode.UNAVAILABLE);
+
+    // An id comes free: the victim leases it and issues ids again.
+    await redis.del(workerLeaseKey(prefix, 7));
+    await eventually(() => nextCode(leased.ids) === "none");
+    expect(leased.workerId).toBe(7);
+    await leased.release();
   });
 
   it("keeps its lease while renewing, and gives it back on release", async () => {

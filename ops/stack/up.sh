@@ -99,7 +99,8 @@ cluster_ok_everywhere() {
   ! redis-cli -p "$first" cluster nodes | awk -v ours=" $STACK_REDIS_PORTS " '
     $3 ~ /(^|,)fail(,|$)/ { split($2, a, "[:@]"); if (index(ours, " " a[2] " ") == 0) found = 1 }
     END { exit !found }' || return 1
-  [ "$(redis-cli -p "$first" cluster nodes | grep -c ' slave ')" -ge "$(($(echo $STACK_REDIS_PORTS | wc -w) / 2))" ]
+  # (Flags read "myself,slave" on the line of the node asked, so match the flag, not the word.)
+  [ "$(redis-cli -p "$first" cluster nodes | awk '$3 ~ /(^|,)slave(,|$)/' | wc -l)" -ge "$(($(echo $STACK_REDIS_PORTS | wc -w) / 2))" ]
 }
 
 # A master of ours that came back right after its replica took over sometimes stays a master

@@ -214,7 +214,7 @@ export const settings = {
   WORKER_LEASE_TTL_MS: {
     schema: positiveInt,
     default: "30000",
-    doc: "Lease on a snowflake worker id in Redis, renewed every third of it; a process that cannot renew in time stops issuing ids.",
+    doc: "Lease on a snowflake worker id in Redis, renewed every third of it; a process that loses it, or cannot renew in time, stops issuing ids until it leases a free id again.",
   },
   CHAT_NODE_ID: {
     schema: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/),

@@ -33,13 +33,19 @@ export function decodeSnowflake(id: string): DecodedSnowflake {
   };
 }
 
+function checkWorkerId(workerId: number): void {
+  if (!Number.isInteger(workerId) || workerId < 0 || workerId > MAX_WORKER_ID) {
+    throw new RangeError(`workerId must be 0..${MAX_WORKER_ID}, got ${workerId}`);
+  }
+}
+
 /**
  * Time-sorted unique ids: 41 bits of milliseconds since SNOWFLAKE_EPOCH_MS, 10 bits of worker id,
  * 12 bits of sequence. Unique across processes only while each worker id has one holder
  * (see worker-leases.ts).
  */
 export class Snowflake implements IdGenerator {
-  readonly workerId: number;
+  #workerId: number;
   readonly #toleranceMs: number;
   readonly #now: () => number;
   #lastMs = -1;
@@ -47,17 +53,29 @@ export class Snowflake implements IdGenerator {
   #disabledReason: string | null = null;
 
   constructor(options: SnowflakeOptions) {
-    if (!Number.isInteger(options.workerId) || options.workerId < 0 || options.workerId > MAX_WORKER_ID) {
-      throw new RangeError(`workerId must be 0..${MAX_WORKER_ID}, got ${options.workerId}`);
-    }
-    this.workerId = options.workerId;
+    checkWorkerId(options.workerId);
+    this.#workerId = options.workerId;
     this.#toleranceMs = options.clockBackwardsToleranceMs ?? 5;
     this.#now = options.now ?? Date.now;
+  }
+
+  get workerId(): number {
+    return this.#workerId;
   }
 
   /** From now on next() throws UNAVAILABLE (the worker id may now belong to someone else). */
   disable(reason: string): void {
     this.#disabledReason ??= reason;
+  }
+
+  /**
+   * Issues ids again, under `workerId` (a new lease, maybe on the same id). The clock state is
+   * kept, so ids stay increasing and never repeat one this process has issued.
+   */
+  enable(workerId: number): void {
+    checkWorkerId(workerId);
+    this.#workerId = workerId;
+    this.#disabledReason = null;
   }
 
   get disabled(): boolean {
@@ -97,7 +115,7 @@ export class Snowflake implements IdGenerator {
     this.#lastMs = ms;
     const id =
       (BigInt(elapsed) << (WORKER_BITS + SEQUENCE_BITS)) |
-      (BigInt(this.workerId) << SEQUENCE_BITS) |
+      (BigInt(this.#workerId) << SEQUENCE_BITS) |
       BigInt(this.#sequence);
     return id.toString();
   }

@@ -8,7 +8,7 @@ import { GateClient } from "../../src/sdk/index.js";
 import { freePortRun } from "../helpers/env.js";
 import { waitFor } from "../helpers/processes.js";
 import { codeFromMail } from "../helpers/smtp-sink.js";
-import { type StackServices, stackEnv, startStackServices } from "../helpers/stack.js";
+import { type StackServices, stackInfraUp, startStackServices } from "../helpers/stack.js";
 import { startTcpProxy, type TcpProxy } from "../helpers/tcp-proxy.js";
 import { type ChatUser, SteadyChat } from "./steady-chat.js";
 
@@ -171,9 +171,6 @@ export const FAULTS: Fault[] = [
     },
     async heal() {},
     async restore({ stack }) {
-      // Restarted as up.sh starts it, with its nodes.conf: it rejoins as the new master's
-      // replica. (up.sh --infra itself would reset a cluster that is slow to look whole, and a
-      // reset wipes every key.)
       const port = held.get("redis-port") as number;
       const other = stack.stack.redisPorts.find((p) => p !== port) as number;
       // Only after the failover: a master started again before its replica took over would
@@ -187,15 +184,9 @@ export const FAULTS: Fault[] = [
         },
         60_000,
       );
-      const dir = join(stack.stack.dir, `redis-${port}`);
-      await run("redis-server", [
-        ...["--port", String(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes"],
-        ...["--cluster-config-file", `nodes-${port}.conf`, "--cluster-node-timeout", "2000", "--dir", dir],
-        ...["--daemonize", "yes", "--logfile", join(stack.stack.logDir, `redis-${port}.log`)],
-        // Where up.sh --infra keeps it (not this run's own folder), so ops/stack/down.sh stops it.
-        ...["--pidfile", join((await stackEnv()).runDir, `redis-${port}.pid`)],
-        ...["--save", "", "--appendonly", "no"],
-      ]);
+      // As an operator would: up.sh --infra starts it with its nodes.conf, and it rejoins as
+      // the new master's replica.
+      await stackInfraUp();
       await waitFor(
         `redis ${port} back as a replica, cluster ok`,
         async () => {

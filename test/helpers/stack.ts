@@ -148,3 +148,24 @@ export async function startStackServices(
     },
   };
 }
+
+/**
+ * Waits until every replica has every write its master had when this was called. (WAIT on a
+ * new connection proves nothing: it waits for that connection's own writes, and it made none.)
+ */
+export async function replicasCaughtUp(redisPorts: number[], timeoutMs = 10_000): Promise<void> {
+  const info = async (port: number) => (await run("redis-cli", ["-p", String(port), "info", "replication"])).stdout;
+  for (const port of redisPorts) {
+    const text = await info(port);
+    if (!text.includes("role:master")) continue;
+    const target = Number(/master_repl_offset:(\d+)/.exec(text)?.[1] ?? 0);
+    await waitFor(
+      `the replicas of redis ${port} at offset ${target}`,
+      async () => {
+        const offsets = [...(await info(port)).matchAll(/^slave\d+:.*offset=(\d+)/gm)].map((m) => Number(m[1]));
+        return offsets.length > 0 && offsets.every((o) => o >= target);
+      },
+      timeoutMs,
+    );
+  }
+}

@@ -11,7 +11,7 @@ import { type ChatClient, GateClient, type LoginAnswer, openChat, type Transport
 import { readShardMap } from "../../src/storage/sharded/shards.js";
 import { ROOT, waitFor } from "../helpers/processes.js";
 import { codeFromMail } from "../helpers/smtp-sink.js";
-import { type StackServices, stackInfraUp, startStackServices } from "../helpers/stack.js";
+import { replicasCaughtUp, type StackServices, stackInfraUp, startStackServices } from "../helpers/stack.js";
 
 /**
  * The local multi-shard stack as `npm run stack:up` starts it (3 MariaDB shards, a 6-node
@@ -150,11 +150,7 @@ describe("the local multi-shard stack", () => {
   it("loses no acked message when a Redis master dies mid-chat, and chat resumes", async () => {
     const victim = await masterOfRouteKey(users[0] as User);
     // Acked = replicated: wait until every replica has every write so far.
-    for (const port of stack.stack.redisPorts) {
-      const node = new Redis(port, "127.0.0.1", { maxRetriesPerRequest: 1 });
-      if (String(await node.call("ROLE")).startsWith("master")) await node.call("WAIT", 1, 5000);
-      node.disconnect();
-    }
+    await replicasCaughtUp(stack.stack.redisPorts);
     const before = acked.size;
     // Chat goes on while the master dies: sends that fail in the window are not acked.
     const during = roundAcrossNodes("during failover");
