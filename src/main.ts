@@ -85,8 +85,9 @@ async function start(): Promise<void> {
   let statusApi = status.api;
   let verifyApi = verify.api;
   if (!inProcess) {
-    const statusClient = grpcClient(StatusServiceService, boundAddr(config.STATUS_ADDR, status.port));
-    const verifyClient = grpcClient(VerifyServiceService, boundAddr(config.VERIFY_ADDR, verify.port));
+    const internal = { authToken: config.INTERNAL_AUTH_TOKEN };
+    const statusClient = grpcClient(StatusServiceService, boundAddr(config.STATUS_ADDR, status.port), internal);
+    const verifyClient = grpcClient(VerifyServiceService, boundAddr(config.VERIFY_ADDR, verify.port), internal);
     closers.push(
       () => statusClient.close(),
       () => verifyClient.close(),

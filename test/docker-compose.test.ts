@@ -23,10 +23,19 @@ beforeAll(async () => {
 }, 320_000);
 
 describe("docker-compose.yml", () => {
+  it("refuses to start without the services' INTERNAL_AUTH_TOKEN", async () => {
+    const { INTERNAL_AUTH_TOKEN: _, ...env } = process.env;
+    await expect(run("docker-compose", ["-f", "docker-compose.yml", "config"], { cwd: ROOT, env })).rejects.toThrow(
+      /INTERNAL_AUTH_TOKEN/,
+    );
+  });
+
   it("passes docker-compose config and holds the multi-shard topology", async () => {
-    const { stdout } = await run("docker-compose", ["-f", "docker-compose.yml", "config"], { cwd: ROOT });
+    const env = { ...process.env, INTERNAL_AUTH_TOKEN: "0123456789abcdef0123456789abcdef" };
+    const { stdout } = await run("docker-compose", ["-f", "docker-compose.yml", "config"], { cwd: ROOT, env });
     const { stdout: services } = await run("docker-compose", ["-f", "docker-compose.yml", "config", "--services"], {
       cwd: ROOT,
+      env,
     });
     expect(services.trim().split("\n").sort()).toEqual(
       [
@@ -38,5 +47,6 @@ describe("docker-compose.yml", () => {
     expect(stdout).toContain("--cluster-replicas 1");
     for (const n of [1, 2, 3]) expect(stdout).toContain(`CHAT_GRPC_PUBLIC_HOST: chat-${n}`);
     expect(stdout).toContain("MYSQL_SHARDS: mysql://root@mariadb-1:3306/shardchat,mysql://root@mariadb-2:3306");
+    expect(stdout.match(/INTERNAL_AUTH_TOKEN: 0123456789abcdef0123456789abcdef/g)?.length).toBe(6);
   });
 });

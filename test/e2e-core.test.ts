@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Config } from "../src/config/settings.js";
@@ -59,6 +60,8 @@ beforeAll(async () => {
     NODE_HEARTBEAT_INTERVAL_MS: 500,
     NODE_TTL_MS: 3000,
     CHAT_MAX_FRAME_BYTES: MAX_FRAME,
+    // Every internal call below (gate → status and verify, chat → status, chat → chat) needs it.
+    INTERNAL_AUTH_TOKEN: randomBytes(16).toString("hex"),
   });
   await migrate(config.MYSQL_URL);
   const env = configEnv(config);
@@ -77,7 +80,7 @@ beforeAll(async () => {
   }
   procs.push(spawnService("gate", "src/gate/main.ts", env));
   gate = new GateClient(`http://127.0.0.1:${gatePort}`);
-  status = grpcClient(StatusServiceService, config.STATUS_ADDR);
+  status = grpcClient(StatusServiceService, config.STATUS_ADDR, { authToken: config.INTERNAL_AUTH_TOKEN });
   await waitFor("two chat nodes registered", async () => (await status.api.listNodes({})).nodes.length === 2);
   await waitFor("gate", async () => (await fetch(`http://127.0.0.1:${gatePort}/healthz`)).ok);
 }, 90_000);

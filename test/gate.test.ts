@@ -424,7 +424,7 @@ describe("gate", () => {
 
   it("answers UNAVAILABLE when status does not answer", async () => {
     await register("ivan", "ivan@example.com", "ivans password");
-    const client = grpcClient(StatusServiceService, `127.0.0.1:${await freePort()}`, 1000);
+    const client = grpcClient(StatusServiceService, `127.0.0.1:${await freePort()}`, { deadlineMs: 1000 });
     try {
       const cut = await gateWith(client.api);
       extraApps.push(cut);

@@ -73,6 +73,39 @@ describe("status service over gRPC with Redis", () => {
 
   const freshPrefix = () => `${base.REDIS_KEY_PREFIX}${randomBytes(3).toString("hex")}:`;
 
+  it("refuses a call without the cluster's INTERNAL_AUTH_TOKEN before it does anything", async () => {
+    const secret = randomBytes(16).toString("hex");
+    const prefix = freshPrefix();
+    const tokens = new RedisTokenStore(redis, prefix);
+    const server = await startStatus({
+      config: { ...base, INTERNAL_AUTH_TOKEN: secret, REDIS_KEY_PREFIX: prefix, STATUS_ADDR: "127.0.0.1:0" },
+      log,
+      registry: new RedisNodeRegistry(redis, prefix),
+      tokens,
+    });
+    cleanups.push(() => server.close());
+    const issueAs = async (authToken?: string) => {
+      const client = grpcClient(StatusServiceService, `127.0.0.1:${server.port}`, { authToken });
+      try {
+        return await client.api.issueToken({ uid: "4242" });
+      } finally {
+        client.close();
+      }
+    };
+
+    for (const wrong of [undefined, `${secret}x`, secret.slice(1), "Bearer"]) {
+      await expect(issueAs(wrong)).rejects.toMatchObject({
+        code: ErrorCode.UNAVAILABLE,
+        message: expect.stringContaining("INTERNAL_AUTH_TOKEN"),
+      });
+    }
+    expect(await tokens.get("4242")).toBeNull();
+
+    const reply = await issueAs(secret);
+    expect(reply.error).toBe(ErrorCode.OK);
+    expect((await tokens.get("4242"))?.token).toBe(reply.token);
+  });
+
   beforeAll(() => {
     base = testConfig();
     redis = createRedis(base);

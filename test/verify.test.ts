@@ -33,7 +33,7 @@ async function serveVerify(overrides: Partial<Config> = {}): Promise<VerifyApi> 
     log,
   });
   const server = await startGrpcServer("127.0.0.1:0", (s) => addApi(s, VerifyServiceService, service));
-  const client = grpcClient(VerifyServiceService, `127.0.0.1:${server.port}`, 15_000);
+  const client = grpcClient(VerifyServiceService, `127.0.0.1:${server.port}`, { deadlineMs: 15_000 });
   closers.push(
     () => client.close(),
     () => server.close(),

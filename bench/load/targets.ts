@@ -190,7 +190,7 @@ export class ShardchatUsers {
   private readonly tag = Date.now().toString(36);
 
   constructor(
-    private readonly storage: Config,
+    private readonly config: Config,
     private readonly statusAddr: string,
     private readonly transport: ShardchatTransport,
   ) {}
@@ -198,7 +198,7 @@ export class ShardchatUsers {
   private async create(count: number): Promise<{ uid: string; name: string }[]> {
     this.hash ??= hashPassword(LOAD_PASSWORD);
     const passwordHash = await this.hash;
-    const storage = await createStorageAdapters(this.storage, createLogger("load", "warn"));
+    const storage = await createStorageAdapters(this.config, createLogger("load", "warn"));
     try {
       const made: { uid: string; name: string }[] = [];
       for (let i = 0; i < count; i++) {
@@ -226,7 +226,7 @@ export class ShardchatUsers {
 
   async tickets(count: number): Promise<Ticket[]> {
     const users = await this.create(count);
-    const status = grpcClient(StatusServiceService, this.statusAddr);
+    const status = grpcClient(StatusServiceService, this.statusAddr, { authToken: this.config.INTERNAL_AUTH_TOKEN });
     try {
       return await inBatches(users, 32, async (u): Promise<Ticket> => {
         const { node } = okOrThrow(await status.api.getChatNode({ uid: u.uid }));
@@ -347,6 +347,7 @@ export async function startStack(
     STORAGE_BACKEND: "mysql",
     MYSQL_URL: stack.mysqlUrls[0],
     MYSQL_SHARDS: stack.mysqlUrls.join(","),
+    INTERNAL_AUTH_TOKEN: stack.stack.internalAuthToken,
   });
   const users = new ShardchatUsers(config, stack.statusAddr, options.transport ?? "tcp");
   return {

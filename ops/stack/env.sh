@@ -42,8 +42,21 @@ stack_redis_nodes() {
 
 # The settings every service of the stack gets (one per line, NAME=value): up.sh and the
 # ops/ scripts that add services to a running stack start them with the same ones.
+# INTERNAL_AUTH_TOKEN of the stack's services: STACK_INTERNAL_AUTH_TOKEN, or one made on first
+# use and kept in the run folder, so a service restarted alone still matches the others.
+stack_internal_auth_token() {
+  if [ -n "${STACK_INTERNAL_AUTH_TOKEN:-}" ]; then echo "$STACK_INTERNAL_AUTH_TOKEN"; return; fi
+  local file="$STACK_RUN_DIR/internal-auth-token"
+  if [ ! -s "$file" ]; then
+    mkdir -p "$STACK_RUN_DIR"
+    (umask 077; od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$file")
+  fi
+  cat "$file"
+}
+
 stack_service_env() {
   printf '%s\n' \
+    "INTERNAL_AUTH_TOKEN=$(stack_internal_auth_token)" \
     "MYSQL_URL=mysql://root@127.0.0.1:$STACK_MYSQL_MAIN_PORT/$STACK_MYSQL_DB" \
     "MYSQL_SHARDS=$(stack_mysql_shards)" \
     "REDIS_CLUSTER_NODES=$(stack_redis_nodes)" \

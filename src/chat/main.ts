@@ -28,9 +28,10 @@ try {
   log.fatal({ err }, "chat node cannot open its storage");
   process.exit(1);
 }
-const status = grpcClient(StatusServiceService, config.STATUS_ADDR, undefined, undefined, (method, code) =>
-  metrics.grpcErrors.inc({ method, code }),
-);
+const status = grpcClient(StatusServiceService, config.STATUS_ADDR, {
+  onError: (method, code) => metrics.grpcErrors.inc({ method, code }),
+  authToken: config.INTERNAL_AUTH_TOKEN,
+});
 
 try {
   const snowflake = await leaseSnowflake({ leases: adapters.workerLeases, config, log });

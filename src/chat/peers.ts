@@ -1,6 +1,6 @@
 import { ChatNodeServiceService } from "../gen/shardchat/v1/chatnode.js";
 import type { StatusServiceService } from "../gen/shardchat/v1/status.js";
-import { type Api, type CallErrorObserver, type GrpcClient, grpcClient } from "../grpc/api.js";
+import { type Api, type GrpcClient, type GrpcClientOptions, grpcClient } from "../grpc/api.js";
 import type { Logger } from "../log/logger.js";
 
 export type ChatNodeApi = Api<typeof ChatNodeServiceService>;
@@ -25,7 +25,8 @@ export class PeerDirectory {
     private readonly selfNodeId: string,
     private readonly refreshMs: number,
     private readonly log: Logger,
-    private readonly onCallError?: CallErrorObserver,
+    /** How to call a peer: the error observer and the cluster's internal token. */
+    private readonly clientOptions: GrpcClientOptions = {},
   ) {}
 
   /** The node's client, or undefined when status does not know the node (it left). */
@@ -77,7 +78,7 @@ export class PeerDirectory {
       known?.client.close();
       this.peers.set(node.nodeId, {
         grpcAddr: node.grpcAddr,
-        client: grpcClient(ChatNodeServiceService, node.grpcAddr, undefined, undefined, this.onCallError),
+        client: grpcClient(ChatNodeServiceService, node.grpcAddr, this.clientOptions),
       });
     }
     for (const nodeId of [...this.peers.keys()]) if (!live.has(nodeId)) this.forget(nodeId);

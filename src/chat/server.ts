@@ -81,9 +81,10 @@ export async function startChatNode(deps: ChatNodeDeps): Promise<RunningChatNode
   const log = deps.log.child({ nodeId: config.CHAT_NODE_ID });
   const sessions = new SessionRegistry();
   const metrics = deps.metrics ?? createMetrics("chat");
-  const peers = new PeerDirectory(status, config.CHAT_NODE_ID, config.CHAT_PEER_REFRESH_MS, log, (method, code) =>
-    metrics.grpcErrors.inc({ method, code }),
-  );
+  const peers = new PeerDirectory(status, config.CHAT_NODE_ID, config.CHAT_PEER_REFRESH_MS, log, {
+    onError: (method, code) => metrics.grpcErrors.inc({ method, code }),
+    authToken: config.INTERNAL_AUTH_TOKEN,
+  });
   const chatLimits = new ChatLimits(
     deps.limiter ?? new MemoryRateLimiter(),
     {
@@ -115,8 +116,10 @@ export async function startChatNode(deps: ChatNodeDeps): Promise<RunningChatNode
     closeGraceMs: config.CHAT_CLOSE_GRACE_MS,
   };
 
-  const grpc = await startGrpcServer(`${config.CHAT_HOST}:${config.CHAT_GRPC_PORT}`, (server) =>
-    addApi(server, ChatNodeServiceService, createChatNodeService(sessions, metrics, unacked)),
+  const grpc = await startGrpcServer(
+    `${config.CHAT_HOST}:${config.CHAT_GRPC_PORT}`,
+    (server) => addApi(server, ChatNodeServiceService, createChatNodeService(sessions, metrics, unacked)),
+    { authToken: config.INTERNAL_AUTH_TOKEN, log },
   );
   const tcp = await startTcpTransport(config.CHAT_HOST, config.CHAT_TCP_PORT, node, limits, log);
   const ws = await startWsTransport(config.CHAT_HOST, config.CHAT_WS_PORT, node, limits, log);

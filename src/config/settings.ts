@@ -205,6 +205,11 @@ export const settings = {
     default: "120",
     doc: "Life of a uid → chat node route in Redis, renewed by the node (on each client heartbeat) while the session lives, so a crashed node's routes expire by themselves. Keep it above CHAT_IDLE_TIMEOUT_MS. 0: routes never expire.",
   },
+  INTERNAL_AUTH_TOKEN: {
+    schema: z.string().refine((s) => s === "" || s.length >= 16, "at least 16 characters (or empty for no check)"),
+    default: "",
+    doc: "Shared secret of the cluster's internal gRPC (gate → status and verify, chat node → status, chat node → chat node): every call carries it and every service refuses a call without it. Empty: no check, for one box on loopback only. Make one with `openssl rand -hex 32`; it is a credential, not encryption (SECURITY.md).",
+  },
   TOKEN_TTL_SECONDS: { schema: positiveInt, default: "86400", doc: "How long a login token opens a chat session." },
   CLOCK_BACKWARDS_TOLERANCE_MS: {
     schema: z.coerce.number().int().min(0),

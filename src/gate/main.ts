@@ -27,8 +27,9 @@ async function main(): Promise<void> {
   const metrics = createMetrics("gate");
   const adapters = await createAdapters(config, log, metrics);
   const onCallError = (method: string, code: string) => metrics.grpcErrors.inc({ method, code });
-  const verify = grpcClient(VerifyServiceService, config.VERIFY_ADDR, undefined, undefined, onCallError);
-  const status = grpcClient(StatusServiceService, config.STATUS_ADDR, undefined, undefined, onCallError);
+  const internal = { onError: onCallError, authToken: config.INTERNAL_AUTH_TOKEN };
+  const verify = grpcClient(VerifyServiceService, config.VERIFY_ADDR, internal);
+  const status = grpcClient(StatusServiceService, config.STATUS_ADDR, internal);
   const closeAll = async () => {
     verify.close();
     status.close();

@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from "node:crypto";
 import {
   Client,
   type ClientOptions,
@@ -7,9 +8,12 @@ import {
   Metadata,
   Server,
   ServerCredentials,
+  ServerInterceptingCall,
+  type ServerInterceptor,
   type ServiceDefinition,
 } from "@grpc/grpc-js";
 import { AppError, codeOf, ErrorCode } from "../errors.js";
+import type { Logger } from "../log/logger.js";
 
 /**
  * The promise API of a generated grpc-js service definition: one async method per rpc.
@@ -33,6 +37,7 @@ export interface CallMeta {
 }
 
 const REQUEST_ID_KEY = "x-request-id";
+const AUTHORIZATION_KEY = "authorization";
 
 /** Observes failed calls of a client (metrics): the method path and the gRPC status code name. */
 export type CallErrorObserver = (method: string, code: string) => void;
@@ -47,24 +52,35 @@ export interface GrpcClient<D> {
   close(): void;
 }
 
+export interface GrpcClientOptions {
+  /** Deadline of each call (DEFAULT_DEADLINE_MS). */
+  deadlineMs?: number;
+  /** grpc-js channel options. */
+  channel?: Partial<ClientOptions>;
+  onError?: CallErrorObserver;
+  /** The cluster's INTERNAL_AUTH_TOKEN, sent with every call; empty sends none. */
+  authToken?: string;
+}
+
 /**
  * A client of service `definition` at `address`. A transport failure (peer down, deadline
- * passed) rejects with AppError(UNAVAILABLE); a reply's own error code is left to the caller.
+ * passed, a refused token) rejects with AppError(UNAVAILABLE); a reply's own error code is left
+ * to the caller.
  */
 export function grpcClient<D extends AnyDefinition>(
   definition: D,
   address: string,
-  deadlineMs = DEFAULT_DEADLINE_MS,
-  options: Partial<ClientOptions> = {},
-  onError?: CallErrorObserver,
+  options: GrpcClientOptions = {},
 ): GrpcClient<D> {
-  const client = new Client(address, credentials.createInsecure(), options);
+  const { deadlineMs = DEFAULT_DEADLINE_MS, onError, authToken } = options;
+  const client = new Client(address, credentials.createInsecure(), options.channel ?? {});
   const api: Record<string, (req: unknown, meta?: CallMeta) => Promise<unknown>> = {};
   for (const [name, method] of Object.entries(definition)) {
     api[name] = (request, meta) =>
       new Promise((resolve, reject) => {
         const metadata = new Metadata();
         if (meta?.requestId) metadata.set(REQUEST_ID_KEY, meta.requestId);
+        if (authToken) metadata.set(AUTHORIZATION_KEY, `Bearer ${authToken}`);
         client.makeUnaryRequest(
           method.path,
           method.requestSerialize,
@@ -105,16 +121,64 @@ export function addApi<D extends AnyDefinition>(server: Server, definition: D, i
   server.addService(definition, handlers);
 }
 
+/** Compared as digests: equal length, so the comparison takes the same time whatever is sent. */
+const digest = (s: string) => createHash("sha256").update(s).digest();
+
+/**
+ * Refuses (UNAUTHENTICATED) a call that does not carry `Bearer <token>`, before its handler
+ * runs. A shared secret, not mTLS: it keeps callers that can reach the port but are not part of
+ * the cluster out; it does not encrypt (see SECURITY.md).
+ */
+export function requireAuthToken(token: string): ServerInterceptor {
+  const expected = digest(`Bearer ${token}`);
+  return (_method, call) =>
+    new ServerInterceptingCall(call, {
+      start: (next) =>
+        next({
+          onReceiveMetadata: (metadata, pass) => {
+            const sent = metadata.get(AUTHORIZATION_KEY)[0];
+            if (typeof sent === "string" && timingSafeEqual(digest(sent), expected)) {
+              pass(metadata);
+              return;
+            }
+            call.sendStatus({
+              code: grpcStatus.UNAUTHENTICATED,
+              details: `${ErrorCode.TOKEN_INVALID}: an internal call without this cluster's INTERNAL_AUTH_TOKEN`,
+            });
+          },
+        }),
+    });
+}
+
+export interface GrpcServerOptions {
+  /** The cluster's INTERNAL_AUTH_TOKEN: calls without it are refused. Empty: no check. */
+  authToken?: string;
+  /** Told when the server is open to other hosts without a token. */
+  log?: Pick<Logger, "warn">;
+}
+
+const LOOPBACK = /^(127\.|localhost:|\[::1\]:)/;
+
 /** Binds a new gRPC server on `address` (port 0 picks a free one) and answers the bound port. */
 export async function startGrpcServer(
   address: string,
   register: (server: Server) => void,
+  options: GrpcServerOptions = {},
 ): Promise<{ server: Server; port: number; close(): Promise<void> }> {
-  const server = new Server({ "grpc.max_receive_message_length": 4 * 1024 * 1024 });
+  const server = new Server({
+    "grpc.max_receive_message_length": 4 * 1024 * 1024,
+    interceptors: options.authToken ? [requireAuthToken(options.authToken)] : [],
+  });
   register(server);
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(address, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );
+  if (!options.authToken && !LOOPBACK.test(address)) {
+    options.log?.warn(
+      { address },
+      "internal gRPC listens beyond loopback without INTERNAL_AUTH_TOKEN: anyone who reaches it can call it",
+    );
+  }
   return {
     server,
     port,

@@ -32,7 +32,10 @@ export async function startStatus(deps: {
 }): Promise<StatusServer> {
   const { config, log, registry, tokens } = deps;
   const api = createStatusService({ registry, tokens, config, log });
-  const grpc = await startGrpcServer(config.STATUS_ADDR, (server) => addApi(server, StatusServiceService, api));
+  const grpc = await startGrpcServer(config.STATUS_ADDR, (server) => addApi(server, StatusServiceService, api), {
+    authToken: config.INTERNAL_AUTH_TOKEN,
+    log,
+  });
   const ops = await startConfiguredOpsServer(config, {
     metrics: deps.metrics ?? createMetrics("status"),
     probes: deps.probes ?? [],

@@ -31,7 +31,10 @@ export async function startVerify(deps: {
 }): Promise<VerifyHandle> {
   const { config, log, codes, limiter, mailer } = deps;
   const api = createVerifyService({ codes, limiter, mailer, config, log });
-  const grpc = await startGrpcServer(config.VERIFY_ADDR, (server) => addApi(server, VerifyServiceService, api));
+  const grpc = await startGrpcServer(config.VERIFY_ADDR, (server) => addApi(server, VerifyServiceService, api), {
+    authToken: config.INTERNAL_AUTH_TOKEN,
+    log,
+  });
   const ops = await startConfiguredOpsServer(config, {
     metrics: deps.metrics ?? createMetrics("verify"),
     probes: deps.probes ?? [],

@@ -120,7 +120,7 @@ async function pidOfPort(kind: "redis" | "mariadb", port: number): Promise<numbe
 }
 
 async function chatNodesLive(stack: StackServices): Promise<number> {
-  const status = grpcClient(StatusServiceService, stack.statusAddr);
+  const status = grpcClient(StatusServiceService, stack.statusAddr, { authToken: stack.stack.internalAuthToken });
   try {
     return (await status.api.listNodes({})).nodes.length;
   } finally {

@@ -17,16 +17,28 @@ export interface StackEnv {
   dir: string;
   logDir: string;
   runDir: string;
+  /** The services' INTERNAL_AUTH_TOKEN (a direct gRPC call to them needs it). */
+  internalAuthToken: string;
 }
 
 export async function stackEnv(vars: Record<string, string> = {}): Promise<StackEnv> {
   const script = `source ${JSON.stringify(join(ROOT, "ops/stack/env.sh"))}
 echo "$(stack_mysql_ports)"; echo "$STACK_REDIS_PORTS"; echo "$(stack_redis_nodes)"
-echo "$STACK_DIR"; echo "$STACK_LOG_DIR"; echo "$STACK_RUN_DIR"`;
+echo "$STACK_DIR"; echo "$STACK_LOG_DIR"; echo "$STACK_RUN_DIR"; echo "$(stack_internal_auth_token)"`;
   const { stdout } = await run("bash", ["-c", script], { env: { ...process.env, ...vars } });
-  const [mysqlPorts = "", redis = "", nodes = "", dir = "", logDir = "", runDir = ""] = stdout.trim().split("\n");
+  const [mysqlPorts = "", redis = "", nodes = "", dir = "", logDir = "", runDir = "", internalAuthToken = ""] = stdout
+    .trim()
+    .split("\n");
   const ports = (s: string) => s.trim().split(/\s+/).map(Number);
-  return { mysqlPorts: ports(mysqlPorts), redisPorts: ports(redis), redisNodes: nodes, dir, logDir, runDir };
+  return {
+    mysqlPorts: ports(mysqlPorts),
+    redisPorts: ports(redis),
+    redisNodes: nodes,
+    dir,
+    logDir,
+    runDir,
+    internalAuthToken,
+  };
 }
 
 /** Starts the stack's databases and Redis Cluster (ops/stack/up.sh --infra), reusing what runs. */

@@ -216,7 +216,7 @@ beforeAll(async () => {
   stack = await startStackServices("scale", { chatNodes: 3, env: SERVICE_ENV });
   mysqlUrls = [...stack.mysqlUrls];
   gate = new GateClient(stack.gateUrl);
-  status = grpcClient(StatusServiceService, stack.statusAddr);
+  status = grpcClient(StatusServiceService, stack.statusAddr, { authToken: stack.stack.internalAuthToken });
   // Enough users that every operation moves someone: the ring decides, so register until it does.
   const vnodes = loadConfig({}).RING_VNODES;
   const ring = (ids: number[]) =>
