@@ -236,6 +236,17 @@ describe.each(backends)("GroupStore on $name", (backend) => {
     expect(await store.groups.rename(groupId, "after")).toMatchObject({ name: "after" });
     expect(await store.groups.setRole(groupId, late, GROUP_ROLE.admin)).toBe(true);
     expect(await store.groups.roleOf(groupId, late)).toBe(GROUP_ROLE.admin);
+
+    // Hand-over: only from the owner, only to a member, all or nothing.
+    expect(await store.groups.transferOwnership(groupId, late, owner)).toBe(false);
+    expect(await store.groups.transferOwnership(groupId, owner, a)).toBe(false);
+    expect(await store.groups.transferOwnership(groupId, owner, owner)).toBe(false);
+    expect(await store.groups.get(groupId)).toMatchObject({ owner });
+    expect(await store.groups.transferOwnership(groupId, owner, late)).toBe(true);
+    expect(await store.groups.get(groupId)).toMatchObject({ owner: late });
+    expect(await store.groups.roleOf(groupId, late)).toBe(GROUP_ROLE.owner);
+    expect(await store.groups.roleOf(groupId, owner)).toBe(GROUP_ROLE.admin);
+    expect(await store.groups.transferOwnership(groupId, owner, late)).toBe(false);
   });
 
   it("holds a 2,000-member group: one insert to create, pages of members, one row per message", async () => {

@@ -71,5 +71,14 @@ describe("terminal client group commands", () => {
       (err: { stderr: string; code: number }) => err,
     );
     expect(refused.stderr).toContain("NOT_GROUP_MEMBER");
+
+    // The owner hands the group over, and may then leave it.
+    expect((await cli("gowner", "gcowner", owner.password, groupId as string, member.uid)).stdout).toContain(
+      `${member.uid} now owns the group`,
+    );
+    const after = (await cli("gmembers", "gcmember", member.password, groupId as string)).stdout;
+    expect(after).toContain(`${member.uid}  owner`);
+    expect(after).toContain(`${owner.uid}  admin`);
+    expect((await cli("gleave", "gcowner", owner.password, groupId as string)).stdout).toContain("left");
   }, 120_000);
 });

@@ -66,7 +66,7 @@ interface Seen {
   nodeId: string;
   messages: ChatMessage[];
   repeats: ChatMessage[];
-  events: { kind: GroupEventKind; uids: string[]; name: string }[];
+  events: { kind: GroupEventKind; uids: string[]; name: string; role: GroupRole }[];
   of(convId: string): ChatMessage[];
 }
 
@@ -89,7 +89,9 @@ async function online(
   // Listening before login: pushes may follow the login reply at once.
   client.on("message", (m) => seen.messages.push(m));
   client.on("repeat", (m) => seen.repeats.push(m));
-  client.on("groupEvent", (e) => seen.events.push({ kind: e.kind, uids: e.uids, name: e.group?.name ?? "" }));
+  client.on("groupEvent", (e) =>
+    seen.events.push({ kind: e.kind, uids: e.uids, name: e.group?.name ?? "", role: e.role }),
+  );
   await client.login(user.uid, user.token);
   return seen;
 }
@@ -313,6 +315,25 @@ describe("groups across three chat nodes", () => {
         [admin.uid, GroupRole.ADMIN],
       ].sort(),
     );
+
+    // Hand-over: only the owner, only to a member; then the old owner is an admin and may leave.
+    expect(await codeOf(admin.client.transferGroup(id, admin.uid))).toBe(ErrorCode.GROUP_PERMISSION_DENIED);
+    expect(await codeOf(owner.client.transferGroup(id, member.uid))).toBe(ErrorCode.NOT_FOUND);
+    await owner.client.transferGroup(id, admin.uid);
+    await until("the new owner is told", () =>
+      admin.events.some(
+        (e) => e.kind === GroupEventKind.ROLE_CHANGED && e.uids.includes(admin.uid) && e.role === GroupRole.OWNER,
+      ),
+    );
+    expect((await admin.client.listGroups()).find((g) => g.groupId === id)?.owner).toBe(admin.uid);
+    expect(await codeOf(owner.client.setGroupRole(id, admin.uid, GroupRole.MEMBER))).toBe(
+      ErrorCode.GROUP_PERMISSION_DENIED,
+    );
+    await admin.client.setGroupRole(id, owner.uid, GroupRole.MEMBER);
+    await owner.client.leaveGroup(id);
+    expect((await admin.client.allGroupMembers(id)).map((m) => [m.uid, m.role])).toEqual([
+      [admin.uid, GroupRole.OWNER],
+    ]);
   });
 
   it("serves a 2,000-member group: paged members, online members on each node get it, offline ones sync it", async () => {

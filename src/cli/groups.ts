@@ -101,6 +101,14 @@ export const groupCommands: Record<string, GroupCommand> = {
       console.log(`${uid} is now ${ROLE_NAMES[role]}`);
     },
   },
+  gowner: {
+    args: "<group id> <uid>",
+    what: "hand the group to a member; you become an admin (the owner)",
+    async run(chat, [groupId, uid]) {
+      await chat.transferGroup(need(groupId, "group id"), need(uid, "uid"));
+      console.log(`${uid} now owns the group; you are an admin`);
+    },
+  },
   gmembers: {
     args: "<group id>",
     what: "members with roles (every page)",

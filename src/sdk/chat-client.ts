@@ -14,7 +14,7 @@ import {
   type GroupEventPush,
   type GroupInfo,
   type GroupMembersResponse,
-  type GroupRole,
+  GroupRole,
   type HistoryRequest,
   type KickPush,
   type LoginResponse,
@@ -235,6 +235,11 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
 
   async setGroupRole(groupId: string, uid: string, role: GroupRole.MEMBER | GroupRole.ADMIN): Promise<void> {
     await this.request("groupSetRoleReq", { groupId, uid, role }, "groupSetRoleResp");
+  }
+
+  /** The owner hands the group to member `uid` and becomes an admin. */
+  async transferGroup(groupId: string, uid: string): Promise<void> {
+    await this.request("groupSetRoleReq", { groupId, uid, role: GroupRole.OWNER }, "groupSetRoleResp");
   }
 
   /** One page of members in uid order; ask again with afterUid = the page's last uid while `more`. */

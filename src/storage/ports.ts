@@ -212,6 +212,12 @@ export interface GroupStore {
   /** Removes a member (its cursor too); false when it was not one. */
   removeMember(groupId: string, uid: Uid): Promise<boolean>;
   setRole(groupId: string, uid: Uid, role: GroupRoleValue): Promise<boolean>;
+  /**
+   * Hands the group from its owner `from` to the member `to` in one transaction: `to` becomes
+   * the owner, `from` an admin. False (nothing changed) when `from` is not the owner or `to`
+   * is not a member.
+   */
+  transferOwnership(groupId: string, from: Uid, to: Uid): Promise<boolean>;
   rename(groupId: string, name: string): Promise<GroupRecord | null>;
   /** The groups uid is in. */
   groupsOf(uid: Uid): Promise<GroupRecord[]>;

@@ -151,13 +151,28 @@ export const groupSetRole: Handler<"groupSetRoleReq"> = async (ctx, session, { g
   const actor = session.uid as string;
   checkGroupId(groupId);
   if (!isUid(uid)) throw invalid("uid must be a decimal user id");
-  if (role !== GROUP_ROLE.member && role !== GROUP_ROLE.admin) throw invalid("role must be MEMBER or ADMIN");
+  if (role !== GROUP_ROLE.member && role !== GROUP_ROLE.admin && role !== GROUP_ROLE.owner) {
+    throw invalid("role must be MEMBER, ADMIN or OWNER");
+  }
   if ((await roleOf(ctx, groupId, actor)) !== GROUP_ROLE.owner) {
     throw new AppError(ErrorCode.GROUP_PERMISSION_DENIED, "only the owner sets roles");
   }
   const target = await storage(ctx, "group role", () => groupsOf(ctx).roleOf(groupId, uid));
   if (target === null) throw new AppError(ErrorCode.NOT_FOUND, `${uid} is not in group ${groupId}`);
   if (target === GROUP_ROLE.owner) throw new AppError(ErrorCode.GROUP_PERMISSION_DENIED, "the owner's role is fixed");
+  if (role === GROUP_ROLE.owner) {
+    // A hand-over: uid becomes the owner and the caller an admin, in one transaction.
+    const moved = await storage(ctx, "group transfer", () => groupsOf(ctx).transferOwnership(groupId, actor, uid));
+    // Someone else changed the group in between (the caller is no longer its owner, or uid left).
+    if (!moved) throw new AppError(ErrorCode.GROUP_PERMISSION_DENIED, "the group changed; ask again");
+    ctx.background(
+      (async () => {
+        await announceToGroup(ctx, groupId, GroupEventKind.ROLE_CHANGED, actor, [uid], [], GROUP_ROLE.owner);
+        await announceToGroup(ctx, groupId, GroupEventKind.ROLE_CHANGED, actor, [actor], [], GROUP_ROLE.admin);
+      })(),
+    );
+    return { $case: "groupSetRoleResp", value: {} };
+  }
   await storage(ctx, "group set role", () => groupsOf(ctx).setRole(groupId, uid, role as GroupRoleValue));
   ctx.background(announceToGroup(ctx, groupId, GroupEventKind.ROLE_CHANGED, actor, [uid], [], role));
   return { $case: "groupSetRoleResp", value: {} };

@@ -203,6 +203,37 @@ export class MysqlGroupStore implements GroupStore {
     });
   }
 
+  async transferOwnership(groupId: string, from: Uid, to: Uid): Promise<boolean> {
+    if (!DECIMAL_ID.test(groupId) || !DECIMAL_ID.test(from) || !DECIMAL_ID.test(to) || from === to) return false;
+    return storageCall(() =>
+      retryingDeadlocks(this.deadlockRetries, () =>
+        inTransaction(this.pool, async (conn) => {
+          const [group] = await conn.query<RowDataPacket[]>(
+            "SELECT 1 FROM chat_groups WHERE group_id = ? AND owner = ? FOR UPDATE",
+            [groupId, from],
+          );
+          const [member] = await conn.query<RowDataPacket[]>(
+            "SELECT 1 FROM group_members WHERE group_id = ? AND uid = ? FOR UPDATE",
+            [groupId, to],
+          );
+          if (!group[0] || !member[0]) return false;
+          await conn.query("UPDATE chat_groups SET owner = ? WHERE group_id = ?", [to, groupId]);
+          await conn.query("UPDATE group_members SET role = ? WHERE group_id = ? AND uid = ?", [
+            GROUP_ROLE.owner,
+            groupId,
+            to,
+          ]);
+          await conn.query("UPDATE group_members SET role = ? WHERE group_id = ? AND uid = ?", [
+            GROUP_ROLE.admin,
+            groupId,
+            from,
+          ]);
+          return true;
+        }),
+      ),
+    );
+  }
+
   async rename(groupId: string, name: string): Promise<GroupRecord | null> {
     checkName(name);
     if (!DECIMAL_ID.test(groupId)) return null;

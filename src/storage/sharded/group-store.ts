@@ -90,6 +90,10 @@ export class ShardedGroupStore implements GroupStore {
     return this.storeOf(groupId).setRole(groupId, uid, role);
   }
 
+  transferOwnership(groupId: string, from: Uid, to: Uid): Promise<boolean> {
+    return this.storeOf(groupId).transferOwnership(groupId, from, to);
+  }
+
   rename(groupId: string, name: string): Promise<GroupRecord | null> {
     return this.storeOf(groupId).rename(groupId, name);
   }

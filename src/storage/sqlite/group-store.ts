@@ -53,6 +53,7 @@ export class SqliteGroupStore implements GroupStore {
   readonly #createTx: (g: GroupRecord, uids: Uid[]) => void;
   readonly #addTx: (groupId: string, uids: Uid[], maxMembers: number) => Uid[];
   readonly #removeTx: (groupId: string, uid: Uid) => boolean;
+  readonly #transferTx: (groupId: string, from: Uid, to: Uid) => boolean;
   readonly #appendTx: (m: NewGroupMessage) => { message: ChatMessage; duplicate: boolean };
 
   constructor(db: SqliteDatabase) {
@@ -136,6 +137,20 @@ export class SqliteGroupStore implements GroupStore {
       return true;
     });
     this.#removeTx = (groupId, uid) => remove.immediate(groupId, uid);
+
+    const ownerOf = db.prepare<[string], { owner: string }>("SELECT owner FROM chat_groups WHERE group_id = ?");
+    const setOwner = db.prepare<[string, string]>("UPDATE chat_groups SET owner = ? WHERE group_id = ?");
+    const setMemberRole = db.prepare<[number, string, string]>(
+      "UPDATE group_members SET role = ? WHERE group_id = ? AND uid = ?",
+    );
+    const transfer = db.transaction((groupId: string, from: Uid, to: Uid) => {
+      if (ownerOf.get(groupId)?.owner !== from || !isGroupMember.get(groupId, to)) return false;
+      setOwner.run(to, groupId);
+      setMemberRole.run(GROUP_ROLE.owner, groupId, to);
+      setMemberRole.run(GROUP_ROLE.admin, groupId, from);
+      return true;
+    });
+    this.#transferTx = (groupId, from, to) => transfer.immediate(groupId, from, to);
 
     const append = db.transaction((m: NewGroupMessage) => {
       const convId = groupConvId(m.groupId);
@@ -261,6 +276,13 @@ export class SqliteGroupStore implements GroupStore {
         .run(role, id, member),
     );
     return result.changes > 0;
+  }
+
+  async transferOwnership(groupId: string, from: Uid, to: Uid): Promise<boolean> {
+    const id = canonicalId(groupId);
+    const [owner, member] = [canonicalId(from), canonicalId(to)];
+    if (id === null || owner === null || member === null || owner === member) return false;
+    return call(() => this.#transferTx(id, owner, member));
   }
 
   async rename(groupId: string, name: string): Promise<GroupRecord | null> {

@@ -102,7 +102,10 @@ export enum GroupRole {
   MEMBER = 1,
   /** ADMIN - May invite, kick members and rename. */
   ADMIN = 2,
-  /** OWNER - The creator: also kicks admins and sets roles; cannot leave while others remain. */
+  /**
+   * OWNER - The creator, until it hands the group over: also kicks admins and sets roles; cannot leave
+   * while others remain.
+   */
   OWNER = 3,
   UNRECOGNIZED = -1,
 }
@@ -524,8 +527,10 @@ export interface GroupRenameResponse {
 }
 
 /**
- * The owner makes a member an admin or an admin a member. Errors: NOT_GROUP_MEMBER,
- * GROUP_PERMISSION_DENIED, NOT_FOUND (uid is not in the group).
+ * The owner makes a member an admin or an admin a member, or hands the group over with
+ * GROUP_ROLE_OWNER: uid becomes the owner and the caller an admin (members are told with two
+ * ROLE_CHANGED events). Errors: NOT_GROUP_MEMBER, GROUP_PERMISSION_DENIED, NOT_FOUND (uid is
+ * not in the group).
  */
 export interface GroupSetRoleRequest {
   groupId: string;
