@@ -183,6 +183,47 @@ describe("files through gate", () => {
     });
   });
 
+  it("a group file: uploaded for g:<id>, sent to the group, downloaded by members; not after leaving", async () => {
+    const [aChat, bChat] = clients as [ChatClient, ChatClient];
+    const cChat = await openChat(c, "tcp");
+    clients.push(cChat);
+    const group = await aChat.createGroup("files", [b.uid, c.uid]);
+    const nextIn = (chat: ChatClient) =>
+      new Promise<ChatMessage>((resolve) => {
+        const onMessage = (m: ChatMessage) => {
+          if (m.convId !== group.convId) return;
+          chat.off("message", onMessage);
+          resolve(m);
+        };
+        chat.on("message", onMessage);
+      });
+
+    const bytes = png(3000);
+    const file = await s.gate.upload(auth(a), group.convId, new Blob([bytes], { type: "image/png" }), "team.png");
+    const [toB, toC] = [nextIn(bChat), nextIn(cChat)];
+    const ack = await aChat.sendGroupFile(group.groupId, file, "for everyone", "group-file-1");
+    const stored = { id: file.id, name: "team.png", size: String(bytes.length), contentType: "image/png" };
+    for (const m of await Promise.all([toB, toC])) {
+      expect(m).toMatchObject({ msgId: ack.msgId, kind: MessageKind.FILE, text: "for everyone", file: stored });
+    }
+    expect((await bChat.history({ convId: group.convId, limit: 1 }))[0]?.file).toEqual(stored);
+    expect(Buffer.from((await s.gate.download(auth(c), file.id)).bytes).equals(Buffer.from(bytes))).toBe(true);
+    // A resend is the stored message, file and all.
+    expect(await aChat.sendGroupFile(group.groupId, file, "for everyone", "group-file-1")).toMatchObject({
+      msgId: ack.msgId,
+      duplicate: true,
+    });
+
+    // Only the uploader's file for this group: not B's, not one uploaded for a 1:1 conversation.
+    expect(await codeOf(bChat.sendGroupFile(group.groupId, file))).toBe(ErrorCode.NOT_PARTICIPANT);
+    expect(await codeOf(aChat.sendGroupFile(group.groupId, uploaded))).toBe(ErrorCode.NOT_PARTICIPANT);
+
+    await cChat.leaveGroup(group.groupId);
+    expect(await codeOf(s.gate.download(auth(c), file.id))).toBe(ErrorCode.NOT_PARTICIPANT);
+    const late = s.gate.upload(auth(c), group.convId, new Blob([bytes], { type: "image/png" }), "late.png");
+    expect(await codeOf(late)).toBe(ErrorCode.NOT_PARTICIPANT);
+  });
+
   it("GET /v1/node names the caller's chat node for a valid token only", async () => {
     expect((await s.gate.node(auth(b))).nodeId).toMatch(/^chat-[12]$/);
     expect(await codeOf(s.gate.node({ uid: b.uid, token: "forged-token-forged-token" }))).toBe(ErrorCode.TOKEN_INVALID);

@@ -188,6 +188,15 @@ describe.each(backends)("GroupStore on $name", (backend) => {
         (m) => m.text,
       ),
     ).toEqual(["one", "two"]);
+
+    // A file message keeps its reference: in the answer, in a resend's answer, and in history.
+    const file = { id: id(), name: "plan.pdf", size: "1234", contentType: "application/pdf" };
+    const sent = { groupId, msgId: id(), sender: a, clientMsgId: "f-1", kind: MessageKind.FILE, text: "" };
+    const withFile = await store.groups.append({ ...sent, sentAtMs: 1_700_000_000_001, file });
+    expect(withFile.message).toMatchObject({ seq: 3, kind: MessageKind.FILE, file });
+    expect((await store.groups.append({ ...sent, msgId: id(), sentAtMs: 1, file })).message.file).toEqual(file);
+    const [last] = await store.messages.history(owner, groupConvId(groupId), { afterSeq: 2, beforeSeq: 0, limit: 10 });
+    expect(last?.file).toEqual(file);
   });
 
   it("lets offline members sync group messages with no per-member write per message", async () => {

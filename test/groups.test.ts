@@ -498,4 +498,22 @@ describe("delivery guarantees", () => {
       [3, "m3"],
     ]);
   });
+
+  it("a first push that is not the conversation's first message brings the unacked ones before it", async () => {
+    // As when two members post at once and their fan-outs (from two nodes) arrive swapped, or
+    // when a client connects without syncing: the first push it sees is seq 2.
+    const [senderUser] = take(1, "n1");
+    const [receiverUser] = take(1, "n3");
+    const sender = await online(senderUser as (typeof users)[0]);
+    const group = await sender.client.createGroup("late start", [receiverUser?.uid as string]);
+    await sender.client.sendGroupText(group.groupId, "while you were away");
+    const receiver = await online(receiverUser as (typeof users)[0]);
+    await sender.client.sendGroupText(group.groupId, "now");
+    await until("both", () => receiver.of(group.convId).length === 2);
+    expect(receiver.of(group.convId).map((m) => [m.seq, m.text])).toEqual([
+      [1, "while you were away"],
+      [2, "now"],
+    ]);
+    expect(receiver.repeats).toEqual([]);
+  });
 });

@@ -292,6 +292,15 @@ describe("web client in chromium", () => {
     await send(carol.page, "carol says hi to the group");
     await sees(alice.page, "carol says hi to the group");
     await sees(bob.page, "carol says hi to the group");
+    // A file to the group: both others get the preview.
+    await carol.page
+      .getByTestId("file-input")
+      .setInputFiles({ name: "trio.png", mimeType: "image/png", buffer: gradientPng(40, 30) });
+    for (const other of [alice, bob]) {
+      await other.page.getByTestId("file-link").filter({ hasText: "trio.png" }).waitFor();
+      const img = other.page.locator("img.preview").last();
+      await poll(() => img.evaluate((el) => (el as HTMLImageElement).naturalWidth)).toBe(40);
+    }
     await alice.page.getByRole("tab", { name: "Groups" }).click();
     await alice.page.getByTestId("group").filter({ hasText: "trio" }).getByRole("button", { name: "members" }).click();
     await poll(() => alice.page.getByTestId("member").count()).toBe(3);

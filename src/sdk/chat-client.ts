@@ -268,6 +268,21 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     return this.request("groupSendReq", { groupId, clientMsgId, kind: MessageKind.TEXT, text }, "groupSendResp");
   }
 
+  /** A file uploaded for the group's conversation (GateClient.upload with the group's convId). */
+  sendGroupFile(
+    groupId: string,
+    file: { id: string; name: string; size: number | string; contentType: string },
+    caption = "",
+    clientMsgId: string = nanoid(),
+  ): Promise<SendMessageResponse> {
+    const ref = { id: file.id, name: file.name, size: String(file.size), contentType: file.contentType };
+    return this.request(
+      "groupSendReq",
+      { groupId, clientMsgId, kind: MessageKind.FILE, text: caption, file: ref },
+      "groupSendResp",
+    );
+  }
+
   /** Users by exact uid (all digits), exact email (with "@"), or name prefix; never their emails. */
   async searchUsers(query: string, limit = 0): Promise<UserInfo[]> {
     return (await this.request("searchUsersReq", { query, limit }, "searchUsersResp")).users;
@@ -398,6 +413,17 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   /** Emits a pushed message after any missing earlier ones, each once. */
   private async deliverInOrder(message: ChatMessage): Promise<void> {
     this.absorbOwn(message.convId);
+    if (!this.lastSeq.has(message.convId) && message.seq > 1) {
+      // The first push of a conversation this connection knows nothing of, and not its first
+      // message: an earlier one may still be on its way (the fan-outs of two posts race, from
+      // two nodes), and taking this one as the start would turn that one into a "repeat". What
+      // the user has not acked yet says what comes first. (One page of it: a user with more
+      // than a page waiting elsewhere may still see a late one dropped; sync finds it.)
+      const earlier = await this.sync()
+        .then((page) => page.messages.filter((m) => m.convId === message.convId && m.seq < message.seq))
+        .catch(() => []);
+      for (const m of earlier.sort((a, b) => a.seq - b.seq)) this.emitMessage(m);
+    }
     const seen = this.lastSeq.get(message.convId);
     if (seen !== undefined && message.seq <= seen) {
       // A re-push: the ack that would have stopped it was lost or late, so ack again.

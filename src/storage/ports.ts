@@ -179,6 +179,8 @@ export interface NewGroupMessage {
   kind: MessageKind;
   text: string;
   sentAtMs: number;
+  /** The file a MESSAGE_KIND_FILE message names, as for a 1:1 message. */
+  file?: FileRef;
 }
 
 /**

@@ -210,30 +210,26 @@ function ChatView({ session, conv, onBack }: { session: Session; conv: Conversat
           send();
         }}
       >
-        {!conv.group && (
-          <>
-            <button
-              type="button"
-              class="secondary attach"
-              onClick={() => file.current?.click()}
-              aria-label="Attach a file"
-              title="Attach a file"
-            >
-              <Clip />
-            </button>
-            <input
-              type="file"
-              ref={file}
-              hidden
-              data-testid="file-input"
-              onChange={(e) => {
-                const f = e.currentTarget.files?.[0];
-                if (f) void session.sendFile(conv.convId, f);
-                e.currentTarget.value = "";
-              }}
-            />
-          </>
-        )}
+        <button
+          type="button"
+          class="secondary attach"
+          onClick={() => file.current?.click()}
+          aria-label="Attach a file"
+          title="Attach a file"
+        >
+          <Clip />
+        </button>
+        <input
+          type="file"
+          ref={file}
+          hidden
+          data-testid="file-input"
+          onChange={(e) => {
+            const f = e.currentTarget.files?.[0];
+            if (f) void session.sendFile(conv.convId, f);
+            e.currentTarget.value = "";
+          }}
+        />
         <textarea
           ref={input}
           rows={1}

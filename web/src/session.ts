@@ -438,8 +438,11 @@ export class Session {
     const client = this.#client;
     if (!client) return;
     try {
-      const ack = conv.group
-        ? await client.sendGroupText(conv.group.groupId, m.text, m.clientMsgId)
+      const group = conv.group?.groupId;
+      const ack = group
+        ? m.file
+          ? await client.sendGroupFile(group, m.file, m.text, m.clientMsgId)
+          : await client.sendGroupText(group, m.text, m.clientMsgId)
         : m.file
           ? await client.sendFile(conv.peerUid ?? "", m.file, m.text, m.clientMsgId)
           : await client.sendText(conv.peerUid ?? "", m.text, m.clientMsgId);

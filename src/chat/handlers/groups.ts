@@ -1,11 +1,17 @@
 import { AppError, ErrorCode } from "../../errors.js";
 import { GroupEventKind, type GroupEventPush, type GroupInfo, MessageKind } from "../../gen/shardchat/v1/client.js";
-import { GROUP_ROLE, type GroupRecord, type GroupRoleValue, type GroupStore, type Uid } from "../../storage/ports.js";
+import {
+  GROUP_ROLE,
+  type GroupRecord,
+  type GroupRoleValue,
+  type GroupStore,
+  groupConvId,
+  type Uid,
+} from "../../storage/ports.js";
 import { deliver, messagePush } from "../delivery.js";
 import { notifyUsers } from "../notify.js";
 import { type Handler, type HandlerContext, invalid, isUid, pageSize, storage } from "./context.js";
-
-const MAX_CLIENT_MSG_ID_CHARS = 64;
+import { storedFile, validateContent } from "./send.js";
 
 function groupsOf(ctx: HandlerContext): GroupStore {
   if (!ctx.groups) throw new AppError(ErrorCode.UNAVAILABLE, "this chat node serves no groups");
@@ -210,16 +216,12 @@ export const groupList: Handler<"groupListReq"> = async (ctx, session) => {
 export const groupSend: Handler<"groupSendReq"> = async (ctx, session, request, reqId) => {
   const sender = session.uid as string;
   checkGroupId(request.groupId);
-  const clientMsgIdLength = [...request.clientMsgId].length;
-  if (clientMsgIdLength < 1 || clientMsgIdLength > MAX_CLIENT_MSG_ID_CHARS) {
-    throw invalid(`clientMsgId must be 1..${MAX_CLIENT_MSG_ID_CHARS} characters`);
-  }
-  if (request.kind !== MessageKind.TEXT) throw invalid("kind must be TEXT");
-  if (request.text.length === 0) throw invalid("text is required");
-  const chars = [...request.text].length;
-  if (chars > ctx.config.CHAT_MAX_TEXT_CHARS) {
-    throw new AppError(ErrorCode.TEXT_TOO_LONG, `text of ${chars} chars > ${ctx.config.CHAT_MAX_TEXT_CHARS}`);
-  }
+  validateContent(request, ctx.config.CHAT_MAX_TEXT_CHARS);
+  // The upload was for the group's conversation (gate checked the sender is in it then).
+  const file =
+    request.kind === MessageKind.FILE
+      ? await storedFile(ctx, sender, groupConvId(request.groupId), request.file)
+      : undefined;
   const { message, duplicate } = await storage(ctx, "group append", () =>
     groupsOf(ctx).append({
       groupId: request.groupId,
@@ -229,6 +231,7 @@ export const groupSend: Handler<"groupSendReq"> = async (ctx, session, request, 
       kind: request.kind,
       text: request.text,
       sentAtMs: Date.now(),
+      file,
     }),
   );
   session.send({

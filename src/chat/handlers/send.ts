@@ -8,9 +8,11 @@ const MAX_CLIENT_MSG_ID_CHARS = 64;
 /** files.name's width (sql/007_files.sql). */
 const MAX_FILE_NAME_CHARS = 255;
 
-function validate(sender: string, request: SendMessageRequest, maxTextChars: number): void {
-  if (!isUid(request.toUid)) throw invalid("toUid must be a decimal user id");
-  if (request.toUid === sender) throw invalid("cannot send to yourself");
+/** What a 1:1 and a group message share: the client's id, the kind, the text or file. */
+export type MessageContent = Pick<SendMessageRequest, "clientMsgId" | "kind" | "text" | "file">;
+
+/** Checks a message's content as a client sent it (the file is checked against storage later). */
+export function validateContent(request: MessageContent, maxTextChars: number): void {
   const clientMsgIdLength = [...request.clientMsgId].length;
   if (clientMsgIdLength < 1 || clientMsgIdLength > MAX_CLIENT_MSG_ID_CHARS) {
     throw invalid(`clientMsgId must be 1..${MAX_CLIENT_MSG_ID_CHARS} characters`);
@@ -28,6 +30,12 @@ function validate(sender: string, request: SendMessageRequest, maxTextChars: num
   if (chars > maxTextChars) throw new AppError(ErrorCode.TEXT_TOO_LONG, `text of ${chars} chars > ${maxTextChars}`);
 }
 
+function validate(sender: string, request: SendMessageRequest, maxTextChars: number): void {
+  if (!isUid(request.toUid)) throw invalid("toUid must be a decimal user id");
+  if (request.toUid === sender) throw invalid("cannot send to yourself");
+  validateContent(request, maxTextChars);
+}
+
 /**
  * Stores the message, acks the sender with its id and seq only once it is committed, then
  * delivers it without making the ack wait. A resend of the same clientMsgId is answered with
@@ -40,7 +48,7 @@ export const send: Handler<"sendReq"> = async (ctx, session, request, reqId) => 
   if (!existing.has(request.toUid)) throw new AppError(ErrorCode.PEER_NOT_FOUND, `no user ${request.toUid}`);
   if (ctx.config.CHAT_REQUIRE_FRIENDSHIP) await requireFriendship(ctx, sender, request.toUid);
   const convId = convIdForPair(sender, request.toUid);
-  const file = request.kind === MessageKind.FILE ? await storedFile(ctx, sender, convId, request) : undefined;
+  const file = request.kind === MessageKind.FILE ? await storedFile(ctx, sender, convId, request.file) : undefined;
   const msgId = ctx.ids.next();
   const { message, duplicate } = await storage(ctx, "message append", () =>
     ctx.messages.append({
@@ -94,13 +102,12 @@ async function requireFriendship(ctx: HandlerContext, sender: string, to: string
  * the sender for this conversation (else NOT_FOUND / NOT_PARTICIPANT), and its name, size and
  * type come from storage, not from the client.
  */
-async function storedFile(
+export async function storedFile(
   ctx: HandlerContext,
   sender: string,
   convId: string,
-  request: SendMessageRequest,
+  ref: FileRef | undefined,
 ): Promise<FileRef | undefined> {
-  const ref = request.file;
   const files = ctx.files;
   if (!files || !ref) return ref;
   const meta = await storage(ctx, "file lookup", () => files.byId(ref.id));

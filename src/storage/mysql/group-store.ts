@@ -1,6 +1,7 @@
 import type { PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { AppError, ErrorCode } from "../../errors.js";
 import type { ChatMessage } from "../../gen/shardchat/v1/client.js";
+import { fileRefToColumn } from "../file-ref.js";
 import {
   GROUP_ROLE,
   type GroupMemberRecord,
@@ -11,6 +12,7 @@ import {
   type NewGroupMessage,
   type Uid,
 } from "../ports.js";
+import { MESSAGE_COLUMNS, toChatMessage } from "./message-store.js";
 import type { Pool } from "./pool.js";
 import { inTransaction, mysqlCode, retryingDeadlocks } from "./transaction.js";
 
@@ -20,8 +22,6 @@ export const GROUP_CONVERSATION = 2;
 const MAX_NAME_CHARS = 64;
 const MAX_CLIENT_MSG_ID_CHARS = 64;
 const DECIMAL_ID = /^\d{1,20}$/;
-/** The columns of sql/001_core.sql's messages that a group message sets. */
-const COLUMNS = "conv_id, seq, msg_id, sender, recipient, client_msg_id, kind, body, sent_at";
 const GROUP_COLUMNS = "group_id, name, owner, member_count, created_at";
 
 export interface MysqlGroupStoreOptions {
@@ -314,7 +314,7 @@ export class MysqlGroupStore implements GroupStore {
       [convId, m.sender],
     );
     if (member.length === 0) throw new AppError(ErrorCode.NOT_GROUP_MEMBER);
-    await conn.query(`INSERT INTO messages (${COLUMNS}) VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?)`, [
+    await conn.query(`INSERT INTO messages (${MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?, ?)`, [
       convId,
       seq,
       m.msgId,
@@ -323,6 +323,7 @@ export class MysqlGroupStore implements GroupStore {
       m.kind,
       m.text,
       m.sentAtMs,
+      fileRefToColumn(m.file),
     ]);
     // As in 1:1: the sender's cursor passes its own message only if it had everything before.
     await conn.query(
@@ -341,12 +342,13 @@ export class MysqlGroupStore implements GroupStore {
       kind: m.kind,
       text: m.text,
       sentAtMs: String(m.sentAtMs),
-    } as ChatMessage;
+      file: m.file,
+    };
   }
 
   private async byClientMsgId(convId: string, m: NewGroupMessage): Promise<ChatMessage | null> {
     const [rows] = await this.pool.query<RowDataPacket[]>(
-      `SELECT ${COLUMNS} FROM messages WHERE conv_id = ? AND sender = ? AND client_msg_id = ?`,
+      `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE conv_id = ? AND sender = ? AND client_msg_id = ?`,
       [convId, m.sender, m.clientMsgId],
     );
     return rows[0] ? toChatMessage(rows[0]) : null;
@@ -410,20 +412,6 @@ function toGroup(row: RowDataPacket): GroupRecord {
     memberCount: Number(row.member_count),
     createdAt: Number(row.created_at),
   };
-}
-
-function toChatMessage(row: RowDataPacket): ChatMessage {
-  return {
-    convId: row.conv_id,
-    msgId: String(row.msg_id),
-    seq: Number(row.seq),
-    sender: String(row.sender),
-    recipient: String(row.recipient),
-    clientMsgId: row.client_msg_id,
-    kind: Number(row.kind),
-    text: row.body,
-    sentAtMs: String(row.sent_at),
-  } as ChatMessage;
 }
 
 /** Driver failures become STORAGE_UNAVAILABLE (coded errors and bugs stay as they are). */

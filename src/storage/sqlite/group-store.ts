@@ -1,5 +1,6 @@
 import { AppError, ErrorCode } from "../../errors.js";
 import type { ChatMessage } from "../../gen/shardchat/v1/client.js";
+import { fileRefToColumn } from "../file-ref.js";
 import {
   GROUP_ROLE,
   type GroupMemberRecord,
@@ -12,6 +13,7 @@ import {
 } from "../ports.js";
 import type { SqliteDatabase } from "./database.js";
 import { sqliteCall } from "./errors.js";
+import { MESSAGE_COLUMNS, type MessageRow, toChatMessage } from "./message-store.js";
 import { canonicalId, requireCanonicalId } from "./uids.js";
 
 /** conversations.kind of a group conversation (1 is a 1:1 conversation). */
@@ -20,7 +22,6 @@ const GROUP_CONVERSATION = 2;
 const MAX_NAME_CHARS = 64;
 const MAX_CLIENT_MSG_ID_CHARS = 64;
 const MAX_BODY_BYTES = 65_535;
-const COLUMNS = "conv_id, seq, msg_id, sender, recipient, client_msg_id, kind, body, sent_at";
 const GROUP_COLUMNS = "group_id, name, owner, member_count, created_at";
 
 interface GroupRow {
@@ -29,18 +30,6 @@ interface GroupRow {
   owner: string;
   member_count: number;
   created_at: number;
-}
-
-interface MessageRow {
-  conv_id: string;
-  seq: number;
-  msg_id: string;
-  sender: string;
-  recipient: string;
-  client_msg_id: string;
-  kind: number;
-  body: string;
-  sent_at: number;
 }
 
 /**
@@ -86,13 +75,13 @@ export class SqliteGroupStore implements GroupStore {
       "SELECT 1 FROM conversation_members WHERE conv_id = ? AND uid = ?",
     );
     const byClientMsgId = db.prepare<[string, string, string], MessageRow>(
-      `SELECT ${COLUMNS} FROM messages WHERE conv_id = ? AND sender = ? AND client_msg_id = ?`,
+      `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE conv_id = ? AND sender = ? AND client_msg_id = ?`,
     );
     const nextSeq = db.prepare<[string], { last_seq: number }>(
       "UPDATE conversations SET last_seq = last_seq + 1 WHERE conv_id = ? RETURNING last_seq",
     );
-    const insertMessage = db.prepare<[string, number, string, string, string, number, string, number]>(
-      `INSERT INTO messages (${COLUMNS}) VALUES (?, ?, ?, ?, '0', ?, ?, ?, ?)`,
+    const insertMessage = db.prepare<[string, number, string, string, string, number, string, number, string | null]>(
+      `INSERT INTO messages (${MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, '0', ?, ?, ?, ?, ?)`,
     );
     const moveSenderCursor = db.prepare<[number, number, number, string, string]>(
       `UPDATE conversation_members
@@ -160,7 +149,8 @@ export class SqliteGroupStore implements GroupStore {
       const bumped = nextSeq.get(convId);
       if (!bumped) throw new AppError(ErrorCode.GROUP_NOT_FOUND);
       const seq = Number(bumped.last_seq);
-      insertMessage.run(convId, seq, m.msgId, m.sender, m.clientMsgId, m.kind, m.text, m.sentAtMs);
+      const file = fileRefToColumn(m.file);
+      insertMessage.run(convId, seq, m.msgId, m.sender, m.clientMsgId, m.kind, m.text, m.sentAtMs, file);
       moveSenderCursor.run(seq, seq, seq, convId, m.sender);
       const row: MessageRow = {
         conv_id: convId,
@@ -172,6 +162,7 @@ export class SqliteGroupStore implements GroupStore {
         kind: m.kind,
         body: m.text,
         sent_at: m.sentAtMs,
+        file_json: file,
       };
       return { message: toChatMessage(row), duplicate: false };
     });
@@ -348,20 +339,6 @@ function toGroup(row: GroupRow): GroupRecord {
     memberCount: Number(row.member_count),
     createdAt: Number(row.created_at),
   };
-}
-
-function toChatMessage(row: MessageRow): ChatMessage {
-  return {
-    convId: row.conv_id,
-    msgId: row.msg_id,
-    seq: Number(row.seq),
-    sender: row.sender,
-    recipient: row.recipient,
-    clientMsgId: row.client_msg_id,
-    kind: Number(row.kind),
-    text: row.body,
-    sentAtMs: String(row.sent_at),
-  } as ChatMessage;
 }
 
 function call<T>(work: () => T): T {

@@ -562,13 +562,20 @@ export interface GroupMembersResponse {
  * A message to a group, stored once in the group's conversation and acked with
  * SendMessageResponse once committed; then pushed with one Deliver per chat node holding
  * online members (offline members sync it). The same client_msg_id again answers the stored
- * message (duplicate = true). Errors: NOT_GROUP_MEMBER, TEXT_TOO_LONG, RATE_LIMITED.
+ * message (duplicate = true). Errors: NOT_GROUP_MEMBER, TEXT_TOO_LONG, RATE_LIMITED, and for a
+ * file NOT_FOUND or NOT_PARTICIPANT (not the sender's upload for this group).
  */
 export interface GroupSendRequest {
   groupId: string;
   clientMsgId: string;
   kind: MessageKind;
+  /** A caption for a file message; required for a text message. */
   text: string;
+  /**
+   * Required with MESSAGE_KIND_FILE: uploaded with POST /v1/files?convId=g:<group_id>, as
+   * gate answered it. Members download it; someone who left or was kicked no longer can.
+   */
+  file?: FileRef | undefined;
 }
 
 /** The groups the caller is in. */
@@ -5577,7 +5584,7 @@ export const GroupMembersResponse: MessageFns<GroupMembersResponse> = {
 };
 
 function createBaseGroupSendRequest(): GroupSendRequest {
-  return { groupId: "0", clientMsgId: "", kind: 0, text: "" };
+  return { groupId: "0", clientMsgId: "", kind: 0, text: "", file: undefined };
 }
 
 export const GroupSendRequest: MessageFns<GroupSendRequest> = {
@@ -5593,6 +5600,9 @@ export const GroupSendRequest: MessageFns<GroupSendRequest> = {
     }
     if (message.text !== "") {
       writer.uint32(34).string(message.text);
+    }
+    if (message.file !== undefined) {
+      FileRef.encode(message.file, writer.uint32(242).fork()).join();
     }
     return writer;
   },
@@ -5642,6 +5652,14 @@ export const GroupSendRequest: MessageFns<GroupSendRequest> = {
             message.text = reader.string();
             continue;
           }
+          case 30: {
+            if (tag !== 242) {
+              break;
+            }
+
+            message.file = FileRef.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5668,6 +5686,7 @@ export const GroupSendRequest: MessageFns<GroupSendRequest> = {
         : "",
       kind: isSet(object.kind) ? messageKindFromJSON(object.kind) : 0,
       text: isSet(object.text) ? globalThis.String(object.text) : "",
+      file: isSet(object.file) ? FileRef.fromJSON(object.file) : undefined,
     };
   },
 
@@ -5685,6 +5704,9 @@ export const GroupSendRequest: MessageFns<GroupSendRequest> = {
     if (message.text !== "") {
       obj.text = message.text;
     }
+    if (message.file !== undefined) {
+      obj.file = FileRef.toJSON(message.file);
+    }
     return obj;
   },
 
@@ -5697,6 +5719,7 @@ export const GroupSendRequest: MessageFns<GroupSendRequest> = {
     message.clientMsgId = object.clientMsgId ?? "";
     message.kind = object.kind ?? 0;
     message.text = object.text ?? "";
+    message.file = (object.file !== undefined && object.file !== null) ? FileRef.fromPartial(object.file) : undefined;
     return message;
   },
 };
