@@ -51,8 +51,20 @@ install_missing() {
 
 mysql_ping() { mariadb-admin --no-defaults -h127.0.0.1 -P"$1" -uroot --connect-timeout=2 ping; }
 
+# An instance left running by a checkout that was deleted since (its data folder is gone, so it
+# cannot create a database) is stopped, so that this checkout starts its own.
+stop_orphaned_mariadb() {
+  local port=$1 datadir
+  datadir=$(mariadb --no-defaults -h127.0.0.1 -P"$port" -uroot -N -e 'SELECT @@datadir' 2>/dev/null) || return 0
+  [ -d "$datadir/mysql" ] && return 0
+  say "MariaDB on $port runs on a deleted folder ($datadir): stopping it"
+  mariadb-admin --no-defaults -h127.0.0.1 -P"$port" -uroot shutdown >/dev/null 2>&1 || true
+  for _ in $(seq 1 100); do mysql_ping "$port" >/dev/null 2>&1 || return 0; sleep 0.1; done
+}
+
 start_mariadb() {
   local port=$1 dir="$STACK_DIR/mariadb-$port" pid="$STACK_RUN_DIR/mariadb-$port.pid"
+  stop_orphaned_mariadb "$port"
   if mysql_ping "$port" >/dev/null 2>&1; then return 0; fi
   if [ ! -d "$dir/data/mysql" ]; then
     say "initialising MariaDB data dir for port $port"
@@ -71,8 +83,21 @@ start_mariadb() {
 
 redis_ping() { redis-cli -p "$1" ping | grep -q PONG; }
 
+# Likewise a Redis node whose folder is gone: it could not save its cluster config.
+stop_orphaned_redis() {
+  local port=$1 dir
+  redis_ping "$port" >/dev/null 2>&1 || return 0
+  # Empty when the folder is gone (getcwd fails).
+  dir=$(redis-cli -p "$port" config get dir 2>/dev/null | sed -n 2p)
+  [ -n "$dir" ] && [ -d "$dir" ] && return 0
+  say "redis on $port runs in a deleted folder: stopping it"
+  redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
+  for _ in $(seq 1 100); do redis_ping "$port" >/dev/null 2>&1 || return 0; sleep 0.1; done
+}
+
 start_redis_node() {
   local port=$1 dir="$STACK_DIR/redis-$port"
+  stop_orphaned_redis "$port"
   if redis_ping "$port" >/dev/null 2>&1; then return 0; fi
   mkdir -p "$dir"
   # A replica keeps the RDB of its last full sync on disk; a node that is no cluster member yet
