@@ -305,6 +305,12 @@ describe("web client in chromium", () => {
     await alice.page.getByTestId("group").filter({ hasText: "trio" }).getByRole("button", { name: "members" }).click();
     await poll(() => alice.page.getByTestId("member").count()).toBe(3);
     await alice.page.screenshot({ path: join(SHOTS, "groups.png") });
+    // The owner hands the group to bob and is an admin from then on.
+    await alice.page.getByRole("button", { name: `Make ${bob.name} the owner` }).click();
+    const row = (name: string) => alice.page.getByTestId("member").filter({ hasText: name });
+    await poll(() => row(bob.name).textContent()).toContain("owner");
+    await poll(() => row(alice.name).textContent()).toContain("admin");
+    await poll(() => alice.page.getByRole("button", { name: /^Make .* the owner$/ }).count()).toBe(0);
   });
 
   it("works at phone width: the list, then the chat with a back button", { timeout: 60_000 }, async () => {

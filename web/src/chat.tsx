@@ -543,9 +543,26 @@ function GroupsPanel({ session, onOpen }: { session: Session; onOpen: (id: strin
           <h3>{group.name}</h3>
           <ul class="found">
             {members.map((m) => (
-              <li key={m.uid} data-testid="member">
-                {session.nameOf(m.uid)}{" "}
-                <small>{m.role === GroupRole.OWNER ? "owner" : m.role === GroupRole.ADMIN ? "admin" : ""}</small>
+              <li key={m.uid} data-testid="member" class="row">
+                <span class="grow">
+                  {session.nameOf(m.uid)}{" "}
+                  <small>{m.role === GroupRole.OWNER ? "owner" : m.role === GroupRole.ADMIN ? "admin" : ""}</small>
+                </span>
+                {group.owner === session.uid && m.uid !== session.uid && (
+                  <button
+                    type="button"
+                    class="link"
+                    aria-label={`Make ${session.nameOf(m.uid)} the owner`}
+                    onClick={async () => {
+                      if (await session.act((c) => c.transferGroup(group.groupId, m.uid))) {
+                        await session.loadGroups();
+                        await showMembers(group.groupId);
+                      }
+                    }}
+                  >
+                    make owner
+                  </button>
+                )}
               </li>
             ))}
           </ul>
