@@ -14,6 +14,8 @@ export interface TransportLimits {
 
 /** A session over one TCP socket: [u32 length][Envelope] frames both ways. */
 class TcpSession extends BaseSession {
+  private corked = false;
+
   constructor(
     private readonly socket: Socket,
     private readonly limits: TransportLimits,
@@ -24,6 +26,16 @@ class TcpSession extends BaseSession {
   }
 
   protected write(envelope: Envelope): void {
+    // Frames written in one tick (acks, pushes, replies) leave in one writev: a syscall per
+    // frame was a tenth of a busy node's CPU.
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.socket.uncork();
+      });
+    }
     this.socket.write(encodeFrame(envelope));
     if (this.socket.writableLength > this.limits.maxOutboundBytes) {
       // A client that does not read would make the node buffer without bound.
