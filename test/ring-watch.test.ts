@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ChatRing } from "../sharding/ring.js";
+import type { OutboundFrame } from "../src/chat/outbound.js";
 import { RingWatch } from "../src/chat/ring-watch.js";
 import { BaseSession } from "../src/chat/session.js";
 import { SessionRegistry } from "../src/chat/sessions.js";
@@ -17,8 +18,8 @@ class RecordingSession extends BaseSession {
   constructor() {
     super("tcp", "test");
   }
-  protected write(envelope: Envelope): void {
-    this.sent.push(envelope);
+  protected write(frame: OutboundFrame): void {
+    this.sent.push(frame.envelope);
   }
   protected shutdown(reason?: ErrorCode): void {
     this.closeReason = reason;

@@ -18,30 +18,39 @@ const DAY_SECONDS = 86_400;
 
 /**
  * The abuse limits of chat requests. Messages per second, per connection (counted here: a
- * connection lives on one node) and per user (counted in the shared limiter: a user's sends
- * may reach several nodes during a reconnect); friend applications per user and day. A refused
+ * connection lives on one node) and per user; friend applications per user and day. A refused
  * request is answered RATE_LIMITED; the connection stays up.
+ *
+ * The per-user count is kept here for users the ring puts on this node (all their devices
+ * are here), so the hot path makes no Redis round trip; only a user whose sends reach a node
+ * the ring does not put them on (while the ring moves) is counted in the shared limiter.
  */
 export class ChatLimits {
   private readonly windows = new WeakMap<Session, Window>();
+  private readonly userWindows = new Map<string, Window>();
+  private lastPruneMs = 0;
 
   constructor(
     private readonly limiter: RateLimiter,
     private readonly settings: ChatLimitSettings,
     private readonly metrics: Metrics,
+    /** Whether the ring puts uid on this node. */
+    private readonly isLocal: (uid: string) => boolean = () => false,
   ) {}
 
   /** One message posted on session. */
   async message(session: Session, now = Date.now()): Promise<void> {
     const { messagesPerConnection: perConnection, messagesPerUser: perUser } = this.settings;
-    let window = this.windows.get(session);
-    if (!window || now - window.startedAtMs >= 1000) {
-      window = { startedAtMs: now, count: 0 };
-      this.windows.set(session, window);
+    if (countIn(this.windows, session, now) > perConnection) {
+      this.refuse("connection", `over ${perConnection} messages/s on this connection`);
     }
-    window.count += 1;
-    if (window.count > perConnection) this.refuse("connection", `over ${perConnection} messages/s on this connection`);
     if (session.uid === undefined) return;
+    if (this.isLocal(session.uid)) {
+      this.prune(now);
+      if (countIn(this.userWindows, session.uid, now) > perUser)
+        this.refuse("user", `over ${perUser} messages/s for this user`);
+      return;
+    }
     // Redis down (a failover): the per-connection limit above still holds, so sending goes on
     // rather than every message failing for a limit.
     const user = await this.limiter
@@ -59,8 +68,30 @@ export class ChatLimits {
     }
   }
 
+  /** Forgets the windows of users who stopped sending, at most once a second. */
+  private prune(now: number): void {
+    if (now - this.lastPruneMs < 1000) return;
+    this.lastPruneMs = now;
+    for (const [uid, window] of this.userWindows) if (now - window.startedAtMs >= 1000) this.userWindows.delete(uid);
+  }
+
   private refuse(limit: string, message: string): never {
     this.metrics.rateLimited.inc({ limit: `chat_${limit}` });
     throw new AppError(ErrorCode.RATE_LIMITED, message);
   }
+}
+
+/** One hit in key's one-second window; answers the hits in it so far. */
+function countIn<K>(
+  windows: { get(k: K): Window | undefined; set(k: K, w: Window): unknown },
+  key: K,
+  now: number,
+): number {
+  let window = windows.get(key);
+  if (!window || now - window.startedAtMs >= 1000) {
+    window = { startedAtMs: now, count: 0 };
+    windows.set(key, window);
+  }
+  window.count += 1;
+  return window.count;
 }

@@ -1,11 +1,12 @@
+import type { ServerDuplexStream } from "@grpc/grpc-js";
 import { ErrorCode } from "../errors.js";
-import type { ChatNodeServiceService } from "../gen/shardchat/v1/chatnode.js";
+import type { ChatNodeServiceService, PushBatch, PushBatchReply } from "../gen/shardchat/v1/chatnode.js";
 import type { Api } from "../grpc/api.js";
-import type { Metrics } from "../metrics/metrics.js";
-import { messagePush, pushLocal } from "./delivery.js";
+import type { Logger } from "../log/logger.js";
+import { type Fanout, messagePush } from "./fanout.js";
+import { OutboundFrame } from "./outbound.js";
 import { kickSession } from "./session.js";
 import type { SessionRegistry } from "./sessions.js";
-import type { UnackedPushes } from "./unacked.js";
 
 const KICK_MESSAGES: Partial<Record<ErrorCode, string>> = {
   [ErrorCode.KICKED]: "logged in elsewhere",
@@ -15,15 +16,12 @@ const KICK_MESSAGES: Partial<Record<ErrorCode, string>> = {
 /** What other chat nodes ask of this one: pushes to, and kicks of, sessions held here. */
 export function createChatNodeService(
   sessions: SessionRegistry,
-  metrics?: Metrics,
-  unacked?: UnackedPushes,
+  fanout: Pick<Fanout, "here">,
 ): Api<typeof ChatNodeServiceService> {
   return {
     async deliver({ message, toUids }) {
       if (!message) return { error: ErrorCode.INVALID_ARGUMENT, offlineUids: [] };
-      const offlineUids = pushLocal(sessions, toUids, messagePush(message), unacked);
-      metrics?.messagesOut.inc({ via: "grpc" }, toUids.length - offlineUids.length);
-      return { error: ErrorCode.OK, offlineUids };
+      return { error: ErrorCode.OK, offlineUids: fanout.here(toUids, messagePush(message), undefined, "grpc") };
     },
     async kick({ uid, sessionId, reason }) {
       // One session by id, or (empty id) every session of the user here.
@@ -35,7 +33,30 @@ export function createChatNodeService(
     },
     async notify({ toUids, envelope }) {
       if (!envelope) return { error: ErrorCode.INVALID_ARGUMENT, offlineUids: [] };
-      return { error: ErrorCode.OK, offlineUids: pushLocal(sessions, toUids, envelope) };
+      return { error: ErrorCode.OK, offlineUids: fanout.here(toUids, { frame: OutboundFrame.of(envelope) }) };
     },
+  };
+}
+
+/**
+ * The receiving end of a peer's push stream (PeerLinks): each batch is pushed to the sessions
+ * here, frames written as the peer encoded them, and answered in order with who had none.
+ */
+export function servePushStream(fanout: Pick<Fanout, "fromPeer">, log: Logger) {
+  return (call: ServerDuplexStream<PushBatch, PushBatchReply>): void => {
+    call.on("data", (batch: PushBatch) => {
+      const outcomes = batch.items.map((item) => {
+        try {
+          return { offlineUids: fanout.fromPeer(item) };
+        } catch (err) {
+          // An item that does not decode reaches no one; the sender's recipients sync.
+          log.warn({ err }, "bad push item from a peer");
+          return { offlineUids: item.toUids };
+        }
+      });
+      call.write({ batchId: batch.batchId, outcomes });
+    });
+    call.on("end", () => call.end());
+    call.on("error", (err) => log.debug({ err }, "push stream from a peer ended"));
   };
 }

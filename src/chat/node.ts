@@ -2,22 +2,41 @@ import { AppError, codeOf, ErrorCode } from "../errors.js";
 import type { Envelope } from "../gen/shardchat/v1/client.js";
 import type { HandlerContext } from "./handlers/context.js";
 import { dispatch } from "./handlers/dispatch.js";
+import { type Lane, SessionInbox } from "./inbox.js";
 import { announcePresence } from "./presence.js";
-import { failSession, kickSession, type Session } from "./session.js";
+import { errorEnvelope, failSession, kickSession, type Session } from "./session.js";
 
-interface Inbox {
-  /** The tail of this session's chain of requests. */
-  tail: Promise<void>;
-  waiting: number;
+/**
+ * Which lane a request waits in (see SessionInbox). Before login everything waits for the
+ * login; a sender's messages wait for its earlier ones to the same conversation only.
+ */
+export function laneOf(session: Session, envelope: Envelope): Lane {
+  const body = envelope.body;
+  if (session.uid === undefined || body === undefined || body.$case === "loginReq") return { kind: "barrier" };
+  switch (body.$case) {
+    case "sendReq":
+      return { kind: "lane", name: `to:${body.value.toUid}` };
+    case "groupSendReq":
+      return { kind: "lane", name: `group:${body.value.groupId}` };
+    case "heartbeatReq":
+    case "ackReq":
+    case "syncReq":
+    case "historyReq":
+      return { kind: "free" };
+    default:
+      // Friend, group and conversation requests keep their order among themselves.
+      return { kind: "lane", name: "control" };
+  }
 }
 
 /**
  * The transport-independent core of a chat node: admits sessions, runs each session's
- * requests one at a time and in order (so a login completes before the frames behind it, and
- * a client's messages are stored in the order it sent them), and sweeps idle sessions.
+ * requests pipelined in their lanes (a login completes before the frames behind it; a
+ * client's messages to one conversation are stored in the order it sent them, other requests
+ * run beside them), and sweeps idle sessions.
  */
 export class ChatNode {
-  private readonly inboxes = new WeakMap<Session, Inbox>();
+  private readonly inboxes = new WeakMap<Session, SessionInbox>();
   private readonly pending = new Set<Promise<void>>();
   private sweepTimer: NodeJS.Timeout | undefined;
 
@@ -37,7 +56,7 @@ export class ChatNode {
     }
     sessions.add(session);
     this.ctx.metrics.connections.inc({ transport: session.transport });
-    this.inboxes.set(session, { tail: Promise.resolve(), waiting: 0 });
+    this.inboxes.set(session, new SessionInbox());
     session.onClose((reason) => this.detach(session, reason));
     return true;
   }
@@ -47,21 +66,20 @@ export class ChatNode {
     const inbox = this.inboxes.get(session);
     if (!inbox || session.closed) return;
     session.lastActivityMs = Date.now();
-    if (inbox.waiting >= this.ctx.config.CHAT_MAX_QUEUED_FRAMES) {
-      failSession(session, ErrorCode.RATE_LIMITED, "too many requests in flight", envelope.reqId);
+    if (inbox.inFlight >= this.ctx.config.CHAT_MAX_IN_FLIGHT) {
+      // Before login there is nothing to keep: a client flooding its login is cut off.
+      if (session.uid === undefined) failSession(session, ErrorCode.RATE_LIMITED, "too many frames before login");
+      else session.send(errorEnvelope(envelope.reqId, ErrorCode.RATE_LIMITED, "too many requests in flight"));
       return;
     }
-    inbox.waiting += 1;
-    inbox.tail = inbox.tail.then(async () => {
+    const task = inbox.admit(laneOf(session, envelope), async (turn) => {
       try {
-        if (!session.closed) await dispatch(this.ctx, session, envelope);
+        if (!session.closed) await dispatch(this.ctx, session, envelope, turn);
       } catch (err) {
         this.ctx.log.error({ err, sessionId: session.id }, "dispatch failed");
-      } finally {
-        inbox.waiting -= 1;
       }
     });
-    this.track(inbox.tail);
+    this.track(task);
   }
 
   /** For transports: bytes that are not a frame. The stream cannot be trusted after that. */

@@ -31,13 +31,18 @@ export class PeerDirectory {
 
   /** The node's client, or undefined when status does not know the node (it left). */
   async get(nodeId: string): Promise<ChatNodeApi | undefined> {
+    return (await this.client(nodeId))?.api;
+  }
+
+  /** The node's channel, for its streams as well as its calls. */
+  async client(nodeId: string): Promise<GrpcClient<typeof ChatNodeServiceService> | undefined> {
     if (nodeId === this.selfNodeId) return undefined;
     let peer = this.peers.get(nodeId);
     if (!peer) {
       await this.refresh();
       peer = this.peers.get(nodeId);
     }
-    return peer?.client.api;
+    return peer?.client;
   }
 
   /** After a failed call: the node may have moved or left, so look it up again next time. */

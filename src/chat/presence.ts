@@ -1,6 +1,5 @@
 import type { Uid } from "../storage/ports.js";
 import type { HandlerContext } from "./handlers/context.js";
-import { notifyUsers } from "./notify.js";
 
 /**
  * Tells uid's online friends that it came online (its first device) or went offline (its last
@@ -16,8 +15,7 @@ export async function announcePresence(ctx: HandlerContext, uid: Uid, online: bo
     if (online ? devices.length !== 1 : devices.length !== 0) return;
     const list = await friends.friends(uid, ctx.config.FRIENDS_MAX);
     if (list.length === 0) return;
-    await notifyUsers(
-      ctx,
+    await ctx.fanout.notice(
       list.map((f) => f.uid),
       { reqId: 0, body: { $case: "presencePush", value: { uid, online } } },
     );

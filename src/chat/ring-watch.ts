@@ -31,6 +31,11 @@ export class RingWatch {
     private readonly log: Logger,
   ) {}
 
+  /** The node the ring puts uid on, as of the last check; undefined before the first answered. */
+  ownerOf(uid: string): string | undefined {
+    return this.#cached?.ring.ownerOf(uid);
+  }
+
   /** From now on this node owns no user (it left status; see startChatNode's drain). */
   drain(): void {
     this.#draining = true;

@@ -18,10 +18,13 @@ import type {
   MessageStore,
   UserStore,
 } from "../storage/ports.js";
+import { DeliveredCursors } from "./delivered-cursors.js";
+import { Fanout } from "./fanout.js";
 import { KnownUsers } from "./known-users.js";
 import { ChatLimits } from "./limits.js";
 import { ChatNode } from "./node.js";
-import { createChatNodeService } from "./node-service.js";
+import { createChatNodeService, servePushStream } from "./node-service.js";
+import { PeerLinks } from "./peer-links.js";
 import { PeerDirectory } from "./peers.js";
 import { RingWatch } from "./ring-watch.js";
 import { SessionRegistry } from "./sessions.js";
@@ -93,12 +96,31 @@ export async function startChatNode(deps: ChatNodeDeps): Promise<RunningChatNode
       friendApplicationsPerDay: config.FRIEND_APPLY_PER_DAY,
     },
     metrics,
+    (uid) => ringWatch.ownerOf(uid) === config.CHAT_NODE_ID,
   );
   const unacked = new UnackedPushes(
     config.CHAT_PUSH_ACK_TIMEOUT_MS,
     config.CHAT_UNACKED_PUSH_MAX,
     config.CHAT_UNACKED_RETAIN_MS,
   );
+  const delivered = new DeliveredCursors(deps.messages, config.CHAT_ACK_FLUSH_MS, log);
+  const ringWatch = new RingWatch(status, config.CHAT_NODE_ID, config.RING_VNODES, sessions, log);
+  const links = new PeerLinks(peers, {
+    maxPending: config.CHAT_PEER_MAX_PENDING,
+    replyTimeoutMs: config.CHAT_PEER_REPLY_TIMEOUT_MS,
+    log,
+    onBatch: (items) => metrics.batchSize.observe({ op: "peer_push" }, items),
+  });
+  const fanout = new Fanout({
+    nodeId: config.CHAT_NODE_ID,
+    sessions,
+    routes: deps.routes,
+    ring: ringWatch,
+    links,
+    unacked,
+    log,
+    metrics,
+  });
   const node = new ChatNode({
     ...deps,
     log,
@@ -108,6 +130,9 @@ export async function startChatNode(deps: ChatNodeDeps): Promise<RunningChatNode
     metrics,
     limits: chatLimits,
     unacked,
+    delivered,
+    fanout,
+    ring: ringWatch,
     knownUsers: new KnownUsers(deps.users, config.CHAT_KNOWN_USERS_MAX),
   });
   const limits: TransportLimits = {
@@ -118,13 +143,17 @@ export async function startChatNode(deps: ChatNodeDeps): Promise<RunningChatNode
 
   const grpc = await startGrpcServer(
     `${config.CHAT_HOST}:${config.CHAT_GRPC_PORT}`,
-    (server) => addApi(server, ChatNodeServiceService, createChatNodeService(sessions, metrics, unacked)),
+    (server) =>
+      addApi(server, ChatNodeServiceService, createChatNodeService(sessions, fanout), {
+        push: servePushStream(fanout, log),
+      }),
     { authToken: config.INTERNAL_AUTH_TOKEN, log },
   );
   const tcp = await startTcpTransport(config.CHAT_HOST, config.CHAT_TCP_PORT, node, limits, log);
   const ws = await startWsTransport(config.CHAT_HOST, config.CHAT_WS_PORT, node, limits, log);
   node.startSweeping();
   unacked.start();
+  delivered.start();
 
   const host = config.CHAT_PUBLIC_HOST || config.CHAT_HOST;
   const info: ChatNodeInfo = {
@@ -143,7 +172,8 @@ export async function startChatNode(deps: ChatNodeDeps): Promise<RunningChatNode
   await membership.beat();
   const heartbeatTimer = setInterval(() => void membership.beat(), config.NODE_HEARTBEAT_INTERVAL_MS);
   heartbeatTimer.unref();
-  const ringWatch = new RingWatch(status, config.CHAT_NODE_ID, config.RING_VNODES, sessions, log);
+  // The ring before the first session: the fan-out places recipients with it.
+  await ringWatch.check();
   const ringTimer = setInterval(() => void ringWatch.check(), config.CHAT_RING_CHECK_MS);
   ringTimer.unref();
   log.info({ tcpPort: tcp.port, wsUrl: info.wsUrl, grpcAddr: info.grpcAddr }, "chat node started");
@@ -185,7 +215,10 @@ export async function startChatNode(deps: ChatNodeDeps): Promise<RunningChatNode
         // which node.close() sees to.
         const tcpClosed = tcp.close();
         await node.close();
+        // The cursors acked so far, before storage closes behind us.
+        await delivered.stop();
         await Promise.all([tcpClosed, ws.close(), grpc.close()]);
+        links.close();
         peers.close();
         await ops?.close();
         log.info("chat node stopped");

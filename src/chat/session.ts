@@ -3,6 +3,7 @@ import type { ErrorCode } from "../errors.js";
 import type { Envelope, NodeAddress } from "../gen/shardchat/v1/client.js";
 import type { DeviceName } from "../routing/ports.js";
 import type { Uid } from "../storage/ports.js";
+import { OutboundFrame } from "./outbound.js";
 
 export type TransportKind = "tcp" | "ws";
 
@@ -22,8 +23,8 @@ export interface Session {
   device?: DeviceName;
   /** Date.now() of the last frame received; the idle sweep reads it. */
   lastActivityMs: number;
-  /** Drops the envelope when the session is closed. */
-  send(envelope: Envelope): void;
+  /** Drops the envelope when the session is closed. A frame already encoded is written as it is. */
+  send(envelope: Envelope | OutboundFrame): void;
   /** Flushes what was sent, then closes; `reason` is logged and, on WebSocket, put in the close frame. */
   close(reason?: ErrorCode, message?: string): void;
   /** Runs once, when the session closes for any reason (either side). */
@@ -49,8 +50,8 @@ export abstract class BaseSession implements Session {
     return this.isClosed;
   }
 
-  send(envelope: Envelope): void {
-    if (!this.isClosed) this.write(envelope);
+  send(envelope: Envelope | OutboundFrame): void {
+    if (!this.isClosed) this.write(envelope instanceof OutboundFrame ? envelope : OutboundFrame.of(envelope));
   }
 
   close(reason?: ErrorCode, message?: string): void {
@@ -75,7 +76,7 @@ export abstract class BaseSession implements Session {
     for (const listener of this.closeListeners.splice(0)) listener(reason);
   }
 
-  protected abstract write(envelope: Envelope): void;
+  protected abstract write(frame: OutboundFrame): void;
   protected abstract shutdown(reason?: ErrorCode, message?: string): void;
 }
 

@@ -1,15 +1,23 @@
 import type { ChatMessage } from "../gen/shardchat/v1/client.js";
 import type { Uid } from "../storage/ports.js";
+import type { OutboundFrame } from "./outbound.js";
 import type { Session } from "./session.js";
 
+/** A message push as sessions get it: its place in the conversation and its encoded frame. */
+export interface MessagePush {
+  convId: string;
+  seq: number;
+  frame: OutboundFrame;
+}
+
 interface Entry {
-  message: ChatMessage;
+  push: MessagePush;
   dueAtMs: number;
 }
 
 /** What a closed session left unacked, waiting for its user to log in here again. */
 interface Orphans {
-  messages: ChatMessage[];
+  pushes: MessagePush[];
   expiresAtMs: number;
 }
 
@@ -39,7 +47,7 @@ export class UnackedPushes {
   ) {}
 
   /** Called for each message push written to a session. */
-  pushed(session: Session, message: ChatMessage, now = Date.now()): void {
+  pushed(session: Session, push: MessagePush, now = Date.now()): void {
     if (session.closed) return;
     let entries = this.#bySession.get(session);
     if (!entries) {
@@ -47,9 +55,9 @@ export class UnackedPushes {
       this.#bySession.set(session, entries);
       session.onClose(() => this.orphan(session));
     }
-    const key = `${message.convId}\n${message.seq}`;
+    const key = `${push.convId}\n${push.seq}`;
     entries.delete(key);
-    entries.set(key, { message, dueAtMs: now + this.timeoutMs });
+    entries.set(key, { push, dueAtMs: now + this.timeoutMs });
     // Map order is insertion order: the first key is the oldest push.
     while (entries.size > this.maxPerSession) {
       const oldest = entries.keys().next().value as string;
@@ -63,8 +71,8 @@ export class UnackedPushes {
     if (!entries) return;
     const upTo = new Map(cursors.map((c) => [c.convId, c.seq]));
     for (const [key, entry] of entries) {
-      const seq = upTo.get(entry.message.convId);
-      if (seq !== undefined && entry.message.seq <= seq) entries.delete(key);
+      const seq = upTo.get(entry.push.convId);
+      if (seq !== undefined && entry.push.seq <= seq) entries.delete(key);
     }
   }
 
@@ -79,9 +87,9 @@ export class UnackedPushes {
       const left = this.#orphans.get(uid);
       if (!left || session.closed) return;
       this.#orphans.delete(uid);
-      for (const message of left.messages) {
-        session.send({ reqId: 0, body: { $case: "messagePush", value: { message } } });
-        this.pushed(session, message);
+      for (const push of left.pushes) {
+        session.send(push.frame);
+        this.pushed(session, push);
       }
     });
   }
@@ -90,14 +98,17 @@ export class UnackedPushes {
     const entries = this.#bySession.get(session);
     this.#bySession.delete(session);
     if (!entries || entries.size === 0 || session.uid === undefined) return;
-    const earlier = this.#orphans.get(session.uid)?.messages ?? [];
-    const messages = [...earlier, ...[...entries.values()].map((e) => e.message)].slice(-this.maxPerSession);
-    this.#orphans.set(session.uid, { messages, expiresAtMs: Date.now() + this.retainMs });
+    const earlier = this.#orphans.get(session.uid)?.pushes ?? [];
+    const pushes = [...earlier, ...[...entries.values()].map((e) => e.push)].slice(-this.maxPerSession);
+    this.#orphans.set(session.uid, { pushes, expiresAtMs: Date.now() + this.retainMs });
   }
 
   /** Unacked pushes of a session (tests). */
   waiting(session: Session): ChatMessage[] {
-    return [...(this.#bySession.get(session)?.values() ?? [])].map((e) => e.message);
+    return [...(this.#bySession.get(session)?.values() ?? [])].flatMap((e) => {
+      const body = e.push.frame.envelope.body;
+      return body?.$case === "messagePush" && body.value.message ? [body.value.message] : [];
+    });
   }
 
   /** Pushes again whatever is due, oldest first per session. */
@@ -112,7 +123,7 @@ export class UnackedPushes {
         if (entry.dueAtMs > now) continue;
         entry.dueAtMs = now + this.timeoutMs;
         this.repushed += 1;
-        session.send({ reqId: 0, body: { $case: "messagePush", value: { message: entry.message } } });
+        session.send(entry.push.frame);
       }
     }
   }

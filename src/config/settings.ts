@@ -252,6 +252,11 @@ export const settings = {
     default: "10000",
     doc: "A message pushed to a session and not acked by it within this time is pushed again (at-least-once delivery).",
   },
+  CHAT_ACK_FLUSH_MS: {
+    schema: z.coerce.number().int().min(0).max(60_000),
+    default: "100",
+    doc: "Delivery acks are held on the chat node and written to storage in one batch this often (a sync writes its user's first). A crash loses at most this much cursor movement: those messages are delivered again and the client drops them by seq. 0: each ack is written before its reply.",
+  },
   CHAT_UNACKED_PUSH_MAX: {
     schema: positiveInt,
     default: "1000",
@@ -356,10 +361,10 @@ export const settings = {
     default: "4194304",
     doc: "Bytes a session may have queued for sending; a client that reads slower than that is disconnected.",
   },
-  CHAT_MAX_QUEUED_FRAMES: {
+  CHAT_MAX_IN_FLIGHT: {
     schema: positiveInt,
     default: "256",
-    doc: "Requests of one session waiting to be handled (they run in order); more closes it with RATE_LIMITED.",
+    doc: "Requests of one session admitted and not answered yet (they run pipelined: in order per conversation, acks and heartbeats beside sends); more are answered RATE_LIMITED and the session stays up (before login it is closed).",
   },
   CHAT_CLOSE_GRACE_MS: {
     schema: positiveInt,
@@ -370,6 +375,16 @@ export const settings = {
     schema: positiveInt,
     default: "2000",
     doc: "Shortest time between two reloads of the chat node list (for node-to-node gRPC) from status.",
+  },
+  CHAT_PEER_MAX_PENDING: {
+    schema: positiveInt,
+    default: "50000",
+    doc: "Pushes a chat node holds for one peer node, queued or sent and not answered yet; more are not sent (their recipients get them by sync) until the peer catches up.",
+  },
+  CHAT_PEER_REPLY_TIMEOUT_MS: {
+    schema: positiveInt,
+    default: "3000",
+    doc: "A peer node that leaves a batch of pushes unanswered this long is taken as stuck: the stream to it is reset and those recipients get the messages by sync.",
   },
   CHAT_RING_CHECK_MS: {
     schema: positiveInt,

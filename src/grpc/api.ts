@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import {
   Client,
+  type ClientDuplexStream,
   type ClientOptions,
   credentials,
   status as grpcStatus,
@@ -11,6 +12,7 @@ import {
   ServerInterceptingCall,
   type ServerInterceptor,
   type ServiceDefinition,
+  type UntypedHandleCall,
 } from "@grpc/grpc-js";
 import { AppError, codeOf, ErrorCode } from "../errors.js";
 import type { Logger } from "../log/logger.js";
@@ -20,13 +22,20 @@ import type { Logger } from "../log/logger.js";
  * Services implement it; callers depend on it, whether it is served in-process or over gRPC.
  */
 export type Api<D> = {
-  [K in keyof D]: D[K] extends {
+  [K in keyof D as D[K] extends StreamingMethod ? never : K]: D[K] extends {
     requestDeserialize: (b: Buffer) => infer Req;
     responseDeserialize: (b: Buffer) => infer Res;
   }
     ? (request: Req, meta?: CallMeta) => Promise<Res>
     : never;
 };
+
+/** An rpc with a stream on either side: served and called by hand (see openBidiStream), not through Api. */
+type StreamingMethod = { requestStream: true } | { responseStream: true };
+
+function isStreaming(method: { requestStream?: boolean; responseStream?: boolean }): boolean {
+  return method.requestStream === true || method.responseStream === true;
+}
 
 /**
  * What travels beside a request in gRPC metadata: the id of the client request or message it
@@ -49,7 +58,16 @@ export const DEFAULT_DEADLINE_MS = 3000;
 
 export interface GrpcClient<D> {
   api: Api<D>;
+  /** Opens a bidirectional stream of rpc `method` on the same channel, with the cluster's token. */
+  openBidiStream<Req, Res>(method: BidiMethod<Req, Res>): ClientDuplexStream<Req, Res>;
   close(): void;
+}
+
+/** What a generated definition says of a bidirectional rpc. */
+export interface BidiMethod<Req, Res> {
+  path: string;
+  requestSerialize: (value: Req) => Buffer;
+  responseDeserialize: (bytes: Buffer) => Res;
 }
 
 export interface GrpcClientOptions {
@@ -76,6 +94,7 @@ export function grpcClient<D extends AnyDefinition>(
   const client = new Client(address, credentials.createInsecure(), options.channel ?? {});
   const api: Record<string, (req: unknown, meta?: CallMeta) => Promise<unknown>> = {};
   for (const [name, method] of Object.entries(definition)) {
+    if (isStreaming(method)) continue;
     api[name] = (request, meta) =>
       new Promise((resolve, reject) => {
         const metadata = new Metadata();
@@ -97,16 +116,36 @@ export function grpcClient<D extends AnyDefinition>(
         );
       });
   }
-  return { api: api as Api<D>, close: () => client.close() };
+  return {
+    api: api as Api<D>,
+    openBidiStream: <Req, Res>(method: BidiMethod<Req, Res>) => {
+      const metadata = new Metadata();
+      if (authToken) metadata.set(AUTHORIZATION_KEY, `Bearer ${authToken}`);
+      return client.makeBidiStreamRequest(method.path, method.requestSerialize, method.responseDeserialize, metadata);
+    },
+    close: () => client.close(),
+  };
 }
 
-/** Serves `impl` for `definition` on `server`: a thrown AppError becomes gRPC status with its code in the details. */
-export function addApi<D extends AnyDefinition>(server: Server, definition: D, impl: Api<D>): void {
-  const handlers: Record<string, handleUnaryCall<unknown, unknown>> = {};
-  for (const name of Object.keys(definition)) {
+/**
+ * Serves `impl` for `definition` on `server`: a thrown AppError becomes gRPC status with its code
+ * in the details. Streaming rpcs are served by the handlers in `streams`, by name.
+ */
+export function addApi<D extends AnyDefinition>(
+  server: Server,
+  definition: D,
+  impl: Api<D>,
+  streams: Record<string, UntypedHandleCall> = {},
+): void {
+  const handlers: Record<string, UntypedHandleCall> = { ...streams };
+  for (const [name, method] of Object.entries(definition)) {
+    if (isStreaming(method)) {
+      if (!streams[name]) throw new Error(`no stream handler for ${name}`);
+      continue;
+    }
     const fn = (impl as Record<string, (req: unknown, meta: CallMeta) => Promise<unknown>>)[name];
     if (!fn) throw new Error(`no implementation for ${name}`);
-    handlers[name] = (call, callback) => {
+    const unary: handleUnaryCall<unknown, unknown> = (call, callback) => {
       const requestId = call.metadata.get(REQUEST_ID_KEY)[0];
       fn.call(impl, call.request, typeof requestId === "string" ? { requestId } : {}).then(
         (reply) => callback(null, reply),
@@ -117,6 +156,7 @@ export function addApi<D extends AnyDefinition>(server: Server, definition: D, i
           }),
       );
     };
+    handlers[name] = unary;
   }
   server.addService(definition, handlers);
 }

@@ -17,6 +17,8 @@ export interface Metrics {
   rateLimited: Counter<"limit">;
   /** Node-to-node calls this node made (a group fan-out is one per node with online members). */
   nodeCalls: Counter<"rpc">;
+  /** Items per storage batch (group commit of appends, delivery-ack writes). */
+  batchSize: Histogram<"op">;
 }
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
@@ -77,6 +79,13 @@ export function createMetrics(service: string): Metrics {
       name: "shardchat_node_calls_total",
       help: "Node-to-node gRPC calls made by this chat node, by rpc",
       labelNames: ["rpc"],
+      registers,
+    }),
+    batchSize: new Histogram({
+      name: "shardchat_store_batch_size",
+      help: "Items carried by one storage batch: messages per append transaction, cursors per ack write",
+      labelNames: ["op"],
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
       registers,
     }),
     rateLimited: new Counter({

@@ -54,7 +54,9 @@ export interface MessageStore {
    * Stores a message with the next seq of its conversation, durably, and advances the
    * sender's own cursor. The same (convId, sender, clientMsgId) again answers the stored
    * message with duplicate = true. Throws AppError(STORAGE_UNAVAILABLE) when the database
-   * does not answer.
+   * does not answer. Appends of one conversation take their seqs in the order they were called,
+   * without waiting for each other's commit: a caller that orders its calls (a sender's lane on
+   * a chat node) orders the seqs.
    */
   append(message: NewMessage): Promise<{ message: ChatMessage; duplicate: boolean }>;
   /** Messages after the user's delivered cursor, per conversation in seq order. */

@@ -9,8 +9,10 @@ export const ack: Handler<"ackReq"> = async (ctx, session, { cursors }) => {
   for (const cursor of cursors) {
     if (!cursor.convId || cursor.seq < 1) throw invalid("each cursor needs a convId and a seq >= 1");
   }
+  // Held on the node and written in batches (CHAT_ACK_FLUSH_MS): a crash can only repeat a
+  // delivery, which the client drops by seq.
   await storage(ctx, "ack", () =>
-    ctx.messages.ack(
+    ctx.delivered.ack(
       uid,
       cursors.map(({ convId, seq }) => ({ convId, seq })),
     ),

@@ -15,6 +15,9 @@ import type {
   MessageStore,
   UserStore,
 } from "../../storage/ports.js";
+import type { DeliveredCursors } from "../delivered-cursors.js";
+import type { Fanout, RingView } from "../fanout.js";
+import type { LaneTurn } from "../inbox.js";
 import type { KnownUsers } from "../known-users.js";
 import type { ChatLimits } from "../limits.js";
 import type { PeerDirectory } from "../peers.js";
@@ -38,6 +41,12 @@ export interface HandlerContext {
   sessions: SessionRegistry;
   messages: MessageStore;
   groups?: GroupStore;
+  /** Delivery acks held in memory and written in batches (CHAT_ACK_FLUSH_MS). */
+  delivered: DeliveredCursors;
+  /** Every push to sessions, here or on other nodes. */
+  fanout: Fanout;
+  /** Where the ring puts each user (the node this one last saw). */
+  ring: RingView;
   /** Pushes not acked yet by their session, re-pushed after CHAT_PUSH_ACK_TIMEOUT_MS. */
   unacked: UnackedPushes;
   users: UserStore;
@@ -91,13 +100,16 @@ export type RequestOf<C extends RequestCase> = Extract<Body, { $case: C }>["valu
 
 /**
  * Answers one request: the reply body (sent with the request's reqId), or undefined when the
- * handler replied itself. Failures are thrown as AppError.
+ * handler replied itself. Failures are thrown as AppError. The next request of the same lane
+ * starts when this one ends, or earlier once it calls turn.release() (a send, as soon as its
+ * place in the conversation is taken).
  */
 export type Handler<C extends RequestCase> = (
   ctx: HandlerContext,
   session: Session,
   request: RequestOf<C>,
   reqId: number,
+  turn: LaneTurn,
 ) => Promise<Body | undefined>;
 
 /** An error after which the session cannot go on (bad token, wrong node): reply, then close. */

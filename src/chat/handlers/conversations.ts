@@ -1,6 +1,5 @@
 import { AppError, ErrorCode } from "../../errors.js";
 import type { ConversationStore, Uid } from "../../storage/ports.js";
-import { notifyUsers } from "../notify.js";
 import { type Handler, type HandlerContext, invalid, pageSize, storage } from "./context.js";
 
 const DIRECT = /^p:(\d+):(\d+)$/;
@@ -56,8 +55,7 @@ export const markRead: Handler<"markReadReq"> = async (ctx, session, request) =>
   if (advanced) {
     const peer = peerOf(request.convId, me);
     ctx.background(
-      notifyUsers(
-        ctx,
+      ctx.fanout.notice(
         peer ? [me, peer] : [me],
         { reqId: 0, body: { $case: "readReceiptPush", value: { convId: request.convId, reader: me, seq: readSeq } } },
         session.id,

@@ -1,5 +1,6 @@
 import { AppError, codeOf, ErrorCode } from "../../errors.js";
 import type { Envelope } from "../../gen/shardchat/v1/client.js";
+import type { LaneTurn } from "../inbox.js";
 import { errorEnvelope, failSession, type Session } from "../session.js";
 import { ack } from "./ack.js";
 import { FatalSessionError, type Handler, type HandlerContext, type RequestCase } from "./context.js";
@@ -59,7 +60,12 @@ function isRequest(body: Envelope["body"]): body is Extract<NonNullable<Envelope
  * Runs the handler of one envelope and answers with its reqId. Only a refused login or a
  * request before login ends the session; any other failure is answered and the session goes on.
  */
-export async function dispatch(ctx: HandlerContext, session: Session, envelope: Envelope): Promise<void> {
+export async function dispatch(
+  ctx: HandlerContext,
+  session: Session,
+  envelope: Envelope,
+  turn: LaneTurn = { release() {} },
+): Promise<void> {
   const { reqId, body } = envelope;
   if (!isRequest(body)) {
     const what = body ? `${body.$case} is not a request` : "envelope has no body";
@@ -73,7 +79,7 @@ export async function dispatch(ctx: HandlerContext, session: Session, envelope: 
   try {
     if (MESSAGE_SENDS.has(body.$case)) await ctx.limits.message(session);
     const handler = handlers[body.$case] as Handler<typeof body.$case>;
-    const reply = await handler(ctx, session, body.value as never, reqId);
+    const reply = await handler(ctx, session, body.value as never, reqId, turn);
     if (reply) session.send({ reqId, body: reply });
   } catch (err) {
     const code = codeOf(err);

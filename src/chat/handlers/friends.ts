@@ -1,7 +1,6 @@
 import { AppError, ErrorCode } from "../../errors.js";
 import type { Envelope, FriendApplication, UserInfo } from "../../gen/shardchat/v1/client.js";
 import type { FriendApplicationRecord, FriendStore, Uid, UserRecord } from "../../storage/ports.js";
-import { notifyUsers } from "../notify.js";
 import { type Handler, type HandlerContext, invalid, isUid, pageSize, storage } from "./context.js";
 
 /** users.email's width: no query is longer than the longest thing it can match. */
@@ -77,8 +76,7 @@ export const friendApply: Handler<"friendApplyReq"> = async (ctx, session, reque
   await storage(ctx, "friend apply", () => friends.apply(record));
   const names = new Map([[me, self.name]]);
   ctx.background(
-    notifyUsers(
-      ctx,
+    ctx.fanout.notice(
       [to],
       push({ $case: "friendApplicationPush", value: { application: application(record, names) } }),
     ),
@@ -109,8 +107,7 @@ export const friendReply: Handler<"friendReplyReq"> = async (ctx, session, reque
   await storage(ctx, "friend application", () => friends.dropApplication(from, me));
   const self = await storage(ctx, "user lookup", () => ctx.users.byUid(me));
   ctx.background(
-    notifyUsers(
-      ctx,
+    ctx.fanout.notice(
       [from],
       push({
         $case: "friendReplyPush",
@@ -151,7 +148,7 @@ export const friendRemove: Handler<"friendRemoveReq"> = async (ctx, session, req
   if (!isUid(request.uid)) throw invalid("uid must be a decimal user id");
   const removed = await storage(ctx, "unfriend", () => friendsOf(ctx).unfriend(me, request.uid));
   if (!removed) throw new AppError(ErrorCode.NOT_FRIENDS);
-  ctx.background(notifyUsers(ctx, [request.uid], push({ $case: "friendRemovedPush", value: { uid: me } })));
+  ctx.background(ctx.fanout.notice([request.uid], push({ $case: "friendRemovedPush", value: { uid: me } })));
   return { $case: "friendRemoveResp", value: {} };
 };
 

@@ -1,5 +1,11 @@
 import { AppError, ErrorCode } from "../../errors.js";
-import { GroupEventKind, type GroupEventPush, type GroupInfo, MessageKind } from "../../gen/shardchat/v1/client.js";
+import {
+  type ChatMessage,
+  GroupEventKind,
+  type GroupEventPush,
+  type GroupInfo,
+  MessageKind,
+} from "../../gen/shardchat/v1/client.js";
 import {
   GROUP_ROLE,
   type GroupRecord,
@@ -8,8 +14,7 @@ import {
   groupConvId,
   type Uid,
 } from "../../storage/ports.js";
-import { deliver, messagePush } from "../delivery.js";
-import { notifyUsers } from "../notify.js";
+import type { Session } from "../session.js";
 import { type Handler, type HandlerContext, invalid, isUid, pageSize, storage } from "./context.js";
 import { storedFile, validateContent } from "./send.js";
 
@@ -249,20 +254,13 @@ export const groupSend: Handler<"groupSendReq"> = async (ctx, session, request, 
     },
   });
   if (!duplicate) {
-    ctx.background(fanOut(ctx, request.groupId, sender, message));
-    // The sender's other devices (all on this node, as the ring puts a user's devices together).
-    const push = messagePush(message);
-    for (const other of ctx.sessions.sessionsOf(sender)) if (other !== session && !other.closed) other.send(push);
+    ctx.background(fanOut(ctx, request.groupId, session, message));
   }
   return undefined;
 };
 
-async function fanOut(
-  ctx: HandlerContext,
-  groupId: string,
-  sender: Uid,
-  message: Parameters<typeof deliver>[1],
-): Promise<void> {
+/** To every member but the sender, and to the sender's other devices. */
+async function fanOut(ctx: HandlerContext, groupId: string, from: Session, message: ChatMessage): Promise<void> {
   let members: Uid[];
   try {
     members = await groupsOf(ctx).memberUids(groupId);
@@ -270,10 +268,10 @@ async function fanOut(
     ctx.log.warn({ err, groupId }, "cannot read group members; they will sync");
     return;
   }
-  await deliver(
-    ctx,
+  await ctx.fanout.message(
     message,
-    members.filter((uid) => uid !== sender),
+    members.filter((uid) => uid !== from.uid),
+    from,
   );
 }
 
@@ -298,7 +296,7 @@ async function announceToGroup(
   }
 }
 
-/** A group event to whoever of `toUids` is online: one Notify per other node (notifyUsers). */
+/** A group event to whoever of `toUids` is online: one push per other node (the fan-out). */
 async function announce(ctx: HandlerContext, toUids: Uid[], event: GroupEventPush): Promise<void> {
-  await notifyUsers(ctx, toUids, { reqId: 0, body: { $case: "groupEventPush", value: event } });
+  await ctx.fanout.notice(toUids, { reqId: 0, body: { $case: "groupEventPush", value: event } });
 }

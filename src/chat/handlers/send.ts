@@ -1,7 +1,6 @@
 import { AppError, ErrorCode } from "../../errors.js";
 import { type FileRef, MessageKind, type SendMessageRequest } from "../../gen/shardchat/v1/client.js";
 import { convIdForPair } from "../../storage/conversation-id.js";
-import { deliver, messagePush } from "../delivery.js";
 import { type Handler, type HandlerContext, invalid, isUid, storage } from "./context.js";
 
 const MAX_CLIENT_MSG_ID_CHARS = 64;
@@ -41,7 +40,7 @@ function validate(sender: string, request: SendMessageRequest, maxTextChars: num
  * delivers it without making the ack wait. A resend of the same clientMsgId is answered with
  * the stored message and not delivered again.
  */
-export const send: Handler<"sendReq"> = async (ctx, session, request, reqId) => {
+export const send: Handler<"sendReq"> = async (ctx, session, request, reqId, turn) => {
   const sender = session.uid as string;
   validate(sender, request, ctx.config.CHAT_MAX_TEXT_CHARS);
   const existing = await storage(ctx, "user lookup", () => ctx.knownUsers.existing([request.toUid]));
@@ -50,7 +49,7 @@ export const send: Handler<"sendReq"> = async (ctx, session, request, reqId) => 
   const convId = convIdForPair(sender, request.toUid);
   const file = request.kind === MessageKind.FILE ? await storedFile(ctx, sender, convId, request.file) : undefined;
   const msgId = ctx.ids.next();
-  const { message, duplicate } = await storage(ctx, "message append", () =>
+  const appended = storage(ctx, "message append", () =>
     ctx.messages.append({
       convId,
       members: [sender, request.toUid],
@@ -64,6 +63,11 @@ export const send: Handler<"sendReq"> = async (ctx, session, request, reqId) => 
       file,
     }),
   );
+  // append() took this message's place in the conversation: the sender's next message to it
+  // may follow now, without waiting for this one's commit.
+  turn.release();
+  const { message, duplicate } = await appended;
+  ctx.delivered.sent(sender, message.convId, message.seq);
   session.send({
     reqId,
     body: {
@@ -78,14 +82,8 @@ export const send: Handler<"sendReq"> = async (ctx, session, request, reqId) => 
       },
     },
   });
-  if (!duplicate) {
-    ctx.background(deliver(ctx, message, [request.toUid]));
-    // The sender's other devices show what it sent from this one. The ring puts every device
-    // of a user on its one node, so they are here: no route lookup on the hot path (a device
-    // left on another node while the ring moves sees the message in history instead).
-    const push = messagePush(message);
-    for (const other of ctx.sessions.sessionsOf(sender)) if (other !== session && !other.closed) other.send(push);
-  }
+  // The sender's other devices show what it sent from this one (the fan-out pushes them too).
+  if (!duplicate) ctx.background(ctx.fanout.message(message, [request.toUid], session));
   return undefined;
 };
 

@@ -3,6 +3,10 @@ import { type Handler, pageSize, storage } from "./context.js";
 /** Messages the user has not acked yet; the client acks them, then syncs again while `more`. */
 export const sync: Handler<"syncReq"> = async (ctx, session, { limit }) => {
   const uid = session.uid as string;
-  const page = await storage(ctx, "sync", () => ctx.messages.pending(uid, pageSize(limit, ctx.config.CHAT_SYNC_BATCH)));
+  const page = await storage(ctx, "sync", async () => {
+    // What this user acked here and the node still holds must not come back.
+    await ctx.delivered.flushUser(uid);
+    return ctx.messages.pending(uid, pageSize(limit, ctx.config.CHAT_SYNC_BATCH));
+  });
   return { $case: "syncResp", value: { messages: page.messages, more: page.more } };
 };

@@ -1,9 +1,9 @@
 import { createServer, type Server, type Socket } from "node:net";
 import { type ErrorCode, errorName } from "../../errors.js";
-import type { Envelope } from "../../gen/shardchat/v1/client.js";
 import type { Logger } from "../../log/logger.js";
-import { decodeEnvelope, encodeFrame, FrameDecoder } from "../../protocol/frame.js";
+import { decodeEnvelope, FrameDecoder } from "../../protocol/frame.js";
 import type { ChatNode } from "../node.js";
+import type { OutboundFrame } from "../outbound.js";
 import { BaseSession } from "../session.js";
 
 export interface TransportLimits {
@@ -25,7 +25,7 @@ class TcpSession extends BaseSession {
     socket.once("close", () => this.ended());
   }
 
-  protected write(envelope: Envelope): void {
+  protected write(frame: OutboundFrame): void {
     // Frames written in one tick (acks, pushes, replies) leave in one writev: a syscall per
     // frame was a tenth of a busy node's CPU.
     if (!this.corked) {
@@ -36,7 +36,7 @@ class TcpSession extends BaseSession {
         this.socket.uncork();
       });
     }
-    this.socket.write(encodeFrame(envelope));
+    this.socket.write(frame.tcp);
     if (this.socket.writableLength > this.limits.maxOutboundBytes) {
       // A client that does not read would make the node buffer without bound.
       this.log.warn({ sessionId: this.id, uid: this.uid, queued: this.socket.writableLength }, "slow client dropped");

@@ -28,6 +28,8 @@ export interface MysqlMessageStoreOptions {
   batchMax?: number;
   /** config.MYSQL_APPEND_BATCHES_IN_FLIGHT: group-commit transactions at once on this pool. */
   batchConcurrency?: number;
+  /** Told the size of each append and ack batch (a metric). */
+  observeBatch?: (op: "append" | "ack", size: number) => void;
 }
 
 type Appended = { message: ChatMessage; duplicate: boolean };
@@ -42,7 +44,7 @@ type AckItem = { uid: Uid; wanted: Map<string, number> };
 export class MysqlMessageStore implements MessageStore {
   private readonly deadlockRetries: number;
   private readonly guard: MysqlMessageStoreOptions["guard"];
-  private readonly batcher: Batcher<NewMessage, Appended> | undefined;
+  private readonly batcher: Batcher<NewMessage, Appended>;
   private readonly ackBatcher: Batcher<AckItem, void> | undefined;
 
   constructor(
@@ -53,13 +55,32 @@ export class MysqlMessageStore implements MessageStore {
     this.guard = options.guard;
     const batchMax = options.batchMax ?? 1;
     const inFlight = options.batchConcurrency ?? 2;
-    this.batcher = batchMax > 1 ? new Batcher((ms) => this.appendBatch(ms), batchMax, inFlight) : undefined;
-    this.ackBatcher = batchMax > 1 ? new Batcher((acks) => this.ackBatch(acks), batchMax, inFlight) : undefined;
+    const observe = options.observeBatch;
+    // Keyed by conversation: one ordered writer per conversation, so appends called in order
+    // take their seqs in that order, while other conversations share the next transaction.
+    this.batcher = new Batcher(
+      (ms) => this.appendBatch(ms),
+      batchMax,
+      inFlight,
+      (m) => m.convId,
+      observe && ((size) => observe("append", size)),
+    );
+    this.ackBatcher =
+      batchMax > 1
+        ? new Batcher(
+            (acks) => this.ackBatch(acks),
+            batchMax,
+            inFlight,
+            undefined,
+            observe && ((size) => observe("ack", size)),
+          )
+        : undefined;
   }
 
+  /** Appends of one conversation are stored in the order of the calls (seq order = call order). */
   async append(m: NewMessage): Promise<Appended> {
     validateNewMessage(m);
-    return this.batcher ? this.batcher.submit(m) : this.appendOne(m);
+    return this.batcher.submit(m);
   }
 
   private appendOne(m: NewMessage): Promise<Appended> {

@@ -1,7 +1,7 @@
 import type { RowDataPacket } from "mysql2/promise";
 import type { ChatMessage } from "../../gen/shardchat/v1/client.js";
 import type { Logger } from "../../log/logger.js";
-import { MysqlMessageStore } from "../mysql/message-store.js";
+import { MysqlMessageStore, type MysqlMessageStoreOptions } from "../mysql/message-store.js";
 import type { HistoryQuery, MessageStore, NewMessage, Uid } from "../ports.js";
 import { STORAGE, shardCall } from "./errors.js";
 import type { Shards } from "./shards.js";
@@ -18,6 +18,7 @@ export interface ShardedMessageStoreOptions {
   batchConcurrency?: number;
   /** config.SHARD_KNOWN_CONVERSATIONS. */
   knownConversations?: number;
+  observeBatch?: MysqlMessageStoreOptions["observeBatch"];
   log?: Logger;
 }
 
@@ -33,6 +34,8 @@ export class ShardedMessageStore implements MessageStore {
   readonly #stores = new Map<string, MysqlMessageStore>();
   /** Conversations already listed in their members' index (re-listing is idempotent). */
   readonly #indexed = new Set<string>();
+  /** Index writes under way, shared by the appends that arrive meanwhile. */
+  readonly #indexing = new Map<string, Promise<void>>();
   readonly #knownCap: number;
 
   constructor(
@@ -50,7 +53,14 @@ export class ShardedMessageStore implements MessageStore {
       const indexable =
         m.convId.length <= MAX_CONV_ID_CHARS && [m.sender, ...m.members].every((u) => DECIMAL_UID.test(u));
       if (indexable && !this.#indexed.has(m.convId)) {
-        await this.index(m.convId, [m.sender, ...m.members]);
+        // Appends that meet the same pending index resume in call order, so they still reach
+        // the shard's ordered writer in the order they were called.
+        let indexing = this.#indexing.get(m.convId);
+        if (!indexing) {
+          indexing = this.index(m.convId, [m.sender, ...m.members]).finally(() => this.#indexing.delete(m.convId));
+          this.#indexing.set(m.convId, indexing);
+        }
+        await indexing;
       }
       return this.storeOf(m.convId).append(m);
     });
@@ -153,6 +163,7 @@ export class ShardedMessageStore implements MessageStore {
         guard: this.shards.guard,
         batchMax: this.options.batchMax,
         batchConcurrency: this.options.batchConcurrency,
+        observeBatch: this.options.observeBatch,
       });
       this.#stores.set(instanceId, store);
     }

@@ -10,8 +10,10 @@ import {
   type CallOptions,
   type ChannelCredentials,
   Client,
+  type ClientDuplexStream,
   type ClientOptions,
   type ClientUnaryCall,
+  type handleBidiStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
@@ -24,6 +26,34 @@ import { ErrorCode, errorCodeFromJSON, errorCodeToJSON } from "./common.js";
 export const protobufPackage = "shardchat.v1";
 
 export const protobufFileName = "shardchat/v1/chatnode.proto";
+
+export interface PushItem {
+  toUids: string[];
+  /** The client Envelope exactly as binary sessions get it (protobuf), encoded once. */
+  envelope: Buffer;
+  /**
+   * Set for a message push: each session that gets it keeps it until it acks seq (re-pushed
+   * after CHAT_PUSH_ACK_TIMEOUT_MS).
+   */
+  convId: string;
+  seq: number;
+}
+
+export interface PushBatch {
+  batchId: string;
+  items: PushItem[];
+}
+
+export interface PushOutcome {
+  /** Recipients of the item with no session here. */
+  offlineUids: string[];
+}
+
+export interface PushBatchReply {
+  batchId: string;
+  /** One per item, in order. */
+  outcomes: PushOutcome[];
+}
 
 export interface DeliverRequest {
   message?: ChatMessage | undefined;
@@ -57,6 +87,412 @@ export interface NotifyResponse {
   error: ErrorCode;
   offlineUids: string[];
 }
+
+function createBasePushItem(): PushItem {
+  return { toUids: [], envelope: Buffer.alloc(0), convId: "", seq: 0 };
+}
+
+export const PushItem: MessageFns<PushItem> = {
+  encode(message: PushItem, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.toUids.length !== 0) {
+      writer.uint32(10).fork();
+      for (const v of message.toUids) {
+        writer.uint64(v);
+      }
+      writer.join();
+    }
+    if (message.envelope.length !== 0) {
+      writer.uint32(18).bytes(message.envelope);
+    }
+    if (message.convId !== "") {
+      writer.uint32(26).string(message.convId);
+    }
+    if (message.seq !== 0) {
+      writer.uint32(32).uint32(message.seq);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PushItem {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePushItem();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag === 8) {
+              message.toUids.push(reader.uint64().toString());
+
+              continue;
+            }
+
+            if (tag === 10) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.toUids.push(reader.uint64().toString());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.envelope = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.convId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.seq = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PushItem {
+    return {
+      toUids: globalThis.Array.isArray(object?.toUids)
+        ? object.toUids.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.to_uids)
+        ? object.to_uids.map((e: any) => globalThis.String(e))
+        : [],
+      envelope: isSet(object.envelope) ? Buffer.from(bytesFromBase64(object.envelope)) : Buffer.alloc(0),
+      convId: isSet(object.convId)
+        ? globalThis.String(object.convId)
+        : isSet(object.conv_id)
+        ? globalThis.String(object.conv_id)
+        : "",
+      seq: isSet(object.seq) ? globalThis.Number(object.seq) : 0,
+    };
+  },
+
+  toJSON(message: PushItem): unknown {
+    const obj: any = {};
+    if (message.toUids?.length) {
+      obj.toUids = message.toUids;
+    }
+    if (message.envelope.length !== 0) {
+      obj.envelope = base64FromBytes(message.envelope);
+    }
+    if (message.convId !== "") {
+      obj.convId = message.convId;
+    }
+    if (message.seq !== 0) {
+      obj.seq = Math.round(message.seq);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<PushItem>): PushItem {
+    return PushItem.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PushItem>): PushItem {
+    const message = createBasePushItem();
+    message.toUids = object.toUids?.map((e) => e) || [];
+    message.envelope = object.envelope ?? Buffer.alloc(0);
+    message.convId = object.convId ?? "";
+    message.seq = object.seq ?? 0;
+    return message;
+  },
+};
+
+function createBasePushBatch(): PushBatch {
+  return { batchId: "0", items: [] };
+}
+
+export const PushBatch: MessageFns<PushBatch> = {
+  encode(message: PushBatch, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.batchId !== "0") {
+      writer.uint32(8).uint64(message.batchId);
+    }
+    for (const v of message.items) {
+      PushItem.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PushBatch {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePushBatch();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.batchId = reader.uint64().toString();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.items.push(PushItem.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PushBatch {
+    return {
+      batchId: isSet(object.batchId)
+        ? globalThis.String(object.batchId)
+        : isSet(object.batch_id)
+        ? globalThis.String(object.batch_id)
+        : "0",
+      items: globalThis.Array.isArray(object?.items) ? object.items.map((e: any) => PushItem.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: PushBatch): unknown {
+    const obj: any = {};
+    if (message.batchId !== "0") {
+      obj.batchId = message.batchId;
+    }
+    if (message.items?.length) {
+      obj.items = message.items.map((e) => PushItem.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<PushBatch>): PushBatch {
+    return PushBatch.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PushBatch>): PushBatch {
+    const message = createBasePushBatch();
+    message.batchId = object.batchId ?? "0";
+    message.items = object.items?.map((e) => PushItem.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBasePushOutcome(): PushOutcome {
+  return { offlineUids: [] };
+}
+
+export const PushOutcome: MessageFns<PushOutcome> = {
+  encode(message: PushOutcome, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.offlineUids.length !== 0) {
+      writer.uint32(10).fork();
+      for (const v of message.offlineUids) {
+        writer.uint64(v);
+      }
+      writer.join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PushOutcome {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePushOutcome();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag === 8) {
+              message.offlineUids.push(reader.uint64().toString());
+
+              continue;
+            }
+
+            if (tag === 10) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.offlineUids.push(reader.uint64().toString());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PushOutcome {
+    return {
+      offlineUids: globalThis.Array.isArray(object?.offlineUids)
+        ? object.offlineUids.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.offline_uids)
+        ? object.offline_uids.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: PushOutcome): unknown {
+    const obj: any = {};
+    if (message.offlineUids?.length) {
+      obj.offlineUids = message.offlineUids;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<PushOutcome>): PushOutcome {
+    return PushOutcome.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PushOutcome>): PushOutcome {
+    const message = createBasePushOutcome();
+    message.offlineUids = object.offlineUids?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBasePushBatchReply(): PushBatchReply {
+  return { batchId: "0", outcomes: [] };
+}
+
+export const PushBatchReply: MessageFns<PushBatchReply> = {
+  encode(message: PushBatchReply, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.batchId !== "0") {
+      writer.uint32(8).uint64(message.batchId);
+    }
+    for (const v of message.outcomes) {
+      PushOutcome.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PushBatchReply {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePushBatchReply();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.batchId = reader.uint64().toString();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.outcomes.push(PushOutcome.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PushBatchReply {
+    return {
+      batchId: isSet(object.batchId)
+        ? globalThis.String(object.batchId)
+        : isSet(object.batch_id)
+        ? globalThis.String(object.batch_id)
+        : "0",
+      outcomes: globalThis.Array.isArray(object?.outcomes)
+        ? object.outcomes.map((e: any) => PushOutcome.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: PushBatchReply): unknown {
+    const obj: any = {};
+    if (message.batchId !== "0") {
+      obj.batchId = message.batchId;
+    }
+    if (message.outcomes?.length) {
+      obj.outcomes = message.outcomes.map((e) => PushOutcome.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<PushBatchReply>): PushBatchReply {
+    return PushBatchReply.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PushBatchReply>): PushBatchReply {
+    const message = createBasePushBatchReply();
+    message.batchId = object.batchId ?? "0";
+    message.outcomes = object.outcomes?.map((e) => PushOutcome.fromPartial(e)) || [];
+    return message;
+  },
+};
 
 function createBaseDeliverRequest(): DeliverRequest {
   return { message: undefined, toUids: [] };
@@ -700,6 +1136,20 @@ export const ChatNodeServiceService = {
     responseSerialize: (value: NotifyResponse): Buffer => Buffer.from(NotifyResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): NotifyResponse => NotifyResponse.decode(value),
   },
+  /**
+   * The hot path: one long-lived stream from each node to each peer carrying every push for
+   * the peer's sessions, gathered per tick, each client frame encoded once by the sender. The
+   * peer answers each batch, in order, with who had no session there.
+   */
+  push: {
+    path: "/shardchat.v1.ChatNodeService/Push" as const,
+    requestStream: true as const,
+    responseStream: true as const,
+    requestSerialize: (value: PushBatch): Buffer => Buffer.from(PushBatch.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PushBatch => PushBatch.decode(value),
+    responseSerialize: (value: PushBatchReply): Buffer => Buffer.from(PushBatchReply.encode(value).finish()),
+    responseDeserialize: (value: Buffer): PushBatchReply => PushBatchReply.decode(value),
+  },
 } as const;
 
 export interface ChatNodeServiceServer extends UntypedServiceImplementation {
@@ -712,6 +1162,12 @@ export interface ChatNodeServiceServer extends UntypedServiceImplementation {
   kick: handleUnaryCall<KickRequest, KickResponse>;
   /** Pushes any client envelope (notices) to users' sessions here. */
   notify: handleUnaryCall<NotifyRequest, NotifyResponse>;
+  /**
+   * The hot path: one long-lived stream from each node to each peer carrying every push for
+   * the peer's sessions, gathered per tick, each client frame encoded once by the sender. The
+   * peer answers each batch, in order, with who had no session there.
+   */
+  push: handleBidiStreamingCall<PushBatch, PushBatchReply>;
 }
 
 export interface ChatNodeServiceClient extends Client {
@@ -763,6 +1219,14 @@ export interface ChatNodeServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: NotifyResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * The hot path: one long-lived stream from each node to each peer carrying every push for
+   * the peer's sessions, gathered per tick, each client frame encoded once by the sender. The
+   * peer answers each batch, in order, with who had no session there.
+   */
+  push(): ClientDuplexStream<PushBatch, PushBatchReply>;
+  push(options: Partial<CallOptions>): ClientDuplexStream<PushBatch, PushBatchReply>;
+  push(metadata: Metadata, options?: Partial<CallOptions>): ClientDuplexStream<PushBatch, PushBatchReply>;
 }
 
 export const ChatNodeServiceClient = makeGenericClientConstructor(
@@ -773,6 +1237,14 @@ export const ChatNodeServiceClient = makeGenericClientConstructor(
   service: typeof ChatNodeServiceService;
   serviceName: string;
 };
+
+function bytesFromBase64(b64: string): Uint8Array {
+  return Uint8Array.from(globalThis.Buffer.from(b64, "base64"));
+}
+
+function base64FromBytes(arr: Uint8Array): string {
+  return globalThis.Buffer.from(arr).toString("base64");
+}
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 

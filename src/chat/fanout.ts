@@ -1,0 +1,172 @@
+import type { PushItem } from "../gen/shardchat/v1/chatnode.js";
+import type { ChatMessage, Envelope } from "../gen/shardchat/v1/client.js";
+import type { Logger } from "../log/logger.js";
+import type { Metrics } from "../metrics/metrics.js";
+import type { SessionRoutes } from "../routing/ports.js";
+import type { Uid } from "../storage/ports.js";
+import { OutboundFrame } from "./outbound.js";
+import type { PeerLinks } from "./peer-links.js";
+import type { Session } from "./session.js";
+import type { SessionRegistry } from "./sessions.js";
+import type { UnackedPushes } from "./unacked.js";
+
+/** Which chat node the ring puts a user on, as this node last saw the ring (undefined before it has). */
+export interface RingView {
+  ownerOf(uid: Uid): string | undefined;
+}
+
+/** A push: its frame, and for a stored message its place, by which sessions ack it. */
+export interface Push {
+  frame: OutboundFrame;
+  message?: { convId: string; seq: number };
+}
+
+export function messagePush(message: ChatMessage): Push {
+  return {
+    frame: OutboundFrame.of({ reqId: 0, body: { $case: "messagePush", value: { message } } }),
+    message: { convId: message.convId, seq: message.seq },
+  };
+}
+
+export interface FanoutDeps {
+  nodeId: string;
+  sessions: SessionRegistry;
+  routes: Pick<SessionRoutes, "lookupAll">;
+  ring: RingView;
+  links: Pick<PeerLinks, "push">;
+  unacked: UnackedPushes;
+  log: Logger;
+  metrics?: Metrics;
+}
+
+/**
+ * The one way anything reaches a session: messages (1:1, group, the sender's other devices,
+ * re-pushes go through UnackedPushes with the frame built here) and notices (friends, groups,
+ * read receipts, presence). A push is encoded once, whatever the number of sessions and nodes
+ * it reaches. Where: the ring says which node holds each user, so the hot path asks no one;
+ * the session routes (Redis) are asked only for the users the ring's node did not have (a
+ * device left on another node while the ring moves, or a user who is offline). Every session a
+ * message reaches keeps it until that session acks it (re-pushed after a timeout).
+ */
+export class Fanout {
+  constructor(private readonly deps: FanoutDeps) {}
+
+  /**
+   * A stored message, to every online recipient and to the sender's other devices here (the
+   * ring keeps a user's devices on one node). Never throws: whoever it misses gets it by sync.
+   */
+  async message(message: ChatMessage, toUids: Uid[], from?: Session): Promise<void> {
+    this.deps.metrics?.messagesIn.inc();
+    const stop = this.deps.metrics?.deliverySeconds.startTimer();
+    try {
+      const push = messagePush(message);
+      if (from?.uid !== undefined) this.here([from.uid], push, from.id);
+      await this.everywhere(toUids, push);
+    } finally {
+      stop?.();
+    }
+  }
+
+  /**
+   * A notice to every session of `toUids`, except the local session `exceptSessionId` (the one
+   * that caused it). Never throws: notices are not stored, and whoever misses one sees the state
+   * later (pending applications, the conversation list).
+   */
+  async notice(toUids: Uid[], envelope: Envelope, exceptSessionId?: string): Promise<void> {
+    if (toUids.length === 0) return;
+    await this.everywhere(toUids, { frame: OutboundFrame.of(envelope) }, exceptSessionId);
+  }
+
+  /** Pushes to the sessions of `toUids` on this node; answers the uids with none here. */
+  here(toUids: Uid[], push: Push, exceptSessionId?: string, via: "local" | "grpc" = "local"): Uid[] {
+    const missing: Uid[] = [];
+    let reached = 0;
+    for (const uid of toUids) {
+      let any = false;
+      // Every device of the user that is here (one session per device kind).
+      for (const session of this.deps.sessions.sessionsOf(uid)) {
+        if (session.closed) continue;
+        any = true;
+        if (session.id === exceptSessionId) continue;
+        session.send(push.frame);
+        if (push.message) this.deps.unacked.pushed(session, { ...push.message, frame: push.frame });
+      }
+      if (any) reached += 1;
+      else missing.push(uid);
+    }
+    if (push.message && reached > 0) this.deps.metrics?.messagesOut.inc({ via }, reached);
+    return missing;
+  }
+
+  /** A peer's push, as its stream brought it; answers who had no session here. */
+  fromPeer(item: PushItem): Uid[] {
+    const push: Push = {
+      frame: OutboundFrame.fromBinary(item.envelope),
+      message: item.convId ? { convId: item.convId, seq: item.seq } : undefined,
+    };
+    return this.here(item.toUids, push, undefined, "grpc");
+  }
+
+  private async everywhere(toUids: Uid[], push: Push, exceptSessionId?: string): Promise<void> {
+    const tried = new Map<Uid, string>();
+    const byNode = new Map<string, Uid[]>();
+    const unplaced: Uid[] = [];
+    for (const uid of new Set(toUids)) {
+      const owner = this.deps.ring.ownerOf(uid);
+      if (owner === undefined) unplaced.push(uid);
+      else {
+        tried.set(uid, owner);
+        addTo(byNode, owner, uid);
+      }
+    }
+    const missed = [...unplaced, ...(await this.toNodes(byNode, push, exceptSessionId))];
+    if (missed.length === 0) return;
+    let routes: Map<Uid, { nodeId: string }[]>;
+    try {
+      routes = await this.deps.routes.lookupAll(missed);
+    } catch (err) {
+      this.deps.log.warn({ err, users: missed.length }, "route lookup failed; those recipients will sync");
+      return;
+    }
+    const elsewhere = new Map<string, Uid[]>();
+    for (const [uid, deviceRoutes] of routes) {
+      for (const nodeId of new Set(deviceRoutes.map((r) => r.nodeId))) {
+        if (tried.get(uid) !== nodeId) addTo(elsewhere, nodeId, uid);
+      }
+    }
+    await this.toNodes(elsewhere, push, exceptSessionId);
+  }
+
+  /** One push per node for all its users; answers the users no node had a session for. */
+  private async toNodes(byNode: Map<string, Uid[]>, push: Push, exceptSessionId?: string): Promise<Uid[]> {
+    const missed: Uid[] = [];
+    const sends: Promise<void>[] = [];
+    for (const [nodeId, uids] of byNode) {
+      if (nodeId === this.deps.nodeId) {
+        missed.push(...this.here(uids, push, exceptSessionId));
+        continue;
+      }
+      this.deps.metrics?.nodeCalls.inc({ rpc: push.message ? "deliver" : "notify" });
+      const bytes = push.frame.binary;
+      const item: PushItem = {
+        toUids: uids,
+        envelope: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+        convId: push.message?.convId ?? "",
+        seq: push.message?.seq ?? 0,
+      };
+      sends.push(
+        this.deps.links.push(nodeId, item).then((offline) => {
+          missed.push(...(offline ?? uids));
+        }),
+      );
+    }
+    await Promise.all(sends);
+    return missed;
+  }
+}
+
+function addTo(groups: Map<string, Uid[]>, key: string, uid: Uid): void {
+  const group = groups.get(key);
+  if (group) group.push(uid);
+  else groups.set(key, [uid]);
+}
