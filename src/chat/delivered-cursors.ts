@@ -64,16 +64,15 @@ export class DeliveredCursors {
 
   /** Writes every held cursor; concurrent calls share one write. */
   flush(): Promise<void> {
-    this.#flushing ??= (async () => {
-      try {
-        const all = this.#pending;
-        this.#pending = new Map();
-        if (all.size > 0) await this.write(all);
-      } finally {
-        this.#flushing = undefined;
-      }
-    })();
-    return this.#flushing;
+    if (this.#flushing) return this.#flushing;
+    if (this.#pending.size === 0) return Promise.resolve();
+    const all = this.#pending;
+    this.#pending = new Map();
+    const flushing = this.write(all).finally(() => {
+      if (this.#flushing === flushing) this.#flushing = undefined;
+    });
+    this.#flushing = flushing;
+    return flushing;
   }
 
   start(): void {

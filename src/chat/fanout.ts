@@ -5,7 +5,7 @@ import type { Metrics } from "../metrics/metrics.js";
 import type { SessionRoutes } from "../routing/ports.js";
 import type { Uid } from "../storage/ports.js";
 import { OutboundFrame } from "./outbound.js";
-import type { PeerLinks } from "./peer-links.js";
+import type { Missed, PeerLinks } from "./peer-links.js";
 import type { Session } from "./session.js";
 import type { SessionRegistry } from "./sessions.js";
 import type { UnackedPushes } from "./unacked.js";
@@ -13,6 +13,8 @@ import type { UnackedPushes } from "./unacked.js";
 /** Which chat node the ring puts a user on, as this node last saw the ring (undefined before it has). */
 export interface RingView {
   ownerOf(uid: Uid): string | undefined;
+  /** Whether that ring has not changed for `ms`. */
+  unchangedFor(ms: number): boolean;
 }
 
 /** A push: its frame, and for a stored message its place, by which sessions ack it. */
@@ -30,6 +32,14 @@ export function messagePush(message: ChatMessage): Push {
 
 export interface FanoutDeps {
   nodeId: string;
+  /**
+   * How far an "offline" answer is trusted: up to `checkMax` such users of one push are still
+   * looked up in the routes (a 1:1 message to an offline user: one lookup), and all of them
+   * while the ring changed less than `settleMs` ago (a node's view of the ring lags status's by
+   * up to CHAT_RING_CHECK_MS, so a user may have logged in on a node the ring here does not
+   * name yet).
+   */
+  offlineTrust: { checkMax: number; settleMs: number };
   sessions: SessionRegistry;
   routes: Pick<SessionRoutes, "lookupAll">;
   ring: RingView;
@@ -43,10 +53,14 @@ export interface FanoutDeps {
  * The one way anything reaches a session: messages (1:1, group, the sender's other devices,
  * re-pushes go through UnackedPushes with the frame built here) and notices (friends, groups,
  * read receipts, presence). A push is encoded once, whatever the number of sessions and nodes
- * it reaches. Where: the ring says which node holds each user, so the hot path asks no one;
- * the session routes (Redis) are asked only for the users the ring's node did not have (a
- * device left on another node while the ring moves, or a user who is offline). Every session a
- * message reaches keeps it until that session acks it (re-pushed after a timeout).
+ * it reaches. Where: the ring says which node holds each user, so the hot path asks no one.
+ * The session routes (Redis) are asked only for users the ring cannot place: a node that had
+ * no session for a user whom its own ring puts elsewhere (the ring moved), a node that could
+ * not be reached, or no ring yet; and for users the ring's node reports offline while the ring
+ * is unsettled or when they are few (see offlineTrust). A large group's offline members cost
+ * nothing once the ring is settled (a 2,000-member group reaches its 6 online members without
+ * 6,000 route reads). Every session a message reaches keeps it until that session acks it
+ * (re-pushed after a timeout).
  */
 export class Fanout {
   constructor(private readonly deps: FanoutDeps) {}
@@ -99,12 +113,22 @@ export class Fanout {
   }
 
   /** A peer's push, as its stream brought it; answers who had no session here. */
-  fromPeer(item: PushItem): Uid[] {
+  fromPeer(item: PushItem): Missed {
     const push: Push = {
       frame: OutboundFrame.fromBinary(item.envelope),
       message: item.convId ? { convId: item.convId, seq: item.seq } : undefined,
     };
-    return this.here(item.toUids, push, undefined, "grpc");
+    return this.sortMissing(this.here(item.toUids, push, undefined, "grpc"));
+  }
+
+  /** Users with no session here: offline if the ring puts them here, moved if elsewhere. */
+  private sortMissing(missing: Uid[]): Missed {
+    const missed: Missed = { offline: [], moved: [] };
+    for (const uid of missing) {
+      if (this.deps.ring.ownerOf(uid) === this.deps.nodeId) missed.offline.push(uid);
+      else missed.moved.push(uid);
+    }
+    return missed;
   }
 
   private async everywhere(toUids: Uid[], push: Push, exceptSessionId?: string): Promise<void> {
@@ -119,8 +143,12 @@ export class Fanout {
         addTo(byNode, owner, uid);
       }
     }
-    const missed = [...unplaced, ...(await this.toNodes(byNode, push, exceptSessionId))];
+    const { moved, offline } = await this.toNodes(byNode, push, exceptSessionId);
+    const { checkMax, settleMs } = this.deps.offlineTrust;
+    const recheck = offline.length <= checkMax || !this.deps.ring.unchangedFor(settleMs) ? offline : [];
+    const missed = [...unplaced, ...moved, ...recheck];
     if (missed.length === 0) return;
+    this.deps.metrics?.routeLookups.inc(missed.length);
     let routes: Map<Uid, { nodeId: string }[]>;
     try {
       routes = await this.deps.routes.lookupAll(missed);
@@ -137,13 +165,18 @@ export class Fanout {
     await this.toNodes(elsewhere, push, exceptSessionId);
   }
 
-  /** One push per node for all its users; answers the users no node had a session for. */
-  private async toNodes(byNode: Map<string, Uid[]>, push: Push, exceptSessionId?: string): Promise<Uid[]> {
-    const missed: Uid[] = [];
+  /**
+   * One push per node for all its users; answers who had no session there: offline, or moved
+   * (with the users of nodes that could not be reached).
+   */
+  private async toNodes(byNode: Map<string, Uid[]>, push: Push, exceptSessionId?: string): Promise<Missed> {
+    const missed: Missed = { offline: [], moved: [] };
     const sends: Promise<void>[] = [];
     for (const [nodeId, uids] of byNode) {
       if (nodeId === this.deps.nodeId) {
-        missed.push(...this.here(uids, push, exceptSessionId));
+        const here = this.sortMissing(this.here(uids, push, exceptSessionId));
+        missed.offline.push(...here.offline);
+        missed.moved.push(...here.moved);
         continue;
       }
       this.deps.metrics?.nodeCalls.inc({ rpc: push.message ? "deliver" : "notify" });
@@ -155,8 +188,9 @@ export class Fanout {
         seq: push.message?.seq ?? 0,
       };
       sends.push(
-        this.deps.links.push(nodeId, item).then((offline) => {
-          missed.push(...(offline ?? uids));
+        this.deps.links.push(nodeId, item).then((outcome) => {
+          missed.offline.push(...(outcome?.offline ?? []));
+          missed.moved.push(...(outcome ? outcome.moved : uids));
         }),
       );
     }

@@ -47,11 +47,12 @@ export function servePushStream(fanout: Pick<Fanout, "fromPeer">, log: Logger) {
     call.on("data", (batch: PushBatch) => {
       const outcomes = batch.items.map((item) => {
         try {
-          return { offlineUids: fanout.fromPeer(item) };
+          const { offline, moved } = fanout.fromPeer(item);
+          return { offlineUids: offline, movedUids: moved };
         } catch (err) {
           // An item that does not decode reaches no one; the sender's recipients sync.
           log.warn({ err }, "bad push item from a peer");
-          return { offlineUids: item.toUids };
+          return { offlineUids: [], movedUids: item.toUids };
         }
       });
       call.write({ batchId: batch.batchId, outcomes });

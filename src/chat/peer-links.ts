@@ -19,6 +19,12 @@ export interface PeerLinkOptions {
   onBatch?: (items: number) => void;
 }
 
+/** Who of an item's recipients the peer had no session for (see PushOutcome). */
+export interface Missed {
+  offline: Uid[];
+  moved: Uid[];
+}
+
 /**
  * What this node pushes to the other chat nodes: one long-lived ChatNodeService.Push stream per
  * peer, every item queued in one tick written as one batch. Each item answers the recipients
@@ -34,7 +40,7 @@ export class PeerLinks {
     private readonly options: PeerLinkOptions,
   ) {}
 
-  push(nodeId: string, item: PushItem): Promise<Uid[] | undefined> {
+  push(nodeId: string, item: PushItem): Promise<Missed | undefined> {
     let link = this.#links.get(nodeId);
     if (!link) {
       link = new PeerLink(nodeId, this.peers, this.options);
@@ -51,7 +57,7 @@ export class PeerLinks {
 
 interface Waiter {
   item: PushItem;
-  resolve: (offline: Uid[] | undefined) => void;
+  resolve: (missed: Missed | undefined) => void;
 }
 
 type PushStream = ClientDuplexStream<PushBatch, PushBatchReply>;
@@ -73,7 +79,7 @@ class PeerLink {
     private readonly options: PeerLinkOptions,
   ) {}
 
-  push(item: PushItem): Promise<Uid[] | undefined> {
+  push(item: PushItem): Promise<Missed | undefined> {
     if (this.#pending >= this.options.maxPending) return Promise.resolve(undefined);
     this.#pending += 1;
     return new Promise((resolve) => {
@@ -138,7 +144,10 @@ class PeerLink {
     const sent = this.#sent.get(reply.batchId);
     if (!sent) return;
     this.#sent.delete(reply.batchId);
-    this.settle(sent.waiters, (w, i) => reply.outcomes[i]?.offlineUids ?? w.item.toUids);
+    this.settle(sent.waiters, (w, i) => {
+      const outcome = reply.outcomes[i];
+      return outcome ? { offline: outcome.offlineUids, moved: outcome.movedUids } : undefined;
+    });
   }
 
   private broken(stream: PushStream, err?: Error): void {
@@ -168,7 +177,7 @@ class PeerLink {
     this.#sent.clear();
   }
 
-  private settle(waiters: Waiter[], outcome: (w: Waiter, i: number) => Uid[] | undefined): void {
+  private settle(waiters: Waiter[], outcome: (w: Waiter, i: number) => Missed | undefined): void {
     for (const [i, w] of waiters.entries()) {
       this.#pending -= 1;
       w.resolve(outcome(w, i));

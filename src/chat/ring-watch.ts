@@ -20,7 +20,7 @@ export interface RingCheck {
  */
 export class RingWatch {
   #draining = false;
-  #cached: { membership: string; ring: ChatRing } | undefined;
+  #cached: { membership: string; ring: ChatRing; sinceMs: number } | undefined;
   #checking: Promise<RingCheck> | undefined;
 
   constructor(
@@ -34,6 +34,11 @@ export class RingWatch {
   /** The node the ring puts uid on, as of the last check; undefined before the first answered. */
   ownerOf(uid: string): string | undefined {
     return this.#cached?.ring.ownerOf(uid);
+  }
+
+  /** Whether the ring this node sees has not changed for `ms` (false before the first check). */
+  unchangedFor(ms: number, now = Date.now()): boolean {
+    return this.#cached !== undefined && now - this.#cached.sinceMs >= ms;
   }
 
   /** From now on this node owns no user (it left status; see startChatNode's drain). */
@@ -97,7 +102,7 @@ export class RingWatch {
         members.map((n) => ({ nodeId: n.nodeId, weight: n.weight || 1 })),
         this.vnodes,
       );
-      this.#cached = { membership, ring };
+      this.#cached = { membership, ring, sinceMs: Date.now() };
     }
     return this.#cached.ring;
   }

@@ -113,6 +113,7 @@ export async function startChatNode(deps: ChatNodeDeps): Promise<RunningChatNode
   });
   const fanout = new Fanout({
     nodeId: config.CHAT_NODE_ID,
+    offlineTrust: { checkMax: config.CHAT_OFFLINE_RECHECK_MAX, settleMs: config.CHAT_RING_SETTLE_MS },
     sessions,
     routes: deps.routes,
     ring: ringWatch,

@@ -17,6 +17,8 @@ export interface Metrics {
   rateLimited: Counter<"limit">;
   /** Node-to-node calls this node made (a group fan-out is one per node with online members). */
   nodeCalls: Counter<"rpc">;
+  /** Recipients the ring could not place, looked up in the session routes. */
+  routeLookups: Counter;
   /** Items per storage batch (group commit of appends, delivery-ack writes). */
   batchSize: Histogram<"op">;
 }
@@ -79,6 +81,11 @@ export function createMetrics(service: string): Metrics {
       name: "shardchat_node_calls_total",
       help: "Node-to-node gRPC calls made by this chat node, by rpc",
       labelNames: ["rpc"],
+      registers,
+    }),
+    routeLookups: new Counter({
+      name: "shardchat_route_lookups_total",
+      help: "Recipients the ring could not place (moved while the ring changes, node unreachable), looked up in the session routes",
       registers,
     }),
     batchSize: new Histogram({

@@ -5,7 +5,7 @@ import { Batcher } from "../batcher.js";
 import { fileRefFromColumn, fileRefToColumn } from "../file-ref.js";
 import type { HistoryQuery, MessageStore, NewMessage, Uid } from "../ports.js";
 import type { Pool } from "./pool.js";
-import { inTransaction, mysqlCode, retryingDeadlocks } from "./transaction.js";
+import { type FenceCheck, inTransaction, mysqlCode, retryingDeadlocks } from "./transaction.js";
 
 /** conversations.kind of a 1:1 conversation. */
 const DIRECT_CONVERSATION = 1;
@@ -24,6 +24,8 @@ export interface MysqlMessageStoreOptions {
    * adapter's slot fence: it throws to refuse the write).
    */
   guard?: (conn: PoolConnection, convIds: readonly string[]) => Promise<void>;
+  /** The same guard as a statement, sent with the group commit's first round trip. */
+  fenceCheck?: (convIds: readonly string[]) => FenceCheck | undefined;
   /** config.MYSQL_APPEND_BATCH_MAX: most messages in one group-commit transaction (1: none). */
   batchMax?: number;
   /** config.MYSQL_APPEND_BATCHES_IN_FLIGHT: group-commit transactions at once on this pool. */
@@ -44,6 +46,7 @@ type AckItem = { uid: Uid; wanted: Map<string, number> };
 export class MysqlMessageStore implements MessageStore {
   private readonly deadlockRetries: number;
   private readonly guard: MysqlMessageStoreOptions["guard"];
+  private readonly fenceCheck: MysqlMessageStoreOptions["fenceCheck"];
   private readonly batcher: Batcher<NewMessage, Appended>;
   private readonly ackBatcher: Batcher<AckItem, void> | undefined;
 
@@ -53,6 +56,7 @@ export class MysqlMessageStore implements MessageStore {
   ) {
     this.deadlockRetries = options.deadlockRetries ?? 5;
     this.guard = options.guard;
+    this.fenceCheck = options.fenceCheck;
     const batchMax = options.batchMax ?? 1;
     const inFlight = options.batchConcurrency ?? 2;
     const observe = options.observeBatch;
@@ -107,26 +111,17 @@ export class MysqlMessageStore implements MessageStore {
   }
 
   /**
-   * Group commit: the messages of one batch in one transaction, one multi-row statement per
-   * table. If the batch is refused as a whole (a resend hitting uk_messages_client, a fenced
-   * slot, a lost deadlock), each message goes again alone, in order, so only the message at
-   * fault fails and a resend is answered as a duplicate.
+   * Group commit: the messages of one batch in one transaction of two round trips, one
+   * multi-row statement per table. If the batch is refused as a whole (a resend hitting
+   * uk_messages_client, a fenced slot, a lost deadlock), each message goes again alone, in
+   * order, so only the message at fault fails and a resend is answered as a duplicate.
    */
   private async appendBatch(ms: NewMessage[]): Promise<PromiseSettledResult<Appended>[]> {
-    if (ms.length > 1) {
-      try {
-        const messages = await storageCall(() =>
-          retryingDeadlocks(this.deadlockRetries, () =>
-            inTransaction(this.pool, async (conn) => {
-              await this.guard?.(conn, [...new Set(ms.map((m) => m.convId))]);
-              return this.insertMany(conn, ms);
-            }),
-          ),
-        );
-        return messages.map((message) => ({ status: "fulfilled", value: { message, duplicate: false } }));
-      } catch {
-        // Falls through to one by one.
-      }
+    try {
+      const messages = await storageCall(() => retryingDeadlocks(this.deadlockRetries, () => this.commitBatch(ms)));
+      return messages.map((message) => ({ status: "fulfilled", value: { message, duplicate: false } }));
+    } catch {
+      // Falls through to one by one.
     }
     const outcomes: PromiseSettledResult<Appended>[] = [];
     for (const m of ms) {
@@ -376,25 +371,69 @@ export class MysqlMessageStore implements MessageStore {
     return storedMessage(m, seq);
   }
 
-  /** insert() for many messages: the same rows, one statement per table for all of them. */
-  private async insertMany(conn: PoolConnection, ms: NewMessage[]): Promise<ChatMessage[]> {
+  /**
+   * insert() for many messages in one transaction and two round trips: (1) begin, the slot
+   * fence, bump each conversation's last_seq by its count and read it back; (2) member rows,
+   * message rows, commit. The conversation rows stay locked from (1) to COMMIT, which is what
+   * keeps every seq gapless and this batch's seqs the last counts.get(convId) ones.
+   */
+  private async commitBatch(ms: NewMessage[]): Promise<ChatMessage[]> {
     const now = Date.now();
     const counts = new Map<string, number>();
     for (const m of ms) counts.set(m.convId, (counts.get(m.convId) ?? 0) + 1);
     // Conversation rows in PK order, as every writer locks them, so batches cannot deadlock.
     const convIds = [...counts.keys()].sort();
-    await conn.query(
-      `INSERT INTO conversations (conv_id, kind, last_seq, created_at) VALUES ?
-       ON DUPLICATE KEY UPDATE last_seq = last_seq + VALUES(last_seq)`,
-      [convIds.map((convId) => [convId, DIRECT_CONVERSATION, counts.get(convId), now])],
-    );
-    const [rows] = await conn.query<RowDataPacket[]>(
-      "SELECT conv_id, last_seq FROM conversations WHERE conv_id IN (?)",
-      [convIds],
-    );
+    const fence = this.fenceCheck?.(convIds);
+    const conn = await this.pool.getConnection();
+    let reusable = true;
+    try {
+      const [results] = await conn.query<RowDataPacket[][]>(
+        [
+          "START TRANSACTION",
+          ...(fence ? [fence.sql] : []),
+          `INSERT INTO conversations (conv_id, kind, last_seq, created_at) VALUES ?
+           ON DUPLICATE KEY UPDATE last_seq = last_seq + VALUES(last_seq)`,
+          "SELECT conv_id, last_seq FROM conversations WHERE conv_id IN (?)",
+        ].join(";\n"),
+        [
+          ...(fence?.params ?? []),
+          convIds.map((convId) => [convId, DIRECT_CONVERSATION, counts.get(convId), now]),
+          convIds,
+        ],
+      );
+      if (fence) fence.check(results[1] ?? []);
+      const { members, messages, rows } = this.batchRows(ms, results.at(-1) ?? [], counts, now);
+      await conn.query(
+        [
+          `INSERT INTO conversation_members (conv_id, uid, delivered_seq, read_seq, joined_at) VALUES ?
+           ON DUPLICATE KEY UPDATE ${MEMBER_CURSOR_UPDATE}`,
+          `INSERT INTO messages (${MESSAGE_COLUMNS}) VALUES ?`,
+          "COMMIT",
+        ].join(";\n"),
+        [members, rows],
+      );
+      return messages;
+    } catch (err) {
+      await conn.query("ROLLBACK").catch(() => {
+        reusable = false;
+      });
+      throw err;
+    } finally {
+      if (reusable) conn.release();
+      else conn.destroy();
+    }
+  }
+
+  /** The member and message rows of a batch, given its conversations' bumped last_seq. */
+  private batchRows(
+    ms: NewMessage[],
+    lastSeqs: RowDataPacket[],
+    counts: Map<string, number>,
+    now: number,
+  ): { members: unknown[][]; messages: ChatMessage[]; rows: unknown[][] } {
     // The rows are locked until COMMIT: this batch's seqs are the last counts.get(convId) ones.
     const next = new Map<string, number>();
-    for (const row of rows)
+    for (const row of lastSeqs)
       next.set(String(row.conv_id), Number(row.last_seq) - (counts.get(String(row.conv_id)) ?? 0) + 1);
     const seqs = ms.map((m) => {
       const seq = next.get(m.convId);
@@ -411,15 +450,11 @@ export class MysqlMessageStore implements MessageStore {
     members.sort((a, b) =>
       a.convId < b.convId ? -1 : a.convId > b.convId ? 1 : a.uid < b.uid ? -1 : a.uid > b.uid ? 1 : 0,
     );
-    await conn.query(
-      `INSERT INTO conversation_members (conv_id, uid, delivered_seq, read_seq, joined_at) VALUES ?
-       ON DUPLICATE KEY UPDATE ${MEMBER_CURSOR_UPDATE}`,
-      [members.map((r) => [r.convId, String(r.uid), r.own, r.own, now])],
-    );
-    await conn.query(`INSERT INTO messages (${MESSAGE_COLUMNS}) VALUES ?`, [
-      ms.map((m, i) => messageRow(m, seqs[i] as number)),
-    ]);
-    return ms.map((m, i) => storedMessage(m, seqs[i] as number));
+    return {
+      members: members.map((r) => [r.convId, String(r.uid), r.own, r.own, now]),
+      messages: ms.map((m, i) => storedMessage(m, seqs[i] as number)),
+      rows: ms.map((m, i) => messageRow(m, seqs[i] as number)),
+    };
   }
 
   private async byClientMsgId(m: NewMessage): Promise<ChatMessage | null> {

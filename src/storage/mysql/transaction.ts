@@ -1,4 +1,4 @@
-import type { PoolConnection } from "mysql2/promise";
+import type { PoolConnection, RowDataPacket } from "mysql2/promise";
 import type { Pool } from "./pool.js";
 
 /** The driver's error code (`ER_DUP_ENTRY`, `ECONNREFUSED`, ...), if err has one. */
@@ -39,4 +39,15 @@ export async function retryingDeadlocks<T>(retries: number, work: () => Promise<
       await new Promise((resolve) => setTimeout(resolve, Math.random() * 5 * (attempt + 1)));
     }
   }
+}
+
+/**
+ * A write guard as a statement (the sharded adapter's slot fence), for a caller that sends it
+ * together with its own statements in one round trip: run `sql` with `params` inside the
+ * transaction, then `check` its rows (it throws to refuse the write; the caller rolls back).
+ */
+export interface FenceCheck {
+  sql: string;
+  params: unknown[];
+  check(rows: RowDataPacket[]): void;
 }

@@ -161,6 +161,7 @@ export class ShardedMessageStore implements MessageStore {
       store = new MysqlMessageStore(this.shards.pool(instanceId), {
         deadlockRetries: this.options.deadlockRetries,
         guard: this.shards.guard,
+        fenceCheck: this.shards.fenceCheck,
         batchMax: this.options.batchMax,
         batchConcurrency: this.options.batchConcurrency,
         observeBatch: this.options.observeBatch,

@@ -14,6 +14,7 @@ import { AppError, ErrorCode } from "../../errors.js";
 import type { Logger } from "../../log/logger.js";
 import { migrate } from "../mysql/migrate.js";
 import { createPool, type Pool } from "../mysql/pool.js";
+import type { FenceCheck } from "../mysql/transaction.js";
 
 export type ShardSettings = Pick<
   Config,
@@ -179,13 +180,23 @@ export class Shards {
 
   /** The WriteGuard of this map's slot count (see WriteGuard). */
   readonly guard: WriteGuard = async (conn, keys) => {
+    const fence = this.fenceCheck(keys);
+    if (!fence) return;
+    const [rows] = await conn.query<RowDataPacket[]>(fence.sql, fence.params);
+    fence.check(rows);
+  };
+
+  /** The guard's statement for keys (see FenceCheck); undefined when there are none. */
+  readonly fenceCheck = (keys: readonly string[]): FenceCheck | undefined => {
     const slots = [...new Set(keys.map((k) => slotOf(k, this.#map.slots)))];
-    if (slots.length === 0) return;
-    const [rows] = await conn.query<RowDataPacket[]>(
-      "SELECT slot FROM slot_fence WHERE slot IN (?) LOCK IN SHARE MODE",
-      [slots],
-    );
-    if (rows.length > 0) throw new SlotFencedError(rows.map((r) => Number(r.slot)));
+    if (slots.length === 0) return undefined;
+    return {
+      sql: "SELECT slot FROM slot_fence WHERE slot IN (?) LOCK IN SHARE MODE",
+      params: [slots],
+      check: (rows) => {
+        if (rows.length > 0) throw new SlotFencedError(rows.map((r) => Number(r.slot)));
+      },
+    };
   };
 
   /**

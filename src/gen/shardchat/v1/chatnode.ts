@@ -45,8 +45,13 @@ export interface PushBatch {
 }
 
 export interface PushOutcome {
-  /** Recipients of the item with no session here. */
+  /** Recipients of the item with no session here whom this node's ring puts here: offline. */
   offlineUids: string[];
+  /**
+   * Recipients with no session here whom this node's ring puts on another node (the ring
+   * moved): the sender asks the session routes where they are.
+   */
+  movedUids: string[];
 }
 
 export interface PushBatchReply {
@@ -317,7 +322,7 @@ export const PushBatch: MessageFns<PushBatch> = {
 };
 
 function createBasePushOutcome(): PushOutcome {
-  return { offlineUids: [] };
+  return { offlineUids: [], movedUids: [] };
 }
 
 export const PushOutcome: MessageFns<PushOutcome> = {
@@ -325,6 +330,13 @@ export const PushOutcome: MessageFns<PushOutcome> = {
     if (message.offlineUids.length !== 0) {
       writer.uint32(10).fork();
       for (const v of message.offlineUids) {
+        writer.uint64(v);
+      }
+      writer.join();
+    }
+    if (message.movedUids.length !== 0) {
+      writer.uint32(18).fork();
+      for (const v of message.movedUids) {
         writer.uint64(v);
       }
       writer.join();
@@ -363,6 +375,24 @@ export const PushOutcome: MessageFns<PushOutcome> = {
 
             break;
           }
+          case 2: {
+            if (tag === 16) {
+              message.movedUids.push(reader.uint64().toString());
+
+              continue;
+            }
+
+            if (tag === 18) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.movedUids.push(reader.uint64().toString());
+              }
+
+              continue;
+            }
+
+            break;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -382,6 +412,11 @@ export const PushOutcome: MessageFns<PushOutcome> = {
         : globalThis.Array.isArray(object?.offline_uids)
         ? object.offline_uids.map((e: any) => globalThis.String(e))
         : [],
+      movedUids: globalThis.Array.isArray(object?.movedUids)
+        ? object.movedUids.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.moved_uids)
+        ? object.moved_uids.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -389,6 +424,9 @@ export const PushOutcome: MessageFns<PushOutcome> = {
     const obj: any = {};
     if (message.offlineUids?.length) {
       obj.offlineUids = message.offlineUids;
+    }
+    if (message.movedUids?.length) {
+      obj.movedUids = message.movedUids;
     }
     return obj;
   },
@@ -399,6 +437,7 @@ export const PushOutcome: MessageFns<PushOutcome> = {
   fromPartial(object: DeepPartial<PushOutcome>): PushOutcome {
     const message = createBasePushOutcome();
     message.offlineUids = object.offlineUids?.map((e) => e) || [];
+    message.movedUids = object.movedUids?.map((e) => e) || [];
     return message;
   },
 };
