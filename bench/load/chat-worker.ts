@@ -34,6 +34,10 @@ export type FromWorker =
       summary: ReturnType<DeliveryChecker["summary"]>;
       histogram: string;
       ackHistogram: string;
+      /** Stored ack → the peer's receipt, for each message with both (0 when the push came first). */
+      ackToPushHistogram: string;
+      /** Messages the peer received before their sender had the ack. */
+      pushBeforeAck: number;
     }
   | { type: "failed"; error: string };
 
@@ -46,6 +50,14 @@ const checker = new DeliveryChecker();
 const histogram = newHistogram();
 /** Send to the system's ack (for shardchat: stored), apart from the end-to-end figure. */
 const ackHistogram = newHistogram();
+/**
+ * Ack → push: the sender's ack and the peer's receipt of one message are both seen here (both
+ * members of a pair live in this worker, on one clock). Whichever comes first waits in `firstSeen`
+ * ("<conversation>#<n>" → time, negative for a receipt) for the other.
+ */
+const ackToPushHistogram = newHistogram();
+const firstSeen = new Map<string, number>();
+let pushBeforeAck = 0;
 let acked = 0;
 let delivered = 0;
 let errors = 0;
@@ -59,19 +71,36 @@ function onReceive(to: string, from: string, text: string): void {
   received += 1;
   if (data.dropEvery > 0 && received % data.dropEvery === 0) return;
   delivered += 1;
-  recordMs(histogram, nowMs() - decoded.sentAtMs);
+  const at = nowMs();
+  recordMs(histogram, at - decoded.sentAtMs);
   const conv = `${from}>${to}`;
+  const key = `${conv}#${decoded.n}`;
+  const ackedAt = firstSeen.get(key);
+  if (ackedAt !== undefined && ackedAt > 0) {
+    firstSeen.delete(key);
+    recordMs(ackToPushHistogram, at - ackedAt);
+  } else if (ackedAt === undefined) firstSeen.set(key, -at);
   checker.received(conv, decoded.n);
   if (data.duplicateEvery > 0 && received % data.duplicateEvery === 0) checker.received(conv, decoded.n);
 }
 
 function sendOne(from: LoadConn, to: string): Promise<void> {
-  const n = checker.nextToSend(`${from.id}>${to}`);
+  const conv = `${from.id}>${to}`;
+  const n = checker.nextToSend(conv);
   const sentAt = nowMs();
   return from.send(to, encodeText(n, sentAt, data.size)).then(
     () => {
       acked += 1;
-      recordMs(ackHistogram, nowMs() - sentAt);
+      const at = nowMs();
+      recordMs(ackHistogram, at - sentAt);
+      const key = `${conv}#${n}`;
+      const receivedAt = firstSeen.get(key);
+      if (receivedAt !== undefined && receivedAt < 0) {
+        // The peer had it before the sender had the ack: ack → push counts 0.
+        firstSeen.delete(key);
+        pushBeforeAck += 1;
+        recordMs(ackToPushHistogram, 0);
+      } else firstSeen.set(key, at);
     },
     (err: unknown) => {
       errors += 1;
@@ -149,6 +178,8 @@ async function run(): Promise<void> {
     summary: checker.summary(),
     histogram: encodeHistogram(histogram),
     ackHistogram: encodeHistogram(ackHistogram),
+    ackToPushHistogram: encodeHistogram(ackToPushHistogram),
+    pushBeforeAck,
   });
   await Promise.all(conns.flat().map((c) => c.close().catch(() => undefined)));
 }

@@ -30,6 +30,8 @@ export interface ChatLoadOptions {
   drainTimeoutMs?: number;
   /** Called about twice a second while running. */
   onProgress?: (p: { elapsedMs: number; acked: number; delivered: number; errors: number }) => void;
+  /** Awaited once every connection is up, just before the load starts (e.g. to read counters). */
+  onReady?: () => Promise<void>;
   /** Test hooks: make the receiving side report a duplicate or lose a message every N receipts. */
   faults?: { duplicateEvery?: number; dropEvery?: number };
 }
@@ -49,6 +51,12 @@ export interface ChatLoadReport {
   latencyMs: Latency;
   /** Send to the sender's ack (for shardchat: the message is stored). */
   ackLatencyMs: Latency;
+  /**
+   * The sender's ack to the peer's receipt (the push), per message with both; a push that came
+   * before the ack counts 0 and is counted in `pushBeforeAck`.
+   */
+  ackToPushMs: Latency;
+  pushBeforeAck: number;
   check: CheckSummary;
 }
 
@@ -112,6 +120,14 @@ export async function startChatLoad(options: ChatLoadOptions): Promise<ChatLoad>
     throw err;
   }
 
+  if (options.onReady) {
+    try {
+      await options.onReady();
+    } catch (err) {
+      await Promise.all(workers.map((w) => w.worker.terminate()));
+      throw err;
+    }
+  }
   const started = performance.now();
   tell({ type: "start" });
   const ticker = setInterval(() => {
@@ -152,6 +168,8 @@ export async function startChatLoad(options: ChatLoadOptions): Promise<ChatLoad>
         ...(firstError ? { firstError } : {}),
         latencyMs: latencyOf(mergeEncoded(done.map((d) => d.histogram))),
         ackLatencyMs: latencyOf(mergeEncoded(done.map((d) => d.ackHistogram))),
+        ackToPushMs: latencyOf(mergeEncoded(done.map((d) => d.ackToPushHistogram))),
+        pushBeforeAck: done.reduce((a, d) => a + d.pushBeforeAck, 0),
         check: mergeSummaries(done.map((d) => d.summary)),
       };
     },

@@ -9,7 +9,8 @@
  *   users        --count 1000 --file k6/users.json      users with a known password for the k6
  *                scripts, made in the storage the environment names (as for the server itself)
  *
- * Common: --target embedded|stack|ws-relay|socketio (default embedded), --nodes 3 (chat nodes,
+ * Common: --target embedded|embedded-sqlite|stack|ws-relay|socketio (default embedded: MySQL +
+ * Redis; embedded-sqlite: npm start's defaults, one chat node, a temporary DATA_DIR), --nodes 3 (chat nodes,
  * or reference processes), --transport tcp|ws|ws-json (shardchat), --workers 2, --out <dir>,
  * --profile <dir> (embedded: the server writes a CPU profile there, for `node --cpu-prof`).
  * Writes <out>/<time>-<scenario>.json and .md (and .svg for chat-1to1: latency against offered
@@ -29,6 +30,7 @@ import {
   type ShardchatTransport,
   ShardchatUsers,
   startEmbedded,
+  startEmbeddedSqlite,
   startSocketIo,
   startStack,
   startWsRelay,
@@ -63,7 +65,7 @@ const scenario = positionals[0];
 const scenarios = ["connect", "login-storm", "chat-1to1", "group-fanout", "users"];
 if (values.help || !scenario || !scenarios.includes(scenario)) {
   console.log(
-    "usage: npm run load -- <connect|login-storm|chat-1to1|group-fanout|users> [--target embedded|stack|ws-relay|socketio] [options]\n(see bench/load/cli.ts)",
+    "usage: npm run load -- <connect|login-storm|chat-1to1|group-fanout|users> [--target embedded|embedded-sqlite|stack|ws-relay|socketio] [options]\n(see bench/load/cli.ts)",
   );
   process.exit(values.help ? 0 : 2);
 }
@@ -99,6 +101,11 @@ async function startTarget(): Promise<Target> {
       // --profile <dir>: the server process writes a V8 CPU profile there when it stops.
       return startEmbedded({
         chatNodes: nodes,
+        transport,
+        ...(values.profile ? { nodeArgs: ["--cpu-prof", `--cpu-prof-dir=${values.profile}`] } : {}),
+      });
+    case "embedded-sqlite":
+      return startEmbeddedSqlite({
         transport,
         ...(values.profile ? { nodeArgs: ["--cpu-prof", `--cpu-prof-dir=${values.profile}`] } : {}),
       });

@@ -30,6 +30,10 @@ export type FromGroupWorker =
   | {
       type: "done";
       delivered: number;
+      /** Delivered by the time the senders were told to stop. */
+      deliveredWhileSending: number;
+      /** From the stop to the last delivery here (0: nothing came after the stop). */
+      drainMs: number;
       summary: ReturnType<DeliveryChecker["summary"]>;
       histogram: string;
     }
@@ -47,11 +51,15 @@ let delivered = 0;
 let received = 0;
 let errors = 0;
 let firstError: string | undefined;
+let deliveredWhileSending: number | undefined;
+let stoppedAt = 0;
+let lastDeliveryAt = 0;
 
 function onReceive(me: string, from: string, text: string): void {
   const decoded = decodeText(text);
   if (!decoded) return;
   delivered += 1;
+  lastDeliveryAt = nowMs();
   received += 1;
   recordMs(histogram, nowMs() - decoded.sentAtMs);
   checker.received(`${from}>${me}`, decoded.n);
@@ -72,8 +80,11 @@ async function run(): Promise<void> {
   await new Promise<void>((resolve) =>
     port?.on("message", (m: ToGroupWorker) => {
       if (m.type === "start") resolve();
-      else if (m.type === "stop") stopping = true;
-      else if (m.type === "expect") onExpect(m);
+      else if (m.type === "stop") {
+        stopping = true;
+        stoppedAt = nowMs();
+        deliveredWhileSending = delivered;
+      } else if (m.type === "expect") onExpect(m);
     }),
   );
   const progress = setInterval(() => {
@@ -117,7 +128,14 @@ async function run(): Promise<void> {
   const drainUntil = Date.now() + data.drainTimeoutMs;
   while (checker.outstanding() > 0 && Date.now() < drainUntil) await new Promise((r) => setTimeout(r, 50));
   clearInterval(progress);
-  post({ type: "done", delivered, summary: checker.summary(), histogram: encodeHistogram(histogram) });
+  post({
+    type: "done",
+    delivered,
+    deliveredWhileSending: deliveredWhileSending ?? delivered,
+    drainMs: stoppedAt > 0 && lastDeliveryAt > stoppedAt ? lastDeliveryAt - stoppedAt : 0,
+    summary: checker.summary(),
+    histogram: encodeHistogram(histogram),
+  });
   for (let i = 0; i < conns.length; i += 500)
     await Promise.all(conns.slice(i, i + 500).map((c) => c.close().catch(() => undefined)));
 }

@@ -22,6 +22,8 @@ export interface GroupLoadOptions {
   workers?: number;
   drainTimeoutMs?: number;
   onProgress?: (p: { elapsedMs: number; sent: number; delivered: number; errors: number }) => void;
+  /** Awaited once every member is connected, just before the posts start (e.g. to read counters). */
+  onReady?: () => Promise<void>;
   /** Test hook: every Nth receipt is handed to the checker twice. */
   faults?: { duplicateEvery?: number };
 }
@@ -35,7 +37,18 @@ export interface GroupLoadReport {
   seconds: number;
   sent: number;
   delivered: number;
+  /** Delivered over the posting time, the drain's included (as before). */
   deliveriesPerSecond: number;
+  /** What the posts ask for: (members - 1) x posts/s. */
+  offeredDeliveriesPerSecond: number;
+  /** Delivered before the stop, over the posting time: compare with the offered figure. */
+  deliveredWhileSendingPerSecond: number;
+  /** Deliveries the posts made ask for: (members - 1) x posts sent. */
+  deliveriesOwed: number;
+  /** Of those, delivered before the stop (the last posts' deliveries may still be on their way then). */
+  deliveredWhileSending: number;
+  /** From the stop to the last delivery: a system that keeps up needs about one latency. */
+  drainSeconds: number;
   sendErrors: number;
   firstError?: string;
   /** Post to each member's receipt. */
@@ -110,6 +123,7 @@ export async function startGroupLoad(options: GroupLoadOptions): Promise<{ stop(
   const all = (k: "ready" | "sent" | "done") => Promise.all(workers.map((w) => waiters.get(w)?.[k]));
   try {
     await all("ready");
+    await options.onReady?.();
   } catch (err) {
     await Promise.all(workers.map((w) => w.terminate()));
     throw err;
@@ -142,6 +156,8 @@ export async function startGroupLoad(options: GroupLoadOptions): Promise<{ stop(
       }
       const seconds = (stoppedAt - started) / 1000;
       const delivered = done.reduce((a, d) => a + d.delivered, 0);
+      const deliveredWhileSending = done.reduce((a, d) => a + d.deliveredWhileSending, 0);
+      const posts = sent.reduce((a, s) => a + Object.values(s.sentBySender).reduce((x, y) => x + y, 0), 0);
       const firstError = sent.find((s) => s.firstError)?.firstError;
       return {
         scenario: "group-fanout",
@@ -150,9 +166,14 @@ export async function startGroupLoad(options: GroupLoadOptions): Promise<{ stop(
         senders: senderCount,
         offeredRate: rate,
         seconds: Math.round(seconds * 100) / 100,
-        sent: sent.reduce((a, s) => a + Object.values(s.sentBySender).reduce((x, y) => x + y, 0), 0),
+        sent: posts,
         delivered,
         deliveriesPerSecond: Math.round(delivered / seconds),
+        offeredDeliveriesPerSecond: Math.round((options.members.length - 1) * rate),
+        deliveredWhileSendingPerSecond: Math.round(deliveredWhileSending / seconds),
+        deliveriesOwed: (options.members.length - 1) * posts,
+        deliveredWhileSending,
+        drainSeconds: Math.round(Math.max(0, ...done.map((d) => d.drainMs)) / 10) / 100,
         sendErrors: sent.reduce((a, s) => a + s.errors, 0),
         ...(firstError ? { firstError } : {}),
         latencyMs: latencyOf(mergeEncoded(done.map((d) => d.histogram))),

@@ -69,6 +69,83 @@ export function groupTable(runs: { system: string; report: GroupLoadReport }[]):
   );
 }
 
+/**
+ * Where the time of a 1:1 message goes: send → stored ack (the sender's request answered), then
+ * stored ack → the peer's receipt (the push), beside the whole send → receipt.
+ */
+export function latencyBreakdownTable(runs: { system: string; report: ChatLoadReport }[]): string {
+  return markdownTable(
+    [
+      "system",
+      "offered msg/s",
+      "send → ack p50 ms",
+      "send → ack p99 ms",
+      "ack → push p50 ms",
+      "ack → push p99 ms",
+      "push before ack",
+      "send → push p50 ms",
+      "send → push p99 ms",
+    ],
+    runs.map(({ system, report: r }) => [
+      system,
+      r.offeredRate,
+      r.ackLatencyMs.p50,
+      r.ackLatencyMs.p99,
+      r.ackToPushMs.p50,
+      r.ackToPushMs.p99,
+      `${r.pushBeforeAck} of ${r.ackToPushMs.count}`,
+      r.latencyMs.p50,
+      r.latencyMs.p99,
+    ]),
+  );
+}
+
+/**
+ * Whether a group's fan-out keeps up: of the deliveries the posts made ask for, at least 90 %
+ * arrived while posting went on, and the rest within 2 s of the stop (a system falling behind
+ * piles up a backlog that takes long to drain).
+ */
+export function keepsUp(r: GroupLoadReport): { share: number; ok: boolean } {
+  const share = r.deliveriesOwed > 0 ? r.deliveredWhileSending / r.deliveriesOwed : 0;
+  return { share, ok: share >= 0.9 && r.drainSeconds <= 2 };
+}
+
+export function groupKeepUpTable(runs: { system: string; report: GroupLoadReport }[]): string {
+  return markdownTable(
+    [
+      "system",
+      "members",
+      "posts/s",
+      "offered deliveries/s",
+      "delivered/s while posting",
+      "posts made",
+      "delivered while posting, of those owed",
+      "drain after the last post s",
+      "keeps up",
+      "p50 ms",
+      "p99 ms",
+      "check",
+    ],
+    runs.map(({ system, report: r }) => {
+      const k = keepsUp(r);
+      return [
+        system,
+        r.members,
+        r.offeredRate,
+        r.offeredDeliveriesPerSecond,
+        r.deliveredWhileSendingPerSecond,
+        r.sent,
+        `${r.deliveredWhileSending} of ${r.deliveriesOwed} (${Math.round(k.share * 1000) / 10} %)`,
+        r.drainSeconds,
+        k.ok ? "yes" : "no",
+        r.latencyMs.p50,
+        r.latencyMs.p99,
+        checkCell(r),
+      ];
+    }),
+  );
+}
+
 export function checkCell(r: { check: ChatLoadReport["check"] }): string {
   const c = r.check;
   return c.ok

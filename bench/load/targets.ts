@@ -1,12 +1,14 @@
 /**
  * The systems a load run can drive, each started by us and stopped after: shardchat in one
- * process (src/main.ts, several chat nodes inside), shardchat as the multi-shard stack
+ * process (src/main.ts, several chat nodes inside, on MySQL + Redis, or as `npm start` runs it
+ * with no settings: SQLite and in-memory routing), shardchat as the multi-shard stack
  * (ops/stack/up.sh: separate processes on 3 MariaDB shards and a Redis Cluster), and the two
  * references (bench/references/). Each hands out tickets (users ready to connect) and pairs.
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { createWriteStream, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createStorageAdapters } from "../../src/compose.js";
 import { loadConfig } from "../../src/config/load.js";
@@ -18,6 +20,7 @@ import { grpcClient } from "../../src/grpc/api.js";
 import { Snowflake } from "../../src/ids/snowflake.js";
 import { createLogger } from "../../src/log/logger.js";
 import type { Ticket } from "./drivers.js";
+import { type HostPort, hostPortOf, type MysqlAt, mysqlAtOf, processCpuMs, type SystemProcess } from "./usage.js";
 
 export const ROOT = join(import.meta.dirname, "../..");
 /** Output of the processes a load run starts (not committed). */
@@ -35,6 +38,13 @@ export interface Target {
   pairs(count: number): Promise<[Ticket, Ticket][]>;
   /** shardchat only: gate's URL and users with a known password, for the login storm. */
   gate?: { url: string; users(count: number): Promise<{ user: string; password: string; uid: string }[]> };
+  /**
+   * Every process of the system itself (services, chat nodes, reference servers), for CPU
+   * accounting; the MariaDB and Redis processes are found from `stores`. Default: connectionPids.
+   */
+  processes?(): SystemProcess[];
+  /** The Redis nodes and MariaDB instances the system uses (commands and statements are read there). */
+  stores?: { redis: HostPort[]; mysql: MysqlAt[] };
   stop(): Promise<void>;
 }
 
@@ -169,12 +179,9 @@ export function rssOf(pid: number): number {
   return Number(kb ?? 0) * 1024;
 }
 
-/** CPU time (user + system) a process has used so far, in ms (Linux, 100 ticks a second). */
+/** CPU time (user + system) a process has used so far, in ms (Linux; 0 once it is gone). */
 export function cpuMsOf(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  // Fields after the command (which may hold spaces) start after its closing parenthesis.
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) * 10;
+  return processCpuMs(pid) ?? 0;
 }
 
 export const LOAD_PASSWORD = "load-test-password";
@@ -258,6 +265,7 @@ export async function inBatches<T, R>(items: T[], size: number, f: (item: T) => 
 /**
  * shardchat in one process (src/main.ts) on MySQL and Redis with `chatNodes` chat nodes:
  * the embedded topology, with storage and routing that other processes (we) can reach.
+ * (`startEmbeddedSqlite` is the same process on npm start's defaults: SQLite, in-memory routing.)
  */
 export async function startEmbedded(
   options: {
@@ -297,8 +305,10 @@ export async function startEmbedded(
   const config = loadConfig({ ...process.env, ...env });
   const users = new ShardchatUsers(config, env.STATUS_ADDR as string, options.transport ?? "tcp");
   return {
-    name: `shardchat (one process, ${chatNodes} chat nodes, MySQL + Redis)`,
+    name: `shardchat embedded (one process, ${chatNodes} chat nodes, MySQL + Redis)`,
     connectionPids: () => [child.pid as number],
+    processes: () => [{ role: `shardchat (gate, verify, status, ${chatNodes} chat nodes)`, pid: child.pid as number }],
+    stores: { redis: [hostPortOf(config.REDIS_URL, 6379)], mysql: [mysqlAtOf(config.MYSQL_URL)] },
     tickets: (n) => users.tickets(n),
     pairs: async (n) => crossNodePairs(n, (k) => users.tickets(k)),
     gate: { url: `http://127.0.0.1:${gatePort}`, users: (n) => users.logins(n) },
@@ -309,6 +319,66 @@ export async function startEmbedded(
       url.pathname = "/";
       const conn = await mysql.createConnection({ uri: url.toString() });
       await conn.query(`DROP DATABASE IF EXISTS \`sc_load_${tag}\``).finally(() => conn.end());
+    },
+  };
+}
+
+/**
+ * shardchat as `npm start` runs it with no settings (the embedded default): one process, one chat
+ * node, users and messages in a SQLite file under DATA_DIR (a fresh temporary folder here, removed
+ * at stop), routing state in the process's memory. Only the ports are ours, and the send limits
+ * are lifted as for every load run. Users are made straight in the same SQLite file (WAL lets
+ * another process write it) and get their tokens from status over gRPC, as on the other targets.
+ */
+export async function startEmbeddedSqlite(
+  options: { transport?: ShardchatTransport; env?: Record<string, string>; nodeArgs?: string[] } = {},
+): Promise<Target> {
+  const dataDir = mkdtempSync(join(tmpdir(), "shardchat-bench-sqlite-"));
+  const statusPort = await freePort();
+  const gatePort = await freePort();
+  const env: Record<string, string> = {
+    LOG_LEVEL: "warn",
+    STORAGE_BACKEND: "sqlite",
+    ROUTING_BACKEND: "memory",
+    DATA_DIR: dataDir,
+    // npm start's default: one chat node with in-memory routing.
+    STACK_CHAT_NODES: "0",
+    GATE_PORT: String(gatePort),
+    STATUS_ADDR: `127.0.0.1:${statusPort}`,
+    VERIFY_ADDR: `127.0.0.1:${await freePort()}`,
+    CHAT_TCP_PORT: String(await freePort()),
+    CHAT_WS_PORT: String(await freePort()),
+    CHAT_GRPC_PORT: String(await freePort()),
+    ...UNLIMITED_SENDS,
+    ...options.env,
+  };
+  let child: ChildProcess;
+  try {
+    child = await spawnNode(
+      "shardchat (embedded sqlite)",
+      "src/main.ts",
+      env,
+      "shardchat is running",
+      options.nodeArgs,
+    );
+  } catch (err) {
+    rmSync(dataDir, { recursive: true, force: true });
+    throw err;
+  }
+  const config = loadConfig({ ...process.env, ...env });
+  const users = new ShardchatUsers(config, env.STATUS_ADDR as string, options.transport ?? "tcp");
+  return {
+    name: "shardchat embedded, as npm start runs it (one process, 1 chat node, SQLite, in-memory routing)",
+    connectionPids: () => [child.pid as number],
+    processes: () => [{ role: "shardchat (gate, verify, status, 1 chat node)", pid: child.pid as number }],
+    stores: { redis: [], mysql: [] },
+    tickets: (n) => users.tickets(n),
+    // One chat node: every pair is on it.
+    pairs: async (n) => crossNodePairs(n, (k) => users.tickets(k)),
+    gate: { url: `http://127.0.0.1:${gatePort}`, users: (n) => users.logins(n) },
+    async stop() {
+      await stopChild(child);
+      rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }
@@ -353,6 +423,18 @@ export async function startStack(
   return {
     name: `shardchat stack (${stack.chatNodes.length} chat-node processes, ${stack.mysqlUrls.length} MariaDB shards, Redis Cluster)`,
     connectionPids: () => stack.chatNodes.map((n) => stack.pidOf(n.nodeId)),
+    processes: () =>
+      [...stack.chatNodes.map((n) => n.nodeId), "gate", "status", "verify"].map((role) => ({
+        role,
+        pid: stack.pidOf(role),
+      })),
+    // The MariaDB instances are ops/stack/env.sh's (STACK_MYSQL_MAIN_PORT, STACK_MYSQL_EXTRA_PORTS);
+    // Redis is this run's private cluster, given to up.sh as STACK_REDIS_PORTS (the meter adds any
+    // further member the cluster knows).
+    stores: {
+      redis: redisPorts.map((port) => ({ host: "127.0.0.1", port })),
+      mysql: stack.mysqlUrls.map(mysqlAtOf),
+    },
     tickets: (n) => users.tickets(n),
     pairs: async (n) => crossNodePairs(n, (k) => users.tickets(k)),
     gate: { url: stack.gateUrl, users: (n) => users.logins(n) },
@@ -417,6 +499,8 @@ async function startReference(
         ? `plain ws relay (${processes} processes, no storage, peers on one process)`
         : `Socket.IO + @socket.io/redis-adapter (${processes} processes, Redis pub/sub)`,
     connectionPids: () => children.map((c) => c.child.pid as number),
+    processes: () => children.map((c, i) => ({ role: `${kind} ${i}`, pid: c.child.pid as number })),
+    stores: { redis: env.REDIS_URL ? [hostPortOf(env.REDIS_URL, 6379)] : [], mysql: [] },
     tickets,
     async pairs(count) {
       // The relay cannot route between processes: both members of a pair sit on one of them.
