@@ -40,10 +40,12 @@ export function sqliteCall<T>(unavailable: ErrorCode, what: string, work: () => 
   try {
     return work();
   } catch (err) {
-    if (err instanceof AppError) throw err;
-    if (isSqliteUnavailable(err)) {
-      throw new AppError(unavailable, `${what}: ${sqliteCode(err) ?? ""} ${(err as Error).message}`.trim());
-    }
-    throw err;
+    throw sqliteError(unavailable, what, err);
   }
+}
+
+/** err as sqliteCall throws it. */
+export function sqliteError(unavailable: ErrorCode, what: string, err: unknown): unknown {
+  if (err instanceof AppError || !isSqliteUnavailable(err)) return err;
+  return new AppError(unavailable, `${what}: ${sqliteCode(err) ?? ""} ${(err as Error).message}`.trim());
 }

@@ -3,7 +3,7 @@ import type { ChatMessage } from "../../gen/shardchat/v1/client.js";
 import { fileRefFromColumn, fileRefToColumn } from "../file-ref.js";
 import type { HistoryQuery, MessageStore, NewMessage, Uid } from "../ports.js";
 import type { SqliteDatabase } from "./database.js";
-import { sqliteCall, sqliteCode } from "./errors.js";
+import { sqliteCall, sqliteCode, sqliteError } from "./errors.js";
 import { canonicalId } from "./uids.js";
 
 /** conversations.kind of a 1:1 conversation. */
@@ -40,15 +40,21 @@ interface CheckedMessage extends NewMessage {
   memberUids: Uid[];
 }
 
+type Appended = { message: ChatMessage; duplicate: boolean };
+
 /**
  * Messages in the SQLite file: the same tables and semantics as MysqlMessageStore. better-sqlite3
- * runs each call synchronously, and every append is one IMMEDIATE transaction (the write lock
- * is taken at BEGIN), so appends are serialized per file: seqs are gapless, and the client-key
- * check and the insert cannot interleave with another append, even from another process.
- * COMMIT returns after the WAL is synced (synchronous=FULL), so an answered append is durable.
+ * runs each call synchronously. Appends are group-committed: those called in one turn of the
+ * event loop go into one IMMEDIATE transaction (the write lock is taken at BEGIN), in call
+ * order, each in a savepoint of its own so a refused one fails alone. Appends are therefore
+ * serialized per file: seqs are gapless, and the client-key check and the insert cannot
+ * interleave with another append, even from another process. COMMIT returns after the WAL is
+ * synced (synchronous=FULL), so an answered append is durable; one sync serves the batch.
  */
 export class SqliteMessageStore implements MessageStore {
-  readonly #appendTx: (m: CheckedMessage) => { message: ChatMessage; duplicate: boolean };
+  readonly #appendBatchTx: (ms: CheckedMessage[]) => PromiseSettledResult<Appended>[];
+  #queued: { m: CheckedMessage; resolve: (a: Appended) => void; reject: (e: unknown) => void }[] = [];
+  #scheduled = false;
   readonly #ackTx: (uid: Uid, wanted: Map<string, number>) => void;
   readonly #pendingTx: (uid: Uid, limit: number) => { messages: ChatMessage[]; more: boolean };
   readonly #historyTx: (uid: Uid, convId: string, query: HistoryQuery) => ChatMessage[];
@@ -144,7 +150,17 @@ export class SqliteMessageStore implements MessageStore {
       }
       return { message: toChatMessage(row), duplicate: false };
     });
-    this.#appendTx = (m) => append.immediate(m);
+    // Nested in the batch's transaction, append() is a savepoint: a throw undoes that message only.
+    const appendBatch = db.transaction((ms: CheckedMessage[]) =>
+      ms.map((m): PromiseSettledResult<Appended> => {
+        try {
+          return { status: "fulfilled", value: append(m) };
+        } catch (reason) {
+          return { status: "rejected", reason };
+        }
+      }),
+    );
+    this.#appendBatchTx = (ms) => appendBatch.immediate(ms);
 
     // One read transaction: the conversation list and the pages come from one snapshot.
     this.#pendingTx = db.transaction((uid: Uid, limit: number) => {
@@ -186,9 +202,33 @@ export class SqliteMessageStore implements MessageStore {
     });
   }
 
-  async append(m: NewMessage): Promise<{ message: ChatMessage; duplicate: boolean }> {
+  async append(m: NewMessage): Promise<Appended> {
     const checked = checkNewMessage(m);
-    return storageCall(() => this.#appendTx(checked));
+    return new Promise((resolve, reject) => {
+      this.#queued.push({ m: checked, resolve, reject });
+      if (this.#scheduled) return;
+      this.#scheduled = true;
+      // After this turn's I/O: every append its frames asked for shares one commit.
+      setImmediate(() => this.#commitQueued());
+    });
+  }
+
+  #commitQueued(): void {
+    this.#scheduled = false;
+    const batch = this.#queued;
+    this.#queued = [];
+    let outcomes: PromiseSettledResult<Appended>[];
+    try {
+      outcomes = storageCall(() => this.#appendBatchTx(batch.map((b) => b.m)));
+    } catch (err) {
+      for (const b of batch) b.reject(err);
+      return;
+    }
+    for (const [i, b] of batch.entries()) {
+      const outcome = outcomes[i] as PromiseSettledResult<Appended>;
+      if (outcome.status === "fulfilled") b.resolve(outcome.value);
+      else b.reject(sqliteError(ErrorCode.STORAGE_UNAVAILABLE, STORE_NAME, outcome.reason));
+    }
   }
 
   async pending(uid: Uid, limit: number): Promise<{ messages: ChatMessage[]; more: boolean }> {
@@ -269,6 +309,8 @@ export function toChatMessage(row: MessageRow): ChatMessage {
   };
 }
 
+const STORE_NAME = "sqlite message store";
+
 function storageCall<T>(work: () => T): T {
-  return sqliteCall(ErrorCode.STORAGE_UNAVAILABLE, "sqlite message store", work);
+  return sqliteCall(ErrorCode.STORAGE_UNAVAILABLE, STORE_NAME, work);
 }
