@@ -144,7 +144,7 @@ class PeerLink {
     const sent = this.#sent.get(reply.batchId);
     if (!sent) return;
     this.#sent.delete(reply.batchId);
-    this.settle(sent.waiters, (w, i) => {
+    this.settle(sent.waiters, (_, i) => {
       const outcome = reply.outcomes[i];
       return outcome ? { offline: outcome.offlineUids, moved: outcome.movedUids } : undefined;
     });

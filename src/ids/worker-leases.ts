@@ -1,6 +1,7 @@
 import { randomInt } from "node:crypto";
 import type { Cluster, Redis } from "ioredis";
 import { AppError, ErrorCode } from "../errors.js";
+import { type RedisScript, redisScript } from "../routing/redis/script.js";
 import { MAX_WORKER_ID } from "./snowflake.js";
 
 /** Exclusive, expiring claims on snowflake worker ids, so two live processes never share one. */
@@ -32,11 +33,19 @@ export function workerLeaseKey(keyPrefix: string, workerId: number): string {
 
 /** One key per worker id (SET NX PX); renew and release only by the owner that holds it. */
 export class RedisWorkerIdLeases implements WorkerIdLeases {
+  /** The scripts, sent by SHA after their first use on a connection. */
+  readonly #run: Record<"RENEW" | "RELEASE", RedisScript>;
+
   constructor(
     private readonly redis: Redis | Cluster,
     private readonly keyPrefix: string,
     readonly ttlMs: number,
-  ) {}
+  ) {
+    this.#run = {
+      RENEW: redisScript(this.redis, RENEW, 1),
+      RELEASE: redisScript(this.redis, RELEASE, 1),
+    };
+  }
 
   async acquire(owner: string): Promise<number> {
     const ids = MAX_WORKER_ID + 1;
@@ -51,11 +60,11 @@ export class RedisWorkerIdLeases implements WorkerIdLeases {
   }
 
   async renew(workerId: number, owner: string): Promise<boolean> {
-    return (await this.redis.eval(RENEW, 1, this.#key(workerId), owner, this.ttlMs)) === 1;
+    return (await this.#run.RENEW(this.#key(workerId), owner, this.ttlMs)) === 1;
   }
 
   async release(workerId: number, owner: string): Promise<void> {
-    await this.redis.eval(RELEASE, 1, this.#key(workerId), owner);
+    await this.#run.RELEASE(this.#key(workerId), owner);
   }
 
   #key(workerId: number): string {

@@ -1,6 +1,7 @@
 import type { Cluster, Redis } from "ioredis";
 import type { ChatNodeInfo } from "../../gen/shardchat/v1/status.js";
 import type { NodeRegistry } from "../ports.js";
+import { type RedisScript, redisScript } from "./script.js";
 
 // Expiry is judged by Redis's clock, not the caller's, so status processes on machines with
 // skewed clocks agree on which nodes are live. Both keys carry the {nodes} hash tag: one slot.
@@ -32,24 +33,32 @@ export class RedisNodeRegistry implements NodeRegistry {
   readonly #infoKey: string;
   readonly #liveKey: string;
 
+  /** The scripts, sent by SHA after their first use on a connection. */
+  readonly #run: Record<"UPSERT" | "REMOVE" | "LIVE", RedisScript>;
+
   constructor(
     private readonly redis: Redis | Cluster,
     keyPrefix: string,
   ) {
+    this.#run = {
+      UPSERT: redisScript(this.redis, UPSERT, 2),
+      REMOVE: redisScript(this.redis, REMOVE, 2),
+      LIVE: redisScript(this.redis, LIVE, 2),
+    };
     this.#infoKey = `${keyPrefix}{nodes}:info`;
     this.#liveKey = `${keyPrefix}{nodes}:live`;
   }
 
   async upsert(node: ChatNodeInfo, ttlMs: number): Promise<void> {
-    await this.redis.eval(UPSERT, 2, this.#infoKey, this.#liveKey, node.nodeId, JSON.stringify(node), ttlMs);
+    await this.#run.UPSERT(this.#infoKey, this.#liveKey, node.nodeId, JSON.stringify(node), ttlMs);
   }
 
   async remove(nodeId: string): Promise<void> {
-    await this.redis.eval(REMOVE, 2, this.#infoKey, this.#liveKey, nodeId);
+    await this.#run.REMOVE(this.#infoKey, this.#liveKey, nodeId);
   }
 
   async live(): Promise<ChatNodeInfo[]> {
-    const rows = (await this.redis.eval(LIVE, 2, this.#infoKey, this.#liveKey)) as (string | null)[];
+    const rows = (await this.#run.LIVE(this.#infoKey, this.#liveKey)) as (string | null)[];
     const nodes: ChatNodeInfo[] = [];
     for (const row of rows) {
       // A live id without info can only come from a hand-edited Redis; skip it rather than fail.

@@ -1,5 +1,6 @@
 import type { Cluster, Redis } from "ioredis";
 import type { RateLimiter } from "../ports.js";
+import { type RedisScript, redisScript } from "./script.js";
 
 /**
  * One round trip that counts the hit and starts the window on the first one; the PTTL check
@@ -17,22 +18,27 @@ return {count, ttl}
 
 /** Fixed-window counters in Redis. */
 export class RedisRateLimiter implements RateLimiter {
+  /** The scripts, sent by SHA after their first use on a connection. */
+  readonly #run: Record<"HIT_SCRIPT", RedisScript>;
+
   constructor(
     private readonly redis: Redis | Cluster,
     private readonly keyPrefix: string,
-  ) {}
+  ) {
+    this.#run = {
+      HIT_SCRIPT: redisScript(this.redis, HIT_SCRIPT, 1),
+    };
+  }
 
   async hit(
     key: string,
     limit: number,
     windowSeconds: number,
   ): Promise<{ allowed: boolean; retryAfterSeconds: number }> {
-    const [count, ttlMs] = (await this.redis.eval(
-      HIT_SCRIPT,
-      1,
-      `${this.keyPrefix}rl:${key}`,
-      String(windowSeconds * 1000),
-    )) as [number, number];
+    const [count, ttlMs] = (await this.#run.HIT_SCRIPT(`${this.keyPrefix}rl:${key}`, String(windowSeconds * 1000))) as [
+      number,
+      number,
+    ];
     const allowed = count <= limit;
     return { allowed, retryAfterSeconds: allowed ? 0 : Math.max(1, Math.ceil(ttlMs / 1000)) };
   }

@@ -1,6 +1,7 @@
 import type { Cluster, Redis } from "ioredis";
 import type { Uid } from "../../storage/ports.js";
 import { DEVICE_NAMES, type DeviceName, type SessionRoute, type SessionRoutes } from "../ports.js";
+import { type RedisScript, redisScript } from "./script.js";
 
 /** Deletes the route only while it still names this session (a newer login keeps its own). */
 const UNBIND_IF_SESSION = `
@@ -37,11 +38,19 @@ return 1`;
  * node that died without unbinding disappear by themselves instead of pointing at it forever.
  */
 export class RedisSessionRoutes implements SessionRoutes {
+  /** The scripts, sent by SHA after their first use on a connection. */
+  readonly #run: Record<"UNBIND_IF_SESSION" | "REFRESH_IF_SESSION", RedisScript>;
+
   constructor(
     private readonly redis: Redis | Cluster,
     private readonly keyPrefix: string,
     private readonly ttlSeconds = 0,
-  ) {}
+  ) {
+    this.#run = {
+      UNBIND_IF_SESSION: redisScript(this.redis, UNBIND_IF_SESSION, 1),
+      REFRESH_IF_SESSION: redisScript(this.redis, REFRESH_IF_SESSION, 1),
+    };
+  }
 
   async bind(uid: Uid, route: SessionRoute): Promise<SessionRoute | null> {
     const value = encodeRoute(route);
@@ -56,7 +65,7 @@ export class RedisSessionRoutes implements SessionRoutes {
 
   async unbind(uid: Uid, sessionId: string, device?: DeviceName): Promise<void> {
     const devices = device ? [device] : DEVICE_NAMES;
-    await Promise.all(devices.map((d) => this.redis.eval(UNBIND_IF_SESSION, 1, this.key(uid, d), sessionId)));
+    await Promise.all(devices.map((d) => this.#run.UNBIND_IF_SESSION(this.key(uid, d), sessionId)));
   }
 
   /**
@@ -64,9 +73,7 @@ export class RedisSessionRoutes implements SessionRoutes {
    * false when another session has taken the uid: this session should be closed.
    */
   async refresh(uid: Uid, route: SessionRoute): Promise<boolean> {
-    const kept = await this.redis.eval(
-      REFRESH_IF_SESSION,
-      1,
+    const kept = await this.#run.REFRESH_IF_SESSION(
       this.key(uid, route.device),
       encodeRoute(route),
       route.sessionId,

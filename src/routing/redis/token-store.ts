@@ -1,6 +1,7 @@
 import type { Cluster, Redis } from "ioredis";
 import type { Uid } from "../../storage/ports.js";
 import { type IssuedToken, TOKENS_PER_USER, type TokenStore } from "../ports.js";
+import { type RedisScript, redisScript } from "./script.js";
 
 /** How long a token is kept after it expired, so checking it says "expired" rather than "invalid". */
 export const EXPIRED_TOKEN_GRACE_MS = 60 * 60 * 1000;
@@ -37,12 +38,19 @@ return #kept`;
 
 /** Login tokens in Redis, one key per uid holding its newest TOKENS_PER_USER tokens. */
 export class RedisTokenStore implements TokenStore {
+  /** The scripts, sent by SHA after their first use on a connection. */
+  readonly #run: Record<"PUT_TOKEN", RedisScript>;
+
   constructor(
     private readonly redis: Redis | Cluster,
     private readonly keyPrefix: string,
     private readonly graceMs = EXPIRED_TOKEN_GRACE_MS,
     private readonly keep = TOKENS_PER_USER,
-  ) {}
+  ) {
+    this.#run = {
+      PUT_TOKEN: redisScript(this.redis, PUT_TOKEN, 1),
+    };
+  }
 
   async put(uid: Uid, token: IssuedToken): Promise<void> {
     const now = Date.now();
@@ -52,7 +60,7 @@ export class RedisTokenStore implements TokenStore {
       expiresAtMs: token.expiresAtMs,
       device: token.device || undefined,
     });
-    await this.redis.eval(PUT_TOKEN, 1, this.#key(uid), value, this.keep, now - this.graceMs, ttlMs);
+    await this.#run.PUT_TOKEN(this.#key(uid), value, this.keep, now - this.graceMs, ttlMs);
   }
 
   async get(uid: Uid): Promise<IssuedToken | null> {

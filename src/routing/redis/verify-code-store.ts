@@ -1,5 +1,6 @@
 import type { Cluster, Redis } from "ioredis";
 import type { StoredCode, VerifyCodeStore } from "../ports.js";
+import { type RedisScript, redisScript } from "./script.js";
 
 /**
  * How long a code's key outlives the code itself: within this grace a late attempt is told
@@ -19,11 +20,18 @@ return 1
 
 /** Verify codes in Redis, one JSON value per email. */
 export class RedisVerifyCodeStore implements VerifyCodeStore {
+  /** The scripts, sent by SHA after their first use on a connection. */
+  readonly #run: Record<"CONSUME_SCRIPT", RedisScript>;
+
   constructor(
     private readonly redis: Redis | Cluster,
     private readonly keyPrefix: string,
     private readonly graceMs = EXPIRED_CODE_GRACE_MS,
-  ) {}
+  ) {
+    this.#run = {
+      CONSUME_SCRIPT: redisScript(this.redis, CONSUME_SCRIPT, 1),
+    };
+  }
 
   private key(email: string): string {
     return `${this.keyPrefix}verify:code:${email}`;
@@ -43,7 +51,7 @@ export class RedisVerifyCodeStore implements VerifyCodeStore {
   }
 
   async consume(email: string, code: string): Promise<boolean> {
-    const done = await this.redis.eval(CONSUME_SCRIPT, 1, this.key(email), code);
+    const done = await this.#run.CONSUME_SCRIPT(this.key(email), code);
     return done === 1;
   }
 }

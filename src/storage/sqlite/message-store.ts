@@ -108,9 +108,9 @@ export class SqliteMessageStore implements MessageStore {
     );
     const isMember = db.prepare<[string, string]>("SELECT 1 FROM conversation_members WHERE conv_id = ? AND uid = ?");
 
-    const append = db.transaction((m: CheckedMessage) => {
-      const stored = byClientMsgId.get(m.convId, m.sender, m.clientMsgId);
-      if (stored) return { message: toChatMessage(stored), duplicate: true };
+    // No lookup of the clientMsgId first (a resend is rare): uk_messages_client refuses it,
+    // the savepoint undoes its seq, and only then is the stored message read.
+    const insert = db.transaction((m: CheckedMessage) => {
       const now = Date.now();
       const seq = Number(nextSeq.get(m.convId, DIRECT_CONVERSATION, now)?.last_seq);
       for (const uid of m.memberUids) {
@@ -150,7 +150,19 @@ export class SqliteMessageStore implements MessageStore {
       }
       return { message: toChatMessage(row), duplicate: false };
     });
-    // Nested in the batch's transaction, append() is a savepoint: a throw undoes that message only.
+    const append = (m: CheckedMessage): Appended => {
+      try {
+        return insert(m);
+      } catch (err) {
+        const stored =
+          sqliteCode(err) === "SQLITE_CONSTRAINT_UNIQUE"
+            ? byClientMsgId.get(m.convId, m.sender, m.clientMsgId)
+            : undefined;
+        if (stored) return { message: toChatMessage(stored), duplicate: true };
+        throw err;
+      }
+    };
+    // Nested in the batch's transaction, insert() is a savepoint: a throw undoes that message only.
     const appendBatch = db.transaction((ms: CheckedMessage[]) =>
       ms.map((m): PromiseSettledResult<Appended> => {
         try {
