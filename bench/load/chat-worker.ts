@@ -136,6 +136,9 @@ async function run(): Promise<void> {
     // up as latency instead of a quietly lower offered rate.
     const started = nowMs();
     const sent = new Array<number>(senders.length).fill(0);
+    // Each sender at its own random phase, as independent users are: all of them firing in the
+    // same millisecond made every system queue a burst, and the burst, not the load, set p50.
+    const phaseMs = senders.map(() => (Math.random() * 1000) / data.ratePerSender);
     const inFlight = new Set<Promise<void>>();
     await new Promise<void>((resolve) => {
       const tick = setInterval(() => {
@@ -144,8 +147,9 @@ async function run(): Promise<void> {
           resolve();
           return;
         }
-        const due = Math.floor(((nowMs() - started) / 1000) * data.ratePerSender);
+        const elapsedMs = nowMs() - started;
         senders.forEach((s, i) => {
+          const due = Math.floor(((elapsedMs + (phaseMs[i] ?? 0)) / 1000) * data.ratePerSender);
           for (; (sent[i] ?? 0) < due; sent[i] = (sent[i] ?? 0) + 1) {
             const p = sendOne(s.from, s.to);
             inFlight.add(p);

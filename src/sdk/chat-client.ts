@@ -41,6 +41,12 @@ export interface ChatClientOptions {
   /** Ack every pushed and synced message as delivered (default true). */
   autoAck?: boolean;
   /**
+   * How long an automatic ack waits for more messages to ack with it (default 20 ms): under
+   * load one AckRequest then covers many pushes instead of one each. Only the re-push timeout
+   * (CHAT_PUSH_ACK_TIMEOUT_MS, seconds) is near it, so the wait costs nothing a user sees.
+   */
+  ackDelayMs?: number;
+  /**
    * The highest seq this client already has per conversation (from `cursors()` of an earlier
    * connection): after a reconnect, repeats of what it had are dropped, so each message is
    * emitted once across connections, and a gap against it is filled.
@@ -132,6 +138,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     const wire = await openWire(endpoint);
     return new ChatClient(wire, {
       autoAck: true,
+      ackDelayMs: 20,
       heartbeat: true,
       requestTimeoutMs: 10_000,
       seen: new Map(),
@@ -448,12 +455,16 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   /**
    * Acks without holding up the next message: awaiting each ack made every push wait for the
    * previous one's round trip (behind this session's own sends on the node). While one
-   * AckRequest is in flight, later cursors collect (the highest seq per conversation) and
-   * leave together in the next.
+   * AckRequest is in flight or waiting (ackDelayMs), later cursors collect (the highest seq per
+   * conversation) and leave together in the next.
    */
   private ackSoon(message: Pick<ChatMessage, "convId" | "seq">): void {
     this.ackQueue.set(message.convId, Math.max(this.ackQueue.get(message.convId) ?? 0, message.seq));
-    if (!this.acking) void this.flushAcks();
+    if (this.acking) return;
+    this.acking = true;
+    const delay = this.options.ackDelayMs ?? 0;
+    if (delay > 0) setTimeout(() => void this.flushAcks(), delay);
+    else void this.flushAcks();
   }
 
   private async flushAcks(): Promise<void> {
