@@ -14,8 +14,8 @@ function arg(name: string, fallback: string): string {
 
 const only = arg("only", "");
 const report = await runChaos({
-  pairs: Number(arg("pairs", "10")),
-  ratePerSender: Number(arg("rate", "5")),
+  pairs: Number(arg("pairs", "60")),
+  ratePerSender: Number(arg("rate", "40")),
   mysqlStopMs: 10_000,
   holdMs: 10_000,
   delayMs: 300,
