@@ -1,6 +1,7 @@
 import { AppError, ErrorCode } from "../../errors.js";
 import { type FileRef, MessageKind, type SendMessageRequest } from "../../gen/shardchat/v1/client.js";
 import { convIdForPair } from "../../storage/conversation-id.js";
+import { fitsChars } from "../../text/chars.js";
 import { type Handler, type HandlerContext, invalid, isUid, storage } from "./context.js";
 
 const MAX_CLIENT_MSG_ID_CHARS = 64;
@@ -12,21 +13,21 @@ export type MessageContent = Pick<SendMessageRequest, "clientMsgId" | "kind" | "
 
 /** Checks a message's content as a client sent it (the file is checked against storage later). */
 export function validateContent(request: MessageContent, maxTextChars: number): void {
-  const clientMsgIdLength = [...request.clientMsgId].length;
-  if (clientMsgIdLength < 1 || clientMsgIdLength > MAX_CLIENT_MSG_ID_CHARS) {
+  if (request.clientMsgId.length === 0 || !fitsChars(request.clientMsgId, MAX_CLIENT_MSG_ID_CHARS)) {
     throw invalid(`clientMsgId must be 1..${MAX_CLIENT_MSG_ID_CHARS} characters`);
   }
   if (request.kind === MessageKind.FILE) {
     // Only the reference travels: the bytes went to gate, which checks who may download them.
     const file = request.file;
     if (!file || !isUid(file.id) || file.id === "0") throw invalid("a file message needs file.id from gate");
-    if (file.name === "" || [...file.name].length > MAX_FILE_NAME_CHARS) throw invalid("file.name is required");
+    if (file.name === "" || !fitsChars(file.name, MAX_FILE_NAME_CHARS)) throw invalid("file.name is required");
   } else if (request.kind !== MessageKind.TEXT) {
     throw invalid("kind must be TEXT or FILE");
   } else if (request.text.length === 0) throw invalid("text is required");
   // Counted in code points, as a user would count characters (not UTF-16 units).
-  const chars = [...request.text].length;
-  if (chars > maxTextChars) throw new AppError(ErrorCode.TEXT_TOO_LONG, `text of ${chars} chars > ${maxTextChars}`);
+  if (!fitsChars(request.text, maxTextChars)) {
+    throw new AppError(ErrorCode.TEXT_TOO_LONG, `text of ${[...request.text].length} chars > ${maxTextChars}`);
+  }
 }
 
 function validate(sender: string, request: SendMessageRequest, maxTextChars: number): void {

@@ -1,6 +1,7 @@
 import type { PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { AppError, ErrorCode } from "../../errors.js";
 import type { ChatMessage } from "../../gen/shardchat/v1/client.js";
+import { fitsChars } from "../../text/chars.js";
 import { Batcher } from "../batcher.js";
 import { fileRefFromColumn, fileRefToColumn } from "../file-ref.js";
 import type { HistoryQuery, MessageStore, NewMessage, Uid } from "../ports.js";
@@ -470,8 +471,7 @@ function validateNewMessage(m: NewMessage): void {
   const bad = (why: string) => new AppError(ErrorCode.INVALID_ARGUMENT, why);
   if (!m.convId || m.convId.length > MAX_CONV_ID_CHARS) throw bad("bad conversation id");
   // VARCHAR counts code points, not UTF-16 units.
-  const clientMsgIdChars = [...m.clientMsgId].length;
-  if (clientMsgIdChars < 1 || clientMsgIdChars > MAX_CLIENT_MSG_ID_CHARS) {
+  if (m.clientMsgId.length === 0 || !fitsChars(m.clientMsgId, MAX_CLIENT_MSG_ID_CHARS)) {
     throw bad(`clientMsgId must be 1..${MAX_CLIENT_MSG_ID_CHARS} characters`);
   }
   for (const id of [m.msgId, m.sender, ...m.members]) {

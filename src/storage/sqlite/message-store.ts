@@ -1,9 +1,11 @@
 import { AppError, ErrorCode } from "../../errors.js";
 import type { ChatMessage } from "../../gen/shardchat/v1/client.js";
+import { fitsChars } from "../../text/chars.js";
 import { fileRefFromColumn, fileRefToColumn } from "../file-ref.js";
 import type { HistoryQuery, MessageStore, NewMessage, Uid } from "../ports.js";
 import type { SqliteDatabase } from "./database.js";
 import { sqliteCall, sqliteCode, sqliteError } from "./errors.js";
+import { TickBatch } from "./tick-batch.js";
 import { canonicalId } from "./uids.js";
 
 /** conversations.kind of a 1:1 conversation. */
@@ -46,16 +48,15 @@ type Appended = { message: ChatMessage; duplicate: boolean };
  * Messages in the SQLite file: the same tables and semantics as MysqlMessageStore. better-sqlite3
  * runs each call synchronously. Appends are group-committed: those called in one turn of the
  * event loop go into one IMMEDIATE transaction (the write lock is taken at BEGIN), in call
- * order, each in a savepoint of its own so a refused one fails alone. Appends are therefore
- * serialized per file: seqs are gapless, and the client-key check and the insert cannot
- * interleave with another append, even from another process. COMMIT returns after the WAL is
- * synced (synchronous=FULL), so an answered append is durable; one sync serves the batch.
+ * order, each in a savepoint of its own so a refused one fails alone (TickBatch); so are the
+ * delivery cursors of one flush. Appends are therefore serialized per file: seqs are gapless,
+ * and the client-key check and the insert cannot interleave with another append, even from
+ * another process. COMMIT returns after the WAL is synced (synchronous=FULL), so an answered
+ * append is durable; one sync serves the batch.
  */
 export class SqliteMessageStore implements MessageStore {
-  readonly #appendBatchTx: (ms: CheckedMessage[]) => PromiseSettledResult<Appended>[];
-  #queued: { m: CheckedMessage; resolve: (a: Appended) => void; reject: (e: unknown) => void }[] = [];
-  #scheduled = false;
-  readonly #ackTx: (uid: Uid, wanted: Map<string, number>) => void;
+  readonly #appends: TickBatch<CheckedMessage, Appended>;
+  readonly #acks: TickBatch<{ uid: Uid; wanted: Map<string, number> }, void>;
   readonly #pendingTx: (uid: Uid, limit: number) => { messages: ChatMessage[]; more: boolean };
   readonly #historyTx: (uid: Uid, convId: string, query: HistoryQuery) => ChatMessage[];
   readonly #isMember: (convId: string, uid: Uid) => boolean;
@@ -162,17 +163,8 @@ export class SqliteMessageStore implements MessageStore {
         throw err;
       }
     };
-    // Nested in the batch's transaction, insert() is a savepoint: a throw undoes that message only.
-    const appendBatch = db.transaction((ms: CheckedMessage[]) =>
-      ms.map((m): PromiseSettledResult<Appended> => {
-        try {
-          return { status: "fulfilled", value: append(m) };
-        } catch (reason) {
-          return { status: "rejected", reason };
-        }
-      }),
-    );
-    this.#appendBatchTx = (ms) => appendBatch.immediate(ms);
+    const mapError = (err: unknown) => sqliteError(ErrorCode.STORAGE_UNAVAILABLE, STORE_NAME, err);
+    this.#appends = new TickBatch(db, append, mapError);
 
     // One read transaction: the conversation list and the pages come from one snapshot.
     this.#pendingTx = db.transaction((uid: Uid, limit: number) => {
@@ -198,7 +190,7 @@ export class SqliteMessageStore implements MessageStore {
         if (target > row.delivered_seq) advance.run(target, row.conv_id, uid);
       }
     });
-    this.#ackTx = (uid, wanted) => ack.immediate(uid, wanted);
+    this.#acks = new TickBatch(db, ({ uid, wanted }) => ack(uid, wanted), mapError);
 
     this.#isMember = (convId, uid) => isMember.get(convId, uid) !== undefined;
 
@@ -214,33 +206,9 @@ export class SqliteMessageStore implements MessageStore {
     });
   }
 
+  /** Group-committed with the other appends of this event-loop turn (TickBatch), in call order. */
   async append(m: NewMessage): Promise<Appended> {
-    const checked = checkNewMessage(m);
-    return new Promise((resolve, reject) => {
-      this.#queued.push({ m: checked, resolve, reject });
-      if (this.#scheduled) return;
-      this.#scheduled = true;
-      // After this turn's I/O: every append its frames asked for shares one commit.
-      setImmediate(() => this.#commitQueued());
-    });
-  }
-
-  #commitQueued(): void {
-    this.#scheduled = false;
-    const batch = this.#queued;
-    this.#queued = [];
-    let outcomes: PromiseSettledResult<Appended>[];
-    try {
-      outcomes = storageCall(() => this.#appendBatchTx(batch.map((b) => b.m)));
-    } catch (err) {
-      for (const b of batch) b.reject(err);
-      return;
-    }
-    for (const [i, b] of batch.entries()) {
-      const outcome = outcomes[i] as PromiseSettledResult<Appended>;
-      if (outcome.status === "fulfilled") b.resolve(outcome.value);
-      else b.reject(sqliteError(ErrorCode.STORAGE_UNAVAILABLE, STORE_NAME, outcome.reason));
-    }
+    return this.#appends.submit(checkNewMessage(m));
   }
 
   async pending(uid: Uid, limit: number): Promise<{ messages: ChatMessage[]; more: boolean }> {
@@ -258,7 +226,8 @@ export class SqliteMessageStore implements MessageStore {
       wanted.set(convId, Math.max(wanted.get(convId) ?? 0, seq));
     }
     if (wanted.size === 0) return;
-    storageCall(() => this.#ackTx(canonical, wanted));
+    // The cursors of one flush (DeliveredCursors) share one commit.
+    await this.#acks.submit({ uid: canonical, wanted });
   }
 
   async history(uid: Uid, convId: string, query: HistoryQuery): Promise<ChatMessage[]> {
@@ -277,11 +246,10 @@ export class SqliteMessageStore implements MessageStore {
 /** The same checks as the MySQL adapter makes (its columns refuse what these refuse), ids made canonical. */
 function checkNewMessage(m: NewMessage): CheckedMessage {
   const bad = (why: string) => new AppError(ErrorCode.INVALID_ARGUMENT, why);
-  if (typeof m.convId !== "string" || !m.convId || [...m.convId].length > MAX_CONV_ID_CHARS) {
+  if (typeof m.convId !== "string" || !m.convId || !fitsChars(m.convId, MAX_CONV_ID_CHARS)) {
     throw bad("bad conversation id");
   }
-  const clientMsgIdChars = typeof m.clientMsgId === "string" ? [...m.clientMsgId].length : 0;
-  if (clientMsgIdChars < 1 || clientMsgIdChars > MAX_CLIENT_MSG_ID_CHARS) {
+  if (typeof m.clientMsgId !== "string" || m.clientMsgId === "" || !fitsChars(m.clientMsgId, MAX_CLIENT_MSG_ID_CHARS)) {
     throw bad(`clientMsgId must be 1..${MAX_CLIENT_MSG_ID_CHARS} characters`);
   }
   const id = (value: string) => {

@@ -2,6 +2,8 @@ import { AppError, ErrorCode } from "../../errors.js";
 
 const MAX_UINT64 = (1n << 64n) - 1n;
 const DECIMAL = /^\d{1,20}$/;
+/** Already canonical and below 2^64 (19 digits at most, no leading zero): no BigInt needed. */
+const CANONICAL_SHORT = /^(0|[1-9]\d{0,18})$/;
 
 /**
  * The canonical decimal form of a uint64 id ("007" → "7"), or null when it is not one.
@@ -9,7 +11,9 @@ const DECIMAL = /^\d{1,20}$/;
  * keys there while MySQL's BIGINT UNSIGNED makes them one: canonical text keeps them one.
  */
 export function canonicalId(id: string): string | null {
-  if (typeof id !== "string" || !DECIMAL.test(id)) return null;
+  if (typeof id !== "string") return null;
+  if (CANONICAL_SHORT.test(id)) return id;
+  if (!DECIMAL.test(id)) return null;
   const value = BigInt(id);
   return value <= MAX_UINT64 ? value.toString() : null;
 }
