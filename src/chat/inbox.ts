@@ -14,17 +14,24 @@ export interface LaneTurn {
   release(): void;
 }
 
+/** A barrier no request waits behind: shared, so an idle inbox allocates nothing. */
+const OPEN: Promise<void> = Promise.resolve();
+
 /**
  * One session's requests in flight. Admission never waits for I/O: a request starts as soon as
  * its lane allows, and the number admitted but unfinished is bounded by the caller.
+ *
+ * Most sessions sit idle between frames (an idle node holds tens of thousands of them), so an
+ * inbox holds its lane map and running set only while a request is in flight, and its barrier
+ * only until that request has finished: an idle inbox is three empty fields.
  */
 export class SessionInbox {
-  private barrier: Promise<void> = Promise.resolve();
-  private readonly lanes = new Map<string, Promise<void>>();
-  private readonly running = new Set<Promise<void>>();
+  private barrier: Promise<void> = OPEN;
+  private lanes: Map<string, Promise<void>> | undefined;
+  private running: Set<Promise<void>> | undefined;
 
   get inFlight(): number {
-    return this.running.size;
+    return this.running?.size ?? 0;
   }
 
   /** Runs `work` when `lane` allows; answers when it has finished (never rejects). */
@@ -34,9 +41,9 @@ export class SessionInbox {
       release = resolve;
     });
     let start: Promise<unknown>;
-    if (lane.kind === "barrier") start = Promise.allSettled([this.barrier, ...this.running]);
+    if (lane.kind === "barrier") start = Promise.allSettled([this.barrier, ...(this.running ?? [])]);
     else if (lane.kind === "lane") {
-      const previous = this.lanes.get(lane.name);
+      const previous = this.lanes?.get(lane.name);
       start = previous ? Promise.all([this.barrier, previous]) : this.barrier;
     } else start = this.barrier;
 
@@ -46,14 +53,24 @@ export class SessionInbox {
         () => release(),
         () => release(),
       );
-    this.running.add(task);
-    void task.then(() => this.running.delete(task));
+    this.running ??= new Set();
+    const running = this.running;
+    running.add(task);
+    void task.then(() => {
+      running.delete(task);
+      if (running.size === 0 && this.running === running) this.running = undefined;
+      if (this.barrier === task) this.barrier = OPEN;
+    });
     if (lane.kind === "barrier") this.barrier = task;
     else if (lane.kind === "lane") {
       const name = lane.name;
-      this.lanes.set(name, released);
+      this.lanes ??= new Map();
+      const lanes = this.lanes;
+      lanes.set(name, released);
       void released.then(() => {
-        if (this.lanes.get(name) === released) this.lanes.delete(name);
+        if (lanes.get(name) !== released) return;
+        lanes.delete(name);
+        if (lanes.size === 0 && this.lanes === lanes) this.lanes = undefined;
       });
     }
     return task;

@@ -31,6 +31,8 @@ export interface Session {
   onClose(listener: (reason: ErrorCode | undefined) => void): void;
 }
 
+type CloseListener = (reason: ErrorCode | undefined) => void;
+
 /** The bookkeeping every transport shares: id, activity, one-time close with listeners. */
 export abstract class BaseSession implements Session {
   readonly id = nanoid();
@@ -39,12 +41,29 @@ export abstract class BaseSession implements Session {
   device?: DeviceName;
   lastActivityMs = this.openedAtMs;
   private isClosed = false;
-  private readonly closeListeners: ((reason: ErrorCode | undefined) => void)[] = [];
+  /**
+   * A session has one close listener (the node's) unless messages were pushed to it: the
+   * first is held without an array, which would cost an idle session ~180 bytes.
+   */
+  private closeListeners: CloseListener | CloseListener[] | undefined;
+  #remote: string | undefined;
 
+  /** `remote` unset: read from the connection when first asked (see peerAddress). */
   constructor(
     readonly transport: TransportKind,
-    readonly remote: string,
-  ) {}
+    remote?: string,
+  ) {
+    this.#remote = remote;
+  }
+
+  /**
+   * Only log lines read it, and few sessions ever get one: the address string, and the peer
+   * address object net.Socket caches once asked, are only made then.
+   */
+  get remote(): string {
+    this.#remote ??= this.peerAddress();
+    return this.#remote;
+  }
 
   get closed(): boolean {
     return this.isClosed;
@@ -61,8 +80,11 @@ export abstract class BaseSession implements Session {
     this.fireClose(reason);
   }
 
-  onClose(listener: (reason: ErrorCode | undefined) => void): void {
-    this.closeListeners.push(listener);
+  onClose(listener: CloseListener): void {
+    const current = this.closeListeners;
+    if (current === undefined) this.closeListeners = listener;
+    else if (typeof current === "function") this.closeListeners = [current, listener];
+    else current.push(listener);
   }
 
   /** For the transport: the connection went away without close() (peer left, socket error). */
@@ -73,7 +95,17 @@ export abstract class BaseSession implements Session {
   }
 
   private fireClose(reason: ErrorCode | undefined): void {
-    for (const listener of this.closeListeners.splice(0)) listener(reason);
+    // Taken before they run: a closed session keeps nothing its listeners captured, and one
+    // added while they run is never called (the session has already closed).
+    const listeners = this.closeListeners;
+    this.closeListeners = undefined;
+    if (typeof listeners === "function") listeners(reason);
+    else if (listeners) for (const listener of listeners) listener(reason);
+  }
+
+  /** The remote address as "host:port", for sessions made without one. */
+  protected peerAddress(): string {
+    return "";
   }
 
   protected abstract write(frame: OutboundFrame): void;

@@ -8,7 +8,12 @@ import type { Session } from "./session.js";
  */
 export class SessionRegistry {
   private readonly byId = new Map<string, Session>();
-  private readonly byUid = new Map<Uid, Map<DeviceName, Session>>();
+  /**
+   * A user's sessions: the session itself while there is one (nearly every user; its device
+   * kind is its `device`), by device kind once there are more. A map per user would cost each
+   * idle session ~180 bytes.
+   */
+  private readonly byUid = new Map<Uid, Session | Map<DeviceName, Session>>();
 
   add(session: Session): void {
     this.byId.set(session.id, session);
@@ -22,15 +27,26 @@ export class SessionRegistry {
 
   /** Makes `session` the one of `uid` on `device`; answers the local session of that device it replaced, if any. */
   bindUid(session: Session, uid: Uid, device: DeviceName = "desktop"): Session | undefined {
-    let devices = this.byUid.get(uid);
-    if (!devices) {
-      devices = new Map();
-      this.byUid.set(uid, devices);
+    const entry = this.byUid.get(uid);
+    let previous: Session | undefined;
+    if (entry === undefined) this.byUid.set(uid, session);
+    else if (entry instanceof Map) {
+      previous = entry.get(device);
+      entry.set(device, session);
+    } else if (entry.device === device) {
+      previous = entry;
+      this.byUid.set(uid, session);
+    } else {
+      this.byUid.set(
+        uid,
+        new Map([
+          [entry.device ?? "desktop", entry],
+          [device, session],
+        ]),
+      );
     }
-    const previous = devices.get(device);
     session.uid = uid;
     session.device = device;
-    devices.set(device, session);
     return previous === session ? undefined : previous;
   }
 
@@ -46,8 +62,9 @@ export class SessionRegistry {
 
   /** Every live session of uid here (one per device kind). */
   sessionsOf(uid: Uid): Session[] {
-    const devices = this.byUid.get(uid);
-    return devices ? [...devices.values()] : [];
+    const entry = this.byUid.get(uid);
+    if (entry === undefined) return [];
+    return entry instanceof Map ? [...entry.values()] : [entry];
   }
 
   get size(): number {
@@ -60,9 +77,18 @@ export class SessionRegistry {
 
   private unlink(session: Session): void {
     if (session.uid === undefined) return;
-    const devices = this.byUid.get(session.uid);
-    if (!devices) return;
-    for (const [device, s] of devices) if (s === session) devices.delete(device);
-    if (devices.size === 0) this.byUid.delete(session.uid);
+    const entry = this.byUid.get(session.uid);
+    if (entry === session) {
+      this.byUid.delete(session.uid);
+      return;
+    }
+    if (!(entry instanceof Map)) return;
+    for (const [device, s] of entry) if (s === session) entry.delete(device);
+    if (entry.size === 0) this.byUid.delete(session.uid);
+    else if (entry.size === 1) {
+      const [device, left] = entry.entries().next().value as [DeviceName, Session];
+      // Back to the session itself when its device is the one it is kept under.
+      if (left.device === device) this.byUid.set(session.uid, left);
+    }
   }
 }

@@ -21,8 +21,17 @@ class TcpSession extends BaseSession {
     private readonly limits: TransportLimits,
     private readonly log: Logger,
   ) {
-    super("tcp", `${socket.remoteAddress}:${socket.remotePort}`);
-    socket.once("close", () => this.ended());
+    super("tcp");
+    // net.Socket emits close once: `once` would add a wrapper object per socket.
+    socket.on("close", () => this.ended());
+  }
+
+  /**
+   * Asked only while the connection is up (a log line about a frame or an admission), when
+   * the socket still knows its peer.
+   */
+  protected override peerAddress(): string {
+    return `${this.socket.remoteAddress}:${this.socket.remotePort}`;
   }
 
   protected write(frame: OutboundFrame): void {
@@ -67,8 +76,9 @@ export async function startTcpTransport(
   limits: TransportLimits,
   log: Logger,
 ): Promise<TcpTransport> {
+  const onError = (err: Error) => log.debug({ err }, "tcp socket error");
   const server: Server = createServer({ noDelay: true }, (socket) => {
-    socket.on("error", (err) => log.debug({ err }, "tcp socket error"));
+    socket.on("error", onError);
     const session = new TcpSession(socket, limits, log);
     if (!node.attach(session)) return;
     const decoder = new FrameDecoder(limits.maxFrameBytes);

@@ -1,4 +1,3 @@
-import type { IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import { type RawData, WebSocket, WebSocketServer } from "ws";
 import { AppError, ErrorCode, errorName } from "../../errors.js";
@@ -14,6 +13,15 @@ import type { TransportLimits } from "./tcp.js";
 export const WS_CLOSE_APP = 4000;
 
 /**
+ * The ws library's socket, built by it (the server's `WebSocket` option) with a slot for its
+ * session: one listener function per event then serves every socket, where a closure per
+ * socket and event cost an idle connection several hundred bytes.
+ */
+class SessionSocket extends WebSocket {
+  session: WsSession | undefined = undefined;
+}
+
+/**
  * A session over one WebSocket: one Envelope per message, binary (protobuf) or text
  * (canonical JSON). The node answers in the format the client last used.
  */
@@ -22,13 +30,31 @@ class WsSession extends BaseSession {
   private corked = false;
 
   constructor(
-    private readonly socket: WebSocket,
-    remote: string,
+    private readonly socket: SessionSocket,
     private readonly limits: TransportLimits,
     private readonly log: Logger,
   ) {
-    super("ws", remote);
-    socket.once("close", () => this.ended());
+    super("ws");
+    socket.session = this;
+  }
+
+  /** The socket closed, whichever side began. */
+  socketClosed(): void {
+    this.ended();
+  }
+
+  /**
+   * Asked only while the connection is up (a log line about a frame or an admission), when
+   * the socket still knows its peer.
+   */
+  protected override peerAddress(): string {
+    const raw = this.rawSocket();
+    return `${raw?.remoteAddress}:${raw?.remotePort}`;
+  }
+
+  /** ws's own net.Socket under the WebSocket (`_socket`). */
+  private rawSocket(): Socket | undefined {
+    return (this.socket as unknown as { _socket?: Socket })._socket;
   }
 
   protected write(frame: OutboundFrame): void {
@@ -45,10 +71,10 @@ class WsSession extends BaseSession {
 
   /**
    * Frames written in one tick leave in one writev, as on TCP. ws has no cork of its own, and
-   * corks its socket only around each frame; its `_socket` is that net.Socket.
+   * corks its socket only around each frame.
    */
   private corkForTick(): void {
-    const raw = (this.socket as unknown as { _socket?: Socket })._socket;
+    const raw = this.rawSocket();
     if (this.corked || !raw) return;
     this.corked = true;
     raw.cork();
@@ -93,24 +119,44 @@ export async function startWsTransport(
   limits: TransportLimits,
   log: Logger,
 ): Promise<WsTransport> {
-  const wss = new WebSocketServer({ host, port, maxPayload: limits.maxFrameBytes, perMessageDeflate: false });
-  wss.on("connection", (socket: WebSocket, request: IncomingMessage) => {
-    socket.on("error", (err) => log.debug({ err }, "websocket error"));
-    const remote = `${request.socket.remoteAddress}:${request.socket.remotePort}`;
-    const session = new WsSession(socket, remote, limits, log);
+  // The sockets open now, for close() to end. Tracked here rather than by ws
+  // (clientTracking), which adds a close listener closure to every socket.
+  const open = new Set<SessionSocket>();
+  const onError = (err: Error) => log.debug({ err }, "websocket error");
+  // ws calls listeners with the socket as `this`, typed as its own WebSocket class.
+  function onClose(this: WebSocket): void {
+    const socket = this as SessionSocket;
+    open.delete(socket);
+    socket.session?.socketClosed();
+  }
+  function onMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
+    const session = (this as SessionSocket).session;
+    if (!session || session.closed) return;
+    session.format = isBinary ? "binary" : "text";
+    let envelope: Envelope;
+    try {
+      envelope = decodeMessage(data, isBinary);
+    } catch (err) {
+      node.reject(session, err instanceof AppError ? err : new AppError(ErrorCode.MALFORMED_FRAME));
+      return;
+    }
+    node.handle(session, envelope);
+  }
+  const wss = new WebSocketServer({
+    host,
+    port,
+    maxPayload: limits.maxFrameBytes,
+    perMessageDeflate: false,
+    clientTracking: false,
+    WebSocket: SessionSocket,
+  });
+  wss.on("connection", (socket: SessionSocket) => {
+    open.add(socket);
+    socket.on("error", onError);
+    socket.on("close", onClose);
+    const session = new WsSession(socket, limits, log);
     if (!node.attach(session)) return;
-    socket.on("message", (data, isBinary) => {
-      if (session.closed) return;
-      session.format = isBinary ? "binary" : "text";
-      let envelope: Envelope;
-      try {
-        envelope = decodeMessage(data, isBinary);
-      } catch (err) {
-        node.reject(session, err instanceof AppError ? err : new AppError(ErrorCode.MALFORMED_FRAME));
-        return;
-      }
-      node.handle(session, envelope);
-    });
+    socket.on("message", onMessage);
   });
   wss.on("error", (err) => log.error({ err }, "websocket listener error"));
   await new Promise<void>((resolve, reject) => {
@@ -125,7 +171,7 @@ export async function startWsTransport(
     port: typeof address === "object" && address ? address.port : port,
     close: () =>
       new Promise<void>((resolve) => {
-        for (const client of wss.clients) client.terminate();
+        for (const socket of open) socket.terminate();
         wss.close(() => resolve());
       }),
   };

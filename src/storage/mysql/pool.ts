@@ -20,5 +20,8 @@ export function createPool(config: Pick<Config, "MYSQL_URL" | "MYSQL_POOL_SIZE">
     // Capturing the caller's stack on every query was 3 % of a busy chat node's CPU; storage
     // errors are mapped to codes and logged with the statement's own error.
     trace: false,
+    // Every query here is a text query; mysql2's default cache of 16,000 prepared statements
+    // reserves about 512 KB per connection up front.
+    maxPreparedStatements: 256,
   });
 }
