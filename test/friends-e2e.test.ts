@@ -74,7 +74,10 @@ describe("friends, conversations and devices across chat nodes", () => {
       transport === "tcp"
         ? ({ transport: "tcp", host: "127.0.0.1", port: node.info.tcpPort } as const)
         : ({ transport: "ws", url: node.info.wsUrl } as const);
-    const client = await ChatClient.connect(endpoint, { device, heartbeat: false });
+    // Acks at once: a device that logs in syncs what the user has not acked yet, and these
+    // tests expect the other devices' earlier messages acked by then (ackDelayMs would hold
+    // them back 20 ms).
+    const client = await ChatClient.connect(endpoint, { device, heartbeat: false, ackDelayMs: 0 });
     clients.push(client);
     await client.login(uid, token);
     tokenOf.set(client, token);
