@@ -8,7 +8,7 @@ import { OutboundFrame } from "./outbound.js";
 import type { Missed, PeerLinks } from "./peer-links.js";
 import type { Session } from "./session.js";
 import type { SessionRegistry } from "./sessions.js";
-import type { UnackedPushes } from "./unacked.js";
+import type { MessagePush, UnackedPushes } from "./unacked.js";
 
 /** Which chat node the ring puts a user on, as this node last saw the ring (undefined before it has). */
 export interface RingView {
@@ -17,17 +17,15 @@ export interface RingView {
   unchangedFor(ms: number): boolean;
 }
 
-/** A push: its frame, and for a stored message its place, by which sessions ack it. */
+/** A push: its frame, and for a stored message what UnackedPushes keeps until sessions ack it. */
 export interface Push {
   frame: OutboundFrame;
-  message?: { convId: string; seq: number };
+  message?: MessagePush;
 }
 
 export function messagePush(message: ChatMessage): Push {
-  return {
-    frame: OutboundFrame.of({ reqId: 0, body: { $case: "messagePush", value: { message } } }),
-    message: { convId: message.convId, seq: message.seq },
-  };
+  const frame = OutboundFrame.of({ reqId: 0, body: { $case: "messagePush", value: { message } } });
+  return { frame, message: { convId: message.convId, seq: message.seq, frame } };
 }
 
 export interface FanoutDeps {
@@ -103,7 +101,7 @@ export class Fanout {
         any = true;
         if (session.id === exceptSessionId) continue;
         session.send(push.frame);
-        if (push.message) this.deps.unacked.pushed(session, { ...push.message, frame: push.frame });
+        if (push.message) this.deps.unacked.pushed(session, push.message);
       }
       if (any) reached += 1;
       else missing.push(uid);
@@ -114,10 +112,8 @@ export class Fanout {
 
   /** A peer's push, as its stream brought it; answers who had no session here. */
   fromPeer(item: PushItem): Missed {
-    const push: Push = {
-      frame: OutboundFrame.fromBinary(item.envelope),
-      message: item.convId ? { convId: item.convId, seq: item.seq } : undefined,
-    };
+    const frame = OutboundFrame.fromBinary(item.envelope);
+    const push: Push = { frame, message: item.convId ? { convId: item.convId, seq: item.seq, frame } : undefined };
     return this.sortMissing(this.here(item.toUids, push, undefined, "grpc"));
   }
 
