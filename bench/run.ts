@@ -280,7 +280,7 @@ async function measure(
     const connect = await runConnect(target, { count: settings.idleConnections, onProgress: progress });
     endProgress();
     log(
-      `idle connections: ${connect.held}/${connect.requested} held, ${connect.rssPerConnectionBytes} bytes RSS each, ${connect.connectsPerSecond} connects/s`,
+      `idle connections: ${connect.held}/${connect.requested} held, ${connect.rssPerConnectionBytes} bytes RSS each (${connect.rssRetainedPerConnectionBytes ?? "n/a"} after a full GC), ${connect.connectsPerSecond} connects/s`,
     );
     const max = await chat(target, meter, 0);
     const atRates: ChatRun[] = [];
@@ -567,13 +567,16 @@ lines.push(
   "",
   "## Idle connections",
   "",
+  "RSS growth of the processes holding the connections, per connection: as read after the connections settle (V8 has usually not collected their logins' garbage yet), and after a full GC in each of those processes, before connecting and again before reading (what the connections retain). The GC goes through the inspector each Node process opens on SIGUSR1.",
+  "",
   markdownTable(
-    ["system", "held", "connects/s", "RSS per connection (bytes)"],
+    ["system", "held", "connects/s", "RSS per connection, as read (bytes)", "after a full GC (bytes)"],
     results.map((r) => [
       r.system,
       `${r.connect.held}/${r.connect.requested}`,
       r.connect.connectsPerSecond,
       r.connect.rssPerConnectionBytes,
+      r.connect.rssRetainedPerConnectionBytes ?? "n/a",
     ]),
   ),
   "",
@@ -652,7 +655,8 @@ if (ours.length > 0 && refs.length > 0) {
         "max throughput (acked)",
         "p99 at half of the rate basis",
         "p99 flat out",
-        "RSS per idle connection",
+        "RSS per idle connection (as read)",
+        "RSS per idle connection (after a full GC)",
         "server CPU per message (flat out)",
         "whole-system CPU per message (flat out)",
         "machine CPU per message (flat out)",
@@ -665,6 +669,7 @@ if (ours.length > 0 && refs.length > 0) {
           ratio(atHalf(o)?.latencyMs.p99 ?? 0, atHalf(ref)?.latencyMs.p99 ?? 0),
           ratio(o.max.latencyMs.p99, ref.max.latencyMs.p99),
           ratio(o.connect.rssPerConnectionBytes, ref.connect.rssPerConnectionBytes),
+          ratio(o.connect.rssRetainedPerConnectionBytes ?? 0, ref.connect.rssRetainedPerConnectionBytes ?? 0),
           ratio(o.max.serverCpuMsPerMessage, ref.max.serverCpuMsPerMessage),
           ratio(o.max.perMessage.systemCpuMs, ref.max.perMessage.systemCpuMs),
           ratio(o.max.perMessage.machineCpuMs, ref.max.perMessage.machineCpuMs),

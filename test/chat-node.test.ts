@@ -424,9 +424,14 @@ describe("chat node", () => {
       [4, "m4", "offline m4"],
       [5, "m5", "offline m5"],
     ]);
-    await b.call({ $case: "ackReq", value: { cursors: [{ convId: convIdForPair(A, B), seq: 5 }] } }, "ackResp");
+    // With req_id 0 the ack is held but not answered.
+    b.sendEnvelope({
+      reqId: 0,
+      body: { $case: "ackReq", value: { cursors: [{ convId: convIdForPair(A, B), seq: 5 }] } },
+    });
     const after = await b.call({ $case: "syncReq", value: { limit: 10 } }, "syncResp");
     expect(after.messages).toEqual([]);
+    expect(b.inbox.pending().map((e) => e.body?.$case)).not.toContain("ackResp");
 
     const page = await b.call(
       { $case: "historyReq", value: { convId: convIdForPair(A, B), afterSeq: 1, beforeSeq: 0, limit: 2 } },

@@ -152,7 +152,15 @@ try {
     writeFileSync(
       `${base}.md`,
       `${markdownTable(
-        ["target", "held", "failed", "connects/s", "RSS per connection (bytes)", "source addresses"],
+        [
+          "target",
+          "held",
+          "failed",
+          "connects/s",
+          "RSS per connection (bytes)",
+          "after a full GC (bytes)",
+          "source addresses",
+        ],
         [
           [
             report.target,
@@ -160,6 +168,7 @@ try {
             report.failed,
             report.connectsPerSecond,
             report.rssPerConnectionBytes,
+            report.rssRetainedPerConnectionBytes ?? "n/a",
             report.sourceAddresses.length,
           ],
         ],

@@ -2,6 +2,7 @@
 import { GateClient } from "../../src/sdk/gate-client.js";
 import { openChat } from "../../src/sdk/open-chat.js";
 import type { ConnectWorkerData, FromConnectWorker } from "./connect-worker.js";
+import { fullGc } from "./full-gc.js";
 import { encodeHistogram, type Latency, latencyOf, mergeEncoded, newHistogram, recordMs } from "./histogram.js";
 import { inBatches, rssOf, type Target } from "./targets.js";
 import { tsWorker } from "./ts-worker.js";
@@ -23,6 +24,12 @@ export interface ConnectReport {
   rssAfterBytes: number;
   /** Growth of the RSS of the processes holding the connections, per connection held. */
   rssPerConnectionBytes: number;
+  /**
+   * The same after a full GC in each of those processes (also before connecting): what the
+   * connections retain, without the garbage of their logins that V8 has not collected yet.
+   * Undefined when the processes could not be reached through the inspector.
+   */
+  rssRetainedPerConnectionBytes?: number;
   ok: boolean;
 }
 
@@ -46,6 +53,13 @@ export async function runConnect(
   const addresses = Array.from({ length: Math.ceil(options.count / perAddress) }, (_, i) => `127.0.0.${i + 2}`);
   const pids = target.connectionPids();
   const rss = () => pids.reduce((sum, pid) => sum + rssOf(pid), 0);
+  const collected = await fullGc(pids).then(
+    () => true,
+    (err: unknown) => {
+      options.onProgress?.(`no full GC before measuring: ${(err as Error).message}`);
+      return false;
+    },
+  );
   const rssBefore = rss();
   const workerCount = Math.max(1, Math.min(options.workers ?? 2, options.count));
   const share = Math.ceil(tickets.length / workerCount);
@@ -83,6 +97,7 @@ export async function runConnect(
   // Let heartbeats and lazily grown buffers settle before reading memory.
   await new Promise((r) => setTimeout(r, options.holdMs ?? 2000));
   const rssAfter = rss();
+  const rssRetained = collected ? await fullGc(pids).then(rss, () => undefined) : undefined;
   await Promise.all(
     workers.map(
       (worker) =>
@@ -109,6 +124,9 @@ export async function runConnect(
     rssBeforeBytes: rssBefore,
     rssAfterBytes: rssAfter,
     rssPerConnectionBytes: heldCount > 0 ? Math.round((rssAfter - rssBefore) / heldCount) : 0,
+    ...(rssRetained !== undefined && heldCount > 0
+      ? { rssRetainedPerConnectionBytes: Math.round((rssRetained - rssBefore) / heldCount) }
+      : {}),
     ok: heldCount === options.count,
   };
 }

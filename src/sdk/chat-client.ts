@@ -453,30 +453,24 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   }
 
   /**
-   * Acks without holding up the next message: awaiting each ack made every push wait for the
-   * previous one's round trip (behind this session's own sends on the node). While one
-   * AckRequest is in flight or waiting (ackDelayMs), later cursors collect (the highest seq per
-   * conversation) and leave together in the next.
+   * Acks pushes without a reply: an AckRequest with req_id 0 is not answered, so each costs
+   * the node no write and this client no wakeup. Cursors of the pushes that arrive within
+   * ackDelayMs (0: those of one turn of the event loop) collect, the highest seq per conversation, and
+   * leave together.
    */
   private ackSoon(message: Pick<ChatMessage, "convId" | "seq">): void {
     this.ackQueue.set(message.convId, Math.max(this.ackQueue.get(message.convId) ?? 0, message.seq));
     if (this.acking) return;
     this.acking = true;
-    const delay = this.options.ackDelayMs ?? 0;
-    if (delay > 0) setTimeout(() => void this.flushAcks(), delay);
-    else void this.flushAcks();
+    setTimeout(() => this.flushAcks(), this.options.ackDelayMs ?? 0);
   }
 
-  private async flushAcks(): Promise<void> {
-    this.acking = true;
-    try {
-      while (this.ackQueue.size > 0 && !this.closed) {
-        const cursors = [...this.ackQueue].slice(0, MAX_CURSORS_PER_ACK).map(([convId, seq]) => ({ convId, seq }));
-        for (const c of cursors) this.ackQueue.delete(c.convId);
-        await this.request("ackReq", { cursors }, "ackResp").catch(() => {});
-      }
-    } finally {
-      this.acking = false;
+  private flushAcks(): void {
+    this.acking = false;
+    while (this.ackQueue.size > 0 && !this.closed) {
+      const cursors = [...this.ackQueue].slice(0, MAX_CURSORS_PER_ACK).map(([convId, seq]) => ({ convId, seq }));
+      for (const c of cursors) this.ackQueue.delete(c.convId);
+      this.wire.send(Envelope.fromPartial({ reqId: 0, body: { $case: "ackReq", value: { cursors } } }));
     }
   }
 

@@ -1,7 +1,7 @@
 import { type Handler, invalid, storage } from "./context.js";
 
 /** Delivery acks: the client has everything up to seq in each conversation. */
-export const ack: Handler<"ackReq"> = async (ctx, session, { cursors }) => {
+export const ack: Handler<"ackReq"> = async (ctx, session, { cursors }, reqId) => {
   const uid = session.uid as string;
   if (cursors.length === 0) throw invalid("cursors are required");
   // One cursor per conversation; a sync page never spans more conversations than messages.
@@ -18,5 +18,6 @@ export const ack: Handler<"ackReq"> = async (ctx, session, { cursors }) => {
     ),
   );
   ctx.unacked.acked(session, cursors);
-  return { $case: "ackResp", value: {} };
+  // req_id 0: the client asked for no answer (see AckRequest).
+  return reqId === 0 ? undefined : { $case: "ackResp", value: {} };
 };

@@ -417,7 +417,11 @@ export interface ConvCursor {
   seq: number;
 }
 
-/** The client has everything up to seq in each conversation (a delivery ack). */
+/**
+ * The client has everything up to seq in each conversation (a delivery ack). Sent with
+ * req_id 0 it is not answered (a refusal still comes, as an error push): a client acking pushes
+ * as they come need not wait for each, and a node under load saves a write per ack.
+ */
 export interface AckRequest {
   cursors: ConvCursor[];
 }
