@@ -478,7 +478,7 @@ function parseCommandStats(text: string): Record<string, number> {
 }
 
 /** The mariadbd serving a connection: its pid file, else whoever listens on the port. */
-async function mariadbPid(conn: Connection, port: number): Promise<number | undefined> {
+export async function mariadbPid(conn: Connection, port: number): Promise<number | undefined> {
   const isServer = (pid: number) => /mariadbd|mysqld/.test(commandOf(pid));
   try {
     const [rows] = await conn.query<RowDataPacket[]>("SELECT @@pid_file AS f, @@port AS p");

@@ -1,0 +1,110 @@
+/**
+ * The message store alone: what one durable append costs on this machine's MariaDB, without
+ * chat nodes, sockets or a load generator around it. `npm run bench:store [-- --url mysql://...]`.
+ *
+ * Appends go through MysqlMessageStore (the stack's adapter, group commit on as configured by
+ * default): one message at a time (each its own transaction: the floor under any send's
+ * latency), then 20 conversations at once (batches). Prints and writes bench/results/store-*.md
+ * with wall time per append, and the CPU mariadbd and this process spend per message.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import mysql from "mysql2/promise";
+import { MessageKind } from "../src/gen/shardchat/v1/client.js";
+import { convIdForPair } from "../src/storage/conversation-id.js";
+import { MysqlMessageStore } from "../src/storage/mysql/message-store.js";
+import { migrate } from "../src/storage/mysql/migrate.js";
+import { createPool } from "../src/storage/mysql/pool.js";
+import type { NewMessage } from "../src/storage/ports.js";
+import { markdownTable } from "./load/report.js";
+import { mariadbPid, mysqlAtOf, processCpuMs } from "./load/usage.js";
+
+const { values } = parseArgs({
+  options: {
+    url: { type: "string", default: "mysql://root@127.0.0.1:3306/shardchat_store_bench" },
+    messages: { type: "string", default: "3000" },
+    out: { type: "string", default: "bench/results" },
+  },
+});
+const url = values.url as string;
+const total = Number(values.messages);
+const at = mysqlAtOf(url);
+await migrate(url);
+const probe = await mysql.createConnection({ ...at, database: new URL(url).pathname.slice(1) });
+const serverPid = await mariadbPid(probe, at.port);
+const [versionRows] = await probe.query<mysql.RowDataPacket[]>(
+  "SELECT VERSION() AS v, @@innodb_flush_log_at_trx_commit AS f",
+);
+await probe.end();
+if (!serverPid) throw new Error(`no mariadbd process found for ${at.host}:${at.port} (it must run on this machine)`);
+const pool = createPool({ MYSQL_URL: url, MYSQL_POOL_SIZE: 4 });
+const store = new MysqlMessageStore(pool, { batchMax: 64, batchConcurrency: 1 });
+
+let n = 0;
+const message = (conversation: number): NewMessage => {
+  n++;
+  const sender = String(1000 + conversation);
+  const recipient = String(2000 + conversation);
+  return {
+    convId: convIdForPair(sender, recipient),
+    msgId: String(Date.now() * 1000 + n),
+    sender,
+    recipient,
+    members: [sender, recipient],
+    clientMsgId: `bench-${Date.now()}-${n}`,
+    kind: MessageKind.TEXT,
+    text: "x".repeat(64),
+    sentAtMs: Date.now(),
+  };
+};
+
+const rows: (string | number)[][] = [];
+for (const [label, width] of [
+  ["one at a time", 1],
+  ["20 conversations at once", 20],
+] as const) {
+  const rounds = Math.max(1, Math.round(total / width));
+  for (let i = 0; i < Math.min(rounds, 50); i++)
+    await Promise.all(Array.from({ length: width }, (_, c) => store.append(message(c))));
+  const server0 = processCpuMs(serverPid) ?? 0;
+  const self0 = process.cpuUsage();
+  const started = performance.now();
+  for (let r = 0; r < rounds; r++) await Promise.all(Array.from({ length: width }, (_, c) => store.append(message(c))));
+  const wallMs = performance.now() - started;
+  const count = rounds * width;
+  const self = process.cpuUsage(self0);
+  const serverMs = (processCpuMs(serverPid) ?? 0) - server0;
+  rows.push([
+    label,
+    count,
+    Math.round((wallMs / rounds) * 1000) / 1000,
+    Math.round(count / (wallMs / 1000)),
+    Math.round((serverMs / count) * 1000),
+    Math.round((self.user + self.system) / count),
+  ]);
+}
+await pool.query(`DROP DATABASE IF EXISTS \`${new URL(url).pathname.slice(1)}\``);
+await pool.end();
+
+const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+const report = [
+  `# Message store alone, ${new Date().toISOString()}`,
+  "",
+  `Machine: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? "unknown"}), linux ${os.release()}, Node ${process.version}; ${versionRows[0]?.v} at ${at.host}:${at.port}, innodb_flush_log_at_trx_commit=${versionRows[0]?.f}; load average at the end ${os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(", ")}.`,
+  "",
+  "MysqlMessageStore.append (group commit as the stack runs it), 64-character texts. A round is one append, or 20 appends to 20 conversations at once (they share transactions). CPU: mariadbd's and this process's (the chat node's share), per message.",
+  "",
+  markdownTable(
+    ["appends", "messages", "ms per round", "messages/s", "mariadbd CPU µs/msg", "client CPU µs/msg"],
+    rows,
+  ),
+  "",
+].join("\n");
+console.log(report);
+mkdirSync(values.out as string, { recursive: true });
+writeFileSync(join(values.out as string, `store-${stamp}.md`), report);
