@@ -40,9 +40,11 @@ async function collect(pid: number): Promise<void> {
   // Twice: the first can leave objects that weak callbacks free only in the next.
   await call("HeapProfiler.collectGarbage");
   await call("HeapProfiler.collectGarbage");
-  // Closes the inspector again, so the port is free for the next process.
+  // Closes the inspector again, so the port is free for the next process. The process closes
+  // this socket itself; closing it from here while it ends the inspector can crash it.
+  const closed = new Promise((resolve) => ws.once("close", resolve));
   ws.send(JSON.stringify({ id: ++lastId, method: "Runtime.evaluate", params: { expression: "process._debugEnd()" } }));
-  ws.close();
+  await Promise.race([closed, sleep(WAIT_MS)]);
   await until(async () => {
     try {
       await fetch(INSPECTOR);

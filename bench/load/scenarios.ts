@@ -2,6 +2,7 @@
 import { GateClient } from "../../src/sdk/gate-client.js";
 import { openChat } from "../../src/sdk/open-chat.js";
 import type { ConnectWorkerData, FromConnectWorker } from "./connect-worker.js";
+import type { Ticket } from "./drivers.js";
 import { fullGc } from "./full-gc.js";
 import { encodeHistogram, type Latency, latencyOf, mergeEncoded, newHistogram, recordMs } from "./histogram.js";
 import { inBatches, rssOf, type Target } from "./targets.js";
@@ -25,8 +26,9 @@ export interface ConnectReport {
   /** Growth of the RSS of the processes holding the connections, per connection held. */
   rssPerConnectionBytes: number;
   /**
-   * The same after a full GC in each of those processes (also before connecting): what the
-   * connections retain, without the garbage of their logins that V8 has not collected yet.
+   * Growth per connection of the second half, RSS read after a full GC in each of those
+   * processes with half and with all of them held: what a connection retains, without the
+   * garbage of logins V8 has not collected yet, nor what a fresh process releases later.
    * Undefined when the processes could not be reached through the inspector.
    */
   rssRetainedPerConnectionBytes?: number;
@@ -35,7 +37,11 @@ export interface ConnectReport {
 
 const connectWorkerUrl = new URL("./connect-worker.ts", import.meta.url);
 
-/** Opens `count` idle, heart-beating connections, measures, and closes them. */
+/**
+ * Opens `count` idle, heart-beating connections, measures, and closes them. They open in two
+ * halves: after each, a full GC in every connection-holding process and a read of RSS, so the
+ * second half's growth is what connections retain, in processes past their start-up.
+ */
 export async function runConnect(
   target: Target,
   options: {
@@ -53,61 +59,37 @@ export async function runConnect(
   const addresses = Array.from({ length: Math.ceil(options.count / perAddress) }, (_, i) => `127.0.0.${i + 2}`);
   const pids = target.connectionPids();
   const rss = () => pids.reduce((sum, pid) => sum + rssOf(pid), 0);
-  const collected = await fullGc(pids).then(
-    () => true,
-    (err: unknown) => {
-      options.onProgress?.(`no full GC before measuring: ${(err as Error).message}`);
-      return false;
-    },
-  );
+  const afterGc = () =>
+    fullGc(pids).then(rss, (err: unknown) => {
+      options.onProgress?.(`no full GC: ${(err as Error).message}`);
+      return undefined;
+    });
   const rssBefore = rss();
   const workerCount = Math.max(1, Math.min(options.workers ?? 2, options.count));
-  const share = Math.ceil(tickets.length / workerCount);
-  const started = performance.now();
-  const progress = new Array<{ connected: number; failed: number }>(workerCount).fill({ connected: 0, failed: 0 });
-  const ticker = setInterval(() => {
-    const c = progress.reduce((a, p) => a + p.connected, 0);
-    const f = progress.reduce((a, p) => a + p.failed, 0);
-    options.onProgress?.(`connect: ${c}/${options.count} held, ${f} failed`);
-  }, 500);
-  const workers = Array.from({ length: workerCount }, (_, w) => {
-    const data: ConnectWorkerData = {
-      tickets: tickets.slice(w * share, (w + 1) * share),
-      localAddresses: addresses,
+  const half = Math.floor(tickets.length / 2);
+  let connectMs = 0;
+  const open = async (from: number, to: number) => {
+    const started = performance.now();
+    const opened = await openConnections(tickets.slice(from, to), from, {
+      workers: workerCount,
+      addresses,
       perAddress,
-      offset: w * share,
       concurrency: options.concurrency ?? 64,
-    };
-    return tsWorker(connectWorkerUrl, { workerData: data });
-  });
-  const held = await Promise.all(
-    workers.map(
-      (worker, w) =>
-        new Promise<Extract<FromConnectWorker, { type: "held" }>>((resolve, reject) => {
-          worker.on("message", (m: FromConnectWorker) => {
-            if (m.type === "progress") progress[w] = m;
-            if (m.type === "held") resolve(m);
-          });
-          worker.once("error", reject);
-        }),
-    ),
-  );
-  clearInterval(ticker);
-  const connectSeconds = (performance.now() - started) / 1000;
+      onProgress: (c, f) => options.onProgress?.(`connect: ${from + c}/${options.count} held, ${f} failed`),
+    });
+    connectMs += performance.now() - started;
+    return opened;
+  };
+  const first = await open(0, half);
+  const rssHalfHeld = await afterGc();
+  const second = await open(half, tickets.length);
   // Let heartbeats and lazily grown buffers settle before reading memory.
   await new Promise((r) => setTimeout(r, options.holdMs ?? 2000));
   const rssAfter = rss();
-  const rssRetained = collected ? await fullGc(pids).then(rss, () => undefined) : undefined;
-  await Promise.all(
-    workers.map(
-      (worker) =>
-        new Promise<void>((resolve) => {
-          worker.on("message", (m: FromConnectWorker) => m.type === "closed" && resolve());
-          worker.postMessage("close");
-        }),
-    ),
-  );
-  await Promise.all(workers.map((w) => w.terminate()));
+  const rssAllHeld = rssHalfHeld === undefined ? undefined : await afterGc();
+  await Promise.all([first.close(), second.close()]);
+  const held = [...first.held, ...second.held];
+  const connectSeconds = connectMs / 1000;
   const heldCount = held.reduce((a, h) => a + h.connected, 0);
   const failed = held.reduce((a, h) => a + h.failed, 0);
   const firstError = held.find((h) => h.firstError)?.firstError;
@@ -124,8 +106,8 @@ export async function runConnect(
     rssBeforeBytes: rssBefore,
     rssAfterBytes: rssAfter,
     rssPerConnectionBytes: heldCount > 0 ? Math.round((rssAfter - rssBefore) / heldCount) : 0,
-    ...(rssRetained !== undefined && heldCount > 0
-      ? { rssRetainedPerConnectionBytes: Math.round((rssRetained - rssBefore) / heldCount) }
+    ...(rssHalfHeld !== undefined && rssAllHeld !== undefined && second.connected > 0
+      ? { rssRetainedPerConnectionBytes: Math.round((rssAllHeld - rssHalfHeld) / second.connected) }
       : {}),
     ok: heldCount === options.count,
   };
@@ -147,6 +129,71 @@ export interface LoginStormReport {
 }
 
 /** Users made once, then every one logs in through gate as fast as it answers, then connects. */
+/** Connections opened by connect workers, held until close(). */
+async function openConnections(
+  tickets: Ticket[],
+  offset: number,
+  o: {
+    workers: number;
+    addresses: string[];
+    perAddress: number;
+    concurrency: number;
+    onProgress: (connected: number, failed: number) => void;
+  },
+): Promise<{ held: Extract<FromConnectWorker, { type: "held" }>[]; connected: number; close(): Promise<void> }> {
+  const workerCount = Math.max(1, Math.min(o.workers, tickets.length));
+  const share = Math.ceil(tickets.length / workerCount);
+  const progress = new Array<{ connected: number; failed: number }>(workerCount).fill({ connected: 0, failed: 0 });
+  const ticker = setInterval(() => {
+    o.onProgress(
+      progress.reduce((a, p) => a + p.connected, 0),
+      progress.reduce((a, p) => a + p.failed, 0),
+    );
+  }, 500);
+  const workers = Array.from({ length: workerCount }, (_, w) => {
+    const data: ConnectWorkerData = {
+      tickets: tickets.slice(w * share, (w + 1) * share),
+      localAddresses: o.addresses,
+      perAddress: o.perAddress,
+      offset: offset + w * share,
+      concurrency: o.concurrency,
+    };
+    return tsWorker(connectWorkerUrl, { workerData: data });
+  });
+  try {
+    const held = await Promise.all(
+      workers.map(
+        (worker, w) =>
+          new Promise<Extract<FromConnectWorker, { type: "held" }>>((resolve, reject) => {
+            worker.on("message", (m: FromConnectWorker) => {
+              if (m.type === "progress") progress[w] = m;
+              if (m.type === "held") resolve(m);
+            });
+            worker.once("error", reject);
+          }),
+      ),
+    );
+    return {
+      held,
+      connected: held.reduce((a, h) => a + h.connected, 0),
+      async close() {
+        await Promise.all(
+          workers.map(
+            (worker) =>
+              new Promise<void>((resolve) => {
+                worker.on("message", (m: FromConnectWorker) => m.type === "closed" && resolve());
+                worker.postMessage("close");
+              }),
+          ),
+        );
+        await Promise.all(workers.map((w) => w.terminate()));
+      },
+    };
+  } finally {
+    clearInterval(ticker);
+  }
+}
+
 export async function runLoginStorm(
   target: Target,
   options: { users: number; concurrency?: number; onProgress?: (s: string) => void },
