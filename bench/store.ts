@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import mysql from "mysql2/promise";
 import { MessageKind } from "../src/gen/shardchat/v1/client.js";
-import { convIdForPair } from "../src/storage/conversation-id.js";
+import { convIdForPair } from "../src/ids/identifiers.js";
 import { MysqlMessageStore } from "../src/storage/mysql/message-store.js";
 import { migrate } from "../src/storage/mysql/migrate.js";
 import { createPool } from "../src/storage/mysql/pool.js";

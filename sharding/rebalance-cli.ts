@@ -2,9 +2,9 @@ import { parseArgs } from "node:util";
 import { ConfigError, loadConfig } from "../src/config/load.js";
 import { createLogger } from "../src/log/logger.js";
 import { createPool } from "../src/storage/mysql/pool.js";
+import { slotCounts } from "../src/storage/sharded/shard-map.js";
 import { configuredInstances, migrateShards, readShardMap } from "../src/storage/sharded/shards.js";
 import { describePlan, PlanRefused, type PlanRequest, planRebalance, Rebalancer } from "./rebalance.js";
-import { slotCounts } from "./shard-map.js";
 
 const USAGE = `npm run rebalance -- <what> [--dry-run]
   --add ID=URL [--count N | --share A/B]   move N slots (default: an even share) to a new instance

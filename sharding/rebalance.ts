@@ -1,11 +1,10 @@
 import { randomBytes } from "node:crypto";
 import { crc32 } from "node:zlib";
 import type { ResultSetHeader, RowDataPacket } from "mysql2/promise";
+import { GROUP_CONV_PREFIX, groupConvId } from "../src/ids/identifiers.js";
 import type { Logger } from "../src/log/logger.js";
 import { migrate } from "../src/storage/mysql/migrate.js";
 import { createPool, type Pool } from "../src/storage/mysql/pool.js";
-import { readShardMap } from "../src/storage/sharded/shards.js";
-import { EMAILS, NAMES } from "../src/storage/sharded/user-store.js";
 import {
   encodeShardMap,
   moveSlots,
@@ -14,7 +13,9 @@ import {
   slotCounts,
   slotOf,
   validateShardMap,
-} from "./shard-map.js";
+} from "../src/storage/sharded/shard-map.js";
+import { readShardMap } from "../src/storage/sharded/shards.js";
+import { EMAILS, NAMES } from "../src/storage/sharded/user-store.js";
 
 /**
  * How a sharded table's rows map to slots: the placement key of a row (what the adapter
@@ -63,25 +64,18 @@ export const PLACEMENTS: readonly TablePlacement[] = [
     keyOf: (r) => String(r.to_uid),
     keySql: "CAST(to_uid AS CHAR)",
   },
-  { table: "friendships", pk: ["uid", "friend_uid"], keyOf: (r) => String(r.uid), keySql: "CAST(uid AS CHAR)" },
-  {
-    table: "friend_applications",
-    pk: ["to_uid", "from_uid"],
-    keyOf: (r) => String(r.to_uid),
-    keySql: "CAST(to_uid AS CHAR)",
-  },
   // A group lives beside its conversation "g:<group_id>".
   {
     table: "chat_groups",
     pk: ["group_id"],
-    keyOf: (r) => `g:${r.group_id}`,
-    keySql: "CONCAT('g:', CAST(group_id AS CHAR))",
+    keyOf: (r) => groupConvId(String(r.group_id)),
+    keySql: `CONCAT('${GROUP_CONV_PREFIX}', CAST(group_id AS CHAR))`,
   },
   {
     table: "group_members",
     pk: ["group_id", "uid"],
-    keyOf: (r) => `g:${r.group_id}`,
-    keySql: "CONCAT('g:', CAST(group_id AS CHAR))",
+    keyOf: (r) => groupConvId(String(r.group_id)),
+    keySql: `CONCAT('${GROUP_CONV_PREFIX}', CAST(group_id AS CHAR))`,
   },
   {
     table: "files",

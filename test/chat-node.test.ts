@@ -8,6 +8,7 @@ import { ChatNodeServiceService } from "../src/gen/shardchat/v1/chatnode.js";
 import { DeviceKind, type Envelope, MessageKind } from "../src/gen/shardchat/v1/client.js";
 import { StatusServiceService } from "../src/gen/shardchat/v1/status.js";
 import { addApi, type GrpcClient, grpcClient, startGrpcServer } from "../src/grpc/api.js";
+import { convIdForPair } from "../src/ids/identifiers.js";
 import { Snowflake } from "../src/ids/snowflake.js";
 import { createLogger } from "../src/log/logger.js";
 import {
@@ -23,7 +24,6 @@ import { RedisSessionRoutes } from "../src/routing/redis/session-routes.js";
 import { RedisTokenStore } from "../src/routing/redis/token-store.js";
 import { createRedis, type RedisClient } from "../src/routing/redis-client.js";
 import { createStatusService } from "../src/status/service.js";
-import { convIdForPair } from "../src/storage/conversation-id.js";
 import { MysqlMessageStore } from "../src/storage/mysql/message-store.js";
 import { migrate } from "../src/storage/mysql/migrate.js";
 import { createPool, type Pool } from "../src/storage/mysql/pool.js";

@@ -6,10 +6,11 @@ import { AppError, ErrorCode } from "../src/errors.js";
 import { type ChatMessage, DeviceKind, type KickPush } from "../src/gen/shardchat/v1/client.js";
 import { StatusServiceService } from "../src/gen/shardchat/v1/status.js";
 import { grpcClient } from "../src/grpc/api.js";
+import { convIdForPair } from "../src/ids/identifiers.js";
 import { type ChatClient, GateClient, type LoginAnswer, openChat } from "../src/sdk/index.js";
-import { convIdForPair } from "../src/storage/conversation-id.js";
 import { migrate } from "../src/storage/mysql/migrate.js";
-import { configEnv, dropTestDatabase, freePort, testConfig } from "./helpers/env.js";
+import { configEnv, dropTestDatabase, testConfig } from "./helpers/env.js";
+import { freePort } from "./helpers/ports.js";
 import { type ServiceProcess, spawnService, waitFor } from "./helpers/processes.js";
 import { codeFromMail, startSmtpSink } from "./helpers/smtp-sink.js";
 

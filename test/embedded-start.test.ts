@@ -5,9 +5,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ChatMessage } from "../src/gen/shardchat/v1/client.js";
+import { convIdForPair } from "../src/ids/identifiers.js";
 import { type ChatClient, GateClient, openChat } from "../src/sdk/index.js";
-import { convIdForPair } from "../src/storage/conversation-id.js";
-import { freePort } from "./helpers/env.js";
+import { freePort } from "./helpers/ports.js";
 import { LOG_DIR, ROOT, type ServiceProcess, spawnService, waitFor } from "./helpers/processes.js";
 
 /**

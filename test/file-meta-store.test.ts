@@ -1,7 +1,7 @@
 import type { RowDataPacket } from "mysql2/promise";
 import { afterAll, describe, expect, it } from "vitest";
 import { MessageKind } from "../src/gen/shardchat/v1/client.js";
-import { convIdForPair } from "../src/storage/conversation-id.js";
+import { convIdForPair } from "../src/ids/identifiers.js";
 import { MysqlFileMetaStore } from "../src/storage/mysql/file-meta-store.js";
 import { MysqlMessageStore } from "../src/storage/mysql/message-store.js";
 import { migrate } from "../src/storage/mysql/migrate.js";

@@ -7,8 +7,8 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AppError, ErrorCode } from "../src/errors.js";
 import { type ChatMessage, MessageKind } from "../src/gen/shardchat/v1/client.js";
+import { convIdForPair } from "../src/ids/identifiers.js";
 import { type Auth, type ChatClient, type LoginAnswer, openChat } from "../src/sdk/index.js";
-import { convIdForPair } from "../src/storage/conversation-id.js";
 import { ROOT } from "./helpers/processes.js";
 import { type Services, startServices } from "./helpers/services.js";
 

@@ -1,7 +1,6 @@
 import { once } from "node:events";
 import mysql from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { evenShardMap, instanceOf } from "../sharding/shard-map.js";
 import { type RunningChatNode, startChatNode } from "../src/chat/server.js";
 import { createStorageAdapters, type StorageAdapters } from "../src/compose.js";
 import type { Config } from "../src/config/settings.js";
@@ -9,6 +8,7 @@ import { AppError, ErrorCode } from "../src/errors.js";
 import { DeviceKind } from "../src/gen/shardchat/v1/client.js";
 import { StatusServiceService } from "../src/gen/shardchat/v1/status.js";
 import { addApi, type GrpcClient, grpcClient, startGrpcServer } from "../src/grpc/api.js";
+import { convIdForPair } from "../src/ids/identifiers.js";
 import { Snowflake } from "../src/ids/snowflake.js";
 import { createLogger } from "../src/log/logger.js";
 import { RedisNodeRegistry } from "../src/routing/redis/node-registry.js";
@@ -17,7 +17,7 @@ import { RedisTokenStore } from "../src/routing/redis/token-store.js";
 import { createRedis, type RedisClient } from "../src/routing/redis-client.js";
 import { ChatClient, type ChatClientEvents } from "../src/sdk/chat-client.js";
 import { createStatusService } from "../src/status/service.js";
-import { convIdForPair } from "../src/storage/conversation-id.js";
+import { evenShardMap, instanceOf } from "../src/storage/sharded/shard-map.js";
 import { configuredInstances } from "../src/storage/sharded/shards.js";
 import { dropTestDatabase, testConfig } from "./helpers/env.js";
 

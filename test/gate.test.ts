@@ -21,7 +21,8 @@ import { migrate } from "../src/storage/mysql/migrate.js";
 import { createPool, type Pool } from "../src/storage/mysql/pool.js";
 import { MysqlUserStore } from "../src/storage/mysql/user-store.js";
 import { createVerifyService } from "../src/verify/service.js";
-import { dropTestDatabase, freePort, testConfig } from "./helpers/env.js";
+import { dropTestDatabase, testConfig } from "./helpers/env.js";
+import { freePort } from "./helpers/ports.js";
 import { codeFromMail, startSmtpSink } from "./helpers/smtp-sink.js";
 
 let sink: Awaited<ReturnType<typeof startSmtpSink>>;

@@ -3,13 +3,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Config } from "../src/config/settings.js";
 import { AppError, ErrorCode } from "../src/errors.js";
 import { MessageKind } from "../src/gen/shardchat/v1/client.js";
-import { convIdForPair } from "../src/storage/conversation-id.js";
+import { convIdForPair } from "../src/ids/identifiers.js";
 import { MysqlMessageStore } from "../src/storage/mysql/message-store.js";
 import { migrate } from "../src/storage/mysql/migrate.js";
 import { createPool } from "../src/storage/mysql/pool.js";
 import type { MessageStore, NewMessage, Uid } from "../src/storage/ports.js";
 import { SqliteMessageStore } from "../src/storage/sqlite/message-store.js";
-import { dropTestDatabase, freePort, testConfig } from "./helpers/env.js";
+import { dropTestDatabase, testConfig } from "./helpers/env.js";
+import { freePort } from "./helpers/ports.js";
 import { tempSqlite } from "./helpers/sqlite.js";
 
 /** A message store on a fresh database, with a way to count rows behind its back. */

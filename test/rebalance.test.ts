@@ -2,6 +2,7 @@ import mysql, { type RowDataPacket } from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   describePlan,
+  PLACEMENTS,
   PlanRefused,
   planRebalance,
   Rebalancer,
@@ -11,14 +12,14 @@ import {
   type Step,
   validatePlan,
 } from "../sharding/rebalance.js";
-import { evenShardMap, type ShardMap, slotOf } from "../sharding/shard-map.js";
 import type { Config } from "../src/config/settings.js";
 import { AppError, ErrorCode } from "../src/errors.js";
 import { MessageKind } from "../src/gen/shardchat/v1/client.js";
-import { convIdForPair } from "../src/storage/conversation-id.js";
+import { convIdForPair } from "../src/ids/identifiers.js";
 import { createPool, type Pool } from "../src/storage/mysql/pool.js";
 import type { NewMessage, Uid } from "../src/storage/ports.js";
 import { ShardedMessageStore } from "../src/storage/sharded/message-store.js";
+import { evenShardMap, type ShardMap, slotOf } from "../src/storage/sharded/shard-map.js";
 import { configuredInstances, migrateShards, readShardMap, Shards } from "../src/storage/sharded/shards.js";
 import { ShardedUserStore } from "../src/storage/sharded/user-store.js";
 import { testConfig } from "./helpers/env.js";
@@ -163,6 +164,11 @@ const three = [
 ];
 
 describe("rebalance planner", () => {
+  it("places each table once (a table listed twice is copied, checked and deleted twice)", () => {
+    const tables = PLACEMENTS.map((p) => p.table);
+    expect(tables.filter((t, i) => tables.indexOf(t) !== i)).toEqual([]);
+  });
+
   it("plans a third of the slots onto a new instance, taken from the fullest ones", () => {
     const map = evenShardMap(three, 1024);
     const plan = planRebalance(map, { add: { id: "s3", url: "mysql://d/x" }, count: 341 }, "job-1");

@@ -1,5 +1,4 @@
 import { describe, expect, it } from "vitest";
-import { ChatRing } from "../sharding/ring.js";
 import type { OutboundFrame } from "../src/chat/outbound.js";
 import { RingWatch } from "../src/chat/ring-watch.js";
 import { BaseSession } from "../src/chat/session.js";
@@ -8,6 +7,7 @@ import { ErrorCode } from "../src/errors.js";
 import type { Envelope } from "../src/gen/shardchat/v1/client.js";
 import type { ChatNodeInfo } from "../src/gen/shardchat/v1/status.js";
 import { createLogger } from "../src/log/logger.js";
+import { ChatRing } from "../src/routing/ring.js";
 
 const VNODES = 40;
 const log = createLogger("ring-watch-test", "fatal");

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ChatRing } from "../sharding/ring.js";
+import { ChatRing } from "../src/routing/ring.js";
 
 const VNODES = 160;
 const UIDS = Array.from({ length: 30_000 }, (_, i) => String(1_000_000 + i * 7919));

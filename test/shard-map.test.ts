@@ -9,7 +9,7 @@ import {
   moveSlots,
   slotCounts,
   slotOf,
-} from "../sharding/shard-map.js";
+} from "../src/storage/sharded/shard-map.js";
 import { ROOT } from "./helpers/processes.js";
 
 const instances = [
@@ -29,7 +29,7 @@ describe("slotOf", () => {
 
   it("places a key the same way in another process (CRC-32, known values)", async () => {
     const keys = ["p:1:2", "p:900719925474099000:900719925474099001", "name:alice"];
-    const script = `import { slotOf } from "./sharding/shard-map.ts";
+    const script = `import { slotOf } from "./src/storage/sharded/shard-map.ts";
 console.log(JSON.stringify(${JSON.stringify(keys)}.map((k) => slotOf(k, 1024))));`;
     const { stdout } = await promisify(execFile)(
       process.execPath,

@@ -3,12 +3,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Config } from "../src/config/settings.js";
 import { AppError, ErrorCode } from "../src/errors.js";
 import { MessageKind } from "../src/gen/shardchat/v1/client.js";
-import { convIdForPair } from "../src/storage/conversation-id.js";
+import { convIdForPair } from "../src/ids/identifiers.js";
 import type { NewMessage, Uid } from "../src/storage/ports.js";
 import { ShardedMessageStore } from "../src/storage/sharded/message-store.js";
 import { configuredInstances, migrateShards, Shards } from "../src/storage/sharded/shards.js";
 import { ShardedUserStore } from "../src/storage/sharded/user-store.js";
-import { freePort, testConfig } from "./helpers/env.js";
+import { testConfig } from "./helpers/env.js";
+import { freePort } from "./helpers/ports.js";
 import { stackInfraUp } from "./helpers/stack.js";
 
 // On the stack's MariaDB instances (3306 + the extra mariadbd on 3307, 3308), each test run in

@@ -6,8 +6,8 @@ import { createStorageAdapters, type StorageAdapters } from "../src/compose.js";
 import type { Config } from "../src/config/settings.js";
 import { AppError, ErrorCode } from "../src/errors.js";
 import { MessageKind } from "../src/gen/shardchat/v1/client.js";
+import { convIdForPair } from "../src/ids/identifiers.js";
 import { createLogger } from "../src/log/logger.js";
-import { convIdForPair } from "../src/storage/conversation-id.js";
 import type { NewMessage, Uid } from "../src/storage/ports.js";
 import { dropTestDatabase, testConfig } from "./helpers/env.js";
 

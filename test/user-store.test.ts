@@ -5,7 +5,8 @@ import { createPool } from "../src/storage/mysql/pool.js";
 import { MysqlUserStore } from "../src/storage/mysql/user-store.js";
 import type { UserRecord, UserStore } from "../src/storage/ports.js";
 import { SqliteUserStore } from "../src/storage/sqlite/user-store.js";
-import { dropTestDatabase, freePort, testConfig } from "./helpers/env.js";
+import { dropTestDatabase, testConfig } from "./helpers/env.js";
+import { freePort } from "./helpers/ports.js";
 import { tempSqlite } from "./helpers/sqlite.js";
 
 interface OpenedStore {

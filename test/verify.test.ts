@@ -10,7 +10,8 @@ import { RedisRateLimiter } from "../src/routing/redis/rate-limiter.js";
 import { RedisVerifyCodeStore } from "../src/routing/redis/verify-code-store.js";
 import { createRedis } from "../src/routing/redis-client.js";
 import { createVerifyService } from "../src/verify/service.js";
-import { freePort, testConfig } from "./helpers/env.js";
+import { testConfig } from "./helpers/env.js";
+import { freePort } from "./helpers/ports.js";
 import { codeFromMail, startSmtpSink } from "./helpers/smtp-sink.js";
 
 type VerifyApi = Api<typeof VerifyServiceService>;

@@ -7,7 +7,6 @@
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createStorageAdapters } from "../../src/compose.js";
@@ -19,6 +18,7 @@ import { StatusServiceService } from "../../src/gen/shardchat/v1/status.js";
 import { grpcClient } from "../../src/grpc/api.js";
 import { Snowflake } from "../../src/ids/snowflake.js";
 import { createLogger } from "../../src/log/logger.js";
+import { canListen, freePort, freePortRun } from "../../test/helpers/ports.js";
 import type { Ticket } from "./drivers.js";
 import { type HostPort, hostPortOf, type MysqlAt, mysqlAtOf, processCpuMs, type SystemProcess } from "./usage.js";
 
@@ -79,35 +79,6 @@ async function crossNodePairs(count: number, tickets: (n: number) => Promise<Tic
   const pairs = pairAcrossNodes(await tickets(3 * count));
   pairs.sort((p, q) => Number(p[0].node === p[1].node) - Number(q[0].node === q[1].node));
   return pairs.slice(0, count);
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-    });
-  });
-}
-
-async function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once("error", () => resolve(false));
-    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
-  });
-}
-
-/** A free port p such that p .. p+n-1 are all free now. */
-export async function freePortRun(n: number): Promise<number> {
-  for (;;) {
-    const first = await freePort();
-    let ok = first + n < 65_535;
-    for (let i = 1; ok && i < n; i++) ok = await portFree(first + i);
-    if (ok) return first;
-  }
 }
 
 /** Children still running: killed when this process exits, however it exits. */
@@ -449,7 +420,7 @@ export async function startStack(
 async function freeRedisBase(): Promise<number> {
   for (let base = 7400; base < 7900; base += 10) {
     let free = true;
-    for (let i = 0; free && i < 6; i++) free = (await portFree(base + i)) && (await portFree(base + i + 10_000));
+    for (let i = 0; free && i < 6; i++) free = (await canListen(base + i)) && (await canListen(base + i + 10_000));
     if (free) return base;
   }
   throw new Error("no free ports for a private Redis Cluster in 7400-7900");

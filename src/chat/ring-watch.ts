@@ -1,8 +1,8 @@
-import { ChatRing } from "../../sharding/ring.js";
 import { ErrorCode } from "../errors.js";
 import type { ChatNodeInfo, StatusServiceService } from "../gen/shardchat/v1/status.js";
 import type { Api } from "../grpc/api.js";
 import type { Logger } from "../log/logger.js";
+import { ChatRing } from "../routing/ring.js";
 import type { SessionRegistry } from "./sessions.js";
 
 export interface RingCheck {

@@ -4,9 +4,9 @@ import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import { AppError, errorName } from "../errors.js";
 import type { ChatMessage } from "../gen/shardchat/v1/client.js";
+import { convIdForPair } from "../ids/identifiers.js";
 import { GateClient } from "../sdk/gate-client.js";
 import { openChat, type Transport } from "../sdk/open-chat.js";
-import { convIdForPair } from "../storage/conversation-id.js";
 import { groupCommands, groupUsage, printGroupPushes, runGroupSlashCommand } from "./groups.js";
 import { deviceOption, printSocialPushes, runSlashCommand, socialCommands, socialUsage } from "./social.js";
 

@@ -1,4 +1,5 @@
 import type { Config } from "../config/settings.js";
+import type { FileStore } from "../files/ports.js";
 import type { StatusServiceService } from "../gen/shardchat/v1/status.js";
 import type { VerifyServiceService } from "../gen/shardchat/v1/verify.js";
 import type { Api } from "../grpc/api.js";
@@ -7,8 +8,7 @@ import type { Logger } from "../log/logger.js";
 import type { Probe } from "../metrics/health.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { RateLimiter } from "../routing/ports.js";
-import type { UserStore } from "../storage/ports.js";
-import type { GateFiles } from "./routes/files.js";
+import type { FileMetaStore, MessageStore, UserStore } from "../storage/ports.js";
 
 /** What gate needs from the outside world; gate itself keeps no state. */
 export interface GateDeps {
@@ -26,4 +26,12 @@ export interface GateDeps {
   files?: GateFiles;
   /** What /readyz asks (users' database, verify, status); none when absent. */
   probes?: Probe[];
+}
+
+/** What gate needs to take and hand out files; without it gate serves no /v1/files. */
+export interface GateFiles {
+  meta: FileMetaStore;
+  bytes: FileStore;
+  /** Who is in a conversation (group members are its member rows). */
+  messages: Pick<MessageStore, "isMember">;
 }

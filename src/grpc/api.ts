@@ -12,9 +12,12 @@ import {
   ServerInterceptingCall,
   type ServerInterceptor,
   type ServiceDefinition,
+  type ServiceError,
+  type StatusObject,
   type UntypedHandleCall,
 } from "@grpc/grpc-js";
-import { AppError, codeOf, ErrorCode } from "../errors.js";
+import { AppError, codeOf, ErrorCode, errorName, httpStatusOf } from "../errors.js";
+import { ErrorDetail } from "../gen/shardchat/v1/common.js";
 import type { Logger } from "../log/logger.js";
 
 /**
@@ -81,9 +84,10 @@ export interface GrpcClientOptions {
 }
 
 /**
- * A client of service `definition` at `address`. A transport failure (peer down, deadline
- * passed, a refused token) rejects with AppError(UNAVAILABLE); a reply's own error code is left
- * to the caller.
+ * A client of service `definition` at `address`. A failure the service raised rejects with its
+ * AppError (code and message, from the ErrorDetail trailer); a transport failure (peer down,
+ * deadline passed, a refused token) with AppError(UNAVAILABLE). A reply's own error field is
+ * left to the caller.
  */
 export function grpcClient<D extends AnyDefinition>(
   definition: D,
@@ -110,7 +114,7 @@ export function grpcClient<D extends AnyDefinition>(
           (err, reply) => {
             if (err) {
               onError?.(method.path, grpcStatus[err.code] ?? String(err.code));
-              reject(new AppError(ErrorCode.UNAVAILABLE, `${address}${method.path}: ${err.details || err.message}`));
+              reject(appErrorOf(err, `${address}${method.path}`));
             } else resolve(reply);
           },
         );
@@ -128,8 +132,8 @@ export function grpcClient<D extends AnyDefinition>(
 }
 
 /**
- * Serves `impl` for `definition` on `server`: a thrown AppError becomes gRPC status with its code
- * in the details. Streaming rpcs are served by the handlers in `streams`, by name.
+ * Serves `impl` for `definition` on `server`: a thrown error becomes a gRPC status (failedCall).
+ * Streaming rpcs are served by the handlers in `streams`, by name.
  */
 export function addApi<D extends AnyDefinition>(
   server: Server,
@@ -149,16 +153,66 @@ export function addApi<D extends AnyDefinition>(
       const requestId = call.metadata.get(REQUEST_ID_KEY)[0];
       fn.call(impl, call.request, typeof requestId === "string" ? { requestId } : {}).then(
         (reply) => callback(null, reply),
-        (err: unknown) =>
-          callback({
-            code: grpcStatus.INTERNAL,
-            details: `${codeOf(err)}: ${err instanceof Error ? err.message : String(err)}`,
-          }),
+        (err: unknown) => callback(failedCall(err)),
       );
     };
     handlers[name] = unary;
   }
   server.addService(definition, handlers);
+}
+
+const ERROR_DETAIL_KEY = "shardchat-error-bin";
+
+/**
+ * A thrown error as a gRPC status: the nearest gRPC code (for tools that read only that), and
+ * the error table's code and message as an ErrorDetail trailer, which grpcClient turns back into
+ * the same AppError. Anything that is not an AppError is INTERNAL.
+ */
+export function failedCall(err: unknown): Partial<StatusObject> {
+  const code = codeOf(err);
+  const message = err instanceof Error ? err.message : String(err);
+  const metadata = new Metadata();
+  metadata.set(ERROR_DETAIL_KEY, Buffer.from(ErrorDetail.encode({ code, message }).finish()));
+  return { code: grpcCodeOf(code), details: `${errorName(code)}: ${message}`, metadata };
+}
+
+/** The AppError a failed call stands for (see failedCall); UNAVAILABLE when it carries none. */
+function appErrorOf(err: ServiceError, where: string): AppError {
+  const detail = err.metadata?.get(ERROR_DETAIL_KEY)[0];
+  if (Buffer.isBuffer(detail)) {
+    try {
+      const { code, message } = ErrorDetail.decode(detail);
+      return new AppError(code, message);
+    } catch {
+      // Not ours after all: a transport failure as below.
+    }
+  }
+  return new AppError(ErrorCode.UNAVAILABLE, `${where}: ${err.details || err.message}`);
+}
+
+/** By the code's HTTP status (the one table in errors.ts), as gRPC's HTTP mapping reads it. */
+function grpcCodeOf(code: ErrorCode): grpcStatus {
+  switch (httpStatusOf(code)) {
+    case 400:
+    case 413:
+    case 415:
+      return grpcStatus.INVALID_ARGUMENT;
+    case 401:
+      return grpcStatus.UNAUTHENTICATED;
+    case 403:
+      return grpcStatus.PERMISSION_DENIED;
+    case 404:
+      return grpcStatus.NOT_FOUND;
+    case 409:
+      return grpcStatus.ALREADY_EXISTS;
+    case 429:
+      return grpcStatus.RESOURCE_EXHAUSTED;
+    case 502:
+    case 503:
+      return grpcStatus.UNAVAILABLE;
+    default:
+      return grpcStatus.INTERNAL;
+  }
 }
 
 /** Compared as digests: equal length, so the comparison takes the same time whatever is sent. */

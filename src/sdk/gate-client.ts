@@ -49,8 +49,10 @@ export class GateClient {
     await this.post("/v1/reset-password", input);
   }
 
-  /** `login` is an email (contains "@") or a user name. */
-  /** `device` binds the token to that device kind: a chat login from another kind is refused. */
+  /**
+   * `login` is an email (contains "@") or a user name. `device` binds the token to that device
+   * kind: a chat login from another kind is refused.
+   */
   async login(login: string, password: string, device?: DeviceName): Promise<LoginAnswer> {
     const who = login.includes("@") ? { email: login } : { user: login };
     const body = { ...who, password, ...(device ? { device } : {}) };

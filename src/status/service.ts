@@ -1,12 +1,12 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { nanoid } from "nanoid";
-import { ChatRing } from "../../sharding/ring.js";
 import type { Config } from "../config/settings.js";
 import { ErrorCode } from "../errors.js";
 import type { ChatNodeInfo, StatusServiceService } from "../gen/shardchat/v1/status.js";
 import type { Api } from "../grpc/api.js";
 import type { Logger } from "../log/logger.js";
 import { DEVICE_NAMES, type NodeRegistry, type TokenStore } from "../routing/ports.js";
+import { ChatRing } from "../routing/ring.js";
 
 export type StatusApi = Api<typeof StatusServiceService>;
 

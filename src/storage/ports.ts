@@ -232,7 +232,3 @@ export interface GroupStore {
    */
   append(m: NewGroupMessage): Promise<{ message: ChatMessage; duplicate: boolean }>;
 }
-
-export function groupConvId(groupId: string): string {
-  return `g:${groupId}`;
-}

@@ -5,7 +5,7 @@ import { promisify } from "node:util";
 import { StatusServiceService } from "../../src/gen/shardchat/v1/status.js";
 import { grpcClient } from "../../src/grpc/api.js";
 import { GateClient } from "../../src/sdk/index.js";
-import { freePortRun } from "../helpers/env.js";
+import { freePortRun } from "../helpers/ports.js";
 import { waitFor } from "../helpers/processes.js";
 import { codeFromMail } from "../helpers/smtp-sink.js";
 import { type StackServices, stackInfraUp, startStackServices } from "../helpers/stack.js";

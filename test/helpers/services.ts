@@ -6,7 +6,8 @@ import { StatusServiceService } from "../../src/gen/shardchat/v1/status.js";
 import { grpcClient } from "../../src/grpc/api.js";
 import { GateClient } from "../../src/sdk/gate-client.js";
 import { migrate } from "../../src/storage/mysql/migrate.js";
-import { configEnv, dropTestDatabase, freePort, testConfig } from "./env.js";
+import { configEnv, dropTestDatabase, testConfig } from "./env.js";
+import { freePort } from "./ports.js";
 import { type ServiceProcess, spawnService, waitFor } from "./processes.js";
 import { codeFromMail, startSmtpSink } from "./smtp-sink.js";
 

@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import mysql from "mysql2/promise";
-import { freePort, freePortRun } from "./env.js";
+import { freePort, freePortRun } from "./ports.js";
 import { LOG_DIR, ROOT, waitFor } from "./processes.js";
 import { startSmtpSink } from "./smtp-sink.js";
 

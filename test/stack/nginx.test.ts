@@ -11,7 +11,8 @@ import { StatusServiceService } from "../../src/gen/shardchat/v1/status.js";
 import { grpcClient } from "../../src/grpc/api.js";
 import { type ChatClient, GateClient, type LoginAnswer, openChat } from "../../src/sdk/index.js";
 import { migrate } from "../../src/storage/mysql/migrate.js";
-import { configEnv, dropTestDatabase, freePort, freePortRun, testConfig } from "../helpers/env.js";
+import { configEnv, dropTestDatabase, testConfig } from "../helpers/env.js";
+import { freePort, freePortRun } from "../helpers/ports.js";
 import { ROOT, type ServiceProcess, spawnService, waitFor } from "../helpers/processes.js";
 import { codeFromMail, startSmtpSink } from "../helpers/smtp-sink.js";
 

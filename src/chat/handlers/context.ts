@@ -127,24 +127,18 @@ export function invalid(message: string): AppError {
   return new AppError(ErrorCode.INVALID_ARGUMENT, message);
 }
 
-/** Database calls: anything that is not already a coded error means the store did not answer. */
+/**
+ * A store call, timed (shardchat_store_seconds{op}). Stores answer their failures in the error
+ * table themselves (mysql/errors.ts, sqlite/errors.ts); anything else is a bug, which dispatch
+ * logs and answers INTERNAL.
+ */
 export async function storage<T>(ctx: HandlerContext, what: string, call: () => Promise<T>): Promise<T> {
   const stop = ctx.metrics.storeSeconds.startTimer({ op: what });
   try {
     return await call();
-  } catch (err) {
-    if (err instanceof AppError && err.code !== ErrorCode.UNAVAILABLE) throw err;
-    ctx.log.error({ err }, `${what} failed`);
-    throw new AppError(ErrorCode.STORAGE_UNAVAILABLE, `${what} failed`);
   } finally {
     stop();
   }
-}
-
-const DECIMAL_UID = /^[1-9]\d{0,19}$/;
-
-export function isUid(value: string): boolean {
-  return DECIMAL_UID.test(value);
 }
 
 /** min(requested || max, max): 0 asks for the default page. */

@@ -1,10 +1,10 @@
 import { AppError, ErrorCode } from "../../errors.js";
 import type { Envelope, FriendApplication, UserInfo } from "../../gen/shardchat/v1/client.js";
+import { COLUMN_CHARS, isUid } from "../../ids/identifiers.js";
 import type { FriendApplicationRecord, FriendStore, Uid, UserRecord } from "../../storage/ports.js";
-import { type Handler, type HandlerContext, invalid, isUid, pageSize, storage } from "./context.js";
+import { type Handler, type HandlerContext, invalid, pageSize, storage } from "./context.js";
 
 /** users.email's width: no query is longer than the longest thing it can match. */
-const MAX_QUERY_CHARS = 254;
 
 function friendsOf(ctx: HandlerContext): FriendStore {
   if (!ctx.friends) throw new AppError(ErrorCode.UNAVAILABLE, "this chat node keeps no friends");
@@ -39,7 +39,7 @@ function application(a: FriendApplicationRecord, names: Map<Uid, string>): Frien
 export const searchUsers: Handler<"searchUsersReq"> = async (ctx, _session, request) => {
   const query = request.query.trim();
   if (query === "") throw invalid("query is required");
-  if ([...query].length > MAX_QUERY_CHARS) throw invalid(`query must be at most ${MAX_QUERY_CHARS} characters`);
+  if ([...query].length > COLUMN_CHARS.email) throw invalid(`query must be at most ${COLUMN_CHARS.email} characters`);
   const limit = pageSize(request.limit, ctx.config.CHAT_SEARCH_MAX_RESULTS);
   const found = await storage(ctx, "user search", async () => {
     if (query.includes("@")) {

@@ -6,16 +6,10 @@ import {
   type GroupInfo,
   MessageKind,
 } from "../../gen/shardchat/v1/client.js";
-import {
-  GROUP_ROLE,
-  type GroupRecord,
-  type GroupRoleValue,
-  type GroupStore,
-  groupConvId,
-  type Uid,
-} from "../../storage/ports.js";
+import { groupConvId, isUid } from "../../ids/identifiers.js";
+import { GROUP_ROLE, type GroupRecord, type GroupRoleValue, type GroupStore, type Uid } from "../../storage/ports.js";
 import type { Session } from "../session.js";
-import { type Handler, type HandlerContext, invalid, isUid, pageSize, storage } from "./context.js";
+import { type Handler, type HandlerContext, invalid, pageSize, storage } from "./context.js";
 import { storedFile, validateContent } from "./send.js";
 
 function groupsOf(ctx: HandlerContext): GroupStore {

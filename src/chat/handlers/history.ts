@@ -1,4 +1,5 @@
 import { AppError, ErrorCode } from "../../errors.js";
+import { isGroupConvId } from "../../ids/identifiers.js";
 import { type Handler, invalid, pageSize, storage } from "./context.js";
 
 /** A page of one conversation the user is in (NOT_PARTICIPANT otherwise, from the store). */
@@ -13,7 +14,7 @@ export const history: Handler<"historyReq"> = async (ctx, session, request) => {
     }),
   ).catch((err: unknown) => {
     // Only members read a group: the group's own code, so clients can tell a kick apart.
-    if (request.convId.startsWith("g:") && err instanceof AppError && err.code === ErrorCode.NOT_PARTICIPANT) {
+    if (isGroupConvId(request.convId) && err instanceof AppError && err.code === ErrorCode.NOT_PARTICIPANT) {
       throw new AppError(ErrorCode.NOT_GROUP_MEMBER, "not a member of this group");
     }
     throw err;

@@ -1,9 +1,10 @@
 import { AppError, ErrorCode, errorName } from "../../errors.js";
 import { DeviceKind } from "../../gen/shardchat/v1/client.js";
+import { isUid } from "../../ids/identifiers.js";
 import type { DeviceName, SessionRoute } from "../../routing/ports.js";
 import { announcePresence } from "../presence.js";
 import { kickSession, type Session } from "../session.js";
-import { FatalSessionError, type Handler, type HandlerContext, invalid, isUid } from "./context.js";
+import { FatalSessionError, type Handler, type HandlerContext, invalid } from "./context.js";
 
 const LOGGED_IN_ELSEWHERE = "logged in elsewhere";
 

@@ -1,26 +1,22 @@
 import { AppError, ErrorCode } from "../../errors.js";
 import { type FileRef, MessageKind, type SendMessageRequest } from "../../gen/shardchat/v1/client.js";
-import { convIdForPair } from "../../storage/conversation-id.js";
+import { COLUMN_CHARS, convIdForPair, isUid } from "../../ids/identifiers.js";
 import { fitsChars } from "../../text/chars.js";
-import { type Handler, type HandlerContext, invalid, isUid, storage } from "./context.js";
-
-const MAX_CLIENT_MSG_ID_CHARS = 64;
-/** files.name's width (sql/007_files.sql). */
-const MAX_FILE_NAME_CHARS = 255;
+import { type Handler, type HandlerContext, invalid, storage } from "./context.js";
 
 /** What a 1:1 and a group message share: the client's id, the kind, the text or file. */
 export type MessageContent = Pick<SendMessageRequest, "clientMsgId" | "kind" | "text" | "file">;
 
 /** Checks a message's content as a client sent it (the file is checked against storage later). */
 export function validateContent(request: MessageContent, maxTextChars: number): void {
-  if (request.clientMsgId.length === 0 || !fitsChars(request.clientMsgId, MAX_CLIENT_MSG_ID_CHARS)) {
-    throw invalid(`clientMsgId must be 1..${MAX_CLIENT_MSG_ID_CHARS} characters`);
+  if (request.clientMsgId.length === 0 || !fitsChars(request.clientMsgId, COLUMN_CHARS.clientMsgId)) {
+    throw invalid(`clientMsgId must be 1..${COLUMN_CHARS.clientMsgId} characters`);
   }
   if (request.kind === MessageKind.FILE) {
     // Only the reference travels: the bytes went to gate, which checks who may download them.
     const file = request.file;
     if (!file || !isUid(file.id) || file.id === "0") throw invalid("a file message needs file.id from gate");
-    if (file.name === "" || !fitsChars(file.name, MAX_FILE_NAME_CHARS)) throw invalid("file.name is required");
+    if (file.name === "" || !fitsChars(file.name, COLUMN_CHARS.fileName)) throw invalid("file.name is required");
   } else if (request.kind !== MessageKind.TEXT) {
     throw invalid("kind must be TEXT or FILE");
   } else if (request.text.length === 0) throw invalid("text is required");

@@ -2,25 +2,15 @@ import type { MultipartFile } from "@fastify/multipart";
 import multipart from "@fastify/multipart";
 import type { FastifyPluginAsync, FastifyRequest } from "fastify";
 import { AppError, ErrorCode } from "../../errors.js";
-import type { FileStore } from "../../files/ports.js";
-import type { FileMetaStore, MessageStore, Uid } from "../../storage/ports.js";
+import { COLUMN_CHARS } from "../../ids/identifiers.js";
+import type { Uid } from "../../storage/ports.js";
 import { callerOf } from "../auth.js";
-import type { GateDeps } from "../deps.js";
+import type { GateDeps, GateFiles } from "../deps.js";
 import { replies } from "../schemas.js";
-
-/** What gate needs to take and hand out files; without it gate serves no /v1/files. */
-export interface GateFiles {
-  meta: FileMetaStore;
-  bytes: FileStore;
-  /** Who is in a conversation (group members are its member rows). */
-  messages: Pick<MessageStore, "isMember">;
-}
 
 export type FilesRouteOptions = GateFiles & Pick<GateDeps, "status" | "ids" | "config" | "log">;
 
 const DIRECT_CONV = /^p:(\d{1,20}):(\d{1,20})$/;
-const MAX_NAME_CHARS = 255;
-const MAX_CONV_ID_CHARS = 64;
 
 const uploadReplySchema = {
   type: "object",
@@ -50,7 +40,7 @@ function cleanName(raw: string | undefined): string {
     .filter((c) => c.charCodeAt(0) >= 0x20 && c !== "\u007f" && c !== '"')
     .join("")
     .trim();
-  return [...(printable || "file")].slice(0, MAX_NAME_CHARS).join("");
+  return [...(printable || "file")].slice(0, COLUMN_CHARS.fileName).join("");
 }
 
 /**
@@ -83,7 +73,7 @@ export const filesRoute: FastifyPluginAsync<FilesRouteOptions> = async (app, opt
   app.post("/v1/files", { schema: { response: replies(uploadReplySchema) } }, async (request) => {
     const uid = await caller(request);
     const convId = (request.query as { convId?: unknown }).convId;
-    if (typeof convId !== "string" || convId === "" || convId.length > MAX_CONV_ID_CHARS) {
+    if (typeof convId !== "string" || convId === "" || convId.length > COLUMN_CHARS.convId) {
       throw new AppError(ErrorCode.INVALID_ARGUMENT, "convId is required");
     }
     if (!(await isParticipant(messages, convId, uid))) throw new AppError(ErrorCode.NOT_PARTICIPANT);

@@ -1,14 +1,12 @@
 import type { RowDataPacket } from "mysql2/promise";
 import { AppError, ErrorCode } from "../../errors.js";
 import type { ChatMessage } from "../../gen/shardchat/v1/client.js";
+import { COLUMN_CHARS, isDecimalId } from "../../ids/identifiers.js";
 import type { ConversationStore, ConversationSummaryRecord, Uid } from "../ports.js";
-import { shardCall } from "../sharded/errors.js";
+import { mysqlCall } from "./errors.js";
 import type { Queryable } from "./friend-store.js";
 import { MESSAGE_COLUMNS, toChatMessage } from "./message-store.js";
 import type { Pool } from "./pool.js";
-
-const DECIMAL_UID = /^\d{1,20}$/;
-const MAX_CONV_ID_CHARS = 64;
 
 /**
  * The conversation list and read cursors of the conversations on one MySQL instance. A read
@@ -28,7 +26,7 @@ export class MysqlConversationStore implements ConversationStore {
 
   async list(uid: Uid, limit: number): Promise<ConversationSummaryRecord[]> {
     const max = Math.max(0, Math.floor(limit));
-    if (!DECIMAL_UID.test(uid) || max === 0) return [];
+    if (!isDecimalId(uid) || max === 0) return [];
     return call("conversation list", async () => {
       // The user's memberships by idx_members_uid; the newest first by the last message's
       // snowflake id (time-ordered). The peer's cursor only for 1:1 conversations, where the
@@ -65,7 +63,7 @@ export class MysqlConversationStore implements ConversationStore {
   }
 
   async markRead(uid: Uid, convId: string, seq: number): Promise<{ readSeq: number; advanced: boolean }> {
-    if (!DECIMAL_UID.test(uid) || typeof convId !== "string" || convId.length > MAX_CONV_ID_CHARS) {
+    if (!isDecimalId(uid) || typeof convId !== "string" || convId.length > COLUMN_CHARS.convId) {
       throw new AppError(ErrorCode.NOT_PARTICIPANT);
     }
     return call("mark read", async () => {
@@ -93,5 +91,5 @@ export class MysqlConversationStore implements ConversationStore {
 }
 
 function call<T>(what: string, work: () => Promise<T>): Promise<T> {
-  return shardCall(ErrorCode.STORAGE_UNAVAILABLE, what, work);
+  return mysqlCall(ErrorCode.STORAGE_UNAVAILABLE, what, work);
 }

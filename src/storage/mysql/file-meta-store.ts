@@ -1,20 +1,19 @@
 import type { RowDataPacket } from "mysql2/promise";
 import { AppError, ErrorCode } from "../../errors.js";
+import { isDecimalId } from "../../ids/identifiers.js";
 import type { FileMeta, FileMetaStore } from "../ports.js";
-import { shardCall } from "../sharded/errors.js";
+import { mysqlCall } from "./errors.js";
 import type { Pool } from "./pool.js";
-
-const DECIMAL_ID = /^\d{1,20}$/;
 
 /** Files' metadata in one MySQL database (the `files` table of sql/007_files.sql). */
 export class MysqlFileMetaStore implements FileMetaStore {
   constructor(private readonly pool: Pool) {}
 
   async create(meta: FileMeta): Promise<void> {
-    if (!DECIMAL_ID.test(meta.id) || !DECIMAL_ID.test(meta.owner)) {
+    if (!isDecimalId(meta.id) || !isDecimalId(meta.owner)) {
       throw new AppError(ErrorCode.INVALID_ARGUMENT, "file and owner ids must be decimal");
     }
-    await shardCall(ErrorCode.STORAGE_UNAVAILABLE, "file store", () =>
+    await mysqlCall(ErrorCode.STORAGE_UNAVAILABLE, "file store", () =>
       this.pool.query(
         "INSERT INTO files (file_id, owner, conv_id, name, size, content_type, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
         [meta.id, meta.owner, meta.convId, meta.name, meta.size, meta.contentType, meta.createdAt],
@@ -23,8 +22,8 @@ export class MysqlFileMetaStore implements FileMetaStore {
   }
 
   async byId(id: string): Promise<FileMeta | null> {
-    if (!DECIMAL_ID.test(id)) return null;
-    const [rows] = await shardCall(ErrorCode.STORAGE_UNAVAILABLE, "file store", () =>
+    if (!isDecimalId(id)) return null;
+    const [rows] = await mysqlCall(ErrorCode.STORAGE_UNAVAILABLE, "file store", () =>
       this.pool.query<RowDataPacket[]>("SELECT * FROM files WHERE file_id = ?", [id]),
     );
     const row = rows[0];

@@ -1,10 +1,9 @@
 import type { PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { AppError, ErrorCode } from "../../errors.js";
+import { isDecimalId } from "../../ids/identifiers.js";
 import type { FriendApplicationRecord, FriendRecord, FriendStore, Uid } from "../ports.js";
-import { shardCall } from "../sharded/errors.js";
+import { mysqlCall } from "./errors.js";
 import type { Pool } from "./pool.js";
-
-const DECIMAL_UID = /^\d{1,20}$/;
 
 /** A pool or a connection in a transaction: what a statement runs on. */
 export type Queryable = Pick<PoolConnection, "query">;
@@ -50,7 +49,7 @@ export class MysqlFriendStore implements FriendStore {
   }
 
   async incoming(uid: Uid, limit: number): Promise<FriendApplicationRecord[]> {
-    if (!DECIMAL_UID.test(uid)) return [];
+    if (!isDecimalId(uid)) return [];
     return this.call("friend applications", async () => {
       const [rows] = await this.poolOf(uid).query<RowDataPacket[]>(
         `SELECT to_uid, from_uid, message, created_at FROM friend_applications
@@ -62,7 +61,7 @@ export class MysqlFriendStore implements FriendStore {
   }
 
   async application(fromUid: Uid, toUid: Uid): Promise<FriendApplicationRecord | null> {
-    if (!DECIMAL_UID.test(fromUid) || !DECIMAL_UID.test(toUid)) return null;
+    if (!isDecimalId(fromUid) || !isDecimalId(toUid)) return null;
     return this.call("friend application", async () => {
       const [rows] = await this.poolOf(toUid).query<RowDataPacket[]>(
         "SELECT to_uid, from_uid, message, created_at FROM friend_applications WHERE to_uid = ? AND from_uid = ?",
@@ -73,7 +72,7 @@ export class MysqlFriendStore implements FriendStore {
   }
 
   async dropApplication(fromUid: Uid, toUid: Uid): Promise<boolean> {
-    if (!DECIMAL_UID.test(fromUid) || !DECIMAL_UID.test(toUid)) return false;
+    if (!isDecimalId(fromUid) || !isDecimalId(toUid)) return false;
     return this.call("friend application", async () => {
       const [result] = await this.placement.write(toUid, (db) =>
         db.query<ResultSetHeader>("DELETE FROM friend_applications WHERE to_uid = ? AND from_uid = ?", [
@@ -122,7 +121,7 @@ export class MysqlFriendStore implements FriendStore {
   }
 
   async areFriends(a: Uid, b: Uid): Promise<boolean> {
-    if (!DECIMAL_UID.test(a) || !DECIMAL_UID.test(b)) return false;
+    if (!isDecimalId(a) || !isDecimalId(b)) return false;
     return this.call("friendship", async () => {
       const [rows] = await this.poolOf(a).query<RowDataPacket[]>(
         "SELECT 1 FROM friendships WHERE uid = ? AND friend_uid = ?",
@@ -133,7 +132,7 @@ export class MysqlFriendStore implements FriendStore {
   }
 
   async friends(uid: Uid, limit: number): Promise<FriendRecord[]> {
-    if (!DECIMAL_UID.test(uid)) return [];
+    if (!isDecimalId(uid)) return [];
     return this.call("friend list", async () => {
       const [rows] = await this.poolOf(uid).query<RowDataPacket[]>(
         "SELECT friend_uid, created_at FROM friendships WHERE uid = ? ORDER BY created_at, friend_uid LIMIT ?",
@@ -144,7 +143,7 @@ export class MysqlFriendStore implements FriendStore {
   }
 
   async friendCount(uid: Uid): Promise<number> {
-    if (!DECIMAL_UID.test(uid)) return 0;
+    if (!isDecimalId(uid)) return 0;
     return this.call("friend list", async () => {
       const [rows] = await this.poolOf(uid).query<RowDataPacket[]>(
         "SELECT COUNT(*) AS n FROM friendships WHERE uid = ?",
@@ -155,13 +154,13 @@ export class MysqlFriendStore implements FriendStore {
   }
 
   private call<T>(what: string, work: () => Promise<T>): Promise<T> {
-    return shardCall(ErrorCode.STORAGE_UNAVAILABLE, what, work);
+    return mysqlCall(ErrorCode.STORAGE_UNAVAILABLE, what, work);
   }
 }
 
 function checkUids(...uids: Uid[]): void {
   for (const uid of uids) {
-    if (!DECIMAL_UID.test(uid)) throw new AppError(ErrorCode.INVALID_ARGUMENT, `"${uid}" is not a decimal id`);
+    if (!isDecimalId(uid)) throw new AppError(ErrorCode.INVALID_ARGUMENT, `"${uid}" is not a decimal id`);
   }
 }
 

@@ -1,6 +1,7 @@
 import type { PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { AppError, ErrorCode } from "../../errors.js";
 import type { ChatMessage } from "../../gen/shardchat/v1/client.js";
+import { COLUMN_CHARS, groupConvId, isDecimalId } from "../../ids/identifiers.js";
 import { fileRefToColumn } from "../file-ref.js";
 import {
   GROUP_ROLE,
@@ -8,20 +9,17 @@ import {
   type GroupRecord,
   type GroupRoleValue,
   type GroupStore,
-  groupConvId,
   type NewGroupMessage,
   type Uid,
 } from "../ports.js";
+import { isDuplicateKey, mysqlCode, mysqlError } from "./errors.js";
 import { MESSAGE_COLUMNS, toChatMessage } from "./message-store.js";
 import type { Pool } from "./pool.js";
-import { inTransaction, mysqlCode, retryingDeadlocks } from "./transaction.js";
+import { inTransaction, retryingDeadlocks } from "./transaction.js";
 
 /** conversations.kind of a group conversation (1 is a 1:1 conversation). */
 export const GROUP_CONVERSATION = 2;
 /** chat_groups.name and messages.client_msg_id are VARCHAR(64): longer values are refused, not cut. */
-const MAX_NAME_CHARS = 64;
-const MAX_CLIENT_MSG_ID_CHARS = 64;
-const DECIMAL_ID = /^\d{1,20}$/;
 const GROUP_COLUMNS = "group_id, name, owner, member_count, created_at";
 
 export interface MysqlGroupStoreOptions {
@@ -81,7 +79,7 @@ export class MysqlGroupStore implements GroupStore {
   }
 
   async get(groupId: string): Promise<GroupRecord | null> {
-    if (!DECIMAL_ID.test(groupId)) return null;
+    if (!isDecimalId(groupId)) return null;
     return storageCall(async () => {
       const [rows] = await this.pool.query<RowDataPacket[]>(
         `SELECT ${GROUP_COLUMNS} FROM chat_groups WHERE group_id = ?`,
@@ -92,7 +90,7 @@ export class MysqlGroupStore implements GroupStore {
   }
 
   async roleOf(groupId: string, uid: Uid): Promise<GroupRoleValue | null> {
-    if (!DECIMAL_ID.test(groupId) || !DECIMAL_ID.test(uid)) return null;
+    if (!isDecimalId(groupId) || !isDecimalId(uid)) return null;
     return storageCall(async () => {
       const [rows] = await this.pool.query<RowDataPacket[]>(
         "SELECT role FROM group_members WHERE group_id = ? AND uid = ?",
@@ -103,7 +101,7 @@ export class MysqlGroupStore implements GroupStore {
   }
 
   async members(groupId: string, afterUid: Uid, limit: number): Promise<GroupMemberRecord[]> {
-    if (!DECIMAL_ID.test(groupId) || !DECIMAL_ID.test(afterUid)) return [];
+    if (!isDecimalId(groupId) || !isDecimalId(afterUid)) return [];
     const take = Math.max(0, Math.floor(limit));
     if (take === 0) return [];
     return storageCall(async () => {
@@ -120,7 +118,7 @@ export class MysqlGroupStore implements GroupStore {
   }
 
   async memberUids(groupId: string): Promise<Uid[]> {
-    if (!DECIMAL_ID.test(groupId)) return [];
+    if (!isDecimalId(groupId)) return [];
     return storageCall(async () => {
       const [rows] = await this.pool.query<RowDataPacket[]>("SELECT uid FROM group_members WHERE group_id = ?", [
         groupId,
@@ -168,7 +166,7 @@ export class MysqlGroupStore implements GroupStore {
   }
 
   async removeMember(groupId: string, uid: Uid): Promise<boolean> {
-    if (!DECIMAL_ID.test(groupId) || !DECIMAL_ID.test(uid)) return false;
+    if (!isDecimalId(groupId) || !isDecimalId(uid)) return false;
     return storageCall(() =>
       retryingDeadlocks(this.deadlockRetries, () =>
         inTransaction(this.pool, async (conn) => {
@@ -193,7 +191,7 @@ export class MysqlGroupStore implements GroupStore {
   }
 
   async setRole(groupId: string, uid: Uid, role: GroupRoleValue): Promise<boolean> {
-    if (!DECIMAL_ID.test(groupId) || !DECIMAL_ID.test(uid)) return false;
+    if (!isDecimalId(groupId) || !isDecimalId(uid)) return false;
     return storageCall(async () => {
       const [result] = await this.pool.query<ResultSetHeader>(
         "UPDATE group_members SET role = ? WHERE group_id = ? AND uid = ?",
@@ -204,7 +202,7 @@ export class MysqlGroupStore implements GroupStore {
   }
 
   async transferOwnership(groupId: string, from: Uid, to: Uid): Promise<boolean> {
-    if (!DECIMAL_ID.test(groupId) || !DECIMAL_ID.test(from) || !DECIMAL_ID.test(to) || from === to) return false;
+    if (!isDecimalId(groupId) || !isDecimalId(from) || !isDecimalId(to) || from === to) return false;
     return storageCall(() =>
       retryingDeadlocks(this.deadlockRetries, () =>
         inTransaction(this.pool, async (conn) => {
@@ -236,13 +234,13 @@ export class MysqlGroupStore implements GroupStore {
 
   async rename(groupId: string, name: string): Promise<GroupRecord | null> {
     checkName(name);
-    if (!DECIMAL_ID.test(groupId)) return null;
+    if (!isDecimalId(groupId)) return null;
     await storageCall(() => this.pool.query("UPDATE chat_groups SET name = ? WHERE group_id = ?", [name, groupId]));
     return this.get(groupId);
   }
 
   async groupsOf(uid: Uid): Promise<GroupRecord[]> {
-    if (!DECIMAL_ID.test(uid)) return [];
+    if (!isDecimalId(uid)) return [];
     return storageCall(async () => {
       const [rows] = await this.pool.query<RowDataPacket[]>(
         `SELECT g.group_id, g.name, g.owner, g.member_count, g.created_at
@@ -256,8 +254,8 @@ export class MysqlGroupStore implements GroupStore {
 
   /** The groups among groupIds that uid is in (the sharded store's index names candidates). */
   async groupsAmong(uid: Uid, groupIds: string[]): Promise<GroupRecord[]> {
-    const ids = groupIds.filter((id) => DECIMAL_ID.test(id));
-    if (!DECIMAL_ID.test(uid) || ids.length === 0) return [];
+    const ids = groupIds.filter((id) => isDecimalId(id));
+    if (!isDecimalId(uid) || ids.length === 0) return [];
     return storageCall(async () => {
       const [rows] = await this.pool.query<RowDataPacket[]>(
         `SELECT g.group_id, g.name, g.owner, g.member_count, g.created_at
@@ -376,21 +374,21 @@ async function insertMembers(
 }
 
 function checkId(id: string): void {
-  if (!DECIMAL_ID.test(id)) throw new AppError(ErrorCode.INVALID_ARGUMENT, `"${id}" is not a decimal id`);
+  if (!isDecimalId(id)) throw new AppError(ErrorCode.INVALID_ARGUMENT, `"${id}" is not a decimal id`);
 }
 
 function checkName(name: string): void {
   const chars = typeof name === "string" ? [...name].length : 0;
-  if (chars < 1 || chars > MAX_NAME_CHARS) {
-    throw new AppError(ErrorCode.INVALID_ARGUMENT, `group name must be 1..${MAX_NAME_CHARS} characters`);
+  if (chars < 1 || chars > COLUMN_CHARS.groupName) {
+    throw new AppError(ErrorCode.INVALID_ARGUMENT, `group name must be 1..${COLUMN_CHARS.groupName} characters`);
   }
 }
 
 function checkMessage(m: NewGroupMessage): void {
   for (const id of [m.groupId, m.msgId, m.sender]) checkId(id);
   const chars = [...m.clientMsgId].length;
-  if (chars < 1 || chars > MAX_CLIENT_MSG_ID_CHARS) {
-    throw new AppError(ErrorCode.INVALID_ARGUMENT, `clientMsgId must be 1..${MAX_CLIENT_MSG_ID_CHARS} characters`);
+  if (chars < 1 || chars > COLUMN_CHARS.clientMsgId) {
+    throw new AppError(ErrorCode.INVALID_ARGUMENT, `clientMsgId must be 1..${COLUMN_CHARS.clientMsgId} characters`);
   }
   if (!Number.isSafeInteger(m.sentAtMs)) throw new AppError(ErrorCode.INVALID_ARGUMENT, "sentAtMs must be an integer");
 }
@@ -414,24 +412,14 @@ function toGroup(row: RowDataPacket): GroupRecord {
   };
 }
 
-/** Driver failures become STORAGE_UNAVAILABLE (coded errors and bugs stay as they are). */
+/** Driver failures in the error table (see mysql/errors.ts); a group id taken twice is the caller's. */
 async function storageCall<T>(work: () => Promise<T>): Promise<T> {
   try {
     return await work();
   } catch (err) {
-    if (err instanceof AppError) throw err;
-    const code = mysqlCode(err);
-    const message = (err as Error)?.message ?? String(err);
-    if (code === "ER_DATA_TOO_LONG" || code === "ER_WARN_DATA_OUT_OF_RANGE") {
-      throw new AppError(ErrorCode.INVALID_ARGUMENT, message);
-    }
-    if (code === "ER_DUP_ENTRY" && /chat_groups|conversations/.test(message)) {
+    if (isDuplicateKey(err) && /chat_groups|conversations/.test((err as Error).message)) {
       throw new AppError(ErrorCode.INVALID_ARGUMENT, "group id already used");
     }
-    if (code || (err as { fatal?: unknown })?.fatal === true || message === "Pool is closed.") {
-      if (code === "ER_DUP_ENTRY") throw err;
-      throw new AppError(ErrorCode.STORAGE_UNAVAILABLE, `group store: ${code ?? ""} ${message}`.trim());
-    }
-    throw err;
+    throw mysqlError(ErrorCode.STORAGE_UNAVAILABLE, "group store", err);
   }
 }

@@ -1,19 +1,18 @@
 import type { PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { AppError, ErrorCode } from "../../errors.js";
 import type { ChatMessage } from "../../gen/shardchat/v1/client.js";
+import { COLUMN_CHARS, isDecimalId } from "../../ids/identifiers.js";
 import { fitsChars } from "../../text/chars.js";
 import { Batcher } from "../batcher.js";
 import { fileRefFromColumn, fileRefToColumn } from "../file-ref.js";
 import type { HistoryQuery, MessageStore, NewMessage, Uid } from "../ports.js";
+import { mysqlCall, mysqlCode } from "./errors.js";
 import type { Pool } from "./pool.js";
-import { type FenceCheck, inTransaction, mysqlCode, retryingDeadlocks } from "./transaction.js";
+import { type FenceCheck, inTransaction, retryingDeadlocks } from "./transaction.js";
 
 /** conversations.kind of a 1:1 conversation. */
 const DIRECT_CONVERSATION = 1;
 /** Column widths of sql/001_core.sql: longer values must be refused, not truncated. */
-const MAX_CONV_ID_CHARS = 64;
-const MAX_CLIENT_MSG_ID_CHARS = 64;
-const DECIMAL_UID = /^\d{1,20}$/;
 
 export const MESSAGE_COLUMNS = "conv_id, seq, msg_id, sender, recipient, client_msg_id, kind, body, sent_at, file_json";
 
@@ -137,7 +136,7 @@ export class MysqlMessageStore implements MessageStore {
   }
 
   async pending(uid: Uid, limit: number): Promise<{ messages: ChatMessage[]; more: boolean }> {
-    if (!DECIMAL_UID.test(uid)) return { messages: [], more: false };
+    if (!isDecimalId(uid)) return { messages: [], more: false };
     return storageCall(async () => {
       // Walks the user's memberships (idx_members_uid) and compares cursors with last_seq, so
       // only conversations with something pending are read, each by a PK range.
@@ -173,7 +172,7 @@ export class MysqlMessageStore implements MessageStore {
   }
 
   async ack(uid: Uid, cursors: { convId: string; seq: number }[]): Promise<void> {
-    if (!DECIMAL_UID.test(uid)) return;
+    if (!isDecimalId(uid)) return;
     const wanted = new Map<string, number>();
     for (const { convId, seq } of cursors) {
       if (typeof convId !== "string" || !Number.isInteger(seq) || seq <= 0) continue;
@@ -299,7 +298,7 @@ export class MysqlMessageStore implements MessageStore {
   }
 
   async history(uid: Uid, convId: string, query: HistoryQuery): Promise<ChatMessage[]> {
-    if (!DECIMAL_UID.test(uid)) throw new AppError(ErrorCode.NOT_PARTICIPANT);
+    if (!isDecimalId(uid)) throw new AppError(ErrorCode.NOT_PARTICIPANT);
     return storageCall(async () => {
       const [member] = await this.pool.query<RowDataPacket[]>(
         "SELECT 1 FROM conversation_members WHERE conv_id = ? AND uid = ?",
@@ -332,7 +331,7 @@ export class MysqlMessageStore implements MessageStore {
   }
 
   async isMember(convId: string, uid: Uid): Promise<boolean> {
-    if (typeof convId !== "string" || !DECIMAL_UID.test(uid)) return false;
+    if (typeof convId !== "string" || !isDecimalId(uid)) return false;
     return storageCall(async () => {
       const [rows] = await this.pool.query<RowDataPacket[]>(
         "SELECT 1 FROM conversation_members WHERE conv_id = ? AND uid = ?",
@@ -469,19 +468,18 @@ export class MysqlMessageStore implements MessageStore {
 
 function validateNewMessage(m: NewMessage): void {
   const bad = (why: string) => new AppError(ErrorCode.INVALID_ARGUMENT, why);
-  if (!m.convId || m.convId.length > MAX_CONV_ID_CHARS) throw bad("bad conversation id");
+  if (!m.convId || m.convId.length > COLUMN_CHARS.convId) throw bad("bad conversation id");
   // VARCHAR counts code points, not UTF-16 units.
-  if (m.clientMsgId.length === 0 || !fitsChars(m.clientMsgId, MAX_CLIENT_MSG_ID_CHARS)) {
-    throw bad(`clientMsgId must be 1..${MAX_CLIENT_MSG_ID_CHARS} characters`);
+  if (m.clientMsgId.length === 0 || !fitsChars(m.clientMsgId, COLUMN_CHARS.clientMsgId)) {
+    throw bad(`clientMsgId must be 1..${COLUMN_CHARS.clientMsgId} characters`);
   }
   for (const id of [m.msgId, m.sender, ...m.members]) {
-    if (!DECIMAL_UID.test(id)) throw bad(`"${id}" is not a decimal id`);
+    if (!isDecimalId(id)) throw bad(`"${id}" is not a decimal id`);
   }
-  if (m.recipient && !DECIMAL_UID.test(m.recipient)) throw bad(`"${m.recipient}" is not a decimal id`);
+  if (m.recipient && !isDecimalId(m.recipient)) throw bad(`"${m.recipient}" is not a decimal id`);
   if (!Number.isSafeInteger(m.sentAtMs)) throw bad("sentAtMs must be an integer");
 }
 
-/** Members and sender, each once, in numeric order. */
 /**
  * A member row met again: the sender's delivered cursor moves past its own message only when it
  * already had everything before it (a jump would skip an incoming message it has not acked).
@@ -510,6 +508,7 @@ function storedMessage(m: NewMessage, seq: number): ChatMessage {
   };
 }
 
+/** Members and sender, each once, in numeric order. */
 function memberUids(m: NewMessage): Uid[] {
   const unique = [...new Set([...m.members, m.sender].map((uid) => BigInt(uid)))];
   return unique.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).map(String);
@@ -530,55 +529,7 @@ export function toChatMessage(row: RowDataPacket): ChatMessage {
   };
 }
 
-/** The database is unreachable, overloaded, shutting down, or not ready (no schema). */
-const UNAVAILABLE_CODES = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ETIMEDOUT",
-  "EPIPE",
-  "ENOTFOUND",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "EAI_AGAIN",
-  "PROTOCOL_CONNECTION_LOST",
-  "PROTOCOL_SEQUENCE_TIMEOUT",
-  "ER_CON_COUNT_ERROR",
-  "ER_TOO_MANY_USER_CONNECTIONS",
-  "ER_LOCK_WAIT_TIMEOUT",
-  "ER_LOCK_DEADLOCK",
-  "ER_SERVER_SHUTDOWN",
-  "ER_QUERY_INTERRUPTED",
-  "ER_OPTION_PREVENTS_STATEMENT",
-  "ER_READ_ONLY_MODE",
-  "ER_ACCESS_DENIED_ERROR",
-  "ER_DBACCESS_DENIED_ERROR",
-  "ER_BAD_DB_ERROR",
-  "ER_NO_SUCH_TABLE",
-  "ER_OUT_OF_RESOURCES",
-  "ER_OUTOFMEMORY",
-]);
-
-/** Values the column types refuse (strict mode): the caller's input, not the database. */
-const INVALID_VALUE_CODES = new Set([
-  "ER_DATA_TOO_LONG",
-  "ER_TRUNCATED_WRONG_VALUE",
-  "ER_TRUNCATED_WRONG_VALUE_FOR_FIELD",
-  "ER_WARN_DATA_OUT_OF_RANGE",
-]);
-
-/** Turns driver failures into the error table; unknown ones (bugs) stay as they are. */
-async function storageCall<T>(work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (err) {
-    if (err instanceof AppError) throw err;
-    const code = mysqlCode(err);
-    const message = (err as Error)?.message ?? String(err);
-    const fatal = (err as { fatal?: unknown } | null)?.fatal === true;
-    if (fatal || (code && UNAVAILABLE_CODES.has(code)) || message === "Pool is closed.") {
-      throw new AppError(ErrorCode.STORAGE_UNAVAILABLE, `message store: ${code ?? ""} ${message}`.trim());
-    }
-    if (code && INVALID_VALUE_CODES.has(code)) throw new AppError(ErrorCode.INVALID_ARGUMENT, message);
-    throw err;
-  }
+/** Driver failures in the error table (see mysql/errors.ts). */
+function storageCall<T>(work: () => Promise<T>): Promise<T> {
+  return mysqlCall(ErrorCode.STORAGE_UNAVAILABLE, "message store", work);
 }

@@ -1,11 +1,6 @@
 import type { PoolConnection, RowDataPacket } from "mysql2/promise";
+import { mysqlCode } from "./errors.js";
 import type { Pool } from "./pool.js";
-
-/** The driver's error code (`ER_DUP_ENTRY`, `ECONNREFUSED`, ...), if err has one. */
-export function mysqlCode(err: unknown): string | undefined {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === "string" ? code : undefined;
-}
 
 /** Runs work in one transaction on one connection; a connection that failed is not reused. */
 export async function inTransaction<T>(pool: Pool, work: (conn: PoolConnection) => Promise<T>): Promise<T> {

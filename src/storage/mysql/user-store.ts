@@ -1,40 +1,17 @@
 import type { PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { AppError, ErrorCode } from "../../errors.js";
 import type { Uid, UserRecord, UserStore } from "../ports.js";
+import { isDuplicateKey, mysqlError } from "./errors.js";
 import type { Pool } from "./pool.js";
 
-/** mysql2 error codes that mean the database did not answer, not that the query was wrong. */
-const UNAVAILABLE_CODES = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ETIMEDOUT",
-  "ENOTFOUND",
-  "EHOSTUNREACH",
-  "EPIPE",
-  "PROTOCOL_CONNECTION_LOST",
-  "PROTOCOL_SEQUENCE_TIMEOUT",
-  "ER_CON_COUNT_ERROR",
-  "ER_SERVER_SHUTDOWN",
-  "POOL_CLOSED",
-]);
-
-interface MysqlError {
-  code?: string;
-  fatal?: boolean;
-  message?: string;
-}
-
+/** A duplicate name or email is the caller's error; other failures as mysql/errors.ts reads them. */
 function translate(err: unknown): unknown {
-  if (err instanceof AppError) return err;
-  const e = err as MysqlError;
-  if (e?.code === "ER_DUP_ENTRY") {
-    if (e.message?.includes("uk_users_name")) return new AppError(ErrorCode.USER_EXISTS);
-    if (e.message?.includes("uk_users_email")) return new AppError(ErrorCode.EMAIL_EXISTS);
+  if (isDuplicateKey(err)) {
+    const message = (err as Error).message ?? "";
+    if (message.includes("uk_users_name")) return new AppError(ErrorCode.USER_EXISTS);
+    if (message.includes("uk_users_email")) return new AppError(ErrorCode.EMAIL_EXISTS);
   }
-  if ((e?.code && UNAVAILABLE_CODES.has(e.code)) || e?.fatal) {
-    return new AppError(ErrorCode.UNAVAILABLE, `mysql: ${e.code ?? e.message}`);
-  }
-  return err;
+  return mysqlError(ErrorCode.UNAVAILABLE, "user store", err);
 }
 
 interface UserRow extends RowDataPacket {

@@ -1,10 +1,10 @@
 import type { RowDataPacket } from "mysql2/promise";
+import { ErrorCode } from "../../errors.js";
+import { isDecimalId } from "../../ids/identifiers.js";
 import { MysqlConversationStore } from "../mysql/conversation-store.js";
+import { mysqlCall } from "../mysql/errors.js";
 import type { ConversationStore, ConversationSummaryRecord, Uid } from "../ports.js";
-import { STORAGE, shardCall } from "./errors.js";
 import type { Shards } from "./shards.js";
-
-const DECIMAL_UID = /^\d{1,20}$/;
 
 /**
  * The conversation list over shards: the user's user_conversations index (on the uid's shard)
@@ -19,9 +19,9 @@ export class ShardedConversationStore implements ConversationStore {
 
   async list(uid: Uid, limit: number): Promise<ConversationSummaryRecord[]> {
     const max = Math.max(0, Math.floor(limit));
-    if (!DECIMAL_UID.test(uid) || max === 0) return [];
+    if (!isDecimalId(uid) || max === 0) return [];
     const home = this.shards.instanceFor(uid);
-    const convIds = await shardCall(STORAGE, `conversation index on ${home.id}`, async () => {
+    const convIds = await mysqlCall(ErrorCode.STORAGE_UNAVAILABLE, `conversation index on ${home.id}`, async () => {
       const [rows] = await this.shards
         .pool(home.id)
         .query<RowDataPacket[]>("SELECT conv_id FROM user_conversations WHERE uid = ?", [uid]);

@@ -1,21 +1,12 @@
 import type { RowDataPacket } from "mysql2/promise";
+import { ErrorCode } from "../../errors.js";
 import type { ChatMessage } from "../../gen/shardchat/v1/client.js";
+import { GROUP_CONV_PREFIX, groupConvId, groupIdOfConv, isDecimalId } from "../../ids/identifiers.js";
 import type { Logger } from "../../log/logger.js";
+import { mysqlCall } from "../mysql/errors.js";
 import { MysqlGroupStore, uniqueSorted } from "../mysql/group-store.js";
-import {
-  type GroupMemberRecord,
-  type GroupRecord,
-  type GroupRoleValue,
-  type GroupStore,
-  groupConvId,
-  type NewGroupMessage,
-  type Uid,
-} from "../ports.js";
-import { STORAGE, shardCall } from "./errors.js";
+import type { GroupMemberRecord, GroupRecord, GroupRoleValue, GroupStore, NewGroupMessage, Uid } from "../ports.js";
 import type { Shards } from "./shards.js";
-
-const DECIMAL_ID = /^\d{1,20}$/;
-const GROUP_PREFIX = "g:";
 
 export interface ShardedGroupStoreOptions {
   /** config.MYSQL_DEADLOCK_RETRIES. */
@@ -47,7 +38,7 @@ export class ShardedGroupStore implements GroupStore {
     maxMembers: number;
   }): Promise<GroupRecord> {
     const uids = uniqueSorted([g.owner, ...g.members]);
-    if (uids.length <= g.maxMembers && DECIMAL_ID.test(g.groupId)) await this.index(g.groupId, uids);
+    if (uids.length <= g.maxMembers && isDecimalId(g.groupId)) await this.index(g.groupId, uids);
     return this.storeOf(g.groupId).create(g);
   }
 
@@ -69,7 +60,7 @@ export class ShardedGroupStore implements GroupStore {
 
   async addMembers(groupId: string, uids: Uid[], maxMembers: number): Promise<Uid[]> {
     const wanted = uniqueSorted(uids);
-    if (wanted.length > 0 && DECIMAL_ID.test(groupId)) await this.index(groupId, wanted);
+    if (wanted.length > 0 && isDecimalId(groupId)) await this.index(groupId, wanted);
     return this.storeOf(groupId).addMembers(groupId, wanted, maxMembers);
   }
 
@@ -77,7 +68,7 @@ export class ShardedGroupStore implements GroupStore {
     const removed = await this.storeOf(groupId).removeMember(groupId, uid);
     if (removed) {
       const home = this.shards.instanceFor(uid).id;
-      await shardCall(STORAGE, `conversation index on ${home}`, () =>
+      await mysqlCall(ErrorCode.STORAGE_UNAVAILABLE, `conversation index on ${home}`, () =>
         this.shards
           .pool(home)
           .query("DELETE FROM user_conversations WHERE uid = ? AND conv_id = ?", [uid, groupConvId(groupId)]),
@@ -100,13 +91,16 @@ export class ShardedGroupStore implements GroupStore {
 
   /** The user's index names candidate groups; each group's shard confirms membership. */
   async groupsOf(uid: Uid): Promise<GroupRecord[]> {
-    if (!DECIMAL_ID.test(uid)) return [];
+    if (!isDecimalId(uid)) return [];
     const home = this.shards.instanceFor(uid).id;
-    const groupIds = await shardCall(STORAGE, `conversation index on ${home}`, async () => {
+    const groupIds = await mysqlCall(ErrorCode.STORAGE_UNAVAILABLE, `conversation index on ${home}`, async () => {
       const [rows] = await this.shards
         .pool(home)
-        .query<RowDataPacket[]>("SELECT conv_id FROM user_conversations WHERE uid = ? AND conv_id LIKE 'g:%'", [uid]);
-      return rows.map((r) => String(r.conv_id).slice(GROUP_PREFIX.length));
+        .query<RowDataPacket[]>("SELECT conv_id FROM user_conversations WHERE uid = ? AND conv_id LIKE ?", [
+          uid,
+          `${GROUP_CONV_PREFIX}%`,
+        ]);
+      return rows.flatMap((r) => groupIdOfConv(String(r.conv_id)) ?? []);
     });
     const byShard = new Map<string, string[]>();
     for (const id of groupIds) {
@@ -136,7 +130,7 @@ export class ShardedGroupStore implements GroupStore {
     const now = Date.now();
     await Promise.all(
       [...byShard].map(([id, own]) =>
-        shardCall(STORAGE, `conversation index on ${id}`, () =>
+        mysqlCall(ErrorCode.STORAGE_UNAVAILABLE, `conversation index on ${id}`, () =>
           this.shards
             .pool(id)
             .query("INSERT IGNORE INTO user_conversations (uid, conv_id, created_at) VALUES ?", [

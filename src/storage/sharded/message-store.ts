@@ -1,14 +1,14 @@
 import type { RowDataPacket } from "mysql2/promise";
+import { ErrorCode } from "../../errors.js";
 import type { ChatMessage } from "../../gen/shardchat/v1/client.js";
+import { COLUMN_CHARS, isDecimalId } from "../../ids/identifiers.js";
 import type { Logger } from "../../log/logger.js";
+import { mysqlCall } from "../mysql/errors.js";
 import { MysqlMessageStore, type MysqlMessageStoreOptions } from "../mysql/message-store.js";
 import type { HistoryQuery, MessageStore, NewMessage, Uid } from "../ports.js";
-import { STORAGE, shardCall } from "./errors.js";
 import type { Shards } from "./shards.js";
 
-const DECIMAL_UID = /^\d{1,20}$/;
 /** user_conversations.conv_id's width (sql/002_sharding.sql). */
-const MAX_CONV_ID_CHARS = 64;
 
 export interface ShardedMessageStoreOptions {
   /** config.MYSQL_DEADLOCK_RETRIES. */
@@ -50,8 +50,7 @@ export class ShardedMessageStore implements MessageStore {
     // moving the slot, and the retry follows it to the new owner.
     return this.shards.retryingFences(async () => {
       // Input the shard's store refuses (INVALID_ARGUMENT) is not indexed first.
-      const indexable =
-        m.convId.length <= MAX_CONV_ID_CHARS && [m.sender, ...m.members].every((u) => DECIMAL_UID.test(u));
+      const indexable = m.convId.length <= COLUMN_CHARS.convId && [m.sender, ...m.members].every((u) => isDecimalId(u));
       if (indexable && !this.#indexed.has(m.convId)) {
         // Appends that meet the same pending index resume in call order, so they still reach
         // the shard's ordered writer in the order they were called.
@@ -67,9 +66,9 @@ export class ShardedMessageStore implements MessageStore {
   }
 
   async pending(uid: Uid, limit: number): Promise<{ messages: ChatMessage[]; more: boolean }> {
-    if (!DECIMAL_UID.test(uid)) return { messages: [], more: false };
+    if (!isDecimalId(uid)) return { messages: [], more: false };
     const home = this.shards.instanceFor(uid);
-    const convIds = await shardCall(STORAGE, `conversation index on ${home.id}`, async () => {
+    const convIds = await mysqlCall(ErrorCode.STORAGE_UNAVAILABLE, `conversation index on ${home.id}`, async () => {
       const [rows] = await this.shards
         .pool(home.id)
         .query<RowDataPacket[]>("SELECT conv_id FROM user_conversations WHERE uid = ?", [uid]);
@@ -137,7 +136,7 @@ export class ShardedMessageStore implements MessageStore {
     const now = Date.now();
     await Promise.all(
       [...byShard].map(([id, uids]) =>
-        shardCall(STORAGE, `conversation index on ${id}`, () =>
+        mysqlCall(ErrorCode.STORAGE_UNAVAILABLE, `conversation index on ${id}`, () =>
           this.shards.write(id, uids, (conn) =>
             conn.query("INSERT IGNORE INTO user_conversations (uid, conv_id, created_at) VALUES ?", [
               uids.map((uid) => [uid, convId, now]),

@@ -1,4 +1,10 @@
 import type { PoolConnection, RowDataPacket } from "mysql2/promise";
+import type { Config } from "../../config/settings.js";
+import { AppError, ErrorCode } from "../../errors.js";
+import type { Logger } from "../../log/logger.js";
+import { migrate } from "../mysql/migrate.js";
+import { createPool, type Pool } from "../mysql/pool.js";
+import type { FenceCheck } from "../mysql/transaction.js";
 import {
   decodeShardMap,
   encodeShardMap,
@@ -8,13 +14,7 @@ import {
   type ShardMap,
   slotCounts,
   slotOf,
-} from "../../../sharding/shard-map.js";
-import type { Config } from "../../config/settings.js";
-import { AppError, ErrorCode } from "../../errors.js";
-import type { Logger } from "../../log/logger.js";
-import { migrate } from "../mysql/migrate.js";
-import { createPool, type Pool } from "../mysql/pool.js";
-import type { FenceCheck } from "../mysql/transaction.js";
+} from "./shard-map.js";
 
 export type ShardSettings = Pick<
   Config,
@@ -73,13 +73,6 @@ export async function storeShardMap(control: Pool, map: ShardMap): Promise<void>
   ]);
 }
 
-/**
- * The shard map and one mysql2 pool per instance. The map lives in the control instance (the
- * first configured one); it is read at open and every SHARD_MAP_REFRESH_MS, so a rebalancer
- * that stores a higher version is followed by every node. An instance's URL comes from this
- * node's MYSQL_SHARDS when it lists the same id (hosts may be named differently per network),
- * else from the map (an instance added by a rebalance).
- */
 /** Told the duration (seconds) of every pool-level query on a shard instance. */
 export type QueryObserver = (instanceId: string, seconds: number) => void;
 
@@ -101,6 +94,13 @@ function timeQueries(pool: Pool, instanceId: string, observe: QueryObserver): vo
   }
 }
 
+/**
+ * The shard map and one mysql2 pool per instance. The map lives in the control instance (the
+ * first configured one); it is read at open and every SHARD_MAP_REFRESH_MS, so a rebalancer
+ * that stores a higher version is followed by every node. An instance's URL comes from this
+ * node's MYSQL_SHARDS when it lists the same id (hosts may be named differently per network),
+ * else from the map (an instance added by a rebalance).
+ */
 export class Shards {
   #map: ShardMap;
   readonly #pools = new Map<string, Pool>();

@@ -1,9 +1,9 @@
 import type { RowDataPacket } from "mysql2/promise";
 import { AppError, ErrorCode } from "../../errors.js";
 import type { Logger } from "../../log/logger.js";
+import { isDuplicateKey, mysqlCall } from "../mysql/errors.js";
 import { likePrefix, MysqlUserStore } from "../mysql/user-store.js";
 import type { Uid, UserRecord, UserStore } from "../ports.js";
-import { isDuplicateKey, shardCall, USERS } from "./errors.js";
 import type { Shards } from "./shards.js";
 
 /** An index table that makes one column unique across all shards. */
@@ -107,7 +107,7 @@ export class ShardedUserStore implements UserStore {
     if (typeof prefix !== "string" || prefix === "" || max === 0) return [];
     const pages = await Promise.all(
       this.shards.map.instances.map((instance) =>
-        shardCall(USERS, `user_names on ${instance.id}`, async () => {
+        mysqlCall(ErrorCode.UNAVAILABLE, `user_names on ${instance.id}`, async () => {
           const [rows] = await this.shards
             .pool(instance.id)
             .query<RowDataPacket[]>(
@@ -151,7 +151,7 @@ export class ShardedUserStore implements UserStore {
           Date.now(),
         ]),
       );
-    await shardCall(USERS, `${index.table} on ${id}`, async () => {
+    await mysqlCall(ErrorCode.UNAVAILABLE, `${index.table} on ${id}`, async () => {
       try {
         await insert();
         return;
@@ -195,7 +195,7 @@ export class ShardedUserStore implements UserStore {
 
   private async lookup(index: UniqueIndex, value: string): Promise<Uid | null> {
     const id = this.shards.instanceFor(index.placement(value)).id;
-    return shardCall(USERS, `${index.table} on ${id}`, async () => {
+    return mysqlCall(ErrorCode.UNAVAILABLE, `${index.table} on ${id}`, async () => {
       const [rows] = await this.shards
         .pool(id)
         .query<RowDataPacket[]>(`SELECT uid FROM ${index.table} WHERE ${index.column} = ?`, [value]);

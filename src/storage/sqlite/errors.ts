@@ -30,9 +30,9 @@ export function isSqliteUnavailable(err: unknown): boolean {
   if (!code) return false;
   if (UNAVAILABLE_PRIMARY.has(code)) return true;
   const primary = code.split("_").slice(0, 2).join("_");
-  if (UNAVAILABLE_PRIMARY.has(primary)) return true;
-  // No schema (never migrated): the same as MySQL's ER_NO_SUCH_TABLE.
-  return code === "SQLITE_ERROR" && /no such table/i.test((err as Error).message);
+  // A missing table is not here (as with MySQL, mysql/errors.ts): a file never migrated is a
+  // deployment fault, answered INTERNAL and logged.
+  return UNAVAILABLE_PRIMARY.has(primary);
 }
 
 /** Runs a synchronous database call, mapping "cannot serve now" to `unavailable`; other errors stay. */

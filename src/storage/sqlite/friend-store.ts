@@ -1,4 +1,5 @@
 import { AppError, ErrorCode } from "../../errors.js";
+import { COLUMN_CHARS } from "../../ids/identifiers.js";
 import type { FriendApplicationRecord, FriendRecord, FriendStore, Uid } from "../ports.js";
 import type { SqliteDatabase } from "./database.js";
 import { sqliteCall } from "./errors.js";
@@ -10,9 +11,6 @@ interface ApplicationRow {
   message: string;
   created_at: number;
 }
-
-/** The MySQL column's width (friend_applications.message VARCHAR(500)), so both backends accept the same. */
-const MAX_MESSAGE_CHARS = 500;
 
 /** Friends in the SQLite file: the same tables and semantics as MysqlFriendStore, one file. */
 export class SqliteFriendStore implements FriendStore {
@@ -62,8 +60,11 @@ export class SqliteFriendStore implements FriendStore {
   async apply(a: FriendApplicationRecord): Promise<void> {
     const to = requireCanonicalId(a.toUid);
     const from = requireCanonicalId(a.fromUid);
-    if (typeof a.message !== "string" || [...a.message].length > MAX_MESSAGE_CHARS) {
-      throw new AppError(ErrorCode.INVALID_ARGUMENT, `message must be at most ${MAX_MESSAGE_CHARS} characters`);
+    if (typeof a.message !== "string" || [...a.message].length > COLUMN_CHARS.friendMessage) {
+      throw new AppError(
+        ErrorCode.INVALID_ARGUMENT,
+        `message must be at most ${COLUMN_CHARS.friendMessage} characters`,
+      );
     }
     run(() => this.#apply.run(to, from, a.message, a.createdAtMs));
   }

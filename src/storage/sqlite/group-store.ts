@@ -1,5 +1,6 @@
 import { AppError, ErrorCode } from "../../errors.js";
 import type { ChatMessage } from "../../gen/shardchat/v1/client.js";
+import { COLUMN_CHARS, groupConvId } from "../../ids/identifiers.js";
 import { fileRefToColumn } from "../file-ref.js";
 import {
   GROUP_ROLE,
@@ -7,7 +8,6 @@ import {
   type GroupRecord,
   type GroupRoleValue,
   type GroupStore,
-  groupConvId,
   type NewGroupMessage,
   type Uid,
 } from "../ports.js";
@@ -19,8 +19,6 @@ import { canonicalId, requireCanonicalId } from "./uids.js";
 /** conversations.kind of a group conversation (1 is a 1:1 conversation). */
 const GROUP_CONVERSATION = 2;
 /** The MySQL schema's limits, kept so both backends accept the same input. */
-const MAX_NAME_CHARS = 64;
-const MAX_CLIENT_MSG_ID_CHARS = 64;
 const MAX_BODY_BYTES = 65_535;
 const GROUP_COLUMNS = "group_id, name, owner, member_count, created_at";
 
@@ -307,8 +305,8 @@ export class SqliteGroupStore implements GroupStore {
       sender: requireCanonicalId(m.sender),
     };
     const chars = typeof m.clientMsgId === "string" ? [...m.clientMsgId].length : 0;
-    if (chars < 1 || chars > MAX_CLIENT_MSG_ID_CHARS) {
-      throw new AppError(ErrorCode.INVALID_ARGUMENT, `clientMsgId must be 1..${MAX_CLIENT_MSG_ID_CHARS} characters`);
+    if (chars < 1 || chars > COLUMN_CHARS.clientMsgId) {
+      throw new AppError(ErrorCode.INVALID_ARGUMENT, `clientMsgId must be 1..${COLUMN_CHARS.clientMsgId} characters`);
     }
     if (typeof m.text !== "string" || Buffer.byteLength(m.text, "utf8") > MAX_BODY_BYTES) {
       throw new AppError(ErrorCode.INVALID_ARGUMENT, `text must be at most ${MAX_BODY_BYTES} bytes`);
@@ -321,8 +319,8 @@ export class SqliteGroupStore implements GroupStore {
 
 function checkName(name: string): void {
   const chars = typeof name === "string" ? [...name].length : 0;
-  if (chars < 1 || chars > MAX_NAME_CHARS) {
-    throw new AppError(ErrorCode.INVALID_ARGUMENT, `group name must be 1..${MAX_NAME_CHARS} characters`);
+  if (chars < 1 || chars > COLUMN_CHARS.groupName) {
+    throw new AppError(ErrorCode.INVALID_ARGUMENT, `group name must be 1..${COLUMN_CHARS.groupName} characters`);
   }
 }
 

@@ -1,5 +1,6 @@
 import { AppError, ErrorCode } from "../../errors.js";
 import type { ChatMessage } from "../../gen/shardchat/v1/client.js";
+import { COLUMN_CHARS } from "../../ids/identifiers.js";
 import { fitsChars } from "../../text/chars.js";
 import { fileRefFromColumn, fileRefToColumn } from "../file-ref.js";
 import type { HistoryQuery, MessageStore, NewMessage, Uid } from "../ports.js";
@@ -11,8 +12,6 @@ import { canonicalId } from "./uids.js";
 /** conversations.kind of a 1:1 conversation. */
 const DIRECT_CONVERSATION = 1;
 /** The MySQL schema's limits (VARCHAR(64), TEXT, TINYINT UNSIGNED), kept so both backends accept the same input. */
-const MAX_CONV_ID_CHARS = 64;
-const MAX_CLIENT_MSG_ID_CHARS = 64;
 const MAX_BODY_BYTES = 65_535;
 const MAX_KIND = 255;
 
@@ -246,11 +245,15 @@ export class SqliteMessageStore implements MessageStore {
 /** The same checks as the MySQL adapter makes (its columns refuse what these refuse), ids made canonical. */
 function checkNewMessage(m: NewMessage): CheckedMessage {
   const bad = (why: string) => new AppError(ErrorCode.INVALID_ARGUMENT, why);
-  if (typeof m.convId !== "string" || !m.convId || !fitsChars(m.convId, MAX_CONV_ID_CHARS)) {
+  if (typeof m.convId !== "string" || !m.convId || !fitsChars(m.convId, COLUMN_CHARS.convId)) {
     throw bad("bad conversation id");
   }
-  if (typeof m.clientMsgId !== "string" || m.clientMsgId === "" || !fitsChars(m.clientMsgId, MAX_CLIENT_MSG_ID_CHARS)) {
-    throw bad(`clientMsgId must be 1..${MAX_CLIENT_MSG_ID_CHARS} characters`);
+  if (
+    typeof m.clientMsgId !== "string" ||
+    m.clientMsgId === "" ||
+    !fitsChars(m.clientMsgId, COLUMN_CHARS.clientMsgId)
+  ) {
+    throw bad(`clientMsgId must be 1..${COLUMN_CHARS.clientMsgId} characters`);
   }
   const id = (value: string) => {
     const canonical = canonicalId(value);

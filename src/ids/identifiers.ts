@@ -1,0 +1,63 @@
+import { AppError, ErrorCode } from "../errors.js";
+
+/**
+ * Identifiers, conversation ids and the column limits of sql/, in one place. The edges (chat
+ * handlers, gate routes) check input with these; the stores keep only the guards that stop a
+ * value the database would misread (a non-number where a BIGINT goes, a string a column would
+ * cut short).
+ */
+
+/** A user id as clients send it: a decimal snowflake, no sign, no leading zero. */
+const CANONICAL_UID = /^[1-9]\d{0,19}$/;
+/** Anything a BIGINT UNSIGNED column can be asked for ("007" is row 7). */
+const DECIMAL_ID = /^\d{1,20}$/;
+
+export function isUid(value: string): boolean {
+  return CANONICAL_UID.test(value);
+}
+
+/** A value a BIGINT id column can be queried with (user, group, file and message ids). */
+export function isDecimalId(value: string): boolean {
+  return DECIMAL_ID.test(value);
+}
+
+/** Column widths of sql/ (VARCHAR(n) counts characters): longer values are refused, not cut. */
+export const COLUMN_CHARS = {
+  convId: 64,
+  clientMsgId: 64,
+  groupName: 64,
+  fileName: 255,
+  /** user_emails.email and the longest user search. */
+  email: 254,
+  friendMessage: 500,
+} as const;
+
+/** Conversations of a group are "g:<group id>"; 1:1 conversations are "p:<low uid>:<high uid>". */
+export const GROUP_CONV_PREFIX = "g:";
+
+export function groupConvId(groupId: string): string {
+  return `${GROUP_CONV_PREFIX}${groupId}`;
+}
+
+export function isGroupConvId(convId: string): boolean {
+  return convId.startsWith(GROUP_CONV_PREFIX);
+}
+
+/** The group of a "g:" conversation id, or undefined for any other id. */
+export function groupIdOfConv(convId: string): string | undefined {
+  return isGroupConvId(convId) ? convId.slice(GROUP_CONV_PREFIX.length) : undefined;
+}
+
+/**
+ * The id of the 1:1 conversation of two users: "p:<smaller>:<larger>". Uids are compared as
+ * BigInt because snowflakes exceed a JS number and string order is wrong ("9" > "10").
+ */
+export function convIdForPair(a: string, b: string): string {
+  if (!isDecimalId(a) || !isDecimalId(b)) {
+    throw new AppError(ErrorCode.INVALID_ARGUMENT, "uids must be decimal strings");
+  }
+  const x = BigInt(a);
+  const y = BigInt(b);
+  const [low, high] = x <= y ? [x, y] : [y, x];
+  return `p:${low}:${high}`;
+}
