@@ -567,7 +567,7 @@ lines.push(
   "",
   "## Idle connections",
   "",
-  "RSS growth of the processes holding the connections, per connection: as read after the connections settle (V8 has usually not collected their logins' garbage yet), and after a full GC in each of those processes, before connecting and again before reading (what the connections retain). The GC goes through the inspector each Node process opens on SIGUSR1.",
+  "RSS growth of the processes holding the connections, per connection. The connections open in two halves. As read: all of them, after they settle (V8 has usually not collected the second half's login garbage yet). After a full GC: the second half's growth, RSS read after a full GC in each of those processes with half and with all of them held (what one more connection retains, in processes past their start-up). The GC goes through the inspector each Node process opens on SIGUSR1.",
   "",
   markdownTable(
     ["system", "held", "connects/s", "RSS per connection, as read (bytes)", "after a full GC (bytes)"],

@@ -2,7 +2,7 @@ import { type Handler, invalid, storage } from "./context.js";
 
 /** Delivery acks: the client has everything up to seq in each conversation. */
 export const ack: Handler<"ackReq"> = async (ctx, session, { cursors }, reqId) => {
-  const uid = session.uid as string;
+  const uid = session.uid;
   if (cursors.length === 0) throw invalid("cursors are required");
   // One cursor per conversation; a sync page never spans more conversations than messages.
   if (cursors.length > ctx.config.CHAT_SYNC_BATCH) throw invalid(`at most ${ctx.config.CHAT_SYNC_BATCH} cursors`);

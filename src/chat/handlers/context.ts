@@ -13,6 +13,7 @@ import type {
   FriendStore,
   GroupStore,
   MessageStore,
+  Uid,
   UserStore,
 } from "../../storage/ports.js";
 import type { DeliveredCursors } from "../delivered-cursors.js";
@@ -98,6 +99,9 @@ export type RequestCase =
 type Body = NonNullable<Envelope["body"]>;
 export type RequestOf<C extends RequestCase> = Extract<Body, { $case: C }>["value"];
 
+/** A session whose login succeeded: every handler but login's gets one (dispatch checks it). */
+export type LoggedInSession = Session & { readonly uid: Uid };
+
 /**
  * Answers one request: the reply body (sent with the request's reqId), or undefined when the
  * handler replied itself. Failures are thrown as AppError. The next request of the same lane
@@ -106,7 +110,7 @@ export type RequestOf<C extends RequestCase> = Extract<Body, { $case: C }>["valu
  */
 export type Handler<C extends RequestCase> = (
   ctx: HandlerContext,
-  session: Session,
+  session: C extends "loginReq" ? Session : LoggedInSession,
   request: RequestOf<C>,
   reqId: number,
   turn: LaneTurn,

@@ -21,7 +21,7 @@ export function peerOf(convId: string, uid: Uid): Uid | undefined {
 
 /** The user's conversations, the most recently active first, with the last message and unread count. */
 export const conversationList: Handler<"conversationListReq"> = async (ctx, session, request) => {
-  const me = session.uid as string;
+  const me = session.uid;
   const limit = pageSize(request.limit, ctx.config.CHAT_CONVERSATION_LIST_MAX);
   const list = await storage(ctx, "conversation list", () => conversationsOf(ctx).list(me, limit));
   return {
@@ -46,7 +46,7 @@ export const conversationList: Handler<"conversationListReq"> = async (ctx, sess
  * they are.
  */
 export const markRead: Handler<"markReadReq"> = async (ctx, session, request) => {
-  const me = session.uid as string;
+  const me = session.uid;
   if (!request.convId) throw invalid("convId is required");
   if (request.seq < 1) throw invalid("seq must be >= 1");
   const { readSeq, advanced } = await storage(ctx, "mark read", () =>

@@ -3,7 +3,13 @@ import type { Envelope } from "../../gen/shardchat/v1/client.js";
 import type { LaneTurn } from "../inbox.js";
 import { errorEnvelope, failSession, type Session } from "../session.js";
 import { ack } from "./ack.js";
-import { FatalSessionError, type Handler, type HandlerContext, type RequestCase } from "./context.js";
+import {
+  FatalSessionError,
+  type Handler,
+  type HandlerContext,
+  type LoggedInSession,
+  type RequestCase,
+} from "./context.js";
 import { conversationList, markRead } from "./conversations.js";
 import { friendApplications, friendApply, friendList, friendRemove, friendReply, searchUsers } from "./friends.js";
 import {
@@ -79,7 +85,8 @@ export async function dispatch(
   try {
     if (MESSAGE_SENDS.has(body.$case)) await ctx.limits.message(session);
     const handler = handlers[body.$case] as Handler<typeof body.$case>;
-    const reply = await handler(ctx, session, body.value as never, reqId, turn);
+    // Logged in unless this is the login itself (checked above).
+    const reply = await handler(ctx, session as LoggedInSession, body.value as never, reqId, turn);
     if (reply) session.send({ reqId, body: reply });
   } catch (err) {
     const code = codeOf(err);

@@ -58,7 +58,7 @@ export const searchUsers: Handler<"searchUsersReq"> = async (ctx, _session, requ
  * an offline recipient lists it after login (FriendApplicationsRequest).
  */
 export const friendApply: Handler<"friendApplyReq"> = async (ctx, session, request) => {
-  const me = session.uid as string;
+  const me = session.uid;
   const friends = friendsOf(ctx);
   const to = request.toUid;
   if (!isUid(to)) throw invalid("toUid must be a decimal user id");
@@ -89,7 +89,7 @@ export const friendApply: Handler<"friendApplyReq"> = async (ctx, session, reque
  * completed by a retry) or declines; the applicant is told on whatever node it is.
  */
 export const friendReply: Handler<"friendReplyReq"> = async (ctx, session, request) => {
-  const me = session.uid as string;
+  const me = session.uid;
   const friends = friendsOf(ctx);
   const from = request.fromUid;
   if (!isUid(from)) throw invalid("fromUid must be a decimal user id");
@@ -120,7 +120,7 @@ export const friendReply: Handler<"friendReplyReq"> = async (ctx, session, reque
 
 /** Friends with names and presence (online: a session route of any device kind). */
 export const friendList: Handler<"friendListReq"> = async (ctx, session) => {
-  const me = session.uid as string;
+  const me = session.uid;
   const records = await storage(ctx, "friend list", () => friendsOf(ctx).friends(me, ctx.config.FRIENDS_MAX));
   const uids = records.map((r) => r.uid);
   const [names, online] = await Promise.all([
@@ -144,7 +144,7 @@ export const friendList: Handler<"friendListReq"> = async (ctx, session) => {
 };
 
 export const friendRemove: Handler<"friendRemoveReq"> = async (ctx, session, request) => {
-  const me = session.uid as string;
+  const me = session.uid;
   if (!isUid(request.uid)) throw invalid("uid must be a decimal user id");
   const removed = await storage(ctx, "unfriend", () => friendsOf(ctx).unfriend(me, request.uid));
   if (!removed) throw new AppError(ErrorCode.NOT_FRIENDS);
@@ -154,7 +154,7 @@ export const friendRemove: Handler<"friendRemoveReq"> = async (ctx, session, req
 
 /** Applications waiting for this user's answer, newest first: what a client asks after login. */
 export const friendApplications: Handler<"friendApplicationsReq"> = async (ctx, session) => {
-  const me = session.uid as string;
+  const me = session.uid;
   const records = await storage(ctx, "friend applications", () =>
     friendsOf(ctx).incoming(me, ctx.config.FRIEND_APPLICATIONS_MAX),
   );

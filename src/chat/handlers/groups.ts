@@ -70,7 +70,7 @@ function checkUids(ctx: HandlerContext, uids: Uid[]): Uid[] {
 }
 
 export const groupCreate: Handler<"groupCreateReq"> = async (ctx, session, { name, memberUids }) => {
-  const owner = session.uid as string;
+  const owner = session.uid;
   checkName(ctx, name);
   const members = checkUids(ctx, memberUids).filter((uid) => uid !== owner);
   await requireUsers(ctx, members);
@@ -96,7 +96,7 @@ export const groupCreate: Handler<"groupCreateReq"> = async (ctx, session, { nam
 };
 
 export const groupInvite: Handler<"groupInviteReq"> = async (ctx, session, { groupId, uids }) => {
-  const actor = session.uid as string;
+  const actor = session.uid;
   checkGroupId(groupId);
   const wanted = checkUids(ctx, uids);
   if (wanted.length === 0) throw invalid("uids are required");
@@ -112,7 +112,7 @@ export const groupInvite: Handler<"groupInviteReq"> = async (ctx, session, { gro
 };
 
 export const groupLeave: Handler<"groupLeaveReq"> = async (ctx, session, { groupId }) => {
-  const uid = session.uid as string;
+  const uid = session.uid;
   checkGroupId(groupId);
   const role = await roleOf(ctx, groupId, uid);
   if (role === GROUP_ROLE.owner) {
@@ -125,7 +125,7 @@ export const groupLeave: Handler<"groupLeaveReq"> = async (ctx, session, { group
 };
 
 export const groupKick: Handler<"groupKickReq"> = async (ctx, session, { groupId, uid }) => {
-  const actor = session.uid as string;
+  const actor = session.uid;
   checkGroupId(groupId);
   if (!isUid(uid)) throw invalid("uid must be a decimal user id");
   if (uid === actor) throw invalid("use group_leave to leave");
@@ -140,7 +140,7 @@ export const groupKick: Handler<"groupKickReq"> = async (ctx, session, { groupId
 };
 
 export const groupRename: Handler<"groupRenameReq"> = async (ctx, session, { groupId, name }) => {
-  const actor = session.uid as string;
+  const actor = session.uid;
   checkGroupId(groupId);
   checkName(ctx, name);
   if ((await roleOf(ctx, groupId, actor)) < GROUP_ROLE.admin) {
@@ -153,7 +153,7 @@ export const groupRename: Handler<"groupRenameReq"> = async (ctx, session, { gro
 };
 
 export const groupSetRole: Handler<"groupSetRoleReq"> = async (ctx, session, { groupId, uid, role }) => {
-  const actor = session.uid as string;
+  const actor = session.uid;
   checkGroupId(groupId);
   if (!isUid(uid)) throw invalid("uid must be a decimal user id");
   if (role !== GROUP_ROLE.member && role !== GROUP_ROLE.admin && role !== GROUP_ROLE.owner) {
@@ -186,7 +186,7 @@ export const groupSetRole: Handler<"groupSetRoleReq"> = async (ctx, session, { g
 export const groupMembers: Handler<"groupMembersReq"> = async (ctx, session, { groupId, afterUid, limit }) => {
   checkGroupId(groupId);
   if (afterUid !== "0" && !isUid(afterUid)) throw invalid("afterUid must be 0 or a decimal user id");
-  await roleOf(ctx, groupId, session.uid as string);
+  await roleOf(ctx, groupId, session.uid);
   const group = await requireGroup(ctx, groupId);
   const size = pageSize(limit, ctx.config.GROUP_MEMBERS_PAGE);
   // One more than asked tells whether another page follows.
@@ -203,7 +203,7 @@ export const groupMembers: Handler<"groupMembersReq"> = async (ctx, session, { g
 };
 
 export const groupList: Handler<"groupListReq"> = async (ctx, session) => {
-  const groups = await storage(ctx, "group list", () => groupsOf(ctx).groupsOf(session.uid as string));
+  const groups = await storage(ctx, "group list", () => groupsOf(ctx).groupsOf(session.uid));
   return { $case: "groupListResp", value: { groups: groups.map(toInfo) } };
 };
 
@@ -213,7 +213,7 @@ export const groupList: Handler<"groupListReq"> = async (ctx, session) => {
  * with online members (deliver()). Offline members get it from their next sync.
  */
 export const groupSend: Handler<"groupSendReq"> = async (ctx, session, request, reqId) => {
-  const sender = session.uid as string;
+  const sender = session.uid;
   checkGroupId(request.groupId);
   validateContent(request, ctx.config.CHAT_MAX_TEXT_CHARS);
   // The upload was for the group's conversation (gate checked the sender is in it then).

@@ -4,7 +4,7 @@ import { type Handler, invalid, pageSize, storage } from "./context.js";
 
 /** A page of one conversation the user is in (NOT_PARTICIPANT otherwise, from the store). */
 export const history: Handler<"historyReq"> = async (ctx, session, request) => {
-  const uid = session.uid as string;
+  const uid = session.uid;
   if (!request.convId) throw invalid("convId is required");
   const messages = await storage(ctx, "history", () =>
     ctx.messages.history(uid, request.convId, {

@@ -38,7 +38,7 @@ function validate(sender: string, request: SendMessageRequest, maxTextChars: num
  * the stored message and not delivered again.
  */
 export const send: Handler<"sendReq"> = async (ctx, session, request, reqId, turn) => {
-  const sender = session.uid as string;
+  const sender = session.uid;
   validate(sender, request, ctx.config.CHAT_MAX_TEXT_CHARS);
   const existing = await storage(ctx, "user lookup", () => ctx.knownUsers.existing([request.toUid]));
   if (!existing.has(request.toUid)) throw new AppError(ErrorCode.PEER_NOT_FOUND, `no user ${request.toUid}`);

@@ -2,7 +2,7 @@ import { type Handler, pageSize, storage } from "./context.js";
 
 /** Messages the user has not acked yet; the client acks them, then syncs again while `more`. */
 export const sync: Handler<"syncReq"> = async (ctx, session, { limit }) => {
-  const uid = session.uid as string;
+  const uid = session.uid;
   const page = await storage(ctx, "sync", async () => {
     // What this user acked here and the node still holds must not come back.
     await ctx.delivered.flushUser(uid);
