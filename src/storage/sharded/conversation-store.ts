@@ -1,9 +1,7 @@
-import type { RowDataPacket } from "mysql2/promise";
-import { ErrorCode } from "../../errors.js";
 import { isDecimalId } from "../../ids/identifiers.js";
 import { MysqlConversationStore } from "../mysql/conversation-store.js";
-import { mysqlCall } from "../mysql/errors.js";
 import type { ConversationStore, ConversationSummaryRecord, Uid } from "../ports.js";
+import { ShardedConversationIndex } from "./conversation-index.js";
 import type { Shards } from "./shards.js";
 
 /**
@@ -20,13 +18,7 @@ export class ShardedConversationStore implements ConversationStore {
   async list(uid: Uid, limit: number): Promise<ConversationSummaryRecord[]> {
     const max = Math.max(0, Math.floor(limit));
     if (!isDecimalId(uid) || max === 0) return [];
-    const home = this.shards.instanceFor(uid);
-    const convIds = await mysqlCall(ErrorCode.STORAGE_UNAVAILABLE, `conversation index on ${home.id}`, async () => {
-      const [rows] = await this.shards
-        .pool(home.id)
-        .query<RowDataPacket[]>("SELECT conv_id FROM user_conversations WHERE uid = ?", [uid]);
-      return rows.map((r) => String(r.conv_id));
-    });
+    const convIds = await new ShardedConversationIndex(this.shards).conversationsOf(uid);
     const shardIds = [...new Set(convIds.map((c) => this.shards.instanceFor(c).id))];
     const pages = await Promise.all(shardIds.map((id) => this.storeOn(id).list(uid, max)));
     return pages

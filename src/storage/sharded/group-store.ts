@@ -1,11 +1,9 @@
-import type { RowDataPacket } from "mysql2/promise";
-import { ErrorCode } from "../../errors.js";
 import type { ChatMessage } from "../../gen/shardchat/v1/client.js";
 import { GROUP_CONV_PREFIX, groupConvId, groupIdOfConv, isDecimalId } from "../../ids/identifiers.js";
 import type { Logger } from "../../log/logger.js";
-import { mysqlCall } from "../mysql/errors.js";
 import { MysqlGroupStore, uniqueSorted } from "../mysql/group-store.js";
 import type { GroupMemberRecord, GroupRecord, GroupRoleValue, GroupStore, NewGroupMessage, Uid } from "../ports.js";
+import { ShardedConversationIndex } from "./conversation-index.js";
 import type { Shards } from "./shards.js";
 
 export interface ShardedGroupStoreOptions {
@@ -24,11 +22,14 @@ export interface ShardedGroupStoreOptions {
  */
 export class ShardedGroupStore implements GroupStore {
   readonly #stores = new Map<string, MysqlGroupStore>();
+  readonly #index: ShardedConversationIndex;
 
   constructor(
     private readonly shards: Shards,
     private readonly options: ShardedGroupStoreOptions = {},
-  ) {}
+  ) {
+    this.#index = new ShardedConversationIndex(shards);
+  }
 
   async create(g: {
     groupId: string;
@@ -67,12 +68,9 @@ export class ShardedGroupStore implements GroupStore {
   async removeMember(groupId: string, uid: Uid): Promise<boolean> {
     const removed = await this.storeOf(groupId).removeMember(groupId, uid);
     if (removed) {
-      const home = this.shards.instanceFor(uid).id;
-      await mysqlCall(ErrorCode.STORAGE_UNAVAILABLE, `conversation index on ${home}`, () =>
-        this.shards
-          .pool(home)
-          .query("DELETE FROM user_conversations WHERE uid = ? AND conv_id = ?", [uid, groupConvId(groupId)]),
-      ).catch((err: unknown) => this.options.log?.warn({ err, uid, groupId }, "stale group index entry left"));
+      await this.#index
+        .remove(groupConvId(groupId), uid)
+        .catch((err: unknown) => this.options.log?.warn({ err, uid, groupId }, "stale group index entry left"));
     }
     return removed;
   }
@@ -92,16 +90,9 @@ export class ShardedGroupStore implements GroupStore {
   /** The user's index names candidate groups; each group's shard confirms membership. */
   async groupsOf(uid: Uid): Promise<GroupRecord[]> {
     if (!isDecimalId(uid)) return [];
-    const home = this.shards.instanceFor(uid).id;
-    const groupIds = await mysqlCall(ErrorCode.STORAGE_UNAVAILABLE, `conversation index on ${home}`, async () => {
-      const [rows] = await this.shards
-        .pool(home)
-        .query<RowDataPacket[]>("SELECT conv_id FROM user_conversations WHERE uid = ? AND conv_id LIKE ?", [
-          uid,
-          `${GROUP_CONV_PREFIX}%`,
-        ]);
-      return rows.flatMap((r) => groupIdOfConv(String(r.conv_id)) ?? []);
-    });
+    const groupIds = (await this.#index.conversationsOf(uid, GROUP_CONV_PREFIX)).flatMap(
+      (convId) => groupIdOfConv(convId) ?? [],
+    );
     const byShard = new Map<string, string[]>();
     for (const id of groupIds) {
       const shard = this.shards.instanceFor(groupConvId(id)).id;
@@ -117,28 +108,9 @@ export class ShardedGroupStore implements GroupStore {
     return this.storeOf(m.groupId).append(m);
   }
 
-  /** Lists the group's conversation in each uid's user_conversations, one insert per uid shard. */
-  private async index(groupId: string, uids: Uid[]): Promise<void> {
-    const convId = groupConvId(groupId);
-    const byShard = new Map<string, Uid[]>();
-    for (const uid of uids) {
-      const id = this.shards.instanceFor(uid).id;
-      const list = byShard.get(id);
-      if (list) list.push(uid);
-      else byShard.set(id, [uid]);
-    }
-    const now = Date.now();
-    await Promise.all(
-      [...byShard].map(([id, own]) =>
-        mysqlCall(ErrorCode.STORAGE_UNAVAILABLE, `conversation index on ${id}`, () =>
-          this.shards
-            .pool(id)
-            .query("INSERT IGNORE INTO user_conversations (uid, conv_id, created_at) VALUES ?", [
-              own.map((uid) => [uid, convId, now]),
-            ]),
-        ),
-      ),
-    );
+  /** Lists the group's conversation in each uid's user_conversations (see ShardedConversationIndex). */
+  private index(groupId: string, uids: Uid[]): Promise<void> {
+    return this.#index.add(groupConvId(groupId), uids);
   }
 
   private storeOf(groupId: string): MysqlGroupStore {

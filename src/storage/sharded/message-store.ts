@@ -1,14 +1,10 @@
-import type { RowDataPacket } from "mysql2/promise";
-import { ErrorCode } from "../../errors.js";
 import type { ChatMessage } from "../../gen/shardchat/v1/client.js";
 import { COLUMN_CHARS, isDecimalId } from "../../ids/identifiers.js";
 import type { Logger } from "../../log/logger.js";
-import { mysqlCall } from "../mysql/errors.js";
 import { MysqlMessageStore, type MysqlMessageStoreOptions } from "../mysql/message-store.js";
 import type { HistoryQuery, MessageStore, NewMessage, Uid } from "../ports.js";
+import { ShardedConversationIndex } from "./conversation-index.js";
 import type { Shards } from "./shards.js";
-
-/** user_conversations.conv_id's width (sql/002_sharding.sql). */
 
 export interface ShardedMessageStoreOptions {
   /** config.MYSQL_DEADLOCK_RETRIES. */
@@ -32,6 +28,7 @@ export interface ShardedMessageStoreOptions {
  */
 export class ShardedMessageStore implements MessageStore {
   readonly #stores = new Map<string, MysqlMessageStore>();
+  readonly #index: ShardedConversationIndex;
   /** Conversations already listed in their members' index (re-listing is idempotent). */
   readonly #indexed = new Set<string>();
   /** Index writes under way, shared by the appends that arrive meanwhile. */
@@ -43,6 +40,7 @@ export class ShardedMessageStore implements MessageStore {
     private readonly options: ShardedMessageStoreOptions = {},
   ) {
     this.#knownCap = options.knownConversations ?? 100_000;
+    this.#index = new ShardedConversationIndex(shards);
   }
 
   append(m: NewMessage): Promise<{ message: ChatMessage; duplicate: boolean }> {
@@ -67,13 +65,7 @@ export class ShardedMessageStore implements MessageStore {
 
   async pending(uid: Uid, limit: number): Promise<{ messages: ChatMessage[]; more: boolean }> {
     if (!isDecimalId(uid)) return { messages: [], more: false };
-    const home = this.shards.instanceFor(uid);
-    const convIds = await mysqlCall(ErrorCode.STORAGE_UNAVAILABLE, `conversation index on ${home.id}`, async () => {
-      const [rows] = await this.shards
-        .pool(home.id)
-        .query<RowDataPacket[]>("SELECT conv_id FROM user_conversations WHERE uid = ?", [uid]);
-      return rows.map((r) => String(r.conv_id));
-    });
+    const convIds = await this.#index.conversationsOf(uid);
     const shardIds = [...new Set(convIds.map((c) => this.shards.instanceFor(c).id))];
     const answers = await Promise.allSettled(shardIds.map((id) => this.storeOn(id).pending(uid, limit)));
     const failed = answers.filter((a) => a.status === "rejected");
@@ -126,25 +118,9 @@ export class ShardedMessageStore implements MessageStore {
     return this.storeOf(convId).isMember(convId, uid);
   }
 
-  /** Lists convId in each member's user_conversations, one multi-row insert per uid shard. */
+  /** Lists convId in each member's user_conversations (see ShardedConversationIndex). */
   private async index(convId: string, members: Uid[]): Promise<void> {
-    const byShard = new Map<string, Uid[]>();
-    for (const uid of new Set(members)) {
-      const id = this.shards.instanceFor(uid).id;
-      byShard.set(id, [...(byShard.get(id) ?? []), uid]);
-    }
-    const now = Date.now();
-    await Promise.all(
-      [...byShard].map(([id, uids]) =>
-        mysqlCall(ErrorCode.STORAGE_UNAVAILABLE, `conversation index on ${id}`, () =>
-          this.shards.write(id, uids, (conn) =>
-            conn.query("INSERT IGNORE INTO user_conversations (uid, conv_id, created_at) VALUES ?", [
-              uids.map((uid) => [uid, convId, now]),
-            ]),
-          ),
-        ),
-      ),
-    );
+    await this.#index.add(convId, members);
     // Forgetting is only a cost (one idempotent re-index), so a full set simply starts over.
     if (this.#indexed.size >= this.#knownCap) this.#indexed.clear();
     this.#indexed.add(convId);

@@ -1,0 +1,32 @@
+import type { Pool, PoolConnection, RowDataPacket } from "mysql2/promise";
+import type { Uid } from "../ports.js";
+
+type Db = Pick<Pool, "query"> | Pick<PoolConnection, "query">;
+
+/**
+ * user_conversations on one MySQL instance: which conversations a user is in. The sharded
+ * stores keep each user's rows on that user's shard, to find the user's conversations on the
+ * others (sql/002_sharding.sql).
+ */
+
+/** The user's conversations, those whose id starts with `prefix` ("g:") when given. */
+export async function indexedConversations(db: Db, uid: Uid, prefix?: string): Promise<string[]> {
+  const [rows] = prefix
+    ? await db.query<RowDataPacket[]>("SELECT conv_id FROM user_conversations WHERE uid = ? AND conv_id LIKE ?", [
+        uid,
+        `${prefix}%`,
+      ])
+    : await db.query<RowDataPacket[]>("SELECT conv_id FROM user_conversations WHERE uid = ?", [uid]);
+  return rows.map((r) => String(r.conv_id));
+}
+
+/** Lists convId for each of uids (again is harmless). */
+export async function indexConversation(db: Db, uids: Uid[], convId: string, now: number): Promise<void> {
+  await db.query("INSERT IGNORE INTO user_conversations (uid, conv_id, created_at) VALUES ?", [
+    uids.map((uid) => [uid, convId, now]),
+  ]);
+}
+
+export async function unindexConversation(db: Db, uid: Uid, convId: string): Promise<void> {
+  await db.query("DELETE FROM user_conversations WHERE uid = ? AND conv_id = ?", [uid, convId]);
+}
