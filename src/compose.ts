@@ -91,6 +91,12 @@ export interface Adapters {
 
 type Closer = () => Promise<void> | void;
 
+/** What a chat node takes from the adapters (src/chat/main.ts, and each node of the embedded process). */
+export function chatNodeAdapters(a: Adapters) {
+  const { messages, groups, friends, conversations, files, users, routes, limiter, probes } = a;
+  return { messages, groups, friends, conversations, files, users, routes, limiter, probes };
+}
+
 export type StorageAdapters = Pick<
   Adapters,
   "users" | "messages" | "groups" | "files" | "friends" | "conversations" | "storageLocation" | "probes"

@@ -1,5 +1,5 @@
 import { startChatNode } from "./chat/server.js";
-import { createAdapters } from "./compose.js";
+import { chatNodeAdapters, createAdapters } from "./compose.js";
 import { ConfigError, describeSettings, loadConfig } from "./config/load.js";
 import type { Config } from "./config/settings.js";
 import { createFileStore } from "./files/create.js";
@@ -115,20 +115,12 @@ async function start(): Promise<void> {
     });
     closers.push(() => lease.release());
     const node = await startChatNode({
+      ...chatNodeAdapters(adapters),
       config: nodeConfig,
       log: nodeLog,
-      messages: adapters.messages,
-      groups: adapters.groups,
-      friends: adapters.friends,
-      conversations: adapters.conversations,
-      files: adapters.files,
-      users: adapters.users,
-      routes: adapters.routes,
       status: statusApi,
       ids: lease.ids,
-      limiter: adapters.limiter,
       metrics,
-      probes: adapters.probes,
     });
     closers.push(() => node.close());
     nodes.push(node.info);

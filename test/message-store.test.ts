@@ -10,6 +10,7 @@ import { createPool } from "../src/storage/mysql/pool.js";
 import type { MessageStore, NewMessage, Uid } from "../src/storage/ports.js";
 import { SqliteMessageStore } from "../src/storage/sqlite/message-store.js";
 import { dropTestDatabase, testConfig } from "./helpers/env.js";
+import { textMessage } from "./helpers/messages.js";
 import { freePort } from "./helpers/ports.js";
 import { tempSqlite } from "./helpers/sqlite.js";
 
@@ -98,17 +99,11 @@ const newId = () => String(nextId++);
 const newUid = newId;
 
 function message(sender: Uid, recipient: Uid, text: string, clientMsgId = `c-${newId()}`): NewMessage {
-  return {
-    convId: convIdForPair(sender, recipient),
-    members: [sender, recipient],
+  return textMessage(sender, recipient, text, {
     msgId: newId(),
-    sender,
-    recipient,
     clientMsgId,
-    kind: MessageKind.TEXT,
-    text,
     sentAtMs: 1_700_000_000_000 + Number(nextId % 1000n),
-  };
+  });
 }
 
 async function codeOfRejection(promise: Promise<unknown>): Promise<ErrorCode | "resolved" | "not an AppError"> {

@@ -14,7 +14,6 @@ import {
 } from "../sharding/rebalance.js";
 import type { Config } from "../src/config/settings.js";
 import { AppError, ErrorCode } from "../src/errors.js";
-import { MessageKind } from "../src/gen/shardchat/v1/client.js";
 import { convIdForPair } from "../src/ids/identifiers.js";
 import { createPool, type Pool } from "../src/storage/mysql/pool.js";
 import type { NewMessage, Uid } from "../src/storage/ports.js";
@@ -23,6 +22,7 @@ import { evenShardMap, type ShardMap, slotOf } from "../src/storage/sharded/shar
 import { configuredInstances, migrateShards, readShardMap, Shards } from "../src/storage/sharded/shards.js";
 import { ShardedUserStore } from "../src/storage/sharded/user-store.js";
 import { testConfig } from "./helpers/env.js";
+import { textMessage } from "./helpers/messages.js";
 
 // Four throwaway databases on the machine's MariaDB play four instances: s0..s2 hold the data,
 // s3 is the one added. Few slots keep every rebalance here small.
@@ -38,17 +38,11 @@ let nextId = 900719925474099000n;
 const newId = () => String(nextId++);
 
 function message(sender: Uid, recipient: Uid, text: string): NewMessage {
-  return {
-    convId: convIdForPair(sender, recipient),
-    members: [sender, recipient],
+  return textMessage(sender, recipient, text, {
     msgId: newId(),
-    sender,
-    recipient,
     clientMsgId: `c-${newId()}`,
-    kind: MessageKind.TEXT,
-    text,
     sentAtMs: 1_700_000_000_000,
-  };
+  });
 }
 
 function rebalancer(extra: Partial<RebalancerOptions> = {}): Rebalancer {

@@ -2,13 +2,13 @@ import mysql, { type RowDataPacket } from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Config } from "../src/config/settings.js";
 import { AppError, ErrorCode } from "../src/errors.js";
-import { MessageKind } from "../src/gen/shardchat/v1/client.js";
 import { convIdForPair } from "../src/ids/identifiers.js";
 import type { NewMessage, Uid } from "../src/storage/ports.js";
 import { ShardedMessageStore } from "../src/storage/sharded/message-store.js";
 import { configuredInstances, migrateShards, Shards } from "../src/storage/sharded/shards.js";
 import { ShardedUserStore } from "../src/storage/sharded/user-store.js";
 import { testConfig } from "./helpers/env.js";
+import { textMessage } from "./helpers/messages.js";
 import { freePort } from "./helpers/ports.js";
 import { stackInfraUp } from "./helpers/stack.js";
 
@@ -24,17 +24,11 @@ let nextId = 900719925474099000n;
 const newId = () => String(nextId++);
 
 function message(sender: Uid, recipient: Uid, text: string): NewMessage {
-  return {
-    convId: convIdForPair(sender, recipient),
-    members: [sender, recipient],
+  return textMessage(sender, recipient, text, {
     msgId: newId(),
-    sender,
-    recipient,
     clientMsgId: `c-${newId()}`,
-    kind: MessageKind.TEXT,
-    text,
     sentAtMs: 1_700_000_000_000,
-  };
+  });
 }
 
 /** Runs sql on one instance directly (not through the store). */

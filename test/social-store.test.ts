@@ -5,11 +5,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createStorageAdapters, type StorageAdapters } from "../src/compose.js";
 import type { Config } from "../src/config/settings.js";
 import { AppError, ErrorCode } from "../src/errors.js";
-import { MessageKind } from "../src/gen/shardchat/v1/client.js";
 import { convIdForPair } from "../src/ids/identifiers.js";
 import { createLogger } from "../src/log/logger.js";
 import type { NewMessage, Uid } from "../src/storage/ports.js";
 import { dropTestDatabase, testConfig } from "./helpers/env.js";
+import { textMessage } from "./helpers/messages.js";
 
 /**
  * The friend, search, conversation-list and read-cursor behaviour of every storage backend,
@@ -89,17 +89,7 @@ describe.each(backends)("social storage on $name", (backend) => {
   }
 
   function text(sender: Uid, recipient: Uid, body: string): NewMessage {
-    return {
-      convId: convIdForPair(sender, recipient),
-      members: [sender, recipient],
-      msgId: newId(),
-      sender,
-      recipient,
-      clientMsgId: `c-${newId()}`,
-      kind: MessageKind.TEXT,
-      text: body,
-      sentAtMs: clock++,
-    };
+    return textMessage(sender, recipient, body, { msgId: newId(), clientMsgId: `c-${newId()}`, sentAtMs: clock++ });
   }
 
   beforeAll(async () => {

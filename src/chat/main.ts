@@ -1,4 +1,4 @@
-import { createAdapters, requireSharedRouting } from "../compose.js";
+import { chatNodeAdapters, createAdapters, requireSharedRouting } from "../compose.js";
 import { StatusServiceService } from "../gen/shardchat/v1/status.js";
 import { grpcClient } from "../grpc/api.js";
 import { leaseSnowflake } from "../ids/lease-snowflake.js";
@@ -24,20 +24,12 @@ await runService({
     const snowflake = await leaseSnowflake({ leases: adapters.workerLeases, config, log });
     onStop(() => snowflake.release());
     const node = await startChatNode({
+      ...chatNodeAdapters(adapters),
       config,
       log,
-      messages: adapters.messages,
-      groups: adapters.groups,
-      friends: adapters.friends,
-      conversations: adapters.conversations,
-      files: adapters.files,
-      users: adapters.users,
-      routes: adapters.routes,
       status: status.api,
       ids: snowflake.ids,
-      limiter: adapters.limiter,
       metrics,
-      probes: adapters.probes,
     });
     onStop(async () => {
       await node.drain();

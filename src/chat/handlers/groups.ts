@@ -10,7 +10,7 @@ import { groupConvId, isUid } from "../../ids/identifiers.js";
 import { GROUP_ROLE, type GroupRecord, type GroupRoleValue, type GroupStore, type Uid } from "../../storage/ports.js";
 import type { Session } from "../session.js";
 import { type Handler, type HandlerContext, invalid, pageSize, storage } from "./context.js";
-import { storedFile, validateContent } from "./send.js";
+import { storedFile, storedReply, validateContent } from "./send.js";
 
 function groupsOf(ctx: HandlerContext): GroupStore {
   if (!ctx.groups) throw new AppError(ErrorCode.UNAVAILABLE, "this chat node serves no groups");
@@ -237,14 +237,7 @@ export const groupSend: Handler<"groupSendReq"> = async (ctx, session, request, 
     reqId,
     body: {
       $case: "groupSendResp",
-      value: {
-        clientMsgId: message.clientMsgId,
-        msgId: message.msgId,
-        seq: message.seq,
-        convId: message.convId,
-        sentAtMs: message.sentAtMs,
-        duplicate,
-      },
+      value: storedReply(message, duplicate),
     },
   });
   if (!duplicate) {

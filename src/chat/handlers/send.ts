@@ -1,5 +1,11 @@
 import { AppError, ErrorCode } from "../../errors.js";
-import { type FileRef, MessageKind, type SendMessageRequest } from "../../gen/shardchat/v1/client.js";
+import {
+  type ChatMessage,
+  type FileRef,
+  MessageKind,
+  type SendMessageRequest,
+  type SendMessageResponse,
+} from "../../gen/shardchat/v1/client.js";
 import { COLUMN_CHARS, convIdForPair, isUid } from "../../ids/identifiers.js";
 import { fitsChars } from "../../text/chars.js";
 import { type Handler, type HandlerContext, invalid, storage } from "./context.js";
@@ -69,20 +75,19 @@ export const send: Handler<"sendReq"> = async (ctx, session, request, reqId, tur
     reqId,
     body: {
       $case: "sendResp",
-      value: {
-        clientMsgId: message.clientMsgId,
-        msgId: message.msgId,
-        seq: message.seq,
-        convId: message.convId,
-        sentAtMs: message.sentAtMs,
-        duplicate,
-      },
+      value: storedReply(message, duplicate),
     },
   });
   // The sender's other devices show what it sent from this one (the fan-out pushes them too).
   if (!duplicate) ctx.background(ctx.fanout.message(message, [request.toUid], session));
   return undefined;
 };
+
+/** What the sender is told once its message is stored (1:1 and group sends alike). */
+export function storedReply(message: ChatMessage, duplicate: boolean): SendMessageResponse {
+  const { clientMsgId, msgId, seq, convId, sentAtMs } = message;
+  return { clientMsgId, msgId, seq, convId, sentAtMs, duplicate };
+}
 
 /** CHAT_REQUIRE_FRIENDSHIP: one read of the sender's friendship row, on the sender's shard. */
 async function requireFriendship(ctx: HandlerContext, sender: string, to: string): Promise<void> {

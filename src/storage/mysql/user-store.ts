@@ -3,6 +3,7 @@ import { AppError, ErrorCode } from "../../errors.js";
 import type { Uid, UserRecord, UserStore } from "../ports.js";
 import { isDuplicateKey, mysqlError } from "./errors.js";
 import type { Pool } from "./pool.js";
+import { inTransaction } from "./transaction.js";
 
 /** A duplicate name or email is the caller's error; other failures as mysql/errors.ts reads them. */
 function translate(err: unknown): unknown {
@@ -52,22 +53,10 @@ export class MysqlUserStore implements UserStore {
       await this.pool.query<ResultSetHeader>(sql, params);
       return;
     }
-    const conn = await this.pool.getConnection();
-    let reusable = true;
-    try {
-      await conn.beginTransaction();
+    await inTransaction(this.pool, async (conn) => {
       await guard(conn, [uid]);
       await conn.query<ResultSetHeader>(sql, params);
-      await conn.commit();
-    } catch (err) {
-      await conn.rollback().catch(() => {
-        reusable = false;
-      });
-      throw err;
-    } finally {
-      if (reusable) conn.release();
-      else conn.destroy();
-    }
+    });
   }
 
   private async run<T>(work: () => Promise<T>): Promise<T> {
