@@ -1,7 +1,19 @@
-import { type Handler, invalid, storage } from "./context.js";
+import {
+  type HandlerContext,
+  invalid,
+  type LoggedInSession,
+  type ReplyBody,
+  type RequestOf,
+  storage,
+} from "./context.js";
 
 /** Delivery acks: the client has everything up to seq in each conversation. */
-export const ack: Handler<"ackReq"> = async (ctx, session, { cursors }, reqId) => {
+export async function ack(
+  ctx: HandlerContext,
+  session: LoggedInSession,
+  { cursors }: RequestOf<"ackReq">,
+  reqId: number,
+): Promise<ReplyBody | undefined> {
   const uid = session.uid;
   if (cursors.length === 0) throw invalid("cursors are required");
   // One cursor per conversation; a sync page never spans more conversations than messages.
@@ -20,4 +32,4 @@ export const ack: Handler<"ackReq"> = async (ctx, session, { cursors }, reqId) =
   ctx.unacked.acked(session, cursors);
   // req_id 0: the client asked for no answer (see AckRequest).
   return reqId === 0 ? undefined : { $case: "ackResp", value: {} };
-};
+}

@@ -97,6 +97,8 @@ export type RequestCase =
   | "conversationListReq"
   | "markReadReq";
 type Body = NonNullable<Envelope["body"]>;
+/** What a handler answers with (sent with the request's reqId). */
+export type ReplyBody = Body;
 export type RequestOf<C extends RequestCase> = Extract<Body, { $case: C }>["value"];
 
 /** A session whose login succeeded: every handler but login's gets one (dispatch checks it). */

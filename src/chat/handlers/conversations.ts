@@ -1,6 +1,14 @@
 import { AppError, ErrorCode } from "../../errors.js";
 import type { ConversationStore, Uid } from "../../storage/ports.js";
-import { type Handler, type HandlerContext, invalid, pageSize, storage } from "./context.js";
+import {
+  type HandlerContext,
+  invalid,
+  type LoggedInSession,
+  pageSize,
+  type ReplyBody,
+  type RequestOf,
+  storage,
+} from "./context.js";
 
 const DIRECT = /^p:(\d+):(\d+)$/;
 
@@ -20,7 +28,11 @@ export function peerOf(convId: string, uid: Uid): Uid | undefined {
 }
 
 /** The user's conversations, the most recently active first, with the last message and unread count. */
-export const conversationList: Handler<"conversationListReq"> = async (ctx, session, request) => {
+export async function conversationList(
+  ctx: HandlerContext,
+  session: LoggedInSession,
+  request: RequestOf<"conversationListReq">,
+): Promise<ReplyBody | undefined> {
   const me = session.uid;
   const limit = pageSize(request.limit, ctx.config.CHAT_CONVERSATION_LIST_MAX);
   const list = await storage(ctx, "conversation list", () => conversationsOf(ctx).list(me, limit));
@@ -38,14 +50,18 @@ export const conversationList: Handler<"conversationListReq"> = async (ctx, sess
       })),
     },
   };
-};
+}
 
 /**
  * Moves the read cursor; when it moved, a ReadReceiptPush goes to the peer of a 1:1
  * conversation and to the reader's other devices (not to the session that asked), wherever
  * they are.
  */
-export const markRead: Handler<"markReadReq"> = async (ctx, session, request) => {
+export async function markRead(
+  ctx: HandlerContext,
+  session: LoggedInSession,
+  request: RequestOf<"markReadReq">,
+): Promise<ReplyBody | undefined> {
   const me = session.uid;
   if (!request.convId) throw invalid("convId is required");
   if (request.seq < 1) throw invalid("seq must be >= 1");
@@ -63,4 +79,4 @@ export const markRead: Handler<"markReadReq"> = async (ctx, session, request) =>
     );
   }
   return { $case: "markReadResp", value: { readSeq } };
-};
+}

@@ -2,7 +2,15 @@ import { AppError, ErrorCode } from "../../errors.js";
 import type { Envelope, FriendApplication, UserInfo } from "../../gen/shardchat/v1/client.js";
 import { COLUMN_CHARS, isUid } from "../../ids/identifiers.js";
 import type { FriendApplicationRecord, FriendStore, Uid, UserRecord } from "../../storage/ports.js";
-import { type Handler, type HandlerContext, invalid, pageSize, storage } from "./context.js";
+import {
+  type HandlerContext,
+  invalid,
+  type LoggedInSession,
+  pageSize,
+  type ReplyBody,
+  type RequestOf,
+  storage,
+} from "./context.js";
 
 /** users.email's width: no query is longer than the longest thing it can match. */
 
@@ -36,7 +44,11 @@ function application(a: FriendApplicationRecord, names: Map<Uid, string>): Frien
 }
 
 /** An exact uid (all digits), an exact email (with "@"), else a name prefix. */
-export const searchUsers: Handler<"searchUsersReq"> = async (ctx, _session, request) => {
+export async function searchUsers(
+  ctx: HandlerContext,
+  _session: LoggedInSession,
+  request: RequestOf<"searchUsersReq">,
+): Promise<ReplyBody | undefined> {
   const query = request.query.trim();
   if (query === "") throw invalid("query is required");
   if ([...query].length > COLUMN_CHARS.email) throw invalid(`query must be at most ${COLUMN_CHARS.email} characters`);
@@ -51,13 +63,17 @@ export const searchUsers: Handler<"searchUsersReq"> = async (ctx, _session, requ
     return [...(byUid ? [byUid] : []), ...byName.filter((u) => u.uid !== byUid?.uid)].slice(0, limit);
   });
   return { $case: "searchUsersResp", value: { users: found.map(info) } };
-};
+}
 
 /**
  * Records an application and pushes it to the recipient's sessions on whatever node they are;
  * an offline recipient lists it after login (FriendApplicationsRequest).
  */
-export const friendApply: Handler<"friendApplyReq"> = async (ctx, session, request) => {
+export async function friendApply(
+  ctx: HandlerContext,
+  session: LoggedInSession,
+  request: RequestOf<"friendApplyReq">,
+): Promise<ReplyBody | undefined> {
   const me = session.uid;
   const friends = friendsOf(ctx);
   const to = request.toUid;
@@ -82,13 +98,17 @@ export const friendApply: Handler<"friendApplyReq"> = async (ctx, session, reque
     ),
   );
   return { $case: "friendApplyResp", value: {} };
-};
+}
 
 /**
  * Accepts (both friendship rows, then the application is dropped, so a failure half-way is
  * completed by a retry) or declines; the applicant is told on whatever node it is.
  */
-export const friendReply: Handler<"friendReplyReq"> = async (ctx, session, request) => {
+export async function friendReply(
+  ctx: HandlerContext,
+  session: LoggedInSession,
+  request: RequestOf<"friendReplyReq">,
+): Promise<ReplyBody | undefined> {
   const me = session.uid;
   const friends = friendsOf(ctx);
   const from = request.fromUid;
@@ -116,10 +136,10 @@ export const friendReply: Handler<"friendReplyReq"> = async (ctx, session, reque
     ),
   );
   return { $case: "friendReplyResp", value: {} };
-};
+}
 
 /** Friends with names and presence (online: a session route of any device kind). */
-export const friendList: Handler<"friendListReq"> = async (ctx, session) => {
+export async function friendList(ctx: HandlerContext, session: LoggedInSession): Promise<ReplyBody | undefined> {
   const me = session.uid;
   const records = await storage(ctx, "friend list", () => friendsOf(ctx).friends(me, ctx.config.FRIENDS_MAX));
   const uids = records.map((r) => r.uid);
@@ -141,19 +161,26 @@ export const friendList: Handler<"friendListReq"> = async (ctx, session) => {
       })),
     },
   };
-};
+}
 
-export const friendRemove: Handler<"friendRemoveReq"> = async (ctx, session, request) => {
+export async function friendRemove(
+  ctx: HandlerContext,
+  session: LoggedInSession,
+  request: RequestOf<"friendRemoveReq">,
+): Promise<ReplyBody | undefined> {
   const me = session.uid;
   if (!isUid(request.uid)) throw invalid("uid must be a decimal user id");
   const removed = await storage(ctx, "unfriend", () => friendsOf(ctx).unfriend(me, request.uid));
   if (!removed) throw new AppError(ErrorCode.NOT_FRIENDS);
   ctx.background(ctx.fanout.notice([request.uid], push({ $case: "friendRemovedPush", value: { uid: me } })));
   return { $case: "friendRemoveResp", value: {} };
-};
+}
 
 /** Applications waiting for this user's answer, newest first: what a client asks after login. */
-export const friendApplications: Handler<"friendApplicationsReq"> = async (ctx, session) => {
+export async function friendApplications(
+  ctx: HandlerContext,
+  session: LoggedInSession,
+): Promise<ReplyBody | undefined> {
   const me = session.uid;
   const records = await storage(ctx, "friend applications", () =>
     friendsOf(ctx).incoming(me, ctx.config.FRIEND_APPLICATIONS_MAX),
@@ -166,4 +193,4 @@ export const friendApplications: Handler<"friendApplicationsReq"> = async (ctx, 
     $case: "friendApplicationsResp",
     value: { applications: records.map((r) => application(r, names)) },
   };
-};
+}

@@ -9,7 +9,15 @@ import {
 import { groupConvId, isUid } from "../../ids/identifiers.js";
 import { GROUP_ROLE, type GroupRecord, type GroupRoleValue, type GroupStore, type Uid } from "../../storage/ports.js";
 import type { Session } from "../session.js";
-import { type Handler, type HandlerContext, invalid, pageSize, storage } from "./context.js";
+import {
+  type HandlerContext,
+  invalid,
+  type LoggedInSession,
+  pageSize,
+  type ReplyBody,
+  type RequestOf,
+  storage,
+} from "./context.js";
 import { storedFile, storedReply, validateContent } from "./send.js";
 
 function groupsOf(ctx: HandlerContext): GroupStore {
@@ -69,7 +77,11 @@ function checkUids(ctx: HandlerContext, uids: Uid[]): Uid[] {
   return unique;
 }
 
-export const groupCreate: Handler<"groupCreateReq"> = async (ctx, session, { name, memberUids }) => {
+export async function groupCreate(
+  ctx: HandlerContext,
+  session: LoggedInSession,
+  { name, memberUids }: RequestOf<"groupCreateReq">,
+): Promise<ReplyBody | undefined> {
   const owner = session.uid;
   checkName(ctx, name);
   const members = checkUids(ctx, memberUids).filter((uid) => uid !== owner);
@@ -93,9 +105,13 @@ export const groupCreate: Handler<"groupCreateReq"> = async (ctx, session, { nam
     }),
   );
   return { $case: "groupCreateResp", value: { group: toInfo(group) } };
-};
+}
 
-export const groupInvite: Handler<"groupInviteReq"> = async (ctx, session, { groupId, uids }) => {
+export async function groupInvite(
+  ctx: HandlerContext,
+  session: LoggedInSession,
+  { groupId, uids }: RequestOf<"groupInviteReq">,
+): Promise<ReplyBody | undefined> {
   const actor = session.uid;
   checkGroupId(groupId);
   const wanted = checkUids(ctx, uids);
@@ -109,9 +125,13 @@ export const groupInvite: Handler<"groupInviteReq"> = async (ctx, session, { gro
   );
   if (added.length > 0) ctx.background(announceToGroup(ctx, groupId, GroupEventKind.MEMBERS_ADDED, actor, added));
   return { $case: "groupInviteResp", value: { added } };
-};
+}
 
-export const groupLeave: Handler<"groupLeaveReq"> = async (ctx, session, { groupId }) => {
+export async function groupLeave(
+  ctx: HandlerContext,
+  session: LoggedInSession,
+  { groupId }: RequestOf<"groupLeaveReq">,
+): Promise<ReplyBody | undefined> {
   const uid = session.uid;
   checkGroupId(groupId);
   const role = await roleOf(ctx, groupId, uid);
@@ -122,9 +142,13 @@ export const groupLeave: Handler<"groupLeaveReq"> = async (ctx, session, { group
   await storage(ctx, "group leave", () => groupsOf(ctx).removeMember(groupId, uid));
   ctx.background(announceToGroup(ctx, groupId, GroupEventKind.MEMBER_LEFT, uid, [uid]));
   return { $case: "groupLeaveResp", value: {} };
-};
+}
 
-export const groupKick: Handler<"groupKickReq"> = async (ctx, session, { groupId, uid }) => {
+export async function groupKick(
+  ctx: HandlerContext,
+  session: LoggedInSession,
+  { groupId, uid }: RequestOf<"groupKickReq">,
+): Promise<ReplyBody | undefined> {
   const actor = session.uid;
   checkGroupId(groupId);
   if (!isUid(uid)) throw invalid("uid must be a decimal user id");
@@ -137,9 +161,13 @@ export const groupKick: Handler<"groupKickReq"> = async (ctx, session, { groupId
   await storage(ctx, "group kick", () => groupsOf(ctx).removeMember(groupId, uid));
   ctx.background(announceToGroup(ctx, groupId, GroupEventKind.MEMBER_KICKED, actor, [uid], [uid]));
   return { $case: "groupKickResp", value: {} };
-};
+}
 
-export const groupRename: Handler<"groupRenameReq"> = async (ctx, session, { groupId, name }) => {
+export async function groupRename(
+  ctx: HandlerContext,
+  session: LoggedInSession,
+  { groupId, name }: RequestOf<"groupRenameReq">,
+): Promise<ReplyBody | undefined> {
   const actor = session.uid;
   checkGroupId(groupId);
   checkName(ctx, name);
@@ -150,9 +178,13 @@ export const groupRename: Handler<"groupRenameReq"> = async (ctx, session, { gro
   if (!group) throw new AppError(ErrorCode.GROUP_NOT_FOUND);
   ctx.background(announceToGroup(ctx, groupId, GroupEventKind.RENAMED, actor, []));
   return { $case: "groupRenameResp", value: { group: toInfo(group) } };
-};
+}
 
-export const groupSetRole: Handler<"groupSetRoleReq"> = async (ctx, session, { groupId, uid, role }) => {
+export async function groupSetRole(
+  ctx: HandlerContext,
+  session: LoggedInSession,
+  { groupId, uid, role }: RequestOf<"groupSetRoleReq">,
+): Promise<ReplyBody | undefined> {
   const actor = session.uid;
   checkGroupId(groupId);
   if (!isUid(uid)) throw invalid("uid must be a decimal user id");
@@ -181,9 +213,13 @@ export const groupSetRole: Handler<"groupSetRoleReq"> = async (ctx, session, { g
   await storage(ctx, "group set role", () => groupsOf(ctx).setRole(groupId, uid, role as GroupRoleValue));
   ctx.background(announceToGroup(ctx, groupId, GroupEventKind.ROLE_CHANGED, actor, [uid], [], role));
   return { $case: "groupSetRoleResp", value: {} };
-};
+}
 
-export const groupMembers: Handler<"groupMembersReq"> = async (ctx, session, { groupId, afterUid, limit }) => {
+export async function groupMembers(
+  ctx: HandlerContext,
+  session: LoggedInSession,
+  { groupId, afterUid, limit }: RequestOf<"groupMembersReq">,
+): Promise<ReplyBody | undefined> {
   checkGroupId(groupId);
   if (afterUid !== "0" && !isUid(afterUid)) throw invalid("afterUid must be 0 or a decimal user id");
   await roleOf(ctx, groupId, session.uid);
@@ -200,19 +236,24 @@ export const groupMembers: Handler<"groupMembersReq"> = async (ctx, session, { g
       more: rows.length > size,
     },
   };
-};
+}
 
-export const groupList: Handler<"groupListReq"> = async (ctx, session) => {
+export async function groupList(ctx: HandlerContext, session: LoggedInSession): Promise<ReplyBody | undefined> {
   const groups = await storage(ctx, "group list", () => groupsOf(ctx).groupsOf(session.uid));
   return { $case: "groupListResp", value: { groups: groups.map(toInfo) } };
-};
+}
 
 /**
  * Stores the message once in the group's conversation, acks the sender once committed, then
  * fans it out: one member list read, one batched route lookup and one Deliver per chat node
  * with online members (deliver()). Offline members get it from their next sync.
  */
-export const groupSend: Handler<"groupSendReq"> = async (ctx, session, request, reqId) => {
+export async function groupSend(
+  ctx: HandlerContext,
+  session: LoggedInSession,
+  request: RequestOf<"groupSendReq">,
+  reqId: number,
+): Promise<ReplyBody | undefined> {
   const sender = session.uid;
   checkGroupId(request.groupId);
   validateContent(request, ctx.config.CHAT_MAX_TEXT_CHARS);
@@ -244,7 +285,7 @@ export const groupSend: Handler<"groupSendReq"> = async (ctx, session, request, 
     ctx.background(fanOut(ctx, request.groupId, session, message));
   }
   return undefined;
-};
+}
 
 /** To every member but the sender, and to the sender's other devices. */
 async function fanOut(ctx: HandlerContext, groupId: string, from: Session, message: ChatMessage): Promise<void> {

@@ -1,12 +1,12 @@
 import { ErrorCode } from "../../errors.js";
 import { kickSession, type Session } from "../session.js";
-import type { Handler, HandlerContext } from "./context.js";
+import type { HandlerContext, LoggedInSession, ReplyBody } from "./context.js";
 
 /** Activity is refreshed by any frame; a ping also renews the session's Redis route. */
-export const heartbeat: Handler<"heartbeatReq"> = async (ctx, session) => {
+export async function heartbeat(ctx: HandlerContext, session: LoggedInSession): Promise<ReplyBody | undefined> {
   if (ctx.routes.refresh) ctx.background(renewRoute(ctx, session));
   return { $case: "heartbeatResp", value: { serverTimeMs: String(Date.now()) } };
-};
+}
 
 async function renewRoute(ctx: HandlerContext, session: Session): Promise<void> {
   const uid = session.uid;

@@ -1,9 +1,21 @@
 import { AppError, ErrorCode } from "../../errors.js";
 import { isGroupConvId } from "../../ids/identifiers.js";
-import { type Handler, invalid, pageSize, storage } from "./context.js";
+import {
+  type HandlerContext,
+  invalid,
+  type LoggedInSession,
+  pageSize,
+  type ReplyBody,
+  type RequestOf,
+  storage,
+} from "./context.js";
 
 /** A page of one conversation the user is in (NOT_PARTICIPANT otherwise, from the store). */
-export const history: Handler<"historyReq"> = async (ctx, session, request) => {
+export async function history(
+  ctx: HandlerContext,
+  session: LoggedInSession,
+  request: RequestOf<"historyReq">,
+): Promise<ReplyBody | undefined> {
   const uid = session.uid;
   if (!request.convId) throw invalid("convId is required");
   const messages = await storage(ctx, "history", () =>
@@ -20,4 +32,4 @@ export const history: Handler<"historyReq"> = async (ctx, session, request) => {
     throw err;
   });
   return { $case: "historyResp", value: { messages } };
-};
+}

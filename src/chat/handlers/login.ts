@@ -4,7 +4,7 @@ import { isUid } from "../../ids/identifiers.js";
 import type { DeviceName, SessionRoute } from "../../routing/ports.js";
 import { announcePresence } from "../presence.js";
 import { kickSession, type Session } from "../session.js";
-import { FatalSessionError, type Handler, type HandlerContext, invalid } from "./context.js";
+import { FatalSessionError, type HandlerContext, invalid, type ReplyBody, type RequestOf } from "./context.js";
 
 const LOGGED_IN_ELSEWHERE = "logged in elsewhere";
 
@@ -13,7 +13,11 @@ const LOGGED_IN_ELSEWHERE = "logged in elsewhere";
  * (otherwise WRONG_NODE with where to go), binds the session and its Redis route, and kicks
  * the user's older session wherever it is.
  */
-export const login: Handler<"loginReq"> = async (ctx, session, { uid, token, device: kind }) => {
+export async function login(
+  ctx: HandlerContext,
+  session: Session,
+  { uid, token, device: kind }: RequestOf<"loginReq">,
+): Promise<ReplyBody | undefined> {
   // A session's frames are handled one at a time, so no second login can race this one.
   if (session.uid !== undefined) throw new AppError(ErrorCode.ALREADY_LOGGED_IN);
   if (!isUid(uid)) throw invalid("uid must be a decimal user id");
@@ -37,7 +41,7 @@ export const login: Handler<"loginReq"> = async (ctx, session, { uid, token, dev
       device: DEVICE_KINDS[device],
     },
   };
-};
+}
 
 /** A valid token, and the ring puts the user on this node. A refusal ends the session. */
 async function checkAdmission(ctx: HandlerContext, uid: string, token: string, device: DeviceName): Promise<void> {

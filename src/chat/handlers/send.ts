@@ -8,7 +8,15 @@ import {
 } from "../../gen/shardchat/v1/client.js";
 import { COLUMN_CHARS, convIdForPair, isUid } from "../../ids/identifiers.js";
 import { fitsChars } from "../../text/chars.js";
-import { type Handler, type HandlerContext, invalid, storage } from "./context.js";
+import type { LaneTurn } from "../inbox.js";
+import {
+  type HandlerContext,
+  invalid,
+  type LoggedInSession,
+  type ReplyBody,
+  type RequestOf,
+  storage,
+} from "./context.js";
 
 /** What a 1:1 and a group message share: the client's id, the kind, the text or file. */
 export type MessageContent = Pick<SendMessageRequest, "clientMsgId" | "kind" | "text" | "file">;
@@ -43,7 +51,13 @@ function validate(sender: string, request: SendMessageRequest, maxTextChars: num
  * delivers it without making the ack wait. A resend of the same clientMsgId is answered with
  * the stored message and not delivered again.
  */
-export const send: Handler<"sendReq"> = async (ctx, session, request, reqId, turn) => {
+export async function send(
+  ctx: HandlerContext,
+  session: LoggedInSession,
+  request: RequestOf<"sendReq">,
+  reqId: number,
+  turn: LaneTurn,
+): Promise<ReplyBody | undefined> {
   const sender = session.uid;
   validate(sender, request, ctx.config.CHAT_MAX_TEXT_CHARS);
   const existing = await storage(ctx, "user lookup", () => ctx.knownUsers.existing([request.toUid]));
@@ -81,7 +95,7 @@ export const send: Handler<"sendReq"> = async (ctx, session, request, reqId, tur
   // The sender's other devices show what it sent from this one (the fan-out pushes them too).
   if (!duplicate) ctx.background(ctx.fanout.message(message, [request.toUid], session));
   return undefined;
-};
+}
 
 /** What the sender is told once its message is stored (1:1 and group sends alike). */
 export function storedReply(message: ChatMessage, duplicate: boolean): SendMessageResponse {

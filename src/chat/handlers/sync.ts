@@ -1,7 +1,18 @@
-import { type Handler, pageSize, storage } from "./context.js";
+import {
+  type HandlerContext,
+  type LoggedInSession,
+  pageSize,
+  type ReplyBody,
+  type RequestOf,
+  storage,
+} from "./context.js";
 
 /** Messages the user has not acked yet; the client acks them, then syncs again while `more`. */
-export const sync: Handler<"syncReq"> = async (ctx, session, { limit }) => {
+export async function sync(
+  ctx: HandlerContext,
+  session: LoggedInSession,
+  { limit }: RequestOf<"syncReq">,
+): Promise<ReplyBody | undefined> {
   const uid = session.uid;
   const page = await storage(ctx, "sync", async () => {
     // What this user acked here and the node still holds must not come back.
@@ -9,4 +20,4 @@ export const sync: Handler<"syncReq"> = async (ctx, session, { limit }) => {
     return ctx.messages.pending(uid, pageSize(limit, ctx.config.CHAT_SYNC_BATCH));
   });
   return { $case: "syncResp", value: { messages: page.messages, more: page.more } };
-};
+}
