@@ -1,4 +1,5 @@
 import { connect, type Socket } from "node:net";
+import { networkInterfaces } from "node:os";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
 import { type RunningChatNode, startChatNode } from "../src/chat/server.js";
@@ -586,6 +587,51 @@ describe("chat node", () => {
       if (reported === 0) await new Promise((r) => setTimeout(r, config.NODE_HEARTBEAT_INTERVAL_MS / 2));
     }
     expect(reported).toBeGreaterThan(0);
+  });
+
+  it("keeps node-to-node gRPC on loopback while clients reach every address, and will not open it without INTERNAL_AUTH_TOKEN", async () => {
+    const outside = Object.values(networkInterfaces())
+      .flat()
+      .find((a) => a && a.family === "IPv4" && !a.internal)?.address;
+    if (!outside) throw new Error("this test needs an IPv4 address besides loopback");
+    const open = (extra: Partial<Config>) =>
+      startChatNode({
+        config: {
+          ...config,
+          CHAT_NODE_ID: "n4",
+          CHAT_HOST: "0.0.0.0",
+          CHAT_TCP_PORT: 0,
+          CHAT_WS_PORT: 0,
+          CHAT_GRPC_PORT: 0,
+          ...extra,
+        },
+        log: createLogger("chat-test", config.LOG_LEVEL),
+        messages: new MysqlMessageStore(pool),
+        users: new MysqlUserStore(pool),
+        routes: new RedisSessionRoutes(redis, config.REDIS_KEY_PREFIX, 120),
+        status: status.api,
+        ids: new Snowflake({ workerId: 6 }),
+      });
+    await expect(open({ CHAT_GRPC_HOST: "0.0.0.0", INTERNAL_AUTH_TOKEN: "" })).rejects.toThrow(/INTERNAL_AUTH_TOKEN/);
+    const node = await open({});
+    try {
+      const grpcPort = Number(node.info.grpcAddr.split(":").at(-1));
+      expect(node.info.grpcAddr).toBe(`127.0.0.1:${grpcPort}`);
+      const reach = (host: string, port: number) =>
+        new Promise<string>((resolve) => {
+          const socket = connect({ host, port });
+          socket.once("connect", () => {
+            socket.destroy();
+            resolve("connected");
+          });
+          socket.once("error", (err: NodeJS.ErrnoException) => resolve(err.code ?? "error"));
+        });
+      expect(await reach(outside, node.info.tcpPort)).toBe("connected");
+      expect(await reach(outside, grpcPort)).toBe("ECONNREFUSED");
+      expect(await reach("127.0.0.1", grpcPort)).toBe("connected");
+    } finally {
+      await node.close();
+    }
   });
 
   it("times out silent connections, serves other nodes over gRPC, and leaves status on close", async () => {

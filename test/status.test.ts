@@ -73,6 +73,21 @@ describe("status service over gRPC with Redis", () => {
 
   const freshPrefix = () => `${base.REDIS_KEY_PREFIX}${randomBytes(3).toString("hex")}:`;
 
+  it("will not listen beyond loopback without INTERNAL_AUTH_TOKEN, and does with it", async () => {
+    const prefix = freshPrefix();
+    const start = (token: string) =>
+      startStatus({
+        config: { ...base, INTERNAL_AUTH_TOKEN: token, REDIS_KEY_PREFIX: prefix, STATUS_ADDR: "0.0.0.0:0" },
+        log,
+        registry: new RedisNodeRegistry(redis, prefix),
+        tokens: new RedisTokenStore(redis, prefix),
+      });
+    await expect(start("")).rejects.toThrow(/beyond loopback, without INTERNAL_AUTH_TOKEN/);
+    const server = await start(randomBytes(16).toString("hex"));
+    cleanups.push(() => server.close());
+    expect(server.port).toBeGreaterThan(0);
+  });
+
   it("refuses a call without the cluster's INTERNAL_AUTH_TOKEN before it does anything", async () => {
     const secret = randomBytes(16).toString("hex");
     const prefix = freshPrefix();

@@ -2,7 +2,7 @@ import type { Config } from "../config/settings.js";
 import { ErrorCode, errorName } from "../errors.js";
 import { ChatNodeServiceService } from "../gen/shardchat/v1/chatnode.js";
 import type { ChatNodeInfo, StatusServiceService } from "../gen/shardchat/v1/status.js";
-import { type Api, addApi, startGrpcServer } from "../grpc/api.js";
+import { type Api, addApi, isWildcard, requireTokenBeyondLoopback, startGrpcServer } from "../grpc/api.js";
 import type { IdGenerator } from "../ids/ports.js";
 import type { Logger } from "../log/logger.js";
 import type { Probe } from "../metrics/health.js";
@@ -81,6 +81,8 @@ export interface RunningChatNode {
  */
 export async function startChatNode(deps: ChatNodeDeps): Promise<RunningChatNode> {
   const { config, status } = deps;
+  // Before anything starts: a node that may not open its gRPC must not half-start.
+  requireTokenBeyondLoopback(`${config.CHAT_GRPC_HOST}:${config.CHAT_GRPC_PORT}`, config.INTERNAL_AUTH_TOKEN);
   const log = deps.log.child({ nodeId: config.CHAT_NODE_ID });
   const sessions = new SessionRegistry();
   const metrics = deps.metrics ?? createMetrics("chat");
@@ -143,12 +145,12 @@ export async function startChatNode(deps: ChatNodeDeps): Promise<RunningChatNode
   };
 
   const grpc = await startGrpcServer(
-    `${config.CHAT_HOST}:${config.CHAT_GRPC_PORT}`,
+    `${config.CHAT_GRPC_HOST}:${config.CHAT_GRPC_PORT}`,
     (server) =>
       addApi(server, ChatNodeServiceService, createChatNodeService(sessions, fanout), {
         push: servePushStream(fanout, log),
       }),
-    { authToken: config.INTERNAL_AUTH_TOKEN, log },
+    { authToken: config.INTERNAL_AUTH_TOKEN },
   );
   const tcp = await startTcpTransport(config.CHAT_HOST, config.CHAT_TCP_PORT, node, limits, log);
   const ws = await startWsTransport(config.CHAT_HOST, config.CHAT_WS_PORT, node, limits, log);
@@ -164,7 +166,7 @@ export async function startChatNode(deps: ChatNodeDeps): Promise<RunningChatNode
     wsUrl: config.CHAT_PUBLIC_WS_URL
       ? `${config.CHAT_PUBLIC_WS_URL.replace(/\/+$/, "")}/${config.CHAT_NODE_ID}`
       : `ws://${host}:${ws.port}/`,
-    grpcAddr: `${config.CHAT_GRPC_PUBLIC_HOST || host}:${grpc.port}`,
+    grpcAddr: `${config.CHAT_GRPC_PUBLIC_HOST || (isWildcard(config.CHAT_GRPC_HOST) ? host : config.CHAT_GRPC_HOST)}:${grpc.port}`,
     weight: config.CHAT_WEIGHT,
     connections: 0,
   };

@@ -208,7 +208,7 @@ export const settings = {
   INTERNAL_AUTH_TOKEN: {
     schema: z.string().refine((s) => s === "" || s.length >= 16, "at least 16 characters (or empty for no check)"),
     default: "",
-    doc: "Shared secret of the cluster's internal gRPC (gate → status and verify, chat node → status, chat node → chat node): every call carries it and every service refuses a call without it. Empty: no check, for one box on loopback only. Make one with `openssl rand -hex 32`; it is a credential, not encryption (SECURITY.md).",
+    doc: "Shared secret of the cluster's internal gRPC (gate → status and verify, chat node → status, chat node → chat node): every call carries it and every service refuses a call without it. Empty: no check, allowed only while every gRPC listener is on loopback (a service with one beyond loopback and no token refuses to start). Make one with `openssl rand -hex 32`; it is a credential, not encryption (SECURITY.md).",
   },
   TOKEN_TTL_SECONDS: { schema: positiveInt, default: "86400", doc: "How long a login token opens a chat session." },
   CLOCK_BACKWARDS_TOLERANCE_MS: {
@@ -232,10 +232,15 @@ export const settings = {
     default: "",
     doc: "Host clients are told to connect to (login answer, redirects). Empty: CHAT_HOST.",
   },
+  CHAT_GRPC_HOST: {
+    schema: z.string(),
+    default: "127.0.0.1",
+    doc: "Address the chat node's node-to-node gRPC listens on, apart from its client listeners (CHAT_HOST): loopback unless set. Beyond loopback it needs INTERNAL_AUTH_TOKEN (the node refuses to start without it); open it to the cluster's network only.",
+  },
   CHAT_GRPC_PUBLIC_HOST: {
     schema: z.string(),
     default: "",
-    doc: "Host other chat nodes reach this node's gRPC at (e.g. its container name). Empty: CHAT_PUBLIC_HOST, else CHAT_HOST.",
+    doc: "Host other chat nodes reach this node's gRPC at (e.g. its container name). Empty: CHAT_GRPC_HOST, or when that is a wildcard (0.0.0.0, ::) CHAT_PUBLIC_HOST, else CHAT_HOST.",
   },
   CHAT_TCP_PORT: { schema: port, default: "9001", doc: "Raw TCP listener of the chat node." },
   CHAT_WS_PORT: { schema: port, default: "9101", doc: "WebSocket listener of the chat node." },

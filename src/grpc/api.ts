@@ -18,7 +18,6 @@ import {
 } from "@grpc/grpc-js";
 import { AppError, codeOf, ErrorCode, errorName, httpStatusOf } from "../errors.js";
 import { ErrorDetail } from "../gen/shardchat/v1/common.js";
-import type { Logger } from "../log/logger.js";
 
 /**
  * The promise API of a generated grpc-js service definition: one async method per rpc.
@@ -245,13 +244,34 @@ export function requireAuthToken(token: string): ServerInterceptor {
 }
 
 export interface GrpcServerOptions {
-  /** The cluster's INTERNAL_AUTH_TOKEN: calls without it are refused. Empty: no check. */
+  /**
+   * The cluster's INTERNAL_AUTH_TOKEN: calls without it are refused. Empty: no check, which
+   * only a listener on loopback may have (startGrpcServer refuses any other).
+   */
   authToken?: string;
-  /** Told when the server is open to other hosts without a token. */
-  log?: Pick<Logger, "warn">;
 }
 
 const LOOPBACK = /^(127\.|localhost:|\[::1\]:)/;
+
+/** A bind address that listens on every interface. */
+export function isWildcard(host: string): boolean {
+  return host === "0.0.0.0" || host === "::" || host === "[::]" || host === "";
+}
+
+/** Throws OpenGrpcError for a gRPC listener beyond loopback without a token. */
+export function requireTokenBeyondLoopback(address: string, authToken: string | undefined): void {
+  if (!authToken && !LOOPBACK.test(address)) throw new OpenGrpcError(address);
+}
+
+/** A service with internal gRPC open beyond loopback and no INTERNAL_AUTH_TOKEN: it must not start. */
+export class OpenGrpcError extends Error {
+  constructor(address: string) {
+    super(
+      `internal gRPC would listen on ${address}, beyond loopback, without INTERNAL_AUTH_TOKEN: anyone who reaches it could mint tokens, push messages or move users. Set INTERNAL_AUTH_TOKEN (openssl rand -hex 32) on every service, or listen on 127.0.0.1.`,
+    );
+    this.name = "OpenGrpcError";
+  }
+}
 
 /** Binds a new gRPC server on `address` (port 0 picks a free one) and answers the bound port. */
 export async function startGrpcServer(
@@ -259,6 +279,7 @@ export async function startGrpcServer(
   register: (server: Server) => void,
   options: GrpcServerOptions = {},
 ): Promise<{ server: Server; port: number; close(): Promise<void> }> {
+  requireTokenBeyondLoopback(address, options.authToken);
   const server = new Server({
     "grpc.max_receive_message_length": 4 * 1024 * 1024,
     interceptors: options.authToken ? [requireAuthToken(options.authToken)] : [],
@@ -267,12 +288,6 @@ export async function startGrpcServer(
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(address, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );
-  if (!options.authToken && !LOOPBACK.test(address)) {
-    options.log?.warn(
-      { address },
-      "internal gRPC listens beyond loopback without INTERNAL_AUTH_TOKEN: anyone who reaches it can call it",
-    );
-  }
   return {
     server,
     port,

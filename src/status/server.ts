@@ -34,7 +34,6 @@ export async function startStatus(deps: {
   const api = createStatusService({ registry, tokens, config, log });
   const grpc = await startGrpcServer(config.STATUS_ADDR, (server) => addApi(server, StatusServiceService, api), {
     authToken: config.INTERNAL_AUTH_TOKEN,
-    log,
   });
   const ops = await startConfiguredOpsServer(config, {
     metrics: deps.metrics ?? createMetrics("status"),

@@ -33,7 +33,6 @@ export async function startVerify(deps: {
   const api = createVerifyService({ codes, limiter, mailer, config, log });
   const grpc = await startGrpcServer(config.VERIFY_ADDR, (server) => addApi(server, VerifyServiceService, api), {
     authToken: config.INTERNAL_AUTH_TOKEN,
-    log,
   });
   const ops = await startConfiguredOpsServer(config, {
     metrics: deps.metrics ?? createMetrics("verify"),
