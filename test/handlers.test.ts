@@ -1,0 +1,77 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AppError, ErrorCode } from "../src/errors.js";
+import { Envelope } from "../src/gen/shardchat/v1/client.js";
+import { groupConvId } from "../src/ids/identifiers.js";
+import type { ChatClient } from "../src/sdk/chat-client.js";
+import { type MemoryNode, startMemoryNode } from "./helpers/memory-node.js";
+
+/**
+ * What single handlers answer, on one chat node over the embedded adapters (no MariaDB or
+ * Redis): milliseconds per case. The suites on real services cover the same paths end to end.
+ */
+describe("handlers on the embedded adapters", () => {
+  let memory: MemoryNode;
+  let alice: { uid: string; client: ChatClient };
+  let bob: { uid: string; client: ChatClient };
+
+  beforeAll(async () => {
+    memory = await startMemoryNode({ CHAT_MAX_TEXT_CHARS: 20 });
+    alice = await memory.user("alice");
+    bob = await memory.user("bob");
+  });
+  afterAll(() => memory?.close());
+
+  const codeOf = (p: Promise<unknown>) =>
+    p.then(
+      () => "answered",
+      (err: unknown) => (err instanceof AppError ? err.code : String(err)),
+    );
+
+  it("send: stores in seq order and pushes; refuses a bad recipient (INVALID_ARGUMENT) and an over-long text (TEXT_TOO_LONG)", async () => {
+    const got = new Promise<string>((resolve) => bob.client.once("message", (m) => resolve(m.text)));
+    const first = await alice.client.sendText(bob.uid, "hello");
+    const second = await alice.client.sendText(bob.uid, "again");
+    expect([first.seq, second.seq]).toEqual([1, 2]);
+    expect(await got).toBe("hello");
+    expect(await codeOf(alice.client.sendText("0", "x"))).toBe(ErrorCode.INVALID_ARGUMENT);
+    expect(await codeOf(alice.client.sendText(bob.uid, "x".repeat(21)))).toBe(ErrorCode.TEXT_TOO_LONG);
+    // A resend (same clientMsgId) is the stored message again.
+    const resent = await alice.client.sendText(bob.uid, "hello", "fixed-id");
+    expect(await alice.client.sendText(bob.uid, "hello", "fixed-id")).toMatchObject({
+      seq: resent.seq,
+      duplicate: true,
+    });
+  });
+
+  it("ack: answered with a req_id; at req_id 0 held, and no error comes back", async () => {
+    const convId = (await alice.client.sendText(bob.uid, "to ack")).convId;
+    const replies: string[] = [];
+    await bob.client.request("ackReq", { cursors: [{ convId, seq: 1 }] }, "ackResp");
+    bob.client.sendEnvelope(
+      Envelope.fromPartial({ reqId: 0, body: { $case: "ackReq", value: { cursors: [{ convId, seq: 99 }] } } }),
+    );
+    bob.client.on("errorPush", (e) => replies.push(`error ${e.code}`));
+    // The sync after it sees the held cursor: nothing of this conversation is waiting.
+    const page = await bob.client.sync();
+    expect(page.messages.filter((m) => m.convId === convId)).toEqual([]);
+    expect(replies).toEqual([]);
+  });
+
+  it("history: a group's conversation answers NOT_GROUP_MEMBER to someone outside it", async () => {
+    expect(await codeOf(bob.client.history({ convId: groupConvId("123456789") }))).toBe(ErrorCode.NOT_GROUP_MEMBER);
+    expect(await codeOf(bob.client.history({ convId: "" }))).toBe(ErrorCode.INVALID_ARGUMENT);
+  });
+
+  it("answers a request it does not know with UNKNOWN_MESSAGE_TYPE and keeps the session", async () => {
+    expect(
+      await codeOf(
+        alice.client.request(
+          "sendResp",
+          { clientMsgId: "", msgId: "0", seq: 0, convId: "", sentAtMs: "0", duplicate: false },
+          "sendResp",
+        ),
+      ),
+    ).toBe(ErrorCode.UNKNOWN_MESSAGE_TYPE);
+    expect((await alice.client.sendText(bob.uid, "still here")).seq).toBeGreaterThan(0);
+  });
+});
