@@ -8,6 +8,7 @@ import type { ChatNodeInfo } from "./gen/shardchat/v1/status.js";
 import { StatusServiceService } from "./gen/shardchat/v1/status.js";
 import { VerifyServiceService } from "./gen/shardchat/v1/verify.js";
 import { grpcClient } from "./grpc/api.js";
+import { internalTlsOf } from "./grpc/tls.js";
 import { leaseSnowflake } from "./ids/lease-snowflake.js";
 import { createLogger } from "./log/logger.js";
 import { createMetrics } from "./metrics/metrics.js";
@@ -85,7 +86,7 @@ async function start(): Promise<void> {
   let statusApi = status.api;
   let verifyApi = verify.api;
   if (!inProcess) {
-    const internal = { authToken: config.INTERNAL_AUTH_TOKEN };
+    const internal = { authToken: config.INTERNAL_AUTH_TOKEN, tls: internalTlsOf(config) };
     const statusClient = grpcClient(StatusServiceService, boundAddr(config.STATUS_ADDR, status.port), internal);
     const verifyClient = grpcClient(VerifyServiceService, boundAddr(config.VERIFY_ADDR, verify.port), internal);
     closers.push(

@@ -1,6 +1,7 @@
 import { chatNodeAdapters, createAdapters, requireSharedRouting } from "../compose.js";
 import { StatusServiceService } from "../gen/shardchat/v1/status.js";
 import { grpcClient } from "../grpc/api.js";
+import { internalTlsOf } from "../grpc/tls.js";
 import { leaseSnowflake } from "../ids/lease-snowflake.js";
 import { createMetrics } from "../metrics/metrics.js";
 import { runService } from "../shutdown.js";
@@ -19,6 +20,7 @@ await runService({
     const status = grpcClient(StatusServiceService, config.STATUS_ADDR, {
       onError: (method, code) => metrics.grpcErrors.inc({ method, code }),
       authToken: config.INTERNAL_AUTH_TOKEN,
+      tls: internalTlsOf(config),
     });
     onStop(() => status.close());
     const snowflake = await leaseSnowflake({ leases: adapters.workerLeases, config, log });

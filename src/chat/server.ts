@@ -3,6 +3,7 @@ import { ErrorCode, errorName } from "../errors.js";
 import { ChatNodeServiceService } from "../gen/shardchat/v1/chatnode.js";
 import type { ChatNodeInfo, StatusServiceService } from "../gen/shardchat/v1/status.js";
 import { type Api, addApi, isWildcard, requireTokenBeyondLoopback, startGrpcServer } from "../grpc/api.js";
+import { internalTlsOf } from "../grpc/tls.js";
 import type { IdGenerator } from "../ids/ports.js";
 import type { Logger } from "../log/logger.js";
 import type { Probe } from "../metrics/health.js";
@@ -82,13 +83,15 @@ export interface RunningChatNode {
 export async function startChatNode(deps: ChatNodeDeps): Promise<RunningChatNode> {
   const { config, status } = deps;
   // Before anything starts: a node that may not open its gRPC must not half-start.
-  requireTokenBeyondLoopback(`${config.CHAT_GRPC_HOST}:${config.CHAT_GRPC_PORT}`, config.INTERNAL_AUTH_TOKEN);
+  const tls = internalTlsOf(config);
+  requireTokenBeyondLoopback(`${config.CHAT_GRPC_HOST}:${config.CHAT_GRPC_PORT}`, config.INTERNAL_AUTH_TOKEN, tls);
   const log = deps.log.child({ nodeId: config.CHAT_NODE_ID });
   const sessions = new SessionRegistry();
   const metrics = deps.metrics ?? createMetrics("chat");
   const peers = new PeerDirectory(status, config.CHAT_NODE_ID, config.CHAT_PEER_REFRESH_MS, log, {
     onError: (method, code) => metrics.grpcErrors.inc({ method, code }),
     authToken: config.INTERNAL_AUTH_TOKEN,
+    tls,
   });
   const chatLimits = new ChatLimits(
     deps.limiter ?? new MemoryRateLimiter(),
@@ -150,7 +153,7 @@ export async function startChatNode(deps: ChatNodeDeps): Promise<RunningChatNode
       addApi(server, ChatNodeServiceService, createChatNodeService(sessions, fanout), {
         push: servePushStream(fanout, log),
       }),
-    { authToken: config.INTERNAL_AUTH_TOKEN },
+    { authToken: config.INTERNAL_AUTH_TOKEN, tls },
   );
   const tcp = await startTcpTransport(config.CHAT_HOST, config.CHAT_TCP_PORT, node, limits, log);
   const ws = await startWsTransport(config.CHAT_HOST, config.CHAT_WS_PORT, node, limits, log);

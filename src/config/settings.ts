@@ -210,6 +210,17 @@ export const settings = {
     default: "",
     doc: "Shared secret of the cluster's internal gRPC (gate → status and verify, chat node → status, chat node → chat node): every call carries it and every service refuses a call without it. Empty: no check, allowed only while every gRPC listener is on loopback (a service with one beyond loopback and no token refuses to start). Make one with `openssl rand -hex 32`; it is a credential, not encryption (SECURITY.md).",
   },
+  INTERNAL_TLS_CA: {
+    schema: z.string(),
+    default: "",
+    doc: "Mutual TLS of the internal gRPC: the CA certificate (PEM file) that signed every service's certificate. With INTERNAL_TLS_CERT and INTERNAL_TLS_KEY set too, every gRPC listener asks callers for a certificate of this CA and every call presents this service's; `ops/make-internal-certs.sh` makes them. Empty (all three): plaintext.",
+  },
+  INTERNAL_TLS_CERT: {
+    schema: z.string(),
+    default: "",
+    doc: "Mutual TLS: this service's certificate (PEM file), valid for the names other services call it by.",
+  },
+  INTERNAL_TLS_KEY: { schema: z.string(), default: "", doc: "Mutual TLS: this service's private key (PEM file)." },
   TOKEN_TTL_SECONDS: { schema: positiveInt, default: "86400", doc: "How long a login token opens a chat session." },
   CLOCK_BACKWARDS_TOLERANCE_MS: {
     schema: z.coerce.number().int().min(0),

@@ -3,6 +3,7 @@ import { createFileStore } from "../files/create.js";
 import { StatusServiceService } from "../gen/shardchat/v1/status.js";
 import { VerifyServiceService } from "../gen/shardchat/v1/verify.js";
 import { grpcClient } from "../grpc/api.js";
+import { internalTlsOf } from "../grpc/tls.js";
 import { leaseSnowflake } from "../ids/lease-snowflake.js";
 import { tcpProbe } from "../metrics/health.js";
 import { createMetrics } from "../metrics/metrics.js";
@@ -17,7 +18,7 @@ await runService({
     const adapters = await createAdapters(config, log, metrics);
     onStop(() => adapters.close());
     const onCallError = (method: string, code: string) => metrics.grpcErrors.inc({ method, code });
-    const internal = { onError: onCallError, authToken: config.INTERNAL_AUTH_TOKEN };
+    const internal = { onError: onCallError, authToken: config.INTERNAL_AUTH_TOKEN, tls: internalTlsOf(config) };
     const verify = grpcClient(VerifyServiceService, config.VERIFY_ADDR, internal);
     onStop(() => verify.close());
     const status = grpcClient(StatusServiceService, config.STATUS_ADDR, internal);

@@ -18,6 +18,7 @@ import {
 } from "@grpc/grpc-js";
 import { AppError, codeOf, ErrorCode, errorName, httpStatusOf } from "../errors.js";
 import { ErrorDetail } from "../gen/shardchat/v1/common.js";
+import type { InternalTls } from "./tls.js";
 
 /**
  * The promise API of a generated grpc-js service definition: one async method per rpc.
@@ -80,6 +81,8 @@ export interface GrpcClientOptions {
   onError?: CallErrorObserver;
   /** The cluster's INTERNAL_AUTH_TOKEN, sent with every call; empty sends none. */
   authToken?: string;
+  /** Mutual TLS (INTERNAL_TLS_*): the server must show a certificate of this CA, and this one is shown. */
+  tls?: InternalTls;
 }
 
 /**
@@ -94,7 +97,10 @@ export function grpcClient<D extends AnyDefinition>(
   options: GrpcClientOptions = {},
 ): GrpcClient<D> {
   const { deadlineMs = DEFAULT_DEADLINE_MS, onError, authToken } = options;
-  const client = new Client(address, credentials.createInsecure(), options.channel ?? {});
+  const channelCredentials = options.tls
+    ? credentials.createSsl(options.tls.ca, options.tls.key, options.tls.cert)
+    : credentials.createInsecure();
+  const client = new Client(address, channelCredentials, options.channel ?? {});
   const api: Record<string, (req: unknown, meta?: CallMeta) => Promise<unknown>> = {};
   for (const [name, method] of Object.entries(definition)) {
     if (isStreaming(method)) continue;
@@ -246,9 +252,11 @@ export function requireAuthToken(token: string): ServerInterceptor {
 export interface GrpcServerOptions {
   /**
    * The cluster's INTERNAL_AUTH_TOKEN: calls without it are refused. Empty: no check, which
-   * only a listener on loopback may have (startGrpcServer refuses any other).
+   * only a listener on loopback may have (startGrpcServer refuses any other), unless `tls`.
    */
   authToken?: string;
+  /** Mutual TLS (INTERNAL_TLS_*): callers must show a certificate of this CA. */
+  tls?: InternalTls;
 }
 
 const LOOPBACK = /^(127\.|localhost:|\[::1\]:)/;
@@ -259,15 +267,19 @@ export function isWildcard(host: string): boolean {
 }
 
 /** Throws OpenGrpcError for a gRPC listener beyond loopback without a token. */
-export function requireTokenBeyondLoopback(address: string, authToken: string | undefined): void {
-  if (!authToken && !LOOPBACK.test(address)) throw new OpenGrpcError(address);
+export function requireTokenBeyondLoopback(
+  address: string,
+  authToken: string | undefined,
+  tls: InternalTls | undefined,
+): void {
+  if (!authToken && !tls && !LOOPBACK.test(address)) throw new OpenGrpcError(address);
 }
 
 /** A service with internal gRPC open beyond loopback and no INTERNAL_AUTH_TOKEN: it must not start. */
 export class OpenGrpcError extends Error {
   constructor(address: string) {
     super(
-      `internal gRPC would listen on ${address}, beyond loopback, without INTERNAL_AUTH_TOKEN: anyone who reaches it could mint tokens, push messages or move users. Set INTERNAL_AUTH_TOKEN (openssl rand -hex 32) on every service, or listen on 127.0.0.1.`,
+      `internal gRPC would listen on ${address}, beyond loopback, without INTERNAL_AUTH_TOKEN or mutual TLS: anyone who reaches it could mint tokens, push messages or move users. Set INTERNAL_AUTH_TOKEN (openssl rand -hex 32) or INTERNAL_TLS_* on every service, or listen on 127.0.0.1.`,
     );
     this.name = "OpenGrpcError";
   }
@@ -279,14 +291,24 @@ export async function startGrpcServer(
   register: (server: Server) => void,
   options: GrpcServerOptions = {},
 ): Promise<{ server: Server; port: number; close(): Promise<void> }> {
-  requireTokenBeyondLoopback(address, options.authToken);
+  requireTokenBeyondLoopback(address, options.authToken, options.tls);
   const server = new Server({
     "grpc.max_receive_message_length": 4 * 1024 * 1024,
     interceptors: options.authToken ? [requireAuthToken(options.authToken)] : [],
   });
   register(server);
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(address, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync(
+      address,
+      options.tls
+        ? ServerCredentials.createSsl(
+            options.tls.ca,
+            [{ private_key: options.tls.key, cert_chain: options.tls.cert }],
+            true,
+          )
+        : ServerCredentials.createInsecure(),
+      (err, p) => (err ? reject(err) : resolve(p)),
+    ),
   );
   return {
     server,

@@ -1,6 +1,7 @@
 import type { Config } from "../config/settings.js";
 import { StatusServiceService } from "../gen/shardchat/v1/status.js";
 import { addApi, startGrpcServer } from "../grpc/api.js";
+import { internalTlsOf } from "../grpc/tls.js";
 import type { Logger } from "../log/logger.js";
 import type { Probe } from "../metrics/health.js";
 import { createMetrics, type Metrics } from "../metrics/metrics.js";
@@ -34,6 +35,7 @@ export async function startStatus(deps: {
   const api = createStatusService({ registry, tokens, config, log });
   const grpc = await startGrpcServer(config.STATUS_ADDR, (server) => addApi(server, StatusServiceService, api), {
     authToken: config.INTERNAL_AUTH_TOKEN,
+    tls: internalTlsOf(config),
   });
   const ops = await startConfiguredOpsServer(config, {
     metrics: deps.metrics ?? createMetrics("status"),

@@ -1,6 +1,7 @@
 import type { Config } from "../config/settings.js";
 import { VerifyServiceService } from "../gen/shardchat/v1/verify.js";
 import { type Api, addApi, startGrpcServer } from "../grpc/api.js";
+import { internalTlsOf } from "../grpc/tls.js";
 import type { Logger } from "../log/logger.js";
 import type { Mailer } from "../mail/ports.js";
 import type { Probe } from "../metrics/health.js";
@@ -33,6 +34,7 @@ export async function startVerify(deps: {
   const api = createVerifyService({ codes, limiter, mailer, config, log });
   const grpc = await startGrpcServer(config.VERIFY_ADDR, (server) => addApi(server, VerifyServiceService, api), {
     authToken: config.INTERNAL_AUTH_TOKEN,
+    tls: internalTlsOf(config),
   });
   const ops = await startConfiguredOpsServer(config, {
     metrics: deps.metrics ?? createMetrics("verify"),
