@@ -1,11 +1,5 @@
-import {
-  type HandlerContext,
-  invalid,
-  type LoggedInSession,
-  type ReplyBody,
-  type RequestOf,
-  storage,
-} from "./context.js";
+import type { HandlerContext, LoggedInSession, Reply, RequestOf } from "./context.js";
+import { invalid, storage } from "./context.js";
 
 /** Delivery acks: the client has everything up to seq in each conversation. */
 export async function ack(
@@ -13,7 +7,7 @@ export async function ack(
   session: LoggedInSession,
   { cursors }: RequestOf<"ackReq">,
   reqId: number,
-): Promise<ReplyBody | undefined> {
+): Reply {
   const uid = session.uid;
   if (cursors.length === 0) throw invalid("cursors are required");
   // One cursor per conversation; a sync page never spans more conversations than messages.

@@ -99,6 +99,8 @@ export type RequestCase =
 type Body = NonNullable<Envelope["body"]>;
 /** What a handler answers with (sent with the request's reqId). */
 export type ReplyBody = Body;
+/** A handler's result: the reply, or undefined when it replied itself. */
+export type Reply = Promise<ReplyBody | undefined>;
 export type RequestOf<C extends RequestCase> = Extract<Body, { $case: C }>["value"];
 
 /** A session whose login succeeded: every handler but login's gets one (dispatch checks it). */
@@ -116,7 +118,7 @@ export type Handler<C extends RequestCase> = (
   request: RequestOf<C>,
   reqId: number,
   turn: LaneTurn,
-) => Promise<Body | undefined>;
+) => Reply;
 
 /** An error after which the session cannot go on (bad token, wrong node): reply, then close. */
 export class FatalSessionError extends AppError {

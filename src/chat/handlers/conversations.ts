@@ -1,14 +1,7 @@
 import { AppError, ErrorCode } from "../../errors.js";
 import type { ConversationStore, Uid } from "../../storage/ports.js";
-import {
-  type HandlerContext,
-  invalid,
-  type LoggedInSession,
-  pageSize,
-  type ReplyBody,
-  type RequestOf,
-  storage,
-} from "./context.js";
+import type { HandlerContext, LoggedInSession, Reply, RequestOf } from "./context.js";
+import { invalid, pageSize, storage } from "./context.js";
 
 const DIRECT = /^p:(\d+):(\d+)$/;
 
@@ -32,7 +25,7 @@ export async function conversationList(
   ctx: HandlerContext,
   session: LoggedInSession,
   request: RequestOf<"conversationListReq">,
-): Promise<ReplyBody | undefined> {
+): Reply {
   const me = session.uid;
   const limit = pageSize(request.limit, ctx.config.CHAT_CONVERSATION_LIST_MAX);
   const list = await storage(ctx, "conversation list", () => conversationsOf(ctx).list(me, limit));
@@ -61,7 +54,7 @@ export async function markRead(
   ctx: HandlerContext,
   session: LoggedInSession,
   request: RequestOf<"markReadReq">,
-): Promise<ReplyBody | undefined> {
+): Reply {
   const me = session.uid;
   if (!request.convId) throw invalid("convId is required");
   if (request.seq < 1) throw invalid("seq must be >= 1");

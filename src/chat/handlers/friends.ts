@@ -2,15 +2,8 @@ import { AppError, ErrorCode } from "../../errors.js";
 import type { Envelope, FriendApplication, UserInfo } from "../../gen/shardchat/v1/client.js";
 import { COLUMN_CHARS, isUid } from "../../ids/identifiers.js";
 import type { FriendApplicationRecord, FriendStore, Uid, UserRecord } from "../../storage/ports.js";
-import {
-  type HandlerContext,
-  invalid,
-  type LoggedInSession,
-  pageSize,
-  type ReplyBody,
-  type RequestOf,
-  storage,
-} from "./context.js";
+import type { HandlerContext, LoggedInSession, Reply, RequestOf } from "./context.js";
+import { invalid, pageSize, storage } from "./context.js";
 
 /** users.email's width: no query is longer than the longest thing it can match. */
 
@@ -48,7 +41,7 @@ export async function searchUsers(
   ctx: HandlerContext,
   _session: LoggedInSession,
   request: RequestOf<"searchUsersReq">,
-): Promise<ReplyBody | undefined> {
+): Reply {
   const query = request.query.trim();
   if (query === "") throw invalid("query is required");
   if ([...query].length > COLUMN_CHARS.email) throw invalid(`query must be at most ${COLUMN_CHARS.email} characters`);
@@ -73,7 +66,7 @@ export async function friendApply(
   ctx: HandlerContext,
   session: LoggedInSession,
   request: RequestOf<"friendApplyReq">,
-): Promise<ReplyBody | undefined> {
+): Reply {
   const me = session.uid;
   const friends = friendsOf(ctx);
   const to = request.toUid;
@@ -108,7 +101,7 @@ export async function friendReply(
   ctx: HandlerContext,
   session: LoggedInSession,
   request: RequestOf<"friendReplyReq">,
-): Promise<ReplyBody | undefined> {
+): Reply {
   const me = session.uid;
   const friends = friendsOf(ctx);
   const from = request.fromUid;
@@ -139,7 +132,7 @@ export async function friendReply(
 }
 
 /** Friends with names and presence (online: a session route of any device kind). */
-export async function friendList(ctx: HandlerContext, session: LoggedInSession): Promise<ReplyBody | undefined> {
+export async function friendList(ctx: HandlerContext, session: LoggedInSession): Reply {
   const me = session.uid;
   const records = await storage(ctx, "friend list", () => friendsOf(ctx).friends(me, ctx.config.FRIENDS_MAX));
   const uids = records.map((r) => r.uid);
@@ -167,7 +160,7 @@ export async function friendRemove(
   ctx: HandlerContext,
   session: LoggedInSession,
   request: RequestOf<"friendRemoveReq">,
-): Promise<ReplyBody | undefined> {
+): Reply {
   const me = session.uid;
   if (!isUid(request.uid)) throw invalid("uid must be a decimal user id");
   const removed = await storage(ctx, "unfriend", () => friendsOf(ctx).unfriend(me, request.uid));
@@ -177,10 +170,7 @@ export async function friendRemove(
 }
 
 /** Applications waiting for this user's answer, newest first: what a client asks after login. */
-export async function friendApplications(
-  ctx: HandlerContext,
-  session: LoggedInSession,
-): Promise<ReplyBody | undefined> {
+export async function friendApplications(ctx: HandlerContext, session: LoggedInSession): Reply {
   const me = session.uid;
   const records = await storage(ctx, "friend applications", () =>
     friendsOf(ctx).incoming(me, ctx.config.FRIEND_APPLICATIONS_MAX),

@@ -9,15 +9,8 @@ import {
 import { groupConvId, isUid } from "../../ids/identifiers.js";
 import { GROUP_ROLE, type GroupRecord, type GroupRoleValue, type GroupStore, type Uid } from "../../storage/ports.js";
 import type { Session } from "../session.js";
-import {
-  type HandlerContext,
-  invalid,
-  type LoggedInSession,
-  pageSize,
-  type ReplyBody,
-  type RequestOf,
-  storage,
-} from "./context.js";
+import type { HandlerContext, LoggedInSession, Reply, RequestOf } from "./context.js";
+import { invalid, pageSize, storage } from "./context.js";
 import { storedFile, storedReply, validateContent } from "./send.js";
 
 function groupsOf(ctx: HandlerContext): GroupStore {
@@ -81,7 +74,7 @@ export async function groupCreate(
   ctx: HandlerContext,
   session: LoggedInSession,
   { name, memberUids }: RequestOf<"groupCreateReq">,
-): Promise<ReplyBody | undefined> {
+): Reply {
   const owner = session.uid;
   checkName(ctx, name);
   const members = checkUids(ctx, memberUids).filter((uid) => uid !== owner);
@@ -111,7 +104,7 @@ export async function groupInvite(
   ctx: HandlerContext,
   session: LoggedInSession,
   { groupId, uids }: RequestOf<"groupInviteReq">,
-): Promise<ReplyBody | undefined> {
+): Reply {
   const actor = session.uid;
   checkGroupId(groupId);
   const wanted = checkUids(ctx, uids);
@@ -131,7 +124,7 @@ export async function groupLeave(
   ctx: HandlerContext,
   session: LoggedInSession,
   { groupId }: RequestOf<"groupLeaveReq">,
-): Promise<ReplyBody | undefined> {
+): Reply {
   const uid = session.uid;
   checkGroupId(groupId);
   const role = await roleOf(ctx, groupId, uid);
@@ -148,7 +141,7 @@ export async function groupKick(
   ctx: HandlerContext,
   session: LoggedInSession,
   { groupId, uid }: RequestOf<"groupKickReq">,
-): Promise<ReplyBody | undefined> {
+): Reply {
   const actor = session.uid;
   checkGroupId(groupId);
   if (!isUid(uid)) throw invalid("uid must be a decimal user id");
@@ -167,7 +160,7 @@ export async function groupRename(
   ctx: HandlerContext,
   session: LoggedInSession,
   { groupId, name }: RequestOf<"groupRenameReq">,
-): Promise<ReplyBody | undefined> {
+): Reply {
   const actor = session.uid;
   checkGroupId(groupId);
   checkName(ctx, name);
@@ -184,7 +177,7 @@ export async function groupSetRole(
   ctx: HandlerContext,
   session: LoggedInSession,
   { groupId, uid, role }: RequestOf<"groupSetRoleReq">,
-): Promise<ReplyBody | undefined> {
+): Reply {
   const actor = session.uid;
   checkGroupId(groupId);
   if (!isUid(uid)) throw invalid("uid must be a decimal user id");
@@ -219,7 +212,7 @@ export async function groupMembers(
   ctx: HandlerContext,
   session: LoggedInSession,
   { groupId, afterUid, limit }: RequestOf<"groupMembersReq">,
-): Promise<ReplyBody | undefined> {
+): Reply {
   checkGroupId(groupId);
   if (afterUid !== "0" && !isUid(afterUid)) throw invalid("afterUid must be 0 or a decimal user id");
   await roleOf(ctx, groupId, session.uid);
@@ -238,7 +231,7 @@ export async function groupMembers(
   };
 }
 
-export async function groupList(ctx: HandlerContext, session: LoggedInSession): Promise<ReplyBody | undefined> {
+export async function groupList(ctx: HandlerContext, session: LoggedInSession): Reply {
   const groups = await storage(ctx, "group list", () => groupsOf(ctx).groupsOf(session.uid));
   return { $case: "groupListResp", value: { groups: groups.map(toInfo) } };
 }
@@ -253,7 +246,7 @@ export async function groupSend(
   session: LoggedInSession,
   request: RequestOf<"groupSendReq">,
   reqId: number,
-): Promise<ReplyBody | undefined> {
+): Reply {
   const sender = session.uid;
   checkGroupId(request.groupId);
   validateContent(request, ctx.config.CHAT_MAX_TEXT_CHARS);

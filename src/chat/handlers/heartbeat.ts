@@ -1,9 +1,9 @@
 import { ErrorCode } from "../../errors.js";
 import { kickSession, type Session } from "../session.js";
-import type { HandlerContext, LoggedInSession, ReplyBody } from "./context.js";
+import type { HandlerContext, LoggedInSession, Reply } from "./context.js";
 
 /** Activity is refreshed by any frame; a ping also renews the session's Redis route. */
-export async function heartbeat(ctx: HandlerContext, session: LoggedInSession): Promise<ReplyBody | undefined> {
+export async function heartbeat(ctx: HandlerContext, session: LoggedInSession): Reply {
   if (ctx.routes.refresh) ctx.background(renewRoute(ctx, session));
   return { $case: "heartbeatResp", value: { serverTimeMs: String(Date.now()) } };
 }

@@ -1,21 +1,10 @@
 import { AppError, ErrorCode } from "../../errors.js";
 import { isGroupConvId } from "../../ids/identifiers.js";
-import {
-  type HandlerContext,
-  invalid,
-  type LoggedInSession,
-  pageSize,
-  type ReplyBody,
-  type RequestOf,
-  storage,
-} from "./context.js";
+import type { HandlerContext, LoggedInSession, Reply, RequestOf } from "./context.js";
+import { invalid, pageSize, storage } from "./context.js";
 
 /** A page of one conversation the user is in (NOT_PARTICIPANT otherwise, from the store). */
-export async function history(
-  ctx: HandlerContext,
-  session: LoggedInSession,
-  request: RequestOf<"historyReq">,
-): Promise<ReplyBody | undefined> {
+export async function history(ctx: HandlerContext, session: LoggedInSession, request: RequestOf<"historyReq">): Reply {
   const uid = session.uid;
   if (!request.convId) throw invalid("convId is required");
   const messages = await storage(ctx, "history", () =>

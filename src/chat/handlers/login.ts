@@ -4,7 +4,8 @@ import { isUid } from "../../ids/identifiers.js";
 import type { DeviceName, SessionRoute } from "../../routing/ports.js";
 import { announcePresence } from "../presence.js";
 import { kickSession, type Session } from "../session.js";
-import { FatalSessionError, type HandlerContext, invalid, type ReplyBody, type RequestOf } from "./context.js";
+import type { HandlerContext, Reply, RequestOf } from "./context.js";
+import { FatalSessionError, invalid } from "./context.js";
 
 const LOGGED_IN_ELSEWHERE = "logged in elsewhere";
 
@@ -17,7 +18,7 @@ export async function login(
   ctx: HandlerContext,
   session: Session,
   { uid, token, device: kind }: RequestOf<"loginReq">,
-): Promise<ReplyBody | undefined> {
+): Reply {
   // A session's frames are handled one at a time, so no second login can race this one.
   if (session.uid !== undefined) throw new AppError(ErrorCode.ALREADY_LOGGED_IN);
   if (!isUid(uid)) throw invalid("uid must be a decimal user id");

@@ -9,14 +9,8 @@ import {
 import { COLUMN_CHARS, convIdForPair, isUid } from "../../ids/identifiers.js";
 import { fitsChars } from "../../text/chars.js";
 import type { LaneTurn } from "../inbox.js";
-import {
-  type HandlerContext,
-  invalid,
-  type LoggedInSession,
-  type ReplyBody,
-  type RequestOf,
-  storage,
-} from "./context.js";
+import type { HandlerContext, LoggedInSession, Reply, RequestOf } from "./context.js";
+import { invalid, storage } from "./context.js";
 
 /** What a 1:1 and a group message share: the client's id, the kind, the text or file. */
 export type MessageContent = Pick<SendMessageRequest, "clientMsgId" | "kind" | "text" | "file">;
@@ -57,7 +51,7 @@ export async function send(
   request: RequestOf<"sendReq">,
   reqId: number,
   turn: LaneTurn,
-): Promise<ReplyBody | undefined> {
+): Reply {
   const sender = session.uid;
   validate(sender, request, ctx.config.CHAT_MAX_TEXT_CHARS);
   const existing = await storage(ctx, "user lookup", () => ctx.knownUsers.existing([request.toUid]));

@@ -1,18 +1,8 @@
-import {
-  type HandlerContext,
-  type LoggedInSession,
-  pageSize,
-  type ReplyBody,
-  type RequestOf,
-  storage,
-} from "./context.js";
+import type { HandlerContext, LoggedInSession, Reply, RequestOf } from "./context.js";
+import { pageSize, storage } from "./context.js";
 
 /** Messages the user has not acked yet; the client acks them, then syncs again while `more`. */
-export async function sync(
-  ctx: HandlerContext,
-  session: LoggedInSession,
-  { limit }: RequestOf<"syncReq">,
-): Promise<ReplyBody | undefined> {
+export async function sync(ctx: HandlerContext, session: LoggedInSession, { limit }: RequestOf<"syncReq">): Reply {
   const uid = session.uid;
   const page = await storage(ctx, "sync", async () => {
     // What this user acked here and the node still holds must not come back.
