@@ -6,6 +6,7 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import WebSocket from "ws";
+import { waitFor } from "../../test/helpers/processes.js";
 
 const INSPECTOR = "http://127.0.0.1:9229/json/list";
 const WAIT_MS = 5000;
@@ -16,10 +17,12 @@ export async function fullGc(pids: number[]): Promise<void> {
 
 async function collect(pid: number): Promise<void> {
   process.kill(pid, "SIGUSR1");
-  const target = await until(async () => {
-    const list = (await (await fetch(INSPECTOR)).json()) as { webSocketDebuggerUrl?: string }[];
-    return list[0]?.webSocketDebuggerUrl;
-  }, `the inspector of ${pid}`);
+  const target = await waitFor(
+    `the inspector of ${pid}`,
+    async () =>
+      ((await (await fetch(INSPECTOR)).json()) as { webSocketDebuggerUrl?: string }[])[0]?.webSocketDebuggerUrl,
+    WAIT_MS,
+  );
   const ws = new WebSocket(target);
   await new Promise((resolve, reject) => {
     ws.once("open", resolve);
@@ -45,26 +48,13 @@ async function collect(pid: number): Promise<void> {
   const closed = new Promise((resolve) => ws.once("close", resolve));
   ws.send(JSON.stringify({ id: ++lastId, method: "Runtime.evaluate", params: { expression: "process._debugEnd()" } }));
   await Promise.race([closed, sleep(WAIT_MS)]);
-  await until(async () => {
-    try {
-      await fetch(INSPECTOR);
-      return undefined;
-    } catch {
-      return true;
-    }
-  }, `the inspector of ${pid} to close`);
-}
-
-async function until<T>(probe: () => Promise<T | undefined>, what: string): Promise<T> {
-  const deadline = Date.now() + WAIT_MS;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch {
-      // Not there yet.
-    }
-    if (Date.now() > deadline) throw new Error(`no ${what} within ${WAIT_MS} ms`);
-    await sleep(100);
-  }
+  await waitFor(
+    `the inspector of ${pid} to close`,
+    () =>
+      fetch(INSPECTOR).then(
+        () => undefined,
+        () => true,
+      ),
+    WAIT_MS,
+  );
 }

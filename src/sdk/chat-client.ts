@@ -455,8 +455,8 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   /**
    * Acks pushes without a reply: an AckRequest with req_id 0 is not answered, so each costs
    * the node no write and this client no wakeup. Cursors of the pushes that arrive within
-   * ackDelayMs (0: those of one turn of the event loop) collect, the highest seq per conversation, and
-   * leave together.
+   * ackDelayMs (0: those of one turn of the event loop) collect, the highest seq per
+   * conversation, and leave together.
    */
   private ackSoon(message: Pick<ChatMessage, "convId" | "seq">): void {
     this.ackQueue.set(message.convId, Math.max(this.ackQueue.get(message.convId) ?? 0, message.seq));

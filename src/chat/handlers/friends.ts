@@ -5,8 +5,6 @@ import type { FriendApplicationRecord, FriendStore, Uid, UserRecord } from "../.
 import type { HandlerContext, LoggedInSession, Reply, RequestOf } from "./context.js";
 import { invalid, pageSize, storage } from "./context.js";
 
-/** users.email's width: no query is longer than the longest thing it can match. */
-
 function friendsOf(ctx: HandlerContext): FriendStore {
   if (!ctx.friends) throw new AppError(ErrorCode.UNAVAILABLE, "this chat node keeps no friends");
   return ctx.friends;

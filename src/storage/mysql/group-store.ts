@@ -19,7 +19,6 @@ import { inTransaction, retryingDeadlocks } from "./transaction.js";
 
 /** conversations.kind of a group conversation (1 is a 1:1 conversation). */
 export const GROUP_CONVERSATION = 2;
-/** chat_groups.name and messages.client_msg_id are VARCHAR(64): longer values are refused, not cut. */
 const GROUP_COLUMNS = "group_id, name, owner, member_count, created_at";
 
 export interface MysqlGroupStoreOptions {

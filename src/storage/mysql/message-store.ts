@@ -12,7 +12,6 @@ import { type FenceCheck, inTransaction, retryingDeadlocks } from "./transaction
 
 /** conversations.kind of a 1:1 conversation. */
 const DIRECT_CONVERSATION = 1;
-/** Column widths of sql/001_core.sql: longer values must be refused, not truncated. */
 
 export const MESSAGE_COLUMNS = "conv_id, seq, msg_id, sender, recipient, client_msg_id, kind, body, sent_at, file_json";
 

@@ -12,13 +12,16 @@ import type { Shards } from "./shards.js";
  */
 export class ShardedConversationStore implements ConversationStore {
   readonly #stores = new Map<string, MysqlConversationStore>();
+  readonly #index: ShardedConversationIndex;
 
-  constructor(private readonly shards: Shards) {}
+  constructor(private readonly shards: Shards) {
+    this.#index = new ShardedConversationIndex(shards);
+  }
 
   async list(uid: Uid, limit: number): Promise<ConversationSummaryRecord[]> {
     const max = Math.max(0, Math.floor(limit));
     if (!isDecimalId(uid) || max === 0) return [];
-    const convIds = await new ShardedConversationIndex(this.shards).conversationsOf(uid);
+    const convIds = await this.#index.conversationsOf(uid);
     const shardIds = [...new Set(convIds.map((c) => this.shards.instanceFor(c).id))];
     const pages = await Promise.all(shardIds.map((id) => this.storeOn(id).list(uid, max)));
     return pages

@@ -11,7 +11,7 @@ import { canonicalId } from "./uids.js";
 
 /** conversations.kind of a 1:1 conversation. */
 const DIRECT_CONVERSATION = 1;
-/** The MySQL schema's limits (VARCHAR(64), TEXT, TINYINT UNSIGNED), kept so both backends accept the same input. */
+/** The MySQL schema's limits (TEXT, TINYINT UNSIGNED; widths in COLUMN_CHARS), kept so both backends accept the same input. */
 const MAX_BODY_BYTES = 65_535;
 const MAX_KIND = 255;
 
