@@ -40,7 +40,10 @@ export function spawnService(name: string, entry: string, env: Record<string, st
   };
 }
 
-/** Polls `check` until it answers a truthy value (errors count as not yet). */
+/**
+ * Polls `check` until it answers a truthy value (errors count as not yet). A check that never
+ * settles (a client stuck in a failover) ends the wait at its deadline too, naming what hung.
+ */
 export async function waitFor<T>(
   what: string,
   check: () => Promise<T | undefined> | T | undefined,
@@ -50,12 +53,25 @@ export async function waitFor<T>(
   let last: unknown;
   for (;;) {
     try {
-      const value = await check();
+      const value = await settledBy(check(), deadline);
       if (value) return value;
     } catch (err) {
       last = err;
     }
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
     await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** `value`, or a rejection once `deadline` (epoch ms) passes without it. */
+async function settledBy<T>(value: Promise<T> | T, deadline: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error("the check itself did not answer")), Math.max(0, deadline - Date.now()));
+  });
+  try {
+    return await Promise.race([value, late]);
+  } finally {
+    clearTimeout(timer);
   }
 }

@@ -114,13 +114,17 @@ describe("Redis adapters on a Redis Cluster", () => {
     const victimClient = new Redis(victim, "127.0.0.1", { lazyConnect: true, maxRetriesPerRequest: 0 });
     await victimClient.call("SHUTDOWN", "NOSAVE").catch(() => undefined); // the connection drops: expected
     victimClient.disconnect();
-    console.log(`shut down redis master on ${victim}; waiting for its replica to take over`);
+    const began = Date.now();
+    // Each step says when it ended, so a slow failover shows which step it was.
+    const step = (what: string) => console.log(`${((Date.now() - began) / 1000).toFixed(1)} s: ${what}`);
+    step(`shut down redis master on ${victim}; waiting for its replica to take over`);
 
     await waitFor(
       "a replica to be promoted",
       async () => (await masterPortOf(`${prefix}route:${uids[0]}`)) !== victim,
       30_000,
     );
+    step("a replica took over");
     const found = await waitFor("routes readable after failover", async () => {
       const routesNow = await routes.lookup(uids);
       return routesNow.size === uids.length ? routesNow : undefined;
@@ -130,17 +134,21 @@ describe("Redis adapters on a Redis Cluster", () => {
     // New writes land too.
     await routes.bind("6000", { nodeId: "chat-3", sessionId: "new" });
     expect((await routes.lookup(["6000"])).get("6000")?.sessionId).toBe("new");
+    step("reads and writes work");
 
     // The old master comes back as a replica; the cluster is whole again.
     await promisify(execFile)("bash", [join(ROOT, "ops/stack/up.sh"), "--infra"], { timeout: 120_000 });
+    step("up.sh --infra started it again");
     const back = new Redis(victim, "127.0.0.1", { maxRetriesPerRequest: 1 });
     try {
       // It starts believing its old config (master) and turns replica once the others tell it.
       await waitFor("the old master to rejoin as a replica", async () =>
         String(await back.call("ROLE")).startsWith("slave"),
       );
+      step("it is a replica again");
     } finally {
       back.disconnect();
     }
-  });
+    // The steps' own limits (30 s + 30 s + up.sh's 120 s + 30 s) fit in this one.
+  }, 240_000);
 });
