@@ -427,7 +427,7 @@ lines.push(
   "",
   "### CPU per message: the whole system and the whole machine",
   "",
-  "Per message acked, in CPU ms. Connection holders: as above. Whole system: every process of it, MariaDB and Redis included (the processes are listed below). Load generator: this process (its worker threads drive the clients). Machine: busy time of every core from /proc/stat, whoever spent it. Not accounted: machine minus system minus load generator: the kernel's work charged to no process (irq + softirq, mostly the network, shown apart) and any other work on the machine (named below when it was more than a tenth of the machine's busy time).",
+  "Per message acked, in CPU ms. Connection holders: as above. Whole system: every process of it, MariaDB and Redis included (the processes are listed below). Load generator: this process (its worker threads drive the clients). Machine: busy time of every core from /proc/stat, whoever spent it. Not accounted: machine minus system minus load generator: the kernel's work charged to no process (irq + softirq, mostly the network, shown apart) and any other work on the machine (named below when it was more than a tenth of the machine's busy time). Context switches: of every core per message (/proc/stat ctxt), a count, not ms: each is a process put to sleep or woken, which on this kind of virtual machine costs far more than the work it wakes for (`npm run bench:store` measures one round trip alone).",
   "",
   markdownTable(
     [
@@ -440,6 +440,7 @@ lines.push(
       "machine",
       "not accounted",
       "kernel irq + softirq",
+      "context switches",
       "machine busy",
     ],
     results.flatMap((r) =>
@@ -453,6 +454,7 @@ lines.push(
         x.perMessage.machineCpuMs,
         x.perMessage.otherCpuMs,
         per(x.usage.machine.softirqCpuMs, x.acked),
+        Math.round((x.usage.machine.contextSwitches / Math.max(1, x.acked)) * 10) / 10,
         `${x.usage.machine.busyPercent} % of ${x.usage.cpus} cores`,
       ]),
     ),

@@ -114,8 +114,15 @@ export function processCpuMs(pid: number): number | undefined {
  * softirq (the kernel's network work is mostly softirq); steal (the hypervisor running someone
  * else) is apart, neither busy nor idle.
  */
-export function machineCpuMs(): { busyMs: number; totalMs: number; softirqMs: number; stealMs: number } {
-  const line = readFileSync("/proc/stat", "utf8").split("\n", 1)[0] ?? "";
+export function machineCpuMs(): {
+  busyMs: number;
+  totalMs: number;
+  softirqMs: number;
+  stealMs: number;
+  contextSwitches: number;
+} {
+  const stat = readFileSync("/proc/stat", "utf8");
+  const line = stat.split("\n", 1)[0] ?? "";
   // cpu user nice system idle iowait irq softirq steal guest guest_nice (guest is inside user)
   const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = line
     .trim()
@@ -129,6 +136,8 @@ export function machineCpuMs(): { busyMs: number; totalMs: number; softirqMs: nu
     totalMs: ms(busy + idle + iowait + steal),
     softirqMs: ms(irq + softirq),
     stealMs: ms(steal),
+    // Every core's context switches since boot: what a message costs in wakeups, whoever woke.
+    contextSwitches: Number(/^ctxt (\d+)$/m.exec(stat)?.[1] ?? 0),
   };
 }
 
@@ -246,9 +255,16 @@ export interface Usage {
   cpus: number;
   /**
    * The whole machine: busy CPU ms over every core, and how busy it was (% of all cores); of it
-   * irq + softirq (the kernel's network work, charged to no process); steal apart (not busy).
+   * irq + softirq (the kernel's network work, charged to no process); steal apart (not busy);
+   * the context switches of every core (each a process put to sleep or woken).
    */
-  machine: { busyCpuMs: number; busyPercent: number; softirqCpuMs: number; stealCpuMs: number };
+  machine: {
+    busyCpuMs: number;
+    busyPercent: number;
+    softirqCpuMs: number;
+    stealCpuMs: number;
+    contextSwitches: number;
+  };
   /** The processes outside the system and the load generator that used the most CPU meanwhile. */
   others: { pid: number; command: string; cpuMs: number }[];
   /** Every process of the system, then its MariaDB and Redis processes, then the load generator. */
@@ -435,6 +451,7 @@ export class UsageMeter {
         busyPercent: Math.round((busyCpuMs / totalCpuMs) * 1000) / 10,
         softirqCpuMs: Math.round(after.machine.softirqMs - before.machine.softirqMs),
         stealCpuMs: Math.round(after.machine.stealMs - before.machine.stealMs),
+        contextSwitches: after.machine.contextSwitches - before.machine.contextSwitches,
       },
       others: this.others(before, after),
       processes,
