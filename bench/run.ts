@@ -27,6 +27,8 @@
  *   npm run bench -- [--only shardchat,embedded-sqlite,embedded-mysql,ws-relay,socketio]
  *     [--pairs 20] [--window 8] [--seconds 8] [--size 64] [--connections 5000] [--logins 30]
  *     [--group-members 2000] [--group-rate 2,10] [--group-drain-seconds 60] [--nodes 3]
+ *     [--rates 800,1600] (fixed rates in msg/s for every system, instead of fractions of the
+ *     first shardchat system's max: runs of two versions then compare at the same load)
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -72,6 +74,7 @@ const { values } = parseArgs({
     "group-drain-seconds": { type: "string", default: "60" },
     nodes: { type: "string", default: "3" },
     only: { type: "string", default: SYSTEMS.join(",") },
+    rates: { type: "string", default: "" },
   },
 });
 const only = new Set(values.only?.split(",").map((s) => s.trim()));
@@ -92,6 +95,11 @@ const settings = {
   groupDrainSeconds: Number(values["group-drain-seconds"]),
   processes: Number(values.nodes),
   rateFractions: [0.25, 0.5, 0.75],
+  /** --rates: the same fixed rates for every system instead of the fractions. */
+  fixedRates: (values.rates ?? "")
+    .split(",")
+    .filter((r) => r.trim() !== "")
+    .map(Number),
   /** The system whose flat-out throughput the fixed rates are fractions of (set once measured). */
   ratesFrom: "",
   transport: "WebSocket (shardchat: binary protobuf frames; references: JSON text frames)",
@@ -339,7 +347,12 @@ for (const key of settings.systems) {
     const r = await measure(
       key,
       start,
-      (max) => (setsRates ? fractionsOf(max.ackedPerSecond) : sameRates()),
+      (max) =>
+        settings.fixedRates.length > 0
+          ? settings.fixedRates
+          : setsRates
+            ? fractionsOf(max.ackedPerSecond)
+            : sameRates(),
       shardchat,
     );
     if (setsRates && r.max.ackedPerSecond > 0) {
@@ -383,7 +396,7 @@ const lines: string[] = [
       ", ",
     )} (other work on the machine competes with every figure below; the "not accounted" CPU column shows how much of it there was). The load generator runs on the same machine (${settings.loadWorkers} worker threads).`,
   "",
-  `Settings: systems ${settings.systems.join(", ")}; ${settings.pairs} pairs (both members send), ${settings.windowPerSender} sends in flight per sender when flat out, ${settings.textChars}-character texts, ${settings.secondsPerRun} s per run, ${settings.processes} processes per system${only.has("embedded-sqlite") ? " (chat nodes in one process for embedded-mysql; embedded-sqlite runs 1, as npm start does)" : only.has("embedded-mysql") ? " (chat nodes in one process for embedded-mysql)" : ""}, ${settings.idleConnections} idle connections; fixed rates ${settings.rateFractions.map((f) => `${f * 100} %`).join(", ")} of ${settings.ratesFrom ? `${settings.ratesFrom}'s flat-out throughput (${rateBasis} msg/s), for every later system` : "a shardchat system's flat-out throughput: none was measured, so there were no fixed-rate runs"}; group fan-out: ${settings.groupMembers} members, ${settings.groupPostsPerSecond.join(" and ")} posts/s, ${settings.groupDrainSeconds} s drain at most; ${settings.transport}. Pairs span two nodes where the system routes between nodes (shardchat with several chat nodes, Socket.IO), one process for the relay (it cannot route).`,
+  `Settings: systems ${settings.systems.join(", ")}; ${settings.pairs} pairs (both members send), ${settings.windowPerSender} sends in flight per sender when flat out, ${settings.textChars}-character texts, ${settings.secondsPerRun} s per run, ${settings.processes} processes per system${only.has("embedded-sqlite") ? " (chat nodes in one process for embedded-mysql; embedded-sqlite runs 1, as npm start does)" : only.has("embedded-mysql") ? " (chat nodes in one process for embedded-mysql)" : ""}, ${settings.idleConnections} idle connections; fixed rates ${settings.fixedRates.length > 0 ? `${settings.fixedRates.join(", ")} msg/s (--rates), for every system` : `${settings.rateFractions.map((f) => `${f * 100} %`).join(", ")} of ${settings.ratesFrom ? `${settings.ratesFrom}'s flat-out throughput (${rateBasis} msg/s), for every later system` : "a shardchat system's flat-out throughput: none was measured, so there were no fixed-rate runs"}`}; group fan-out: ${settings.groupMembers} members, ${settings.groupPostsPerSecond.join(" and ")} posts/s, ${settings.groupDrainSeconds} s drain at most; ${settings.transport}. Pairs span two nodes where the system routes between nodes (shardchat with several chat nodes, Socket.IO), one process for the relay (it cannot route).`,
   "",
 ];
 if (failures.length > 0)
