@@ -1,4 +1,5 @@
 import { AppError, ErrorCode } from "../errors.js";
+import { fitsChars } from "../text/chars.js";
 
 /**
  * Identifiers, conversation ids and the column limits of sql/, in one place. The edges (chat
@@ -32,6 +33,17 @@ export const COLUMN_CHARS = {
   friendMessage: 500,
 } as const;
 
+/**
+ * `value` if it is a string of 1..max characters (code points, as a VARCHAR counts them), else
+ * INVALID_ARGUMENT naming `what`: the one check of every bounded text field.
+ */
+export function requireChars(value: unknown, max: number, what: string): string {
+  if (typeof value !== "string" || value.length === 0 || !fitsChars(value, max)) {
+    throw new AppError(ErrorCode.INVALID_ARGUMENT, `${what} must be 1..${max} characters`);
+  }
+  return value;
+}
+
 /** Conversations of a group are "g:<group id>"; 1:1 conversations are "p:<low uid>:<high uid>". */
 export const GROUP_CONV_PREFIX = "g:";
 
@@ -46,6 +58,14 @@ export function isGroupConvId(convId: string): boolean {
 /** The group of a "g:" conversation id, or undefined for any other id. */
 export function groupIdOfConv(convId: string): string | undefined {
   return isGroupConvId(convId) ? convId.slice(GROUP_CONV_PREFIX.length) : undefined;
+}
+
+const DIRECT_CONV = /^p:(\d{1,20}):(\d{1,20})$/;
+
+/** The two members of a 1:1 conversation id ("p:<low>:<high>"), or undefined for any other id. */
+export function directConvMembers(convId: string): [string, string] | undefined {
+  const match = DIRECT_CONV.exec(convId);
+  return match ? [match[1] as string, match[2] as string] : undefined;
 }
 
 /**

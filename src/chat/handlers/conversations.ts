@@ -1,9 +1,8 @@
 import { AppError, ErrorCode } from "../../errors.js";
+import { directConvMembers } from "../../ids/identifiers.js";
 import type { ConversationStore, Uid } from "../../storage/ports.js";
 import type { HandlerContext, LoggedInSession, Reply, RequestOf } from "./context.js";
 import { invalid, pageSize, storage } from "./context.js";
-
-const DIRECT = /^p:(\d+):(\d+)$/;
 
 function conversationsOf(ctx: HandlerContext): ConversationStore {
   if (!ctx.conversations) throw new AppError(ErrorCode.UNAVAILABLE, "this chat node keeps no conversation lists");
@@ -12,9 +11,9 @@ function conversationsOf(ctx: HandlerContext): ConversationStore {
 
 /** The other member of a 1:1 conversation ("p:<low>:<high>"), or undefined for other kinds. */
 export function peerOf(convId: string, uid: Uid): Uid | undefined {
-  const match = DIRECT.exec(convId);
-  if (!match) return undefined;
-  const [, low, high] = match as unknown as [string, string, string];
+  const members = directConvMembers(convId);
+  if (!members) return undefined;
+  const [low, high] = members;
   if (low === uid) return high;
   if (high === uid) return low;
   return undefined;

@@ -1,6 +1,6 @@
 import { AppError, ErrorCode } from "../../errors.js";
 import type { Envelope, FriendApplication, UserInfo } from "../../gen/shardchat/v1/client.js";
-import { COLUMN_CHARS, isUid } from "../../ids/identifiers.js";
+import { COLUMN_CHARS, isUid, requireChars } from "../../ids/identifiers.js";
 import type { FriendApplicationRecord, FriendStore, Uid, UserRecord } from "../../storage/ports.js";
 import type { HandlerContext, LoggedInSession, Reply, RequestOf } from "./context.js";
 import { invalid, pageSize, storage } from "./context.js";
@@ -42,7 +42,7 @@ export async function searchUsers(
 ): Reply {
   const query = request.query.trim();
   if (query === "") throw invalid("query is required");
-  if ([...query].length > COLUMN_CHARS.email) throw invalid(`query must be at most ${COLUMN_CHARS.email} characters`);
+  requireChars(query, COLUMN_CHARS.email, "query");
   const limit = pageSize(request.limit, ctx.config.CHAT_SEARCH_MAX_RESULTS);
   const found = await storage(ctx, "user search", async () => {
     if (query.includes("@")) {

@@ -6,7 +6,7 @@ import {
   type SendMessageRequest,
   type SendMessageResponse,
 } from "../../gen/shardchat/v1/client.js";
-import { COLUMN_CHARS, convIdForPair, isUid } from "../../ids/identifiers.js";
+import { COLUMN_CHARS, convIdForPair, isUid, requireChars } from "../../ids/identifiers.js";
 import { fitsChars } from "../../text/chars.js";
 import type { LaneTurn } from "../inbox.js";
 import type { HandlerContext, LoggedInSession, Reply, RequestOf } from "./context.js";
@@ -17,9 +17,7 @@ export type MessageContent = Pick<SendMessageRequest, "clientMsgId" | "kind" | "
 
 /** Checks a message's content as a client sent it (the file is checked against storage later). */
 export function validateContent(request: MessageContent, maxTextChars: number): void {
-  if (request.clientMsgId.length === 0 || !fitsChars(request.clientMsgId, COLUMN_CHARS.clientMsgId)) {
-    throw invalid(`clientMsgId must be 1..${COLUMN_CHARS.clientMsgId} characters`);
-  }
+  requireChars(request.clientMsgId, COLUMN_CHARS.clientMsgId, "clientMsgId");
   if (request.kind === MessageKind.FILE) {
     // Only the reference travels: the bytes went to gate, which checks who may download them.
     const file = request.file;

@@ -2,15 +2,13 @@ import type { MultipartFile } from "@fastify/multipart";
 import multipart from "@fastify/multipart";
 import type { FastifyPluginAsync, FastifyRequest } from "fastify";
 import { AppError, ErrorCode } from "../../errors.js";
-import { COLUMN_CHARS } from "../../ids/identifiers.js";
+import { COLUMN_CHARS, directConvMembers } from "../../ids/identifiers.js";
 import type { Uid } from "../../storage/ports.js";
 import { callerOf } from "../auth.js";
 import type { GateDeps, GateFiles } from "../deps.js";
 import { replies } from "../schemas.js";
 
 export type FilesRouteOptions = GateFiles & Pick<GateDeps, "status" | "ids" | "config" | "log">;
-
-const DIRECT_CONV = /^p:(\d{1,20}):(\d{1,20})$/;
 
 const uploadReplySchema = {
   type: "object",
@@ -48,8 +46,8 @@ function cleanName(raw: string | undefined): string {
  * before its first message), any other conversation's members are its member rows.
  */
 async function isParticipant(messages: GateFiles["messages"], convId: string, uid: Uid): Promise<boolean> {
-  const direct = DIRECT_CONV.exec(convId);
-  if (direct) return BigInt(direct[1] as string) === BigInt(uid) || BigInt(direct[2] as string) === BigInt(uid);
+  const direct = directConvMembers(convId);
+  if (direct) return direct.some((member) => BigInt(member) === BigInt(uid));
   return messages.isMember(convId, uid);
 }
 

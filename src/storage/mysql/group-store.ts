@@ -1,7 +1,7 @@
 import type { PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { AppError, ErrorCode } from "../../errors.js";
 import type { ChatMessage } from "../../gen/shardchat/v1/client.js";
-import { COLUMN_CHARS, groupConvId, isDecimalId } from "../../ids/identifiers.js";
+import { COLUMN_CHARS, groupConvId, isDecimalId, requireChars } from "../../ids/identifiers.js";
 import { fileRefToColumn } from "../file-ref.js";
 import {
   GROUP_ROLE,
@@ -377,18 +377,12 @@ function checkId(id: string): void {
 }
 
 function checkName(name: string): void {
-  const chars = typeof name === "string" ? [...name].length : 0;
-  if (chars < 1 || chars > COLUMN_CHARS.groupName) {
-    throw new AppError(ErrorCode.INVALID_ARGUMENT, `group name must be 1..${COLUMN_CHARS.groupName} characters`);
-  }
+  requireChars(name, COLUMN_CHARS.groupName, "group name");
 }
 
 function checkMessage(m: NewGroupMessage): void {
   for (const id of [m.groupId, m.msgId, m.sender]) checkId(id);
-  const chars = [...m.clientMsgId].length;
-  if (chars < 1 || chars > COLUMN_CHARS.clientMsgId) {
-    throw new AppError(ErrorCode.INVALID_ARGUMENT, `clientMsgId must be 1..${COLUMN_CHARS.clientMsgId} characters`);
-  }
+  requireChars(m.clientMsgId, COLUMN_CHARS.clientMsgId, "clientMsgId");
   if (!Number.isSafeInteger(m.sentAtMs)) throw new AppError(ErrorCode.INVALID_ARGUMENT, "sentAtMs must be an integer");
 }
 

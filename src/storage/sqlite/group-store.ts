@@ -1,6 +1,6 @@
 import { AppError, ErrorCode } from "../../errors.js";
 import type { ChatMessage } from "../../gen/shardchat/v1/client.js";
-import { COLUMN_CHARS, groupConvId } from "../../ids/identifiers.js";
+import { COLUMN_CHARS, groupConvId, requireChars } from "../../ids/identifiers.js";
 import { fileRefToColumn } from "../file-ref.js";
 import {
   GROUP_ROLE,
@@ -304,10 +304,7 @@ export class SqliteGroupStore implements GroupStore {
       msgId: requireCanonicalId(m.msgId),
       sender: requireCanonicalId(m.sender),
     };
-    const chars = typeof m.clientMsgId === "string" ? [...m.clientMsgId].length : 0;
-    if (chars < 1 || chars > COLUMN_CHARS.clientMsgId) {
-      throw new AppError(ErrorCode.INVALID_ARGUMENT, `clientMsgId must be 1..${COLUMN_CHARS.clientMsgId} characters`);
-    }
+    requireChars(m.clientMsgId, COLUMN_CHARS.clientMsgId, "clientMsgId");
     if (typeof m.text !== "string" || Buffer.byteLength(m.text, "utf8") > MAX_BODY_BYTES) {
       throw new AppError(ErrorCode.INVALID_ARGUMENT, `text must be at most ${MAX_BODY_BYTES} bytes`);
     }
@@ -318,10 +315,7 @@ export class SqliteGroupStore implements GroupStore {
 }
 
 function checkName(name: string): void {
-  const chars = typeof name === "string" ? [...name].length : 0;
-  if (chars < 1 || chars > COLUMN_CHARS.groupName) {
-    throw new AppError(ErrorCode.INVALID_ARGUMENT, `group name must be 1..${COLUMN_CHARS.groupName} characters`);
-  }
+  requireChars(name, COLUMN_CHARS.groupName, "group name");
 }
 
 function uniqueIds(uids: Uid[]): Uid[] {

@@ -1,6 +1,6 @@
 import { AppError, ErrorCode } from "../../errors.js";
 import type { ChatMessage } from "../../gen/shardchat/v1/client.js";
-import { COLUMN_CHARS } from "../../ids/identifiers.js";
+import { COLUMN_CHARS, requireChars } from "../../ids/identifiers.js";
 import { fitsChars } from "../../text/chars.js";
 import { fileRefFromColumn, fileRefToColumn } from "../file-ref.js";
 import type { HistoryQuery, MessageStore, NewMessage, Uid } from "../ports.js";
@@ -248,13 +248,7 @@ function checkNewMessage(m: NewMessage): CheckedMessage {
   if (typeof m.convId !== "string" || !m.convId || !fitsChars(m.convId, COLUMN_CHARS.convId)) {
     throw bad("bad conversation id");
   }
-  if (
-    typeof m.clientMsgId !== "string" ||
-    m.clientMsgId === "" ||
-    !fitsChars(m.clientMsgId, COLUMN_CHARS.clientMsgId)
-  ) {
-    throw bad(`clientMsgId must be 1..${COLUMN_CHARS.clientMsgId} characters`);
-  }
+  requireChars(m.clientMsgId, COLUMN_CHARS.clientMsgId, "clientMsgId");
   const id = (value: string) => {
     const canonical = canonicalId(value);
     if (canonical === null) throw bad(`"${value}" is not a decimal id`);
