@@ -5,4 +5,8 @@ RUN npm ci --omit=dev --no-audit --no-fund
 COPY . .
 # The web client gate serves under / (vite is a runtime dependency for this step).
 RUN npm run web:build
+# Not root: the image's own unprivileged user, owning only the data directory it writes.
+RUN mkdir -p /app/data && chown node:node /app/data
+USER node
+ENV DATA_DIR=/app/data
 CMD ["node", "--import", "tsx", "src/main.ts"]

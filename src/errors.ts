@@ -23,6 +23,22 @@ export function codeOf(err: unknown): ErrorCode {
   return err instanceof AppError ? err.code : ErrorCode.INTERNAL;
 }
 
+/**
+ * Codes whose messages come from the infrastructure (driver texts, internal addresses): logged
+ * where they happen, never shown to a client, which gets the code's name instead.
+ */
+const INFRASTRUCTURE_CODES: ReadonlySet<ErrorCode> = new Set([
+  ErrorCode.INTERNAL,
+  ErrorCode.UNAVAILABLE,
+  ErrorCode.STORAGE_UNAVAILABLE,
+]);
+
+/** What a client may read of err: an AppError's own message, unless its code is the infrastructure's. */
+export function clientMessage(err: unknown): string {
+  const code = codeOf(err);
+  return err instanceof AppError && !INFRASTRUCTURE_CODES.has(code) ? err.message : errorName(code);
+}
+
 /** Throws an AppError when a gRPC reply carries a non-OK code. */
 export function okOrThrow<T extends { error: ErrorCode }>(reply: T): T {
   if (reply.error !== ErrorCode.OK) throw new AppError(reply.error);

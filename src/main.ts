@@ -57,8 +57,8 @@ function nthPort(port: number, i: number): number {
 }
 
 async function start(): Promise<void> {
-  // One process, one registry: gate's port serves /metrics, /healthz and /readyz for all of
-  // it, so the services' own METRICS_PORT servers (which would collide) stay off.
+  // One process, one registry: gate's ops server (METRICS_PORT, when set) serves /metrics,
+  // /healthz and /readyz for all of it, so the other services' own (which would collide) stay off.
   const metrics = createMetrics("stack");
   const adapters = await createAdapters(config, log, metrics);
   closers.push(() => adapters.close());
@@ -160,6 +160,7 @@ async function start(): Promise<void> {
       `  mail             ${config.SMTP_URL ? config.SMTP_URL.replace(/\/\/[^@/]*@/, "//") : "verify codes are written to this log"}`,
       `  data             ${adapters.storageLocation} (STORAGE_BACKEND=${config.STORAGE_BACKEND})`,
       `  routing          ${routing}`,
+      `  metrics, health  ${gate.opsPort === undefined ? "off (set METRICS_PORT)" : `http://${config.METRICS_HOST}:${gate.opsPort}/metrics, /readyz`}`,
       "",
       "First user, with the terminal client (in another terminal):",
       `  ${cli} code you@example.com`,

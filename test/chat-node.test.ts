@@ -355,8 +355,6 @@ describe("chat node", () => {
 
     const beat = await a.call(heartbeatReq, "heartbeatResp");
     expect(Number(beat.serverTimeMs)).toBeGreaterThan(0);
-    const again = await a.errorOf({ $case: "loginReq", value: { uid: A, token: tokenOf(A) } });
-    expect(again.code).toBe(ErrorCode.ALREADY_LOGGED_IN);
   });
 
   it("sends a user who reached the wrong node to the right one", async () => {
@@ -377,6 +375,30 @@ describe("chat node", () => {
     const { code } = await intruder.errorOf({ $case: "loginReq", value: { uid: C, token: "not-the-token" } });
     expect(code).toBe(ErrorCode.TOKEN_INVALID);
     await intruder.inbox.untilClosed();
+  });
+
+  it("closes the connection on every refused login: a malformed one, and a second one on a logged-in session", async () => {
+    for (const value of [
+      { uid: "0", token: tokenOf(C) },
+      { uid: C, token: "" },
+      { uid: C, token: tokenOf(C), device: 99 as DeviceKind },
+    ]) {
+      const client = await tcp(node1);
+      const { code } = await client.errorOf({ $case: "loginReq", value });
+      expect(code, JSON.stringify(value)).toBe(ErrorCode.INVALID_ARGUMENT);
+      await client.inbox.untilClosed();
+    }
+    // A's phone beside A's desktop session (another device kind: nothing is kicked).
+    const phone = await ws(node1);
+    await phone.call(
+      { $case: "loginReq", value: { uid: A, token: tokenOf(A), device: DeviceKind.MOBILE } },
+      "loginResp",
+    );
+    const again = await phone.errorOf({ $case: "loginReq", value: { uid: A, token: tokenOf(A) } });
+    expect(again.code).toBe(ErrorCode.ALREADY_LOGGED_IN);
+    await phone.inbox.untilClosed();
+    // The desktop session is untouched.
+    await a.call(heartbeatReq, "heartbeatResp");
   });
 
   it("acks A's message after storing it and pushes it to B on the other node", async () => {
@@ -558,15 +580,6 @@ describe("chat node", () => {
     // Exactly at the limit (in characters, not UTF-16 units) is fine.
     const ok = await a.call(sendReq(B, "x8", "😀".repeat(MAX_TEXT)), "sendResp");
     expect((await b.nextPush("messagePush")).message?.msgId).toBe(ok.msgId);
-
-    const fresh = await tcp(node1);
-    expect((await fresh.errorOf({ $case: "loginReq", value: { uid: C, token: "" } })).code).toBe(
-      ErrorCode.INVALID_ARGUMENT,
-    );
-    expect((await fresh.errorOf({ $case: "loginReq", value: { uid: "0", token: "t" } })).code).toBe(
-      ErrorCode.INVALID_ARGUMENT,
-    );
-    await fresh.login(C, tokenOf(C));
   });
 
   it("closes a session whose first request is not a login", async () => {

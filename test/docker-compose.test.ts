@@ -1,4 +1,6 @@
 import { execFile } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import { beforeAll, describe, expect, it } from "vitest";
 import { ROOT } from "./helpers/processes.js";
@@ -48,5 +50,16 @@ describe("docker-compose.yml", () => {
     for (const n of [1, 2, 3]) expect(stdout).toContain(`CHAT_GRPC_PUBLIC_HOST: chat-${n}`);
     expect(stdout).toContain("MYSQL_SHARDS: mysql://root@mariadb-1:3306/shardchat,mysql://root@mariadb-2:3306");
     expect(stdout.match(/INTERNAL_AUTH_TOKEN: 0123456789abcdef0123456789abcdef/g)?.length).toBe(6);
+  });
+
+  it("builds an image that runs as an unprivileged user and leaves secrets and local state out", async () => {
+    // No Docker engine here: the files are read as `docker build` would.
+    const dockerfile = await readFile(join(ROOT, "Dockerfile"), "utf8");
+    const users = [...dockerfile.matchAll(/^USER\s+(\S+)/gm)].map((m) => m[1]);
+    expect(users.at(-1)).toBeDefined();
+    expect(["root", "0"]).not.toContain(users.at(-1));
+    expect(dockerfile.indexOf("USER")).toBeGreaterThan(dockerfile.lastIndexOf("RUN "));
+    const ignored = (await readFile(join(ROOT, ".dockerignore"), "utf8")).split("\n").map((l) => l.trim());
+    for (const path of [".env", ".stack", "node_modules", ".git", "data"]) expect(ignored).toContain(path);
   });
 });

@@ -4,12 +4,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Config } from "../src/config/settings.js";
 import { ErrorCode } from "../src/errors.js";
 import { buildGateApp, type GateDeps } from "../src/gate/app.js";
+import { startGate } from "../src/gate/server.js";
 import { StatusServiceService } from "../src/gen/shardchat/v1/status.js";
 import { grpcClient } from "../src/grpc/api.js";
 import { Snowflake } from "../src/ids/snowflake.js";
 import { createLogger } from "../src/log/logger.js";
 import { SmtpMailer } from "../src/mail/smtp-mailer.js";
-import { tcpProbe } from "../src/metrics/health.js";
+import { type Probe, tcpProbe } from "../src/metrics/health.js";
 import { createMetrics } from "../src/metrics/metrics.js";
 import { RedisNodeRegistry } from "../src/routing/redis/node-registry.js";
 import { RedisRateLimiter } from "../src/routing/redis/rate-limiter.js";
@@ -34,6 +35,8 @@ let app: FastifyInstance;
 let status: StatusApi;
 let users: MysqlUserStore;
 const extraApps: FastifyInstance[] = [];
+/** Gates started listening (startGate), closed after the suite. */
+const closers: (() => Promise<void>)[] = [];
 const log = createLogger("gate-test", "warn");
 
 const NODE = {
@@ -125,6 +128,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const a of [app, ...extraApps]) await a?.close();
+  for (const close of closers) await close();
   mailer?.close();
   await pool?.end();
   if (redis) {
@@ -141,25 +145,51 @@ describe("gate", () => {
     expect(await call("GET", "/healthz")).toEqual({ status: 200, json: { error: ErrorCode.OK } });
   });
 
-  it("registers with the mailed code, then refuses a taken name or email", async () => {
+  it("registers with the mailed code; only whoever holds a code for the email learns a name or email is taken", async () => {
     const uid = await register("alice", "Alice@Example.com", "correct horse");
     expect(uid).toMatch(/^[1-9]\d*$/);
     const stored = await users.byName("alice");
     expect(stored).toMatchObject({ uid, name: "alice", email: "alice@example.com" });
 
+    // Without the mailbox's code, a taken name or email looks like any other attempt.
+    for (const [user, email] of [
+      ["ALICE", "other@example.com"],
+      ["alice2", " alice@EXAMPLE.com"],
+    ]) {
+      const res = await post("/v1/register", { user, email, password: "correct horse", code: "123456" });
+      expect(res.json.error, `${user} ${email}`).toBe(ErrorCode.VERIFY_CODE_WRONG);
+    }
+
+    // With it: the name is taken, and the code is still good for another name.
+    const code = await mailedCode("other@example.com");
     const takenName = await post("/v1/register", {
       user: "ALICE",
       email: "other@example.com",
-      password: "correct horse",
-      code: "123456",
+      password: "pw-12345",
+      code,
     });
     expect(takenName).toMatchObject({ status: 409, json: { error: ErrorCode.USER_EXISTS } });
+    const other = await post("/v1/register", {
+      user: "alice3",
+      email: "other@example.com",
+      password: "pw-12345",
+      code,
+    });
+    expect(other).toMatchObject({ status: 200, json: { error: ErrorCode.OK } });
+    // Spent now.
+    const again = await post("/v1/register", {
+      user: "alice4",
+      email: "other@example.com",
+      password: "pw-12345",
+      code,
+    });
+    expect(again.json.error).toBe(ErrorCode.VERIFY_CODE_WRONG);
 
     const takenEmail = await post("/v1/register", {
       user: "alice2",
       email: " alice@EXAMPLE.com",
       password: "correct horse",
-      code: "123456",
+      code: await mailedCode("alice@example.com"),
     });
     expect(takenEmail).toMatchObject({ status: 409, json: { error: ErrorCode.EMAIL_EXISTS } });
   });
@@ -300,36 +330,59 @@ describe("gate", () => {
     }
   });
 
-  it("serves Prometheus text on /metrics and tells ready from not ready on /readyz", async () => {
+  it("serves /metrics and /readyz on its ops port only; the public port answers /healthz", async () => {
     const metrics = createMetrics("gate");
-    const ready = await gateWith(status, users, {
-      metrics,
-      probes: [{ name: "mysql", check: () => pool.query("SELECT 1") }],
-    });
     const closedPort = await freePort();
-    const notReady = await gateWith(status, users, {
-      probes: [{ name: "mysql", check: () => pool.query("SELECT 1") }, tcpProbe("verify", `127.0.0.1:${closedPort}`)],
-    });
-    extraApps.push(ready, notReady);
-    metrics.rateLimited.inc({ limit: "probe" });
-    const text = await ready.inject({ method: "GET", url: "/metrics" });
-    expect(text.statusCode).toBe(200);
-    expect(text.headers["content-type"]).toMatch(/^text\/plain/);
-    expect(text.body).toContain('shardchat_rate_limited_total{limit="probe",service="gate"} 1');
-    expect(text.body).toContain("nodejs_eventloop_lag_seconds");
+    const served = async (probes: Probe[]) => {
+      const gate = await startGate({
+        users,
+        verify: createVerifyService({
+          codes: new RedisVerifyCodeStore(redis, config.REDIS_KEY_PREFIX),
+          limiter: new RedisRateLimiter(redis, config.REDIS_KEY_PREFIX),
+          mailer,
+          config,
+          log,
+        }),
+        status,
+        ids: new Snowflake({ workerId: 8 }),
+        limiter: new RedisRateLimiter(redis, config.REDIS_KEY_PREFIX),
+        config: { ...config, GATE_HOST: "127.0.0.1", GATE_PORT: 0, METRICS_HOST: "127.0.0.1", METRICS_PORT: 0 },
+        log,
+        metrics,
+        probes,
+      });
+      closers.push(() => gate.close());
+      return {
+        public: (path: string) => fetch(`http://127.0.0.1:${gate.port}${path}`),
+        ops: (path: string) => fetch(`http://127.0.0.1:${gate.opsPort}${path}`),
+      };
+    };
+    const mysqlProbe: Probe = { name: "mysql", check: () => pool.query("SELECT 1") };
+    const ready = await served([mysqlProbe]);
+    const notReady = await served([mysqlProbe, tcpProbe("verify", `127.0.0.1:${closedPort}`)]);
 
-    expect((await ready.inject({ method: "GET", url: "/readyz" })).json()).toMatchObject({ ready: true });
-    const down = await notReady.inject({ method: "GET", url: "/readyz" });
-    expect(down.statusCode).toBe(503);
-    expect(down.json()).toMatchObject({
-      error: ErrorCode.UNAVAILABLE,
+    expect((await ready.public("/healthz")).status).toBe(200);
+    for (const path of ["/metrics", "/readyz"]) expect((await ready.public(path)).status, path).toBe(404);
+
+    metrics.rateLimited.inc({ limit: "probe" });
+    const text = await ready.ops("/metrics");
+    expect(text.status).toBe(200);
+    expect(text.headers.get("content-type")).toMatch(/^text\/plain/);
+    const body = await text.text();
+    expect(body).toContain('shardchat_rate_limited_total{limit="probe",service="gate"} 1');
+    expect(body).toContain("nodejs_eventloop_lag_seconds");
+
+    expect(await (await ready.ops("/readyz")).json()).toMatchObject({ ready: true });
+    const down = await notReady.ops("/readyz");
+    expect(down.status).toBe(503);
+    expect(await down.json()).toMatchObject({
       ready: false,
       checks: [
         { name: "mysql", ok: true },
         { name: "verify", ok: false },
       ],
     });
-    expect((await notReady.inject({ method: "GET", url: "/healthz" })).statusCode).toBe(200);
+    expect((await notReady.ops("/healthz")).status).toBe(200);
   });
 
   it("takes the client address from X-Forwarded-For only when a trusted proxy sends it", async () => {

@@ -36,7 +36,9 @@ describe("error codes over internal gRPC", () => {
       code: ErrorCode.RATE_LIMITED,
       message: "too many codes for this email",
     });
-    await expect(client.api.consumeVerifyCode({ email: "a@example.com", code: "1" })).rejects.toMatchObject({
+    await expect(
+      client.api.consumeVerifyCode({ email: "a@example.com", code: "1", checkOnly: false }),
+    ).rejects.toMatchObject({
       code: ErrorCode.STORAGE_UNAVAILABLE,
     });
     expect(await client.api.getVerifyCode({ email: "fine@example.com", clientAddr: "" })).toMatchObject({

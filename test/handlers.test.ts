@@ -3,7 +3,10 @@ import { AppError, ErrorCode } from "../src/errors.js";
 import { Envelope } from "../src/gen/shardchat/v1/client.js";
 import { groupConvId } from "../src/ids/identifiers.js";
 import type { ChatClient } from "../src/sdk/chat-client.js";
+import { MysqlMessageStore } from "../src/storage/mysql/message-store.js";
+import { createPool } from "../src/storage/mysql/pool.js";
 import { type MemoryNode, startMemoryNode } from "./helpers/memory-node.js";
+import { freePort } from "./helpers/ports.js";
 
 /**
  * What single handlers answer, on one chat node over the embedded adapters (no MariaDB or
@@ -73,5 +76,26 @@ describe("handlers on the embedded adapters", () => {
       ),
     ).toBe(ErrorCode.UNKNOWN_MESSAGE_TYPE);
     expect((await alice.client.sendText(bob.uid, "still here")).seq).toBeGreaterThan(0);
+  });
+});
+
+describe("a storage failure on the embedded node", () => {
+  it("answers the code's name, never the driver's text or an internal address (which go to the log)", async () => {
+    // The real MySQL adapter, pointed at a port where nothing listens: a real driver error.
+    const pool = createPool({ MYSQL_URL: `mysql://root@127.0.0.1:${await freePort()}/nowhere`, MYSQL_POOL_SIZE: 1 });
+    const memory = await startMemoryNode({}, { messages: new MysqlMessageStore(pool) });
+    try {
+      const alice = await memory.user("alice");
+      const bob = await memory.user("bob");
+      const failure = await alice.client.sendText(bob.uid, "lost?").then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expect(failure).toBeInstanceOf(AppError);
+      expect(failure).toMatchObject({ code: ErrorCode.STORAGE_UNAVAILABLE, message: "STORAGE_UNAVAILABLE" });
+    } finally {
+      await memory.close();
+      await pool.end();
+    }
   });
 });

@@ -222,6 +222,18 @@ describe.each(backends)("MessageStore on $name", (backend) => {
       expect(fromB.message.seq).toBe(fromA.message.seq + 1);
     });
 
+    it("tells clientMsgIds apart byte for byte: trailing spaces and case make another message", async () => {
+      const [a, b] = [newUid(), newUid()];
+      const ids = ["x", "x ", "x  ", "X", " x"];
+      const stored = [];
+      for (const id of ids) stored.push(await store.append(message(a, b, `for ${JSON.stringify(id)}`, id)));
+      expect(stored.map((r) => r.duplicate)).toEqual(ids.map(() => false));
+      expect(stored.map((r) => r.message.clientMsgId)).toEqual(ids);
+      // And each resend finds its own message.
+      const again = await store.append(message(a, b, "resend", "x "));
+      expect(again).toMatchObject({ duplicate: true, message: { seq: stored[1]?.message.seq, clientMsgId: "x " } });
+    });
+
     it("refuses a clientMsgId longer than its column instead of truncating it", async () => {
       const [a, b] = [newUid(), newUid()];
       expect(await codeOfRejection(store.append(message(a, b, "x", "c".repeat(65))))).toBe(ErrorCode.INVALID_ARGUMENT);

@@ -28,6 +28,7 @@ const clients: ChatClient[] = [];
 const opsPorts: Record<string, number> = {};
 let mysqlProxy: TcpProxy;
 let redisProxy: TcpProxy;
+let gatePort: number;
 
 async function get(name: string, path: string): Promise<{ status: number; body: string }> {
   const res = await fetch(`http://127.0.0.1:${opsPorts[name]}${path}`);
@@ -52,7 +53,8 @@ async function user(name: string): Promise<ChatClient> {
 
 beforeAll(async () => {
   smtp = await startSmtpSink();
-  const [gatePort, verifyPort, statusPort] = [await freePort(), await freePort(), await freePort()];
+  gatePort = await freePort();
+  const [verifyPort, statusPort] = [await freePort(), await freePort()];
   config = testConfig({
     SMTP_URL: smtp.url,
     VERIFY_COOLDOWN_SECONDS: 1,
@@ -92,8 +94,7 @@ beforeAll(async () => {
       ...viaProxies,
     });
   }
-  procs.push(spawnService("ops-gate", "src/gate/main.ts", env));
-  opsPorts.gate = gatePort;
+  await spawn("gate", "src/gate/main.ts");
   gate = new GateClient(`http://127.0.0.1:${gatePort}`);
   const status = grpcClient(StatusServiceService, config.STATUS_ADDR);
   try {
@@ -124,6 +125,11 @@ describe("metrics and health", () => {
       expect(metrics.status, name).toBe(200);
       expect(metrics.body, name).toContain("nodejs_eventloop_lag_seconds");
     }
+    // gate's public port: liveness only; what names internal addresses stays on the ops port.
+    const gatePublic = (path: string) => fetch(`http://127.0.0.1:${gatePort}${path}`).then((r) => r.status);
+    expect(await gatePublic("/healthz")).toBe(200);
+    expect(await gatePublic("/readyz")).toBe(404);
+    expect(await gatePublic("/metrics")).toBe(404);
   });
 
   it("counts connections, messages in and out, store and delivery latency after a chat", async () => {

@@ -182,6 +182,36 @@ describe.each(backends)("routing ports on $name", (backend) => {
       expect(await codes.consume("nobody@example.com", "123456")).toBe(false);
     });
 
+    it("counts each wrong guess in the same step as the comparison and removes the code at the limit", async () => {
+      const codes = backend.codes(60_000);
+      const now = Date.now();
+      const guess = (code: string, consume = true, nowMs = now) =>
+        codes.attempt("g@example.com", code, { maxAttempts: 3, consume, nowMs });
+      expect(await guess("123456")).toBe("none");
+      await codes.put("g@example.com", { code: "123456", expiresAtMs: now + 60_000 });
+      expect(await guess("000000")).toBe("wrong");
+      expect(await guess("123456", false)).toBe("ok");
+      expect(await guess("123456", true, now + 61_000)).toBe("expired");
+      expect(await guess("000001")).toBe("wrong");
+      expect(await codes.get("g@example.com")).not.toBeNull();
+      // The third wrong guess is the last: the code is gone, the right one finds nothing.
+      expect(await guess("000002")).toBe("wrong");
+      expect(await guess("123456")).toBe("none");
+
+      // Many at once: no more than maxAttempts wrong ones are compared before the code is gone.
+      await codes.put("g@example.com", { code: "123456", expiresAtMs: now + 60_000 });
+      const wrongs = Array.from({ length: 20 }, (_, i) => guess(String(100_000 + i)));
+      const outcomes = await Promise.all([...wrongs, guess("123456")]);
+      expect(outcomes.filter((o) => o === "wrong")).toHaveLength(3);
+      expect(outcomes.at(-1)).toBe("none");
+
+      // A new code starts with no guesses counted; the right guess consumes it.
+      await codes.put("g@example.com", { code: "654321", expiresAtMs: now + 60_000 });
+      expect(await guess("000000")).toBe("wrong");
+      expect(await guess("654321")).toBe("ok");
+      expect(await guess("654321")).toBe("none");
+    });
+
     it("a new code replaces the old one; an expired code is kept only for the grace", async () => {
       const codes = backend.codes(200);
       await codes.put("c@example.com", { code: "111111", expiresAtMs: Date.now() + 60_000 });

@@ -83,18 +83,22 @@ describe("verify over gRPC", () => {
     expect(again.retryAfterSeconds).toBeGreaterThan(0);
     expect(again.retryAfterSeconds).toBeLessThanOrEqual(60);
 
-    expect(await api.consumeVerifyCode({ email: "alice@example.com", code: otherCode(code) })).toEqual({
+    expect(
+      await api.consumeVerifyCode({ email: "alice@example.com", code: otherCode(code), checkOnly: false }),
+    ).toEqual({
       error: ErrorCode.VERIFY_CODE_WRONG,
     });
-    expect(await api.consumeVerifyCode({ email: "ALICE@example.com", code })).toEqual({ error: ErrorCode.OK });
-    expect(await api.consumeVerifyCode({ email: "alice@example.com", code })).toEqual({
+    expect(await api.consumeVerifyCode({ email: "ALICE@example.com", code, checkOnly: false })).toEqual({
+      error: ErrorCode.OK,
+    });
+    expect(await api.consumeVerifyCode({ email: "alice@example.com", code, checkOnly: false })).toEqual({
       error: ErrorCode.VERIFY_CODE_WRONG,
     });
   });
 
   it("answers WRONG for an email that never got a code and INVALID_ARGUMENT for a malformed email", async () => {
     const api = await serveVerify();
-    expect((await api.consumeVerifyCode({ email: "nobody@example.com", code: "123456" })).error).toBe(
+    expect((await api.consumeVerifyCode({ email: "nobody@example.com", code: "123456", checkOnly: false })).error).toBe(
       ErrorCode.VERIFY_CODE_WRONG,
     );
     for (const email of ["", "not-an-email", "a@b", "a b@example.com", "x@example.com\r\nBcc: y@example.com"]) {
@@ -116,7 +120,7 @@ describe("verify over gRPC", () => {
     const api = await serveVerify({ VERIFY_CODE_TTL_SECONDS: 1 });
     const code = await mailedCode(api, "late@example.com");
     await new Promise((r) => setTimeout(r, 1200));
-    expect((await api.consumeVerifyCode({ email: "late@example.com", code })).error).toBe(
+    expect((await api.consumeVerifyCode({ email: "late@example.com", code, checkOnly: false })).error).toBe(
       ErrorCode.VERIFY_CODE_EXPIRED,
     );
   });
@@ -126,24 +130,75 @@ describe("verify over gRPC", () => {
 
     const survivor = await mailedCode(api, "guess4@example.com");
     for (let i = 0; i < 4; i++) {
-      expect((await api.consumeVerifyCode({ email: "guess4@example.com", code: otherCode(survivor) })).error).toBe(
-        ErrorCode.VERIFY_CODE_WRONG,
-      );
+      expect(
+        (await api.consumeVerifyCode({ email: "guess4@example.com", code: otherCode(survivor), checkOnly: false }))
+          .error,
+      ).toBe(ErrorCode.VERIFY_CODE_WRONG);
     }
-    expect((await api.consumeVerifyCode({ email: "guess4@example.com", code: survivor })).error).toBe(ErrorCode.OK);
+    expect((await api.consumeVerifyCode({ email: "guess4@example.com", code: survivor, checkOnly: false })).error).toBe(
+      ErrorCode.OK,
+    );
 
     const burned = await mailedCode(api, "guess5@example.com");
     for (let i = 0; i < 5; i++) {
-      expect((await api.consumeVerifyCode({ email: "guess5@example.com", code: otherCode(burned) })).error).toBe(
-        ErrorCode.VERIFY_CODE_WRONG,
-      );
+      expect(
+        (await api.consumeVerifyCode({ email: "guess5@example.com", code: otherCode(burned), checkOnly: false })).error,
+      ).toBe(ErrorCode.VERIFY_CODE_WRONG);
     }
-    expect((await api.consumeVerifyCode({ email: "guess5@example.com", code: burned })).error).toBe(
+    expect((await api.consumeVerifyCode({ email: "guess5@example.com", code: burned, checkOnly: false })).error).toBe(
       ErrorCode.VERIFY_CODE_WRONG,
     );
-    // A burned code does not hold the cool-down: the user may ask for a new one.
-    const fresh = await mailedCode(api, "guess5@example.com");
-    expect((await api.consumeVerifyCode({ email: "guess5@example.com", code: fresh })).error).toBe(ErrorCode.OK);
+    // A burned code keeps its cool-down: burning one is no way to get the next one sooner.
+    expect((await api.getVerifyCode({ email: "guess5@example.com", clientAddr: "10.0.0.1" })).error).toBe(
+      ErrorCode.VERIFY_CODE_COOLDOWN,
+    );
+  });
+
+  it("compares no more than VERIFY_MAX_ATTEMPTS guesses of many sent at once", async () => {
+    const api = await serveVerify({ VERIFY_MAX_ATTEMPTS: 5 });
+    const code = await mailedCode(api, "racing@example.com");
+    // 199 wrong guesses and, sent last, the right one, all in flight together.
+    const guesses = Array.from({ length: 199 }, (_, i) => String((Number(code) + 1 + i) % 1_000_000).padStart(6, "0"));
+    const replies = await Promise.all(
+      [...guesses, code].map((guess) =>
+        api.consumeVerifyCode({ email: "racing@example.com", code: guess, checkOnly: false }),
+      ),
+    );
+    expect(replies.filter((r) => r.error === ErrorCode.OK)).toEqual([]);
+    expect((await api.consumeVerifyCode({ email: "racing@example.com", code, checkOnly: false })).error).toBe(
+      ErrorCode.VERIFY_CODE_WRONG,
+    );
+  });
+
+  it("checks a code without using it up, a wrong check counting as a guess", async () => {
+    const api = await serveVerify({ VERIFY_MAX_ATTEMPTS: 3 });
+    const code = await mailedCode(api, "check@example.com");
+    const check = (guess: string) =>
+      api.consumeVerifyCode({ email: "check@example.com", code: guess, checkOnly: true });
+    expect((await check(code)).error).toBe(ErrorCode.OK);
+    expect((await check(code)).error).toBe(ErrorCode.OK);
+    expect((await check(otherCode(code))).error).toBe(ErrorCode.VERIFY_CODE_WRONG);
+    expect((await check(otherCode(code))).error).toBe(ErrorCode.VERIFY_CODE_WRONG);
+    expect((await api.consumeVerifyCode({ email: "check@example.com", code, checkOnly: false })).error).toBe(
+      ErrorCode.OK,
+    );
+    expect((await check(code)).error).toBe(ErrorCode.VERIFY_CODE_WRONG);
+  });
+
+  it("sends one email no more than VERIFY_MAX_PER_EMAIL_PER_DAY codes, whoever asks", async () => {
+    const api = await serveVerify({ VERIFY_MAX_PER_EMAIL_PER_DAY: 2 });
+    for (const addr of ["10.1.0.1", "10.1.0.2"]) {
+      const code = await mailedCode(api, "daily@example.com", addr);
+      // Using the code lifts the cool-down, so only the daily cap is left to stop the next one.
+      expect((await api.consumeVerifyCode({ email: "daily@example.com", code, checkOnly: false })).error).toBe(
+        ErrorCode.OK,
+      );
+    }
+    const third = await api.getVerifyCode({ email: "daily@example.com", clientAddr: "10.1.0.3" });
+    expect(third.error).toBe(ErrorCode.RATE_LIMITED);
+    expect(third.retryAfterSeconds).toBeGreaterThan(3600);
+    // Another email is not affected.
+    await mailedCode(api, "daily2@example.com", "10.1.0.3");
   });
 
   it("answers MAIL_FAILED when SMTP is down and lifts the cool-down", async () => {
@@ -152,13 +207,15 @@ describe("verify over gRPC", () => {
     const failed = await down.getVerifyCode({ email: "bounce@example.com", clientAddr: "10.0.0.1" });
     expect(failed.error).toBe(ErrorCode.MAIL_FAILED);
     // The never-delivered code is gone, so it cannot be used ...
-    expect((await down.consumeVerifyCode({ email: "bounce@example.com", code: "000000" })).error).toBe(
-      ErrorCode.VERIFY_CODE_WRONG,
-    );
+    expect(
+      (await down.consumeVerifyCode({ email: "bounce@example.com", code: "000000", checkOnly: false })).error,
+    ).toBe(ErrorCode.VERIFY_CODE_WRONG);
     // ... and a retry through a working mailer is not held back by the cool-down.
     const up = await serveVerify();
     const code = await mailedCode(up, "bounce@example.com");
-    expect((await up.consumeVerifyCode({ email: "bounce@example.com", code })).error).toBe(ErrorCode.OK);
+    expect((await up.consumeVerifyCode({ email: "bounce@example.com", code, checkOnly: false })).error).toBe(
+      ErrorCode.OK,
+    );
   });
 
   it("mails an address exactly once when many requests race, whichever verify process they reach", async () => {
@@ -172,6 +229,6 @@ describe("verify over gRPC", () => {
     const code = codeFromMail(await sink.waitForMail(email));
     // waitForMail took the one mail; a second would still be in the sink.
     expect(sink.mails.filter((m) => m.to.includes(email))).toHaveLength(0);
-    expect((await one.consumeVerifyCode({ email, code })).error).toBe(ErrorCode.OK);
+    expect((await one.consumeVerifyCode({ email, code, checkOnly: false })).error).toBe(ErrorCode.OK);
   });
 });

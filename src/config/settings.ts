@@ -172,7 +172,12 @@ export const settings = {
   VERIFY_MAX_ATTEMPTS: {
     schema: positiveInt,
     default: "5",
-    doc: "Wrong guesses that burn a verify code: after that many, a new code must be requested.",
+    doc: "Wrong guesses that burn a verify code: after that many, a new code must be requested (after the cool-down).",
+  },
+  VERIFY_MAX_PER_EMAIL_PER_DAY: {
+    schema: positiveInt,
+    default: "10",
+    doc: "Codes one email may be sent per day, whoever asks (with VERIFY_MAX_ATTEMPTS, at most this many times that many guesses a day).",
   },
   SMTP_URL: {
     schema: z.string(),
@@ -443,7 +448,7 @@ export const settings = {
       .regex(/^(\d{1,5})?$/, "a port or empty")
       .transform((v) => (v === "" ? null : Number(v))),
     default: "",
-    doc: "Port of the HTTP server with /metrics, /healthz and /readyz for verify, status and chat nodes (gate serves them on its own port); 0 picks a free one. Empty: none.",
+    doc: "Port of the ops HTTP server with /metrics, /healthz and /readyz, on every service (gate's public port has /healthz only; `npm start` serves one for the whole process); 0 picks a free one. Empty: none.",
   },
   READY_PROBE_TIMEOUT_MS: {
     schema: positiveInt,

@@ -1,6 +1,5 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import Fastify, { type FastifyInstance } from "fastify";
-import { createMetrics } from "../metrics/metrics.js";
 import type { GateDeps } from "./deps.js";
 import { errorHandler, notFoundHandler } from "./errors.js";
 import { hashPassword } from "./password.js";
@@ -39,11 +38,7 @@ export async function buildGateApp(deps: GateDeps): Promise<FastifyInstance> {
   });
 
   const dummyHash = await hashPassword(randomBytes(16).toString("hex"));
-  await app.register(healthzRoute, {
-    metrics: deps.metrics ?? createMetrics("gate"),
-    probes: deps.probes ?? [],
-    probeTimeoutMs: config.READY_PROBE_TIMEOUT_MS,
-  });
+  await app.register(healthzRoute);
   await app.register(verifyCodeRoute, { verify: deps.verify });
   await app.register(registerRoute, { users: deps.users, verify: deps.verify, ids: deps.ids, config });
   await app.register(resetPasswordRoute, { users: deps.users, verify: deps.verify, config });

@@ -20,7 +20,7 @@ export interface GateDeps {
   limiter: RateLimiter;
   config: Config;
   log: Logger;
-  /** Served on /metrics; a fresh registry when absent. */
+  /** Served on the ops server's /metrics; a fresh registry when absent. */
   metrics?: Metrics;
   /** Uploads and downloads (POST/GET /v1/files); none served when absent. */
   files?: GateFiles;

@@ -1,15 +1,37 @@
 import type { AddressInfo } from "node:net";
+import { createMetrics } from "../metrics/metrics.js";
+import { startConfiguredOpsServer } from "../metrics/ops-server.js";
 import { buildGateApp, type GateDeps } from "./app.js";
 
 export interface GateHandle {
   port: number;
+  /** The /metrics, /healthz, /readyz port (METRICS_PORT set), else undefined. */
+  opsPort: number | undefined;
   close(): Promise<void>;
 }
 
-/** gate listening on GATE_HOST:GATE_PORT (port 0 picks a free one). The caller owns the deps. */
+/**
+ * gate listening on GATE_HOST:GATE_PORT (port 0 picks a free one), and its ops server on
+ * METRICS_HOST:METRICS_PORT when that is set. The caller owns the deps.
+ */
 export async function startGate(deps: GateDeps): Promise<GateHandle> {
   const app = await buildGateApp(deps);
   await app.listen({ host: deps.config.GATE_HOST, port: deps.config.GATE_PORT });
   const { port } = app.server.address() as AddressInfo;
-  return { port, close: () => app.close() };
+  const ops = await startConfiguredOpsServer(deps.config, {
+    metrics: deps.metrics ?? createMetrics("gate"),
+    probes: deps.probes ?? [],
+    log: deps.log,
+  }).catch(async (err: unknown) => {
+    await app.close();
+    throw err;
+  });
+  return {
+    port,
+    opsPort: ops?.port,
+    close: async () => {
+      await ops?.close();
+      await app.close();
+    },
+  };
 }

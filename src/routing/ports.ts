@@ -35,10 +35,25 @@ export interface StoredCode {
 }
 
 /** Verification codes by email. */
+/** What one guess at an email's code found (VerifyCodeStore.attempt). */
+export type CodeAttempt = "ok" | "wrong" | "expired" | "none";
+
 export interface VerifyCodeStore {
+  /** A new code for email, with no guesses counted against it. */
   put(email: string, code: StoredCode): Promise<void>;
   get(email: string): Promise<StoredCode | null>;
-  /** Removes the code only if it is still `code` (a code is used once). Answers whether it did. */
+  /**
+   * One guess at email's code, in one atomic step, so concurrent guesses are each counted and
+   * compared in turn: "none" without a code, "expired" past its expiry, "wrong" for a wrong
+   * guess (it counts, and the one that makes `maxAttempts` removes the code), else "ok" (and,
+   * with `consume`, the code is removed: a code is used once).
+   */
+  attempt(
+    email: string,
+    guess: string,
+    options: { maxAttempts: number; consume: boolean; nowMs: number },
+  ): Promise<CodeAttempt>;
+  /** Removes the code only if it is still `code` (a code never mailed). Answers whether it did. */
   consume(email: string, code: string): Promise<boolean>;
 }
 

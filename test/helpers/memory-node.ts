@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type RunningChatNode, startChatNode } from "../../src/chat/server.js";
-import { chatNodeAdapters, createAdapters } from "../../src/compose.js";
+import { type Adapters, chatNodeAdapters, createAdapters } from "../../src/compose.js";
 import { loadConfig } from "../../src/config/load.js";
 import type { Config } from "../../src/config/settings.js";
 import { Snowflake } from "../../src/ids/snowflake.js";
@@ -23,7 +23,11 @@ export interface MemoryNode {
   close(): Promise<void>;
 }
 
-export async function startMemoryNode(overrides: Partial<Config> = {}): Promise<MemoryNode> {
+export async function startMemoryNode(
+  overrides: Partial<Config> = {},
+  /** Adapters to use instead of the embedded ones (a real adapter pointed somewhere else). */
+  replace: Partial<Pick<Adapters, "messages">> = {},
+): Promise<MemoryNode> {
   const dir = mkdtempSync(join(tmpdir(), "sc-memory-node-"));
   const config: Config = {
     ...loadConfig({ LOG_LEVEL: process.env.LOG_LEVEL ?? "warn" }),
@@ -41,7 +45,7 @@ export async function startMemoryNode(overrides: Partial<Config> = {}): Promise<
   const adapters = await createAdapters(config, log);
   const status = createStatusService({ registry: adapters.nodes, tokens: adapters.tokens, config, log });
   const ids = new Snowflake({ workerId: 1 });
-  const node = await startChatNode({ ...chatNodeAdapters(adapters), config, log, status, ids });
+  const node = await startChatNode({ ...chatNodeAdapters(adapters), ...replace, config, log, status, ids });
   const clients: ChatClient[] = [];
   return {
     config,

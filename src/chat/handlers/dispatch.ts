@@ -1,4 +1,4 @@
-import { AppError, codeOf, ErrorCode } from "../../errors.js";
+import { AppError, clientMessage, codeOf, ErrorCode } from "../../errors.js";
 import type { Envelope } from "../../gen/shardchat/v1/client.js";
 import type { LaneTurn } from "../inbox.js";
 import { errorEnvelope, failSession, type Session } from "../session.js";
@@ -90,9 +90,12 @@ export async function dispatch(
     if (reply) session.send({ reqId, body: reply });
   } catch (err) {
     const code = codeOf(err);
+    const message = clientMessage(err);
     if (!(err instanceof AppError))
       ctx.log.error({ err, sessionId: session.id, request: body.$case }, "handler failed");
-    const message = err instanceof AppError ? err.message : "internal error";
+    // What the client is not told (a driver's text, an internal address) is in the log.
+    else if (message !== err.message)
+      ctx.log.warn({ err, sessionId: session.id, request: body.$case }, "request failed");
     if (err instanceof FatalSessionError) failSession(session, code, message, reqId, err.redirect);
     else session.send(errorEnvelope(reqId, code, message));
   }

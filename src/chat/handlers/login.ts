@@ -5,14 +5,15 @@ import type { DeviceName, SessionRoute } from "../../routing/ports.js";
 import { announcePresence } from "../presence.js";
 import { kickSession, type Session } from "../session.js";
 import type { HandlerContext, Reply, RequestOf } from "./context.js";
-import { FatalSessionError, invalid } from "./context.js";
+import { FatalSessionError } from "./context.js";
 
 const LOGGED_IN_ELSEWHERE = "logged in elsewhere";
 
 /**
  * The first frame: checks the token with status, checks that the ring puts this user here
  * (otherwise WRONG_NODE with where to go), binds the session and its Redis route, and kicks
- * the user's older session wherever it is.
+ * the user's older session wherever it is. Every refusal closes the connection (a socket that
+ * keeps trying logins holds a slot it has no right to).
  */
 export async function login(
   ctx: HandlerContext,
@@ -20,9 +21,9 @@ export async function login(
   { uid, token, device: kind }: RequestOf<"loginReq">,
 ): Reply {
   // A session's frames are handled one at a time, so no second login can race this one.
-  if (session.uid !== undefined) throw new AppError(ErrorCode.ALREADY_LOGGED_IN);
-  if (!isUid(uid)) throw invalid("uid must be a decimal user id");
-  if (!token) throw invalid("token is required");
+  if (session.uid !== undefined) throw new FatalSessionError(ErrorCode.ALREADY_LOGGED_IN);
+  if (!isUid(uid)) throw new FatalSessionError(ErrorCode.INVALID_ARGUMENT, "uid must be a decimal user id");
+  if (!token) throw new FatalSessionError(ErrorCode.INVALID_ARGUMENT, "token is required");
   const device = deviceName(kind, session);
   await checkAdmission(ctx, uid, token, device);
   if (session.closed) return undefined;
@@ -80,7 +81,7 @@ function deviceName(kind: DeviceKind | undefined, session: Session): DeviceName 
     case DeviceKind.UNSPECIFIED:
       return session.transport === "ws" ? "web" : "desktop";
     default:
-      throw invalid(`unknown device kind ${kind}`);
+      throw new FatalSessionError(ErrorCode.INVALID_ARGUMENT, `unknown device kind ${kind}`);
   }
 }
 

@@ -41,10 +41,12 @@ export const registerRoute: FastifyPluginAsync<Pick<GateDeps, "users" | "verify"
       const email = normalizeEmail(request.body.email);
       if (!isValidEmail(email)) throw new AppError(ErrorCode.INVALID_ARGUMENT, "bad email");
 
-      // Checked before the code is spent, so a taken name does not cost the user their code.
+      // The code first: without the mailbox, nobody learns whether a name or email is taken.
+      // Only checked, so a taken name does not cost the user their code; spent after.
+      okOrThrow(await verify.consumeVerifyCode({ email, code, checkOnly: true }));
       if (await users.byName(name)) throw new AppError(ErrorCode.USER_EXISTS);
       if (await users.byEmail(email)) throw new AppError(ErrorCode.EMAIL_EXISTS);
-      okOrThrow(await verify.consumeVerifyCode({ email, code }));
+      okOrThrow(await verify.consumeVerifyCode({ email, code, checkOnly: false }));
 
       const uid = ids.next();
       // create() still answers USER_EXISTS / EMAIL_EXISTS if another register won the race.

@@ -32,7 +32,7 @@ export const resetPasswordRoute: FastifyPluginAsync<Pick<GateDeps, "users" | "ve
       const email = normalizeEmail(request.body.email);
       if (!isValidEmail(email)) throw new AppError(ErrorCode.INVALID_ARGUMENT, "bad email");
       // The code comes first: only the mailbox's owner learns whether an account exists.
-      okOrThrow(await verify.consumeVerifyCode({ email, code: request.body.code }));
+      okOrThrow(await verify.consumeVerifyCode({ email, code: request.body.code, checkOnly: false }));
       const user = await users.byEmail(email);
       if (!user) throw new AppError(ErrorCode.BAD_CREDENTIALS);
       await users.setPassword(user.uid, await hashPassword(request.body.password));

@@ -1,8 +1,7 @@
 import type { PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { AppError, ErrorCode } from "../../errors.js";
 import type { ChatMessage } from "../../gen/shardchat/v1/client.js";
-import { COLUMN_CHARS, isDecimalId } from "../../ids/identifiers.js";
-import { fitsChars } from "../../text/chars.js";
+import { COLUMN_CHARS, isDecimalId, requireChars } from "../../ids/identifiers.js";
 import { Batcher } from "../batcher.js";
 import { fileRefFromColumn, fileRefToColumn } from "../file-ref.js";
 import type { HistoryQuery, MessageStore, NewMessage, Uid } from "../ports.js";
@@ -468,10 +467,7 @@ export class MysqlMessageStore implements MessageStore {
 function validateNewMessage(m: NewMessage): void {
   const bad = (why: string) => new AppError(ErrorCode.INVALID_ARGUMENT, why);
   if (!m.convId || m.convId.length > COLUMN_CHARS.convId) throw bad("bad conversation id");
-  // VARCHAR counts code points, not UTF-16 units.
-  if (m.clientMsgId.length === 0 || !fitsChars(m.clientMsgId, COLUMN_CHARS.clientMsgId)) {
-    throw bad(`clientMsgId must be 1..${COLUMN_CHARS.clientMsgId} characters`);
-  }
+  requireChars(m.clientMsgId, COLUMN_CHARS.clientMsgId, "clientMsgId");
   for (const id of [m.msgId, m.sender, ...m.members]) {
     if (!isDecimalId(id)) throw bad(`"${id}" is not a decimal id`);
   }
@@ -520,7 +516,8 @@ export function toChatMessage(row: RowDataPacket): ChatMessage {
     seq: Number(row.seq),
     sender: String(row.sender),
     recipient: String(row.recipient),
-    clientMsgId: row.client_msg_id,
+    // VARBINARY (sql/030): the driver hands back bytes.
+    clientMsgId: String(row.client_msg_id),
     kind: Number(row.kind),
     text: row.body,
     sentAtMs: String(row.sent_at),

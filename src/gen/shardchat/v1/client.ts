@@ -309,8 +309,8 @@ export interface NodeAddress {
 
 /**
  * The first frame on a connection: binds the session (one per uid and device kind, kicking an
- * older one of the same kind). Errors: TOKEN_INVALID, TOKEN_EXPIRED, WRONG_NODE (with redirect),
- * ALREADY_LOGGED_IN, UNAVAILABLE; a refused login closes the connection.
+ * older one of the same kind). Errors: INVALID_ARGUMENT, TOKEN_INVALID, TOKEN_EXPIRED, WRONG_NODE
+ * (with redirect), ALREADY_LOGGED_IN, UNAVAILABLE; every refused login closes the connection.
  */
 export interface LoginRequest {
   uid: string;

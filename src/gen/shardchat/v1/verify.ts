@@ -39,6 +39,12 @@ export interface GetVerifyCodeResponse {
 export interface ConsumeVerifyCodeRequest {
   email: string;
   code: string;
+  /**
+   * Only check the code (a wrong one still counts as a guess), keep it for a later consume:
+   * register checks the code before it looks at the name and email, so an address cannot be
+   * tested without its mailbox.
+   */
+  checkOnly: boolean;
 }
 
 export interface ConsumeVerifyCodeResponse {
@@ -224,7 +230,7 @@ export const GetVerifyCodeResponse: MessageFns<GetVerifyCodeResponse> = {
 };
 
 function createBaseConsumeVerifyCodeRequest(): ConsumeVerifyCodeRequest {
-  return { email: "", code: "" };
+  return { email: "", code: "", checkOnly: false };
 }
 
 export const ConsumeVerifyCodeRequest: MessageFns<ConsumeVerifyCodeRequest> = {
@@ -234,6 +240,9 @@ export const ConsumeVerifyCodeRequest: MessageFns<ConsumeVerifyCodeRequest> = {
     }
     if (message.code !== "") {
       writer.uint32(18).string(message.code);
+    }
+    if (message.checkOnly !== false) {
+      writer.uint32(24).bool(message.checkOnly);
     }
     return writer;
   },
@@ -267,6 +276,14 @@ export const ConsumeVerifyCodeRequest: MessageFns<ConsumeVerifyCodeRequest> = {
             message.code = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.checkOnly = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -283,6 +300,11 @@ export const ConsumeVerifyCodeRequest: MessageFns<ConsumeVerifyCodeRequest> = {
     return {
       email: isSet(object.email) ? globalThis.String(object.email) : "",
       code: isSet(object.code) ? globalThis.String(object.code) : "",
+      checkOnly: isSet(object.checkOnly)
+        ? globalThis.Boolean(object.checkOnly)
+        : isSet(object.check_only)
+        ? globalThis.Boolean(object.check_only)
+        : false,
     };
   },
 
@@ -294,6 +316,9 @@ export const ConsumeVerifyCodeRequest: MessageFns<ConsumeVerifyCodeRequest> = {
     if (message.code !== "") {
       obj.code = message.code;
     }
+    if (message.checkOnly !== false) {
+      obj.checkOnly = message.checkOnly;
+    }
     return obj;
   },
 
@@ -304,6 +329,7 @@ export const ConsumeVerifyCodeRequest: MessageFns<ConsumeVerifyCodeRequest> = {
     const message = createBaseConsumeVerifyCodeRequest();
     message.email = object.email ?? "";
     message.code = object.code ?? "";
+    message.checkOnly = object.checkOnly ?? false;
     return message;
   },
 };
@@ -392,7 +418,11 @@ export const VerifyServiceService = {
       Buffer.from(GetVerifyCodeResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetVerifyCodeResponse => GetVerifyCodeResponse.decode(value),
   },
-  /** Checks a code and, when it matches, consumes it so it cannot be used twice. */
+  /**
+   * Checks a code and, when it matches, consumes it so it cannot be used twice. Each wrong
+   * guess counts against the code, in the same atomic step as the comparison; after
+   * VERIFY_MAX_ATTEMPTS of them the code is gone.
+   */
   consumeVerifyCode: {
     path: "/shardchat.v1.VerifyService/ConsumeVerifyCode" as const,
     requestStream: false as const,
@@ -412,7 +442,11 @@ export interface VerifyServiceServer extends UntypedServiceImplementation {
    * and per client address.
    */
   getVerifyCode: handleUnaryCall<GetVerifyCodeRequest, GetVerifyCodeResponse>;
-  /** Checks a code and, when it matches, consumes it so it cannot be used twice. */
+  /**
+   * Checks a code and, when it matches, consumes it so it cannot be used twice. Each wrong
+   * guess counts against the code, in the same atomic step as the comparison; after
+   * VERIFY_MAX_ATTEMPTS of them the code is gone.
+   */
   consumeVerifyCode: handleUnaryCall<ConsumeVerifyCodeRequest, ConsumeVerifyCodeResponse>;
 }
 
@@ -436,7 +470,11 @@ export interface VerifyServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetVerifyCodeResponse) => void,
   ): ClientUnaryCall;
-  /** Checks a code and, when it matches, consumes it so it cannot be used twice. */
+  /**
+   * Checks a code and, when it matches, consumes it so it cannot be used twice. Each wrong
+   * guess counts against the code, in the same atomic step as the comparison; after
+   * VERIFY_MAX_ATTEMPTS of them the code is gone.
+   */
   consumeVerifyCode(
     request: ConsumeVerifyCodeRequest,
     callback: (error: ServiceError | null, response: ConsumeVerifyCodeResponse) => void,
