@@ -501,6 +501,31 @@ describe("chat node", () => {
     await c.end();
   });
 
+  it("refuses JSON values a field's type cannot hold with INVALID_ARGUMENT, stores nothing and keeps the session", async () => {
+    const c = (await ws(node1, "text")) as WsClient;
+    await c.login(C, tokenOf(C));
+    const conv = convIdForPair(B, C);
+    // Written by hand: JSON.stringify cannot write 1e400 or an unquoted 64-bit id.
+    const frames: [number, string][] = [
+      [101, `{"reqId":101,"historyReq":{"convId":"${conv}","afterSeq":1e400,"limit":5}}`],
+      [102, `{"reqId":102,"ackReq":{"cursors":[{"convId":"${conv}","seq":"NaN"}]}}`],
+      [103, `{"reqId":103,"sendReq":{"toUid":${B}1,"clientMsgId":"n1","kind":"MESSAGE_KIND_TEXT","text":"t"}}`],
+      [104, `{"reqId":104,"historyReq":{"convId":"${conv}","afterSeq":1.5,"limit":5}}`],
+      [105, `{"reqId":105,"historyReq":{"convId":"${conv}","afterSeq":-1,"limit":5}}`],
+      [106, `{"reqId":106,"sendReq":{"toUid":"1e+21","clientMsgId":"n2","kind":"MESSAGE_KIND_TEXT","text":"t"}}`],
+    ];
+    for (const [reqId, text] of frames) {
+      c.ws.send(text);
+      const reply = await c.inbox.take((e) => e.reqId === reqId, `reply to ${text}`);
+      expect(reply.body, text).toMatchObject({ $case: "error", value: { code: ErrorCode.INVALID_ARGUMENT } });
+    }
+    await c.call(heartbeatReq, "heartbeatResp");
+    // Nothing was stored for B: the next message B gets is this one.
+    const ack = await c.call(sendReq(B, "n3", "after the bad values"), "sendResp");
+    expect((await b.nextPush("messagePush")).message).toMatchObject({ msgId: ack.msgId, clientMsgId: "n3" });
+    await c.end();
+  });
+
   async function stillChatting(): Promise<void> {
     const ack = await a.call(sendReq(B, `alive-${Date.now()}-${Math.random()}`, "still here"), "sendResp");
     expect((await b.nextPush("messagePush")).message?.msgId).toBe(ack.msgId);

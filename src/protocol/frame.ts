@@ -25,7 +25,25 @@ export function envelopeToJson(envelope: Envelope): string {
   return JSON.stringify(Envelope.toJSON(envelope));
 }
 
-/** Parses a canonical-JSON Envelope; AppError(MALFORMED_FRAME) when it is not JSON or not an object. */
+/**
+ * A text frame that is a well-formed envelope with a field value its type cannot hold (a
+ * fraction, NaN, Infinity or a negative number for a uint32, a uid sent as a JSON number a
+ * parser cannot keep exactly). Answered INVALID_ARGUMENT with the frame's reqId; the session
+ * goes on, as for any refused request.
+ */
+export class BadFieldValueError extends AppError {
+  constructor(
+    readonly reqId: number,
+    message: string,
+  ) {
+    super(ErrorCode.INVALID_ARGUMENT, message);
+  }
+}
+
+/**
+ * Parses a canonical-JSON Envelope: AppError(MALFORMED_FRAME) when it is not JSON, not an
+ * object or has no valid reqId; BadFieldValueError when a field's value does not fit its type.
+ */
 export function envelopeFromJson(text: string): Envelope {
   let value: unknown;
   try {
@@ -36,16 +54,41 @@ export function envelopeFromJson(text: string): Envelope {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw new AppError(ErrorCode.MALFORMED_FRAME, "text frame is not a JSON object");
   }
+  let envelope: Envelope;
   try {
-    const envelope = Envelope.fromJSON(value);
+    envelope = Envelope.fromJSON(value);
     // fromJSON lets a wrongly typed req_id through as null/NaN; the protocol says uint32.
     if (!Number.isInteger(envelope.reqId) || envelope.reqId < 0 || envelope.reqId > 0xffffffff) {
       throw new Error("reqId is not a uint32");
     }
-    return envelope;
   } catch (err) {
     throw new AppError(ErrorCode.MALFORMED_FRAME, `bad envelope JSON: ${(err as Error).message}`);
   }
+  // JSON.parse has already rounded a number past 2^53 (a 64-bit id sent unquoted): refuse it
+  // rather than act on a neighbouring id.
+  const inexact = firstInexactNumber(value);
+  if (inexact !== undefined) {
+    throw new BadFieldValueError(envelope.reqId, `${inexact} is not an integer a JSON number holds exactly; send 64-bit ids as strings`);
+  }
+  // fromJSON copies what it is given (Number("NaN"), 1e400, -1, 1.5); the binary writer checks
+  // every value against its field's type, so encoding once is the type check.
+  try {
+    Envelope.encode(envelope);
+  } catch (err) {
+    throw new BadFieldValueError(envelope.reqId, `bad field value: ${(err as Error).message}`);
+  }
+  return envelope;
+}
+
+/** The first number anywhere in a parsed JSON value that is not a safe integer. */
+function firstInexactNumber(value: unknown): number | undefined {
+  if (typeof value === "number") return Number.isSafeInteger(value) ? undefined : value;
+  if (typeof value !== "object" || value === null) return undefined;
+  for (const item of Array.isArray(value) ? value : Object.values(value)) {
+    const found = firstInexactNumber(item);
+    if (found !== undefined) return found;
+  }
+  return undefined;
 }
 
 /** One TCP frame: length prefix then the encoded envelope. */

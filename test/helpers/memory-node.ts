@@ -19,7 +19,7 @@ export interface MemoryNode {
   config: Config;
   node: RunningChatNode;
   /** A stored user with a token, logged in over TCP (acks at once). */
-  user(name: string): Promise<{ uid: string; client: ChatClient }>;
+  user(name: string): Promise<{ uid: string; token: string; client: ChatClient }>;
   close(): Promise<void>;
 }
 
@@ -66,7 +66,7 @@ export async function startMemoryNode(
       );
       clients.push(client);
       await client.login(uid, token);
-      return { uid, client };
+      return { uid, token, client };
     },
     async close() {
       await Promise.all(clients.map((c) => c.close()));

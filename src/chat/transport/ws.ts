@@ -3,10 +3,10 @@ import { type RawData, WebSocket, WebSocketServer } from "ws";
 import { AppError, ErrorCode, errorName } from "../../errors.js";
 import type { Envelope } from "../../gen/shardchat/v1/client.js";
 import type { Logger } from "../../log/logger.js";
-import { decodeEnvelope, envelopeFromJson } from "../../protocol/frame.js";
+import { BadFieldValueError, decodeEnvelope, envelopeFromJson } from "../../protocol/frame.js";
 import type { ChatNode } from "../node.js";
 import type { OutboundFrame } from "../outbound.js";
-import { BaseSession } from "../session.js";
+import { BaseSession, errorEnvelope } from "../session.js";
 import type { TransportLimits } from "./tcp.js";
 
 /** Close code of a session the node ends on purpose; the reason is the error name (e.g. "KICKED"). */
@@ -137,7 +137,9 @@ export async function startWsTransport(
     try {
       envelope = decodeMessage(data, isBinary);
     } catch (err) {
-      node.reject(session, err instanceof AppError ? err : new AppError(ErrorCode.MALFORMED_FRAME));
+      // A value its field cannot hold is a refused request, not a broken stream.
+      if (err instanceof BadFieldValueError) session.send(errorEnvelope(err.reqId, err.code, err.message));
+      else node.reject(session, err instanceof AppError ? err : new AppError(ErrorCode.MALFORMED_FRAME));
       return;
     }
     node.handle(session, envelope);
