@@ -385,6 +385,92 @@ describe("gate", () => {
     expect((await notReady.ops("/healthz")).status).toBe(200);
   });
 
+  it("refuses over-long fields before any lookup or hash, and keeps what a client typed out of Redis keys", async () => {
+    const long = "a".repeat(1000);
+    const tooLongPassword = "p".repeat(config.PASSWORD_MAX_LENGTH + 1);
+    const refused: [string, Record<string, unknown>][] = [
+      ["/v1/login", { user: long, password: "x" }],
+      ["/v1/login", { email: `${long}@example.com`, password: "x" }],
+      ["/v1/login", { user: "alice", password: tooLongPassword }],
+      ["/v1/register", { user: "newbie", email: `${long}@example.com`, password: "long enough", code: "123456" }],
+      ["/v1/register", { user: "newbie", email: "newbie@example.com", password: tooLongPassword, code: "123456" }],
+      ["/v1/reset-password", { email: "alice@example.com", password: tooLongPassword, code: "123456" }],
+      ["/v1/verify-code", { email: `${long}@example.com` }],
+    ];
+    for (const [url, body] of refused) {
+      const res = await post(url, body);
+      expect([url, res.status, res.json.error]).toEqual([url, 400, ErrorCode.INVALID_ARGUMENT]);
+    }
+    // A name nobody has, at the longest allowed: its failure count is keyed by a digest.
+    const unknown = `x${"y".repeat(31)}`;
+    expect((await post("/v1/login", { user: unknown, password: "wrong" })).json.error).toBe(ErrorCode.BAD_CREDENTIALS);
+    const keys = await redis.keys(`${config.REDIS_KEY_PREFIX}*`);
+    expect(keys.filter((k) => k.includes(unknown) || k.includes("aaaaaaaa"))).toEqual([]);
+    expect(Math.max(...keys.map((k) => k.length))).toBeLessThan(150);
+  });
+
+  it("spends a per-address and an all-gates login budget before the password hash", async () => {
+    const budgets = {
+      ...config,
+      GATE_TRUST_PROXY: ["127.0.0.1"],
+      LOGIN_MAX_PER_ADDR_PER_MINUTE: 3,
+      LOGIN_MAX_PER_SECOND: 1000,
+    };
+    const limiter = new RedisRateLimiter(redis, `${config.REDIS_KEY_PREFIX}budget:`);
+    const gate = await gateWith(status, users, { config: budgets, limiter });
+    extraApps.push(gate);
+    const login = async (from: string, target = gate) => {
+      const res = await target.inject({
+        method: "POST",
+        url: "/v1/login",
+        headers: { "x-forwarded-for": from },
+        payload: { user: "nobody_here", password: "wrong" },
+      });
+      return { status: res.statusCode, error: res.json().error as ErrorCode };
+    };
+    for (let i = 0; i < 3; i++)
+      expect(await login("203.0.113.7")).toEqual({ status: 401, error: ErrorCode.BAD_CREDENTIALS });
+    expect(await login("203.0.113.7")).toEqual({ status: 429, error: ErrorCode.RATE_LIMITED });
+    // Another address has its own budget.
+    expect((await login("203.0.113.8")).error).toBe(ErrorCode.BAD_CREDENTIALS);
+
+    // All gates together: 2 a second, whatever the address.
+    const global = await gateWith(status, users, {
+      config: { ...budgets, LOGIN_MAX_PER_ADDR_PER_MINUTE: 1000, LOGIN_MAX_PER_SECOND: 2 },
+      limiter: new RedisRateLimiter(redis, `${config.REDIS_KEY_PREFIX}global:`),
+    });
+    extraApps.push(global);
+    const answers = await Promise.all(Array.from({ length: 8 }, (_, i) => login(`198.51.100.${i}`, global)));
+    expect(answers.filter((a) => a.error === ErrorCode.RATE_LIMITED).length).toBeGreaterThanOrEqual(4);
+    expect(answers.every((a) => a.error === ErrorCode.RATE_LIMITED || a.error === ErrorCode.BAD_CREDENTIALS)).toBe(
+      true,
+    );
+  });
+
+  it("answers UNAVAILABLE at once when the password-hash queue is full, and serves the rest", async () => {
+    const gate = await gateWith(status, users, {
+      config: { ...config, GATE_TRUST_PROXY: ["127.0.0.1"], GATE_HASHES_IN_FLIGHT: 1, GATE_HASH_QUEUE_MAX: 1 },
+      limiter: new RedisRateLimiter(redis, `${config.REDIS_KEY_PREFIX}queue:`),
+    });
+    extraApps.push(gate);
+    const answers = await Promise.all(
+      Array.from({ length: 12 }, async (_, i) => {
+        const res = await gate.inject({
+          method: "POST",
+          url: "/v1/login",
+          headers: { "x-forwarded-for": `192.0.2.${i}` },
+          payload: { user: `nobody_${i}`, password: "wrong" },
+        });
+        return { status: res.statusCode, error: res.json().error as ErrorCode };
+      }),
+    );
+    const unavailable = answers.filter((a) => a.error === ErrorCode.UNAVAILABLE);
+    expect(unavailable.length).toBeGreaterThan(0);
+    expect(unavailable.every((a) => a.status === 503)).toBe(true);
+    expect(answers.filter((a) => a.error === ErrorCode.BAD_CREDENTIALS).length).toBeGreaterThanOrEqual(2);
+    expect(answers.every((a) => a.error === ErrorCode.UNAVAILABLE || a.error === ErrorCode.BAD_CREDENTIALS)).toBe(true);
+  });
+
   it("takes the client address from X-Forwarded-For only when a trusted proxy sends it", async () => {
     const limited = { ...config, VERIFY_MAX_PER_ADDR_PER_HOUR: 1, GATE_TRUST_PROXY: ["127.0.0.1"] };
     const verify = createVerifyService({

@@ -69,7 +69,13 @@ export function pairAcrossNodes(tickets: Ticket[]): [Ticket, Ticket][] {
 }
 
 /** A load run measures capacity, not the abuse limits: they are lifted for its users. */
-const UNLIMITED_SENDS = { CHAT_USER_MSGS_PER_SECOND: "1000000", CHAT_CONN_MSGS_PER_SECOND: "1000000" };
+/** The abuse limits a load run from one address would trip: the load is the point here. */
+const LOAD_LIMITS_OFF = {
+  CHAT_USER_MSGS_PER_SECOND: "1000000",
+  CHAT_CONN_MSGS_PER_SECOND: "1000000",
+  LOGIN_MAX_PER_ADDR_PER_MINUTE: "1000000",
+  LOGIN_MAX_PER_SECOND: "1000000",
+};
 
 /**
  * `count` pairs across nodes: the ring places users where it will, so more users are made than
@@ -269,7 +275,7 @@ export async function startEmbedded(
     CHAT_TCP_PORT: String(await freePortRun(chatNodes)),
     CHAT_WS_PORT: String(await freePortRun(chatNodes)),
     CHAT_GRPC_PORT: String(await freePortRun(chatNodes)),
-    ...UNLIMITED_SENDS,
+    ...LOAD_LIMITS_OFF,
     ...options.env,
   };
   const child = await spawnNode("shardchat (embedded)", "src/main.ts", env, "shardchat is running", options.nodeArgs);
@@ -320,7 +326,7 @@ export async function startEmbeddedSqlite(
     CHAT_TCP_PORT: String(await freePort()),
     CHAT_WS_PORT: String(await freePort()),
     CHAT_GRPC_PORT: String(await freePort()),
-    ...UNLIMITED_SENDS,
+    ...LOAD_LIMITS_OFF,
     ...options.env,
   };
   let child: ChildProcess;
@@ -375,7 +381,7 @@ export async function startStack(
       LOG_LEVEL: "warn",
       NODE_HEARTBEAT_INTERVAL_MS: "2000",
       NODE_TTL_MS: "6000",
-      ...UNLIMITED_SENDS,
+      ...LOAD_LIMITS_OFF,
       ...options.env,
     },
   }).catch(async (err: unknown) => {

@@ -143,6 +143,31 @@ export const settings = {
     doc: "The built web client gate serves under `/`; empty means web/dist of the repository. A directory without index.html serves nothing.",
   },
   PASSWORD_MIN_LENGTH: { schema: positiveInt, default: "8", doc: "Shortest password register and reset accept." },
+  PASSWORD_MAX_LENGTH: {
+    schema: positiveInt,
+    default: "256",
+    doc: "Longest password login, register and reset accept (longer bodies are refused before any hashing).",
+  },
+  LOGIN_MAX_PER_ADDR_PER_MINUTE: {
+    schema: positiveInt,
+    default: "60",
+    doc: "Login attempts one client address may make per minute, counted before the user lookup and the password hash (RATE_LIMITED past it).",
+  },
+  LOGIN_MAX_PER_SECOND: {
+    schema: positiveInt,
+    default: "200",
+    doc: "Login attempts all gates together accept per second, counted after the per-address budget and before the password hash (RATE_LIMITED past it).",
+  },
+  GATE_HASHES_IN_FLIGHT: {
+    schema: positiveInt,
+    default: "4",
+    doc: "Password hashes (scrypt, 32 MiB each) a gate runs at once; more wait in a queue of GATE_HASH_QUEUE_MAX.",
+  },
+  GATE_HASH_QUEUE_MAX: {
+    schema: z.coerce.number().int().min(0).max(100_000),
+    default: "64",
+    doc: "Password hashes waiting for a slot on a gate; a login, register or reset beyond them is answered UNAVAILABLE (503) at once.",
+  },
   LOGIN_MAX_FAILURES: {
     schema: positiveInt,
     default: "5",

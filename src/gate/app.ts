@@ -3,6 +3,7 @@ import Fastify, { type FastifyInstance } from "fastify";
 import type { GateDeps } from "./deps.js";
 import { errorHandler, notFoundHandler } from "./errors.js";
 import { hashPassword } from "./password.js";
+import { PasswordHasher } from "./password-hasher.js";
 import { filesRoute } from "./routes/files.js";
 import { healthzRoute } from "./routes/healthz.js";
 import { loginRoute } from "./routes/login.js";
@@ -37,16 +38,19 @@ export async function buildGateApp(deps: GateDeps): Promise<FastifyInstance> {
     reply.header("x-request-id", request.id);
   });
 
+  // One queue for every scrypt of this gate: logins, registrations and resets share its slots.
+  const hasher = new PasswordHasher(config.GATE_HASHES_IN_FLIGHT, config.GATE_HASH_QUEUE_MAX);
   const dummyHash = await hashPassword(randomBytes(16).toString("hex"));
   await app.register(healthzRoute);
   await app.register(verifyCodeRoute, { verify: deps.verify });
-  await app.register(registerRoute, { users: deps.users, verify: deps.verify, ids: deps.ids, config });
-  await app.register(resetPasswordRoute, { users: deps.users, verify: deps.verify, config });
+  await app.register(registerRoute, { users: deps.users, verify: deps.verify, ids: deps.ids, config, hasher });
+  await app.register(resetPasswordRoute, { users: deps.users, verify: deps.verify, config, hasher });
   await app.register(loginRoute, {
     users: deps.users,
     status: deps.status,
     limiter: deps.limiter,
     config,
+    hasher,
     dummyHash,
   });
   if (deps.files) {

@@ -22,6 +22,9 @@ export function isDecimalId(value: string): boolean {
   return DECIMAL_ID.test(value);
 }
 
+/** users.name is VARCHAR(32); register allows [A-Za-z0-9_]{3,32}. */
+export const USER_NAME_MAX = 32;
+
 /** Column widths of sql/ (VARCHAR(n) counts characters): longer values are refused, not cut. */
 export const COLUMN_CHARS = {
   convId: 64,

@@ -68,7 +68,10 @@ export function envelopeFromJson(text: string): Envelope {
   // rather than act on a neighbouring id.
   const inexact = firstInexactNumber(value);
   if (inexact !== undefined) {
-    throw new BadFieldValueError(envelope.reqId, `${inexact} is not an integer a JSON number holds exactly; send 64-bit ids as strings`);
+    throw new BadFieldValueError(
+      envelope.reqId,
+      `${inexact} is not an integer a JSON number holds exactly; send 64-bit ids as strings`,
+    );
   }
   // fromJSON copies what it is given (Number("NaN"), 1e400, -1, 1.5); the binary writer checks
   // every value against its field's type, so encoding once is the type check.

@@ -322,6 +322,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       CHAT_PUBLIC_HOST: "127.0.0.1",
       // Reconnecting clients must not be held back by the per-address login and code limits.
       LOGIN_MAX_FAILURES: "1000",
+      LOGIN_MAX_PER_ADDR_PER_MINUTE: "1000000",
+      LOGIN_MAX_PER_SECOND: "1000000",
       // The load is the point here, not the abuse limits (as in every load run): a run at half
       // the stack's throughput sends far more than CHAT_CONN_MSGS_PER_SECOND per connection.
       CHAT_CONN_MSGS_PER_SECOND: "1000000",

@@ -1,11 +1,12 @@
+import { createHash } from "node:crypto";
 import type { FastifyPluginAsync } from "fastify";
 import { AppError, ErrorCode, okOrThrow } from "../../errors.js";
 import { DEVICE_NAMES, type DeviceName } from "../../routing/ports.js";
 import type { UserRecord } from "../../storage/ports.js";
 import { normalizeEmail } from "../../verify/email.js";
 import type { GateDeps } from "../deps.js";
-import { verifyPassword } from "../password.js";
-import { replies } from "../schemas.js";
+import type { PasswordHasher } from "../password-hasher.js";
+import { emailSchema, passwordSchema, replies, userNameSchema } from "../schemas.js";
 
 interface LoginBody {
   email?: string;
@@ -15,17 +16,19 @@ interface LoginBody {
   device?: DeviceName;
 }
 
-const bodySchema = {
-  type: "object",
-  properties: {
-    email: { type: "string" },
-    user: { type: "string" },
-    password: { type: "string", minLength: 1 },
-    device: { type: "string", enum: [...DEVICE_NAMES] },
-  },
-  required: ["password"],
-  anyOf: [{ required: ["email"] }, { required: ["user"] }],
-} as const;
+function bodySchema(passwordMax: number) {
+  return {
+    type: "object",
+    properties: {
+      email: emailSchema,
+      user: userNameSchema,
+      password: passwordSchema(1, passwordMax),
+      device: { type: "string", enum: [...DEVICE_NAMES] },
+    },
+    required: ["password"],
+    anyOf: [{ required: ["email"] }, { required: ["user"] }],
+  } as const;
+}
 
 const loginReplySchema = {
   type: "object",
@@ -44,22 +47,53 @@ const loginReplySchema = {
 } as const;
 
 export interface LoginRouteOptions extends Pick<GateDeps, "users" | "status" | "limiter"> {
-  config: Pick<GateDeps["config"], "LOGIN_MAX_FAILURES" | "LOGIN_LOCKOUT_SECONDS">;
+  config: Pick<
+    GateDeps["config"],
+    | "LOGIN_MAX_FAILURES"
+    | "LOGIN_LOCKOUT_SECONDS"
+    | "LOGIN_MAX_PER_ADDR_PER_MINUTE"
+    | "LOGIN_MAX_PER_SECOND"
+    | "PASSWORD_MAX_LENGTH"
+  >;
+  hasher: PasswordHasher;
   /** A hash of nothing, checked when the user does not exist so that case costs the same scrypt work. */
   dummyHash: string;
 }
 
+/** A limiter key for what a client typed: a fixed-size digest, whatever it sent. */
+function keyOf(typed: string): string {
+  return createHash("sha256").update(typed.trim().toLowerCase()).digest("base64url");
+}
+
 export const loginRoute: FastifyPluginAsync<LoginRouteOptions> = async (app, opts) => {
-  const { users, status, limiter, config, dummyHash } = opts;
+  const { users, status, limiter, config, hasher, dummyHash } = opts;
+  /** The budgets a login spends before any database read or hash: per address, then for all. */
+  async function admit(clientAddr: string): Promise<void> {
+    for (const [key, limit, seconds] of [
+      // An address as text is at most 45 characters (IPv6); anything longer came from a header.
+      [
+        `login:addr:${clientAddr.length <= 45 ? clientAddr : keyOf(clientAddr)}`,
+        config.LOGIN_MAX_PER_ADDR_PER_MINUTE,
+        60,
+      ],
+      ["login:all", config.LOGIN_MAX_PER_SECOND, 1],
+    ] as const) {
+      const budget = await limiter.hit(key, limit, seconds);
+      if (!budget.allowed) {
+        throw new AppError(ErrorCode.RATE_LIMITED, `too many logins; retry in ${budget.retryAfterSeconds} s`);
+      }
+    }
+  }
   app.post<{ Body: LoginBody }>(
     "/v1/login",
-    { schema: { body: bodySchema, response: replies(loginReplySchema) } },
+    { schema: { body: bodySchema(config.PASSWORD_MAX_LENGTH), response: replies(loginReplySchema) } },
     async (request) => {
       const { email, user: name, password, device } = request.body;
+      await admit(request.ip);
       const user: UserRecord | null =
         email !== undefined ? await users.byEmail(normalizeEmail(email)) : await users.byName(name ?? "");
       // Unknown names lock like accounts do, so a lockout tells nothing about who exists.
-      const failures = `login:fail:${user ? user.uid : `?${(email ?? name ?? "").trim().toLowerCase()}`}`;
+      const failures = `login:fail:${user ? user.uid : `?${keyOf(email ?? name ?? "")}`}`;
       const attempt = await limiter.hit(failures, config.LOGIN_MAX_FAILURES, config.LOGIN_LOCKOUT_SECONDS);
       if (!attempt.allowed) {
         throw new AppError(
@@ -67,7 +101,7 @@ export const loginRoute: FastifyPluginAsync<LoginRouteOptions> = async (app, opt
           `too many wrong passwords; retry in ${attempt.retryAfterSeconds} s`,
         );
       }
-      const passwordOk = await verifyPassword(password, user?.passwordHash ?? dummyHash);
+      const passwordOk = await hasher.verify(password, user?.passwordHash ?? dummyHash);
       if (!user || !passwordOk) throw new AppError(ErrorCode.BAD_CREDENTIALS);
       await limiter.reset(failures);
 

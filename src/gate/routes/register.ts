@@ -1,9 +1,10 @@
 import type { FastifyPluginAsync } from "fastify";
 import { AppError, ErrorCode, okOrThrow } from "../../errors.js";
+import { USER_NAME_MAX } from "../../ids/identifiers.js";
 import { isValidEmail, normalizeEmail } from "../../verify/email.js";
 import type { GateDeps } from "../deps.js";
-import { hashPassword } from "../password.js";
-import { replies, verifyCodeSchema } from "../schemas.js";
+import type { PasswordHasher } from "../password-hasher.js";
+import { emailSchema, passwordSchema, replies, verifyCodeSchema } from "../schemas.js";
 
 interface RegisterBody {
   user: string;
@@ -18,16 +19,15 @@ const registerReplySchema = {
   required: ["error", "uid"],
 } as const;
 
-export const registerRoute: FastifyPluginAsync<Pick<GateDeps, "users" | "verify" | "ids" | "config">> = async (
-  app,
-  { users, verify, ids, config },
-) => {
+export const registerRoute: FastifyPluginAsync<
+  Pick<GateDeps, "users" | "verify" | "ids" | "config"> & { hasher: PasswordHasher }
+> = async (app, { users, verify, ids, config, hasher }) => {
   const bodySchema = {
     type: "object",
     properties: {
-      user: { type: "string", pattern: "^[A-Za-z0-9_]{3,32}$" },
-      email: { type: "string" },
-      password: { type: "string", minLength: config.PASSWORD_MIN_LENGTH },
+      user: { type: "string", pattern: `^[A-Za-z0-9_]{3,${USER_NAME_MAX}}$` },
+      email: emailSchema,
+      password: passwordSchema(config.PASSWORD_MIN_LENGTH, config.PASSWORD_MAX_LENGTH),
       code: verifyCodeSchema,
     },
     required: ["user", "email", "password", "code"],
@@ -50,7 +50,7 @@ export const registerRoute: FastifyPluginAsync<Pick<GateDeps, "users" | "verify"
 
       const uid = ids.next();
       // create() still answers USER_EXISTS / EMAIL_EXISTS if another register won the race.
-      await users.create({ uid, name, email, passwordHash: await hashPassword(password), createdAt: Date.now() });
+      await users.create({ uid, name, email, passwordHash: await hasher.hash(password), createdAt: Date.now() });
       return { error: ErrorCode.OK, uid };
     },
   );

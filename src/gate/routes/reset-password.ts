@@ -2,8 +2,8 @@ import type { FastifyPluginAsync } from "fastify";
 import { AppError, ErrorCode, okOrThrow } from "../../errors.js";
 import { isValidEmail, normalizeEmail } from "../../verify/email.js";
 import type { GateDeps } from "../deps.js";
-import { hashPassword } from "../password.js";
-import { okReplySchema, replies, verifyCodeSchema } from "../schemas.js";
+import type { PasswordHasher } from "../password-hasher.js";
+import { emailSchema, okReplySchema, passwordSchema, replies, verifyCodeSchema } from "../schemas.js";
 
 interface ResetBody {
   email: string;
@@ -11,15 +11,14 @@ interface ResetBody {
   code: string;
 }
 
-export const resetPasswordRoute: FastifyPluginAsync<Pick<GateDeps, "users" | "verify" | "config">> = async (
-  app,
-  { users, verify, config },
-) => {
+export const resetPasswordRoute: FastifyPluginAsync<
+  Pick<GateDeps, "users" | "verify" | "config"> & { hasher: PasswordHasher }
+> = async (app, { users, verify, config, hasher }) => {
   const bodySchema = {
     type: "object",
     properties: {
-      email: { type: "string" },
-      password: { type: "string", minLength: config.PASSWORD_MIN_LENGTH },
+      email: emailSchema,
+      password: passwordSchema(config.PASSWORD_MIN_LENGTH, config.PASSWORD_MAX_LENGTH),
       code: verifyCodeSchema,
     },
     required: ["email", "password", "code"],
@@ -35,7 +34,7 @@ export const resetPasswordRoute: FastifyPluginAsync<Pick<GateDeps, "users" | "ve
       okOrThrow(await verify.consumeVerifyCode({ email, code: request.body.code, checkOnly: false }));
       const user = await users.byEmail(email);
       if (!user) throw new AppError(ErrorCode.BAD_CREDENTIALS);
-      await users.setPassword(user.uid, await hashPassword(request.body.password));
+      await users.setPassword(user.uid, await hasher.hash(request.body.password));
       return { error: ErrorCode.OK };
     },
   );

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from "fastify";
 import { httpStatusOf } from "../../errors.js";
 import type { GateDeps } from "../deps.js";
-import { replies } from "../schemas.js";
+import { emailSchema, replies } from "../schemas.js";
 
 /** Also the shape of a 429, which tells the client when it may ask again. */
 const verifyCodeReplySchema = {
@@ -16,7 +16,7 @@ const verifyCodeReplySchema = {
 
 const bodySchema = {
   type: "object",
-  properties: { email: { type: "string" } },
+  properties: { email: emailSchema },
   required: ["email"],
 } as const;
 
