@@ -10,6 +10,7 @@ import { TOKENS_PER_USER } from "../src/routing/ports.js";
 import { RedisNodeRegistry } from "../src/routing/redis/node-registry.js";
 import { RedisTokenStore } from "../src/routing/redis/token-store.js";
 import { createRedis } from "../src/routing/redis-client.js";
+import { secretDigest } from "../src/routing/secret-digest.js";
 import { startStatus } from "../src/status/server.js";
 import { createStatusService } from "../src/status/service.js";
 import { testConfig } from "./helpers/env.js";
@@ -118,7 +119,9 @@ describe("status service over gRPC with Redis", () => {
 
     const reply = await issueAs(secret);
     expect(reply.error).toBe(ErrorCode.OK);
-    expect((await tokens.get("4242"))?.token).toBe(reply.token);
+    // Redis keeps the token's digest only: a dump of it opens no session.
+    expect((await tokens.get("4242"))?.token).toBe(secretDigest(reply.token));
+    expect((await tokens.get("4242"))?.token).not.toContain(reply.token);
   });
 
   beforeAll(() => {

@@ -9,6 +9,7 @@ import { SmtpMailer } from "../src/mail/smtp-mailer.js";
 import { RedisRateLimiter } from "../src/routing/redis/rate-limiter.js";
 import { RedisVerifyCodeStore } from "../src/routing/redis/verify-code-store.js";
 import { createRedis } from "../src/routing/redis-client.js";
+import { secretDigest } from "../src/routing/secret-digest.js";
 import { createVerifyService } from "../src/verify/service.js";
 import { testConfig } from "./helpers/env.js";
 import { freePort } from "./helpers/ports.js";
@@ -74,6 +75,9 @@ describe("verify over gRPC", () => {
     expect(first).toEqual({ error: ErrorCode.OK, retryAfterSeconds: 60 });
     const mail = await sink.waitForMail("alice@example.com");
     const code = codeFromMail(mail);
+    // Redis keeps the code's digest only.
+    const stored = await new RedisVerifyCodeStore(redis, base.REDIS_KEY_PREFIX).get("alice@example.com");
+    expect(stored?.code).toBe(secretDigest(code));
     expect(code).toMatch(/^\d{6}$/);
     expect(mail.subject).toContain(code);
     expect(mail.text).toContain(code);

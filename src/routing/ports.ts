@@ -10,6 +10,7 @@ export interface NodeRegistry {
 }
 
 export interface IssuedToken {
+  /** As status stores it: the token's secretDigest, never the token itself. */
   token: string;
   expiresAtMs: number;
   /** The device kind it was issued for (a DeviceName); absent: any kind. */
@@ -34,10 +35,10 @@ export interface StoredCode {
   expiresAtMs: number;
 }
 
-/** Verification codes by email. */
 /** What one guess at an email's code found (VerifyCodeStore.attempt). */
 export type CodeAttempt = "ok" | "wrong" | "expired" | "none";
 
+/** Verification codes by email (as verify stores them: each code's secretDigest). */
 export interface VerifyCodeStore {
   /** A new code for email, with no guesses counted against it. */
   put(email: string, code: StoredCode): Promise<void>;

@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from "node:crypto";
+import { timingSafeEqual } from "node:crypto";
 import { nanoid } from "nanoid";
 import type { Config } from "../config/settings.js";
 import { ErrorCode } from "../errors.js";
@@ -7,6 +7,7 @@ import type { Api } from "../grpc/api.js";
 import type { Logger } from "../log/logger.js";
 import { DEVICE_NAMES, type NodeRegistry, type TokenStore } from "../routing/ports.js";
 import { ChatRing } from "../routing/ring.js";
+import { secretDigest } from "../routing/secret-digest.js";
 
 export type StatusApi = Api<typeof StatusServiceService>;
 
@@ -42,11 +43,12 @@ function invalidNode(node: ChatNodeInfo | undefined): string | null {
   return null;
 }
 
-function sameToken(a: string, b: string): boolean {
-  // Hashing first gives equal lengths, so the comparison leaks neither content nor length.
-  const ha = createHash("sha256").update(a).digest();
-  const hb = createHash("sha256").update(b).digest();
-  return timingSafeEqual(ha, hb);
+function sameDigest(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  // Digests have one length; a stored value of another (a token kept in clear by an older
+  // status) simply does not match.
+  return x.length === y.length && timingSafeEqual(x, y);
 }
 
 interface RingView {
@@ -166,7 +168,7 @@ export function createStatusService(deps: StatusDeps): StatusApi {
       }
       const token = nanoid(TOKEN_LENGTH);
       const expiresAtMs = Date.now() + config.TOKEN_TTL_SECONDS * 1000;
-      await tokens.put(uid, { token, expiresAtMs, ...(device ? { device } : {}) });
+      await tokens.put(uid, { token: secretDigest(token), expiresAtMs, ...(device ? { device } : {}) });
       log.debug({ uid, requestId: meta?.requestId }, "token issued");
       return { error: ErrorCode.OK, token, expiresAtMs: String(expiresAtMs) };
     },
@@ -175,7 +177,8 @@ export function createStatusService(deps: StatusDeps): StatusApi {
       if (!isValidUid(uid) || !isDeviceOrAny(device)) return { error: ErrorCode.INVALID_ARGUMENT };
       if (!token) return { error: ErrorCode.TOKEN_INVALID };
       // Any of the user's kept tokens (one per device kind it may be logged in from).
-      const stored = (await tokens.recent(uid)).find((t) => sameToken(t.token, token));
+      const digest = secretDigest(token);
+      const stored = (await tokens.recent(uid)).find((t) => sameDigest(t.token, digest));
       if (!stored) return { error: ErrorCode.TOKEN_INVALID };
       // A token issued for one device kind opens sessions of that kind only.
       if (device && stored.device && stored.device !== device) return { error: ErrorCode.TOKEN_INVALID };

@@ -6,6 +6,7 @@ import type { Api } from "../grpc/api.js";
 import type { Logger } from "../log/logger.js";
 import type { Mailer } from "../mail/ports.js";
 import type { RateLimiter, VerifyCodeStore } from "../routing/ports.js";
+import { secretDigest } from "../routing/secret-digest.js";
 import { isValidEmail, normalizeEmail } from "./email.js";
 
 type VerifyConfig = Pick<
@@ -69,7 +70,7 @@ export function createVerifyService(deps: VerifyDeps): Api<typeof VerifyServiceS
 
       const code = newCode();
       try {
-        await codes.put(email, { code, expiresAtMs: Date.now() + ttlMs });
+        await codes.put(email, { code: secretDigest(code), expiresAtMs: Date.now() + ttlMs });
       } catch (err) {
         await limiter.reset(cooldownKey(email)).catch(() => {});
         throw err;
@@ -83,7 +84,7 @@ export function createVerifyService(deps: VerifyDeps): Api<typeof VerifyServiceS
       } catch (err) {
         log.warn({ err, email, requestId: meta?.requestId }, "verify mail failed");
         // The user never saw this code: drop it so they may ask again at once.
-        await codes.consume(email, code);
+        await codes.consume(email, secretDigest(code));
         await limiter.reset(cooldownKey(email));
         return { error: ErrorCode.MAIL_FAILED, retryAfterSeconds: 0 };
       }
@@ -94,7 +95,7 @@ export function createVerifyService(deps: VerifyDeps): Api<typeof VerifyServiceS
     async consumeVerifyCode(request) {
       const email = normalizeEmail(request.email);
       if (!isValidEmail(email)) return { error: ErrorCode.INVALID_ARGUMENT };
-      const found = await codes.attempt(email, request.code.trim(), {
+      const found = await codes.attempt(email, secretDigest(request.code.trim()), {
         maxAttempts: config.VERIFY_MAX_ATTEMPTS,
         consume: !request.checkOnly,
         nowMs: Date.now(),
