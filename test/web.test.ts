@@ -160,6 +160,13 @@ describe("web client in chromium", () => {
     const res = await fetch(`${s.gateUrl}/`);
     expect(res.status).toBe(200);
     expect(await res.text()).toContain('<div id="app">');
+    // Its own code only, and never inside another site's frame (the browser tests below would
+    // report any violation as a console error).
+    const policy = res.headers.get("content-security-policy") ?? "";
+    for (const directive of ["default-src 'self'", "script-src 'self'", "frame-ancestors 'none'", "object-src 'none'"]) {
+      expect(policy).toContain(directive);
+    }
+    expect(res.headers.get("x-frame-options")).toBe("DENY");
   });
 
   it("two browsers register with mailed codes and land on different chat nodes", { timeout: 120_000 }, async () => {
