@@ -145,6 +145,8 @@ case "${1:-}" in
       "$NGINX_BIN" -p "$NGINX_DIR" -c "$NGINX_DIR/nginx.conf"
     fi
     echo "[nginx] listening on http://$NGINX_HOST:$NGINX_HTTP_PORT (config $NGINX_DIR/nginx.conf)"
+    # The one setting this proxy needs on the other side: without it every client counts as nginx.
+    echo "[nginx] run gate with GATE_TRUST_PROXY=<the address gate sees nginx connect from> (loopback here: 127.0.0.1), so its per-address limits count clients"
     ;;
   stop)
     if [ -s "$NGINX_DIR/nginx.pid" ] && kill -0 "$(cat "$NGINX_DIR/nginx.pid")" 2>/dev/null; then
