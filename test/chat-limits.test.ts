@@ -5,7 +5,13 @@ import { AppError, ErrorCode } from "../src/errors.js";
 import { createMetrics } from "../src/metrics/metrics.js";
 import { MemoryRateLimiter } from "../src/routing/memory/rate-limiter.js";
 
-const settings = { messagesPerConnection: 3, messagesPerUser: 4, friendApplicationsPerDay: 2 };
+const settings = {
+  messagesPerConnection: 3,
+  messagesPerUser: 4,
+  friendApplicationsPerDay: 2,
+  requestsPerConnection: 5,
+  searchesPerConnectionPerMinute: 2,
+};
 
 function session(uid: string): Session {
   return { uid } as Session;
@@ -50,5 +56,32 @@ describe("ChatLimits", () => {
     for (let i = 0; i < 3; i++) codes.push(await code(limits.friendApply("4")));
     expect(codes).toEqual([ErrorCode.OK, ErrorCode.OK, ErrorCode.RATE_LIMITED]);
     expect(await code(limits.friendApply("5"))).toBe(ErrorCode.OK);
+  });
+
+  it("gives each connection a budget of other requests per second, and of searches per minute", () => {
+    const metrics = createMetrics("chat");
+    const limits = new ChatLimits(new MemoryRateLimiter(), settings, metrics);
+    const s = session("6");
+    const t = 2_000_000;
+    const outcome = (kind: string, now: number) => {
+      try {
+        limits.request(s, kind, now);
+        return ErrorCode.OK;
+      } catch (err) {
+        return err instanceof AppError ? err.code : ErrorCode.INTERNAL;
+      }
+    };
+    const codes = Array.from({ length: 6 }, (_, i) => outcome("historyReq", t + i));
+    expect(codes).toEqual([...Array(5).fill(ErrorCode.OK), ErrorCode.RATE_LIMITED]);
+    // Another connection, and the next second, start afresh.
+    expect(limits.request(session("6"), "historyReq", t)).toBeUndefined();
+    expect(outcome("historyReq", t + 1000)).toBe(ErrorCode.OK);
+    // Searches: 2 a minute, across seconds.
+    expect([t + 2000, t + 3000, t + 4000].map((now) => outcome("searchUsersReq", now))).toEqual([
+      ErrorCode.OK,
+      ErrorCode.OK,
+      ErrorCode.RATE_LIMITED,
+    ]);
+    expect(outcome("searchUsersReq", t + 2000 + 60_000)).toBe(ErrorCode.OK);
   });
 });

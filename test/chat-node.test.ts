@@ -526,6 +526,30 @@ describe("chat node", () => {
     await c.end();
   });
 
+  it("renews a route at most once per CHAT_ROUTE_RENEW_MIN_MS however fast a client pings, and budgets requests", async () => {
+    const c = await tcp(node1);
+    await c.login(C, tokenOf(C));
+    const key = `${config.REDIS_KEY_PREFIX}route:${C}`;
+    await new Promise((r) => setTimeout(r, 1500));
+    const before = await redis.pttl(key);
+    expect(before).toBeGreaterThan(0);
+    for (let i = 0; i < 20; i++) await c.call(heartbeatReq, "heartbeatResp");
+    await new Promise((r) => setTimeout(r, 200));
+    // Renewed, the route would live ROUTE_TTL_SECONDS again; it went on ageing instead.
+    expect(await redis.pttl(key)).toBeLessThanOrEqual(before);
+
+    // Past CHAT_CONN_REQUESTS_PER_SECOND in one second: RATE_LIMITED, and the session stays.
+    await new Promise((r) => setTimeout(r, 1000));
+    const replies = await Promise.all(
+      Array.from({ length: config.CHAT_CONN_REQUESTS_PER_SECOND + 10 }, () => c.request(heartbeatReq)),
+    );
+    const limited = replies.filter((e) => e.body?.$case === "error" && e.body.value.code === ErrorCode.RATE_LIMITED);
+    expect(limited.length).toBeGreaterThanOrEqual(10);
+    await new Promise((r) => setTimeout(r, 1000));
+    await c.call(heartbeatReq, "heartbeatResp");
+    await c.end();
+  });
+
   async function stillChatting(): Promise<void> {
     const ack = await a.call(sendReq(B, `alive-${Date.now()}-${Math.random()}`, "still here"), "sendResp");
     expect((await b.nextPush("messagePush")).message?.msgId).toBe(ack.msgId);

@@ -163,7 +163,12 @@ describe("web client in chromium", () => {
     // Its own code only, and never inside another site's frame (the browser tests below would
     // report any violation as a console error).
     const policy = res.headers.get("content-security-policy") ?? "";
-    for (const directive of ["default-src 'self'", "script-src 'self'", "frame-ancestors 'none'", "object-src 'none'"]) {
+    for (const directive of [
+      "default-src 'self'",
+      "script-src 'self'",
+      "frame-ancestors 'none'",
+      "object-src 'none'",
+    ]) {
       expect(policy).toContain(directive);
     }
     expect(res.headers.get("x-frame-options")).toBe("DENY");

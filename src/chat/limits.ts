@@ -12,6 +12,9 @@ export interface ChatLimitSettings {
   messagesPerConnection: number;
   messagesPerUser: number;
   friendApplicationsPerDay: number;
+  /** Other requests per second and connection (not sends, which count above, nor acks). */
+  requestsPerConnection: number;
+  searchesPerConnectionPerMinute: number;
 }
 
 const DAY_SECONDS = 86_400;
@@ -27,6 +30,8 @@ const DAY_SECONDS = 86_400;
  */
 export class ChatLimits {
   private readonly windows = new WeakMap<Session, Window>();
+  private readonly requestWindows = new WeakMap<Session, Window>();
+  private readonly searchWindows = new WeakMap<Session, Window>();
   private readonly userWindows = new Map<string, Window>();
   private lastPruneMs = 0;
 
@@ -59,6 +64,21 @@ export class ChatLimits {
     if (!user.allowed) this.refuse("user", `over ${perUser} messages/s for this user`);
   }
 
+  /**
+   * One request on session that is neither a message send nor an ack (heartbeats, sync,
+   * history, lists, searches...): each costs the node storage or Redis work, so a connection
+   * gets a budget of them; a search, which asks every shard, a tighter one of its own.
+   */
+  request(session: Session, kind: string, now = Date.now()): void {
+    const { requestsPerConnection: perSecond, searchesPerConnectionPerMinute: searches } = this.settings;
+    if (countIn(this.requestWindows, session, now) > perSecond) {
+      this.refuse("request", `over ${perSecond} requests/s on this connection`);
+    }
+    if (kind === "searchUsersReq" && countIn(this.searchWindows, session, now, 60_000) > searches) {
+      this.refuse("search", `over ${searches} searches a minute on this connection`);
+    }
+  }
+
   /** One friend application by uid. */
   async friendApply(uid: string): Promise<void> {
     const max = this.settings.friendApplicationsPerDay;
@@ -81,14 +101,15 @@ export class ChatLimits {
   }
 }
 
-/** One hit in key's one-second window; answers the hits in it so far. */
+/** One hit in key's window (one second unless said); answers the hits in it so far. */
 function countIn<K>(
   windows: { get(k: K): Window | undefined; set(k: K, w: Window): unknown },
   key: K,
   now: number,
+  windowMs = 1000,
 ): number {
   let window = windows.get(key);
-  if (!window || now - window.startedAtMs >= 1000) {
+  if (!window || now - window.startedAtMs >= windowMs) {
     window = { startedAtMs: now, count: 0 };
     windows.set(key, window);
   }

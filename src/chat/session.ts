@@ -23,6 +23,8 @@ export interface Session {
   device?: DeviceName;
   /** Date.now() of the last frame received; the idle sweep reads it. */
   lastActivityMs: number;
+  /** Date.now() of the last write of this session's route (its login, then heartbeats' renewals). */
+  routeRenewedAtMs: number;
   /** Drops the envelope when the session is closed. A frame already encoded is written as it is. */
   send(envelope: Envelope | OutboundFrame): void;
   /** Flushes what was sent, then closes; `reason` is logged and, on WebSocket, put in the close frame. */
@@ -40,6 +42,7 @@ export abstract class BaseSession implements Session {
   uid?: Uid;
   device?: DeviceName;
   lastActivityMs = this.openedAtMs;
+  routeRenewedAtMs = this.openedAtMs;
   private isClosed = false;
   /**
    * A session has one close listener (the node's) unless messages were pushed to it: the

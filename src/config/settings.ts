@@ -358,6 +358,21 @@ export const settings = {
     default: "60000",
     doc: "A session with no frame for this long is closed with IDLE_TIMEOUT.",
   },
+  CHAT_CONN_REQUESTS_PER_SECOND: {
+    schema: positiveInt,
+    default: "50",
+    doc: "Requests per second one connection may make besides message sends and acks (heartbeats, sync, history, lists, searches, friend and group requests): RATE_LIMITED past it, the connection stays up.",
+  },
+  CHAT_CONN_SEARCHES_PER_MINUTE: {
+    schema: positiveInt,
+    default: "30",
+    doc: "User searches per minute one connection may make (each asks every shard): RATE_LIMITED past it.",
+  },
+  CHAT_ROUTE_RENEW_MIN_MS: {
+    schema: positiveInt,
+    default: "10000",
+    doc: "Shortest time between two renewals of a session's route in Redis, however often its client sends heartbeats. Keep it well below ROUTE_TTL_SECONDS.",
+  },
   CHAT_CLIENT_HEARTBEAT_MS: {
     schema: positiveInt,
     default: "20000",

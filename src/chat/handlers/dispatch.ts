@@ -57,6 +57,8 @@ const handlers: { [C in RequestCase]: Handler<C> } = {
 
 /** Requests that post a message: the ones the messages-per-second limits count. */
 const MESSAGE_SENDS: ReadonlySet<string> = new Set(["sendReq", "groupSendReq"]);
+/** Outside the request budget: the login (once), and acks, which follow the messages received. */
+const UNBUDGETED: ReadonlySet<string> = new Set(["loginReq", "ackReq"]);
 
 function isRequest(body: Envelope["body"]): body is Extract<NonNullable<Envelope["body"]>, { $case: RequestCase }> {
   return body !== undefined && Object.hasOwn(handlers, body.$case);
@@ -84,6 +86,7 @@ export async function dispatch(
   }
   try {
     if (MESSAGE_SENDS.has(body.$case)) await ctx.limits.message(session);
+    else if (!UNBUDGETED.has(body.$case)) ctx.limits.request(session, body.$case);
     const handler = handlers[body.$case] as Handler<typeof body.$case>;
     // Logged in unless this is the login itself (checked above).
     const reply = await handler(ctx, session as LoggedInSession, body.value as never, reqId, turn);

@@ -2,9 +2,16 @@ import { ErrorCode } from "../../errors.js";
 import { kickSession, type Session } from "../session.js";
 import type { HandlerContext, LoggedInSession, Reply } from "./context.js";
 
-/** Activity is refreshed by any frame; a ping also renews the session's Redis route. */
+/**
+ * Activity is refreshed by any frame; a ping also renews the session's Redis route, at most
+ * once per CHAT_ROUTE_RENEW_MIN_MS however fast a client pings.
+ */
 export async function heartbeat(ctx: HandlerContext, session: LoggedInSession): Reply {
-  if (ctx.routes.refresh) ctx.background(renewRoute(ctx, session));
+  const now = Date.now();
+  if (ctx.routes.refresh && now - session.routeRenewedAtMs >= ctx.config.CHAT_ROUTE_RENEW_MIN_MS) {
+    session.routeRenewedAtMs = now;
+    ctx.background(renewRoute(ctx, session));
+  }
   return { $case: "heartbeatResp", value: { serverTimeMs: String(Date.now()) } };
 }
 

@@ -101,6 +101,7 @@ async function bind(
   let replaced: SessionRoute | null;
   try {
     replaced = await ctx.routes.bind(uid, { nodeId: ctx.nodeId, sessionId: session.id, device });
+    session.routeRenewedAtMs = Date.now();
   } catch (err) {
     ctx.sessions.unbindUid(session);
     ctx.log.error({ err, uid }, "cannot write the session route");
