@@ -1,3 +1,4 @@
+import { connect } from "node:net";
 import type { FastifyInstance } from "fastify";
 import type { Cluster, Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -469,6 +470,33 @@ describe("gate", () => {
     expect(unavailable.every((a) => a.status === 503)).toBe(true);
     expect(answers.filter((a) => a.error === ErrorCode.BAD_CREDENTIALS).length).toBeGreaterThanOrEqual(2);
     expect(answers.every((a) => a.error === ErrorCode.UNAVAILABLE || a.error === ErrorCode.BAD_CREDENTIALS)).toBe(true);
+  });
+
+  it("closes a connection that stays silent past GATE_IDLE_TIMEOUT_MS", async () => {
+    const gate = await startGate({
+      users,
+      verify: createVerifyService({
+        codes: new RedisVerifyCodeStore(redis, config.REDIS_KEY_PREFIX),
+        limiter: new RedisRateLimiter(redis, config.REDIS_KEY_PREFIX),
+        mailer,
+        config,
+        log,
+      }),
+      status,
+      ids: new Snowflake({ workerId: 9 }),
+      limiter: new RedisRateLimiter(redis, config.REDIS_KEY_PREFIX),
+      config: { ...config, GATE_HOST: "127.0.0.1", GATE_PORT: 0, METRICS_PORT: null, GATE_IDLE_TIMEOUT_MS: 300 },
+      log,
+    });
+    closers.push(() => gate.close());
+    // Half a request line, then nothing (a slowloris).
+    const socket = connect(gate.port, "127.0.0.1");
+    await new Promise((resolve, reject) => socket.once("connect", resolve).once("error", reject));
+    socket.on("error", () => undefined);
+    socket.write("POST /v1/login HTTP/1.1\r\nHost: x\r\n");
+    const started = Date.now();
+    await new Promise((resolve) => socket.once("close", resolve));
+    expect(Date.now() - started).toBeLessThan(5000);
   });
 
   it("takes the client address from X-Forwarded-For only when a trusted proxy sends it", async () => {

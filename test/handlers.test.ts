@@ -1,7 +1,9 @@
+import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AppError, ErrorCode } from "../src/errors.js";
 import { Envelope } from "../src/gen/shardchat/v1/client.js";
 import { groupConvId } from "../src/ids/identifiers.js";
+import { decodeEnvelope, FrameDecoder } from "../src/protocol/frame.js";
 import type { ChatClient } from "../src/sdk/chat-client.js";
 import { MysqlMessageStore } from "../src/storage/mysql/message-store.js";
 import { createPool } from "../src/storage/mysql/pool.js";
@@ -96,6 +98,70 @@ describe("a storage failure on the embedded node", () => {
     } finally {
       await memory.close();
       await pool.end();
+    }
+  });
+});
+
+describe("connection caps of a chat node", () => {
+  /** A raw TCP connection: whether the node closed it, and the error it said first. */
+  async function connectRaw(port: number) {
+    const socket = connect(port, "127.0.0.1");
+    await new Promise((resolve, reject) => socket.once("connect", resolve).once("error", reject));
+    const decoder = new FrameDecoder(1 << 20);
+    const got: Envelope[] = [];
+    let closed = false;
+    socket.on("data", (chunk: Buffer) => {
+      for (const body of decoder.push(chunk)) got.push(decodeEnvelope(body));
+    });
+    socket.on("error", () => undefined);
+    socket.on("close", () => {
+      closed = true;
+    });
+    // Refused sockets are closed at once; an accepted one stays open past this.
+    const settled = async () => {
+      for (let i = 0; i < 50 && !closed; i++) await new Promise((r) => setTimeout(r, 5));
+      const first = got[0]?.body;
+      return { closed, code: first?.$case === "error" ? first.value.code : undefined };
+    };
+    return { socket, settled };
+  }
+
+  it("refuses a client address past CHAT_MAX_CONNECTIONS_PER_ADDR, and takes it again once one closes", async () => {
+    const memory = await startMemoryNode({ CHAT_MAX_CONNECTIONS_PER_ADDR: 3 });
+    try {
+      const port = memory.node.info.tcpPort;
+      const open = [await connectRaw(port), await connectRaw(port), await connectRaw(port)];
+      for (const c of open) expect(await c.settled()).toEqual({ closed: false, code: undefined });
+      const fourth = await connectRaw(port);
+      expect(await fourth.settled()).toEqual({ closed: true, code: ErrorCode.RATE_LIMITED });
+      open[0]?.socket.destroy();
+      await new Promise((r) => setTimeout(r, 50));
+      const again = await connectRaw(port);
+      expect(await again.settled()).toEqual({ closed: false, code: undefined });
+      for (const c of [...open, again]) c.socket.destroy();
+    } finally {
+      await memory.close();
+    }
+  });
+
+  it("refuses sockets past CHAT_MAX_PENDING_LOGINS that have not logged in; a login frees its slot", async () => {
+    const memory = await startMemoryNode({ CHAT_MAX_PENDING_LOGINS: 2 });
+    try {
+      // memory.user() logs one in: it does not count.
+      const alice = await memory.user("alice");
+      const port = memory.node.info.tcpPort;
+      const waiting = [await connectRaw(port), await connectRaw(port)];
+      for (const c of waiting) expect(await c.settled()).toEqual({ closed: false, code: undefined });
+      expect(await (await connectRaw(port)).settled()).toEqual({ closed: true, code: ErrorCode.UNAVAILABLE });
+      // The logged-in session goes on meanwhile.
+      expect(Number((await alice.client.heartbeat()).serverTimeMs)).toBeGreaterThan(0);
+      waiting[0]?.socket.destroy();
+      await new Promise((r) => setTimeout(r, 50));
+      const next = await connectRaw(port);
+      expect(await next.settled()).toEqual({ closed: false, code: undefined });
+      for (const c of [...waiting, next]) c.socket.destroy();
+    } finally {
+      await memory.close();
     }
   });
 });

@@ -17,6 +17,9 @@
 #   NGINX_TIMEOUT     idle timeout of a long-lived chat connection (default 3600s; keep it above
 #                     the nodes' CHAT_IDLE_TIMEOUT_MS, which is what really ends idle sessions)
 #   NGINX_MAX_BODY    largest request body (default 16m; keep it above GATE_FILE_MAX_BYTES)
+#   NGINX_CONN_PER_ADDR  connections one client address may hold, HTTP, WebSocket and TCP each
+#                     (default 200; the chat nodes behind see only nginx, so this is the cap)
+#   NGINX_GATE_RATE   gate requests per second per client address (default 20, bursts of 40)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 NGINX_DIR="${NGINX_DIR:-$ROOT/.stack/nginx}"
@@ -26,6 +29,8 @@ NGINX_GATES="${NGINX_GATES:-127.0.0.1:8080}"
 NGINX_CHAT_NODES="${NGINX_CHAT_NODES:-}"
 NGINX_TIMEOUT="${NGINX_TIMEOUT:-3600s}"
 NGINX_MAX_BODY="${NGINX_MAX_BODY:-16m}"
+NGINX_CONN_PER_ADDR="${NGINX_CONN_PER_ADDR:-200}"
+NGINX_GATE_RATE="${NGINX_GATE_RATE:-20}"
 NGINX_BIN="$(command -v nginx || echo /usr/sbin/nginx)"
 
 die() { echo "[nginx] $*" >&2; exit 1; }
@@ -91,6 +96,11 @@ http {
   scgi_temp_path $NGINX_DIR/tmp/scgi;
   client_max_body_size $NGINX_MAX_BODY;
   server_tokens off;
+  # Per client address: connections held (gate and chat WebSockets) and gate's request rate.
+  limit_conn_zone \$binary_remote_addr zone=shardchat_conn:10m;
+  limit_req_zone \$binary_remote_addr zone=shardchat_gate:10m rate=${NGINX_GATE_RATE}r/s;
+  limit_conn_status 429;
+  limit_req_status 429;
 
   map \$http_upgrade \$connection_upgrade {
     default upgrade;
@@ -105,8 +115,10 @@ $gates    keepalive 32;
 
   server {
     listen $NGINX_HOST:$NGINX_HTTP_PORT;
+    limit_conn shardchat_conn $NGINX_CONN_PER_ADDR;
 
     location / {
+      limit_req zone=shardchat_gate burst=$((NGINX_GATE_RATE * 2)) nodelay;
       proxy_pass http://shardchat_gate;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
@@ -127,6 +139,8 @@ stream {
   log_format shardchat_tcp '\$remote_addr [\$time_iso8601] \$server_port -> \$upstream_addr '
                            '\$status in=\$bytes_received out=\$bytes_sent \${session_time}s';
   access_log $NGINX_DIR/stream.log shardchat_tcp;
+  limit_conn_zone \$binary_remote_addr zone=shardchat_tcp:10m;
+  limit_conn shardchat_tcp $NGINX_CONN_PER_ADDR;
 $streams}
 CONF
   echo "$NGINX_DIR/nginx.conf"

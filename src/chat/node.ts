@@ -37,6 +37,8 @@ export function laneOf(session: Session, envelope: Envelope): Lane {
  */
 export class ChatNode {
   private readonly inboxes = new WeakMap<Session, SessionInbox>();
+  /** Open connections per client address (CHAT_MAX_CONNECTIONS_PER_ADDR set). */
+  private readonly perAddress = new Map<string, number>();
   private readonly pending = new Set<Promise<void>>();
   private sweepTimer: NodeJS.Timeout | undefined;
 
@@ -49,10 +51,26 @@ export class ChatNode {
   /** For transports: a new connection. False when the node is full (the session is closed). */
   attach(session: Session): boolean {
     const { sessions, config, log } = this.ctx;
-    if (sessions.size >= config.CHAT_MAX_SESSIONS) {
-      log.warn({ remote: session.remote }, "session limit reached");
+    if (sessions.size >= config.CHAT_MAX_SESSIONS || sessions.pendingLogins >= config.CHAT_MAX_PENDING_LOGINS) {
+      log.warn({ remote: session.remote, pendingLogins: sessions.pendingLogins }, "session limit reached");
       failSession(session, ErrorCode.UNAVAILABLE, "this chat node is full");
       return false;
+    }
+    const cap = config.CHAT_MAX_CONNECTIONS_PER_ADDR;
+    if (cap > 0) {
+      const host = session.remoteHost;
+      const open = this.perAddress.get(host) ?? 0;
+      if (open >= cap) {
+        log.info({ host }, "connection cap of an address reached");
+        failSession(session, ErrorCode.RATE_LIMITED, `over ${cap} connections from this address`);
+        return false;
+      }
+      this.perAddress.set(host, open + 1);
+      session.onClose(() => {
+        const left = (this.perAddress.get(host) ?? 1) - 1;
+        if (left > 0) this.perAddress.set(host, left);
+        else this.perAddress.delete(host);
+      });
     }
     sessions.add(session);
     this.ctx.metrics.connections.inc({ transport: session.transport });

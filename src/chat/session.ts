@@ -21,6 +21,8 @@ export interface Session {
   uid?: Uid;
   /** The device kind the login claimed (one session per uid and device kind); set with uid. */
   device?: DeviceName;
+  /** The client's address without its port (what per-address caps count). */
+  readonly remoteHost: string;
   /** Date.now() of the last frame received; the idle sweep reads it. */
   lastActivityMs: number;
   /** Date.now() of the last write of this session's route (its login, then heartbeats' renewals). */
@@ -66,6 +68,12 @@ export abstract class BaseSession implements Session {
   get remote(): string {
     this.#remote ??= this.peerAddress();
     return this.#remote;
+  }
+
+  get remoteHost(): string {
+    const remote = this.remote;
+    const colon = remote.lastIndexOf(":");
+    return colon < 0 ? remote : remote.slice(0, colon);
   }
 
   get closed(): boolean {

@@ -14,6 +14,8 @@ export class SessionRegistry {
    * idle session ~180 bytes.
    */
   private readonly byUid = new Map<Uid, Session | Map<DeviceName, Session>>();
+  /** Sessions here that have logged in (the others are waiting for their login). */
+  #loggedIn = 0;
 
   add(session: Session): void {
     this.byId.set(session.id, session);
@@ -21,12 +23,13 @@ export class SessionRegistry {
 
   /** Forgets the session; its uid entry only if it still points at this session. */
   remove(session: Session): void {
-    this.byId.delete(session.id);
+    if (this.byId.delete(session.id) && session.uid !== undefined) this.#loggedIn -= 1;
     this.unlink(session);
   }
 
   /** Makes `session` the one of `uid` on `device`; answers the local session of that device it replaced, if any. */
   bindUid(session: Session, uid: Uid, device: DeviceName = "desktop"): Session | undefined {
+    if (session.uid === undefined && this.byId.has(session.id)) this.#loggedIn += 1;
     const entry = this.byUid.get(uid);
     let previous: Session | undefined;
     if (entry === undefined) this.byUid.set(uid, session);
@@ -52,6 +55,7 @@ export class SessionRegistry {
 
   /** Undoes bindUid (a login that failed half-way). */
   unbindUid(session: Session): void {
+    if (session.uid !== undefined && this.byId.has(session.id)) this.#loggedIn -= 1;
     this.unlink(session);
     session.uid = undefined;
   }
@@ -69,6 +73,11 @@ export class SessionRegistry {
 
   get size(): number {
     return this.byId.size;
+  }
+
+  /** Sessions that have not logged in yet. */
+  get pendingLogins(): number {
+    return this.byId.size - this.#loggedIn;
   }
 
   all(): Session[] {

@@ -158,6 +158,16 @@ export const settings = {
     default: "200",
     doc: "Login attempts all gates together accept per second, counted after the per-address budget and before the password hash (RATE_LIMITED past it).",
   },
+  GATE_REQUEST_TIMEOUT_MS: {
+    schema: positiveInt,
+    default: "120000",
+    doc: "Time a client has to send a whole request to gate (an upload on a slow link included); a slower one is cut off.",
+  },
+  GATE_IDLE_TIMEOUT_MS: {
+    schema: positiveInt,
+    default: "75000",
+    doc: "A gate connection that sends nothing for this long is closed (slow or stalled clients cannot hold sockets).",
+  },
   GATE_HASHES_IN_FLIGHT: {
     schema: positiveInt,
     default: "4",
@@ -417,6 +427,16 @@ export const settings = {
     doc: "Most conversations one conversation list reply carries (the most recently active).",
   },
   CHAT_MAX_SESSIONS: { schema: positiveInt, default: "100000", doc: "Most sessions one chat node accepts." },
+  CHAT_MAX_PENDING_LOGINS: {
+    schema: positiveInt,
+    default: "10000",
+    doc: "Connections of a chat node that have not logged in yet (each has CHAT_LOGIN_TIMEOUT_MS to do so); more are refused at once, so sockets that never log in cannot fill CHAT_MAX_SESSIONS.",
+  },
+  CHAT_MAX_CONNECTIONS_PER_ADDR: {
+    schema: z.coerce.number().int().min(0),
+    default: "0",
+    doc: "Connections one client address may hold on a chat node; more are refused (RATE_LIMITED). 0: no cap, for nodes behind a proxy, where every client has the proxy's address (cap there: ops/nginx's limit_conn); set it on nodes clients reach directly (compose does).",
+  },
   CHAT_MAX_OUTBOUND_BYTES: {
     schema: positiveInt,
     default: "4194304",

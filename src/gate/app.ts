@@ -22,6 +22,9 @@ export async function buildGateApp(deps: GateDeps): Promise<FastifyInstance> {
   const app = Fastify({
     logger: false,
     bodyLimit: config.GATE_BODY_LIMIT_BYTES,
+    // Slow or stalled clients cannot hold sockets: a whole request in so long, and no silence longer.
+    requestTimeout: config.GATE_REQUEST_TIMEOUT_MS,
+    connectionTimeout: config.GATE_IDLE_TIMEOUT_MS,
     trustProxy: config.GATE_TRUST_PROXY,
     // A proxy's id (nginx $request_id) is kept, so one id names the request in every log.
     requestIdHeader: "x-request-id",
