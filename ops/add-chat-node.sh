@@ -32,9 +32,10 @@ ws=${CHAT_WS_PORT:-$((STACK_CHAT_WS_BASE + n - 1))}
 grpc=${CHAT_GRPC_PORT:-$((STACK_CHAT_GRPC_BASE + n - 1))}
 log="$STACK_LOG_DIR/$name.log"
 mapfile -t COMMON_ENV < <(stack_service_env)
+mapfile -t TLS_ENV < <(stack_service_tls_env "$name")
 # The log is appended to: remember where this run's lines begin.
 offset=$(stat -c %s "$log" 2>/dev/null || echo 0)
-env "${COMMON_ENV[@]}" "CHAT_NODE_ID=$name" "CHAT_HOST=$STACK_HOST" "CHAT_TCP_PORT=$tcp" \
+env "${COMMON_ENV[@]}" "${TLS_ENV[@]}" "CHAT_NODE_ID=$name" "CHAT_HOST=$STACK_HOST" "CHAT_TCP_PORT=$tcp" \
   "CHAT_WS_PORT=$ws" "CHAT_GRPC_PORT=$grpc" \
   setsid nohup node --import tsx "$STACK_ROOT/src/chat/main.ts" >>"$log" 2>&1 &
 echo $! >"$pidfile"

@@ -16,6 +16,7 @@ import { okOrThrow } from "../../src/errors.js";
 import { hashPassword } from "../../src/gate/password.js";
 import { StatusServiceService } from "../../src/gen/shardchat/v1/status.js";
 import { grpcClient } from "../../src/grpc/api.js";
+import { internalTlsOf } from "../../src/grpc/tls.js";
 import { Snowflake } from "../../src/ids/snowflake.js";
 import { createLogger } from "../../src/log/logger.js";
 import { canListen, freePort, freePortRun } from "../../test/helpers/ports.js";
@@ -211,7 +212,10 @@ export class ShardchatUsers {
 
   async tickets(count: number): Promise<Ticket[]> {
     const users = await this.create(count);
-    const status = grpcClient(StatusServiceService, this.statusAddr, { authToken: this.config.INTERNAL_AUTH_TOKEN });
+    const status = grpcClient(StatusServiceService, this.statusAddr, {
+      authToken: this.config.INTERNAL_AUTH_TOKEN,
+      tls: internalTlsOf(this.config),
+    });
     try {
       return await inBatches(users, 32, async (u): Promise<Ticket> => {
         const { node } = okOrThrow(await status.api.getChatNode({ uid: u.uid }));
@@ -396,6 +400,7 @@ export async function startStack(
     MYSQL_URL: stack.mysqlUrls[0],
     MYSQL_SHARDS: stack.mysqlUrls.join(","),
     INTERNAL_AUTH_TOKEN: stack.stack.internalAuthToken,
+    ...stack.stack.internalTls,
   });
   const users = new ShardchatUsers(config, stack.statusAddr, options.transport ?? "tcp");
   return {

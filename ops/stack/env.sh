@@ -54,9 +54,27 @@ stack_internal_auth_token() {
   cat "$file"
 }
 
+# The stack's internal gRPC runs with mutual TLS: a CA, one certificate per service and one
+# for the tools that call the services directly (tests, the bench, chaos), made on first use
+# in the run folder by ops/make-internal-certs.sh (which keeps what exists). NAMES: the
+# certificates wanted besides the CA. Prints the folder.
+stack_internal_tls_dir() {
+  local dir="$STACK_RUN_DIR/tls"
+  bash "$STACK_ROOT/ops/make-internal-certs.sh" "$dir" "$@" >/dev/null
+  echo "$dir"
+}
+
+# The environment lines of one service's own certificate (NAME: status, gate, chat-1, ...).
+stack_service_tls_env() {
+  local dir
+  dir=$(stack_internal_tls_dir "$1")
+  printf '%s\n' "INTERNAL_TLS_CERT=$dir/$1.pem" "INTERNAL_TLS_KEY=$dir/$1.key"
+}
+
 stack_service_env() {
   printf '%s\n' \
     "INTERNAL_AUTH_TOKEN=$(stack_internal_auth_token)" \
+    "INTERNAL_TLS_CA=$(stack_internal_tls_dir)/ca.pem" \
     "MYSQL_URL=mysql://root@127.0.0.1:$STACK_MYSQL_MAIN_PORT/$STACK_MYSQL_DB" \
     "MYSQL_SHARDS=$(stack_mysql_shards)" \
     "REDIS_CLUSTER_NODES=$(stack_redis_nodes)" \

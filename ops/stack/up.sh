@@ -196,10 +196,13 @@ start_service() { # name entry extra-env...
   local pid="$STACK_RUN_DIR/$name.pid"
   if alive "$pid"; then return 0; fi
   say "starting $name"
+  # Its own certificate of the stack's CA for the internal gRPC (made once, kept in the run folder).
+  local tls_env
+  mapfile -t tls_env < <(stack_service_tls_env "$name")
   # STACK_NODE_ARGS: extra node flags for every service, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
   # (node refuses --cpu-prof in NODE_OPTIONS).
   # shellcheck disable=SC2086
-  env "${COMMON_ENV[@]}" "$@" setsid nohup node ${STACK_NODE_ARGS:-} --import tsx "$STACK_ROOT/$entry" \
+  env "${COMMON_ENV[@]}" "${tls_env[@]}" "$@" setsid nohup node ${STACK_NODE_ARGS:-} --import tsx "$STACK_ROOT/$entry" \
     >>"$STACK_LOG_DIR/$name.log" 2>&1 9>&- &
   echo $! >"$pid"
 }

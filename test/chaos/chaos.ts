@@ -8,7 +8,7 @@ import { GateClient } from "../../src/sdk/index.js";
 import { freePortRun } from "../helpers/ports.js";
 import { waitFor } from "../helpers/processes.js";
 import { codeFromMail } from "../helpers/smtp-sink.js";
-import { type StackServices, stackInfraUp, startStackServices } from "../helpers/stack.js";
+import { type StackServices, stackGrpcOptions, stackInfraUp, startStackServices } from "../helpers/stack.js";
 import { startTcpProxy, type TcpProxy } from "../helpers/tcp-proxy.js";
 import { type ChatUser, SteadyChat } from "./steady-chat.js";
 
@@ -120,7 +120,7 @@ async function pidOfPort(kind: "redis" | "mariadb", port: number): Promise<numbe
 }
 
 async function chatNodesLive(stack: StackServices): Promise<number> {
-  const status = grpcClient(StatusServiceService, stack.statusAddr, { authToken: stack.stack.internalAuthToken });
+  const status = grpcClient(StatusServiceService, stack.statusAddr, stackGrpcOptions(stack.stack));
   try {
     return (await status.api.listNodes({})).nodes.length;
   } finally {

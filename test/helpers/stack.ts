@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import mysql from "mysql2/promise";
+import { internalTlsOf } from "../../src/grpc/tls.js";
 import { freePort, freePortRun } from "./ports.js";
 import { LOG_DIR, ROOT, waitFor } from "./processes.js";
 import { startSmtpSink } from "./smtp-sink.js";
@@ -19,16 +20,31 @@ export interface StackEnv {
   runDir: string;
   /** The services' INTERNAL_AUTH_TOKEN (a direct gRPC call to them needs it). */
   internalAuthToken: string;
+  /** The stack's mutual TLS: its CA, and the tools' certificate and key (for direct gRPC calls). */
+  internalTls: { INTERNAL_TLS_CA: string; INTERNAL_TLS_CERT: string; INTERNAL_TLS_KEY: string };
+}
+
+/** How a tool calls the stack's services over gRPC: the token and the tools' certificate. */
+export function stackGrpcOptions(stack: StackEnv): { authToken: string; tls: ReturnType<typeof internalTlsOf> } {
+  return { authToken: stack.internalAuthToken, tls: internalTlsOf(stack.internalTls) };
 }
 
 export async function stackEnv(vars: Record<string, string> = {}): Promise<StackEnv> {
   const script = `source ${JSON.stringify(join(ROOT, "ops/stack/env.sh"))}
 echo "$(stack_mysql_ports)"; echo "$STACK_REDIS_PORTS"; echo "$(stack_redis_nodes)"
-echo "$STACK_DIR"; echo "$STACK_LOG_DIR"; echo "$STACK_RUN_DIR"; echo "$(stack_internal_auth_token)"`;
+echo "$STACK_DIR"; echo "$STACK_LOG_DIR"; echo "$STACK_RUN_DIR"; echo "$(stack_internal_auth_token)"
+echo "$(stack_internal_tls_dir tools)"`;
   const { stdout } = await run("bash", ["-c", script], { env: { ...process.env, ...vars } });
-  const [mysqlPorts = "", redis = "", nodes = "", dir = "", logDir = "", runDir = "", internalAuthToken = ""] = stdout
-    .trim()
-    .split("\n");
+  const [
+    mysqlPorts = "",
+    redis = "",
+    nodes = "",
+    dir = "",
+    logDir = "",
+    runDir = "",
+    internalAuthToken = "",
+    tls = "",
+  ] = stdout.trim().split("\n");
   const ports = (s: string) => s.trim().split(/\s+/).map(Number);
   return {
     mysqlPorts: ports(mysqlPorts),
@@ -38,6 +54,11 @@ echo "$STACK_DIR"; echo "$STACK_LOG_DIR"; echo "$STACK_RUN_DIR"; echo "$(stack_i
     logDir,
     runDir,
     internalAuthToken,
+    internalTls: {
+      INTERNAL_TLS_CA: join(tls, "ca.pem"),
+      INTERNAL_TLS_CERT: join(tls, "tools.pem"),
+      INTERNAL_TLS_KEY: join(tls, "tools.key"),
+    },
   };
 }
 

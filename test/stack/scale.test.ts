@@ -17,7 +17,7 @@ import { readShardMap } from "../../src/storage/sharded/shards.js";
 import { freePort } from "../helpers/ports.js";
 import { ROOT, waitFor } from "../helpers/processes.js";
 import { codeFromMail } from "../helpers/smtp-sink.js";
-import { type StackServices, stackInfraUp, startStackServices } from "../helpers/stack.js";
+import { type StackServices, stackGrpcOptions, stackInfraUp, startStackServices } from "../helpers/stack.js";
 
 /**
  * Scaling out under live 1:1 chat (issue 7), on the local multi-shard stack: add a 4th chat
@@ -216,7 +216,7 @@ beforeAll(async () => {
   stack = await startStackServices("scale", { chatNodes: 3, env: SERVICE_ENV });
   mysqlUrls = [...stack.mysqlUrls];
   gate = new GateClient(stack.gateUrl);
-  status = grpcClient(StatusServiceService, stack.statusAddr, { authToken: stack.stack.internalAuthToken });
+  status = grpcClient(StatusServiceService, stack.statusAddr, stackGrpcOptions(stack.stack));
   // Enough users that every operation moves someone: the ring decides, so register until it does.
   const vnodes = loadConfig({}).RING_VNODES;
   const ring = (ids: number[]) =>
