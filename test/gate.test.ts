@@ -163,27 +163,12 @@ describe("gate", () => {
 
     // With it: the name is taken, and the code is still good for another name.
     const code = await mailedCode("other@example.com");
-    const takenName = await post("/v1/register", {
-      user: "ALICE",
-      email: "other@example.com",
-      password: "pw-12345",
-      code,
-    });
-    expect(takenName).toMatchObject({ status: 409, json: { error: ErrorCode.USER_EXISTS } });
-    const other = await post("/v1/register", {
-      user: "alice3",
-      email: "other@example.com",
-      password: "pw-12345",
-      code,
-    });
-    expect(other).toMatchObject({ status: 200, json: { error: ErrorCode.OK } });
+    const registerAs = (user: string) =>
+      post("/v1/register", { user, email: "other@example.com", password: "pw-12345", code });
+    expect(await registerAs("ALICE")).toMatchObject({ status: 409, json: { error: ErrorCode.USER_EXISTS } });
+    expect(await registerAs("alice3")).toMatchObject({ status: 200, json: { error: ErrorCode.OK } });
     // Spent now.
-    const again = await post("/v1/register", {
-      user: "alice4",
-      email: "other@example.com",
-      password: "pw-12345",
-      code,
-    });
+    const again = await registerAs("alice4");
     expect(again.json.error).toBe(ErrorCode.VERIFY_CODE_WRONG);
 
     const takenEmail = await post("/v1/register", {
