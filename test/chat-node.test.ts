@@ -24,7 +24,9 @@ import { RedisNodeRegistry } from "../src/routing/redis/node-registry.js";
 import { RedisSessionRoutes } from "../src/routing/redis/session-routes.js";
 import { RedisTokenStore } from "../src/routing/redis/token-store.js";
 import { createRedis, type RedisClient } from "../src/routing/redis-client.js";
+import { secretDigest } from "../src/routing/secret-digest.js";
 import { createStatusService } from "../src/status/service.js";
+import { grpcSessionKicker } from "../src/status/session-kicker.js";
 import { MysqlMessageStore } from "../src/storage/mysql/message-store.js";
 import { migrate } from "../src/storage/mysql/migrate.js";
 import { createPool, type Pool } from "../src/storage/mysql/pool.js";
@@ -213,6 +215,8 @@ describe("chat node", () => {
   let config: Config;
   let pool: Pool;
   let redis: RedisClient;
+  // Revoked tokens' sessions are ended over the nodes' gRPC, as status does in a deployment.
+  const kicker = grpcSessionKicker({ authToken: "", tls: undefined });
   let statusServer: { port: number; close(): Promise<void> };
   let status: GrpcClient<typeof StatusServiceService>;
   let node1: RunningChatNode;
@@ -258,6 +262,7 @@ describe("chat node", () => {
       tokens: new RedisTokenStore(redis, config.REDIS_KEY_PREFIX),
       config,
       log,
+      kick: kicker.kick,
     });
     statusServer = await startGrpcServer("127.0.0.1:0", (server) => addApi(server, StatusServiceService, statusApi));
     status = grpcClient(StatusServiceService, `127.0.0.1:${statusServer.port}`);
@@ -318,6 +323,7 @@ describe("chat node", () => {
     await node1?.close();
     await node2?.close();
     status?.close();
+    kicker.close();
     await statusServer?.close();
     await pool?.end();
     if (redis) {
@@ -526,35 +532,6 @@ describe("chat node", () => {
     await c.end();
   });
 
-  it("renews a route at most once per CHAT_ROUTE_RENEW_MIN_MS however fast a client pings, and budgets requests", async () => {
-    const c = await tcp(node1);
-    await c.login(C, tokenOf(C));
-    const key = `${config.REDIS_KEY_PREFIX}route:${C}`;
-    await new Promise((r) => setTimeout(r, 1500));
-    const before = await redis.pttl(key);
-    expect(before).toBeGreaterThan(0);
-    for (let i = 0; i < 20; i++) await c.call(heartbeatReq, "heartbeatResp");
-    await new Promise((r) => setTimeout(r, 200));
-    // Renewed, the route would live ROUTE_TTL_SECONDS again; it went on ageing instead.
-    expect(await redis.pttl(key)).toBeLessThanOrEqual(before);
-
-    // Past CHAT_CONN_REQUESTS_PER_SECOND in one second: RATE_LIMITED, and the session stays.
-    await new Promise((r) => setTimeout(r, 1000));
-    const replies = await Promise.all(
-      Array.from({ length: config.CHAT_CONN_REQUESTS_PER_SECOND + 10 }, () => c.request(heartbeatReq)),
-    );
-    const limited = replies.filter((e) => e.body?.$case === "error" && e.body.value.code === ErrorCode.RATE_LIMITED);
-    expect(limited.length).toBeGreaterThanOrEqual(10);
-    await new Promise((r) => setTimeout(r, 1000));
-    await c.call(heartbeatReq, "heartbeatResp");
-    await c.end();
-  });
-
-  async function stillChatting(): Promise<void> {
-    const ack = await a.call(sendReq(B, `alive-${Date.now()}-${Math.random()}`, "still here"), "sendResp");
-    expect((await b.nextPush("messagePush")).message?.msgId).toBe(ack.msgId);
-  }
-
   it("answers undecodable bytes with MALFORMED_FRAME and closes only that connection", async () => {
     const garbage = await tcp(node1);
     const body = Buffer.from([0x0f, 0x01]);
@@ -696,6 +673,67 @@ describe("chat node", () => {
     }
   });
 
+  it("renews a route at most once per CHAT_ROUTE_RENEW_MIN_MS however fast a client pings, and budgets requests", async () => {
+    const c = await tcp(node1);
+    await c.login(C, tokenOf(C));
+    const key = `${config.REDIS_KEY_PREFIX}route:${C}`;
+    await new Promise((r) => setTimeout(r, 1500));
+    const before = await redis.pttl(key);
+    expect(before).toBeGreaterThan(0);
+    for (let i = 0; i < 20; i++) await c.call(heartbeatReq, "heartbeatResp");
+    await new Promise((r) => setTimeout(r, 200));
+    // Renewed, the route would live ROUTE_TTL_SECONDS again; it went on ageing instead.
+    expect(await redis.pttl(key)).toBeLessThanOrEqual(before);
+
+    // Past CHAT_CONN_REQUESTS_PER_SECOND in one second: RATE_LIMITED, and the session stays.
+    await new Promise((r) => setTimeout(r, 1000));
+    const replies = await Promise.all(
+      Array.from({ length: config.CHAT_CONN_REQUESTS_PER_SECOND + 10 }, () => c.request(heartbeatReq)),
+    );
+    const limited = replies.filter((e) => e.body?.$case === "error" && e.body.value.code === ErrorCode.RATE_LIMITED);
+    expect(limited.length).toBeGreaterThanOrEqual(10);
+    await new Promise((r) => setTimeout(r, 1000));
+    await c.call(heartbeatReq, "heartbeatResp");
+    await c.end();
+  });
+
+  it("ends the session of a revoked token on its node, and a session whose token expires", async () => {
+    const web = await status.api.issueToken({ uid: C, device: "web" });
+    const c = (await ws(node1)) as WsClient;
+    await c.call({ $case: "loginReq", value: { uid: C, token: web.token, device: DeviceKind.WEB } }, "loginResp");
+    expect(await status.api.revokeTokens({ uid: C, token: web.token, all: false })).toEqual({
+      error: ErrorCode.OK,
+      revoked: 1,
+    });
+    expect((await c.nextPush("kickPush")).reason).toBe(ErrorCode.TOKEN_INVALID);
+    await c.inbox.untilClosed();
+    // The revoked token opens nothing any more; C's other token still works.
+    const again = (await ws(node1)) as WsClient;
+    const refused = await again.errorOf({
+      $case: "loginReq",
+      value: { uid: C, token: web.token, device: DeviceKind.WEB },
+    });
+    expect(refused.code).toBe(ErrorCode.TOKEN_INVALID);
+    expect((await status.api.checkToken({ uid: C, token: tokenOf(C) })).error).toBe(ErrorCode.OK);
+
+    // A token that expires in a moment: its session ends then, TOKEN_EXPIRED.
+    const soon = `soon-${Date.now()}-token-0123456789`;
+    await new RedisTokenStore(redis, config.REDIS_KEY_PREFIX).put(C, {
+      token: secretDigest(soon),
+      expiresAtMs: Date.now() + 1500,
+      device: "mobile",
+    });
+    const phone = await tcp(node1);
+    await phone.call({ $case: "loginReq", value: { uid: C, token: soon, device: DeviceKind.MOBILE } }, "loginResp");
+    expect((await phone.nextPush("kickPush")).reason).toBe(ErrorCode.TOKEN_EXPIRED);
+    await phone.inbox.untilClosed();
+  });
+
+  async function stillChatting(): Promise<void> {
+    const ack = await a.call(sendReq(B, `alive-${Date.now()}-${Math.random()}`, "still here"), "sendResp");
+    expect((await b.nextPush("messagePush")).message?.msgId).toBe(ack.msgId);
+  }
+
   it("times out silent connections, serves other nodes over gRPC, and leaves status on close", async () => {
     const extra = await startChatNode({
       config: {
@@ -756,7 +794,7 @@ describe("chat node", () => {
       const delivered = await peer.api.deliver({ message, toUids: [X, nobody] });
       expect(delivered).toEqual({ error: ErrorCode.OK, offlineUids: [nobody] });
       expect((await x1.nextPush("messagePush")).message).toEqual(message);
-      const kicked = await peer.api.kick({ uid: X, sessionId: "", reason: ErrorCode.KICKED });
+      const kicked = await peer.api.kick({ uid: X, sessionId: "", reason: ErrorCode.KICKED, device: "" });
       expect(kicked.kicked).toBe(true);
       expect((await x1.nextPush("kickPush")).reason).toBe(ErrorCode.KICKED);
       await x1.inbox.untilClosed();

@@ -522,14 +522,46 @@ describe("gate", () => {
     expect(made.headers["x-request-id"]).toMatch(/^[0-9a-f-]{36}$/);
   });
 
+  it("logs out this device's token, then every token of the user", async () => {
+    const uid = await register("leaver", "leaver@example.com", "leaver password");
+    const loginAs = async (device: string) =>
+      (await post("/v1/login", { user: "leaver", password: "leaver password", device })).json.token as string;
+    const [web, desktop] = [await loginAs("web"), await loginAs("desktop")];
+    const logout = async (token: string, body: object = {}) => {
+      const res = await app.inject({
+        method: "POST",
+        url: "/v1/logout",
+        headers: { authorization: `Bearer ${token}`, "x-uid": uid },
+        payload: body,
+      });
+      return { status: res.statusCode, json: res.json() };
+    };
+    const check = async (token: string) => (await status.checkToken({ uid, token })).error;
+
+    expect(await logout(web)).toEqual({ status: 200, json: { error: ErrorCode.OK, revoked: 1 } });
+    expect(await check(web)).toBe(ErrorCode.TOKEN_INVALID);
+    expect(await check(desktop)).toBe(ErrorCode.OK);
+    // A revoked token cannot log out again (nor do anything else).
+    expect((await logout(web)).json.error).toBe(ErrorCode.TOKEN_INVALID);
+
+    const phone = await loginAs("mobile");
+    expect(await logout(desktop, { all: true })).toEqual({ status: 200, json: { error: ErrorCode.OK, revoked: 2 } });
+    expect([await check(desktop), await check(phone)]).toEqual([ErrorCode.TOKEN_INVALID, ErrorCode.TOKEN_INVALID]);
+    expect((await logout("", {})).json.error).toBe(ErrorCode.TOKEN_INVALID);
+  });
+
   it("resets a password with a mailed code: the new one works, the old one no longer does", async () => {
-    await register("erin", "erin@example.com", "old password");
+    const uid = await register("erin", "erin@example.com", "old password");
+    // A token from before the reset: the reset revokes it.
+    const before = await post("/v1/login", { user: "erin", password: "old password" });
+    expect((await status.checkToken({ uid, token: before.json.token as string })).error).toBe(ErrorCode.OK);
     const res = await post("/v1/reset-password", {
       email: "Erin@example.com",
       password: "new password",
       code: await mailedCode("erin@example.com"),
     });
     expect(res).toEqual({ status: 200, json: { error: ErrorCode.OK } });
+    expect((await status.checkToken({ uid, token: before.json.token as string })).error).toBe(ErrorCode.TOKEN_INVALID);
     expect((await post("/v1/login", { user: "erin", password: "new password" })).json.error).toBe(ErrorCode.OK);
     expect((await post("/v1/login", { user: "erin", password: "old password" })).json.error).toBe(
       ErrorCode.BAD_CREDENTIALS,

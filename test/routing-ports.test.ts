@@ -125,6 +125,23 @@ describe.each(backends)("routing ports on $name", (backend) => {
   });
 
   describe("TokenStore", () => {
+    it("revokes one token by value, or all of a user's, and answers those it removed", async () => {
+      const tokens = backend.tokens(60_000);
+      const expiresAtMs = Date.now() + 60_000;
+      await tokens.put("31", { token: "w", expiresAtMs, device: "web" });
+      await tokens.put("31", { token: "d", expiresAtMs, device: "desktop" });
+      await tokens.put("31", { token: "m", expiresAtMs, device: "mobile" });
+      expect(await tokens.revoke("31", "nope")).toEqual([]);
+      expect(await tokens.revoke("31", "d")).toEqual([{ token: "d", expiresAtMs, device: "desktop" }]);
+      expect((await tokens.recent("31")).map((t) => t.token)).toEqual(["m", "w"]);
+      expect((await tokens.revoke("31", undefined)).map((t) => t.token).sort()).toEqual(["m", "w"]);
+      expect(await tokens.recent("31")).toEqual([]);
+      expect(await tokens.revoke("31", undefined)).toEqual([]);
+      // A token issued after the revocation counts as usual.
+      await tokens.put("31", { token: "again", expiresAtMs });
+      expect((await tokens.get("31"))?.token).toBe("again");
+    });
+
     it("answers the newest token per uid, and none for others", async () => {
       const tokens = backend.tokens(60_000);
       const expiresAtMs = Date.now() + 60_000;

@@ -227,7 +227,7 @@ describe("status service over gRPC with Redis", () => {
     expect(new Set(fromOne.values()).size).toBe(3);
     // A token issued by one is accepted by the other.
     const { token } = await one.issueToken({ uid: "77" });
-    expect(await two.checkToken({ uid: "77", token })).toEqual({ error: ErrorCode.OK });
+    expect(await two.checkToken({ uid: "77", token })).toMatchObject({ error: ErrorCode.OK });
   });
 
   it("binds a token to the device kind it was issued for, one token per kind", async () => {
@@ -235,24 +235,30 @@ describe("status service over gRPC with Redis", () => {
     const web = await api.issueToken({ uid: "2001", device: "web" });
     const desktop = await api.issueToken({ uid: "2001", device: "desktop" });
     const any = await api.issueToken({ uid: "2001" });
-    expect(await api.checkToken({ uid: "2001", token: web.token, device: "web" })).toEqual({ error: ErrorCode.OK });
+    expect(await api.checkToken({ uid: "2001", token: web.token, device: "web" })).toMatchObject({
+      error: ErrorCode.OK,
+    });
     // Stolen and presented as another kind: refused.
-    expect(await api.checkToken({ uid: "2001", token: web.token, device: "desktop" })).toEqual({
+    expect(await api.checkToken({ uid: "2001", token: web.token, device: "desktop" })).toMatchObject({
       error: ErrorCode.TOKEN_INVALID,
     });
-    expect(await api.checkToken({ uid: "2001", token: desktop.token, device: "desktop" })).toEqual({
+    expect(await api.checkToken({ uid: "2001", token: desktop.token, device: "desktop" })).toMatchObject({
       error: ErrorCode.OK,
     });
     // Requests that are not a session (gate's file routes) name no device; unbound tokens open any kind.
-    expect(await api.checkToken({ uid: "2001", token: web.token })).toEqual({ error: ErrorCode.OK });
-    expect(await api.checkToken({ uid: "2001", token: any.token, device: "mobile" })).toEqual({ error: ErrorCode.OK });
+    expect(await api.checkToken({ uid: "2001", token: web.token })).toMatchObject({ error: ErrorCode.OK });
+    expect(await api.checkToken({ uid: "2001", token: any.token, device: "mobile" })).toMatchObject({
+      error: ErrorCode.OK,
+    });
     // Logging in again on the web replaces the web token and keeps the desktop one.
     const web2 = await api.issueToken({ uid: "2001", device: "web" });
-    expect(await api.checkToken({ uid: "2001", token: web.token, device: "web" })).toEqual({
+    expect(await api.checkToken({ uid: "2001", token: web.token, device: "web" })).toMatchObject({
       error: ErrorCode.TOKEN_INVALID,
     });
-    expect(await api.checkToken({ uid: "2001", token: web2.token, device: "web" })).toEqual({ error: ErrorCode.OK });
-    expect(await api.checkToken({ uid: "2001", token: desktop.token, device: "desktop" })).toEqual({
+    expect(await api.checkToken({ uid: "2001", token: web2.token, device: "web" })).toMatchObject({
+      error: ErrorCode.OK,
+    });
+    expect(await api.checkToken({ uid: "2001", token: desktop.token, device: "desktop" })).toMatchObject({
       error: ErrorCode.OK,
     });
     expect((await api.issueToken({ uid: "2001", device: "tv" })).error).toBe(ErrorCode.INVALID_ARGUMENT);
@@ -278,30 +284,43 @@ describe("status service over gRPC with Redis", () => {
     const expiresAt = Number(issued.expiresAtMs);
     expect(expiresAt).toBeGreaterThanOrEqual(before + base.TOKEN_TTL_SECONDS * 1000);
 
-    expect(await api.checkToken({ uid: "1001", token: issued.token })).toEqual({ error: ErrorCode.OK });
+    // An accepted token comes with its expiry (a session it opens ends then); a refusal with none.
+    expect(await api.checkToken({ uid: "1001", token: issued.token })).toEqual({
+      error: ErrorCode.OK,
+      expiresAtMs: issued.expiresAtMs,
+    });
     const oneCharOff = issued.token.slice(0, -1) + (issued.token.endsWith("a") ? "b" : "a");
-    expect(await api.checkToken({ uid: "1001", token: oneCharOff })).toEqual({ error: ErrorCode.TOKEN_INVALID });
-    expect(await api.checkToken({ uid: "1001", token: "short" })).toEqual({ error: ErrorCode.TOKEN_INVALID });
-    expect(await api.checkToken({ uid: "1001", token: "" })).toEqual({ error: ErrorCode.TOKEN_INVALID });
-    expect(await api.checkToken({ uid: "1002", token: issued.token })).toEqual({ error: ErrorCode.TOKEN_INVALID });
+    expect(await api.checkToken({ uid: "1001", token: oneCharOff })).toEqual({
+      error: ErrorCode.TOKEN_INVALID,
+      expiresAtMs: "0",
+    });
+    expect(await api.checkToken({ uid: "1001", token: "short" })).toMatchObject({ error: ErrorCode.TOKEN_INVALID });
+    expect(await api.checkToken({ uid: "1001", token: "" })).toMatchObject({ error: ErrorCode.TOKEN_INVALID });
+    expect(await api.checkToken({ uid: "1002", token: issued.token })).toMatchObject({
+      error: ErrorCode.TOKEN_INVALID,
+    });
 
     // A new login (another device) keeps the older token valid; TOKENS_PER_USER newer logins void it.
     const newer = await api.issueToken({ uid: "1001" });
     expect(newer.token).not.toBe(issued.token);
-    expect(await api.checkToken({ uid: "1001", token: issued.token })).toEqual({ error: ErrorCode.OK });
-    expect(await api.checkToken({ uid: "1001", token: newer.token })).toEqual({ error: ErrorCode.OK });
+    expect(await api.checkToken({ uid: "1001", token: issued.token })).toMatchObject({ error: ErrorCode.OK });
+    expect(await api.checkToken({ uid: "1001", token: newer.token })).toMatchObject({ error: ErrorCode.OK });
     for (let i = 1; i < TOKENS_PER_USER; i++) await api.issueToken({ uid: "1001" });
-    expect(await api.checkToken({ uid: "1001", token: issued.token })).toEqual({ error: ErrorCode.TOKEN_INVALID });
-    expect(await api.checkToken({ uid: "1001", token: newer.token })).toEqual({ error: ErrorCode.OK });
+    expect(await api.checkToken({ uid: "1001", token: issued.token })).toMatchObject({
+      error: ErrorCode.TOKEN_INVALID,
+    });
+    expect(await api.checkToken({ uid: "1001", token: newer.token })).toMatchObject({ error: ErrorCode.OK });
   });
 
   it("tells an expired token from a wrong one", async () => {
     const api = await statusAt(freshPrefix(), { TOKEN_TTL_SECONDS: 1 });
     const { token } = await api.issueToken({ uid: "2001" });
-    expect(await api.checkToken({ uid: "2001", token })).toEqual({ error: ErrorCode.OK });
+    expect(await api.checkToken({ uid: "2001", token })).toMatchObject({ error: ErrorCode.OK });
     await new Promise((r) => setTimeout(r, 1200));
-    expect(await api.checkToken({ uid: "2001", token })).toEqual({ error: ErrorCode.TOKEN_EXPIRED });
-    expect(await api.checkToken({ uid: "2001", token: "x".repeat(32) })).toEqual({ error: ErrorCode.TOKEN_INVALID });
+    expect(await api.checkToken({ uid: "2001", token })).toMatchObject({ error: ErrorCode.TOKEN_EXPIRED });
+    expect(await api.checkToken({ uid: "2001", token: "x".repeat(32) })).toMatchObject({
+      error: ErrorCode.TOKEN_INVALID,
+    });
   });
 
   it("rejects bad uids and bad node registrations with INVALID_ARGUMENT", async () => {

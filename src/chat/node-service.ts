@@ -11,6 +11,7 @@ import type { SessionRegistry } from "./sessions.js";
 const KICK_MESSAGES: Partial<Record<ErrorCode, string>> = {
   [ErrorCode.KICKED]: "logged in elsewhere",
   [ErrorCode.IDLE_TIMEOUT]: "idle for too long",
+  [ErrorCode.TOKEN_INVALID]: "logged out: the login token was revoked",
 };
 
 /** What other chat nodes ask of this one: pushes to, and kicks of, sessions held here. */
@@ -23,9 +24,11 @@ export function createChatNodeService(
       if (!message) return { error: ErrorCode.INVALID_ARGUMENT, offlineUids: [] };
       return { error: ErrorCode.OK, offlineUids: fanout.here(toUids, messagePush(message), undefined, "grpc") };
     },
-    async kick({ uid, sessionId, reason }) {
-      // One session by id, or (empty id) every session of the user here.
-      const targets = sessions.sessionsOf(uid).filter((s) => sessionId === "" || s.id === sessionId);
+    async kick({ uid, sessionId, reason, device }) {
+      // One session by id, or (empty id) every session of the user here, of one device kind or any.
+      const targets = sessions
+        .sessionsOf(uid)
+        .filter((s) => (sessionId === "" || s.id === sessionId) && (device === "" || s.device === device));
       if (targets.length === 0) return { error: ErrorCode.OK, kicked: false };
       const code = reason || ErrorCode.KICKED;
       for (const session of targets) kickSession(session, code, KICK_MESSAGES[code] ?? "");

@@ -113,7 +113,7 @@ export class ChatNode {
     void task.finally(() => this.pending.delete(task));
   }
 
-  /** One timer for the whole node: login deadlines and idle timeouts. */
+  /** One timer for the whole node: login deadlines, token expiries and idle timeouts. */
   startSweeping(): void {
     const { CHAT_IDLE_TIMEOUT_MS, CHAT_LOGIN_TIMEOUT_MS } = this.ctx.config;
     const every = Math.min(1000, Math.max(20, Math.floor(Math.min(CHAT_IDLE_TIMEOUT_MS, CHAT_LOGIN_TIMEOUT_MS) / 4)));
@@ -126,6 +126,9 @@ export class ChatNode {
     for (const session of this.ctx.sessions.all()) {
       if (session.uid === undefined && now - session.openedAtMs >= CHAT_LOGIN_TIMEOUT_MS) {
         failSession(session, ErrorCode.NOT_LOGGED_IN, "no login in time");
+      } else if (session.tokenExpiresAtMs > 0 && now >= session.tokenExpiresAtMs) {
+        // A session lives no longer than the token it logged in with: log in again.
+        kickSession(session, ErrorCode.TOKEN_EXPIRED, "the login token expired");
       } else if (now - session.lastActivityMs >= CHAT_IDLE_TIMEOUT_MS) {
         kickSession(session, ErrorCode.IDLE_TIMEOUT, "idle for too long");
       }

@@ -27,6 +27,8 @@ export interface Session {
   lastActivityMs: number;
   /** Date.now() of the last write of this session's route (its login, then heartbeats' renewals). */
   routeRenewedAtMs: number;
+  /** When the login token expires (0 before login): the session ends then, TOKEN_EXPIRED. */
+  tokenExpiresAtMs: number;
   /** Drops the envelope when the session is closed. A frame already encoded is written as it is. */
   send(envelope: Envelope | OutboundFrame): void;
   /** Flushes what was sent, then closes; `reason` is logged and, on WebSocket, put in the close frame. */
@@ -45,6 +47,7 @@ export abstract class BaseSession implements Session {
   device?: DeviceName;
   lastActivityMs = this.openedAtMs;
   routeRenewedAtMs = this.openedAtMs;
+  tokenExpiresAtMs = 0;
   private isClosed = false;
   /**
    * A session has one close listener (the node's) unless messages were pushed to it: the

@@ -7,6 +7,7 @@ import { PasswordHasher } from "./password-hasher.js";
 import { filesRoute } from "./routes/files.js";
 import { healthzRoute } from "./routes/healthz.js";
 import { loginRoute } from "./routes/login.js";
+import { logoutRoute } from "./routes/logout.js";
 import { nodeRoute } from "./routes/node.js";
 import { registerRoute } from "./routes/register.js";
 import { resetPasswordRoute } from "./routes/reset-password.js";
@@ -47,7 +48,14 @@ export async function buildGateApp(deps: GateDeps): Promise<FastifyInstance> {
   await app.register(healthzRoute);
   await app.register(verifyCodeRoute, { verify: deps.verify });
   await app.register(registerRoute, { users: deps.users, verify: deps.verify, ids: deps.ids, config, hasher });
-  await app.register(resetPasswordRoute, { users: deps.users, verify: deps.verify, config, hasher });
+  await app.register(resetPasswordRoute, {
+    users: deps.users,
+    verify: deps.verify,
+    status: deps.status,
+    config,
+    hasher,
+  });
+  await app.register(logoutRoute, { status: deps.status });
   await app.register(loginRoute, {
     users: deps.users,
     status: deps.status,

@@ -28,6 +28,8 @@ export interface TokenStore {
   get(uid: Uid): Promise<IssuedToken | null>;
   /** Every token kept for uid, newest first. */
   recent(uid: Uid): Promise<IssuedToken[]>;
+  /** Forgets the token whose stored value is `token`, or (undefined) every token of uid; answers those removed. */
+  revoke(uid: Uid, token: string | undefined): Promise<IssuedToken[]>;
 }
 
 export interface StoredCode {

@@ -59,6 +59,19 @@ export class GateClient {
     return this.post("/v1/login", body);
   }
 
+  /**
+   * Revokes this login's token (or, with all, every token of the user) and ends the sessions
+   * they opened; answers how many tokens were revoked.
+   */
+  async logout(auth: Auth, options: { all?: boolean } = {}): Promise<number> {
+    const res = await this.send(new URL("/v1/logout", this.baseUrl), {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${auth.token}`, "x-uid": auth.uid },
+      body: JSON.stringify({ all: options.all === true }),
+    });
+    return this.check<{ revoked: number }>(await res.json().catch(() => ({}))).revoked;
+  }
+
   /** The chat node that owns this user now (after its node went away), without logging in again. */
   async node(auth: Auth): Promise<Pick<LoginAnswer, "nodeId" | "host" | "port" | "wsUrl">> {
     const res = await this.send(new URL("/v1/node", this.baseUrl), {

@@ -8,6 +8,7 @@ import { createMetrics, type Metrics } from "../metrics/metrics.js";
 import { startConfiguredOpsServer } from "../metrics/ops-server.js";
 import type { NodeRegistry, TokenStore } from "../routing/ports.js";
 import { createStatusService, type StatusApi } from "./service.js";
+import { grpcSessionKicker } from "./session-kicker.js";
 
 export interface StatusServer {
   port: number;
@@ -32,10 +33,13 @@ export async function startStatus(deps: {
   probes?: Probe[];
 }): Promise<StatusServer> {
   const { config, log, registry, tokens } = deps;
-  const api = createStatusService({ registry, tokens, config, log });
+  const tls = internalTlsOf(config);
+  // A revoked token's sessions are ended on their chat node, over the nodes' own gRPC.
+  const kicker = grpcSessionKicker({ authToken: config.INTERNAL_AUTH_TOKEN, tls });
+  const api = createStatusService({ registry, tokens, config, log, kick: kicker.kick });
   const grpc = await startGrpcServer(config.STATUS_ADDR, (server) => addApi(server, StatusServiceService, api), {
     authToken: config.INTERNAL_AUTH_TOKEN,
-    tls: internalTlsOf(config),
+    tls,
   });
   const ops = await startConfiguredOpsServer(config, {
     metrics: deps.metrics ?? createMetrics("status"),
@@ -51,6 +55,7 @@ export async function startStatus(deps: {
     api,
     opsPort: ops?.port,
     close: async () => {
+      kicker.close();
       await Promise.all([grpc.close(), ops?.close()]);
     },
   };

@@ -11,9 +11,17 @@ import { secretDigest } from "../routing/secret-digest.js";
 
 export type StatusApi = Api<typeof StatusServiceService>;
 
+/**
+ * Ends a user's sessions on one chat node (ChatNodeService.Kick over gRPC in a deployment):
+ * those of one device kind, or ("") all of them. What a revocation does to open sessions.
+ */
+export type SessionKicker = (node: ChatNodeInfo, uid: string, device: string) => Promise<void>;
+
 export interface StatusDeps {
   registry: NodeRegistry;
   tokens: TokenStore;
+  /** Without one, a revoked token's open sessions live on until their next login (tests). */
+  kick?: SessionKicker;
   config: Pick<Config, "NODE_TTL_MS" | "NODE_HEARTBEAT_INTERVAL_MS" | "RING_VNODES" | "TOKEN_TTL_SECONDS">;
   log: Logger;
   /** How stale the in-memory ring may get before it is rebuilt from the registry. */
@@ -63,7 +71,7 @@ interface RingView {
  * processes can serve at once; each keeps only a short-lived cache of the ring.
  */
 export function createStatusService(deps: StatusDeps): StatusApi {
-  const { registry, tokens, config, log } = deps;
+  const { registry, tokens, config, log, kick } = deps;
   const ringMaxAgeMs = deps.ringMaxAgeMs ?? DEFAULT_RING_MAX_AGE_MS;
   let view: RingView | null = null;
   let refreshing: Promise<RingView> | null = null;
@@ -174,16 +182,38 @@ export function createStatusService(deps: StatusDeps): StatusApi {
     },
 
     async checkToken({ uid, token, device = "" }) {
-      if (!isValidUid(uid) || !isDeviceOrAny(device)) return { error: ErrorCode.INVALID_ARGUMENT };
-      if (!token) return { error: ErrorCode.TOKEN_INVALID };
+      const refused = (error: ErrorCode) => ({ error, expiresAtMs: "0" });
+      if (!isValidUid(uid) || !isDeviceOrAny(device)) return refused(ErrorCode.INVALID_ARGUMENT);
+      if (!token) return refused(ErrorCode.TOKEN_INVALID);
       // Any of the user's kept tokens (one per device kind it may be logged in from).
       const digest = secretDigest(token);
       const stored = (await tokens.recent(uid)).find((t) => sameDigest(t.token, digest));
-      if (!stored) return { error: ErrorCode.TOKEN_INVALID };
+      if (!stored) return refused(ErrorCode.TOKEN_INVALID);
       // A token issued for one device kind opens sessions of that kind only.
-      if (device && stored.device && stored.device !== device) return { error: ErrorCode.TOKEN_INVALID };
-      if (Date.now() >= stored.expiresAtMs) return { error: ErrorCode.TOKEN_EXPIRED };
-      return { error: ErrorCode.OK };
+      if (device && stored.device && stored.device !== device) return refused(ErrorCode.TOKEN_INVALID);
+      if (Date.now() >= stored.expiresAtMs) return refused(ErrorCode.TOKEN_EXPIRED);
+      return { error: ErrorCode.OK, expiresAtMs: String(stored.expiresAtMs) };
+    },
+
+    async revokeTokens({ uid, token, all }, meta) {
+      if (!isValidUid(uid) || (!all && !token)) return { error: ErrorCode.INVALID_ARGUMENT, revoked: 0 };
+      const removed = await tokens.revoke(uid, all ? undefined : secretDigest(token));
+      if (!all && removed.length === 0) return { error: ErrorCode.TOKEN_INVALID, revoked: 0 };
+      // The sessions those tokens opened are on the node the ring puts the user on (all of a
+      // user's devices are). A token of no device kind may have opened any of them.
+      const devices = all || removed.some((t) => !t.device) ? [""] : [...new Set(removed.map((t) => t.device ?? ""))];
+      const { ring, nodes } = await currentView();
+      const owner = ring.ownerOf(uid);
+      const node = owner === undefined ? undefined : nodes.get(owner);
+      if (node && kick) {
+        for (const device of devices) {
+          await kick(node, uid, device).catch((err: unknown) =>
+            log.warn({ err, uid, nodeId: node.nodeId, requestId: meta?.requestId }, "cannot end a revoked session"),
+          );
+        }
+      }
+      log.info({ uid, revoked: removed.length, requestId: meta?.requestId }, "tokens revoked");
+      return { error: ErrorCode.OK, revoked: removed.length };
     },
   };
 }

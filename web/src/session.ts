@@ -141,6 +141,8 @@ export class Session {
     this.#stopped = true;
     forgetLogin();
     this.onLoggedOut("logout");
+    // The token is revoked at gate, so a copy of it (another tab, a stolen one) opens nothing.
+    await this.gate.logout(this.auth).catch(() => {});
     await this.#client?.close().catch(() => {});
   }
 

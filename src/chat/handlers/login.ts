@@ -25,8 +25,9 @@ export async function login(
   if (!isUid(uid)) throw new FatalSessionError(ErrorCode.INVALID_ARGUMENT, "uid must be a decimal user id");
   if (!token) throw new FatalSessionError(ErrorCode.INVALID_ARGUMENT, "token is required");
   const device = deviceName(kind, session);
-  await checkAdmission(ctx, uid, token, device);
+  const tokenExpiresAtMs = await checkAdmission(ctx, uid, token, device);
   if (session.closed) return undefined;
+  session.tokenExpiresAtMs = tokenExpiresAtMs;
   const replaced = await bind(ctx, session, uid, device);
   if (session.closed) return undefined;
   // A new device (not one replacing its own kind) may be the user's first: friends are told.
@@ -45,8 +46,11 @@ export async function login(
   };
 }
 
-/** A valid token, and the ring puts the user on this node. A refusal ends the session. */
-async function checkAdmission(ctx: HandlerContext, uid: string, token: string, device: DeviceName): Promise<void> {
+/**
+ * A valid token, and the ring puts the user on this node; answers when the token expires. A
+ * refusal ends the session.
+ */
+async function checkAdmission(ctx: HandlerContext, uid: string, token: string, device: DeviceName): Promise<number> {
   const checked = await ctx.status.checkToken({ uid, token, device });
   if (checked.error) throw new FatalSessionError(checked.error);
   const owner = await ctx.status.getChatNode({ uid });
@@ -60,6 +64,7 @@ async function checkAdmission(ctx: HandlerContext, uid: string, token: string, d
       wsUrl,
     });
   }
+  return Number(checked.expiresAtMs);
 }
 
 const DEVICE_KINDS: Record<DeviceName, DeviceKind> = {
@@ -127,7 +132,7 @@ async function kickReplaced(ctx: HandlerContext, uid: string, replaced: SessionR
   try {
     const peer = await ctx.peers.get(replaced.nodeId);
     if (!peer) return;
-    const reply = await peer.kick({ uid, sessionId: replaced.sessionId, reason: ErrorCode.KICKED });
+    const reply = await peer.kick({ uid, sessionId: replaced.sessionId, reason: ErrorCode.KICKED, device: "" });
     if (reply.error) ctx.log.warn({ uid, nodeId: replaced.nodeId, error: errorName(reply.error) }, "kick refused");
   } catch (err) {
     // The older session's node is down or slow: that session ends with it or by idle timeout.

@@ -12,8 +12,8 @@ interface ResetBody {
 }
 
 export const resetPasswordRoute: FastifyPluginAsync<
-  Pick<GateDeps, "users" | "verify" | "config"> & { hasher: PasswordHasher }
-> = async (app, { users, verify, config, hasher }) => {
+  Pick<GateDeps, "users" | "verify" | "status" | "config"> & { hasher: PasswordHasher }
+> = async (app, { users, verify, status, config, hasher }) => {
   const bodySchema = {
     type: "object",
     properties: {
@@ -35,6 +35,8 @@ export const resetPasswordRoute: FastifyPluginAsync<
       const user = await users.byEmail(email);
       if (!user) throw new AppError(ErrorCode.BAD_CREDENTIALS);
       await users.setPassword(user.uid, await hasher.hash(request.body.password));
+      // Whoever held the old password loses what it opened: every token, every session.
+      okOrThrow(await status.revokeTokens({ uid: user.uid, token: "", all: true }, { requestId: request.id }));
       return { error: ErrorCode.OK };
     },
   );

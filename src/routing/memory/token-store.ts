@@ -36,4 +36,15 @@ export class MemoryTokenStore implements TokenStore {
   async recent(uid: Uid): Promise<IssuedToken[]> {
     return (this.#tokens.get(uid) ?? []).map((t) => ({ ...t }));
   }
+
+  /** One synchronous step, like the Redis store's script. */
+  async revoke(uid: Uid, token: string | undefined): Promise<IssuedToken[]> {
+    const list = this.#tokens.get(uid) ?? [];
+    const removed = list.filter((t) => token === undefined || t.token === token);
+    if (removed.length === 0) return [];
+    const kept = list.filter((t) => !removed.includes(t));
+    if (kept.length === 0) this.#tokens.delete(uid);
+    else this.#tokens.set(uid, kept, Math.max(1, (this.#tokens.expiresAt(uid) ?? 0) - this.clock()));
+    return removed.map((t) => ({ ...t }));
+  }
 }

@@ -36,10 +36,28 @@ end
 redis.call('SET', KEYS[1], cjson.encode(kept), 'PX', ARGV[4])
 return #kept`;
 
+/**
+ * Removes the token ARGV[1] (or, with ARGV[1] empty, every token) from the uid's list in one
+ * step, so a login racing a revocation cannot bring a revoked token back; answers the removed.
+ */
+const REVOKE_TOKENS = `
+local current = redis.call('GET', KEYS[1])
+if not current then return '[]' end
+local ok, list = pcall(cjson.decode, current)
+if not ok or type(list) ~= 'table' then return '[]' end
+if list.token then list = {list} end
+local kept, removed = {}, {}
+for _, t in ipairs(list) do
+  if ARGV[1] == '' or t.token == ARGV[1] then table.insert(removed, t) else table.insert(kept, t) end
+end
+if #removed == 0 then return '[]' end
+if #kept == 0 then redis.call('DEL', KEYS[1]) else redis.call('SET', KEYS[1], cjson.encode(kept), 'KEEPTTL') end
+return cjson.encode(removed)`;
+
 /** Login tokens in Redis, one key per uid holding its newest TOKENS_PER_USER tokens. */
 export class RedisTokenStore implements TokenStore {
   /** The scripts, sent by SHA after their first use on a connection. */
-  readonly #run: Record<"PUT_TOKEN", RedisScript>;
+  readonly #run: Record<"PUT_TOKEN" | "REVOKE_TOKENS", RedisScript>;
 
   constructor(
     private readonly redis: Redis | Cluster,
@@ -49,6 +67,7 @@ export class RedisTokenStore implements TokenStore {
   ) {
     this.#run = {
       PUT_TOKEN: redisScript(this.redis, PUT_TOKEN, 1),
+      REVOKE_TOKENS: redisScript(this.redis, REVOKE_TOKENS, 1),
     };
   }
 
@@ -68,29 +87,38 @@ export class RedisTokenStore implements TokenStore {
   }
 
   async recent(uid: Uid): Promise<IssuedToken[]> {
-    const raw = await this.redis.get(this.#key(uid));
-    if (!raw) return [];
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(raw);
-    } catch {
-      return [];
-    }
-    const list = Array.isArray(parsed) ? parsed : [parsed];
-    return list.flatMap((t: Partial<IssuedToken> | null) =>
-      t && typeof t.token === "string" && typeof t.expiresAtMs === "number"
-        ? [
-            {
-              token: t.token,
-              expiresAtMs: t.expiresAtMs,
-              ...(typeof t.device === "string" ? { device: t.device } : {}),
-            },
-          ]
-        : [],
-    );
+    return tokensOf(await this.redis.get(this.#key(uid)));
+  }
+
+  async revoke(uid: Uid, token: string | undefined): Promise<IssuedToken[]> {
+    // cjson writes an empty Lua table as {}: either way, nothing was removed.
+    return tokensOf(String(await this.#run.REVOKE_TOKENS(this.#key(uid), token ?? "")));
   }
 
   #key(uid: Uid): string {
     return `${this.keyPrefix}token:${uid}`;
   }
+}
+
+/** The stored list (or the single token of earlier versions) as tokens; anything else as none. */
+function tokensOf(raw: string | null): IssuedToken[] {
+  if (!raw) return [];
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    return [];
+  }
+  const list = Array.isArray(parsed) ? parsed : [parsed];
+  return list.flatMap((t: Partial<IssuedToken> | null) =>
+    t && typeof t.token === "string" && typeof t.expiresAtMs === "number"
+      ? [
+          {
+            token: t.token,
+            expiresAtMs: t.expiresAtMs,
+            ...(typeof t.device === "string" ? { device: t.device } : {}),
+          },
+        ]
+      : [],
+  );
 }

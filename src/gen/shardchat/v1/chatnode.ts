@@ -76,6 +76,8 @@ export interface KickRequest {
   /** The session to close; an empty id closes every session of the user here. */
   sessionId: string;
   reason: ErrorCode;
+  /** Only the user's session of this device kind ("desktop", "web", "mobile"); empty: any. */
+  device: string;
 }
 
 export interface KickResponse {
@@ -742,7 +744,7 @@ export const DeliverResponse: MessageFns<DeliverResponse> = {
 };
 
 function createBaseKickRequest(): KickRequest {
-  return { uid: "0", sessionId: "", reason: 0 };
+  return { uid: "0", sessionId: "", reason: 0, device: "" };
 }
 
 export const KickRequest: MessageFns<KickRequest> = {
@@ -755,6 +757,9 @@ export const KickRequest: MessageFns<KickRequest> = {
     }
     if (message.reason !== 0) {
       writer.uint32(24).int32(message.reason);
+    }
+    if (message.device !== "") {
+      writer.uint32(34).string(message.device);
     }
     return writer;
   },
@@ -796,6 +801,14 @@ export const KickRequest: MessageFns<KickRequest> = {
             message.reason = reader.int32() as any;
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.device = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -817,6 +830,7 @@ export const KickRequest: MessageFns<KickRequest> = {
         ? globalThis.String(object.session_id)
         : "",
       reason: isSet(object.reason) ? errorCodeFromJSON(object.reason) : 0,
+      device: isSet(object.device) ? globalThis.String(object.device) : "",
     };
   },
 
@@ -831,6 +845,9 @@ export const KickRequest: MessageFns<KickRequest> = {
     if (message.reason !== 0) {
       obj.reason = errorCodeToJSON(message.reason);
     }
+    if (message.device !== "") {
+      obj.device = message.device;
+    }
     return obj;
   },
 
@@ -842,6 +859,7 @@ export const KickRequest: MessageFns<KickRequest> = {
     message.uid = object.uid ?? "0";
     message.sessionId = object.sessionId ?? "";
     message.reason = object.reason ?? 0;
+    message.device = object.device ?? "";
     return message;
   },
 };

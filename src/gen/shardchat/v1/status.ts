@@ -109,6 +109,23 @@ export interface CheckTokenRequest {
 
 export interface CheckTokenResponse {
   error: ErrorCode;
+  /** When the token expires: a session it opened ends then (TOKEN_EXPIRED). */
+  expiresAtMs: string;
+}
+
+export interface RevokeTokensRequest {
+  uid: string;
+  /** The token to revoke (this device's logout); ignored with all. */
+  token: string;
+  /** Every token of the user (a password reset, "log out everywhere"). */
+  all: boolean;
+}
+
+export interface RevokeTokensResponse {
+  /** TOKEN_INVALID when the token named is not one of the user's. */
+  error: ErrorCode;
+  /** Tokens revoked. */
+  revoked: number;
 }
 
 function createBaseChatNodeInfo(): ChatNodeInfo {
@@ -1333,13 +1350,16 @@ export const CheckTokenRequest: MessageFns<CheckTokenRequest> = {
 };
 
 function createBaseCheckTokenResponse(): CheckTokenResponse {
-  return { error: 0 };
+  return { error: 0, expiresAtMs: "0" };
 }
 
 export const CheckTokenResponse: MessageFns<CheckTokenResponse> = {
   encode(message: CheckTokenResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.error !== 0) {
       writer.uint32(8).int32(message.error);
+    }
+    if (message.expiresAtMs !== "0") {
+      writer.uint32(16).int64(message.expiresAtMs);
     }
     return writer;
   },
@@ -1365,6 +1385,14 @@ export const CheckTokenResponse: MessageFns<CheckTokenResponse> = {
             message.error = reader.int32() as any;
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.expiresAtMs = reader.int64().toString();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1378,13 +1406,23 @@ export const CheckTokenResponse: MessageFns<CheckTokenResponse> = {
   },
 
   fromJSON(object: any): CheckTokenResponse {
-    return { error: isSet(object.error) ? errorCodeFromJSON(object.error) : 0 };
+    return {
+      error: isSet(object.error) ? errorCodeFromJSON(object.error) : 0,
+      expiresAtMs: isSet(object.expiresAtMs)
+        ? globalThis.String(object.expiresAtMs)
+        : isSet(object.expires_at_ms)
+        ? globalThis.String(object.expires_at_ms)
+        : "0",
+    };
   },
 
   toJSON(message: CheckTokenResponse): unknown {
     const obj: any = {};
     if (message.error !== 0) {
       obj.error = errorCodeToJSON(message.error);
+    }
+    if (message.expiresAtMs !== "0") {
+      obj.expiresAtMs = message.expiresAtMs;
     }
     return obj;
   },
@@ -1395,6 +1433,193 @@ export const CheckTokenResponse: MessageFns<CheckTokenResponse> = {
   fromPartial(object: DeepPartial<CheckTokenResponse>): CheckTokenResponse {
     const message = createBaseCheckTokenResponse();
     message.error = object.error ?? 0;
+    message.expiresAtMs = object.expiresAtMs ?? "0";
+    return message;
+  },
+};
+
+function createBaseRevokeTokensRequest(): RevokeTokensRequest {
+  return { uid: "0", token: "", all: false };
+}
+
+export const RevokeTokensRequest: MessageFns<RevokeTokensRequest> = {
+  encode(message: RevokeTokensRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.uid !== "0") {
+      writer.uint32(8).uint64(message.uid);
+    }
+    if (message.token !== "") {
+      writer.uint32(18).string(message.token);
+    }
+    if (message.all !== false) {
+      writer.uint32(24).bool(message.all);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RevokeTokensRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRevokeTokensRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.uid = reader.uint64().toString();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.token = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.all = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RevokeTokensRequest {
+    return {
+      uid: isSet(object.uid) ? globalThis.String(object.uid) : "0",
+      token: isSet(object.token) ? globalThis.String(object.token) : "",
+      all: isSet(object.all) ? globalThis.Boolean(object.all) : false,
+    };
+  },
+
+  toJSON(message: RevokeTokensRequest): unknown {
+    const obj: any = {};
+    if (message.uid !== "0") {
+      obj.uid = message.uid;
+    }
+    if (message.token !== "") {
+      obj.token = message.token;
+    }
+    if (message.all !== false) {
+      obj.all = message.all;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RevokeTokensRequest>): RevokeTokensRequest {
+    return RevokeTokensRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RevokeTokensRequest>): RevokeTokensRequest {
+    const message = createBaseRevokeTokensRequest();
+    message.uid = object.uid ?? "0";
+    message.token = object.token ?? "";
+    message.all = object.all ?? false;
+    return message;
+  },
+};
+
+function createBaseRevokeTokensResponse(): RevokeTokensResponse {
+  return { error: 0, revoked: 0 };
+}
+
+export const RevokeTokensResponse: MessageFns<RevokeTokensResponse> = {
+  encode(message: RevokeTokensResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.error !== 0) {
+      writer.uint32(8).int32(message.error);
+    }
+    if (message.revoked !== 0) {
+      writer.uint32(16).uint32(message.revoked);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RevokeTokensResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRevokeTokensResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.error = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.revoked = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RevokeTokensResponse {
+    return {
+      error: isSet(object.error) ? errorCodeFromJSON(object.error) : 0,
+      revoked: isSet(object.revoked) ? globalThis.Number(object.revoked) : 0,
+    };
+  },
+
+  toJSON(message: RevokeTokensResponse): unknown {
+    const obj: any = {};
+    if (message.error !== 0) {
+      obj.error = errorCodeToJSON(message.error);
+    }
+    if (message.revoked !== 0) {
+      obj.revoked = Math.round(message.revoked);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RevokeTokensResponse>): RevokeTokensResponse {
+    return RevokeTokensResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RevokeTokensResponse>): RevokeTokensResponse {
+    const message = createBaseRevokeTokensResponse();
+    message.error = object.error ?? 0;
+    message.revoked = object.revoked ?? 0;
     return message;
   },
 };
@@ -1472,6 +1697,20 @@ export const StatusServiceService = {
     responseSerialize: (value: CheckTokenResponse): Buffer => Buffer.from(CheckTokenResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): CheckTokenResponse => CheckTokenResponse.decode(value),
   },
+  /**
+   * Revokes one of the user's tokens, or all of them, and ends the sessions they opened (on
+   * the node the ring puts the user on): a logout, a password reset.
+   */
+  revokeTokens: {
+    path: "/shardchat.v1.StatusService/RevokeTokens" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RevokeTokensRequest): Buffer => Buffer.from(RevokeTokensRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RevokeTokensRequest => RevokeTokensRequest.decode(value),
+    responseSerialize: (value: RevokeTokensResponse): Buffer =>
+      Buffer.from(RevokeTokensResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RevokeTokensResponse => RevokeTokensResponse.decode(value),
+  },
 } as const;
 
 export interface StatusServiceServer extends UntypedServiceImplementation {
@@ -1485,6 +1724,11 @@ export interface StatusServiceServer extends UntypedServiceImplementation {
   getChatNode: handleUnaryCall<GetChatNodeRequest, GetChatNodeResponse>;
   issueToken: handleUnaryCall<IssueTokenRequest, IssueTokenResponse>;
   checkToken: handleUnaryCall<CheckTokenRequest, CheckTokenResponse>;
+  /**
+   * Revokes one of the user's tokens, or all of them, and ends the sessions they opened (on
+   * the node the ring puts the user on): a logout, a password reset.
+   */
+  revokeTokens: handleUnaryCall<RevokeTokensRequest, RevokeTokensResponse>;
 }
 
 export interface StatusServiceClient extends Client {
@@ -1595,6 +1839,25 @@ export interface StatusServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: CheckTokenResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Revokes one of the user's tokens, or all of them, and ends the sessions they opened (on
+   * the node the ring puts the user on): a logout, a password reset.
+   */
+  revokeTokens(
+    request: RevokeTokensRequest,
+    callback: (error: ServiceError | null, response: RevokeTokensResponse) => void,
+  ): ClientUnaryCall;
+  revokeTokens(
+    request: RevokeTokensRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RevokeTokensResponse) => void,
+  ): ClientUnaryCall;
+  revokeTokens(
+    request: RevokeTokensRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RevokeTokensResponse) => void,
   ): ClientUnaryCall;
 }
 
