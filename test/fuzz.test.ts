@@ -1,4 +1,3 @@
-import { connect, type Socket } from "node:net";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
@@ -16,6 +15,7 @@ import {
 } from "../src/protocol/frame.js";
 import type { ChatClient } from "../src/sdk/chat-client.js";
 import { type MemoryNode, startMemoryNode } from "./helpers/memory-node.js";
+import { openRawTcp, pollUntil } from "./helpers/raw-tcp.js";
 
 /**
  * Property-based tests (fast-check) of what reaches a chat node from the wire: the frame codec
@@ -123,29 +123,15 @@ describe("fuzzing the frame codec", () => {
   });
 });
 
-/** A raw TCP connection to a chat node: frames out, envelopes in, and whether it closed. */
+/** A raw TCP connection to a chat node, and a wait for a reply to reqId (any reply, without one) or the close. */
 async function rawTcp(port: number) {
-  const socket: Socket = await new Promise((resolve, reject) => {
-    const s = connect(port, "127.0.0.1", () => resolve(s));
-    s.once("error", reject);
-  });
-  const received: Envelope[] = [];
-  let closed = false;
-  const decoder = new FrameDecoder(16 * 1024 * 1024);
-  socket.on("data", (chunk: Buffer) => {
-    for (const body of decoder.push(chunk)) received.push(decodeEnvelope(body));
-  });
-  socket.on("error", () => undefined);
-  socket.on("close", () => {
-    closed = true;
-  });
-  /** Waits for a reply to reqId (any reply, without one), or the close, whichever comes first. */
-  const settle = async (reqId?: number): Promise<void> => {
-    const deadline = Date.now() + 5000;
-    const answered = () => (reqId === undefined ? received.length > 0 : received.some((e) => e.reqId === reqId));
-    while (!closed && !answered() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
-  };
-  return { socket, received, settle, isClosed: () => closed };
+  const raw = await openRawTcp(port);
+  const settle = (reqId?: number) =>
+    pollUntil(
+      () =>
+        raw.isClosed() || (reqId === undefined ? raw.received.length > 0 : raw.received.some((e) => e.reqId === reqId)),
+    );
+  return { ...raw, settle };
 }
 
 /** Requests that change nothing stored: a random frame that happens to be one may be answered. */
@@ -271,11 +257,11 @@ describe("fuzzing a live chat node", () => {
         socket.send(
           envelopeToJson({ reqId: 1, body: { $case: "loginReq", value: { uid: bob.uid, token: bob.token } } }),
         );
-        await waitUntil(() => received.length > 0);
+        await pollUntil(() => received.length > 0);
         expect(received.shift()?.body?.$case).toBe("loginResp");
         socket.send(text);
         socket.send(envelopeToJson({ reqId: 99, body: { $case: "heartbeatReq", value: { clientTimeMs: "1" } } }));
-        await waitUntil(() => received.some((e) => e.reqId === 99) || closed);
+        await pollUntil(() => received.some((e) => e.reqId === 99) || closed);
         socket.terminate();
         // The send names a uid no one has, or carries a value its field cannot hold: refused.
         for (const reply of received.filter((e) => e.reqId !== 99)) expect(reply.body?.$case, text).toBe("error");
@@ -286,8 +272,3 @@ describe("fuzzing a live chat node", () => {
     expect(await history()).toEqual(before);
   });
 });
-
-async function waitUntil(done: () => boolean): Promise<void> {
-  const deadline = Date.now() + 5000;
-  while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
-}

@@ -59,12 +59,8 @@ function statusOver(keyPrefix: string): StatusApi {
   });
 }
 
-/** A gate over the real verify service, MySQL users and the given status. */
-function gateWith(
-  statusApi: StatusApi,
-  userStore: MysqlUserStore = users,
-  extra: Partial<GateDeps> = {},
-): Promise<FastifyInstance> {
+/** The deps of a gate over the real verify service, MySQL users and the given status. */
+function gateDeps(statusApi: StatusApi, userStore: MysqlUserStore = users, extra: Partial<GateDeps> = {}): GateDeps {
   const verify = createVerifyService({
     codes: new RedisVerifyCodeStore(redis, config.REDIS_KEY_PREFIX),
     limiter: new RedisRateLimiter(redis, config.REDIS_KEY_PREFIX),
@@ -72,7 +68,7 @@ function gateWith(
     config,
     log,
   });
-  return buildGateApp({
+  return {
     users: userStore,
     verify,
     status: statusApi,
@@ -81,7 +77,16 @@ function gateWith(
     config,
     log,
     ...extra,
-  });
+  };
+}
+
+/** Such a gate, not listening (driven with inject()). */
+function gateWith(
+  statusApi: StatusApi,
+  userStore: MysqlUserStore = users,
+  extra: Partial<GateDeps> = {},
+): Promise<FastifyInstance> {
+  return buildGateApp(gateDeps(statusApi, userStore, extra));
 }
 
 async function call(
@@ -320,23 +325,13 @@ describe("gate", () => {
     const metrics = createMetrics("gate");
     const closedPort = await freePort();
     const served = async (probes: Probe[]) => {
-      const gate = await startGate({
-        users,
-        verify: createVerifyService({
-          codes: new RedisVerifyCodeStore(redis, config.REDIS_KEY_PREFIX),
-          limiter: new RedisRateLimiter(redis, config.REDIS_KEY_PREFIX),
-          mailer,
-          config,
-          log,
+      const gate = await startGate(
+        gateDeps(status, users, {
+          config: { ...config, GATE_HOST: "127.0.0.1", GATE_PORT: 0, METRICS_HOST: "127.0.0.1", METRICS_PORT: 0 },
+          metrics,
+          probes,
         }),
-        status,
-        ids: new Snowflake({ workerId: 8 }),
-        limiter: new RedisRateLimiter(redis, config.REDIS_KEY_PREFIX),
-        config: { ...config, GATE_HOST: "127.0.0.1", GATE_PORT: 0, METRICS_HOST: "127.0.0.1", METRICS_PORT: 0 },
-        log,
-        metrics,
-        probes,
-      });
+      );
       closers.push(() => gate.close());
       return {
         public: (path: string) => fetch(`http://127.0.0.1:${gate.port}${path}`),
@@ -458,21 +453,11 @@ describe("gate", () => {
   });
 
   it("closes a connection that stays silent past GATE_IDLE_TIMEOUT_MS", async () => {
-    const gate = await startGate({
-      users,
-      verify: createVerifyService({
-        codes: new RedisVerifyCodeStore(redis, config.REDIS_KEY_PREFIX),
-        limiter: new RedisRateLimiter(redis, config.REDIS_KEY_PREFIX),
-        mailer,
-        config,
-        log,
+    const gate = await startGate(
+      gateDeps(status, users, {
+        config: { ...config, GATE_HOST: "127.0.0.1", GATE_PORT: 0, METRICS_PORT: null, GATE_IDLE_TIMEOUT_MS: 300 },
       }),
-      status,
-      ids: new Snowflake({ workerId: 9 }),
-      limiter: new RedisRateLimiter(redis, config.REDIS_KEY_PREFIX),
-      config: { ...config, GATE_HOST: "127.0.0.1", GATE_PORT: 0, METRICS_PORT: null, GATE_IDLE_TIMEOUT_MS: 300 },
-      log,
-    });
+    );
     closers.push(() => gate.close());
     // Half a request line, then nothing (a slowloris).
     const socket = connect(gate.port, "127.0.0.1");

@@ -1,14 +1,13 @@
-import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AppError, ErrorCode } from "../src/errors.js";
 import { Envelope } from "../src/gen/shardchat/v1/client.js";
 import { groupConvId } from "../src/ids/identifiers.js";
-import { decodeEnvelope, FrameDecoder } from "../src/protocol/frame.js";
 import type { ChatClient } from "../src/sdk/chat-client.js";
 import { MysqlMessageStore } from "../src/storage/mysql/message-store.js";
 import { createPool } from "../src/storage/mysql/pool.js";
 import { type MemoryNode, startMemoryNode } from "./helpers/memory-node.js";
 import { freePort } from "./helpers/ports.js";
+import { openRawTcp, pollUntil } from "./helpers/raw-tcp.js";
 
 /**
  * What single handlers answer, on one chat node over the embedded adapters (no MariaDB or
@@ -103,27 +102,16 @@ describe("a storage failure on the embedded node", () => {
 });
 
 describe("connection caps of a chat node", () => {
-  /** A raw TCP connection: whether the node closed it, and the error it said first. */
+  /** A raw TCP connection, and whether the node closed it and the error it said first. */
   async function connectRaw(port: number) {
-    const socket = connect(port, "127.0.0.1");
-    await new Promise((resolve, reject) => socket.once("connect", resolve).once("error", reject));
-    const decoder = new FrameDecoder(1 << 20);
-    const got: Envelope[] = [];
-    let closed = false;
-    socket.on("data", (chunk: Buffer) => {
-      for (const body of decoder.push(chunk)) got.push(decodeEnvelope(body));
-    });
-    socket.on("error", () => undefined);
-    socket.on("close", () => {
-      closed = true;
-    });
+    const raw = await openRawTcp(port);
     // Refused sockets are closed at once; an accepted one stays open past this.
     const settled = async () => {
-      for (let i = 0; i < 50 && !closed; i++) await new Promise((r) => setTimeout(r, 5));
-      const first = got[0]?.body;
-      return { closed, code: first?.$case === "error" ? first.value.code : undefined };
+      await pollUntil(raw.isClosed, 250);
+      const first = raw.received[0]?.body;
+      return { closed: raw.isClosed(), code: first?.$case === "error" ? first.value.code : undefined };
     };
-    return { socket, settled };
+    return { socket: raw.socket, settled };
   }
 
   it("refuses a client address past CHAT_MAX_CONNECTIONS_PER_ADDR, and takes it again once one closes", async () => {

@@ -1,7 +1,7 @@
-import { createHash } from "node:crypto";
 import type { FastifyPluginAsync } from "fastify";
 import { AppError, ErrorCode, okOrThrow } from "../../errors.js";
 import { DEVICE_NAMES, type DeviceName } from "../../routing/ports.js";
+import { secretDigest } from "../../routing/secret-digest.js";
 import type { UserRecord } from "../../storage/ports.js";
 import { normalizeEmail } from "../../verify/email.js";
 import type { GateDeps } from "../deps.js";
@@ -62,7 +62,7 @@ export interface LoginRouteOptions extends Pick<GateDeps, "users" | "status" | "
 
 /** A limiter key for what a client typed: a fixed-size digest, whatever it sent. */
 function keyOf(typed: string): string {
-  return createHash("sha256").update(typed.trim().toLowerCase()).digest("base64url");
+  return secretDigest(typed.trim().toLowerCase());
 }
 
 export const loginRoute: FastifyPluginAsync<LoginRouteOptions> = async (app, opts) => {
