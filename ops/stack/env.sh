@@ -13,6 +13,9 @@ STACK_MYSQL_DB="${STACK_MYSQL_DB:-shardchat_stack}"
 # Redis Cluster: 3 masters + 3 replicas.
 STACK_REDIS_PORTS="${STACK_REDIS_PORTS:-7001 7002 7003 7004 7005 7006}"
 STACK_REDIS_NODE_TIMEOUT_MS="${STACK_REDIS_NODE_TIMEOUT_MS:-2000}"
+# How long up.sh waits for nodes that knew each other to agree again before it resets the
+# cluster (which wipes every key).
+STACK_REDIS_HEAL_S="${STACK_REDIS_HEAL_S:-60}"
 STACK_REDIS_PREFIX="${STACK_REDIS_PREFIX:-stack:}"
 
 # Services (fixed ports, apart from npm start's defaults so both can run at once).

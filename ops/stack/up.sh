@@ -110,22 +110,29 @@ start_redis_node() {
     --save "" --appendonly no 9>&-
 }
 
+# Sets CLUSTER_WHY to the first check that failed, so a cluster that never heals says why.
+CLUSTER_WHY=""
 cluster_ok_everywhere() {
-  local port
+  local port known
   for port in $STACK_REDIS_PORTS; do
-    redis-cli -p "$port" cluster info | grep -q '^cluster_state:ok' || return 1
+    redis-cli -p "$port" cluster info | grep -q '^cluster_state:ok' || { CLUSTER_WHY="$port: cluster_state not ok"; return 1; }
     # At least these nodes: ops/redis-add-master.sh may have grown the cluster.
-    [ "$(redis-cli -p "$port" cluster info | sed -n 's/^cluster_known_nodes:\([0-9]*\).*/\1/p')" -ge "$(echo $STACK_REDIS_PORTS | wc -w)" ] || return 1
+    known=$(redis-cli -p "$port" cluster info | sed -n 's/^cluster_known_nodes:\([0-9]*\).*/\1/p')
+    [ "${known:-0}" -ge "$(echo $STACK_REDIS_PORTS | wc -w)" ] || { CLUSTER_WHY="$port knows ${known:-0} nodes"; return 1; }
   done
   # Every master has its replica (a failover needs one), as seen from the first node, and no
   # member is down for good (an extra master left by an interrupted ops/redis-add-master.sh).
   local first=${STACK_REDIS_PORTS%% *}
   # (One of the stack's own nodes flagged fail is one restarting: gossip clears that.)
-  ! redis-cli -p "$first" cluster nodes | awk -v ours=" $STACK_REDIS_PORTS " '
+  if redis-cli -p "$first" cluster nodes | awk -v ours=" $STACK_REDIS_PORTS " '
     $3 ~ /(^|,)fail(,|$)/ { split($2, a, "[:@]"); if (index(ours, " " a[2] " ") == 0) found = 1 }
-    END { exit !found }' || return 1
+    END { exit !found }'; then
+    CLUSTER_WHY="a node that is not the stack's is flagged fail"
+    return 1
+  fi
   # (Flags read "myself,slave" on the line of the node asked, so match the flag, not the word.)
-  [ "$(redis-cli -p "$first" cluster nodes | awk '$3 ~ /(^|,)slave(,|$)/' | wc -l)" -ge "$(($(echo $STACK_REDIS_PORTS | wc -w) / 2))" ]
+  [ "$(redis-cli -p "$first" cluster nodes | awk '$3 ~ /(^|,)slave(,|$)/' | wc -l)" -ge "$(($(echo $STACK_REDIS_PORTS | wc -w) / 2))" ] ||
+    { CLUSTER_WHY="a master has no replica"; return 1; }
 }
 
 # A master of ours that came back right after its replica took over sometimes stays a master
@@ -147,6 +154,28 @@ reattach_empty_masters() {
   done
 }
 
+# The cluster as each node sees it, for the log of a cluster that would not heal.
+save_cluster_views() {
+  local port
+  for port in $STACK_REDIS_PORTS; do
+    echo "== $port"; redis-cli -p "$port" cluster info 2>&1 | grep -E 'state|known|epoch'; redis-cli -p "$port" cluster nodes 2>&1
+  done >"$1"
+}
+
+# Forgets the cluster on one node and empties it. The services may still be writing: a key that
+# lands between FLUSHALL and the reset makes a master refuse the reset, so repeat until it holds.
+reset_redis_node() {
+  local port=$1
+  for _ in $(seq 1 50); do
+    redis-cli -p "$port" flushall >/dev/null 2>&1 || true
+    redis-cli -p "$port" cluster reset hard >/dev/null 2>&1 || true
+    [ "$(redis-cli -p "$port" cluster info | sed -n 's/^cluster_known_nodes:\([0-9]*\).*/\1/p')" = "1" ] &&
+      [ "$(redis-cli -p "$port" dbsize)" = "0" ] && return 0
+    sleep 0.1
+  done
+  die "redis on $port would not reset (cluster reset hard)"
+}
+
 create_cluster() {
   if cluster_ok_everywhere; then return 0; fi
   local port fresh=1
@@ -156,22 +185,22 @@ create_cluster() {
   if [ $fresh = 0 ]; then
     # Nodes that knew each other (a restart, a master back after a failover): give them time to
     # agree again before starting over, which wipes every key. Gossip is slow on a busy machine.
-    for i in $(seq 1 150); do
+    local deadline=$(($(date +%s) + STACK_REDIS_HEAL_S)) i=0
+    while [ "$(date +%s)" -lt "$deadline" ]; do
       cluster_ok_everywhere && return 0
+      i=$((i + 1))
       [ $((i % 10)) = 0 ] && reattach_empty_masters
       sleep 0.2
     done
-    say "redis cluster is not healthy: resetting it"
-    for port in $STACK_REDIS_PORTS; do
-      redis-cli -p "$port" flushall >/dev/null 2>&1 || true
-      redis-cli -p "$port" cluster reset hard >/dev/null
-    done
+    save_cluster_views "$STACK_LOG_DIR/redis-cluster-unhealthy.log"
+    say "redis cluster is not healthy after ${STACK_REDIS_HEAL_S}s ($CLUSTER_WHY; each node's view is in $STACK_LOG_DIR/redis-cluster-unhealthy.log): resetting it"
+    for port in $STACK_REDIS_PORTS; do reset_redis_node "$port"; done
   fi
   local nodes=()
   for port in $STACK_REDIS_PORTS; do nodes+=("127.0.0.1:$port"); done
   say "creating the redis cluster (${#nodes[@]} nodes, 1 replica per master)"
   redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes >"$STACK_LOG_DIR/redis-cluster-create.log" 2>&1 ||
-    die "redis-cli --cluster create failed, see $STACK_LOG_DIR/redis-cluster-create.log"
+    die "redis-cli --cluster create failed: $(grep -E 'ERR|rror' "$STACK_LOG_DIR/redis-cluster-create.log" | head -3) (see $STACK_LOG_DIR/redis-cluster-create.log)"
 }
 
 # --- databases and Redis ---------------------------------------------------------------------

@@ -8,7 +8,12 @@ import { GateClient } from "../../src/sdk/index.js";
 import { freePortRun } from "../helpers/ports.js";
 import { waitFor } from "../helpers/processes.js";
 import { codeFromMail } from "../helpers/smtp-sink.js";
-import { type StackServices, stackGrpcOptions, stackInfraUp, startStackServices } from "../helpers/stack.js";
+import {
+  restoreKilledRedisMaster,
+  type StackServices,
+  stackGrpcOptions,
+  startStackServices,
+} from "../helpers/stack.js";
 import { startTcpProxy, type TcpProxy } from "../helpers/tcp-proxy.js";
 import { type ChatUser, SteadyChat } from "./steady-chat.js";
 
@@ -171,37 +176,7 @@ export const FAULTS: Fault[] = [
     },
     async heal() {},
     async restore({ stack }) {
-      const port = held.get("redis-port") as number;
-      const other = stack.stack.redisPorts.find((p) => p !== port) as number;
-      // Only after the failover: a master started again before its replica took over would
-      // come back empty (no persistence) and its replica would copy the emptiness.
-      await waitFor(
-        `failover away from redis ${port}`,
-        async () => {
-          const nodes = (await run("redis-cli", ["-p", String(other), "cluster", "nodes"])).stdout;
-          const info = (await run("redis-cli", ["-p", String(other), "cluster", "info"])).stdout;
-          return info.includes("cluster_state:ok") && new RegExp(`:${port}@\\d+ \\S*fail`).test(nodes);
-        },
-        60_000,
-      );
-      // As an operator would: up.sh --infra starts it with its nodes.conf, and it rejoins as
-      // the new master's replica. On a busy machine it may stay a master without slots; a
-      // second up.sh makes it a replica (reattach_empty_masters), as an operator would again.
-      const rejoined = async () => {
-        const role = await run("redis-cli", ["-p", String(port), "role"]);
-        if (!role.stdout.startsWith("slave")) return false;
-        for (const p of stack.stack.redisPorts) {
-          const info = await run("redis-cli", ["-p", String(p), "cluster", "info"]);
-          if (!info.stdout.includes("cluster_state:ok")) return false;
-        }
-        return true;
-      };
-      await stackInfraUp();
-      const first = await waitFor(`redis ${port} back as a replica`, rejoined, 30_000).catch(() => false);
-      if (!first) {
-        await stackInfraUp();
-        await waitFor(`redis ${port} back as a replica, cluster ok`, rejoined, 60_000);
-      }
+      await restoreKilledRedisMaster(stack.stack, held.get("redis-port") as number);
     },
   },
   {

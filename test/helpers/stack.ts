@@ -204,3 +204,32 @@ export async function replicasCaughtUp(redisPorts: number[], timeoutMs = 10_000)
     );
   }
 }
+
+/**
+ * Brings a Redis master that was killed back, as an operator would: only once its replica has
+ * taken over (a master started again before that comes back empty, there is no persistence, and
+ * its replica would copy the emptiness), then ops/stack/up.sh --infra starts it with its
+ * nodes.conf and it rejoins as the new master's replica. On a busy machine it may stay a master
+ * without slots; a second up.sh makes it a replica (reattach_empty_masters), as an operator would.
+ */
+export async function restoreKilledRedisMaster(stack: StackEnv, port: number): Promise<void> {
+  const other = stack.redisPorts.find((p) => p !== port) as number;
+  const cli = async (p: number, ...args: string[]) =>
+    (await run("redis-cli", ["-p", String(p), ...args]).catch(() => ({ stdout: "" }))).stdout;
+  await waitFor(
+    `failover away from redis ${port}`,
+    async () =>
+      (await cli(other, "cluster", "info")).includes("cluster_state:ok") &&
+      new RegExp(`:${port}@\\d+ \\S*fail`).test(await cli(other, "cluster", "nodes")),
+    60_000,
+  );
+  const rejoined = async () => {
+    if (!(await cli(port, "role")).startsWith("slave")) return false;
+    for (const p of stack.redisPorts) if (!(await cli(p, "cluster", "info")).includes("cluster_state:ok")) return false;
+    return true;
+  };
+  await stackInfraUp();
+  if (await waitFor(`redis ${port} back as a replica`, rejoined, 30_000).catch(() => false)) return;
+  await stackInfraUp();
+  await waitFor(`redis ${port} back as a replica, cluster ok`, rejoined, 60_000);
+}

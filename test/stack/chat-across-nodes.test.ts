@@ -1,6 +1,3 @@
-import { execFile } from "node:child_process";
-import { join } from "node:path";
-import { promisify } from "node:util";
 import { Redis } from "ioredis";
 import mysql, { type RowDataPacket } from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -9,9 +6,15 @@ import type { ChatMessage } from "../../src/gen/shardchat/v1/client.js";
 import { type ChatClient, GateClient, type LoginAnswer, openChat, type Transport } from "../../src/sdk/index.js";
 import { instanceOf } from "../../src/storage/sharded/shard-map.js";
 import { readShardMap } from "../../src/storage/sharded/shards.js";
-import { ROOT, waitFor } from "../helpers/processes.js";
+import { waitFor } from "../helpers/processes.js";
 import { codeFromMail } from "../helpers/smtp-sink.js";
-import { replicasCaughtUp, type StackServices, stackInfraUp, startStackServices } from "../helpers/stack.js";
+import {
+  replicasCaughtUp,
+  restoreKilledRedisMaster,
+  type StackServices,
+  stackInfraUp,
+  startStackServices,
+} from "../helpers/stack.js";
 
 /**
  * The local multi-shard stack as `npm run stack:up` starts it (3 MariaDB shards, a 6-node
@@ -186,8 +189,8 @@ describe("the local multi-shard stack", () => {
         for (const [msgId, m] of acked) if (m.convId === convId) expect(ids).toContain(msgId);
       }
     }
-    await promisify(execFile)("bash", [join(ROOT, "ops/stack/up.sh"), "--infra"], { timeout: 120_000 });
-  });
+    await restoreKilledRedisMaster(stack.stack, victim);
+  }, 600_000);
 });
 
 function expectedFor(user: User): number {
