@@ -56,7 +56,15 @@ import {
   startWsRelay,
   type Target,
 } from "./load/targets.js";
-import { MYSQL_COUNTERS, type MysqlCounter, per, type Usage, UsageMeter, type UsageSnapshot } from "./load/usage.js";
+import {
+  MYSQL_COUNTERS,
+  type MysqlCounter,
+  per,
+  settled,
+  type Usage,
+  UsageMeter,
+  type UsageSnapshot,
+} from "./load/usage.js";
 
 const SYSTEMS = ["shardchat", "embedded-sqlite", "embedded-mysql", "ws-relay", "socketio"] as const;
 type SystemKey = (typeof SYSTEMS)[number];
@@ -217,8 +225,10 @@ async function chat(target: Target, meter: UsageMeter, rate: number): Promise<Ch
     window: settings.windowPerSender,
     size: settings.textChars,
     workers: settings.loadWorkers,
-    // Counted from here: the connections are up, the first message leaves right after.
+    // Counted from here: the connections are up and the servers done with earlier runs' work
+    // (settled); the first message leaves right after.
     onReady: async () => {
+      await settled(target.connectionPids());
       before = await meter.snapshot();
     },
     onProgress: (p) =>
@@ -245,6 +255,7 @@ async function group(target: Target, meter: UsageMeter, rate: number): Promise<G
     size: settings.textChars,
     drainTimeoutMs: settings.groupDrainSeconds * 1000,
     onReady: async () => {
+      await settled(target.connectionPids());
       before = await meter.snapshot();
     },
     onProgress: (p) => progress(`group-fanout ${rate} posts/s: ${p.sent} posted, ${p.delivered} delivered`),

@@ -6,12 +6,17 @@
  * default): one message at a time (each its own transaction: the floor under any send's
  * latency), then 20 conversations at once (batches). Prints and writes bench/results/store-*.md
  * with wall time per append, and the CPU mariadbd and this process spend per message.
+ *
+ * Then delivery acks through MysqlMessageStore.ack (its ack batcher, MYSQL_ACK_BATCH_MAX as
+ * configured by default): a third of a 2,000-member group acking one post (what one of three
+ * chat nodes flushes after it), and the recipients of 20 1:1 conversations at once.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import mysql from "mysql2/promise";
+import { loadConfig } from "../src/config/load.js";
 import { MessageKind } from "../src/gen/shardchat/v1/client.js";
 import { convIdForPair } from "../src/ids/identifiers.js";
 import { MysqlMessageStore } from "../src/storage/mysql/message-store.js";
@@ -40,7 +45,12 @@ const [versionRows] = await probe.query<mysql.RowDataPacket[]>(
 await probe.end();
 if (!serverPid) throw new Error(`no mariadbd process found for ${at.host}:${at.port} (it must run on this machine)`);
 const pool = createPool({ MYSQL_URL: url, MYSQL_POOL_SIZE: 4 });
-const store = new MysqlMessageStore(pool, { batchMax: 64, batchConcurrency: 1 });
+const defaults = loadConfig({});
+const store = new MysqlMessageStore(pool, {
+  batchMax: defaults.MYSQL_APPEND_BATCH_MAX,
+  ackBatchMax: defaults.MYSQL_ACK_BATCH_MAX,
+  batchConcurrency: defaults.MYSQL_APPEND_BATCHES_IN_FLIGHT,
+});
 
 let n = 0;
 const message = (conversation: number): NewMessage => {
@@ -60,6 +70,37 @@ const message = (conversation: number): NewMessage => {
   };
 };
 
+// Delivery acks need a later seq each round: the round moves last_seq first (one statement,
+// counted in the figures), as the post or message that is acked would have.
+const GROUP_MEMBERS = 2000;
+const GROUP = "g:store-bench";
+const groupMembers = Array.from({ length: GROUP_MEMBERS }, (_, i) => String(3_000_000 + i));
+await pool.query(
+  "INSERT INTO conversations (conv_id, kind, last_seq, created_at) VALUES (?, 2, 0, 0) ON DUPLICATE KEY UPDATE last_seq = 0",
+  [GROUP],
+);
+await pool.query("INSERT IGNORE INTO conversation_members (conv_id, uid, joined_at) VALUES ?", [
+  groupMembers.map((uid) => [GROUP, uid, 0]),
+]);
+let groupSeq = 0;
+async function groupAckRound(width: number): Promise<unknown> {
+  await pool.query("UPDATE conversations SET last_seq = ? WHERE conv_id = ?", [++groupSeq, GROUP]);
+  return Promise.all(groupMembers.slice(0, width).map((uid) => store.ack(uid, [{ convId: GROUP, seq: groupSeq }])));
+}
+async function directAckRound(width: number): Promise<unknown> {
+  const convs = Array.from({ length: width }, (_, c) => message(c));
+  await pool.query("UPDATE conversations SET last_seq = last_seq + 1 WHERE conv_id IN (?)", [
+    convs.map((m) => m.convId),
+  ]);
+  const [rows] = await pool.query<mysql.RowDataPacket[]>(
+    "SELECT conv_id, last_seq FROM conversations WHERE conv_id IN (?)",
+    [convs.map((m) => m.convId)],
+  );
+  const seqOf = new Map(rows.map((r) => [r.conv_id as string, Number(r.last_seq)]));
+  return Promise.all(
+    convs.map((m) => store.ack(m.recipient as string, [{ convId: m.convId, seq: seqOf.get(m.convId) ?? 0 }])),
+  );
+}
 // A paced case leaves this long between rounds: a node at the bench's lowest offered rate sees a
 // message every few ms per MariaDB instance, so each one wakes sleeping processes on both ends.
 const PACE_MS = 3;
@@ -69,7 +110,15 @@ const cases: { label: string; width: number; paced: boolean; round: (width: numb
   { label: "one at a time", width: 1, paced: false, round: appendRound },
   { label: `one at a time, one every ${PACE_MS} ms`, width: 1, paced: true, round: appendRound },
   { label: "20 conversations at once", width: 20, paced: false, round: appendRound },
+  {
+    label: `acks: a third of a ${GROUP_MEMBERS}-member group, one post`,
+    width: 667,
+    paced: false,
+    round: groupAckRound,
+  },
+  { label: "acks: 20 1:1 conversations at once", width: 20, paced: false, round: directAckRound },
 ];
+
 function appendRound(width: number): Promise<unknown> {
   return Promise.all(Array.from({ length: width }, (_, c) => store.append(message(c))));
 }
@@ -115,10 +164,10 @@ const report = [
     .map((l) => l.toFixed(2))
     .join(", ")}.`,
   "",
-  `MysqlMessageStore.append (group commit as the stack runs it), 64-character texts. A round is one append, or 20 appends to 20 conversations at once (they share transactions), or a bare SELECT 1 (for scale). Paced rounds wait ${PACE_MS} ms after each (not counted in ms per round): both processes fall asleep between rounds, as they do at a low message rate, and the CPU of waking them is in the figures. CPU: mariadbd's and this process's (the chat node's share), per message (per round trip for SELECT 1), timers included.`,
+  `MysqlMessageStore.append (group commit as the stack runs it), 64-character texts. A round is one append, or 20 appends to 20 conversations at once (they share transactions), or a bare SELECT 1 (for scale); an ack round moves the cursors of that many users (one member each of the group, or the recipient of each 1:1 conversation) through the store's ack batcher (MYSQL_ACK_BATCH_MAX ${defaults.MYSQL_ACK_BATCH_MAX}). Paced rounds wait ${PACE_MS} ms after each (not counted in ms per round): both processes fall asleep between rounds, as they do at a low message rate, and the CPU of waking them is in the figures. CPU: mariadbd's and this process's (the chat node's share), per message (per round trip for SELECT 1), timers included.`,
   "",
   markdownTable(
-    ["appends", "messages", "ms per round", "messages/s", "mariadbd CPU µs/msg", "client CPU µs/msg"],
+    ["case", "messages or cursors", "ms per round", "per second", "mariadbd CPU µs each", "client CPU µs each"],
     rows,
   ),
   "",

@@ -119,6 +119,7 @@ export type AdapterSettings = Pick<
   | "MYSQL_POOL_SIZE"
   | "MYSQL_DEADLOCK_RETRIES"
   | "MYSQL_APPEND_BATCH_MAX"
+  | "MYSQL_ACK_BATCH_MAX"
   | "MYSQL_APPEND_BATCHES_IN_FLIGHT"
   | "MYSQL_SHARDS"
   | "SHARD_FENCE_WAIT_MS"
@@ -185,6 +186,7 @@ export async function createStorageAdapters(
       messages: new ShardedMessageStore(shards, {
         deadlockRetries: config.MYSQL_DEADLOCK_RETRIES,
         batchMax: config.MYSQL_APPEND_BATCH_MAX,
+        ackBatchMax: config.MYSQL_ACK_BATCH_MAX,
         batchConcurrency: config.MYSQL_APPEND_BATCHES_IN_FLIGHT,
         knownConversations: config.SHARD_KNOWN_CONVERSATIONS,
         observeBatch: (op, size) => metrics?.batchSize.observe({ op }, size),
@@ -207,6 +209,7 @@ export async function createStorageAdapters(
       messages: new MysqlMessageStore(pool, {
         deadlockRetries: config.MYSQL_DEADLOCK_RETRIES,
         batchMax: config.MYSQL_APPEND_BATCH_MAX,
+        ackBatchMax: config.MYSQL_ACK_BATCH_MAX,
         batchConcurrency: config.MYSQL_APPEND_BATCHES_IN_FLIGHT,
         observeBatch: (op, size) => metrics?.batchSize.observe({ op }, size),
       }),

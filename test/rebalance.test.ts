@@ -368,6 +368,59 @@ describe("rebalancer on four databases", () => {
     expect(await rowsOn(home, "SELECT * FROM messages WHERE conv_id = ?", [convId])).toHaveLength(1);
   }, 30_000);
 
+  it("batched delivery acks to a fenced slot move no cursor and answer SLOT_MOVING", async () => {
+    const [a, b] = [newId(), newId()];
+    // Acks batched as a chat node's flush sends them: two users' cursors, of two conversations on
+    // one instance, in one transaction; only the first conversation's slot is fenced.
+    // (One transaction in flight: the first ack goes alone, the two after it wait and go together.)
+    const batching = new ShardedMessageStore(shards, { batchMax: 8, ackBatchMax: 8, batchConcurrency: 1 });
+    const toB = convIdForPair(a, b);
+    const home = shards.instanceFor(toB).id;
+    let c = newId();
+    while (
+      shards.instanceFor(convIdForPair(a, c)).id !== home ||
+      slotOf(convIdForPair(a, c), SLOTS) === slotOf(toB, SLOTS)
+    )
+      c = newId();
+    const toC = convIdForPair(a, c);
+    await batching.append(message(a, b, "one"));
+    await batching.append(message(a, c, "two"));
+    const cursor = async (convId: string, uid: Uid) =>
+      Number(
+        (
+          await rowsOn(
+            shards.instanceFor(convId).id,
+            "SELECT delivered_seq FROM conversation_members WHERE conv_id = ? AND uid = ?",
+            [convId, uid],
+          )
+        )[0]?.delivered_seq,
+      );
+    await rowsOn(home, "INSERT INTO slot_fence (slot, state, job_id, created_at) VALUES (?, 'moving', 'test', 0)", [
+      slotOf(toB, SLOTS),
+    ]);
+    try {
+      const outcomes = await Promise.all(
+        [
+          batching.ack(c, [{ convId: toC, seq: 1 }]),
+          batching.ack(b, [{ convId: toB, seq: 1 }]),
+          batching.ack(c, [{ convId: toC, seq: 1 }]),
+        ].map((p) =>
+          p.then(
+            () => "stored",
+            (err: unknown) => (err instanceof AppError ? err.code : String(err)),
+          ),
+        ),
+      );
+      expect(outcomes).toEqual(["stored", ErrorCode.SLOT_MOVING, "stored"]);
+      expect([await cursor(toB, b), await cursor(toC, c)]).toEqual([0, 1]);
+    } finally {
+      await rowsOn(home, "DELETE FROM slot_fence WHERE job_id = 'test'");
+    }
+    await batching.ack(b, [{ convId: toB, seq: 1 }]);
+    await batching.ack(c, [{ convId: toC, seq: 1 }]);
+    expect([await cursor(toB, b), await cursor(toC, c)]).toEqual([1, 1]);
+  }, 30_000);
+
   it("refuses to move slots of a table it cannot place", async () => {
     await rowsOn("s1", "CREATE TABLE IF NOT EXISTS mystery (id INT PRIMARY KEY)");
     await rowsOn("s1", "INSERT INTO mystery VALUES (1)");

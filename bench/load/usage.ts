@@ -110,6 +110,27 @@ export function processCpuMs(pid: number): number | undefined {
 }
 
 /**
+ * Waits until the processes together use under `idleShare` of one core over a `windowMs` window
+ * (at most `maxMs`), and answers how long that took. A run starts measuring after this: the
+ * closes of an earlier run's connections (route removals, cursor writes) would otherwise be
+ * counted in its CPU, store counters and latency.
+ */
+export async function settled(
+  pids: number[],
+  options: { idleShare?: number; windowMs?: number; maxMs?: number } = {},
+): Promise<number> {
+  const { idleShare = 0.05, windowMs = 300, maxMs = 30_000 } = options;
+  const began = performance.now();
+  const total = () => pids.reduce((sum, pid) => sum + (processCpuMs(pid) ?? 0), 0);
+  while (performance.now() - began < maxMs) {
+    const before = total();
+    await new Promise((resolve) => setTimeout(resolve, windowMs));
+    if (total() - before < idleShare * windowMs) break;
+  }
+  return Math.round(performance.now() - began);
+}
+
+/**
  * The machine's CPU time so far, in ms summed over every core. Busy: user, nice, system, irq and
  * softirq (the kernel's network work is mostly softirq); steal (the hypervisor running someone
  * else) is apart, neither busy nor idle.

@@ -40,6 +40,11 @@ export const settings = {
     default: "64",
     doc: "Group commit of 1:1 messages: most messages stored in one transaction on one MySQL instance (multi-row inserts). An idle node stores each message at once; 1 turns batching off.",
   },
+  MYSQL_ACK_BATCH_MAX: {
+    schema: z.coerce.number().int().min(1).max(5000),
+    default: "500",
+    doc: "Most users' delivery cursors written in one transaction on one MySQL instance (a chat node's ack flush after a group post holds one per member it serves). 1 writes each user's alone.",
+  },
   MYSQL_APPEND_BATCHES_IN_FLIGHT: {
     schema: z.coerce.number().int().min(1).max(64),
     default: "1",

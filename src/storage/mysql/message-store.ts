@@ -7,7 +7,13 @@ import { fileRefFromColumn, fileRefToColumn } from "../file-ref.js";
 import type { HistoryQuery, MessageStore, NewMessage, Uid } from "../ports.js";
 import { mysqlCall, mysqlCode } from "./errors.js";
 import type { Pool } from "./pool.js";
-import { type FenceCheck, inTransaction, retryingDeadlocks } from "./transaction.js";
+import { type FenceCheck, inSentTransaction, inTransaction, retryingDeadlocks } from "./transaction.js";
+
+/** A derived table of n (conv_id, uid, seq) rows, three placeholders each. */
+function cursorRows(n: number): string {
+  const first = "SELECT CAST(? AS CHAR(64)) AS conv_id, CAST(? AS UNSIGNED) AS uid, CAST(? AS UNSIGNED) AS seq";
+  return first + " UNION ALL SELECT ?, ?, ?".repeat(n - 1);
+}
 
 /** conversations.kind of a 1:1 conversation. */
 const DIRECT_CONVERSATION = 1;
@@ -26,6 +32,8 @@ export interface MysqlMessageStoreOptions {
   fenceCheck?: (convIds: readonly string[]) => FenceCheck | undefined;
   /** config.MYSQL_APPEND_BATCH_MAX: most messages in one group-commit transaction (1: none). */
   batchMax?: number;
+  /** config.MYSQL_ACK_BATCH_MAX: most users' delivery cursors in one transaction (1: none). */
+  ackBatchMax?: number;
   /** config.MYSQL_APPEND_BATCHES_IN_FLIGHT: group-commit transactions at once on this pool. */
   batchConcurrency?: number;
   /** Told the size of each append and ack batch (a metric). */
@@ -67,11 +75,12 @@ export class MysqlMessageStore implements MessageStore {
       (m) => m.convId,
       observe && ((size) => observe("append", size)),
     );
+    const ackBatchMax = options.ackBatchMax ?? batchMax;
     this.ackBatcher =
-      batchMax > 1
+      ackBatchMax > 1
         ? new Batcher(
             (acks) => this.ackBatch(acks),
-            batchMax,
+            ackBatchMax,
             inFlight,
             undefined,
             observe && ((size) => observe("ack", size)),
@@ -216,41 +225,51 @@ export class MysqlMessageStore implements MessageStore {
         wanted.set(key, { convId, uid, seq: Math.max(wanted.get(key)?.seq ?? 0, seq) });
       }
     }
-    const pairs = [...wanted.values()].map((w) => [w.convId, w.uid]);
-    const [rows] = await this.pool.query<RowDataPacket[]>(
-      `SELECT cm.conv_id, cm.uid, cm.delivered_seq, c.last_seq
-         FROM conversation_members cm
-         JOIN conversations c ON c.conv_id = cm.conv_id
-        WHERE (cm.conv_id, cm.uid) IN (?)`,
-      [pairs],
-    );
-    const advances: { convId: string; uid: Uid; seq: number }[] = [];
-    for (const row of rows) {
-      const w = wanted.get(`${row.conv_id} ${row.uid}`);
-      const target = Math.min(w?.seq ?? 0, Number(row.last_seq));
-      if (w && target > Number(row.delivered_seq)) advances.push({ ...w, seq: target });
-    }
-    if (advances.length === 0) return;
-    // PK order, as every writer locks member rows.
-    advances.sort((a, b) =>
-      a.convId < b.convId ? -1 : a.convId > b.convId ? 1 : BigInt(a.uid) < BigInt(b.uid) ? -1 : 1,
-    );
-    const cases = advances.map(() => "WHEN conv_id = ? AND uid = ? THEN ?").join(" ");
-    const update = (db: Pick<Pool, "query">) =>
-      db.query(
-        `UPDATE conversation_members
-            SET delivered_seq = GREATEST(delivered_seq, CASE ${cases} ELSE 0 END)
-          WHERE (conv_id, uid) IN (?)`,
-        [...advances.flatMap((a) => [a.convId, a.uid, a.seq]), advances.map((a) => [a.convId, a.uid])],
-      );
-    const guard = this.guard;
+    const list = [...wanted.values()];
+    const convIds = [...new Set(list.map((w) => w.convId))].sort();
+    const fence = this.fenceCheck?.(convIds);
+    // Two round trips: the guard with a plain (non-locking) read of the cursors and last_seq,
+    // then the UPDATE with COMMIT. The cursors go as a derived table joined on the primary key:
+    // MariaDB's cost per cursor stays flat as the batch grows, where a row-constructor list,
+    // (conv_id, uid) IN (...), cost three times as much at 64 and grows with the batch
+    // (`npm run bench:store`, the ack rows).
     await retryingDeadlocks(this.deadlockRetries, () =>
-      guard
-        ? inTransaction(this.pool, async (conn) => {
-            await guard(conn, [...new Set(advances.map((a) => a.convId))]);
-            await update(conn);
-          })
-        : update(this.pool).then(() => undefined),
+      inSentTransaction(this.pool, async (conn) => {
+        const [results] = await conn.query<RowDataPacket[][]>(
+          [
+            "START TRANSACTION",
+            ...(fence ? [fence.sql] : []),
+            `SELECT cm.conv_id, cm.uid, cm.delivered_seq, c.last_seq, w.seq
+               FROM (${cursorRows(list.length)}) w
+               JOIN conversation_members cm ON cm.conv_id = w.conv_id AND cm.uid = w.uid
+               JOIN conversations c ON c.conv_id = cm.conv_id`,
+          ].join(";\n"),
+          [...(fence?.params ?? []), ...list.flatMap((w) => [w.convId, w.uid, w.seq])],
+        );
+        if (fence) fence.check(results[1] ?? []);
+        const advances: { convId: string; uid: string; seq: number }[] = [];
+        for (const row of results.at(-1) ?? []) {
+          // last_seq only grows, so clamping to what this read saw is safe.
+          const target = Math.min(Number(row.seq), Number(row.last_seq));
+          if (target > Number(row.delivered_seq))
+            advances.push({ convId: row.conv_id, uid: String(row.uid), seq: target });
+        }
+        if (advances.length === 0) {
+          await conn.query("COMMIT");
+          return;
+        }
+        // PK order, as every writer locks member rows (the derived table is read in its order).
+        advances.sort((a, b) =>
+          a.convId < b.convId ? -1 : a.convId > b.convId ? 1 : BigInt(a.uid) < BigInt(b.uid) ? -1 : 1,
+        );
+        await conn.query(
+          `UPDATE conversation_members cm
+             JOIN (${cursorRows(advances.length)}) w ON cm.conv_id = w.conv_id AND cm.uid = w.uid
+              SET cm.delivered_seq = GREATEST(cm.delivered_seq, w.seq);
+           COMMIT`,
+          advances.flatMap((a) => [a.convId, a.uid, a.seq]),
+        );
+      }),
     );
   }
 
@@ -382,9 +401,7 @@ export class MysqlMessageStore implements MessageStore {
     // Conversation rows in PK order, as every writer locks them, so batches cannot deadlock.
     const convIds = [...counts.keys()].sort();
     const fence = this.fenceCheck?.(convIds);
-    const conn = await this.pool.getConnection();
-    let reusable = true;
-    try {
+    return inSentTransaction(this.pool, async (conn) => {
       const [results] = await conn.query<RowDataPacket[][]>(
         [
           "START TRANSACTION",
@@ -411,15 +428,7 @@ export class MysqlMessageStore implements MessageStore {
         [members, rows],
       );
       return messages;
-    } catch (err) {
-      await conn.query("ROLLBACK").catch(() => {
-        reusable = false;
-      });
-      throw err;
-    } finally {
-      if (reusable) conn.release();
-      else conn.destroy();
-    }
+    });
   }
 
   /** The member and message rows of a batch, given its conversations' bumped last_seq. */

@@ -24,6 +24,27 @@ export async function inTransaction<T>(pool: Pool, work: (conn: PoolConnection) 
   }
 }
 
+/**
+ * Runs work on one pooled connection for a transaction whose statements work sends itself,
+ * START TRANSACTION and COMMIT among them, several to a round trip (multipleStatements). On an
+ * error it rolls back; a connection that cannot is dropped rather than returned to the pool.
+ */
+export async function inSentTransaction<T>(pool: Pool, work: (conn: PoolConnection) => Promise<T>): Promise<T> {
+  const conn = await pool.getConnection();
+  let reusable = true;
+  try {
+    return await work(conn);
+  } catch (err) {
+    await conn.query("ROLLBACK").catch(() => {
+      reusable = false;
+    });
+    throw err;
+  } finally {
+    if (reusable) conn.release();
+    else conn.destroy();
+  }
+}
+
 /** InnoDB rolls back a deadlock victim whole, so running it again is safe. */
 export async function retryingDeadlocks<T>(retries: number, work: () => Promise<T>): Promise<T> {
   for (let attempt = 0; ; attempt++) {

@@ -9,8 +9,9 @@ import type { Shards } from "./shards.js";
 export interface ShardedMessageStoreOptions {
   /** config.MYSQL_DEADLOCK_RETRIES. */
   deadlockRetries?: number;
-  /** config.MYSQL_APPEND_BATCH_MAX and MYSQL_APPEND_BATCHES_IN_FLIGHT, per shard. */
+  /** config.MYSQL_APPEND_BATCH_MAX, MYSQL_ACK_BATCH_MAX and MYSQL_APPEND_BATCHES_IN_FLIGHT, per shard. */
   batchMax?: number;
+  ackBatchMax?: number;
   batchConcurrency?: number;
   /** config.SHARD_KNOWN_CONVERSATIONS. */
   knownConversations?: number;
@@ -138,6 +139,7 @@ export class ShardedMessageStore implements MessageStore {
         guard: this.shards.guard,
         fenceCheck: this.shards.fenceCheck,
         batchMax: this.options.batchMax,
+        ackBatchMax: this.options.ackBatchMax,
         batchConcurrency: this.options.batchConcurrency,
         observeBatch: this.options.observeBatch,
       });
