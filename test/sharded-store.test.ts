@@ -8,6 +8,7 @@ import { ShardedMessageStore } from "../src/storage/sharded/message-store.js";
 import { configuredInstances, migrateShards, Shards } from "../src/storage/sharded/shards.js";
 import { ShardedUserStore } from "../src/storage/sharded/user-store.js";
 import { testConfig } from "./helpers/env.js";
+import { startMemoryNode } from "./helpers/memory-node.js";
 import { textMessage } from "./helpers/messages.js";
 import { freePort } from "./helpers/ports.js";
 import { stackInfraUp } from "./helpers/stack.js";
@@ -226,10 +227,25 @@ describe("a shard that is down", () => {
       ).toBe(ErrorCode.STORAGE_UNAVAILABLE);
       const ok = await brokenMessages.append(message(onUp, me, "during"));
       expect(ok.message.seq).toBe(2);
-      // pending answers what the healthy shards hold; the down shard's messages wait for it.
+      // pending answers what the healthy shards hold, with more: the down shard's messages wait.
       const pending = await brokenMessages.pending(me, 100);
       expect(pending.messages.map((m) => m.text)).toEqual(["before", "during"]);
       expect(pending.messages.every((m) => m.convId === convIdForPair(me, onUp))).toBe(true);
+      expect(pending.more).toBe(true);
+      // A client syncing through a node: it gets those, and once they are acked only the shard
+      // that is down may hold more, so the next page is its error, never "nothing more" (a
+      // client told that would stop syncing and miss its messages). syncAll answers what came.
+      const node = await startMemoryNode({}, { messages: brokenMessages });
+      try {
+        const { client } = await node.user("me", me);
+        const incomplete: AppError[] = [];
+        client.on("syncIncomplete", (err) => incomplete.push(err));
+        expect((await client.syncAll()).map((m) => m.text)).toEqual(["before", "during"]);
+        expect(incomplete.map((e) => e.code)).toEqual([ErrorCode.STORAGE_UNAVAILABLE]);
+        expect(await rejection(brokenMessages.pending(me, 100))).toBe(ErrorCode.STORAGE_UNAVAILABLE);
+      } finally {
+        await node.close();
+      }
     } finally {
       await broken.close();
     }

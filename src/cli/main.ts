@@ -115,6 +115,9 @@ async function run(): Promise<void> {
       const login = await gate.login(need(args[0], "user or email"), need(args[1], "password"));
       const chat = await openChat(login, transport, { device });
       console.log(`logged in as uid ${login.uid} on ${login.nodeId} (${transport})`);
+      chat.on("syncIncomplete", (err) =>
+        console.log(`(some messages could not be fetched now: ${err.message}; run again later)`),
+      );
       for (const m of await chat.syncAll()) console.log(show(m));
       if (command === "send") {
         const ack = await chat.sendText(need(args[2], "uid"), need(args.slice(3).join(" ") || undefined, "text"));

@@ -35,6 +35,21 @@ export const settings = {
     doc: "MySQL/MariaDB holding users, conversations and messages. The database is created by the migration if missing.",
   },
   MYSQL_POOL_SIZE: { schema: positiveInt, default: "10", doc: "Connections per MySQL pool." },
+  MYSQL_CONNECT_TIMEOUT_MS: {
+    schema: positiveInt,
+    default: "5000",
+    doc: "Longest wait to open a connection to a MySQL instance.",
+  },
+  MYSQL_ACQUIRE_TIMEOUT_MS: {
+    schema: positiveInt,
+    default: "5000",
+    doc: "Longest wait for a free pooled MySQL connection; past it the request answers STORAGE_UNAVAILABLE.",
+  },
+  MYSQL_QUERY_TIMEOUT_MS: {
+    schema: positiveInt,
+    default: "10000",
+    doc: "Longest wait for a MySQL statement's answer; past it the request answers STORAGE_UNAVAILABLE and the connection is dropped (a frozen instance holds nobody forever).",
+  },
   MYSQL_APPEND_BATCH_MAX: {
     schema: z.coerce.number().int().min(1).max(1000),
     default: "64",

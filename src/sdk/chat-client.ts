@@ -87,6 +87,11 @@ export interface ChatClientEvents {
    * again what was not acked in time, or before a reconnect). Never emitted as `message`.
    */
   repeat: [ChatMessage];
+  /**
+   * `syncAll` returned early: a page failed (e.g. STORAGE_UNAVAILABLE while a shard is down)
+   * after earlier pages were received and acked, which it returned. Call it again later.
+   */
+  syncIncomplete: [AppError];
   /** An error the node pushed outside any request (req_id 0), e.g. for an undecodable frame. */
   errorPush: [ErrorResponse];
   close: [string];
@@ -185,11 +190,24 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     return this.request("syncReq", { limit }, "syncResp");
   }
 
-  /** Every message waiting for this user, acking page by page. */
+  /**
+   * Every message waiting for this user, acking page by page. A page that fails after others
+   * were acked ends it early with what came (`syncIncomplete` says so); a first page that
+   * fails throws.
+   */
   async syncAll(): Promise<ChatMessage[]> {
     const all: ChatMessage[] = [];
     for (;;) {
-      const page = await this.sync();
+      let page: SyncResponse;
+      try {
+        page = await this.sync();
+      } catch (err) {
+        // Earlier pages were acked: the node will not send them again, so they are answered
+        // rather than lost behind the error.
+        if (all.length === 0 || !(err instanceof AppError)) throw err;
+        this.emit("syncIncomplete", err);
+        return all;
+      }
       all.push(...page.messages);
       for (const m of page.messages) this.noteSeen(m);
       if (page.messages.length > 0) await this.ack(page.messages);

@@ -18,8 +18,8 @@ import { createStatusService } from "../../src/status/service.js";
 export interface MemoryNode {
   config: Config;
   node: RunningChatNode;
-  /** A stored user with a token, logged in over TCP (acks at once). */
-  user(name: string): Promise<{ uid: string; token: string; client: ChatClient }>;
+  /** A stored user with a token (a new uid unless given), logged in over TCP (acks at once). */
+  user(name: string, uid?: string): Promise<{ uid: string; token: string; client: ChatClient }>;
   close(): Promise<void>;
 }
 
@@ -50,8 +50,8 @@ export async function startMemoryNode(
   return {
     config,
     node,
-    async user(name) {
-      const uid = ids.next();
+    async user(name, given) {
+      const uid = given ?? ids.next();
       await adapters.users.create({
         uid,
         name,

@@ -49,6 +49,8 @@ export interface PendingUpload {
 const RETRY_BASE_MS = 500;
 const RETRY_MAX_MS = 15_000;
 const PAGE = 30;
+/** How soon a sync that a storage failure cut short is tried again. */
+const SYNC_RETRY_MS = 5_000;
 export const LOGIN_KEY = "shardchat.login";
 
 /** The saved login (uid, token, its node) and the name typed at login, or null. */
@@ -230,6 +232,12 @@ export class Session {
     client.on("friendReply", () => void this.loadFriends());
     client.on("friendRemoved", () => void this.loadFriends());
     client.on("groupEvent", () => void this.loadGroups());
+    // Part of the storage was down mid-sync: what came is shown; the rest is fetched again soon.
+    client.on("syncIncomplete", () => {
+      setTimeout(() => {
+        if (this.#client === client) void this.syncAgain(client);
+      }, SYNC_RETRY_MS);
+    });
     client.on("close", () => {
       if (this.#client !== client) return;
       this.#client = undefined;
@@ -256,6 +264,18 @@ export class Session {
       for (const m of conv.messages) if (m.status === "sending") void this.resend(conv, m);
     }
     this.changed();
+  }
+
+  /** Syncs again after syncIncomplete; a first page that fails too is tried again later. */
+  private async syncAgain(client: ChatClient): Promise<void> {
+    try {
+      for (const m of await client.syncAll()) this.addMessage(m, true);
+      this.changed();
+    } catch {
+      setTimeout(() => {
+        if (this.#client === client) void this.syncAgain(client);
+      }, SYNC_RETRY_MS);
+    }
   }
 
   private async optional<T>(

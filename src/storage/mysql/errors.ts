@@ -31,6 +31,7 @@ const UNAVAILABLE_CODES: ReadonlySet<string> = new Set([
   "ENETUNREACH",
   "EAI_AGAIN",
   "POOL_CLOSED",
+  "POOL_ACQUIRE_TIMEOUT",
   "PROTOCOL_CONNECTION_LOST",
   "PROTOCOL_SEQUENCE_TIMEOUT",
   "ER_CON_COUNT_ERROR",
@@ -46,6 +47,32 @@ const UNAVAILABLE_CODES: ReadonlySet<string> = new Set([
   "ER_OUT_OF_RESOURCES",
   "ER_OUTOFMEMORY",
 ]);
+
+/**
+ * Of those, the instance not answering at all (down, frozen, unreachable), as opposed to
+ * refusing one statement: trying the items of a failed batch one by one would only make each
+ * wait for the same timeout again.
+ */
+const UNREACHABLE_CODES: ReadonlySet<string> = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EPIPE",
+  "ENOTFOUND",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EAI_AGAIN",
+  "POOL_CLOSED",
+  "POOL_ACQUIRE_TIMEOUT",
+  "PROTOCOL_CONNECTION_LOST",
+  "PROTOCOL_SEQUENCE_TIMEOUT",
+  "ER_SERVER_SHUTDOWN",
+]);
+
+export function isUnreachable(err: unknown): boolean {
+  const code = mysqlCode(err);
+  return code !== undefined && UNREACHABLE_CODES.has(code);
+}
 
 /** Values the column types refuse (strict mode): the caller's input, not the database. */
 const INVALID_VALUE_CODES: ReadonlySet<string> = new Set([

@@ -5,7 +5,7 @@ import { COLUMN_CHARS, isDecimalId, requireChars } from "../../ids/identifiers.j
 import { Batcher } from "../batcher.js";
 import { fileRefFromColumn, fileRefToColumn } from "../file-ref.js";
 import type { HistoryQuery, MessageStore, NewMessage, Uid } from "../ports.js";
-import { mysqlCall, mysqlCode } from "./errors.js";
+import { isUnreachable, mysqlCall, mysqlCode, mysqlError } from "./errors.js";
 import type { Pool } from "./pool.js";
 import { type FenceCheck, inSentTransaction, inTransaction, retryingDeadlocks } from "./transaction.js";
 
@@ -125,10 +125,11 @@ export class MysqlMessageStore implements MessageStore {
    */
   private async appendBatch(ms: NewMessage[]): Promise<PromiseSettledResult<Appended>[]> {
     try {
-      const messages = await storageCall(() => retryingDeadlocks(this.deadlockRetries, () => this.commitBatch(ms)));
+      const messages = await retryingDeadlocks(this.deadlockRetries, () => this.commitBatch(ms));
       return messages.map((message) => ({ status: "fulfilled", value: { message, duplicate: false } }));
-    } catch {
-      // Falls through to one by one.
+    } catch (err) {
+      if (isUnreachable(err)) return refusedAll(ms, err);
+      // Else one by one: an item the batch was refused for fails alone.
     }
     const outcomes: PromiseSettledResult<Appended>[] = [];
     for (const m of ms) {
@@ -198,10 +199,11 @@ export class MysqlMessageStore implements MessageStore {
   private async ackBatch(acks: AckItem[]): Promise<PromiseSettledResult<void>[]> {
     if (acks.length > 1) {
       try {
-        await storageCall(() => this.ackMany(acks));
+        await this.ackMany(acks);
         return acks.map(() => ({ status: "fulfilled", value: undefined }));
-      } catch {
-        // Falls through to one by one.
+      } catch (err) {
+        if (isUnreachable(err)) return refusedAll(acks, err);
+        // Else one by one: an ack the batch was refused for fails alone.
       }
     }
     const outcomes: PromiseSettledResult<void>[] = [];
@@ -535,6 +537,12 @@ export function toChatMessage(row: RowDataPacket): ChatMessage {
 }
 
 /** Driver failures in the error table (see mysql/errors.ts). */
+/** Every item of a batch refused with err, as the store answers it. */
+function refusedAll(items: unknown[], err: unknown): PromiseSettledResult<never>[] {
+  const reason = mysqlError(ErrorCode.STORAGE_UNAVAILABLE, "message store", err);
+  return items.map(() => ({ status: "rejected", reason }));
+}
+
 function storageCall<T>(work: () => Promise<T>): Promise<T> {
   return mysqlCall(ErrorCode.STORAGE_UNAVAILABLE, "message store", work);
 }

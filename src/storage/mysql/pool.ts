@@ -1,5 +1,6 @@
 import mysql from "mysql2/promise";
-import type { Config } from "../../config/settings.js";
+import { type Config, settings } from "../../config/settings.js";
+import { withTimeouts } from "./timeouts.js";
 
 export type Pool = mysql.Pool;
 
@@ -8,9 +9,16 @@ export type Pool = mysql.Pool;
  * Multiple statements per query let a group commit send its transaction in two round trips;
  * every query here binds its values as parameters (escaped by the driver), never by concatenation.
  */
-export function createPool(config: Pick<Config, "MYSQL_URL" | "MYSQL_POOL_SIZE">): Pool {
-  return mysql.createPool({
+export type PoolSettings = Pick<Config, "MYSQL_URL" | "MYSQL_POOL_SIZE"> &
+  Partial<Pick<Config, "MYSQL_CONNECT_TIMEOUT_MS" | "MYSQL_ACQUIRE_TIMEOUT_MS" | "MYSQL_QUERY_TIMEOUT_MS">>;
+
+/** Every wait is bounded (timeouts.ts); a timeout left out is the setting's default. */
+export function createPool(config: PoolSettings): Pool {
+  const ms = (name: "MYSQL_CONNECT_TIMEOUT_MS" | "MYSQL_ACQUIRE_TIMEOUT_MS" | "MYSQL_QUERY_TIMEOUT_MS") =>
+    config[name] ?? Number(settings[name].default);
+  const pool = mysql.createPool({
     uri: config.MYSQL_URL,
+    connectTimeout: ms("MYSQL_CONNECT_TIMEOUT_MS"),
     connectionLimit: config.MYSQL_POOL_SIZE,
     supportBigNumbers: true,
     bigNumberStrings: true,
@@ -24,4 +32,5 @@ export function createPool(config: Pick<Config, "MYSQL_URL" | "MYSQL_POOL_SIZE">
     // reserves about 512 KB per connection up front.
     maxPreparedStatements: 256,
   });
+  return withTimeouts(pool, { acquireMs: ms("MYSQL_ACQUIRE_TIMEOUT_MS"), queryMs: ms("MYSQL_QUERY_TIMEOUT_MS") });
 }

@@ -70,9 +70,6 @@ export class ShardedMessageStore implements MessageStore {
     const shardIds = [...new Set(convIds.map((c) => this.shards.instanceFor(c).id))];
     const answers = await Promise.allSettled(shardIds.map((id) => this.storeOn(id).pending(uid, limit)));
     const failed = answers.filter((a) => a.status === "rejected");
-    if (failed.length > 0 && failed.length === answers.length) throw failed[0]?.reason;
-    // A shard that is down holds back only its own conversations: the others are delivered,
-    // and its messages follow in a later sync once it answers (their cursors did not move).
     for (const [i, a] of answers.entries()) {
       if (a.status === "rejected")
         this.options.log?.warn({ err: a.reason, shard: shardIds[i], uid }, "pending: shard down");
@@ -83,6 +80,14 @@ export class ShardedMessageStore implements MessageStore {
       if (a.status !== "fulfilled") continue;
       more ||= a.value.more;
       messages.push(...a.value.messages);
+    }
+    // A shard that is down holds back only its own conversations: the others' messages are
+    // answered with more (the client acks them and asks again); once only the shard that is
+    // down may hold anything, the answer is its error, never "nothing more", so the client
+    // knows its sync is not finished (their cursors did not move: nothing is lost).
+    if (failed.length > 0) {
+      if (messages.length === 0) throw failed[0]?.reason;
+      more = true;
     }
     // Whole conversations in convId order, each in seq order, as one shard answers them;
     // cutting the tail keeps a gap-free prefix of every conversation.

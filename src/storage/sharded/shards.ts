@@ -3,7 +3,7 @@ import type { Config } from "../../config/settings.js";
 import { AppError, ErrorCode } from "../../errors.js";
 import type { Logger } from "../../log/logger.js";
 import { migrate } from "../mysql/migrate.js";
-import { createPool, type Pool } from "../mysql/pool.js";
+import { createPool, type Pool, type PoolSettings } from "../mysql/pool.js";
 import type { FenceCheck } from "../mysql/transaction.js";
 import {
   decodeShardMap,
@@ -18,8 +18,19 @@ import {
 
 export type ShardSettings = Pick<
   Config,
-  "MYSQL_URL" | "MYSQL_SHARDS" | "MYSQL_POOL_SIZE" | "SHARD_SLOTS" | "SHARD_MAP_REFRESH_MS" | "SHARD_FENCE_WAIT_MS"
+  | "MYSQL_URL"
+  | "MYSQL_SHARDS"
+  | "MYSQL_POOL_SIZE"
+  | "SHARD_SLOTS"
+  | "SHARD_MAP_REFRESH_MS"
+  | "SHARD_FENCE_WAIT_MS"
+  | "MYSQL_CONNECT_TIMEOUT_MS"
+  | "MYSQL_ACQUIRE_TIMEOUT_MS"
+  | "MYSQL_QUERY_TIMEOUT_MS"
 >;
+
+/** What every instance's pool is opened with, but its URL. */
+type InstancePoolSettings = Omit<PoolSettings, "MYSQL_URL">;
 
 /**
  * A write reached an instance that holds a fence for the key's slot: a rebalance is moving the
@@ -112,7 +123,7 @@ export class Shards {
     map: ShardMap,
     private readonly control: Pool,
     configured: ShardInstance[],
-    private readonly poolSize: number,
+    private readonly poolSettings: InstancePoolSettings,
     private readonly fenceWaitMs: number,
     private readonly log?: Logger,
   ) {
@@ -127,7 +138,13 @@ export class Shards {
   static async open(config: ShardSettings, log?: Logger, observeQuery?: QueryObserver): Promise<Shards> {
     const configured = configuredInstances(config);
     const controlInstance = configured[0] as ShardInstance;
-    const control = createPool({ MYSQL_URL: controlInstance.url, MYSQL_POOL_SIZE: 2 });
+    const poolSettings: InstancePoolSettings = {
+      MYSQL_POOL_SIZE: config.MYSQL_POOL_SIZE,
+      MYSQL_CONNECT_TIMEOUT_MS: config.MYSQL_CONNECT_TIMEOUT_MS,
+      MYSQL_ACQUIRE_TIMEOUT_MS: config.MYSQL_ACQUIRE_TIMEOUT_MS,
+      MYSQL_QUERY_TIMEOUT_MS: config.MYSQL_QUERY_TIMEOUT_MS,
+    };
+    const control = createPool({ ...poolSettings, MYSQL_URL: controlInstance.url, MYSQL_POOL_SIZE: 2 });
     try {
       let map = await readShardMap(control);
       if (!map) {
@@ -139,7 +156,7 @@ export class Shards {
           `SHARD_SLOTS=${config.SHARD_SLOTS} but the shard map stored on ${controlInstance.id} has ${map.slots} slots (fixed at creation)`,
         );
       }
-      const shards = new Shards(map, control, configured, config.MYSQL_POOL_SIZE, config.SHARD_FENCE_WAIT_MS, log);
+      const shards = new Shards(map, control, configured, poolSettings, config.SHARD_FENCE_WAIT_MS, log);
       shards.#observeQuery = observeQuery;
       const unmapped = configured.filter((c) => !map.instances.some((i) => i.id === c.id));
       if (unmapped.length > 0) {
@@ -171,7 +188,7 @@ export class Shards {
       const instance = this.#map.instances.find((i) => i.id === instanceId);
       if (!instance) throw new Error(`no shard instance ${instanceId} in map v${this.#map.version}`);
       const url = this.#configured.get(instanceId) ?? instance.url;
-      pool = createPool({ MYSQL_URL: url, MYSQL_POOL_SIZE: this.poolSize });
+      pool = createPool({ ...this.poolSettings, MYSQL_URL: url });
       if (this.#observeQuery) timeQueries(pool, instanceId, this.#observeQuery);
       this.#pools.set(instanceId, pool);
     }
