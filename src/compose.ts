@@ -120,6 +120,7 @@ export type AdapterSettings = Pick<
   | "MYSQL_DEADLOCK_RETRIES"
   | "MYSQL_APPEND_BATCH_MAX"
   | "MYSQL_ACK_BATCH_MAX"
+  | "MYSQL_MIGRATE"
   | "MYSQL_CONNECT_TIMEOUT_MS"
   | "MYSQL_ACQUIRE_TIMEOUT_MS"
   | "MYSQL_QUERY_TIMEOUT_MS"
@@ -132,6 +133,7 @@ export type AdapterSettings = Pick<
   | "USER_INDEX_ORPHAN_MS"
   | "REDIS_URL"
   | "REDIS_CLUSTER_NODES"
+  | "REDIS_PASSWORD"
   | "REDIS_KEY_PREFIX"
   | "ROUTE_TTL_SECONDS"
   | "WORKER_LEASE_TTL_MS"
@@ -179,7 +181,7 @@ export async function createStorageAdapters(
   if (config.STORAGE_BACKEND === "mysql" && config.MYSQL_SHARDS.trim() !== "") {
     // Several instances: every conversation, user and index row on the instance its slot maps to.
     const instances = configuredInstances(config);
-    await migrateShards(instances, log);
+    if (config.MYSQL_MIGRATE) await migrateShards(instances, log);
     const shards = await Shards.open(config, log, (shard, seconds) =>
       metrics?.shardQuerySeconds.observe({ shard }, seconds),
     );
@@ -205,7 +207,7 @@ export async function createStorageAdapters(
     };
   }
   if (config.STORAGE_BACKEND === "mysql") {
-    await migrate(config.MYSQL_URL, log);
+    if (config.MYSQL_MIGRATE) await migrate(config.MYSQL_URL, log);
     const pool = createPool(config);
     return {
       users: new MysqlUserStore(pool),

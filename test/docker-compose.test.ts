@@ -24,16 +24,49 @@ beforeAll(async () => {
   }
 }, 320_000);
 
+/** What .env must hold (README, "Docker"): every credential, none with a default. */
+const SECRETS = {
+  INTERNAL_AUTH_TOKEN: "0123456789abcdef0123456789abcdef",
+  REDIS_PASSWORD: "redis0123456789abcdef",
+  MARIADB_ROOT_PASSWORD: "root0123456789abcdef",
+  SHARDCHAT_GATE_DB_PASSWORD: "gate0123456789abcdef",
+  SHARDCHAT_CHAT_DB_PASSWORD: "chat0123456789abcdef",
+};
+
 describe("docker-compose.yml", () => {
-  it("refuses to start without the services' INTERNAL_AUTH_TOKEN", async () => {
-    const { INTERNAL_AUTH_TOKEN: _, ...env } = process.env;
+  it.each(Object.keys(SECRETS))("refuses to start without %s", async (name) => {
+    const env: Record<string, string | undefined> = { ...process.env, ...SECRETS };
+    delete env[name];
     await expect(run("docker-compose", ["-f", "docker-compose.yml", "config"], { cwd: ROOT, env })).rejects.toThrow(
-      /INTERNAL_AUTH_TOKEN/,
+      new RegExp(name),
     );
   });
 
+  it("gives MariaDB a root password and each service its own user, and Redis a password", async () => {
+    const env = { ...process.env, ...SECRETS };
+    const { stdout } = await run("docker-compose", ["-f", "docker-compose.yml", "config"], { cwd: ROOT, env });
+    expect(stdout).not.toContain("MARIADB_ALLOW_EMPTY_ROOT_PASSWORD");
+    // root only in the one-shot migrate job; gate and the chat nodes as their own users.
+    expect(stdout.match(/mysql:\/\/root:/g)?.length).toBe(4);
+    expect(stdout).not.toContain("mysql://root@");
+    expect(stdout.match(/MYSQL_URL: mysql:\/\/shardchat_gate:gate0123456789abcdef@/g)?.length).toBe(1);
+    expect(stdout.match(/MYSQL_URL: mysql:\/\/shardchat_chat:chat0123456789abcdef@/g)?.length).toBe(3);
+    expect(stdout.match(/MYSQL_MIGRATE: "false"/g)?.length).toBe(6);
+    // Every Redis node requires the password; replicas use it toward their master.
+    expect(stdout.match(/- --requirepass\n\s+- redis0123456789abcdef/g)?.length).toBe(6);
+    expect(stdout.match(/- --masterauth\n\s+- redis0123456789abcdef/g)?.length).toBe(6);
+    expect(stdout.match(/REDIS_PASSWORD: redis0123456789abcdef/g)?.length).toBe(6);
+    // The users the MariaDB image makes at first start may only read and write rows.
+    const users = await readFile(join(ROOT, "ops/compose/mariadb-users.sh"), "utf8");
+    const grants = [...users.matchAll(/GRANT ([^;]+) ON (\S+) TO/g)].map((m) => [m[1], m[2]]);
+    expect(grants).toEqual([
+      ["SELECT, INSERT, UPDATE, DELETE", "shardchat.*"],
+      ["SELECT, INSERT, UPDATE, DELETE", "shardchat.*"],
+    ]);
+  });
+
   it("passes docker-compose config and holds the multi-shard topology", async () => {
-    const env = { ...process.env, INTERNAL_AUTH_TOKEN: "0123456789abcdef0123456789abcdef" };
+    const env = { ...process.env, ...SECRETS };
     const { stdout } = await run("docker-compose", ["-f", "docker-compose.yml", "config"], { cwd: ROOT, env });
     const { stdout: services } = await run("docker-compose", ["-f", "docker-compose.yml", "config", "--services"], {
       cwd: ROOT,
@@ -41,14 +74,16 @@ describe("docker-compose.yml", () => {
     });
     expect(services.trim().split("\n").sort()).toEqual(
       [
-        ...["mariadb-1", "mariadb-2", "mariadb-3"],
+        ...["mariadb-1", "mariadb-2", "mariadb-3", "migrate"],
         ...["redis-1", "redis-2", "redis-3", "redis-4", "redis-5", "redis-6", "redis-cluster"],
         ...["status", "verify", "gate", "chat-1", "chat-2", "chat-3"],
       ].sort(),
     );
     expect(stdout).toContain("--cluster-replicas 1");
     for (const n of [1, 2, 3]) expect(stdout).toContain(`CHAT_GRPC_PUBLIC_HOST: chat-${n}`);
-    expect(stdout).toContain("MYSQL_SHARDS: mysql://root@mariadb-1:3306/shardchat,mysql://root@mariadb-2:3306");
+    expect(stdout).toContain(
+      "MYSQL_SHARDS: mysql://shardchat_chat:chat0123456789abcdef@mariadb-1:3306/shardchat,mysql://shardchat_chat:chat0123456789abcdef@mariadb-2:3306",
+    );
     expect(stdout.match(/INTERNAL_AUTH_TOKEN: 0123456789abcdef0123456789abcdef/g)?.length).toBe(6);
   });
 

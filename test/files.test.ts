@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AppError, ErrorCode } from "../src/errors.js";
+import { FileLinks } from "../src/gate/file-links.js";
 import { type ChatMessage, MessageKind } from "../src/gen/shardchat/v1/client.js";
 import { convIdForPair } from "../src/ids/identifiers.js";
 import { type Auth, type ChatClient, type LoginAnswer, openChat } from "../src/sdk/index.js";
@@ -97,18 +98,43 @@ describe("files through gate", () => {
     expect(Buffer.from(got.bytes).equals(Buffer.from(bytes))).toBe(true);
   });
 
-  it("a link with the token in its query serves the file too (for a browser's <img>)", async () => {
-    const res = await fetch(s.gate.fileUrl(auth(b), uploaded.id));
+  it("a signed link serves that file without the token (for a browser's <img>), and nothing else", async () => {
+    const link = await s.gate.fileLink(auth(b), uploaded.id);
+    expect(link.url).not.toContain(b.token);
+    expect(link.expiresAtMs).toBeGreaterThan(Date.now());
+    const res = await fetch(link.url);
     expect(res.status).toBe(200);
     expect(res.headers.get("x-content-type-options")).toBe("nosniff");
     expect((await res.arrayBuffer()).byteLength).toBe(bytes.length);
+    // The signature is the file's and its expiry's: another file, a later expiry, a changed
+    // signature are refused.
+    const url = new URL(link.url);
+    const refused = async (change: (u: URL) => void) => {
+      const altered = new URL(url);
+      change(altered);
+      const r = await fetch(altered);
+      return [r.status, ((await r.json()) as { error: number }).error];
+    };
+    expect(await refused((u) => u.searchParams.set("exp", String(link.expiresAtMs + 3_600_000)))).toEqual([
+      401,
+      ErrorCode.TOKEN_INVALID,
+    ]);
+    expect(await refused((u) => u.searchParams.set("sig", `x${url.searchParams.get("sig")?.slice(1)}`))).toEqual([
+      401,
+      ErrorCode.TOKEN_INVALID,
+    ]);
+    expect(await refused((u) => (u.pathname = "/v1/files/1234567890"))).toEqual([401, ErrorCode.TOKEN_INVALID]);
+  });
+
+  it("refuses the login token in a URL, where access logs would keep it", async () => {
+    const res = await fetch(`${s.gateUrl}/v1/files/${uploaded.id}?uid=${b.uid}&token=${encodeURIComponent(b.token)}`);
+    expect(res.status).toBe(401);
+    expect(await res.json()).toMatchObject({ error: ErrorCode.TOKEN_INVALID });
   });
 
   it("refuses C, who is not in the conversation, both download and upload", async () => {
     expect(await codeOf(s.gate.download(auth(c), uploaded.id))).toBe(ErrorCode.NOT_PARTICIPANT);
-    const res = await fetch(s.gate.fileUrl(auth(c), uploaded.id));
-    expect(res.status).toBe(403);
-    expect(await res.json()).toMatchObject({ error: ErrorCode.NOT_PARTICIPANT });
+    expect(await codeOf(s.gate.fileLink(auth(c), uploaded.id))).toBe(ErrorCode.NOT_PARTICIPANT);
     const upload = s.gate.upload(auth(c), convIdForPair(a.uid, b.uid), new Blob(["x"], { type: "text/plain" }), "x");
     expect(await codeOf(upload)).toBe(ErrorCode.NOT_PARTICIPANT);
   });
@@ -258,3 +284,20 @@ describe("files through gate", () => {
 function countFiles(dir: string): number {
   return readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).length;
 }
+
+describe("FileLinks (the signing of file links)", () => {
+  it("opens its file until its expiry, then answers expired; another key's link is invalid", () => {
+    let now = 1_000_000;
+    const links = new FileLinks(Buffer.from("key one"), 60_000, () => now);
+    const { path, expiresAtMs } = links.sign("42");
+    const query = new URL(path, "http://gate").searchParams;
+    expect(expiresAtMs).toBe(1_060_000);
+    expect(links.check("42", query.get("exp"), query.get("sig"))).toBe("ok");
+    expect(links.check("43", query.get("exp"), query.get("sig"))).toBe("invalid");
+    now = 1_060_001;
+    expect(links.check("42", query.get("exp"), query.get("sig"))).toBe("expired");
+    const other = new FileLinks(Buffer.from("key two"), 60_000, () => 0);
+    expect(other.check("42", query.get("exp"), query.get("sig"))).toBe("invalid");
+    expect(links.check("42", undefined, "x")).toBe("invalid");
+  });
+});

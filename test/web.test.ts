@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { crc32, deflateSync } from "node:zlib";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
@@ -115,11 +115,24 @@ async function befriend(a: User, b: User): Promise<void> {
   await a.page.getByTestId("friend").filter({ hasText: b.name }).waitFor();
 }
 
+/** No web/dist, or a source it is built from (web/src, the SDK) changed after it. */
+function webBuildIsStale(): boolean {
+  const built = join(ROOT, "web/dist/index.html");
+  if (!existsSync(built)) return true;
+  const builtAt = statSync(built).mtimeMs;
+  const newer = (dir: string): boolean =>
+    readdirSync(dir, { withFileTypes: true }).some((e) =>
+      e.isDirectory() ? newer(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs > builtAt,
+    );
+  return ["web/src", "src/sdk", "web/index.html"].some((p) => {
+    const path = join(ROOT, p);
+    return statSync(path).isDirectory() ? newer(path) : statSync(path).mtimeMs > builtAt;
+  });
+}
+
 beforeAll(async () => {
   execFileSync("bash", [join(ROOT, "ops/ensure-chromium.sh")], { stdio: "inherit" });
-  if (!existsSync(join(ROOT, "web/dist/index.html"))) {
-    execFileSync("npm", ["run", "web:build"], { cwd: ROOT, stdio: "inherit" });
-  }
+  if (webBuildIsStale()) execFileSync("npm", ["run", "web:build"], { cwd: ROOT, stdio: "inherit" });
   mkdirSync(SHOTS, { recursive: true });
   s = await startServices("web", 2, {
     VERIFY_COOLDOWN_SECONDS: 3,

@@ -35,6 +35,11 @@ export const settings = {
     doc: "MySQL/MariaDB holding users, conversations and messages. The database is created by the migration if missing.",
   },
   MYSQL_POOL_SIZE: { schema: positiveInt, default: "10", doc: "Connections per MySQL pool." },
+  MYSQL_MIGRATE: {
+    schema: bool,
+    default: "true",
+    doc: "Apply the schema migrations (sql/) at start, which needs a MySQL user allowed to create and alter tables. false: a service whose user may only read and write rows; run `npm run migrate` (or compose's migrate job) with an admin user first.",
+  },
   MYSQL_CONNECT_TIMEOUT_MS: {
     schema: positiveInt,
     default: "5000",
@@ -124,6 +129,11 @@ export const settings = {
     default: "",
     doc: "Comma-separated host:port of Redis Cluster nodes (some are enough, the rest is discovered). Empty: the single REDIS_URL.",
   },
+  REDIS_PASSWORD: {
+    schema: z.string().max(512),
+    default: "",
+    doc: "Password of every Redis node (requirepass; the cluster's replicas need it as masterauth too). Empty: none, for a Redis only this machine reaches. REDIS_URL may carry one itself.",
+  },
   REDIS_KEY_PREFIX: {
     schema: z.string().max(64),
     default: "sc:",
@@ -140,6 +150,16 @@ export const settings = {
       ),
     default: "false",
     doc: "Take the client address (used by the per-address limits) from X-Forwarded-For: `true` trusts any sender, a comma list of proxy addresses or CIDRs (e.g. 127.0.0.1,10.0.0.0/8) trusts only those, so a client reaching gate directly cannot forge its address. Set when gate runs behind nginx.",
+  },
+  GATE_FILE_LINK_TTL_MS: {
+    schema: positiveInt,
+    default: "600000",
+    doc: "How long a signed file link (POST /v1/files/:id/link) opens its file. The chat token is refused in a URL.",
+  },
+  GATE_FILE_LINK_SECRET: {
+    schema: z.string().max(512),
+    default: "",
+    doc: "Key that signs file links; every gate behind one address needs the same. Empty: derived from INTERNAL_AUTH_TOKEN, else random per gate process.",
   },
   GATE_FILE_MAX_BYTES: {
     schema: positiveInt,

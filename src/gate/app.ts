@@ -2,6 +2,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import Fastify, { type FastifyInstance } from "fastify";
 import type { GateDeps } from "./deps.js";
 import { errorHandler, notFoundHandler } from "./errors.js";
+import { FileLinks, fileLinkKey } from "./file-links.js";
 import { hashPassword } from "./password.js";
 import { PasswordHasher } from "./password-hasher.js";
 import { filesRoute } from "./routes/files.js";
@@ -65,7 +66,8 @@ export async function buildGateApp(deps: GateDeps): Promise<FastifyInstance> {
     dummyHash,
   });
   if (deps.files) {
-    await app.register(filesRoute, { ...deps.files, status: deps.status, ids: deps.ids, config, log });
+    const links = new FileLinks(fileLinkKey(config), config.GATE_FILE_LINK_TTL_MS);
+    await app.register(filesRoute, { ...deps.files, status: deps.status, ids: deps.ids, config, log, links });
   }
   await app.register(nodeRoute, { status: deps.status });
   await app.register(webRoute, { config, log });

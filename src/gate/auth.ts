@@ -5,13 +5,12 @@ import type { GateDeps } from "./deps.js";
 
 /**
  * The uid of a request carrying a login token: `Authorization: Bearer <token>` with
- * `X-Uid: <uid>`, or `?uid=…&token=…` (for links a browser opens itself). status checks it;
- * TOKEN_INVALID / TOKEN_EXPIRED otherwise.
+ * `X-Uid: <uid>`; status checks it; TOKEN_INVALID / TOKEN_EXPIRED otherwise. Never from the
+ * URL: a token there lands in access logs and history (file links are signed instead).
  */
 export async function callerOf(status: GateDeps["status"], request: FastifyRequest): Promise<Uid> {
-  const query = (request.query ?? {}) as { uid?: unknown; token?: unknown };
   const token = tokenOf(request);
-  const uid = request.headers["x-uid"] ?? query.uid;
+  const uid = request.headers["x-uid"];
   if (typeof token !== "string" || typeof uid !== "string" || !/^\d{1,20}$/.test(uid) || token === "") {
     throw new AppError(ErrorCode.TOKEN_INVALID, "a login token is required (Authorization and X-Uid)");
   }
@@ -19,10 +18,8 @@ export async function callerOf(status: GateDeps["status"], request: FastifyReque
   return uid;
 }
 
-/** The login token a request carries (Authorization: Bearer, else ?token=), unchecked. */
+/** The login token a request carries (Authorization: Bearer), unchecked. */
 export function tokenOf(request: FastifyRequest): string | undefined {
   const header = request.headers.authorization;
-  if (header?.startsWith("Bearer ")) return header.slice(7).trim();
-  const query = (request.query ?? {}) as { token?: unknown };
-  return typeof query.token === "string" ? query.token : undefined;
+  return header?.startsWith("Bearer ") ? header.slice(7).trim() : undefined;
 }

@@ -9,11 +9,18 @@ export type RedisClient = Redis | Cluster;
  * distributed stack), else the single REDIS_URL (small setups, tests).
  */
 export function createRedis(
-  config: Pick<Config, "REDIS_URL"> & Partial<Pick<Config, "REDIS_CLUSTER_NODES">>,
+  config: Pick<Config, "REDIS_URL"> & Partial<Pick<Config, "REDIS_CLUSTER_NODES" | "REDIS_PASSWORD">>,
 ): RedisClient {
   const nodes = clusterNodes(config.REDIS_CLUSTER_NODES ?? "");
+  // (A password in REDIS_URL is used when REDIS_PASSWORD is empty.)
+  const auth = config.REDIS_PASSWORD ? { password: config.REDIS_PASSWORD } : {};
   if (nodes.length === 0) {
-    return new Redis(config.REDIS_URL, { maxRetriesPerRequest: 2, enableOfflineQueue: true, lazyConnect: false });
+    return new Redis(config.REDIS_URL, {
+      maxRetriesPerRequest: 2,
+      enableOfflineQueue: true,
+      lazyConnect: false,
+      ...auth,
+    });
   }
   return new Cluster(nodes, {
     // During a failover the dead master's slots answer CLUSTERDOWN or refuse connections until
@@ -25,7 +32,7 @@ export function createRedis(
     maxRedirections: 32,
     slotsRefreshTimeout: 2000,
     enableOfflineQueue: true,
-    redisOptions: { maxRetriesPerRequest: 2 },
+    redisOptions: { maxRetriesPerRequest: 2, ...auth },
   });
 }
 

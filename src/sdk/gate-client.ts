@@ -119,12 +119,18 @@ export class GateClient {
     };
   }
 
-  /** A link to a file that carries the token, for a browser to open or show itself. */
-  fileUrl(auth: Auth, id: string): string {
-    const url = new URL(`/v1/files/${encodeURIComponent(id)}`, this.baseUrl);
-    url.searchParams.set("uid", auth.uid);
-    url.searchParams.set("token", auth.token);
-    return url.toString();
+  /**
+   * A link to one file for a browser to open or show itself (`<img src>`, a download), signed
+   * by gate and valid until expiresAtMs (GATE_FILE_LINK_TTL_MS); it carries no token. Refusals
+   * as download's.
+   */
+  async fileLink(auth: Auth, id: string): Promise<{ url: string; expiresAtMs: number }> {
+    const res = await this.send(new URL(`/v1/files/${encodeURIComponent(id)}/link`, this.baseUrl), {
+      method: "POST",
+      headers: { authorization: `Bearer ${auth.token}`, "x-uid": auth.uid },
+    });
+    const answer = this.check(await res.json().catch(() => ({}))) as { url: string; expiresAtMs: number };
+    return { url: new URL(answer.url, this.baseUrl).toString(), expiresAtMs: answer.expiresAtMs };
   }
 
   /** Posts JSON and answers the reply; a non-zero `error` becomes AppError. */

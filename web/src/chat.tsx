@@ -98,9 +98,22 @@ function Mark({ m, conv }: { m: ViewMessage; conv: Conversation }) {
 
 function FileBody({ m, session }: { m: ViewMessage; session: Session }) {
   const f = m.file;
+  const [url, setUrl] = useState<string | undefined>(undefined);
+  // A signed link, asked of gate once shown (and again when the file or session changes).
+  useEffect(() => {
+    if (f) void session.fileUrl(f.id).then(setUrl);
+  }, [f?.id, session]);
   if (!f) return null;
-  const url = session.fileUrl(f.id);
   const isImage = f.contentType.startsWith("image/");
+  if (!url) {
+    return (
+      <div class="file">
+        <span class="download">
+          <Clip /> {f.name} <small>({sizeOf(Number(f.size))})</small>
+        </span>
+      </div>
+    );
+  }
   return (
     <div class="file">
       {isImage && (

@@ -51,6 +51,8 @@ const RETRY_MAX_MS = 15_000;
 const PAGE = 30;
 /** How soon a sync that a storage failure cut short is tried again. */
 const SYNC_RETRY_MS = 5_000;
+/** A file link is asked for again when it has less than this left. */
+const FILE_LINK_MARGIN_MS = 60_000;
 export const LOGIN_KEY = "shardchat.login";
 
 /** The saved login (uid, token, its node) and the name typed at login, or null. */
@@ -105,6 +107,7 @@ export class Session {
   version = 0;
 
   #client: ChatClient | undefined;
+  readonly #fileLinks = new Map<string, { url: string; expiresAtMs: number }>();
   #stopped = false;
   #listeners = new Set<() => void>();
   #connecting = false;
@@ -517,8 +520,20 @@ export class Session {
     await this.resend(conv, m);
   }
 
-  fileUrl(id: string): string {
-    return this.gate.fileUrl(this.auth, id);
+  /**
+   * A signed link to a file (the token never goes in a URL), kept while it has a minute left;
+   * undefined when gate refuses one.
+   */
+  async fileUrl(id: string): Promise<string | undefined> {
+    const kept = this.#fileLinks.get(id);
+    if (kept && kept.expiresAtMs - Date.now() > FILE_LINK_MARGIN_MS) return kept.url;
+    try {
+      const link = await this.gate.fileLink(this.auth, id);
+      this.#fileLinks.set(id, link);
+      return link.url;
+    } catch {
+      return undefined;
+    }
   }
 
   clearNotice(): void {

@@ -6,9 +6,16 @@ import { COLUMN_CHARS, directConvMembers } from "../../ids/identifiers.js";
 import type { Uid } from "../../storage/ports.js";
 import { callerOf } from "../auth.js";
 import type { GateDeps, GateFiles } from "../deps.js";
+import type { FileLinks } from "../file-links.js";
 import { replies } from "../schemas.js";
 
-export type FilesRouteOptions = GateFiles & Pick<GateDeps, "status" | "ids" | "config" | "log">;
+export type FilesRouteOptions = GateFiles & Pick<GateDeps, "status" | "ids" | "config" | "log"> & { links: FileLinks };
+
+const linkReplySchema = {
+  type: "object",
+  properties: { error: { type: "integer" }, url: { type: "string" }, expiresAtMs: { type: "integer" } },
+  required: ["error", "url", "expiresAtMs"],
+} as const;
 
 const uploadReplySchema = {
   type: "object",
@@ -53,12 +60,13 @@ async function isParticipant(messages: GateFiles["messages"], convId: string, ui
 
 /**
  * POST /v1/files?convId=… (multipart, one part "file") stores a file for a conversation the
- * caller is in; GET /v1/files/:id hands it to any participant of that conversation. Both take
- * the login token: `Authorization: Bearer <token>` with `X-Uid: <uid>`, or, for links a browser
- * opens itself, `?uid=…&token=…`.
+ * caller is in; GET /v1/files/:id hands it to any participant of that conversation; both take
+ * the login token in headers (`Authorization: Bearer <token>`, `X-Uid: <uid>`). For what a
+ * browser fetches itself (`<img src>`, a download link), POST /v1/files/:id/link answers a link
+ * signed for that file alone, valid GATE_FILE_LINK_TTL_MS; the token in a URL is refused.
  */
 export const filesRoute: FastifyPluginAsync<FilesRouteOptions> = async (app, opts) => {
-  const { meta, bytes, messages, status, ids, config, log } = opts;
+  const { meta, bytes, messages, status, ids, config, log, links } = opts;
   const allowList = config.GATE_FILE_TYPES.split(",")
     .map((t) => t.trim().toLowerCase())
     .filter(Boolean);
@@ -115,11 +123,43 @@ export const filesRoute: FastifyPluginAsync<FilesRouteOptions> = async (app, opt
     return { error: ErrorCode.OK, id, url: `/v1/files/${id}`, name, size, contentType };
   });
 
-  app.get<{ Params: { id: string } }>("/v1/files/:id", async (request, reply) => {
+  /** The file, if the caller (by headers) takes part in its conversation. */
+  const fileFor = async (request: FastifyRequest, id: string) => {
     const uid = await caller(request);
-    const found = await meta.byId(request.params.id);
+    const found = await meta.byId(id);
     if (!found) throw new AppError(ErrorCode.NOT_FOUND, "no such file");
     if (!(await isParticipant(messages, found.convId, uid))) throw new AppError(ErrorCode.NOT_PARTICIPANT);
+    return found;
+  };
+
+  app.post<{ Params: { id: string } }>(
+    "/v1/files/:id/link",
+    { schema: { response: replies(linkReplySchema) } },
+    async (request) => {
+      const found = await fileFor(request, request.params.id);
+      const { path, expiresAtMs } = links.sign(found.id);
+      return { error: ErrorCode.OK, url: path, expiresAtMs };
+    },
+  );
+
+  app.get<{ Params: { id: string } }>("/v1/files/:id", async (request, reply) => {
+    const query = (request.query ?? {}) as { sig?: unknown; exp?: unknown; token?: unknown };
+    if (query.token !== undefined) {
+      throw new AppError(
+        ErrorCode.TOKEN_INVALID,
+        "the login token is not accepted in a URL (logs keep it); ask POST /v1/files/:id/link for a signed link",
+      );
+    }
+    let found: Awaited<ReturnType<typeof fileFor>> | null;
+    if (query.sig !== undefined) {
+      const verdict = links.check(request.params.id, query.exp, query.sig);
+      if (verdict === "expired") throw new AppError(ErrorCode.TOKEN_EXPIRED, "this file link has expired");
+      if (verdict === "invalid") throw new AppError(ErrorCode.TOKEN_INVALID, "this file link is not valid");
+      found = await meta.byId(request.params.id);
+      if (!found) throw new AppError(ErrorCode.NOT_FOUND, "no such file");
+    } else {
+      found = await fileFor(request, request.params.id);
+    }
     const body = await bytes.get(found.id);
     if (!body) throw new AppError(ErrorCode.NOT_FOUND, "file bytes are gone");
     const inline = found.contentType.startsWith("image/");
