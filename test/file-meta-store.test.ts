@@ -127,6 +127,34 @@ describe.each(backends)("$name file metadata and membership", (backend) => {
     }
   });
 
+  it("sweeps uploads no message named before the cutoff, and keeps sent or newer ones", async () => {
+    const file = (createdAt: number): FileMeta => ({
+      id: newId(),
+      owner: "5",
+      convId: convIdForPair("5", "6"),
+      name: "f.txt",
+      size: 1,
+      contentType: "text/plain",
+      createdAt,
+    });
+    const [oldUnsent, oldSent, newUnsent, alsoOld] = [file(1000), file(1100), file(5000), file(1200)];
+    for (const f of [oldUnsent, oldSent, newUnsent, alsoOld]) await s.files.create(f);
+    expect(await s.files.markSent(oldSent.id, 3000)).toBe(true);
+    expect(await s.files.markSent(oldSent.id, 4000)).toBe(true); // named again: still there
+    // At most `limit` a round; the rest goes in the next.
+    const first = await s.files.sweepUnsent(2000, 1);
+    const second = await s.files.sweepUnsent(2000, 10);
+    expect([...first, ...second].sort()).toEqual([oldUnsent.id, alsoOld.id].sort());
+    expect(first).toHaveLength(1);
+    expect(await s.files.sweepUnsent(2000, 10)).toEqual([]);
+    expect(await s.files.byId(oldUnsent.id)).toBeNull();
+    expect(await s.files.byId(oldSent.id)).not.toBeNull();
+    expect(await s.files.byId(newUnsent.id)).not.toBeNull();
+    // A message may not name a swept file: marking it answers false.
+    expect(await s.files.markSent(oldUnsent.id, 6000)).toBe(false);
+    expect(await s.files.markSent("not-a-number", 6000)).toBe(false);
+  });
+
   it("answers isMember from a conversation's member rows", async () => {
     const [a, b, c] = [newId(), newId(), newId()];
     const convId = convIdForPair(a, b);

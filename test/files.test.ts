@@ -3,13 +3,20 @@ import { once } from "node:events";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Readable } from "node:stream";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AppError, ErrorCode } from "../src/errors.js";
+import { LocalDiskFileStore } from "../src/files/local-disk.js";
 import { FileLinks } from "../src/gate/file-links.js";
+import { UploadSweeper } from "../src/gate/upload-sweeper.js";
 import { type ChatMessage, MessageKind } from "../src/gen/shardchat/v1/client.js";
 import { convIdForPair } from "../src/ids/identifiers.js";
+import { createLogger } from "../src/log/logger.js";
 import { type Auth, type ChatClient, type LoginAnswer, openChat } from "../src/sdk/index.js";
+import { openSqlite, sqliteFileIn } from "../src/storage/sqlite/database.js";
+import { SqliteFileMetaStore } from "../src/storage/sqlite/file-meta-store.js";
+import { migrateSqlite } from "../src/storage/sqlite/migrate.js";
 import { ROOT } from "./helpers/processes.js";
 import { type Services, startServices } from "./helpers/services.js";
 
@@ -21,12 +28,15 @@ const execFileAsync = promisify(execFile);
  * refusal with its code.
  */
 const MAX_FILE_BYTES = 64 * 1024;
+/** Uploads per user per day (the others make fewer than this in this file). */
+const UPLOADS_PER_DAY = 20;
 
 let s: Services;
 const clients: ChatClient[] = [];
 let a: LoginAnswer;
 let b: LoginAnswer;
 let c: LoginAnswer;
+let q: LoginAnswer;
 const auth = (l: LoginAnswer): Auth => ({ uid: l.uid, token: l.token });
 
 async function codeOf(promise: Promise<unknown>): Promise<ErrorCode | string> {
@@ -52,10 +62,14 @@ function png(size: number): Uint8Array<ArrayBuffer> {
 }
 
 beforeAll(async () => {
-  s = await startServices("files", 2, { GATE_FILE_MAX_BYTES: MAX_FILE_BYTES, GATE_FILE_TYPES: "image/*,text/plain" });
-  const users = await Promise.all(["filea", "fileb", "filec"].map((n) => s.register(n)));
+  s = await startServices("files", 2, {
+    GATE_FILE_MAX_BYTES: MAX_FILE_BYTES,
+    GATE_FILE_TYPES: "image/*,text/plain",
+    GATE_UPLOADS_PER_USER_PER_DAY: UPLOADS_PER_DAY,
+  });
+  const users = await Promise.all(["filea", "fileb", "filec", "fileq"].map((n) => s.register(n)));
   const logins = await Promise.all(users.map((u) => s.gate.login(u.email, u.password)));
-  [a, b, c] = logins as [LoginAnswer, LoginAnswer, LoginAnswer];
+  [a, b, c, q] = logins as [LoginAnswer, LoginAnswer, LoginAnswer, LoginAnswer];
 }, 200_000);
 
 afterAll(async () => {
@@ -250,6 +264,19 @@ describe("files through gate", () => {
     expect(await codeOf(late)).toBe(ErrorCode.NOT_PARTICIPANT);
   });
 
+  it("counts each user's uploads a day: past GATE_UPLOADS_PER_USER_PER_DAY, RATE_LIMITED", async () => {
+    const convId = convIdForPair(q.uid, a.uid);
+    for (let i = 0; i < UPLOADS_PER_DAY; i++) {
+      await s.gate.upload(auth(q), convId, new Blob([`n${i}`], { type: "text/plain" }), `n${i}.txt`);
+    }
+    const over = s.gate.upload(auth(q), convId, new Blob(["one more"], { type: "text/plain" }), "over.txt");
+    expect(await codeOf(over)).toBe(ErrorCode.RATE_LIMITED);
+    // Another user's budget is its own.
+    expect((await s.gate.upload(auth(a), convId, new Blob(["a's"], { type: "text/plain" }), "a.txt")).id).toMatch(
+      /^\d+$/,
+    );
+  });
+
   it("GET /v1/node names the caller's chat node for a valid token only", async () => {
     expect((await s.gate.node(auth(b))).nodeId).toMatch(/^chat-[12]$/);
     expect(await codeOf(s.gate.node({ uid: b.uid, token: "forged-token-forged-token" }))).toBe(ErrorCode.TOKEN_INVALID);
@@ -299,5 +326,45 @@ describe("FileLinks (the signing of file links)", () => {
     const other = new FileLinks(Buffer.from("key two"), 60_000, () => 0);
     expect(other.check("42", query.get("exp"), query.get("sig"))).toBe("invalid");
     expect(links.check("42", undefined, "x")).toBe("invalid");
+  });
+});
+
+describe("UploadSweeper (uploads no message named)", () => {
+  it("deletes the metadata and the bytes of unsent uploads past the TTL, and keeps sent ones", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "sc-sweep-"));
+    const db = openSqlite(sqliteFileIn(dir));
+    try {
+      migrateSqlite(db);
+      const meta = new SqliteFileMetaStore(db);
+      const bytes = new LocalDiskFileStore(join(dir, "files"));
+      const upload = async (id: string) => {
+        await bytes.put(id, Readable.from([Buffer.from(`bytes of ${id}`)]));
+        await meta.create({
+          id,
+          owner: "5",
+          convId: "p:5:6",
+          name: "f",
+          size: 10,
+          contentType: "text/plain",
+          createdAt: 1000,
+        });
+      };
+      await upload("101");
+      await upload("102");
+      await meta.markSent("102", 1500);
+      let now = 1000 + 60_000 - 1;
+      const sweeper = new UploadSweeper(meta, bytes, 60_000, createLogger("sweep-test", "silent"), () => now);
+      expect(await sweeper.sweep()).toBe(0);
+      now += 2;
+      expect(await sweeper.sweep()).toBe(1);
+      expect(await meta.byId("101")).toBeNull();
+      expect(await bytes.get("101")).toBeNull();
+      expect(await meta.byId("102")).not.toBeNull();
+      const kept = await bytes.get("102");
+      expect(kept && Buffer.concat(await kept.toArray()).toString()).toBe("bytes of 102");
+    } finally {
+      db.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

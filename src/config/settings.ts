@@ -151,6 +151,21 @@ export const settings = {
     default: "false",
     doc: "Take the client address (used by the per-address limits) from X-Forwarded-For: `true` trusts any sender, a comma list of proxy addresses or CIDRs (e.g. 127.0.0.1,10.0.0.0/8) trusts only those, so a client reaching gate directly cannot forge its address. Set when gate runs behind nginx.",
   },
+  GATE_UPLOADS_PER_USER_PER_DAY: {
+    schema: positiveInt,
+    default: "500",
+    doc: "Uploads one user may make in a day (POST /v1/files); past it RATE_LIMITED. With GATE_FILE_MAX_BYTES and the sweep of unsent uploads it bounds what one user can store without sending.",
+  },
+  GATE_UNSENT_UPLOAD_TTL_MS: {
+    schema: positiveInt,
+    default: "86400000",
+    doc: "An upload no message names within this time is deleted (metadata and bytes) by gate's sweep.",
+  },
+  GATE_UPLOAD_SWEEP_INTERVAL_MS: {
+    schema: z.coerce.number().int().min(0),
+    default: "600000",
+    doc: "How often gate sweeps unsent uploads (0: never).",
+  },
   GATE_FILE_LINK_TTL_MS: {
     schema: positiveInt,
     default: "600000",

@@ -67,7 +67,15 @@ export async function buildGateApp(deps: GateDeps): Promise<FastifyInstance> {
   });
   if (deps.files) {
     const links = new FileLinks(fileLinkKey(config), config.GATE_FILE_LINK_TTL_MS);
-    await app.register(filesRoute, { ...deps.files, status: deps.status, ids: deps.ids, config, log, links });
+    await app.register(filesRoute, {
+      ...deps.files,
+      status: deps.status,
+      ids: deps.ids,
+      limiter: deps.limiter,
+      config,
+      log,
+      links,
+    });
   }
   await app.register(nodeRoute, { status: deps.status });
   await app.register(webRoute, { config, log });

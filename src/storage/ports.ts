@@ -87,6 +87,16 @@ export interface FileMetaStore {
   /** Throws AppError(STORAGE_UNAVAILABLE) when the database does not answer. */
   create(meta: FileMeta): Promise<void>;
   byId(id: string): Promise<FileMeta | null>;
+  /**
+   * A message names the file (the first time: later calls change nothing). False when there is
+   * no such file any more (swept): the message must not be stored then.
+   */
+  markSent(id: string, atMs: number): Promise<boolean>;
+  /**
+   * Removes up to `limit` files created before `beforeMs` that no message names, and answers
+   * their ids (their bytes are the caller's to delete). A file marked sent meanwhile stays.
+   */
+  sweepUnsent(beforeMs: number, limit: number): Promise<string[]>;
 }
 
 export interface FriendApplicationRecord {

@@ -104,7 +104,7 @@ async function requireFriendship(ctx: HandlerContext, sender: string, to: string
 }
 
 /**
- * The file a file message names, as gate stored it: it must exist and have been uploaded by
+ * The file a file message names, as gate stored it (and marked sent): it must exist and have been uploaded by
  * the sender for this conversation (else NOT_FOUND / NOT_PARTICIPANT), and its name, size and
  * type come from storage, not from the client.
  */
@@ -120,6 +120,11 @@ export async function storedFile(
   if (!meta) throw new AppError(ErrorCode.NOT_FOUND, `no file ${ref.id}`);
   if (meta.owner !== sender || meta.convId !== convId) {
     throw new AppError(ErrorCode.NOT_PARTICIPANT, "the file was uploaded by someone else or for another conversation");
+  }
+  // Named by a message from now on, so the sweep of unsent uploads keeps it; a file swept
+  // since the lookup is gone, and no message may point at it.
+  if (!(await storage(ctx, "file mark", () => files.markSent(meta.id, Date.now())))) {
+    throw new AppError(ErrorCode.NOT_FOUND, `no file ${ref.id}`);
   }
   return { id: meta.id, name: meta.name, size: String(meta.size), contentType: meta.contentType };
 }

@@ -8,8 +8,10 @@ import { callerOf } from "../auth.js";
 import type { GateDeps, GateFiles } from "../deps.js";
 import type { FileLinks } from "../file-links.js";
 import { replies } from "../schemas.js";
+import { UploadSweeper } from "../upload-sweeper.js";
 
-export type FilesRouteOptions = GateFiles & Pick<GateDeps, "status" | "ids" | "config" | "log"> & { links: FileLinks };
+export type FilesRouteOptions = GateFiles &
+  Pick<GateDeps, "status" | "ids" | "config" | "log" | "limiter"> & { links: FileLinks };
 
 const linkReplySchema = {
   type: "object",
@@ -66,7 +68,10 @@ async function isParticipant(messages: GateFiles["messages"], convId: string, ui
  * signed for that file alone, valid GATE_FILE_LINK_TTL_MS; the token in a URL is refused.
  */
 export const filesRoute: FastifyPluginAsync<FilesRouteOptions> = async (app, opts) => {
-  const { meta, bytes, messages, status, ids, config, log, links } = opts;
+  const { meta, bytes, messages, status, ids, config, log, links, limiter } = opts;
+  const sweeper = new UploadSweeper(meta, bytes, config.GATE_UNSENT_UPLOAD_TTL_MS, log);
+  sweeper.start(config.GATE_UPLOAD_SWEEP_INTERVAL_MS);
+  app.addHook("onClose", () => sweeper.stop());
   const allowList = config.GATE_FILE_TYPES.split(",")
     .map((t) => t.trim().toLowerCase())
     .filter(Boolean);
@@ -84,6 +89,13 @@ export const filesRoute: FastifyPluginAsync<FilesRouteOptions> = async (app, opt
     }
     if (!(await isParticipant(messages, convId, uid))) throw new AppError(ErrorCode.NOT_PARTICIPANT);
     if (!request.isMultipart()) throw new AppError(ErrorCode.FILE_MISSING, "expected multipart/form-data");
+    const quota = await limiter.hit(`uploads:${uid}`, config.GATE_UPLOADS_PER_USER_PER_DAY, 86_400);
+    if (!quota.allowed) {
+      throw new AppError(
+        ErrorCode.RATE_LIMITED,
+        `at most ${config.GATE_UPLOADS_PER_USER_PER_DAY} uploads a day; retry in ${quota.retryAfterSeconds} s`,
+      );
+    }
 
     let file: MultipartFile | undefined;
     try {

@@ -1,4 +1,4 @@
-import type { RowDataPacket } from "mysql2/promise";
+import type { ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { AppError, ErrorCode } from "../../errors.js";
 import { isDecimalId } from "../../ids/identifiers.js";
 import type { FileMeta, FileMetaStore } from "../ports.js";
@@ -19,6 +19,36 @@ export class MysqlFileMetaStore implements FileMetaStore {
         [meta.id, meta.owner, meta.convId, meta.name, meta.size, meta.contentType, meta.createdAt],
       ),
     );
+  }
+
+  async markSent(id: string, atMs: number): Promise<boolean> {
+    if (!isDecimalId(id)) return false;
+    const [rows] = await mysqlCall(ErrorCode.STORAGE_UNAVAILABLE, "file store", () =>
+      this.pool.query<RowDataPacket[]>(
+        "UPDATE files SET sent_at = COALESCE(sent_at, ?) WHERE file_id = ?; SELECT 1 FROM files WHERE file_id = ?",
+        [atMs, id, id],
+      ),
+    );
+    return ((rows as unknown as RowDataPacket[][])[1] ?? []).length > 0;
+  }
+
+  async sweepUnsent(beforeMs: number, limit: number): Promise<string[]> {
+    return mysqlCall(ErrorCode.STORAGE_UNAVAILABLE, "file store", async () => {
+      const [rows] = await this.pool.query<RowDataPacket[]>(
+        "SELECT file_id FROM files WHERE sent_at IS NULL AND created_at < ? ORDER BY created_at LIMIT ?",
+        [beforeMs, limit],
+      );
+      const swept: string[] = [];
+      for (const row of rows) {
+        // Only if still unsent: a message that named it meanwhile keeps it.
+        const [done] = await this.pool.query<ResultSetHeader>(
+          "DELETE FROM files WHERE file_id = ? AND sent_at IS NULL",
+          [row.file_id],
+        );
+        if (done.affectedRows > 0) swept.push(String(row.file_id));
+      }
+      return swept;
+    });
   }
 
   async byId(id: string): Promise<FileMeta | null> {

@@ -17,6 +17,21 @@ export class ShardedFileMetaStore implements FileMetaStore {
     return this.storeOf(id).byId(id);
   }
 
+  markSent(id: string, atMs: number): Promise<boolean> {
+    return this.storeOf(id).markSent(id, atMs);
+  }
+
+  /** Every instance in turn (files are placed by id), up to limit in all. */
+  async sweepUnsent(beforeMs: number, limit: number): Promise<string[]> {
+    const swept: string[] = [];
+    for (const instance of this.shards.map.instances) {
+      if (swept.length >= limit) break;
+      const store = new MysqlFileMetaStore(this.shards.pool(instance.id));
+      swept.push(...(await store.sweepUnsent(beforeMs, limit - swept.length)));
+    }
+    return swept;
+  }
+
   private storeOf(fileId: string): MysqlFileMetaStore {
     return new MysqlFileMetaStore(this.shards.pool(this.shards.instanceFor(`file:${fileId}`).id));
   }

@@ -18,12 +18,38 @@ interface FileRow {
 export class SqliteFileMetaStore implements FileMetaStore {
   readonly #insert;
   readonly #byId;
+  readonly #markSent;
+  readonly #unsent;
+  readonly #deleteUnsent;
 
   constructor(db: SqliteDatabase) {
     this.#insert = db.prepare<[string, string, string, string, number, string, number]>(
       "INSERT INTO files (file_id, owner, conv_id, name, size, content_type, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
     );
     this.#byId = db.prepare<[string], FileRow>("SELECT * FROM files WHERE file_id = ?");
+    this.#markSent = db.prepare<[number, string]>("UPDATE files SET sent_at = COALESCE(sent_at, ?) WHERE file_id = ?");
+    this.#unsent = db.prepare<[number, number], { file_id: string }>(
+      "SELECT file_id FROM files WHERE sent_at IS NULL AND created_at < ? ORDER BY created_at LIMIT ?",
+    );
+    this.#deleteUnsent = db.prepare<[string]>("DELETE FROM files WHERE file_id = ? AND sent_at IS NULL");
+  }
+
+  async markSent(id: string, atMs: number): Promise<boolean> {
+    const canonical = canonicalId(id);
+    if (canonical === null) return false;
+    const result = sqliteCall(ErrorCode.STORAGE_UNAVAILABLE, "sqlite file store", () =>
+      this.#markSent.run(atMs, canonical),
+    );
+    return result.changes > 0;
+  }
+
+  async sweepUnsent(beforeMs: number, limit: number): Promise<string[]> {
+    return sqliteCall(ErrorCode.STORAGE_UNAVAILABLE, "sqlite file store", () =>
+      this.#unsent
+        .all(beforeMs, limit)
+        .map((r) => String(r.file_id))
+        .filter((id) => this.#deleteUnsent.run(id).changes > 0),
+    );
   }
 
   async create(meta: FileMeta): Promise<void> {
