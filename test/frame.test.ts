@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { AppError, ErrorCode } from "../src/errors.js";
 import type { Envelope } from "../src/gen/shardchat/v1/client.js";
 import {
+  BadFieldValueError,
   decodeEnvelope,
   encodeEnvelope,
   encodeFrame,
@@ -129,6 +130,30 @@ describe("JSON envelopes", () => {
     for (const text of ['{"reqId":"abc"}', '{"reqId":-1}', '{"reqId":1.5}', '{"reqId":4294967296}']) {
       expect(codeOf(() => envelopeFromJson(text))).toBe(ErrorCode.MALFORMED_FRAME);
     }
+  });
+
+  it("answers INVALID_ARGUMENT with the reqId for an object, array or boolean where a field holds a string or number", () => {
+    for (const body of [
+      '{"toUid":"2","clientMsgId":"c","kind":"MESSAGE_KIND_TEXT","text":{"a":1}}',
+      '{"toUid":"2","clientMsgId":"c","kind":"MESSAGE_KIND_TEXT","text":["x"]}',
+      '{"toUid":"2","clientMsgId":"c","kind":"MESSAGE_KIND_TEXT","text":true}',
+      '{"toUid":{"n":2},"clientMsgId":"c","kind":"MESSAGE_KIND_TEXT","text":"hi"}',
+      '{"toUid":"2","clientMsgId":["c"],"kind":"MESSAGE_KIND_TEXT","text":"hi"}',
+    ]) {
+      let caught: unknown;
+      try {
+        envelopeFromJson(`{"reqId":9,"sendReq":${body}}`);
+      } catch (err) {
+        caught = err;
+      }
+      expect(caught, body).toBeInstanceOf(BadFieldValueError);
+      expect(caught).toMatchObject({ code: ErrorCode.INVALID_ARGUMENT, reqId: 9 });
+    }
+    // The same request with its fields' own JSON types is read as sent.
+    const ok = envelopeFromJson(
+      '{"reqId":9,"sendReq":{"toUid":"2","clientMsgId":"c","kind":"MESSAGE_KIND_TEXT","text":"hi"}}',
+    );
+    expect(ok.body).toMatchObject({ $case: "sendReq", value: { toUid: "2", text: "hi" } });
   });
 
   it("reads a JSON object without a known body as an envelope with no body", () => {

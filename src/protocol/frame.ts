@@ -73,6 +73,13 @@ export function envelopeFromJson(text: string): Envelope {
       `${inexact} is not an integer a JSON number holds exactly; send 64-bit ids as strings`,
     );
   }
+  // fromJSON turns what it is given into the field's type: {"text": {...}} would be stored as
+  // the text "[object Object]", {"text": true} as "true". A JSON object, array or boolean where
+  // the field holds a string or number is refused instead.
+  const coerced = firstCoercedField(value, Envelope.toJSON(envelope), "");
+  if (coerced !== undefined) {
+    throw new BadFieldValueError(envelope.reqId, `${coerced.slice(1)} has a JSON type its field cannot hold`);
+  }
   // fromJSON copies what it is given (Number("NaN"), 1e400, -1, 1.5); the binary writer checks
   // every value against its field's type, so encoding once is the type check.
   try {
@@ -81,6 +88,26 @@ export function envelopeFromJson(text: string): Envelope {
     throw new BadFieldValueError(envelope.reqId, `bad field value: ${(err as Error).message}`);
   }
   return envelope;
+}
+
+/**
+ * The path of the first field whose given JSON value fromJSON turned into a scalar of another
+ * kind (an object, array or boolean become a string or number), comparing what was sent with
+ * what the envelope reads back as JSON. Fields the envelope does not know are skipped.
+ */
+function firstCoercedField(given: unknown, read: unknown, path: string): string | undefined {
+  if (given === null || given === undefined || read === undefined) return undefined;
+  const scalar = (v: unknown) => typeof v === "string" || typeof v === "number";
+  if (typeof given === "object" || typeof given === "boolean") {
+    if (scalar(read)) return path;
+  }
+  if (typeof given !== "object" || typeof read !== "object" || read === null) return undefined;
+  if (Array.isArray(given) !== Array.isArray(read)) return path;
+  for (const [key, item] of Object.entries(given as Record<string, unknown>)) {
+    const found = firstCoercedField(item, (read as Record<string, unknown>)[key], `${path}.${key}`);
+    if (found !== undefined) return found;
+  }
+  return undefined;
 }
 
 /** The first number anywhere in a parsed JSON value that is not a safe integer. */
