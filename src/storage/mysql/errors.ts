@@ -18,40 +18,9 @@ export function isDuplicateKey(err: unknown): boolean {
 }
 
 /**
- * The database is unreachable, overloaded or shutting down. A missing database or table is not
- * here: that is a deployment without its migration, which the caller answers INTERNAL and logs.
- */
-const UNAVAILABLE_CODES: ReadonlySet<string> = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ETIMEDOUT",
-  "EPIPE",
-  "ENOTFOUND",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "EAI_AGAIN",
-  "POOL_CLOSED",
-  "POOL_ACQUIRE_TIMEOUT",
-  "PROTOCOL_CONNECTION_LOST",
-  "PROTOCOL_SEQUENCE_TIMEOUT",
-  "ER_CON_COUNT_ERROR",
-  "ER_TOO_MANY_USER_CONNECTIONS",
-  "ER_LOCK_WAIT_TIMEOUT",
-  "ER_LOCK_DEADLOCK",
-  "ER_SERVER_SHUTDOWN",
-  "ER_QUERY_INTERRUPTED",
-  "ER_OPTION_PREVENTS_STATEMENT",
-  "ER_READ_ONLY_MODE",
-  "ER_ACCESS_DENIED_ERROR",
-  "ER_DBACCESS_DENIED_ERROR",
-  "ER_OUT_OF_RESOURCES",
-  "ER_OUTOFMEMORY",
-]);
-
-/**
- * Of those, the instance not answering at all (down, frozen, unreachable), as opposed to
- * refusing one statement: trying the items of a failed batch one by one would only make each
- * wait for the same timeout again.
+ * The instance not answering at all (down, frozen, unreachable), as opposed to refusing one
+ * statement: trying the items of a failed batch one by one would only make each wait for the
+ * same timeout again.
  */
 const UNREACHABLE_CODES: ReadonlySet<string> = new Set([
   "ECONNREFUSED",
@@ -67,6 +36,26 @@ const UNREACHABLE_CODES: ReadonlySet<string> = new Set([
   "PROTOCOL_CONNECTION_LOST",
   "PROTOCOL_SEQUENCE_TIMEOUT",
   "ER_SERVER_SHUTDOWN",
+]);
+
+/**
+ * The database is unreachable (above), overloaded or refusing writes for now. A missing database
+ * or table is not here: that is a deployment without its migration, which the caller answers
+ * INTERNAL and logs.
+ */
+const UNAVAILABLE_CODES: ReadonlySet<string> = new Set([
+  ...UNREACHABLE_CODES,
+  "ER_CON_COUNT_ERROR",
+  "ER_TOO_MANY_USER_CONNECTIONS",
+  "ER_LOCK_WAIT_TIMEOUT",
+  "ER_LOCK_DEADLOCK",
+  "ER_QUERY_INTERRUPTED",
+  "ER_OPTION_PREVENTS_STATEMENT",
+  "ER_READ_ONLY_MODE",
+  "ER_ACCESS_DENIED_ERROR",
+  "ER_DBACCESS_DENIED_ERROR",
+  "ER_OUT_OF_RESOURCES",
+  "ER_OUTOFMEMORY",
 ]);
 
 export function isUnreachable(err: unknown): boolean {
