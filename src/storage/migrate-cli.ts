@@ -1,7 +1,7 @@
 import { loadConfig } from "../config/load.js";
 import { createLogger } from "../log/logger.js";
 import { migrate } from "./mysql/migrate.js";
-import { configuredInstances } from "./sharded/shards.js";
+import { configuredInstances, migrateShards } from "./sharded/shards.js";
 import { openSqlite, sqliteFileIn } from "./sqlite/database.js";
 import { migrateSqlite } from "./sqlite/migrate.js";
 
@@ -10,8 +10,7 @@ const log = createLogger("migrate", config.LOG_LEVEL);
 let applied: string[];
 if (config.STORAGE_BACKEND === "mysql" && config.MYSQL_SHARDS.trim() !== "") {
   // Every shard instance: what the services do at start unless MYSQL_MIGRATE=false.
-  const instances = configuredInstances(config);
-  applied = (await Promise.all(instances.map((i) => migrate(i.url, log)))).flat();
+  applied = await migrateShards(configuredInstances(config), log);
 } else if (config.STORAGE_BACKEND === "mysql") {
   applied = await migrate(config.MYSQL_URL, log);
 } else {

@@ -236,11 +236,7 @@ export class Session {
     client.on("friendRemoved", () => void this.loadFriends());
     client.on("groupEvent", () => void this.loadGroups());
     // Part of the storage was down mid-sync: what came is shown; the rest is fetched again soon.
-    client.on("syncIncomplete", () => {
-      setTimeout(() => {
-        if (this.#client === client) void this.syncAgain(client);
-      }, SYNC_RETRY_MS);
-    });
+    client.on("syncIncomplete", () => this.syncLater(client));
     client.on("close", () => {
       if (this.#client !== client) return;
       this.#client = undefined;
@@ -269,16 +265,17 @@ export class Session {
     this.changed();
   }
 
-  /** Syncs again after syncIncomplete; a first page that fails too is tried again later. */
-  private async syncAgain(client: ChatClient): Promise<void> {
-    try {
-      for (const m of await client.syncAll()) this.addMessage(m, true);
-      this.changed();
-    } catch {
-      setTimeout(() => {
-        if (this.#client === client) void this.syncAgain(client);
-      }, SYNC_RETRY_MS);
-    }
+  /** Syncs again in SYNC_RETRY_MS if client is still this session's; a failure tries later again. */
+  private syncLater(client: ChatClient): void {
+    setTimeout(async () => {
+      if (this.#client !== client) return;
+      try {
+        for (const m of await client.syncAll()) this.addMessage(m, true);
+        this.changed();
+      } catch {
+        this.syncLater(client);
+      }
+    }, SYNC_RETRY_MS);
   }
 
   private async optional<T>(

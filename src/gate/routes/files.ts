@@ -135,11 +135,15 @@ export const filesRoute: FastifyPluginAsync<FilesRouteOptions> = async (app, opt
     return { error: ErrorCode.OK, id, url: `/v1/files/${id}`, name, size, contentType };
   });
 
+  const existing = async (id: string) => {
+    const found = await meta.byId(id);
+    if (!found) throw new AppError(ErrorCode.NOT_FOUND, "no such file");
+    return found;
+  };
   /** The file, if the caller (by headers) takes part in its conversation. */
   const fileFor = async (request: FastifyRequest, id: string) => {
     const uid = await caller(request);
-    const found = await meta.byId(id);
-    if (!found) throw new AppError(ErrorCode.NOT_FOUND, "no such file");
+    const found = await existing(id);
     if (!(await isParticipant(messages, found.convId, uid))) throw new AppError(ErrorCode.NOT_PARTICIPANT);
     return found;
   };
@@ -162,13 +166,12 @@ export const filesRoute: FastifyPluginAsync<FilesRouteOptions> = async (app, opt
         "the login token is not accepted in a URL (logs keep it); ask POST /v1/files/:id/link for a signed link",
       );
     }
-    let found: Awaited<ReturnType<typeof fileFor>> | null;
+    let found: Awaited<ReturnType<typeof existing>>;
     if (query.sig !== undefined) {
       const verdict = links.check(request.params.id, query.exp, query.sig);
       if (verdict === "expired") throw new AppError(ErrorCode.TOKEN_EXPIRED, "this file link has expired");
       if (verdict === "invalid") throw new AppError(ErrorCode.TOKEN_INVALID, "this file link is not valid");
-      found = await meta.byId(request.params.id);
-      if (!found) throw new AppError(ErrorCode.NOT_FOUND, "no such file");
+      found = await existing(request.params.id);
     } else {
       found = await fileFor(request, request.params.id);
     }

@@ -23,13 +23,11 @@ export class MysqlFileMetaStore implements FileMetaStore {
 
   async markSent(id: string, atMs: number): Promise<boolean> {
     if (!isDecimalId(id)) return false;
-    const [rows] = await mysqlCall(ErrorCode.STORAGE_UNAVAILABLE, "file store", () =>
-      this.pool.query<RowDataPacket[]>(
-        "UPDATE files SET sent_at = COALESCE(sent_at, ?) WHERE file_id = ?; SELECT 1 FROM files WHERE file_id = ?",
-        [atMs, id, id],
-      ),
+    // affectedRows counts the rows matched, changed or not: mysql2 connects with FOUND_ROWS.
+    const [result] = await mysqlCall(ErrorCode.STORAGE_UNAVAILABLE, "file store", () =>
+      this.pool.query<ResultSetHeader>("UPDATE files SET sent_at = COALESCE(sent_at, ?) WHERE file_id = ?", [atMs, id]),
     );
-    return ((rows as unknown as RowDataPacket[][])[1] ?? []).length > 0;
+    return result.affectedRows > 0;
   }
 
   async sweepUnsent(beforeMs: number, limit: number): Promise<string[]> {

@@ -59,8 +59,8 @@ export function configuredInstances(config: Pick<Config, "MYSQL_URL" | "MYSQL_SH
 }
 
 /** Applies sql/ on every instance (each holds its share of every table). */
-export async function migrateShards(instances: ShardInstance[], log?: Logger): Promise<void> {
-  await Promise.all(instances.map((i) => migrate(i.url, log)));
+export async function migrateShards(instances: ShardInstance[], log?: Logger): Promise<string[]> {
+  return (await Promise.all(instances.map((i) => migrate(i.url, log)))).flat();
 }
 
 /** The newest stored map, or null when none was stored yet. */
