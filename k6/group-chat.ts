@@ -1,7 +1,8 @@
 /**
  * Group chat over WebSocket with JSON text frames: VUs in groups of GROUP_SIZE; the first of
- * each group creates it with the others as members, everyone learns the group from the group
- * push (or its first message) and sends RATE messages per second to it.
+ * each group creates it and invites the others, each accepts the invitation pushed to it (a
+ * server with GROUP_JOIN_CONSENT=none adds them at once and tells them with a group push), and
+ * everyone sends RATE messages per second to it.
  *   k6 run -e GATE_URL=... -e USERS_FILE=users.json -e VUS=60 -e GROUP_SIZE=20 k6/group-chat.ts
  */
 import { check } from "k6";
@@ -79,7 +80,13 @@ export default function (): void {
       }
       const created = (env.groupCreateResp as { group?: { groupId: string } } | undefined)?.group;
       if (created) startSending(created.groupId);
-      const event = env.groupEventPush as { groupId?: string } | undefined;
+      const invitation = (env.groupInvitationPush as { invitation?: { group?: { groupId: string } } } | undefined)
+        ?.invitation?.group;
+      if (invitation)
+        socket.send(frame(reqId++, "groupInvitationReplyReq", { groupId: invitation.groupId, accept: true }));
+      const joined = (env.groupInvitationReplyResp as { group?: { groupId: string } } | undefined)?.group;
+      if (joined) startSending(joined.groupId);
+      const event = (env.groupEventPush as { group?: { groupId: string } } | undefined)?.group;
       if (event?.groupId) startSending(event.groupId);
       const push = (env.messagePush as { message?: PushedMessage } | undefined)?.message;
       if (push) {

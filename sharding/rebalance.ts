@@ -78,6 +78,12 @@ export const PLACEMENTS: readonly TablePlacement[] = [
     keySql: `CONCAT('${GROUP_CONV_PREFIX}', CAST(group_id AS CHAR))`,
   },
   {
+    table: "group_invitations",
+    pk: ["group_id", "uid"],
+    keyOf: (r) => groupConvId(String(r.group_id)),
+    keySql: `CONCAT('${GROUP_CONV_PREFIX}', CAST(group_id AS CHAR))`,
+  },
+  {
     table: "files",
     pk: ["file_id"],
     keyOf: (r) => `file:${r.file_id}`,

@@ -8,6 +8,8 @@ import { MemoryRateLimiter } from "../src/routing/memory/rate-limiter.js";
 const settings = {
   messagesPerConnection: 3,
   messagesPerUser: 4,
+  groupCreatesPerDay: 20,
+  groupInvitesPerDay: 500,
   friendApplicationsPerDay: 2,
   requestsPerConnection: 5,
   searchesPerConnectionPerMinute: 2,

@@ -228,6 +228,10 @@ describe("files through gate", () => {
     const cChat = await openChat(c, "tcp");
     clients.push(cChat);
     const group = await aChat.createGroup("files", [b.uid, c.uid]);
+    // Joining takes consent (GROUP_JOIN_CONSENT's default): both accept.
+    expect(group.invited.sort()).toEqual([b.uid, c.uid].sort());
+    await bChat.answerGroupInvitation(group.groupId, true);
+    await cChat.answerGroupInvitation(group.groupId, true);
     const nextIn = (chat: ChatClient) =>
       new Promise<ChatMessage>((resolve) => {
         const onMessage = (m: ChatMessage) => {

@@ -162,7 +162,7 @@ describe.each(backends)("GroupStore on $name", (backend) => {
     const rest = await store.groups.members(groupId, first.at(-1)?.uid ?? "0", 2);
     expect([...first, ...rest].map((m) => m.uid)).toEqual([owner, a, b]);
     expect((await store.groups.memberUids(groupId)).sort()).toEqual([owner, a, b].sort());
-    expect((await store.groups.groupsOf(a)).map((g) => g.groupId)).toEqual([groupId]);
+    expect((await store.groups.groupsOf(a, "0", 100)).map((g) => g.groupId)).toEqual([groupId]);
     expect(await store.groups.get(id())).toBeNull();
     expect(await codeOf(store.groups.create({ groupId: id(), name: "", owner, members: [], maxMembers: 10 }))).toBe(
       ErrorCode.INVALID_ARGUMENT,
@@ -241,7 +241,7 @@ describe.each(backends)("GroupStore on $name", (backend) => {
       ErrorCode.NOT_PARTICIPANT,
     );
     expect(await codeOf(text(groupId, a, "after kick"))).toBe(ErrorCode.NOT_GROUP_MEMBER);
-    expect(await store.groups.groupsOf(a)).toEqual([]);
+    expect(await store.groups.groupsOf(a, "0", 100)).toEqual([]);
 
     expect(await store.groups.rename(groupId, "after")).toMatchObject({ name: "after" });
     expect(await store.groups.setRole(groupId, late, GROUP_ROLE.admin)).toBe(true);
@@ -280,4 +280,70 @@ describe.each(backends)("GroupStore on $name", (backend) => {
     }
     expect(await store.cursorsNotAt(groupConvId(groupId), 0)).toBe(1);
   }, 120_000);
+
+  it("invitations: one per (group, user), renewed, listed newest first, expire; accept joins once, decline drops", async () => {
+    const [owner, alice, bob, carol] = [id(), id(), id(), id()];
+    const [g1, g2] = [id(), id()];
+    await store.groups.create({ groupId: g1, name: "one", owner, members: [bob], maxMembers: 3 });
+    await store.groups.create({ groupId: g2, name: "two", owner, members: [], maxMembers: 10 });
+    // A member is not invited; inviting again renews the time.
+    expect(await store.groups.invite(g1, owner, [alice, bob, alice], 1_000)).toEqual([alice]);
+    expect(await store.groups.invite(g2, owner, [alice], 2_000)).toEqual([alice]);
+    expect(await store.groups.invite(g1, bob, [alice], 3_000)).toEqual([alice]);
+    expect(await codeOf(store.groups.invite(id(), owner, [alice], 1))).toBe(ErrorCode.GROUP_NOT_FOUND);
+    const open = await store.groups.invitationsOf(alice, 0, 0, 10);
+    expect(open.map((i) => [i.group.groupId, i.inviter, i.createdAt])).toEqual([
+      [g1, bob, 3_000],
+      [g2, owner, 2_000],
+    ]);
+    expect(open[0]?.group).toMatchObject({ name: "one", memberCount: 2 });
+    // Paged by time, and older than sinceMs is expired: not listed, not accepted.
+    expect((await store.groups.invitationsOf(alice, 0, 3_000, 10)).map((i) => i.group.groupId)).toEqual([g2]);
+    expect((await store.groups.invitationsOf(alice, 2_500, 0, 10)).map((i) => i.group.groupId)).toEqual([g1]);
+    expect(await store.groups.answerInvitation(g2, alice, { accept: true, sinceMs: 2_500, maxMembers: 10 })).toBeNull();
+    expect(await store.groups.roleOf(g2, alice)).toBeNull();
+    // Accept joins at the conversation's end, once.
+    await text(g1, owner, "before alice");
+    const joined = await store.groups.answerInvitation(g1, alice, { accept: true, sinceMs: 0, maxMembers: 3 });
+    expect(joined).toMatchObject({ groupId: g1, memberCount: 3 });
+    expect(await store.groups.roleOf(g1, alice)).toBe(GROUP_ROLE.member);
+    expect((await store.messages.pending(alice, 10)).messages).toEqual([]);
+    expect(await store.groups.answerInvitation(g1, alice, { accept: true, sinceMs: 0, maxMembers: 3 })).toBeNull();
+    expect(await store.groups.invitationsOf(alice, 0, 0, 10)).toEqual([]);
+    // A full group keeps the invitation; a decline drops it without joining.
+    expect(await store.groups.invite(g1, owner, [carol], 4_000)).toEqual([carol]);
+    expect(await codeOf(store.groups.answerInvitation(g1, carol, { accept: true, sinceMs: 0, maxMembers: 3 }))).toBe(
+      ErrorCode.GROUP_TOO_LARGE,
+    );
+    expect((await store.groups.invitationsOf(carol, 0, 0, 10)).map((i) => i.group.groupId)).toEqual([g1]);
+    expect(await store.groups.answerInvitation(g1, carol, { accept: false, sinceMs: 0, maxMembers: 3 })).toMatchObject({
+      memberCount: 3,
+    });
+    expect(await store.groups.roleOf(g1, carol)).toBeNull();
+    expect(await store.groups.invitationsOf(carol, 0, 0, 10)).toEqual([]);
+    // Added directly: the open invitation is spent.
+    expect(await store.groups.invite(g2, owner, [bob], 5_000)).toEqual([bob]);
+    expect(await store.groups.addMembers(g2, [bob], 10)).toEqual([bob]);
+    expect(await store.groups.invitationsOf(bob, 0, 0, 10)).toEqual([]);
+  });
+
+  it("lists a user's groups a page at a time, in group id order", async () => {
+    const owner = id();
+    const member = id();
+    const groups = Array.from({ length: 5 }, id);
+    for (const groupId of groups) {
+      await store.groups.create({ groupId, name: "g", owner, members: [member], maxMembers: 10 });
+    }
+    // One left: never listed, and the pages still fill.
+    await store.groups.removeMember(groups[1] as string, member);
+    const seen: string[] = [];
+    for (let after = "0"; ; ) {
+      const page = await store.groups.groupsOf(member, after, 2);
+      seen.push(...page.map((g) => g.groupId));
+      if (page.length < 2) break;
+      after = page.at(-1)?.groupId as string;
+    }
+    expect(seen).toEqual(groups.filter((_, i) => i !== 1));
+    expect((await store.groups.groupsOf(owner, groups[3] as string, 10)).map((g) => g.groupId)).toEqual([groups[4]]);
+  });
 });

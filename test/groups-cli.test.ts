@@ -11,7 +11,8 @@ const WAIT_MS = 15_000;
 
 /**
  * The terminal client's group commands against every service as its own process (two chat
- * nodes): create, post, list, members, admin, kick, and a member's SDK session receiving the post.
+ * nodes): create, invitations (list, accept, decline), post, list, members, admin, kick, and a
+ * member's SDK session receiving the post.
  */
 let s: Services;
 const clients: ChatClient[] = [];
@@ -42,7 +43,7 @@ afterAll(async () => {
 });
 
 describe("terminal client group commands", () => {
-  it("creates a group, posts to it, lists it and its members, makes an admin and kicks", async () => {
+  it("creates a group, invitees accept or decline, posts, lists it and its members, makes an admin and kicks", async () => {
     const [owner, member, other] = users as [(typeof users)[0], (typeof users)[0], (typeof users)[0]];
     const memberLogin: LoginAnswer = await s.gate.login(member.email, member.password);
     const memberChat = await openChat(memberLogin, "tcp");
@@ -53,7 +54,18 @@ describe("terminal client group commands", () => {
     const created = await cli("gcreate", "gcowner", owner.password, "cli-team", member.uid, other.uid);
     const groupId = /created (\d+)/.exec(created.stdout)?.[1];
     expect(groupId, created.stdout).toBeDefined();
-    expect(created.stdout).toContain("3 members");
+    // Both are asked (GROUP_JOIN_CONSENT's default), and join by accepting.
+    expect(created.stdout).toContain("1 members");
+    expect(created.stdout).toContain("invited");
+    // The member joins from its open SDK session (a CLI login would take that device's place).
+    expect((await memberChat.answerGroupInvitation(groupId as string, true))?.memberCount).toBe(2);
+    expect((await cli("ginvites", "gcother", other.password)).stdout).toContain(`${groupId}  cli-team`);
+    expect((await cli("gdecline", "gcother", other.password, groupId as string)).stdout).toContain("declined");
+    expect((await cli("ginvites", "gcother", other.password)).stdout).toContain("no invitations");
+    expect((await cli("ginvite", "gcowner", owner.password, groupId as string, other.uid)).stdout).toContain(
+      `invited ${other.uid}`,
+    );
+    expect((await cli("gaccept", "gcother", other.password, groupId as string)).stdout).toContain("3 members");
 
     const sent = await cli("gsend", "gcowner", owner.password, groupId as string, "hello", "from", "the", "cli");
     expect(sent.stdout).toMatch(new RegExp(`#1 in g:${groupId}`));

@@ -261,6 +261,20 @@ describe.each(backends)("routing ports on $name", (backend) => {
       expect((await limiter.hit("other", 3, 60)).allowed).toBe(true);
     });
 
+    it("counts a weighted hit as that many; one that does not fit is refused and spends nothing", async () => {
+      const limiter = backend.limiter();
+      expect((await limiter.hit("weighted", 5, 60, 3)).allowed).toBe(true);
+      const refused = await limiter.hit("weighted", 5, 60, 3);
+      expect(refused.allowed).toBe(false);
+      expect(refused.retryAfterSeconds).toBeGreaterThanOrEqual(1);
+      // What the refused hit asked for was given back: 2 still fit, then nothing.
+      expect((await limiter.hit("weighted", 5, 60, 2)).allowed).toBe(true);
+      expect((await limiter.hit("weighted", 5, 60)).allowed).toBe(false);
+      // The first weighted hit starts the window (a key that expires).
+      expect((await limiter.hit("first-weighted", 5, 1, 4)).allowed).toBe(true);
+      await eventually("the weighted window ends", async () => (await limiter.hit("first-weighted", 5, 1, 4)).allowed);
+    });
+
     it("starts a new window once the old one ends", async () => {
       const limiter = backend.limiter();
       expect((await limiter.hit("w", 1, 1)).allowed).toBe(true);

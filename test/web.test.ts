@@ -309,6 +309,12 @@ describe("web client in chromium", () => {
     await create.getByLabel(carol.name).check();
     await create.getByRole("button", { name: "Create group" }).click();
     await poll(() => alice.page.getByTestId("chat-title").textContent()).toBe("trio");
+    // Nobody joins without consent: bob and carol are invited and join from the Groups tab.
+    for (const other of [bob, carol]) {
+      await other.page.getByRole("tab", { name: "Groups" }).click();
+      await other.page.getByRole("button", { name: "Join trio" }).click();
+      await poll(() => other.page.getByTestId("chat-title").textContent()).toBe("trio");
+    }
     await send(alice.page, "welcome to trio");
     for (const other of [bob, carol]) {
       await openChatWith(other.page, "trio");

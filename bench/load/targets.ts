@@ -77,6 +77,9 @@ const LOAD_LIMITS_OFF = {
   LOGIN_MAX_PER_ADDR_PER_MINUTE: "1000000",
   LOGIN_MAX_PER_SECOND: "1000000",
   CHAT_MAX_CONNECTIONS_PER_ADDR: "0",
+  // The group runs measure fan-out: the load tool puts 2,000 users in a group by fiat.
+  GROUP_JOIN_CONSENT: "none",
+  GROUP_INVITES_PER_DAY: "1000000",
 };
 
 /**

@@ -12,6 +12,9 @@ export interface ChatLimitSettings {
   messagesPerConnection: number;
   messagesPerUser: number;
   friendApplicationsPerDay: number;
+  groupCreatesPerDay: number;
+  /** Invitees per day, over all groups. */
+  groupInvitesPerDay: number;
   /** Other requests per second and connection (not sends, which count above, nor acks). */
   requestsPerConnection: number;
   searchesPerConnectionPerMinute: number;
@@ -85,6 +88,25 @@ export class ChatLimits {
     const day = await this.limiter.hit(`chat:friend-apply:${uid}`, max, DAY_SECONDS);
     if (!day.allowed) {
       this.refuse("friend_apply", `over ${max} friend applications a day; retry in ${day.retryAfterSeconds} s`);
+    }
+  }
+
+  /** One group created by uid. */
+  async groupCreate(uid: string): Promise<void> {
+    const max = this.settings.groupCreatesPerDay;
+    const day = await this.limiter.hit(`chat:group-create:${uid}`, max, DAY_SECONDS);
+    if (!day.allowed) {
+      this.refuse("group_create", `over ${max} groups created a day; retry in ${day.retryAfterSeconds} s`);
+    }
+  }
+
+  /** `count` users invited by uid, counted together: refused whole when they do not all fit. */
+  async groupInvites(uid: string, count: number): Promise<void> {
+    if (count === 0) return;
+    const max = this.settings.groupInvitesPerDay;
+    const day = await this.limiter.hit(`chat:group-invite:${uid}`, max, DAY_SECONDS, count);
+    if (!day.allowed) {
+      this.refuse("group_invite", `over ${max} users invited a day; retry in ${day.retryAfterSeconds} s`);
     }
   }
 

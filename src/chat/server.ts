@@ -99,6 +99,8 @@ export async function startChatNode(deps: ChatNodeDeps): Promise<RunningChatNode
       messagesPerConnection: config.CHAT_CONN_MSGS_PER_SECOND,
       messagesPerUser: config.CHAT_USER_MSGS_PER_SECOND,
       friendApplicationsPerDay: config.FRIEND_APPLY_PER_DAY,
+      groupCreatesPerDay: config.GROUP_CREATES_PER_DAY,
+      groupInvitesPerDay: config.GROUP_INVITES_PER_DAY,
       requestsPerConnection: config.CHAT_CONN_REQUESTS_PER_SECOND,
       searchesPerConnectionPerMinute: config.CHAT_CONN_SEARCHES_PER_MINUTE,
     },

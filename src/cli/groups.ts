@@ -48,9 +48,11 @@ export const groupCommands: Record<string, GroupCommand> = {
   },
   gcreate: {
     args: "<name> [uid...]",
-    what: "create a group with these members",
+    what: "create a group and invite these users",
     async run(chat, [name, ...uids]) {
-      console.log(`created ${showGroup(await chat.createGroup(need(name, "name"), uids))}`);
+      const group = await chat.createGroup(need(name, "name"), uids);
+      console.log(`created ${showGroup(group)}`);
+      if (group.invited.length > 0) console.log(`invited ${group.invited.join(" ")} (they accept with /gaccept)`);
     },
   },
   gsend: {
@@ -63,10 +65,40 @@ export const groupCommands: Record<string, GroupCommand> = {
   },
   ginvite: {
     args: "<group id> <uid...>",
-    what: "add members (admins and the owner)",
+    what: "invite users (admins and the owner)",
     async run(chat, [groupId, ...uids]) {
-      const added = await chat.inviteToGroup(need(groupId, "group id"), uids);
-      console.log(added.length > 0 ? `added ${added.join(" ")}` : "everyone was a member already");
+      const { added, invited } = await chat.inviteToGroup(need(groupId, "group id"), uids);
+      if (added.length > 0) console.log(`added ${added.join(" ")}`);
+      if (invited.length > 0) console.log(`invited ${invited.join(" ")}`);
+      if (added.length + invited.length === 0) console.log("everyone was a member already");
+    },
+  },
+  ginvites: {
+    args: "",
+    what: "your open group invitations",
+    async run(chat) {
+      const { invitations, more } = await chat.groupInvitations();
+      for (const i of invitations) {
+        console.log(`${i.group ? showGroup(i.group) : "?"}  invited by ${i.inviter?.name ?? "?"} (${i.inviter?.uid})`);
+      }
+      if (invitations.length === 0) console.log("no invitations");
+      if (more) console.log("(more: answer these first)");
+    },
+  },
+  gaccept: {
+    args: "<group id>",
+    what: "accept an invitation: join the group",
+    async run(chat, [groupId]) {
+      const group = await chat.answerGroupInvitation(need(groupId, "group id"), true);
+      console.log(`joined ${group ? showGroup(group) : groupId}`);
+    },
+  },
+  gdecline: {
+    args: "<group id>",
+    what: "decline an invitation",
+    async run(chat, [groupId]) {
+      await chat.answerGroupInvitation(need(groupId, "group id"), false);
+      console.log("declined");
     },
   },
   gkick: {
@@ -128,8 +160,13 @@ export function groupUsage(mode: "cli" | "chat"): string {
     .join("\n");
 }
 
-/** Prints group changes as they are pushed. */
+/** Prints group changes and invitations as they are pushed. */
 export function printGroupPushes(chat: ChatClient): void {
+  chat.on("groupInvitation", (i) => {
+    console.log(
+      `[invitation] ${i.inviter?.name ?? "?"} (${i.inviter?.uid}) invites you into ${i.group?.groupId} "${i.group?.name}": /gaccept ${i.group?.groupId} or /gdecline ${i.group?.groupId}`,
+    );
+  });
   chat.on("groupEvent", (e) => {
     const who = e.uids.length > 0 ? ` ${e.uids.join(" ")}` : "";
     const role = e.kind === GroupEventKind.ROLE_CHANGED ? ` to ${ROLE_NAMES[e.role] ?? e.role}` : "";

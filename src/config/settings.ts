@@ -393,6 +393,31 @@ export const settings = {
     default: "64",
     doc: "Longest group name, in characters (at most 64, the column width).",
   },
+  GROUP_JOIN_CONSENT: {
+    schema: z.enum(["invitation", "friends", "none"]),
+    default: "invitation",
+    doc: "Who joins a group without accepting: invitation = nobody (each invitee accepts with group_invitation_reply); friends = the inviter's friends, others accept; none = everyone an admin adds (no consent: only for closed deployments and load tests).",
+  },
+  GROUP_INVITATION_TTL_SECONDS: {
+    schema: positiveInt,
+    default: "604800",
+    doc: "How long a group invitation stays open (7 days); inviting again renews it.",
+  },
+  GROUP_CREATES_PER_DAY: {
+    schema: positiveInt,
+    default: "20",
+    doc: "Groups one user may create per day (counted in the shared limiter); more are answered RATE_LIMITED.",
+  },
+  GROUP_INVITES_PER_DAY: {
+    schema: positiveInt,
+    default: "500",
+    doc: "Users one user may invite into groups per day, over all groups (each invitee counts, also one who joins at once); an invite past it is refused whole with RATE_LIMITED.",
+  },
+  GROUP_LIST_PAGE: {
+    schema: positiveInt,
+    default: "200",
+    doc: "Most groups in one group_list reply and most invitations in one group_invitations reply (longer lists are paged).",
+  },
   CHAT_USER_MSGS_PER_SECOND: {
     schema: positiveInt,
     default: "20",

@@ -62,8 +62,17 @@ export interface VerifyCodeStore {
 
 /** Fixed-window counters for rate limits and cool-downs. */
 export interface RateLimiter {
-  /** Counts one hit on key; allowed while hits in the window <= limit. */
-  hit(key: string, limit: number, windowSeconds: number): Promise<{ allowed: boolean; retryAfterSeconds: number }>;
+  /**
+   * Counts `weight` hits on key (1 unless said); allowed while hits in the window <= limit. A
+   * refused hit of weight over 1 is not kept, so a request too big for what is left of the
+   * window spends none of it.
+   */
+  hit(
+    key: string,
+    limit: number,
+    windowSeconds: number,
+    weight?: number,
+  ): Promise<{ allowed: boolean; retryAfterSeconds: number }>;
   /** Forgets key's window (a slot taken for work that then failed is given back). */
   reset(key: string): Promise<void>;
 }

@@ -13,6 +13,10 @@ import {
   type FriendReplyPush,
   type GroupEventPush,
   type GroupInfo,
+  type GroupInvitation,
+  type GroupInvitationsResponse,
+  type GroupInviteResponse,
+  type GroupListResponse,
   type GroupMembersResponse,
   GroupRole,
   type HistoryRequest,
@@ -64,6 +68,11 @@ export interface ChatClientOptions {
   requestTimeoutMs?: number;
 }
 
+/** A group just created, with who was asked to accept (the other member uids joined at once). */
+export interface CreatedGroup extends GroupInfo {
+  invited: string[];
+}
+
 export interface ChatClientEvents {
   /** A message pushed live, in seq order per conversation (gaps are filled before it is emitted). */
   message: [ChatMessage];
@@ -82,6 +91,8 @@ export interface ChatClientEvents {
   move: [MovePush];
   /** A change to a group this user is in (or was kicked from). */
   groupEvent: [GroupEventPush];
+  /** An invitation into a group (also listed by `groupInvitations()`); answer with `answerGroupInvitation`. */
+  groupInvitation: [GroupInvitation];
   /**
    * A push of a message this client already has (delivery is at-least-once: the node pushes
    * again what was not acked in time, or before a reconnect). Never emitted as `message`.
@@ -232,16 +243,29 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     return new Map(this.lastSeq);
   }
 
-  /** Creates a group owned by this user with these members. */
-  async createGroup(name: string, memberUids: string[] = []): Promise<GroupInfo> {
+  /**
+   * Creates a group owned by this user and invites these users: `invited` are asked to accept
+   * (the server's GROUP_JOIN_CONSENT says who joins at once); the others are members.
+   */
+  async createGroup(name: string, memberUids: string[] = []): Promise<CreatedGroup> {
     const reply = await this.request("groupCreateReq", { name, memberUids }, "groupCreateResp");
     if (!reply.group) throw new AppError(ErrorCode.INTERNAL, "no group in the reply");
-    return reply.group;
+    return { ...reply.group, invited: reply.invited };
   }
 
-  /** Adds members (admins and the owner); answers who was not a member before. */
-  async inviteToGroup(groupId: string, uids: string[]): Promise<string[]> {
-    return (await this.request("groupInviteReq", { groupId, uids }, "groupInviteResp")).added;
+  /** Invites users (admins and the owner): who joined at once (`added`) and who was asked (`invited`). */
+  inviteToGroup(groupId: string, uids: string[]): Promise<GroupInviteResponse> {
+    return this.request("groupInviteReq", { groupId, uids }, "groupInviteResp");
+  }
+
+  /** One page of this user's open group invitations, newest first; ask again with beforeMs = the last one's createdAtMs while `more`. */
+  groupInvitations(beforeMs = "0", limit = 0): Promise<GroupInvitationsResponse> {
+    return this.request("groupInvitationsReq", { beforeMs, limit }, "groupInvitationsResp");
+  }
+
+  /** Accepts (answers the group joined) or declines (answers undefined) an invitation. */
+  async answerGroupInvitation(groupId: string, accept: boolean): Promise<GroupInfo | undefined> {
+    return (await this.request("groupInvitationReplyReq", { groupId, accept }, "groupInvitationReplyResp")).group;
   }
 
   async leaveGroup(groupId: string): Promise<void> {
@@ -284,8 +308,21 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     }
   }
 
+  /** One page of this user's groups by group id; ask again with afterGroupId = the page's last id while `more`. */
+  groupPage(afterGroupId = "0", limit = 0): Promise<GroupListResponse> {
+    return this.request("groupListReq", { afterGroupId, limit }, "groupListResp");
+  }
+
+  /** Every group this user is in, page by page. */
   async listGroups(): Promise<GroupInfo[]> {
-    return (await this.request("groupListReq", {}, "groupListResp")).groups;
+    const all: GroupInfo[] = [];
+    for (let after = "0"; ; ) {
+      const page = await this.groupPage(after);
+      all.push(...page.groups);
+      const last = page.groups.at(-1);
+      if (!page.more || !last) return all;
+      after = last.groupId;
+    }
   }
 
   /** Posts a text to a group; the same clientMsgId again answers the stored message (duplicate). */
@@ -416,6 +453,8 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
       this.delivering = this.delivering.then(() => this.deliverInOrder(message)).catch(() => {});
     } else if (body.$case === "groupEventPush") {
       this.emit("groupEvent", body.value);
+    } else if (body.$case === "groupInvitationPush" && body.value.invitation) {
+      this.emit("groupInvitation", body.value.invitation);
     } else if (body.$case === "friendApplicationPush" && body.value.application) {
       this.emit("friendApplication", body.value.application);
     } else if (body.$case === "friendReplyPush") {

@@ -177,6 +177,14 @@ export interface GroupRecord {
   createdAt: number;
 }
 
+/** An open invitation of uid into a group, by an admin or the owner. */
+export interface GroupInvitationRecord {
+  group: GroupRecord;
+  uid: Uid;
+  inviter: Uid;
+  createdAt: number;
+}
+
 export interface GroupMemberRecord {
   uid: Uid;
   role: GroupRoleValue;
@@ -233,8 +241,29 @@ export interface GroupStore {
    */
   transferOwnership(groupId: string, from: Uid, to: Uid): Promise<boolean>;
   rename(groupId: string, name: string): Promise<GroupRecord | null>;
-  /** The groups uid is in. */
-  groupsOf(uid: Uid): Promise<GroupRecord[]>;
+  /** A page of the groups uid is in, by group id, after afterGroupId ("0" = from the start). */
+  groupsOf(uid: Uid, afterGroupId: string, limit: number): Promise<GroupRecord[]>;
+  /**
+   * Invites the uids that are not members (inviting again renews the invitation's time and
+   * inviter) and answers them; AppError(GROUP_NOT_FOUND).
+   */
+  invite(groupId: string, inviter: Uid, uids: Uid[], nowMs: number): Promise<Uid[]>;
+  /**
+   * uid's invitations created at or after sinceMs (older ones have expired and are dropped)
+   * and before beforeMs (0: no bound), newest first.
+   */
+  invitationsOf(uid: Uid, sinceMs: number, beforeMs: number, limit: number): Promise<GroupInvitationRecord[]>;
+  /**
+   * Answers uid's invitation into groupId, if one created at or after sinceMs is open: accept
+   * joins the group as addMembers does (AppError(GROUP_TOO_LARGE) keeps the invitation), and
+   * either way the invitation is gone. The group (after the join), or null without an open
+   * invitation.
+   */
+  answerInvitation(
+    groupId: string,
+    uid: Uid,
+    answer: { accept: boolean; sinceMs: number; maxMembers: number },
+  ): Promise<GroupRecord | null>;
   /**
    * Stores a group message once, with the next seq of the group's conversation, and moves the
    * sender's cursor; AppError(NOT_GROUP_MEMBER) when the sender is not a member. The same

@@ -535,6 +535,35 @@ function GroupsPanel({ session, onOpen }: { session: Session; onOpen: (id: strin
         )}
         <button type="submit">Create group</button>
       </form>
+      {session.invitations.length > 0 && (
+        <ul class="found" aria-label="Group invitations">
+          {session.invitations.map((i) => (
+            <li key={i.group?.groupId} class="row" data-testid="invitation">
+              <span class="grow">
+                {i.group?.name} <small>from {i.inviter?.name}</small>
+              </span>
+              <button
+                type="button"
+                aria-label={`Join ${i.group?.name}`}
+                onClick={async () => {
+                  const joined = await session.answerInvitation(i.group?.groupId ?? "", true);
+                  if (joined) onOpen(joined.convId);
+                }}
+              >
+                Join
+              </button>
+              <button
+                type="button"
+                class="link"
+                aria-label={`Decline ${i.group?.name}`}
+                onClick={() => void session.answerInvitation(i.group?.groupId ?? "", false)}
+              >
+                decline
+              </button>
+            </li>
+          ))}
+        </ul>
+      )}
       <ul class="found" aria-label="Groups">
         {session.groups.length === 0 && <li class="empty">No groups yet.</li>}
         {session.groups.map((g) => (

@@ -5,6 +5,7 @@ import {
   type Friend,
   type FriendApplication,
   type GroupInfo,
+  type GroupInvitation,
   type GroupMember,
   MessageKind,
 } from "../../src/gen/shardchat/v1/client.js";
@@ -100,6 +101,8 @@ export class Session {
   friends: Friend[] = [];
   applications: FriendApplication[] = [];
   groups: GroupInfo[] = [];
+  /** Open invitations into groups, newest first: the user joins by accepting. */
+  invitations: GroupInvitation[] = [];
   uploads: PendingUpload[] = [];
   /** Set when the server does not offer a feature (an older node): its screen is hidden. */
   readonly unsupported = new Set<"friends" | "groups" | "conversations">();
@@ -235,6 +238,12 @@ export class Session {
     client.on("friendReply", () => void this.loadFriends());
     client.on("friendRemoved", () => void this.loadFriends());
     client.on("groupEvent", () => void this.loadGroups());
+    client.on("groupInvitation", (i) => {
+      const groupId = i.group?.groupId;
+      this.invitations = [i, ...this.invitations.filter((x) => x.group?.groupId !== groupId)];
+      if (i.inviter) this.names.set(i.inviter.uid, i.inviter.name);
+      this.changed();
+    });
     // Part of the storage was down mid-sync: what came is shown; the rest is fetched again soon.
     client.on("syncIncomplete", () => this.syncLater(client));
     client.on("close", () => {
@@ -323,7 +332,11 @@ export class Session {
   async loadGroups(): Promise<void> {
     const client = this.#client;
     if (!client) return;
-    const groups = await this.optional("groups", () => client.listGroups());
+    const [groups, invitations] = await Promise.all([
+      this.optional("groups", () => client.listGroups()),
+      this.optional("groups", () => client.groupInvitations()),
+    ]);
+    if (invitations) this.invitations = invitations.invitations;
     if (!groups) return;
     this.groups = groups;
     for (const g of groups) {
@@ -563,6 +576,17 @@ export class Session {
     });
     for (const u of found) this.names.set(u.uid, u.name);
     return found;
+  }
+
+  /** Joins (accept) or declines an invitation; answers the group joined. */
+  async answerInvitation(groupId: string, accept: boolean): Promise<GroupInfo | undefined> {
+    let joined: GroupInfo | undefined;
+    const answered = await this.act(async (c) => {
+      joined = await c.answerGroupInvitation(groupId, accept);
+    });
+    if (answered) this.invitations = this.invitations.filter((i) => i.group?.groupId !== groupId);
+    await this.loadGroups();
+    return joined;
   }
 
   async members(groupId: string): Promise<GroupMember[]> {

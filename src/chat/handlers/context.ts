@@ -58,7 +58,7 @@ export interface HandlerContext {
   ids: IdGenerator;
   peers: PeerDirectory;
   metrics: Metrics;
-  /** Messages per second per connection and per user, friend applications per day. */
+  /** Messages per second per connection and per user; friend applications, group creates and invites per day. */
   limits: ChatLimits;
   /** Friendships and applications; without it friend requests answer UNAVAILABLE. */
   friends?: FriendStore;
@@ -87,6 +87,8 @@ export type RequestCase =
   | "groupMembersReq"
   | "groupSendReq"
   | "groupListReq"
+  | "groupInvitationsReq"
+  | "groupInvitationReplyReq"
   // Users, friends, conversations (issue 4).
   | "searchUsersReq"
   | "friendApplyReq"

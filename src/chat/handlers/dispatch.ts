@@ -14,6 +14,8 @@ import { conversationList, markRead } from "./conversations.js";
 import { friendApplications, friendApply, friendList, friendRemove, friendReply, searchUsers } from "./friends.js";
 import {
   groupCreate,
+  groupInvitationReply,
+  groupInvitations,
   groupInvite,
   groupKick,
   groupLeave,
@@ -45,6 +47,8 @@ const handlers: { [C in RequestCase]: Handler<C> } = {
   groupMembersReq: groupMembers,
   groupSendReq: groupSend,
   groupListReq: groupList,
+  groupInvitationsReq: groupInvitations,
+  groupInvitationReplyReq: groupInvitationReply,
   searchUsersReq: searchUsers,
   friendApplyReq: friendApply,
   friendReplyReq: friendReply,

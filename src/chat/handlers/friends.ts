@@ -20,7 +20,7 @@ function push(body: NonNullable<Envelope["body"]>): Envelope {
 }
 
 /** Names of uids (one read per uid on its shard); a uid without a user keeps an empty name. */
-async function namesOf(ctx: HandlerContext, uids: Uid[]): Promise<Map<Uid, string>> {
+export async function namesOf(ctx: HandlerContext, uids: Uid[]): Promise<Map<Uid, string>> {
   const users = await storage(ctx, "user lookup", () => Promise.all(uids.map((uid) => ctx.users.byUid(uid))));
   return new Map(users.flatMap((u) => (u ? [[u.uid, u.name] as const] : [])));
 }

@@ -4,6 +4,7 @@ import {
   GroupEventKind,
   type GroupEventPush,
   type GroupInfo,
+  type GroupInvitation,
   MessageKind,
 } from "../../gen/shardchat/v1/client.js";
 import { groupConvId, isUid } from "../../ids/identifiers.js";
@@ -11,6 +12,7 @@ import { GROUP_ROLE, type GroupRecord, type GroupRoleValue, type GroupStore, typ
 import type { Session } from "../session.js";
 import type { HandlerContext, LoggedInSession, Reply, RequestOf } from "./context.js";
 import { invalid, pageSize, storage } from "./context.js";
+import { namesOf } from "./friends.js";
 import { storedFile, storedReply, validateContent } from "./send.js";
 
 function groupsOf(ctx: HandlerContext): GroupStore {
@@ -70,6 +72,40 @@ function checkUids(ctx: HandlerContext, uids: Uid[]): Uid[] {
   return unique;
 }
 
+/**
+ * Who of the invitees joins at once (GROUP_JOIN_CONSENT) and who is asked to accept:
+ * "friends" lets the inviter's friends in (one read each, on the inviter's shard).
+ */
+async function byConsent(ctx: HandlerContext, inviter: Uid, uids: Uid[]): Promise<{ join: Uid[]; ask: Uid[] }> {
+  const consent = ctx.config.GROUP_JOIN_CONSENT;
+  if (consent === "none" || uids.length === 0) return { join: uids, ask: [] };
+  const friends = ctx.friends;
+  if (consent === "invitation" || !friends) return { join: [], ask: uids };
+  const isFriend = await storage(ctx, "friend check", () =>
+    Promise.all(uids.map((uid) => friends.areFriends(inviter, uid))),
+  );
+  return { join: uids.filter((_, i) => isFriend[i]), ask: uids.filter((_, i) => !isFriend[i]) };
+}
+
+/** Records invitations for `uids` and pushes each invitee one; answers who was invited. */
+async function invite(ctx: HandlerContext, group: GroupRecord, inviter: Uid, uids: Uid[]): Promise<Uid[]> {
+  if (uids.length === 0) return [];
+  const now = Date.now();
+  const invited = await storage(ctx, "group invite", () => groupsOf(ctx).invite(group.groupId, inviter, uids, now));
+  if (invited.length > 0) {
+    const names = await namesOf(ctx, [inviter]);
+    const invitation: GroupInvitation = {
+      group: toInfo(group),
+      inviter: { uid: inviter, name: names.get(inviter) ?? "" },
+      createdAtMs: String(now),
+    };
+    ctx.background(
+      ctx.fanout.notice(invited, { reqId: 0, body: { $case: "groupInvitationPush", value: { invitation } } }),
+    );
+  }
+  return invited;
+}
+
 export async function groupCreate(
   ctx: HandlerContext,
   session: LoggedInSession,
@@ -77,27 +113,27 @@ export async function groupCreate(
 ): Reply {
   const owner = session.uid;
   checkName(ctx, name);
-  const members = checkUids(ctx, memberUids).filter((uid) => uid !== owner);
-  await requireUsers(ctx, members);
+  const wanted = checkUids(ctx, memberUids).filter((uid) => uid !== owner);
+  await requireUsers(ctx, wanted);
+  await ctx.limits.groupCreate(owner);
+  await ctx.limits.groupInvites(owner, wanted.length);
+  const { join, ask } = await byConsent(ctx, owner, wanted);
   const group = await storage(ctx, "group create", () =>
     groupsOf(ctx).create({
       groupId: ctx.ids.next(),
       name: name.trim(),
       owner,
-      members,
+      members: join,
       maxMembers: ctx.config.GROUP_MAX_MEMBERS,
     }),
   );
-  ctx.background(
-    announce(ctx, members, {
-      kind: GroupEventKind.CREATED,
-      group: toInfo(group),
-      actor: owner,
-      uids: members,
-      role: 0,
-    }),
-  );
-  return { $case: "groupCreateResp", value: { group: toInfo(group) } };
+  const invited = await invite(ctx, group, owner, ask);
+  if (join.length > 0) {
+    ctx.background(
+      announce(ctx, join, { kind: GroupEventKind.CREATED, group: toInfo(group), actor: owner, uids: join, role: 0 }),
+    );
+  }
+  return { $case: "groupCreateResp", value: { group: toInfo(group), invited } };
 }
 
 export async function groupInvite(
@@ -113,11 +149,62 @@ export async function groupInvite(
     throw new AppError(ErrorCode.GROUP_PERMISSION_DENIED, "only admins and the owner invite");
   }
   await requireUsers(ctx, wanted);
-  const added = await storage(ctx, "group invite", () =>
-    groupsOf(ctx).addMembers(groupId, wanted, ctx.config.GROUP_MAX_MEMBERS),
-  );
+  await ctx.limits.groupInvites(actor, wanted.length);
+  const { join, ask } = await byConsent(ctx, actor, wanted);
+  const added =
+    join.length === 0
+      ? []
+      : await storage(ctx, "group add", () => groupsOf(ctx).addMembers(groupId, join, ctx.config.GROUP_MAX_MEMBERS));
   if (added.length > 0) ctx.background(announceToGroup(ctx, groupId, GroupEventKind.MEMBERS_ADDED, actor, added));
-  return { $case: "groupInviteResp", value: { added } };
+  const invited = ask.length === 0 ? [] : await invite(ctx, await requireGroup(ctx, groupId), actor, ask);
+  return { $case: "groupInviteResp", value: { added, invited } };
+}
+
+/** The caller's open invitations, newest first, a page at a time. */
+export async function groupInvitations(
+  ctx: HandlerContext,
+  session: LoggedInSession,
+  { limit, beforeMs }: RequestOf<"groupInvitationsReq">,
+): Reply {
+  const size = pageSize(limit, ctx.config.GROUP_LIST_PAGE);
+  const before = Number(beforeMs);
+  if (!Number.isSafeInteger(before) || before < 0) throw invalid("beforeMs must be 0 or a time in ms");
+  const since = Date.now() - ctx.config.GROUP_INVITATION_TTL_SECONDS * 1000;
+  // One more than asked tells whether another page follows.
+  const rows = await storage(ctx, "group invitations", () =>
+    groupsOf(ctx).invitationsOf(session.uid, since, before, size + 1),
+  );
+  const page = rows.slice(0, size);
+  const names = await namesOf(ctx, [...new Set(page.map((r) => r.inviter))]);
+  return {
+    $case: "groupInvitationsResp",
+    value: {
+      invitations: page.map((r) => ({
+        group: toInfo(r.group),
+        inviter: { uid: r.inviter, name: names.get(r.inviter) ?? "" },
+        createdAtMs: String(r.createdAt),
+      })),
+      more: rows.length > size,
+    },
+  };
+}
+
+/** Accepts (the caller joins and members are told) or declines an open invitation. */
+export async function groupInvitationReply(
+  ctx: HandlerContext,
+  session: LoggedInSession,
+  { groupId, accept }: RequestOf<"groupInvitationReplyReq">,
+): Reply {
+  const uid = session.uid;
+  checkGroupId(groupId);
+  const since = Date.now() - ctx.config.GROUP_INVITATION_TTL_SECONDS * 1000;
+  const group = await storage(ctx, "group invitation reply", () =>
+    groupsOf(ctx).answerInvitation(groupId, uid, { accept, sinceMs: since, maxMembers: ctx.config.GROUP_MAX_MEMBERS }),
+  );
+  if (!group) throw new AppError(ErrorCode.NOT_FOUND, `no open invitation into group ${groupId}`);
+  if (!accept) return { $case: "groupInvitationReplyResp", value: {} };
+  ctx.background(announceToGroup(ctx, groupId, GroupEventKind.MEMBERS_ADDED, uid, [uid]));
+  return { $case: "groupInvitationReplyResp", value: { group: toInfo(group) } };
 }
 
 export async function groupLeave(
@@ -231,9 +318,16 @@ export async function groupMembers(
   };
 }
 
-export async function groupList(ctx: HandlerContext, session: LoggedInSession): Reply {
-  const groups = await storage(ctx, "group list", () => groupsOf(ctx).groupsOf(session.uid));
-  return { $case: "groupListResp", value: { groups: groups.map(toInfo) } };
+export async function groupList(
+  ctx: HandlerContext,
+  session: LoggedInSession,
+  { afterGroupId, limit }: RequestOf<"groupListReq">,
+): Reply {
+  if (afterGroupId !== "0" && !isUid(afterGroupId)) throw invalid("afterGroupId must be 0 or a decimal group id");
+  const size = pageSize(limit, ctx.config.GROUP_LIST_PAGE);
+  // One more than asked tells whether another page follows.
+  const rows = await storage(ctx, "group list", () => groupsOf(ctx).groupsOf(session.uid, afterGroupId, size + 1));
+  return { $case: "groupListResp", value: { groups: rows.slice(0, size).map(toInfo), more: rows.length > size } };
 }
 
 /**

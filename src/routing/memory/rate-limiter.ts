@@ -13,15 +13,17 @@ export class MemoryRateLimiter implements RateLimiter {
     key: string,
     limit: number,
     windowSeconds: number,
+    weight = 1,
   ): Promise<{ allowed: boolean; retryAfterSeconds: number }> {
     let counter = this.#counters.get(key);
     if (!counter) {
       counter = { count: 0 };
       this.#counters.set(key, counter, windowSeconds * 1000);
     }
-    counter.count++;
+    counter.count += weight;
     const allowed = counter.count <= limit;
     if (allowed) return { allowed, retryAfterSeconds: 0 };
+    if (weight > 1) counter.count -= weight;
     const leftMs = (this.#counters.expiresAt(key) ?? this.clock()) - this.clock();
     return { allowed, retryAfterSeconds: Math.max(1, Math.ceil(leftMs / 1000)) };
   }

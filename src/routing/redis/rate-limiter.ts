@@ -3,15 +3,20 @@ import type { RateLimiter } from "../ports.js";
 import { type RedisScript, redisScript } from "./script.js";
 
 /**
- * One round trip that counts the hit and starts the window on the first one; the PTTL check
- * repairs a key left without expiry (so a counter can never stick forever).
+ * One round trip that counts the hits and starts the window on the first one; the PTTL check
+ * repairs a key left without expiry (so a counter can never stick forever). A weighted hit
+ * (ARGV[2] > 1) past the limit (ARGV[3]) is taken back at once.
  */
 const HIT_SCRIPT = `
-local count = redis.call("INCR", KEYS[1])
+local weight = tonumber(ARGV[2])
+local count = redis.call("INCRBY", KEYS[1], weight)
 local ttl = redis.call("PTTL", KEYS[1])
-if count == 1 or ttl < 0 then
+if count == weight or ttl < 0 then
   redis.call("PEXPIRE", KEYS[1], ARGV[1])
   ttl = tonumber(ARGV[1])
+end
+if weight > 1 and count > tonumber(ARGV[3]) then
+  redis.call("DECRBY", KEYS[1], weight)
 end
 return {count, ttl}
 `;
@@ -34,11 +39,14 @@ export class RedisRateLimiter implements RateLimiter {
     key: string,
     limit: number,
     windowSeconds: number,
+    weight = 1,
   ): Promise<{ allowed: boolean; retryAfterSeconds: number }> {
-    const [count, ttlMs] = (await this.#run.HIT_SCRIPT(`${this.keyPrefix}rl:${key}`, String(windowSeconds * 1000))) as [
-      number,
-      number,
-    ];
+    const [count, ttlMs] = (await this.#run.HIT_SCRIPT(
+      `${this.keyPrefix}rl:${key}`,
+      String(windowSeconds * 1000),
+      String(weight),
+      String(limit),
+    )) as [number, number];
     const allowed = count <= limit;
     return { allowed, retryAfterSeconds: allowed ? 0 : Math.max(1, Math.ceil(ttlMs / 1000)) };
   }

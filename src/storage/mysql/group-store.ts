@@ -5,6 +5,7 @@ import { COLUMN_CHARS, groupConvId, isDecimalId, requireChars } from "../../ids/
 import { fileRefToColumn } from "../file-ref.js";
 import {
   GROUP_ROLE,
+  type GroupInvitationRecord,
   type GroupMemberRecord,
   type GroupRecord,
   type GroupRoleValue,
@@ -130,36 +131,9 @@ export class MysqlGroupStore implements GroupStore {
     checkId(groupId);
     const wanted = uniqueSorted(uids);
     if (wanted.length === 0) return [];
-    const convId = groupConvId(groupId);
     return storageCall(() =>
       retryingDeadlocks(this.deadlockRetries, () =>
-        inTransaction(this.pool, async (conn) => {
-          const [group] = await conn.query<RowDataPacket[]>(
-            "SELECT member_count FROM chat_groups WHERE group_id = ? FOR UPDATE",
-            [groupId],
-          );
-          if (!group[0]) throw new AppError(ErrorCode.GROUP_NOT_FOUND);
-          const [present] = await conn.query<RowDataPacket[]>(
-            "SELECT uid FROM group_members WHERE group_id = ? AND uid IN (?)",
-            [groupId, wanted],
-          );
-          const already = new Set(present.map((r) => String(r.uid)));
-          const added = wanted.filter((uid) => !already.has(uid));
-          if (added.length === 0) return [];
-          const count = Number(group[0].member_count) + added.length;
-          if (count > maxMembers) throw new AppError(ErrorCode.GROUP_TOO_LARGE, `${count} members > ${maxMembers}`);
-          // New members start at the conversation's end: they get what is sent from now on,
-          // and read older messages with history.
-          const [conv] = await conn.query<RowDataPacket[]>("SELECT last_seq FROM conversations WHERE conv_id = ?", [
-            convId,
-          ]);
-          await insertMembers(conn, groupId, added, Number(conv[0]?.last_seq ?? 0), Date.now());
-          await conn.query("UPDATE chat_groups SET member_count = member_count + ? WHERE group_id = ?", [
-            added.length,
-            groupId,
-          ]);
-          return added;
-        }),
+        inTransaction(this.pool, (conn) => addIn(conn, groupId, wanted, maxMembers)),
       ),
     );
   }
@@ -238,17 +212,112 @@ export class MysqlGroupStore implements GroupStore {
     return this.get(groupId);
   }
 
-  async groupsOf(uid: Uid): Promise<GroupRecord[]> {
-    if (!isDecimalId(uid)) return [];
+  async groupsOf(uid: Uid, afterGroupId: string, limit: number): Promise<GroupRecord[]> {
+    const take = Math.max(0, Math.floor(limit));
+    if (!isDecimalId(uid) || !isDecimalId(afterGroupId) || take === 0) return [];
     return storageCall(async () => {
       const [rows] = await this.pool.query<RowDataPacket[]>(
         `SELECT g.group_id, g.name, g.owner, g.member_count, g.created_at
            FROM group_members gm JOIN chat_groups g ON g.group_id = gm.group_id
-          WHERE gm.uid = ? ORDER BY g.group_id`,
-        [uid],
+          WHERE gm.uid = ? AND gm.group_id > ? ORDER BY gm.group_id LIMIT ?`,
+        [uid, afterGroupId, take],
       );
       return rows.map(toGroup);
     });
+  }
+
+  async invite(groupId: string, inviter: Uid, uids: Uid[], nowMs: number): Promise<Uid[]> {
+    checkId(groupId);
+    checkId(inviter);
+    const wanted = uniqueSorted(uids);
+    if (wanted.length === 0) return [];
+    return storageCall(() =>
+      inTransaction(this.pool, async (conn) => {
+        // Shared: invitations do not change member_count, but a member added meanwhile must be seen.
+        const [group] = await conn.query<RowDataPacket[]>(
+          "SELECT 1 FROM chat_groups WHERE group_id = ? LOCK IN SHARE MODE",
+          [groupId],
+        );
+        if (!group[0]) throw new AppError(ErrorCode.GROUP_NOT_FOUND);
+        const [present] = await conn.query<RowDataPacket[]>(
+          "SELECT uid FROM group_members WHERE group_id = ? AND uid IN (?)",
+          [groupId, wanted],
+        );
+        const members = new Set(present.map((r) => String(r.uid)));
+        const invited = wanted.filter((uid) => !members.has(uid));
+        if (invited.length === 0) return [];
+        await conn.query(
+          `INSERT INTO group_invitations (group_id, uid, inviter, created_at) VALUES ?
+           ON DUPLICATE KEY UPDATE inviter = VALUES(inviter), created_at = VALUES(created_at)`,
+          [invited.map((uid) => [groupId, uid, inviter, nowMs])],
+        );
+        return invited;
+      }),
+    );
+  }
+
+  async invitationsOf(uid: Uid, sinceMs: number, beforeMs: number, limit: number): Promise<GroupInvitationRecord[]> {
+    const take = Math.max(0, Math.floor(limit));
+    if (!isDecimalId(uid) || take === 0) return [];
+    return storageCall(async () => {
+      await this.pool.query("DELETE FROM group_invitations WHERE uid = ? AND created_at < ?", [uid, sinceMs]);
+      const [rows] = await this.pool.query<RowDataPacket[]>(
+        `SELECT g.group_id, g.name, g.owner, g.member_count, g.created_at, gi.inviter, gi.created_at AS invited_at
+           FROM group_invitations gi JOIN chat_groups g ON g.group_id = gi.group_id
+          WHERE gi.uid = ? AND gi.created_at >= ? AND gi.created_at < ?
+          ORDER BY gi.created_at DESC, gi.group_id DESC LIMIT ?`,
+        [uid, sinceMs, beforeMs > 0 ? beforeMs : Number.MAX_SAFE_INTEGER, take],
+      );
+      return rows.map((r) => ({
+        group: toGroup(r),
+        uid: String(BigInt(uid)),
+        inviter: String(r.inviter),
+        createdAt: Number(r.invited_at),
+      }));
+    });
+  }
+
+  /** Whether uid holds an open invitation into groupId created at or after sinceMs. */
+  async hasInvitation(groupId: string, uid: Uid, sinceMs: number): Promise<boolean> {
+    if (!isDecimalId(groupId) || !isDecimalId(uid)) return false;
+    return storageCall(async () => {
+      const [rows] = await this.pool.query<RowDataPacket[]>(
+        "SELECT 1 FROM group_invitations WHERE group_id = ? AND uid = ? AND created_at >= ?",
+        [groupId, uid, sinceMs],
+      );
+      return rows.length > 0;
+    });
+  }
+
+  async answerInvitation(
+    groupId: string,
+    uid: Uid,
+    answer: { accept: boolean; sinceMs: number; maxMembers: number },
+  ): Promise<GroupRecord | null> {
+    if (!isDecimalId(groupId) || !isDecimalId(uid)) return null;
+    return storageCall(() =>
+      retryingDeadlocks(this.deadlockRetries, () =>
+        inTransaction(this.pool, async (conn) => {
+          // The group row first, as every membership change locks it (one lock order).
+          const [group] = await conn.query<RowDataPacket[]>("SELECT 1 FROM chat_groups WHERE group_id = ? FOR UPDATE", [
+            groupId,
+          ]);
+          const [open] = await conn.query<RowDataPacket[]>(
+            "SELECT created_at FROM group_invitations WHERE group_id = ? AND uid = ? FOR UPDATE",
+            [groupId, uid],
+          );
+          if (!open[0]) return null;
+          await conn.query("DELETE FROM group_invitations WHERE group_id = ? AND uid = ?", [groupId, uid]);
+          if (!group[0] || Number(open[0].created_at) < answer.sinceMs) return null;
+          if (answer.accept) await addIn(conn, groupId, [String(BigInt(uid))], answer.maxMembers);
+          const [rows] = await conn.query<RowDataPacket[]>(
+            `SELECT ${GROUP_COLUMNS} FROM chat_groups WHERE group_id = ?`,
+            [groupId],
+          );
+          return rows[0] ? toGroup(rows[0]) : null;
+        }),
+      ),
+    );
   }
 
   /** The groups among groupIds that uid is in (the sharded store's index names candidates). */
@@ -350,6 +419,39 @@ export class MysqlGroupStore implements GroupStore {
     );
     return rows[0] ? toChatMessage(rows[0]) : null;
   }
+}
+
+/**
+ * Adds the wanted uids (canonical, sorted) that are not members yet, inside conn's transaction;
+ * answers them. Locks the group row, as every membership change does.
+ */
+async function addIn(conn: PoolConnection, groupId: string, wanted: Uid[], maxMembers: number): Promise<Uid[]> {
+  const [group] = await conn.query<RowDataPacket[]>(
+    "SELECT member_count FROM chat_groups WHERE group_id = ? FOR UPDATE",
+    [groupId],
+  );
+  if (!group[0]) throw new AppError(ErrorCode.GROUP_NOT_FOUND);
+  const [present] = await conn.query<RowDataPacket[]>(
+    "SELECT uid FROM group_members WHERE group_id = ? AND uid IN (?)",
+    [groupId, wanted],
+  );
+  const already = new Set(present.map((r) => String(r.uid)));
+  const added = wanted.filter((uid) => !already.has(uid));
+  if (added.length === 0) return [];
+  const count = Number(group[0].member_count) + added.length;
+  if (count > maxMembers) throw new AppError(ErrorCode.GROUP_TOO_LARGE, `${count} members > ${maxMembers}`);
+  // New members start at the conversation's end: they get what is sent from now on, and read
+  // older messages with history. A joiner's open invitation is spent.
+  const [conv] = await conn.query<RowDataPacket[]>("SELECT last_seq FROM conversations WHERE conv_id = ?", [
+    groupConvId(groupId),
+  ]);
+  await insertMembers(conn, groupId, added, Number(conv[0]?.last_seq ?? 0), Date.now());
+  await conn.query("UPDATE chat_groups SET member_count = member_count + ? WHERE group_id = ?", [
+    added.length,
+    groupId,
+  ]);
+  await conn.query("DELETE FROM group_invitations WHERE group_id = ? AND uid IN (?)", [groupId, added]);
+  return added;
 }
 
 /** Member rows and their conversation cursors (at `seq`), one multi-row insert each. */

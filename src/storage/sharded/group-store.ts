@@ -2,7 +2,15 @@ import type { ChatMessage } from "../../gen/shardchat/v1/client.js";
 import { GROUP_CONV_PREFIX, groupConvId, groupIdOfConv, isDecimalId } from "../../ids/identifiers.js";
 import type { Logger } from "../../log/logger.js";
 import { MysqlGroupStore, uniqueSorted } from "../mysql/group-store.js";
-import type { GroupMemberRecord, GroupRecord, GroupRoleValue, GroupStore, NewGroupMessage, Uid } from "../ports.js";
+import type {
+  GroupInvitationRecord,
+  GroupMemberRecord,
+  GroupRecord,
+  GroupRoleValue,
+  GroupStore,
+  NewGroupMessage,
+  Uid,
+} from "../ports.js";
 import { ShardedConversationIndex } from "./conversation-index.js";
 import type { Shards } from "./shards.js";
 
@@ -87,21 +95,63 @@ export class ShardedGroupStore implements GroupStore {
     return this.storeOf(groupId).rename(groupId, name);
   }
 
-  /** The user's index names candidate groups; each group's shard confirms membership. */
-  async groupsOf(uid: Uid): Promise<GroupRecord[]> {
-    if (!isDecimalId(uid)) return [];
-    const groupIds = (await this.#index.conversationsOf(uid, GROUP_CONV_PREFIX)).flatMap(
-      (convId) => groupIdOfConv(convId) ?? [],
-    );
-    const byShard = new Map<string, string[]>();
-    for (const id of groupIds) {
-      const shard = this.shards.instanceFor(groupConvId(id)).id;
-      const list = byShard.get(shard);
-      if (list) list.push(id);
-      else byShard.set(shard, [id]);
+  /**
+   * The user's index names candidate groups, in group id order; each group's shard confirms
+   * membership (an entry left by a group the user left confirms nothing), a page's worth at a time.
+   */
+  async groupsOf(uid: Uid, afterGroupId: string, limit: number): Promise<GroupRecord[]> {
+    const take = Math.max(0, Math.floor(limit));
+    if (!isDecimalId(uid) || !isDecimalId(afterGroupId) || take === 0) return [];
+    const after = BigInt(afterGroupId);
+    const candidates = (await this.#index.conversationsOf(uid, GROUP_CONV_PREFIX))
+      .flatMap((convId) => groupIdOfConv(convId) ?? [])
+      .map((id) => BigInt(id))
+      .filter((id) => id > after)
+      .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(String);
+    const found: GroupRecord[] = [];
+    for (let from = 0; from < candidates.length && found.length < take; from += take) {
+      const byShard = new Map<string, string[]>();
+      for (const id of candidates.slice(from, from + take)) {
+        const shard = this.shards.instanceFor(groupConvId(id)).id;
+        const list = byShard.get(shard);
+        if (list) list.push(id);
+        else byShard.set(shard, [id]);
+      }
+      const answers = await Promise.all([...byShard].map(([shard, ids]) => this.storeOn(shard).groupsAmong(uid, ids)));
+      found.push(...answers.flat().sort((a, b) => (BigInt(a.groupId) < BigInt(b.groupId) ? -1 : 1)));
     }
-    const answers = await Promise.all([...byShard].map(([shard, ids]) => this.storeOn(shard).groupsAmong(uid, ids)));
-    return answers.flat().sort((a, b) => (BigInt(a.groupId) < BigInt(b.groupId) ? -1 : 1));
+    return found.slice(0, take);
+  }
+
+  invite(groupId: string, inviter: Uid, uids: Uid[], nowMs: number): Promise<Uid[]> {
+    return this.storeOf(groupId).invite(groupId, inviter, uids, nowMs);
+  }
+
+  /** Invitations live beside their group: every shard is asked, and the pages merged newest first. */
+  async invitationsOf(uid: Uid, sinceMs: number, beforeMs: number, limit: number): Promise<GroupInvitationRecord[]> {
+    const pages = await Promise.all(
+      this.shards.map.instances.map((instance) =>
+        this.storeOn(instance.id).invitationsOf(uid, sinceMs, beforeMs, limit),
+      ),
+    );
+    return pages
+      .flat()
+      .sort((a, b) => b.createdAt - a.createdAt || (BigInt(b.group.groupId) > BigInt(a.group.groupId) ? 1 : -1))
+      .slice(0, Math.max(0, Math.floor(limit)));
+  }
+
+  /** A joiner is listed in its user_conversations index before its member row, as addMembers does. */
+  async answerInvitation(
+    groupId: string,
+    uid: Uid,
+    answer: { accept: boolean; sinceMs: number; maxMembers: number },
+  ): Promise<GroupRecord | null> {
+    const store = this.storeOf(groupId);
+    if (answer.accept && isDecimalId(uid) && (await store.hasInvitation(groupId, uid, answer.sinceMs))) {
+      await this.index(groupId, [String(BigInt(uid))]);
+    }
+    return store.answerInvitation(groupId, uid, answer);
   }
 
   append(m: NewGroupMessage): Promise<{ message: ChatMessage; duplicate: boolean }> {

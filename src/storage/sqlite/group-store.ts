@@ -4,6 +4,7 @@ import { COLUMN_CHARS, groupConvId, requireChars } from "../../ids/identifiers.j
 import { fileRefToColumn } from "../file-ref.js";
 import {
   GROUP_ROLE,
+  type GroupInvitationRecord,
   type GroupMemberRecord,
   type GroupRecord,
   type GroupRoleValue,
@@ -41,6 +42,8 @@ export class SqliteGroupStore implements GroupStore {
   readonly #addTx: (groupId: string, uids: Uid[], maxMembers: number) => Uid[];
   readonly #removeTx: (groupId: string, uid: Uid) => boolean;
   readonly #transferTx: (groupId: string, from: Uid, to: Uid) => boolean;
+  readonly #inviteTx: (groupId: string, inviter: Uid, uids: Uid[], nowMs: number) => Uid[];
+  readonly #answerTx: (groupId: string, uid: Uid, accept: boolean, sinceMs: number, maxMembers: number) => boolean;
   readonly #appendTx: (m: NewGroupMessage) => { message: ChatMessage; duplicate: boolean };
 
   constructor(db: SqliteDatabase) {
@@ -68,6 +71,9 @@ export class SqliteGroupStore implements GroupStore {
       "UPDATE chat_groups SET member_count = member_count + ? WHERE group_id = ?",
     );
     const deleteMember = db.prepare<[string, string]>("DELETE FROM group_members WHERE group_id = ? AND uid = ?");
+    const deleteInvitation = db.prepare<[string, string]>(
+      "DELETE FROM group_invitations WHERE group_id = ? AND uid = ?",
+    );
     const deleteCursor = db.prepare<[string, string]>("DELETE FROM conversation_members WHERE conv_id = ? AND uid = ?");
     const isConvMember = db.prepare<[string, string]>(
       "SELECT 1 FROM conversation_members WHERE conv_id = ? AND uid = ?",
@@ -113,9 +119,38 @@ export class SqliteGroupStore implements GroupStore {
       if (count > maxMembers) throw new AppError(ErrorCode.GROUP_TOO_LARGE, `${count} members > ${maxMembers}`);
       addRows(groupId, added, Number(lastSeq.get(groupConvId(groupId))?.last_seq ?? 0), Date.now());
       addCount.run(added.length, groupId);
+      // A joiner's open invitation is spent.
+      for (const uid of added) deleteInvitation.run(groupId, uid);
       return added;
     });
     this.#addTx = (groupId, uids, maxMembers) => add.immediate(groupId, uids, maxMembers);
+
+    const upsertInvitation = db.prepare<[string, string, string, number]>(
+      `INSERT INTO group_invitations (group_id, uid, inviter, created_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (group_id, uid) DO UPDATE SET inviter = excluded.inviter, created_at = excluded.created_at`,
+    );
+    const invite = db.transaction((groupId: string, inviter: Uid, uids: Uid[], nowMs: number) => {
+      if (!groupCount.get(groupId)) throw new AppError(ErrorCode.GROUP_NOT_FOUND);
+      const invited = uids.filter((uid) => !isGroupMember.get(groupId, uid));
+      for (const uid of invited) upsertInvitation.run(groupId, uid, inviter, nowMs);
+      return invited;
+    });
+    this.#inviteTx = (groupId, inviter, uids, nowMs) => invite.immediate(groupId, inviter, uids, nowMs);
+
+    const openInvitation = db.prepare<[string, string], { created_at: number }>(
+      "SELECT created_at FROM group_invitations WHERE group_id = ? AND uid = ?",
+    );
+    const answer = db.transaction((groupId: string, uid: Uid, accept: boolean, sinceMs: number, maxMembers: number) => {
+      const open = openInvitation.get(groupId, uid);
+      if (!open) return false;
+      deleteInvitation.run(groupId, uid);
+      if (open.created_at < sinceMs || !groupCount.get(groupId)) return false;
+      // Inside this transaction: a full group throws, which rolls the delete back too.
+      if (accept) add(groupId, [uid], maxMembers);
+      return true;
+    });
+    this.#answerTx = (groupId, uid, accept, sinceMs, maxMembers) =>
+      answer.immediate(groupId, uid, accept, sinceMs, maxMembers);
 
     const remove = db.transaction((groupId: string, uid: Uid) => {
       if (deleteMember.run(groupId, uid).changes === 0) return false;
@@ -282,19 +317,63 @@ export class SqliteGroupStore implements GroupStore {
     return this.get(id);
   }
 
-  async groupsOf(uid: Uid): Promise<GroupRecord[]> {
+  async groupsOf(uid: Uid, afterGroupId: string, limit: number): Promise<GroupRecord[]> {
     const member = canonicalId(uid);
-    if (member === null) return [];
+    const after = canonicalId(afterGroupId);
+    const take = Math.max(0, Math.floor(limit));
+    if (member === null || after === null || take === 0) return [];
+    // Canonical decimal text sorts as numbers by (length, text).
     const rows = call(() =>
       this.#db
-        .prepare<[string], GroupRow>(
+        .prepare<[string, number, number, string, number], GroupRow>(
           `SELECT g.group_id, g.name, g.owner, g.member_count, g.created_at
              FROM group_members gm JOIN chat_groups g ON g.group_id = gm.group_id
-            WHERE gm.uid = ? ORDER BY length(g.group_id), g.group_id`,
+            WHERE gm.uid = ? AND (length(gm.group_id) > ? OR (length(gm.group_id) = ? AND gm.group_id > ?))
+            ORDER BY length(gm.group_id), gm.group_id LIMIT ?`,
         )
-        .all(member),
+        .all(member, after.length, after.length, after, take),
     );
     return rows.map(toGroup);
+  }
+
+  async invite(groupId: string, inviter: Uid, uids: Uid[], nowMs: number): Promise<Uid[]> {
+    const id = requireCanonicalId(groupId);
+    const by = requireCanonicalId(inviter);
+    const wanted = uniqueIds(uids);
+    if (wanted.length === 0) return [];
+    return call(() => this.#inviteTx(id, by, wanted, nowMs));
+  }
+
+  async invitationsOf(uid: Uid, sinceMs: number, beforeMs: number, limit: number): Promise<GroupInvitationRecord[]> {
+    const member = canonicalId(uid);
+    const take = Math.max(0, Math.floor(limit));
+    if (member === null || take === 0) return [];
+    const rows = call(() => {
+      this.#db
+        .prepare<[string, number]>("DELETE FROM group_invitations WHERE uid = ? AND created_at < ?")
+        .run(member, sinceMs);
+      return this.#db
+        .prepare<[string, number, number, number], GroupRow & { inviter: string; invited_at: number }>(
+          `SELECT g.group_id, g.name, g.owner, g.member_count, g.created_at, gi.inviter, gi.created_at AS invited_at
+             FROM group_invitations gi JOIN chat_groups g ON g.group_id = gi.group_id
+            WHERE gi.uid = ? AND gi.created_at >= ? AND gi.created_at < ?
+            ORDER BY gi.created_at DESC, length(gi.group_id) DESC, gi.group_id DESC LIMIT ?`,
+        )
+        .all(member, sinceMs, beforeMs > 0 ? beforeMs : Number.MAX_SAFE_INTEGER, take);
+    });
+    return rows.map((r) => ({ group: toGroup(r), uid: member, inviter: r.inviter, createdAt: r.invited_at }));
+  }
+
+  async answerInvitation(
+    groupId: string,
+    uid: Uid,
+    answer: { accept: boolean; sinceMs: number; maxMembers: number },
+  ): Promise<GroupRecord | null> {
+    const id = canonicalId(groupId);
+    const member = canonicalId(uid);
+    if (id === null || member === null) return null;
+    const answered = call(() => this.#answerTx(id, member, answer.accept, answer.sinceMs, answer.maxMembers));
+    return answered ? this.get(id) : null;
   }
 
   async append(m: NewGroupMessage): Promise<{ message: ChatMessage; duplicate: boolean }> {

@@ -286,7 +286,12 @@ export interface Envelope {
     | { $case: "groupSendResp"; value: SendMessageResponse }
     | { $case: "groupListReq"; value: GroupListRequest }
     | { $case: "groupListResp"; value: GroupListResponse }
+    | { $case: "groupInvitationsReq"; value: GroupInvitationsRequest }
+    | { $case: "groupInvitationsResp"; value: GroupInvitationsResponse }
+    | { $case: "groupInvitationReplyReq"; value: GroupInvitationReplyRequest }
+    | { $case: "groupInvitationReplyResp"; value: GroupInvitationReplyResponse }
     | { $case: "groupEventPush"; value: GroupEventPush }
+    | { $case: "groupInvitationPush"; value: GroupInvitationPush }
     | //
     /** Scaling out (issue 7): pushes 240-249. */
     { $case: "movePush"; value: MovePush }
@@ -472,9 +477,11 @@ export interface GroupMember {
 }
 
 /**
- * Creates a group owned by the caller with these members (the caller is added; at most
- * GROUP_MAX_MEMBERS in all); members are told with a GroupEventPush. Errors: PEER_NOT_FOUND
- * (an unknown uid), GROUP_TOO_LARGE, INVALID_ARGUMENT (name empty or over GROUP_NAME_MAX_CHARS).
+ * Creates a group owned by the caller (at most GROUP_CREATES_PER_DAY a day) and invites these
+ * users, as group_invite does: who may join without accepting (GROUP_JOIN_CONSENT) is added and
+ * told with a GroupEventPush, the others get a GroupInvitationPush. Errors: PEER_NOT_FOUND (an
+ * unknown uid), GROUP_TOO_LARGE, RATE_LIMITED, INVALID_ARGUMENT (name empty or over
+ * GROUP_NAME_MAX_CHARS).
  */
 export interface GroupCreateRequest {
   name: string;
@@ -482,13 +489,20 @@ export interface GroupCreateRequest {
 }
 
 export interface GroupCreateResponse {
-  group?: GroupInfo | undefined;
+  group?:
+    | GroupInfo
+    | undefined;
+  /** Who was asked to join (group_invitation_reply); the rest of member_uids are members. */
+  invited: string[];
 }
 
 /**
- * Admins and the owner add members; uids already in the group are skipped. New members get
- * messages from now on (older ones through history). Errors: NOT_GROUP_MEMBER,
- * GROUP_PERMISSION_DENIED, PEER_NOT_FOUND, GROUP_TOO_LARGE.
+ * Admins and the owner invite users (each invitee counts toward the caller's
+ * GROUP_INVITES_PER_DAY); uids already in the group are skipped. With GROUP_JOIN_CONSENT
+ * "invitation" every invitee joins only by accepting; with "friends" the caller's friends join
+ * at once; with "none" everyone does. Members get messages from the moment they join (older
+ * ones through history). Errors: NOT_GROUP_MEMBER, GROUP_PERMISSION_DENIED, PEER_NOT_FOUND,
+ * GROUP_TOO_LARGE, RATE_LIMITED.
  */
 export interface GroupInviteRequest {
   groupId: string;
@@ -496,8 +510,51 @@ export interface GroupInviteRequest {
 }
 
 export interface GroupInviteResponse {
-  /** The uids that were not members before. */
+  /** The uids that joined at once (were not members before). */
   added: string[];
+  /** The uids asked to accept; asking again renews the invitation. */
+  invited: string[];
+}
+
+/** An open invitation into a group, for GROUP_INVITATION_TTL_SECONDS. */
+export interface GroupInvitation {
+  group?: GroupInfo | undefined;
+  inviter?: UserInfo | undefined;
+  createdAtMs: string;
+}
+
+/**
+ * The caller's open invitations, newest first, a page of at most GROUP_LIST_PAGE; ask again
+ * with before_ms = the last one's created_at_ms while `more`.
+ */
+export interface GroupInvitationsRequest {
+  limit: number;
+  beforeMs: string;
+}
+
+export interface GroupInvitationsResponse {
+  invitations: GroupInvitation[];
+  more: boolean;
+}
+
+/**
+ * Accepts (the caller joins; members are told with MEMBERS_ADDED) or declines an invitation.
+ * Errors: NOT_FOUND (no open invitation: never sent, expired or already answered),
+ * GROUP_TOO_LARGE.
+ */
+export interface GroupInvitationReplyRequest {
+  groupId: string;
+  accept: boolean;
+}
+
+export interface GroupInvitationReplyResponse {
+  /** The group joined; absent after a decline. */
+  group?: GroupInfo | undefined;
+}
+
+/** An invitation for the user, pushed to its online devices. */
+export interface GroupInvitationPush {
+  invitation?: GroupInvitation | undefined;
 }
 
 /** Leaves a group. Errors: NOT_GROUP_MEMBER, GROUP_OWNER_CANNOT_LEAVE. */
@@ -582,12 +639,19 @@ export interface GroupSendRequest {
   file?: FileRef | undefined;
 }
 
-/** The groups the caller is in. */
+/**
+ * The groups the caller is in by group id, a page of at most GROUP_LIST_PAGE after
+ * after_group_id (0 = from the start).
+ */
 export interface GroupListRequest {
+  afterGroupId: string;
+  limit: number;
 }
 
 export interface GroupListResponse {
   groups: GroupInfo[];
+  /** Ask again with after_group_id = the last group id of this page. */
+  more: boolean;
 }
 
 /**
@@ -933,8 +997,23 @@ export const Envelope: MessageFns<Envelope> = {
       case "groupListResp":
         GroupListResponse.encode(message.body.value, writer.uint32(938).fork()).join();
         break;
+      case "groupInvitationsReq":
+        GroupInvitationsRequest.encode(message.body.value, writer.uint32(946).fork()).join();
+        break;
+      case "groupInvitationsResp":
+        GroupInvitationsResponse.encode(message.body.value, writer.uint32(954).fork()).join();
+        break;
+      case "groupInvitationReplyReq":
+        GroupInvitationReplyRequest.encode(message.body.value, writer.uint32(962).fork()).join();
+        break;
+      case "groupInvitationReplyResp":
+        GroupInvitationReplyResponse.encode(message.body.value, writer.uint32(970).fork()).join();
+        break;
       case "groupEventPush":
         GroupEventPush.encode(message.body.value, writer.uint32(1762).fork()).join();
+        break;
+      case "groupInvitationPush":
+        GroupInvitationPush.encode(message.body.value, writer.uint32(1770).fork()).join();
         break;
       case "movePush":
         MovePush.encode(message.body.value, writer.uint32(1922).fork()).join();
@@ -1411,12 +1490,64 @@ export const Envelope: MessageFns<Envelope> = {
             message.body = { $case: "groupListResp", value: GroupListResponse.decode(reader, reader.uint32()) };
             continue;
           }
+          case 118: {
+            if (tag !== 946) {
+              break;
+            }
+
+            message.body = {
+              $case: "groupInvitationsReq",
+              value: GroupInvitationsRequest.decode(reader, reader.uint32()),
+            };
+            continue;
+          }
+          case 119: {
+            if (tag !== 954) {
+              break;
+            }
+
+            message.body = {
+              $case: "groupInvitationsResp",
+              value: GroupInvitationsResponse.decode(reader, reader.uint32()),
+            };
+            continue;
+          }
+          case 120: {
+            if (tag !== 962) {
+              break;
+            }
+
+            message.body = {
+              $case: "groupInvitationReplyReq",
+              value: GroupInvitationReplyRequest.decode(reader, reader.uint32()),
+            };
+            continue;
+          }
+          case 121: {
+            if (tag !== 970) {
+              break;
+            }
+
+            message.body = {
+              $case: "groupInvitationReplyResp",
+              value: GroupInvitationReplyResponse.decode(reader, reader.uint32()),
+            };
+            continue;
+          }
           case 220: {
             if (tag !== 1762) {
               break;
             }
 
             message.body = { $case: "groupEventPush", value: GroupEventPush.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 221: {
+            if (tag !== 1770) {
+              break;
+            }
+
+            message.body = { $case: "groupInvitationPush", value: GroupInvitationPush.decode(reader, reader.uint32()) };
             continue;
           }
           case 240: {
@@ -1663,10 +1794,42 @@ export const Envelope: MessageFns<Envelope> = {
         ? { $case: "groupListResp", value: GroupListResponse.fromJSON(object.groupListResp) }
         : isSet(object.group_list_resp)
         ? { $case: "groupListResp", value: GroupListResponse.fromJSON(object.group_list_resp) }
+        : isSet(object.groupInvitationsReq)
+        ? { $case: "groupInvitationsReq", value: GroupInvitationsRequest.fromJSON(object.groupInvitationsReq) }
+        : isSet(object.group_invitations_req)
+        ? { $case: "groupInvitationsReq", value: GroupInvitationsRequest.fromJSON(object.group_invitations_req) }
+        : isSet(object.groupInvitationsResp)
+        ? { $case: "groupInvitationsResp", value: GroupInvitationsResponse.fromJSON(object.groupInvitationsResp) }
+        : isSet(object.group_invitations_resp)
+        ? { $case: "groupInvitationsResp", value: GroupInvitationsResponse.fromJSON(object.group_invitations_resp) }
+        : isSet(object.groupInvitationReplyReq)
+        ? {
+          $case: "groupInvitationReplyReq",
+          value: GroupInvitationReplyRequest.fromJSON(object.groupInvitationReplyReq),
+        }
+        : isSet(object.group_invitation_reply_req)
+        ? {
+          $case: "groupInvitationReplyReq",
+          value: GroupInvitationReplyRequest.fromJSON(object.group_invitation_reply_req),
+        }
+        : isSet(object.groupInvitationReplyResp)
+        ? {
+          $case: "groupInvitationReplyResp",
+          value: GroupInvitationReplyResponse.fromJSON(object.groupInvitationReplyResp),
+        }
+        : isSet(object.group_invitation_reply_resp)
+        ? {
+          $case: "groupInvitationReplyResp",
+          value: GroupInvitationReplyResponse.fromJSON(object.group_invitation_reply_resp),
+        }
         : isSet(object.groupEventPush)
         ? { $case: "groupEventPush", value: GroupEventPush.fromJSON(object.groupEventPush) }
         : isSet(object.group_event_push)
         ? { $case: "groupEventPush", value: GroupEventPush.fromJSON(object.group_event_push) }
+        : isSet(object.groupInvitationPush)
+        ? { $case: "groupInvitationPush", value: GroupInvitationPush.fromJSON(object.groupInvitationPush) }
+        : isSet(object.group_invitation_push)
+        ? { $case: "groupInvitationPush", value: GroupInvitationPush.fromJSON(object.group_invitation_push) }
         : isSet(object.movePush)
         ? { $case: "movePush", value: MovePush.fromJSON(object.movePush) }
         : isSet(object.move_push)
@@ -1788,8 +1951,18 @@ export const Envelope: MessageFns<Envelope> = {
       obj.groupListReq = GroupListRequest.toJSON(message.body.value);
     } else if (message.body?.$case === "groupListResp") {
       obj.groupListResp = GroupListResponse.toJSON(message.body.value);
+    } else if (message.body?.$case === "groupInvitationsReq") {
+      obj.groupInvitationsReq = GroupInvitationsRequest.toJSON(message.body.value);
+    } else if (message.body?.$case === "groupInvitationsResp") {
+      obj.groupInvitationsResp = GroupInvitationsResponse.toJSON(message.body.value);
+    } else if (message.body?.$case === "groupInvitationReplyReq") {
+      obj.groupInvitationReplyReq = GroupInvitationReplyRequest.toJSON(message.body.value);
+    } else if (message.body?.$case === "groupInvitationReplyResp") {
+      obj.groupInvitationReplyResp = GroupInvitationReplyResponse.toJSON(message.body.value);
     } else if (message.body?.$case === "groupEventPush") {
       obj.groupEventPush = GroupEventPush.toJSON(message.body.value);
+    } else if (message.body?.$case === "groupInvitationPush") {
+      obj.groupInvitationPush = GroupInvitationPush.toJSON(message.body.value);
     } else if (message.body?.$case === "movePush") {
       obj.movePush = MovePush.toJSON(message.body.value);
     }
@@ -2142,9 +2315,51 @@ export const Envelope: MessageFns<Envelope> = {
         }
         break;
       }
+      case "groupInvitationsReq": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = {
+            $case: "groupInvitationsReq",
+            value: GroupInvitationsRequest.fromPartial(object.body.value),
+          };
+        }
+        break;
+      }
+      case "groupInvitationsResp": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = {
+            $case: "groupInvitationsResp",
+            value: GroupInvitationsResponse.fromPartial(object.body.value),
+          };
+        }
+        break;
+      }
+      case "groupInvitationReplyReq": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = {
+            $case: "groupInvitationReplyReq",
+            value: GroupInvitationReplyRequest.fromPartial(object.body.value),
+          };
+        }
+        break;
+      }
+      case "groupInvitationReplyResp": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = {
+            $case: "groupInvitationReplyResp",
+            value: GroupInvitationReplyResponse.fromPartial(object.body.value),
+          };
+        }
+        break;
+      }
       case "groupEventPush": {
         if (object.body?.value !== undefined && object.body?.value !== null) {
           message.body = { $case: "groupEventPush", value: GroupEventPush.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "groupInvitationPush": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "groupInvitationPush", value: GroupInvitationPush.fromPartial(object.body.value) };
         }
         break;
       }
@@ -4542,13 +4757,20 @@ export const GroupCreateRequest: MessageFns<GroupCreateRequest> = {
 };
 
 function createBaseGroupCreateResponse(): GroupCreateResponse {
-  return { group: undefined };
+  return { group: undefined, invited: [] };
 }
 
 export const GroupCreateResponse: MessageFns<GroupCreateResponse> = {
   encode(message: GroupCreateResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.group !== undefined) {
       GroupInfo.encode(message.group, writer.uint32(10).fork()).join();
+    }
+    if (message.invited.length !== 0) {
+      writer.uint32(18).fork();
+      for (const v of message.invited) {
+        writer.uint64(v);
+      }
+      writer.join();
     }
     return writer;
   },
@@ -4574,6 +4796,24 @@ export const GroupCreateResponse: MessageFns<GroupCreateResponse> = {
             message.group = GroupInfo.decode(reader, reader.uint32());
             continue;
           }
+          case 2: {
+            if (tag === 16) {
+              message.invited.push(reader.uint64().toString());
+
+              continue;
+            }
+
+            if (tag === 18) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.invited.push(reader.uint64().toString());
+              }
+
+              continue;
+            }
+
+            break;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4587,13 +4827,19 @@ export const GroupCreateResponse: MessageFns<GroupCreateResponse> = {
   },
 
   fromJSON(object: any): GroupCreateResponse {
-    return { group: isSet(object.group) ? GroupInfo.fromJSON(object.group) : undefined };
+    return {
+      group: isSet(object.group) ? GroupInfo.fromJSON(object.group) : undefined,
+      invited: globalThis.Array.isArray(object?.invited) ? object.invited.map((e: any) => globalThis.String(e)) : [],
+    };
   },
 
   toJSON(message: GroupCreateResponse): unknown {
     const obj: any = {};
     if (message.group !== undefined) {
       obj.group = GroupInfo.toJSON(message.group);
+    }
+    if (message.invited?.length) {
+      obj.invited = message.invited;
     }
     return obj;
   },
@@ -4606,6 +4852,7 @@ export const GroupCreateResponse: MessageFns<GroupCreateResponse> = {
     message.group = (object.group !== undefined && object.group !== null)
       ? GroupInfo.fromPartial(object.group)
       : undefined;
+    message.invited = object.invited?.map((e) => e) || [];
     return message;
   },
 };
@@ -4714,7 +4961,7 @@ export const GroupInviteRequest: MessageFns<GroupInviteRequest> = {
 };
 
 function createBaseGroupInviteResponse(): GroupInviteResponse {
-  return { added: [] };
+  return { added: [], invited: [] };
 }
 
 export const GroupInviteResponse: MessageFns<GroupInviteResponse> = {
@@ -4722,6 +4969,13 @@ export const GroupInviteResponse: MessageFns<GroupInviteResponse> = {
     if (message.added.length !== 0) {
       writer.uint32(10).fork();
       for (const v of message.added) {
+        writer.uint64(v);
+      }
+      writer.join();
+    }
+    if (message.invited.length !== 0) {
+      writer.uint32(18).fork();
+      for (const v of message.invited) {
         writer.uint64(v);
       }
       writer.join();
@@ -4760,6 +5014,24 @@ export const GroupInviteResponse: MessageFns<GroupInviteResponse> = {
 
             break;
           }
+          case 2: {
+            if (tag === 16) {
+              message.invited.push(reader.uint64().toString());
+
+              continue;
+            }
+
+            if (tag === 18) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.invited.push(reader.uint64().toString());
+              }
+
+              continue;
+            }
+
+            break;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4773,13 +5045,19 @@ export const GroupInviteResponse: MessageFns<GroupInviteResponse> = {
   },
 
   fromJSON(object: any): GroupInviteResponse {
-    return { added: globalThis.Array.isArray(object?.added) ? object.added.map((e: any) => globalThis.String(e)) : [] };
+    return {
+      added: globalThis.Array.isArray(object?.added) ? object.added.map((e: any) => globalThis.String(e)) : [],
+      invited: globalThis.Array.isArray(object?.invited) ? object.invited.map((e: any) => globalThis.String(e)) : [],
+    };
   },
 
   toJSON(message: GroupInviteResponse): unknown {
     const obj: any = {};
     if (message.added?.length) {
       obj.added = message.added;
+    }
+    if (message.invited?.length) {
+      obj.invited = message.invited;
     }
     return obj;
   },
@@ -4790,6 +5068,519 @@ export const GroupInviteResponse: MessageFns<GroupInviteResponse> = {
   fromPartial(object: DeepPartial<GroupInviteResponse>): GroupInviteResponse {
     const message = createBaseGroupInviteResponse();
     message.added = object.added?.map((e) => e) || [];
+    message.invited = object.invited?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseGroupInvitation(): GroupInvitation {
+  return { group: undefined, inviter: undefined, createdAtMs: "0" };
+}
+
+export const GroupInvitation: MessageFns<GroupInvitation> = {
+  encode(message: GroupInvitation, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.group !== undefined) {
+      GroupInfo.encode(message.group, writer.uint32(10).fork()).join();
+    }
+    if (message.inviter !== undefined) {
+      UserInfo.encode(message.inviter, writer.uint32(18).fork()).join();
+    }
+    if (message.createdAtMs !== "0") {
+      writer.uint32(24).int64(message.createdAtMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupInvitation {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupInvitation();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.group = GroupInfo.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.inviter = UserInfo.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.createdAtMs = reader.int64().toString();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GroupInvitation {
+    return {
+      group: isSet(object.group) ? GroupInfo.fromJSON(object.group) : undefined,
+      inviter: isSet(object.inviter) ? UserInfo.fromJSON(object.inviter) : undefined,
+      createdAtMs: isSet(object.createdAtMs)
+        ? globalThis.String(object.createdAtMs)
+        : isSet(object.created_at_ms)
+        ? globalThis.String(object.created_at_ms)
+        : "0",
+    };
+  },
+
+  toJSON(message: GroupInvitation): unknown {
+    const obj: any = {};
+    if (message.group !== undefined) {
+      obj.group = GroupInfo.toJSON(message.group);
+    }
+    if (message.inviter !== undefined) {
+      obj.inviter = UserInfo.toJSON(message.inviter);
+    }
+    if (message.createdAtMs !== "0") {
+      obj.createdAtMs = message.createdAtMs;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GroupInvitation>): GroupInvitation {
+    return GroupInvitation.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GroupInvitation>): GroupInvitation {
+    const message = createBaseGroupInvitation();
+    message.group = (object.group !== undefined && object.group !== null)
+      ? GroupInfo.fromPartial(object.group)
+      : undefined;
+    message.inviter = (object.inviter !== undefined && object.inviter !== null)
+      ? UserInfo.fromPartial(object.inviter)
+      : undefined;
+    message.createdAtMs = object.createdAtMs ?? "0";
+    return message;
+  },
+};
+
+function createBaseGroupInvitationsRequest(): GroupInvitationsRequest {
+  return { limit: 0, beforeMs: "0" };
+}
+
+export const GroupInvitationsRequest: MessageFns<GroupInvitationsRequest> = {
+  encode(message: GroupInvitationsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.limit !== 0) {
+      writer.uint32(8).uint32(message.limit);
+    }
+    if (message.beforeMs !== "0") {
+      writer.uint32(16).int64(message.beforeMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupInvitationsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupInvitationsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.limit = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.beforeMs = reader.int64().toString();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GroupInvitationsRequest {
+    return {
+      limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
+      beforeMs: isSet(object.beforeMs)
+        ? globalThis.String(object.beforeMs)
+        : isSet(object.before_ms)
+        ? globalThis.String(object.before_ms)
+        : "0",
+    };
+  },
+
+  toJSON(message: GroupInvitationsRequest): unknown {
+    const obj: any = {};
+    if (message.limit !== 0) {
+      obj.limit = Math.round(message.limit);
+    }
+    if (message.beforeMs !== "0") {
+      obj.beforeMs = message.beforeMs;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GroupInvitationsRequest>): GroupInvitationsRequest {
+    return GroupInvitationsRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GroupInvitationsRequest>): GroupInvitationsRequest {
+    const message = createBaseGroupInvitationsRequest();
+    message.limit = object.limit ?? 0;
+    message.beforeMs = object.beforeMs ?? "0";
+    return message;
+  },
+};
+
+function createBaseGroupInvitationsResponse(): GroupInvitationsResponse {
+  return { invitations: [], more: false };
+}
+
+export const GroupInvitationsResponse: MessageFns<GroupInvitationsResponse> = {
+  encode(message: GroupInvitationsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.invitations) {
+      GroupInvitation.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.more !== false) {
+      writer.uint32(16).bool(message.more);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupInvitationsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupInvitationsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.invitations.push(GroupInvitation.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.more = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GroupInvitationsResponse {
+    return {
+      invitations: globalThis.Array.isArray(object?.invitations)
+        ? object.invitations.map((e: any) => GroupInvitation.fromJSON(e))
+        : [],
+      more: isSet(object.more) ? globalThis.Boolean(object.more) : false,
+    };
+  },
+
+  toJSON(message: GroupInvitationsResponse): unknown {
+    const obj: any = {};
+    if (message.invitations?.length) {
+      obj.invitations = message.invitations.map((e) => GroupInvitation.toJSON(e));
+    }
+    if (message.more !== false) {
+      obj.more = message.more;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GroupInvitationsResponse>): GroupInvitationsResponse {
+    return GroupInvitationsResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GroupInvitationsResponse>): GroupInvitationsResponse {
+    const message = createBaseGroupInvitationsResponse();
+    message.invitations = object.invitations?.map((e) => GroupInvitation.fromPartial(e)) || [];
+    message.more = object.more ?? false;
+    return message;
+  },
+};
+
+function createBaseGroupInvitationReplyRequest(): GroupInvitationReplyRequest {
+  return { groupId: "0", accept: false };
+}
+
+export const GroupInvitationReplyRequest: MessageFns<GroupInvitationReplyRequest> = {
+  encode(message: GroupInvitationReplyRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.groupId !== "0") {
+      writer.uint32(8).uint64(message.groupId);
+    }
+    if (message.accept !== false) {
+      writer.uint32(16).bool(message.accept);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupInvitationReplyRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupInvitationReplyRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.groupId = reader.uint64().toString();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.accept = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GroupInvitationReplyRequest {
+    return {
+      groupId: isSet(object.groupId)
+        ? globalThis.String(object.groupId)
+        : isSet(object.group_id)
+        ? globalThis.String(object.group_id)
+        : "0",
+      accept: isSet(object.accept) ? globalThis.Boolean(object.accept) : false,
+    };
+  },
+
+  toJSON(message: GroupInvitationReplyRequest): unknown {
+    const obj: any = {};
+    if (message.groupId !== "0") {
+      obj.groupId = message.groupId;
+    }
+    if (message.accept !== false) {
+      obj.accept = message.accept;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GroupInvitationReplyRequest>): GroupInvitationReplyRequest {
+    return GroupInvitationReplyRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GroupInvitationReplyRequest>): GroupInvitationReplyRequest {
+    const message = createBaseGroupInvitationReplyRequest();
+    message.groupId = object.groupId ?? "0";
+    message.accept = object.accept ?? false;
+    return message;
+  },
+};
+
+function createBaseGroupInvitationReplyResponse(): GroupInvitationReplyResponse {
+  return { group: undefined };
+}
+
+export const GroupInvitationReplyResponse: MessageFns<GroupInvitationReplyResponse> = {
+  encode(message: GroupInvitationReplyResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.group !== undefined) {
+      GroupInfo.encode(message.group, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupInvitationReplyResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupInvitationReplyResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.group = GroupInfo.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GroupInvitationReplyResponse {
+    return { group: isSet(object.group) ? GroupInfo.fromJSON(object.group) : undefined };
+  },
+
+  toJSON(message: GroupInvitationReplyResponse): unknown {
+    const obj: any = {};
+    if (message.group !== undefined) {
+      obj.group = GroupInfo.toJSON(message.group);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GroupInvitationReplyResponse>): GroupInvitationReplyResponse {
+    return GroupInvitationReplyResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GroupInvitationReplyResponse>): GroupInvitationReplyResponse {
+    const message = createBaseGroupInvitationReplyResponse();
+    message.group = (object.group !== undefined && object.group !== null)
+      ? GroupInfo.fromPartial(object.group)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseGroupInvitationPush(): GroupInvitationPush {
+  return { invitation: undefined };
+}
+
+export const GroupInvitationPush: MessageFns<GroupInvitationPush> = {
+  encode(message: GroupInvitationPush, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.invitation !== undefined) {
+      GroupInvitation.encode(message.invitation, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupInvitationPush {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupInvitationPush();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.invitation = GroupInvitation.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GroupInvitationPush {
+    return { invitation: isSet(object.invitation) ? GroupInvitation.fromJSON(object.invitation) : undefined };
+  },
+
+  toJSON(message: GroupInvitationPush): unknown {
+    const obj: any = {};
+    if (message.invitation !== undefined) {
+      obj.invitation = GroupInvitation.toJSON(message.invitation);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GroupInvitationPush>): GroupInvitationPush {
+    return GroupInvitationPush.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GroupInvitationPush>): GroupInvitationPush {
+    const message = createBaseGroupInvitationPush();
+    message.invitation = (object.invitation !== undefined && object.invitation !== null)
+      ? GroupInvitation.fromPartial(object.invitation)
+      : undefined;
     return message;
   },
 };
@@ -5729,11 +6520,17 @@ export const GroupSendRequest: MessageFns<GroupSendRequest> = {
 };
 
 function createBaseGroupListRequest(): GroupListRequest {
-  return {};
+  return { afterGroupId: "0", limit: 0 };
 }
 
 export const GroupListRequest: MessageFns<GroupListRequest> = {
-  encode(_: GroupListRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+  encode(message: GroupListRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.afterGroupId !== "0") {
+      writer.uint32(8).uint64(message.afterGroupId);
+    }
+    if (message.limit !== 0) {
+      writer.uint32(16).uint32(message.limit);
+    }
     return writer;
   },
 
@@ -5750,6 +6547,22 @@ export const GroupListRequest: MessageFns<GroupListRequest> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.afterGroupId = reader.uint64().toString();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.limit = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5762,32 +6575,50 @@ export const GroupListRequest: MessageFns<GroupListRequest> = {
     }
   },
 
-  fromJSON(_: any): GroupListRequest {
-    return {};
+  fromJSON(object: any): GroupListRequest {
+    return {
+      afterGroupId: isSet(object.afterGroupId)
+        ? globalThis.String(object.afterGroupId)
+        : isSet(object.after_group_id)
+        ? globalThis.String(object.after_group_id)
+        : "0",
+      limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
+    };
   },
 
-  toJSON(_: GroupListRequest): unknown {
+  toJSON(message: GroupListRequest): unknown {
     const obj: any = {};
+    if (message.afterGroupId !== "0") {
+      obj.afterGroupId = message.afterGroupId;
+    }
+    if (message.limit !== 0) {
+      obj.limit = Math.round(message.limit);
+    }
     return obj;
   },
 
   create(base?: DeepPartial<GroupListRequest>): GroupListRequest {
     return GroupListRequest.fromPartial(base ?? {});
   },
-  fromPartial(_: DeepPartial<GroupListRequest>): GroupListRequest {
+  fromPartial(object: DeepPartial<GroupListRequest>): GroupListRequest {
     const message = createBaseGroupListRequest();
+    message.afterGroupId = object.afterGroupId ?? "0";
+    message.limit = object.limit ?? 0;
     return message;
   },
 };
 
 function createBaseGroupListResponse(): GroupListResponse {
-  return { groups: [] };
+  return { groups: [], more: false };
 }
 
 export const GroupListResponse: MessageFns<GroupListResponse> = {
   encode(message: GroupListResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.groups) {
       GroupInfo.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.more !== false) {
+      writer.uint32(16).bool(message.more);
     }
     return writer;
   },
@@ -5813,6 +6644,14 @@ export const GroupListResponse: MessageFns<GroupListResponse> = {
             message.groups.push(GroupInfo.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.more = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5828,6 +6667,7 @@ export const GroupListResponse: MessageFns<GroupListResponse> = {
   fromJSON(object: any): GroupListResponse {
     return {
       groups: globalThis.Array.isArray(object?.groups) ? object.groups.map((e: any) => GroupInfo.fromJSON(e)) : [],
+      more: isSet(object.more) ? globalThis.Boolean(object.more) : false,
     };
   },
 
@@ -5835,6 +6675,9 @@ export const GroupListResponse: MessageFns<GroupListResponse> = {
     const obj: any = {};
     if (message.groups?.length) {
       obj.groups = message.groups.map((e) => GroupInfo.toJSON(e));
+    }
+    if (message.more !== false) {
+      obj.more = message.more;
     }
     return obj;
   },
@@ -5845,6 +6688,7 @@ export const GroupListResponse: MessageFns<GroupListResponse> = {
   fromPartial(object: DeepPartial<GroupListResponse>): GroupListResponse {
     const message = createBaseGroupListResponse();
     message.groups = object.groups?.map((e) => GroupInfo.fromPartial(e)) || [];
+    message.more = object.more ?? false;
     return message;
   },
 };
