@@ -30,6 +30,8 @@ const execFileAsync = promisify(execFile);
 const MAX_FILE_BYTES = 64 * 1024;
 /** Uploads per user per day (the others make fewer than this in this file). */
 const UPLOADS_PER_DAY = 20;
+/** Two and a half of the largest files: more than any one user of the other cases uploads. */
+const UPLOAD_BYTES_PER_DAY = 2.5 * 64 * 1024;
 
 let s: Services;
 const clients: ChatClient[] = [];
@@ -66,6 +68,7 @@ beforeAll(async () => {
     GATE_FILE_MAX_BYTES: MAX_FILE_BYTES,
     GATE_FILE_TYPES: "image/*,text/plain",
     GATE_UPLOADS_PER_USER_PER_DAY: UPLOADS_PER_DAY,
+    GATE_UPLOAD_BYTES_PER_USER_PER_DAY: UPLOAD_BYTES_PER_DAY,
   });
   const users = await Promise.all(["filea", "fileb", "filec", "fileq"].map((n) => s.register(n)));
   const logins = await Promise.all(users.map((u) => s.gate.login(u.email, u.password)));
@@ -278,6 +281,21 @@ describe("files through gate", () => {
     // Another user's budget is its own.
     expect((await s.gate.upload(auth(a), convId, new Blob(["a's"], { type: "text/plain" }), "a.txt")).id).toMatch(
       /^\d+$/,
+    );
+  });
+
+  it("counts each user's uploaded bytes a day: an upload past GATE_UPLOAD_BYTES_PER_USER_PER_DAY is refused and spends nothing", async () => {
+    const registered = await s.register("filez");
+    const z = await s.gate.login(registered.email, registered.password);
+    const convId = convIdForPair(z.uid, a.uid);
+    const full = () => new Blob([png(MAX_FILE_BYTES)], { type: "image/png" });
+    await s.gate.upload(auth(z), convId, full(), "1.png");
+    await s.gate.upload(auth(z), convId, full(), "2.png");
+    expect(await codeOf(s.gate.upload(auth(z), convId, full(), "3.png"))).toBe(ErrorCode.RATE_LIMITED);
+    // Half a file still fits: the refused one spent nothing. Then the budget is used up.
+    await s.gate.upload(auth(z), convId, new Blob([png(MAX_FILE_BYTES / 2)], { type: "image/png" }), "half.png");
+    expect(await codeOf(s.gate.upload(auth(z), convId, new Blob(["x"], { type: "text/plain" }), "x.txt"))).toBe(
+      ErrorCode.RATE_LIMITED,
     );
   });
 

@@ -156,6 +156,11 @@ export const settings = {
     default: "500",
     doc: "Uploads one user may make in a day (POST /v1/files); past it RATE_LIMITED. With GATE_FILE_MAX_BYTES and the sweep of unsent uploads it bounds what one user can store without sending.",
   },
+  GATE_UPLOAD_BYTES_PER_USER_PER_DAY: {
+    schema: positiveInt,
+    default: "1073741824",
+    doc: "Bytes one user may upload in a day (1 GiB), sent or not: an upload that would pass it is refused with RATE_LIMITED and its bytes dropped (it spends none of the budget).",
+  },
   GATE_UNSENT_UPLOAD_TTL_MS: {
     schema: positiveInt,
     default: "86400000",

@@ -124,6 +124,20 @@ export const filesRoute: FastifyPluginAsync<FilesRouteOptions> = async (app, opt
       await bytes.delete(id);
       throw new AppError(ErrorCode.FILE_TOO_LARGE, `files are at most ${config.GATE_FILE_MAX_BYTES} bytes`);
     }
+    // Counted once the size is known; a refused upload is dropped and spends nothing.
+    const volume = await limiter.hit(
+      `upload-bytes:${uid}`,
+      config.GATE_UPLOAD_BYTES_PER_USER_PER_DAY,
+      86_400,
+      Math.max(1, size),
+    );
+    if (!volume.allowed) {
+      await bytes.delete(id).catch(() => {});
+      throw new AppError(
+        ErrorCode.RATE_LIMITED,
+        `at most ${config.GATE_UPLOAD_BYTES_PER_USER_PER_DAY} bytes uploaded a day; retry in ${volume.retryAfterSeconds} s`,
+      );
+    }
     const name = cleanName(file.filename);
     try {
       await meta.create({ id, owner: uid, convId, name, size, contentType, createdAt: Date.now() });
