@@ -55,6 +55,7 @@ const rebalancer = new Rebalancer(control, {
   copyRows: config.REBALANCE_COPY_ROWS,
   cleanupGraceMs: 2 * config.SHARD_MAP_REFRESH_MS,
   urls: new Map(configured.map((i) => [i.id, i.url])),
+  credentialsFrom: configured[0]?.url ?? config.MYSQL_URL,
   log,
   onProgress: (p) =>
     console.log(

@@ -13,6 +13,8 @@ import {
   slotCounts,
   slotOf,
   validateShardMap,
+  withCredentialsOf,
+  withoutCredentials,
 } from "../src/storage/sharded/shard-map.js";
 import { readShardMap } from "../src/storage/sharded/shards.js";
 import { EMAILS, NAMES } from "../src/storage/sharded/user-store.js";
@@ -298,6 +300,11 @@ export interface RebalancerOptions {
   cleanupGraceMs: number;
   /** How each instance is reached when the map's URL is not right here (MYSQL_SHARDS by id). */
   urls?: Map<string, string>;
+  /**
+   * A URL whose user and password reach the instances the map and the stored plans name: they
+   * are stored without credentials (the CLI's control instance, the first of MYSQL_SHARDS).
+   */
+  credentialsFrom?: string;
   log?: Logger;
   onProgress?: (p: Progress) => void;
   /** Tests: stop (as a crash would) right after a batch's slots reach this step. */
@@ -349,7 +356,13 @@ export class Rebalancer {
     const now = Date.now();
     await this.control.query(
       "INSERT INTO rebalance_jobs (job_id, plan_json, state, created_at, updated_at) VALUES (?, ?, 'running', ?, ?)",
-      [plan.jobId, JSON.stringify(plan), now, now],
+      // Without credentials: the job row is read by whoever resumes it, with their own.
+      [
+        plan.jobId,
+        JSON.stringify({ ...plan, adds: plan.adds.map((a) => ({ ...a, url: withoutCredentials(a.url) })) }),
+        now,
+        now,
+      ],
     );
     if (plan.moves.length > 0) {
       await this.control.query(
@@ -765,16 +778,14 @@ export class Rebalancer {
   private urlOf(id: string, fallback?: string): string {
     const url = this.options.urls?.get(id) ?? fallback;
     if (!url) throw new PlanRefused(`no URL for instance ${id}`);
-    return url;
+    return withCredentialsOf(url, this.options.credentialsFrom);
   }
 
   /** A pool on an instance of the map (or of a job's adds). */
   pool(instanceId: string): Pool {
     let pool = this.#pools.get(instanceId);
     if (!pool) {
-      const url = this.options.urls?.get(instanceId) ?? this.#mapUrls.get(instanceId);
-      if (!url) throw new PlanRefused(`no URL for instance ${instanceId}`);
-      pool = createPool({ MYSQL_URL: url, MYSQL_POOL_SIZE: 4 });
+      pool = createPool({ MYSQL_URL: this.urlOf(instanceId, this.#mapUrls.get(instanceId)), MYSQL_POOL_SIZE: 4 });
       this.#pools.set(instanceId, pool);
     }
     return pool;

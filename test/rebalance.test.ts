@@ -51,6 +51,7 @@ function rebalancer(extra: Partial<RebalancerOptions> = {}): Rebalancer {
     copyRows: 7,
     cleanupGraceMs: 2 * config.SHARD_MAP_REFRESH_MS,
     urls: new Map(urls.map((u, i) => [`s${i}`, u])),
+    credentialsFrom: urls[0],
     ...extra,
   });
 }

@@ -58,10 +58,13 @@ describe("a Redis that requires a password (REDIS_PASSWORD)", () => {
   });
 });
 
-describe("compose's MySQL users (ops/compose/mariadb-users.sh) with MYSQL_MIGRATE=false", () => {
+describe("compose's MySQL users (ops/compose/mariadb-users.sh, granted by the migrate job) with MYSQL_MIGRATE=false", () => {
   const base = testConfig();
   const admin = new URL(base.MYSQL_URL);
-  const password = "chat0123456789abcdef";
+  const passwords = { gate: "gate0123456789abcdef", chat: "chat0123456789abcdef" };
+  const database = "shardchat";
+  const urlOf = (service: "gate" | "chat") =>
+    `mysql://shardchat_${service}:${passwords[service]}@${admin.host}/${database}`;
   let root: mysql.Connection;
 
   beforeAll(async () => {
@@ -76,43 +79,103 @@ describe("compose's MySQL users (ops/compose/mariadb-users.sh) with MYSQL_MIGRAT
       {
         env: {
           ...process.env,
-          SHARDCHAT_GATE_DB_PASSWORD: "gate0123456789abcdef",
-          SHARDCHAT_CHAT_DB_PASSWORD: password,
+          SHARDCHAT_GATE_DB_PASSWORD: passwords.gate,
+          SHARDCHAT_CHAT_DB_PASSWORD: passwords.chat,
         },
       },
     );
-    // The migrate job's part, as root.
-    await migrate(`mysql://root@${admin.host}/shardchat`);
-  });
+    // An older setup's grant on the whole database, which the migrate job takes back.
+    await root.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ${database}.* TO 'shardchat_gate'@'%'`);
+    // The migrate job as compose runs it: the schema and the shard map as root, then the grants.
+    const rootUrl = `mysql://root@${admin.host}/${database}`;
+    await run("node", ["--import", "tsx", "src/storage/migrate-cli.ts"], {
+      cwd: ROOT,
+      env: {
+        ...process.env,
+        LOG_LEVEL: "warn",
+        STORAGE_BACKEND: "mysql",
+        MYSQL_URL: rootUrl,
+        MYSQL_SHARDS: rootUrl,
+        MYSQL_SERVICE_USERS: "gate=shardchat_gate,chat=shardchat_chat",
+      },
+    });
+  }, 120_000);
 
   afterAll(async () => {
     await root?.query("DROP USER IF EXISTS 'shardchat_gate'@'%', 'shardchat_chat'@'%'");
-    await root?.query("DROP DATABASE IF EXISTS shardchat");
+    await root?.query(`DROP DATABASE IF EXISTS ${database}`);
     await root?.end();
   });
 
-  it("stores and reads chat data as the chat nodes' user, which may not change the schema", async () => {
-    const url = `mysql://shardchat_chat:${password}@${admin.host}/shardchat`;
-    const storage = await createStorageAdapters(
-      { ...base, MYSQL_URL: url, MYSQL_SHARDS: "", MYSQL_MIGRATE: false },
+  /** Storage as the service opens it (sharded over the one instance: the map and the fence are read). */
+  const storageAs = (service: "gate" | "chat") =>
+    createStorageAdapters(
+      { ...base, MYSQL_URL: urlOf(service), MYSQL_SHARDS: urlOf(service), MYSQL_MIGRATE: false },
       log,
     );
+
+  it("the chat nodes' user stores and reads chat data, reads users, and may not write users or change the schema", async () => {
+    const storage = await storageAs("chat");
     try {
       const { message } = await storage.messages.append(
         textMessage("7001", "7002", "as shardchat_chat", { msgId: "99001", clientMsgId: "cred-1", sentAtMs: 1 }),
       );
       expect((await storage.messages.pending("7002", 10)).messages.map((m) => m.msgId)).toEqual([message.msgId]);
+      expect(await storage.users.byUid("7001")).toBeNull();
     } finally {
       await storage.close();
     }
-    const user = await mysql.createConnection({ uri: url });
+    const user = await mysql.createConnection({ uri: urlOf("chat") });
     try {
+      await expect(
+        user.query("INSERT INTO users (uid, name, email, password_hash, created_at) VALUES (1, 'x', 'x', 'x', 0)"),
+      ).rejects.toThrow(/denied/);
       await expect(user.query("CREATE TABLE intruder (id INT)")).rejects.toThrow(/denied/);
       await expect(user.query("SELECT 1 FROM mysql.user LIMIT 1")).rejects.toThrow(/denied/);
+      await expect(user.query("DELETE FROM shard_map")).rejects.toThrow(/denied/);
     } finally {
       await user.end();
     }
     // Migrations at start need more than this user has: why compose runs them apart.
-    await expect(migrate(url)).rejects.toThrow(/denied/);
+    await expect(migrate(urlOf("chat"))).rejects.toThrow(/denied/);
+  });
+
+  it("gate's user registers users and keeps file metadata, and may not read or write messages", async () => {
+    const storage = await storageAs("gate");
+    try {
+      await storage.users.create({
+        uid: "7101",
+        name: "credgate",
+        email: "credgate@example.test",
+        passwordHash: "x",
+        createdAt: 1,
+      });
+      expect((await storage.users.byName("credgate"))?.uid).toBe("7101");
+      await storage.files.create({
+        id: "7201",
+        owner: "7101",
+        convId: "p:7101:7102",
+        name: "f",
+        size: 1,
+        contentType: "text/plain",
+        createdAt: 1,
+      });
+      expect((await storage.files.byId("7201"))?.owner).toBe("7101");
+      expect(await storage.messages.isMember("p:7101:7102", "7101")).toBe(false);
+    } finally {
+      await storage.close();
+    }
+    const user = await mysql.createConnection({ uri: urlOf("gate") });
+    try {
+      await expect(user.query("SELECT body FROM messages LIMIT 1")).rejects.toThrow(/denied/);
+      await expect(
+        user.query(
+          "INSERT INTO conversation_members (conv_id, uid, delivered_seq, read_seq, joined_at) VALUES ('x', 1, 0, 0, 0)",
+        ),
+      ).rejects.toThrow(/denied/);
+      await expect(user.query("SELECT 1 FROM friendships LIMIT 1")).rejects.toThrow(/denied/);
+    } finally {
+      await user.end();
+    }
   });
 });

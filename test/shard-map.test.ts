@@ -9,6 +9,7 @@ import {
   moveSlots,
   slotCounts,
   slotOf,
+  withCredentialsOf,
 } from "../src/storage/sharded/shard-map.js";
 import { ROOT } from "./helpers/processes.js";
 
@@ -86,7 +87,23 @@ describe("ShardMap", () => {
 
   it("round-trips through its stored form and refuses a broken one", () => {
     const map = moveSlots(evenShardMap(instances, 64), [3], instances[2] as (typeof instances)[number]);
-    expect(decodeShardMap(map.version, encodeShardMap(map))).toEqual(map);
+    // Stored without credentials: each process reaches an instance with its own user.
+    const withSecrets = {
+      ...map,
+      instances: map.instances.map((i) => ({ ...i, url: i.url.replace("root@", "root:s3cret@") })),
+    };
+    const stored = encodeShardMap(withSecrets);
+    expect(stored).not.toMatch(/root|s3cret/);
+    expect(decodeShardMap(map.version, stored)).toEqual({
+      ...map,
+      instances: map.instances.map((i) => ({ ...i, url: i.url.replace("root@", "") })),
+    });
+    expect(withCredentialsOf("mysql://10.0.0.9:3306/x", "mysql://chat:pw@10.0.0.1:3306/x")).toBe(
+      "mysql://chat:pw@10.0.0.9:3306/x",
+    );
+    expect(withCredentialsOf("mysql://own@10.0.0.9:3306/x", "mysql://chat:pw@10.0.0.1:3306/x")).toBe(
+      "mysql://own@10.0.0.9:3306/x",
+    );
     expect(() => decodeShardMap(1, JSON.stringify({ slots: 4, instances, owner: [0, 1, 2, 7] }))).toThrow(
       /does not exist/,
     );

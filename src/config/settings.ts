@@ -40,6 +40,11 @@ export const settings = {
     default: "true",
     doc: "Apply the schema migrations (sql/) at start, which needs a MySQL user allowed to create and alter tables. false: a service whose user may only read and write rows; run `npm run migrate` (or compose's migrate job) with an admin user first.",
   },
+  MYSQL_SERVICE_USERS: {
+    schema: z.string(),
+    default: "",
+    doc: "For `npm run migrate` with an admin user: after the migrations, give each service's own MySQL user exactly its tables (gate=<user>,chat=<user>; the users must exist, e.g. made by ops/compose/mariadb-users.sh). Empty: no grants.",
+  },
   MYSQL_CONNECT_TIMEOUT_MS: {
     schema: positiveInt,
     default: "5000",

@@ -340,7 +340,12 @@ describe("scaling out while users chat", () => {
     extraPort = await freeMysqlPort();
     const shardsEnv = { ...opsEnv(), MYSQL_SHARDS: mysqlUrls.join(","), REBALANCE_BATCH_SLOTS: "64" };
     const control = createPool({ MYSQL_URL: mysqlUrls[0] as string, MYSQL_POOL_SIZE: 2 });
-    const checker = new Rebalancer(control, { batchSlots: 64, copyRows: 1000, cleanupGraceMs: 0 });
+    const checker = new Rebalancer(control, {
+      batchSlots: 64,
+      copyRows: 1000,
+      cleanupGraceMs: 0,
+      credentialsFrom: mysqlUrls[0],
+    });
     try {
       const before = await allDigests(control, checker);
       const newUrl = mysqlUrls[0]?.replace(/:\d+\//, `:${extraPort}/`) as string;

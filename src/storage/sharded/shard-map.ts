@@ -102,8 +102,33 @@ export function validateShardMap(map: ShardMap): void {
 }
 
 /** The stored form (the `map_json` column). */
+/**
+ * The map as stored: instance URLs without user or password, so no credential sits in a table
+ * every service reads (each process reaches an instance with its own, see withCredentialsOf).
+ */
 export function encodeShardMap(map: ShardMap): string {
-  return JSON.stringify({ slots: map.slots, instances: map.instances, owner: map.owner });
+  const instances = map.instances.map((i) => ({ ...i, url: withoutCredentials(i.url) }));
+  return JSON.stringify({ slots: map.slots, instances, owner: map.owner });
+}
+
+/** url without its user and password. */
+export function withoutCredentials(url: string): string {
+  if (!URL.canParse(url)) return url;
+  const parsed = new URL(url);
+  parsed.username = "";
+  parsed.password = "";
+  return parsed.toString();
+}
+
+/** url with the user and password of `from`, unless it has a user of its own. */
+export function withCredentialsOf(url: string, from: string | undefined): string {
+  if (!from || !URL.canParse(url) || !URL.canParse(from)) return url;
+  const parsed = new URL(url);
+  if (parsed.username) return url;
+  const source = new URL(from);
+  parsed.username = source.username;
+  parsed.password = source.password;
+  return parsed.toString();
 }
 
 /** Parses and validates a stored map; throws on anything malformed rather than routing wrongly. */

@@ -14,6 +14,7 @@ import {
   type ShardMap,
   slotCounts,
   slotOf,
+  withCredentialsOf,
 } from "./shard-map.js";
 
 export type ShardSettings = Pick<
@@ -116,6 +117,8 @@ export class Shards {
   #map: ShardMap;
   readonly #pools = new Map<string, Pool>();
   readonly #configured: Map<string, string>;
+  /** Whose user and password reach an instance the map names but MYSQL_SHARDS does not. */
+  readonly #credentialsFrom: string | undefined;
   #timer: NodeJS.Timeout | undefined;
   #observeQuery: QueryObserver | undefined;
 
@@ -128,6 +131,7 @@ export class Shards {
     private readonly log?: Logger,
   ) {
     this.#configured = new Map(configured.map((i) => [i.id, i.url]));
+    this.#credentialsFrom = configured[0]?.url;
     this.#map = map;
   }
 
@@ -187,7 +191,9 @@ export class Shards {
     if (!pool) {
       const instance = this.#map.instances.find((i) => i.id === instanceId);
       if (!instance) throw new Error(`no shard instance ${instanceId} in map v${this.#map.version}`);
-      const url = this.#configured.get(instanceId) ?? instance.url;
+      // An instance this process was not configured with (added by a rebalance): the map has
+      // no credentials, so this process's own (those of its control instance) are used.
+      const url = this.#configured.get(instanceId) ?? withCredentialsOf(instance.url, this.#credentialsFrom);
       pool = createPool({ ...this.poolSettings, MYSQL_URL: url });
       if (this.#observeQuery) timeQueries(pool, instanceId, this.#observeQuery);
       this.#pools.set(instanceId, pool);
