@@ -1,6 +1,6 @@
 import { startChatNode } from "./chat/server.js";
 import { chatNodeAdapters, createAdapters } from "./compose.js";
-import { ConfigError, describeSettings, loadConfig } from "./config/load.js";
+import { describeSettings } from "./config/load.js";
 import type { Config } from "./config/settings.js";
 import { createFileStore } from "./files/create.js";
 import { startGate } from "./gate/server.js";
@@ -10,8 +10,8 @@ import { VerifyServiceService } from "./gen/shardchat/v1/verify.js";
 import { grpcClient } from "./grpc/api.js";
 import { internalTlsOf } from "./grpc/tls.js";
 import { leaseSnowflake } from "./ids/lease-snowflake.js";
-import { createLogger } from "./log/logger.js";
 import { createMetrics } from "./metrics/metrics.js";
+import { runService, type ServiceStart } from "./shutdown.js";
 import { startStatus } from "./status/server.js";
 import { startVerify } from "./verify/server.js";
 
@@ -34,18 +34,6 @@ if (process.argv.includes("--help") || process.argv.includes("-h")) {
   process.exit(0);
 }
 
-let config: Config;
-try {
-  config = loadConfig();
-} catch (err) {
-  if (!(err instanceof ConfigError)) throw err;
-  console.error(`${err.message}\n(see npm start -- --help)`);
-  process.exit(2);
-}
-
-const log = createLogger("stack", config.LOG_LEVEL);
-const closers: (() => Promise<void> | void)[] = [];
-
 /** host:port with the port actually bound (the configured one may be 0). */
 function boundAddr(addr: string, port: number): string {
   return `${addr.slice(0, addr.lastIndexOf(":"))}:${port}`;
@@ -56,12 +44,13 @@ function nthPort(port: number, i: number): number {
   return port === 0 ? 0 : port + i;
 }
 
-async function start(): Promise<void> {
+/** Every service in this process; what it opened closes in reverse order on a signal (runService). */
+async function start({ config, log, onStop }: ServiceStart): Promise<void> {
   // One process, one registry: gate's ops server (METRICS_PORT, when set) serves /metrics,
   // /healthz and /readyz for all of it, so the other services' own (which would collide) stay off.
   const metrics = createMetrics("stack");
   const adapters = await createAdapters(config, log, metrics);
-  closers.push(() => adapters.close());
+  onStop(() => adapters.close());
   const serviceConfig: Config = { ...config, METRICS_PORT: null };
 
   const status = await startStatus({
@@ -70,7 +59,7 @@ async function start(): Promise<void> {
     registry: adapters.nodes,
     tokens: adapters.tokens,
   });
-  closers.push(() => status.close());
+  onStop(() => status.close());
   const verify = await startVerify({
     config: serviceConfig,
     log: log.child({ service: "verify" }),
@@ -78,7 +67,7 @@ async function start(): Promise<void> {
     limiter: adapters.limiter,
     mailer: adapters.mailer,
   });
-  closers.push(() => verify.close());
+  onStop(() => verify.close());
 
   // In-memory routing exists only in this process, so nothing is gained by a gRPC hop to
   // ourselves; on Redis the services talk over gRPC as they do when run apart.
@@ -89,10 +78,8 @@ async function start(): Promise<void> {
     const internal = { authToken: config.INTERNAL_AUTH_TOKEN, tls: internalTlsOf(config) };
     const statusClient = grpcClient(StatusServiceService, boundAddr(config.STATUS_ADDR, status.port), internal);
     const verifyClient = grpcClient(VerifyServiceService, boundAddr(config.VERIFY_ADDR, verify.port), internal);
-    closers.push(
-      () => statusClient.close(),
-      () => verifyClient.close(),
-    );
+    onStop(() => statusClient.close());
+    onStop(() => verifyClient.close());
     statusApi = statusClient.api;
     verifyApi = verifyClient.api;
   }
@@ -114,7 +101,7 @@ async function start(): Promise<void> {
       log: nodeLog,
       owner: nodeConfig.CHAT_NODE_ID,
     });
-    closers.push(() => lease.release());
+    onStop(() => lease.release());
     const node = await startChatNode({
       ...chatNodeAdapters(adapters),
       config: nodeConfig,
@@ -123,12 +110,12 @@ async function start(): Promise<void> {
       ids: lease.ids,
       metrics,
     });
-    closers.push(() => node.close());
+    onStop(() => node.close());
     nodes.push(node.info);
   }
 
   const gateLease = await leaseSnowflake({ leases: adapters.workerLeases, config, log, owner: "gate" });
-  closers.push(() => gateLease.release());
+  onStop(() => gateLease.release());
   const gate = await startGate({
     config,
     log: log.child({ service: "gate" }),
@@ -141,7 +128,7 @@ async function start(): Promise<void> {
     probes: adapters.probes,
     files: { meta: adapters.files, bytes: createFileStore(config), messages: adapters.messages },
   });
-  closers.push(() => gate.close());
+  onStop(() => gate.close());
 
   const gateUrl = `http://${config.GATE_HOST}:${gate.port}`;
   const cli = gateUrl === "http://127.0.0.1:8080" ? "npm run cli --" : `npm run cli -- --gate ${gateUrl}`;
@@ -173,22 +160,4 @@ async function start(): Promise<void> {
   );
 }
 
-let stopping: Promise<void> | undefined;
-function stop(exitCode: number): Promise<void> {
-  stopping ??= (async () => {
-    for (const close of closers.reverse()) {
-      await Promise.resolve()
-        .then(close)
-        .catch((err: unknown) => log.warn({ err }, "stopping: a close failed"));
-    }
-    process.exit(exitCode);
-  })();
-  return stopping;
-}
-process.once("SIGINT", () => void stop(0));
-process.once("SIGTERM", () => void stop(0));
-
-start().catch((err: unknown) => {
-  log.fatal({ err }, "start failed");
-  void stop(1);
-});
+await runService({ name: "stack", label: "shardchat", configHint: "(see npm start -- --help)", start });

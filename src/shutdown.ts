@@ -51,6 +51,8 @@ export async function runService(service: {
   /** How log lines call it ("chat node"); `name` when absent. */
   label?: string;
   check?: (config: Config) => void;
+  /** A line printed under a bad setting's message (where the settings are described). */
+  configHint?: string;
   timeoutMs?: (config: Config) => number;
   start: (s: ServiceStart) => Promise<void>;
 }): Promise<void> {
@@ -60,7 +62,7 @@ export async function runService(service: {
     service.check?.(config);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
-    console.error(err.message);
+    console.error(service.configHint ? `${err.message}\n${service.configHint}` : err.message);
     process.exit(2);
   }
   const label = service.label ?? service.name;

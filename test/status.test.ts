@@ -109,9 +109,10 @@ describe("status service over gRPC with Redis", () => {
       }
     };
 
+    // The caller's AppError carries the refusal's own code, as for any refusal over gRPC.
     for (const wrong of [undefined, `${secret}x`, secret.slice(1), "Bearer"]) {
       await expect(issueAs(wrong)).rejects.toMatchObject({
-        code: ErrorCode.UNAVAILABLE,
+        code: ErrorCode.TOKEN_INVALID,
         message: expect.stringContaining("INTERNAL_AUTH_TOKEN"),
       });
     }

@@ -128,7 +128,6 @@ export interface LoginStormReport {
   ok: boolean;
 }
 
-/** Users made once, then every one logs in through gate as fast as it answers, then connects. */
 /** Connections opened by connect workers, held until close(). */
 async function openConnections(
   tickets: Ticket[],
@@ -194,6 +193,7 @@ async function openConnections(
   }
 }
 
+/** Users made once, then every one logs in through gate as fast as it answers, then connects. */
 export async function runLoginStorm(
   target: Target,
   options: { users: number; concurrency?: number; onProgress?: (s: string) => void },

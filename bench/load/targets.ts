@@ -69,8 +69,10 @@ export function pairAcrossNodes(tickets: Ticket[]): [Ticket, Ticket][] {
   return pairs;
 }
 
-/** A load run measures capacity, not the abuse limits: they are lifted for its users. */
-/** The abuse limits a load run from one address would trip: the load is the point here. */
+/**
+ * A load run measures capacity, not the abuse limits: the ones a load from one address would
+ * trip are lifted for its users.
+ */
 const LOAD_LIMITS_OFF = {
   CHAT_USER_MSGS_PER_SECOND: "1000000",
   CHAT_CONN_MSGS_PER_SECOND: "1000000",

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { COLUMN_CHARS } from "../ids/identifiers.js";
 
 /**
  * Every setting of every service, in one table. Each is read from the environment variable
@@ -399,9 +400,9 @@ export const settings = {
     doc: "Most members in one group_members reply (larger groups are paged by uid).",
   },
   GROUP_NAME_MAX_CHARS: {
-    schema: z.coerce.number().int().min(1).max(64),
-    default: "64",
-    doc: "Longest group name, in characters (at most 64, the column width).",
+    schema: z.coerce.number().int().min(1).max(COLUMN_CHARS.groupName),
+    default: String(COLUMN_CHARS.groupName),
+    doc: `Longest group name, in characters (at most ${COLUMN_CHARS.groupName}, the column width).`,
   },
   GROUP_JOIN_CONSENT: {
     schema: z.enum(["invitation", "friends", "none"]),
@@ -491,7 +492,10 @@ export const settings = {
     doc: "Friend applications one user may send per day (counted in Redis); more are answered RATE_LIMITED.",
   },
   FRIEND_APPLY_MAX_CHARS: {
-    schema: positiveInt.refine((n) => n <= 500, "at most 500 (the column's width)"),
+    schema: positiveInt.refine(
+      (n) => n <= COLUMN_CHARS.friendMessage,
+      `at most ${COLUMN_CHARS.friendMessage} (the column's width)`,
+    ),
     default: "200",
     doc: "Longest message of a friend application.",
   },

@@ -1,5 +1,6 @@
 import type { FastifyRequest } from "fastify";
 import { AppError, ErrorCode, okOrThrow } from "../errors.js";
+import { isUid } from "../ids/identifiers.js";
 import type { Uid } from "../storage/ports.js";
 import type { GateDeps } from "./deps.js";
 
@@ -11,7 +12,7 @@ import type { GateDeps } from "./deps.js";
 export async function callerOf(status: GateDeps["status"], request: FastifyRequest): Promise<Uid> {
   const token = tokenOf(request);
   const uid = request.headers["x-uid"];
-  if (typeof token !== "string" || typeof uid !== "string" || !/^\d{1,20}$/.test(uid) || token === "") {
+  if (typeof token !== "string" || typeof uid !== "string" || !isUid(uid) || token === "") {
     throw new AppError(ErrorCode.TOKEN_INVALID, "a login token is required (Authorization and X-Uid)");
   }
   okOrThrow(await status.checkToken({ uid, token }));

@@ -240,9 +240,14 @@ export function requireAuthToken(token: string): ServerInterceptor {
               pass(metadata);
               return;
             }
+            // As any refusal: UNAUTHENTICATED with the code the caller's AppError carries.
+            const refusal = failedCall(
+              new AppError(ErrorCode.TOKEN_INVALID, "an internal call without this cluster's INTERNAL_AUTH_TOKEN"),
+            );
             call.sendStatus({
-              code: grpcStatus.UNAUTHENTICATED,
-              details: `${ErrorCode.TOKEN_INVALID}: an internal call without this cluster's INTERNAL_AUTH_TOKEN`,
+              code: refusal.code ?? grpcStatus.UNAUTHENTICATED,
+              details: refusal.details ?? "",
+              metadata: refusal.metadata,
             });
           },
         }),

@@ -12,9 +12,12 @@ import { fitsChars } from "../text/chars.js";
 const CANONICAL_UID = /^[1-9]\d{0,19}$/;
 /** Anything a BIGINT UNSIGNED column can be asked for ("007" is row 7). */
 const DECIMAL_ID = /^\d{1,20}$/;
+export const MAX_UINT64 = (1n << 64n) - 1n;
 
+/** A uid (or group id) as the wire carries it: a canonical decimal uint64, never 0. */
 export function isUid(value: string): boolean {
-  return CANONICAL_UID.test(value);
+  // Only 20 digits can pass 2^64 - 1.
+  return CANONICAL_UID.test(value) && (value.length < 20 || BigInt(value) <= MAX_UINT64);
 }
 
 /** A value a BIGINT id column can be queried with (user, group, file and message ids). */

@@ -4,6 +4,7 @@ import type { Config } from "../config/settings.js";
 import { ErrorCode } from "../errors.js";
 import type { ChatNodeInfo, StatusServiceService } from "../gen/shardchat/v1/status.js";
 import type { Api } from "../grpc/api.js";
+import { isUid } from "../ids/identifiers.js";
 import type { Logger } from "../log/logger.js";
 import { DEVICE_NAMES, type NodeRegistry, type TokenStore } from "../routing/ports.js";
 import { ChatRing } from "../routing/ring.js";
@@ -33,12 +34,6 @@ export const DEFAULT_RING_MAX_AGE_MS = 500;
 
 const TOKEN_LENGTH = 32;
 const NODE_ID = /^[A-Za-z0-9_.-]{1,64}$/;
-const MAX_UID = (1n << 64n) - 1n;
-
-/** A uid as the wire carries it: a canonical decimal uint64, never 0. */
-export function isValidUid(uid: string): boolean {
-  return /^[1-9][0-9]{0,19}$/.test(uid) && BigInt(uid) <= MAX_UID;
-}
 
 function invalidNode(node: ChatNodeInfo | undefined): string | null {
   if (!node) return "node missing";
@@ -162,7 +157,7 @@ export function createStatusService(deps: StatusDeps): StatusApi {
     },
 
     async getChatNode({ uid }) {
-      if (!isValidUid(uid)) return { error: ErrorCode.INVALID_ARGUMENT, node: undefined };
+      if (!isUid(uid)) return { error: ErrorCode.INVALID_ARGUMENT, node: undefined };
       const { ring, nodes } = await currentView();
       const owner = ring.ownerOf(uid);
       const node = owner === undefined ? undefined : nodes.get(owner);
@@ -171,7 +166,7 @@ export function createStatusService(deps: StatusDeps): StatusApi {
     },
 
     async issueToken({ uid, device = "" }, meta) {
-      if (!isValidUid(uid) || !isDeviceOrAny(device)) {
+      if (!isUid(uid) || !isDeviceOrAny(device)) {
         return { error: ErrorCode.INVALID_ARGUMENT, token: "", expiresAtMs: "0" };
       }
       const token = nanoid(TOKEN_LENGTH);
@@ -183,7 +178,7 @@ export function createStatusService(deps: StatusDeps): StatusApi {
 
     async checkToken({ uid, token, device = "" }) {
       const refused = (error: ErrorCode) => ({ error, expiresAtMs: "0" });
-      if (!isValidUid(uid) || !isDeviceOrAny(device)) return refused(ErrorCode.INVALID_ARGUMENT);
+      if (!isUid(uid) || !isDeviceOrAny(device)) return refused(ErrorCode.INVALID_ARGUMENT);
       if (!token) return refused(ErrorCode.TOKEN_INVALID);
       // Any of the user's kept tokens (one per device kind it may be logged in from).
       const digest = secretDigest(token);
@@ -196,7 +191,7 @@ export function createStatusService(deps: StatusDeps): StatusApi {
     },
 
     async revokeTokens({ uid, token, all }, meta) {
-      if (!isValidUid(uid) || (!all && !token)) return { error: ErrorCode.INVALID_ARGUMENT, revoked: 0 };
+      if (!isUid(uid) || (!all && !token)) return { error: ErrorCode.INVALID_ARGUMENT, revoked: 0 };
       const removed = await tokens.revoke(uid, all ? undefined : secretDigest(token));
       if (!all && removed.length === 0) return { error: ErrorCode.TOKEN_INVALID, revoked: 0 };
       // The sessions those tokens opened are on the node the ring puts the user on (all of a

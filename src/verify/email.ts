@@ -1,5 +1,4 @@
-/** The longest address SMTP carries (RFC 5321 path limit), also the users.email column width. */
-export const MAX_EMAIL_LENGTH = 254;
+import { COLUMN_CHARS } from "../ids/identifiers.js";
 
 const EMAIL_PATTERN =
   /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$/;
@@ -9,7 +8,10 @@ export function normalizeEmail(email: string): string {
   return email.trim().toLowerCase();
 }
 
-/** A plain address: no display name, no whitespace or line breaks (nothing to inject into mail headers). */
+/**
+ * A plain address: no display name, no whitespace or line breaks (nothing to inject into mail
+ * headers), at most the longest path SMTP carries (RFC 5321), which is the email column's width.
+ */
 export function isValidEmail(email: string): boolean {
-  return email.length <= MAX_EMAIL_LENGTH && EMAIL_PATTERN.test(email);
+  return email.length <= COLUMN_CHARS.email && EMAIL_PATTERN.test(email);
 }

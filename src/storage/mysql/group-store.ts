@@ -239,12 +239,7 @@ export class MysqlGroupStore implements GroupStore {
           [groupId],
         );
         if (!group[0]) throw new AppError(ErrorCode.GROUP_NOT_FOUND);
-        const [present] = await conn.query<RowDataPacket[]>(
-          "SELECT uid FROM group_members WHERE group_id = ? AND uid IN (?)",
-          [groupId, wanted],
-        );
-        const members = new Set(present.map((r) => String(r.uid)));
-        const invited = wanted.filter((uid) => !members.has(uid));
+        const invited = await nonMembers(conn, groupId, wanted);
         if (invited.length === 0) return [];
         await conn.query(
           `INSERT INTO group_invitations (group_id, uid, inviter, created_at) VALUES ?
@@ -431,12 +426,7 @@ async function addIn(conn: PoolConnection, groupId: string, wanted: Uid[], maxMe
     [groupId],
   );
   if (!group[0]) throw new AppError(ErrorCode.GROUP_NOT_FOUND);
-  const [present] = await conn.query<RowDataPacket[]>(
-    "SELECT uid FROM group_members WHERE group_id = ? AND uid IN (?)",
-    [groupId, wanted],
-  );
-  const already = new Set(present.map((r) => String(r.uid)));
-  const added = wanted.filter((uid) => !already.has(uid));
+  const added = await nonMembers(conn, groupId, wanted);
   if (added.length === 0) return [];
   const count = Number(group[0].member_count) + added.length;
   if (count > maxMembers) throw new AppError(ErrorCode.GROUP_TOO_LARGE, `${count} members > ${maxMembers}`);
@@ -452,6 +442,16 @@ async function addIn(conn: PoolConnection, groupId: string, wanted: Uid[], maxMe
   ]);
   await conn.query("DELETE FROM group_invitations WHERE group_id = ? AND uid IN (?)", [groupId, added]);
   return added;
+}
+
+/** The uids of `wanted` (canonical) that are not members of the group. */
+async function nonMembers(conn: PoolConnection, groupId: string, wanted: Uid[]): Promise<Uid[]> {
+  const [present] = await conn.query<RowDataPacket[]>(
+    "SELECT uid FROM group_members WHERE group_id = ? AND uid IN (?)",
+    [groupId, wanted],
+  );
+  const members = new Set(present.map((r) => String(r.uid)));
+  return wanted.filter((uid) => !members.has(uid));
 }
 
 /** Member rows and their conversation cursors (at `seq`), one multi-row insert each. */

@@ -2,6 +2,7 @@ import type { PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/prom
 import { AppError, ErrorCode } from "../../errors.js";
 import type { ChatMessage } from "../../gen/shardchat/v1/client.js";
 import { COLUMN_CHARS, isDecimalId, requireChars } from "../../ids/identifiers.js";
+import { fitsChars } from "../../text/chars.js";
 import { Batcher } from "../batcher.js";
 import { fileRefFromColumn, fileRefToColumn } from "../file-ref.js";
 import type { HistoryQuery, MessageStore, NewMessage, Uid } from "../ports.js";
@@ -475,9 +476,10 @@ export class MysqlMessageStore implements MessageStore {
   }
 }
 
-function validateNewMessage(m: NewMessage): void {
+/** The columns' rules for a new message (INVALID_ARGUMENT): what the database would misread. */
+export function validateNewMessage(m: NewMessage): void {
   const bad = (why: string) => new AppError(ErrorCode.INVALID_ARGUMENT, why);
-  if (!m.convId || m.convId.length > COLUMN_CHARS.convId) throw bad("bad conversation id");
+  if (!m.convId || !fitsChars(m.convId, COLUMN_CHARS.convId)) throw bad("bad conversation id");
   requireChars(m.clientMsgId, COLUMN_CHARS.clientMsgId, "clientMsgId");
   for (const id of [m.msgId, m.sender, ...m.members]) {
     if (!isDecimalId(id)) throw bad(`"${id}" is not a decimal id`);
@@ -536,13 +538,13 @@ export function toChatMessage(row: RowDataPacket): ChatMessage {
   };
 }
 
-/** Driver failures in the error table (see mysql/errors.ts). */
 /** Every item of a batch refused with err, as the store answers it. */
 function refusedAll(items: unknown[], err: unknown): PromiseSettledResult<never>[] {
   const reason = mysqlError(ErrorCode.STORAGE_UNAVAILABLE, "message store", err);
   return items.map(() => ({ status: "rejected", reason }));
 }
 
+/** Driver failures in the error table (see mysql/errors.ts). */
 function storageCall<T>(work: () => Promise<T>): Promise<T> {
   return mysqlCall(ErrorCode.STORAGE_UNAVAILABLE, "message store", work);
 }

@@ -1,7 +1,7 @@
 import type { ChatMessage } from "../../gen/shardchat/v1/client.js";
-import { COLUMN_CHARS, isDecimalId } from "../../ids/identifiers.js";
+import { isDecimalId } from "../../ids/identifiers.js";
 import type { Logger } from "../../log/logger.js";
-import { MysqlMessageStore, type MysqlMessageStoreOptions } from "../mysql/message-store.js";
+import { MysqlMessageStore, type MysqlMessageStoreOptions, validateNewMessage } from "../mysql/message-store.js";
 import type { HistoryQuery, MessageStore, NewMessage, Uid } from "../ports.js";
 import { ShardedConversationIndex } from "./conversation-index.js";
 import type { Shards } from "./shards.js";
@@ -48,9 +48,9 @@ export class ShardedMessageStore implements MessageStore {
     // Each attempt resolves the shard from the current map: a fence means a rebalance is
     // moving the slot, and the retry follows it to the new owner.
     return this.shards.retryingFences(async () => {
-      // Input the shard's store refuses (INVALID_ARGUMENT) is not indexed first.
-      const indexable = m.convId.length <= COLUMN_CHARS.convId && [m.sender, ...m.members].every((u) => isDecimalId(u));
-      if (indexable && !this.#indexed.has(m.convId)) {
+      // Input the shard's store refuses (INVALID_ARGUMENT) is refused before it is indexed.
+      validateNewMessage(m);
+      if (!this.#indexed.has(m.convId)) {
         // Appends that meet the same pending index resume in call order, so they still reach
         // the shard's ordered writer in the order they were called.
         let indexing = this.#indexing.get(m.convId);

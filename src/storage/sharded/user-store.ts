@@ -1,5 +1,6 @@
 import type { RowDataPacket } from "mysql2/promise";
 import { AppError, ErrorCode } from "../../errors.js";
+import { isDecimalId } from "../../ids/identifiers.js";
 import type { Logger } from "../../log/logger.js";
 import { isDuplicateKey, mysqlCall } from "../mysql/errors.js";
 import { likePrefix, MysqlUserStore } from "../mysql/user-store.js";
@@ -79,7 +80,7 @@ export class ShardedUserStore implements UserStore {
   }
 
   byUid(uid: Uid): Promise<UserRecord | null> {
-    if (!/^\d{1,20}$/.test(uid)) return Promise.resolve(null);
+    if (!isDecimalId(uid)) return Promise.resolve(null);
     return this.storeOf(uid).byUid(uid);
   }
 
@@ -130,7 +131,7 @@ export class ShardedUserStore implements UserStore {
   async existing(uids: Uid[]): Promise<Set<Uid>> {
     const byShard = new Map<string, Uid[]>();
     for (const uid of new Set(uids)) {
-      if (!/^\d{1,20}$/.test(uid)) continue;
+      if (!isDecimalId(uid)) continue;
       const id = this.shards.instanceFor(uid).id;
       byShard.set(id, [...(byShard.get(id) ?? []), uid]);
     }

@@ -1,5 +1,6 @@
 import { AppError, ErrorCode } from "../../errors.js";
 import { COLUMN_CHARS } from "../../ids/identifiers.js";
+import { fitsChars } from "../../text/chars.js";
 import type { FriendApplicationRecord, FriendRecord, FriendStore, Uid } from "../ports.js";
 import type { SqliteDatabase } from "./database.js";
 import { sqliteCall } from "./errors.js";
@@ -60,7 +61,7 @@ export class SqliteFriendStore implements FriendStore {
   async apply(a: FriendApplicationRecord): Promise<void> {
     const to = requireCanonicalId(a.toUid);
     const from = requireCanonicalId(a.fromUid);
-    if (typeof a.message !== "string" || [...a.message].length > COLUMN_CHARS.friendMessage) {
+    if (typeof a.message !== "string" || !fitsChars(a.message, COLUMN_CHARS.friendMessage)) {
       throw new AppError(
         ErrorCode.INVALID_ARGUMENT,
         `message must be at most ${COLUMN_CHARS.friendMessage} characters`,

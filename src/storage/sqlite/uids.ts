@@ -1,7 +1,6 @@
 import { AppError, ErrorCode } from "../../errors.js";
+import { isDecimalId, MAX_UINT64 } from "../../ids/identifiers.js";
 
-const MAX_UINT64 = (1n << 64n) - 1n;
-const DECIMAL = /^\d{1,20}$/;
 /** Already canonical and below 2^64 (19 digits at most, no leading zero): no BigInt needed. */
 const CANONICAL_SHORT = /^(0|[1-9]\d{0,18})$/;
 
@@ -13,7 +12,7 @@ const CANONICAL_SHORT = /^(0|[1-9]\d{0,18})$/;
 export function canonicalId(id: string): string | null {
   if (typeof id !== "string") return null;
   if (CANONICAL_SHORT.test(id)) return id;
-  if (!DECIMAL.test(id)) return null;
+  if (!isDecimalId(id)) return null;
   const value = BigInt(id);
   return value <= MAX_UINT64 ? value.toString() : null;
 }
