@@ -13,6 +13,12 @@ import { openRawTcp, pollUntil } from "./helpers/raw-tcp.js";
  * What single handlers answer, on one chat node over the embedded adapters (no MariaDB or
  * Redis): milliseconds per case. The suites on real services cover the same paths end to end.
  */
+const codeOf = (p: Promise<unknown>) =>
+  p.then(
+    () => "answered",
+    (err: unknown) => (err instanceof AppError ? err.code : String(err)),
+  );
+
 describe("handlers on the embedded adapters", () => {
   let memory: MemoryNode;
   let alice: { uid: string; client: ChatClient };
@@ -24,12 +30,6 @@ describe("handlers on the embedded adapters", () => {
     bob = await memory.user("bob");
   });
   afterAll(() => memory?.close());
-
-  const codeOf = (p: Promise<unknown>) =>
-    p.then(
-      () => "answered",
-      (err: unknown) => (err instanceof AppError ? err.code : String(err)),
-    );
 
   it("send: stores in seq order and pushes; refuses a bad recipient (INVALID_ARGUMENT) and an over-long text (TEXT_TOO_LONG)", async () => {
     const got = new Promise<string>((resolve) => bob.client.once("message", (m) => resolve(m.text)));
@@ -77,6 +77,23 @@ describe("handlers on the embedded adapters", () => {
       ),
     ).toBe(ErrorCode.UNKNOWN_MESSAGE_TYPE);
     expect((await alice.client.sendText(bob.uid, "still here")).seq).toBeGreaterThan(0);
+  });
+});
+
+describe("a node serves only what it has a store for", () => {
+  it("without a group store, group requests answer UNKNOWN_MESSAGE_TYPE; friends still work", async () => {
+    const memory = await startMemoryNode({}, { groups: undefined });
+    try {
+      const alice = await memory.user("alice");
+      const bob = await memory.user("bob");
+      expect(await codeOf(alice.client.listGroups())).toBe(ErrorCode.UNKNOWN_MESSAGE_TYPE);
+      expect(await codeOf(alice.client.createGroup("nowhere", [bob.uid]))).toBe(ErrorCode.UNKNOWN_MESSAGE_TYPE);
+      await alice.client.applyFriend(bob.uid, "hi");
+      expect((await bob.client.friendApplications()).map((a) => a.from?.uid)).toEqual([alice.uid]);
+      expect((await alice.client.sendText(bob.uid, "still here")).seq).toBe(1);
+    } finally {
+      await memory.close();
+    }
   });
 });
 

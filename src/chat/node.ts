@@ -1,7 +1,7 @@
 import { AppError, codeOf, ErrorCode } from "../errors.js";
 import type { Envelope } from "../gen/shardchat/v1/client.js";
 import type { HandlerContext } from "./handlers/context.js";
-import { dispatch } from "./handlers/dispatch.js";
+import { dispatch, type HandlerTable, servedHandlers } from "./handlers/dispatch.js";
 import { type Lane, SessionInbox } from "./inbox.js";
 import { announcePresence } from "./presence.js";
 import { errorEnvelope, failSession, kickSession, type Session } from "./session.js";
@@ -43,9 +43,12 @@ export class ChatNode {
   private sweepTimer: NodeJS.Timeout | undefined;
 
   readonly ctx: HandlerContext;
+  /** The requests this node serves (groups, friends and conversation lists need their stores). */
+  private readonly handlers: HandlerTable;
 
   constructor(deps: Omit<HandlerContext, "background">) {
     this.ctx = { ...deps, background: (task) => this.track(task) };
+    this.handlers = servedHandlers(this.ctx);
   }
 
   /** For transports: a new connection. False when the node is full (the session is closed). */
@@ -92,7 +95,7 @@ export class ChatNode {
     }
     const task = inbox.admit(laneOf(session, envelope), async (turn) => {
       try {
-        if (!session.closed) await dispatch(this.ctx, session, envelope, turn);
+        if (!session.closed) await dispatch(this.ctx, this.handlers, session, envelope, turn);
       } catch (err) {
         this.ctx.log.error({ err, sessionId: session.id }, "dispatch failed");
       }

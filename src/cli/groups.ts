@@ -1,21 +1,7 @@
 import { errorName } from "../errors.js";
 import { GroupEventKind, type GroupInfo, GroupRole } from "../gen/shardchat/v1/client.js";
 import type { ChatClient } from "../sdk/chat-client.js";
-
-/**
- * Group commands of the terminal client, one-shot (`npm run cli -- groups me pw`) or typed in
- * chat mode ("/gsend <group id> hello").
- */
-interface GroupCommand {
-  args: string;
-  what: string;
-  run(chat: ChatClient, args: string[]): Promise<void>;
-}
-
-function need(value: string | undefined, name: string): string {
-  if (!value) throw new Error(`missing ${name}`);
-  return value;
-}
+import { need, type SessionCommand } from "./command.js";
 
 function showGroup(g: GroupInfo): string {
   return `${g.groupId}  ${g.name}  (${g.memberCount} members, owner ${g.owner}, conversation ${g.convId})`;
@@ -36,7 +22,11 @@ const EVENT_TEXT: Partial<Record<GroupEventKind, string>> = {
   [GroupEventKind.ROLE_CHANGED]: "changed the role of",
 };
 
-export const groupCommands: Record<string, GroupCommand> = {
+/**
+ * Group commands of the terminal client, one-shot (`npm run cli -- groups me pw`) or typed in
+ * chat mode ("/gsend <group id> hello").
+ */
+export const groupCommands: Record<string, SessionCommand> = {
   groups: {
     args: "",
     what: "your groups",

@@ -1,27 +1,17 @@
 import { errorName } from "../errors.js";
 import { DeviceKind, type FriendApplication } from "../gen/shardchat/v1/client.js";
 import type { ChatClient } from "../sdk/chat-client.js";
-
-/**
- * Friends, search and conversation commands of the terminal client. Each runs on a logged-in
- * session, one-shot (`npm run cli -- friends me pw`) or typed in chat mode ("/friends").
- */
-interface SocialCommand {
-  args: string;
-  what: string;
-  run(chat: ChatClient, args: string[]): Promise<void>;
-}
-
-function need(value: string | undefined, name: string): string {
-  if (!value) throw new Error(`missing ${name}`);
-  return value;
-}
+import { need, type SessionCommand } from "./command.js";
 
 function showApplication(a: FriendApplication): string {
   return `friend application from ${a.from?.name} (uid ${a.from?.uid}): ${a.message || "(no message)"}`;
 }
 
-export const socialCommands: Record<string, SocialCommand> = {
+/**
+ * Friends, search and conversation commands of the terminal client. Each runs on a logged-in
+ * session, one-shot (`npm run cli -- friends me pw`) or typed in chat mode ("/friends").
+ */
+export const socialCommands: Record<string, SessionCommand> = {
   search: {
     args: "<uid|email|name prefix>",
     what: "find users (uid and name only)",

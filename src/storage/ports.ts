@@ -177,6 +177,14 @@ export interface GroupRecord {
   createdAt: number;
 }
 
+export interface NewGroup {
+  groupId: string;
+  name: string;
+  owner: Uid;
+  members: Uid[];
+  maxMembers: number;
+}
+
 /** An open invitation of uid into a group, by an admin or the owner. */
 export interface GroupInvitationRecord {
   group: GroupRecord;
@@ -212,13 +220,7 @@ export interface NewGroupMessage {
  */
 export interface GroupStore {
   /** The owner and members (each once) join; AppError(GROUP_TOO_LARGE) over maxMembers. */
-  create(group: {
-    groupId: string;
-    name: string;
-    owner: Uid;
-    members: Uid[];
-    maxMembers: number;
-  }): Promise<GroupRecord>;
+  create(group: NewGroup): Promise<GroupRecord>;
   get(groupId: string): Promise<GroupRecord | null>;
   /** The member's role, or null when uid is not in the group. */
   roleOf(groupId: string, uid: Uid): Promise<GroupRoleValue | null>;

@@ -25,8 +25,11 @@ export interface MemoryNode {
 
 export async function startMemoryNode(
   overrides: Partial<Config> = {},
-  /** Adapters to use instead of the embedded ones (a real adapter pointed somewhere else). */
-  replace: Partial<Pick<Adapters, "messages">> = {},
+  /**
+   * Adapters to use instead of the embedded ones (a real adapter pointed somewhere else), or
+   * undefined for a store the node is to run without.
+   */
+  replace: Partial<Pick<Adapters, "messages" | "groups" | "friends" | "conversations">> = {},
 ): Promise<MemoryNode> {
   const dir = mkdtempSync(join(tmpdir(), "sc-memory-node-"));
   const config: Config = {

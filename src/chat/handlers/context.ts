@@ -105,6 +105,13 @@ export type ReplyBody = Body;
 export type Reply = Promise<ReplyBody | undefined>;
 export type RequestOf<C extends RequestCase> = Extract<Body, { $case: C }>["value"];
 
+/** What the group handlers have: a node serves them only with a group store (servedHandlers). */
+export type GroupsContext = HandlerContext & { groups: GroupStore };
+/** What the friend handlers have: a node serves them only with a friend store. */
+export type FriendsContext = HandlerContext & { friends: FriendStore };
+/** What the conversation-list handlers have: a node serves them only with a conversation store. */
+export type ConversationsContext = HandlerContext & { conversations: ConversationStore };
+
 /** A session whose login succeeded: every handler but login's gets one (dispatch checks it). */
 export type LoggedInSession = Session & { readonly uid: Uid };
 
@@ -114,8 +121,8 @@ export type LoggedInSession = Session & { readonly uid: Uid };
  * starts when this one ends, or earlier once it calls turn.release() (a send, as soon as its
  * place in the conversation is taken).
  */
-export type Handler<C extends RequestCase> = (
-  ctx: HandlerContext,
+export type Handler<C extends RequestCase, X extends HandlerContext = HandlerContext> = (
+  ctx: X,
   session: C extends "loginReq" ? Session : LoggedInSession,
   request: RequestOf<C>,
   reqId: number,
@@ -149,6 +156,11 @@ export async function storage<T>(ctx: HandlerContext, what: string, call: () => 
   } finally {
     stop();
   }
+}
+
+/** A page of `size` from rows read with one extra (`size + 1`): the extra row says more follow. */
+export function pageOf<T>(rows: T[], size: number): { page: T[]; more: boolean } {
+  return { page: rows.slice(0, size), more: rows.length > size };
 }
 
 /** min(requested || max, max): 0 asks for the default page. */

@@ -1,13 +1,7 @@
-import { AppError, ErrorCode } from "../../errors.js";
 import { directConvMembers } from "../../ids/identifiers.js";
-import type { ConversationStore, Uid } from "../../storage/ports.js";
-import type { HandlerContext, LoggedInSession, Reply, RequestOf } from "./context.js";
+import type { Uid } from "../../storage/ports.js";
+import type { ConversationsContext, LoggedInSession, Reply, RequestOf } from "./context.js";
 import { invalid, pageSize, storage } from "./context.js";
-
-function conversationsOf(ctx: HandlerContext): ConversationStore {
-  if (!ctx.conversations) throw new AppError(ErrorCode.UNAVAILABLE, "this chat node keeps no conversation lists");
-  return ctx.conversations;
-}
 
 /** The other member of a 1:1 conversation ("p:<low>:<high>"), or undefined for other kinds. */
 export function peerOf(convId: string, uid: Uid): Uid | undefined {
@@ -21,13 +15,13 @@ export function peerOf(convId: string, uid: Uid): Uid | undefined {
 
 /** The user's conversations, the most recently active first, with the last message and unread count. */
 export async function conversationList(
-  ctx: HandlerContext,
+  ctx: ConversationsContext,
   session: LoggedInSession,
   request: RequestOf<"conversationListReq">,
 ): Reply {
   const me = session.uid;
   const limit = pageSize(request.limit, ctx.config.CHAT_CONVERSATION_LIST_MAX);
-  const list = await storage(ctx, "conversation list", () => conversationsOf(ctx).list(me, limit));
+  const list = await storage(ctx, "conversation list", () => ctx.conversations.list(me, limit));
   return {
     $case: "conversationListResp",
     value: {
@@ -50,7 +44,7 @@ export async function conversationList(
  * they are.
  */
 export async function markRead(
-  ctx: HandlerContext,
+  ctx: ConversationsContext,
   session: LoggedInSession,
   request: RequestOf<"markReadReq">,
 ): Reply {
@@ -58,7 +52,7 @@ export async function markRead(
   if (!request.convId) throw invalid("convId is required");
   if (request.seq < 1) throw invalid("seq must be >= 1");
   const { readSeq, advanced } = await storage(ctx, "mark read", () =>
-    conversationsOf(ctx).markRead(me, request.convId, request.seq),
+    ctx.conversations.markRead(me, request.convId, request.seq),
   );
   if (advanced) {
     const peer = peerOf(request.convId, me);

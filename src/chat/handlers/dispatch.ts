@@ -4,7 +4,10 @@ import type { LaneTurn } from "../inbox.js";
 import { errorEnvelope, failSession, type Session } from "../session.js";
 import { ack } from "./ack.js";
 import {
+  type ConversationsContext,
   FatalSessionError,
+  type FriendsContext,
+  type GroupsContext,
   type Handler,
   type HandlerContext,
   type LoggedInSession,
@@ -31,13 +34,25 @@ import { login } from "./login.js";
 import { send } from "./send.js";
 import { sync } from "./sync.js";
 
-const handlers: { [C in RequestCase]: Handler<C> } = {
+/** Which requests a node answers, and how; a request it does not list answers UNKNOWN_MESSAGE_TYPE. */
+export type HandlerTable = { [C in RequestCase]?: Handler<C> };
+
+type GroupCase = Extract<RequestCase, `group${string}`>;
+type FriendCase = "friendApplyReq" | "friendReplyReq" | "friendListReq" | "friendRemoveReq" | "friendApplicationsReq";
+type ConversationCase = "conversationListReq" | "markReadReq";
+
+/** What every node serves: login, messages, sync, history, and user search. */
+const CORE: HandlerTable = {
   loginReq: login,
   heartbeatReq: heartbeat,
   sendReq: send,
   syncReq: sync,
   ackReq: ack,
   historyReq: history,
+  searchUsersReq: searchUsers,
+};
+
+const GROUP_HANDLERS: { [C in GroupCase]: Handler<C, GroupsContext> } = {
   groupCreateReq: groupCreate,
   groupInviteReq: groupInvite,
   groupLeaveReq: groupLeave,
@@ -49,22 +64,53 @@ const handlers: { [C in RequestCase]: Handler<C> } = {
   groupListReq: groupList,
   groupInvitationsReq: groupInvitations,
   groupInvitationReplyReq: groupInvitationReply,
-  searchUsersReq: searchUsers,
+};
+
+const FRIEND_HANDLERS: { [C in FriendCase]: Handler<C, FriendsContext> } = {
   friendApplyReq: friendApply,
   friendReplyReq: friendReply,
   friendListReq: friendList,
   friendRemoveReq: friendRemove,
   friendApplicationsReq: friendApplications,
+};
+
+const CONVERSATION_HANDLERS: { [C in ConversationCase]: Handler<C, ConversationsContext> } = {
   conversationListReq: conversationList,
   markReadReq: markRead,
 };
+
+/** handlers with `ctx` (which has their store) given to them in place of the node's context. */
+function withContext<X extends HandlerContext>(ctx: X, handlers: { [C in RequestCase]?: Handler<C, X> }): HandlerTable {
+  const table: Record<string, Handler<RequestCase>> = {};
+  for (const [name, handler] of Object.entries(handlers) as [RequestCase, Handler<RequestCase, X>][]) {
+    table[name] = (_nodeCtx, session, request, reqId, turn) => handler(ctx, session, request, reqId, turn);
+  }
+  return table as HandlerTable;
+}
+
+/**
+ * The handlers a node serves: the core ones always; groups, friends and conversation lists
+ * only when the node has their store, each given a context in which that store is present.
+ */
+export function servedHandlers(ctx: HandlerContext): HandlerTable {
+  const { groups, friends, conversations } = ctx;
+  return {
+    ...CORE,
+    ...(groups ? withContext({ ...ctx, groups }, GROUP_HANDLERS) : {}),
+    ...(friends ? withContext({ ...ctx, friends }, FRIEND_HANDLERS) : {}),
+    ...(conversations ? withContext({ ...ctx, conversations }, CONVERSATION_HANDLERS) : {}),
+  };
+}
 
 /** Requests that post a message: the ones the messages-per-second limits count. */
 const MESSAGE_SENDS: ReadonlySet<string> = new Set(["sendReq", "groupSendReq"]);
 /** Outside the request budget: the login (once), and acks, which follow the messages received. */
 const UNBUDGETED: ReadonlySet<string> = new Set(["loginReq", "ackReq"]);
 
-function isRequest(body: Envelope["body"]): body is Extract<NonNullable<Envelope["body"]>, { $case: RequestCase }> {
+function isRequest(
+  handlers: HandlerTable,
+  body: Envelope["body"],
+): body is Extract<NonNullable<Envelope["body"]>, { $case: RequestCase }> {
   return body !== undefined && Object.hasOwn(handlers, body.$case);
 }
 
@@ -74,13 +120,14 @@ function isRequest(body: Envelope["body"]): body is Extract<NonNullable<Envelope
  */
 export async function dispatch(
   ctx: HandlerContext,
+  handlers: HandlerTable,
   session: Session,
   envelope: Envelope,
   turn: LaneTurn = { release() {} },
 ): Promise<void> {
   const { reqId, body } = envelope;
-  if (!isRequest(body)) {
-    const what = body ? `${body.$case} is not a request` : "envelope has no body";
+  if (!isRequest(handlers, body)) {
+    const what = body ? `${body.$case} is not a request this node serves` : "envelope has no body";
     session.send(errorEnvelope(reqId, ErrorCode.UNKNOWN_MESSAGE_TYPE, what));
     return;
   }

@@ -1,14 +1,9 @@
 import { AppError, ErrorCode } from "../../errors.js";
 import type { Envelope, FriendApplication, UserInfo } from "../../gen/shardchat/v1/client.js";
 import { COLUMN_CHARS, isUid, requireChars } from "../../ids/identifiers.js";
-import type { FriendApplicationRecord, FriendStore, Uid, UserRecord } from "../../storage/ports.js";
-import type { HandlerContext, LoggedInSession, Reply, RequestOf } from "./context.js";
+import type { FriendApplicationRecord, Uid, UserRecord } from "../../storage/ports.js";
+import type { FriendsContext, HandlerContext, LoggedInSession, Reply, RequestOf } from "./context.js";
 import { invalid, pageSize, storage } from "./context.js";
-
-function friendsOf(ctx: HandlerContext): FriendStore {
-  if (!ctx.friends) throw new AppError(ErrorCode.UNAVAILABLE, "this chat node keeps no friends");
-  return ctx.friends;
-}
 
 /** What others may see of a user: never the email or the password hash. */
 function info(user: Pick<UserRecord, "uid" | "name">): UserInfo {
@@ -61,12 +56,12 @@ export async function searchUsers(
  * an offline recipient lists it after login (FriendApplicationsRequest).
  */
 export async function friendApply(
-  ctx: HandlerContext,
+  ctx: FriendsContext,
   session: LoggedInSession,
   request: RequestOf<"friendApplyReq">,
 ): Reply {
   const me = session.uid;
-  const friends = friendsOf(ctx);
+  const friends = ctx.friends;
   const to = request.toUid;
   if (!isUid(to)) throw invalid("toUid must be a decimal user id");
   if (to === me) throw invalid("cannot befriend yourself");
@@ -96,12 +91,12 @@ export async function friendApply(
  * completed by a retry) or declines; the applicant is told on whatever node it is.
  */
 export async function friendReply(
-  ctx: HandlerContext,
+  ctx: FriendsContext,
   session: LoggedInSession,
   request: RequestOf<"friendReplyReq">,
 ): Reply {
   const me = session.uid;
-  const friends = friendsOf(ctx);
+  const friends = ctx.friends;
   const from = request.fromUid;
   if (!isUid(from)) throw invalid("fromUid must be a decimal user id");
   const pending = await storage(ctx, "friend application", () => friends.application(from, me));
@@ -130,9 +125,9 @@ export async function friendReply(
 }
 
 /** Friends with names and presence (online: a session route of any device kind). */
-export async function friendList(ctx: HandlerContext, session: LoggedInSession): Reply {
+export async function friendList(ctx: FriendsContext, session: LoggedInSession): Reply {
   const me = session.uid;
-  const records = await storage(ctx, "friend list", () => friendsOf(ctx).friends(me, ctx.config.FRIENDS_MAX));
+  const records = await storage(ctx, "friend list", () => ctx.friends.friends(me, ctx.config.FRIENDS_MAX));
   const uids = records.map((r) => r.uid);
   const [names, online] = await Promise.all([
     namesOf(ctx, uids),
@@ -155,23 +150,23 @@ export async function friendList(ctx: HandlerContext, session: LoggedInSession):
 }
 
 export async function friendRemove(
-  ctx: HandlerContext,
+  ctx: FriendsContext,
   session: LoggedInSession,
   request: RequestOf<"friendRemoveReq">,
 ): Reply {
   const me = session.uid;
   if (!isUid(request.uid)) throw invalid("uid must be a decimal user id");
-  const removed = await storage(ctx, "unfriend", () => friendsOf(ctx).unfriend(me, request.uid));
+  const removed = await storage(ctx, "unfriend", () => ctx.friends.unfriend(me, request.uid));
   if (!removed) throw new AppError(ErrorCode.NOT_FRIENDS);
   ctx.background(ctx.fanout.notice([request.uid], push({ $case: "friendRemovedPush", value: { uid: me } })));
   return { $case: "friendRemoveResp", value: {} };
 }
 
 /** Applications waiting for this user's answer, newest first: what a client asks after login. */
-export async function friendApplications(ctx: HandlerContext, session: LoggedInSession): Reply {
+export async function friendApplications(ctx: FriendsContext, session: LoggedInSession): Reply {
   const me = session.uid;
   const records = await storage(ctx, "friend applications", () =>
-    friendsOf(ctx).incoming(me, ctx.config.FRIEND_APPLICATIONS_MAX),
+    ctx.friends.incoming(me, ctx.config.FRIEND_APPLICATIONS_MAX),
   );
   const names = await namesOf(
     ctx,

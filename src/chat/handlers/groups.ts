@@ -8,17 +8,12 @@ import {
   MessageKind,
 } from "../../gen/shardchat/v1/client.js";
 import { groupConvId, isUid } from "../../ids/identifiers.js";
-import { GROUP_ROLE, type GroupRecord, type GroupRoleValue, type GroupStore, type Uid } from "../../storage/ports.js";
+import { GROUP_ROLE, type GroupRecord, type GroupRoleValue, type Uid } from "../../storage/ports.js";
 import type { Session } from "../session.js";
-import type { HandlerContext, LoggedInSession, Reply, RequestOf } from "./context.js";
-import { invalid, pageSize, storage } from "./context.js";
+import type { GroupsContext, LoggedInSession, Reply, RequestOf } from "./context.js";
+import { invalid, pageOf, pageSize, storage } from "./context.js";
 import { namesOf } from "./friends.js";
 import { storedFile, storedReply, validateContent } from "./send.js";
-
-function groupsOf(ctx: HandlerContext): GroupStore {
-  if (!ctx.groups) throw new AppError(ErrorCode.UNAVAILABLE, "this chat node serves no groups");
-  return ctx.groups;
-}
 
 function toInfo(g: GroupRecord): GroupInfo {
   return {
@@ -35,7 +30,7 @@ function checkGroupId(groupId: string): void {
   if (!isUid(groupId)) throw invalid("groupId must be a decimal group id");
 }
 
-function checkName(ctx: HandlerContext, name: string): void {
+function checkName(ctx: GroupsContext, name: string): void {
   const chars = [...name.trim()].length;
   if (chars < 1 || chars > ctx.config.GROUP_NAME_MAX_CHARS) {
     throw invalid(`name must be 1..${ctx.config.GROUP_NAME_MAX_CHARS} characters`);
@@ -43,27 +38,27 @@ function checkName(ctx: HandlerContext, name: string): void {
 }
 
 /** The caller's role; NOT_GROUP_MEMBER when it has none (also for a group that does not exist). */
-async function roleOf(ctx: HandlerContext, groupId: string, uid: Uid): Promise<GroupRoleValue> {
-  const role = await storage(ctx, "group role", () => groupsOf(ctx).roleOf(groupId, uid));
+async function roleOf(ctx: GroupsContext, groupId: string, uid: Uid): Promise<GroupRoleValue> {
+  const role = await storage(ctx, "group role", () => ctx.groups.roleOf(groupId, uid));
   if (role === null) throw new AppError(ErrorCode.NOT_GROUP_MEMBER, `not a member of group ${groupId}`);
   return role;
 }
 
-async function requireGroup(ctx: HandlerContext, groupId: string): Promise<GroupRecord> {
-  const group = await storage(ctx, "group lookup", () => groupsOf(ctx).get(groupId));
+async function requireGroup(ctx: GroupsContext, groupId: string): Promise<GroupRecord> {
+  const group = await storage(ctx, "group lookup", () => ctx.groups.get(groupId));
   if (!group) throw new AppError(ErrorCode.GROUP_NOT_FOUND);
   return group;
 }
 
 /** Unknown uids are refused as a whole (PEER_NOT_FOUND names the first). */
-async function requireUsers(ctx: HandlerContext, uids: Uid[]): Promise<void> {
+async function requireUsers(ctx: GroupsContext, uids: Uid[]): Promise<void> {
   if (uids.length === 0) return;
   const existing = await storage(ctx, "user lookup", () => ctx.knownUsers.existing(uids));
   const missing = uids.find((uid) => !existing.has(uid));
   if (missing !== undefined) throw new AppError(ErrorCode.PEER_NOT_FOUND, `no user ${missing}`);
 }
 
-function checkUids(ctx: HandlerContext, uids: Uid[]): Uid[] {
+function checkUids(ctx: GroupsContext, uids: Uid[]): Uid[] {
   if (!uids.every(isUid)) throw invalid("uids must be decimal user ids");
   const unique = [...new Set(uids)];
   if (unique.length > ctx.config.GROUP_MAX_MEMBERS) {
@@ -76,7 +71,7 @@ function checkUids(ctx: HandlerContext, uids: Uid[]): Uid[] {
  * Who of the invitees joins at once (GROUP_JOIN_CONSENT) and who is asked to accept:
  * "friends" lets the inviter's friends in (one read each, on the inviter's shard).
  */
-async function byConsent(ctx: HandlerContext, inviter: Uid, uids: Uid[]): Promise<{ join: Uid[]; ask: Uid[] }> {
+async function byConsent(ctx: GroupsContext, inviter: Uid, uids: Uid[]): Promise<{ join: Uid[]; ask: Uid[] }> {
   const consent = ctx.config.GROUP_JOIN_CONSENT;
   if (consent === "none" || uids.length === 0) return { join: uids, ask: [] };
   const friends = ctx.friends;
@@ -88,10 +83,10 @@ async function byConsent(ctx: HandlerContext, inviter: Uid, uids: Uid[]): Promis
 }
 
 /** Records invitations for `uids` and pushes each invitee one; answers who was invited. */
-async function invite(ctx: HandlerContext, group: GroupRecord, inviter: Uid, uids: Uid[]): Promise<Uid[]> {
+async function invite(ctx: GroupsContext, group: GroupRecord, inviter: Uid, uids: Uid[]): Promise<Uid[]> {
   if (uids.length === 0) return [];
   const now = Date.now();
-  const invited = await storage(ctx, "group invite", () => groupsOf(ctx).invite(group.groupId, inviter, uids, now));
+  const invited = await storage(ctx, "group invite", () => ctx.groups.invite(group.groupId, inviter, uids, now));
   if (invited.length > 0) {
     const names = await namesOf(ctx, [inviter]);
     const invitation: GroupInvitation = {
@@ -107,7 +102,7 @@ async function invite(ctx: HandlerContext, group: GroupRecord, inviter: Uid, uid
 }
 
 export async function groupCreate(
-  ctx: HandlerContext,
+  ctx: GroupsContext,
   session: LoggedInSession,
   { name, memberUids }: RequestOf<"groupCreateReq">,
 ): Reply {
@@ -119,7 +114,7 @@ export async function groupCreate(
   await ctx.limits.groupInvites(owner, wanted.length);
   const { join, ask } = await byConsent(ctx, owner, wanted);
   const group = await storage(ctx, "group create", () =>
-    groupsOf(ctx).create({
+    ctx.groups.create({
       groupId: ctx.ids.next(),
       name: name.trim(),
       owner,
@@ -137,7 +132,7 @@ export async function groupCreate(
 }
 
 export async function groupInvite(
-  ctx: HandlerContext,
+  ctx: GroupsContext,
   session: LoggedInSession,
   { groupId, uids }: RequestOf<"groupInviteReq">,
 ): Reply {
@@ -154,7 +149,7 @@ export async function groupInvite(
   const added =
     join.length === 0
       ? []
-      : await storage(ctx, "group add", () => groupsOf(ctx).addMembers(groupId, join, ctx.config.GROUP_MAX_MEMBERS));
+      : await storage(ctx, "group add", () => ctx.groups.addMembers(groupId, join, ctx.config.GROUP_MAX_MEMBERS));
   if (added.length > 0) ctx.background(announceToGroup(ctx, groupId, GroupEventKind.MEMBERS_ADDED, actor, added));
   const invited = ask.length === 0 ? [] : await invite(ctx, await requireGroup(ctx, groupId), actor, ask);
   return { $case: "groupInviteResp", value: { added, invited } };
@@ -162,7 +157,7 @@ export async function groupInvite(
 
 /** The caller's open invitations, newest first, a page at a time. */
 export async function groupInvitations(
-  ctx: HandlerContext,
+  ctx: GroupsContext,
   session: LoggedInSession,
   { limit, beforeMs }: RequestOf<"groupInvitationsReq">,
 ): Reply {
@@ -172,9 +167,9 @@ export async function groupInvitations(
   const since = Date.now() - ctx.config.GROUP_INVITATION_TTL_SECONDS * 1000;
   // One more than asked tells whether another page follows.
   const rows = await storage(ctx, "group invitations", () =>
-    groupsOf(ctx).invitationsOf(session.uid, since, before, size + 1),
+    ctx.groups.invitationsOf(session.uid, since, before, size + 1),
   );
-  const page = rows.slice(0, size);
+  const { page, more } = pageOf(rows, size);
   const names = await namesOf(ctx, [...new Set(page.map((r) => r.inviter))]);
   return {
     $case: "groupInvitationsResp",
@@ -184,14 +179,14 @@ export async function groupInvitations(
         inviter: { uid: r.inviter, name: names.get(r.inviter) ?? "" },
         createdAtMs: String(r.createdAt),
       })),
-      more: rows.length > size,
+      more,
     },
   };
 }
 
 /** Accepts (the caller joins and members are told) or declines an open invitation. */
 export async function groupInvitationReply(
-  ctx: HandlerContext,
+  ctx: GroupsContext,
   session: LoggedInSession,
   { groupId, accept }: RequestOf<"groupInvitationReplyReq">,
 ): Reply {
@@ -199,7 +194,7 @@ export async function groupInvitationReply(
   checkGroupId(groupId);
   const since = Date.now() - ctx.config.GROUP_INVITATION_TTL_SECONDS * 1000;
   const group = await storage(ctx, "group invitation reply", () =>
-    groupsOf(ctx).answerInvitation(groupId, uid, { accept, sinceMs: since, maxMembers: ctx.config.GROUP_MAX_MEMBERS }),
+    ctx.groups.answerInvitation(groupId, uid, { accept, sinceMs: since, maxMembers: ctx.config.GROUP_MAX_MEMBERS }),
   );
   if (!group) throw new AppError(ErrorCode.NOT_FOUND, `no open invitation into group ${groupId}`);
   if (!accept) return { $case: "groupInvitationReplyResp", value: {} };
@@ -208,7 +203,7 @@ export async function groupInvitationReply(
 }
 
 export async function groupLeave(
-  ctx: HandlerContext,
+  ctx: GroupsContext,
   session: LoggedInSession,
   { groupId }: RequestOf<"groupLeaveReq">,
 ): Reply {
@@ -219,13 +214,13 @@ export async function groupLeave(
     const group = await requireGroup(ctx, groupId);
     if (group.memberCount > 1) throw new AppError(ErrorCode.GROUP_OWNER_CANNOT_LEAVE);
   }
-  await storage(ctx, "group leave", () => groupsOf(ctx).removeMember(groupId, uid));
+  await storage(ctx, "group leave", () => ctx.groups.removeMember(groupId, uid));
   ctx.background(announceToGroup(ctx, groupId, GroupEventKind.MEMBER_LEFT, uid, [uid]));
   return { $case: "groupLeaveResp", value: {} };
 }
 
 export async function groupKick(
-  ctx: HandlerContext,
+  ctx: GroupsContext,
   session: LoggedInSession,
   { groupId, uid }: RequestOf<"groupKickReq">,
 ): Reply {
@@ -235,16 +230,16 @@ export async function groupKick(
   if (uid === actor) throw invalid("use group_leave to leave");
   const role = await roleOf(ctx, groupId, actor);
   if (role < GROUP_ROLE.admin) throw new AppError(ErrorCode.GROUP_PERMISSION_DENIED, "only admins and the owner kick");
-  const target = await storage(ctx, "group role", () => groupsOf(ctx).roleOf(groupId, uid));
+  const target = await storage(ctx, "group role", () => ctx.groups.roleOf(groupId, uid));
   if (target === null) throw new AppError(ErrorCode.NOT_FOUND, `${uid} is not in group ${groupId}`);
   if (target >= role) throw new AppError(ErrorCode.GROUP_PERMISSION_DENIED, "only a higher role kicks");
-  await storage(ctx, "group kick", () => groupsOf(ctx).removeMember(groupId, uid));
+  await storage(ctx, "group kick", () => ctx.groups.removeMember(groupId, uid));
   ctx.background(announceToGroup(ctx, groupId, GroupEventKind.MEMBER_KICKED, actor, [uid], [uid]));
   return { $case: "groupKickResp", value: {} };
 }
 
 export async function groupRename(
-  ctx: HandlerContext,
+  ctx: GroupsContext,
   session: LoggedInSession,
   { groupId, name }: RequestOf<"groupRenameReq">,
 ): Reply {
@@ -254,14 +249,14 @@ export async function groupRename(
   if ((await roleOf(ctx, groupId, actor)) < GROUP_ROLE.admin) {
     throw new AppError(ErrorCode.GROUP_PERMISSION_DENIED, "only admins and the owner rename");
   }
-  const group = await storage(ctx, "group rename", () => groupsOf(ctx).rename(groupId, name.trim()));
+  const group = await storage(ctx, "group rename", () => ctx.groups.rename(groupId, name.trim()));
   if (!group) throw new AppError(ErrorCode.GROUP_NOT_FOUND);
   ctx.background(announceToGroup(ctx, groupId, GroupEventKind.RENAMED, actor, []));
   return { $case: "groupRenameResp", value: { group: toInfo(group) } };
 }
 
 export async function groupSetRole(
-  ctx: HandlerContext,
+  ctx: GroupsContext,
   session: LoggedInSession,
   { groupId, uid, role }: RequestOf<"groupSetRoleReq">,
 ): Reply {
@@ -274,12 +269,12 @@ export async function groupSetRole(
   if ((await roleOf(ctx, groupId, actor)) !== GROUP_ROLE.owner) {
     throw new AppError(ErrorCode.GROUP_PERMISSION_DENIED, "only the owner sets roles");
   }
-  const target = await storage(ctx, "group role", () => groupsOf(ctx).roleOf(groupId, uid));
+  const target = await storage(ctx, "group role", () => ctx.groups.roleOf(groupId, uid));
   if (target === null) throw new AppError(ErrorCode.NOT_FOUND, `${uid} is not in group ${groupId}`);
   if (target === GROUP_ROLE.owner) throw new AppError(ErrorCode.GROUP_PERMISSION_DENIED, "the owner's role is fixed");
   if (role === GROUP_ROLE.owner) {
     // A hand-over: uid becomes the owner and the caller an admin, in one transaction.
-    const moved = await storage(ctx, "group transfer", () => groupsOf(ctx).transferOwnership(groupId, actor, uid));
+    const moved = await storage(ctx, "group transfer", () => ctx.groups.transferOwnership(groupId, actor, uid));
     // Someone else changed the group in between (the caller is no longer its owner, or uid left).
     if (!moved) throw new AppError(ErrorCode.GROUP_PERMISSION_DENIED, "the group changed; ask again");
     ctx.background(
@@ -290,13 +285,13 @@ export async function groupSetRole(
     );
     return { $case: "groupSetRoleResp", value: {} };
   }
-  await storage(ctx, "group set role", () => groupsOf(ctx).setRole(groupId, uid, role as GroupRoleValue));
+  await storage(ctx, "group set role", () => ctx.groups.setRole(groupId, uid, role as GroupRoleValue));
   ctx.background(announceToGroup(ctx, groupId, GroupEventKind.ROLE_CHANGED, actor, [uid], [], role));
   return { $case: "groupSetRoleResp", value: {} };
 }
 
 export async function groupMembers(
-  ctx: HandlerContext,
+  ctx: GroupsContext,
   session: LoggedInSession,
   { groupId, afterUid, limit }: RequestOf<"groupMembersReq">,
 ): Reply {
@@ -306,28 +301,29 @@ export async function groupMembers(
   const group = await requireGroup(ctx, groupId);
   const size = pageSize(limit, ctx.config.GROUP_MEMBERS_PAGE);
   // One more than asked tells whether another page follows.
-  const rows = await storage(ctx, "group members", () => groupsOf(ctx).members(groupId, afterUid, size + 1));
-  const page = rows.slice(0, size);
+  const rows = await storage(ctx, "group members", () => ctx.groups.members(groupId, afterUid, size + 1));
+  const { page, more } = pageOf(rows, size);
   return {
     $case: "groupMembersResp",
     value: {
       group: toInfo(group),
       members: page.map((m) => ({ uid: m.uid, role: m.role, joinedAtMs: String(m.joinedAt) })),
-      more: rows.length > size,
+      more,
     },
   };
 }
 
 export async function groupList(
-  ctx: HandlerContext,
+  ctx: GroupsContext,
   session: LoggedInSession,
   { afterGroupId, limit }: RequestOf<"groupListReq">,
 ): Reply {
   if (afterGroupId !== "0" && !isUid(afterGroupId)) throw invalid("afterGroupId must be 0 or a decimal group id");
   const size = pageSize(limit, ctx.config.GROUP_LIST_PAGE);
   // One more than asked tells whether another page follows.
-  const rows = await storage(ctx, "group list", () => groupsOf(ctx).groupsOf(session.uid, afterGroupId, size + 1));
-  return { $case: "groupListResp", value: { groups: rows.slice(0, size).map(toInfo), more: rows.length > size } };
+  const rows = await storage(ctx, "group list", () => ctx.groups.groupsOf(session.uid, afterGroupId, size + 1));
+  const { page, more } = pageOf(rows, size);
+  return { $case: "groupListResp", value: { groups: page.map(toInfo), more } };
 }
 
 /**
@@ -336,7 +332,7 @@ export async function groupList(
  * with online members (deliver()). Offline members get it from their next sync.
  */
 export async function groupSend(
-  ctx: HandlerContext,
+  ctx: GroupsContext,
   session: LoggedInSession,
   request: RequestOf<"groupSendReq">,
   reqId: number,
@@ -350,7 +346,7 @@ export async function groupSend(
       ? await storedFile(ctx, sender, groupConvId(request.groupId), request.file)
       : undefined;
   const { message, duplicate } = await storage(ctx, "group append", () =>
-    groupsOf(ctx).append({
+    ctx.groups.append({
       groupId: request.groupId,
       msgId: ctx.ids.next(),
       sender,
@@ -375,10 +371,10 @@ export async function groupSend(
 }
 
 /** To every member but the sender, and to the sender's other devices. */
-async function fanOut(ctx: HandlerContext, groupId: string, from: Session, message: ChatMessage): Promise<void> {
+async function fanOut(ctx: GroupsContext, groupId: string, from: Session, message: ChatMessage): Promise<void> {
   let members: Uid[];
   try {
-    members = await groupsOf(ctx).memberUids(groupId);
+    members = await ctx.groups.memberUids(groupId);
   } catch (err) {
     ctx.log.warn({ err, groupId }, "cannot read group members; they will sync");
     return;
@@ -392,7 +388,7 @@ async function fanOut(ctx: HandlerContext, groupId: string, from: Session, messa
 
 /** A group event to every current member (plus `extra`, e.g. whoever was kicked). */
 async function announceToGroup(
-  ctx: HandlerContext,
+  ctx: GroupsContext,
   groupId: string,
   kind: GroupEventKind,
   actor: Uid,
@@ -401,7 +397,7 @@ async function announceToGroup(
   role = 0,
 ): Promise<void> {
   try {
-    const store = groupsOf(ctx);
+    const store = ctx.groups;
     const [group, members] = await Promise.all([store.get(groupId), store.memberUids(groupId)]);
     if (!group) return;
     const to = [...new Set([...members, ...extra])].filter((uid) => uid !== actor);
@@ -412,6 +408,6 @@ async function announceToGroup(
 }
 
 /** A group event to whoever of `toUids` is online: one push per other node (the fan-out). */
-async function announce(ctx: HandlerContext, toUids: Uid[], event: GroupEventPush): Promise<void> {
+async function announce(ctx: GroupsContext, toUids: Uid[], event: GroupEventPush): Promise<void> {
   await ctx.fanout.notice(toUids, { reqId: 0, body: { $case: "groupEventPush", value: event } });
 }

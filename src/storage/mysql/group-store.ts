@@ -10,6 +10,7 @@ import {
   type GroupRecord,
   type GroupRoleValue,
   type GroupStore,
+  type NewGroup,
   type NewGroupMessage,
   type Uid,
 } from "../ports.js";
@@ -43,13 +44,7 @@ export class MysqlGroupStore implements GroupStore {
     this.deadlockRetries = options.deadlockRetries ?? 5;
   }
 
-  async create(g: {
-    groupId: string;
-    name: string;
-    owner: Uid;
-    members: Uid[];
-    maxMembers: number;
-  }): Promise<GroupRecord> {
+  async create(g: NewGroup): Promise<GroupRecord> {
     checkId(g.groupId);
     checkName(g.name);
     const uids = uniqueSorted([g.owner, ...g.members]);

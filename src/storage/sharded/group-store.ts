@@ -8,6 +8,7 @@ import type {
   GroupRecord,
   GroupRoleValue,
   GroupStore,
+  NewGroup,
   NewGroupMessage,
   Uid,
 } from "../ports.js";
@@ -39,13 +40,7 @@ export class ShardedGroupStore implements GroupStore {
     this.#index = new ShardedConversationIndex(shards);
   }
 
-  async create(g: {
-    groupId: string;
-    name: string;
-    owner: Uid;
-    members: Uid[];
-    maxMembers: number;
-  }): Promise<GroupRecord> {
+  async create(g: NewGroup): Promise<GroupRecord> {
     const uids = uniqueSorted([g.owner, ...g.members]);
     if (uids.length <= g.maxMembers && isDecimalId(g.groupId)) await this.index(g.groupId, uids);
     return this.storeOf(g.groupId).create(g);

@@ -9,6 +9,7 @@ import {
   type GroupRecord,
   type GroupRoleValue,
   type GroupStore,
+  type NewGroup,
   type NewGroupMessage,
   type Uid,
 } from "../ports.js";
@@ -202,13 +203,7 @@ export class SqliteGroupStore implements GroupStore {
     this.#appendTx = (m) => append.immediate(m);
   }
 
-  async create(g: {
-    groupId: string;
-    name: string;
-    owner: Uid;
-    members: Uid[];
-    maxMembers: number;
-  }): Promise<GroupRecord> {
+  async create(g: NewGroup): Promise<GroupRecord> {
     const groupId = requireCanonicalId(g.groupId);
     checkName(g.name);
     const uids = uniqueIds([g.owner, ...g.members]);
