@@ -10,6 +10,40 @@ import type { Metrics } from "../metrics/metrics.js";
 import type { RateLimiter } from "../routing/ports.js";
 import type { FileMetaStore, MessageStore, UserStore } from "../storage/ports.js";
 
+/** The settings gate reads: a slice of Config. */
+export type GateConfig = Pick<
+  Config,
+  | "GATE_BODY_LIMIT_BYTES"
+  | "GATE_FILE_LINK_SECRET"
+  | "GATE_FILE_LINK_TTL_MS"
+  | "GATE_FILE_MAX_BYTES"
+  | "GATE_FILE_TYPES"
+  | "GATE_HASHES_IN_FLIGHT"
+  | "GATE_HASH_QUEUE_MAX"
+  | "GATE_HOST"
+  | "GATE_IDLE_TIMEOUT_MS"
+  | "GATE_PORT"
+  | "GATE_REQUEST_TIMEOUT_MS"
+  | "GATE_TRUST_PROXY"
+  | "GATE_UNSENT_UPLOAD_TTL_MS"
+  | "GATE_UPLOADS_PER_USER_PER_DAY"
+  | "GATE_UPLOAD_BYTES_PER_USER_PER_DAY"
+  | "GATE_UPLOAD_SWEEP_INTERVAL_MS"
+  | "INTERNAL_AUTH_TOKEN"
+  | "LOGIN_LOCKOUT_SECONDS"
+  | "LOGIN_MAX_FAILURES"
+  | "LOGIN_MAX_PER_ADDR_PER_MINUTE"
+  | "LOGIN_MAX_PER_SECOND"
+  | "PASSWORD_MAX_LENGTH"
+  | "PASSWORD_MIN_LENGTH"
+  | "STATUS_ADDR"
+  | "VERIFY_ADDR"
+  | "WEB_DIR"
+  | "METRICS_HOST"
+  | "METRICS_PORT"
+  | "READY_PROBE_TIMEOUT_MS"
+>;
+
 /** What gate needs from the outside world; gate itself keeps no state. */
 export interface GateDeps {
   users: UserStore;
@@ -18,7 +52,7 @@ export interface GateDeps {
   ids: IdGenerator;
   /** Login failures per account (lockout). */
   limiter: RateLimiter;
-  config: Config;
+  config: GateConfig;
   log: Logger;
   /** Served on the ops server's /metrics; a fresh registry when absent. */
   metrics?: Metrics;

@@ -34,9 +34,40 @@ export interface RenewableRoutes extends SessionRoutes {
   refresh?(uid: string, route: SessionRoute): Promise<boolean>;
 }
 
+/**
+ * The settings the request handlers and a node's session loop read: a slice of Config, so a
+ * handler's use of a setting shows here (and the node's other settings stay with server.ts).
+ */
+export type ChatConfig = Pick<
+  Config,
+  | "CHAT_CLIENT_HEARTBEAT_MS"
+  | "CHAT_CONVERSATION_LIST_MAX"
+  | "CHAT_IDLE_TIMEOUT_MS"
+  | "CHAT_LOGIN_TIMEOUT_MS"
+  | "CHAT_MAX_CONNECTIONS_PER_ADDR"
+  | "CHAT_MAX_IN_FLIGHT"
+  | "CHAT_MAX_PENDING_LOGINS"
+  | "CHAT_MAX_SESSIONS"
+  | "CHAT_MAX_TEXT_CHARS"
+  | "CHAT_PRESENCE_PUSH"
+  | "CHAT_REQUIRE_FRIENDSHIP"
+  | "CHAT_ROUTE_RENEW_MIN_MS"
+  | "CHAT_SEARCH_MAX_RESULTS"
+  | "CHAT_SYNC_BATCH"
+  | "FRIENDS_MAX"
+  | "FRIEND_APPLICATIONS_MAX"
+  | "FRIEND_APPLY_MAX_CHARS"
+  | "GROUP_INVITATION_TTL_SECONDS"
+  | "GROUP_JOIN_CONSENT"
+  | "GROUP_LIST_PAGE"
+  | "GROUP_MAX_MEMBERS"
+  | "GROUP_MEMBERS_PAGE"
+  | "GROUP_NAME_MAX_CHARS"
+>;
+
 /** Everything a request handler may use; the same object for every session of a node. */
 export interface HandlerContext {
-  config: Config;
+  config: ChatConfig;
   log: Logger;
   nodeId: string;
   sessions: SessionRegistry;
