@@ -1,7 +1,38 @@
-import type { ChatMessage, FileRef, MessageKind } from "../gen/shardchat/v1/client.js";
-
 /** Ids (uids, message ids) are decimal strings: snowflakes do not fit a JS number. */
 export type Uid = string;
+
+/**
+ * A message kind as stored (messages.kind): the wire's MessageKind numbers, which the chat
+ * handlers check at the edge; the stores keep whatever number they were given.
+ */
+export type MessageKindValue = number;
+
+/** A file a message names, as gate stored it (size as a decimal string: a BIGINT). */
+export interface StoredFile {
+  id: string;
+  name: string;
+  size: string;
+  contentType: string;
+}
+
+/**
+ * A message as the stores answer it. Storage's own type, not the wire's; the two have the same
+ * fields, so the chat node pushes a stored message as the wire's StoredMessage without a copy.
+ */
+export interface StoredMessage {
+  convId: string;
+  msgId: string;
+  /** Position in the conversation: 1, 2, 3... without gaps. */
+  seq: number;
+  sender: Uid;
+  /** The peer of a 1:1 message; "0" in a group. */
+  recipient: Uid;
+  clientMsgId: string;
+  kind: MessageKindValue;
+  text: string;
+  sentAtMs: string;
+  file?: StoredFile | undefined;
+}
 
 export interface UserRecord {
   uid: Uid;
@@ -33,11 +64,11 @@ export interface NewMessage {
   sender: Uid;
   recipient: Uid;
   clientMsgId: string;
-  kind: MessageKind;
+  kind: MessageKindValue;
   text: string;
   sentAtMs: number;
   /** The file a MESSAGE_KIND_FILE message names (stored with the message, so history needs no files lookup). */
-  file?: FileRef;
+  file?: StoredFile;
 }
 
 export interface HistoryQuery {
@@ -58,13 +89,13 @@ export interface MessageStore {
    * without waiting for each other's commit: a caller that orders its calls (a sender's lane on
    * a chat node) orders the seqs.
    */
-  append(message: NewMessage): Promise<{ message: ChatMessage; duplicate: boolean }>;
+  append(message: NewMessage): Promise<{ message: StoredMessage; duplicate: boolean }>;
   /** Messages after the user's delivered cursor, per conversation in seq order. */
-  pending(uid: Uid, limit: number): Promise<{ messages: ChatMessage[]; more: boolean }>;
+  pending(uid: Uid, limit: number): Promise<{ messages: StoredMessage[]; more: boolean }>;
   /** Advances the user's delivered cursors (never backwards). */
   ack(uid: Uid, cursors: { convId: string; seq: number }[]): Promise<void>;
   /** A page of a conversation; AppError(NOT_PARTICIPANT) if uid is not a member. */
-  history(uid: Uid, convId: string, query: HistoryQuery): Promise<ChatMessage[]>;
+  history(uid: Uid, convId: string, query: HistoryQuery): Promise<StoredMessage[]>;
   /** Whether uid is a member row of convId (a 1:1 conversation has its rows from its first message). */
   isMember(convId: string, uid: Uid): Promise<boolean>;
 }
@@ -145,7 +176,7 @@ export interface ConversationSummaryRecord {
   /** The other member's read cursor in a 1:1 conversation ("p:..."); 0 for other kinds. */
   peerReadSeq: number;
   /** The message at lastSeq (undefined only when it is missing, e.g. a conversation with no message yet). */
-  lastMessage?: ChatMessage;
+  lastMessage?: StoredMessage;
 }
 
 /**
@@ -204,11 +235,11 @@ export interface NewGroupMessage {
   msgId: string;
   sender: Uid;
   clientMsgId: string;
-  kind: MessageKind;
+  kind: MessageKindValue;
   text: string;
   sentAtMs: number;
   /** The file a MESSAGE_KIND_FILE message names, as for a 1:1 message. */
-  file?: FileRef;
+  file?: StoredFile;
 }
 
 /**
@@ -271,5 +302,5 @@ export interface GroupStore {
    * sender's cursor; AppError(NOT_GROUP_MEMBER) when the sender is not a member. The same
    * (sender, clientMsgId) again answers the stored message with duplicate = true.
    */
-  append(m: NewGroupMessage): Promise<{ message: ChatMessage; duplicate: boolean }>;
+  append(m: NewGroupMessage): Promise<{ message: StoredMessage; duplicate: boolean }>;
 }

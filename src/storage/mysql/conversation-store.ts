@@ -1,8 +1,7 @@
 import type { RowDataPacket } from "mysql2/promise";
 import { AppError, ErrorCode } from "../../errors.js";
-import type { ChatMessage } from "../../gen/shardchat/v1/client.js";
 import { COLUMN_CHARS, isDecimalId } from "../../ids/identifiers.js";
-import type { ConversationStore, ConversationSummaryRecord, Uid } from "../ports.js";
+import type { ConversationStore, ConversationSummaryRecord, StoredMessage, Uid } from "../ports.js";
 import { mysqlCall } from "./errors.js";
 import type { Queryable } from "./friend-store.js";
 import { MESSAGE_COLUMNS, toChatMessage } from "./message-store.js";
@@ -51,7 +50,7 @@ export class MysqlConversationStore implements ConversationStore {
         parts.join(" UNION ALL "),
         convs.flatMap((c) => [c.conv_id, Number(c.last_seq)]),
       );
-      const last = new Map<string, ChatMessage>(rows.map((r) => [String(r.conv_id), toChatMessage(r)]));
+      const last = new Map<string, StoredMessage>(rows.map((r) => [String(r.conv_id), toChatMessage(r)]));
       return convs.map((c) => ({
         convId: String(c.conv_id),
         lastSeq: Number(c.last_seq),

@@ -1,6 +1,5 @@
 import type { PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { AppError, ErrorCode } from "../../errors.js";
-import type { ChatMessage } from "../../gen/shardchat/v1/client.js";
 import { COLUMN_CHARS, groupConvId, isDecimalId, requireChars } from "../../ids/identifiers.js";
 import { fileRefToColumn } from "../file-ref.js";
 import {
@@ -12,6 +11,7 @@ import {
   type GroupStore,
   type NewGroup,
   type NewGroupMessage,
+  type StoredMessage,
   type Uid,
 } from "../ports.js";
 import { isDuplicateKey, mysqlCode, mysqlError } from "./errors.js";
@@ -325,7 +325,7 @@ export class MysqlGroupStore implements GroupStore {
     });
   }
 
-  async append(m: NewGroupMessage): Promise<{ message: ChatMessage; duplicate: boolean }> {
+  async append(m: NewGroupMessage): Promise<{ message: StoredMessage; duplicate: boolean }> {
     checkMessage(m);
     const convId = groupConvId(m.groupId);
     return storageCall(async () => {
@@ -354,7 +354,7 @@ export class MysqlGroupStore implements GroupStore {
    * One message row and one conversation row, whatever the group's size: members' cursors
    * are not touched (they move when members ack), except the sender's own.
    */
-  private async insert(conn: PoolConnection, convId: string, m: NewGroupMessage): Promise<ChatMessage> {
+  private async insert(conn: PoolConnection, convId: string, m: NewGroupMessage): Promise<StoredMessage> {
     const [bumped] = await conn.query<ResultSetHeader>(
       "UPDATE conversations SET last_seq = last_seq + 1 WHERE conv_id = ?",
       [convId],
@@ -402,7 +402,7 @@ export class MysqlGroupStore implements GroupStore {
     };
   }
 
-  private async byClientMsgId(convId: string, m: NewGroupMessage): Promise<ChatMessage | null> {
+  private async byClientMsgId(convId: string, m: NewGroupMessage): Promise<StoredMessage | null> {
     const [rows] = await this.pool.query<RowDataPacket[]>(
       `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE conv_id = ? AND sender = ? AND client_msg_id = ?`,
       [convId, m.sender, m.clientMsgId],

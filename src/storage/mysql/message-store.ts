@@ -1,11 +1,10 @@
 import type { PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { AppError, ErrorCode } from "../../errors.js";
-import type { ChatMessage } from "../../gen/shardchat/v1/client.js";
 import { COLUMN_CHARS, isDecimalId, requireChars } from "../../ids/identifiers.js";
 import { fitsChars } from "../../text/chars.js";
 import { Batcher } from "../batcher.js";
 import { fileRefFromColumn, fileRefToColumn } from "../file-ref.js";
-import type { HistoryQuery, MessageStore, NewMessage, Uid } from "../ports.js";
+import type { HistoryQuery, MessageStore, NewMessage, StoredMessage, Uid } from "../ports.js";
 import { isUnreachable, mysqlCall, mysqlCode, mysqlError } from "./errors.js";
 import type { Pool } from "./pool.js";
 import { type FenceCheck, inSentTransaction, inTransaction, retryingDeadlocks } from "./transaction.js";
@@ -41,7 +40,7 @@ export interface MysqlMessageStoreOptions {
   observeBatch?: (op: "append" | "ack", size: number) => void;
 }
 
-type Appended = { message: ChatMessage; duplicate: boolean };
+type Appended = { message: StoredMessage; duplicate: boolean };
 /** One ack request: the highest seq acked per conversation. */
 type AckItem = { uid: Uid; wanted: Map<string, number> };
 
@@ -144,7 +143,7 @@ export class MysqlMessageStore implements MessageStore {
     return outcomes;
   }
 
-  async pending(uid: Uid, limit: number): Promise<{ messages: ChatMessage[]; more: boolean }> {
+  async pending(uid: Uid, limit: number): Promise<{ messages: StoredMessage[]; more: boolean }> {
     if (!isDecimalId(uid)) return { messages: [], more: false };
     return storageCall(async () => {
       // Walks the user's memberships (idx_members_uid) and compares cursors with last_seq, so
@@ -317,7 +316,7 @@ export class MysqlMessageStore implements MessageStore {
     });
   }
 
-  async history(uid: Uid, convId: string, query: HistoryQuery): Promise<ChatMessage[]> {
+  async history(uid: Uid, convId: string, query: HistoryQuery): Promise<StoredMessage[]> {
     if (!isDecimalId(uid)) throw new AppError(ErrorCode.NOT_PARTICIPANT);
     return storageCall(async () => {
       const [member] = await this.pool.query<RowDataPacket[]>(
@@ -361,7 +360,7 @@ export class MysqlMessageStore implements MessageStore {
     });
   }
 
-  private async insert(conn: PoolConnection, m: NewMessage): Promise<ChatMessage> {
+  private async insert(conn: PoolConnection, m: NewMessage): Promise<StoredMessage> {
     const now = Date.now();
     // An upsert rather than INSERT IGNORE + UPDATE: INSERT IGNORE takes a shared lock on the
     // existing row, and two appends upgrading shared locks to exclusive deadlock each other
@@ -397,7 +396,7 @@ export class MysqlMessageStore implements MessageStore {
    * message rows, commit. The conversation rows stay locked from (1) to COMMIT, which is what
    * keeps every seq gapless and this batch's seqs the last counts.get(convId) ones.
    */
-  private async commitBatch(ms: NewMessage[]): Promise<ChatMessage[]> {
+  private async commitBatch(ms: NewMessage[]): Promise<StoredMessage[]> {
     const now = Date.now();
     const counts = new Map<string, number>();
     for (const m of ms) counts.set(m.convId, (counts.get(m.convId) ?? 0) + 1);
@@ -440,7 +439,7 @@ export class MysqlMessageStore implements MessageStore {
     lastSeqs: RowDataPacket[],
     counts: Map<string, number>,
     now: number,
-  ): { members: unknown[][]; messages: ChatMessage[]; rows: unknown[][] } {
+  ): { members: unknown[][]; messages: StoredMessage[]; rows: unknown[][] } {
     // The rows are locked until COMMIT: this batch's seqs are the last counts.get(convId) ones.
     const next = new Map<string, number>();
     for (const row of lastSeqs)
@@ -467,7 +466,7 @@ export class MysqlMessageStore implements MessageStore {
     };
   }
 
-  private async byClientMsgId(m: NewMessage): Promise<ChatMessage | null> {
+  private async byClientMsgId(m: NewMessage): Promise<StoredMessage | null> {
     const [rows] = await this.pool.query<RowDataPacket[]>(
       `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE conv_id = ? AND sender = ? AND client_msg_id = ?`,
       [m.convId, m.sender, m.clientMsgId],
@@ -501,7 +500,7 @@ function messageRow(m: NewMessage, seq: number): unknown[] {
   return [m.convId, seq, m.msgId, m.sender, m.recipient || "0", m.clientMsgId, m.kind, m.text, m.sentAtMs, file];
 }
 
-function storedMessage(m: NewMessage, seq: number): ChatMessage {
+function storedMessage(m: NewMessage, seq: number): StoredMessage {
   return {
     convId: m.convId,
     msgId: m.msgId,
@@ -522,7 +521,7 @@ function memberUids(m: NewMessage): Uid[] {
   return unique.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).map(String);
 }
 
-export function toChatMessage(row: RowDataPacket): ChatMessage {
+export function toChatMessage(row: RowDataPacket): StoredMessage {
   return {
     convId: row.conv_id,
     msgId: String(row.msg_id),

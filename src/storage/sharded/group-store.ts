@@ -1,4 +1,3 @@
-import type { ChatMessage } from "../../gen/shardchat/v1/client.js";
 import { GROUP_CONV_PREFIX, groupConvId, groupIdOfConv, isDecimalId } from "../../ids/identifiers.js";
 import type { Logger } from "../../log/logger.js";
 import { MysqlGroupStore, uniqueSorted } from "../mysql/group-store.js";
@@ -10,6 +9,7 @@ import type {
   GroupStore,
   NewGroup,
   NewGroupMessage,
+  StoredMessage,
   Uid,
 } from "../ports.js";
 import { ShardedConversationIndex } from "./conversation-index.js";
@@ -149,7 +149,7 @@ export class ShardedGroupStore implements GroupStore {
     return store.answerInvitation(groupId, uid, answer);
   }
 
-  append(m: NewGroupMessage): Promise<{ message: ChatMessage; duplicate: boolean }> {
+  append(m: NewGroupMessage): Promise<{ message: StoredMessage; duplicate: boolean }> {
     return this.storeOf(m.groupId).append(m);
   }
 

@@ -1,8 +1,7 @@
-import type { ChatMessage } from "../../gen/shardchat/v1/client.js";
 import { isDecimalId } from "../../ids/identifiers.js";
 import type { Logger } from "../../log/logger.js";
 import { MysqlMessageStore, type MysqlMessageStoreOptions, validateNewMessage } from "../mysql/message-store.js";
-import type { HistoryQuery, MessageStore, NewMessage, Uid } from "../ports.js";
+import type { HistoryQuery, MessageStore, NewMessage, StoredMessage, Uid } from "../ports.js";
 import { ShardedConversationIndex } from "./conversation-index.js";
 import type { Shards } from "./shards.js";
 
@@ -44,7 +43,7 @@ export class ShardedMessageStore implements MessageStore {
     this.#index = new ShardedConversationIndex(shards);
   }
 
-  append(m: NewMessage): Promise<{ message: ChatMessage; duplicate: boolean }> {
+  append(m: NewMessage): Promise<{ message: StoredMessage; duplicate: boolean }> {
     // Each attempt resolves the shard from the current map: a fence means a rebalance is
     // moving the slot, and the retry follows it to the new owner.
     return this.shards.retryingFences(async () => {
@@ -64,7 +63,7 @@ export class ShardedMessageStore implements MessageStore {
     });
   }
 
-  async pending(uid: Uid, limit: number): Promise<{ messages: ChatMessage[]; more: boolean }> {
+  async pending(uid: Uid, limit: number): Promise<{ messages: StoredMessage[]; more: boolean }> {
     if (!isDecimalId(uid)) return { messages: [], more: false };
     const convIds = await this.#index.conversationsOf(uid);
     const shardIds = [...new Set(convIds.map((c) => this.shards.instanceFor(c).id))];
@@ -75,7 +74,7 @@ export class ShardedMessageStore implements MessageStore {
         this.options.log?.warn({ err: a.reason, shard: shardIds[i], uid }, "pending: shard down");
     }
     let more = false;
-    const messages: ChatMessage[] = [];
+    const messages: StoredMessage[] = [];
     for (const a of answers) {
       if (a.status !== "fulfilled") continue;
       more ||= a.value.more;
@@ -114,7 +113,7 @@ export class ShardedMessageStore implements MessageStore {
     if (failed) throw failed.reason;
   }
 
-  history(uid: Uid, convId: string, query: HistoryQuery): Promise<ChatMessage[]> {
+  history(uid: Uid, convId: string, query: HistoryQuery): Promise<StoredMessage[]> {
     return this.storeOf(convId).history(uid, convId, query);
   }
 

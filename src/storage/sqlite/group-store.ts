@@ -1,5 +1,4 @@
 import { AppError, ErrorCode } from "../../errors.js";
-import type { ChatMessage } from "../../gen/shardchat/v1/client.js";
 import { COLUMN_CHARS, groupConvId, requireChars } from "../../ids/identifiers.js";
 import { fileRefToColumn } from "../file-ref.js";
 import {
@@ -11,6 +10,7 @@ import {
   type GroupStore,
   type NewGroup,
   type NewGroupMessage,
+  type StoredMessage,
   type Uid,
 } from "../ports.js";
 import type { SqliteDatabase } from "./database.js";
@@ -45,7 +45,7 @@ export class SqliteGroupStore implements GroupStore {
   readonly #transferTx: (groupId: string, from: Uid, to: Uid) => boolean;
   readonly #inviteTx: (groupId: string, inviter: Uid, uids: Uid[], nowMs: number) => Uid[];
   readonly #answerTx: (groupId: string, uid: Uid, accept: boolean, sinceMs: number, maxMembers: number) => boolean;
-  readonly #appendTx: (m: NewGroupMessage) => { message: ChatMessage; duplicate: boolean };
+  readonly #appendTx: (m: NewGroupMessage) => { message: StoredMessage; duplicate: boolean };
 
   constructor(db: SqliteDatabase) {
     this.#db = db;
@@ -371,7 +371,7 @@ export class SqliteGroupStore implements GroupStore {
     return answered ? this.get(id) : null;
   }
 
-  async append(m: NewGroupMessage): Promise<{ message: ChatMessage; duplicate: boolean }> {
+  async append(m: NewGroupMessage): Promise<{ message: StoredMessage; duplicate: boolean }> {
     const checked: NewGroupMessage = {
       ...m,
       groupId: requireCanonicalId(m.groupId),

@@ -1,9 +1,8 @@
 import { AppError, ErrorCode } from "../../errors.js";
-import type { ChatMessage } from "../../gen/shardchat/v1/client.js";
 import { COLUMN_CHARS, requireChars } from "../../ids/identifiers.js";
 import { fitsChars } from "../../text/chars.js";
 import { fileRefFromColumn, fileRefToColumn } from "../file-ref.js";
-import type { HistoryQuery, MessageStore, NewMessage, Uid } from "../ports.js";
+import type { HistoryQuery, MessageStore, NewMessage, StoredMessage, Uid } from "../ports.js";
 import type { SqliteDatabase } from "./database.js";
 import { sqliteCall, sqliteCode, sqliteError } from "./errors.js";
 import { TickBatch } from "./tick-batch.js";
@@ -41,7 +40,7 @@ interface CheckedMessage extends NewMessage {
   memberUids: Uid[];
 }
 
-type Appended = { message: ChatMessage; duplicate: boolean };
+type Appended = { message: StoredMessage; duplicate: boolean };
 
 /**
  * Messages in the SQLite file: the same tables and semantics as MysqlMessageStore. better-sqlite3
@@ -56,8 +55,8 @@ type Appended = { message: ChatMessage; duplicate: boolean };
 export class SqliteMessageStore implements MessageStore {
   readonly #appends: TickBatch<CheckedMessage, Appended>;
   readonly #acks: TickBatch<{ uid: Uid; wanted: Map<string, number> }, void>;
-  readonly #pendingTx: (uid: Uid, limit: number) => { messages: ChatMessage[]; more: boolean };
-  readonly #historyTx: (uid: Uid, convId: string, query: HistoryQuery) => ChatMessage[];
+  readonly #pendingTx: (uid: Uid, limit: number) => { messages: StoredMessage[]; more: boolean };
+  readonly #historyTx: (uid: Uid, convId: string, query: HistoryQuery) => StoredMessage[];
   readonly #isMember: (convId: string, uid: Uid) => boolean;
 
   constructor(db: SqliteDatabase) {
@@ -170,7 +169,7 @@ export class SqliteMessageStore implements MessageStore {
       const convs = pendingConvs.all(uid);
       let remaining = Math.max(0, Math.floor(limit));
       let total = 0;
-      const messages: ChatMessage[] = [];
+      const messages: StoredMessage[] = [];
       for (const conv of convs) {
         const waiting = conv.last_seq - conv.delivered_seq;
         total += waiting;
@@ -210,7 +209,7 @@ export class SqliteMessageStore implements MessageStore {
     return this.#appends.submit(checkNewMessage(m));
   }
 
-  async pending(uid: Uid, limit: number): Promise<{ messages: ChatMessage[]; more: boolean }> {
+  async pending(uid: Uid, limit: number): Promise<{ messages: StoredMessage[]; more: boolean }> {
     const canonical = canonicalId(uid);
     if (canonical === null) return { messages: [], more: false };
     return storageCall(() => this.#pendingTx(canonical, limit));
@@ -229,7 +228,7 @@ export class SqliteMessageStore implements MessageStore {
     await this.#acks.submit({ uid: canonical, wanted });
   }
 
-  async history(uid: Uid, convId: string, query: HistoryQuery): Promise<ChatMessage[]> {
+  async history(uid: Uid, convId: string, query: HistoryQuery): Promise<StoredMessage[]> {
     const canonical = canonicalId(uid);
     if (canonical === null) throw new AppError(ErrorCode.NOT_PARTICIPANT);
     return storageCall(() => this.#historyTx(canonical, convId, query));
@@ -271,7 +270,7 @@ function checkNewMessage(m: NewMessage): CheckedMessage {
   };
 }
 
-export function toChatMessage(row: MessageRow): ChatMessage {
+export function toChatMessage(row: MessageRow): StoredMessage {
   return {
     convId: row.conv_id,
     msgId: row.msg_id,
