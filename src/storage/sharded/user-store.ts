@@ -1,16 +1,14 @@
-import type { RowDataPacket } from "mysql2/promise";
 import { AppError, ErrorCode } from "../../errors.js";
 import { isDecimalId } from "../../ids/identifiers.js";
 import type { Logger } from "../../log/logger.js";
 import { isDuplicateKey, mysqlCall } from "../mysql/errors.js";
-import { likePrefix, MysqlUserStore } from "../mysql/user-store.js";
+import { deleteIndexRow, type IndexTable, indexHolder, insertIndexRow, namesWithPrefix } from "../mysql/user-index.js";
+import { MysqlUserStore } from "../mysql/user-store.js";
 import type { Uid, UserRecord, UserStore } from "../ports.js";
 import type { Shards } from "./shards.js";
 
 /** An index table that makes one column unique across all shards. */
-export interface UniqueIndex {
-  table: "user_names" | "user_emails";
-  column: "name" | "email";
+export interface UniqueIndex extends IndexTable {
   taken: ErrorCode;
   /** The key the row is placed by: equal for values the column's collation calls equal. */
   placement(value: string): string;
@@ -108,15 +106,9 @@ export class ShardedUserStore implements UserStore {
     if (typeof prefix !== "string" || prefix === "" || max === 0) return [];
     const pages = await Promise.all(
       this.shards.map.instances.map((instance) =>
-        mysqlCall(ErrorCode.UNAVAILABLE, `user_names on ${instance.id}`, async () => {
-          const [rows] = await this.shards
-            .pool(instance.id)
-            .query<RowDataPacket[]>(
-              "SELECT name, uid FROM user_names WHERE name LIKE ? ESCAPE '!' ORDER BY name LIMIT ?",
-              [`${likePrefix(prefix)}%`, max],
-            );
-          return rows.map((r) => ({ name: String(r.name), uid: String(r.uid) }));
-        }),
+        mysqlCall(ErrorCode.UNAVAILABLE, `user_names on ${instance.id}`, () =>
+          namesWithPrefix(this.shards.pool(instance.id), prefix, max),
+        ),
       ),
     );
     const hits = pages
@@ -144,14 +136,7 @@ export class ShardedUserStore implements UserStore {
     const key = index.placement(value);
     const id = this.shards.instanceFor(key).id;
     const pool = this.shards.pool(id);
-    const insert = () =>
-      this.shards.write(id, [key], (conn) =>
-        conn.query(`INSERT INTO ${index.table} (${index.column}, uid, created_at) VALUES (?, ?, ?)`, [
-          value,
-          uid,
-          Date.now(),
-        ]),
-      );
+    const insert = () => this.shards.write(id, [key], (conn) => insertIndexRow(conn, index, value, uid));
     await mysqlCall(ErrorCode.UNAVAILABLE, `${index.table} on ${id}`, async () => {
       try {
         await insert();
@@ -159,17 +144,11 @@ export class ShardedUserStore implements UserStore {
       } catch (err) {
         if (!isDuplicateKey(err)) throw err;
       }
-      const [rows] = await pool.query<RowDataPacket[]>(
-        `SELECT uid, created_at FROM ${index.table} WHERE ${index.column} = ?`,
-        [value],
-      );
-      const holder = rows[0];
-      const stale = holder && Date.now() - Number(holder.created_at) > this.#orphanMs;
-      if (!stale || (await this.byUid(String(holder.uid)))) throw new AppError(index.taken);
+      const holder = await indexHolder(pool, index, value);
+      const stale = holder && Date.now() - holder.createdAt > this.#orphanMs;
+      if (!holder || !stale || (await this.byUid(holder.uid))) throw new AppError(index.taken);
       // Left by a create that died half-way: take it over (only if it is still that row).
-      await this.shards.write(id, [key], (conn) =>
-        conn.query(`DELETE FROM ${index.table} WHERE ${index.column} = ? AND uid = ?`, [value, holder.uid]),
-      );
+      await this.shards.write(id, [key], (conn) => deleteIndexRow(conn, index, value, holder.uid));
       this.options.log?.warn({ table: index.table, uid: holder.uid }, "reclaimed an orphaned index row");
       try {
         await insert();
@@ -185,9 +164,7 @@ export class ShardedUserStore implements UserStore {
     const key = index.placement(value);
     try {
       await this.shards.retryingFences(() =>
-        this.shards.write(this.shards.instanceFor(key).id, [key], (conn) =>
-          conn.query(`DELETE FROM ${index.table} WHERE ${index.column} = ? AND uid = ?`, [value, uid]),
-        ),
+        this.shards.write(this.shards.instanceFor(key).id, [key], (conn) => deleteIndexRow(conn, index, value, uid)),
       );
     } catch (err) {
       this.options.log?.warn({ err, table: index.table, key }, "cannot undo an index row; left for reclaim");
@@ -196,12 +173,11 @@ export class ShardedUserStore implements UserStore {
 
   private async lookup(index: UniqueIndex, value: string): Promise<Uid | null> {
     const id = this.shards.instanceFor(index.placement(value)).id;
-    return mysqlCall(ErrorCode.UNAVAILABLE, `${index.table} on ${id}`, async () => {
-      const [rows] = await this.shards
-        .pool(id)
-        .query<RowDataPacket[]>(`SELECT uid FROM ${index.table} WHERE ${index.column} = ?`, [value]);
-      return rows[0] ? String(rows[0].uid) : null;
-    });
+    return mysqlCall(
+      ErrorCode.UNAVAILABLE,
+      `${index.table} on ${id}`,
+      async () => (await indexHolder(this.shards.pool(id), index, value))?.uid ?? null,
+    );
   }
 
   private storeOf(uid: Uid): MysqlUserStore {
