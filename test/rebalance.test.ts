@@ -14,9 +14,11 @@ import {
 } from "../sharding/rebalance.js";
 import type { Config } from "../src/config/settings.js";
 import { AppError, ErrorCode } from "../src/errors.js";
-import { convIdForPair } from "../src/ids/identifiers.js";
+import { convIdForPair, groupConvId } from "../src/ids/identifiers.js";
 import { createPool, type Pool } from "../src/storage/mysql/pool.js";
 import type { NewMessage, Uid } from "../src/storage/ports.js";
+import { ShardedFileMetaStore } from "../src/storage/sharded/file-meta-store.js";
+import { ShardedGroupStore } from "../src/storage/sharded/group-store.js";
 import { ShardedMessageStore } from "../src/storage/sharded/message-store.js";
 import { evenShardMap, type ShardMap, slotOf } from "../src/storage/sharded/shard-map.js";
 import { configuredInstances, migrateShards, readShardMap, Shards } from "../src/storage/sharded/shards.js";
@@ -368,6 +370,56 @@ describe("rebalancer on four databases", () => {
     await messages.append(message(a, b, "after"));
     expect(await rowsOn(home, "SELECT * FROM messages WHERE conv_id = ?", [convId])).toHaveLength(1);
   }, 30_000);
+
+  it("group and file writes to a fenced slot write nothing and answer SLOT_MOVING, like messages", async () => {
+    const groups = new ShardedGroupStore(shards);
+    const files = new ShardedFileMetaStore(shards);
+    const [owner, member] = [newId(), newId()];
+    const groupId = newId();
+    await groups.create({ groupId, name: "fenced", owner, members: [member], maxMembers: 10 });
+    const fileId = newId();
+    const fence = async (key: string) => {
+      const home = shards.instanceFor(key).id;
+      await rowsOn(home, "INSERT INTO slot_fence (slot, state, job_id, created_at) VALUES (?, 'moving', 'test', 0)", [
+        slotOf(key, SLOTS),
+      ]);
+      return home;
+    };
+    const codeOf = (p: Promise<unknown>) =>
+      p.then(
+        () => "stored",
+        (err: unknown) => (err instanceof AppError ? err.code : String(err)),
+      );
+    const groupHome = await fence(groupConvId(groupId));
+    const fileHome = await fence(`file:${fileId}`);
+    try {
+      const post = {
+        groupId,
+        msgId: newId(),
+        sender: owner,
+        clientMsgId: "fenced-1",
+        kind: 1,
+        text: "no",
+        sentAtMs: 1,
+      };
+      expect(await codeOf(groups.append(post))).toBe(ErrorCode.SLOT_MOVING);
+      expect(await codeOf(groups.addMembers(groupId, [newId()], 10))).toBe(ErrorCode.SLOT_MOVING);
+      expect(await codeOf(groups.rename(groupId, "renamed"))).toBe(ErrorCode.SLOT_MOVING);
+      const file = { id: fileId, owner, convId: groupConvId(groupId), name: "f", size: 1, contentType: "text/plain" };
+      expect(await codeOf(files.create({ ...file, createdAt: 1 }))).toBe(ErrorCode.SLOT_MOVING);
+      expect(await rowsOn(groupHome, "SELECT * FROM messages WHERE conv_id = ?", [groupConvId(groupId)])).toHaveLength(
+        0,
+      );
+      expect(await rowsOn(groupHome, "SELECT name FROM chat_groups WHERE group_id = ?", [groupId])).toEqual([
+        { name: "fenced" },
+      ]);
+      expect(await rowsOn(fileHome, "SELECT * FROM files WHERE file_id = ?", [fileId])).toHaveLength(0);
+    } finally {
+      await rowsOn(groupHome, "DELETE FROM slot_fence WHERE job_id = 'test'");
+      await rowsOn(fileHome, "DELETE FROM slot_fence WHERE job_id = 'test'");
+    }
+    expect(await groups.rename(groupId, "renamed")).toMatchObject({ name: "renamed" });
+  }, 60_000);
 
   it("batched delivery acks to a fenced slot move no cursor and answer SLOT_MOVING", async () => {
     const [a, b] = [newId(), newId()];

@@ -1,20 +1,41 @@
-import type { ResultSetHeader, RowDataPacket } from "mysql2/promise";
+import type { PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { AppError, ErrorCode } from "../../errors.js";
 import { isDecimalId } from "../../ids/identifiers.js";
 import type { FileMeta, FileMetaStore } from "../ports.js";
 import { mysqlCall } from "./errors.js";
 import type { Pool } from "./pool.js";
+import { inTransaction } from "./transaction.js";
+
+/**
+ * The sharded adapter's slot fence for a file's row ("file:<id>"), run first in the write's
+ * transaction (see MysqlGroupStoreOptions.guard).
+ */
+export type FileGuard = (conn: PoolConnection, keys: readonly string[]) => Promise<void>;
 
 /** Files' metadata in one MySQL database (the `files` table of sql/007_files.sql). */
 export class MysqlFileMetaStore implements FileMetaStore {
-  constructor(private readonly pool: Pool) {}
+  constructor(
+    private readonly pool: Pool,
+    private readonly guard?: FileGuard,
+  ) {}
+
+  /** One statement on a file's row: on the pool, or behind the slot fence in a transaction. */
+  private write(id: string, sql: string, values: unknown[]): Promise<[ResultSetHeader, unknown]> {
+    const guard = this.guard;
+    if (!guard) return this.pool.query<ResultSetHeader>(sql, values);
+    return inTransaction(this.pool, async (conn) => {
+      await guard(conn, [`file:${id}`]);
+      return conn.query<ResultSetHeader>(sql, values);
+    });
+  }
 
   async create(meta: FileMeta): Promise<void> {
     if (!isDecimalId(meta.id) || !isDecimalId(meta.owner)) {
       throw new AppError(ErrorCode.INVALID_ARGUMENT, "file and owner ids must be decimal");
     }
     await mysqlCall(ErrorCode.STORAGE_UNAVAILABLE, "file store", () =>
-      this.pool.query(
+      this.write(
+        meta.id,
         "INSERT INTO files (file_id, owner, conv_id, name, size, content_type, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
         [meta.id, meta.owner, meta.convId, meta.name, meta.size, meta.contentType, meta.createdAt],
       ),
@@ -25,7 +46,7 @@ export class MysqlFileMetaStore implements FileMetaStore {
     if (!isDecimalId(id)) return false;
     // affectedRows counts the rows matched, changed or not: mysql2 connects with FOUND_ROWS.
     const [result] = await mysqlCall(ErrorCode.STORAGE_UNAVAILABLE, "file store", () =>
-      this.pool.query<ResultSetHeader>("UPDATE files SET sent_at = COALESCE(sent_at, ?) WHERE file_id = ?", [atMs, id]),
+      this.write(id, "UPDATE files SET sent_at = COALESCE(sent_at, ?) WHERE file_id = ?", [atMs, id]),
     );
     return result.affectedRows > 0;
   }
@@ -38,12 +59,16 @@ export class MysqlFileMetaStore implements FileMetaStore {
       );
       const swept: string[] = [];
       for (const row of rows) {
-        // Only if still unsent: a message that named it meanwhile keeps it.
-        const [done] = await this.pool.query<ResultSetHeader>(
-          "DELETE FROM files WHERE file_id = ? AND sent_at IS NULL",
-          [row.file_id],
+        // Only if still unsent: a message that named it meanwhile keeps it. A row whose slot a
+        // rebalance is moving is left for a later sweep, on its new owner.
+        const id = String(row.file_id);
+        const [done] = await this.write(id, "DELETE FROM files WHERE file_id = ? AND sent_at IS NULL", [id]).catch(
+          (err: unknown) => {
+            if (err instanceof AppError && err.code === ErrorCode.SLOT_MOVING) return [{ affectedRows: 0 }] as const;
+            throw err;
+          },
         );
-        if (done.affectedRows > 0) swept.push(String(row.file_id));
+        if (done.affectedRows > 0) swept.push(id);
       }
       return swept;
     });

@@ -26,6 +26,12 @@ const GROUP_COLUMNS = "group_id, name, owner, member_count, created_at";
 export interface MysqlGroupStoreOptions {
   /** config.MYSQL_DEADLOCK_RETRIES. */
   deadlockRetries?: number;
+  /**
+   * The sharded adapter's slot fence, run first in every write transaction with the group's
+   * conversation id: a write to a slot a rebalance is moving is refused (SlotFencedError) and
+   * retried on the slot's new owner, instead of landing on a copy being retired.
+   */
+  guard?: (conn: PoolConnection, keys: readonly string[]) => Promise<void>;
 }
 
 /**
@@ -36,12 +42,22 @@ export interface MysqlGroupStoreOptions {
  */
 export class MysqlGroupStore implements GroupStore {
   private readonly deadlockRetries: number;
+  private readonly guard: MysqlGroupStoreOptions["guard"];
 
   constructor(
     private readonly pool: Pool,
     options: MysqlGroupStoreOptions = {},
   ) {
     this.deadlockRetries = options.deadlockRetries ?? 5;
+    this.guard = options.guard;
+  }
+
+  /** One write transaction on the group's rows, behind the slot fence when there is one. */
+  private write<T>(groupId: string, work: (conn: PoolConnection) => Promise<T>): Promise<T> {
+    return inTransaction(this.pool, async (conn) => {
+      await this.guard?.(conn, [groupConvId(groupId)]);
+      return work(conn);
+    });
   }
 
   async create(g: NewGroup): Promise<GroupRecord> {
@@ -54,7 +70,7 @@ export class MysqlGroupStore implements GroupStore {
     const now = Date.now();
     const convId = groupConvId(g.groupId);
     return storageCall(() =>
-      inTransaction(this.pool, async (conn) => {
+      this.write(g.groupId, async (conn) => {
         await conn.query(`INSERT INTO chat_groups (${GROUP_COLUMNS}) VALUES (?, ?, ?, ?, ?)`, [
           g.groupId,
           g.name,
@@ -128,7 +144,7 @@ export class MysqlGroupStore implements GroupStore {
     if (wanted.length === 0) return [];
     return storageCall(() =>
       retryingDeadlocks(this.deadlockRetries, () =>
-        inTransaction(this.pool, (conn) => addIn(conn, groupId, wanted, maxMembers)),
+        this.write(groupId, (conn) => addIn(conn, groupId, wanted, maxMembers)),
       ),
     );
   }
@@ -137,7 +153,7 @@ export class MysqlGroupStore implements GroupStore {
     if (!isDecimalId(groupId) || !isDecimalId(uid)) return false;
     return storageCall(() =>
       retryingDeadlocks(this.deadlockRetries, () =>
-        inTransaction(this.pool, async (conn) => {
+        this.write(groupId, async (conn) => {
           const [group] = await conn.query<RowDataPacket[]>("SELECT 1 FROM chat_groups WHERE group_id = ? FOR UPDATE", [
             groupId,
           ]);
@@ -160,20 +176,22 @@ export class MysqlGroupStore implements GroupStore {
 
   async setRole(groupId: string, uid: Uid, role: GroupRoleValue): Promise<boolean> {
     if (!isDecimalId(groupId) || !isDecimalId(uid)) return false;
-    return storageCall(async () => {
-      const [result] = await this.pool.query<ResultSetHeader>(
-        "UPDATE group_members SET role = ? WHERE group_id = ? AND uid = ?",
-        [role, groupId, uid],
-      );
-      return result.affectedRows > 0;
-    });
+    return storageCall(() =>
+      this.write(groupId, async (conn) => {
+        const [result] = await conn.query<ResultSetHeader>(
+          "UPDATE group_members SET role = ? WHERE group_id = ? AND uid = ?",
+          [role, groupId, uid],
+        );
+        return result.affectedRows > 0;
+      }),
+    );
   }
 
   async transferOwnership(groupId: string, from: Uid, to: Uid): Promise<boolean> {
     if (!isDecimalId(groupId) || !isDecimalId(from) || !isDecimalId(to) || from === to) return false;
     return storageCall(() =>
       retryingDeadlocks(this.deadlockRetries, () =>
-        inTransaction(this.pool, async (conn) => {
+        this.write(groupId, async (conn) => {
           const [group] = await conn.query<RowDataPacket[]>(
             "SELECT 1 FROM chat_groups WHERE group_id = ? AND owner = ? FOR UPDATE",
             [groupId, from],
@@ -203,7 +221,9 @@ export class MysqlGroupStore implements GroupStore {
   async rename(groupId: string, name: string): Promise<GroupRecord | null> {
     checkName(name);
     if (!isDecimalId(groupId)) return null;
-    await storageCall(() => this.pool.query("UPDATE chat_groups SET name = ? WHERE group_id = ?", [name, groupId]));
+    await storageCall(() =>
+      this.write(groupId, (conn) => conn.query("UPDATE chat_groups SET name = ? WHERE group_id = ?", [name, groupId])),
+    );
     return this.get(groupId);
   }
 
@@ -227,7 +247,7 @@ export class MysqlGroupStore implements GroupStore {
     const wanted = uniqueSorted(uids);
     if (wanted.length === 0) return [];
     return storageCall(() =>
-      inTransaction(this.pool, async (conn) => {
+      this.write(groupId, async (conn) => {
         // Shared: invitations do not change member_count, but a member added meanwhile must be seen.
         const [group] = await conn.query<RowDataPacket[]>(
           "SELECT 1 FROM chat_groups WHERE group_id = ? LOCK IN SHARE MODE",
@@ -287,7 +307,7 @@ export class MysqlGroupStore implements GroupStore {
     if (!isDecimalId(groupId) || !isDecimalId(uid)) return null;
     return storageCall(() =>
       retryingDeadlocks(this.deadlockRetries, () =>
-        inTransaction(this.pool, async (conn) => {
+        this.write(groupId, async (conn) => {
           // The group row first, as every membership change locks it (one lock order).
           const [group] = await conn.query<RowDataPacket[]>("SELECT 1 FROM chat_groups WHERE group_id = ? FOR UPDATE", [
             groupId,
@@ -338,7 +358,7 @@ export class MysqlGroupStore implements GroupStore {
       if (stored) return { message: stored, duplicate: true };
       try {
         const message = await retryingDeadlocks(this.deadlockRetries, () =>
-          inTransaction(this.pool, (conn) => this.insert(conn, convId, m)),
+          this.write(m.groupId, (conn) => this.insert(conn, convId, m)),
         );
         return { message, duplicate: false };
       } catch (err) {

@@ -9,8 +9,9 @@ import type { Shards } from "./shards.js";
 export class ShardedFileMetaStore implements FileMetaStore {
   constructor(private readonly shards: Shards) {}
 
+  /** A fenced write is tried again on the slot's owner in the new map (Shards.retryingFences). */
   create(meta: FileMeta): Promise<void> {
-    return this.storeOf(meta.id).create(meta);
+    return this.shards.retryingFences(() => this.storeOf(meta.id).create(meta));
   }
 
   byId(id: string): Promise<FileMeta | null> {
@@ -18,7 +19,7 @@ export class ShardedFileMetaStore implements FileMetaStore {
   }
 
   markSent(id: string, atMs: number): Promise<boolean> {
-    return this.storeOf(id).markSent(id, atMs);
+    return this.shards.retryingFences(() => this.storeOf(id).markSent(id, atMs));
   }
 
   /** Every instance in turn (files are placed by id), up to limit in all. */
@@ -26,13 +27,13 @@ export class ShardedFileMetaStore implements FileMetaStore {
     const swept: string[] = [];
     for (const instance of this.shards.map.instances) {
       if (swept.length >= limit) break;
-      const store = new MysqlFileMetaStore(this.shards.pool(instance.id));
+      const store = new MysqlFileMetaStore(this.shards.pool(instance.id), this.shards.guard);
       swept.push(...(await store.sweepUnsent(beforeMs, limit - swept.length)));
     }
     return swept;
   }
 
   private storeOf(fileId: string): MysqlFileMetaStore {
-    return new MysqlFileMetaStore(this.shards.pool(this.shards.instanceFor(`file:${fileId}`).id));
+    return new MysqlFileMetaStore(this.shards.pool(this.shards.instanceFor(`file:${fileId}`).id), this.shards.guard);
   }
 }

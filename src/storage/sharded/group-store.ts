@@ -43,7 +43,7 @@ export class ShardedGroupStore implements GroupStore {
   async create(g: NewGroup): Promise<GroupRecord> {
     const uids = uniqueSorted([g.owner, ...g.members]);
     if (uids.length <= g.maxMembers && isDecimalId(g.groupId)) await this.index(g.groupId, uids);
-    return this.storeOf(g.groupId).create(g);
+    return this.fenced(() => this.storeOf(g.groupId).create(g));
   }
 
   get(groupId: string): Promise<GroupRecord | null> {
@@ -65,11 +65,11 @@ export class ShardedGroupStore implements GroupStore {
   async addMembers(groupId: string, uids: Uid[], maxMembers: number): Promise<Uid[]> {
     const wanted = uniqueSorted(uids);
     if (wanted.length > 0 && isDecimalId(groupId)) await this.index(groupId, wanted);
-    return this.storeOf(groupId).addMembers(groupId, wanted, maxMembers);
+    return this.fenced(() => this.storeOf(groupId).addMembers(groupId, wanted, maxMembers));
   }
 
   async removeMember(groupId: string, uid: Uid): Promise<boolean> {
-    const removed = await this.storeOf(groupId).removeMember(groupId, uid);
+    const removed = await this.fenced(() => this.storeOf(groupId).removeMember(groupId, uid));
     if (removed) {
       await this.#index
         .remove(groupConvId(groupId), uid)
@@ -79,15 +79,15 @@ export class ShardedGroupStore implements GroupStore {
   }
 
   setRole(groupId: string, uid: Uid, role: GroupRoleValue): Promise<boolean> {
-    return this.storeOf(groupId).setRole(groupId, uid, role);
+    return this.fenced(() => this.storeOf(groupId).setRole(groupId, uid, role));
   }
 
   transferOwnership(groupId: string, from: Uid, to: Uid): Promise<boolean> {
-    return this.storeOf(groupId).transferOwnership(groupId, from, to);
+    return this.fenced(() => this.storeOf(groupId).transferOwnership(groupId, from, to));
   }
 
   rename(groupId: string, name: string): Promise<GroupRecord | null> {
-    return this.storeOf(groupId).rename(groupId, name);
+    return this.fenced(() => this.storeOf(groupId).rename(groupId, name));
   }
 
   /**
@@ -120,7 +120,7 @@ export class ShardedGroupStore implements GroupStore {
   }
 
   invite(groupId: string, inviter: Uid, uids: Uid[], nowMs: number): Promise<Uid[]> {
-    return this.storeOf(groupId).invite(groupId, inviter, uids, nowMs);
+    return this.fenced(() => this.storeOf(groupId).invite(groupId, inviter, uids, nowMs));
   }
 
   /** Invitations live beside their group: every shard is asked, and the pages merged newest first. */
@@ -142,20 +142,27 @@ export class ShardedGroupStore implements GroupStore {
     uid: Uid,
     answer: { accept: boolean; sinceMs: number; maxMembers: number },
   ): Promise<GroupRecord | null> {
-    const store = this.storeOf(groupId);
-    if (answer.accept && isDecimalId(uid) && (await store.hasInvitation(groupId, uid, answer.sinceMs))) {
-      await this.index(groupId, [String(BigInt(uid))]);
-    }
-    return store.answerInvitation(groupId, uid, answer);
+    const joining =
+      answer.accept && isDecimalId(uid) && (await this.storeOf(groupId).hasInvitation(groupId, uid, answer.sinceMs));
+    if (joining) await this.index(groupId, [String(BigInt(uid))]);
+    return this.fenced(() => this.storeOf(groupId).answerInvitation(groupId, uid, answer));
   }
 
   append(m: NewGroupMessage): Promise<{ message: StoredMessage; duplicate: boolean }> {
-    return this.storeOf(m.groupId).append(m);
+    return this.fenced(() => this.storeOf(m.groupId).append(m));
   }
 
   /** Lists the group's conversation in each uid's user_conversations (see ShardedConversationIndex). */
   private index(groupId: string, uids: Uid[]): Promise<void> {
     return this.#index.add(groupConvId(groupId), uids);
+  }
+
+  /**
+   * A write, following its slot while a rebalance moves it: the store's writes check the slot
+   * fence (its guard), and a fenced write is tried again on the slot's owner in the new map.
+   */
+  private fenced<T>(write: () => Promise<T>): Promise<T> {
+    return this.shards.retryingFences(write);
   }
 
   private storeOf(groupId: string): MysqlGroupStore {
@@ -165,7 +172,10 @@ export class ShardedGroupStore implements GroupStore {
   private storeOn(instanceId: string): MysqlGroupStore {
     let store = this.#stores.get(instanceId);
     if (!store) {
-      store = new MysqlGroupStore(this.shards.pool(instanceId), { deadlockRetries: this.options.deadlockRetries });
+      store = new MysqlGroupStore(this.shards.pool(instanceId), {
+        deadlockRetries: this.options.deadlockRetries,
+        guard: this.shards.guard,
+      });
       this.#stores.set(instanceId, store);
     }
     return store;
