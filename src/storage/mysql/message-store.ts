@@ -91,6 +91,11 @@ export class MysqlMessageStore implements MessageStore {
   /** Appends of one conversation are stored in the order of the calls (seq order = call order). */
   async append(m: NewMessage): Promise<Appended> {
     validateNewMessage(m);
+    return this.appendValidated(m);
+  }
+
+  /** append() for a message its caller already checked with validateNewMessage (the sharded adapter). */
+  appendValidated(m: NewMessage): Promise<Appended> {
     return this.batcher.submit(m);
   }
 

@@ -43,12 +43,13 @@ export class ShardedMessageStore implements MessageStore {
     this.#index = new ShardedConversationIndex(shards);
   }
 
-  append(m: NewMessage): Promise<{ message: StoredMessage; duplicate: boolean }> {
+  async append(m: NewMessage): Promise<{ message: StoredMessage; duplicate: boolean }> {
+    // The one check of a new message's columns, before it is indexed (INVALID_ARGUMENT); the
+    // instance's store is then asked with appendValidated.
+    validateNewMessage(m);
     // Each attempt resolves the shard from the current map: a fence means a rebalance is
     // moving the slot, and the retry follows it to the new owner.
     return this.shards.retryingFences(async () => {
-      // Input the shard's store refuses (INVALID_ARGUMENT) is refused before it is indexed.
-      validateNewMessage(m);
       if (!this.#indexed.has(m.convId)) {
         // Appends that meet the same pending index resume in call order, so they still reach
         // the shard's ordered writer in the order they were called.
@@ -59,7 +60,7 @@ export class ShardedMessageStore implements MessageStore {
         }
         await indexing;
       }
-      return this.storeOf(m.convId).append(m);
+      return this.storeOf(m.convId).appendValidated(m);
     });
   }
 
