@@ -1,0 +1,113 @@
+import { afterAll, describe, expect, it } from "vitest";
+import type { Config } from "../src/config/settings.js";
+import { Snowflake } from "../src/ids/snowflake.js";
+import type { StoredMessage } from "../src/storage/ports.js";
+import { seedData } from "../src/storage/seed-data.js";
+import { ShardedGroupStore } from "../src/storage/sharded/group-store.js";
+import { ShardedMessageStore } from "../src/storage/sharded/message-store.js";
+import { configuredInstances, migrateShards, Shards } from "../src/storage/sharded/shards.js";
+import { ShardedUserStore } from "../src/storage/sharded/user-store.js";
+import { SqliteGroupStore } from "../src/storage/sqlite/group-store.js";
+import { SqliteMessageStore } from "../src/storage/sqlite/message-store.js";
+import { SqliteUserStore } from "../src/storage/sqlite/user-store.js";
+import { testConfig } from "./helpers/env.js";
+import { tempSqlite } from "./helpers/sqlite.js";
+import { stackInfraUp } from "./helpers/stack.js";
+
+/**
+ * The data generator (npm run seed-data) through the stores' own write paths: every message it
+ * says it stored is readable, each conversation's seqs are 1..n without a gap, and the users
+ * exist. On SQLite and on the sharded MySQL stack.
+ */
+const options = {
+  users: 30,
+  messages: 1500,
+  groups: 2,
+  groupSize: 5,
+  groupShare: 0.2,
+  concurrency: 64,
+  passwordHash: "x",
+};
+
+/** Every message of every seeded user's conversations, read back with pending (all unacked). */
+async function readBack(
+  messages: { pending(uid: string, limit: number): Promise<{ messages: StoredMessage[]; more: boolean }> },
+  users: string[],
+): Promise<Map<string, Set<number>>> {
+  const seqs = new Map<string, Set<number>>();
+  for (const uid of users) {
+    const { messages: got, more } = await messages.pending(uid, 100_000);
+    expect(more).toBe(false);
+    for (const m of got) {
+      const set = seqs.get(m.convId) ?? new Set<number>();
+      set.add(m.seq);
+      seqs.set(m.convId, set);
+    }
+  }
+  return seqs;
+}
+
+function expectGapless(seqs: Map<string, Set<number>>): number {
+  let total = 0;
+  for (const [, set] of seqs) {
+    expect(Math.max(...set)).toBe(set.size);
+    total += set.size;
+  }
+  return total;
+}
+
+describe("seedData", () => {
+  const cleanups: (() => Promise<void> | void)[] = [];
+  afterAll(async () => {
+    for (const c of cleanups.reverse()) await c();
+  });
+
+  it("fills SQLite with users, groups and gapless conversations", async () => {
+    const sqlite = tempSqlite("sc-seed-");
+    cleanups.push(() => sqlite.remove());
+    const stores = {
+      users: new SqliteUserStore(sqlite.db),
+      messages: new SqliteMessageStore(sqlite.db),
+      groups: new SqliteGroupStore(sqlite.db),
+    };
+    const report = await seedData(stores, new Snowflake({ workerId: 1 }), { ...options, run: "lite" });
+    expect(report).toMatchObject({ messages: options.messages });
+    expect(report.users).toHaveLength(options.users);
+    expect(report.groupIds).toHaveLength(options.groups);
+    expect((await stores.users.byName("seed_lite_7"))?.uid).toBe(report.users[7]);
+    const seqs = await readBack(stores.messages, report.users);
+    expect(seqs.size).toBe(report.conversations);
+    expect(expectGapless(seqs)).toBe(options.messages);
+    // Every group got some of the 20 %.
+    for (const groupId of report.groupIds) expect(seqs.get(`g:${groupId}`)?.size ?? 0).toBeGreaterThan(0);
+  });
+
+  it("fills the sharded MySQL stack the same way", async () => {
+    const { mysqlPorts } = await stackInfraUp();
+    const base = testConfig();
+    const db = new URL(base.MYSQL_URL).pathname.slice(1);
+    const urls = mysqlPorts.map((port) => `mysql://root@127.0.0.1:${port}/${db}`);
+    const config: Config = { ...base, MYSQL_URL: urls[0] as string, MYSQL_SHARDS: urls.join(","), SHARD_SLOTS: 1024 };
+    await migrateShards(configuredInstances(config));
+    const shards = await Shards.open(config);
+    cleanups.push(async () => {
+      for (const instance of shards.map.instances) {
+        await shards
+          .pool(instance.id)
+          .query(`DROP DATABASE IF EXISTS \`${db}\``)
+          .catch(() => undefined);
+      }
+      await shards.close();
+    });
+    const stores = {
+      users: new ShardedUserStore(shards),
+      messages: new ShardedMessageStore(shards),
+      groups: new ShardedGroupStore(shards),
+    };
+    const report = await seedData(stores, new Snowflake({ workerId: 2 }), { ...options, run: "shards" });
+    expect(report.messages).toBe(options.messages);
+    const seqs = await readBack(stores.messages, report.users);
+    expect(seqs.size).toBe(report.conversations);
+    expect(expectGapless(seqs)).toBe(options.messages);
+  }, 120_000);
+});
