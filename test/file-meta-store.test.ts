@@ -9,10 +9,10 @@ import { createPool } from "../src/storage/mysql/pool.js";
 import type { FileMeta, FileMetaStore, MessageStore } from "../src/storage/ports.js";
 import { ShardedFileMetaStore } from "../src/storage/sharded/file-meta-store.js";
 import { ShardedMessageStore } from "../src/storage/sharded/message-store.js";
-import { configuredInstances, migrateShards, Shards } from "../src/storage/sharded/shards.js";
 import { SqliteFileMetaStore } from "../src/storage/sqlite/file-meta-store.js";
 import { SqliteMessageStore } from "../src/storage/sqlite/message-store.js";
 import { dropTestDatabase, testConfig } from "./helpers/env.js";
+import { openTestShards } from "./helpers/shards.js";
 import { tempSqlite } from "./helpers/sqlite.js";
 import { stackInfraUp } from "./helpers/stack.js";
 
@@ -46,13 +46,7 @@ const backends: { name: string; open(): Promise<Opened> }[] = [
   {
     name: "sharded",
     async open() {
-      const stack = await stackInfraUp();
-      const base = testConfig();
-      const db = new URL(base.MYSQL_URL).pathname.slice(1);
-      const urls = stack.mysqlPorts.map((port) => `mysql://root@127.0.0.1:${port}/${db}`);
-      const config = { ...base, MYSQL_URL: urls[0] as string, MYSQL_SHARDS: urls.join(","), SHARD_SLOTS: 1024 };
-      await migrateShards(configuredInstances(config));
-      const shards = await Shards.open(config);
+      const { shards, close } = await openTestShards((await stackInfraUp()).mysqlPorts);
       return {
         files: new ShardedFileMetaStore(shards),
         messages: new ShardedMessageStore(shards),
@@ -67,12 +61,7 @@ const backends: { name: string; open(): Promise<Opened> }[] = [
           return holders;
         },
         expectedHolder: (fileId) => shards.instanceFor(`file:${fileId}`).id,
-        async close() {
-          for (const instance of shards.map.instances) {
-            await shards.pool(instance.id).query(`DROP DATABASE IF EXISTS \`${db}\``);
-          }
-          await shards.close();
-        },
+        close,
       };
     },
   },

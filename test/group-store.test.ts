@@ -1,6 +1,5 @@
 import mysql from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Config } from "../src/config/settings.js";
 import { AppError, ErrorCode } from "../src/errors.js";
 import { MessageKind } from "../src/gen/shardchat/v1/client.js";
 import { groupConvId } from "../src/ids/identifiers.js";
@@ -11,10 +10,10 @@ import { createPool } from "../src/storage/mysql/pool.js";
 import { GROUP_ROLE, type GroupStore, type MessageStore, type Uid } from "../src/storage/ports.js";
 import { ShardedGroupStore } from "../src/storage/sharded/group-store.js";
 import { ShardedMessageStore } from "../src/storage/sharded/message-store.js";
-import { configuredInstances, migrateShards, Shards } from "../src/storage/sharded/shards.js";
 import { SqliteGroupStore } from "../src/storage/sqlite/group-store.js";
 import { SqliteMessageStore } from "../src/storage/sqlite/message-store.js";
 import { dropTestDatabase, testConfig } from "./helpers/env.js";
+import { openTestShards } from "./helpers/shards.js";
 import { tempSqlite } from "./helpers/sqlite.js";
 import { stackEnv, stackInfraUp } from "./helpers/stack.js";
 
@@ -67,13 +66,7 @@ const backends: { name: string; open(): Promise<Opened> }[] = [
   {
     name: "sharded",
     async open() {
-      const stack = { mysqlPorts: await shardPorts() };
-      const base = testConfig();
-      const db = new URL(base.MYSQL_URL).pathname.slice(1);
-      const urls = stack.mysqlPorts.map((port) => `mysql://root@127.0.0.1:${port}/${db}`);
-      const config: Config = { ...base, MYSQL_URL: urls[0] as string, MYSQL_SHARDS: urls.join(","), SHARD_SLOTS: 1024 };
-      await migrateShards(configuredInstances(config));
-      const shards = await Shards.open(config);
+      const { shards, close } = await openTestShards(await shardPorts());
       return {
         groups: new ShardedGroupStore(shards),
         messages: new ShardedMessageStore(shards),
@@ -85,13 +78,7 @@ const backends: { name: string; open(): Promise<Opened> }[] = [
           );
           return Number(rows[0]?.n);
         },
-        async close() {
-          for (const instance of configuredInstances(config)) {
-            const pool = shards.pool(instance.id);
-            await pool.query(`DROP DATABASE IF EXISTS \`${db}\``).catch(() => undefined);
-          }
-          await shards.close();
-        },
+        close,
       };
     },
   },

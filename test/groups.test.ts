@@ -18,9 +18,10 @@ import { createStatusService } from "../src/status/service.js";
 import type { Uid } from "../src/storage/ports.js";
 import { ShardedGroupStore } from "../src/storage/sharded/group-store.js";
 import { ShardedMessageStore } from "../src/storage/sharded/message-store.js";
-import { configuredInstances, migrateShards, Shards } from "../src/storage/sharded/shards.js";
+import type { Shards } from "../src/storage/sharded/shards.js";
 import { ShardedUserStore } from "../src/storage/sharded/user-store.js";
 import { testConfig } from "./helpers/env.js";
+import { openTestShards, type TestShards } from "./helpers/shards.js";
 import { stackEnv, stackInfraUp } from "./helpers/stack.js";
 
 // Three chat nodes in this process on the sharded MySQL stack (3 instances) and Redis: users
@@ -32,6 +33,7 @@ const PUSH_ACK_TIMEOUT_MS = 400;
 
 let config: Config;
 let shards: Shards;
+let testShards: TestShards | undefined;
 let redis: RedisClient;
 let status: GrpcClient<typeof StatusServiceService>;
 let statusServer: Awaited<ReturnType<typeof startGrpcServer>>;
@@ -148,11 +150,8 @@ beforeAll(async () => {
     GROUP_JOIN_CONSENT: "none",
     GROUP_INVITES_PER_DAY: 100_000,
   });
-  const db = new URL(base.MYSQL_URL).pathname.slice(1);
-  const urls = stack.mysqlPorts.map((port) => `mysql://root@127.0.0.1:${port}/${db}`);
-  config = { ...base, MYSQL_URL: urls[0] as string, MYSQL_SHARDS: urls.join(","), SHARD_SLOTS: 1024 };
-  await migrateShards(configuredInstances(config));
-  shards = await Shards.open(config);
+  testShards = await openTestShards(stack.mysqlPorts, base);
+  ({ config, shards } = testShards);
   redis = createRedis(config);
   const log = createLogger("groups-test", config.LOG_LEVEL);
   const statusApi = createStatusService({
@@ -210,16 +209,7 @@ afterAll(async () => {
     if (keys.length > 0) await redis.del(...keys);
     await redis.quit();
   }
-  if (shards) {
-    const db = new URL(config.MYSQL_URL).pathname.slice(1);
-    for (const instance of shards.map.instances) {
-      await shards
-        .pool(instance.id)
-        .query(`DROP DATABASE IF EXISTS \`${db}\``)
-        .catch(() => undefined);
-    }
-    await shards.close();
-  }
+  await testShards?.close();
 });
 
 describe("groups across three chat nodes", () => {

@@ -1,16 +1,14 @@
 import { afterAll, describe, expect, it } from "vitest";
-import type { Config } from "../src/config/settings.js";
 import { Snowflake } from "../src/ids/snowflake.js";
 import type { StoredMessage } from "../src/storage/ports.js";
 import { seedData } from "../src/storage/seed-data.js";
 import { ShardedGroupStore } from "../src/storage/sharded/group-store.js";
 import { ShardedMessageStore } from "../src/storage/sharded/message-store.js";
-import { configuredInstances, migrateShards, Shards } from "../src/storage/sharded/shards.js";
 import { ShardedUserStore } from "../src/storage/sharded/user-store.js";
 import { SqliteGroupStore } from "../src/storage/sqlite/group-store.js";
 import { SqliteMessageStore } from "../src/storage/sqlite/message-store.js";
 import { SqliteUserStore } from "../src/storage/sqlite/user-store.js";
-import { testConfig } from "./helpers/env.js";
+import { openTestShards } from "./helpers/shards.js";
 import { tempSqlite } from "./helpers/sqlite.js";
 import { stackInfraUp } from "./helpers/stack.js";
 
@@ -83,22 +81,8 @@ describe("seedData", () => {
   });
 
   it("fills the sharded MySQL stack the same way", async () => {
-    const { mysqlPorts } = await stackInfraUp();
-    const base = testConfig();
-    const db = new URL(base.MYSQL_URL).pathname.slice(1);
-    const urls = mysqlPorts.map((port) => `mysql://root@127.0.0.1:${port}/${db}`);
-    const config: Config = { ...base, MYSQL_URL: urls[0] as string, MYSQL_SHARDS: urls.join(","), SHARD_SLOTS: 1024 };
-    await migrateShards(configuredInstances(config));
-    const shards = await Shards.open(config);
-    cleanups.push(async () => {
-      for (const instance of shards.map.instances) {
-        await shards
-          .pool(instance.id)
-          .query(`DROP DATABASE IF EXISTS \`${db}\``)
-          .catch(() => undefined);
-      }
-      await shards.close();
-    });
+    const { shards, close } = await openTestShards((await stackInfraUp()).mysqlPorts);
+    cleanups.push(close);
     const stores = {
       users: new ShardedUserStore(shards),
       messages: new ShardedMessageStore(shards),

@@ -82,18 +82,27 @@ async function byConsent(ctx: GroupsContext, inviter: Uid, uids: Uid[]): Promise
   return { join: uids.filter((_, i) => isFriend[i]), ask: uids.filter((_, i) => !isFriend[i]) };
 }
 
+/** Invitations created before this are expired (GROUP_INVITATION_TTL_SECONDS). */
+function openSince(ctx: GroupsContext): number {
+  return Date.now() - ctx.config.GROUP_INVITATION_TTL_SECONDS * 1000;
+}
+
+/** An invitation as the client sees it, with the inviter's name. */
+function invitationOf(group: GroupRecord, inviter: Uid, createdAt: number, names: Map<Uid, string>): GroupInvitation {
+  return {
+    group: toInfo(group),
+    inviter: { uid: inviter, name: names.get(inviter) ?? "" },
+    createdAtMs: String(createdAt),
+  };
+}
+
 /** Records invitations for `uids` and pushes each invitee one; answers who was invited. */
 async function invite(ctx: GroupsContext, group: GroupRecord, inviter: Uid, uids: Uid[]): Promise<Uid[]> {
   if (uids.length === 0) return [];
   const now = Date.now();
   const invited = await storage(ctx, "group invite", () => ctx.groups.invite(group.groupId, inviter, uids, now));
   if (invited.length > 0) {
-    const names = await namesOf(ctx, [inviter]);
-    const invitation: GroupInvitation = {
-      group: toInfo(group),
-      inviter: { uid: inviter, name: names.get(inviter) ?? "" },
-      createdAtMs: String(now),
-    };
+    const invitation = invitationOf(group, inviter, now, await namesOf(ctx, [inviter]));
     ctx.background(
       ctx.fanout.notice(invited, { reqId: 0, body: { $case: "groupInvitationPush", value: { invitation } } }),
     );
@@ -164,21 +173,16 @@ export async function groupInvitations(
   const size = pageSize(limit, ctx.config.GROUP_LIST_PAGE);
   const before = Number(beforeMs);
   if (!Number.isSafeInteger(before) || before < 0) throw invalid("beforeMs must be 0 or a time in ms");
-  const since = Date.now() - ctx.config.GROUP_INVITATION_TTL_SECONDS * 1000;
   // One more than asked tells whether another page follows.
   const rows = await storage(ctx, "group invitations", () =>
-    ctx.groups.invitationsOf(session.uid, since, before, size + 1),
+    ctx.groups.invitationsOf(session.uid, openSince(ctx), before, size + 1),
   );
   const { page, more } = pageOf(rows, size);
   const names = await namesOf(ctx, [...new Set(page.map((r) => r.inviter))]);
   return {
     $case: "groupInvitationsResp",
     value: {
-      invitations: page.map((r) => ({
-        group: toInfo(r.group),
-        inviter: { uid: r.inviter, name: names.get(r.inviter) ?? "" },
-        createdAtMs: String(r.createdAt),
-      })),
+      invitations: page.map((r) => invitationOf(r.group, r.inviter, r.createdAt, names)),
       more,
     },
   };
@@ -192,9 +196,12 @@ export async function groupInvitationReply(
 ): Reply {
   const uid = session.uid;
   checkGroupId(groupId);
-  const since = Date.now() - ctx.config.GROUP_INVITATION_TTL_SECONDS * 1000;
   const group = await storage(ctx, "group invitation reply", () =>
-    ctx.groups.answerInvitation(groupId, uid, { accept, sinceMs: since, maxMembers: ctx.config.GROUP_MAX_MEMBERS }),
+    ctx.groups.answerInvitation(groupId, uid, {
+      accept,
+      sinceMs: openSince(ctx),
+      maxMembers: ctx.config.GROUP_MAX_MEMBERS,
+    }),
   );
   if (!group) throw new AppError(ErrorCode.NOT_FOUND, `no open invitation into group ${groupId}`);
   if (!accept) return { $case: "groupInvitationReplyResp", value: {} };
