@@ -1,7 +1,8 @@
-import type { Pool, PoolConnection, RowDataPacket } from "mysql2/promise";
+import type { Pool, RowDataPacket } from "mysql2/promise";
 import type { Uid } from "../ports.js";
+import type { Connection } from "./timeouts.js";
 
-type Db = Pick<Pool, "query"> | Pick<PoolConnection, "query">;
+type Db = Pick<Pool, "query"> | Pick<Connection, "query">;
 
 /**
  * user_conversations on one MySQL instance: which conversations a user is in. The sharded

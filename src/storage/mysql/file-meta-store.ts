@@ -1,16 +1,17 @@
-import type { PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
+import type { ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { AppError, ErrorCode } from "../../errors.js";
 import { isDecimalId } from "../../ids/identifiers.js";
 import type { FileMeta, FileMetaStore } from "../ports.js";
 import { mysqlCall } from "./errors.js";
 import type { Pool } from "./pool.js";
+import type { Connection } from "./timeouts.js";
 import { inTransaction } from "./transaction.js";
 
 /**
  * The sharded adapter's slot fence for a file's row ("file:<id>"), run first in the write's
  * transaction (see MysqlGroupStoreOptions.guard).
  */
-export type FileGuard = (conn: PoolConnection, keys: readonly string[]) => Promise<void>;
+export type FileGuard = (conn: Connection, keys: readonly string[]) => Promise<void>;
 
 /** Files' metadata in one MySQL database (the `files` table of sql/007_files.sql). */
 export class MysqlFileMetaStore implements FileMetaStore {

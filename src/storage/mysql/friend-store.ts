@@ -1,12 +1,13 @@
-import type { PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
+import type { ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { AppError, ErrorCode } from "../../errors.js";
 import { isDecimalId } from "../../ids/identifiers.js";
 import type { FriendApplicationRecord, FriendRecord, FriendStore, Uid } from "../ports.js";
 import { mysqlCall } from "./errors.js";
 import type { Pool } from "./pool.js";
+import type { Connection } from "./timeouts.js";
 
 /** A pool or a connection in a transaction: what a statement runs on. */
-export type Queryable = Pick<PoolConnection, "query">;
+export type Queryable = Pick<Connection, "query">;
 
 /** Where a user's rows are: the one pool, or the uid's shard. */
 export interface UidPlacement {

@@ -1,4 +1,4 @@
-import type { PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
+import type { ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { AppError, ErrorCode } from "../../errors.js";
 import { COLUMN_CHARS, groupConvId, isDecimalId, requireChars } from "../../ids/identifiers.js";
 import { fileRefToColumn } from "../file-ref.js";
@@ -17,6 +17,7 @@ import {
 import { isDuplicateKey, mysqlCode, mysqlError } from "./errors.js";
 import { MESSAGE_COLUMNS, toChatMessage } from "./message-store.js";
 import type { Pool } from "./pool.js";
+import type { Connection } from "./timeouts.js";
 import { inTransaction, retryingDeadlocks } from "./transaction.js";
 
 /** conversations.kind of a group conversation (1 is a 1:1 conversation). */
@@ -31,7 +32,7 @@ export interface MysqlGroupStoreOptions {
    * conversation id: a write to a slot a rebalance is moving is refused (SlotFencedError) and
    * retried on the slot's new owner, instead of landing on a copy being retired.
    */
-  guard?: (conn: PoolConnection, keys: readonly string[]) => Promise<void>;
+  guard?: (conn: Connection, keys: readonly string[]) => Promise<void>;
 }
 
 /**
@@ -53,7 +54,7 @@ export class MysqlGroupStore implements GroupStore {
   }
 
   /** One write transaction on the group's rows, behind the slot fence when there is one. */
-  private write<T>(groupId: string, work: (conn: PoolConnection) => Promise<T>): Promise<T> {
+  private write<T>(groupId: string, work: (conn: Connection) => Promise<T>): Promise<T> {
     return inTransaction(this.pool, async (conn) => {
       await this.guard?.(conn, [groupConvId(groupId)]);
       return work(conn);
@@ -374,7 +375,7 @@ export class MysqlGroupStore implements GroupStore {
    * One message row and one conversation row, whatever the group's size: members' cursors
    * are not touched (they move when members ack), except the sender's own.
    */
-  private async insert(conn: PoolConnection, convId: string, m: NewGroupMessage): Promise<StoredMessage> {
+  private async insert(conn: Connection, convId: string, m: NewGroupMessage): Promise<StoredMessage> {
     const [bumped] = await conn.query<ResultSetHeader>(
       "UPDATE conversations SET last_seq = last_seq + 1 WHERE conv_id = ?",
       [convId],
@@ -435,7 +436,7 @@ export class MysqlGroupStore implements GroupStore {
  * Adds the wanted uids (canonical, sorted) that are not members yet, inside conn's transaction;
  * answers them. Locks the group row, as every membership change does.
  */
-async function addIn(conn: PoolConnection, groupId: string, wanted: Uid[], maxMembers: number): Promise<Uid[]> {
+async function addIn(conn: Connection, groupId: string, wanted: Uid[], maxMembers: number): Promise<Uid[]> {
   const [group] = await conn.query<RowDataPacket[]>(
     "SELECT member_count FROM chat_groups WHERE group_id = ? FOR UPDATE",
     [groupId],
@@ -460,7 +461,7 @@ async function addIn(conn: PoolConnection, groupId: string, wanted: Uid[], maxMe
 }
 
 /** The uids of `wanted` (canonical) that are not members of the group. */
-async function nonMembers(conn: PoolConnection, groupId: string, wanted: Uid[]): Promise<Uid[]> {
+async function nonMembers(conn: Connection, groupId: string, wanted: Uid[]): Promise<Uid[]> {
   const [present] = await conn.query<RowDataPacket[]>(
     "SELECT uid FROM group_members WHERE group_id = ? AND uid IN (?)",
     [groupId, wanted],
@@ -471,7 +472,7 @@ async function nonMembers(conn: PoolConnection, groupId: string, wanted: Uid[]):
 
 /** Member rows and their conversation cursors (at `seq`), one multi-row insert each. */
 async function insertMembers(
-  conn: PoolConnection,
+  conn: Connection,
   groupId: string,
   uids: Uid[],
   seq: number,

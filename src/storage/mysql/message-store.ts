@@ -1,4 +1,4 @@
-import type { PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
+import type { ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { AppError, ErrorCode } from "../../errors.js";
 import { COLUMN_CHARS, isDecimalId, requireChars } from "../../ids/identifiers.js";
 import { fitsChars } from "../../text/chars.js";
@@ -7,6 +7,7 @@ import { fileRefFromColumn, fileRefToColumn } from "../file-ref.js";
 import type { HistoryQuery, MessageStore, NewMessage, StoredMessage, Uid } from "../ports.js";
 import { isUnreachable, mysqlCall, mysqlCode, mysqlError } from "./errors.js";
 import type { Pool } from "./pool.js";
+import type { Connection } from "./timeouts.js";
 import { type FenceCheck, inSentTransaction, inTransaction, retryingDeadlocks } from "./transaction.js";
 
 /** A derived table of n (conv_id, uid, seq) rows, three placeholders each. */
@@ -27,7 +28,7 @@ export interface MysqlMessageStoreOptions {
    * Called first in every write transaction with the conversation ids it writes (the sharded
    * adapter's slot fence: it throws to refuse the write).
    */
-  guard?: (conn: PoolConnection, convIds: readonly string[]) => Promise<void>;
+  guard?: (conn: Connection, convIds: readonly string[]) => Promise<void>;
   /** The same guard as a statement, sent with the group commit's first round trip. */
   fenceCheck?: (convIds: readonly string[]) => FenceCheck | undefined;
   /** config.MYSQL_APPEND_BATCH_MAX: most messages in one group-commit transaction (1: none). */
@@ -365,7 +366,7 @@ export class MysqlMessageStore implements MessageStore {
     });
   }
 
-  private async insert(conn: PoolConnection, m: NewMessage): Promise<StoredMessage> {
+  private async insert(conn: Connection, m: NewMessage): Promise<StoredMessage> {
     const now = Date.now();
     // An upsert rather than INSERT IGNORE + UPDATE: INSERT IGNORE takes a shared lock on the
     // existing row, and two appends upgrading shared locks to exclusive deadlock each other

@@ -1,8 +1,8 @@
 import mysql from "mysql2/promise";
 import { type Config, settings } from "../../config/settings.js";
-import { withTimeouts } from "./timeouts.js";
+import { type BoundedPool, withTimeouts } from "./timeouts.js";
 
-export type Pool = mysql.Pool;
+export type Pool = BoundedPool;
 
 /**
  * The one way to open MySQL: a pool on MYSQL_URL. BIGINTs come back as strings (snowflakes).

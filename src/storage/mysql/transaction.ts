@@ -1,9 +1,10 @@
-import type { PoolConnection, RowDataPacket } from "mysql2/promise";
+import type { RowDataPacket } from "mysql2/promise";
 import { mysqlCode } from "./errors.js";
 import type { Pool } from "./pool.js";
+import type { Connection } from "./timeouts.js";
 
 /** Runs work in one transaction on one connection; a connection that failed is not reused. */
-export async function inTransaction<T>(pool: Pool, work: (conn: PoolConnection) => Promise<T>): Promise<T> {
+export async function inTransaction<T>(pool: Pool, work: (conn: Connection) => Promise<T>): Promise<T> {
   const conn = await pool.getConnection();
   let reusable = true;
   try {
@@ -29,7 +30,7 @@ export async function inTransaction<T>(pool: Pool, work: (conn: PoolConnection) 
  * START TRANSACTION and COMMIT among them, several to a round trip (multipleStatements). On an
  * error it rolls back; a connection that cannot is dropped rather than returned to the pool.
  */
-export async function inSentTransaction<T>(pool: Pool, work: (conn: PoolConnection) => Promise<T>): Promise<T> {
+export async function inSentTransaction<T>(pool: Pool, work: (conn: Connection) => Promise<T>): Promise<T> {
   const conn = await pool.getConnection();
   let reusable = true;
   try {

@@ -1,8 +1,9 @@
-import type { PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
+import type { ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { AppError, ErrorCode } from "../../errors.js";
 import type { Uid, UserRecord, UserStore } from "../ports.js";
 import { isDuplicateKey, mysqlError } from "./errors.js";
 import type { Pool } from "./pool.js";
+import type { Connection } from "./timeouts.js";
 import { inTransaction } from "./transaction.js";
 
 /** A duplicate name or email is the caller's error; other failures as mysql/errors.ts reads them. */
@@ -43,7 +44,7 @@ export class MysqlUserStore implements UserStore {
    */
   constructor(
     private readonly pool: Pool,
-    private readonly guard?: (conn: PoolConnection, uids: readonly string[]) => Promise<void>,
+    private readonly guard?: (conn: Connection, uids: readonly string[]) => Promise<void>,
   ) {}
 
   /** One write statement, behind the guard when there is one. */

@@ -1,9 +1,10 @@
-import type { PoolConnection, RowDataPacket } from "mysql2/promise";
+import type { RowDataPacket } from "mysql2/promise";
 import type { Config } from "../../config/settings.js";
 import { AppError, ErrorCode } from "../../errors.js";
 import type { Logger } from "../../log/logger.js";
 import { migrate } from "../mysql/migrate.js";
 import { createPool, type Pool, type PoolSettings } from "../mysql/pool.js";
+import type { Connection } from "../mysql/timeouts.js";
 import type { FenceCheck } from "../mysql/transaction.js";
 import {
   decodeShardMap,
@@ -49,7 +50,7 @@ export class SlotFencedError extends AppError {
  * transaction ends, so a rebalancer's fence INSERT waits for this write to commit and every
  * write after the fence sees it: no write can land on the old copy after its last sync.
  */
-export type WriteGuard = (conn: PoolConnection, keys: readonly string[]) => Promise<void>;
+export type WriteGuard = (conn: Connection, keys: readonly string[]) => Promise<void>;
 
 /** The configured instances: MYSQL_SHARDS in order (ids s0, s1, ...), or MYSQL_URL alone. */
 export function configuredInstances(config: Pick<Config, "MYSQL_URL" | "MYSQL_SHARDS">): ShardInstance[] {
@@ -226,7 +227,7 @@ export class Shards {
    * Runs a write to instanceId in one transaction behind the guard for keys (the placement
    * keys of the rows it writes).
    */
-  async write<T>(instanceId: string, keys: readonly string[], work: (conn: PoolConnection) => Promise<T>): Promise<T> {
+  async write<T>(instanceId: string, keys: readonly string[], work: (conn: Connection) => Promise<T>): Promise<T> {
     const conn = await this.pool(instanceId).getConnection();
     let reusable = true;
     try {
