@@ -18,7 +18,7 @@ import { parseArgs } from "node:util";
 import mysql from "mysql2/promise";
 import { loadConfig } from "../src/config/load.js";
 import { MessageKind } from "../src/gen/shardchat/v1/client.js";
-import { convIdForPair } from "../src/ids/identifiers.js";
+import { convIdForPair, type Uid, uidOf } from "../src/ids/identifiers.js";
 import { MysqlMessageStore } from "../src/storage/mysql/message-store.js";
 import { migrate } from "../src/storage/mysql/migrate.js";
 import { createPool } from "../src/storage/mysql/pool.js";
@@ -55,11 +55,11 @@ const store = new MysqlMessageStore(pool, {
 let n = 0;
 const message = (conversation: number): NewMessage => {
   n++;
-  const sender = String(1000 + conversation);
-  const recipient = String(2000 + conversation);
+  const sender = uidOf(1000 + conversation);
+  const recipient = uidOf(2000 + conversation);
   return {
     convId: convIdForPair(sender, recipient),
-    msgId: String(Date.now() * 1000 + n),
+    msgId: uidOf(Date.now() * 1000 + n),
     sender,
     recipient,
     members: [sender, recipient],
@@ -74,7 +74,7 @@ const message = (conversation: number): NewMessage => {
 // counted in the figures), as the post or message that is acked would have.
 const GROUP_MEMBERS = 2000;
 const GROUP = "g:store-bench";
-const groupMembers = Array.from({ length: GROUP_MEMBERS }, (_, i) => String(3_000_000 + i));
+const groupMembers = Array.from({ length: GROUP_MEMBERS }, (_, i) => uidOf(3_000_000 + i));
 await pool.query(
   "INSERT INTO conversations (conv_id, kind, last_seq, created_at) VALUES (?, 2, 0, 0) ON DUPLICATE KEY UPDATE last_seq = 0",
   [GROUP],
@@ -98,7 +98,7 @@ async function directAckRound(width: number): Promise<unknown> {
   );
   const seqOf = new Map(rows.map((r) => [r.conv_id as string, Number(r.last_seq)]));
   return Promise.all(
-    convs.map((m) => store.ack(m.recipient as string, [{ convId: m.convId, seq: seqOf.get(m.convId) ?? 0 }])),
+    convs.map((m) => store.ack(m.recipient as Uid, [{ convId: m.convId, seq: seqOf.get(m.convId) ?? 0 }])),
   );
 }
 // A paced case leaves this long between rounds: a node at the bench's lowest offered rate sees a

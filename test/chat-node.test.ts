@@ -9,7 +9,7 @@ import { ChatNodeServiceService } from "../src/gen/shardchat/v1/chatnode.js";
 import { DeviceKind, type Envelope, MessageKind } from "../src/gen/shardchat/v1/client.js";
 import { StatusServiceService } from "../src/gen/shardchat/v1/status.js";
 import { addApi, type GrpcClient, grpcClient, startGrpcServer } from "../src/grpc/api.js";
-import { convIdForPair } from "../src/ids/identifiers.js";
+import { convIdForPair, type Uid } from "../src/ids/identifiers.js";
 import { Snowflake } from "../src/ids/snowflake.js";
 import { createLogger } from "../src/log/logger.js";
 import {
@@ -223,12 +223,12 @@ describe("chat node", () => {
   let node2: RunningChatNode;
   const clients: RawClient[] = [];
   /** Users by the node the ring gives them. */
-  const onNode: Record<string, string[]> = { n1: [], n2: [] };
+  const onNode: Record<string, Uid[]> = { n1: [], n2: [] };
   const tokens = new Map<string, string>();
-  let A: string; // on n1
-  let B: string; // on n2
-  let C: string; // on n1, a bystander
-  let nobody: string;
+  let A: Uid; // on n1
+  let B: Uid; // on n2
+  let C: Uid; // on n1, a bystander
+  let nobody: Uid;
 
   async function tcp(node: RunningChatNode): Promise<TcpClient> {
     const client = await TcpClient.open(node.info.tcpPort);
@@ -308,8 +308,8 @@ describe("chat node", () => {
       const owner = await status.api.getChatNode({ uid });
       onNode[owner.node?.nodeId ?? ""]?.push(uid);
     }
-    [A, C] = onNode.n1 as [string, string];
-    B = onNode.n2?.[0] as string;
+    [A, C] = onNode.n1 as [Uid, Uid];
+    B = onNode.n2?.[0] as Uid;
     expect([A, B, C].every(Boolean)).toBe(true);
     nobody = uids.next();
     for (const uid of [A, B, C]) {
@@ -763,7 +763,7 @@ describe("chat node", () => {
       // Some user the ring now gives to n3.
       const users = new MysqlUserStore(pool);
       const ids = new Snowflake({ workerId: 5 });
-      let X = "";
+      let X: Uid | "" = "";
       for (let i = 0; i < 60 && !X; i++) {
         const uid = ids.next();
         await users.create({
@@ -781,7 +781,7 @@ describe("chat node", () => {
       const x1 = await tcp(extra);
       await x1.login(X, token);
       const message = {
-        convId: convIdForPair(X, A),
+        convId: convIdForPair(X as Uid, A),
         msgId: "1",
         seq: 1,
         sender: A,

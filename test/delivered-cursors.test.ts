@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { DeliveredCursors } from "../src/chat/delivered-cursors.js";
 import { MessageKind } from "../src/gen/shardchat/v1/client.js";
-import { convIdForPair } from "../src/ids/identifiers.js";
+import { convIdForPair, type Uid, uidOf } from "../src/ids/identifiers.js";
 import { createLogger } from "../src/log/logger.js";
 import { openSqlite, type SqliteDatabase } from "../src/storage/sqlite/database.js";
 import { SqliteMessageStore } from "../src/storage/sqlite/message-store.js";
@@ -22,12 +22,12 @@ describe("delivered cursors", () => {
   let store: SqliteMessageStore;
   let msgId = 1;
 
-  const send = async (from: string, to: string) =>
+  const send = async (from: Uid, to: Uid) =>
     (
       await store.append({
         convId: conv,
         members: [from, to],
-        msgId: String(msgId++),
+        msgId: uidOf(msgId++),
         sender: from,
         recipient: to,
         clientMsgId: `c${msgId}`,
@@ -36,7 +36,7 @@ describe("delivered cursors", () => {
         sentAtMs: Date.now(),
       })
     ).message.seq;
-  const pendingSeqs = async (uid: string) => (await store.pending(uid, 100)).messages.map((m) => m.seq);
+  const pendingSeqs = async (uid: Uid) => (await store.pending(uid, 100)).messages.map((m) => m.seq);
 
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), "cursors-"));

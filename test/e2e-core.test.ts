@@ -6,7 +6,7 @@ import { AppError, ErrorCode } from "../src/errors.js";
 import { type ChatMessage, DeviceKind, type KickPush } from "../src/gen/shardchat/v1/client.js";
 import { StatusServiceService } from "../src/gen/shardchat/v1/status.js";
 import { grpcClient } from "../src/grpc/api.js";
-import { convIdForPair } from "../src/ids/identifiers.js";
+import { convIdForPair, type Uid } from "../src/ids/identifiers.js";
 import { type ChatClient, GateClient, type LoginAnswer, openChat } from "../src/sdk/index.js";
 import { migrate } from "../src/storage/mysql/migrate.js";
 import { configEnv, dropTestDatabase, testConfig } from "./helpers/env.js";
@@ -28,7 +28,7 @@ const procs: ServiceProcess[] = [];
 const clients: ChatClient[] = [];
 let status: ReturnType<typeof grpcClient<typeof StatusServiceService>>;
 
-async function registerUser(name: string): Promise<{ uid: string; email: string; password: string }> {
+async function registerUser(name: string): Promise<{ uid: Uid; email: string; password: string }> {
   const email = `${name}@example.test`;
   const password = `pw-${name}-secret`;
   await gate.requestVerifyCode(email);
@@ -95,8 +95,8 @@ afterAll(async () => {
 });
 
 describe("distributed core, every service its own process", () => {
-  let alice: { uid: string; email: string; password: string };
-  let bob: { uid: string; email: string; password: string };
+  let alice: { uid: Uid; email: string; password: string };
+  let bob: { uid: Uid; email: string; password: string };
   let aliceLogin: LoginAnswer;
   let bobLogin: LoginAnswer;
   let aliceChat: ChatClient;

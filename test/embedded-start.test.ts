@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ChatMessage } from "../src/gen/shardchat/v1/client.js";
-import { convIdForPair } from "../src/ids/identifiers.js";
+import { convIdForPair, type Uid } from "../src/ids/identifiers.js";
 import { type ChatClient, GateClient, openChat } from "../src/sdk/index.js";
 import { freePort } from "./helpers/ports.js";
 import { LOG_DIR, ROOT, type ServiceProcess, spawnService, waitFor } from "./helpers/processes.js";
@@ -55,7 +55,7 @@ function codeFromLog(proc: ServiceProcess, email: string): string | undefined {
   return code;
 }
 
-async function register(proc: ServiceProcess, name: string): Promise<{ uid: string; password: string }> {
+async function register(proc: ServiceProcess, name: string): Promise<{ uid: Uid; password: string }> {
   const gate = new GateClient(gateUrl);
   const email = `${name}@example.test`;
   const password = `pw-${name}-secret`;

@@ -1,7 +1,7 @@
 import type { RowDataPacket } from "mysql2/promise";
 import { afterAll, describe, expect, it } from "vitest";
 import { MessageKind } from "../src/gen/shardchat/v1/client.js";
-import { convIdForPair } from "../src/ids/identifiers.js";
+import { convIdForPair, type Uid, uidOf } from "../src/ids/identifiers.js";
 import { MysqlFileMetaStore } from "../src/storage/mysql/file-meta-store.js";
 import { MysqlMessageStore } from "../src/storage/mysql/message-store.js";
 import { migrate } from "../src/storage/mysql/migrate.js";
@@ -86,7 +86,7 @@ afterAll(async () => {
 });
 
 let nextId = 700_000_000_000_000_000n;
-const newId = () => String(nextId++);
+const newId = () => uidOf(nextId++);
 
 describe.each(backends)("$name file metadata and membership", (backend) => {
   let s: Opened;
@@ -163,7 +163,7 @@ describe.each(backends)("$name file metadata and membership", (backend) => {
     expect(await s.messages.isMember(convId, b)).toBe(true);
     expect(await s.messages.isMember(convId, c)).toBe(false);
     expect(await s.messages.isMember("g:unknown", a)).toBe(false);
-    expect(await s.messages.isMember(convId, "x")).toBe(false);
+    expect(await s.messages.isMember(convId, "x" as Uid)).toBe(false);
   });
 
   it("keeps a file message's reference through append, history and sync", async () => {

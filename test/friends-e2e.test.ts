@@ -8,7 +8,7 @@ import { AppError, ErrorCode } from "../src/errors.js";
 import { DeviceKind } from "../src/gen/shardchat/v1/client.js";
 import { StatusServiceService } from "../src/gen/shardchat/v1/status.js";
 import { addApi, type GrpcClient, grpcClient, startGrpcServer } from "../src/grpc/api.js";
-import { convIdForPair } from "../src/ids/identifiers.js";
+import { convIdForPair, type Uid } from "../src/ids/identifiers.js";
 import { Snowflake } from "../src/ids/snowflake.js";
 import { createLogger } from "../src/log/logger.js";
 import { RedisNodeRegistry } from "../src/routing/redis/node-registry.js";
@@ -39,10 +39,10 @@ describe("friends, conversations and devices across chat nodes", () => {
   const nodes = new Map<string, RunningChatNode>();
   const clients: ChatClient[] = [];
   const names = new Map<string, string>();
-  let A: string; // on n1
-  let B: string; // on n2
-  let C: string;
-  let D: string;
+  let A: Uid; // on n1
+  let B: Uid; // on n2
+  let C: Uid;
+  let D: Uid;
   const tag = Math.random().toString(36).slice(2, 8);
   let shardOf: (key: string) => string;
 
@@ -139,7 +139,7 @@ describe("friends, conversations and devices across chat nodes", () => {
     const map = evenShardMap(configuredInstances(config), config.SHARD_SLOTS);
     shardOf = (key) => instanceOf(map, key).id;
     const ids = new Snowflake({ workerId: 9 });
-    const picked: Record<"A" | "B" | "C" | "D", string> = { A: "", B: "", C: "", D: "" };
+    const picked: Record<"A" | "B" | "C" | "D", Uid | ""> = { A: "", B: "", C: "", D: "" };
     for (let i = 0; i < 200 && Object.values(picked).some((u) => u === ""); i++) {
       const uid = ids.next();
       const owner = (await status.api.getChatNode({ uid })).node?.nodeId;
@@ -151,9 +151,9 @@ describe("friends, conversations and devices across chat nodes", () => {
         else if (picked.B && !picked.D) picked.D = uid;
       }
     }
-    ({ A, B, C, D } = picked);
+    ({ A, B, C, D } = picked as Record<"A" | "B" | "C" | "D", Uid>);
     const given = { [A]: "Zed", [B]: "zelda", [C]: "Quinn", [D]: "quill" };
-    for (const [uid, first] of Object.entries(given)) {
+    for (const [uid, first] of Object.entries(given) as [Uid, string][]) {
       const name = `${first}_${tag}`;
       await storage.users.create({
         uid,

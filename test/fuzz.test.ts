@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { AppError, ErrorCode } from "../src/errors.js";
 import { type ChatMessage, DeviceKind, type Envelope, MessageKind } from "../src/gen/shardchat/v1/client.js";
-import { convIdForPair } from "../src/ids/identifiers.js";
+import { convIdForPair, type Uid } from "../src/ids/identifiers.js";
 import {
   BadFieldValueError,
   decodeEnvelope,
@@ -149,8 +149,8 @@ const READ_ONLY = new Set([
 
 describe("fuzzing a live chat node", () => {
   let memory: MemoryNode;
-  let alice: { uid: string; token: string; client: ChatClient };
-  let bob: { uid: string; token: string; client: ChatClient };
+  let alice: { uid: Uid; token: string; client: ChatClient };
+  let bob: { uid: Uid; token: string; client: ChatClient };
   let stored: ChatMessage[];
 
   const history = () => alice.client.history({ convId: convIdForPair(alice.uid, bob.uid), limit: 100 });

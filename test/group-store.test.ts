@@ -2,7 +2,7 @@ import mysql from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AppError, ErrorCode } from "../src/errors.js";
 import { MessageKind } from "../src/gen/shardchat/v1/client.js";
-import { groupConvId } from "../src/ids/identifiers.js";
+import { groupConvId, uidOf } from "../src/ids/identifiers.js";
 import { MysqlGroupStore } from "../src/storage/mysql/group-store.js";
 import { MysqlMessageStore } from "../src/storage/mysql/message-store.js";
 import { migrate } from "../src/storage/mysql/migrate.js";
@@ -115,7 +115,7 @@ async function codeOf(promise: Promise<unknown>): Promise<ErrorCode | string> {
 describe.each(backends)("GroupStore on $name", (backend) => {
   let store: Opened;
   let next = 7_100_000_000_000_000_000n;
-  const id = () => String(next++);
+  const id = () => uidOf(next++);
 
   beforeAll(async () => {
     store = await backend.open();
@@ -253,11 +253,11 @@ describe.each(backends)("GroupStore on $name", (backend) => {
     const group = await store.groups.create({ groupId, name: "big", owner, members, maxMembers: 5000 });
     expect(group.memberCount).toBe(2000);
     const seen: Uid[] = [];
-    for (let after = "0"; ; ) {
+    for (let after: Uid = "0"; ; ) {
       const page = await store.groups.members(groupId, after, 500);
       seen.push(...page.map((m) => m.uid));
       if (page.length < 500) break;
-      after = page.at(-1)?.uid as string;
+      after = page.at(-1)?.uid as Uid;
     }
     expect(seen).toEqual([owner, ...members]);
     expect(await store.groups.memberUids(groupId)).toHaveLength(2000);

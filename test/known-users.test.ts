@@ -1,10 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { KnownUsers } from "../src/chat/known-users.js";
+import type { Uid } from "../src/ids/identifiers.js";
 import type { UserRecord } from "../src/storage/ports.js";
 import { SqliteUserStore } from "../src/storage/sqlite/user-store.js";
 import { tempSqlite } from "./helpers/sqlite.js";
 
-function user(uid: string, name: string): UserRecord {
+function user(uid: Uid, name: string): UserRecord {
   return { uid, name, email: `${name}@example.com`, passwordHash: `hash-of-${name}`, createdAt: 1_700_000_000_000 };
 }
 
@@ -14,7 +15,7 @@ describe("KnownUsers (the chat node's memory of existing uids)", () => {
     const store = new SqliteUserStore(sqlite.db);
     let reads = 0;
     const counting = {
-      existing: (uids: string[]) => {
+      existing: (uids: Uid[]) => {
         reads++;
         return store.existing(uids);
       },

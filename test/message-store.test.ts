@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Config } from "../src/config/settings.js";
 import { AppError, ErrorCode } from "../src/errors.js";
 import { MessageKind } from "../src/gen/shardchat/v1/client.js";
-import { convIdForPair } from "../src/ids/identifiers.js";
+import { convIdForPair, requireUid, uidOf } from "../src/ids/identifiers.js";
 import { MysqlMessageStore } from "../src/storage/mysql/message-store.js";
 import { migrate } from "../src/storage/mysql/migrate.js";
 import { createPool } from "../src/storage/mysql/pool.js";
@@ -95,7 +95,7 @@ const backends: Backend[] = [
 
 // Snowflake-sized ids (> 2^53) so a lossy number conversion anywhere would show.
 let nextId = 900719925474099000n;
-const newId = () => String(nextId++);
+const newId = () => uidOf(nextId++);
 const newUid = newId;
 
 function message(sender: Uid, recipient: Uid, text: string, clientMsgId = `c-${newId()}`): NewMessage {
@@ -124,8 +124,8 @@ describe("convIdForPair", () => {
     );
   });
 
-  it("refuses a uid that is not a decimal string", () => {
-    expect(() => convIdForPair("abc", "1")).toThrowError(AppError);
+  it("takes only checked uids: the edge refuses one that is not a decimal string", () => {
+    expect(() => requireUid("abc", "toUid")).toThrowError(AppError);
   });
 });
 
@@ -322,7 +322,7 @@ describe.each(backends)("MessageStore on $name", (backend) => {
       // one of them from a user who is in none of these conversations.
       await Promise.all([
         ...peers.map((peer, i) => store.ack(hub, [{ convId: convIdForPair(peer, hub), seq: 1 + (i % 3) }])),
-        store.ack(outsider, [{ convId: convIdForPair(peers[0] as string, hub), seq: 3 }]),
+        store.ack(outsider, [{ convId: convIdForPair(peers[0] as Uid, hub), seq: 3 }]),
       ]);
       const left = (await store.pending(hub, 100)).messages;
       for (const [i, peer] of peers.entries()) {

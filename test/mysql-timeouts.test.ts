@@ -3,6 +3,7 @@ import type { RowDataPacket } from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Config } from "../src/config/settings.js";
 import { AppError, ErrorCode } from "../src/errors.js";
+import { uidOf } from "../src/ids/identifiers.js";
 import { MysqlMessageStore } from "../src/storage/mysql/message-store.js";
 import { migrate } from "../src/storage/mysql/migrate.js";
 import { createPool, type Pool } from "../src/storage/mysql/pool.js";
@@ -88,8 +89,8 @@ describe("MySQL waits are bounded (MYSQL_QUERY_TIMEOUT_MS, MYSQL_ACQUIRE_TIMEOUT
         [1, 2, 3, 4, 5].map((i) =>
           failure(
             store.append(
-              textMessage(String(2000 + i), "3000", `m${i}`, {
-                msgId: String(88000 + i),
+              textMessage(uidOf(2000 + i), "3000", `m${i}`, {
+                msgId: uidOf(88000 + i),
                 clientMsgId: `dead-${i}`,
                 sentAtMs: 1,
               }),

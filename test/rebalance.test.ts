@@ -14,7 +14,7 @@ import {
 } from "../sharding/rebalance.js";
 import type { Config } from "../src/config/settings.js";
 import { AppError, ErrorCode } from "../src/errors.js";
-import { convIdForPair, groupConvId } from "../src/ids/identifiers.js";
+import { convIdForPair, groupConvId, uidOf } from "../src/ids/identifiers.js";
 import { createPool, type Pool } from "../src/storage/mysql/pool.js";
 import type { NewMessage, Uid } from "../src/storage/ports.js";
 import { ShardedFileMetaStore } from "../src/storage/sharded/file-meta-store.js";
@@ -37,7 +37,7 @@ let users: ShardedUserStore;
 let control: Pool;
 const direct = new Map<string, mysql.Connection>();
 let nextId = 900719925474099000n;
-const newId = () => String(nextId++);
+const newId = () => uidOf(nextId++);
 
 function message(sender: Uid, recipient: Uid, text: string): NewMessage {
   return textMessage(sender, recipient, text, {
@@ -76,9 +76,9 @@ async function rowsOn(id: string, sql: string, params: unknown[] = []): Promise<
 }
 
 /** Some users, and conversations with a few messages each, through the sharded stores. */
-async function seed(conversations: number): Promise<{ convIds: string[]; uids: string[] }> {
+async function seed(conversations: number): Promise<{ convIds: string[]; uids: Uid[] }> {
   const convIds: string[] = [];
-  const uids: string[] = [];
+  const uids: Uid[] = [];
   for (let i = 0; i < conversations; i++) {
     const [a, b] = [newId(), newId()];
     await users.create({
@@ -96,11 +96,11 @@ async function seed(conversations: number): Promise<{ convIds: string[]; uids: s
 }
 
 /** Every conversation still answers its whole history through the stores (after a map refresh). */
-async function expectReadable(convIds: string[], uids: string[]): Promise<void> {
+async function expectReadable(convIds: string[], uids: Uid[]): Promise<void> {
   await shards.refresh();
   for (const convId of convIds) {
     const [, a] = convId.split(":");
-    const page = await messages.history(a as string, convId, { afterSeq: 0, beforeSeq: 0, limit: 100 });
+    const page = await messages.history(a as Uid, convId, { afterSeq: 0, beforeSeq: 0, limit: 100 });
     expect(page.map((m) => m.seq)).toEqual(page.map((_, i) => i + 1));
     expect(page.length).toBeGreaterThanOrEqual(3);
   }
@@ -267,7 +267,7 @@ describe("rebalancer on four databases", () => {
     const writer = (async () => {
       for (let i = 0; !stop; i++) {
         const { message: stored } = await messages.append(
-          message(pair[i % 2] as string, pair[(i + 1) % 2] as string, `live ${i}`),
+          message(pair[i % 2] as Uid, pair[(i + 1) % 2] as Uid, `live ${i}`),
         );
         acked.push(stored.seq);
       }

@@ -6,6 +6,7 @@ import { SessionRegistry } from "../src/chat/sessions.js";
 import { ErrorCode } from "../src/errors.js";
 import type { Envelope } from "../src/gen/shardchat/v1/client.js";
 import type { ChatNodeInfo } from "../src/gen/shardchat/v1/status.js";
+import { uidOf } from "../src/ids/identifiers.js";
 import { createLogger } from "../src/log/logger.js";
 import { ChatRing } from "../src/routing/ring.js";
 
@@ -55,7 +56,7 @@ function setup() {
   );
   // Only users the ring gives to "a" are on "a", as after their logins.
   for (let i = 0; byUid.size < 300; i++) {
-    const uid = String(900719925474099000n + BigInt(i));
+    const uid = uidOf(900719925474099000n + BigInt(i));
     if (ring.ownerOf(uid) !== "a") continue;
     const session = new RecordingSession();
     sessions.add(session);

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Config } from "../src/config/settings.js";
+import { uidOf } from "../src/ids/identifiers.js";
 import { MemorySessionRoutes } from "../src/routing/memory/session-routes.js";
 import type { SessionRoute, SessionRoutes } from "../src/routing/ports.js";
 import { RedisSessionRoutes } from "../src/routing/redis/session-routes.js";
@@ -94,7 +95,7 @@ describe.each(backends)("SessionRoutes on $name", (backend) => {
   });
 
   it("looks up many uids at once and leaves out the ones without a route", async () => {
-    const uids = Array.from({ length: 50 }, (_, i) => String(3000 + i));
+    const uids = Array.from({ length: 50 }, (_, i) => uidOf(3000 + i));
     for (const uid of uids.filter((_, i) => i % 3 === 0)) {
       await routes.bind(uid, { nodeId: `chat-${Number(uid) % 4}`, sessionId: `s-${uid}` });
     }

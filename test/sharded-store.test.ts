@@ -2,7 +2,7 @@ import mysql, { type RowDataPacket } from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Config } from "../src/config/settings.js";
 import { AppError, ErrorCode } from "../src/errors.js";
-import { convIdForPair } from "../src/ids/identifiers.js";
+import { convIdForPair, uidOf } from "../src/ids/identifiers.js";
 import type { NewMessage, Uid } from "../src/storage/ports.js";
 import { ShardedMessageStore } from "../src/storage/sharded/message-store.js";
 import { configuredInstances, migrateShards, Shards } from "../src/storage/sharded/shards.js";
@@ -22,7 +22,7 @@ let users: ShardedUserStore;
 const direct = new Map<string, mysql.Connection>();
 
 let nextId = 900719925474099000n;
-const newId = () => String(nextId++);
+const newId = () => uidOf(nextId++);
 
 function message(sender: Uid, recipient: Uid, text: string): NewMessage {
   return textMessage(sender, recipient, text, {

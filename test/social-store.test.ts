@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createStorageAdapters, type StorageAdapters } from "../src/compose.js";
 import type { Config } from "../src/config/settings.js";
 import { AppError, ErrorCode } from "../src/errors.js";
-import { convIdForPair } from "../src/ids/identifiers.js";
+import { convIdForPair, uidOf } from "../src/ids/identifiers.js";
 import { createLogger } from "../src/log/logger.js";
 import type { NewMessage, Uid } from "../src/storage/ports.js";
 import { dropTestDatabase, testConfig } from "./helpers/env.js";
@@ -73,7 +73,7 @@ describe.each(backends)("social storage on $name", (backend) => {
   let store: StorageAdapters;
   let cleanup: () => Promise<void>;
   let nextId = 7_100_000_000_000_000_000n;
-  const newId = () => String(nextId++);
+  const newId = () => uidOf(nextId++);
   let clock = 1_700_000_000_000;
 
   async function user(name: string): Promise<Uid> {

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AppError, ErrorCode } from "../src/errors.js";
+import type { Uid } from "../src/ids/identifiers.js";
 import { migrate } from "../src/storage/mysql/migrate.js";
 import { createPool } from "../src/storage/mysql/pool.js";
 import { MysqlUserStore } from "../src/storage/mysql/user-store.js";
@@ -58,7 +59,7 @@ const backends: Backend[] = [
   },
 ];
 
-function user(uid: string, name: string, email: string): UserRecord {
+function user(uid: Uid, name: string, email: string): UserRecord {
   return { uid, name, email, passwordHash: `hash-of-${name}`, createdAt: 1_700_000_000_000 };
 }
 

@@ -5,6 +5,7 @@
  * (ops/stack/up.sh: separate processes on 3 MariaDB shards and a Redis Cluster), and the two
  * references (bench/references/). Each hands out tickets (users ready to connect) and pairs.
  */
+
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -17,6 +18,7 @@ import { hashPassword } from "../../src/gate/password.js";
 import { StatusServiceService } from "../../src/gen/shardchat/v1/status.js";
 import { grpcClient } from "../../src/grpc/api.js";
 import { internalTlsOf } from "../../src/grpc/tls.js";
+import type { Uid } from "../../src/ids/identifiers.js";
 import { Snowflake } from "../../src/ids/snowflake.js";
 import { createLogger } from "../../src/log/logger.js";
 import { canListen, freePort, freePortRun } from "../../test/helpers/ports.js";
@@ -186,12 +188,12 @@ export class ShardchatUsers {
     private readonly transport: ShardchatTransport,
   ) {}
 
-  private async create(count: number): Promise<{ uid: string; name: string }[]> {
+  private async create(count: number): Promise<{ uid: Uid; name: string }[]> {
     this.hash ??= hashPassword(LOAD_PASSWORD);
     const passwordHash = await this.hash;
     const storage = await createStorageAdapters(this.config, createLogger("load", "warn"));
     try {
-      const made: { uid: string; name: string }[] = [];
+      const made: { uid: Uid; name: string }[] = [];
       for (let i = 0; i < count; i++) {
         const n = this.made++;
         made.push({ uid: this.ids.next(), name: `ld_${this.tag}_${n}` });

@@ -1,5 +1,6 @@
 import type { PushItem } from "../gen/shardchat/v1/chatnode.js";
 import type { ChatMessage, Envelope } from "../gen/shardchat/v1/client.js";
+import { checkedUids } from "../ids/identifiers.js";
 import type { Logger } from "../log/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { SessionRoutes } from "../routing/ports.js";
@@ -114,7 +115,7 @@ export class Fanout {
   fromPeer(item: PushItem): Missed {
     const frame = OutboundFrame.fromBinary(item.envelope);
     const push: Push = { frame, message: item.convId ? { convId: item.convId, seq: item.seq, frame } : undefined };
-    return this.sortMissing(this.here(item.toUids, push, undefined, "grpc"));
+    return this.sortMissing(this.here(checkedUids(item.toUids), push, undefined, "grpc"));
   }
 
   /** Users with no session here: offline if the ring puts them here, moved if elsewhere. */

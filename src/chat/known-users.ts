@@ -1,4 +1,4 @@
-import type { UserStore } from "../storage/ports.js";
+import type { Uid, UserStore } from "../storage/ports.js";
 
 /**
  * Which uids exist, remembered on the node: every 1:1 send checks its recipient, and accounts
@@ -7,14 +7,14 @@ import type { UserStore } from "../storage/ports.js";
  * the set starts over, which bounds memory without an LRU's bookkeeping on the hot path.
  */
 export class KnownUsers {
-  private readonly known = new Set<string>();
+  private readonly known = new Set<Uid>();
 
   constructor(
     private readonly users: Pick<UserStore, "existing">,
     private readonly max: number,
   ) {}
 
-  async existing(uids: string[]): Promise<Set<string>> {
+  async existing(uids: Uid[]): Promise<Set<Uid>> {
     const unknown = uids.filter((uid) => !this.known.has(uid));
     if (unknown.length === 0) return new Set(uids);
     const found = await this.users.existing(unknown);

@@ -2,6 +2,7 @@ import type { ServerDuplexStream } from "@grpc/grpc-js";
 import { ErrorCode } from "../errors.js";
 import type { ChatNodeServiceService, PushBatch, PushBatchReply } from "../gen/shardchat/v1/chatnode.js";
 import type { Api } from "../grpc/api.js";
+import { checkedUid, checkedUids } from "../ids/identifiers.js";
 import type { Logger } from "../log/logger.js";
 import { type Fanout, messagePush } from "./fanout.js";
 import { OutboundFrame } from "./outbound.js";
@@ -22,12 +23,15 @@ export function createChatNodeService(
   return {
     async deliver({ message, toUids }) {
       if (!message) return { error: ErrorCode.INVALID_ARGUMENT, offlineUids: [] };
-      return { error: ErrorCode.OK, offlineUids: fanout.here(toUids, messagePush(message), undefined, "grpc") };
+      return {
+        error: ErrorCode.OK,
+        offlineUids: fanout.here(checkedUids(toUids), messagePush(message), undefined, "grpc"),
+      };
     },
     async kick({ uid, sessionId, reason, device }) {
       // One session by id, or (empty id) every session of the user here, of one device kind or any.
       const targets = sessions
-        .sessionsOf(uid)
+        .sessionsOf(checkedUid(uid))
         .filter((s) => (sessionId === "" || s.id === sessionId) && (device === "" || s.device === device));
       if (targets.length === 0) return { error: ErrorCode.OK, kicked: false };
       const code = reason || ErrorCode.KICKED;
@@ -36,7 +40,10 @@ export function createChatNodeService(
     },
     async notify({ toUids, envelope }) {
       if (!envelope) return { error: ErrorCode.INVALID_ARGUMENT, offlineUids: [] };
-      return { error: ErrorCode.OK, offlineUids: fanout.here(toUids, { frame: OutboundFrame.of(envelope) }) };
+      return {
+        error: ErrorCode.OK,
+        offlineUids: fanout.here(checkedUids(toUids), { frame: OutboundFrame.of(envelope) }),
+      };
     },
   };
 }

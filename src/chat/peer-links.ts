@@ -5,6 +5,7 @@ import {
   type PushBatchReply,
   type PushItem,
 } from "../gen/shardchat/v1/chatnode.js";
+import { checkedUids } from "../ids/identifiers.js";
 import type { Logger } from "../log/logger.js";
 import type { Uid } from "../storage/ports.js";
 import type { PeerDirectory } from "./peers.js";
@@ -146,7 +147,7 @@ class PeerLink {
     this.#sent.delete(reply.batchId);
     this.settle(sent.waiters, (_, i) => {
       const outcome = reply.outcomes[i];
-      return outcome ? { offline: outcome.offlineUids, moved: outcome.movedUids } : undefined;
+      return outcome ? { offline: checkedUids(outcome.offlineUids), moved: checkedUids(outcome.movedUids) } : undefined;
     });
   }
 

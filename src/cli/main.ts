@@ -4,7 +4,7 @@ import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import { AppError, errorName } from "../errors.js";
 import type { ChatMessage } from "../gen/shardchat/v1/client.js";
-import { convIdForPair } from "../ids/identifiers.js";
+import { convIdForPair, requireUid } from "../ids/identifiers.js";
 import { GateClient } from "../sdk/gate-client.js";
 import { openChat, type Transport } from "../sdk/open-chat.js";
 import { groupCommands, groupUsage, printGroupPushes, runGroupSlashCommand } from "./groups.js";
@@ -91,11 +91,11 @@ async function run(): Promise<void> {
     }
     case "sendfile": {
       const login = await gate.login(need(args[0], "user or email"), need(args[1], "password"));
-      const to = need(args[2], "uid");
+      const to = requireUid(need(args[2], "uid"), "uid");
       const path = need(args[3], "path");
       const type = TYPES[extname(path).toLowerCase()] ?? "application/octet-stream";
       const blob = new Blob([await readFile(path)], { type });
-      const file = await gate.upload(login, convIdForPair(login.uid, to), blob, basename(path));
+      const file = await gate.upload(login, convIdForPair(requireUid(login.uid, "uid"), to), blob, basename(path));
       const chat = await openChat(login, transport, { device });
       const ack = await chat.sendFile(to, file, args.slice(4).join(" "));
       console.log(`uploaded ${file.id} (${file.size} bytes), sent as #${ack.seq} in ${ack.convId}`);

@@ -8,6 +8,17 @@ import { fitsChars } from "../text/chars.js";
  * cut short).
  */
 
+/**
+ * A user id (or group id) that was checked: a canonical decimal uint64. Only isUid and
+ * requireUid make one from outside input (the edges); what storage reads back it stored checked,
+ * so its rows are typed with it. Inside, a Uid is trusted and not checked again. A string
+ * literal such as "1001" is one by its type, which keeps tests readable.
+ */
+export type Uid = DecimalId;
+
+/** A decimal uint64 id (user, group, message, file), as made by the snowflake generator. */
+export type DecimalId = `${bigint}`;
+
 /** A user id as clients send it: a decimal snowflake, no sign, no leading zero. */
 const CANONICAL_UID = /^[1-9]\d{0,19}$/;
 /** Anything a BIGINT UNSIGNED column can be asked for ("007" is row 7). */
@@ -15,9 +26,41 @@ const DECIMAL_ID = /^\d{1,20}$/;
 export const MAX_UINT64 = (1n << 64n) - 1n;
 
 /** A uid (or group id) as the wire carries it: a canonical decimal uint64, never 0. */
-export function isUid(value: string): boolean {
+export function isUid(value: string): value is Uid {
   // Only 20 digits can pass 2^64 - 1.
   return CANONICAL_UID.test(value) && (value.length < 20 || BigInt(value) <= MAX_UINT64);
+}
+
+/**
+ * A BIGINT id column's value as a driver returns it (a string, a number or a bigint): storage
+ * only ever stored checked ids, so what it reads back is typed, not checked again.
+ */
+export function storedId(value: unknown): DecimalId {
+  return String(value) as DecimalId;
+}
+
+/**
+ * Uids that were checked where they entered the cluster (a peer chat node's push, a stored row):
+ * typed, not checked again.
+ */
+export function checkedUids(uids: string[]): Uid[] {
+  return uids as Uid[];
+}
+
+/** One uid as checkedUids takes them. */
+export function checkedUid(uid: string): Uid {
+  return uid as Uid;
+}
+
+/** The uid of a number: what generators and tests make ids from. */
+export function uidOf(n: number | bigint): Uid {
+  return `${BigInt(n)}` as const;
+}
+
+/** `value` as a Uid, or INVALID_ARGUMENT naming `what`. */
+export function requireUid(value: string, what: string): Uid {
+  if (!isUid(value)) throw new AppError(ErrorCode.INVALID_ARGUMENT, `${what} must be a decimal user id`);
+  return value;
 }
 
 /** A value a BIGINT id column can be queried with (user, group, file and message ids). */
@@ -69,19 +112,17 @@ export function groupIdOfConv(convId: string): string | undefined {
 const DIRECT_CONV = /^p:(\d{1,20}):(\d{1,20})$/;
 
 /** The two members of a 1:1 conversation id ("p:<low>:<high>"), or undefined for any other id. */
-export function directConvMembers(convId: string): [string, string] | undefined {
+export function directConvMembers(convId: string): [Uid, Uid] | undefined {
   const match = DIRECT_CONV.exec(convId);
-  return match ? [match[1] as string, match[2] as string] : undefined;
+  return match ? [match[1] as Uid, match[2] as Uid] : undefined;
 }
 
 /**
  * The id of the 1:1 conversation of two users: "p:<smaller>:<larger>". Uids are compared as
- * BigInt because snowflakes exceed a JS number and string order is wrong ("9" > "10").
+ * BigInt because snowflakes exceed a JS number and string order is wrong ("9" > "10"); they were
+ * checked at the edge, so BigInt cannot meet garbage here.
  */
-export function convIdForPair(a: string, b: string): string {
-  if (!isDecimalId(a) || !isDecimalId(b)) {
-    throw new AppError(ErrorCode.INVALID_ARGUMENT, "uids must be decimal strings");
-  }
+export function convIdForPair(a: Uid, b: Uid): string {
   const x = BigInt(a);
   const y = BigInt(b);
   const [low, high] = x <= y ? [x, y] : [y, x];

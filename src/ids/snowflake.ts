@@ -1,4 +1,5 @@
 import { AppError, ErrorCode } from "../errors.js";
+import type { DecimalId } from "./identifiers.js";
 import type { IdGenerator } from "./ports.js";
 
 /** 2025-01-01T00:00:00Z: ids count milliseconds from here, so 41 bits last until 2094. */
@@ -82,7 +83,7 @@ export class Snowflake implements IdGenerator {
     return this.#disabledReason !== null;
   }
 
-  next(): string {
+  next(): DecimalId {
     if (this.#disabledReason !== null) {
       throw new AppError(ErrorCode.UNAVAILABLE, `id generator disabled: ${this.#disabledReason}`);
     }
@@ -117,7 +118,7 @@ export class Snowflake implements IdGenerator {
       (BigInt(elapsed) << (WORKER_BITS + SEQUENCE_BITS)) |
       (BigInt(this.#workerId) << SEQUENCE_BITS) |
       BigInt(this.#sequence);
-    return id.toString();
+    return `${id}`;
   }
 
   #waitUntilAtLeast(targetMs: number): number {

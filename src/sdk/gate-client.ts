@@ -1,8 +1,10 @@
 import { AppError, ErrorCode } from "../errors.js";
+import type { Uid } from "../ids/identifiers.js";
 import type { DeviceName } from "../routing/ports.js";
 
 export interface LoginAnswer {
-  uid: string;
+  /** Gate issued it: a canonical decimal id. */
+  uid: Uid;
   token: string;
   expiresAtMs: number;
   nodeId: string;
@@ -41,7 +43,7 @@ export class GateClient {
     return this.post("/v1/verify-code", { email });
   }
 
-  async register(input: { user: string; email: string; password: string; code: string }): Promise<{ uid: string }> {
+  async register(input: { user: string; email: string; password: string; code: string }): Promise<{ uid: Uid }> {
     return this.post("/v1/register", input);
   }
 

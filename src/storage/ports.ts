@@ -1,5 +1,6 @@
-/** Ids (uids, message ids) are decimal strings: snowflakes do not fit a JS number. */
-export type Uid = string;
+import type { DecimalId, Uid } from "../ids/identifiers.js";
+
+export type { Uid };
 
 /**
  * A message kind as stored (messages.kind): the wire's MessageKind numbers, which the chat
@@ -60,7 +61,8 @@ export interface NewMessage {
   convId: string;
   /** Everyone in the conversation, sender included (created as members on first use). */
   members: Uid[];
-  msgId: string;
+  /** From the snowflake generator. */
+  msgId: DecimalId;
   sender: Uid;
   recipient: Uid;
   clientMsgId: string;

@@ -5,6 +5,7 @@ import { type RunningChatNode, startChatNode } from "../../src/chat/server.js";
 import { type Adapters, chatNodeAdapters, createAdapters } from "../../src/compose.js";
 import { loadConfig } from "../../src/config/load.js";
 import type { Config } from "../../src/config/settings.js";
+import type { Uid } from "../../src/ids/identifiers.js";
 import { Snowflake } from "../../src/ids/snowflake.js";
 import { createLogger } from "../../src/log/logger.js";
 import { ChatClient } from "../../src/sdk/chat-client.js";
@@ -19,7 +20,7 @@ export interface MemoryNode {
   config: Config;
   node: RunningChatNode;
   /** A stored user with a token (a new uid unless given), logged in over TCP (acks at once). */
-  user(name: string, uid?: string): Promise<{ uid: string; token: string; client: ChatClient }>;
+  user(name: string, uid?: Uid): Promise<{ uid: Uid; token: string; client: ChatClient }>;
   close(): Promise<void>;
 }
 

@@ -1,5 +1,5 @@
 import { MessageKind } from "../../src/gen/shardchat/v1/client.js";
-import { convIdForPair } from "../../src/ids/identifiers.js";
+import { convIdForPair, type DecimalId } from "../../src/ids/identifiers.js";
 import type { NewMessage, Uid } from "../../src/storage/ports.js";
 
 /** A 1:1 text message as the message stores take it. */
@@ -7,7 +7,7 @@ export function textMessage(
   sender: Uid,
   recipient: Uid,
   text: string,
-  ids: { msgId: string; clientMsgId: string; sentAtMs: number },
+  ids: { msgId: DecimalId; clientMsgId: string; sentAtMs: number },
 ): NewMessage {
   return {
     convId: convIdForPair(sender, recipient),

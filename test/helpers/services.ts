@@ -4,6 +4,7 @@ import { join } from "node:path";
 import type { Config } from "../../src/config/settings.js";
 import { StatusServiceService } from "../../src/gen/shardchat/v1/status.js";
 import { grpcClient } from "../../src/grpc/api.js";
+import type { Uid } from "../../src/ids/identifiers.js";
 import { GateClient } from "../../src/sdk/gate-client.js";
 import { migrate } from "../../src/storage/mysql/migrate.js";
 import { configEnv, dropTestDatabase, testConfig } from "./env.js";
@@ -23,7 +24,7 @@ export interface Services {
   fileDir: string;
   procs: ServiceProcess[];
   /** Registers a user through gate with the code mailed to the SMTP sink. */
-  register(name: string): Promise<{ uid: string; email: string; password: string }>;
+  register(name: string): Promise<{ uid: Uid; email: string; password: string }>;
   stop(): Promise<void>;
 }
 

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { Cluster, Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { uidOf } from "../../src/ids/identifiers.js";
 import { RedisWorkerIdLeases } from "../../src/ids/worker-leases.js";
 import { RedisNodeRegistry } from "../../src/routing/redis/node-registry.js";
 import { RedisRateLimiter } from "../../src/routing/redis/rate-limiter.js";
@@ -55,7 +56,7 @@ const node = (nodeId: string) => ({
 describe("Redis adapters on a Redis Cluster", () => {
   it("spreads per-uid keys over several masters while each adapter works as on one Redis", async () => {
     const routes = new RedisSessionRoutes(cluster, prefix, 60);
-    const uids = Array.from({ length: 40 }, (_, i) => String(1000 + i));
+    const uids = Array.from({ length: 40 }, (_, i) => uidOf(1000 + i));
     for (const uid of uids) expect(await routes.bind(uid, { nodeId: "chat-1", sessionId: `s${uid}` })).toBeNull();
     const masters = new Set(await Promise.all(uids.map((uid) => masterPortOf(`${prefix}route:${uid}`))));
     expect(masters.size).toBeGreaterThan(1);
@@ -102,7 +103,7 @@ describe("Redis adapters on a Redis Cluster", () => {
   it("keeps acked writes and keeps working when a master dies and its replica takes over", async () => {
     const routes = new RedisSessionRoutes(cluster, prefix, 600);
     const tokens = new RedisTokenStore(cluster, prefix);
-    const uids = Array.from({ length: 30 }, (_, i) => String(5000 + i));
+    const uids = Array.from({ length: 30 }, (_, i) => uidOf(5000 + i));
     for (const uid of uids) {
       await routes.bind(uid, { nodeId: "chat-2", sessionId: `f${uid}` });
       await tokens.put(uid, { token: `tok${uid}`, expiresAtMs: Date.now() + 600_000 });

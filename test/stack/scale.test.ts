@@ -9,6 +9,7 @@ import { loadConfig } from "../../src/config/load.js";
 import type { ChatMessage } from "../../src/gen/shardchat/v1/client.js";
 import { StatusServiceService } from "../../src/gen/shardchat/v1/status.js";
 import { type GrpcClient, grpcClient } from "../../src/grpc/api.js";
+import type { Uid } from "../../src/ids/identifiers.js";
 import { ChatRing } from "../../src/routing/ring.js";
 import { GateClient, type LoginAnswer, ResilientChat } from "../../src/sdk/index.js";
 import { createPool, type Pool } from "../../src/storage/mysql/pool.js";
@@ -54,7 +55,7 @@ interface User {
 interface Acked {
   convId: string;
   seq: number;
-  to: string;
+  to: Uid;
 }
 
 let stack: StackServices;

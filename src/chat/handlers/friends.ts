@@ -155,10 +155,11 @@ export async function friendRemove(
   request: RequestOf<"friendRemoveReq">,
 ): Reply {
   const me = session.uid;
-  if (!isUid(request.uid)) throw invalid("uid must be a decimal user id");
-  const removed = await storage(ctx, "unfriend", () => ctx.friends.unfriend(me, request.uid));
+  const them = request.uid;
+  if (!isUid(them)) throw invalid("uid must be a decimal user id");
+  const removed = await storage(ctx, "unfriend", () => ctx.friends.unfriend(me, them));
   if (!removed) throw new AppError(ErrorCode.NOT_FRIENDS);
-  ctx.background(ctx.fanout.notice([request.uid], push({ $case: "friendRemovedPush", value: { uid: me } })));
+  ctx.background(ctx.fanout.notice([them], push({ $case: "friendRemovedPush", value: { uid: me } })));
   return { $case: "friendRemoveResp", value: {} };
 }
 

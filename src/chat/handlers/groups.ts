@@ -58,7 +58,7 @@ async function requireUsers(ctx: GroupsContext, uids: Uid[]): Promise<void> {
   if (missing !== undefined) throw new AppError(ErrorCode.PEER_NOT_FOUND, `no user ${missing}`);
 }
 
-function checkUids(ctx: GroupsContext, uids: Uid[]): Uid[] {
+function checkUids(ctx: GroupsContext, uids: string[]): Uid[] {
   if (!uids.every(isUid)) throw invalid("uids must be decimal user ids");
   const unique = [...new Set(uids)];
   if (unique.length > ctx.config.GROUP_MAX_MEMBERS) {

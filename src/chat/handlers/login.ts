@@ -1,6 +1,6 @@
 import { AppError, ErrorCode, errorName } from "../../errors.js";
 import { DeviceKind } from "../../gen/shardchat/v1/client.js";
-import { isUid } from "../../ids/identifiers.js";
+import { isUid, type Uid } from "../../ids/identifiers.js";
 import type { DeviceName, SessionRoute } from "../../routing/ports.js";
 import { announcePresence } from "../presence.js";
 import { kickSession, type Session } from "../session.js";
@@ -94,12 +94,7 @@ function deviceName(kind: DeviceKind | undefined, session: Session): DeviceName 
  * One session per uid and device kind: the same kind logging in again kicks the older session
  * (here or on another node), another kind stays beside it.
  */
-async function bind(
-  ctx: HandlerContext,
-  session: Session,
-  uid: string,
-  device: DeviceName,
-): Promise<SessionRoute | null> {
+async function bind(ctx: HandlerContext, session: Session, uid: Uid, device: DeviceName): Promise<SessionRoute | null> {
   // Bound locally first, so that a close from here on unbinds the route too.
   const olderHere = ctx.sessions.bindUid(session, uid, device);
   if (olderHere) kickSession(olderHere, ErrorCode.KICKED, LOGGED_IN_ELSEWHERE);

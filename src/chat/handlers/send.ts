@@ -6,7 +6,7 @@ import {
   type SendMessageRequest,
   type SendMessageResponse,
 } from "../../gen/shardchat/v1/client.js";
-import { COLUMN_CHARS, convIdForPair, isUid, requireChars } from "../../ids/identifiers.js";
+import { COLUMN_CHARS, convIdForPair, isUid, requireChars, type Uid } from "../../ids/identifiers.js";
 import { fitsChars } from "../../text/chars.js";
 import type { LaneTurn } from "../inbox.js";
 import type { HandlerContext, LoggedInSession, Reply, RequestOf } from "./context.js";
@@ -32,10 +32,13 @@ export function validateContent(request: MessageContent, maxTextChars: number): 
   }
 }
 
-function validate(sender: string, request: SendMessageRequest, maxTextChars: number): void {
-  if (!isUid(request.toUid)) throw invalid("toUid must be a decimal user id");
-  if (request.toUid === sender) throw invalid("cannot send to yourself");
+/** The one check of a 1:1 send: its recipient, checked once here and trusted from here on, and its content. */
+function recipientOf(sender: Uid, request: SendMessageRequest, maxTextChars: number): Uid {
+  const to = request.toUid;
+  if (!isUid(to)) throw invalid("toUid must be a decimal user id");
+  if (to === sender) throw invalid("cannot send to yourself");
   validateContent(request, maxTextChars);
+  return to;
 }
 
 /**
@@ -51,20 +54,20 @@ export async function send(
   turn: LaneTurn,
 ): Reply {
   const sender = session.uid;
-  validate(sender, request, ctx.config.CHAT_MAX_TEXT_CHARS);
-  const existing = await storage(ctx, "user lookup", () => ctx.knownUsers.existing([request.toUid]));
-  if (!existing.has(request.toUid)) throw new AppError(ErrorCode.PEER_NOT_FOUND, `no user ${request.toUid}`);
-  if (ctx.config.CHAT_REQUIRE_FRIENDSHIP) await requireFriendship(ctx, sender, request.toUid);
-  const convId = convIdForPair(sender, request.toUid);
+  const to = recipientOf(sender, request, ctx.config.CHAT_MAX_TEXT_CHARS);
+  const existing = await storage(ctx, "user lookup", () => ctx.knownUsers.existing([to]));
+  if (!existing.has(to)) throw new AppError(ErrorCode.PEER_NOT_FOUND, `no user ${to}`);
+  if (ctx.config.CHAT_REQUIRE_FRIENDSHIP) await requireFriendship(ctx, sender, to);
+  const convId = convIdForPair(sender, to);
   const file = request.kind === MessageKind.FILE ? await storedFile(ctx, sender, convId, request.file) : undefined;
   const msgId = ctx.ids.next();
   const appended = storage(ctx, "message append", () =>
     ctx.messages.append({
       convId,
-      members: [sender, request.toUid],
+      members: [sender, to],
       msgId,
       sender,
-      recipient: request.toUid,
+      recipient: to,
       clientMsgId: request.clientMsgId,
       kind: request.kind,
       text: request.text,
@@ -85,7 +88,7 @@ export async function send(
     },
   });
   // The sender's other devices show what it sent from this one (the fan-out pushes them too).
-  if (!duplicate) ctx.background(ctx.fanout.message(message, [request.toUid], session));
+  if (!duplicate) ctx.background(ctx.fanout.message(message, [to], session));
   return undefined;
 }
 
@@ -96,7 +99,7 @@ export function storedReply(message: ChatMessage, duplicate: boolean): SendMessa
 }
 
 /** CHAT_REQUIRE_FRIENDSHIP: one read of the sender's friendship row, on the sender's shard. */
-async function requireFriendship(ctx: HandlerContext, sender: string, to: string): Promise<void> {
+async function requireFriendship(ctx: HandlerContext, sender: Uid, to: Uid): Promise<void> {
   const friends = ctx.friends;
   if (!friends) throw new AppError(ErrorCode.UNAVAILABLE, "friendship cannot be checked on this chat node");
   const ok = await storage(ctx, "friendship check", () => friends.areFriends(sender, to));

@@ -1,6 +1,6 @@
 import type { ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { AppError, ErrorCode } from "../../errors.js";
-import { isDecimalId } from "../../ids/identifiers.js";
+import { isDecimalId, storedId } from "../../ids/identifiers.js";
 import type { FileMeta, FileMetaStore } from "../ports.js";
 import { mysqlCall } from "./errors.js";
 import type { Pool } from "./pool.js";
@@ -84,7 +84,7 @@ export class MysqlFileMetaStore implements FileMetaStore {
     if (!row) return null;
     return {
       id: String(row.file_id),
-      owner: String(row.owner),
+      owner: storedId(row.owner),
       convId: String(row.conv_id),
       name: String(row.name),
       size: Number(row.size),

@@ -1,6 +1,6 @@
 import type { ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { AppError, ErrorCode } from "../../errors.js";
-import { isDecimalId } from "../../ids/identifiers.js";
+import { isDecimalId, storedId } from "../../ids/identifiers.js";
 import type { FriendApplicationRecord, FriendRecord, FriendStore, Uid } from "../ports.js";
 import { mysqlCall } from "./errors.js";
 import type { Pool } from "./pool.js";
@@ -139,7 +139,7 @@ export class MysqlFriendStore implements FriendStore {
         "SELECT friend_uid, created_at FROM friendships WHERE uid = ? ORDER BY created_at, friend_uid LIMIT ?",
         [uid, Math.max(0, Math.floor(limit))],
       );
-      return rows.map((r) => ({ uid: String(r.friend_uid), sinceMs: Number(r.created_at) }));
+      return rows.map((r) => ({ uid: storedId(r.friend_uid), sinceMs: Number(r.created_at) }));
     });
   }
 
@@ -167,8 +167,8 @@ function checkUids(...uids: Uid[]): void {
 
 function toApplication(row: RowDataPacket): FriendApplicationRecord {
   return {
-    fromUid: String(row.from_uid),
-    toUid: String(row.to_uid),
+    fromUid: storedId(row.from_uid),
+    toUid: storedId(row.to_uid),
     message: String(row.message),
     createdAtMs: Number(row.created_at),
   };

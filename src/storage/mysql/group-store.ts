@@ -1,6 +1,6 @@
 import type { ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { AppError, ErrorCode } from "../../errors.js";
-import { COLUMN_CHARS, groupConvId, isDecimalId, requireChars } from "../../ids/identifiers.js";
+import { COLUMN_CHARS, groupConvId, isDecimalId, requireChars, storedId } from "../../ids/identifiers.js";
 import { fileRefToColumn } from "../file-ref.js";
 import {
   GROUP_ROLE,
@@ -122,7 +122,7 @@ export class MysqlGroupStore implements GroupStore {
         [groupId, afterUid, take],
       );
       return rows.map((r) => ({
-        uid: String(r.uid),
+        uid: storedId(r.uid),
         role: Number(r.role) as GroupRoleValue,
         joinedAt: Number(r.joined_at),
       }));
@@ -135,7 +135,7 @@ export class MysqlGroupStore implements GroupStore {
       const [rows] = await this.pool.query<RowDataPacket[]>("SELECT uid FROM group_members WHERE group_id = ?", [
         groupId,
       ]);
-      return rows.map((r) => String(r.uid));
+      return rows.map((r) => storedId(r.uid));
     });
   }
 
@@ -281,8 +281,8 @@ export class MysqlGroupStore implements GroupStore {
       );
       return rows.map((r) => ({
         group: toGroup(r),
-        uid: String(BigInt(uid)),
-        inviter: String(r.inviter),
+        uid,
+        inviter: storedId(r.inviter),
         createdAt: Number(r.invited_at),
       }));
     });
@@ -320,7 +320,7 @@ export class MysqlGroupStore implements GroupStore {
           if (!open[0]) return null;
           await conn.query("DELETE FROM group_invitations WHERE group_id = ? AND uid = ?", [groupId, uid]);
           if (!group[0] || Number(open[0].created_at) < answer.sinceMs) return null;
-          if (answer.accept) await addIn(conn, groupId, [String(BigInt(uid))], answer.maxMembers);
+          if (answer.accept) await addIn(conn, groupId, [storedId(BigInt(uid))], answer.maxMembers);
           const [rows] = await conn.query<RowDataPacket[]>(
             `SELECT ${GROUP_COLUMNS} FROM chat_groups WHERE group_id = ?`,
             [groupId],
@@ -466,7 +466,7 @@ async function nonMembers(conn: Connection, groupId: string, wanted: Uid[]): Pro
     "SELECT uid FROM group_members WHERE group_id = ? AND uid IN (?)",
     [groupId, wanted],
   );
-  const members = new Set(present.map((r) => String(r.uid)));
+  const members = new Set(present.map((r) => storedId(r.uid)));
   return wanted.filter((uid) => !members.has(uid));
 }
 
@@ -508,7 +508,7 @@ function checkMessage(m: NewGroupMessage): void {
 export function uniqueSorted(uids: Uid[]): Uid[] {
   for (const uid of uids) checkId(uid);
   const unique = [...new Set(uids.map((uid) => BigInt(uid)))];
-  return unique.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).map(String);
+  return unique.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).map(storedId);
 }
 
 function toGroup(row: RowDataPacket): GroupRecord {
@@ -517,7 +517,7 @@ function toGroup(row: RowDataPacket): GroupRecord {
     groupId,
     convId: groupConvId(groupId),
     name: String(row.name),
-    owner: String(row.owner),
+    owner: storedId(row.owner),
     memberCount: Number(row.member_count),
     createdAt: Number(row.created_at),
   };

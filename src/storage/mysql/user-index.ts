@@ -1,4 +1,5 @@
 import type { RowDataPacket } from "mysql2/promise";
+import { storedId, type Uid } from "../../ids/identifiers.js";
 import { likePrefix } from "./user-store.js";
 
 /** What runs a statement: a pool, or a connection inside a transaction. */
@@ -27,13 +28,13 @@ export async function indexHolder(
   db: Queryable,
   index: IndexTable,
   value: string,
-): Promise<{ uid: string; createdAt: number } | null> {
+): Promise<{ uid: Uid; createdAt: number } | null> {
   const [rows] = await db.query<RowDataPacket[]>(
     `SELECT uid, created_at FROM ${index.table} WHERE ${index.column} = ?`,
     [value],
   );
   const row = rows[0];
-  return row ? { uid: String(row.uid), createdAt: Number(row.created_at) } : null;
+  return row ? { uid: storedId(row.uid), createdAt: Number(row.created_at) } : null;
 }
 
 /** Removes value → uid (only if uid still holds it). */
@@ -46,10 +47,10 @@ export async function namesWithPrefix(
   db: Queryable,
   prefix: string,
   limit: number,
-): Promise<{ name: string; uid: string }[]> {
+): Promise<{ name: string; uid: Uid }[]> {
   const [rows] = await db.query<RowDataPacket[]>(
     "SELECT name, uid FROM user_names WHERE name LIKE ? ESCAPE '!' ORDER BY name LIMIT ?",
     [`${likePrefix(prefix)}%`, limit],
   );
-  return rows.map((r) => ({ name: String(r.name), uid: String(r.uid) }));
+  return rows.map((r) => ({ name: String(r.name), uid: storedId(r.uid) }));
 }

@@ -1,5 +1,6 @@
 import type { ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { AppError, ErrorCode } from "../../errors.js";
+import { storedId } from "../../ids/identifiers.js";
 import type { Uid, UserRecord, UserStore } from "../ports.js";
 import { isDuplicateKey, mysqlError } from "./errors.js";
 import type { Pool } from "./pool.js";
@@ -17,7 +18,7 @@ function translate(err: unknown): unknown {
 }
 
 interface UserRow extends RowDataPacket {
-  uid: string;
+  uid: Uid;
   name: string;
   email: string;
   password_hash: string;
@@ -28,7 +29,7 @@ const COLUMNS = "uid, name, email, password_hash, created_at";
 
 function toRecord(row: UserRow): UserRecord {
   return {
-    uid: String(row.uid),
+    uid: row.uid,
     name: row.name,
     email: row.email,
     passwordHash: row.password_hash,
@@ -122,7 +123,7 @@ export class MysqlUserStore implements UserStore {
     if (uids.length === 0) return new Set();
     return this.run(async () => {
       const [rows] = await this.pool.query<UserRow[]>("SELECT uid FROM users WHERE uid IN (?)", [uids]);
-      return new Set(rows.map((r) => String(r.uid)));
+      return new Set(rows.map((r) => storedId(r.uid)));
     });
   }
 }

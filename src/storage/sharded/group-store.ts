@@ -1,4 +1,4 @@
-import { GROUP_CONV_PREFIX, groupConvId, groupIdOfConv, isDecimalId } from "../../ids/identifiers.js";
+import { GROUP_CONV_PREFIX, groupConvId, groupIdOfConv, isDecimalId, storedId } from "../../ids/identifiers.js";
 import type { Logger } from "../../log/logger.js";
 import { MysqlGroupStore, uniqueSorted } from "../mysql/group-store.js";
 import type {
@@ -144,7 +144,7 @@ export class ShardedGroupStore implements GroupStore {
   ): Promise<GroupRecord | null> {
     const joining =
       answer.accept && isDecimalId(uid) && (await this.storeOf(groupId).hasInvitation(groupId, uid, answer.sinceMs));
-    if (joining) await this.index(groupId, [String(BigInt(uid))]);
+    if (joining) await this.index(groupId, [storedId(BigInt(uid))]);
     return this.fenced(() => this.storeOf(groupId).answerInvitation(groupId, uid, answer));
   }
 

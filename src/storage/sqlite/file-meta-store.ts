@@ -1,4 +1,5 @@
 import { ErrorCode } from "../../errors.js";
+import type { Uid } from "../../ids/identifiers.js";
 import type { FileMeta, FileMetaStore } from "../ports.js";
 import type { SqliteDatabase } from "./database.js";
 import { sqliteCall } from "./errors.js";
@@ -6,7 +7,7 @@ import { canonicalId, requireCanonicalId } from "./uids.js";
 
 interface FileRow {
   file_id: string;
-  owner: string;
+  owner: Uid;
   conv_id: string;
   name: string;
   size: number;

@@ -7,8 +7,8 @@ import { sqliteCall } from "./errors.js";
 import { canonicalId, requireCanonicalId } from "./uids.js";
 
 interface ApplicationRow {
-  to_uid: string;
-  from_uid: string;
+  to_uid: Uid;
+  from_uid: Uid;
   message: string;
   created_at: number;
 }
@@ -52,7 +52,7 @@ export class SqliteFriendStore implements FriendStore {
       return had;
     });
     this.#isFriend = db.prepare<[string, string]>("SELECT 1 FROM friendships WHERE uid = ? AND friend_uid = ?");
-    this.#friends = db.prepare<[string, number], { friend_uid: string; created_at: number }>(
+    this.#friends = db.prepare<[string, number], { friend_uid: Uid; created_at: number }>(
       "SELECT friend_uid, created_at FROM friendships WHERE uid = ? ORDER BY created_at, friend_uid LIMIT ?",
     );
     this.#count = db.prepare<[string], { n: number }>("SELECT COUNT(*) AS n FROM friendships WHERE uid = ?");

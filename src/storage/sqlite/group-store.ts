@@ -27,7 +27,7 @@ const GROUP_COLUMNS = "group_id, name, owner, member_count, created_at";
 interface GroupRow {
   group_id: string;
   name: string;
-  owner: string;
+  owner: Uid;
   member_count: number;
   created_at: number;
 }
@@ -161,7 +161,7 @@ export class SqliteGroupStore implements GroupStore {
     });
     this.#removeTx = (groupId, uid) => remove.immediate(groupId, uid);
 
-    const ownerOf = db.prepare<[string], { owner: string }>("SELECT owner FROM chat_groups WHERE group_id = ?");
+    const ownerOf = db.prepare<[string], { owner: Uid }>("SELECT owner FROM chat_groups WHERE group_id = ?");
     const setOwner = db.prepare<[string, string]>("UPDATE chat_groups SET owner = ? WHERE group_id = ?");
     const setMemberRole = db.prepare<[number, string, string]>(
       "UPDATE group_members SET role = ? WHERE group_id = ? AND uid = ?",
@@ -252,7 +252,7 @@ export class SqliteGroupStore implements GroupStore {
     // Ids are TEXT: ordered by length, then text, which is numeric order for canonical decimals.
     const rows = call(() =>
       this.#db
-        .prepare<[string, number, number, string, number], { uid: string; role: number; joined_at: number }>(
+        .prepare<[string, number, number, string, number], { uid: Uid; role: number; joined_at: number }>(
           `SELECT uid, role, joined_at FROM group_members
             WHERE group_id = ? AND (length(uid) > ? OR (length(uid) = ? AND uid > ?))
             ORDER BY length(uid), uid LIMIT ?`,
@@ -266,7 +266,7 @@ export class SqliteGroupStore implements GroupStore {
     const id = canonicalId(groupId);
     if (id === null) return [];
     const rows = call(() =>
-      this.#db.prepare<[string], { uid: string }>("SELECT uid FROM group_members WHERE group_id = ?").all(id),
+      this.#db.prepare<[string], { uid: Uid }>("SELECT uid FROM group_members WHERE group_id = ?").all(id),
     );
     return rows.map((r) => r.uid);
   }
@@ -348,7 +348,7 @@ export class SqliteGroupStore implements GroupStore {
         .prepare<[string, number]>("DELETE FROM group_invitations WHERE uid = ? AND created_at < ?")
         .run(member, sinceMs);
       return this.#db
-        .prepare<[string, number, number, number], GroupRow & { inviter: string; invited_at: number }>(
+        .prepare<[string, number, number, number], GroupRow & { inviter: Uid; invited_at: number }>(
           `SELECT g.group_id, g.name, g.owner, g.member_count, g.created_at, gi.inviter, gi.created_at AS invited_at
              FROM group_invitations gi JOIN chat_groups g ON g.group_id = gi.group_id
             WHERE gi.uid = ? AND gi.created_at >= ? AND gi.created_at < ?

@@ -20,8 +20,8 @@ export interface MessageRow {
   conv_id: string;
   seq: number;
   msg_id: string;
-  sender: string;
-  recipient: string;
+  sender: Uid;
+  recipient: Uid;
   client_msg_id: string;
   kind: number;
   body: string;

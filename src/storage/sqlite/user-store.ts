@@ -5,7 +5,7 @@ import { sqliteCall, sqliteCode } from "./errors.js";
 import { canonicalId, requireCanonicalId } from "./uids.js";
 
 interface UserRow {
-  uid: string;
+  uid: Uid;
   name: string;
   email: string;
   password_hash: string;
@@ -55,7 +55,7 @@ export class SqliteUserStore implements UserStore {
       `SELECT ${COLUMNS} FROM users WHERE name LIKE ? ESCAPE '!' ORDER BY name, uid LIMIT ?`,
     );
     // json_each takes any number of uids in one statement (no host-parameter limit).
-    this.#existing = db.prepare<[string], { uid: string }>(
+    this.#existing = db.prepare<[string], { uid: Uid }>(
       "SELECT uid FROM users WHERE uid IN (SELECT value FROM json_each(?))",
     );
   }
@@ -99,7 +99,7 @@ export class SqliteUserStore implements UserStore {
   }
 
   async existing(uids: Uid[]): Promise<Set<Uid>> {
-    const wanted = [...new Set(uids.map(canonicalId).filter((uid): uid is string => uid !== null))];
+    const wanted = [...new Set(uids.map(canonicalId).filter((uid) => uid !== null))];
     if (wanted.length === 0) return new Set();
     return this.#run(() => new Set(this.#existing.all(JSON.stringify(wanted)).map((row) => row.uid)));
   }
