@@ -2,6 +2,7 @@ import type { ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { AppError, ErrorCode } from "../../errors.js";
 import { storedId } from "../../ids/identifiers.js";
 import type { Uid, UserRecord, UserStore } from "../ports.js";
+import { USER_COLUMNS, type UserRow as UserRowColumns, userRecordOf } from "../user-row.js";
 import { isDuplicateKey, mysqlError } from "./errors.js";
 import type { Pool } from "./pool.js";
 import type { Connection } from "./timeouts.js";
@@ -17,25 +18,7 @@ function translate(err: unknown): unknown {
   return mysqlError(ErrorCode.UNAVAILABLE, "user store", err);
 }
 
-interface UserRow extends RowDataPacket {
-  uid: Uid;
-  name: string;
-  email: string;
-  password_hash: string;
-  created_at: string;
-}
-
-const COLUMNS = "uid, name, email, password_hash, created_at";
-
-function toRecord(row: UserRow): UserRecord {
-  return {
-    uid: row.uid,
-    name: row.name,
-    email: row.email,
-    passwordHash: row.password_hash,
-    createdAt: Number(row.created_at),
-  };
-}
+interface UserRow extends RowDataPacket, UserRowColumns {}
 
 /** Accounts in the users table (names and emails unique case-insensitively by the schema's collation). */
 export class MysqlUserStore implements UserStore {
@@ -71,10 +54,10 @@ export class MysqlUserStore implements UserStore {
 
   private async one(where: string, value: string): Promise<UserRecord | null> {
     return this.run(async () => {
-      const [rows] = await this.pool.query<UserRow[]>(`SELECT ${COLUMNS} FROM users WHERE ${where} = ? LIMIT 1`, [
+      const [rows] = await this.pool.query<UserRow[]>(`SELECT ${USER_COLUMNS} FROM users WHERE ${where} = ? LIMIT 1`, [
         value,
       ]);
-      return rows[0] ? toRecord(rows[0]) : null;
+      return rows[0] ? userRecordOf(rows[0]) : null;
     });
   }
 
@@ -112,10 +95,10 @@ export class MysqlUserStore implements UserStore {
     return this.run(async () => {
       // uk_users_name makes the prefix a range scan; the collation makes it case-insensitive.
       const [rows] = await this.pool.query<UserRow[]>(
-        `SELECT ${COLUMNS} FROM users WHERE name LIKE ? ESCAPE '!' ORDER BY name, uid LIMIT ?`,
+        `SELECT ${USER_COLUMNS} FROM users WHERE name LIKE ? ESCAPE '!' ORDER BY name, uid LIMIT ?`,
         [`${likePrefix(prefix)}%`, max],
       );
-      return rows.map(toRecord);
+      return rows.map(userRecordOf);
     });
   }
 

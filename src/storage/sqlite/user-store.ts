@@ -1,28 +1,9 @@
 import { AppError, ErrorCode } from "../../errors.js";
 import type { Uid, UserRecord, UserStore } from "../ports.js";
+import { USER_COLUMNS, type UserRow, userRecordOf } from "../user-row.js";
 import type { SqliteDatabase } from "./database.js";
 import { sqliteCall, sqliteCode } from "./errors.js";
 import { canonicalId, requireCanonicalId } from "./uids.js";
-
-interface UserRow {
-  uid: Uid;
-  name: string;
-  email: string;
-  password_hash: string;
-  created_at: number;
-}
-
-const COLUMNS = "uid, name, email, password_hash, created_at";
-
-function toRecord(row: UserRow): UserRecord {
-  return {
-    uid: row.uid,
-    name: row.name,
-    email: row.email,
-    passwordHash: row.password_hash,
-    createdAt: Number(row.created_at),
-  };
-}
 
 /** SQLite names the columns of a failed UNIQUE constraint: "UNIQUE constraint failed: users.name". */
 function takenError(err: unknown): AppError | null {
@@ -44,15 +25,15 @@ export class SqliteUserStore implements UserStore {
   readonly #byNamePrefix;
 
   constructor(db: SqliteDatabase) {
-    this.#byUid = db.prepare<[string], UserRow>(`SELECT ${COLUMNS} FROM users WHERE uid = ?`);
-    this.#byName = db.prepare<[string], UserRow>(`SELECT ${COLUMNS} FROM users WHERE name = ? LIMIT 1`);
-    this.#byEmail = db.prepare<[string], UserRow>(`SELECT ${COLUMNS} FROM users WHERE email = ? LIMIT 1`);
+    this.#byUid = db.prepare<[string], UserRow>(`SELECT ${USER_COLUMNS} FROM users WHERE uid = ?`);
+    this.#byName = db.prepare<[string], UserRow>(`SELECT ${USER_COLUMNS} FROM users WHERE name = ? LIMIT 1`);
+    this.#byEmail = db.prepare<[string], UserRow>(`SELECT ${USER_COLUMNS} FROM users WHERE email = ? LIMIT 1`);
     this.#insert = db.prepare<[string, string, string, string, number]>(
       "INSERT INTO users (uid, name, email, password_hash, created_at) VALUES (?, ?, ?, ?, ?)",
     );
     this.#setPassword = db.prepare<[string, string]>("UPDATE users SET password_hash = ? WHERE uid = ?");
     this.#byNamePrefix = db.prepare<[string, number], UserRow>(
-      `SELECT ${COLUMNS} FROM users WHERE name LIKE ? ESCAPE '!' ORDER BY name, uid LIMIT ?`,
+      `SELECT ${USER_COLUMNS} FROM users WHERE name LIKE ? ESCAPE '!' ORDER BY name, uid LIMIT ?`,
     );
     // json_each takes any number of uids in one statement (no host-parameter limit).
     this.#existing = db.prepare<[string], { uid: Uid }>(
@@ -95,7 +76,9 @@ export class SqliteUserStore implements UserStore {
     const max = Math.max(0, Math.floor(limit));
     if (typeof prefix !== "string" || prefix === "" || max === 0) return [];
     // LIKE is case-insensitive for ASCII in SQLite, as NOCASE is.
-    return this.#run(() => this.#byNamePrefix.all(`${prefix.replace(/[!%_]/g, (c) => `!${c}`)}%`, max).map(toRecord));
+    return this.#run(() =>
+      this.#byNamePrefix.all(`${prefix.replace(/[!%_]/g, (c) => `!${c}`)}%`, max).map(userRecordOf),
+    );
   }
 
   async existing(uids: Uid[]): Promise<Set<Uid>> {
@@ -107,7 +90,7 @@ export class SqliteUserStore implements UserStore {
   #one(statement: { get(value: string): UserRow | undefined }, value: string): UserRecord | null {
     return this.#run(() => {
       const row = statement.get(value);
-      return row ? toRecord(row) : null;
+      return row ? userRecordOf(row) : null;
     });
   }
 
