@@ -53,6 +53,7 @@ const control = createPool({ MYSQL_URL: configured[0]?.url ?? config.MYSQL_URL, 
 const rebalancer = new Rebalancer(control, {
   batchSlots: config.REBALANCE_BATCH_SLOTS,
   copyRows: config.REBALANCE_COPY_ROWS,
+  maxRowsPerSecond: config.REBALANCE_MAX_ROWS_PER_SECOND,
   cleanupGraceMs: 2 * config.SHARD_MAP_REFRESH_MS,
   urls: new Map(configured.map((i) => [i.id, i.url])),
   credentialsFrom: configured[0]?.url ?? config.MYSQL_URL,

@@ -296,6 +296,8 @@ export interface RebalancerOptions {
   batchSlots: number;
   /** Rows per read and write statement (config.REBALANCE_COPY_ROWS). */
   copyRows: number;
+  /** Most rows copied per second, 0 for no limit (config.REBALANCE_MAX_ROWS_PER_SECOND). */
+  maxRowsPerSecond?: number;
   /** How long readers may hold an older map (2 × SHARD_MAP_REFRESH_MS): the source copy is kept this long after the switch. */
   cleanupGraceMs: number;
   /** How each instance is reached when the map's URL is not right here (MYSQL_SHARDS by id). */
@@ -322,9 +324,14 @@ interface JobRow {
 }
 
 /**
- * Moves slots between MySQL instances while the system runs. Per batch of slots:
+ * Moves slots between MySQL instances while the system runs. First every slot of the plan:
  *  1. copy: the slots' rows are synced source → target twice (a full copy, then a catch-up of
- *     what was written meanwhile), while writes go on;
+ *     what was written meanwhile), while writes go on. A sync compares per-slot row counts and
+ *     checksums computed in each database first, and then moves only the slots that differ:
+ *     a slot the target does not hold yet is streamed in multi-row statements, without reading
+ *     the target; one it holds in part is diffed row by row. So each pass reads each table
+ *     once, whatever the number of slots, and the catch-up reads only the slots written since.
+ * Then per batch of slots:
  *  2. fence: a slot_fence row on the source; its INSERT waits for the writes in flight, and
  *     every later write there is refused with a retryable SLOT_MOVING (the writer re-reads
  *     the map and waits) — the pause covers only these slots;
@@ -414,7 +421,13 @@ export class Rebalancer {
       });
     };
     await this.checkTables(plan);
+    this.#throttle = { sinceMs: Date.now(), rows: 0 };
     const pending = plan.moves.filter((m) => steps.get(m.slot) !== "switched" && steps.get(m.slot) !== "cleaned");
+    const planned = pending.filter((m) => (steps.get(m.slot) ?? "planned") === "planned");
+    if (planned.length > 0) {
+      rows += await this.copy(plan, planned, steps);
+      report("copy");
+    }
     for (let i = 0; i < pending.length; i += this.options.batchSlots) {
       const batch = pending.slice(i, i + this.options.batchSlots);
       rows += await this.moveBatch(plan, batch, steps);
@@ -474,19 +487,54 @@ export class Rebalancer {
 
   /** Rows and checksum per slot on one instance (for checks before and after). */
   async digests(instanceId: string, slots: readonly number[], slotCount: number): Promise<Map<number, SlotDigest>> {
-    const totals = new Map<number, { rows: number; sum: bigint }>(slots.map((s) => [s, { rows: 0, sum: 0n }]));
+    const totals = new Map<number, TableDigest>(slots.map((s) => [s, { rows: 0, sum: 0n }]));
     for (const placement of PLACEMENTS) {
       if (!(await this.hasTable(instanceId, placement.table))) continue;
-      for await (const page of this.read(instanceId, placement, slots, slotCount)) {
-        for (const row of page) {
-          const t = totals.get(slotOf(placement.keyOf(row), slotCount));
-          if (!t) continue;
-          t.rows += 1;
-          t.sum += BigInt(rowHash(placement.table, row));
-        }
+      for (const [slot, d] of await this.tableDigests(instanceId, placement, slots, slotCount)) {
+        const t = totals.get(slot);
+        if (!t) continue;
+        t.rows += d.rows;
+        t.sum += d.sum;
       }
     }
     return new Map([...totals].map(([slot, t]) => [slot, { rows: t.rows, checksum: t.sum.toString(16) }]));
+  }
+
+  /**
+   * One table's rows and checksum per slot (slots without rows are absent). Computed by the
+   * database in one scan where SQL can place a row (keySql): a CRC-32 of every column's bytes
+   * (HEX, so no separator or charset can make two rows alike), summed per slot. The folded
+   * name and email indexes are read and hashed here.
+   */
+  private async tableDigests(
+    instanceId: string,
+    placement: TablePlacement,
+    slots: readonly number[],
+    slotCount: number,
+  ): Promise<Map<number, TableDigest>> {
+    const digests = new Map<number, TableDigest>();
+    if (slots.length === 0) return digests;
+    if (!placement.keySql) {
+      for await (const page of this.read(instanceId, placement, slots, slotCount)) {
+        for (const row of page) {
+          const slot = slotOf(placement.keyOf(row), slotCount);
+          const d = digests.get(slot) ?? { rows: 0, sum: 0n };
+          d.rows += 1;
+          d.sum += BigInt(rowHash(placement.table, row));
+          digests.set(slot, d);
+        }
+      }
+      return digests;
+    }
+    const columns = await this.columns(instanceId, placement.table);
+    const rowCrc = `CRC32(CONCAT_WS('|', ${columns.map((c) => `IFNULL(HEX(\`${c}\`), '-')`).join(", ")}))`;
+    const [rows] = await this.pool(instanceId).query<RowDataPacket[]>(
+      `SELECT CRC32(${placement.keySql}) % ? AS slot, COUNT(*) AS n, SUM(${rowCrc}) AS s
+         FROM ${placement.table} WHERE CRC32(${placement.keySql}) % ? IN (?) GROUP BY slot`,
+      [slotCount, slotCount, [...slots]],
+    );
+    for (const r of rows) digests.set(Number(r.slot), { rows: Number(r.n), sum: BigInt(String(r.s)) });
+    return digests;
   }
 
   async close(): Promise<void> {
@@ -496,27 +544,33 @@ export class Rebalancer {
 
   // --- one batch through copy, fence, verify, switch ------------------------------------------
 
+  /**
+   * Copies these slots (every slot of the plan not copied yet, at once): a full copy, then a
+   * catch-up of the rows written meanwhile. Both are syncs, so a rerun after a crash redoes
+   * only what differs.
+   */
+  private async copy(plan: RebalancePlan, moves: SlotMove[], steps: Map<number, Step>): Promise<number> {
+    const slotCount = (await this.map()).slots;
+    let rows = 0;
+    for (let pass = 0; pass < 2; pass++) {
+      for (const [pair, own] of groupBy(moves, (m) => `${m.from}>${m.to}`)) {
+        const [from = "", to = ""] = pair.split(">");
+        rows += await this.sync(
+          from,
+          to,
+          own.map((m) => m.slot),
+          slotCount,
+        );
+      }
+    }
+    await this.mark(plan.jobId, moves, "copied", steps);
+    return rows;
+  }
+
   private async moveBatch(plan: RebalancePlan, batch: SlotMove[], steps: Map<number, Step>): Promise<number> {
     const slotCount = (await this.map()).slots;
     const at = (step: Step) => batch.filter((m) => steps.get(m.slot) === step);
     let rows = 0;
-    const copy = at("planned");
-    if (copy.length > 0) {
-      // A full copy, then a catch-up of the rows written meanwhile; both are diffs, so a rerun
-      // after a crash redoes only what differs.
-      for (let pass = 0; pass < 2; pass++) {
-        for (const [pair, moves] of groupBy(copy, (m) => `${m.from}>${m.to}`)) {
-          const [from = "", to = ""] = pair.split(">");
-          rows += await this.sync(
-            from,
-            to,
-            moves.map((m) => m.slot),
-            slotCount,
-          );
-        }
-      }
-      await this.mark(plan.jobId, copy, "copied", steps);
-    }
     const fence = at("copied");
     if (fence.length > 0) {
       for (const [from, moves] of groupBy(fence, (m) => m.from)) {
@@ -607,37 +661,89 @@ export class Rebalancer {
   // --- rows ------------------------------------------------------------------------------------
 
   /**
-   * Makes target's rows of these slots equal to source's: inserts or updates what differs,
-   * deletes what source no longer has. Returns the rows written.
+   * Makes target's rows of these slots equal to source's, table by table: only the slots whose
+   * digests differ are touched; of those, a slot the target has no rows of is streamed over
+   * (copyInto), the others are diffed row by row (diffInto). Returns the rows written.
    */
   private async sync(from: string, to: string, slots: number[], slotCount: number): Promise<number> {
     let written = 0;
     for (const placement of PLACEMENTS) {
       if (!(await this.hasTable(from, placement.table))) continue;
-      const targetHashes = new Map<string, number>();
-      for await (const page of this.read(to, placement, slots, slotCount)) {
-        for (const row of page) targetHashes.set(pkOf(placement, row), rowHash(placement.table, row));
-      }
-      for await (const page of this.read(from, placement, slots, slotCount)) {
-        const changed: RowDataPacket[] = [];
-        for (const row of page) {
-          const pk = pkOf(placement, row);
-          if (targetHashes.get(pk) !== rowHash(placement.table, row)) changed.push(row);
-          targetHashes.delete(pk);
-        }
-        if (changed.length > 0) {
-          await this.upsert(to, placement.table, changed);
-          written += changed.length;
-        }
-      }
-      // What is left exists only on the target: deleted at the source since the last pass.
-      const gone = [...targetHashes.keys()].map((pk) => JSON.parse(pk) as unknown[]);
-      for (let i = 0; i < gone.length; i += this.options.copyRows) {
-        const part = gone.slice(i, i + this.options.copyRows);
-        await this.pool(to).query(`DELETE FROM ${placement.table} WHERE (${placement.pk.join(", ")}) IN (?)`, [part]);
-      }
+      const [source, target] = await Promise.all([
+        this.tableDigests(from, placement, slots, slotCount),
+        this.tableDigests(to, placement, slots, slotCount),
+      ]);
+      const differ = slots.filter((s) => !sameDigest(source.get(s), target.get(s)));
+      const fresh = differ.filter((s) => !target.has(s));
+      const partial = differ.filter((s) => target.has(s));
+      if (fresh.length > 0) written += await this.copyInto(from, to, placement, fresh, slotCount);
+      if (partial.length > 0) written += await this.diffInto(from, to, placement, partial, slotCount);
     }
     return written;
+  }
+
+  /** Streams the source's rows of slots the target holds none of: no target read, no hashing. */
+  private async copyInto(
+    from: string,
+    to: string,
+    placement: TablePlacement,
+    slots: number[],
+    slotCount: number,
+  ): Promise<number> {
+    let written = 0;
+    for await (const page of this.read(from, placement, slots, slotCount)) {
+      if (page.length === 0) continue;
+      await this.upsert(to, placement.table, page);
+      written += page.length;
+      await this.throttle(page.length);
+    }
+    return written;
+  }
+
+  /** Inserts or updates what differs and deletes what the source no longer has. */
+  private async diffInto(
+    from: string,
+    to: string,
+    placement: TablePlacement,
+    slots: number[],
+    slotCount: number,
+  ): Promise<number> {
+    let written = 0;
+    const targetHashes = new Map<string, number>();
+    for await (const page of this.read(to, placement, slots, slotCount)) {
+      for (const row of page) targetHashes.set(pkOf(placement, row), rowHash(placement.table, row));
+    }
+    for await (const page of this.read(from, placement, slots, slotCount)) {
+      const changed: RowDataPacket[] = [];
+      for (const row of page) {
+        const pk = pkOf(placement, row);
+        if (targetHashes.get(pk) !== rowHash(placement.table, row)) changed.push(row);
+        targetHashes.delete(pk);
+      }
+      if (changed.length > 0) {
+        await this.upsert(to, placement.table, changed);
+        written += changed.length;
+        await this.throttle(changed.length);
+      }
+    }
+    // What is left exists only on the target: deleted at the source since the last pass.
+    const gone = [...targetHashes.keys()].map((pk) => JSON.parse(pk) as unknown[]);
+    for (let i = 0; i < gone.length; i += this.options.copyRows) {
+      const part = gone.slice(i, i + this.options.copyRows);
+      await this.pool(to).query(`DELETE FROM ${placement.table} WHERE (${placement.pk.join(", ")}) IN (?)`, [part]);
+    }
+    return written;
+  }
+
+  #throttle = { sinceMs: Date.now(), rows: 0 };
+
+  /** REBALANCE_MAX_ROWS_PER_SECOND: waits until the rows copied so far fit the rate since the run began. */
+  private async throttle(rows: number): Promise<void> {
+    const max = this.options.maxRowsPerSecond ?? 0;
+    if (max <= 0) return;
+    this.#throttle.rows += rows;
+    const wait = this.#throttle.sinceMs + (this.#throttle.rows / max) * 1000 - Date.now();
+    if (wait > 0) await sleep(wait);
   }
 
   private async upsert(instanceId: string, table: string, rows: RowDataPacket[]): Promise<void> {
@@ -654,6 +760,17 @@ export class Rebalancer {
     const slotCount = (await this.map()).slots;
     for (const placement of PLACEMENTS) {
       if (!(await this.hasTable(instanceId, placement.table))) continue;
+      if (placement.keySql) {
+        // In the database, a bounded chunk per statement (short transactions, no rows read here).
+        for (;;) {
+          const [result] = await this.pool(instanceId).query<ResultSetHeader>(
+            `DELETE FROM ${placement.table} WHERE CRC32(${placement.keySql}) % ? IN (?) LIMIT ?`,
+            [slotCount, slots, this.options.copyRows],
+          );
+          if (result.affectedRows < this.options.copyRows) break;
+        }
+        continue;
+      }
       const pks: unknown[][] = [];
       for await (const page of this.read(instanceId, placement, slots, slotCount)) {
         for (const row of page) pks.push(placement.pk.map((c) => row[c]));
@@ -667,7 +784,11 @@ export class Rebalancer {
     this.options.log?.debug({ jobId: plan.jobId, instanceId, slots: slots.length }, "slot rows deleted");
   }
 
-  /** The rows of these slots, in pages by primary key (keyset pagination). */
+  /**
+   * The rows of these slots, in pages by primary key (keyset pagination, so each page goes on
+   * where the last ended and a pass reads the table once). The next page is asked for before
+   * this one is handed over, so reading the source overlaps writing the target.
+   */
   private async *read(
     instanceId: string,
     placement: TablePlacement,
@@ -675,9 +796,7 @@ export class Rebalancer {
     slotCount: number,
   ): AsyncGenerator<RowDataPacket[]> {
     const wanted = new Set(slots);
-    const pk = placement.pk.join(", ");
-    let after: unknown[] | null = null;
-    for (;;) {
+    const fetch = async (after: unknown[] | null): Promise<RowDataPacket[]> => {
       const where: string[] = [];
       const params: unknown[] = [];
       if (placement.keySql) {
@@ -685,21 +804,49 @@ export class Rebalancer {
         params.push(slotCount, [...wanted]);
       }
       if (after) {
-        where.push(`(${pk}) > (${after.map(() => "?").join(", ")})`);
-        params.push(...after);
+        const past = keyAfter(placement.pk, after);
+        where.push(past.sql);
+        params.push(...past.params);
       }
       const [rows] = await this.pool(instanceId).query<RowDataPacket[]>(
         `SELECT * FROM ${placement.table} ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""}
-         ORDER BY ${pk} LIMIT ?`,
+         ORDER BY ${placement.pk.join(", ")} LIMIT ?`,
         [...params, this.options.copyRows],
       );
+      return rows;
+    };
+    let next = fetch(null);
+    for (;;) {
+      const rows = await next;
       if (rows.length === 0) return;
-      const last = rows[rows.length - 1] as RowDataPacket;
-      after = placement.pk.map((c) => last[c]);
+      const full = rows.length >= this.options.copyRows;
+      if (full) {
+        const last = rows[rows.length - 1] as RowDataPacket;
+        next = fetch(placement.pk.map((c) => last[c]));
+        // Awaited at the next turn; a consumer that stops first must not leave it unhandled.
+        next.catch(() => undefined);
+      }
       yield placement.keySql ? rows : rows.filter((r) => wanted.has(slotOf(placement.keyOf(r), slotCount)));
-      if (rows.length < this.options.copyRows) return;
+      if (!full) return;
     }
   }
+
+  /** A table's columns, by name (the same order on every instance: one schema). */
+  private async columns(instanceId: string, table: string): Promise<string[]> {
+    const key = `${instanceId}/${table}`;
+    let known = this.#columns.get(key);
+    if (!known) {
+      const [rows] = await this.pool(instanceId).query<RowDataPacket[]>(
+        "SELECT column_name AS c FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ? ORDER BY column_name",
+        [table],
+      );
+      known = rows.map((r) => String(r.c));
+      this.#columns.set(key, known);
+    }
+    return known;
+  }
+
+  readonly #columns = new Map<string, string[]>();
 
   /**
    * Refuses to move data it cannot place: a table on a source with rows, but no placement
@@ -804,6 +951,28 @@ export class Rebalancer {
     const ids = [...this.#mapUrls.keys()];
     await Promise.all(ids.map((id) => migrate(this.urlOf(id, this.#mapUrls.get(id)), this.options.log)));
   }
+}
+
+interface TableDigest {
+  rows: number;
+  sum: bigint;
+}
+
+function sameDigest(a: TableDigest | undefined, b: TableDigest | undefined): boolean {
+  return (a?.rows ?? 0) === (b?.rows ?? 0) && (a?.sum ?? 0n) === (b?.sum ?? 0n);
+}
+
+/**
+ * Rows past `after` in primary-key order, spelled out column by column: MariaDB reads a range
+ * of the key for (a > ? OR (a = ? AND b > ?)), where a row comparison (a, b) > (?, ?) can make
+ * it scan from the start on every page.
+ */
+export function keyAfter(pk: readonly string[], after: readonly unknown[]): { sql: string; params: unknown[] } {
+  const [first, ...rest] = pk;
+  const [value, ...more] = after;
+  if (rest.length === 0) return { sql: `${first} > ?`, params: [value] };
+  const inner = keyAfter(rest, more);
+  return { sql: `(${first} > ? OR (${first} = ? AND ${inner.sql}))`, params: [value, value, ...inner.params] };
 }
 
 /** Same columns, same values → same hash, whichever instance the row is read from. */

@@ -32,6 +32,7 @@ import { MysqlConversationStore } from "./storage/mysql/conversation-store.js";
 import { MysqlFileMetaStore } from "./storage/mysql/file-meta-store.js";
 import { MysqlFriendStore, singlePool } from "./storage/mysql/friend-store.js";
 import { MysqlGroupStore } from "./storage/mysql/group-store.js";
+import { MysqlHistoryImporter } from "./storage/mysql/history-import.js";
 import { MysqlMessageStore } from "./storage/mysql/message-store.js";
 import { migrate } from "./storage/mysql/migrate.js";
 import { createPool } from "./storage/mysql/pool.js";
@@ -41,6 +42,7 @@ import type {
   FileMetaStore,
   FriendStore,
   GroupStore,
+  HistoryImporter,
   MessageStore,
   Uid,
   UserStore,
@@ -48,6 +50,7 @@ import type {
 import { ShardedConversationStore } from "./storage/sharded/conversation-store.js";
 import { ShardedFileMetaStore } from "./storage/sharded/file-meta-store.js";
 import { ShardedGroupStore } from "./storage/sharded/group-store.js";
+import { ShardedHistoryImporter } from "./storage/sharded/history-import.js";
 import { ShardedMessageStore } from "./storage/sharded/message-store.js";
 import { configuredInstances, migrateShards, Shards } from "./storage/sharded/shards.js";
 import { shardedUidPlacement } from "./storage/sharded/uid-placement.js";
@@ -74,6 +77,8 @@ export interface Adapters {
   files: FileMetaStore;
   friends: FriendStore;
   conversations: ConversationStore;
+  /** Bulk history for loading data (seed-data); absent on SQLite, where the generator appends. */
+  history?: HistoryImporter;
   nodes: NodeRegistry;
   tokens: TokenStore;
   codes: VerifyCodeStore;
@@ -99,13 +104,22 @@ export function chatNodeAdapters(a: Adapters) {
 
 export type StorageAdapters = Pick<
   Adapters,
-  "users" | "messages" | "groups" | "files" | "friends" | "conversations" | "storageLocation" | "probes"
+  "users" | "messages" | "groups" | "files" | "friends" | "conversations" | "history" | "storageLocation" | "probes"
 > & {
   close: Closer;
 };
 export type RoutingAdapters = Omit<
   Adapters,
-  "users" | "messages" | "groups" | "files" | "friends" | "conversations" | "mailer" | "storageLocation" | "close"
+  | "users"
+  | "messages"
+  | "groups"
+  | "files"
+  | "friends"
+  | "conversations"
+  | "history"
+  | "mailer"
+  | "storageLocation"
+  | "close"
 > & {
   close: Closer;
 };
@@ -201,6 +215,7 @@ export async function createStorageAdapters(
       // Friend rows by uid: each side's row on that side's shard.
       friends: new MysqlFriendStore(shardedUidPlacement(shards)),
       conversations: new ShardedConversationStore(shards),
+      history: new ShardedHistoryImporter(shards),
       probes: instances.map((i) => ({ name: `mysql:${i.id}`, check: () => shards.ping(i.id) })),
       storageLocation: `${instances.length} MySQL shards: ${instances.map((i) => i.url.replace(/\/\/[^@/]*@/, "//")).join(", ")}`,
       close: () => shards.close(),
@@ -222,6 +237,7 @@ export async function createStorageAdapters(
       files: new MysqlFileMetaStore(pool),
       friends: new MysqlFriendStore(singlePool(pool)),
       conversations: new MysqlConversationStore(pool),
+      history: new MysqlHistoryImporter(pool),
       probes: [{ name: "mysql", check: () => pool.query("SELECT 1") }],
       storageLocation: config.MYSQL_URL.replace(/\/\/[^@/]*@/, "//"),
       close: () => pool.end(),

@@ -2,7 +2,9 @@ import { afterAll, describe, expect, it } from "vitest";
 import { Snowflake } from "../src/ids/snowflake.js";
 import type { StoredMessage } from "../src/storage/ports.js";
 import { seedData } from "../src/storage/seed-data.js";
+import { ShardedConversationStore } from "../src/storage/sharded/conversation-store.js";
 import { ShardedGroupStore } from "../src/storage/sharded/group-store.js";
+import { ShardedHistoryImporter } from "../src/storage/sharded/history-import.js";
 import { ShardedMessageStore } from "../src/storage/sharded/message-store.js";
 import { ShardedUserStore } from "../src/storage/sharded/user-store.js";
 import { SqliteGroupStore } from "../src/storage/sqlite/group-store.js";
@@ -93,5 +95,36 @@ describe("seedData", () => {
     const seqs = await readBack(stores.messages, report.users);
     expect(seqs.size).toBe(report.conversations);
     expect(expectGapless(seqs)).toBe(options.messages);
+  }, 120_000);
+
+  it("bulk-loads the shards through their history importer: complete, gapless, delivered and read", async () => {
+    const { shards, close } = await openTestShards((await stackInfraUp()).mysqlPorts);
+    cleanups.push(close);
+    const stores = {
+      users: new ShardedUserStore(shards),
+      messages: new ShardedMessageStore(shards),
+      groups: new ShardedGroupStore(shards),
+      history: new ShardedHistoryImporter(shards),
+    };
+    const conversationList = new ShardedConversationStore(shards);
+    // Batches smaller than the run, several at once: conversations continue across batches.
+    const bulk = { ...options, messages: 6000, bulkBatch: 700, concurrency: 4 };
+    const report = await seedData(stores, new Snowflake({ workerId: 3 }), { ...bulk, run: "bulk" });
+    expect(report.messages).toBe(bulk.messages);
+    const seqs = new Map<string, Set<number>>();
+    for (const uid of report.users) {
+      // The history counts as delivered: nothing is pending.
+      expect((await stores.messages.pending(uid, 10)).messages).toEqual([]);
+      for (const c of await conversationList.list(uid, 1000)) {
+        expect(c.readSeq).toBe(c.lastSeq);
+        if (seqs.has(c.convId)) continue;
+        const page = await stores.messages.history(uid, c.convId, { afterSeq: 0, beforeSeq: 0, limit: 10_000 });
+        expect(page.at(-1)?.seq).toBe(c.lastSeq);
+        seqs.set(c.convId, new Set(page.map((m) => m.seq)));
+      }
+    }
+    expect(seqs.size).toBe(report.conversations);
+    expect(expectGapless(seqs)).toBe(bulk.messages);
+    for (const groupId of report.groupIds) expect(seqs.get(`g:${groupId}`)?.size ?? 0).toBeGreaterThan(0);
   }, 120_000);
 });

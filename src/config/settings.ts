@@ -113,6 +113,11 @@ export const settings = {
     default: "1000",
     doc: "Rows the rebalancer reads and writes per statement while copying a slot.",
   },
+  REBALANCE_MAX_ROWS_PER_SECOND: {
+    schema: z.coerce.number().int().min(0),
+    default: "0",
+    doc: "Most rows the rebalancer copies per second (0: no limit), to leave the instances room for live traffic during a move.",
+  },
   SHARD_KNOWN_CONVERSATIONS: {
     schema: positiveInt,
     default: "100000",

@@ -81,6 +81,26 @@ export interface HistoryQuery {
   limit: number;
 }
 
+/** One conversation's run of history for HistoryImporter: its messages in seq order. */
+export interface ImportedConversation {
+  convId: string;
+  /** 1: a 1:1 conversation (created with its members when new); 2: a group's (it must exist). */
+  kind: 1 | 2;
+  /** Everyone whose delivered and read cursors move to the end of the run (senders included). */
+  members: Uid[];
+  messages: Omit<NewMessage, "convId" | "members" | "file">[];
+}
+
+/**
+ * History written in bulk, for loading data (npm run seed-data), not for live traffic: each
+ * conversation's messages take the seqs after its last one, gapless, a whole batch in one
+ * transaction per instance with multi-row statements. Members' cursors move to the end (the
+ * history counts as delivered and read), so nobody logs in to a sync of all of it.
+ */
+export interface HistoryImporter {
+  importHistory(batch: ImportedConversation[]): Promise<void>;
+}
+
 /** Conversations and their messages. */
 export interface MessageStore {
   /**

@@ -7,13 +7,17 @@ import { createLogger } from "../log/logger.js";
 import { seedData } from "./seed-data.js";
 
 const usage = `npm run seed-data -- [--messages 100000] [--users 1000] [--groups 10] [--group-size 50]
-  [--group-share 0.2] [--concurrency 256] [--run <name>] [--worker-id ${MAX_WORKER_ID}]
+  [--group-share 0.2] [--concurrency 256] [--bulk-batch 20000] [--run <name>] [--worker-id ${MAX_WORKER_ID}]
 
 Fills the storage the settings name (STORAGE_BACKEND, MYSQL_URL, MYSQL_SHARDS, as for the
 services) with users, groups and realistic conversations, through the stores' own write paths:
-each user talks mostly to a few contacts, --group-share of the messages go to groups. Every
-seeded user's password is "seed-password"; names are seed_<run>_<i>. Message ids come from a
-snowflake with --worker-id: give one no running node uses (the default is the highest).`;
+each user talks mostly to a few contacts, --group-share of the messages go to groups. On MySQL
+(one database or the shards) the messages go through the storage's bulk path (its history
+importer: --bulk-batch messages per batch, up to 4 batches at once, multi-row statements, the
+history counted as delivered and read); on SQLite through the live append path, --concurrency
+appends at once. Every seeded user's password is "seed-password"; names are seed_<run>_<i>.
+Message ids come from a snowflake with --worker-id: give one no running node uses (the default
+is the highest).`;
 
 const { values } = parseArgs({
   options: {
@@ -23,6 +27,7 @@ const { values } = parseArgs({
     "group-size": { type: "string", default: "50" },
     "group-share": { type: "string", default: "0.2" },
     concurrency: { type: "string", default: "256" },
+    "bulk-batch": { type: "string", default: "20000" },
     run: { type: "string", default: Date.now().toString(36) },
     "worker-id": { type: "string", default: String(MAX_WORKER_ID) },
     help: { type: "boolean", short: "h" },
@@ -69,6 +74,7 @@ try {
     groupSize: count("group-size", 2),
     groupShare: share,
     concurrency: count("concurrency", 1),
+    bulkBatch: count("bulk-batch", 1),
     passwordHash: await hashPassword("seed-password"),
     run: values.run,
     onProgress: ({ users, messages }) => console.log(`seeded ${users} users, ${messages} messages`),

@@ -1,6 +1,6 @@
-import { convIdForPair } from "../ids/identifiers.js";
+import { convIdForPair, groupConvId } from "../ids/identifiers.js";
 import type { IdGenerator } from "../ids/ports.js";
-import type { GroupStore, MessageStore, Uid, UserStore } from "./ports.js";
+import type { GroupStore, HistoryImporter, ImportedConversation, MessageStore, Uid, UserStore } from "./ports.js";
 
 /** messages.kind of a text message (the wire's MESSAGE_KIND_TEXT). */
 const TEXT = 1;
@@ -13,8 +13,10 @@ export interface SeedOptions {
   groupSize: number;
   /** Share of the messages posted to groups (0..1) when there are groups. */
   groupShare: number;
-  /** Appends in flight at once: the stores' group commit forms batches from them. */
+  /** Appends in flight at once (the stores' group commit forms batches from them), or bulk batches. */
   concurrency: number;
+  /** Messages per bulk batch when the storage has a HistoryImporter. */
+  bulkBatch?: number;
   /** The password hash every seeded user gets (one scrypt, not one per user). */
   passwordHash: string;
   /** Prefix of the users' names, so runs do not collide ("seed_<run>_<i>"). */
@@ -75,7 +77,7 @@ async function inParallel(count: number, limit: number, task: (i: number) => Pro
  * Every message is stored as the chat node would store it (seqs gapless per conversation).
  */
 export async function seedData(
-  stores: { users: UserStore; messages: MessageStore; groups?: GroupStore },
+  stores: { users: UserStore; messages: MessageStore; groups?: GroupStore; history?: HistoryImporter },
   ids: IdGenerator,
   o: SeedOptions,
 ): Promise<SeedReport> {
@@ -116,46 +118,88 @@ export async function seedData(
 
   // A user's circle: the next few users after it (wrapping), so pairs repeat as in real chat.
   const circle = Math.max(1, Math.min(8, users.length - 1));
-  const conversations = new Set<string>();
-  let stored = 0;
   const groupShare = groupIds.length > 0 ? o.groupShare : 0;
-  await inParallel(o.messages, o.concurrency, async (i) => {
-    const sentAtMs = Date.now();
-    if (next() < groupShare && stores.groups) {
+  /** The conversation and sender of message i, drawn as a chat's traffic would be. */
+  const pick = (): { groupId?: string; sender: Uid; recipient?: Uid } => {
+    if (next() < groupShare) {
       const groupId = groupIds[Math.floor(next() * groupIds.length)] as string;
       const inGroup = members.get(groupId) as Uid[];
-      const sender = inGroup[Math.floor(next() * inGroup.length)] as Uid;
-      await stores.groups.append({
-        groupId,
-        msgId: ids.next(),
-        sender,
-        clientMsgId: `seed-${o.run}-${i}`,
-        kind: TEXT,
-        text: text(next, i),
-        sentAtMs,
-      });
-      conversations.add(`g:${groupId}`);
-    } else if (users.length > 1) {
-      const from = Math.floor(next() * users.length);
-      const to = (from + 1 + Math.floor(next() * circle)) % users.length;
-      const [sender, recipient] = [users[from] as Uid, users[to] as Uid];
-      const convId = convIdForPair(sender, recipient);
-      await stores.messages.append({
-        convId,
-        members: [sender, recipient],
-        msgId: ids.next(),
-        sender,
-        recipient,
-        clientMsgId: `seed-${o.run}-${i}`,
-        kind: TEXT,
-        text: text(next, i),
-        sentAtMs,
-      });
-      conversations.add(convId);
+      return { groupId, sender: inGroup[Math.floor(next() * inGroup.length)] as Uid };
     }
-    stored++;
-    if (stored % 10_000 === 0) o.onProgress?.({ users: users.length, messages: stored });
-  });
+    const from = Math.floor(next() * users.length);
+    const to = (from + 1 + Math.floor(next() * circle)) % users.length;
+    return { sender: users[from] as Uid, recipient: users[to] as Uid };
+  };
+  const conversations = new Set<string>();
+  let stored = 0;
+  if (users.length < 2) {
+    // Nobody to talk to.
+  } else if (stores.history) {
+    const history = stores.history;
+    const perBatch = Math.max(1, o.bulkBatch ?? 20_000);
+    const batches = Math.ceil(o.messages / perBatch);
+    await inParallel(batches, Math.min(o.concurrency, 4), async (b) => {
+      const convs = new Map<string, ImportedConversation>();
+      const count = Math.min(perBatch, o.messages - b * perBatch);
+      for (let k = 0; k < count; k++) {
+        const i = b * perBatch + k;
+        const { groupId, sender, recipient } = pick();
+        const convId = groupId ? groupConvId(groupId) : convIdForPair(sender, recipient as Uid);
+        let conv = convs.get(convId);
+        if (!conv) {
+          const everyone = groupId ? (members.get(groupId) as Uid[]) : [sender, recipient as Uid];
+          conv = { convId, kind: groupId ? 2 : 1, members: everyone, messages: [] };
+          convs.set(convId, conv);
+        }
+        conv.messages.push({
+          msgId: ids.next(),
+          sender,
+          recipient: recipient ?? "0",
+          clientMsgId: `seed-${o.run}-${i}`,
+          kind: TEXT,
+          text: text(next, i),
+          sentAtMs: Date.now(),
+        });
+        conversations.add(convId);
+      }
+      await history.importHistory([...convs.values()]);
+      stored += count;
+      o.onProgress?.({ users: users.length, messages: stored });
+    });
+  } else {
+    await inParallel(o.messages, o.concurrency, async (i) => {
+      const sentAtMs = Date.now();
+      const { groupId, sender, recipient } = pick();
+      if (groupId && stores.groups) {
+        await stores.groups.append({
+          groupId,
+          msgId: ids.next(),
+          sender,
+          clientMsgId: `seed-${o.run}-${i}`,
+          kind: TEXT,
+          text: text(next, i),
+          sentAtMs,
+        });
+        conversations.add(groupConvId(groupId));
+      } else if (recipient) {
+        const convId = convIdForPair(sender, recipient);
+        await stores.messages.append({
+          convId,
+          members: [sender, recipient],
+          msgId: ids.next(),
+          sender,
+          recipient,
+          clientMsgId: `seed-${o.run}-${i}`,
+          kind: TEXT,
+          text: text(next, i),
+          sentAtMs,
+        });
+        conversations.add(convId);
+      }
+      stored++;
+      if (stored % 10_000 === 0) o.onProgress?.({ users: users.length, messages: stored });
+    });
+  }
   return {
     users,
     groupIds,

@@ -22,9 +22,18 @@ export async function indexedConversations(db: Db, uid: Uid, prefix?: string): P
 }
 
 /** Lists convId for each of uids (again is harmless). */
-export async function indexConversation(db: Db, uids: Uid[], convId: string, now: number): Promise<void> {
+export function indexConversation(db: Db, uids: Uid[], convId: string, now: number): Promise<void> {
+  return indexEntries(
+    db,
+    uids.map((uid) => ({ uid, convId })),
+    now,
+  );
+}
+
+/** Lists each entry's conversation for its user, in one statement (again is harmless). */
+export async function indexEntries(db: Db, entries: { uid: Uid; convId: string }[], now: number): Promise<void> {
   await db.query("INSERT IGNORE INTO user_conversations (uid, conv_id, created_at) VALUES ?", [
-    uids.map((uid) => [uid, convId, now]),
+    entries.map((e) => [e.uid, e.convId, now]),
   ]);
 }
 
