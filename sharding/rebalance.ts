@@ -30,6 +30,13 @@ export interface TablePlacement {
   pk: string[];
   keyOf(row: RowDataPacket): string;
   keySql?: string;
+  /**
+   * For the rows of a conversation (their primary key starts with conv_id): they are read and
+   * counted per slot through the slot's rows of `conversations`, a range of the primary key per
+   * conversation, instead of a scan of the whole table. Every store writes a conversation's
+   * row in the transaction that writes its first member or message, so none is left out.
+   */
+  byConversation?: true;
 }
 
 /** Every sharded table and its placement (sql/README.md says why each is placed so). */
@@ -40,8 +47,15 @@ export const PLACEMENTS: readonly TablePlacement[] = [
     pk: ["conv_id", "uid"],
     keyOf: (r) => String(r.conv_id),
     keySql: "conv_id",
+    byConversation: true,
   },
-  { table: "messages", pk: ["conv_id", "seq"], keyOf: (r) => String(r.conv_id), keySql: "conv_id" },
+  {
+    table: "messages",
+    pk: ["conv_id", "seq"],
+    keyOf: (r) => String(r.conv_id),
+    keySql: "conv_id",
+    byConversation: true,
+  },
   { table: "users", pk: ["uid"], keyOf: (r) => String(r.uid), keySql: "CAST(uid AS CHAR)" },
   {
     table: "user_conversations",
@@ -422,7 +436,10 @@ export class Rebalancer {
     };
     await this.checkTables(plan);
     this.#throttle = { sinceMs: Date.now(), rows: 0 };
-    const pending = plan.moves.filter((m) => steps.get(m.slot) !== "switched" && steps.get(m.slot) !== "cleaned");
+    // By source: a batch's slots then come from one instance, and its last sync reads one pair.
+    const pending = plan.moves
+      .filter((m) => steps.get(m.slot) !== "switched" && steps.get(m.slot) !== "cleaned")
+      .sort((a, b) => byId(a.from, b.from) || a.slot - b.slot);
     const planned = pending.filter((m) => (steps.get(m.slot) ?? "planned") === "planned");
     if (planned.length > 0) {
       rows += await this.copy(plan, planned, steps);
@@ -527,10 +544,15 @@ export class Rebalancer {
       return digests;
     }
     const columns = await this.columns(instanceId, placement.table);
-    const rowCrc = `CRC32(CONCAT_WS('|', ${columns.map((c) => `IFNULL(HEX(\`${c}\`), '-')`).join(", ")}))`;
+    const rowCrc = `CRC32(CONCAT_WS('|', ${columns.map((c) => `IFNULL(HEX(t.\`${c}\`), '-')`).join(", ")}))`;
+    // A conversation's rows: the slot's conversations first, then a key range of each.
+    const from = placement.byConversation
+      ? `conversations c STRAIGHT_JOIN ${placement.table} t ON t.conv_id = c.conv_id WHERE CRC32(c.conv_id)`
+      : `${placement.table} t WHERE CRC32(${placement.keySql})`;
     const [rows] = await this.pool(instanceId).query<RowDataPacket[]>(
-      `SELECT CRC32(${placement.keySql}) % ? AS slot, COUNT(*) AS n, SUM(${rowCrc}) AS s
-         FROM ${placement.table} WHERE CRC32(${placement.keySql}) % ? IN (?) GROUP BY slot`,
+      `SELECT CRC32(${placement.byConversation ? "c.conv_id" : placement.keySql}) % ? AS slot, COUNT(*) AS n,
+              SUM(${rowCrc}) AS s
+         FROM ${from} % ? IN (?) GROUP BY slot`,
       [slotCount, slotCount, [...slots]],
     );
     for (const r of rows) digests.set(Number(r.slot), { rows: Number(r.n), sum: BigInt(String(r.s)) });
@@ -553,15 +575,19 @@ export class Rebalancer {
     const slotCount = (await this.map()).slots;
     let rows = 0;
     for (let pass = 0; pass < 2; pass++) {
-      for (const [pair, own] of groupBy(moves, (m) => `${m.from}>${m.to}`)) {
-        const [from = "", to = ""] = pair.split(">");
-        rows += await this.sync(
-          from,
-          to,
-          own.map((m) => m.slot),
-          slotCount,
-        );
-      }
+      // The pairs at once: each alternates between reading one instance and writing another.
+      const synced = await Promise.all(
+        [...groupBy(moves, (m) => `${m.from}>${m.to}`)].map(([pair, own]) => {
+          const [from = "", to = ""] = pair.split(">");
+          return this.sync(
+            from,
+            to,
+            own.map((m) => m.slot),
+            slotCount,
+          );
+        }),
+      );
+      for (const s of synced) rows += s.rows;
     }
     await this.mark(plan.jobId, moves, "copied", steps);
     return rows;
@@ -590,11 +616,12 @@ export class Rebalancer {
       for (const [pair, moves] of groupBy(verify, (m) => `${m.from}>${m.to}`)) {
         const [from = "", to = ""] = pair.split(">");
         const slots = moves.map((m) => m.slot);
-        rows += await this.sync(from, to, slots, slotCount);
-        const [source, target] = await Promise.all([
-          this.digests(from, slots, slotCount),
-          this.digests(to, slots, slotCount),
-        ]);
+        const synced = await this.sync(from, to, slots, slotCount);
+        rows += synced.rows;
+        // A sync that found every table equal has just verified the slots: its digests stand.
+        const [source, target] = synced.equal
+          ? [synced.equal, synced.equal]
+          : await Promise.all([this.digests(from, slots, slotCount), this.digests(to, slots, slotCount)]);
         for (const slot of slots) {
           const s = source.get(slot);
           const t = target.get(slot);
@@ -649,13 +676,15 @@ export class Rebalancer {
   }
 
   private async clean(plan: RebalancePlan, moves: SlotMove[]): Promise<void> {
-    for (const [from, own] of groupBy(moves, (m) => m.from)) {
-      await this.deleteSlots(
-        from,
-        own.map((m) => m.slot),
-        plan,
-      );
-    }
+    await Promise.all(
+      [...groupBy(moves, (m) => m.from)].map(([from, own]) =>
+        this.deleteSlots(
+          from,
+          own.map((m) => m.slot),
+          plan,
+        ),
+      ),
+    );
   }
 
   // --- rows ------------------------------------------------------------------------------------
@@ -663,23 +692,44 @@ export class Rebalancer {
   /**
    * Makes target's rows of these slots equal to source's, table by table: only the slots whose
    * digests differ are touched; of those, a slot the target has no rows of is streamed over
-   * (copyInto), the others are diffed row by row (diffInto). Returns the rows written.
+   * (copyInto), the others are diffed row by row (diffInto). Answers the rows written, and
+   * when no slot of any table differed, the slots' digests (then equal on both instances).
    */
-  private async sync(from: string, to: string, slots: number[], slotCount: number): Promise<number> {
+  private async sync(
+    from: string,
+    to: string,
+    slots: number[],
+    slotCount: number,
+  ): Promise<{ rows: number; equal?: Map<number, SlotDigest> }> {
     let written = 0;
+    let differed = false;
+    const totals = new Map<number, TableDigest>(slots.map((s) => [s, { rows: 0, sum: 0n }]));
     for (const placement of PLACEMENTS) {
       if (!(await this.hasTable(from, placement.table))) continue;
       const [source, target] = await Promise.all([
         this.tableDigests(from, placement, slots, slotCount),
         this.tableDigests(to, placement, slots, slotCount),
       ]);
+      for (const [slot, d] of source) {
+        const t = totals.get(slot);
+        if (t) {
+          t.rows += d.rows;
+          t.sum += d.sum;
+        }
+      }
       const differ = slots.filter((s) => !sameDigest(source.get(s), target.get(s)));
+      if (differ.length === 0) continue;
+      differed = true;
       const fresh = differ.filter((s) => !target.has(s));
       const partial = differ.filter((s) => target.has(s));
       if (fresh.length > 0) written += await this.copyInto(from, to, placement, fresh, slotCount);
       if (partial.length > 0) written += await this.diffInto(from, to, placement, partial, slotCount);
     }
-    return written;
+    if (differed) return { rows: written };
+    return {
+      rows: 0,
+      equal: new Map([...totals].map(([slot, t]) => [slot, { rows: t.rows, checksum: t.sum.toString(16) }])),
+    };
   }
 
   /** Streams the source's rows of slots the target holds none of: no target read, no hashing. */
@@ -758,26 +808,16 @@ export class Rebalancer {
 
   private async deleteSlots(instanceId: string, slots: number[], plan: RebalancePlan): Promise<void> {
     const slotCount = (await this.map()).slots;
-    for (const placement of PLACEMENTS) {
+    // A conversation's rows are found through its conversations row: they go before it.
+    const order = [...PLACEMENTS.filter((p) => p.byConversation), ...PLACEMENTS.filter((p) => !p.byConversation)];
+    for (const placement of order) {
       if (!(await this.hasTable(instanceId, placement.table))) continue;
-      if (placement.keySql) {
-        // In the database, a bounded chunk per statement (short transactions, no rows read here).
-        for (;;) {
-          const [result] = await this.pool(instanceId).query<ResultSetHeader>(
-            `DELETE FROM ${placement.table} WHERE CRC32(${placement.keySql}) % ? IN (?) LIMIT ?`,
-            [slotCount, slots, this.options.copyRows],
-          );
-          if (result.affectedRows < this.options.copyRows) break;
-        }
-        continue;
-      }
-      const pks: unknown[][] = [];
-      for await (const page of this.read(instanceId, placement, slots, slotCount)) {
-        for (const row of page) pks.push(placement.pk.map((c) => row[c]));
-      }
-      for (let i = 0; i < pks.length; i += this.options.copyRows) {
+      // One pass over the keys (the primary key's columns only), each page deleted as it comes:
+      // a DELETE … LIMIT by slot would rescan from the start for every chunk.
+      for await (const page of this.read(instanceId, placement, slots, slotCount, placement.pk)) {
+        if (page.length === 0) continue;
         await this.pool(instanceId).query(`DELETE FROM ${placement.table} WHERE (${placement.pk.join(", ")}) IN (?)`, [
-          pks.slice(i, i + this.options.copyRows),
+          page.map((row) => placement.pk.map((c) => row[c])),
         ]);
       }
     }
@@ -794,8 +834,14 @@ export class Rebalancer {
     placement: TablePlacement,
     slots: readonly number[],
     slotCount: number,
+    columns?: readonly string[],
   ): AsyncGenerator<RowDataPacket[]> {
+    if (placement.byConversation) {
+      yield* this.readByConversation(instanceId, placement, slots, slotCount, columns);
+      return;
+    }
     const wanted = new Set(slots);
+    const select = columns ? columns.join(", ") : "*";
     const fetch = async (after: unknown[] | null): Promise<RowDataPacket[]> => {
       const where: string[] = [];
       const params: unknown[] = [];
@@ -809,7 +855,7 @@ export class Rebalancer {
         params.push(...past.params);
       }
       const [rows] = await this.pool(instanceId).query<RowDataPacket[]>(
-        `SELECT * FROM ${placement.table} ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""}
+        `SELECT ${select} FROM ${placement.table} ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""}
          ORDER BY ${placement.pk.join(", ")} LIMIT ?`,
         [...params, this.options.copyRows],
       );
@@ -828,6 +874,42 @@ export class Rebalancer {
       }
       yield placement.keySql ? rows : rows.filter((r) => wanted.has(slotOf(placement.keyOf(r), slotCount)));
       if (!full) return;
+    }
+  }
+
+  /**
+   * read() for a conversation's rows: the slot's conversation ids from `conversations` (one
+   * scan of that table), then each chunk of them as key ranges of the table, in key order.
+   */
+  private async *readByConversation(
+    instanceId: string,
+    placement: TablePlacement,
+    slots: readonly number[],
+    slotCount: number,
+    columns?: readonly string[],
+  ): AsyncGenerator<RowDataPacket[]> {
+    const [convs] = await this.pool(instanceId).query<RowDataPacket[]>(
+      "SELECT conv_id FROM conversations WHERE CRC32(conv_id) % ? IN (?) ORDER BY conv_id",
+      [slotCount, [...slots]],
+    );
+    const ids = convs.map((r) => r.conv_id as unknown);
+    const select = columns ? columns.join(", ") : "*";
+    const perChunk = Math.max(1, Math.floor(this.options.copyRows / 10));
+    for (let i = 0; i < ids.length; i += perChunk) {
+      const chunk = ids.slice(i, i + perChunk);
+      let after: unknown[] | null = null;
+      for (;;) {
+        const past = after ? keyAfter(placement.pk, after) : null;
+        const [rows] = await this.pool(instanceId).query<RowDataPacket[]>(
+          `SELECT ${select} FROM ${placement.table} WHERE conv_id IN (?) ${past ? `AND ${past.sql}` : ""}
+           ORDER BY ${placement.pk.join(", ")} LIMIT ?`,
+          [chunk, ...(past?.params ?? []), this.options.copyRows],
+        );
+        if (rows.length > 0) yield rows;
+        if (rows.length < this.options.copyRows) break;
+        const last = rows[rows.length - 1] as RowDataPacket;
+        after = placement.pk.map((c) => last[c]);
+      }
     }
   }
 

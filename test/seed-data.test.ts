@@ -108,7 +108,7 @@ describe("seedData", () => {
     };
     const conversationList = new ShardedConversationStore(shards);
     // Batches smaller than the run, several at once: conversations continue across batches.
-    const bulk = { ...options, messages: 6000, bulkBatch: 700, concurrency: 4 };
+    const bulk = { ...options, messages: 6000, bulkBatch: 700 };
     const report = await seedData(stores, new Snowflake({ workerId: 3 }), { ...bulk, run: "bulk" });
     expect(report.messages).toBe(bulk.messages);
     const seqs = new Map<string, Set<number>>();

@@ -105,7 +105,7 @@ export const settings = {
   },
   REBALANCE_BATCH_SLOTS: {
     schema: positiveInt,
-    default: "16",
+    default: "64",
     doc: "Slots the rebalancer moves together: copied, fenced, verified and switched in one shard map version (a larger batch means fewer map versions and a longer write pause for those slots).",
   },
   REBALANCE_COPY_ROWS: {

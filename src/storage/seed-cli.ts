@@ -13,7 +13,7 @@ Fills the storage the settings name (STORAGE_BACKEND, MYSQL_URL, MYSQL_SHARDS, a
 services) with users, groups and realistic conversations, through the stores' own write paths:
 each user talks mostly to a few contacts, --group-share of the messages go to groups. On MySQL
 (one database or the shards) the messages go through the storage's bulk path (its history
-importer: --bulk-batch messages per batch, up to 4 batches at once, multi-row statements, the
+importer: --bulk-batch messages per batch, one batch at a time, multi-row statements, the
 history counted as delivered and read); on SQLite through the live append path, --concurrency
 appends at once. Every seeded user's password is "seed-password"; names are seed_<run>_<i>.
 Message ids come from a snowflake with --worker-id: give one no running node uses (the default

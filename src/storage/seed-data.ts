@@ -13,7 +13,7 @@ export interface SeedOptions {
   groupSize: number;
   /** Share of the messages posted to groups (0..1) when there are groups. */
   groupShare: number;
-  /** Appends in flight at once (the stores' group commit forms batches from them), or bulk batches. */
+  /** Appends in flight at once on the live path (the stores' group commit forms batches from them). */
   concurrency: number;
   /** Messages per bulk batch when the storage has a HistoryImporter. */
   bulkBatch?: number;
@@ -137,8 +137,7 @@ export async function seedData(
   } else if (stores.history) {
     const history = stores.history;
     const perBatch = Math.max(1, o.bulkBatch ?? 20_000);
-    const batches = Math.ceil(o.messages / perBatch);
-    await inParallel(batches, Math.min(o.concurrency, 4), async (b) => {
+    const batch = (b: number): ImportedConversation[] => {
       const convs = new Map<string, ImportedConversation>();
       const count = Math.min(perBatch, o.messages - b * perBatch);
       for (let k = 0; k < count; k++) {
@@ -162,10 +161,21 @@ export async function seedData(
         });
         conversations.add(convId);
       }
-      await history.importHistory([...convs.values()]);
-      stored += count;
-      o.onProgress?.({ users: users.length, messages: stored });
-    });
+      return [...convs.values()];
+    };
+    // One batch imported at a time (each is already one transaction per instance, the instances
+    // at once: concurrent batches on one instance meet on the members' gap locks and deadlock);
+    // the next batch is made while the last one is written.
+    let writing: Promise<void> = Promise.resolve();
+    for (let b = 0; b * perBatch < o.messages; b++) {
+      const convs = batch(b);
+      await writing;
+      writing = history.importHistory(convs).then(() => {
+        stored += convs.reduce((n, c) => n + c.messages.length, 0);
+        o.onProgress?.({ users: users.length, messages: stored });
+      });
+    }
+    await writing;
   } else {
     await inParallel(o.messages, o.concurrency, async (i) => {
       const sentAtMs = Date.now();
