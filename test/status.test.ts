@@ -1,4 +1,6 @@
+import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { join } from "node:path";
 import type { Cluster, Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Config } from "../src/config/settings.js";
@@ -14,6 +16,7 @@ import { secretDigest } from "../src/routing/secret-digest.js";
 import { startStatus } from "../src/status/server.js";
 import { createStatusService } from "../src/status/service.js";
 import { testConfig } from "./helpers/env.js";
+import { ROOT } from "./helpers/processes.js";
 
 type StatusApi = Api<typeof StatusServiceService>;
 
@@ -56,7 +59,10 @@ describe("status service over gRPC with Redis", () => {
   const cleanups: (() => Promise<void> | void)[] = [];
 
   /** A status server (own gRPC port) on Redis prefix `prefix`, and a client of it. */
-  async function statusAt(prefix: string, overrides: Partial<Config> = {}): Promise<StatusApi> {
+  async function statusServerAt(
+    prefix: string,
+    overrides: Partial<Config> = {},
+  ): Promise<{ api: StatusApi; addr: string }> {
     const config = { ...base, ...overrides, REDIS_KEY_PREFIX: prefix, STATUS_ADDR: "127.0.0.1:0" };
     const server = await startStatus({
       config,
@@ -64,12 +70,34 @@ describe("status service over gRPC with Redis", () => {
       registry: new RedisNodeRegistry(redis, prefix),
       tokens: new RedisTokenStore(redis, prefix),
     });
-    const client = grpcClient(StatusServiceService, `127.0.0.1:${server.port}`);
+    const addr = `127.0.0.1:${server.port}`;
+    const client = grpcClient(StatusServiceService, addr);
     cleanups.push(
       () => client.close(),
       () => server.close(),
     );
-    return client.api;
+    return { api: client.api, addr };
+  }
+
+  async function statusAt(prefix: string, overrides: Partial<Config> = {}): Promise<StatusApi> {
+    return (await statusServerAt(prefix, overrides)).api;
+  }
+
+  /** A stand-in node process attached to status at addr (test/helpers/attached-node.ts). */
+  async function attachedNode(addr: string, nodeId: string, mode = ""): Promise<ChildProcess> {
+    const child = spawn("node", ["--import", "tsx", join(ROOT, "test/helpers/attached-node.ts"), addr, nodeId, mode], {
+      cwd: ROOT,
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    cleanups.push(() => {
+      child.kill("SIGKILL");
+    });
+    let out = "";
+    child.stdout?.on("data", (chunk: Buffer) => {
+      out += chunk.toString();
+    });
+    await eventually(async () => out.includes(mode === "detach" ? "detached" : "attached"), 20_000);
+    return child;
   }
 
   const freshPrefix = () => `${base.REDIS_KEY_PREFIX}${randomBytes(3).toString("hex")}:`;
@@ -211,6 +239,26 @@ describe("status service over gRPC with Redis", () => {
     expect([...before.values()]).toContain("chat-a");
     expect((await api.listNodes({})).nodes.map((n) => n.nodeId)).toEqual(["chat-b"]);
   });
+
+  it("drops a node whose process dies (its attach stream breaks, its port refuses) long before its TTL", async () => {
+    // A TTL far beyond the wait below: only the attach stream can explain the node going.
+    const { api, addr } = await statusServerAt(freshPrefix(), { NODE_TTL_MS: 120_000 });
+    await api.registerNode({ node: node("chat-b", 9002) });
+    const victim = await attachedNode(addr, "chat-a");
+    const ids = async () => (await api.listNodes({})).nodes.map((n) => n.nodeId);
+    expect(await ids()).toEqual(["chat-a", "chat-b"]);
+    victim.kill("SIGKILL");
+    await eventually(async () => (await ids()).join() === "chat-b", 10_000);
+    for (const uid of UIDS.slice(0, 20)) expect((await api.getChatNode({ uid })).node?.nodeId).toBe("chat-b");
+  }, 40_000);
+
+  it("keeps a node whose attach stream breaks while its port still answers (left to its heartbeats)", async () => {
+    const { api, addr } = await statusServerAt(freshPrefix(), { NODE_TTL_MS: 120_000, NODE_PROBE_TIMEOUT_MS: 500 });
+    await attachedNode(addr, "chat-a", "detach");
+    // Past the probe: had status taken the broken stream for a death, the node would be gone.
+    await new Promise((r) => setTimeout(r, 1500));
+    expect((await api.listNodes({})).nodes.map((n) => n.nodeId)).toEqual(["chat-a"]);
+  }, 40_000);
 
   it("gives the same owners from a second status instance on the same Redis", async () => {
     const prefix = freshPrefix();

@@ -30,6 +30,7 @@ await runService({
       config,
       log,
       status: status.api,
+      attachToStatus: () => status.openBidiStream(StatusServiceService.attachNode),
       ids: snowflake.ids,
       metrics,
     });

@@ -1,7 +1,13 @@
+import type { ClientDuplexStream } from "@grpc/grpc-js";
 import type { Config } from "../config/settings.js";
 import { ErrorCode, errorName } from "../errors.js";
 import { ChatNodeServiceService } from "../gen/shardchat/v1/chatnode.js";
-import type { ChatNodeInfo, StatusServiceService } from "../gen/shardchat/v1/status.js";
+import type {
+  AttachNodeReply,
+  AttachNodeRequest,
+  ChatNodeInfo,
+  StatusServiceService,
+} from "../gen/shardchat/v1/status.js";
 import { type Api, addApi, isWildcard, requireTokenBeyondLoopback, startGrpcServer } from "../grpc/api.js";
 import { internalTlsOf } from "../grpc/tls.js";
 import type { IdGenerator } from "../ids/ports.js";
@@ -47,6 +53,11 @@ export interface ChatNodeDeps {
   users: UserStore;
   routes: SessionRoutes;
   status: Api<typeof StatusServiceService>;
+  /**
+   * Opens StatusService.AttachNode (status over gRPC): held while the node is registered, so
+   * status notices at once when this process dies. Absent when status runs in this process.
+   */
+  attachToStatus?: () => ClientDuplexStream<AttachNodeRequest, AttachNodeReply>;
   ids: IdGenerator;
   /** Counts each user's messages per second across nodes; without it, this node counts alone. */
   limiter?: RateLimiter;
@@ -178,7 +189,7 @@ export async function startChatNode(deps: ChatNodeDeps): Promise<RunningChatNode
     connections: 0,
   };
   const ops = await startConfiguredOpsServer(config, { metrics, probes: deps.probes ?? [], log });
-  const membership = new StatusMembership(status, info, () => sessions.size, log);
+  const membership = new StatusMembership(status, info, () => sessions.size, log, deps.attachToStatus);
   await membership.beat();
   const heartbeatTimer = setInterval(() => void membership.beat(), config.NODE_HEARTBEAT_INTERVAL_MS);
   heartbeatTimer.unref();
@@ -238,17 +249,43 @@ export async function startChatNode(deps: ChatNodeDeps): Promise<RunningChatNode
   };
 }
 
-/** Registration and heartbeats with status; a heartbeat answered NOT_FOUND registers again. */
+/**
+ * Registration and heartbeats with status; a heartbeat answered NOT_FOUND registers again. While
+ * registered, the node also holds its attach stream to status (reopened on the next beat after it
+ * breaks), whose end tells status the process may be gone.
+ */
 class StatusMembership {
   private registered = false;
   private beating: Promise<void> | undefined;
+  private attached: ClientDuplexStream<AttachNodeRequest, AttachNodeReply> | undefined;
 
   constructor(
     private readonly status: Api<typeof StatusServiceService>,
     private readonly info: ChatNodeInfo,
     private readonly connections: () => number,
     private readonly log: Logger,
+    private readonly attach?: () => ClientDuplexStream<AttachNodeRequest, AttachNodeReply>,
   ) {}
+
+  private holdAttachment(): void {
+    if (this.attached || !this.attach || !this.registered) return;
+    const stream = this.attach();
+    this.attached = stream;
+    const lost = () => {
+      if (this.attached === stream) this.attached = undefined;
+    };
+    stream.on("error", lost);
+    stream.on("end", lost);
+    // No reply ever comes; reading keeps the stream flowing.
+    stream.on("data", () => undefined);
+    stream.write({ nodeId: this.info.nodeId });
+  }
+
+  private detach(): void {
+    const stream = this.attached;
+    this.attached = undefined;
+    stream?.cancel();
+  }
 
   /** Never throws: a status outage only means trying again on the next beat. */
   beat(): Promise<void> {
@@ -263,7 +300,10 @@ class StatusMembership {
     try {
       if (this.registered) {
         const reply = await this.status.heartbeat({ nodeId: this.info.nodeId, connections });
-        if (reply.error === ErrorCode.OK) return;
+        if (reply.error === ErrorCode.OK) {
+          this.holdAttachment();
+          return;
+        }
         if (reply.error !== ErrorCode.NOT_FOUND) {
           this.log.warn({ error: errorName(reply.error) }, "heartbeat refused");
           return;
@@ -273,6 +313,7 @@ class StatusMembership {
       const reply = await this.status.registerNode({ node: { ...this.info, connections } });
       this.registered = reply.error === ErrorCode.OK;
       if (!this.registered) this.log.error({ error: errorName(reply.error) }, "registration refused");
+      this.holdAttachment();
     } catch (err) {
       this.log.warn({ err }, "status unreachable; serving on, will retry");
     }
@@ -280,6 +321,7 @@ class StatusMembership {
 
   async leave(): Promise<void> {
     await this.beating;
+    this.detach();
     if (!this.registered) return;
     try {
       await this.status.leaveNode({ nodeId: this.info.nodeId });

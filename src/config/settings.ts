@@ -306,6 +306,11 @@ export const settings = {
     default: "6000",
     doc: "A chat node without a heartbeat for this long leaves the ring.",
   },
+  NODE_PROBE_TIMEOUT_MS: {
+    schema: positiveInt,
+    default: "500",
+    doc: "When a chat node's stream to status breaks, how long status waits for its gRPC port to answer: a refusal drops the node at once, no answer leaves it to NODE_TTL_MS.",
+  },
   RING_VNODES: {
     schema: positiveInt,
     default: "160",

@@ -7,6 +7,7 @@ import type { Probe } from "../metrics/health.js";
 import { createMetrics, type Metrics } from "../metrics/metrics.js";
 import { startConfiguredOpsServer } from "../metrics/ops-server.js";
 import type { NodeRegistry, TokenStore } from "../routing/ports.js";
+import { serveNodeAttachments } from "./node-attachments.js";
 import { createStatusService, type StatusApi } from "./service.js";
 import { grpcSessionKicker } from "./session-kicker.js";
 
@@ -37,10 +38,17 @@ export async function startStatus(deps: {
   // A revoked token's sessions are ended on their chat node, over the nodes' own gRPC.
   const kicker = grpcSessionKicker({ authToken: config.INTERNAL_AUTH_TOKEN, tls });
   const api = createStatusService({ registry, tokens, config, log, kick: kicker.kick });
-  const grpc = await startGrpcServer(config.STATUS_ADDR, (server) => addApi(server, StatusServiceService, api), {
-    authToken: config.INTERNAL_AUTH_TOKEN,
-    tls,
+  const attachNode = serveNodeAttachments({
+    registry,
+    leave: (request) => api.leaveNode(request),
+    probeTimeoutMs: config.NODE_PROBE_TIMEOUT_MS,
+    log,
   });
+  const grpc = await startGrpcServer(
+    config.STATUS_ADDR,
+    (server) => addApi(server, StatusServiceService, api, { attachNode }),
+    { authToken: config.INTERNAL_AUTH_TOKEN, tls },
+  );
   const ops = await startConfiguredOpsServer(config, {
     metrics: deps.metrics ?? createMetrics("status"),
     probes: deps.probes ?? [],

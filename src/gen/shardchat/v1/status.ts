@@ -10,8 +10,10 @@ import {
   type CallOptions,
   type ChannelCredentials,
   Client,
+  type ClientDuplexStream,
   type ClientOptions,
   type ClientUnaryCall,
+  type handleBidiStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
@@ -56,6 +58,14 @@ export interface HeartbeatRequest {
 
 export interface HeartbeatResponse {
   error: ErrorCode;
+}
+
+export interface AttachNodeRequest {
+  nodeId: string;
+}
+
+/** Never sent: the stream only tells that the node's process is there. */
+export interface AttachNodeReply {
 }
 
 export interface LeaveNodeRequest {
@@ -639,6 +649,131 @@ export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
   fromPartial(object: DeepPartial<HeartbeatResponse>): HeartbeatResponse {
     const message = createBaseHeartbeatResponse();
     message.error = object.error ?? 0;
+    return message;
+  },
+};
+
+function createBaseAttachNodeRequest(): AttachNodeRequest {
+  return { nodeId: "" };
+}
+
+export const AttachNodeRequest: MessageFns<AttachNodeRequest> = {
+  encode(message: AttachNodeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.nodeId !== "") {
+      writer.uint32(10).string(message.nodeId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AttachNodeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAttachNodeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.nodeId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AttachNodeRequest {
+    return {
+      nodeId: isSet(object.nodeId)
+        ? globalThis.String(object.nodeId)
+        : isSet(object.node_id)
+        ? globalThis.String(object.node_id)
+        : "",
+    };
+  },
+
+  toJSON(message: AttachNodeRequest): unknown {
+    const obj: any = {};
+    if (message.nodeId !== "") {
+      obj.nodeId = message.nodeId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<AttachNodeRequest>): AttachNodeRequest {
+    return AttachNodeRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AttachNodeRequest>): AttachNodeRequest {
+    const message = createBaseAttachNodeRequest();
+    message.nodeId = object.nodeId ?? "";
+    return message;
+  },
+};
+
+function createBaseAttachNodeReply(): AttachNodeReply {
+  return {};
+}
+
+export const AttachNodeReply: MessageFns<AttachNodeReply> = {
+  encode(_: AttachNodeReply, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AttachNodeReply {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAttachNodeReply();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): AttachNodeReply {
+    return {};
+  },
+
+  toJSON(_: AttachNodeReply): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<AttachNodeReply>): AttachNodeReply {
+    return AttachNodeReply.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<AttachNodeReply>): AttachNodeReply {
+    const message = createBaseAttachNodeReply();
     return message;
   },
 };
@@ -1660,6 +1795,20 @@ export const StatusServiceService = {
     responseSerialize: (value: LeaveNodeResponse): Buffer => Buffer.from(LeaveNodeResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): LeaveNodeResponse => LeaveNodeResponse.decode(value),
   },
+  /**
+   * A registered node holds this stream open while it runs (it sends its id once). When the
+   * stream breaks and the node's gRPC port refuses connections, its process is gone: status
+   * drops it at once instead of after NODE_TTL_MS (the TTL stays the backstop for a lost host).
+   */
+  attachNode: {
+    path: "/shardchat.v1.StatusService/AttachNode" as const,
+    requestStream: true as const,
+    responseStream: true as const,
+    requestSerialize: (value: AttachNodeRequest): Buffer => Buffer.from(AttachNodeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): AttachNodeRequest => AttachNodeRequest.decode(value),
+    responseSerialize: (value: AttachNodeReply): Buffer => Buffer.from(AttachNodeReply.encode(value).finish()),
+    responseDeserialize: (value: Buffer): AttachNodeReply => AttachNodeReply.decode(value),
+  },
   listNodes: {
     path: "/shardchat.v1.StatusService/ListNodes" as const,
     requestStream: false as const,
@@ -1719,6 +1868,12 @@ export interface StatusServiceServer extends UntypedServiceImplementation {
   heartbeat: handleUnaryCall<HeartbeatRequest, HeartbeatResponse>;
   /** A node leaving on purpose; a node that dies simply stops heartbeating. */
   leaveNode: handleUnaryCall<LeaveNodeRequest, LeaveNodeResponse>;
+  /**
+   * A registered node holds this stream open while it runs (it sends its id once). When the
+   * stream breaks and the node's gRPC port refuses connections, its process is gone: status
+   * drops it at once instead of after NODE_TTL_MS (the TTL stays the backstop for a lost host).
+   */
+  attachNode: handleBidiStreamingCall<AttachNodeRequest, AttachNodeReply>;
   listNodes: handleUnaryCall<ListNodesRequest, ListNodesResponse>;
   /** The live node that owns this user on the ring. */
   getChatNode: handleUnaryCall<GetChatNodeRequest, GetChatNodeResponse>;
@@ -1779,6 +1934,17 @@ export interface StatusServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: LeaveNodeResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * A registered node holds this stream open while it runs (it sends its id once). When the
+   * stream breaks and the node's gRPC port refuses connections, its process is gone: status
+   * drops it at once instead of after NODE_TTL_MS (the TTL stays the backstop for a lost host).
+   */
+  attachNode(): ClientDuplexStream<AttachNodeRequest, AttachNodeReply>;
+  attachNode(options: Partial<CallOptions>): ClientDuplexStream<AttachNodeRequest, AttachNodeReply>;
+  attachNode(
+    metadata: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientDuplexStream<AttachNodeRequest, AttachNodeReply>;
   listNodes(
     request: ListNodesRequest,
     callback: (error: ServiceError | null, response: ListNodesResponse) => void,
