@@ -10,8 +10,14 @@ export interface ResilientChatOptions extends Omit<ChatClientOptions, "seen"> {
   transport?: Transport;
   /** A new login through gate: used when the node went away without saying where to go (it died). */
   relogin: () => Promise<LoginAnswer>;
-  /** Pause between reconnect attempts (default 200 ms). */
+  /**
+   * Base of the pause before a reconnect and between attempts (default 200 ms): each pause is
+   * random up to base × 2^(attempt − 1), at most maxRetryDelayMs, so the users of a node that
+   * died or was added come back spread out rather than as one burst of logins.
+   */
   retryDelayMs?: number;
+  /** Longest pause between reconnect attempts (default 5,000 ms). */
+  maxRetryDelayMs?: number;
   /** Reconnect attempts before giving up (default 100: with the default pause, longer than NODE_TTL_MS). */
   maxAttempts?: number;
 }
@@ -34,6 +40,11 @@ const RETRYABLE = new Set([
 ]);
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Exponential backoff with full jitter: a random pause up to min(cap, base × 2^(attempt − 1)). */
+export function backoffMs(attempt: number, baseMs: number, capMs: number): number {
+  return Math.random() * Math.min(capMs, baseMs * 2 ** Math.min(Math.max(attempt - 1, 0), 20));
+}
 
 /**
  * A chat session that survives the node changing under it: on a move push (a node joined, or
@@ -113,6 +124,8 @@ export class ResilientChat extends EventEmitter<ResilientChatEvents> {
 
   private async reconnectLoop(cause: "move" | "lost", announce: boolean): Promise<ChatClient> {
     const maxAttempts = this.options.maxAttempts ?? 100;
+    // Everyone on a lost or moving node hears of it at the same moment: start at a random point.
+    if (announce) await sleep(this.pauseMs(1));
     for (let attempt = 1; ; attempt++) {
       const target = this.#moveTo;
       this.#moveTo = undefined;
@@ -135,9 +148,13 @@ export class ResilientChat extends EventEmitter<ResilientChatEvents> {
           this.emit("gaveUp", err as Error);
           throw err;
         }
-        await sleep(this.options.retryDelayMs ?? 200);
+        await sleep(this.pauseMs(attempt + 1));
       }
     }
+  }
+
+  private pauseMs(attempt: number): number {
+    return backoffMs(attempt, this.options.retryDelayMs ?? 200, this.options.maxRetryDelayMs ?? 5000);
   }
 
   /**
