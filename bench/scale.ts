@@ -3,7 +3,7 @@
  *   --writers 100 --rate 200 --batch-slots 16 --copy-rows 1000 --keep]`.
  *
  * On the local stack's three MariaDB shards (ops/stack/up.sh --infra), in a database of its own:
- *  1. seeds --messages through the storage's bulk path (ShardedHistoryImporter, as
+ *  1. seeds --messages through the storage's bulk path (ShardedBulkImporter, as
  *     `npm run seed-data` does), 20 % of them to groups;
  *  2. starts --writers users appending 1:1 messages through the sharded message store (the chat
  *     nodes' own storage path, fence retries included) at --rate msg/s in all, and measures the
@@ -14,6 +14,10 @@
  *     and reports rows/s, the time of each phase and the latency before and during the move.
  * Prints the report and writes bench/results/scale-<time>.md and .json with the machine and the
  * settings. The database and the added instance are removed at the end (unless --keep).
+ *
+ * The stack's instances run with a 64 MB buffer pool (four of them share a test machine); for the
+ * run each gets --buffer-pool-mb (as a production instance would hold its working set), and the
+ * old size back at the end.
  *
  * Not covered here yet (issue 15): chat nodes added, drained or killed with 10,000 connected users.
  */
@@ -29,13 +33,13 @@ import { convIdForPair, type Uid } from "../src/ids/identifiers.js";
 import { Snowflake } from "../src/ids/snowflake.js";
 import { createPool } from "../src/storage/mysql/pool.js";
 import { seedData } from "../src/storage/seed-data.js";
+import { ShardedBulkImporter } from "../src/storage/sharded/bulk-import.js";
 import { ShardedGroupStore } from "../src/storage/sharded/group-store.js";
-import { ShardedHistoryImporter } from "../src/storage/sharded/history-import.js";
 import { ShardedMessageStore } from "../src/storage/sharded/message-store.js";
 import { instanceOf, slotCounts } from "../src/storage/sharded/shard-map.js";
 import { configuredInstances, migrateShards, readShardMap, Shards } from "../src/storage/sharded/shards.js";
 import { ShardedUserStore } from "../src/storage/sharded/user-store.js";
-import { freePort } from "../test/helpers/ports.js";
+import { preferredPort } from "../test/helpers/ports.js";
 import { ROOT } from "../test/helpers/processes.js";
 import { stackInfraUp } from "../test/helpers/stack.js";
 import { markdownTable } from "./load/report.js";
@@ -51,6 +55,7 @@ const { values } = parseArgs({
     "copy-rows": { type: "string", default: "" },
     "max-rows-per-second": { type: "string", default: "0" },
     "baseline-seconds": { type: "string", default: "15" },
+    "buffer-pool-mb": { type: "string", default: "1024" },
     out: { type: "string", default: "bench/results" },
     keep: { type: "boolean", default: false },
   },
@@ -72,6 +77,7 @@ const settings = {
   copyRows: number("copy-rows", defaults.REBALANCE_COPY_ROWS),
   maxRowsPerSecond: number("max-rows-per-second"),
   baselineSeconds: number("baseline-seconds"),
+  bufferPoolMb: number("buffer-pool-mb"),
 };
 const run = promisify(execFile);
 const DB = "shardchat_scale_bench";
@@ -82,6 +88,8 @@ const log = (line: string) => console.log(`[scale] ${line}`);
 const infra = await stackInfraUp();
 const urls = infra.mysqlPorts.map((port) => `mysql://root@127.0.0.1:${port}/${DB}`);
 await dropDatabase(urls);
+const poolSizes = new Map<string, number>();
+for (const url of urls) poolSizes.set(url, await setBufferPool(url, settings.bufferPoolMb));
 const config = {
   ...defaults,
   STORAGE_BACKEND: "mysql" as const,
@@ -99,7 +107,7 @@ const stores = {
   users: new ShardedUserStore(shards),
   messages,
   groups: new ShardedGroupStore(shards),
-  history: new ShardedHistoryImporter(shards),
+  bulk: new ShardedBulkImporter(shards),
 };
 let extraPort = 0;
 const phases: [string, string][] = [];
@@ -138,11 +146,12 @@ try {
   await sleep(settings.baselineSeconds * 1000);
 
   // --- 3. a 4th instance, a third of the slots to it ------------------------------------------
-  extraPort = await freeMysqlPort();
+  extraPort = await preferredPort(3309);
   const addBegan = performance.now();
   writers.phase = "adding the instance";
   await run("bash", [join(ROOT, "ops/add-mysql-instance.sh"), String(extraPort)], { timeout: 240_000 });
   const newUrl = `mysql://root@127.0.0.1:${extraPort}/${DB}`;
+  await setBufferPool(newUrl, settings.bufferPoolMb);
   phases.push(["start a 4th MariaDB", `${((performance.now() - addBegan) / 1000).toFixed(1)} s`]);
   const control = createPool({ MYSQL_URL: urls[0] as string, MYSQL_POOL_SIZE: 2 });
   const progress: Progress[] = [];
@@ -208,7 +217,7 @@ try {
       .map((l) => l.toFixed(2))
       .join(", ")}.`,
     "",
-    `Settings: ${settings.messages} messages seeded for ${settings.users} users (${settings.groups} groups of 50, 20 % of the messages), ${settings.writers} writers appending ${settings.rate} msg/s in all through the sharded message store during the whole run; REBALANCE_BATCH_SLOTS ${settings.batchSlots}, REBALANCE_COPY_ROWS ${settings.copyRows}, REBALANCE_MAX_ROWS_PER_SECOND ${settings.maxRowsPerSecond}; ${moved} of 1024 slots moved to the new instance.`,
+    `Settings: ${settings.messages} messages seeded for ${settings.users} users (${settings.groups} groups of 50, 20 % of the messages), ${settings.writers} writers appending ${settings.rate} msg/s in all through the sharded message store during the whole run; REBALANCE_BATCH_SLOTS ${settings.batchSlots}, REBALANCE_COPY_ROWS ${settings.copyRows}, REBALANCE_MAX_ROWS_PER_SECOND ${settings.maxRowsPerSecond}; ${moved} of 1024 slots moved to the new instance; each instance's InnoDB buffer pool ${settings.bufferPoolMb} MB for the run.`,
     "",
     "## Rebalance",
     "",
@@ -269,6 +278,7 @@ try {
   if (once !== writers.acked.size || wrongPlace > 0) process.exitCode = 1;
 } finally {
   await shards.close();
+  for (const [url, bytes] of poolSizes) await setBufferPool(url, bytes / 2 ** 20).catch(() => undefined);
   if (!values.keep) {
     await dropDatabase(extraPort ? [...urls, `mysql://root@127.0.0.1:${extraPort}/${DB}`] : urls);
     if (extraPort) {
@@ -397,23 +407,21 @@ async function misplaced(instances: string[], acked: Map<string, string>): Promi
   return wrong;
 }
 
+/** Sets an instance's buffer pool (resized online); answers the size it had, in bytes. */
+async function setBufferPool(url: string, mb: number): Promise<number> {
+  return withConnection(url.replace(/\/[^/]*$/, "/"), async (c) => {
+    const [rows] = await c.query<RowDataPacket[]>("SELECT @@innodb_buffer_pool_size AS b");
+    await c.query("SET GLOBAL innodb_buffer_pool_size = ?", [Math.round(mb) * 2 ** 20]);
+    return Number(rows[0]?.b);
+  });
+}
+
 async function dropDatabase(instances: string[]): Promise<void> {
   for (const url of instances) {
     await withConnection(url.replace(/\/[^/]*$/, "/"), (c) => c.query(`DROP DATABASE IF EXISTS \`${DB}\``)).catch(
       () => undefined,
     );
   }
-}
-
-/** 3309 when free (the README's example), else any free port. */
-async function freeMysqlPort(): Promise<number> {
-  const { createServer } = await import("node:net");
-  const free = await new Promise<boolean>((resolve) => {
-    const s = createServer();
-    s.once("error", () => resolve(false));
-    s.listen(3309, "127.0.0.1", () => s.close(() => resolve(true)));
-  });
-  return free ? 3309 : freePort();
 }
 
 function sleep(ms: number): Promise<void> {

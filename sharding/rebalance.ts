@@ -546,13 +546,12 @@ export class Rebalancer {
     const columns = await this.columns(instanceId, placement.table);
     const rowCrc = `CRC32(CONCAT_WS('|', ${columns.map((c) => `IFNULL(HEX(t.\`${c}\`), '-')`).join(", ")}))`;
     // A conversation's rows: the slot's conversations first, then a key range of each.
-    const from = placement.byConversation
-      ? `conversations c STRAIGHT_JOIN ${placement.table} t ON t.conv_id = c.conv_id WHERE CRC32(c.conv_id)`
-      : `${placement.table} t WHERE CRC32(${placement.keySql})`;
+    const source = placement.byConversation
+      ? `conversations c STRAIGHT_JOIN ${placement.table} t ON t.conv_id = c.conv_id`
+      : `${placement.table} t`;
+    const slot = `CRC32(${placement.byConversation ? "c.conv_id" : placement.keySql}) % ?`;
     const [rows] = await this.pool(instanceId).query<RowDataPacket[]>(
-      `SELECT CRC32(${placement.byConversation ? "c.conv_id" : placement.keySql}) % ? AS slot, COUNT(*) AS n,
-              SUM(${rowCrc}) AS s
-         FROM ${from} % ? IN (?) GROUP BY slot`,
+      `SELECT ${slot} AS slot, COUNT(*) AS n, SUM(${rowCrc}) AS s FROM ${source} WHERE ${slot} IN (?) GROUP BY slot`,
       [slotCount, slotCount, [...slots]],
     );
     for (const r of rows) digests.set(Number(r.slot), { rows: Number(r.n), sum: BigInt(String(r.s)) });

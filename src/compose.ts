@@ -28,29 +28,29 @@ import { RedisSessionRoutes } from "./routing/redis/session-routes.js";
 import { RedisTokenStore } from "./routing/redis/token-store.js";
 import { RedisVerifyCodeStore } from "./routing/redis/verify-code-store.js";
 import { createRedis } from "./routing/redis-client.js";
+import { MysqlBulkImporter } from "./storage/mysql/bulk-import.js";
 import { MysqlConversationStore } from "./storage/mysql/conversation-store.js";
 import { MysqlFileMetaStore } from "./storage/mysql/file-meta-store.js";
 import { MysqlFriendStore, singlePool } from "./storage/mysql/friend-store.js";
 import { MysqlGroupStore } from "./storage/mysql/group-store.js";
-import { MysqlHistoryImporter } from "./storage/mysql/history-import.js";
 import { MysqlMessageStore } from "./storage/mysql/message-store.js";
 import { migrate } from "./storage/mysql/migrate.js";
 import { createPool } from "./storage/mysql/pool.js";
 import { MysqlUserStore } from "./storage/mysql/user-store.js";
 import type {
+  BulkImporter,
   ConversationStore,
   FileMetaStore,
   FriendStore,
   GroupStore,
-  HistoryImporter,
   MessageStore,
   Uid,
   UserStore,
 } from "./storage/ports.js";
+import { ShardedBulkImporter } from "./storage/sharded/bulk-import.js";
 import { ShardedConversationStore } from "./storage/sharded/conversation-store.js";
 import { ShardedFileMetaStore } from "./storage/sharded/file-meta-store.js";
 import { ShardedGroupStore } from "./storage/sharded/group-store.js";
-import { ShardedHistoryImporter } from "./storage/sharded/history-import.js";
 import { ShardedMessageStore } from "./storage/sharded/message-store.js";
 import { configuredInstances, migrateShards, Shards } from "./storage/sharded/shards.js";
 import { shardedUidPlacement } from "./storage/sharded/uid-placement.js";
@@ -77,8 +77,8 @@ export interface Adapters {
   files: FileMetaStore;
   friends: FriendStore;
   conversations: ConversationStore;
-  /** Bulk history for loading data (seed-data); absent on SQLite, where the generator appends. */
-  history?: HistoryImporter;
+  /** Bulk loading of users and history (seed-data); absent on SQLite, where the generator appends. */
+  bulk?: BulkImporter;
   nodes: NodeRegistry;
   tokens: TokenStore;
   codes: VerifyCodeStore;
@@ -104,7 +104,7 @@ export function chatNodeAdapters(a: Adapters) {
 
 export type StorageAdapters = Pick<
   Adapters,
-  "users" | "messages" | "groups" | "files" | "friends" | "conversations" | "history" | "storageLocation" | "probes"
+  "users" | "messages" | "groups" | "files" | "friends" | "conversations" | "bulk" | "storageLocation" | "probes"
 > & {
   close: Closer;
 };
@@ -116,7 +116,7 @@ export type RoutingAdapters = Omit<
   | "files"
   | "friends"
   | "conversations"
-  | "history"
+  | "bulk"
   | "mailer"
   | "storageLocation"
   | "close"
@@ -215,7 +215,7 @@ export async function createStorageAdapters(
       // Friend rows by uid: each side's row on that side's shard.
       friends: new MysqlFriendStore(shardedUidPlacement(shards)),
       conversations: new ShardedConversationStore(shards),
-      history: new ShardedHistoryImporter(shards),
+      bulk: new ShardedBulkImporter(shards),
       probes: instances.map((i) => ({ name: `mysql:${i.id}`, check: () => shards.ping(i.id) })),
       storageLocation: `${instances.length} MySQL shards: ${instances.map((i) => i.url.replace(/\/\/[^@/]*@/, "//")).join(", ")}`,
       close: () => shards.close(),
@@ -237,7 +237,7 @@ export async function createStorageAdapters(
       files: new MysqlFileMetaStore(pool),
       friends: new MysqlFriendStore(singlePool(pool)),
       conversations: new MysqlConversationStore(pool),
-      history: new MysqlHistoryImporter(pool),
+      bulk: new MysqlBulkImporter(pool),
       probes: [{ name: "mysql", check: () => pool.query("SELECT 1") }],
       storageLocation: config.MYSQL_URL.replace(/\/\/[^@/]*@/, "//"),
       close: () => pool.end(),

@@ -2,9 +2,9 @@ import { afterAll, describe, expect, it } from "vitest";
 import { Snowflake } from "../src/ids/snowflake.js";
 import type { StoredMessage } from "../src/storage/ports.js";
 import { seedData } from "../src/storage/seed-data.js";
+import { ShardedBulkImporter } from "../src/storage/sharded/bulk-import.js";
 import { ShardedConversationStore } from "../src/storage/sharded/conversation-store.js";
 import { ShardedGroupStore } from "../src/storage/sharded/group-store.js";
-import { ShardedHistoryImporter } from "../src/storage/sharded/history-import.js";
 import { ShardedMessageStore } from "../src/storage/sharded/message-store.js";
 import { ShardedUserStore } from "../src/storage/sharded/user-store.js";
 import { SqliteGroupStore } from "../src/storage/sqlite/group-store.js";
@@ -82,7 +82,8 @@ describe("seedData", () => {
     for (const groupId of report.groupIds) expect(seqs.get(`g:${groupId}`)?.size ?? 0).toBeGreaterThan(0);
   });
 
-  it("fills the sharded MySQL stack the same way", async () => {
+  /** The sharded stores on a test database of the stack's shards (dropped at the end). */
+  async function shardedStores() {
     const { shards, close } = await openTestShards((await stackInfraUp()).mysqlPorts);
     cleanups.push(close);
     const stores = {
@@ -90,6 +91,11 @@ describe("seedData", () => {
       messages: new ShardedMessageStore(shards),
       groups: new ShardedGroupStore(shards),
     };
+    return { shards, stores };
+  }
+
+  it("fills the sharded MySQL stack the same way", async () => {
+    const { stores } = await shardedStores();
     const report = await seedData(stores, new Snowflake({ workerId: 2 }), { ...options, run: "shards" });
     expect(report.messages).toBe(options.messages);
     const seqs = await readBack(stores.messages, report.users);
@@ -97,20 +103,18 @@ describe("seedData", () => {
     expect(expectGapless(seqs)).toBe(options.messages);
   }, 120_000);
 
-  it("bulk-loads the shards through their history importer: complete, gapless, delivered and read", async () => {
-    const { shards, close } = await openTestShards((await stackInfraUp()).mysqlPorts);
-    cleanups.push(close);
-    const stores = {
-      users: new ShardedUserStore(shards),
-      messages: new ShardedMessageStore(shards),
-      groups: new ShardedGroupStore(shards),
-      history: new ShardedHistoryImporter(shards),
-    };
+  it("bulk-loads the shards through their importer: users findable, history complete, gapless, delivered and read", async () => {
+    const { shards, stores: live } = await shardedStores();
+    const stores = { ...live, bulk: new ShardedBulkImporter(shards) };
     const conversationList = new ShardedConversationStore(shards);
-    // Batches smaller than the run, several at once: conversations continue across batches.
+    // Batches smaller than the run: conversations continue across batches.
     const bulk = { ...options, messages: 6000, bulkBatch: 700 };
     const report = await seedData(stores, new Snowflake({ workerId: 3 }), { ...bulk, run: "bulk" });
     expect(report.messages).toBe(bulk.messages);
+    // The users were imported with their name and email index rows: found both ways.
+    expect((await stores.users.byName("seed_bulk_7"))?.uid).toBe(report.users[7]);
+    expect((await stores.users.byEmail("SEED_bulk_7@example.test"))?.uid).toBe(report.users[7]);
+    expect(await stores.users.existing(report.users)).toEqual(new Set(report.users));
     const seqs = new Map<string, Set<number>>();
     for (const uid of report.users) {
       // The history counts as delivered: nothing is pending.

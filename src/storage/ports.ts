@@ -81,7 +81,7 @@ export interface HistoryQuery {
   limit: number;
 }
 
-/** One conversation's run of history for HistoryImporter: its messages in seq order. */
+/** One conversation's run of history for BulkImporter.importHistory: its messages in seq order. */
 export interface ImportedConversation {
   convId: string;
   /** 1: a 1:1 conversation (created with its members when new); 2: a group's (it must exist). */
@@ -91,13 +91,18 @@ export interface ImportedConversation {
   messages: Omit<NewMessage, "convId" | "members" | "file">[];
 }
 
-/**
- * History written in bulk, for loading data (npm run seed-data), not for live traffic: each
- * conversation's messages take the seqs after its last one, gapless, a whole batch in one
- * transaction per instance with multi-row statements. Members' cursors move to the end (the
- * history counts as delivered and read), so nobody logs in to a sync of all of it.
- */
-export interface HistoryImporter {
+/** Users and history written in bulk, for loading data (npm run seed-data), not for live traffic. */
+export interface BulkImporter {
+  /**
+   * New users, in multi-row statements (with their name and email index rows where the storage
+   * keeps them). Their names and emails must be free: a taken one fails the batch.
+   */
+  importUsers(users: UserRecord[]): Promise<void>;
+  /**
+   * Each conversation's messages take the seqs after its last one, gapless, a whole batch in
+   * one transaction per instance with multi-row statements. Members' cursors move to the end
+   * (the history counts as delivered and read), so nobody logs in to a sync of all of it.
+   */
   importHistory(batch: ImportedConversation[]): Promise<void>;
 }
 

@@ -12,7 +12,7 @@ const usage = `npm run seed-data -- [--messages 100000] [--users 1000] [--groups
 Fills the storage the settings name (STORAGE_BACKEND, MYSQL_URL, MYSQL_SHARDS, as for the
 services) with users, groups and realistic conversations, through the stores' own write paths:
 each user talks mostly to a few contacts, --group-share of the messages go to groups. On MySQL
-(one database or the shards) the messages go through the storage's bulk path (its history
+(one database or the shards) users and messages go through the storage's bulk path (its bulk
 importer: --bulk-batch messages per batch, one batch at a time, multi-row statements, the
 history counted as delivered and read); on SQLite through the live append path, --concurrency
 appends at once. Every seeded user's password is "seed-password"; names are seed_<run>_<i>.

@@ -1,6 +1,17 @@
 import { convIdForPair, groupConvId } from "../ids/identifiers.js";
 import type { IdGenerator } from "../ids/ports.js";
-import type { GroupStore, HistoryImporter, ImportedConversation, MessageStore, Uid, UserStore } from "./ports.js";
+import type {
+  BulkImporter,
+  GroupStore,
+  ImportedConversation,
+  MessageStore,
+  Uid,
+  UserRecord,
+  UserStore,
+} from "./ports.js";
+
+/** Users per bulk import (each a few multi-row statements per shard). */
+const USERS_PER_IMPORT = 5000;
 
 /** messages.kind of a text message (the wire's MESSAGE_KIND_TEXT). */
 const TEXT = 1;
@@ -15,7 +26,7 @@ export interface SeedOptions {
   groupShare: number;
   /** Appends in flight at once on the live path (the stores' group commit forms batches from them). */
   concurrency: number;
-  /** Messages per bulk batch when the storage has a HistoryImporter. */
+  /** Messages per bulk batch when the storage has a BulkImporter. */
   bulkBatch?: number;
   /** The password hash every seeded user gets (one scrypt, not one per user). */
   passwordHash: string;
@@ -77,23 +88,32 @@ async function inParallel(count: number, limit: number, task: (i: number) => Pro
  * Every message is stored as the chat node would store it (seqs gapless per conversation).
  */
 export async function seedData(
-  stores: { users: UserStore; messages: MessageStore; groups?: GroupStore; history?: HistoryImporter },
+  stores: { users: UserStore; messages: MessageStore; groups?: GroupStore; bulk?: BulkImporter },
   ids: IdGenerator,
   o: SeedOptions,
 ): Promise<SeedReport> {
   const started = Date.now();
   const next = random(o.run);
   const users: Uid[] = Array.from({ length: o.users }, () => ids.next());
-  await inParallel(users.length, o.concurrency, async (i) => {
-    await stores.users.create({
-      uid: users[i] as Uid,
-      name: `seed_${o.run}_${i}`,
-      email: `seed_${o.run}_${i}@example.test`,
-      passwordHash: o.passwordHash,
-      createdAt: Date.now(),
-    });
-    if (i % 1000 === 999) o.onProgress?.({ users: i + 1, messages: 0 });
+  const userRecord = (i: number): UserRecord => ({
+    uid: users[i] as Uid,
+    name: `seed_${o.run}_${i}`,
+    email: `seed_${o.run}_${i}@example.test`,
+    passwordHash: o.passwordHash,
+    createdAt: Date.now(),
   });
+  if (stores.bulk) {
+    for (let i = 0; i < users.length; i += USERS_PER_IMPORT) {
+      const count = Math.min(USERS_PER_IMPORT, users.length - i);
+      await stores.bulk.importUsers(Array.from({ length: count }, (_, k) => userRecord(i + k)));
+      o.onProgress?.({ users: i + count, messages: 0 });
+    }
+  } else {
+    await inParallel(users.length, o.concurrency, async (i) => {
+      await stores.users.create(userRecord(i));
+      if (i % 1000 === 999) o.onProgress?.({ users: i + 1, messages: 0 });
+    });
+  }
 
   const groupIds: string[] = [];
   const members = new Map<string, Uid[]>();
@@ -134,8 +154,8 @@ export async function seedData(
   let stored = 0;
   if (users.length < 2) {
     // Nobody to talk to.
-  } else if (stores.history) {
-    const history = stores.history;
+  } else if (stores.bulk) {
+    const history = stores.bulk;
     const perBatch = Math.max(1, o.bulkBatch ?? 20_000);
     const batch = (b: number): ImportedConversation[] => {
       const convs = new Map<string, ImportedConversation>();

@@ -20,6 +20,11 @@ export function canListen(port: number): Promise<boolean> {
   });
 }
 
+/** `port` when it is free (a port the docs name, such as 3309 for an added MariaDB), else a free one. */
+export async function preferredPort(port: number): Promise<number> {
+  return (await canListen(port)) ? port : freePort();
+}
+
 /** A port nothing listens on, for a service a test starts later; never the same twice in one process. */
 export function freePort(): Promise<number> {
   return freePortRun(1);

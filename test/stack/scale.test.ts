@@ -15,7 +15,7 @@ import { GateClient, type LoginAnswer, ResilientChat } from "../../src/sdk/index
 import { createPool, type Pool } from "../../src/storage/mysql/pool.js";
 import { type ShardMap, slotOf } from "../../src/storage/sharded/shard-map.js";
 import { readShardMap } from "../../src/storage/sharded/shards.js";
-import { freePort } from "../helpers/ports.js";
+import { freePort, preferredPort } from "../helpers/ports.js";
 import { ROOT, waitFor } from "../helpers/processes.js";
 import { codeFromMail } from "../helpers/smtp-sink.js";
 import { type StackServices, stackGrpcOptions, stackInfraUp, startStackServices } from "../helpers/stack.js";
@@ -338,7 +338,7 @@ describe("scaling out while users chat", () => {
   }, 400_000);
 
   it("adds a 4th MySQL instance and rebalances a third of the slots to it", async () => {
-    extraPort = await freeMysqlPort();
+    extraPort = await preferredPort(3309);
     const shardsEnv = { ...opsEnv(), MYSQL_SHARDS: mysqlUrls.join(","), REBALANCE_BATCH_SLOTS: "64" };
     const control = createPool({ MYSQL_URL: mysqlUrls[0] as string, MYSQL_POOL_SIZE: 2 });
     const checker = new Rebalancer(control, {
@@ -406,17 +406,6 @@ async function allDigests(control: Pool, checker: Rebalancer): Promise<Map<numbe
     for (const [slot, d] of await checker.digests(instance.id, own, map.slots)) all.set(slot, d);
   }
   return all;
-}
-
-/** A port for the added mariadbd: 3309 when free, else any free one. */
-async function freeMysqlPort(): Promise<number> {
-  const { createServer } = await import("node:net");
-  const free = await new Promise<boolean>((resolve) => {
-    const s = createServer();
-    s.once("error", () => resolve(false));
-    s.listen(3309, "127.0.0.1", () => s.close(() => resolve(true)));
-  });
-  return free ? 3309 : freePort();
 }
 
 /** Two ports for new Redis nodes: free, and so are their cluster bus ports (port + 10000). */

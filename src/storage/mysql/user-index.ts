@@ -37,6 +37,18 @@ export async function indexHolder(
   return row ? { uid: storedId(row.uid), createdAt: Number(row.created_at) } : null;
 }
 
+/** Many value → uid rows in one statement (a bulk import: a value already held fails it). */
+export async function insertIndexRows(
+  db: Queryable,
+  index: IndexTable,
+  rows: { value: string; uid: Uid }[],
+  now: number,
+): Promise<void> {
+  await db.query(`INSERT INTO ${index.table} (${index.column}, uid, created_at) VALUES ?`, [
+    rows.map((r) => [r.value, r.uid, now]),
+  ]);
+}
+
 /** Removes value → uid (only if uid still holds it). */
 export async function deleteIndexRow(db: Queryable, index: IndexTable, value: string, uid: string): Promise<void> {
   await db.query(`DELETE FROM ${index.table} WHERE ${index.column} = ? AND uid = ?`, [value, uid]);

@@ -1,6 +1,7 @@
 import type { RowDataPacket } from "mysql2/promise";
 import { ErrorCode } from "../../errors.js";
-import type { HistoryImporter, ImportedConversation } from "../ports.js";
+import type { BulkImporter, ImportedConversation, UserRecord } from "../ports.js";
+import { USER_COLUMNS } from "../user-row.js";
 import { mysqlCall } from "./errors.js";
 import { MESSAGE_COLUMNS } from "./message-store.js";
 import type { Pool } from "./pool.js";
@@ -82,9 +83,26 @@ export async function importHistoryIn(conn: Connection, unsorted: ImportedConver
   }
 }
 
-/** HistoryImporter on one MySQL database: a batch is one transaction. */
-export class MysqlHistoryImporter implements HistoryImporter {
+/** Users rows in multi-row statements (emails as the user stores keep them: trimmed, lower case). */
+export async function importUsersIn(conn: Pick<Connection, "query">, users: UserRecord[]): Promise<void> {
+  for (let i = 0; i < users.length; i += ROWS_PER_STATEMENT) {
+    await conn.query(`INSERT INTO users (${USER_COLUMNS}) VALUES ?`, [
+      users
+        .slice(i, i + ROWS_PER_STATEMENT)
+        .map((u) => [u.uid, u.name, u.email.trim().toLowerCase(), u.passwordHash, u.createdAt]),
+    ]);
+  }
+}
+
+/** BulkImporter on one MySQL database: a batch is one transaction. */
+export class MysqlBulkImporter implements BulkImporter {
   constructor(private readonly pool: Pool) {}
+
+  importUsers(users: UserRecord[]): Promise<void> {
+    return mysqlCall(ErrorCode.STORAGE_UNAVAILABLE, "user import", () =>
+      inTransaction(this.pool, (conn) => importUsersIn(conn, users)),
+    );
+  }
 
   importHistory(batch: ImportedConversation[]): Promise<void> {
     return mysqlCall(ErrorCode.STORAGE_UNAVAILABLE, "history import", () =>
