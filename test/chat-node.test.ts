@@ -8,7 +8,7 @@ import { ErrorCode } from "../src/errors.js";
 import { ChatNodeServiceService } from "../src/gen/shardchat/v1/chatnode.js";
 import { DeviceKind, type Envelope, MessageKind } from "../src/gen/shardchat/v1/client.js";
 import { StatusServiceService } from "../src/gen/shardchat/v1/status.js";
-import { addApi, type GrpcClient, grpcClient, startGrpcServer } from "../src/grpc/api.js";
+import { type GrpcClient, grpcClient, startGrpcServer } from "../src/grpc/api.js";
 import { convIdForPair, type Uid } from "../src/ids/identifiers.js";
 import { Snowflake } from "../src/ids/snowflake.js";
 import { createLogger } from "../src/log/logger.js";
@@ -25,6 +25,7 @@ import { RedisSessionRoutes } from "../src/routing/redis/session-routes.js";
 import { RedisTokenStore } from "../src/routing/redis/token-store.js";
 import { createRedis, type RedisClient } from "../src/routing/redis-client.js";
 import { secretDigest } from "../src/routing/secret-digest.js";
+import { addStatusService } from "../src/status/server.js";
 import { createStatusService } from "../src/status/service.js";
 import { grpcSessionKicker } from "../src/status/session-kicker.js";
 import { MysqlMessageStore } from "../src/storage/mysql/message-store.js";
@@ -257,14 +258,17 @@ describe("chat node", () => {
     pool = createPool(config);
     redis = createRedis(config);
     const log = createLogger("chat-test", config.LOG_LEVEL);
+    const registry = new RedisNodeRegistry(redis, config.REDIS_KEY_PREFIX);
     const statusApi = createStatusService({
-      registry: new RedisNodeRegistry(redis, config.REDIS_KEY_PREFIX),
+      registry: registry,
       tokens: new RedisTokenStore(redis, config.REDIS_KEY_PREFIX),
       config,
       log,
       kick: kicker.kick,
     });
-    statusServer = await startGrpcServer("127.0.0.1:0", (server) => addApi(server, StatusServiceService, statusApi));
+    statusServer = await startGrpcServer("127.0.0.1:0", (server) =>
+      addStatusService(server, statusApi, { registry, probeTimeoutMs: config.NODE_PROBE_TIMEOUT_MS, log }),
+    );
     status = grpcClient(StatusServiceService, `127.0.0.1:${statusServer.port}`);
 
     const users = new MysqlUserStore(pool);

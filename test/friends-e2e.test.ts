@@ -7,7 +7,7 @@ import type { Config } from "../src/config/settings.js";
 import { AppError, ErrorCode } from "../src/errors.js";
 import { DeviceKind } from "../src/gen/shardchat/v1/client.js";
 import { StatusServiceService } from "../src/gen/shardchat/v1/status.js";
-import { addApi, type GrpcClient, grpcClient, startGrpcServer } from "../src/grpc/api.js";
+import { type GrpcClient, grpcClient, startGrpcServer } from "../src/grpc/api.js";
 import { convIdForPair, type Uid } from "../src/ids/identifiers.js";
 import { Snowflake } from "../src/ids/snowflake.js";
 import { createLogger } from "../src/log/logger.js";
@@ -16,6 +16,7 @@ import { RedisSessionRoutes } from "../src/routing/redis/session-routes.js";
 import { RedisTokenStore } from "../src/routing/redis/token-store.js";
 import { createRedis, type RedisClient } from "../src/routing/redis-client.js";
 import { ChatClient, type ChatClientEvents } from "../src/sdk/chat-client.js";
+import { addStatusService } from "../src/status/server.js";
 import { createStatusService } from "../src/status/service.js";
 import { evenShardMap, instanceOf } from "../src/storage/sharded/shard-map.js";
 import { configuredInstances } from "../src/storage/sharded/shards.js";
@@ -111,13 +112,16 @@ describe("friends, conversations and devices across chat nodes", () => {
     const log = createLogger("friends-test", config.LOG_LEVEL);
     storage = await createStorageAdapters(config, log);
     redis = createRedis(config);
+    const registry = new RedisNodeRegistry(redis, config.REDIS_KEY_PREFIX);
     const statusApi = createStatusService({
-      registry: new RedisNodeRegistry(redis, config.REDIS_KEY_PREFIX),
+      registry: registry,
       tokens: new RedisTokenStore(redis, config.REDIS_KEY_PREFIX),
       config,
       log,
     });
-    statusServer = await startGrpcServer("127.0.0.1:0", (server) => addApi(server, StatusServiceService, statusApi));
+    statusServer = await startGrpcServer("127.0.0.1:0", (server) =>
+      addStatusService(server, statusApi, { registry, probeTimeoutMs: config.NODE_PROBE_TIMEOUT_MS, log }),
+    );
     status = grpcClient(StatusServiceService, `127.0.0.1:${statusServer.port}`);
     for (const [i, nodeId] of ["n1", "n2"].entries()) {
       nodes.set(

@@ -5,7 +5,7 @@ import type { Config } from "../src/config/settings.js";
 import { AppError, ErrorCode } from "../src/errors.js";
 import { type ChatMessage, Envelope, GroupEventKind, GroupRole, MessageKind } from "../src/gen/shardchat/v1/client.js";
 import { StatusServiceService } from "../src/gen/shardchat/v1/status.js";
-import { addApi, type GrpcClient, grpcClient, startGrpcServer } from "../src/grpc/api.js";
+import { type GrpcClient, grpcClient, startGrpcServer } from "../src/grpc/api.js";
 import { convIdForPair } from "../src/ids/identifiers.js";
 import { Snowflake } from "../src/ids/snowflake.js";
 import { createLogger } from "../src/log/logger.js";
@@ -14,6 +14,7 @@ import { RedisSessionRoutes } from "../src/routing/redis/session-routes.js";
 import { RedisTokenStore } from "../src/routing/redis/token-store.js";
 import { createRedis, type RedisClient } from "../src/routing/redis-client.js";
 import { ChatClient, type ChatClientOptions } from "../src/sdk/chat-client.js";
+import { addStatusService } from "../src/status/server.js";
 import { createStatusService } from "../src/status/service.js";
 import type { Uid } from "../src/storage/ports.js";
 import { ShardedGroupStore } from "../src/storage/sharded/group-store.js";
@@ -154,13 +155,16 @@ beforeAll(async () => {
   ({ config, shards } = testShards);
   redis = createRedis(config);
   const log = createLogger("groups-test", config.LOG_LEVEL);
+  const registry = new RedisNodeRegistry(redis, config.REDIS_KEY_PREFIX);
   const statusApi = createStatusService({
-    registry: new RedisNodeRegistry(redis, config.REDIS_KEY_PREFIX),
+    registry: registry,
     tokens: new RedisTokenStore(redis, config.REDIS_KEY_PREFIX),
     config,
     log,
   });
-  statusServer = await startGrpcServer("127.0.0.1:0", (server) => addApi(server, StatusServiceService, statusApi));
+  statusServer = await startGrpcServer("127.0.0.1:0", (server) =>
+    addStatusService(server, statusApi, { registry, probeTimeoutMs: config.NODE_PROBE_TIMEOUT_MS, log }),
+  );
   status = grpcClient(StatusServiceService, `127.0.0.1:${statusServer.port}`);
 
   const userStore = new ShardedUserStore(shards);

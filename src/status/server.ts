@@ -1,3 +1,4 @@
+import type { Server } from "@grpc/grpc-js";
 import type { Config } from "../config/settings.js";
 import { StatusServiceService } from "../gen/shardchat/v1/status.js";
 import { addApi, startGrpcServer } from "../grpc/api.js";
@@ -20,6 +21,16 @@ export interface StatusServer {
   close(): Promise<void>;
 }
 
+/** The status service on a gRPC server: its unary calls and the nodes' attach streams. */
+export function addStatusService(
+  server: Server,
+  api: StatusApi,
+  deps: { registry: Pick<NodeRegistry, "live">; probeTimeoutMs: number; log: Logger },
+): void {
+  const attachNode = serveNodeAttachments({ ...deps, leave: (request) => api.leaveNode(request) });
+  addApi(server, StatusServiceService, api, { attachNode });
+}
+
 /**
  * Serves the status service on config.STATUS_ADDR (port 0 picks a free one) over the given
  * registry and token store. The caller owns them.
@@ -38,15 +49,9 @@ export async function startStatus(deps: {
   // A revoked token's sessions are ended on their chat node, over the nodes' own gRPC.
   const kicker = grpcSessionKicker({ authToken: config.INTERNAL_AUTH_TOKEN, tls });
   const api = createStatusService({ registry, tokens, config, log, kick: kicker.kick });
-  const attachNode = serveNodeAttachments({
-    registry,
-    leave: (request) => api.leaveNode(request),
-    probeTimeoutMs: config.NODE_PROBE_TIMEOUT_MS,
-    log,
-  });
   const grpc = await startGrpcServer(
     config.STATUS_ADDR,
-    (server) => addApi(server, StatusServiceService, api, { attachNode }),
+    (server) => addStatusService(server, api, { registry, probeTimeoutMs: config.NODE_PROBE_TIMEOUT_MS, log }),
     { authToken: config.INTERNAL_AUTH_TOKEN, tls },
   );
   const ops = await startConfiguredOpsServer(config, {

@@ -155,7 +155,7 @@ export async function seedData(
   if (users.length < 2) {
     // Nobody to talk to.
   } else if (stores.bulk) {
-    const history = stores.bulk;
+    const bulk = stores.bulk;
     const perBatch = Math.max(1, o.bulkBatch ?? 20_000);
     const batch = (b: number): ImportedConversation[] => {
       const convs = new Map<string, ImportedConversation>();
@@ -190,7 +190,7 @@ export async function seedData(
     for (let b = 0; b * perBatch < o.messages; b++) {
       const convs = batch(b);
       await writing;
-      writing = history.importHistory(convs).then(() => {
+      writing = bulk.importHistory(convs).then(() => {
         stored += convs.reduce((n, c) => n + c.messages.length, 0);
         o.onProgress?.({ users: users.length, messages: stored });
       });
