@@ -42,6 +42,7 @@ import { ShardedUserStore } from "../src/storage/sharded/user-store.js";
 import { preferredPort } from "../test/helpers/ports.js";
 import { ROOT } from "../test/helpers/processes.js";
 import { stackInfraUp } from "../test/helpers/stack.js";
+import { storedMessageCounts } from "../test/helpers/stored-messages.js";
 import { markdownTable } from "./load/report.js";
 
 const { values } = parseArgs({
@@ -195,10 +196,10 @@ try {
 
   // --- 4. exactly once -----------------------------------------------------------------------
   const allUrls = [...urls, newUrl];
-  const stored = await storedCounts(allUrls, [...writers.acked.keys()]);
+  const stored = await storedMessageCounts(allUrls, [...writers.acked.keys()]);
   const wrongPlace = await misplaced(allUrls, writers.acked);
   const once = [...writers.acked.keys()].filter((id) => stored.get(id) === 1).length;
-  const movedRows = sumRows(tableRows, moved / 1024);
+  const movedRows = sumRows(tableRows, moved / shards.map.slots);
 
   // --- report --------------------------------------------------------------------------------
   const lat = (phase: string) => writers.latencies.get(phase) ?? [];
@@ -217,7 +218,7 @@ try {
       .map((l) => l.toFixed(2))
       .join(", ")}.`,
     "",
-    `Settings: ${settings.messages} messages seeded for ${settings.users} users (${settings.groups} groups of 50, 20 % of the messages), ${settings.writers} writers appending ${settings.rate} msg/s in all through the sharded message store during the whole run; REBALANCE_BATCH_SLOTS ${settings.batchSlots}, REBALANCE_COPY_ROWS ${settings.copyRows}, REBALANCE_MAX_ROWS_PER_SECOND ${settings.maxRowsPerSecond}; ${moved} of 1024 slots moved to the new instance; each instance's InnoDB buffer pool ${settings.bufferPoolMb} MB for the run.`,
+    `Settings: ${settings.messages} messages seeded for ${settings.users} users (${settings.groups} groups of 50, 20 % of the messages), ${settings.writers} writers appending ${settings.rate} msg/s in all through the sharded message store during the whole run; REBALANCE_BATCH_SLOTS ${settings.batchSlots}, REBALANCE_COPY_ROWS ${settings.copyRows}, REBALANCE_MAX_ROWS_PER_SECOND ${settings.maxRowsPerSecond}; ${moved} of ${shards.map.slots} slots moved to the new instance; each instance's InnoDB buffer pool ${settings.bufferPoolMb} MB for the run.`,
     "",
     "## Rebalance",
     "",
@@ -376,21 +377,6 @@ function sumRows(counts: Map<string, number>, share: number): number {
   return Math.round([...counts.values()].reduce((a, b) => a + b, 0) * share);
 }
 
-async function storedCounts(instances: string[], msgIds: string[]): Promise<Map<string, number>> {
-  const counts = new Map<string, number>();
-  for (const url of instances) {
-    await withConnection(url, async (c) => {
-      for (let i = 0; i < msgIds.length; i += 1000) {
-        const [rows] = await c.query<RowDataPacket[]>("SELECT msg_id FROM messages WHERE msg_id IN (?)", [
-          msgIds.slice(i, i + 1000),
-        ]);
-        for (const r of rows) counts.set(String(r.msg_id), (counts.get(String(r.msg_id)) ?? 0) + 1);
-      }
-    });
-  }
-  return counts;
-}
-
 /** Acked appends found on an instance the final map does not give their conversation's slot. */
 async function misplaced(instances: string[], acked: Map<string, string>): Promise<number> {
   const pool = createPool({ MYSQL_URL: instances[0] as string, MYSQL_POOL_SIZE: 1 });
@@ -402,7 +388,7 @@ async function misplaced(instances: string[], acked: Map<string, string>): Promi
   for (const [i, url] of instances.entries()) {
     const id = i < 3 ? `s${i}` : "s3";
     const ids = [...acked].filter(([, convId]) => instanceOf(map, convId).id !== id).map(([msgId]) => msgId);
-    wrong += [...(await storedCounts([url], ids)).values()].reduce((a, b) => a + b, 0);
+    wrong += [...(await storedMessageCounts([url], ids)).values()].reduce((a, b) => a + b, 0);
   }
   return wrong;
 }

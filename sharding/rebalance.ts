@@ -504,17 +504,12 @@ export class Rebalancer {
 
   /** Rows and checksum per slot on one instance (for checks before and after). */
   async digests(instanceId: string, slots: readonly number[], slotCount: number): Promise<Map<number, SlotDigest>> {
-    const totals = new Map<number, TableDigest>(slots.map((s) => [s, { rows: 0, sum: 0n }]));
+    const totals = new SlotTotals(slots);
     for (const placement of PLACEMENTS) {
       if (!(await this.hasTable(instanceId, placement.table))) continue;
-      for (const [slot, d] of await this.tableDigests(instanceId, placement, slots, slotCount)) {
-        const t = totals.get(slot);
-        if (!t) continue;
-        t.rows += d.rows;
-        t.sum += d.sum;
-      }
+      totals.add(await this.tableDigests(instanceId, placement, slots, slotCount));
     }
-    return new Map([...totals].map(([slot, t]) => [slot, { rows: t.rows, checksum: t.sum.toString(16) }]));
+    return totals.digests();
   }
 
   /**
@@ -702,20 +697,14 @@ export class Rebalancer {
   ): Promise<{ rows: number; equal?: Map<number, SlotDigest> }> {
     let written = 0;
     let differed = false;
-    const totals = new Map<number, TableDigest>(slots.map((s) => [s, { rows: 0, sum: 0n }]));
+    const totals = new SlotTotals(slots);
     for (const placement of PLACEMENTS) {
       if (!(await this.hasTable(from, placement.table))) continue;
       const [source, target] = await Promise.all([
         this.tableDigests(from, placement, slots, slotCount),
         this.tableDigests(to, placement, slots, slotCount),
       ]);
-      for (const [slot, d] of source) {
-        const t = totals.get(slot);
-        if (t) {
-          t.rows += d.rows;
-          t.sum += d.sum;
-        }
-      }
+      totals.add(source);
       const differ = slots.filter((s) => !sameDigest(source.get(s), target.get(s)));
       if (differ.length === 0) continue;
       differed = true;
@@ -724,11 +713,7 @@ export class Rebalancer {
       if (fresh.length > 0) written += await this.copyInto(from, to, placement, fresh, slotCount);
       if (partial.length > 0) written += await this.diffInto(from, to, placement, partial, slotCount);
     }
-    if (differed) return { rows: written };
-    return {
-      rows: 0,
-      equal: new Map([...totals].map(([slot, t]) => [slot, { rows: t.rows, checksum: t.sum.toString(16) }])),
-    };
+    return differed ? { rows: written } : { rows: 0, equal: totals.digests() };
   }
 
   /** Streams the source's rows of slots the target holds none of: no target read, no hashing. */
@@ -1037,6 +1022,28 @@ export class Rebalancer {
 interface TableDigest {
   rows: number;
   sum: bigint;
+}
+
+/** The tables' digests of some slots, added up per slot into each slot's SlotDigest. */
+class SlotTotals {
+  readonly #totals: Map<number, TableDigest>;
+
+  constructor(slots: readonly number[]) {
+    this.#totals = new Map(slots.map((s) => [s, { rows: 0, sum: 0n }]));
+  }
+
+  add(table: Map<number, TableDigest>): void {
+    for (const [slot, d] of table) {
+      const t = this.#totals.get(slot);
+      if (!t) continue;
+      t.rows += d.rows;
+      t.sum += d.sum;
+    }
+  }
+
+  digests(): Map<number, SlotDigest> {
+    return new Map([...this.#totals].map(([slot, t]) => [slot, { rows: t.rows, checksum: t.sum.toString(16) }]));
+  }
 }
 
 function sameDigest(a: TableDigest | undefined, b: TableDigest | undefined): boolean {

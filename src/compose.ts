@@ -215,7 +215,7 @@ export async function createStorageAdapters(
       // Friend rows by uid: each side's row on that side's shard.
       friends: new MysqlFriendStore(shardedUidPlacement(shards)),
       conversations: new ShardedConversationStore(shards),
-      bulk: new ShardedBulkImporter(shards),
+      bulk: new ShardedBulkImporter(shards, config.MYSQL_DEADLOCK_RETRIES),
       probes: instances.map((i) => ({ name: `mysql:${i.id}`, check: () => shards.ping(i.id) })),
       storageLocation: `${instances.length} MySQL shards: ${instances.map((i) => i.url.replace(/\/\/[^@/]*@/, "//")).join(", ")}`,
       close: () => shards.close(),
@@ -237,7 +237,7 @@ export async function createStorageAdapters(
       files: new MysqlFileMetaStore(pool),
       friends: new MysqlFriendStore(singlePool(pool)),
       conversations: new MysqlConversationStore(pool),
-      bulk: new MysqlBulkImporter(pool),
+      bulk: new MysqlBulkImporter(pool, config.MYSQL_DEADLOCK_RETRIES),
       probes: [{ name: "mysql", check: () => pool.query("SELECT 1") }],
       storageLocation: config.MYSQL_URL.replace(/\/\/[^@/]*@/, "//"),
       close: () => pool.end(),

@@ -2,7 +2,7 @@ import { execFile } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import mysql, { type RowDataPacket } from "mysql2/promise";
+import mysql from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Rebalancer, type SlotDigest } from "../../sharding/rebalance.js";
 import { loadConfig } from "../../src/config/load.js";
@@ -19,6 +19,7 @@ import { freePort, preferredPort } from "../helpers/ports.js";
 import { ROOT, waitFor } from "../helpers/processes.js";
 import { codeFromMail } from "../helpers/smtp-sink.js";
 import { type StackServices, stackGrpcOptions, stackInfraUp, startStackServices } from "../helpers/stack.js";
+import { storedMessageCounts } from "../helpers/stored-messages.js";
 
 /**
  * Scaling out under live 1:1 chat (issue 7), on the local multi-shard stack: add a 4th chat
@@ -137,25 +138,6 @@ async function operation(name: string, work: () => Promise<void>): Promise<void>
   phase = `after ${name}`;
 }
 
-/** The messages stored with these ids, by id, over every instance. */
-async function storedCounts(msgIds: string[]): Promise<Map<string, number>> {
-  const counts = new Map<string, number>();
-  for (const url of mysqlUrls) {
-    const conn = await mysql.createConnection({ uri: url, supportBigNumbers: true, bigNumberStrings: true });
-    try {
-      for (let i = 0; i < msgIds.length; i += 1000) {
-        const [rows] = await conn.query<RowDataPacket[]>("SELECT msg_id FROM messages WHERE msg_id IN (?)", [
-          msgIds.slice(i, i + 1000),
-        ]);
-        for (const r of rows) counts.set(String(r.msg_id), (counts.get(String(r.msg_id)) ?? 0) + 1);
-      }
-    } finally {
-      await conn.end();
-    }
-  }
-  return counts;
-}
-
 /** Every message acked so far reaches its recipient exactly once and is stored exactly once. */
 async function expectExactlyOnce(label: string): Promise<void> {
   const snapshot = new Map(acked);
@@ -167,7 +149,7 @@ async function expectExactlyOnce(label: string): Promise<void> {
     60_000,
   );
   for (const [id, m] of snapshot) expect(receivedCount(byUid.get(m.to) as User, id), `${label}: ${id}`).toBe(1);
-  const stored = await storedCounts([...snapshot.keys()]);
+  const stored = await storedMessageCounts(mysqlUrls, [...snapshot.keys()]);
   for (const id of snapshot.keys()) expect(stored.get(id), `${label}: ${id} stored`).toBe(1);
   expect(failures, `${label}: sends that failed for good`).toEqual([]);
   console.log(`[scale] ${label}: ${snapshot.size} acked messages, each delivered once and stored once`);
@@ -387,7 +369,7 @@ describe("scaling out while users chat", () => {
       }
       console.log(`[scale] ${compared} slots hold the same rows and checksums as before; ${live.size} had live writes`);
       // Those hold exactly the acked messages of their conversations.
-      const stored = await storedCounts([...acked.keys()]);
+      const stored = await storedMessageCounts(mysqlUrls, [...acked.keys()]);
       expect([...acked.keys()].every((id) => stored.get(id) === 1)).toBe(true);
     } finally {
       await checker.close();

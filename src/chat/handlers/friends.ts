@@ -1,6 +1,6 @@
 import { AppError, ErrorCode } from "../../errors.js";
 import type { Envelope, FriendApplication, UserInfo } from "../../gen/shardchat/v1/client.js";
-import { COLUMN_CHARS, isUid, requireChars } from "../../ids/identifiers.js";
+import { COLUMN_CHARS, isUid, requireChars, requireUid } from "../../ids/identifiers.js";
 import type { FriendApplicationRecord, Uid, UserRecord } from "../../storage/ports.js";
 import type { FriendsContext, HandlerContext, LoggedInSession, Reply, RequestOf } from "./context.js";
 import { invalid, pageSize, storage } from "./context.js";
@@ -62,8 +62,7 @@ export async function friendApply(
 ): Reply {
   const me = session.uid;
   const friends = ctx.friends;
-  const to = request.toUid;
-  if (!isUid(to)) throw invalid("toUid must be a decimal user id");
+  const to = requireUid(request.toUid, "toUid");
   if (to === me) throw invalid("cannot befriend yourself");
   const max = ctx.config.FRIEND_APPLY_MAX_CHARS;
   if ([...request.message].length > max) throw invalid(`message must be at most ${max} characters`);
@@ -97,8 +96,7 @@ export async function friendReply(
 ): Reply {
   const me = session.uid;
   const friends = ctx.friends;
-  const from = request.fromUid;
-  if (!isUid(from)) throw invalid("fromUid must be a decimal user id");
+  const from = requireUid(request.fromUid, "fromUid");
   const pending = await storage(ctx, "friend application", () => friends.application(from, me));
   if (!pending) throw new AppError(ErrorCode.APPLICATION_NOT_FOUND, `no application from ${from}`);
   if (request.accept) {
@@ -155,8 +153,7 @@ export async function friendRemove(
   request: RequestOf<"friendRemoveReq">,
 ): Reply {
   const me = session.uid;
-  const them = request.uid;
-  if (!isUid(them)) throw invalid("uid must be a decimal user id");
+  const them = requireUid(request.uid, "uid");
   const removed = await storage(ctx, "unfriend", () => ctx.friends.unfriend(me, them));
   if (!removed) throw new AppError(ErrorCode.NOT_FRIENDS);
   ctx.background(ctx.fanout.notice([them], push({ $case: "friendRemovedPush", value: { uid: me } })));

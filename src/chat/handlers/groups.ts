@@ -7,7 +7,7 @@ import {
   type GroupInvitation,
   MessageKind,
 } from "../../gen/shardchat/v1/client.js";
-import { groupConvId, isUid } from "../../ids/identifiers.js";
+import { groupConvId, isUid, requireUid } from "../../ids/identifiers.js";
 import { GROUP_ROLE, type GroupRecord, type GroupRoleValue, type Uid } from "../../storage/ports.js";
 import type { Session } from "../session.js";
 import type { GroupsContext, LoggedInSession, Reply, RequestOf } from "./context.js";
@@ -229,11 +229,11 @@ export async function groupLeave(
 export async function groupKick(
   ctx: GroupsContext,
   session: LoggedInSession,
-  { groupId, uid }: RequestOf<"groupKickReq">,
+  { groupId, uid: member }: RequestOf<"groupKickReq">,
 ): Reply {
   const actor = session.uid;
   checkGroupId(groupId);
-  if (!isUid(uid)) throw invalid("uid must be a decimal user id");
+  const uid = requireUid(member, "uid");
   if (uid === actor) throw invalid("use group_leave to leave");
   const role = await roleOf(ctx, groupId, actor);
   if (role < GROUP_ROLE.admin) throw new AppError(ErrorCode.GROUP_PERMISSION_DENIED, "only admins and the owner kick");
@@ -265,11 +265,11 @@ export async function groupRename(
 export async function groupSetRole(
   ctx: GroupsContext,
   session: LoggedInSession,
-  { groupId, uid, role }: RequestOf<"groupSetRoleReq">,
+  { groupId, uid: member, role }: RequestOf<"groupSetRoleReq">,
 ): Reply {
   const actor = session.uid;
   checkGroupId(groupId);
-  if (!isUid(uid)) throw invalid("uid must be a decimal user id");
+  const uid = requireUid(member, "uid");
   if (role !== GROUP_ROLE.member && role !== GROUP_ROLE.admin && role !== GROUP_ROLE.owner) {
     throw invalid("role must be MEMBER, ADMIN or OWNER");
   }

@@ -6,7 +6,7 @@ import {
   type SendMessageRequest,
   type SendMessageResponse,
 } from "../../gen/shardchat/v1/client.js";
-import { COLUMN_CHARS, convIdForPair, isUid, requireChars, type Uid } from "../../ids/identifiers.js";
+import { COLUMN_CHARS, convIdForPair, isUid, requireChars, requireUid, type Uid } from "../../ids/identifiers.js";
 import { fitsChars } from "../../text/chars.js";
 import type { LaneTurn } from "../inbox.js";
 import type { HandlerContext, LoggedInSession, Reply, RequestOf } from "./context.js";
@@ -34,8 +34,7 @@ export function validateContent(request: MessageContent, maxTextChars: number): 
 
 /** The one check of a 1:1 send: its recipient, checked once here and trusted from here on, and its content. */
 function recipientOf(sender: Uid, request: SendMessageRequest, maxTextChars: number): Uid {
-  const to = request.toUid;
-  if (!isUid(to)) throw invalid("toUid must be a decimal user id");
+  const to = requireUid(request.toUid, "toUid");
   if (to === sender) throw invalid("cannot send to yourself");
   validateContent(request, maxTextChars);
   return to;

@@ -8,9 +8,6 @@ import type { Pool } from "./pool.js";
 import type { Connection } from "./timeouts.js";
 import { inTransaction, retryingDeadlocks } from "./transaction.js";
 
-/** A batch that loses a deadlock (to live traffic) is run again whole: InnoDB rolled it back whole. */
-export const DEADLOCK_RETRIES = 5;
-
 /** Rows per multi-row INSERT: large enough to amortise a round trip, well under max_allowed_packet. */
 const ROWS_PER_STATEMENT = 2000;
 
@@ -96,7 +93,14 @@ export async function importUsersIn(conn: Pick<Connection, "query">, users: User
 
 /** BulkImporter on one MySQL database: a batch is one transaction. */
 export class MysqlBulkImporter implements BulkImporter {
-  constructor(private readonly pool: Pool) {}
+  /**
+   * deadlockRetries: config.MYSQL_DEADLOCK_RETRIES. A batch that loses a deadlock (to live
+   * traffic) is run again whole: InnoDB rolled it back whole.
+   */
+  constructor(
+    private readonly pool: Pool,
+    private readonly deadlockRetries = 5,
+  ) {}
 
   importUsers(users: UserRecord[]): Promise<void> {
     return mysqlCall(ErrorCode.STORAGE_UNAVAILABLE, "user import", () =>
@@ -106,7 +110,7 @@ export class MysqlBulkImporter implements BulkImporter {
 
   importHistory(batch: ImportedConversation[]): Promise<void> {
     return mysqlCall(ErrorCode.STORAGE_UNAVAILABLE, "history import", () =>
-      retryingDeadlocks(DEADLOCK_RETRIES, () =>
+      retryingDeadlocks(this.deadlockRetries, () =>
         inTransaction(this.pool, (conn) => importHistoryIn(conn, batch, Date.now())),
       ),
     );

@@ -1,5 +1,5 @@
 import { ErrorCode } from "../../errors.js";
-import { DEADLOCK_RETRIES, importHistoryIn, importUsersIn } from "../mysql/bulk-import.js";
+import { importHistoryIn, importUsersIn } from "../mysql/bulk-import.js";
 import { indexEntries } from "../mysql/conversation-index.js";
 import { mysqlCall } from "../mysql/errors.js";
 import { retryingDeadlocks } from "../mysql/transaction.js";
@@ -14,7 +14,11 @@ import { EMAILS, NAMES, type UniqueIndex } from "./user-store.js";
  * transaction per instance behind the slot fence; the instances are written at once.
  */
 export class ShardedBulkImporter implements BulkImporter {
-  constructor(private readonly shards: Shards) {}
+  /** deadlockRetries: config.MYSQL_DEADLOCK_RETRIES (a batch that loses one is run again whole). */
+  constructor(
+    private readonly shards: Shards,
+    private readonly deadlockRetries = 5,
+  ) {}
 
   /**
    * The name and email index rows first, each on the shard its fold picks, then the users rows
@@ -89,7 +93,7 @@ export class ShardedBulkImporter implements BulkImporter {
 
   private write(id: string, keys: string[], work: Parameters<Shards["write"]>[2]): Promise<unknown> {
     return mysqlCall(ErrorCode.STORAGE_UNAVAILABLE, `history import on ${id}`, () =>
-      retryingDeadlocks(DEADLOCK_RETRIES, () => this.shards.write(id, keys, work)),
+      retryingDeadlocks(this.deadlockRetries, () => this.shards.write(id, keys, work)),
     );
   }
 }
