@@ -1,52 +1,30 @@
 /**
- * Scale-out at realistic size: `npm run bench:scale [-- --messages 1000000 --users 10000
- *   --writers 100 --rate 200 --batch-slots 16 --copy-rows 1000 --keep]`.
+ * Scale-out at realistic size: `npm run bench:scale [-- --only rebalance,nodes]`.
  *
- * On the local stack's three MariaDB shards (ops/stack/up.sh --infra), in a database of its own:
- *  1. seeds --messages through the storage's bulk path (ShardedBulkImporter, as
- *     `npm run seed-data` does), 20 % of them to groups;
- *  2. starts --writers users appending 1:1 messages through the sharded message store (the chat
- *     nodes' own storage path, fence retries included) at --rate msg/s in all, and measures the
- *     append latency before the move;
- *  3. adds a 4th MariaDB instance (ops/add-mysql-instance.sh) and moves a third of the slots to it
- *     with the rebalancer (REBALANCE_* as given), while the writers go on;
- *  4. checks that every acked append is stored exactly once, on the instance that owns its slot,
- *     and reports rows/s, the time of each phase and the latency before and during the move.
+ *  rebalance (bench/scale/rebalance.ts): seeds the stack's three MariaDB shards through the bulk
+ *    path, then moves a third of the slots to a 4th instance while writers append.
+ *    [--messages 1000000 --users 10000 --groups 100 --writers 100 --rate 200 --batch-slots 64
+ *    --copy-rows 1000 --max-rows-per-second 0 --baseline-seconds 15 --buffer-pool-mb 1024 --keep]
+ *  nodes (bench/scale/nodes.ts): holds --connected users on the stack's chat nodes while
+ *    --chatting of them send --chat-rate msg/s, and adds a chat node, drains one and kills one.
+ *    [--connected 10000 --chatting 1000 --chat-rate 200]
+ *
  * Prints the report and writes bench/results/scale-<time>.md and .json with the machine and the
- * settings. The database and the added instance are removed at the end (unless --keep).
- *
- * The stack's instances run with a 64 MB buffer pool (four of them share a test machine); for the
- * run each gets --buffer-pool-mb (as a production instance would hold its working set), and the
- * old size back at the end.
- *
- * Not covered here yet (issue 15): chat nodes added, drained or killed with 10,000 connected users.
+ * settings. Exits 1 when a part's checks failed (a message lost or repeated, a user not back).
  */
-import { execFile } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
-import { parseArgs, promisify } from "node:util";
-import mysql, { type RowDataPacket } from "mysql2/promise";
-import { type Progress, planRebalance, Rebalancer } from "../sharding/rebalance.js";
+import { parseArgs } from "node:util";
 import { loadConfig } from "../src/config/load.js";
-import { convIdForPair, type Uid } from "../src/ids/identifiers.js";
-import { Snowflake } from "../src/ids/snowflake.js";
-import { createPool } from "../src/storage/mysql/pool.js";
-import { seedData } from "../src/storage/seed-data.js";
-import { ShardedBulkImporter } from "../src/storage/sharded/bulk-import.js";
-import { ShardedGroupStore } from "../src/storage/sharded/group-store.js";
-import { ShardedMessageStore } from "../src/storage/sharded/message-store.js";
-import { instanceOf, slotCounts } from "../src/storage/sharded/shard-map.js";
-import { configuredInstances, migrateShards, readShardMap, Shards } from "../src/storage/sharded/shards.js";
-import { ShardedUserStore } from "../src/storage/sharded/user-store.js";
-import { preferredPort } from "../test/helpers/ports.js";
-import { ROOT } from "../test/helpers/processes.js";
-import { stackInfraUp } from "../test/helpers/stack.js";
-import { storedMessageCounts } from "../test/helpers/stored-messages.js";
-import { markdownTable } from "./load/report.js";
+import { nodeScenarios } from "./scale/nodes.js";
+import { rebalanceScenario, type ScalePart } from "./scale/rebalance.js";
+
+const PARTS = ["rebalance", "nodes"] as const;
 
 const { values } = parseArgs({
   options: {
+    only: { type: "string", default: PARTS.join(",") },
     messages: { type: "string", default: "1000000" },
     users: { type: "string", default: "10000" },
     groups: { type: "string", default: "100" },
@@ -57,6 +35,9 @@ const { values } = parseArgs({
     "max-rows-per-second": { type: "string", default: "0" },
     "baseline-seconds": { type: "string", default: "15" },
     "buffer-pool-mb": { type: "string", default: "1024" },
+    connected: { type: "string", default: "10000" },
+    chatting: { type: "string", default: "1000" },
+    "chat-rate": { type: "string", default: "200" },
     out: { type: "string", default: "bench/results" },
     keep: { type: "boolean", default: false },
   },
@@ -67,349 +48,58 @@ const number = (name: keyof typeof values, fallback?: number): number => {
   if (!Number.isFinite(n) || n < 0) throw new Error(`--${name} must be a number >= 0`);
   return n;
 };
+const only = new Set((values.only as string).split(",").map((p) => p.trim()));
+for (const part of only)
+  if (!(PARTS as readonly string[]).includes(part))
+    throw new Error(`--only: unknown part ${part} (${PARTS.join(", ")})`);
 const defaults = loadConfig({});
-const settings = {
-  messages: number("messages"),
-  users: number("users"),
-  groups: number("groups"),
-  writers: number("writers"),
-  rate: number("rate"),
-  batchSlots: number("batch-slots", defaults.REBALANCE_BATCH_SLOTS),
-  copyRows: number("copy-rows", defaults.REBALANCE_COPY_ROWS),
-  maxRowsPerSecond: number("max-rows-per-second"),
-  baselineSeconds: number("baseline-seconds"),
-  bufferPoolMb: number("buffer-pool-mb"),
-};
-const run = promisify(execFile);
-const DB = "shardchat_scale_bench";
-const log = (line: string) => console.log(`[scale] ${line}`);
 
-// --- the stack's shards, a fresh database on each --------------------------------------------
-
-const infra = await stackInfraUp();
-const urls = infra.mysqlPorts.map((port) => `mysql://root@127.0.0.1:${port}/${DB}`);
-await dropDatabase(urls);
-const poolSizes = new Map<string, number>();
-for (const url of urls) poolSizes.set(url, await setBufferPool(url, settings.bufferPoolMb));
-const config = {
-  ...defaults,
-  STORAGE_BACKEND: "mysql" as const,
-  MYSQL_URL: urls[0] as string,
-  MYSQL_SHARDS: urls.join(","),
-};
-await migrateShards(configuredInstances(config));
-const shards = await Shards.open(config);
-const messages = new ShardedMessageStore(shards, {
-  batchMax: config.MYSQL_APPEND_BATCH_MAX,
-  ackBatchMax: config.MYSQL_ACK_BATCH_MAX,
-  batchConcurrency: config.MYSQL_APPEND_BATCHES_IN_FLIGHT,
-});
-const stores = {
-  users: new ShardedUserStore(shards),
-  messages,
-  groups: new ShardedGroupStore(shards),
-  bulk: new ShardedBulkImporter(shards),
-};
-let extraPort = 0;
-const phases: [string, string][] = [];
-
-try {
-  // --- 1. seed -------------------------------------------------------------------------------
-  log(`seeding ${settings.messages} messages for ${settings.users} users through the bulk path`);
-  let lastLog = 0;
-  const seeded = await seedData(stores, new Snowflake({ workerId: 1000 }), {
-    users: settings.users,
-    messages: settings.messages,
-    groups: settings.groups,
-    groupSize: 50,
-    groupShare: 0.2,
-    concurrency: 256,
-    passwordHash: "x",
-    run: "scale",
-    onProgress: ({ messages: done }) => {
-      if (Date.now() - lastLog > 5000) {
-        lastLog = Date.now();
-        log(`seeded ${done} messages`);
-      }
-    },
-  });
-  const seedRate = Math.round(seeded.messages / seeded.seconds);
-  phases.push([
-    "seed (bulk path)",
-    `${seeded.messages} messages in ${seeded.conversations} conversations, ${seeded.seconds.toFixed(1)} s (${seedRate} msg/s)`,
+const parts: [string, ScalePart][] = [];
+if (only.has("rebalance"))
+  parts.push([
+    "rebalance",
+    await rebalanceScenario({
+      messages: number("messages"),
+      users: number("users"),
+      groups: number("groups"),
+      writers: number("writers"),
+      rate: number("rate"),
+      batchSlots: number("batch-slots", defaults.REBALANCE_BATCH_SLOTS),
+      copyRows: number("copy-rows", defaults.REBALANCE_COPY_ROWS),
+      maxRowsPerSecond: number("max-rows-per-second"),
+      baselineSeconds: number("baseline-seconds"),
+      bufferPoolMb: number("buffer-pool-mb"),
+      keep: values.keep === true,
+    }),
   ]);
-  log(phases.at(-1)?.[1] ?? "");
-  const tableRows = await rowCounts(urls);
+if (only.has("nodes"))
+  parts.push([
+    "nodes",
+    await nodeScenarios({
+      connected: number("connected"),
+      chatting: number("chatting"),
+      chatRate: number("chat-rate"),
+    }),
+  ]);
 
-  // --- 2. writers, before the move ----------------------------------------------------------
-  const writers = startWriters(seeded.users, settings.writers, settings.rate);
-  writers.phase = "before";
-  await sleep(settings.baselineSeconds * 1000);
-
-  // --- 3. a 4th instance, a third of the slots to it ------------------------------------------
-  extraPort = await preferredPort(3309);
-  const addBegan = performance.now();
-  writers.phase = "adding the instance";
-  await run("bash", [join(ROOT, "ops/add-mysql-instance.sh"), String(extraPort)], { timeout: 240_000 });
-  const newUrl = `mysql://root@127.0.0.1:${extraPort}/${DB}`;
-  await setBufferPool(newUrl, settings.bufferPoolMb);
-  phases.push(["start a 4th MariaDB", `${((performance.now() - addBegan) / 1000).toFixed(1)} s`]);
-  const control = createPool({ MYSQL_URL: urls[0] as string, MYSQL_POOL_SIZE: 2 });
-  const progress: Progress[] = [];
-  const rebalancer = new Rebalancer(control, {
-    batchSlots: settings.batchSlots,
-    copyRows: settings.copyRows,
-    maxRowsPerSecond: settings.maxRowsPerSecond,
-    cleanupGraceMs: 2 * config.SHARD_MAP_REFRESH_MS,
-    credentialsFrom: urls[0],
-    onProgress: (p) => {
-      if (progress.at(-1)?.phase !== p.phase || progress.at(-1)?.slotsDone !== p.slotsDone)
-        log(`${p.phase}: ${p.slotsDone}/${p.slotsTotal} slots switched, ${p.rows} rows, ${p.rowsPerSecond} rows/s`);
-      progress.push({ ...p });
-    },
-  });
-  let moved = 0;
-  let rebalanceSeconds = 0;
-  let copySeconds = 0;
-  let rowsWritten = 0;
-  try {
-    const map = await readShardMap(control);
-    if (!map) throw new Error("no shard map");
-    const plan = planRebalance(map, { add: { id: "s3", url: newUrl }, count: Math.round(map.slots / 3) });
-    moved = plan.moves.length;
-    writers.phase = "during the move";
-    const began = performance.now();
-    await rebalancer.start(plan);
-    await rebalancer.run(plan.jobId);
-    rebalanceSeconds = (performance.now() - began) / 1000;
-    const copied = progress.find((p) => p.phase === "copy");
-    copySeconds = copied ? copied.rows / Math.max(copied.rowsPerSecond, 1) : rebalanceSeconds;
-    rowsWritten = progress.at(-1)?.rows ?? 0;
-  } finally {
-    await rebalancer.close();
-    await control.end();
-  }
-  writers.phase = "after";
-  await sleep(3000);
-  await writers.stop();
-  await shards.refresh();
-
-  // --- 4. exactly once -----------------------------------------------------------------------
-  const allUrls = [...urls, newUrl];
-  const stored = await storedMessageCounts(allUrls, [...writers.acked.keys()]);
-  const wrongPlace = await misplaced(allUrls, writers.acked);
-  const once = [...writers.acked.keys()].filter((id) => stored.get(id) === 1).length;
-  const movedRows = sumRows(tableRows, moved / shards.map.slots);
-
-  // --- report --------------------------------------------------------------------------------
-  const lat = (phase: string) => writers.latencies.get(phase) ?? [];
-  const row = (phase: string) => {
-    const l = lat(phase);
-    return [phase, l.length, pct(l, 0.5), pct(l, 0.99), pct(l, 1), writers.failures.get(phase) ?? 0];
-  };
-  const before99 = pct(lat("before"), 0.99);
-  const during99 = pct(lat("during the move"), 0.99);
-  const stamp = new Date().toISOString().replace(/[:.]/g, "-");
-  const report = [
-    `# shardchat scale benchmark, ${new Date().toISOString()}`,
-    "",
-    `Machine: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? "unknown"}), ${Math.round(os.totalmem() / 2 ** 30)} GiB, linux ${os.release()}, Node ${process.version}; the stack's MariaDB shards on 127.0.0.1:${infra.mysqlPorts.join(", ")} and a 4th on ${extraPort}, all on this machine; load average at the end ${os
-      .loadavg()
-      .map((l) => l.toFixed(2))
-      .join(", ")}.`,
-    "",
-    `Settings: ${settings.messages} messages seeded for ${settings.users} users (${settings.groups} groups of 50, 20 % of the messages), ${settings.writers} writers appending ${settings.rate} msg/s in all through the sharded message store during the whole run; REBALANCE_BATCH_SLOTS ${settings.batchSlots}, REBALANCE_COPY_ROWS ${settings.copyRows}, REBALANCE_MAX_ROWS_PER_SECOND ${settings.maxRowsPerSecond}; ${moved} of ${shards.map.slots} slots moved to the new instance; each instance's InnoDB buffer pool ${settings.bufferPoolMb} MB for the run.`,
-    "",
-    "## Rebalance",
-    "",
-    markdownTable(
-      ["rows in the stack", "rows moved (about)", "rows written by the copy", "copy rows/s", "whole move s", "slots"],
-      [
-        [
-          sumRows(tableRows, 1),
-          movedRows,
-          rowsWritten,
-          Math.round(rowsWritten / Math.max(copySeconds, 0.001)),
-          rebalanceSeconds.toFixed(1),
-          moved,
-        ],
-      ],
-    ),
-    "",
-    "Rows written by the copy count every row the syncs wrote (the full copy, the catch-up and the last sync of each fenced batch); copy rows/s is over the copy of every slot, before the first fence. The whole move adds the fence, verify and switch of each batch and the cleanup of the source.",
-    "",
-    "## Phases",
-    "",
-    markdownTable(["phase", "result"], phases),
-    "",
-    "## Appends while it ran",
-    "",
-    markdownTable(
-      ["phase", "acked", "p50 ms", "p99 ms", "max ms", "failed"],
-      [row("before"), row("adding the instance"), row("during the move"), row("after")],
-    ),
-    "",
-    `p99 during the move is ${(during99 / Math.max(before99, 1)).toFixed(2)}× the p99 before it (target: under 2×).`,
-    "",
-    `Exactly once: ${once} of ${writers.acked.size} acked appends stored exactly once over the four instances; ${wrongPlace} stored on an instance that does not own their slot.`,
-    "",
-  ].join("\n");
-  console.log(report);
-  mkdirSync(values.out as string, { recursive: true });
-  writeFileSync(join(values.out as string, `scale-${stamp}.md`), report);
-  writeFileSync(
-    join(values.out as string, `scale-${stamp}.json`),
-    JSON.stringify(
-      {
-        settings,
-        phases,
-        moved,
-        rowsWritten,
-        copySeconds,
-        rebalanceSeconds,
-        tableRows,
-        once,
-        acked: writers.acked.size,
-      },
-      null,
-      2,
-    ),
-  );
-  log(`written: ${join(values.out as string, `scale-${stamp}.md`)}`);
-  if (once !== writers.acked.size || wrongPlace > 0) process.exitCode = 1;
-} finally {
-  await shards.close();
-  for (const [url, bytes] of poolSizes) await setBufferPool(url, bytes / 2 ** 20).catch(() => undefined);
-  if (!values.keep) {
-    await dropDatabase(extraPort ? [...urls, `mysql://root@127.0.0.1:${extraPort}/${DB}`] : urls);
-    if (extraPort) {
-      const pidFile = join(infra.runDir, `mariadb-${extraPort}.pid`);
-      if (existsSync(pidFile)) process.kill(Number(readFileSync(pidFile, "utf8").trim()), "SIGTERM");
-    }
-  }
-}
-
-// --- helpers -----------------------------------------------------------------------------------
-
-interface Writers {
-  phase: string;
-  acked: Map<string, string>;
-  latencies: Map<string, number[]>;
-  failures: Map<string, number>;
-  stop(): Promise<void>;
-}
-
-/** `count` users each appending to the next seeded user, `rate` appends per second in all. */
-function startWriters(users: Uid[], count: number, rate: number): Writers {
-  const w: Writers = {
-    phase: "warm-up",
-    acked: new Map(),
-    latencies: new Map(),
-    failures: new Map(),
-    stop: async () => undefined,
-  };
-  let going = true;
-  const pause = (count / Math.max(rate, 0.001)) * 1000;
-  const loops = Array.from({ length: Math.min(count, users.length - 1) }, async (_, i) => {
-    const sender = users[i] as Uid;
-    const recipient = users[i + 1] as Uid;
-    const ids = new Snowflake({ workerId: 900 + (i % 100) });
-    await sleep(Math.random() * pause);
-    for (let n = 0; going; n++) {
-      const phase = w.phase;
-      const began = performance.now();
-      try {
-        const { message } = await messages.append({
-          convId: convIdForPair(sender, recipient),
-          members: [sender, recipient],
-          msgId: ids.next(),
-          sender,
-          recipient,
-          clientMsgId: `w${i}-${n}`,
-          kind: 1,
-          text: `write ${n} during ${phase}`,
-          sentAtMs: Date.now(),
-        });
-        w.acked.set(message.msgId, message.convId);
-        w.latencies.set(phase, [...(w.latencies.get(phase) ?? []), performance.now() - began]);
-      } catch {
-        w.failures.set(phase, (w.failures.get(phase) ?? 0) + 1);
-      }
-      await sleep(Math.max(0, pause - (performance.now() - began)));
-    }
-  });
-  w.stop = async () => {
-    going = false;
-    await Promise.all(loops);
-  };
-  return w;
-}
-
-function pct(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return Math.round(sorted[Math.min(sorted.length - 1, Math.floor((sorted.length - 1) * p))] ?? 0);
-}
-
-async function withConnection<T>(url: string, work: (c: mysql.Connection) => Promise<T>): Promise<T> {
-  const conn = await mysql.createConnection({ uri: url, supportBigNumbers: true, bigNumberStrings: true });
-  try {
-    return await work(conn);
-  } finally {
-    await conn.end();
-  }
-}
-
-/** Rows per table over the instances (information_schema's estimate is not enough: exact counts). */
-async function rowCounts(instances: string[]): Promise<Map<string, number>> {
-  const counts = new Map<string, number>();
-  for (const url of instances) {
-    await withConnection(url, async (c) => {
-      for (const table of ["messages", "conversations", "conversation_members", "user_conversations", "users"]) {
-        const [rows] = await c.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM ${table}`);
-        counts.set(table, (counts.get(table) ?? 0) + Number(rows[0]?.n ?? 0));
-      }
-    });
-  }
-  return counts;
-}
-
-function sumRows(counts: Map<string, number>, share: number): number {
-  return Math.round([...counts.values()].reduce((a, b) => a + b, 0) * share);
-}
-
-/** Acked appends found on an instance the final map does not give their conversation's slot. */
-async function misplaced(instances: string[], acked: Map<string, string>): Promise<number> {
-  const pool = createPool({ MYSQL_URL: instances[0] as string, MYSQL_POOL_SIZE: 1 });
-  const map = await readShardMap(pool);
-  await pool.end();
-  if (!map) return acked.size;
-  log(`final map: ${JSON.stringify(Object.fromEntries(slotCounts(map)))}`);
-  let wrong = 0;
-  for (const [i, url] of instances.entries()) {
-    const id = i < 3 ? `s${i}` : "s3";
-    const ids = [...acked].filter(([, convId]) => instanceOf(map, convId).id !== id).map(([msgId]) => msgId);
-    wrong += [...(await storedMessageCounts([url], ids)).values()].reduce((a, b) => a + b, 0);
-  }
-  return wrong;
-}
-
-/** Sets an instance's buffer pool (resized online); answers the size it had, in bytes. */
-async function setBufferPool(url: string, mb: number): Promise<number> {
-  return withConnection(url.replace(/\/[^/]*$/, "/"), async (c) => {
-    const [rows] = await c.query<RowDataPacket[]>("SELECT @@innodb_buffer_pool_size AS b");
-    await c.query("SET GLOBAL innodb_buffer_pool_size = ?", [Math.round(mb) * 2 ** 20]);
-    return Number(rows[0]?.b);
-  });
-}
-
-async function dropDatabase(instances: string[]): Promise<void> {
-  for (const url of instances) {
-    await withConnection(url.replace(/\/[^/]*$/, "/"), (c) => c.query(`DROP DATABASE IF EXISTS \`${DB}\``)).catch(
-      () => undefined,
-    );
-  }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
+const report = [
+  `# shardchat scale benchmark, ${new Date().toISOString()}`,
+  "",
+  `Machine: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? "unknown"}), ${Math.round(os.totalmem() / 2 ** 30)} GiB, linux ${os.release()}, Node ${process.version}; the whole stack (MariaDB shards, Redis Cluster, services) and this benchmark on this one machine; load average at the end ${os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(", ")}.`,
+  "",
+  ...parts.map(([, part]) => part.markdown),
+].join("\n");
+console.log(report);
+const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+const out = values.out as string;
+mkdirSync(out, { recursive: true });
+writeFileSync(join(out, `scale-${stamp}.md`), report);
+writeFileSync(
+  join(out, `scale-${stamp}.json`),
+  JSON.stringify(Object.fromEntries(parts.map(([n, p]) => [n, p.json])), null, 2),
+);
+console.log(`[scale] written: ${join(out, `scale-${stamp}.md`)}`);
+if (parts.some(([, p]) => !p.ok)) process.exitCode = 1;
