@@ -223,6 +223,8 @@ describe("chat node", () => {
   let node1: RunningChatNode;
   let node2: RunningChatNode;
   const clients: RawClient[] = [];
+  /** The chat nodes' calls to status, by method. */
+  const statusCalls = new Map<string, number>();
   /** Users by the node the ring gives them. */
   const onNode: Record<string, Uid[]> = { n1: [], n2: [] };
   const tokens = new Map<string, string>();
@@ -280,7 +282,7 @@ describe("chat node", () => {
         messages,
         users,
         routes: new RedisSessionRoutes(redis, config.REDIS_KEY_PREFIX, 120),
-        status: status.api,
+        status: countedCalls(status.api, statusCalls),
         ids: new Snowflake({ workerId }),
       });
     node1 = await startNode("n1", 1);
@@ -367,10 +369,23 @@ describe("chat node", () => {
     expect(Number(beat.serverTimeMs)).toBeGreaterThan(0);
   });
 
+  it("asks status only for the token when the node's own ring places the user there", async () => {
+    const before = new Map(statusCalls);
+    const again = await tcp(node2);
+    // Over TCP: a desktop session beside B's WebSocket one, which stays.
+    await again.login(B, tokenOf(B));
+    expect(statusCalls.get("checkToken")).toBe((before.get("checkToken") ?? 0) + 1);
+    expect(statusCalls.get("getChatNode") ?? 0).toBe(before.get("getChatNode") ?? 0);
+    await again.end();
+  });
+
   it("sends a user who reached the wrong node to the right one", async () => {
     const lost = await tcp(node2);
+    const asked = statusCalls.get("getChatNode") ?? 0;
     const { code, error } = await lost.errorOf({ $case: "loginReq", value: { uid: A, token: tokenOf(A) } });
     expect(code).toBe(ErrorCode.WRONG_NODE);
+    // Its own ring says elsewhere: status, whose answer the redirect names, was asked.
+    expect(statusCalls.get("getChatNode")).toBe(asked + 1);
     expect(error.redirect).toEqual({
       nodeId: "n1",
       host: node1.info.host,
@@ -817,3 +832,17 @@ describe("chat node", () => {
     expect((await status.api.listNodes({})).nodes.map((n) => n.nodeId)).toEqual(["n1", "n2"]);
   });
 });
+
+/** api with every call counted by method name in `calls` (the calls still go to status). */
+function countedCalls<T extends object>(api: T, calls: Map<string, number>): T {
+  return new Proxy(api, {
+    get(target, name, receiver) {
+      const value = Reflect.get(target, name, receiver);
+      if (typeof value !== "function" || typeof name !== "string") return value;
+      return (...args: unknown[]) => {
+        calls.set(name, (calls.get(name) ?? 0) + 1);
+        return value.apply(target, args);
+      };
+    },
+  });
+}

@@ -10,10 +10,11 @@ import { FatalSessionError } from "./context.js";
 const LOGGED_IN_ELSEWHERE = "logged in elsewhere";
 
 /**
- * The first frame: checks the token with status, checks that the ring puts this user here
- * (otherwise WRONG_NODE with where to go), binds the session and its Redis route, and kicks
- * the user's older session wherever it is. Every refusal closes the connection (a socket that
- * keeps trying logins holds a slot it has no right to).
+ * The first frame: checks the token with status, checks that the ring puts this user here (this
+ * node's ring first, status when that says elsewhere; otherwise WRONG_NODE with where to go),
+ * binds the session and its Redis route, and kicks the user's older session wherever it is.
+ * Every refusal closes the connection (a socket that keeps trying logins holds a slot it has no
+ * right to).
  */
 export async function login(
   ctx: HandlerContext,
@@ -50,9 +51,15 @@ export async function login(
  * A valid token, and the ring puts the user on this node; answers when the token expires. A
  * refusal ends the session.
  */
-async function checkAdmission(ctx: HandlerContext, uid: string, token: string, device: DeviceName): Promise<number> {
+async function checkAdmission(ctx: HandlerContext, uid: Uid, token: string, device: DeviceName): Promise<number> {
   const checked = await ctx.status.checkToken({ uid, token, device });
   if (checked.error) throw new FatalSessionError(checked.error);
+  // The ring this node holds (RingWatch) answers for the users it puts here, which is every
+  // login but a stray one: a reconnect burst then costs status one call per login, not two.
+  // Only a user it puts elsewhere, or a ring not seen yet, asks status, whose answer is the one
+  // a redirect names. A login admitted just before this node saw a newer ring is moved by the
+  // next ring check, like a session that was here before the change.
+  if (ctx.ring.ownerOf(uid) === ctx.nodeId) return Number(checked.expiresAtMs);
   const owner = await ctx.status.getChatNode({ uid });
   if (owner.error) throw new FatalSessionError(owner.error);
   if (owner.node && owner.node.nodeId !== ctx.nodeId) {
