@@ -37,7 +37,7 @@ mapfile -t TLS_ENV < <(stack_service_tls_env "$name")
 offset=$(stat -c %s "$log" 2>/dev/null || echo 0)
 env "${COMMON_ENV[@]}" "${TLS_ENV[@]}" "CHAT_NODE_ID=$name" "CHAT_HOST=$STACK_HOST" "CHAT_TCP_PORT=$tcp" \
   "CHAT_WS_PORT=$ws" "CHAT_GRPC_PORT=$grpc" \
-  setsid nohup node --import tsx "$STACK_ROOT/src/chat/main.ts" >>"$log" 2>&1 &
+  setsid nohup node ${STACK_NODE_ARGS:-} --import tsx "$STACK_ROOT/src/chat/main.ts" >>"$log" 2>&1 &
 echo $! >"$pidfile"
 echo "[ops] starting $name (pid $!, tcp $STACK_HOST:$tcp, log $log)"
 

@@ -113,6 +113,32 @@ export async function runConnect(
   };
 }
 
+/**
+ * Opens `count` idle, heart-beating connections and keeps them until close() (a soak's
+ * background crowd): how many are held and how many failed to open.
+ */
+export async function holdConnections(
+  target: Target,
+  count: number,
+  onProgress?: (s: string) => void,
+): Promise<{ held: number; failed: number; close(): Promise<void> }> {
+  const perAddress = PER_SOURCE_ADDRESS;
+  const tickets = await target.tickets(count);
+  const addresses = Array.from({ length: Math.ceil(count / perAddress) }, (_, i) => `127.0.0.${i + 2}`);
+  const opened = await openConnections(tickets, 0, {
+    workers: 2,
+    addresses,
+    perAddress,
+    concurrency: 64,
+    onProgress: (c, f) => onProgress?.(`connect: ${c}/${count} held, ${f} failed`),
+  });
+  return {
+    held: opened.held.reduce((a, h) => a + h.connected, 0),
+    failed: opened.held.reduce((a, h) => a + h.failed, 0),
+    close: () => opened.close(),
+  };
+}
+
 export interface LoginStormReport {
   scenario: "login-storm";
   target: string;
