@@ -12,11 +12,10 @@
  * Prints the report and writes bench/results/scale-<time>.md and .json with the machine and the
  * settings. Exits 1 when a part's checks failed (a message lost or repeated, a user not back).
  */
-import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
-import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { loadConfig } from "../src/config/load.js";
+import { writeResults } from "./load/report.js";
 import { nodeScenarios } from "./scale/nodes.js";
 import { rebalanceScenario, type ScalePart } from "./scale/rebalance.js";
 
@@ -93,13 +92,11 @@ const report = [
   ...parts.map(([, part]) => part.markdown),
 ].join("\n");
 console.log(report);
-const stamp = new Date().toISOString().replace(/[:.]/g, "-");
-const out = values.out as string;
-mkdirSync(out, { recursive: true });
-writeFileSync(join(out, `scale-${stamp}.md`), report);
-writeFileSync(
-  join(out, `scale-${stamp}.json`),
-  JSON.stringify(Object.fromEntries(parts.map(([n, p]) => [n, p.json])), null, 2),
+const written = writeResults(
+  values.out as string,
+  "scale-",
+  report,
+  Object.fromEntries(parts.map(([name, part]) => [name, part.json])),
 );
-console.log(`[scale] written: ${join(out, `scale-${stamp}.md`)}`);
+console.log(`[scale] written: ${written}`);
 if (parts.some(([, p]) => !p.ok)) process.exitCode = 1;

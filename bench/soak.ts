@@ -14,12 +14,10 @@
  * the growth between them. Exits 1 when a minute lost, repeated or reordered a message, or had
  * a send error.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
-import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { type ChatLoadReport, runChatLoad } from "./load/chat.js";
-import { markdownTable } from "./load/report.js";
+import { markdownTable, writeResults } from "./load/report.js";
 import { holdConnections } from "./load/scenarios.js";
 import { rssOf, startStack } from "./load/targets.js";
 import { UsageMeter } from "./load/usage.js";
@@ -141,19 +139,12 @@ const report = [
   "",
 ].join("\n");
 console.log(report);
-const stamp = new Date().toISOString().replace(/[:.]/g, "-");
-const out = values.out as string;
-mkdirSync(out, { recursive: true });
-writeFileSync(join(out, `soak-${stamp}.md`), report);
-writeFileSync(
-  join(out, `soak-${stamp}.json`),
-  JSON.stringify(
-    { settings: { ...settings, rate }, processes, minutes: minutes.map((m) => ({ ...m, report: m.report })) },
-    null,
-    2,
-  ),
-);
-log(`written: ${join(out, `soak-${stamp}.md`)}`);
+const written = writeResults(values.out as string, "soak-", report, {
+  settings: { ...settings, rate },
+  processes,
+  minutes,
+});
+log(`written: ${written}`);
 if (failed.length > 0 || minutes.length < settings.minutes) process.exitCode = 1;
 
 function rssOfOr0(pid: number): number {

@@ -1,4 +1,6 @@
 /** Markdown tables and an SVG chart (latency against offered rate) of load reports. */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import type { ChatLoadReport } from "./chat.js";
 import type { GroupLoadReport } from "./group.js";
 
@@ -206,4 +208,17 @@ export function latencyChart(title: string, series: Series[]): string {
   });
   parts.push("</svg>");
   return `${parts.join("\n")}\n`;
+}
+
+/**
+ * Writes a benchmark's report as `<dir>/<prefix><time>.md` and its figures as `.json` (the
+ * directory is made if missing); answers the .md path.
+ */
+export function writeResults(dir: string, prefix: string, markdown: string, figures: unknown): string {
+  const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+  mkdirSync(dir, { recursive: true });
+  const base = join(dir, `${prefix}${stamp}`);
+  writeFileSync(`${base}.md`, markdown);
+  writeFileSync(`${base}.json`, `${JSON.stringify(figures, null, 2)}\n`);
+  return `${base}.md`;
 }

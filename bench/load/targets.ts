@@ -22,6 +22,7 @@ import type { Uid } from "../../src/ids/identifiers.js";
 import { Snowflake } from "../../src/ids/snowflake.js";
 import { createLogger } from "../../src/log/logger.js";
 import { canListen, freePort, freePortRun } from "../../test/helpers/ports.js";
+import type { StackServices } from "../../test/helpers/stack.js";
 import type { Ticket } from "./drivers.js";
 import { type HostPort, hostPortOf, type MysqlAt, mysqlAtOf, processCpuMs, type SystemProcess } from "./usage.js";
 
@@ -376,6 +377,22 @@ export async function startEmbeddedSqlite(
  * The multi-shard stack through ops/stack/up.sh (the script people use): status, verify, gate
  * and `chatNodes` chat nodes as separate processes on 3 MariaDB shards and the Redis Cluster.
  */
+/**
+ * The settings a tool beside a running stack uses to reach it as its services do: its shards,
+ * its internal token and TLS (to make users in its database and ask status for tokens).
+ */
+export function stackToolConfig(stack: StackServices): Config {
+  return loadConfig({
+    ...process.env,
+    LOG_LEVEL: "warn",
+    STORAGE_BACKEND: "mysql",
+    MYSQL_URL: stack.mysqlUrls[0],
+    MYSQL_SHARDS: stack.mysqlUrls.join(","),
+    INTERNAL_AUTH_TOKEN: stack.stack.internalAuthToken,
+    ...stack.stack.internalTls,
+  });
+}
+
 export async function startStack(
   options: { chatNodes?: number; transport?: ShardchatTransport; env?: Record<string, string> } = {},
 ): Promise<Target> {
@@ -400,16 +417,7 @@ export async function startStack(
     await stopRedisNodes(redisPorts);
     throw err;
   });
-  const config = loadConfig({
-    ...process.env,
-    LOG_LEVEL: "warn",
-    STORAGE_BACKEND: "mysql",
-    MYSQL_URL: stack.mysqlUrls[0],
-    MYSQL_SHARDS: stack.mysqlUrls.join(","),
-    INTERNAL_AUTH_TOKEN: stack.stack.internalAuthToken,
-    ...stack.stack.internalTls,
-  });
-  const users = new ShardchatUsers(config, stack.statusAddr, options.transport ?? "tcp");
+  const users = new ShardchatUsers(stackToolConfig(stack), stack.statusAddr, options.transport ?? "tcp");
   return {
     name: `shardchat stack (${stack.chatNodes.length} chat-node processes, ${stack.mysqlUrls.length} MariaDB shards, Redis Cluster)`,
     connectionPids: () => stack.chatNodes.map((n) => stack.pidOf(n.nodeId)),

@@ -27,7 +27,7 @@ import { ROOT, waitFor } from "../../test/helpers/processes.js";
 import { type StackServices, stackGrpcOptions, stackInfraUp, startStackServices } from "../../test/helpers/stack.js";
 import { storedMessageCounts } from "../../test/helpers/stored-messages.js";
 import { markdownTable } from "../load/report.js";
-import { inBatches, LOAD_LIMITS_OFF, ShardchatUsers } from "../load/targets.js";
+import { inBatches, LOAD_LIMITS_OFF, ShardchatUsers, stackToolConfig } from "../load/targets.js";
 import { machineCpuMs, processCpuMs } from "../load/usage.js";
 import type { ScalePart } from "./rebalance.js";
 
@@ -90,15 +90,7 @@ export async function nodeScenarios(settings: NodeScenarioSettings): Promise<Sca
   const held: Held[] = [];
   const status = grpcClient(StatusServiceService, stack.statusAddr, stackGrpcOptions(stack.stack));
   try {
-    const config = loadConfig({
-      ...process.env,
-      LOG_LEVEL: "warn",
-      STORAGE_BACKEND: "mysql",
-      MYSQL_URL: stack.mysqlUrls[0],
-      MYSQL_SHARDS: stack.mysqlUrls.join(","),
-      INTERNAL_AUTH_TOKEN: stack.stack.internalAuthToken,
-      ...stack.stack.internalTls,
-    });
+    const config = stackToolConfig(stack);
     const gate = new GateClient(stack.gateUrl);
     let began = performance.now();
     const tickets = await new ShardchatUsers(config, stack.statusAddr, "tcp").tickets(settings.connected);
