@@ -205,6 +205,25 @@ export async function replicasCaughtUp(redisPorts: number[], timeoutMs = 10_000)
   }
 }
 
+async function redisCli(port: number, ...args: string[]): Promise<string> {
+  return (await run("redis-cli", ["-p", String(port), ...args]).catch(() => ({ stdout: "" }))).stdout;
+}
+
+/**
+ * Waits until the cluster has failed over away from a killed master: the master flagged FAIL
+ * (not PFAIL, "fail?", one node's suspicion) and the cluster ok, its replica holding its slots.
+ */
+export async function failedOverAway(stack: StackEnv, port: number): Promise<void> {
+  const other = stack.redisPorts.find((p) => p !== port) as number;
+  await waitFor(
+    `failover away from redis ${port}`,
+    async () =>
+      (await redisCli(other, "cluster", "info")).includes("cluster_state:ok") &&
+      new RegExp(`:${port}@\\d+ \\S*\\bfail(?!\\?)`).test(await redisCli(other, "cluster", "nodes")),
+    60_000,
+  );
+}
+
 /**
  * Brings a Redis master that was killed back, as an operator would: only once its replica has
  * taken over (a master started again before that comes back empty, there is no persistence, and
@@ -213,22 +232,13 @@ export async function replicasCaughtUp(redisPorts: number[], timeoutMs = 10_000)
  * without slots; a second up.sh makes it a replica (reattach_empty_masters), as an operator would.
  */
 export async function restoreKilledRedisMaster(stack: StackEnv, port: number): Promise<void> {
-  const other = stack.redisPorts.find((p) => p !== port) as number;
-  const cli = async (p: number, ...args: string[]) =>
-    (await run("redis-cli", ["-p", String(p), ...args]).catch(() => ({ stdout: "" }))).stdout;
-  // FAIL, not PFAIL ("fail?", one node's suspicion): with the dead master flagged FAIL and the
-  // cluster still ok, its replica holds its slots. Restarting it before that would bring it
-  // back as the master it still is, and it would never rejoin as a replica.
-  await waitFor(
-    `failover away from redis ${port}`,
-    async () =>
-      (await cli(other, "cluster", "info")).includes("cluster_state:ok") &&
-      new RegExp(`:${port}@\\d+ \\S*\\bfail(?!\\?)`).test(await cli(other, "cluster", "nodes")),
-    60_000,
-  );
+  // Restarting it before its replica took over would bring it back as the master it still is,
+  // and it would never rejoin as a replica.
+  await failedOverAway(stack, port);
   const rejoined = async () => {
-    if (!(await cli(port, "role")).startsWith("slave")) return false;
-    for (const p of stack.redisPorts) if (!(await cli(p, "cluster", "info")).includes("cluster_state:ok")) return false;
+    if (!(await redisCli(port, "role")).startsWith("slave")) return false;
+    for (const p of stack.redisPorts)
+      if (!(await redisCli(p, "cluster", "info")).includes("cluster_state:ok")) return false;
     return true;
   };
   await stackInfraUp();

@@ -18,13 +18,20 @@ import { readShardMap } from "../../src/storage/sharded/shards.js";
 import { freePort, preferredPort } from "../helpers/ports.js";
 import { ROOT, waitFor } from "../helpers/processes.js";
 import { codeFromMail } from "../helpers/smtp-sink.js";
-import { type StackServices, stackGrpcOptions, stackInfraUp, startStackServices } from "../helpers/stack.js";
+import {
+  failedOverAway,
+  restoreKilledRedisMaster,
+  type StackServices,
+  stackGrpcOptions,
+  stackInfraUp,
+  startStackServices,
+} from "../helpers/stack.js";
 import { storedMessageCounts } from "../helpers/stored-messages.js";
 
 /**
  * Scaling out under live 1:1 chat (issue 7), on the local multi-shard stack: add a 4th chat
  * node, drain one, kill one, add a 4th MySQL instance and rebalance a third of the slots to
- * it. Users chat at a steady rate throughout through the SDK's ResilientChat (it follows move
+ * it, then move them back while a Redis master fails over and a 5th chat node joins. Users chat at a steady rate throughout through the SDK's ResilientChat (it follows move
  * pushes, and logs in through gate again when its node dies). After each operation every
  * acked message was delivered exactly once and is stored exactly once; the rebalance leaves
  * every slot's row count and checksum as they were.
@@ -376,7 +383,74 @@ describe("scaling out while users chat", () => {
       await control.end();
     }
   }, 400_000);
+
+  it("moves the slots back while a Redis master fails over and a chat node joins: nothing is lost", async () => {
+    // Traffic again (the rebalance test stopped it to compare digests).
+    const ackedBefore = acked.size;
+    startTraffic();
+    await waitFor("traffic flowing again", () => acked.size >= ackedBefore + USERS, 30_000);
+    const shardsEnv = {
+      ...opsEnv(),
+      MYSQL_SHARDS: mysqlUrls.join(","),
+      REBALANCE_BATCH_SLOTS: "64",
+      // Slow enough that both faults land while slots are still moving (s3 holds a third of
+      // everything the traffic wrote so far: thousands of rows).
+      REBALANCE_MAX_ROWS_PER_SECOND: "100",
+    };
+    const ownersBefore = await owners();
+    const movesBefore = new Map(users.map((u) => [u, u.moves]));
+    let faultsDoneAt = 0;
+    let rebalanceDoneAt = 0;
+    await operation("retire s3 under faults", async () => {
+      const rebalance = run("node", ["--import", "tsx", join(ROOT, "sharding/rebalance-cli.ts"), "--retire", "s3"], {
+        env: shardsEnv,
+        cwd: ROOT,
+        timeout: 300_000,
+      }).then((done) => {
+        rebalanceDoneAt = performance.now();
+        return done;
+      });
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      const victim = await someRedisMaster();
+      await run("redis-cli", ["-p", String(victim), "shutdown", "nosave"]).catch(() => undefined);
+      await failedOverAway(stack.stack, victim);
+      const picked = new Set<number>();
+      while (picked.size < 3) picked.add(await freePort());
+      const [tcp, ws, grpc] = [...picked];
+      const env = { ...opsEnv(), CHAT_TCP_PORT: String(tcp), CHAT_WS_PORT: String(ws), CHAT_GRPC_PORT: String(grpc) };
+      console.log(
+        (await run("bash", [join(ROOT, "ops/add-chat-node.sh"), "5"], { env, timeout: 120_000 })).stdout.trim(),
+      );
+      faultsDoneAt = performance.now();
+      const { stdout } = await rebalance;
+      console.log(stdout.trim().split("\n").slice(-3).join("\n"));
+      await restoreKilledRedisMaster(stack.stack, victim);
+      await movesSettled(ownersBefore, movesBefore);
+    });
+    // Both faults happened while the rebalance ran, not after it.
+    expect(rebalanceDoneAt).toBeGreaterThan(faultsDoneAt);
+    const control = createPool({ MYSQL_URL: mysqlUrls[0] as string, MYSQL_POOL_SIZE: 2 });
+    try {
+      const map = (await readShardMap(control)) as ShardMap;
+      expect(map.owner.filter((o) => map.instances[o]?.id === "s3")).toHaveLength(0);
+    } finally {
+      await control.end();
+    }
+    await expectExactlyOnce("after moving the slots back under faults");
+    await stopTraffic();
+  }, 600_000);
 });
+
+/** The port of a Redis master of the stack's cluster that serves slots. */
+async function someRedisMaster(): Promise<number> {
+  for (const port of stack.stack.redisPorts) {
+    const { stdout } = await run("redis-cli", ["-p", String(port), "cluster", "nodes"]);
+    const self = stdout.split("\n").find((line) => line.includes("myself"));
+    // A master's line lists its slot ranges after the link state.
+    if (self && /\bmaster\b/.test(self) && / connected \d/.test(self)) return port;
+  }
+  throw new Error("no Redis master with slots");
+}
 
 /** Rows and checksum of every slot, on whichever instance owns it now. */
 async function allDigests(control: Pool, checker: Rebalancer): Promise<Map<number, SlotDigest>> {
