@@ -1,13 +1,14 @@
 /**
  * A soak run of the local stack: `npm run soak [-- --minutes 30 --rate 0 --connections 10000
- * --pairs 20 --probe-seconds 8]`.
+ * --pairs 20 --probe-seconds 8 --wait-seconds 0]`.
  *
  * Starts the stack as `npm run bench` does (ops/stack/up.sh: 3 chat nodes, 3 MariaDB shards, a
  * Redis Cluster of its own), holds --connections idle, heart-beating WebSocket connections for
  * the whole run, and offers 1:1 chat at --rate msg/s (0: half of the flat-out throughput,
- * measured first for --probe-seconds). Each minute is one chat run of its own, with its own
- * exactly-once, in-order check; after it, the RSS of every process of the stack (chat nodes,
- * gate, status, verify, each mariadbd and redis-server), the minute's p99 and its errors.
+ * measured first for --probe-seconds, after --wait-seconds with the connections held). Each
+ * minute is one chat run of its own, with its own exactly-once, in-order check; after it, the RSS
+ * of every process of the stack (chat nodes, gate, status, verify, each mariadbd and
+ * redis-server), the minute's p99 and its errors.
  *
  * The report (printed, and bench/results/soak-<time>.md and .json with the machine and the
  * settings) has a row per minute and, per process, the RSS of the first and the last minute and
@@ -29,6 +30,7 @@ const { values } = parseArgs({
     connections: { type: "string", default: "10000" },
     pairs: { type: "string", default: "20" },
     "probe-seconds": { type: "string", default: "8" },
+    "wait-seconds": { type: "string", default: "0" },
     out: { type: "string", default: "bench/results" },
   },
 });
@@ -43,6 +45,7 @@ const settings = {
   connections: count("connections"),
   pairs: count("pairs"),
   probeSeconds: count("probe-seconds"),
+  waitSeconds: count("wait-seconds"),
 };
 const log = (line: string) => console.log(`[soak] ${line}`);
 
@@ -75,6 +78,8 @@ try {
   process.stdout.write("\n");
   log(`${idle.held} idle connections held, ${idle.failed} failed to open`);
   const pairs = await target.pairs(settings.pairs);
+  // Idle connections only settle into their steady work (heartbeats, route renewals) after a while.
+  await new Promise((resolve) => setTimeout(resolve, settings.waitSeconds * 1000));
   if (rate === 0) {
     const probe = await runChatLoad({ pairs, seconds: settings.probeSeconds });
     rate = Math.max(1, Math.round(probe.ackedPerSecond / 2));
