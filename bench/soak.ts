@@ -16,6 +16,7 @@
  * a send error.
  */
 import os from "node:os";
+import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import { type ChatLoadReport, runChatLoad } from "./load/chat.js";
 import { markdownTable, writeResults } from "./load/report.js";
@@ -59,10 +60,8 @@ const meter = await UsageMeter.open({
   redis: target.stores?.redis ?? [],
   mysql: target.stores?.mysql ?? [],
 });
-// The stack's own processes (services, MariaDB, Redis), without this one.
-const processes = meter
-  .between(await meter.snapshot(), await meter.snapshot())
-  .processes.filter((p) => p.pid !== process.pid);
+// The stack's own processes (services, MariaDB, Redis), as the meter found them.
+const processes = meter.processes;
 await meter.close();
 
 interface Minute {
@@ -77,23 +76,18 @@ try {
   idle = await holdConnections(target, settings.connections, (s) => process.stdout.write(`\r${s}   `));
   process.stdout.write("\n");
   log(`${idle.held} idle connections held, ${idle.failed} failed to open`);
-  const pairs = await target.pairs(settings.pairs);
   // Idle connections only settle into their steady work (heartbeats, route renewals) after a while.
-  await new Promise((resolve) => setTimeout(resolve, settings.waitSeconds * 1000));
+  await sleep(settings.waitSeconds * 1000);
+  // New users for every run, the probe's included: a run's users could be handed pushes their
+  // sessions of the run before left unacked (at-least-once; the SDK drops them by seq), which
+  // a new run's checker, starting from #1, would count as repeated and out of order.
   if (rate === 0) {
-    const probe = await runChatLoad({ pairs, seconds: settings.probeSeconds });
+    const probe = await runChatLoad({ pairs: await target.pairs(settings.pairs), seconds: settings.probeSeconds });
     rate = Math.max(1, Math.round(probe.ackedPerSecond / 2));
     log(`flat out: ${probe.ackedPerSecond} msg/s; the soak offers half, ${rate} msg/s`);
   }
   for (let minute = 1; minute <= settings.minutes; minute++) {
-    // New users each minute: the last minute's users could be handed pushes their closed
-    // sessions left unacked (at-least-once; the SDK drops them by seq), which a new run's
-    // checker, starting from #1, would count as repeated and out of order.
-    const report = await runChatLoad({
-      pairs: minute === 1 ? pairs : await target.pairs(settings.pairs),
-      rate,
-      seconds: 60,
-    });
+    const report = await runChatLoad({ pairs: await target.pairs(settings.pairs), rate, seconds: 60 });
     const rssMb = processes.map((p) => Math.round((rssOfOr0(p.pid) / 2 ** 20) * 10) / 10);
     minutes.push({ minute, report, rssMb });
     log(

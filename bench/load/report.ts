@@ -222,3 +222,9 @@ export function writeResults(dir: string, prefix: string, markdown: string, figu
   writeFileSync(`${base}.json`, `${JSON.stringify(figures, null, 2)}\n`);
   return `${base}.md`;
 }
+
+/** The p-quantile (0..1) of values, nearest rank below, rounded to a whole number; 0 for none. */
+export function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return Math.round(sorted[Math.min(sorted.length - 1, Math.floor((sorted.length - 1) * p))] ?? 0);
+}

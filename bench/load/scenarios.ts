@@ -37,6 +37,11 @@ export interface ConnectReport {
 
 const connectWorkerUrl = new URL("./connect-worker.ts", import.meta.url);
 
+/** Loopback source addresses for `count` connections, `perAddress` each (127.0.0.2 and up). */
+function sourceAddresses(count: number, perAddress: number): string[] {
+  return Array.from({ length: Math.ceil(count / perAddress) }, (_, i) => `127.0.0.${i + 2}`);
+}
+
 /**
  * Opens `count` idle, heart-beating connections, measures, and closes them. They open in two
  * halves: after each, a full GC in every connection-holding process and a read of RSS, so the
@@ -56,7 +61,7 @@ export async function runConnect(
 ): Promise<ConnectReport> {
   const perAddress = options.perAddress ?? PER_SOURCE_ADDRESS;
   const tickets = await target.tickets(options.count);
-  const addresses = Array.from({ length: Math.ceil(options.count / perAddress) }, (_, i) => `127.0.0.${i + 2}`);
+  const addresses = sourceAddresses(options.count, perAddress);
   const pids = target.connectionPids();
   const rss = () => pids.reduce((sum, pid) => sum + rssOf(pid), 0);
   const afterGc = () =>
@@ -124,7 +129,7 @@ export async function holdConnections(
 ): Promise<{ held: number; failed: number; close(): Promise<void> }> {
   const perAddress = PER_SOURCE_ADDRESS;
   const tickets = await target.tickets(count);
-  const addresses = Array.from({ length: Math.ceil(count / perAddress) }, (_, i) => `127.0.0.${i + 2}`);
+  const addresses = sourceAddresses(count, perAddress);
   const opened = await openConnections(tickets, 0, {
     workers: 2,
     addresses,

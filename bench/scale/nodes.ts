@@ -16,6 +16,7 @@
  */
 import { execFile } from "node:child_process";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import { loadConfig } from "../../src/config/load.js";
 import { StatusServiceService } from "../../src/gen/shardchat/v1/status.js";
@@ -26,7 +27,7 @@ import { freePort } from "../../test/helpers/ports.js";
 import { ROOT, waitFor } from "../../test/helpers/processes.js";
 import { type StackServices, stackGrpcOptions, stackInfraUp, startStackServices } from "../../test/helpers/stack.js";
 import { storedMessageCounts } from "../../test/helpers/stored-messages.js";
-import { markdownTable } from "../load/report.js";
+import { markdownTable, percentile } from "../load/report.js";
 import { inBatches, LOAD_LIMITS_OFF, ShardchatUsers, stackToolConfig } from "../load/targets.js";
 import { machineCpuMs, processCpuMs } from "../load/usage.js";
 import type { ScalePart } from "./rebalance.js";
@@ -107,18 +108,19 @@ export async function nodeScenarios(settings: NodeScenarioSettings): Promise<Sca
         port: t.port,
         wsUrl: t.wsUrl,
       };
-      const user: Held = {
-        uid: login.uid,
-        reconnects: [],
-        received: held.length < settings.chatting ? new Map() : undefined,
-        gaveUp: false,
-      } as unknown as Held;
-      held.push(user);
-      user.chat = await ResilientChat.open(login, {
+      const chat = await ResilientChat.open(login, {
         transport: "tcp",
         // A lost node: the token stays good, so gate only says which node owns the user now.
         relogin: async () => ({ ...login, ...(await gate.node(login)) }),
       });
+      const user: Held = {
+        uid: login.uid,
+        chat,
+        reconnects: [],
+        received: held.length < settings.chatting ? new Map() : undefined,
+        gaveUp: false,
+      };
+      held.push(user);
       user.chat.on("reconnected", ({ cause }) => user.reconnects.push({ at: performance.now(), cause }));
       user.chat.on("gaveUp", () => {
         user.gaveUp = true;
@@ -193,7 +195,7 @@ export async function nodeScenarios(settings: NodeScenarioSettings): Promise<Sca
         exactlyOnce: await exactlyOnce(traffic, stack),
       };
       log(
-        `${name}: ${result.back} of ${result.moved} moved users back, p50 ${pct(delays, 0.5)} ms, p99 ${pct(delays, 0.99)} ms, last ${pct(delays, 1)} ms; ${result.exactlyOnce}`,
+        `${name}: ${result.back} of ${result.moved} moved users back, p50 ${percentile(delays, 0.5)} ms, p99 ${percentile(delays, 0.99)} ms, last ${percentile(delays, 1)} ms; ${result.exactlyOnce}`,
       );
       return result;
     };
@@ -266,9 +268,9 @@ export async function nodeScenarios(settings: NodeScenarioSettings): Promise<Sca
           r.moved,
           r.back,
           Math.round(r.ringChangedMs),
-          pct(r.delays, 0.5),
-          pct(r.delays, 0.99),
-          pct(r.delays, 1),
+          percentile(r.delays, 0.5),
+          percentile(r.delays, 0.99),
+          percentile(r.delays, 1),
           r.peakPerSecond,
           `${r.cpuMs.gate} / ${r.cpuMs.status} / ${Object.entries(r.cpuMs)
             .filter(([p]) => p.startsWith("chat-"))
@@ -276,7 +278,7 @@ export async function nodeScenarios(settings: NodeScenarioSettings): Promise<Sca
             .join(", ")}`,
           `${r.cpuMs.clients} / ${r.cpuMs.machine}`,
           ((r.cpuMs.machine ?? 0) / Math.max(r.moved, 1)).toFixed(1),
-          `${r.sends.length}, ${pct(r.sends, 0.5)}, ${pct(r.sends, 0.99)}`,
+          `${r.sends.length}, ${percentile(r.sends, 0.5)}, ${percentile(r.sends, 0.99)}`,
           r.errors.length,
           r.exactlyOnce,
         ]),
@@ -380,13 +382,4 @@ function peakPerSecond(delays: number[]): number {
     peak = Math.max(peak, i - j + 1);
   }
   return peak;
-}
-
-function pct(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return Math.round(sorted[Math.min(sorted.length - 1, Math.floor((sorted.length - 1) * p))] ?? 0);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -19,6 +19,7 @@
 import { execFile } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import mysql, { type RowDataPacket } from "mysql2/promise";
 import { type Progress, planRebalance, Rebalancer } from "../../sharding/rebalance.js";
@@ -37,7 +38,7 @@ import { preferredPort } from "../../test/helpers/ports.js";
 import { ROOT } from "../../test/helpers/processes.js";
 import { stackInfraUp } from "../../test/helpers/stack.js";
 import { storedMessageCounts } from "../../test/helpers/stored-messages.js";
-import { markdownTable } from "../load/report.js";
+import { markdownTable, percentile } from "../load/report.js";
 
 const run = promisify(execFile);
 const DB = "shardchat_scale_bench";
@@ -193,10 +194,17 @@ export async function rebalanceScenario(settings: RebalanceSettings): Promise<Sc
     const lat = (phase: string) => writers.latencies.get(phase) ?? [];
     const row = (phase: string) => {
       const l = lat(phase);
-      return [phase, l.length, pct(l, 0.5), pct(l, 0.99), pct(l, 1), writers.failures.get(phase) ?? 0];
+      return [
+        phase,
+        l.length,
+        percentile(l, 0.5),
+        percentile(l, 0.99),
+        percentile(l, 1),
+        writers.failures.get(phase) ?? 0,
+      ];
     };
-    const before99 = pct(lat("before"), 0.99);
-    const during99 = pct(lat("during the move"), 0.99);
+    const before99 = percentile(lat("before"), 0.99);
+    const during99 = percentile(lat("during the move"), 0.99);
     return {
       markdown: [
         "## Rebalance",
@@ -324,11 +332,6 @@ function startWriters(messages: ShardedMessageStore, users: Uid[], count: number
   return w;
 }
 
-function pct(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return Math.round(sorted[Math.min(sorted.length - 1, Math.floor((sorted.length - 1) * p))] ?? 0);
-}
-
 async function withConnection<T>(url: string, work: (c: mysql.Connection) => Promise<T>): Promise<T> {
   const conn = await mysql.createConnection({ uri: url, supportBigNumbers: true, bigNumberStrings: true });
   try {
@@ -387,8 +390,4 @@ async function dropDatabase(instances: string[]): Promise<void> {
       () => undefined,
     );
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
