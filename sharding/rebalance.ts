@@ -1,7 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { crc32 } from "node:zlib";
 import type { ResultSetHeader, RowDataPacket } from "mysql2/promise";
-import { GROUP_CONV_PREFIX, groupConvId } from "../src/ids/identifiers.js";
 import type { Logger } from "../src/log/logger.js";
 import { migrate } from "../src/storage/mysql/migrate.js";
 import { createPool, type Pool } from "../src/storage/mysql/pool.js";
@@ -17,98 +16,8 @@ import {
   withoutCredentials,
 } from "../src/storage/sharded/shard-map.js";
 import { readShardMap } from "../src/storage/sharded/shards.js";
-import { EMAILS, NAMES } from "../src/storage/sharded/user-store.js";
-
-/**
- * How a sharded table's rows map to slots: the placement key of a row (what the adapter
- * hashed when it placed the row), and when SQL can compute that key, the expression, so
- * only the slots' rows are read (MariaDB's CRC32() is the same CRC-32 as node:zlib's over
- * the same UTF-8 bytes; test/rebalance.test.ts checks it).
- */
-export interface TablePlacement {
-  table: string;
-  pk: string[];
-  keyOf(row: RowDataPacket): string;
-  keySql?: string;
-  /**
-   * For the rows of a conversation (their primary key starts with conv_id): they are read and
-   * counted per slot through the slot's rows of `conversations`, a range of the primary key per
-   * conversation, instead of a scan of the whole table. Every store writes a conversation's
-   * row in the transaction that writes its first member or message, so none is left out.
-   */
-  byConversation?: true;
-}
-
-/** Every sharded table and its placement (sql/README.md says why each is placed so). */
-export const PLACEMENTS: readonly TablePlacement[] = [
-  { table: "conversations", pk: ["conv_id"], keyOf: (r) => String(r.conv_id), keySql: "conv_id" },
-  {
-    table: "conversation_members",
-    pk: ["conv_id", "uid"],
-    keyOf: (r) => String(r.conv_id),
-    keySql: "conv_id",
-    byConversation: true,
-  },
-  {
-    table: "messages",
-    pk: ["conv_id", "seq"],
-    keyOf: (r) => String(r.conv_id),
-    keySql: "conv_id",
-    byConversation: true,
-  },
-  { table: "users", pk: ["uid"], keyOf: (r) => String(r.uid), keySql: "CAST(uid AS CHAR)" },
-  {
-    table: "user_conversations",
-    pk: ["uid", "conv_id"],
-    keyOf: (r) => String(r.uid),
-    keySql: "CAST(uid AS CHAR)",
-  },
-  // Folded names and emails: the fold (accents stripped) has no SQL equivalent, so these are
-  // read whole and filtered here.
-  { table: "user_names", pk: ["name"], keyOf: (r) => NAMES.placement(String(r.name)) },
-  { table: "user_emails", pk: ["email"], keyOf: (r) => EMAILS.placement(String(r.email)) },
-  // Friends (issue 4): a friendship row by its owner's uid, an application by its recipient's.
-  {
-    table: "friendships",
-    pk: ["uid", "friend_uid"],
-    keyOf: (r) => String(r.uid),
-    keySql: "CAST(uid AS CHAR)",
-  },
-  {
-    table: "friend_applications",
-    pk: ["to_uid", "from_uid"],
-    keyOf: (r) => String(r.to_uid),
-    keySql: "CAST(to_uid AS CHAR)",
-  },
-  // A group lives beside its conversation "g:<group_id>".
-  {
-    table: "chat_groups",
-    pk: ["group_id"],
-    keyOf: (r) => groupConvId(String(r.group_id)),
-    keySql: `CONCAT('${GROUP_CONV_PREFIX}', CAST(group_id AS CHAR))`,
-  },
-  {
-    table: "group_members",
-    pk: ["group_id", "uid"],
-    keyOf: (r) => groupConvId(String(r.group_id)),
-    keySql: `CONCAT('${GROUP_CONV_PREFIX}', CAST(group_id AS CHAR))`,
-  },
-  {
-    table: "group_invitations",
-    pk: ["group_id", "uid"],
-    keyOf: (r) => groupConvId(String(r.group_id)),
-    keySql: `CONCAT('${GROUP_CONV_PREFIX}', CAST(group_id AS CHAR))`,
-  },
-  {
-    table: "files",
-    pk: ["file_id"],
-    keyOf: (r) => `file:${r.file_id}`,
-    keySql: "CONCAT('file:', CAST(file_id AS CHAR))",
-  },
-];
-
-/** Tables that are not placed by slot: they stay where they are. */
-const UNPLACED = new Set(["schema_migrations", "shard_map", "slot_fence", "rebalance_jobs", "rebalance_slots"]);
+import { type ChangedKeys, changesSince, isRecording, startChangeRecord, stopChangeRecord } from "./change-record.js";
+import { PLACEMENTS, type TablePlacement, UNPLACED } from "./placements.js";
 
 /** A slot's steps, in order; each is persisted once done, so a rerun starts after it. */
 export const STEPS = ["planned", "copied", "fenced", "verified", "switched", "cleaned"] as const;
@@ -300,6 +209,16 @@ export interface Progress {
   etaSeconds: number | null;
 }
 
+/** What a run did: slots, rows written, keys read from the change record, and repairs (slots
+ *  the catch-up left unequal, then compared whole: 0 unless a change escaped the record). */
+export interface RunSummary {
+  slots: number;
+  rows: number;
+  changes: number;
+  repairs: number;
+  seconds: number;
+}
+
 export interface SlotDigest {
   rows: number;
   checksum: string;
@@ -339,21 +258,25 @@ interface JobRow {
 
 /**
  * Moves slots between MySQL instances while the system runs. First every slot of the plan:
- *  1. copy: the slots' rows are synced source → target twice (a full copy, then a catch-up of
- *     what was written meanwhile), while writes go on. A sync compares per-slot row counts and
- *     checksums computed in each database first, and then moves only the slots that differ:
- *     a slot the target does not hold yet is streamed in multi-row statements, without reading
- *     the target; one it holds in part is diffed row by row. So each pass reads each table
- *     once, whatever the number of slots, and the catch-up reads only the slots written since.
+ *  1. copy: each source starts its change record (sharding/change-record.ts: triggers write
+ *     the key of every row written in the moving slots), then the slots' rows are synced
+ *     source → target while writes go on, then the keys the record holds since are copied
+ *     (a catch-up that reads what changed, not the slots again). The sync compares per-slot
+ *     row counts and checksums computed in each database first, and then moves only the
+ *     slots that differ: a slot the target does not hold yet is streamed in multi-row
+ *     statements, without reading the target; one it holds in part (a rerun) is diffed row by
+ *     row. So the copy reads each table once, whatever the number of slots.
  * Then per batch of slots:
  *  2. fence: a slot_fence row on the source; its INSERT waits for the writes in flight, and
  *     every later write there is refused with a retryable SLOT_MOVING (the writer re-reads
  *     the map and waits) — the pause covers only these slots;
- *  3. verify: a last sync of what changed, then row counts and checksums per slot must match;
+ *  3. verify: a last catch-up from the change record (complete now: the fence waited for the
+ *     writes in flight), then row counts and checksums per slot must match (a slot without a
+ *     record, or one the catch-up left unequal, is synced whole first);
  *  4. switch: shard map version n+1 names the target (nodes follow within SHARD_MAP_REFRESH_MS;
  *     a node still on the old map meets the fence, re-reads the map and follows at once);
- *  5. clean: after cleanupGraceMs (readers on an older map still read the frozen source), the
- *     source rows are deleted. The source keeps its fence row (state `moved`).
+ *  5. clean: the change record stops; after cleanupGraceMs (readers on an older map still read
+ *     the frozen source), the source rows are deleted. The source keeps its fence row (`moved`).
  * Every step is persisted per slot in the control instance, so a rerun resumes after a crash.
  */
 export class Rebalancer {
@@ -411,7 +334,7 @@ export class Rebalancer {
   }
 
   /** Runs (or resumes) the job to the end. */
-  async run(jobId: string): Promise<void> {
+  async run(jobId: string): Promise<RunSummary> {
     const job = await this.job(jobId);
     if (job.state !== "running") throw new PlanRefused(`rebalance ${jobId} is ${job.state}`);
     const { plan } = job;
@@ -436,6 +359,7 @@ export class Rebalancer {
     };
     await this.checkTables(plan);
     this.#throttle = { sinceMs: Date.now(), rows: 0 };
+    this.#stats = { changes: 0, repairs: 0 };
     // By source: a batch's slots then come from one instance, and its last sync reads one pair.
     const pending = plan.moves
       .filter((m) => steps.get(m.slot) !== "switched" && steps.get(m.slot) !== "cleaned")
@@ -450,6 +374,8 @@ export class Rebalancer {
       rows += await this.moveBatch(plan, batch, steps);
       report("copy");
     }
+    // Every slot is switched: its source takes no writes for it any more.
+    await this.stopRecording(plan);
     const toClean = plan.moves.filter((m) => steps.get(m.slot) === "switched");
     if (toClean.length > 0) {
       report("switch");
@@ -467,7 +393,9 @@ export class Rebalancer {
       jobId,
     ]);
     report("done");
-    log?.info({ slots: total, rows, seconds: (Date.now() - began) / 1000 }, "rebalance done");
+    const summary = { slots: total, rows, ...this.#stats, seconds: (Date.now() - began) / 1000 };
+    log?.info(summary, "rebalance done");
+    return summary;
   }
 
   /**
@@ -482,6 +410,7 @@ export class Rebalancer {
     const undo = job.plan.moves.filter(
       (m) => STEPS.indexOf(steps.get(m.slot) ?? "planned") < STEPS.indexOf("switched"),
     );
+    await this.stopRecording(job.plan);
     for (const [from, moves] of groupBy(undo, (m) => m.from)) {
       await this.pool(from).query("DELETE FROM slot_fence WHERE slot IN (?) AND job_id = ?", [
         moves.map((m) => m.slot),
@@ -500,6 +429,19 @@ export class Rebalancer {
       jobId,
     ]);
     return { reverted: undo.length, kept: job.plan.moves.length - undo.length };
+  }
+
+  /** Both instances' digests of these slots, and which slots differ. */
+  private async compare(from: string, to: string, slots: number[], slotCount: number): Promise<Comparison> {
+    const [source, target] = await Promise.all([
+      this.digests(from, slots, slotCount),
+      this.digests(to, slots, slotCount),
+    ]);
+    const differ = slots.filter((s) => {
+      const [a, b] = [source.get(s), target.get(s)];
+      return a?.rows !== b?.rows || a?.checksum !== b?.checksum;
+    });
+    return { source, target, equal: differ.length === 0, differ };
   }
 
   /** Rows and checksum per slot on one instance (for checks before and after). */
@@ -544,7 +486,7 @@ export class Rebalancer {
     const source = placement.byConversation
       ? `conversations c STRAIGHT_JOIN ${placement.table} t ON t.conv_id = c.conv_id`
       : `${placement.table} t`;
-    const slot = `CRC32(${placement.byConversation ? "c.conv_id" : placement.keySql}) % ?`;
+    const slot = `CRC32(${placement.byConversation ? "c.conv_id" : placement.keySql("t.")}) % ?`;
     const [rows] = await this.pool(instanceId).query<RowDataPacket[]>(
       `SELECT ${slot} AS slot, COUNT(*) AS n, SUM(${rowCrc}) AS s FROM ${source} WHERE ${slot} IN (?) GROUP BY slot`,
       [slotCount, slotCount, [...slots]],
@@ -561,30 +503,111 @@ export class Rebalancer {
   // --- one batch through copy, fence, verify, switch ------------------------------------------
 
   /**
-   * Copies these slots (every slot of the plan not copied yet, at once): a full copy, then a
-   * catch-up of the rows written meanwhile. Both are syncs, so a rerun after a crash redoes
-   * only what differs.
+   * Copies these slots (every slot of the plan not copied yet, at once): the change record
+   * starts on each source, then a full copy (a sync, so a rerun after a crash redoes only what
+   * differs), then a catch-up of the keys the record holds since.
    */
   private async copy(plan: RebalancePlan, moves: SlotMove[], steps: Map<number, Step>): Promise<number> {
     const slotCount = (await this.map()).slots;
+    const pairs = [...groupBy(moves, (m) => `${m.from}>${m.to}`)].map(([pair, own]) => {
+      const [from = "", to = ""] = pair.split(">");
+      return { from, to, slots: own.map((m) => m.slot) };
+    });
+    const marks = await this.recordChanges(plan, moves, steps, slotCount);
+    // The pairs at once: each alternates between reading one instance and writing another.
     let rows = 0;
-    for (let pass = 0; pass < 2; pass++) {
-      // The pairs at once: each alternates between reading one instance and writing another.
-      const synced = await Promise.all(
-        [...groupBy(moves, (m) => `${m.from}>${m.to}`)].map(([pair, own]) => {
-          const [from = "", to = ""] = pair.split(">");
-          return this.sync(
-            from,
-            to,
-            own.map((m) => m.slot),
-            slotCount,
-          );
-        }),
-      );
-      for (const s of synced) rows += s.rows;
+    for (const s of await Promise.all(pairs.map((p) => this.sync(p.from, p.to, p.slots, slotCount)))) rows += s.rows;
+    for (const p of pairs) {
+      const caught = await this.catchUp(p.from, p.to, p.slots, marks.get(p.from) ?? 0, slotCount);
+      rows += caught.rows;
+      await this.setMark(plan.jobId, p.slots, caught.complete);
     }
     await this.mark(plan.jobId, moves, "copied", steps);
     return rows;
+  }
+
+  /**
+   * Makes sure each source of these moves records its changes, and answers its mark (the
+   * change id the catch-up starts after). A source records from the first copy of the job on;
+   * a resumed job keeps its record when every trigger is still there. Otherwise the record
+   * starts again: the slots being copied get the new mark, the other slots of the source lose
+   * theirs, and their last sync under the fence compares the whole slots instead.
+   */
+  private async recordChanges(
+    plan: RebalancePlan,
+    moves: SlotMove[],
+    steps: Map<number, Step>,
+    slotCount: number,
+  ): Promise<Map<string, number>> {
+    const marks = new Map<string, number>();
+    const stored = await this.changeMarks(plan.jobId);
+    for (const [from, own] of groupBy(moves, (m) => m.from)) {
+      const pool = this.pool(from);
+      const placements = await this.placementsOn(from);
+      const slots = own.map((m) => m.slot);
+      const known = slots.map((s) => stored.get(s));
+      if (known.every((m) => m !== undefined && m !== null) && (await isRecording(pool, placements))) {
+        marks.set(from, Math.min(...(known as number[])));
+        continue;
+      }
+      // Every slot still to switch from this source is recorded (the triggers name them).
+      const pending = plan.moves.filter(
+        (m) => m.from === from && STEPS.indexOf(steps.get(m.slot) ?? "planned") < STEPS.indexOf("switched"),
+      );
+      const mark = await startChangeRecord(
+        pool,
+        placements,
+        pending.map((m) => m.slot),
+        slotCount,
+      );
+      const others = pending.filter((m) => !slots.includes(m.slot)).map((m) => m.slot);
+      if (others.length > 0) await this.setMark(plan.jobId, others, null);
+      await this.setMark(plan.jobId, slots, mark);
+      marks.set(from, mark);
+      this.options.log?.info({ jobId: plan.jobId, instanceId: from, mark }, "change record started");
+    }
+    return marks;
+  }
+
+  /**
+   * Copies the rows whose keys the change record holds for these slots since `mark`: each is
+   * read on the source by its key and written to the target, or deleted there when the source
+   * has it no more. Answers the rows written and how far the record was read completely.
+   */
+  private async catchUp(
+    from: string,
+    to: string,
+    slots: number[],
+    mark: number,
+    slotCount: number,
+  ): Promise<{ rows: number; complete: number }> {
+    const placements = await this.placementsOn(from);
+    const changed = await changesSince(this.pool(from), placements, mark, slots, slotCount, this.options.copyRows * 10);
+    this.#stats.changes += changed.entries;
+    return { rows: await this.applyChanges(from, to, changed), complete: changed.complete };
+  }
+
+  private async applyChanges(from: string, to: string, changed: ChangedKeys): Promise<number> {
+    let written = 0;
+    for (const placement of PLACEMENTS) {
+      const keys = changed.byTable.get(placement.table) ?? [];
+      const pk = placement.pk.join(", ");
+      const typed = await this.typedKeys(from, placement, keys);
+      for (let i = 0; i < typed.length; i += this.options.copyRows) {
+        const part = typed.slice(i, i + this.options.copyRows);
+        const [rows] = await this.pool(from).query<RowDataPacket[]>(
+          `SELECT * FROM ${placement.table} WHERE (${pk}) IN (?)`,
+          [part],
+        );
+        if (rows.length > 0) await this.upsert(to, placement.table, rows);
+        const present = new Set(rows.map((r) => keyText(placement.pk.map((c) => r[c]))));
+        const gone = part.filter((k) => !present.has(keyText(k)));
+        if (gone.length > 0) await this.pool(to).query(`DELETE FROM ${placement.table} WHERE (${pk}) IN (?)`, [gone]);
+        written += rows.length + gone.length;
+        await this.throttle(rows.length);
+      }
+    }
+    return written;
   }
 
   private async moveBatch(plan: RebalancePlan, batch: SlotMove[], steps: Map<number, Step>): Promise<number> {
@@ -607,18 +630,39 @@ export class Rebalancer {
     }
     const verify = at("fenced");
     if (verify.length > 0) {
+      const marks = await this.changeMarks(plan.jobId);
       for (const [pair, moves] of groupBy(verify, (m) => `${m.from}>${m.to}`)) {
         const [from = "", to = ""] = pair.split(">");
         const slots = moves.map((m) => m.slot);
-        const synced = await this.sync(from, to, slots, slotCount);
-        rows += synced.rows;
-        // A sync that found every table equal has just verified the slots: its digests stand.
-        const [source, target] = synced.equal
-          ? [synced.equal, synced.equal]
-          : await Promise.all([this.digests(from, slots, slotCount), this.digests(to, slots, slotCount)]);
+        const known = slots.map((s) => marks.get(s));
+        const recorded =
+          known.every((m) => m !== undefined && m !== null) &&
+          (await isRecording(this.pool(from), await this.placementsOn(from)));
+        // The fence has waited for every write in flight on these slots, so the record holds
+        // all of their changes: the catch-up from it is the last sync.
+        let digests: Comparison | null = null;
+        if (recorded) {
+          rows += (await this.catchUp(from, to, slots, Math.min(...(known as number[])), slotCount)).rows;
+          digests = await this.compare(from, to, slots, slotCount);
+          if (!digests.equal) {
+            this.#stats.repairs += 1;
+            this.options.log?.warn(
+              { jobId: plan.jobId, from, to, slots: digests.differ },
+              "slots differ after the change record's catch-up; comparing them whole",
+            );
+          }
+        }
+        if (!digests?.equal) {
+          const synced = await this.sync(from, to, slots, slotCount);
+          rows += synced.rows;
+          // A sync that found every table equal has just verified the slots: its digests stand.
+          digests = synced.equal
+            ? { source: synced.equal, target: synced.equal, equal: true, differ: [] }
+            : await this.compare(from, to, slots, slotCount);
+        }
         for (const slot of slots) {
-          const s = source.get(slot);
-          const t = target.get(slot);
+          const s = digests.source.get(slot);
+          const t = digests.target.get(slot);
           if (!s || !t || s.rows !== t.rows || s.checksum !== t.checksum) {
             throw new Error(
               `slot ${slot}: ${from} has ${s?.rows} rows (${s?.checksum}), ${to} has ${t?.rows} (${t?.checksum}); still fenced, rerun to retry`,
@@ -761,7 +805,11 @@ export class Rebalancer {
       }
     }
     // What is left exists only on the target: deleted at the source since the last pass.
-    const gone = [...targetHashes.keys()].map((pk) => JSON.parse(pk) as unknown[]);
+    const gone = await this.typedKeys(
+      to,
+      placement,
+      [...targetHashes.keys()].map((pk) => JSON.parse(pk) as unknown[]),
+    );
     for (let i = 0; i < gone.length; i += this.options.copyRows) {
       const part = gone.slice(i, i + this.options.copyRows);
       await this.pool(to).query(`DELETE FROM ${placement.table} WHERE (${placement.pk.join(", ")}) IN (?)`, [part]);
@@ -770,6 +818,7 @@ export class Rebalancer {
   }
 
   #throttle = { sinceMs: Date.now(), rows: 0 };
+  #stats = { changes: 0, repairs: 0 };
 
   /** REBALANCE_MAX_ROWS_PER_SECOND: waits until the rows copied so far fit the rate since the run began. */
   private async throttle(rows: number): Promise<void> {
@@ -800,8 +849,13 @@ export class Rebalancer {
       // a DELETE … LIMIT by slot would rescan from the start for every chunk.
       for await (const page of this.read(instanceId, placement, slots, slotCount, placement.pk)) {
         if (page.length === 0) continue;
-        await this.pool(instanceId).query(`DELETE FROM ${placement.table} WHERE (${placement.pk.join(", ")}) IN (?)`, [
+        const keys = await this.typedKeys(
+          instanceId,
+          placement,
           page.map((row) => placement.pk.map((c) => row[c])),
+        );
+        await this.pool(instanceId).query(`DELETE FROM ${placement.table} WHERE (${placement.pk.join(", ")}) IN (?)`, [
+          keys,
         ]);
       }
     }
@@ -830,7 +884,7 @@ export class Rebalancer {
       const where: string[] = [];
       const params: unknown[] = [];
       if (placement.keySql) {
-        where.push(`CRC32(${placement.keySql}) % ? IN (?)`);
+        where.push(`CRC32(${placement.keySql("")}) % ? IN (?)`);
         params.push(slotCount, [...wanted]);
       }
       if (after) {
@@ -915,6 +969,35 @@ export class Rebalancer {
   readonly #columns = new Map<string, string[]>();
 
   /**
+   * Primary keys with their integer columns as numbers. Keys come as text (the record keeps
+   * them so, and BIGINTs are read as strings), but MariaDB compares a quoted number with an
+   * integer column as a double: (conv_id, uid) IN (…) missed one of two uids a double cannot
+   * tell apart, and a DELETE by such a list took rows it did not name.
+   */
+  private async typedKeys(instanceId: string, placement: TablePlacement, keys: unknown[][]): Promise<unknown[][]> {
+    const integers = await this.integerColumns(instanceId, placement.table);
+    const at = placement.pk.map((c) => integers.has(c));
+    return keys.map((k) => k.map((v, i) => (at[i] && v !== null && v !== undefined ? BigInt(String(v)) : v)));
+  }
+
+  /** A table's integer columns. */
+  private async integerColumns(instanceId: string, table: string): Promise<Set<string>> {
+    const key = `${instanceId}/${table}`;
+    let known = this.#integers.get(key);
+    if (!known) {
+      const [rows] = await this.pool(instanceId).query<RowDataPacket[]>(
+        "SELECT column_name AS c FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ? AND data_type LIKE '%int'",
+        [table],
+      );
+      known = new Set(rows.map((r) => String(r.c)));
+      this.#integers.set(key, known);
+    }
+    return known;
+  }
+
+  readonly #integers = new Map<string, Set<string>>();
+
+  /**
    * Refuses to move data it cannot place: a table on a source with rows, but no placement
    * here, would be left behind on the old instance.
    */
@@ -948,6 +1031,37 @@ export class Rebalancer {
     ]);
     for (const m of moves) steps.set(m.slot, step);
     if (this.options.crashAfter === step) throw new SimulatedCrash(`stopped after ${step}`);
+  }
+
+  private async setMark(jobId: string, slots: number[], mark: number | null): Promise<void> {
+    await this.control.query("UPDATE rebalance_slots SET change_mark = ? WHERE job_id = ? AND slot IN (?)", [
+      mark,
+      jobId,
+      slots,
+    ]);
+  }
+
+  /** Each slot's change mark (null: none, its last sync compares it whole). */
+  private async changeMarks(jobId: string): Promise<Map<number, number | null>> {
+    const [rows] = await this.control.query<RowDataPacket[]>(
+      "SELECT slot, change_mark FROM rebalance_slots WHERE job_id = ?",
+      [jobId],
+    );
+    return new Map(rows.map((r) => [Number(r.slot), r.change_mark === null ? null : Number(r.change_mark)]));
+  }
+
+  /** The placed tables this instance has. */
+  private async placementsOn(instanceId: string): Promise<TablePlacement[]> {
+    const present: TablePlacement[] = [];
+    for (const placement of PLACEMENTS) if (await this.hasTable(instanceId, placement.table)) present.push(placement);
+    return present;
+  }
+
+  /** Ends the change record on every source of the plan (its triggers and keys go). */
+  private async stopRecording(plan: RebalancePlan): Promise<void> {
+    for (const from of new Set(plan.moves.map((m) => m.from))) {
+      await stopChangeRecord(this.pool(from), await this.placementsOn(from));
+    }
   }
 
   private async job(jobId: string): Promise<JobRow> {
@@ -1019,6 +1133,13 @@ export class Rebalancer {
   }
 }
 
+interface Comparison {
+  source: Map<number, SlotDigest>;
+  target: Map<number, SlotDigest>;
+  equal: boolean;
+  differ: number[];
+}
+
 interface TableDigest {
   rows: number;
   sum: bigint;
@@ -1074,6 +1195,11 @@ function normalize(value: unknown): unknown {
   if (Buffer.isBuffer(value)) return value.toString("base64");
   if (value instanceof Date) return value.toISOString();
   return String(value);
+}
+
+/** A primary key's values as one comparable string (the record keeps them as text). */
+function keyText(values: readonly unknown[]): string {
+  return JSON.stringify(values.map((v) => (v === null || v === undefined ? null : String(v))));
 }
 
 function pkOf(placement: TablePlacement, row: RowDataPacket): string {

@@ -1,8 +1,8 @@
 import mysql, { type RowDataPacket } from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PLACEMENTS } from "../sharding/placements.js";
 import {
   describePlan,
-  PLACEMENTS,
   PlanRefused,
   planRebalance,
   Rebalancer,
@@ -73,6 +73,20 @@ async function slotDigests(r: Rebalancer): Promise<Map<number, SlotDigest>> {
 async function rowsOn(id: string, sql: string, params: unknown[] = []): Promise<RowDataPacket[]> {
   const [rows] = await (direct.get(id) as mysql.Connection).query<RowDataPacket[]>(sql, params);
   return rows;
+}
+
+/** Per instance: the change record's triggers and recorded keys (both 0 when no job runs). */
+async function recording(): Promise<number[]> {
+  return Promise.all(
+    ["s0", "s1", "s2", "s3"].map(async (id) => {
+      const [triggers] = await rowsOn(
+        id,
+        "SELECT COUNT(*) AS n FROM information_schema.triggers WHERE trigger_schema = DATABASE()",
+      );
+      const [keys] = await rowsOn(id, "SELECT COUNT(*) AS n FROM slot_changes");
+      return Number(triggers?.n) + Number(keys?.n);
+    }),
+  );
 }
 
 /** Some users, and conversations with a few messages each, through the sharded stores. */
@@ -273,8 +287,10 @@ describe("rebalancer on four databases", () => {
       }
     })();
     const run = rebalancer({ onProgress: (p) => progress.push(`${p.phase} ${p.slotsDone}/${p.slotsTotal} ${p.rows}`) });
-    await run.run(plan.jobId);
+    const summary = await run.run(plan.jobId);
     stop = true;
+    // Every slot's last sync was the change record's catch-up: none had to be compared whole.
+    expect(summary.repairs).toBe(0);
     await writer;
     await run.close();
     console.log("progress:", progress.join(" | "));
@@ -344,7 +360,65 @@ describe("rebalancer on four databases", () => {
       ["s0", "s1", "s2"].map((id) => rowsOn(id, "SELECT * FROM slot_fence WHERE job_id = ?", [plan.jobId])),
     );
     expect(fences.flat()).toHaveLength(0);
+    expect(await recording()).toEqual([0, 0, 0, 0]);
     await expectReadable(convIds, uids);
+    await expectNoStrays();
+    await r.close();
+  }, 60_000);
+
+  it("catches up from the change record: rows inserted, updated and deleted after the copy reach the target", async () => {
+    const r = rebalancer();
+    const map = (await readShardMap(control)) as ShardMap;
+    const plan = planRebalance(map, { add: { id: "s3", url: urls[3] as string }, count: 16 });
+    const moving = new Set(plan.moves.map((m) => m.slot));
+    const convIds: string[] = [];
+    const uids: Uid[] = [];
+    while (convIds.filter((c) => moving.has(slotOf(c, SLOTS))).length < 2) {
+      const seeded = await seed(4);
+      convIds.push(...seeded.convIds);
+      uids.push(...seeded.uids);
+    }
+    await r.start(plan);
+    const copying = rebalancer({ crashAfter: "copied" });
+    await expect(copying.run(plan.jobId)).rejects.toBeInstanceOf(SimulatedCrash);
+    await copying.close();
+    // The sources record while the job is unfinished; the target does not.
+    const record = await recording();
+    expect(record[3]).toBe(0);
+    expect(record.slice(0, 3).filter((n) => n > 0).length).toBeGreaterThan(0);
+
+    // Writes after the copy, in moving slots, through the stores and behind their back.
+    const [appended = "", edited = ""] = convIds.filter((c) => moving.has(slotOf(c, SLOTS)));
+    const [, a = "", b = ""] = appended.split(":");
+    const { message: added } = await messages.append(message(a as Uid, b as Uid, "after the copy"));
+    const owner = (convId: string) => shards.instanceFor(convId).id;
+    await rowsOn(owner(edited), "UPDATE messages SET body = 'edited after the copy' WHERE conv_id = ? AND seq = 2", [
+      edited,
+    ]);
+    await rowsOn(owner(edited), "DELETE FROM messages WHERE conv_id = ? AND seq = 3", [edited]);
+    // A user in a moving slot: its name and email index rows are placed in Node, not in SQL.
+    let uid = newId();
+    while (!moving.has(slotOf(uid, SLOTS))) uid = newId();
+    await users.create({ uid, name: `late-${uid}`, email: `late${uid}@example.org`, passwordHash: "x", createdAt: 1 });
+
+    const summary = await r.run(plan.jobId);
+    expect(summary.repairs).toBe(0);
+    expect(summary.changes).toBeGreaterThanOrEqual(4);
+    expect(await recording()).toEqual([0, 0, 0, 0]);
+    await shards.refresh();
+    expect(shards.instanceFor(appended).id).toBe("s3");
+    const history = await messages.history(a as Uid, appended, { afterSeq: 0, beforeSeq: 0, limit: 100 });
+    expect(history.at(-1)?.seq).toBe(added.seq);
+    expect(await rowsOn("s3", "SELECT seq, body FROM messages WHERE conv_id = ? ORDER BY seq", [edited])).toEqual([
+      { seq: 1, body: expect.anything() },
+      { seq: 2, body: "edited after the copy" },
+    ]);
+    expect((await users.byName(`late-${uid}`))?.uid).toBe(uid);
+    expect((await users.byEmail(`late${uid}@example.org`))?.uid).toBe(uid);
+    await expectReadable(
+      convIds.filter((c) => c !== edited),
+      uids,
+    );
     await expectNoStrays();
     await r.close();
   }, 60_000);

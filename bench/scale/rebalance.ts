@@ -22,7 +22,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import mysql, { type RowDataPacket } from "mysql2/promise";
-import { type Progress, planRebalance, Rebalancer } from "../../sharding/rebalance.js";
+import { type Progress, planRebalance, Rebalancer, type RunSummary } from "../../sharding/rebalance.js";
 import { loadConfig } from "../../src/config/load.js";
 import { convIdForPair, type Uid } from "../../src/ids/identifiers.js";
 import { Snowflake } from "../../src/ids/snowflake.js";
@@ -161,6 +161,7 @@ export async function rebalanceScenario(settings: RebalanceSettings): Promise<Sc
     let rebalanceSeconds = 0;
     let copySeconds = 0;
     let rowsWritten = 0;
+    let summary: RunSummary | undefined;
     try {
       const map = await readShardMap(control);
       if (!map) throw new Error("no shard map");
@@ -169,7 +170,7 @@ export async function rebalanceScenario(settings: RebalanceSettings): Promise<Sc
       writers.phase = "during the move";
       const began = performance.now();
       await rebalancer.start(plan);
-      await rebalancer.run(plan.jobId);
+      summary = await rebalancer.run(plan.jobId);
       rebalanceSeconds = (performance.now() - began) / 1000;
       const copied = progress.find((p) => p.phase === "copy");
       copySeconds = copied ? copied.rows / Math.max(copied.rowsPerSecond, 1) : rebalanceSeconds;
@@ -219,6 +220,8 @@ export async function rebalanceScenario(settings: RebalanceSettings): Promise<Sc
             "copy rows/s",
             "whole move s",
             "slots",
+            "keys caught up from the change record",
+            "slots compared whole after it",
           ],
           [
             [
@@ -228,11 +231,13 @@ export async function rebalanceScenario(settings: RebalanceSettings): Promise<Sc
               Math.round(rowsWritten / Math.max(copySeconds, 0.001)),
               rebalanceSeconds.toFixed(1),
               moved,
+              summary?.changes ?? 0,
+              summary?.repairs ?? 0,
             ],
           ],
         ),
         "",
-        "Rows written by the copy count every row the syncs wrote (the full copy, the catch-up and the last sync of each fenced batch); copy rows/s is over the copy of every slot, before the first fence. The whole move adds the fence, verify and switch of each batch and the cleanup of the source.",
+        "Rows written by the copy count every row the copy wrote (the full copy, the catch-up from the change record and the last catch-up of each fenced batch); copy rows/s is over the copy of every slot, before the first fence, the change record's start and first catch-up included. The whole move adds the fence, verify and switch of each batch and the cleanup of the source. Keys caught up: entries of the change record (sharding/change-record.ts) read for the moved slots, in the first catch-up and under each fence; slots compared whole: slots whose catch-up left them unequal (0 unless a change escaped the record).",
         "",
         "## Phases",
         "",
@@ -257,11 +262,12 @@ export async function rebalanceScenario(settings: RebalanceSettings): Promise<Sc
         rowsWritten,
         copySeconds,
         rebalanceSeconds,
+        summary,
         tableRows: Object.fromEntries(tableRows),
         once,
         acked: writers.acked.size,
       },
-      ok: once === writers.acked.size && wrongPlace === 0,
+      ok: once === writers.acked.size && wrongPlace === 0 && summary?.repairs === 0,
     };
   } finally {
     await shards.close();

@@ -1,0 +1,102 @@
+import type { RowDataPacket } from "mysql2/promise";
+import { GROUP_CONV_PREFIX, groupConvId } from "../src/ids/identifiers.js";
+import { EMAILS, NAMES } from "../src/storage/sharded/user-store.js";
+
+/**
+ * How a sharded table's rows map to slots: the placement key of a row (what the adapter
+ * hashed when it placed the row), and when SQL can compute that key, the expression, so
+ * only the slots' rows are read (MariaDB's CRC32() is the same CRC-32 as node:zlib's over
+ * the same UTF-8 bytes; test/rebalance.test.ts checks it).
+ */
+export interface TablePlacement {
+  table: string;
+  pk: string[];
+  keyOf(row: RowDataPacket): string;
+  /** The key as SQL over the row's columns, each prefixed by `row` (a table alias, or a trigger's NEW. or OLD.). */
+  keySql?: (row: string) => string;
+  /**
+   * For the rows of a conversation (their primary key starts with conv_id): they are read and
+   * counted per slot through the slot's rows of `conversations`, a range of the primary key per
+   * conversation, instead of a scan of the whole table. Every store writes a conversation's
+   * row in the transaction that writes its first member or message, so none is left out.
+   */
+  byConversation?: true;
+}
+
+/** Every sharded table and its placement (sql/README.md says why each is placed so). */
+export const PLACEMENTS: readonly TablePlacement[] = [
+  { table: "conversations", pk: ["conv_id"], keyOf: (r) => String(r.conv_id), keySql: (row) => `${row}conv_id` },
+  {
+    table: "conversation_members",
+    pk: ["conv_id", "uid"],
+    keyOf: (r) => String(r.conv_id),
+    keySql: (row) => `${row}conv_id`,
+    byConversation: true,
+  },
+  {
+    table: "messages",
+    pk: ["conv_id", "seq"],
+    keyOf: (r) => String(r.conv_id),
+    keySql: (row) => `${row}conv_id`,
+    byConversation: true,
+  },
+  { table: "users", pk: ["uid"], keyOf: (r) => String(r.uid), keySql: (row) => `CAST(${row}uid AS CHAR)` },
+  {
+    table: "user_conversations",
+    pk: ["uid", "conv_id"],
+    keyOf: (r) => String(r.uid),
+    keySql: (row) => `CAST(${row}uid AS CHAR)`,
+  },
+  // Folded names and emails: the fold (accents stripped) has no SQL equivalent, so these are
+  // read whole and filtered here.
+  { table: "user_names", pk: ["name"], keyOf: (r) => NAMES.placement(String(r.name)) },
+  { table: "user_emails", pk: ["email"], keyOf: (r) => EMAILS.placement(String(r.email)) },
+  // Friends (issue 4): a friendship row by its owner's uid, an application by its recipient's.
+  {
+    table: "friendships",
+    pk: ["uid", "friend_uid"],
+    keyOf: (r) => String(r.uid),
+    keySql: (row) => `CAST(${row}uid AS CHAR)`,
+  },
+  {
+    table: "friend_applications",
+    pk: ["to_uid", "from_uid"],
+    keyOf: (r) => String(r.to_uid),
+    keySql: (row) => `CAST(${row}to_uid AS CHAR)`,
+  },
+  // A group lives beside its conversation "g:<group_id>".
+  {
+    table: "chat_groups",
+    pk: ["group_id"],
+    keyOf: (r) => groupConvId(String(r.group_id)),
+    keySql: (row) => `CONCAT('${GROUP_CONV_PREFIX}', CAST(${row}group_id AS CHAR))`,
+  },
+  {
+    table: "group_members",
+    pk: ["group_id", "uid"],
+    keyOf: (r) => groupConvId(String(r.group_id)),
+    keySql: (row) => `CONCAT('${GROUP_CONV_PREFIX}', CAST(${row}group_id AS CHAR))`,
+  },
+  {
+    table: "group_invitations",
+    pk: ["group_id", "uid"],
+    keyOf: (r) => groupConvId(String(r.group_id)),
+    keySql: (row) => `CONCAT('${GROUP_CONV_PREFIX}', CAST(${row}group_id AS CHAR))`,
+  },
+  {
+    table: "files",
+    pk: ["file_id"],
+    keyOf: (r) => `file:${r.file_id}`,
+    keySql: (row) => `CONCAT('file:', CAST(${row}file_id AS CHAR))`,
+  },
+];
+
+/** Tables that are not placed by slot: they stay where they are. */
+export const UNPLACED = new Set([
+  "schema_migrations",
+  "shard_map",
+  "slot_fence",
+  "slot_changes",
+  "rebalance_jobs",
+  "rebalance_slots",
+]);
