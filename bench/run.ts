@@ -65,6 +65,7 @@ import {
   UsageMeter,
   type UsageSnapshot,
 } from "./load/usage.js";
+import { exitWithUsage } from "./usage.js";
 
 const SYSTEMS = ["shardchat", "embedded-sqlite", "embedded-mysql", "ws-relay", "socketio"] as const;
 type SystemKey = (typeof SYSTEMS)[number];
@@ -83,8 +84,10 @@ const { values } = parseArgs({
     nodes: { type: "string", default: "3" },
     only: { type: "string", default: SYSTEMS.join(",") },
     rates: { type: "string", default: "" },
+    help: { type: "boolean", default: false },
   },
 });
+if (values.help) exitWithUsage(import.meta.url);
 const only = new Set(values.only?.split(",").map((s) => s.trim()));
 for (const name of only)
   if (!(SYSTEMS as readonly string[]).includes(name)) {

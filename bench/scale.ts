@@ -18,6 +18,7 @@ import { loadConfig } from "../src/config/load.js";
 import { writeResults } from "./load/report.js";
 import { nodeScenarios } from "./scale/nodes.js";
 import { rebalanceScenario, type ScalePart } from "./scale/rebalance.js";
+import { exitWithUsage } from "./usage.js";
 
 const PARTS = ["rebalance", "nodes"] as const;
 
@@ -39,8 +40,10 @@ const { values } = parseArgs({
     "chat-rate": { type: "string", default: "200" },
     out: { type: "string", default: "bench/results" },
     keep: { type: "boolean", default: false },
+    help: { type: "boolean", default: false },
   },
 });
+if (values.help) exitWithUsage(import.meta.url);
 const number = (name: keyof typeof values, fallback?: number): number => {
   const raw = values[name];
   const n = raw === "" || raw === undefined ? Number(fallback) : Number(raw);

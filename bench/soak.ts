@@ -23,6 +23,7 @@ import { markdownTable, writeResults } from "./load/report.js";
 import { holdConnections } from "./load/scenarios.js";
 import { rssOf, startStack } from "./load/targets.js";
 import { UsageMeter } from "./load/usage.js";
+import { exitWithUsage } from "./usage.js";
 
 const { values } = parseArgs({
   options: {
@@ -33,8 +34,10 @@ const { values } = parseArgs({
     "probe-seconds": { type: "string", default: "8" },
     "wait-seconds": { type: "string", default: "0" },
     out: { type: "string", default: "bench/results" },
+    help: { type: "boolean", default: false },
   },
 });
+if (values.help) exitWithUsage(import.meta.url);
 const count = (name: keyof typeof values): number => {
   const n = Number(values[name]);
   if (!Number.isFinite(n) || n < 0) throw new Error(`--${name} must be a number >= 0`);

@@ -1,5 +1,7 @@
 import type { RowDataPacket } from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startChangeRecord, stopChangeRecord } from "../sharding/change-record.js";
+import { PLACEMENTS } from "../sharding/placements.js";
 import type { Config } from "../src/config/settings.js";
 import { AppError, ErrorCode } from "../src/errors.js";
 import { MessageKind } from "../src/gen/shardchat/v1/client.js";
@@ -390,5 +392,44 @@ describe.each(backends)("MessageStore on $name", (backend) => {
         await dead.close();
       }
     });
+  });
+});
+
+describe("MysqlMessageStore while a rebalance records changes", () => {
+  it("numbers lone and one-by-one appends and answers resends, with the change record's triggers in place", async () => {
+    const config = testConfig();
+    await migrate(config.MYSQL_URL);
+    const pool = createPool(config);
+    // A trigger on conversations makes MariaDB answer insert id 0 for the lone append's
+    // LAST_INSERT_ID(last_seq + 1): the store used to fail it with INTERNAL "no seq".
+    const slots = Array.from({ length: 1024 }, (_, i) => i);
+    await startChangeRecord(pool, PLACEMENTS, slots, 1024);
+    try {
+      const store = new MysqlMessageStore(pool, { batchMax: 8, batchConcurrency: 2 });
+      const [a, b] = [newUid(), newUid()];
+      const first = await store.append(message(a, b, "once", "resend-1"));
+      // The resend fails its batch; alone it is answered as the stored message.
+      const again = await store.append(message(a, b, "once", "resend-1"));
+      expect(again).toEqual({ message: first.message, duplicate: true });
+      // A batch with a resend in it is refused whole; each message then goes alone, in order.
+      const results = await Promise.all([
+        store.append(message(a, b, "m2")),
+        store.append(message(a, b, "once", "resend-1")),
+        store.append(message(b, a, "m3")),
+      ]);
+      expect(results.map((r) => [r.message.seq, r.duplicate])).toEqual([
+        [2, false],
+        [1, true],
+        [3, false],
+      ]);
+      const [recorded] = await pool.query<RowDataPacket[]>(
+        "SELECT COUNT(*) AS n FROM slot_changes WHERE tbl = 'messages'",
+      );
+      expect(Number(recorded[0]?.n)).toBe(3);
+    } finally {
+      await stopChangeRecord(pool, PLACEMENTS);
+      await pool.end();
+      await dropTestDatabase(config);
+    }
   });
 });

@@ -252,6 +252,10 @@ export async function rebalanceScenario(settings: RebalanceSettings): Promise<Sc
         "",
         `p99 during the move is ${(during99 / Math.max(before99, 1)).toFixed(2)}× the p99 before it (target: under 2×).`,
         "",
+        writers.errors.size === 0
+          ? "No append failed."
+          : `Why appends failed: ${[...writers.errors].map(([why, n]) => `${n} × ${why}`).join("; ")}.`,
+        "",
         `Exactly once: ${once} of ${writers.acked.size} acked appends stored exactly once over the four instances; ${wrongPlace} stored on an instance that does not own their slot.`,
         "",
       ].join("\n"),
@@ -289,6 +293,8 @@ interface Writers {
   acked: Map<string, string>;
   latencies: Map<string, number[]>;
   failures: Map<string, number>;
+  /** Why appends failed: error code or message → count. */
+  errors: Map<string, number>;
   stop(): Promise<void>;
 }
 
@@ -299,6 +305,7 @@ function startWriters(messages: ShardedMessageStore, users: Uid[], count: number
     acked: new Map(),
     latencies: new Map(),
     failures: new Map(),
+    errors: new Map(),
     stop: async () => undefined,
   };
   let going = true;
@@ -325,8 +332,11 @@ function startWriters(messages: ShardedMessageStore, users: Uid[], count: number
         });
         w.acked.set(message.msgId, message.convId);
         w.latencies.set(phase, [...(w.latencies.get(phase) ?? []), performance.now() - began]);
-      } catch {
+      } catch (err) {
         w.failures.set(phase, (w.failures.get(phase) ?? 0) + 1);
+        const e = err as { code?: unknown; message?: string };
+        const why = `${String(e.code ?? "error")}: ${String(e.message ?? err).slice(0, 160)}`;
+        w.errors.set(why, (w.errors.get(why) ?? 0) + 1);
       }
       await sleep(Math.max(0, pause - (performance.now() - began)));
     }

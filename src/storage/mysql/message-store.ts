@@ -378,7 +378,9 @@ export class MysqlMessageStore implements MessageStore {
        ON DUPLICATE KEY UPDATE last_seq = LAST_INSERT_ID(last_seq + 1)`,
       [m.convId, DIRECT_CONVERSATION, now],
     );
-    const seq = Number(bumped.insertId);
+    // Except while a trigger sits on the table (a rebalance's change record): MariaDB then
+    // answers insert id 0, but the session's LAST_INSERT_ID() still holds the seq.
+    const seq = Number(bumped.insertId) || (await sessionLastInsertId(conn));
     if (!(seq >= 1)) throw new AppError(ErrorCode.INTERNAL, `no seq for ${m.convId}`);
     // Member rows in uid order (the PK order) so concurrent writers lock them in one order.
     // The sender's delivered cursor moves past its own message only when it already had
@@ -552,4 +554,9 @@ function refusedAll(items: unknown[], err: unknown): PromiseSettledResult<never>
 /** Driver failures in the error table (see mysql/errors.ts). */
 function storageCall<T>(work: () => Promise<T>): Promise<T> {
   return mysqlCall(ErrorCode.STORAGE_UNAVAILABLE, "message store", work);
+}
+
+async function sessionLastInsertId(conn: Connection): Promise<number> {
+  const [rows] = await conn.query<RowDataPacket[]>("SELECT LAST_INSERT_ID() AS id");
+  return Number(rows[0]?.id);
 }
