@@ -13,6 +13,8 @@ const settings = {
   friendApplicationsPerDay: 2,
   requestsPerConnection: 5,
   searchesPerConnectionPerMinute: 2,
+  loginsPerSecond: 10,
+  loginBurst: 3,
 };
 
 function session(uid: string): Session {
@@ -85,5 +87,17 @@ describe("ChatLimits", () => {
       ErrorCode.RATE_LIMITED,
     ]);
     expect(outcome("searchUsersReq", t + 2000 + 60_000)).toBe(ErrorCode.OK);
+  });
+
+  it("admits a burst of logins at once, then as many a second as the rate", async () => {
+    const metrics = createMetrics("chat");
+    const limits = new ChatLimits(new MemoryRateLimiter(), settings, metrics);
+    expect(Array.from({ length: 4 }, () => limits.admitLogin())).toEqual([true, true, true, false]);
+    // Ten a second: one is back after 100 ms, not two.
+    await new Promise((r) => setTimeout(r, 150));
+    expect([limits.admitLogin(), limits.admitLogin()]).toEqual([true, false]);
+    expect((await metrics.rateLimited.get()).values).toEqual([
+      expect.objectContaining({ labels: { limit: "chat_login" }, value: 2 }),
+    ]);
   });
 });

@@ -753,6 +753,44 @@ describe("chat node", () => {
     expect((await b.nextPush("messagePush")).message?.msgId).toBe(ack.msgId);
   }
 
+  it("paces logins past CHAT_LOGINS_PER_SECOND: RATE_LIMITED and closed, before status is asked", async () => {
+    const paced = await startChatNode({
+      config: {
+        ...config,
+        CHAT_NODE_ID: "n4",
+        CHAT_TCP_PORT: 0,
+        CHAT_WS_PORT: 0,
+        CHAT_GRPC_PORT: 0,
+        CHAT_LOGINS_PER_SECOND: 2,
+        CHAT_LOGIN_BURST: 2,
+      },
+      log: createLogger("chat-test", config.LOG_LEVEL),
+      messages: new MysqlMessageStore(pool),
+      users: new MysqlUserStore(pool),
+      routes: new RedisSessionRoutes(redis, config.REDIS_KEY_PREFIX, 120),
+      status: countedCalls(status.api, statusCalls),
+      ids: new Snowflake({ workerId: 7 }),
+    });
+    try {
+      const attempt = async () => {
+        const c = await tcp(paced);
+        const { code } = await c.errorOf({ $case: "loginReq", value: { uid: C, token: "not-the-token" } });
+        await c.inbox.untilClosed();
+        return code;
+      };
+      // The burst is admitted (and refused further on, for the token).
+      expect([await attempt(), await attempt()]).toEqual([ErrorCode.TOKEN_INVALID, ErrorCode.TOKEN_INVALID]);
+      const asked = statusCalls.get("checkToken") ?? 0;
+      expect(await attempt()).toBe(ErrorCode.RATE_LIMITED);
+      expect(statusCalls.get("checkToken") ?? 0).toBe(asked);
+      // Two a second: a token is back within half a second.
+      await new Promise((r) => setTimeout(r, 600));
+      expect(await attempt()).toBe(ErrorCode.TOKEN_INVALID);
+    } finally {
+      await paced.close();
+    }
+  });
+
   it("times out silent connections, serves other nodes over gRPC, and leaves status on close", async () => {
     const extra = await startChatNode({
       config: {

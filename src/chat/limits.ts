@@ -1,3 +1,4 @@
+import { TokenBucket } from "limiter";
 import { AppError, ErrorCode } from "../errors.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { RateLimiter } from "../routing/ports.js";
@@ -18,6 +19,9 @@ export interface ChatLimitSettings {
   /** Other requests per second and connection (not sends, which count above, nor acks). */
   requestsPerConnection: number;
   searchesPerConnectionPerMinute: number;
+  /** Logins this node admits per second, and at once (the token bucket's rate and size). */
+  loginsPerSecond: number;
+  loginBurst: number;
 }
 
 const DAY_SECONDS = 86_400;
@@ -37,6 +41,7 @@ export class ChatLimits {
   private readonly searchWindows = new WeakMap<Session, Window>();
   private readonly userWindows = new Map<string, Window>();
   private lastPruneMs = 0;
+  private readonly logins: TokenBucket;
 
   constructor(
     private readonly limiter: RateLimiter,
@@ -44,7 +49,25 @@ export class ChatLimits {
     private readonly metrics: Metrics,
     /** Whether the ring puts uid on this node. */
     private readonly isLocal: (uid: string) => boolean = () => false,
-  ) {}
+  ) {
+    this.logins = new TokenBucket({
+      bucketSize: settings.loginBurst,
+      tokensPerInterval: settings.loginsPerSecond,
+      interval: "second",
+    });
+    // The bucket starts empty; a node that just started (a node add) admits a burst at once.
+    this.logins.content = settings.loginBurst;
+  }
+
+  /**
+   * Whether this node admits one more login now. A reconnect storm (a failover, a node add)
+   * is paced here, before the login costs status, Redis or MySQL anything.
+   */
+  admitLogin(): boolean {
+    if (this.logins.tryRemoveTokens(1)) return true;
+    this.metrics.rateLimited.inc({ limit: "chat_login" });
+    return false;
+  }
 
   /** One message posted on session. */
   async message(session: Session, now = Date.now()): Promise<void> {

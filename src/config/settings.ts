@@ -479,6 +479,16 @@ export const settings = {
     default: "30",
     doc: "User searches per minute one connection may make (each asks every shard): RATE_LIMITED past it.",
   },
+  CHAT_LOGINS_PER_SECOND: {
+    schema: positiveInt,
+    default: "500",
+    doc: "Logins one chat node admits per second (a token bucket, refilled at this rate): a failover or a node add sends every moved user at once, and past this a login is answered RATE_LIMITED before it costs status, Redis or MySQL anything; the SDK comes back after a jittered pause. The sessions already on the node keep their latency.",
+  },
+  CHAT_LOGIN_BURST: {
+    schema: positiveInt,
+    default: "500",
+    doc: "Logins a chat node admits at once before CHAT_LOGINS_PER_SECOND paces them (the token bucket's size).",
+  },
   CHAT_ROUTE_RENEW_MIN_MS: {
     schema: positiveInt,
     default: "10000",

@@ -126,13 +126,16 @@ export class ResilientChat extends EventEmitter<ResilientChatEvents> {
     const maxAttempts = this.options.maxAttempts ?? 100;
     // Everyone on a lost or moving node hears of it at the same moment: start at a random point.
     if (announce) await sleep(this.pauseMs(1));
+    // A node pacing its logins (RATE_LIMITED) is the right node: the next attempt goes back to it.
+    let paced = false;
     for (let attempt = 1; ; attempt++) {
       const target = this.#moveTo;
       this.#moveTo = undefined;
       try {
         // A move names the node and keeps the token; otherwise gate picks the node afresh.
         if (target) this.login = { ...this.login, host: target.host, port: target.tcpPort, wsUrl: target.wsUrl };
-        else if (announce || attempt > 1) this.login = await this.options.relogin();
+        else if ((announce || attempt > 1) && !paced) this.login = await this.options.relogin();
+        paced = false;
         const client = await openChat(this.login, this.options.transport ?? "tcp", {
           ...this.options,
           seen: this.#seen,
@@ -143,6 +146,7 @@ export class ResilientChat extends EventEmitter<ResilientChatEvents> {
         return client;
       } catch (err) {
         if (this.#closed) throw err;
+        paced = err instanceof AppError && err.code === ErrorCode.RATE_LIMITED;
         if (attempt >= maxAttempts) {
           this.#closed = true;
           this.emit("gaveUp", err as Error);

@@ -26,6 +26,12 @@ export async function login(
   if (!isUid(uid)) throw new FatalSessionError(ErrorCode.INVALID_ARGUMENT, "uid must be a decimal user id");
   if (!token) throw new FatalSessionError(ErrorCode.INVALID_ARGUMENT, "token is required");
   const device = deviceName(kind, session);
+  if (!ctx.limits.admitLogin()) {
+    throw new FatalSessionError(
+      ErrorCode.RATE_LIMITED,
+      "this node is admitting logins as fast as CHAT_LOGINS_PER_SECOND allows: retry after a pause",
+    );
+  }
   const tokenExpiresAtMs = await checkAdmission(ctx, uid, token, device);
   if (session.closed) return undefined;
   session.tokenExpiresAtMs = tokenExpiresAtMs;
