@@ -31,7 +31,7 @@ import { seedData } from "../../src/storage/seed-data.js";
 import { ShardedBulkImporter } from "../../src/storage/sharded/bulk-import.js";
 import { ShardedGroupStore } from "../../src/storage/sharded/group-store.js";
 import { ShardedMessageStore } from "../../src/storage/sharded/message-store.js";
-import { instanceOf, slotCounts } from "../../src/storage/sharded/shard-map.js";
+import { instanceOf, slotCounts, slotOf } from "../../src/storage/sharded/shard-map.js";
 import { configuredInstances, migrateShards, readShardMap, Shards } from "../../src/storage/sharded/shards.js";
 import { ShardedUserStore } from "../../src/storage/sharded/user-store.js";
 import { preferredPort } from "../../test/helpers/ports.js";
@@ -39,6 +39,7 @@ import { ROOT } from "../../test/helpers/processes.js";
 import { stackInfraUp } from "../../test/helpers/stack.js";
 import { storedMessageCounts } from "../../test/helpers/stored-messages.js";
 import { markdownTable, percentile } from "../load/report.js";
+import { mysqlAtOf, type Usage, UsageMeter, type UsageSnapshot } from "../load/usage.js";
 
 const run = promisify(execFile);
 const DB = "shardchat_scale_bench";
@@ -144,6 +145,10 @@ export async function rebalanceScenario(settings: RebalanceSettings): Promise<Sc
     await setBufferPool(newUrl, settings.bufferPoolMb);
     phases.push(["start a 4th MariaDB", `${((performance.now() - addBegan) / 1000).toFixed(1)} s`]);
     const control = createPool({ MYSQL_URL: urls[0] as string, MYSQL_POOL_SIZE: 2 });
+    // CPU of every mariadbd and of this process (the rebalancer and the writers), and the
+    // machine's: over the copy, and over the whole move.
+    const meter = await UsageMeter.open({ processes: [], redis: [], mysql: [...urls, newUrl].map(mysqlAtOf) });
+    let copyDone: Promise<UsageSnapshot> | undefined;
     const progress: Progress[] = [];
     const rebalancer = new Rebalancer(control, {
       batchSlots: settings.batchSlots,
@@ -155,8 +160,11 @@ export async function rebalanceScenario(settings: RebalanceSettings): Promise<Sc
         if (progress.at(-1)?.phase !== p.phase || progress.at(-1)?.slotsDone !== p.slotsDone)
           log(`${p.phase}: ${p.slotsDone}/${p.slotsTotal} slots switched, ${p.rows} rows, ${p.rowsPerSecond} rows/s`);
         progress.push({ ...p });
+        if (p.phase === "copy") copyDone ??= meter.snapshot();
       },
     });
+    let copyUsage: Usage | undefined;
+    let moveUsage: Usage | undefined;
     let moved = 0;
     let rebalanceSeconds = 0;
     let copySeconds = 0;
@@ -167,18 +175,26 @@ export async function rebalanceScenario(settings: RebalanceSettings): Promise<Sc
       if (!map) throw new Error("no shard map");
       const plan = planRebalance(map, { add: { id: "s3", url: newUrl }, count: Math.round(map.slots / 3) });
       moved = plan.moves.length;
+      const moving = new Set(plan.moves.map((m) => m.slot));
+      writers.split = (convId) => (moving.has(slotOf(convId, map.slots)) ? "slots that moved" : "slots that stayed");
       writers.phase = "during the move";
       const began = performance.now();
+      const start = await meter.snapshot();
       await rebalancer.start(plan);
       summary = await rebalancer.run(plan.jobId);
       rebalanceSeconds = (performance.now() - began) / 1000;
+      const end = await meter.snapshot();
+      copyUsage = meter.between(start, (await copyDone) ?? end);
+      moveUsage = meter.between(start, end);
       const copied = progress.find((p) => p.phase === "copy");
       copySeconds = copied ? copied.rows / Math.max(copied.rowsPerSecond, 1) : rebalanceSeconds;
       rowsWritten = progress.at(-1)?.rows ?? 0;
     } finally {
       await rebalancer.close();
       await control.end();
+      await meter.close();
     }
+    writers.split = undefined;
     writers.phase = "after";
     await sleep(3000);
     await writers.stop();
@@ -239,6 +255,15 @@ export async function rebalanceScenario(settings: RebalanceSettings): Promise<Sc
         "",
         "Rows written by the copy count every row the copy wrote (the full copy, the catch-up from the change record and the last catch-up of each fenced batch); copy rows/s is over the copy of every slot, before the first fence, the change record's start and first catch-up included. The whole move adds the fence, verify and switch of each batch and the cleanup of the source. Keys caught up: entries of the change record (sharding/change-record.ts) read for the moved slots, in the first catch-up and under each fence; slots compared whole: slots whose catch-up left them unequal (0 unless a change escaped the record).",
         "",
+        "## CPU during the move",
+        "",
+        "CPU seconds of each process, and its share of one core, over the copy (to the first fence) and over the whole move; this process runs the rebalancer and the writers. The machine: every core's busy time from /proc/stat.",
+        "",
+        markdownTable(
+          ["process", "copy: CPU s", "copy: share of one core", "whole move: CPU s", "whole move: share of one core"],
+          cpuRows(copyUsage, moveUsage),
+        ),
+        "",
         "## Phases",
         "",
         markdownTable(["phase", "result"], phases),
@@ -247,7 +272,14 @@ export async function rebalanceScenario(settings: RebalanceSettings): Promise<Sc
         "",
         markdownTable(
           ["phase", "acked", "p50 ms", "p99 ms", "max ms", "failed"],
-          [row("before"), row("adding the instance"), row("during the move"), row("after")],
+          [
+            row("before"),
+            row("adding the instance"),
+            row("during the move"),
+            row("during the move, slots that stayed"),
+            row("during the move, slots that moved"),
+            row("after"),
+          ],
         ),
         "",
         `p99 during the move is ${(during99 / Math.max(before99, 1)).toFixed(2)}× the p99 before it (target: under 2×).`,
@@ -267,6 +299,8 @@ export async function rebalanceScenario(settings: RebalanceSettings): Promise<Sc
         copySeconds,
         rebalanceSeconds,
         summary,
+        copyUsage,
+        moveUsage,
         tableRows: Object.fromEntries(tableRows),
         once,
         acked: writers.acked.size,
@@ -288,11 +322,36 @@ export async function rebalanceScenario(settings: RebalanceSettings): Promise<Sc
 
 // --- helpers -----------------------------------------------------------------------------------
 
+function cpuRows(copy: Usage | undefined, move: Usage | undefined): (string | number)[][] {
+  if (!copy || !move) return [];
+  const seconds = (ms: number) => (ms / 1000).toFixed(1);
+  const rows = copy.processes.map((p, i) => {
+    const whole = move.processes[i];
+    return [
+      p.role,
+      seconds(p.cpuMs),
+      `${Math.round(p.coreShare)} %`,
+      seconds(whole?.cpuMs ?? 0),
+      `${Math.round(whole?.coreShare ?? 0)} %`,
+    ];
+  });
+  rows.push([
+    `machine (${copy.cpus} cores)`,
+    seconds(copy.machine.busyCpuMs),
+    `${Math.round(copy.machine.busyPercent)} % of all cores`,
+    seconds(move.machine.busyCpuMs),
+    `${Math.round(move.machine.busyPercent)} % of all cores`,
+  ]);
+  return rows;
+}
+
 interface Writers {
   phase: string;
   acked: Map<string, string>;
   latencies: Map<string, number[]>;
   failures: Map<string, number>;
+  /** While set, each append's latency also counts under "<phase>, <part>" (slots that moved or stayed). */
+  split?: (convId: string) => string | undefined;
   /** Why appends failed: error code or message → count. */
   errors: Map<string, number>;
   stop(): Promise<void>;
@@ -310,10 +369,12 @@ function startWriters(messages: ShardedMessageStore, users: Uid[], count: number
   };
   let going = true;
   const pause = (count / Math.max(rate, 0.001)) * 1000;
+  // One generator for every writer: a worker id shared by two writers (it was 900 + i % 100)
+  // gave two messages one msg_id past 100 writers, and the store refused the second.
+  const ids = new Snowflake({ workerId: 900 });
   const loops = Array.from({ length: Math.min(count, users.length - 1) }, async (_, i) => {
     const sender = users[i] as Uid;
     const recipient = users[i + 1] as Uid;
-    const ids = new Snowflake({ workerId: 900 + (i % 100) });
     await sleep(Math.random() * pause);
     for (let n = 0; going; n++) {
       const phase = w.phase;
@@ -331,7 +392,15 @@ function startWriters(messages: ShardedMessageStore, users: Uid[], count: number
           sentAtMs: Date.now(),
         });
         w.acked.set(message.msgId, message.convId);
-        w.latencies.set(phase, [...(w.latencies.get(phase) ?? []), performance.now() - began]);
+        const ms = performance.now() - began;
+        const record = (key: string) => {
+          const list = w.latencies.get(key) ?? [];
+          list.push(ms);
+          w.latencies.set(key, list);
+        };
+        record(phase);
+        const part = w.split?.(message.convId);
+        if (part) record(`${phase}, ${part}`);
       } catch (err) {
         w.failures.set(phase, (w.failures.get(phase) ?? 0) + 1);
         const e = err as { code?: unknown; message?: string };
