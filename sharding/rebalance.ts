@@ -953,20 +953,8 @@ export class Rebalancer {
 
   /** A table's columns, by name (the same order on every instance: one schema). */
   private async columns(instanceId: string, table: string): Promise<string[]> {
-    const key = `${instanceId}/${table}`;
-    let known = this.#columns.get(key);
-    if (!known) {
-      const [rows] = await this.pool(instanceId).query<RowDataPacket[]>(
-        "SELECT column_name AS c FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ? ORDER BY column_name",
-        [table],
-      );
-      known = rows.map((r) => String(r.c));
-      this.#columns.set(key, known);
-    }
-    return known;
+    return (await this.columnTypes(instanceId, table)).map((c) => c.name);
   }
-
-  readonly #columns = new Map<string, string[]>();
 
   /**
    * Primary keys with their integer columns as numbers. Keys come as text (the record keeps
@@ -975,27 +963,29 @@ export class Rebalancer {
    * tell apart, and a DELETE by such a list took rows it did not name.
    */
   private async typedKeys(instanceId: string, placement: TablePlacement, keys: unknown[][]): Promise<unknown[][]> {
-    const integers = await this.integerColumns(instanceId, placement.table);
+    const integers = new Set(
+      (await this.columnTypes(instanceId, placement.table)).filter((c) => c.integer).map((c) => c.name),
+    );
     const at = placement.pk.map((c) => integers.has(c));
     return keys.map((k) => k.map((v, i) => (at[i] && v !== null && v !== undefined ? BigInt(String(v)) : v)));
   }
 
-  /** A table's integer columns. */
-  private async integerColumns(instanceId: string, table: string): Promise<Set<string>> {
+  /** A table's columns by name, each with whether it holds integers. */
+  private async columnTypes(instanceId: string, table: string): Promise<{ name: string; integer: boolean }[]> {
     const key = `${instanceId}/${table}`;
-    let known = this.#integers.get(key);
+    let known = this.#columns.get(key);
     if (!known) {
       const [rows] = await this.pool(instanceId).query<RowDataPacket[]>(
-        "SELECT column_name AS c FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ? AND data_type LIKE '%int'",
+        "SELECT column_name AS c, data_type AS t FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ? ORDER BY column_name",
         [table],
       );
-      known = new Set(rows.map((r) => String(r.c)));
-      this.#integers.set(key, known);
+      known = rows.map((r) => ({ name: String(r.c), integer: /int$/i.test(String(r.t)) }));
+      this.#columns.set(key, known);
     }
     return known;
   }
 
-  readonly #integers = new Map<string, Set<string>>();
+  readonly #columns = new Map<string, { name: string; integer: boolean }[]>();
 
   /**
    * Refuses to move data it cannot place: a table on a source with rows, but no placement
