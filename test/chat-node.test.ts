@@ -25,6 +25,7 @@ import { RedisSessionRoutes } from "../src/routing/redis/session-routes.js";
 import { RedisTokenStore } from "../src/routing/redis/token-store.js";
 import { createRedis, type RedisClient } from "../src/routing/redis-client.js";
 import { secretDigest } from "../src/routing/secret-digest.js";
+import { ResilientChat } from "../src/sdk/resilient-chat.js";
 import { addStatusService } from "../src/status/server.js";
 import { createStatusService } from "../src/status/service.js";
 import { grpcSessionKicker } from "../src/status/session-kicker.js";
@@ -786,6 +787,54 @@ describe("chat node", () => {
       // Two a second: a token is back within half a second.
       await new Promise((r) => setTimeout(r, 600));
       expect(await attempt()).toBe(ErrorCode.TOKEN_INVALID);
+
+      // The SDK, paced, goes back to the same node after its pause: it does not ask gate again.
+      const users = new MysqlUserStore(pool);
+      const ids = new Snowflake({ workerId: 8 });
+      let X: Uid | "" = "";
+      for (let i = 0; i < 60 && !X; i++) {
+        const uid = ids.next();
+        await users.create({
+          uid,
+          name: `n4_${i}_${uid.slice(-6)}`,
+          email: `n4_${uid}@example.test`,
+          passwordHash: "x",
+          createdAt: Date.now(),
+        });
+        if ((await status.api.getChatNode({ uid })).node?.nodeId === "n4") X = uid;
+      }
+      expect(X).not.toBe("");
+      const issued = await status.api.issueToken({ uid: X });
+      // Spend the bucket, so the SDK's first attempt is paced.
+      for (let i = 0; i < 5 && (await attempt()) !== ErrorCode.RATE_LIMITED; i++);
+      let relogins = 0;
+      const chat = await ResilientChat.open(
+        {
+          uid: X as Uid,
+          token: issued.token,
+          expiresAtMs: Number(issued.expiresAtMs),
+          nodeId: "n4",
+          host: "127.0.0.1",
+          port: paced.info.tcpPort,
+          wsUrl: paced.info.wsUrl,
+        },
+        {
+          relogin: async () => {
+            relogins += 1;
+            throw new Error("gate was asked");
+          },
+          retryDelayMs: 300,
+          maxRetryDelayMs: 600,
+          // Asking gate (which throws here) on every later attempt would give up after these.
+          maxAttempts: 10,
+        },
+      );
+      try {
+        expect(chat.connected).toBe(true);
+        expect(relogins).toBe(0);
+      } finally {
+        await chat.close();
+      }
     } finally {
       await paced.close();
     }
