@@ -129,7 +129,7 @@ export async function changesSince(
 }
 
 /** A row holding only the primary key's columns, enough for keyOf (every key is in the pk). */
-export function keyRow(placement: TablePlacement, pk: readonly unknown[]): RowDataPacket {
+function keyRow(placement: TablePlacement, pk: readonly unknown[]): RowDataPacket {
   return Object.fromEntries(placement.pk.map((c, i) => [c, pk[i]])) as RowDataPacket;
 }
 

@@ -240,6 +240,24 @@ describe("chat node", () => {
     return client;
   }
 
+  /** A new user the ring gives to nodeId (users are made until one lands there). */
+  async function userOwnedBy(nodeId: string, workerId: number): Promise<Uid> {
+    const users = new MysqlUserStore(pool);
+    const ids = new Snowflake({ workerId });
+    for (let i = 0; i < 60; i++) {
+      const uid = ids.next();
+      await users.create({
+        uid,
+        name: `${nodeId}_${i}_${uid.slice(-6)}`,
+        email: `${nodeId}_${uid}@example.test`,
+        passwordHash: "x",
+        createdAt: Date.now(),
+      });
+      if ((await status.api.getChatNode({ uid })).node?.nodeId === nodeId) return uid;
+    }
+    throw new Error(`no user of 60 landed on ${nodeId}`);
+  }
+
   async function ws(node: RunningChatNode, format: "binary" | "text" = "binary"): Promise<WsClient> {
     const client = await WsClient.open(node.info.wsUrl, format);
     clients.push(client);
@@ -789,28 +807,14 @@ describe("chat node", () => {
       expect(await attempt()).toBe(ErrorCode.TOKEN_INVALID);
 
       // The SDK, paced, goes back to the same node after its pause: it does not ask gate again.
-      const users = new MysqlUserStore(pool);
-      const ids = new Snowflake({ workerId: 8 });
-      let X: Uid | "" = "";
-      for (let i = 0; i < 60 && !X; i++) {
-        const uid = ids.next();
-        await users.create({
-          uid,
-          name: `n4_${i}_${uid.slice(-6)}`,
-          email: `n4_${uid}@example.test`,
-          passwordHash: "x",
-          createdAt: Date.now(),
-        });
-        if ((await status.api.getChatNode({ uid })).node?.nodeId === "n4") X = uid;
-      }
-      expect(X).not.toBe("");
+      const X = await userOwnedBy("n4", 8);
       const issued = await status.api.issueToken({ uid: X });
       // Spend the bucket, so the SDK's first attempt is paced.
       for (let i = 0; i < 5 && (await attempt()) !== ErrorCode.RATE_LIMITED; i++);
       let relogins = 0;
       const chat = await ResilientChat.open(
         {
-          uid: X as Uid,
+          uid: X,
           token: issued.token,
           expiresAtMs: Number(issued.expiresAtMs),
           nodeId: "n4",
@@ -867,27 +871,13 @@ describe("chat node", () => {
       await silent.inbox.untilClosed();
 
       // Some user the ring now gives to n3.
-      const users = new MysqlUserStore(pool);
-      const ids = new Snowflake({ workerId: 5 });
-      let X: Uid | "" = "";
-      for (let i = 0; i < 60 && !X; i++) {
-        const uid = ids.next();
-        await users.create({
-          uid,
-          name: `n3_${i}_${uid.slice(-6)}`,
-          email: `n3_${uid}@example.test`,
-          passwordHash: "x",
-          createdAt: Date.now(),
-        });
-        if ((await status.api.getChatNode({ uid })).node?.nodeId === "n3") X = uid;
-      }
-      expect(X).not.toBe("");
+      const X = await userOwnedBy("n3", 5);
       const token = (await status.api.issueToken({ uid: X })).token;
 
       const x1 = await tcp(extra);
       await x1.login(X, token);
       const message = {
-        convId: convIdForPair(X as Uid, A),
+        convId: convIdForPair(X, A),
         msgId: "1",
         seq: 1,
         sender: A,
