@@ -89,6 +89,28 @@ export const PLACEMENTS: readonly TablePlacement[] = [
     keyOf: (r) => `file:${r.file_id}`,
     keySql: (row) => `CONCAT('file:', CAST(${row}file_id AS CHAR))`,
   },
+  // The message model (issue 16): reactions and delete-for-me marks beside their conversation,
+  // a forwarded file's shares beside the file.
+  {
+    table: "message_reactions",
+    pk: ["conv_id", "seq", "emoji", "uid"],
+    keyOf: (r) => String(r.conv_id),
+    keySql: (row) => `${row}conv_id`,
+    byConversation: true,
+  },
+  {
+    table: "message_hidden",
+    pk: ["conv_id", "uid", "seq"],
+    keyOf: (r) => String(r.conv_id),
+    keySql: (row) => `${row}conv_id`,
+    byConversation: true,
+  },
+  {
+    table: "file_shares",
+    pk: ["file_id", "conv_id"],
+    keyOf: (r) => `file:${r.file_id}`,
+    keySql: (row) => `CONCAT('file:', CAST(${row}file_id AS CHAR))`,
+  },
 ];
 
 /** Tables that are not placed by slot: they stay where they are. */

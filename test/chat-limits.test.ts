@@ -13,6 +13,7 @@ const settings = {
   friendApplicationsPerDay: 2,
   requestsPerConnection: 5,
   searchesPerConnectionPerMinute: 2,
+  typingMinIntervalMs: 2000,
   loginsPerSecond: 10,
   loginBurst: 3,
 };

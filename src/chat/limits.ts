@@ -22,6 +22,8 @@ export interface ChatLimitSettings {
   /** Logins this node admits per second, and at once (the token bucket's rate and size). */
   loginsPerSecond: number;
   loginBurst: number;
+  /** The shortest gap between two typing pushes of one session in one conversation (0: none). */
+  typingMinIntervalMs: number;
 }
 
 const DAY_SECONDS = 86_400;
@@ -40,6 +42,8 @@ export class ChatLimits {
   private readonly requestWindows = new WeakMap<Session, Window>();
   private readonly searchWindows = new WeakMap<Session, Window>();
   private readonly userWindows = new Map<string, Window>();
+  /** Per session, when each conversation last had a typing push from it. */
+  private readonly typingAt = new WeakMap<Session, Map<string, number>>();
   private lastPruneMs = 0;
   private readonly logins: TokenBucket;
 
@@ -103,6 +107,24 @@ export class ChatLimits {
     if (kind === "searchUsersReq" && countIn(this.searchWindows, session, now, 60_000) > searches) {
       this.refuse("search", `over ${searches} searches a minute on this connection`);
     }
+  }
+
+  /**
+   * Whether a typing request of session in convId is pushed: not if the last one pushed was
+   * less than typingMinIntervalMs ago. Not an error, since the indicator is showing anyway.
+   */
+  typing(session: Session, convId: string, now = Date.now()): boolean {
+    let last = this.typingAt.get(session);
+    if (!last) {
+      last = new Map();
+      this.typingAt.set(session, last);
+    }
+    const at = last.get(convId);
+    if (at !== undefined && now - at < this.settings.typingMinIntervalMs) return false;
+    // A session types in few conversations; forgetting them all past a bound keeps it so.
+    if (last.size >= 64) last.clear();
+    last.set(convId, now);
+    return true;
   }
 
   /** One friend application by uid. */

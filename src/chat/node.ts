@@ -18,6 +18,13 @@ export function laneOf(session: Session, envelope: Envelope): Lane {
       return { kind: "lane", name: `to:${body.value.toUid}` };
     case "groupSendReq":
       return { kind: "lane", name: `group:${body.value.groupId}` };
+    // A forward is a send to its target, in the target's order.
+    case "forwardReq": {
+      const { toUid, groupId } = body.value;
+      return { kind: "lane", name: groupId !== "" && groupId !== "0" ? `group:${groupId}` : `to:${toUid}` };
+    }
+    // Typing is best effort and never waits behind a send.
+    case "typingReq":
     case "heartbeatReq":
     case "ackReq":
     case "syncReq":

@@ -114,6 +114,7 @@ export async function startChatNode(deps: ChatNodeDeps): Promise<RunningChatNode
       groupInvitesPerDay: config.GROUP_INVITES_PER_DAY,
       requestsPerConnection: config.CHAT_CONN_REQUESTS_PER_SECOND,
       searchesPerConnectionPerMinute: config.CHAT_CONN_SEARCHES_PER_MINUTE,
+      typingMinIntervalMs: config.TYPING_MIN_INTERVAL_MS,
       loginsPerSecond: config.CHAT_LOGINS_PER_SECOND,
       loginBurst: config.CHAT_LOGIN_BURST,
     },

@@ -7,6 +7,7 @@ import { COLUMN_CHARS } from "../ids/identifiers.js";
  */
 const port = z.coerce.number().int().min(0).max(65535);
 const positiveInt = z.coerce.number().int().positive();
+const nonNegativeInt = z.coerce.number().int().min(0);
 const bool = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");
 
 export const settings = {
@@ -403,6 +404,56 @@ export const settings = {
     schema: positiveInt,
     default: "5000",
     doc: "Most members in one group (create and invite beyond it answer GROUP_TOO_LARGE).",
+  },
+  MESSAGE_RECALL_WINDOW_SECONDS: {
+    schema: nonNegativeInt,
+    default: "120",
+    doc: "How long after sending its sender may recall a message (group admins and the owner may at any time); 0: never.",
+  },
+  MESSAGE_EDIT_WINDOW_SECONDS: {
+    schema: nonNegativeInt,
+    default: "900",
+    doc: "How long after sending its sender may edit a message; 0: never.",
+  },
+  MESSAGE_REACTIONS_MAX_DISTINCT: {
+    schema: positiveInt,
+    default: "20",
+    doc: "Most different reactions on one message (a new one beyond it answers REACTION_LIMIT).",
+  },
+  MESSAGE_REACTION_MAX_CHARS: {
+    schema: z.coerce.number().int().min(1).max(COLUMN_CHARS.reaction),
+    default: "8",
+    doc: `Longest reaction, in characters (one emoji, with its modifiers; at most ${COLUMN_CHARS.reaction}, the column width).`,
+  },
+  MESSAGE_MENTIONS_MAX: {
+    schema: positiveInt,
+    default: "50",
+    doc: "Most members one group message mentions.",
+  },
+  MESSAGE_CUSTOM_MAX_BYTES: {
+    schema: positiveInt,
+    default: "8192",
+    doc: "Largest JSON payload of a custom message, in bytes (UTF-8); beyond it PAYLOAD_TOO_LARGE.",
+  },
+  MESSAGE_CUSTOM_TYPE_MAX_CHARS: {
+    schema: positiveInt,
+    default: "32",
+    doc: "Longest type name of a custom message.",
+  },
+  MESSAGE_DELETE_FOR_ME_MAX: {
+    schema: positiveInt,
+    default: "100",
+    doc: "Most messages one delete-for-me request names.",
+  },
+  TYPING_TTL_MS: {
+    schema: positiveInt,
+    default: "6000",
+    doc: 'How long a client shows a typing indicator after its last TypingPush (no "stopped" frame is sent).',
+  },
+  TYPING_MIN_INTERVAL_MS: {
+    schema: nonNegativeInt,
+    default: "2000",
+    doc: "Typing requests of one session in one conversation closer together than this are dropped (not pushed).",
   },
   GROUP_MEMBERS_PAGE: {
     schema: positiveInt,

@@ -80,6 +80,8 @@ export const COLUMN_CHARS = {
   /** user_emails.email and the longest user search. */
   email: 254,
   friendMessage: 500,
+  /** message_reactions.emoji: one emoji with its modifiers. */
+  reaction: 32,
 } as const;
 
 /**

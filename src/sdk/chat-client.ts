@@ -4,6 +4,8 @@ import { AppError, ErrorCode } from "../errors.js";
 import {
   type ChatMessage,
   type ConversationSummary,
+  type CustomContent,
+  type DeletedForMePush,
   DeviceKind,
   Envelope,
   type ErrorResponse,
@@ -22,12 +24,14 @@ import {
   type HistoryRequest,
   type KickPush,
   type LoginResponse,
+  type MessageChangeResponse,
   MessageKind,
   type MovePush,
   type PresencePush,
   type ReadReceiptPush,
   type SendMessageResponse,
   type SyncResponse,
+  type TypingPush,
   type UserInfo,
 } from "../gen/shardchat/v1/client.js";
 import { type Endpoint, openWire, type Wire } from "./wire.js";
@@ -68,6 +72,16 @@ export interface ChatClientOptions {
   requestTimeoutMs?: number;
 }
 
+/** What `sendMessage` sends: text by default, custom content, a quote, mentions (groups). */
+export interface OutgoingContent {
+  text?: string;
+  kind?: MessageKind;
+  custom?: CustomContent;
+  /** The seq of the message replied to, in the same conversation. */
+  replyTo?: number;
+  mentions?: { uids?: string[]; all?: boolean };
+}
+
 /** A group just created, with who was asked to accept (the other member uids joined at once). */
 export interface CreatedGroup extends GroupInfo {
   invited: string[];
@@ -89,6 +103,10 @@ export interface ChatClientEvents {
   presence: [PresencePush];
   /** The node hands this user to another node and closes the connection (ResilientChat follows it). */
   move: [MovePush];
+  /** Someone in a conversation is typing: show it for `expiresInMs` unless renewed. */
+  typing: [TypingPush];
+  /** This user deleted messages for itself on another device. */
+  deletedForMe: [DeletedForMePush];
   /** A change to a group this user is in (or was kicked from). */
   groupEvent: [GroupEventPush];
   /** An invitation into a group (also listed by `groupInvitations()`); answer with `answerGroupInvitation`. */
@@ -194,6 +212,70 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
       "sendReq",
       { toUid, clientMsgId, kind: MessageKind.FILE, text: caption, file: ref },
       "sendResp",
+    );
+  }
+
+  /**
+   * Sends a message of any kind to a user or a group: text, a custom message (`custom`), a
+   * reply (`replyTo`: a seq of the same conversation), mentions (groups only).
+   */
+  sendMessage(
+    to: { toUid: string } | { groupId: string },
+    content: OutgoingContent,
+    clientMsgId: string = nanoid(),
+  ): Promise<SendMessageResponse> {
+    const kind = content.kind ?? (content.custom ? MessageKind.CUSTOM : MessageKind.TEXT);
+    const common = {
+      clientMsgId,
+      kind,
+      text: content.text ?? "",
+      custom: content.custom,
+      replyTo: content.replyTo === undefined ? undefined : { seq: content.replyTo },
+    };
+    if ("groupId" in to) {
+      const mentions = content.mentions && { uids: content.mentions.uids ?? [], all: content.mentions.all ?? false };
+      return this.request("groupSendReq", { groupId: to.groupId, ...common, mentions }, "groupSendResp");
+    }
+    return this.request("sendReq", { toUid: to.toUid, ...common }, "sendResp");
+  }
+
+  /** Recalls a message for everyone (its sender within the window; a group's admins any time). */
+  recall(convId: string, seq: number): Promise<MessageChangeResponse> {
+    return this.request("recallReq", { convId, seq }, "recallResp");
+  }
+
+  /** Replaces the text of one's own message (within the edit window). */
+  edit(convId: string, seq: number, text: string): Promise<MessageChangeResponse> {
+    return this.request("editReq", { convId, seq, text }, "editResp");
+  }
+
+  /** Adds (or with add = false removes) this user's reaction on a message. */
+  react(convId: string, seq: number, emoji: string, add = true): Promise<MessageChangeResponse> {
+    return this.request("reactReq", { convId, seq, emoji, add }, "reactResp");
+  }
+
+  /** Hides messages from this user on all of its devices. */
+  async deleteForMe(convId: string, seqs: number[]): Promise<void> {
+    await this.request("deleteForMeReq", { convId, seqs }, "deleteForMeResp");
+  }
+
+  /** Tells the conversation this user is typing; not answered (call it again while typing). */
+  typing(convId: string): void {
+    if (this.closed) return;
+    this.wire.send(Envelope.fromPartial({ reqId: 0, body: { $case: "typingReq", value: { convId } } }));
+  }
+
+  /** Copies a message into a 1:1 conversation or a group, as this user's, naming its origin. */
+  forward(
+    from: { convId: string; seq: number },
+    to: { toUid: string } | { groupId: string },
+    clientMsgId: string = nanoid(),
+  ): Promise<SendMessageResponse> {
+    const target = "groupId" in to ? { toUid: "0", groupId: to.groupId } : { toUid: to.toUid, groupId: "0" };
+    return this.request(
+      "forwardReq",
+      { fromConvId: from.convId, seq: from.seq, ...target, clientMsgId },
+      "forwardResp",
     );
   }
 
@@ -442,8 +524,14 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
       } else if (body.$case !== waiting.expect) {
         waiting.reject(new AppError(ErrorCode.INTERNAL, `expected ${waiting.expect}, got ${body.$case}`));
       } else {
-        if (body.$case === "sendResp" || body.$case === "groupSendResp")
+        if (body.$case === "sendResp" || body.$case === "groupSendResp" || body.$case === "forwardResp")
           this.noteOwn(body.value.convId, body.value.seq);
+        // A change's event takes a seq of its conversation and is not pushed back here either.
+        if (
+          (body.$case === "recallResp" || body.$case === "editResp" || body.$case === "reactResp") &&
+          body.value.event
+        )
+          this.noteOwn(body.value.event.convId, body.value.event.seq);
         waiting.resolve(body.value);
       }
       return;
@@ -451,6 +539,10 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     if (body.$case === "messagePush" && body.value.message) {
       const message = body.value.message;
       this.delivering = this.delivering.then(() => this.deliverInOrder(message)).catch(() => {});
+    } else if (body.$case === "typingPush") {
+      this.emit("typing", body.value);
+    } else if (body.$case === "deletedForMePush") {
+      this.emit("deletedForMe", body.value);
     } else if (body.$case === "groupEventPush") {
       this.emit("groupEvent", body.value);
     } else if (body.$case === "groupInvitationPush" && body.value.invitation) {

@@ -16,11 +16,59 @@ export interface StoredFile {
   contentType: string;
 }
 
+/** A MESSAGE_KIND_CUSTOM message's content: the app's type name and its JSON text. */
+export interface StoredCustom {
+  type: string;
+  payloadJson: string;
+}
+
+/** The message a reply quotes, as stored with the reply; the snippet is filled on every read. */
+export interface StoredReply {
+  seq: number;
+  msgId: string;
+  sender: Uid;
+  kind: MessageKindValue;
+  /** Filled from the quoted message as it is now (empty once recalled). */
+  snippet: string;
+  recalled: boolean;
+}
+
+export interface StoredMentions {
+  uids: Uid[];
+  all: boolean;
+}
+
+export interface StoredForwardOrigin {
+  convId: string;
+  msgId: string;
+  sender: Uid;
+  sentAtMs: string;
+}
+
+export interface StoredReactionCount {
+  emoji: string;
+  count: number;
+  /** Whether the reader reacted with it (false in an event pushed to everyone). */
+  me: boolean;
+}
+
+/** What a message carries beyond text and file (issue 16), all optional: stored as one JSON column. */
+export interface MessageExtras {
+  custom?: StoredCustom | undefined;
+  reply?: StoredReply | undefined;
+  mentions?: StoredMentions | undefined;
+  forwarded?: StoredForwardOrigin | undefined;
+  /** An event's target (MESSAGE_KIND_*_EVENT). */
+  targetSeq?: number | undefined;
+  /** A reaction event's change. */
+  reaction?: { emoji: string; add: boolean } | undefined;
+}
+
 /**
  * A message as the stores answer it. Storage's own type, not the wire's; the two have the same
  * fields, so the chat node pushes a stored message as the wire's StoredMessage without a copy.
  */
-export interface StoredMessage {
+export interface StoredMessage extends MessageExtras {
   convId: string;
   msgId: string;
   /** Position in the conversation: 1, 2, 3... without gaps. */
@@ -33,6 +81,54 @@ export interface StoredMessage {
   text: string;
   sentAtMs: string;
   file?: StoredFile | undefined;
+  /** State later events changed: edits, recall, reactions (absent while untouched). */
+  editCount?: number | undefined;
+  editedAtMs?: string | undefined;
+  recalled?: boolean | undefined;
+  reactions?: { counts: StoredReactionCount[] } | undefined;
+  /** Deleted for the reader (delete for me): its content is left out. */
+  deletedForMe?: boolean | undefined;
+  /** An event's target as it is now. */
+  target?: StoredMessage | undefined;
+}
+
+/** The message kinds storage treats specially (the wire's MessageKind numbers). */
+export const STORED_KIND = { text: 1, custom: 2, file: 30, recallEvent: 50, editEvent: 51, reactionEvent: 52 } as const;
+
+/** Whether a kind is an event (a change to another message), not content. */
+export function isEventKind(kind: MessageKindValue): boolean {
+  return kind >= 50 && kind <= 59;
+}
+
+/** What a change does to its target; decided by the chat node's rules under the conversation's lock. */
+export type MessageEffect =
+  | { kind: "recall" }
+  | { kind: "edit"; text: string; atMs: number }
+  | { kind: "react"; emoji: string; add: boolean; maxDistinct: number };
+
+/**
+ * A change to a stored message (recall, edit, reaction), stored as an event with the
+ * conversation's next seq in the same transaction that changes the target.
+ */
+export interface MessageChange {
+  convId: string;
+  targetSeq: number;
+  /** The event row: its id, who acts (a member of the conversation), when. */
+  msgId: string;
+  actor: Uid;
+  sentAtMs: number;
+  /**
+   * The rules, given the target as it is under the lock: throws AppError to refuse, answers the
+   * effect, or null when the change has nothing to do (a second recall).
+   */
+  decide(target: StoredMessage): MessageEffect | null;
+}
+
+export interface ChangeOutcome {
+  /** The stored event, its target as it is after the change; absent when nothing changed. */
+  event?: StoredMessage;
+  /** The target as it is now. */
+  target: StoredMessage;
 }
 
 export interface UserRecord {
@@ -71,6 +167,8 @@ export interface NewMessage {
   sentAtMs: number;
   /** The file a MESSAGE_KIND_FILE message names (stored with the message, so history needs no files lookup). */
   file?: StoredFile;
+  /** Custom content, a reply, forward origin (mentions are for group messages). */
+  extras?: MessageExtras;
 }
 
 export interface HistoryQuery {
@@ -125,6 +223,23 @@ export interface MessageStore {
   history(uid: Uid, convId: string, query: HistoryQuery): Promise<StoredMessage[]>;
   /** Whether uid is a member row of convId (a 1:1 conversation has its rows from its first message). */
   isMember(convId: string, uid: Uid): Promise<boolean>;
+  /**
+   * One message as history answers it to uid, or null when there is no such seq;
+   * AppError(NOT_PARTICIPANT) if uid is not a member.
+   */
+  message(uid: Uid, convId: string, seq: number): Promise<StoredMessage | null>;
+  /**
+   * Applies a change to the message at targetSeq and stores its event with the next seq, in one
+   * transaction holding the conversation's lock. AppError(NOT_PARTICIPANT) if the actor is not a
+   * member, AppError(NOT_FOUND) without such a message (or when it is an event); decide's own
+   * errors; AppError(REACTION_LIMIT) when a reaction would exceed maxDistinct.
+   */
+  change(change: MessageChange): Promise<ChangeOutcome>;
+  /**
+   * Deletes messages for uid alone (delete for me): history and sync answer them to uid with
+   * deletedForMe and no content. Seqs past the last message are ignored; AppError(NOT_PARTICIPANT).
+   */
+  hide(uid: Uid, convId: string, seqs: number[]): Promise<void>;
 }
 
 /** What storage keeps about an uploaded file; its bytes are in a FileStore (src/files). */
@@ -134,6 +249,8 @@ export interface FileMeta {
   owner: Uid;
   /** The conversation it was uploaded for: its participants may download it. */
   convId: string;
+  /** Conversations it was forwarded into (FileMetaStore.share): their participants may download it too. */
+  sharedWith?: string[];
   name: string;
   size: number;
   contentType: string;
@@ -150,6 +267,11 @@ export interface FileMetaStore {
    * no such file any more (swept): the message must not be stored then.
    */
   markSent(id: string, atMs: number): Promise<boolean>;
+  /**
+   * A forwarded message names the file in another conversation: its participants may download
+   * it too (idempotent). False when there is no such file.
+   */
+  share(id: string, convId: string): Promise<boolean>;
   /**
    * Removes up to `limit` files created before `beforeMs` that no message names, and answers
    * their ids (their bytes are the caller's to delete). A file marked sent meanwhile stays.
@@ -204,6 +326,8 @@ export interface ConversationSummaryRecord {
   peerReadSeq: number;
   /** The message at lastSeq (undefined only when it is missing, e.g. a conversation with no message yet). */
   lastMessage?: StoredMessage;
+  /** A message after readSeq mentions uid or everyone. */
+  mentioned: boolean;
 }
 
 /**
@@ -267,6 +391,8 @@ export interface NewGroupMessage {
   sentAtMs: number;
   /** The file a MESSAGE_KIND_FILE message names, as for a 1:1 message. */
   file?: StoredFile;
+  /** Custom content, a reply, forward origin, mentions (members' mention marks move with it). */
+  extras?: MessageExtras;
 }
 
 /**

@@ -63,6 +63,16 @@ export type ChatConfig = Pick<
   | "GROUP_MAX_MEMBERS"
   | "GROUP_MEMBERS_PAGE"
   | "GROUP_NAME_MAX_CHARS"
+  | "MESSAGE_CUSTOM_MAX_BYTES"
+  | "MESSAGE_CUSTOM_TYPE_MAX_CHARS"
+  | "MESSAGE_DELETE_FOR_ME_MAX"
+  | "MESSAGE_EDIT_WINDOW_SECONDS"
+  | "MESSAGE_MENTIONS_MAX"
+  | "MESSAGE_REACTIONS_MAX_DISTINCT"
+  | "MESSAGE_REACTION_MAX_CHARS"
+  | "MESSAGE_RECALL_WINDOW_SECONDS"
+  | "TYPING_MIN_INTERVAL_MS"
+  | "TYPING_TTL_MS"
 >;
 
 /** Everything a request handler may use; the same object for every session of a node. */
@@ -128,7 +138,14 @@ export type RequestCase =
   | "friendRemoveReq"
   | "friendApplicationsReq"
   | "conversationListReq"
-  | "markReadReq";
+  | "markReadReq"
+  // The message model (issue 16).
+  | "recallReq"
+  | "editReq"
+  | "reactReq"
+  | "deleteForMeReq"
+  | "typingReq"
+  | "forwardReq";
 type Body = NonNullable<Envelope["body"]>;
 /** What a handler answers with (sent with the request's reqId). */
 export type ReplyBody = Body;

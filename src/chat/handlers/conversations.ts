@@ -33,6 +33,7 @@ export async function conversationList(
         readSeq: c.readSeq,
         unread: Math.max(0, c.lastSeq - c.readSeq),
         peerReadSeq: c.peerReadSeq,
+        mentioned: c.mentioned,
       })),
     },
   };

@@ -14,6 +14,7 @@ import {
   type RequestCase,
 } from "./context.js";
 import { conversationList, markRead } from "./conversations.js";
+import { forward } from "./forward.js";
 import { friendApplications, friendApply, friendList, friendRemove, friendReply, searchUsers } from "./friends.js";
 import {
   groupCreate,
@@ -31,8 +32,10 @@ import {
 import { heartbeat } from "./heartbeat.js";
 import { history } from "./history.js";
 import { login } from "./login.js";
+import { deleteForMe, edit, react, recall } from "./message-changes.js";
 import { send } from "./send.js";
 import { sync } from "./sync.js";
+import { typing } from "./typing.js";
 
 /** Which requests a node answers, and how; a request it does not list answers UNKNOWN_MESSAGE_TYPE. */
 export type HandlerTable = { [C in RequestCase]?: Handler<C> };
@@ -50,6 +53,13 @@ const CORE: HandlerTable = {
   ackReq: ack,
   historyReq: history,
   searchUsersReq: searchUsers,
+  // The message model (issue 16): on any conversation a node stores.
+  recallReq: recall,
+  editReq: edit,
+  reactReq: react,
+  deleteForMeReq: deleteForMe,
+  typingReq: typing,
+  forwardReq: forward,
 };
 
 const GROUP_HANDLERS: { [C in GroupCase]: Handler<C, GroupsContext> } = {
@@ -103,7 +113,7 @@ export function servedHandlers(ctx: HandlerContext): HandlerTable {
 }
 
 /** Requests that post a message: the ones the messages-per-second limits count. */
-const MESSAGE_SENDS: ReadonlySet<string> = new Set(["sendReq", "groupSendReq"]);
+const MESSAGE_SENDS: ReadonlySet<string> = new Set(["sendReq", "groupSendReq", "forwardReq"]);
 /** Outside the request budget: the login (once), and acks, which follow the messages received. */
 const UNBUDGETED: ReadonlySet<string> = new Set(["loginReq", "ackReq"]);
 

@@ -5,15 +5,21 @@ import {
   type GroupEventPush,
   type GroupInfo,
   type GroupInvitation,
-  MessageKind,
+  type Mentions,
 } from "../../gen/shardchat/v1/client.js";
 import { groupConvId, isUid, requireUid } from "../../ids/identifiers.js";
-import { GROUP_ROLE, type GroupRecord, type GroupRoleValue, type Uid } from "../../storage/ports.js";
+import {
+  GROUP_ROLE,
+  type GroupRecord,
+  type GroupRoleValue,
+  type StoredMentions,
+  type Uid,
+} from "../../storage/ports.js";
 import type { Session } from "../session.js";
 import type { GroupsContext, LoggedInSession, Reply, RequestOf } from "./context.js";
 import { invalid, pageOf, pageSize, storage } from "./context.js";
 import { namesOf } from "./friends.js";
-import { storedFile, storedReply, validateContent } from "./send.js";
+import { type Answer, type PreparedMessage, preparedMessage, storedReply, validateContent, withQuote } from "./send.js";
 
 function toInfo(g: GroupRecord): GroupInfo {
   return {
@@ -26,7 +32,7 @@ function toInfo(g: GroupRecord): GroupInfo {
   };
 }
 
-function checkGroupId(groupId: string): void {
+export function checkGroupId(groupId: string): void {
   if (!isUid(groupId)) throw invalid("groupId must be a decimal group id");
 }
 
@@ -38,7 +44,7 @@ function checkName(ctx: GroupsContext, name: string): void {
 }
 
 /** The caller's role; NOT_GROUP_MEMBER when it has none (also for a group that does not exist). */
-async function roleOf(ctx: GroupsContext, groupId: string, uid: Uid): Promise<GroupRoleValue> {
+export async function roleOf(ctx: GroupsContext, groupId: string, uid: Uid): Promise<GroupRoleValue> {
   const role = await storage(ctx, "group role", () => ctx.groups.roleOf(groupId, uid));
   if (role === null) throw new AppError(ErrorCode.NOT_GROUP_MEMBER, `not a member of group ${groupId}`);
   return role;
@@ -346,39 +352,73 @@ export async function groupSend(
 ): Reply {
   const sender = session.uid;
   checkGroupId(request.groupId);
-  validateContent(request, ctx.config.CHAT_MAX_TEXT_CHARS);
+  validateContent(request, ctx.config);
   // The upload was for the group's conversation (gate checked the sender is in it then).
-  const file =
-    request.kind === MessageKind.FILE
-      ? await storedFile(ctx, sender, groupConvId(request.groupId), request.file)
-      : undefined;
+  const prepared = await preparedMessage(ctx, sender, groupConvId(request.groupId), request);
+  if (request.mentions) {
+    const mentions = await checkedMentions(ctx, request.groupId, sender, request.mentions);
+    prepared.extras = { ...prepared.extras, mentions };
+  }
+  return sendToGroup(ctx, session, request.groupId, prepared, { reqId, answer: "groupSendResp" });
+}
+
+/** Stores a checked message in a group once, answers once committed, then fans it out (group send and forward). */
+export async function sendToGroup(
+  ctx: GroupsContext,
+  session: LoggedInSession,
+  groupId: string,
+  prepared: PreparedMessage,
+  { reqId, answer }: Answer,
+): Reply {
   const { message, duplicate } = await storage(ctx, "group append", () =>
     ctx.groups.append({
-      groupId: request.groupId,
+      groupId,
       msgId: ctx.ids.next(),
-      sender,
-      clientMsgId: request.clientMsgId,
-      kind: request.kind,
-      text: request.text,
+      sender: session.uid,
+      clientMsgId: prepared.clientMsgId,
+      kind: prepared.kind,
+      text: prepared.text,
       sentAtMs: Date.now(),
-      file,
+      file: prepared.file,
+      extras: prepared.extras,
     }),
   );
-  session.send({
-    reqId,
-    body: {
-      $case: "groupSendResp",
-      value: storedReply(message, duplicate),
-    },
-  });
+  session.send({ reqId, body: { $case: answer, value: storedReply(message, duplicate) } });
   if (!duplicate) {
-    ctx.background(fanOut(ctx, request.groupId, session, message));
+    ctx.background(fanOut(ctx, groupId, session, withQuote(message, prepared)));
   }
   return undefined;
 }
 
+/**
+ * Mentions of a group message: at most MESSAGE_MENTIONS_MAX members (each checked against the
+ * member list, one read), and "everyone" only from admins and the owner.
+ */
+async function checkedMentions(
+  ctx: GroupsContext,
+  groupId: string,
+  sender: Uid,
+  mentions: Mentions,
+): Promise<StoredMentions | undefined> {
+  const uids = [...new Set(mentions.uids.map((uid) => requireUid(uid, "mentions.uids")))];
+  if (uids.length > ctx.config.MESSAGE_MENTIONS_MAX) {
+    throw invalid(`at most ${ctx.config.MESSAGE_MENTIONS_MAX} mentions`);
+  }
+  if (mentions.all) {
+    const role = await roleOf(ctx, groupId, sender);
+    if (role === GROUP_ROLE.member)
+      throw new AppError(ErrorCode.GROUP_PERMISSION_DENIED, "only admins mention everyone");
+  }
+  if (uids.length > 0) {
+    const members = new Set(await storage(ctx, "group members", () => ctx.groups.memberUids(groupId)));
+    const outsider = uids.find((uid) => !members.has(uid));
+    if (outsider) throw invalid(`${outsider} is not a member of this group`);
+  }
+  return uids.length > 0 || mentions.all ? { uids, all: mentions.all } : undefined;
+}
+
 /** To every member but the sender, and to the sender's other devices. */
-async function fanOut(ctx: GroupsContext, groupId: string, from: Session, message: ChatMessage): Promise<void> {
+export async function fanOut(ctx: GroupsContext, groupId: string, from: Session, message: ChatMessage): Promise<void> {
   let members: Uid[];
   try {
     members = await ctx.groups.memberUids(groupId);

@@ -1,7 +1,6 @@
-import { AppError, ErrorCode } from "../../errors.js";
-import { isGroupConvId } from "../../ids/identifiers.js";
 import type { HandlerContext, LoggedInSession, Reply, RequestOf } from "./context.js";
 import { invalid, pageSize, storage } from "./context.js";
+import { asMemberError } from "./send.js";
 
 /** A page of one conversation the user is in (NOT_PARTICIPANT otherwise, from the store). */
 export async function history(ctx: HandlerContext, session: LoggedInSession, request: RequestOf<"historyReq">): Reply {
@@ -13,12 +12,6 @@ export async function history(ctx: HandlerContext, session: LoggedInSession, req
       beforeSeq: request.beforeSeq,
       limit: pageSize(request.limit, ctx.config.CHAT_SYNC_BATCH),
     }),
-  ).catch((err: unknown) => {
-    // Only members read a group: the group's own code, so clients can tell a kick apart.
-    if (isGroupConvId(request.convId) && err instanceof AppError && err.code === ErrorCode.NOT_PARTICIPANT) {
-      throw new AppError(ErrorCode.NOT_GROUP_MEMBER, "not a member of this group");
-    }
-    throw err;
-  });
+  ).catch(asMemberError(request.convId));
   return { $case: "historyResp", value: { messages } };
 }

@@ -154,12 +154,17 @@ export const filesRoute: FastifyPluginAsync<FilesRouteOptions> = async (app, opt
     if (!found) throw new AppError(ErrorCode.NOT_FOUND, "no such file");
     return found;
   };
-  /** The file, if the caller (by headers) takes part in its conversation. */
+  /**
+   * The file, if the caller (by headers) takes part in its conversation, or in one it was
+   * forwarded into (each such conversation asked in turn, the upload's own first).
+   */
   const fileFor = async (request: FastifyRequest, id: string) => {
     const uid = await caller(request);
     const found = await existing(id);
-    if (!(await isParticipant(messages, found.convId, uid))) throw new AppError(ErrorCode.NOT_PARTICIPANT);
-    return found;
+    for (const convId of [found.convId, ...(found.sharedWith ?? [])]) {
+      if (await isParticipant(messages, convId, uid)) return found;
+    }
+    throw new AppError(ErrorCode.NOT_PARTICIPANT);
   };
 
   app.post<{ Params: { id: string } }>(

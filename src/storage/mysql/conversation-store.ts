@@ -4,7 +4,7 @@ import { COLUMN_CHARS, isDecimalId } from "../../ids/identifiers.js";
 import type { ConversationStore, ConversationSummaryRecord, StoredMessage, Uid } from "../ports.js";
 import { mysqlCall } from "./errors.js";
 import type { Queryable } from "./friend-store.js";
-import { MESSAGE_COLUMNS, toChatMessage } from "./message-store.js";
+import { STORED_MESSAGE_COLUMNS, toChatMessage } from "./message-store.js";
 import type { Pool } from "./pool.js";
 
 /**
@@ -29,9 +29,10 @@ export class MysqlConversationStore implements ConversationStore {
     return call("conversation list", async () => {
       // The user's memberships by idx_members_uid; the newest first by the last message's
       // snowflake id (time-ordered). The peer's cursor only for 1:1 conversations, where the
-      // other member is one row.
+      // other member is one row. Mentioned: a mark (of uid, or of everyone) past uid's read cursor.
       const [convs] = await this.pool.query<RowDataPacket[]>(
         `SELECT c.conv_id, c.last_seq, cm.read_seq,
+                GREATEST(cm.mention_seq, c.mention_all_seq) > cm.read_seq AS mentioned,
                 IF(c.conv_id LIKE 'p:%',
                    (SELECT COALESCE(MAX(o.read_seq), 0) FROM conversation_members o
                      WHERE o.conv_id = c.conv_id AND o.uid <> cm.uid), 0) AS peer_read_seq,
@@ -45,7 +46,7 @@ export class MysqlConversationStore implements ConversationStore {
         [uid, max],
       );
       if (convs.length === 0) return [];
-      const parts = convs.map(() => `(SELECT ${MESSAGE_COLUMNS} FROM messages WHERE conv_id = ? AND seq = ?)`);
+      const parts = convs.map(() => `(SELECT ${STORED_MESSAGE_COLUMNS} FROM messages WHERE conv_id = ? AND seq = ?)`);
       const [rows] = await this.pool.query<RowDataPacket[]>(
         parts.join(" UNION ALL "),
         convs.flatMap((c) => [c.conv_id, Number(c.last_seq)]),
@@ -57,6 +58,7 @@ export class MysqlConversationStore implements ConversationStore {
         readSeq: Number(c.read_seq),
         peerReadSeq: Number(c.peer_read_seq),
         lastMessage: last.get(String(c.conv_id)),
+        mentioned: Number(c.mentioned) === 1,
       }));
     });
   }

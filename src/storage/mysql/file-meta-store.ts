@@ -1,6 +1,6 @@
 import type { ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { AppError, ErrorCode } from "../../errors.js";
-import { isDecimalId, storedId } from "../../ids/identifiers.js";
+import { COLUMN_CHARS, isDecimalId, requireChars, storedId } from "../../ids/identifiers.js";
 import type { FileMeta, FileMetaStore } from "../ports.js";
 import { mysqlCall } from "./errors.js";
 import type { Pool } from "./pool.js";
@@ -52,6 +52,25 @@ export class MysqlFileMetaStore implements FileMetaStore {
     return result.affectedRows > 0;
   }
 
+  async share(id: string, convId: string): Promise<boolean> {
+    if (!isDecimalId(id)) return false;
+    // INSERT IGNORE would cut a long id short instead of refusing it.
+    requireChars(convId, COLUMN_CHARS.convId, "conversation id");
+    return mysqlCall(ErrorCode.STORAGE_UNAVAILABLE, "file store", async () => {
+      // One statement in the common case (a first share): the row, only if the file exists.
+      const [added] = await this.write(
+        id,
+        `INSERT IGNORE INTO file_shares (file_id, conv_id, created_at)
+         SELECT file_id, ?, ? FROM files WHERE file_id = ?`,
+        [convId, Date.now(), id],
+      );
+      if (added.affectedRows > 0) return true;
+      // Nothing added: shared before, or no such file.
+      const [rows] = await this.pool.query<RowDataPacket[]>("SELECT 1 FROM files WHERE file_id = ?", [id]);
+      return rows.length > 0;
+    });
+  }
+
   async sweepUnsent(beforeMs: number, limit: number): Promise<string[]> {
     return mysqlCall(ErrorCode.STORAGE_UNAVAILABLE, "file store", async () => {
       const [rows] = await this.pool.query<RowDataPacket[]>(
@@ -78,10 +97,19 @@ export class MysqlFileMetaStore implements FileMetaStore {
   async byId(id: string): Promise<FileMeta | null> {
     if (!isDecimalId(id)) return null;
     const [rows] = await mysqlCall(ErrorCode.STORAGE_UNAVAILABLE, "file store", () =>
-      this.pool.query<RowDataPacket[]>("SELECT * FROM files WHERE file_id = ?", [id]),
+      // The conversations it was shared into in the same round trip (NULL: none).
+      this.pool.query<RowDataPacket[]>(
+        `SELECT f.*, (SELECT JSON_ARRAYAGG(s.conv_id ORDER BY s.created_at, s.conv_id) FROM file_shares s
+                       WHERE s.file_id = f.file_id) AS shared_with
+           FROM files f WHERE f.file_id = ?`,
+        [id],
+      ),
     );
     const row = rows[0];
     if (!row) return null;
+    // The driver parses a JSON value (older servers answer its text).
+    const shared: unknown = typeof row.shared_with === "string" ? JSON.parse(row.shared_with) : row.shared_with;
+    const sharedWith = Array.isArray(shared) ? shared.map(String) : [];
     return {
       id: String(row.file_id),
       owner: storedId(row.owner),
@@ -90,6 +118,8 @@ export class MysqlFileMetaStore implements FileMetaStore {
       size: Number(row.size),
       contentType: String(row.content_type),
       createdAt: Number(row.created_at),
+      // Only when shared: a file of its own conversation alone reads as before.
+      ...(sharedWith.length > 0 ? { sharedWith } : {}),
     };
   }
 }

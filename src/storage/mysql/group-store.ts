@@ -1,7 +1,7 @@
 import type { ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { AppError, ErrorCode } from "../../errors.js";
 import { COLUMN_CHARS, groupConvId, isDecimalId, requireChars, storedId } from "../../ids/identifiers.js";
-import { fileRefToColumn } from "../file-ref.js";
+import { extrasToColumn, withModelColumns } from "../message-model.js";
 import {
   GROUP_ROLE,
   type GroupInvitationRecord,
@@ -15,7 +15,13 @@ import {
   type Uid,
 } from "../ports.js";
 import { isDuplicateKey, mysqlCode, mysqlError } from "./errors.js";
-import { MESSAGE_COLUMNS, toChatMessage } from "./message-store.js";
+import {
+  messageRow,
+  NEW_MESSAGE_COLUMNS,
+  STORED_MESSAGE_COLUMNS,
+  senderCursor,
+  toChatMessage,
+} from "./message-store.js";
 import type { Pool } from "./pool.js";
 import type { Connection } from "./timeouts.js";
 import { inTransaction, retryingDeadlocks } from "./transaction.js";
@@ -164,10 +170,13 @@ export class MysqlGroupStore implements GroupStore {
             uid,
           ]);
           if (gone.affectedRows === 0) return false;
-          await conn.query("DELETE FROM conversation_members WHERE conv_id = ? AND uid = ?", [
-            groupConvId(groupId),
-            uid,
-          ]);
+          // Its delete-for-me marks go with its member row (whose hidden_count counted them): a
+          // member who joins again starts afresh, as its cursors do.
+          await conn.query(
+            `DELETE FROM conversation_members WHERE conv_id = ? AND uid = ?;
+             DELETE FROM message_hidden WHERE conv_id = ? AND uid = ?`,
+            [groupConvId(groupId), uid, groupConvId(groupId), uid],
+          );
           await conn.query("UPDATE chat_groups SET member_count = member_count - 1 WHERE group_id = ?", [groupId]);
           return true;
         }),
@@ -391,44 +400,56 @@ export class MysqlGroupStore implements GroupStore {
       [convId, m.sender],
     );
     if (member.length === 0) throw new AppError(ErrorCode.NOT_GROUP_MEMBER);
-    await conn.query(`INSERT INTO messages (${MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?, ?)`, [
-      convId,
-      seq,
-      m.msgId,
-      m.sender,
-      m.clientMsgId,
-      m.kind,
-      m.text,
-      m.sentAtMs,
-      fileRefToColumn(m.file),
-    ]);
-    // As in 1:1: the sender's cursor passes its own message only if it had everything before.
-    await conn.query(
-      `UPDATE conversation_members
-          SET delivered_seq = IF(delivered_seq = ? - 1, ?, delivered_seq), read_seq = GREATEST(read_seq, ?)
-        WHERE conv_id = ? AND uid = ?`,
-      [seq, seq, seq, convId, m.sender],
+    const extras = extrasToColumn(m.extras);
+    const message = withModelColumns(
+      {
+        convId,
+        msgId: m.msgId,
+        seq,
+        sender: m.sender,
+        recipient: "0",
+        clientMsgId: m.clientMsgId,
+        kind: m.kind,
+        text: m.text,
+        sentAtMs: String(m.sentAtMs),
+        file: m.file,
+      },
+      { extras_json: extras },
     );
-    return {
-      convId,
-      msgId: m.msgId,
-      seq,
-      sender: m.sender,
-      recipient: "0",
-      clientMsgId: m.clientMsgId,
-      kind: m.kind,
-      text: m.text,
-      sentAtMs: String(m.sentAtMs),
-      file: m.file,
-    };
+    await conn.query(`INSERT INTO messages (${NEW_MESSAGE_COLUMNS}) VALUES ?`, [[messageRow(message, extras)]]);
+    // As in 1:1: the sender's cursor passes its own message only if it had everything before.
+    const cursor = senderCursor(convId, m.sender, seq);
+    await conn.query(cursor.sql, cursor.params);
+    await markMentions(conn, convId, seq, m);
+    return message;
   }
 
   private async byClientMsgId(convId: string, m: NewGroupMessage): Promise<StoredMessage | null> {
     const [rows] = await this.pool.query<RowDataPacket[]>(
-      `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE conv_id = ? AND sender = ? AND client_msg_id = ?`,
+      `SELECT ${STORED_MESSAGE_COLUMNS} FROM messages WHERE conv_id = ? AND sender = ? AND client_msg_id = ?`,
       [convId, m.sender, m.clientMsgId],
     );
     return rows[0] ? toChatMessage(rows[0]) : null;
+  }
+}
+
+/**
+ * The conversation list's mention marks (mentioned = a mark past the member's read cursor): the
+ * mentioned members' rows, or the conversation's own for everyone. A message without mentions
+ * writes nothing more.
+ */
+async function markMentions(conn: Connection, convId: string, seq: number, m: NewGroupMessage): Promise<void> {
+  const mentions = m.extras?.mentions;
+  if (!mentions) return;
+  if (mentions.uids.length > 0) {
+    // In uid order (the PK order), as every writer locks member rows.
+    await conn.query(
+      "UPDATE conversation_members SET mention_seq = GREATEST(mention_seq, ?) WHERE conv_id = ? AND uid IN (?)",
+      [seq, convId, uniqueSorted(mentions.uids)],
+    );
+  }
+  if (mentions.all) {
+    await conn.query("UPDATE conversations SET mention_all_seq = ? WHERE conv_id = ?", [seq, convId]);
   }
 }
 
@@ -499,7 +520,7 @@ function checkName(name: string): void {
 }
 
 function checkMessage(m: NewGroupMessage): void {
-  for (const id of [m.groupId, m.msgId, m.sender]) checkId(id);
+  for (const id of [m.groupId, m.msgId, m.sender, ...(m.extras?.mentions?.uids ?? [])]) checkId(id);
   requireChars(m.clientMsgId, COLUMN_CHARS.clientMsgId, "clientMsgId");
   if (!Number.isSafeInteger(m.sentAtMs)) throw new AppError(ErrorCode.INVALID_ARGUMENT, "sentAtMs must be an integer");
 }

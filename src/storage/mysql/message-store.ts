@@ -1,11 +1,33 @@
 import type { ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { AppError, ErrorCode } from "../../errors.js";
-import { COLUMN_CHARS, isDecimalId, requireChars, storedId } from "../../ids/identifiers.js";
+import { COLUMN_CHARS, directConvMembers, isDecimalId, requireChars, storedId } from "../../ids/identifiers.js";
 import { fitsChars } from "../../text/chars.js";
 import { Batcher } from "../batcher.js";
 import { fileRefFromColumn, fileRefToColumn } from "../file-ref.js";
-import type { HistoryQuery, MessageStore, NewMessage, StoredMessage, Uid } from "../ports.js";
+import {
+  completeForReader,
+  extrasToColumn,
+  type ModelColumns,
+  type ModelLookups,
+  reactionsToColumn,
+  recalledExtras,
+  withModelColumns,
+} from "../message-model.js";
+import {
+  type ChangeOutcome,
+  type HistoryQuery,
+  isEventKind,
+  type MessageChange,
+  type MessageEffect,
+  type MessageStore,
+  type NewMessage,
+  STORED_KIND,
+  type StoredMessage,
+  type StoredReactionCount,
+  type Uid,
+} from "../ports.js";
 import { isUnreachable, mysqlCall, mysqlCode, mysqlError } from "./errors.js";
+import type { Queryable } from "./friend-store.js";
 import type { Pool } from "./pool.js";
 import type { Connection } from "./timeouts.js";
 import { type FenceCheck, inSentTransaction, inTransaction, retryingDeadlocks } from "./transaction.js";
@@ -19,7 +41,42 @@ function cursorRows(n: number): string {
 /** conversations.kind of a 1:1 conversation. */
 const DIRECT_CONVERSATION = 1;
 
+/** The columns every insert of a message writes (the bulk import's too). */
 export const MESSAGE_COLUMNS = "conv_id, seq, msg_id, sender, recipient, client_msg_id, kind, body, sent_at, file_json";
+/** What an append writes: the base and its extras (NULL for a plain message, see message-model.ts). */
+export const NEW_MESSAGE_COLUMNS = `${MESSAGE_COLUMNS}, extras_json`;
+/** What every read answers: the base and the message model's columns. */
+export const STORED_MESSAGE_COLUMNS = `${NEW_MESSAGE_COLUMNS}, edit_count, edited_at, recalled, reactions_json`;
+
+/** One statement and its values, for callers that send several in one round trip. */
+export interface Statement {
+  sql: string;
+  params: unknown[];
+}
+
+/**
+ * The sender's own cursors after it stored the message at seq (a 1:1 or group message, an
+ * event): delivered passes it only when the sender had everything before it (a jump would skip
+ * an incoming message it has not acked yet); its own message counts as read.
+ */
+export function senderCursor(convId: string, sender: Uid, seq: number): Statement {
+  return {
+    sql: `UPDATE conversation_members
+             SET delivered_seq = IF(delivered_seq = ? - 1, ?, delivered_seq), read_seq = GREATEST(read_seq, ?)
+           WHERE conv_id = ? AND uid = ?`,
+    params: [seq, seq, seq, convId, sender],
+  };
+}
+
+/** Sends the statements in one round trip and answers each one's result, in order. */
+async function sendStatements(db: Queryable, statements: Statement[]): Promise<RowDataPacket[][]> {
+  const [results] = await db.query<RowDataPacket[][]>(
+    statements.map((s) => s.sql).join(";\n"),
+    statements.flatMap((s) => s.params),
+  );
+  // One statement answers its own result, several an array of them.
+  return statements.length === 1 ? [results as unknown as RowDataPacket[]] : results;
+}
 
 export interface MysqlMessageStoreOptions {
   /** config.MYSQL_DEADLOCK_RETRIES. */
@@ -56,6 +113,8 @@ export class MysqlMessageStore implements MessageStore {
   private readonly fenceCheck: MysqlMessageStoreOptions["fenceCheck"];
   private readonly batcher: Batcher<NewMessage, Appended>;
   private readonly ackBatcher: Batcher<AckItem, void> | undefined;
+  /** What completing a page for its reader looks up (message-model.ts). */
+  private readonly lookups: ModelLookups;
 
   constructor(
     private readonly pool: Pool,
@@ -64,6 +123,7 @@ export class MysqlMessageStore implements MessageStore {
     this.deadlockRetries = options.deadlockRetries ?? 5;
     this.guard = options.guard;
     this.fenceCheck = options.fenceCheck;
+    this.lookups = readerLookups(pool);
     const batchMax = options.batchMax ?? 1;
     const inFlight = options.batchConcurrency ?? 2;
     const observe = options.observeBatch;
@@ -155,7 +215,7 @@ export class MysqlMessageStore implements MessageStore {
       // Walks the user's memberships (idx_members_uid) and compares cursors with last_seq, so
       // only conversations with something pending are read, each by a PK range.
       const [convs] = await this.pool.query<RowDataPacket[]>(
-        `SELECT cm.conv_id, cm.delivered_seq, c.last_seq
+        `SELECT cm.conv_id, cm.delivered_seq, cm.hidden_count, c.last_seq
            FROM conversation_members cm FORCE INDEX (idx_members_uid)
            JOIN conversations c ON c.conv_id = cm.conv_id
           WHERE cm.uid = ? AND c.last_seq > cm.delivered_seq
@@ -172,15 +232,19 @@ export class MysqlMessageStore implements MessageStore {
         if (remaining === 0) continue;
         const take = Math.min(waiting, remaining);
         remaining -= take;
-        parts.push(`(SELECT ${MESSAGE_COLUMNS} FROM messages WHERE conv_id = ? AND seq > ? ORDER BY seq LIMIT ?)`);
+        parts.push(
+          `(SELECT ${STORED_MESSAGE_COLUMNS} FROM messages WHERE conv_id = ? AND seq > ? ORDER BY seq LIMIT ?)`,
+        );
         params.push(conv.conv_id, Number(conv.delivered_seq), take);
       }
       if (parts.length === 0) return { messages: [], more: total > 0 };
       const [rows] = await this.pool.query<RowDataPacket[]>(parts.join(" UNION ALL "), params);
       const convOrder = new Map(convs.map((c, i) => [c.conv_id as string, i]));
-      const messages = rows
+      const read = rows
         .map(toChatMessage)
         .sort((a, b) => (convOrder.get(a.convId) ?? 0) - (convOrder.get(b.convId) ?? 0) || a.seq - b.seq);
+      const hiding = new Set(convs.filter((c) => Number(c.hidden_count) > 0).map((c) => String(c.conv_id)));
+      const messages = await completeForReader(uid, read, this.lookups, (convId) => hiding.has(convId));
       return { messages, more: total > messages.length };
     });
   }
@@ -325,45 +389,103 @@ export class MysqlMessageStore implements MessageStore {
   async history(uid: Uid, convId: string, query: HistoryQuery): Promise<StoredMessage[]> {
     if (!isDecimalId(uid)) throw new AppError(ErrorCode.NOT_PARTICIPANT);
     return storageCall(async () => {
-      const [member] = await this.pool.query<RowDataPacket[]>(
-        "SELECT 1 FROM conversation_members WHERE conv_id = ? AND uid = ?",
-        [convId, uid],
-      );
-      if (member.length === 0) throw new AppError(ErrorCode.NOT_PARTICIPANT);
-      const limit = Math.floor(query.limit);
-      if (!(limit > 0)) return [];
-      const afterSeq = Math.floor(query.afterSeq) || 0;
-      const beforeSeq = Math.floor(query.beforeSeq) || 0;
-      if (afterSeq > 0) {
-        const [rows] = await this.pool.query<RowDataPacket[]>(
-          `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE conv_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
-          [convId, afterSeq, limit],
-        );
-        return rows.map(toChatMessage);
-      }
-      const [rows] =
-        beforeSeq > 0
-          ? await this.pool.query<RowDataPacket[]>(
-              `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE conv_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`,
-              [convId, beforeSeq, limit],
-            )
-          : await this.pool.query<RowDataPacket[]>(
-              `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE conv_id = ? ORDER BY seq DESC LIMIT ?`,
-              [convId, limit],
-            );
-      return rows.map(toChatMessage).reverse();
+      const hidden = await this.hiddenCount(uid, convId);
+      const page = await this.page(convId, query);
+      return completeForReader(uid, page, this.lookups, () => hidden > 0);
     });
+  }
+
+  /** A page of history as stored, in seq order. */
+  private async page(convId: string, query: HistoryQuery): Promise<StoredMessage[]> {
+    const limit = Math.floor(query.limit);
+    if (!(limit > 0)) return [];
+    const afterSeq = Math.floor(query.afterSeq) || 0;
+    const beforeSeq = Math.floor(query.beforeSeq) || 0;
+    if (afterSeq > 0) {
+      const [rows] = await this.pool.query<RowDataPacket[]>(
+        `SELECT ${STORED_MESSAGE_COLUMNS} FROM messages WHERE conv_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
+        [convId, afterSeq, limit],
+      );
+      return rows.map(toChatMessage);
+    }
+    const [rows] =
+      beforeSeq > 0
+        ? await this.pool.query<RowDataPacket[]>(
+            `SELECT ${STORED_MESSAGE_COLUMNS} FROM messages WHERE conv_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`,
+            [convId, beforeSeq, limit],
+          )
+        : await this.pool.query<RowDataPacket[]>(
+            `SELECT ${STORED_MESSAGE_COLUMNS} FROM messages WHERE conv_id = ? ORDER BY seq DESC LIMIT ?`,
+            [convId, limit],
+          );
+    return rows.map(toChatMessage).reverse();
   }
 
   async isMember(convId: string, uid: Uid): Promise<boolean> {
     if (typeof convId !== "string" || !isDecimalId(uid)) return false;
+    return storageCall(async () => (await this.memberRow(convId, uid)) !== undefined);
+  }
+
+  async message(uid: Uid, convId: string, seq: number): Promise<StoredMessage | null> {
+    if (!isDecimalId(uid) || typeof convId !== "string") throw new AppError(ErrorCode.NOT_PARTICIPANT);
     return storageCall(async () => {
-      const [rows] = await this.pool.query<RowDataPacket[]>(
-        "SELECT 1 FROM conversation_members WHERE conv_id = ? AND uid = ?",
-        [convId, uid],
-      );
-      return rows.length > 0;
+      const hidden = await this.hiddenCount(uid, convId);
+      if (!Number.isSafeInteger(seq) || seq <= 0) return null;
+      const found = await this.lookups.bySeqs(convId, [seq]);
+      const [message] = await completeForReader(uid, found, this.lookups, () => hidden > 0);
+      return message ?? null;
     });
+  }
+
+  /**
+   * One transaction under the conversation row's lock: (1) the lock, the actor's membership and
+   * the target, locked; (2) for a reaction, whether the actor has that emoji on it; (3) the
+   * change, the event with the next seq, the actor's cursor and the target read back. A change
+   * with nothing to do commits nothing and answers the target alone.
+   */
+  async change(c: MessageChange): Promise<ChangeOutcome> {
+    if (!isDecimalId(c.actor)) throw new AppError(ErrorCode.NOT_PARTICIPANT);
+    if (typeof c.convId !== "string" || !Number.isSafeInteger(c.targetSeq) || c.targetSeq <= 0) {
+      throw new AppError(ErrorCode.NOT_FOUND, "no such message");
+    }
+    return storageCall(async () => {
+      const outcome = await retryingDeadlocks(this.deadlockRetries, () =>
+        inTransaction(this.pool, async (conn) => {
+          await this.guard?.(conn, [c.convId]);
+          return changeIn(conn, c);
+        }),
+      );
+      return everyonesView(outcome, this.pool);
+    });
+  }
+
+  async hide(uid: Uid, convId: string, seqs: number[]): Promise<void> {
+    if (!isDecimalId(uid) || typeof convId !== "string") throw new AppError(ErrorCode.NOT_PARTICIPANT);
+    const wanted = [...new Set(seqs.filter((s) => Number.isSafeInteger(s) && s > 0))].sort((a, b) => a - b);
+    await storageCall(() =>
+      retryingDeadlocks(this.deadlockRetries, () =>
+        inTransaction(this.pool, async (conn) => {
+          await this.guard?.(conn, [convId]);
+          await hideIn(conn, uid, convId, wanted);
+        }),
+      ),
+    );
+  }
+
+  /** uid's member row of convId (with its hidden_count), undefined when uid is not a member. */
+  private async memberRow(convId: string, uid: Uid): Promise<RowDataPacket | undefined> {
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      "SELECT hidden_count FROM conversation_members WHERE conv_id = ? AND uid = ?",
+      [convId, uid],
+    );
+    return rows[0];
+  }
+
+  /** How many messages uid deleted for itself in convId; AppError(NOT_PARTICIPANT) if not a member. */
+  private async hiddenCount(uid: Uid, convId: string): Promise<number> {
+    const member = await this.memberRow(convId, uid);
+    if (!member) throw new AppError(ErrorCode.NOT_PARTICIPANT);
+    return Number(member.hidden_count);
   }
 
   private async insert(conn: Connection, m: NewMessage): Promise<StoredMessage> {
@@ -394,8 +516,12 @@ export class MysqlMessageStore implements MessageStore {
        ON DUPLICATE KEY UPDATE ${MEMBER_CURSOR_UPDATE}`,
       [members],
     );
-    await conn.query<ResultSetHeader>(`INSERT INTO messages (${MESSAGE_COLUMNS}) VALUES ?`, [[messageRow(m, seq)]]);
-    return storedMessage(m, seq);
+    const extras = extrasToColumn(m.extras);
+    const message = storedMessage(m, seq, extras);
+    await conn.query<ResultSetHeader>(`INSERT INTO messages (${NEW_MESSAGE_COLUMNS}) VALUES ?`, [
+      [messageRow(message, extras)],
+    ]);
+    return message;
   }
 
   /**
@@ -432,7 +558,7 @@ export class MysqlMessageStore implements MessageStore {
         [
           `INSERT INTO conversation_members (conv_id, uid, delivered_seq, read_seq, joined_at) VALUES ?
            ON DUPLICATE KEY UPDATE ${MEMBER_CURSOR_UPDATE}`,
-          `INSERT INTO messages (${MESSAGE_COLUMNS}) VALUES ?`,
+          `INSERT INTO messages (${NEW_MESSAGE_COLUMNS}) VALUES ?`,
           "COMMIT",
         ].join(";\n"),
         [members, rows],
@@ -467,16 +593,18 @@ export class MysqlMessageStore implements MessageStore {
     members.sort((a, b) =>
       a.convId < b.convId ? -1 : a.convId > b.convId ? 1 : a.uid < b.uid ? -1 : a.uid > b.uid ? 1 : 0,
     );
+    const extras = ms.map((m) => extrasToColumn(m.extras));
+    const messages = ms.map((m, i) => storedMessage(m, seqs[i] as number, extras[i] ?? null));
     return {
       members: members.map((r) => [r.convId, storedId(r.uid), r.own, r.own, now]),
-      messages: ms.map((m, i) => storedMessage(m, seqs[i] as number)),
-      rows: ms.map((m, i) => messageRow(m, seqs[i] as number)),
+      messages,
+      rows: messages.map((message, i) => messageRow(message, extras[i] ?? null)),
     };
   }
 
   private async byClientMsgId(m: NewMessage): Promise<StoredMessage | null> {
     const [rows] = await this.pool.query<RowDataPacket[]>(
-      `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE conv_id = ? AND sender = ? AND client_msg_id = ?`,
+      `SELECT ${STORED_MESSAGE_COLUMNS} FROM messages WHERE conv_id = ? AND sender = ? AND client_msg_id = ?`,
       [m.convId, m.sender, m.clientMsgId],
     );
     return rows[0] ? toChatMessage(rows[0]) : null;
@@ -503,13 +631,14 @@ const MEMBER_CURSOR_UPDATE = `delivered_seq = IF(VALUES(delivered_seq) > 0 AND d
                                                   VALUES(delivered_seq), delivered_seq),
                                read_seq = GREATEST(read_seq, VALUES(read_seq))`;
 
-function messageRow(m: NewMessage, seq: number): unknown[] {
+/** A new message's row in NEW_MESSAGE_COLUMNS' order, its extras as extrasToColumn made them. */
+export function messageRow(m: StoredMessage, extras: string | null): unknown[] {
   const file = fileRefToColumn(m.file);
-  return [m.convId, seq, m.msgId, m.sender, m.recipient || "0", m.clientMsgId, m.kind, m.text, m.sentAtMs, file];
+  return [m.convId, m.seq, m.msgId, m.sender, m.recipient, m.clientMsgId, m.kind, m.text, m.sentAtMs, file, extras];
 }
 
-function storedMessage(m: NewMessage, seq: number): StoredMessage {
-  return {
+function storedMessage(m: NewMessage, seq: number, extras: string | null): StoredMessage {
+  const message: StoredMessage = {
     convId: m.convId,
     msgId: m.msgId,
     seq,
@@ -521,6 +650,8 @@ function storedMessage(m: NewMessage, seq: number): StoredMessage {
     sentAtMs: String(m.sentAtMs),
     file: m.file,
   };
+  // What was stored of its extras, as a read answers them (the quote's snippet is filled on reads).
+  return withModelColumns(message, { extras_json: extras });
 }
 
 /** Members and sender, each once, in numeric order. */
@@ -529,8 +660,9 @@ function memberUids(m: NewMessage): Uid[] {
   return unique.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).map(storedId);
 }
 
+/** A row of STORED_MESSAGE_COLUMNS (not completed for a reader: see completeForReader). */
 export function toChatMessage(row: RowDataPacket): StoredMessage {
-  return {
+  const message: StoredMessage = {
     convId: row.conv_id,
     msgId: String(row.msg_id),
     seq: Number(row.seq),
@@ -543,6 +675,7 @@ export function toChatMessage(row: RowDataPacket): StoredMessage {
     sentAtMs: String(row.sent_at),
     file: fileRefFromColumn(row.file_json),
   };
+  return withModelColumns(message, row as ModelColumns);
 }
 
 /** Every item of a batch refused with err, as the store answers it. */
@@ -559,4 +692,244 @@ function storageCall<T>(work: () => Promise<T>): Promise<T> {
 async function sessionLastInsertId(conn: Connection): Promise<number> {
   const [rows] = await conn.query<RowDataPacket[]>("SELECT LAST_INSERT_ID() AS id");
   return Number(rows[0]?.id);
+}
+
+/** The lookups completing a page for its reader, on db (message-model.ts). */
+function readerLookups(db: Queryable): ModelLookups {
+  return {
+    async bySeqs(convId, seqs) {
+      const [rows] = await db.query<RowDataPacket[]>(
+        `SELECT ${STORED_MESSAGE_COLUMNS} FROM messages WHERE conv_id = ? AND seq IN (?)`,
+        [convId, seqs],
+      );
+      return rows.map(toChatMessage);
+    },
+    async reactionsOf(convId, uid, seqs) {
+      const [rows] = await db.query<RowDataPacket[]>(
+        "SELECT seq, emoji FROM message_reactions WHERE conv_id = ? AND seq IN (?) AND uid = ?",
+        [convId, seqs, uid],
+      );
+      return rows.map((r) => ({ seq: Number(r.seq), emoji: String(r.emoji) }));
+    },
+    async hiddenOf(convId, uid, seqs) {
+      const [rows] = await db.query<RowDataPacket[]>(
+        "SELECT seq FROM message_hidden WHERE conv_id = ? AND uid = ? AND seq IN (?)",
+        [convId, uid, seqs],
+      );
+      return rows.map((r) => Number(r.seq));
+    },
+  };
+}
+
+/**
+ * A change's outcome as every member may be pushed it: the target's quote filled in, and no
+ * reader's own reactions or deletions (`me` false everywhere).
+ */
+async function everyonesView(outcome: ChangeOutcome, db: Queryable): Promise<ChangeOutcome> {
+  const lookups = { ...readerLookups(db), reactionsOf: async () => [], hiddenOf: async () => [] };
+  const [target = outcome.target] = await completeForReader("0", [outcome.target], lookups, () => false);
+  return outcome.event ? { event: { ...outcome.event, target }, target } : { target };
+}
+
+/** MessageStore.change inside its transaction (see there). */
+async function changeIn(conn: Connection, c: MessageChange): Promise<ChangeOutcome> {
+  const { lastSeq, target } = await lockTarget(conn, c);
+  const effect = c.decide(target);
+  if (!effect) return { target };
+  const mine = effect.kind === "react" && (await hasReaction(conn, c, effect.emoji));
+  const changes = effectStatements(c, target, effect, mine);
+  if (!changes) return { target };
+  const event = eventOf(c, lastSeq + 1, effect);
+  const results = await sendStatements(conn, [
+    ...changes,
+    ...eventStatements(event),
+    { sql: `SELECT ${STORED_MESSAGE_COLUMNS} FROM messages WHERE conv_id = ? AND seq = ?`, params: targetKey(c) },
+  ]);
+  const row = results.at(-1)?.[0];
+  if (!row) throw new AppError(ErrorCode.INTERNAL, `message ${c.convId}/${c.targetSeq} vanished under its lock`);
+  const updated = toChatMessage(row);
+  return { event: { ...event, target: updated }, target: updated };
+}
+
+/**
+ * The conversation row locked (every change and append takes it first: one lock order), the
+ * actor's membership, and the target locked: NOT_FOUND, NOT_PARTICIPANT, or the target.
+ */
+async function lockTarget(conn: Connection, c: MessageChange): Promise<{ lastSeq: number; target: StoredMessage }> {
+  const [conv, member, rows] = await sendStatements(conn, [
+    { sql: "SELECT last_seq FROM conversations WHERE conv_id = ? FOR UPDATE", params: [c.convId] },
+    { sql: "SELECT 1 FROM conversation_members WHERE conv_id = ? AND uid = ?", params: [c.convId, c.actor] },
+    {
+      sql: `SELECT ${STORED_MESSAGE_COLUMNS} FROM messages WHERE conv_id = ? AND seq = ? FOR UPDATE`,
+      params: targetKey(c),
+    },
+  ]);
+  if (!conv?.[0]) throw new AppError(ErrorCode.NOT_FOUND, "no such conversation");
+  if (!member?.[0]) throw new AppError(ErrorCode.NOT_PARTICIPANT);
+  const row = rows?.[0];
+  const target = row && toChatMessage(row);
+  // An event is not content: it cannot be recalled, edited or reacted to.
+  if (!target || isEventKind(target.kind)) throw new AppError(ErrorCode.NOT_FOUND, "no such message");
+  return { lastSeq: Number(conv[0].last_seq), target };
+}
+
+function targetKey(c: MessageChange): unknown[] {
+  return [c.convId, c.targetSeq];
+}
+
+/** Whether the actor reacted to the target with emoji (one primary-key read). */
+async function hasReaction(conn: Connection, c: MessageChange, emoji: string): Promise<boolean> {
+  const [rows] = await conn.query<RowDataPacket[]>(
+    "SELECT 1 FROM message_reactions WHERE conv_id = ? AND seq = ? AND emoji = ? AND uid = ?",
+    [...targetKey(c), emoji, c.actor],
+  );
+  return rows.length > 0;
+}
+
+/** The statements changing the target, or null when the effect leaves it as it is. */
+function effectStatements(
+  c: MessageChange,
+  target: StoredMessage,
+  effect: MessageEffect,
+  mine: boolean,
+): Statement[] | null {
+  switch (effect.kind) {
+    case "recall":
+      if (target.recalled) return null;
+      // The content goes (text, file, custom payload, reactions); the place, ids and quote stay.
+      return [
+        {
+          sql: `UPDATE messages SET body = '', file_json = NULL, extras_json = ?, recalled = 1, reactions_json = NULL
+                 WHERE conv_id = ? AND seq = ?`,
+          params: [recalledExtras(target), ...targetKey(c)],
+        },
+        { sql: "DELETE FROM message_reactions WHERE conv_id = ? AND seq = ?", params: targetKey(c) },
+      ];
+    case "edit":
+      return [
+        {
+          sql: "UPDATE messages SET body = ?, edit_count = edit_count + 1, edited_at = ? WHERE conv_id = ? AND seq = ?",
+          params: [effect.text, effect.atMs, ...targetKey(c)],
+        },
+      ];
+    case "react":
+      return reactionStatements(c, target, effect, mine);
+  }
+}
+
+/**
+ * The actor's reaction row and the target's counts; null when the actor already has it (add)
+ * or has not (remove). The counts in reactions_json are kept beside the rows in the same
+ * transaction, so a read needs the rows only for its reader's own.
+ */
+function reactionStatements(
+  c: MessageChange,
+  target: StoredMessage,
+  effect: Extract<MessageEffect, { kind: "react" }>,
+  mine: boolean,
+): Statement[] | null {
+  if (effect.add === mine) return null;
+  const counts = countsAfter(target.reactions?.counts ?? [], effect);
+  const row: Statement = effect.add
+    ? {
+        sql: "INSERT INTO message_reactions (conv_id, seq, emoji, uid, created_at) VALUES (?, ?, ?, ?, ?)",
+        params: [...targetKey(c), effect.emoji, c.actor, c.sentAtMs],
+      }
+    : {
+        sql: "DELETE FROM message_reactions WHERE conv_id = ? AND seq = ? AND emoji = ? AND uid = ?",
+        params: [...targetKey(c), effect.emoji, c.actor],
+      };
+  return [
+    row,
+    {
+      sql: "UPDATE messages SET reactions_json = ? WHERE conv_id = ? AND seq = ?",
+      params: [reactionsToColumn(counts), ...targetKey(c)],
+    },
+  ];
+}
+
+/**
+ * The counts after one reaction is added or removed, in the order the emojis were first used
+ * (a new one last); AppError(REACTION_LIMIT) for a new emoji past maxDistinct.
+ */
+function countsAfter(
+  counts: StoredReactionCount[],
+  effect: { emoji: string; add: boolean; maxDistinct: number },
+): { emoji: string; count: number }[] {
+  const known = counts.some((r) => r.emoji === effect.emoji);
+  if (effect.add && !known && counts.length >= effect.maxDistinct) {
+    throw new AppError(ErrorCode.REACTION_LIMIT, `at most ${effect.maxDistinct} different reactions on a message`);
+  }
+  const step = effect.add ? 1 : -1;
+  const after = counts.map(({ emoji, count }) => ({ emoji, count: emoji === effect.emoji ? count + step : count }));
+  return known || !effect.add ? after : [...after, { emoji: effect.emoji, count: 1 }];
+}
+
+const EVENT_KIND = {
+  recall: STORED_KIND.recallEvent,
+  edit: STORED_KIND.editEvent,
+  react: STORED_KIND.reactionEvent,
+} as const;
+
+/** The event a change stores at seq (its target is attached once the change is read back). */
+function eventOf(c: MessageChange, seq: number, effect: MessageEffect): StoredMessage {
+  return {
+    convId: c.convId,
+    msgId: c.msgId,
+    seq,
+    sender: c.actor,
+    recipient: eventRecipient(c.convId, c.actor),
+    // Unique per (conversation, sender) as uk_messages_client wants, since msgId is.
+    clientMsgId: `~${c.msgId}`,
+    kind: EVENT_KIND[effect.kind],
+    text: "",
+    sentAtMs: String(c.sentAtMs),
+    targetSeq: c.targetSeq,
+    ...(effect.kind === "react" ? { reaction: { emoji: effect.emoji, add: effect.add } } : {}),
+  };
+}
+
+/** The event row at its seq: last_seq moves to it (the row is locked), and the actor's cursors. */
+function eventStatements(event: StoredMessage): Statement[] {
+  return [
+    { sql: "UPDATE conversations SET last_seq = ? WHERE conv_id = ?", params: [event.seq, event.convId] },
+    {
+      sql: `INSERT INTO messages (${NEW_MESSAGE_COLUMNS}) VALUES ?`,
+      params: [[messageRow(event, extrasToColumn(event))]],
+    },
+    senderCursor(event.convId, event.sender, event.seq),
+  ];
+}
+
+/** An event's recipient as a message's: the actor's peer in a 1:1 conversation, "0" elsewhere. */
+function eventRecipient(convId: string, actor: Uid): Uid {
+  const pair = directConvMembers(convId);
+  if (!pair) return "0";
+  return BigInt(pair[0]) === BigInt(actor) ? pair[1] : pair[0];
+}
+
+/**
+ * MessageStore.hide inside its transaction: the marks that are new, and the member row's count of
+ * them (history and sync look in message_hidden only while it is above 0).
+ */
+async function hideIn(conn: Connection, uid: Uid, convId: string, seqs: number[]): Promise<void> {
+  // A plain read of last_seq (as ack does): it only grows, so an older value only ignores more.
+  const [rows] = await conn.query<RowDataPacket[]>(
+    `SELECT c.last_seq FROM conversation_members cm JOIN conversations c ON c.conv_id = cm.conv_id
+      WHERE cm.conv_id = ? AND cm.uid = ?`,
+    [convId, uid],
+  );
+  const member = rows[0];
+  if (!member) throw new AppError(ErrorCode.NOT_PARTICIPANT);
+  const kept = seqs.filter((seq) => seq <= Number(member.last_seq));
+  if (kept.length === 0) return;
+  const [added] = await conn.query<ResultSetHeader>("INSERT IGNORE INTO message_hidden (conv_id, uid, seq) VALUES ?", [
+    kept.map((seq) => [convId, uid, seq]),
+  ]);
+  if (added.affectedRows === 0) return;
+  await conn.query("UPDATE conversation_members SET hidden_count = hidden_count + ? WHERE conv_id = ? AND uid = ?", [
+    added.affectedRows,
+    convId,
+    uid,
+  ]);
 }

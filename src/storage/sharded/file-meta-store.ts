@@ -22,6 +22,11 @@ export class ShardedFileMetaStore implements FileMetaStore {
     return this.shards.retryingFences(() => this.storeOf(id).markSent(id, atMs));
   }
 
+  /** On the file's shard: its shares are placed by the file id too ("file:" + id). */
+  share(id: string, convId: string): Promise<boolean> {
+    return this.shards.retryingFences(() => this.storeOf(id).share(id, convId));
+  }
+
   /** Every instance in turn (files are placed by id), up to limit in all. */
   async sweepUnsent(beforeMs: number, limit: number): Promise<string[]> {
     const swept: string[] = [];

@@ -1,7 +1,15 @@
 import { isDecimalId } from "../../ids/identifiers.js";
 import type { Logger } from "../../log/logger.js";
 import { MysqlMessageStore, type MysqlMessageStoreOptions, validateNewMessage } from "../mysql/message-store.js";
-import type { HistoryQuery, MessageStore, NewMessage, StoredMessage, Uid } from "../ports.js";
+import type {
+  ChangeOutcome,
+  HistoryQuery,
+  MessageChange,
+  MessageStore,
+  NewMessage,
+  StoredMessage,
+  Uid,
+} from "../ports.js";
 import { ShardedConversationIndex } from "./conversation-index.js";
 import type { Shards } from "./shards.js";
 
@@ -122,6 +130,22 @@ export class ShardedMessageStore implements MessageStore {
   isMember(convId: string, uid: Uid): Promise<boolean> {
     if (typeof convId !== "string" || convId === "") return Promise.resolve(false);
     return this.storeOf(convId).isMember(convId, uid);
+  }
+
+  message(uid: Uid, convId: string, seq: number): Promise<StoredMessage | null> {
+    return this.storeOf(convId).message(uid, convId, seq);
+  }
+
+  /**
+   * On the conversation's shard, where its reactions and delete-for-me marks live too. A fenced
+   * change rolled back whole, so it is tried again (decide included) on the slot's new owner.
+   */
+  change(change: MessageChange): Promise<ChangeOutcome> {
+    return this.shards.retryingFences(() => this.storeOf(change.convId).change(change));
+  }
+
+  hide(uid: Uid, convId: string, seqs: number[]): Promise<void> {
+    return this.shards.retryingFences(() => this.storeOf(convId).hide(uid, convId, seqs));
   }
 
   /** Lists convId in each member's user_conversations (see ShardedConversationIndex). */

@@ -2,7 +2,7 @@ import { AppError, ErrorCode } from "../../errors.js";
 import type { ConversationStore, ConversationSummaryRecord, Uid } from "../ports.js";
 import type { SqliteDatabase } from "./database.js";
 import { sqliteCall } from "./errors.js";
-import { MESSAGE_COLUMNS, type MessageRow, toChatMessage } from "./message-store.js";
+import { MESSAGE_COLUMNS, type MessageRow, toChatMessage } from "./message-rows.js";
 import { canonicalId } from "./uids.js";
 
 interface SummaryRow {
@@ -10,6 +10,7 @@ interface SummaryRow {
   last_seq: number;
   read_seq: number;
   peer_read_seq: number;
+  mentioned: number;
 }
 
 /** The conversation list and read cursors in the SQLite file (the same semantics as MysqlConversationStore). */
@@ -24,7 +25,9 @@ export class SqliteConversationStore implements ConversationStore {
               CASE WHEN c.conv_id LIKE 'p:%'
                    THEN (SELECT COALESCE(MAX(o.read_seq), 0) FROM conversation_members o
                           WHERE o.conv_id = c.conv_id AND o.uid <> cm.uid)
-                   ELSE 0 END AS peer_read_seq
+                   ELSE 0 END AS peer_read_seq,
+              -- A group message marks the uids it mentions (mention_seq) or everyone (mention_all_seq).
+              max(cm.mention_seq, c.mention_all_seq) > cm.read_seq AS mentioned
          FROM conversation_members cm INDEXED BY idx_members_uid
          JOIN conversations c ON c.conv_id = cm.conv_id
          LEFT JOIN messages m ON m.conv_id = c.conv_id AND m.seq = c.last_seq
@@ -44,6 +47,7 @@ export class SqliteConversationStore implements ConversationStore {
           readSeq: Number(row.read_seq),
           peerReadSeq: Number(row.peer_read_seq),
           lastMessage: last ? toChatMessage(last) : undefined,
+          mentioned: row.mentioned === 1,
         };
       }),
     );

@@ -1,5 +1,6 @@
 import { ErrorCode } from "../../errors.js";
-import type { Uid } from "../../ids/identifiers.js";
+import { COLUMN_CHARS, type Uid } from "../../ids/identifiers.js";
+import { fitsChars } from "../../text/chars.js";
 import type { FileMeta, FileMetaStore } from "../ports.js";
 import type { SqliteDatabase } from "./database.js";
 import { sqliteCall } from "./errors.js";
@@ -22,6 +23,9 @@ export class SqliteFileMetaStore implements FileMetaStore {
   readonly #markSent;
   readonly #unsent;
   readonly #deleteUnsent;
+  readonly #share;
+  readonly #exists;
+  readonly #sharedWith;
 
   constructor(db: SqliteDatabase) {
     this.#insert = db.prepare<[string, string, string, string, number, string, number]>(
@@ -33,6 +37,26 @@ export class SqliteFileMetaStore implements FileMetaStore {
       "SELECT file_id FROM files WHERE sent_at IS NULL AND created_at < ? ORDER BY created_at LIMIT ?",
     );
     this.#deleteUnsent = db.prepare<[string]>("DELETE FROM files WHERE file_id = ? AND sent_at IS NULL");
+    // Only for a file that exists: a share row never outlives (or precedes) its file.
+    this.#share = db.prepare<[string, number, string]>(
+      "INSERT OR IGNORE INTO file_shares (file_id, conv_id, created_at) SELECT file_id, ?, ? FROM files WHERE file_id = ?",
+    );
+    this.#exists = db.prepare<[string]>("SELECT 1 FROM files WHERE file_id = ?");
+    this.#sharedWith = db.prepare<[string], { conv_id: string }>(
+      "SELECT conv_id FROM file_shares WHERE file_id = ? ORDER BY created_at, conv_id",
+    );
+  }
+
+  async share(id: string, convId: string): Promise<boolean> {
+    const canonical = canonicalId(id);
+    if (canonical === null || typeof convId !== "string" || !convId || !fitsChars(convId, COLUMN_CHARS.convId)) {
+      return false;
+    }
+    return call(() => {
+      if (this.#share.run(convId, Date.now(), canonical).changes > 0) return true;
+      // Nothing inserted: shared before, or no such file.
+      return this.#exists.get(canonical) !== undefined;
+    });
   }
 
   async markSent(id: string, atMs: number): Promise<boolean> {
@@ -64,16 +88,26 @@ export class SqliteFileMetaStore implements FileMetaStore {
   async byId(id: string): Promise<FileMeta | null> {
     const canonical = canonicalId(id);
     if (canonical === null) return null;
-    const row = sqliteCall(ErrorCode.STORAGE_UNAVAILABLE, "sqlite file store", () => this.#byId.get(canonical));
-    if (!row) return null;
+    const found = call(() => {
+      const row = this.#byId.get(canonical);
+      return row && { row, sharedWith: this.#sharedWith.all(canonical).map((r) => r.conv_id) };
+    });
+    if (!found) return null;
+    const { row, sharedWith } = found;
     return {
       id: row.file_id,
       owner: row.owner,
       convId: row.conv_id,
+      // Absent, not empty, for a file never forwarded: the common case reads as it always did.
+      ...(sharedWith.length > 0 ? { sharedWith } : {}),
       name: row.name,
       size: Number(row.size),
       contentType: row.content_type,
       createdAt: Number(row.created_at),
     };
   }
+}
+
+function call<T>(work: () => T): T {
+  return sqliteCall(ErrorCode.STORAGE_UNAVAILABLE, "sqlite file store", work);
 }

@@ -1,6 +1,7 @@
 import { AppError, ErrorCode } from "../../errors.js";
 import { COLUMN_CHARS, groupConvId, requireChars } from "../../ids/identifiers.js";
 import { fileRefToColumn } from "../file-ref.js";
+import { extrasToColumn } from "../message-model.js";
 import {
   GROUP_ROLE,
   type GroupInvitationRecord,
@@ -8,6 +9,7 @@ import {
   type GroupRecord,
   type GroupRoleValue,
   type GroupStore,
+  type MessageExtras,
   type NewGroup,
   type NewGroupMessage,
   type StoredMessage,
@@ -15,7 +17,7 @@ import {
 } from "../ports.js";
 import type { SqliteDatabase } from "./database.js";
 import { sqliteCall } from "./errors.js";
-import { MESSAGE_COLUMNS, type MessageRow, toChatMessage } from "./message-store.js";
+import { MESSAGE_COLUMNS, type MessageRow, messageInserter, toChatMessage } from "./message-rows.js";
 import { canonicalId, requireCanonicalId } from "./uids.js";
 
 /** conversations.kind of a group conversation (1 is a 1:1 conversation). */
@@ -76,6 +78,9 @@ export class SqliteGroupStore implements GroupStore {
       "DELETE FROM group_invitations WHERE group_id = ? AND uid = ?",
     );
     const deleteCursor = db.prepare<[string, string]>("DELETE FROM conversation_members WHERE conv_id = ? AND uid = ?");
+    // A member's delete-for-me marks go with its member row (and its hidden_count): one who
+    // rejoins starts clean rather than with marks its count does not know of.
+    const deleteHidden = db.prepare<[string, string]>("DELETE FROM message_hidden WHERE conv_id = ? AND uid = ?");
     const isConvMember = db.prepare<[string, string]>(
       "SELECT 1 FROM conversation_members WHERE conv_id = ? AND uid = ?",
     );
@@ -85,8 +90,14 @@ export class SqliteGroupStore implements GroupStore {
     const nextSeq = db.prepare<[string], { last_seq: number }>(
       "UPDATE conversations SET last_seq = last_seq + 1 WHERE conv_id = ? RETURNING last_seq",
     );
-    const insertMessage = db.prepare<[string, number, string, string, string, number, string, number, string | null]>(
-      `INSERT INTO messages (${MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, '0', ?, ?, ?, ?, ?)`,
+    const insertMessage = messageInserter(db);
+    // A member's mark never moves back: a later message's mention is the one the list shows.
+    const markMentioned = db.prepare<[number, string, string]>(
+      `UPDATE conversation_members SET mention_seq = max(mention_seq, ?)
+        WHERE conv_id = ? AND uid IN (SELECT value FROM json_each(?))`,
+    );
+    const markMentionAll = db.prepare<[number, string]>(
+      "UPDATE conversations SET mention_all_seq = ? WHERE conv_id = ?",
     );
     const moveSenderCursor = db.prepare<[number, number, number, string, string]>(
       `UPDATE conversation_members
@@ -156,6 +167,7 @@ export class SqliteGroupStore implements GroupStore {
     const remove = db.transaction((groupId: string, uid: Uid) => {
       if (deleteMember.run(groupId, uid).changes === 0) return false;
       deleteCursor.run(groupConvId(groupId), uid);
+      deleteHidden.run(groupConvId(groupId), uid);
       addCount.run(-1, groupId);
       return true;
     });
@@ -183,9 +195,6 @@ export class SqliteGroupStore implements GroupStore {
       const bumped = nextSeq.get(convId);
       if (!bumped) throw new AppError(ErrorCode.GROUP_NOT_FOUND);
       const seq = Number(bumped.last_seq);
-      const file = fileRefToColumn(m.file);
-      insertMessage.run(convId, seq, m.msgId, m.sender, m.clientMsgId, m.kind, m.text, m.sentAtMs, file);
-      moveSenderCursor.run(seq, seq, seq, convId, m.sender);
       const row: MessageRow = {
         conv_id: convId,
         seq,
@@ -196,8 +205,14 @@ export class SqliteGroupStore implements GroupStore {
         kind: m.kind,
         body: m.text,
         sent_at: m.sentAtMs,
-        file_json: file,
+        file_json: fileRefToColumn(m.file),
+        extras_json: extrasToColumn(m.extras),
       };
+      insertMessage(row);
+      moveSenderCursor.run(seq, seq, seq, convId, m.sender);
+      const mentions = m.extras?.mentions;
+      if (mentions && mentions.uids.length > 0) markMentioned.run(seq, convId, JSON.stringify(mentions.uids));
+      if (mentions?.all) markMentionAll.run(seq, convId);
       return { message: toChatMessage(row), duplicate: false };
     });
     this.#appendTx = (m) => append.immediate(m);
@@ -377,6 +392,7 @@ export class SqliteGroupStore implements GroupStore {
       groupId: requireCanonicalId(m.groupId),
       msgId: requireCanonicalId(m.msgId),
       sender: requireCanonicalId(m.sender),
+      extras: checkedExtras(m.extras),
     };
     requireChars(m.clientMsgId, COLUMN_CHARS.clientMsgId, "clientMsgId");
     if (typeof m.text !== "string" || Buffer.byteLength(m.text, "utf8") > MAX_BODY_BYTES) {
@@ -386,6 +402,12 @@ export class SqliteGroupStore implements GroupStore {
       throw new AppError(ErrorCode.INVALID_ARGUMENT, "sentAtMs must be an integer");
     return call(() => this.#appendTx(checked));
   }
+}
+
+/** Mentioned uids as stored: canonical (they are matched against member rows), each once. */
+function checkedExtras(extras: MessageExtras | undefined): MessageExtras | undefined {
+  if (!extras?.mentions) return extras;
+  return { ...extras, mentions: { uids: uniqueIds(extras.mentions.uids), all: extras.mentions.all === true } };
 }
 
 function checkName(name: string): void {

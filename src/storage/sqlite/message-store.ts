@@ -1,12 +1,31 @@
 import { AppError, ErrorCode } from "../../errors.js";
 import { COLUMN_CHARS, requireChars } from "../../ids/identifiers.js";
 import { fitsChars } from "../../text/chars.js";
-import { fileRefFromColumn, fileRefToColumn } from "../file-ref.js";
-import type { HistoryQuery, MessageStore, NewMessage, StoredMessage, Uid } from "../ports.js";
+import { fileRefToColumn } from "../file-ref.js";
+import { completeForReader, extrasToColumn, type ModelLookups } from "../message-model.js";
+import type {
+  ChangeOutcome,
+  HistoryQuery,
+  MessageChange,
+  MessageStore,
+  NewMessage,
+  StoredMessage,
+  Uid,
+} from "../ports.js";
 import type { SqliteDatabase } from "./database.js";
-import { sqliteCall, sqliteCode, sqliteError } from "./errors.js";
+import { sqliteCode } from "./errors.js";
+import { type CheckedChange, SqliteMessageChanges } from "./message-changes.js";
+import {
+  MESSAGE_COLUMNS,
+  type MessageRow,
+  messageInserter,
+  SqliteModelLookups,
+  storageCall,
+  storageError,
+  toChatMessage,
+} from "./message-rows.js";
 import { TickBatch } from "./tick-batch.js";
-import { canonicalId } from "./uids.js";
+import { canonicalId, requireCanonicalId } from "./uids.js";
 
 /** conversations.kind of a 1:1 conversation. */
 const DIRECT_CONVERSATION = 1;
@@ -14,25 +33,16 @@ const DIRECT_CONVERSATION = 1;
 const MAX_BODY_BYTES = 65_535;
 const MAX_KIND = 255;
 
-export const MESSAGE_COLUMNS = "conv_id, seq, msg_id, sender, recipient, client_msg_id, kind, body, sent_at, file_json";
-
-export interface MessageRow {
-  conv_id: string;
-  seq: number;
-  msg_id: string;
-  sender: Uid;
-  recipient: Uid;
-  client_msg_id: string;
-  kind: number;
-  body: string;
-  sent_at: number;
-  file_json: string | null;
-}
-
 interface CursorRow {
   conv_id: string;
   delivered_seq: number;
   last_seq: number;
+}
+
+/** A page as read in its transaction, before completeForReader; hidden: the conversations where the reader deleted something. */
+interface ReadPage {
+  messages: StoredMessage[];
+  hidden: Set<string>;
 }
 
 /** A NewMessage whose ids are canonical decimal text (the form stored). */
@@ -42,6 +52,9 @@ interface CheckedMessage extends NewMessage {
 
 type Appended = { message: StoredMessage; duplicate: boolean };
 
+/** A write of the group commit: a nested db.transaction, so a refused one undoes only itself. */
+type Write = () => unknown;
+
 /**
  * Messages in the SQLite file: the same tables and semantics as MysqlMessageStore. better-sqlite3
  * runs each call synchronously. Appends are group-committed: those called in one turn of the
@@ -50,14 +63,19 @@ type Appended = { message: StoredMessage; duplicate: boolean };
  * delivery cursors of one flush. Appends are therefore serialized per file: seqs are gapless,
  * and the client-key check and the insert cannot interleave with another append, even from
  * another process. COMMIT returns after the WAL is synced (synchronous=FULL), so an answered
- * append is durable; one sync serves the batch.
+ * append is durable; one sync serves the batch. Changes (recall, edit, reactions) and
+ * delete-for-me share the appends' batch, so they take their seqs in call order with them.
  */
 export class SqliteMessageStore implements MessageStore {
-  readonly #appends: TickBatch<CheckedMessage, Appended>;
+  readonly #writes: TickBatch<Write, unknown>;
+  readonly #append: (m: CheckedMessage) => Appended;
+  readonly #changes: SqliteMessageChanges;
   readonly #acks: TickBatch<{ uid: Uid; wanted: Map<string, number> }, void>;
-  readonly #pendingTx: (uid: Uid, limit: number) => { messages: StoredMessage[]; more: boolean };
-  readonly #historyTx: (uid: Uid, convId: string, query: HistoryQuery) => StoredMessage[];
+  readonly #pendingTx: (uid: Uid, limit: number) => ReadPage & { more: boolean };
+  readonly #historyTx: (uid: Uid, convId: string, query: HistoryQuery) => ReadPage;
+  readonly #messageTx: (uid: Uid, convId: string, seq: number) => ReadPage;
   readonly #isMember: (convId: string, uid: Uid) => boolean;
+  readonly #lookups: SqliteModelLookups;
 
   constructor(db: SqliteDatabase) {
     const byClientMsgId = db.prepare<[string, string, string], MessageRow>(
@@ -77,11 +95,9 @@ export class SqliteMessageStore implements MessageStore {
                                   THEN excluded.delivered_seq ELSE delivered_seq END,
              read_seq = max(read_seq, excluded.read_seq)`,
     );
-    const insertMessage = db.prepare<
-      [string, number, string, string, string, string, number, string, number, string | null]
-    >(`INSERT INTO messages (${MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
-    const pendingConvs = db.prepare<[string], CursorRow>(
-      `SELECT cm.conv_id, cm.delivered_seq, c.last_seq
+    const insertMessage = messageInserter(db);
+    const pendingConvs = db.prepare<[string], CursorRow & { hidden_count: number }>(
+      `SELECT cm.conv_id, cm.delivered_seq, c.last_seq, cm.hidden_count
          FROM conversation_members cm INDEXED BY idx_members_uid
          JOIN conversations c ON c.conv_id = cm.conv_id
         WHERE cm.uid = ? AND c.last_seq > cm.delivered_seq
@@ -106,6 +122,12 @@ export class SqliteMessageStore implements MessageStore {
       "UPDATE conversation_members SET delivered_seq = max(delivered_seq, ?) WHERE conv_id = ? AND uid = ?",
     );
     const isMember = db.prepare<[string, string]>("SELECT 1 FROM conversation_members WHERE conv_id = ? AND uid = ?");
+    const member = db.prepare<[string, string], { hidden_count: number }>(
+      "SELECT hidden_count FROM conversation_members WHERE conv_id = ? AND uid = ?",
+    );
+    const one = db.prepare<[string, number], MessageRow>(
+      `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE conv_id = ? AND seq = ?`,
+    );
 
     // No lookup of the clientMsgId first (a resend is rare): uk_messages_client refuses it,
     // the savepoint undoes its seq, and only then is the stored message read.
@@ -127,29 +149,12 @@ export class SqliteMessageStore implements MessageStore {
         body: m.text,
         sent_at: m.sentAtMs,
         file_json: fileRefToColumn(m.file),
+        extras_json: extrasToColumn(m.extras),
       };
-      try {
-        insertMessage.run(
-          row.conv_id,
-          row.seq,
-          row.msg_id,
-          row.sender,
-          row.recipient,
-          row.client_msg_id,
-          row.kind,
-          row.body,
-          row.sent_at,
-          row.file_json,
-        );
-      } catch (err) {
-        if (sqliteCode(err) === "SQLITE_CONSTRAINT_UNIQUE" && /messages\.msg_id/.test((err as Error).message)) {
-          throw new AppError(ErrorCode.INTERNAL, `msg_id ${m.msgId} is already used by another message`);
-        }
-        throw err;
-      }
+      insertMessage(row);
       return { message: toChatMessage(row), duplicate: false };
     });
-    const append = (m: CheckedMessage): Appended => {
+    this.#append = (m: CheckedMessage): Appended => {
       try {
         return insert(m);
       } catch (err) {
@@ -161,8 +166,9 @@ export class SqliteMessageStore implements MessageStore {
         throw err;
       }
     };
-    const mapError = (err: unknown) => sqliteError(ErrorCode.STORAGE_UNAVAILABLE, STORE_NAME, err);
-    this.#appends = new TickBatch(db, append, mapError);
+    this.#writes = new TickBatch<Write, unknown>(db, (write) => write(), storageError);
+    this.#changes = new SqliteMessageChanges(db);
+    this.#lookups = new SqliteModelLookups(db);
 
     // One read transaction: the conversation list and the pages come from one snapshot.
     this.#pendingTx = db.transaction((uid: Uid, limit: number) => {
@@ -170,15 +176,17 @@ export class SqliteMessageStore implements MessageStore {
       let remaining = Math.max(0, Math.floor(limit));
       let total = 0;
       const messages: StoredMessage[] = [];
+      const hidden = new Set<string>();
       for (const conv of convs) {
         const waiting = conv.last_seq - conv.delivered_seq;
         total += waiting;
         if (remaining === 0) continue;
         const take = Math.min(waiting, remaining);
         remaining -= take;
+        if (conv.hidden_count > 0) hidden.add(conv.conv_id);
         for (const row of after.all(conv.conv_id, conv.delivered_seq, take)) messages.push(toChatMessage(row));
       }
-      return { messages, more: total > messages.length };
+      return { messages, hidden, more: total > messages.length };
     });
 
     const ack = db.transaction((uid: Uid, wanted: Map<string, number>) => {
@@ -188,31 +196,46 @@ export class SqliteMessageStore implements MessageStore {
         if (target > row.delivered_seq) advance.run(target, row.conv_id, uid);
       }
     });
-    this.#acks = new TickBatch(db, ({ uid, wanted }) => ack(uid, wanted), mapError);
+    this.#acks = new TickBatch(db, ({ uid, wanted }) => ack(uid, wanted), storageError);
 
     this.#isMember = (convId, uid) => isMember.get(convId, uid) !== undefined;
 
-    this.#historyTx = db.transaction((uid: Uid, convId: string, query: HistoryQuery) => {
-      if (!isMember.get(convId, uid)) throw new AppError(ErrorCode.NOT_PARTICIPANT);
+    // The member row says whether the reader deleted anything here (what the page's completion looks up).
+    const readerOf = (uid: Uid, convId: string): Set<string> => {
+      const row = member.get(convId, uid);
+      if (!row) throw new AppError(ErrorCode.NOT_PARTICIPANT);
+      return new Set(row.hidden_count > 0 ? [convId] : []);
+    };
+    const page = (convId: string, query: HistoryQuery): MessageRow[] => {
       const limit = Math.floor(query.limit);
       if (!(limit > 0)) return [];
       const afterSeq = Math.floor(query.afterSeq) || 0;
       const beforeSeq = Math.floor(query.beforeSeq) || 0;
-      if (afterSeq > 0) return after.all(convId, afterSeq, limit).map(toChatMessage);
-      const rows = beforeSeq > 0 ? before.all(convId, beforeSeq, limit) : newest.all(convId, limit);
-      return rows.map(toChatMessage).reverse();
+      if (afterSeq > 0) return after.all(convId, afterSeq, limit);
+      return (beforeSeq > 0 ? before.all(convId, beforeSeq, limit) : newest.all(convId, limit)).reverse();
+    };
+    this.#historyTx = db.transaction((uid: Uid, convId: string, query: HistoryQuery) => {
+      const hidden = readerOf(uid, convId);
+      return { messages: page(convId, query).map(toChatMessage), hidden };
+    });
+    this.#messageTx = db.transaction((uid: Uid, convId: string, seq: number) => {
+      const hidden = readerOf(uid, convId);
+      const row = one.get(convId, seq);
+      return { messages: row ? [toChatMessage(row)] : [], hidden };
     });
   }
 
-  /** Group-committed with the other appends of this event-loop turn (TickBatch), in call order. */
+  /** Group-committed with the other writes of this event-loop turn (TickBatch), in call order. */
   async append(m: NewMessage): Promise<Appended> {
-    return this.#appends.submit(checkNewMessage(m));
+    const checked = checkNewMessage(m);
+    return this.#write(() => this.#append(checked));
   }
 
   async pending(uid: Uid, limit: number): Promise<{ messages: StoredMessage[]; more: boolean }> {
     const canonical = canonicalId(uid);
     if (canonical === null) return { messages: [], more: false };
-    return storageCall(() => this.#pendingTx(canonical, limit));
+    const read = storageCall(() => this.#pendingTx(canonical, limit));
+    return { messages: await this.#complete(canonical, read), more: read.more };
   }
 
   async ack(uid: Uid, cursors: { convId: string; seq: number }[]): Promise<void> {
@@ -231,7 +254,61 @@ export class SqliteMessageStore implements MessageStore {
   async history(uid: Uid, convId: string, query: HistoryQuery): Promise<StoredMessage[]> {
     const canonical = canonicalId(uid);
     if (canonical === null) throw new AppError(ErrorCode.NOT_PARTICIPANT);
-    return storageCall(() => this.#historyTx(canonical, convId, query));
+    return this.#complete(
+      canonical,
+      storageCall(() => this.#historyTx(canonical, convId, query)),
+    );
+  }
+
+  async message(uid: Uid, convId: string, seq: number): Promise<StoredMessage | null> {
+    const canonical = canonicalId(uid);
+    if (canonical === null) throw new AppError(ErrorCode.NOT_PARTICIPANT);
+    const read = storageCall(() => this.#messageTx(canonical, convId, Number.isSafeInteger(seq) ? seq : 0));
+    const [message] = await this.#complete(canonical, read);
+    return message ?? null;
+  }
+
+  async change(c: MessageChange): Promise<ChangeOutcome> {
+    const actor = canonicalId(c.actor);
+    if (actor === null) throw new AppError(ErrorCode.NOT_PARTICIPANT);
+    if (typeof c.convId !== "string" || !Number.isSafeInteger(c.targetSeq) || c.targetSeq <= 0) {
+      throw new AppError(ErrorCode.NOT_FOUND, "no such message");
+    }
+    if (!Number.isSafeInteger(c.sentAtMs)) {
+      throw new AppError(ErrorCode.INVALID_ARGUMENT, "sentAtMs must be an integer");
+    }
+    const checked: CheckedChange = { ...c, msgId: requireCanonicalId(c.msgId), actor };
+    return this.#everyonesView(await this.#write(() => this.#changes.change(checked)));
+  }
+
+  async hide(uid: Uid, convId: string, seqs: number[]): Promise<void> {
+    const canonical = canonicalId(uid);
+    if (canonical === null || typeof convId !== "string") throw new AppError(ErrorCode.NOT_PARTICIPANT);
+    await this.#write(() => this.#changes.hide(canonical, convId, seqs));
+  }
+
+  /** One write in the group commit; the batch answers each write's own result. */
+  #write<R>(work: () => R): Promise<R> {
+    return this.#writes.submit(work) as Promise<R>;
+  }
+
+  /**
+   * A change's outcome as every member may be pushed it (as MysqlMessageStore answers it): the
+   * target's quote filled in, no reader's own reactions or deletions (`me` false everywhere).
+   */
+  async #everyonesView(outcome: ChangeOutcome): Promise<ChangeOutcome> {
+    const lookups: ModelLookups = {
+      bySeqs: (convId, seqs) => this.#lookups.bySeqs(convId, seqs),
+      reactionsOf: async () => [],
+      hiddenOf: async () => [],
+    };
+    const [target = outcome.target] = await completeForReader("0", [outcome.target], lookups, () => false);
+    return outcome.event ? { event: { ...outcome.event, target }, target } : { target };
+  }
+
+  /** A page read for `uid`, completed for it (quotes, event targets, its reactions, what it deleted). */
+  #complete(uid: Uid, read: ReadPage): Promise<StoredMessage[]> {
+    return completeForReader(uid, read.messages, this.#lookups, (convId) => read.hidden.has(convId));
   }
 
   async isMember(convId: string, uid: Uid): Promise<boolean> {
@@ -268,25 +345,4 @@ function checkNewMessage(m: NewMessage): CheckedMessage {
     members,
     memberUids: [...new Set([...members, sender])],
   };
-}
-
-export function toChatMessage(row: MessageRow): StoredMessage {
-  return {
-    convId: row.conv_id,
-    msgId: row.msg_id,
-    seq: Number(row.seq),
-    sender: row.sender,
-    recipient: row.recipient,
-    clientMsgId: row.client_msg_id,
-    kind: Number(row.kind),
-    text: row.body,
-    sentAtMs: String(row.sent_at),
-    file: fileRefFromColumn(row.file_json),
-  };
-}
-
-const STORE_NAME = "sqlite message store";
-
-function storageCall<T>(work: () => T): T {
-  return sqliteCall(ErrorCode.STORAGE_UNAVAILABLE, STORE_NAME, work);
 }

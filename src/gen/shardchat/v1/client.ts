@@ -60,8 +60,19 @@ export function deviceKindToJSON(object: DeviceKind): string {
 export enum MessageKind {
   UNSPECIFIED = 0,
   TEXT = 1,
+  /** CUSTOM - An app's own message (a card, a location, a poll): `custom` holds its type and JSON payload. */
+  CUSTOM = 2,
   /** FILE - Numbered in the files range (30-39) of this file's field numbers. */
   FILE = 30,
+  /**
+   * RECALL_EVENT - Events (50-59): a change to the message at target_seq, in the conversation's seq stream so
+   * that an offline device learns it by sync. `target` is that message as it is now; a client
+   * replaces its copy with it and shows no bubble for the event itself.
+   */
+  RECALL_EVENT = 50,
+  EDIT_EVENT = 51,
+  /** REACTION_EVENT - `reaction` says who (the sender) added or removed which emoji. */
+  REACTION_EVENT = 52,
   UNRECOGNIZED = -1,
 }
 
@@ -73,9 +84,21 @@ export function messageKindFromJSON(object: any): MessageKind {
     case 1:
     case "MESSAGE_KIND_TEXT":
       return MessageKind.TEXT;
+    case 2:
+    case "MESSAGE_KIND_CUSTOM":
+      return MessageKind.CUSTOM;
     case 30:
     case "MESSAGE_KIND_FILE":
       return MessageKind.FILE;
+    case 50:
+    case "MESSAGE_KIND_RECALL_EVENT":
+      return MessageKind.RECALL_EVENT;
+    case 51:
+    case "MESSAGE_KIND_EDIT_EVENT":
+      return MessageKind.EDIT_EVENT;
+    case 52:
+    case "MESSAGE_KIND_REACTION_EVENT":
+      return MessageKind.REACTION_EVENT;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -89,8 +112,16 @@ export function messageKindToJSON(object: MessageKind): string {
       return "MESSAGE_KIND_UNSPECIFIED";
     case MessageKind.TEXT:
       return "MESSAGE_KIND_TEXT";
+    case MessageKind.CUSTOM:
+      return "MESSAGE_KIND_CUSTOM";
     case MessageKind.FILE:
       return "MESSAGE_KIND_FILE";
+    case MessageKind.RECALL_EVENT:
+      return "MESSAGE_KIND_RECALL_EVENT";
+    case MessageKind.EDIT_EVENT:
+      return "MESSAGE_KIND_EDIT_EVENT";
+    case MessageKind.REACTION_EVENT:
+      return "MESSAGE_KIND_REACTION_EVENT";
     case MessageKind.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -295,6 +326,22 @@ export interface Envelope {
     | //
     /** Scaling out (issue 7): pushes 240-249. */
     { $case: "movePush"; value: MovePush }
+    | //
+    /** The message model (issue 16): requests and responses 150-179, pushes 250-259. */
+    { $case: "recallReq"; value: RecallRequest }
+    | { $case: "recallResp"; value: MessageChangeResponse }
+    | { $case: "editReq"; value: EditRequest }
+    | { $case: "editResp"; value: MessageChangeResponse }
+    | { $case: "reactReq"; value: ReactRequest }
+    | { $case: "reactResp"; value: MessageChangeResponse }
+    | { $case: "deleteForMeReq"; value: DeleteForMeRequest }
+    | { $case: "deleteForMeResp"; value: DeleteForMeResponse }
+    | { $case: "typingReq"; value: TypingRequest }
+    | { $case: "typingResp"; value: TypingResponse }
+    | { $case: "forwardReq"; value: ForwardRequest }
+    | { $case: "forwardResp"; value: SendMessageResponse }
+    | { $case: "typingPush"; value: TypingPush }
+    | { $case: "deletedForMePush"; value: DeletedForMePush }
     | undefined;
 }
 
@@ -363,7 +410,109 @@ export interface ChatMessage {
   text: string;
   sentAtMs: string;
   /** Set on a MESSAGE_KIND_FILE message: the file gate stored (its bytes never pass a chat node). */
-  file?: FileRef | undefined;
+  file?:
+    | FileRef
+    | undefined;
+  /**
+   * ---- The message model (issue 16): content.
+   * Set on a MESSAGE_KIND_CUSTOM message.
+   */
+  custom?:
+    | CustomContent
+    | undefined;
+  /** The message this one replies to, with a snapshot of it as it is now. */
+  reply?:
+    | ReplyRef
+    | undefined;
+  /** Who a group message mentions. */
+  mentions?:
+    | Mentions
+    | undefined;
+  /** Set on a copy made by forward_req: where the original was. */
+  forwarded?:
+    | ForwardOrigin
+    | undefined;
+  /**
+   * ---- State: what later events changed (the latest state, on every read).
+   * Edits so far; text is the latest.
+   */
+  editCount?: number | undefined;
+  editedAtMs?:
+    | string
+    | undefined;
+  /** Recalled: text, file and custom payload are erased from storage. */
+  recalled?:
+    | boolean
+    | undefined;
+  /**
+   * Reactions by emoji. `me` is this reader's own in history and sync; a push (encoded once for
+   * everyone) leaves it false, and a client keeps its own from the REACTION events it sent.
+   */
+  reactions?:
+    | Reactions
+    | undefined;
+  /** Deleted for this reader on all of its devices (delete_for_me_req): its content is left out. */
+  deletedForMe?:
+    | boolean
+    | undefined;
+  /** ---- Events (MESSAGE_KIND_*_EVENT). */
+  targetSeq?: number | undefined;
+  target?: ChatMessage | undefined;
+  reaction?: ReactionChange | undefined;
+}
+
+export interface CustomContent {
+  /** The app's name for it ("location", "poll"), up to MESSAGE_CUSTOM_TYPE_MAX_CHARS. */
+  type: string;
+  /** JSON text, up to MESSAGE_CUSTOM_MAX_BYTES. */
+  payloadJson: string;
+}
+
+export interface ReplyRef {
+  seq: number;
+  msgId: string;
+  sender: string;
+  kind: MessageKind;
+  /**
+   * The first MESSAGE_REPLY_SNAPSHOT_CHARS characters of its text (its file name, its custom
+   * type), empty once it is recalled.
+   */
+  snippet: string;
+  recalled: boolean;
+}
+
+export interface Mentions {
+  uids: string[];
+  /** "@everyone": group admins and the owner only. */
+  all: boolean;
+}
+
+export interface ForwardOrigin {
+  convId: string;
+  msgId: string;
+  sender: string;
+  sentAtMs: string;
+}
+
+export interface ReactionCount {
+  emoji: string;
+  count: number;
+  me: boolean;
+}
+
+export interface Reactions {
+  counts: ReactionCount[];
+}
+
+export interface ReactionChange {
+  emoji: string;
+  add: boolean;
+}
+
+/** What a reply or a group message may add to its content. */
+export interface ReplyTo {
+  /** A message of the same conversation. */
+  seq: number;
 }
 
 /**
@@ -392,7 +541,15 @@ export interface SendMessageRequest {
   /** A caption for a file message; required for a text message. */
   text: string;
   /** Required with MESSAGE_KIND_FILE: the id gate answered for the upload, and what it answered. */
-  file?: FileRef | undefined;
+  file?:
+    | FileRef
+    | undefined;
+  /** Required with MESSAGE_KIND_CUSTOM. */
+  custom?:
+    | CustomContent
+    | undefined;
+  /** Set to reply to (quote) a message of this conversation. */
+  replyTo?: ReplyTo | undefined;
 }
 
 /** The ack: the message is stored. */
@@ -637,6 +794,15 @@ export interface GroupSendRequest {
    * gate answered it. Members download it; someone who left or was kicked no longer can.
    */
   file?: FileRef | undefined;
+  custom?: CustomContent | undefined;
+  replyTo?:
+    | ReplyTo
+    | undefined;
+  /**
+   * Members to notify (at most MESSAGE_MENTIONS_MAX, each a member); `all` only for admins and
+   * the owner. Their conversation list marks the group until they read past it.
+   */
+  mentions?: Mentions | undefined;
 }
 
 /**
@@ -764,6 +930,8 @@ export interface ConversationSummary {
   unread: number;
   /** How far the peer of a 1:1 conversation has read. */
   peerReadSeq: number;
+  /** A message after read_seq mentions this user (or everyone). */
+  mentioned: boolean;
 }
 
 export interface ConversationListResponse {
@@ -823,6 +991,106 @@ export interface MovePush {
 export interface PresencePush {
   uid: string;
   online: boolean;
+}
+
+/**
+ * What a recall, an edit or a reaction answers: the event as stored (its seq is the change's
+ * place in the conversation), absent when nothing changed (a second recall, a reaction the
+ * caller already had); and the message as it is now.
+ */
+export interface MessageChangeResponse {
+  event?: ChatMessage | undefined;
+  target?: ChatMessage | undefined;
+}
+
+/**
+ * Recalls a message for everyone: its text, file and custom payload are erased, and history
+ * shows a placeholder (recalled = true). The sender within MESSAGE_RECALL_WINDOW_SECONDS; in a
+ * group, admins and the owner at any time. Recalling again changes nothing. Errors:
+ * NOT_FOUND, NOT_PARTICIPANT, NOT_GROUP_MEMBER, NOT_MESSAGE_SENDER, CHANGE_WINDOW_CLOSED.
+ */
+export interface RecallRequest {
+  convId: string;
+  seq: number;
+}
+
+/**
+ * Replaces a text message's text (or a file message's caption): the sender within
+ * MESSAGE_EDIT_WINDOW_SECONDS. Errors: NOT_FOUND, NOT_PARTICIPANT, NOT_GROUP_MEMBER,
+ * NOT_MESSAGE_SENDER, CHANGE_WINDOW_CLOSED, MESSAGE_RECALLED, TEXT_TOO_LONG, INVALID_ARGUMENT
+ * (an event or a custom message, or empty text).
+ */
+export interface EditRequest {
+  convId: string;
+  seq: number;
+  text: string;
+}
+
+/**
+ * Adds or removes the caller's reaction (one emoji, up to MESSAGE_REACTION_MAX_CHARS
+ * characters) on a message; at most MESSAGE_REACTIONS_MAX_DISTINCT different ones per message.
+ * Adding one the caller has, or removing one it has not, changes nothing. Errors: NOT_FOUND, NOT_PARTICIPANT, NOT_GROUP_MEMBER,
+ * MESSAGE_RECALLED, REACTION_LIMIT, INVALID_ARGUMENT.
+ */
+export interface ReactRequest {
+  convId: string;
+  seq: number;
+  emoji: string;
+  add: boolean;
+}
+
+/**
+ * Hides messages from the caller on all of its devices (the others keep them): history and
+ * sync answer them with deleted_for_me and no content; the caller's other devices get a
+ * DeletedForMePush. At most MESSAGE_DELETE_FOR_ME_MAX seqs. Errors: NOT_PARTICIPANT,
+ * NOT_GROUP_MEMBER, INVALID_ARGUMENT.
+ */
+export interface DeleteForMeRequest {
+  convId: string;
+  seqs: number[];
+}
+
+export interface DeleteForMeResponse {
+}
+
+/**
+ * The caller is typing in a conversation: its other participants online get a TypingPush (not
+ * stored). Send it again while typing; more often than TYPING_MIN_INTERVAL_MS per conversation
+ * is dropped. With req_id 0 it is not answered. Errors: NOT_PARTICIPANT, NOT_GROUP_MEMBER.
+ */
+export interface TypingRequest {
+  convId: string;
+}
+
+export interface TypingResponse {
+}
+
+/**
+ * Copies a message (text, file or custom) into a 1:1 conversation (to_uid) or a group
+ * (group_id), as the caller's own message with `forwarded` naming the original; a file is not
+ * copied, and the target's participants may download it. The caller must be in both
+ * conversations. Errors: NOT_FOUND, NOT_PARTICIPANT, NOT_GROUP_MEMBER, MESSAGE_RECALLED,
+ * PEER_NOT_FOUND, NOT_FRIENDS, INVALID_ARGUMENT (an event, or neither or both targets).
+ */
+export interface ForwardRequest {
+  fromConvId: string;
+  seq: number;
+  toUid: string;
+  groupId: string;
+  clientMsgId: string;
+}
+
+/** Someone in conv_id is typing; show it for expires_in_ms unless another push renews it. */
+export interface TypingPush {
+  convId: string;
+  uid: string;
+  expiresInMs: number;
+}
+
+/** The user deleted these messages for itself on another device. */
+export interface DeletedForMePush {
+  convId: string;
+  seqs: number[];
 }
 
 function createBaseEnvelope(): Envelope {
@@ -1017,6 +1285,48 @@ export const Envelope: MessageFns<Envelope> = {
         break;
       case "movePush":
         MovePush.encode(message.body.value, writer.uint32(1922).fork()).join();
+        break;
+      case "recallReq":
+        RecallRequest.encode(message.body.value, writer.uint32(1202).fork()).join();
+        break;
+      case "recallResp":
+        MessageChangeResponse.encode(message.body.value, writer.uint32(1210).fork()).join();
+        break;
+      case "editReq":
+        EditRequest.encode(message.body.value, writer.uint32(1218).fork()).join();
+        break;
+      case "editResp":
+        MessageChangeResponse.encode(message.body.value, writer.uint32(1226).fork()).join();
+        break;
+      case "reactReq":
+        ReactRequest.encode(message.body.value, writer.uint32(1234).fork()).join();
+        break;
+      case "reactResp":
+        MessageChangeResponse.encode(message.body.value, writer.uint32(1242).fork()).join();
+        break;
+      case "deleteForMeReq":
+        DeleteForMeRequest.encode(message.body.value, writer.uint32(1250).fork()).join();
+        break;
+      case "deleteForMeResp":
+        DeleteForMeResponse.encode(message.body.value, writer.uint32(1258).fork()).join();
+        break;
+      case "typingReq":
+        TypingRequest.encode(message.body.value, writer.uint32(1266).fork()).join();
+        break;
+      case "typingResp":
+        TypingResponse.encode(message.body.value, writer.uint32(1274).fork()).join();
+        break;
+      case "forwardReq":
+        ForwardRequest.encode(message.body.value, writer.uint32(1282).fork()).join();
+        break;
+      case "forwardResp":
+        SendMessageResponse.encode(message.body.value, writer.uint32(1290).fork()).join();
+        break;
+      case "typingPush":
+        TypingPush.encode(message.body.value, writer.uint32(2002).fork()).join();
+        break;
+      case "deletedForMePush":
+        DeletedForMePush.encode(message.body.value, writer.uint32(2010).fork()).join();
         break;
     }
     return writer;
@@ -1558,6 +1868,118 @@ export const Envelope: MessageFns<Envelope> = {
             message.body = { $case: "movePush", value: MovePush.decode(reader, reader.uint32()) };
             continue;
           }
+          case 150: {
+            if (tag !== 1202) {
+              break;
+            }
+
+            message.body = { $case: "recallReq", value: RecallRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 151: {
+            if (tag !== 1210) {
+              break;
+            }
+
+            message.body = { $case: "recallResp", value: MessageChangeResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 152: {
+            if (tag !== 1218) {
+              break;
+            }
+
+            message.body = { $case: "editReq", value: EditRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 153: {
+            if (tag !== 1226) {
+              break;
+            }
+
+            message.body = { $case: "editResp", value: MessageChangeResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 154: {
+            if (tag !== 1234) {
+              break;
+            }
+
+            message.body = { $case: "reactReq", value: ReactRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 155: {
+            if (tag !== 1242) {
+              break;
+            }
+
+            message.body = { $case: "reactResp", value: MessageChangeResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 156: {
+            if (tag !== 1250) {
+              break;
+            }
+
+            message.body = { $case: "deleteForMeReq", value: DeleteForMeRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 157: {
+            if (tag !== 1258) {
+              break;
+            }
+
+            message.body = { $case: "deleteForMeResp", value: DeleteForMeResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 158: {
+            if (tag !== 1266) {
+              break;
+            }
+
+            message.body = { $case: "typingReq", value: TypingRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 159: {
+            if (tag !== 1274) {
+              break;
+            }
+
+            message.body = { $case: "typingResp", value: TypingResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 160: {
+            if (tag !== 1282) {
+              break;
+            }
+
+            message.body = { $case: "forwardReq", value: ForwardRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 161: {
+            if (tag !== 1290) {
+              break;
+            }
+
+            message.body = { $case: "forwardResp", value: SendMessageResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 250: {
+            if (tag !== 2002) {
+              break;
+            }
+
+            message.body = { $case: "typingPush", value: TypingPush.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 251: {
+            if (tag !== 2010) {
+              break;
+            }
+
+            message.body = { $case: "deletedForMePush", value: DeletedForMePush.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1834,6 +2256,62 @@ export const Envelope: MessageFns<Envelope> = {
         ? { $case: "movePush", value: MovePush.fromJSON(object.movePush) }
         : isSet(object.move_push)
         ? { $case: "movePush", value: MovePush.fromJSON(object.move_push) }
+        : isSet(object.recallReq)
+        ? { $case: "recallReq", value: RecallRequest.fromJSON(object.recallReq) }
+        : isSet(object.recall_req)
+        ? { $case: "recallReq", value: RecallRequest.fromJSON(object.recall_req) }
+        : isSet(object.recallResp)
+        ? { $case: "recallResp", value: MessageChangeResponse.fromJSON(object.recallResp) }
+        : isSet(object.recall_resp)
+        ? { $case: "recallResp", value: MessageChangeResponse.fromJSON(object.recall_resp) }
+        : isSet(object.editReq)
+        ? { $case: "editReq", value: EditRequest.fromJSON(object.editReq) }
+        : isSet(object.edit_req)
+        ? { $case: "editReq", value: EditRequest.fromJSON(object.edit_req) }
+        : isSet(object.editResp)
+        ? { $case: "editResp", value: MessageChangeResponse.fromJSON(object.editResp) }
+        : isSet(object.edit_resp)
+        ? { $case: "editResp", value: MessageChangeResponse.fromJSON(object.edit_resp) }
+        : isSet(object.reactReq)
+        ? { $case: "reactReq", value: ReactRequest.fromJSON(object.reactReq) }
+        : isSet(object.react_req)
+        ? { $case: "reactReq", value: ReactRequest.fromJSON(object.react_req) }
+        : isSet(object.reactResp)
+        ? { $case: "reactResp", value: MessageChangeResponse.fromJSON(object.reactResp) }
+        : isSet(object.react_resp)
+        ? { $case: "reactResp", value: MessageChangeResponse.fromJSON(object.react_resp) }
+        : isSet(object.deleteForMeReq)
+        ? { $case: "deleteForMeReq", value: DeleteForMeRequest.fromJSON(object.deleteForMeReq) }
+        : isSet(object.delete_for_me_req)
+        ? { $case: "deleteForMeReq", value: DeleteForMeRequest.fromJSON(object.delete_for_me_req) }
+        : isSet(object.deleteForMeResp)
+        ? { $case: "deleteForMeResp", value: DeleteForMeResponse.fromJSON(object.deleteForMeResp) }
+        : isSet(object.delete_for_me_resp)
+        ? { $case: "deleteForMeResp", value: DeleteForMeResponse.fromJSON(object.delete_for_me_resp) }
+        : isSet(object.typingReq)
+        ? { $case: "typingReq", value: TypingRequest.fromJSON(object.typingReq) }
+        : isSet(object.typing_req)
+        ? { $case: "typingReq", value: TypingRequest.fromJSON(object.typing_req) }
+        : isSet(object.typingResp)
+        ? { $case: "typingResp", value: TypingResponse.fromJSON(object.typingResp) }
+        : isSet(object.typing_resp)
+        ? { $case: "typingResp", value: TypingResponse.fromJSON(object.typing_resp) }
+        : isSet(object.forwardReq)
+        ? { $case: "forwardReq", value: ForwardRequest.fromJSON(object.forwardReq) }
+        : isSet(object.forward_req)
+        ? { $case: "forwardReq", value: ForwardRequest.fromJSON(object.forward_req) }
+        : isSet(object.forwardResp)
+        ? { $case: "forwardResp", value: SendMessageResponse.fromJSON(object.forwardResp) }
+        : isSet(object.forward_resp)
+        ? { $case: "forwardResp", value: SendMessageResponse.fromJSON(object.forward_resp) }
+        : isSet(object.typingPush)
+        ? { $case: "typingPush", value: TypingPush.fromJSON(object.typingPush) }
+        : isSet(object.typing_push)
+        ? { $case: "typingPush", value: TypingPush.fromJSON(object.typing_push) }
+        : isSet(object.deletedForMePush)
+        ? { $case: "deletedForMePush", value: DeletedForMePush.fromJSON(object.deletedForMePush) }
+        : isSet(object.deleted_for_me_push)
+        ? { $case: "deletedForMePush", value: DeletedForMePush.fromJSON(object.deleted_for_me_push) }
         : undefined,
     };
   },
@@ -1965,6 +2443,34 @@ export const Envelope: MessageFns<Envelope> = {
       obj.groupInvitationPush = GroupInvitationPush.toJSON(message.body.value);
     } else if (message.body?.$case === "movePush") {
       obj.movePush = MovePush.toJSON(message.body.value);
+    } else if (message.body?.$case === "recallReq") {
+      obj.recallReq = RecallRequest.toJSON(message.body.value);
+    } else if (message.body?.$case === "recallResp") {
+      obj.recallResp = MessageChangeResponse.toJSON(message.body.value);
+    } else if (message.body?.$case === "editReq") {
+      obj.editReq = EditRequest.toJSON(message.body.value);
+    } else if (message.body?.$case === "editResp") {
+      obj.editResp = MessageChangeResponse.toJSON(message.body.value);
+    } else if (message.body?.$case === "reactReq") {
+      obj.reactReq = ReactRequest.toJSON(message.body.value);
+    } else if (message.body?.$case === "reactResp") {
+      obj.reactResp = MessageChangeResponse.toJSON(message.body.value);
+    } else if (message.body?.$case === "deleteForMeReq") {
+      obj.deleteForMeReq = DeleteForMeRequest.toJSON(message.body.value);
+    } else if (message.body?.$case === "deleteForMeResp") {
+      obj.deleteForMeResp = DeleteForMeResponse.toJSON(message.body.value);
+    } else if (message.body?.$case === "typingReq") {
+      obj.typingReq = TypingRequest.toJSON(message.body.value);
+    } else if (message.body?.$case === "typingResp") {
+      obj.typingResp = TypingResponse.toJSON(message.body.value);
+    } else if (message.body?.$case === "forwardReq") {
+      obj.forwardReq = ForwardRequest.toJSON(message.body.value);
+    } else if (message.body?.$case === "forwardResp") {
+      obj.forwardResp = SendMessageResponse.toJSON(message.body.value);
+    } else if (message.body?.$case === "typingPush") {
+      obj.typingPush = TypingPush.toJSON(message.body.value);
+    } else if (message.body?.$case === "deletedForMePush") {
+      obj.deletedForMePush = DeletedForMePush.toJSON(message.body.value);
     }
     return obj;
   },
@@ -2366,6 +2872,90 @@ export const Envelope: MessageFns<Envelope> = {
       case "movePush": {
         if (object.body?.value !== undefined && object.body?.value !== null) {
           message.body = { $case: "movePush", value: MovePush.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "recallReq": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "recallReq", value: RecallRequest.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "recallResp": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "recallResp", value: MessageChangeResponse.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "editReq": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "editReq", value: EditRequest.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "editResp": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "editResp", value: MessageChangeResponse.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "reactReq": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "reactReq", value: ReactRequest.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "reactResp": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "reactResp", value: MessageChangeResponse.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "deleteForMeReq": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "deleteForMeReq", value: DeleteForMeRequest.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "deleteForMeResp": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "deleteForMeResp", value: DeleteForMeResponse.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "typingReq": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "typingReq", value: TypingRequest.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "typingResp": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "typingResp", value: TypingResponse.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "forwardReq": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "forwardReq", value: ForwardRequest.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "forwardResp": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "forwardResp", value: SendMessageResponse.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "typingPush": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "typingPush", value: TypingPush.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "deletedForMePush": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "deletedForMePush", value: DeletedForMePush.fromPartial(object.body.value) };
         }
         break;
       }
@@ -3010,6 +3600,18 @@ function createBaseChatMessage(): ChatMessage {
     text: "",
     sentAtMs: "0",
     file: undefined,
+    custom: undefined,
+    reply: undefined,
+    mentions: undefined,
+    forwarded: undefined,
+    editCount: undefined,
+    editedAtMs: undefined,
+    recalled: undefined,
+    reactions: undefined,
+    deletedForMe: undefined,
+    targetSeq: undefined,
+    target: undefined,
+    reaction: undefined,
   };
 }
 
@@ -3044,6 +3646,42 @@ export const ChatMessage: MessageFns<ChatMessage> = {
     }
     if (message.file !== undefined) {
       FileRef.encode(message.file, writer.uint32(242).fork()).join();
+    }
+    if (message.custom !== undefined) {
+      CustomContent.encode(message.custom, writer.uint32(402).fork()).join();
+    }
+    if (message.reply !== undefined) {
+      ReplyRef.encode(message.reply, writer.uint32(410).fork()).join();
+    }
+    if (message.mentions !== undefined) {
+      Mentions.encode(message.mentions, writer.uint32(418).fork()).join();
+    }
+    if (message.forwarded !== undefined) {
+      ForwardOrigin.encode(message.forwarded, writer.uint32(426).fork()).join();
+    }
+    if (message.editCount !== undefined) {
+      writer.uint32(432).uint32(message.editCount);
+    }
+    if (message.editedAtMs !== undefined) {
+      writer.uint32(440).int64(message.editedAtMs);
+    }
+    if (message.recalled !== undefined) {
+      writer.uint32(448).bool(message.recalled);
+    }
+    if (message.reactions !== undefined) {
+      Reactions.encode(message.reactions, writer.uint32(458).fork()).join();
+    }
+    if (message.deletedForMe !== undefined) {
+      writer.uint32(464).bool(message.deletedForMe);
+    }
+    if (message.targetSeq !== undefined) {
+      writer.uint32(472).uint32(message.targetSeq);
+    }
+    if (message.target !== undefined) {
+      ChatMessage.encode(message.target, writer.uint32(482).fork()).join();
+    }
+    if (message.reaction !== undefined) {
+      ReactionChange.encode(message.reaction, writer.uint32(490).fork()).join();
     }
     return writer;
   },
@@ -3141,6 +3779,102 @@ export const ChatMessage: MessageFns<ChatMessage> = {
             message.file = FileRef.decode(reader, reader.uint32());
             continue;
           }
+          case 50: {
+            if (tag !== 402) {
+              break;
+            }
+
+            message.custom = CustomContent.decode(reader, reader.uint32());
+            continue;
+          }
+          case 51: {
+            if (tag !== 410) {
+              break;
+            }
+
+            message.reply = ReplyRef.decode(reader, reader.uint32());
+            continue;
+          }
+          case 52: {
+            if (tag !== 418) {
+              break;
+            }
+
+            message.mentions = Mentions.decode(reader, reader.uint32());
+            continue;
+          }
+          case 53: {
+            if (tag !== 426) {
+              break;
+            }
+
+            message.forwarded = ForwardOrigin.decode(reader, reader.uint32());
+            continue;
+          }
+          case 54: {
+            if (tag !== 432) {
+              break;
+            }
+
+            message.editCount = reader.uint32();
+            continue;
+          }
+          case 55: {
+            if (tag !== 440) {
+              break;
+            }
+
+            message.editedAtMs = reader.int64().toString();
+            continue;
+          }
+          case 56: {
+            if (tag !== 448) {
+              break;
+            }
+
+            message.recalled = reader.bool();
+            continue;
+          }
+          case 57: {
+            if (tag !== 458) {
+              break;
+            }
+
+            message.reactions = Reactions.decode(reader, reader.uint32());
+            continue;
+          }
+          case 58: {
+            if (tag !== 464) {
+              break;
+            }
+
+            message.deletedForMe = reader.bool();
+            continue;
+          }
+          case 59: {
+            if (tag !== 472) {
+              break;
+            }
+
+            message.targetSeq = reader.uint32();
+            continue;
+          }
+          case 60: {
+            if (tag !== 482) {
+              break;
+            }
+
+            message.target = ChatMessage.decode(reader, reader.uint32());
+            continue;
+          }
+          case 61: {
+            if (tag !== 490) {
+              break;
+            }
+
+            message.reaction = ReactionChange.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3181,6 +3915,34 @@ export const ChatMessage: MessageFns<ChatMessage> = {
         ? globalThis.String(object.sent_at_ms)
         : "0",
       file: isSet(object.file) ? FileRef.fromJSON(object.file) : undefined,
+      custom: isSet(object.custom) ? CustomContent.fromJSON(object.custom) : undefined,
+      reply: isSet(object.reply) ? ReplyRef.fromJSON(object.reply) : undefined,
+      mentions: isSet(object.mentions) ? Mentions.fromJSON(object.mentions) : undefined,
+      forwarded: isSet(object.forwarded) ? ForwardOrigin.fromJSON(object.forwarded) : undefined,
+      editCount: isSet(object.editCount)
+        ? globalThis.Number(object.editCount)
+        : isSet(object.edit_count)
+        ? globalThis.Number(object.edit_count)
+        : undefined,
+      editedAtMs: isSet(object.editedAtMs)
+        ? globalThis.String(object.editedAtMs)
+        : isSet(object.edited_at_ms)
+        ? globalThis.String(object.edited_at_ms)
+        : undefined,
+      recalled: isSet(object.recalled) ? globalThis.Boolean(object.recalled) : undefined,
+      reactions: isSet(object.reactions) ? Reactions.fromJSON(object.reactions) : undefined,
+      deletedForMe: isSet(object.deletedForMe)
+        ? globalThis.Boolean(object.deletedForMe)
+        : isSet(object.deleted_for_me)
+        ? globalThis.Boolean(object.deleted_for_me)
+        : undefined,
+      targetSeq: isSet(object.targetSeq)
+        ? globalThis.Number(object.targetSeq)
+        : isSet(object.target_seq)
+        ? globalThis.Number(object.target_seq)
+        : undefined,
+      target: isSet(object.target) ? ChatMessage.fromJSON(object.target) : undefined,
+      reaction: isSet(object.reaction) ? ReactionChange.fromJSON(object.reaction) : undefined,
     };
   },
 
@@ -3216,6 +3978,42 @@ export const ChatMessage: MessageFns<ChatMessage> = {
     if (message.file !== undefined) {
       obj.file = FileRef.toJSON(message.file);
     }
+    if (message.custom !== undefined) {
+      obj.custom = CustomContent.toJSON(message.custom);
+    }
+    if (message.reply !== undefined) {
+      obj.reply = ReplyRef.toJSON(message.reply);
+    }
+    if (message.mentions !== undefined) {
+      obj.mentions = Mentions.toJSON(message.mentions);
+    }
+    if (message.forwarded !== undefined) {
+      obj.forwarded = ForwardOrigin.toJSON(message.forwarded);
+    }
+    if (message.editCount !== undefined) {
+      obj.editCount = Math.round(message.editCount);
+    }
+    if (message.editedAtMs !== undefined) {
+      obj.editedAtMs = message.editedAtMs;
+    }
+    if (message.recalled !== undefined) {
+      obj.recalled = message.recalled;
+    }
+    if (message.reactions !== undefined) {
+      obj.reactions = Reactions.toJSON(message.reactions);
+    }
+    if (message.deletedForMe !== undefined) {
+      obj.deletedForMe = message.deletedForMe;
+    }
+    if (message.targetSeq !== undefined) {
+      obj.targetSeq = Math.round(message.targetSeq);
+    }
+    if (message.target !== undefined) {
+      obj.target = ChatMessage.toJSON(message.target);
+    }
+    if (message.reaction !== undefined) {
+      obj.reaction = ReactionChange.toJSON(message.reaction);
+    }
     return obj;
   },
 
@@ -3234,6 +4032,824 @@ export const ChatMessage: MessageFns<ChatMessage> = {
     message.text = object.text ?? "";
     message.sentAtMs = object.sentAtMs ?? "0";
     message.file = (object.file !== undefined && object.file !== null) ? FileRef.fromPartial(object.file) : undefined;
+    message.custom = (object.custom !== undefined && object.custom !== null)
+      ? CustomContent.fromPartial(object.custom)
+      : undefined;
+    message.reply = (object.reply !== undefined && object.reply !== null)
+      ? ReplyRef.fromPartial(object.reply)
+      : undefined;
+    message.mentions = (object.mentions !== undefined && object.mentions !== null)
+      ? Mentions.fromPartial(object.mentions)
+      : undefined;
+    message.forwarded = (object.forwarded !== undefined && object.forwarded !== null)
+      ? ForwardOrigin.fromPartial(object.forwarded)
+      : undefined;
+    message.editCount = object.editCount ?? undefined;
+    message.editedAtMs = object.editedAtMs ?? undefined;
+    message.recalled = object.recalled ?? undefined;
+    message.reactions = (object.reactions !== undefined && object.reactions !== null)
+      ? Reactions.fromPartial(object.reactions)
+      : undefined;
+    message.deletedForMe = object.deletedForMe ?? undefined;
+    message.targetSeq = object.targetSeq ?? undefined;
+    message.target = (object.target !== undefined && object.target !== null)
+      ? ChatMessage.fromPartial(object.target)
+      : undefined;
+    message.reaction = (object.reaction !== undefined && object.reaction !== null)
+      ? ReactionChange.fromPartial(object.reaction)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseCustomContent(): CustomContent {
+  return { type: "", payloadJson: "" };
+}
+
+export const CustomContent: MessageFns<CustomContent> = {
+  encode(message: CustomContent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.type !== "") {
+      writer.uint32(10).string(message.type);
+    }
+    if (message.payloadJson !== "") {
+      writer.uint32(18).string(message.payloadJson);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CustomContent {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCustomContent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.type = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.payloadJson = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CustomContent {
+    return {
+      type: isSet(object.type) ? globalThis.String(object.type) : "",
+      payloadJson: isSet(object.payloadJson)
+        ? globalThis.String(object.payloadJson)
+        : isSet(object.payload_json)
+        ? globalThis.String(object.payload_json)
+        : "",
+    };
+  },
+
+  toJSON(message: CustomContent): unknown {
+    const obj: any = {};
+    if (message.type !== "") {
+      obj.type = message.type;
+    }
+    if (message.payloadJson !== "") {
+      obj.payloadJson = message.payloadJson;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CustomContent>): CustomContent {
+    return CustomContent.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CustomContent>): CustomContent {
+    const message = createBaseCustomContent();
+    message.type = object.type ?? "";
+    message.payloadJson = object.payloadJson ?? "";
+    return message;
+  },
+};
+
+function createBaseReplyRef(): ReplyRef {
+  return { seq: 0, msgId: "0", sender: "0", kind: 0, snippet: "", recalled: false };
+}
+
+export const ReplyRef: MessageFns<ReplyRef> = {
+  encode(message: ReplyRef, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.seq !== 0) {
+      writer.uint32(8).uint32(message.seq);
+    }
+    if (message.msgId !== "0") {
+      writer.uint32(16).uint64(message.msgId);
+    }
+    if (message.sender !== "0") {
+      writer.uint32(24).uint64(message.sender);
+    }
+    if (message.kind !== 0) {
+      writer.uint32(32).int32(message.kind);
+    }
+    if (message.snippet !== "") {
+      writer.uint32(42).string(message.snippet);
+    }
+    if (message.recalled !== false) {
+      writer.uint32(48).bool(message.recalled);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReplyRef {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReplyRef();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.seq = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.msgId = reader.uint64().toString();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.sender = reader.uint64().toString();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.kind = reader.int32() as any;
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.snippet = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.recalled = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReplyRef {
+    return {
+      seq: isSet(object.seq) ? globalThis.Number(object.seq) : 0,
+      msgId: isSet(object.msgId)
+        ? globalThis.String(object.msgId)
+        : isSet(object.msg_id)
+        ? globalThis.String(object.msg_id)
+        : "0",
+      sender: isSet(object.sender) ? globalThis.String(object.sender) : "0",
+      kind: isSet(object.kind) ? messageKindFromJSON(object.kind) : 0,
+      snippet: isSet(object.snippet) ? globalThis.String(object.snippet) : "",
+      recalled: isSet(object.recalled) ? globalThis.Boolean(object.recalled) : false,
+    };
+  },
+
+  toJSON(message: ReplyRef): unknown {
+    const obj: any = {};
+    if (message.seq !== 0) {
+      obj.seq = Math.round(message.seq);
+    }
+    if (message.msgId !== "0") {
+      obj.msgId = message.msgId;
+    }
+    if (message.sender !== "0") {
+      obj.sender = message.sender;
+    }
+    if (message.kind !== 0) {
+      obj.kind = messageKindToJSON(message.kind);
+    }
+    if (message.snippet !== "") {
+      obj.snippet = message.snippet;
+    }
+    if (message.recalled !== false) {
+      obj.recalled = message.recalled;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ReplyRef>): ReplyRef {
+    return ReplyRef.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ReplyRef>): ReplyRef {
+    const message = createBaseReplyRef();
+    message.seq = object.seq ?? 0;
+    message.msgId = object.msgId ?? "0";
+    message.sender = object.sender ?? "0";
+    message.kind = object.kind ?? 0;
+    message.snippet = object.snippet ?? "";
+    message.recalled = object.recalled ?? false;
+    return message;
+  },
+};
+
+function createBaseMentions(): Mentions {
+  return { uids: [], all: false };
+}
+
+export const Mentions: MessageFns<Mentions> = {
+  encode(message: Mentions, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.uids.length !== 0) {
+      writer.uint32(10).fork();
+      for (const v of message.uids) {
+        writer.uint64(v);
+      }
+      writer.join();
+    }
+    if (message.all !== false) {
+      writer.uint32(16).bool(message.all);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Mentions {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMentions();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag === 8) {
+              message.uids.push(reader.uint64().toString());
+
+              continue;
+            }
+
+            if (tag === 10) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.uids.push(reader.uint64().toString());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.all = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Mentions {
+    return {
+      uids: globalThis.Array.isArray(object?.uids) ? object.uids.map((e: any) => globalThis.String(e)) : [],
+      all: isSet(object.all) ? globalThis.Boolean(object.all) : false,
+    };
+  },
+
+  toJSON(message: Mentions): unknown {
+    const obj: any = {};
+    if (message.uids?.length) {
+      obj.uids = message.uids;
+    }
+    if (message.all !== false) {
+      obj.all = message.all;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Mentions>): Mentions {
+    return Mentions.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Mentions>): Mentions {
+    const message = createBaseMentions();
+    message.uids = object.uids?.map((e) => e) || [];
+    message.all = object.all ?? false;
+    return message;
+  },
+};
+
+function createBaseForwardOrigin(): ForwardOrigin {
+  return { convId: "", msgId: "0", sender: "0", sentAtMs: "0" };
+}
+
+export const ForwardOrigin: MessageFns<ForwardOrigin> = {
+  encode(message: ForwardOrigin, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.convId !== "") {
+      writer.uint32(10).string(message.convId);
+    }
+    if (message.msgId !== "0") {
+      writer.uint32(16).uint64(message.msgId);
+    }
+    if (message.sender !== "0") {
+      writer.uint32(24).uint64(message.sender);
+    }
+    if (message.sentAtMs !== "0") {
+      writer.uint32(32).int64(message.sentAtMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ForwardOrigin {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseForwardOrigin();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.convId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.msgId = reader.uint64().toString();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.sender = reader.uint64().toString();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.sentAtMs = reader.int64().toString();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ForwardOrigin {
+    return {
+      convId: isSet(object.convId)
+        ? globalThis.String(object.convId)
+        : isSet(object.conv_id)
+        ? globalThis.String(object.conv_id)
+        : "",
+      msgId: isSet(object.msgId)
+        ? globalThis.String(object.msgId)
+        : isSet(object.msg_id)
+        ? globalThis.String(object.msg_id)
+        : "0",
+      sender: isSet(object.sender) ? globalThis.String(object.sender) : "0",
+      sentAtMs: isSet(object.sentAtMs)
+        ? globalThis.String(object.sentAtMs)
+        : isSet(object.sent_at_ms)
+        ? globalThis.String(object.sent_at_ms)
+        : "0",
+    };
+  },
+
+  toJSON(message: ForwardOrigin): unknown {
+    const obj: any = {};
+    if (message.convId !== "") {
+      obj.convId = message.convId;
+    }
+    if (message.msgId !== "0") {
+      obj.msgId = message.msgId;
+    }
+    if (message.sender !== "0") {
+      obj.sender = message.sender;
+    }
+    if (message.sentAtMs !== "0") {
+      obj.sentAtMs = message.sentAtMs;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ForwardOrigin>): ForwardOrigin {
+    return ForwardOrigin.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ForwardOrigin>): ForwardOrigin {
+    const message = createBaseForwardOrigin();
+    message.convId = object.convId ?? "";
+    message.msgId = object.msgId ?? "0";
+    message.sender = object.sender ?? "0";
+    message.sentAtMs = object.sentAtMs ?? "0";
+    return message;
+  },
+};
+
+function createBaseReactionCount(): ReactionCount {
+  return { emoji: "", count: 0, me: false };
+}
+
+export const ReactionCount: MessageFns<ReactionCount> = {
+  encode(message: ReactionCount, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.emoji !== "") {
+      writer.uint32(10).string(message.emoji);
+    }
+    if (message.count !== 0) {
+      writer.uint32(16).uint32(message.count);
+    }
+    if (message.me !== false) {
+      writer.uint32(24).bool(message.me);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReactionCount {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReactionCount();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.emoji = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.count = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.me = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReactionCount {
+    return {
+      emoji: isSet(object.emoji) ? globalThis.String(object.emoji) : "",
+      count: isSet(object.count) ? globalThis.Number(object.count) : 0,
+      me: isSet(object.me) ? globalThis.Boolean(object.me) : false,
+    };
+  },
+
+  toJSON(message: ReactionCount): unknown {
+    const obj: any = {};
+    if (message.emoji !== "") {
+      obj.emoji = message.emoji;
+    }
+    if (message.count !== 0) {
+      obj.count = Math.round(message.count);
+    }
+    if (message.me !== false) {
+      obj.me = message.me;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ReactionCount>): ReactionCount {
+    return ReactionCount.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ReactionCount>): ReactionCount {
+    const message = createBaseReactionCount();
+    message.emoji = object.emoji ?? "";
+    message.count = object.count ?? 0;
+    message.me = object.me ?? false;
+    return message;
+  },
+};
+
+function createBaseReactions(): Reactions {
+  return { counts: [] };
+}
+
+export const Reactions: MessageFns<Reactions> = {
+  encode(message: Reactions, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.counts) {
+      ReactionCount.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Reactions {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReactions();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.counts.push(ReactionCount.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Reactions {
+    return {
+      counts: globalThis.Array.isArray(object?.counts) ? object.counts.map((e: any) => ReactionCount.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: Reactions): unknown {
+    const obj: any = {};
+    if (message.counts?.length) {
+      obj.counts = message.counts.map((e) => ReactionCount.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Reactions>): Reactions {
+    return Reactions.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Reactions>): Reactions {
+    const message = createBaseReactions();
+    message.counts = object.counts?.map((e) => ReactionCount.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseReactionChange(): ReactionChange {
+  return { emoji: "", add: false };
+}
+
+export const ReactionChange: MessageFns<ReactionChange> = {
+  encode(message: ReactionChange, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.emoji !== "") {
+      writer.uint32(10).string(message.emoji);
+    }
+    if (message.add !== false) {
+      writer.uint32(16).bool(message.add);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReactionChange {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReactionChange();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.emoji = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.add = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReactionChange {
+    return {
+      emoji: isSet(object.emoji) ? globalThis.String(object.emoji) : "",
+      add: isSet(object.add) ? globalThis.Boolean(object.add) : false,
+    };
+  },
+
+  toJSON(message: ReactionChange): unknown {
+    const obj: any = {};
+    if (message.emoji !== "") {
+      obj.emoji = message.emoji;
+    }
+    if (message.add !== false) {
+      obj.add = message.add;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ReactionChange>): ReactionChange {
+    return ReactionChange.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ReactionChange>): ReactionChange {
+    const message = createBaseReactionChange();
+    message.emoji = object.emoji ?? "";
+    message.add = object.add ?? false;
+    return message;
+  },
+};
+
+function createBaseReplyTo(): ReplyTo {
+  return { seq: 0 };
+}
+
+export const ReplyTo: MessageFns<ReplyTo> = {
+  encode(message: ReplyTo, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.seq !== 0) {
+      writer.uint32(8).uint32(message.seq);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReplyTo {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReplyTo();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.seq = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReplyTo {
+    return { seq: isSet(object.seq) ? globalThis.Number(object.seq) : 0 };
+  },
+
+  toJSON(message: ReplyTo): unknown {
+    const obj: any = {};
+    if (message.seq !== 0) {
+      obj.seq = Math.round(message.seq);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ReplyTo>): ReplyTo {
+    return ReplyTo.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ReplyTo>): ReplyTo {
+    const message = createBaseReplyTo();
+    message.seq = object.seq ?? 0;
     return message;
   },
 };
@@ -3360,7 +4976,7 @@ export const FileRef: MessageFns<FileRef> = {
 };
 
 function createBaseSendMessageRequest(): SendMessageRequest {
-  return { toUid: "0", clientMsgId: "", kind: 0, text: "", file: undefined };
+  return { toUid: "0", clientMsgId: "", kind: 0, text: "", file: undefined, custom: undefined, replyTo: undefined };
 }
 
 export const SendMessageRequest: MessageFns<SendMessageRequest> = {
@@ -3379,6 +4995,12 @@ export const SendMessageRequest: MessageFns<SendMessageRequest> = {
     }
     if (message.file !== undefined) {
       FileRef.encode(message.file, writer.uint32(242).fork()).join();
+    }
+    if (message.custom !== undefined) {
+      CustomContent.encode(message.custom, writer.uint32(402).fork()).join();
+    }
+    if (message.replyTo !== undefined) {
+      ReplyTo.encode(message.replyTo, writer.uint32(410).fork()).join();
     }
     return writer;
   },
@@ -3436,6 +5058,22 @@ export const SendMessageRequest: MessageFns<SendMessageRequest> = {
             message.file = FileRef.decode(reader, reader.uint32());
             continue;
           }
+          case 50: {
+            if (tag !== 402) {
+              break;
+            }
+
+            message.custom = CustomContent.decode(reader, reader.uint32());
+            continue;
+          }
+          case 51: {
+            if (tag !== 410) {
+              break;
+            }
+
+            message.replyTo = ReplyTo.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3463,6 +5101,12 @@ export const SendMessageRequest: MessageFns<SendMessageRequest> = {
       kind: isSet(object.kind) ? messageKindFromJSON(object.kind) : 0,
       text: isSet(object.text) ? globalThis.String(object.text) : "",
       file: isSet(object.file) ? FileRef.fromJSON(object.file) : undefined,
+      custom: isSet(object.custom) ? CustomContent.fromJSON(object.custom) : undefined,
+      replyTo: isSet(object.replyTo)
+        ? ReplyTo.fromJSON(object.replyTo)
+        : isSet(object.reply_to)
+        ? ReplyTo.fromJSON(object.reply_to)
+        : undefined,
     };
   },
 
@@ -3483,6 +5127,12 @@ export const SendMessageRequest: MessageFns<SendMessageRequest> = {
     if (message.file !== undefined) {
       obj.file = FileRef.toJSON(message.file);
     }
+    if (message.custom !== undefined) {
+      obj.custom = CustomContent.toJSON(message.custom);
+    }
+    if (message.replyTo !== undefined) {
+      obj.replyTo = ReplyTo.toJSON(message.replyTo);
+    }
     return obj;
   },
 
@@ -3496,6 +5146,12 @@ export const SendMessageRequest: MessageFns<SendMessageRequest> = {
     message.kind = object.kind ?? 0;
     message.text = object.text ?? "";
     message.file = (object.file !== undefined && object.file !== null) ? FileRef.fromPartial(object.file) : undefined;
+    message.custom = (object.custom !== undefined && object.custom !== null)
+      ? CustomContent.fromPartial(object.custom)
+      : undefined;
+    message.replyTo = (object.replyTo !== undefined && object.replyTo !== null)
+      ? ReplyTo.fromPartial(object.replyTo)
+      : undefined;
     return message;
   },
 };
@@ -6379,7 +8035,16 @@ export const GroupMembersResponse: MessageFns<GroupMembersResponse> = {
 };
 
 function createBaseGroupSendRequest(): GroupSendRequest {
-  return { groupId: "0", clientMsgId: "", kind: 0, text: "", file: undefined };
+  return {
+    groupId: "0",
+    clientMsgId: "",
+    kind: 0,
+    text: "",
+    file: undefined,
+    custom: undefined,
+    replyTo: undefined,
+    mentions: undefined,
+  };
 }
 
 export const GroupSendRequest: MessageFns<GroupSendRequest> = {
@@ -6398,6 +8063,15 @@ export const GroupSendRequest: MessageFns<GroupSendRequest> = {
     }
     if (message.file !== undefined) {
       FileRef.encode(message.file, writer.uint32(242).fork()).join();
+    }
+    if (message.custom !== undefined) {
+      CustomContent.encode(message.custom, writer.uint32(402).fork()).join();
+    }
+    if (message.replyTo !== undefined) {
+      ReplyTo.encode(message.replyTo, writer.uint32(410).fork()).join();
+    }
+    if (message.mentions !== undefined) {
+      Mentions.encode(message.mentions, writer.uint32(418).fork()).join();
     }
     return writer;
   },
@@ -6455,6 +8129,30 @@ export const GroupSendRequest: MessageFns<GroupSendRequest> = {
             message.file = FileRef.decode(reader, reader.uint32());
             continue;
           }
+          case 50: {
+            if (tag !== 402) {
+              break;
+            }
+
+            message.custom = CustomContent.decode(reader, reader.uint32());
+            continue;
+          }
+          case 51: {
+            if (tag !== 410) {
+              break;
+            }
+
+            message.replyTo = ReplyTo.decode(reader, reader.uint32());
+            continue;
+          }
+          case 52: {
+            if (tag !== 418) {
+              break;
+            }
+
+            message.mentions = Mentions.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -6482,6 +8180,13 @@ export const GroupSendRequest: MessageFns<GroupSendRequest> = {
       kind: isSet(object.kind) ? messageKindFromJSON(object.kind) : 0,
       text: isSet(object.text) ? globalThis.String(object.text) : "",
       file: isSet(object.file) ? FileRef.fromJSON(object.file) : undefined,
+      custom: isSet(object.custom) ? CustomContent.fromJSON(object.custom) : undefined,
+      replyTo: isSet(object.replyTo)
+        ? ReplyTo.fromJSON(object.replyTo)
+        : isSet(object.reply_to)
+        ? ReplyTo.fromJSON(object.reply_to)
+        : undefined,
+      mentions: isSet(object.mentions) ? Mentions.fromJSON(object.mentions) : undefined,
     };
   },
 
@@ -6502,6 +8207,15 @@ export const GroupSendRequest: MessageFns<GroupSendRequest> = {
     if (message.file !== undefined) {
       obj.file = FileRef.toJSON(message.file);
     }
+    if (message.custom !== undefined) {
+      obj.custom = CustomContent.toJSON(message.custom);
+    }
+    if (message.replyTo !== undefined) {
+      obj.replyTo = ReplyTo.toJSON(message.replyTo);
+    }
+    if (message.mentions !== undefined) {
+      obj.mentions = Mentions.toJSON(message.mentions);
+    }
     return obj;
   },
 
@@ -6515,6 +8229,15 @@ export const GroupSendRequest: MessageFns<GroupSendRequest> = {
     message.kind = object.kind ?? 0;
     message.text = object.text ?? "";
     message.file = (object.file !== undefined && object.file !== null) ? FileRef.fromPartial(object.file) : undefined;
+    message.custom = (object.custom !== undefined && object.custom !== null)
+      ? CustomContent.fromPartial(object.custom)
+      : undefined;
+    message.replyTo = (object.replyTo !== undefined && object.replyTo !== null)
+      ? ReplyTo.fromPartial(object.replyTo)
+      : undefined;
+    message.mentions = (object.mentions !== undefined && object.mentions !== null)
+      ? Mentions.fromPartial(object.mentions)
+      : undefined;
     return message;
   },
 };
@@ -8022,7 +9745,16 @@ export const ConversationListRequest: MessageFns<ConversationListRequest> = {
 };
 
 function createBaseConversationSummary(): ConversationSummary {
-  return { convId: "", peerUid: "0", lastMessage: undefined, lastSeq: 0, readSeq: 0, unread: 0, peerReadSeq: 0 };
+  return {
+    convId: "",
+    peerUid: "0",
+    lastMessage: undefined,
+    lastSeq: 0,
+    readSeq: 0,
+    unread: 0,
+    peerReadSeq: 0,
+    mentioned: false,
+  };
 }
 
 export const ConversationSummary: MessageFns<ConversationSummary> = {
@@ -8047,6 +9779,9 @@ export const ConversationSummary: MessageFns<ConversationSummary> = {
     }
     if (message.peerReadSeq !== 0) {
       writer.uint32(56).uint32(message.peerReadSeq);
+    }
+    if (message.mentioned !== false) {
+      writer.uint32(64).bool(message.mentioned);
     }
     return writer;
   },
@@ -8120,6 +9855,14 @@ export const ConversationSummary: MessageFns<ConversationSummary> = {
             message.peerReadSeq = reader.uint32();
             continue;
           }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.mentioned = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -8165,6 +9908,7 @@ export const ConversationSummary: MessageFns<ConversationSummary> = {
         : isSet(object.peer_read_seq)
         ? globalThis.Number(object.peer_read_seq)
         : 0,
+      mentioned: isSet(object.mentioned) ? globalThis.Boolean(object.mentioned) : false,
     };
   },
 
@@ -8191,6 +9935,9 @@ export const ConversationSummary: MessageFns<ConversationSummary> = {
     if (message.peerReadSeq !== 0) {
       obj.peerReadSeq = Math.round(message.peerReadSeq);
     }
+    if (message.mentioned !== false) {
+      obj.mentioned = message.mentioned;
+    }
     return obj;
   },
 
@@ -8208,6 +9955,7 @@ export const ConversationSummary: MessageFns<ConversationSummary> = {
     message.readSeq = object.readSeq ?? 0;
     message.unread = object.unread ?? 0;
     message.peerReadSeq = object.peerReadSeq ?? 0;
+    message.mentioned = object.mentioned ?? false;
     return message;
   },
 };
@@ -8939,6 +10687,1051 @@ export const PresencePush: MessageFns<PresencePush> = {
     const message = createBasePresencePush();
     message.uid = object.uid ?? "0";
     message.online = object.online ?? false;
+    return message;
+  },
+};
+
+function createBaseMessageChangeResponse(): MessageChangeResponse {
+  return { event: undefined, target: undefined };
+}
+
+export const MessageChangeResponse: MessageFns<MessageChangeResponse> = {
+  encode(message: MessageChangeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.event !== undefined) {
+      ChatMessage.encode(message.event, writer.uint32(10).fork()).join();
+    }
+    if (message.target !== undefined) {
+      ChatMessage.encode(message.target, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MessageChangeResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMessageChangeResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.event = ChatMessage.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.target = ChatMessage.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): MessageChangeResponse {
+    return {
+      event: isSet(object.event) ? ChatMessage.fromJSON(object.event) : undefined,
+      target: isSet(object.target) ? ChatMessage.fromJSON(object.target) : undefined,
+    };
+  },
+
+  toJSON(message: MessageChangeResponse): unknown {
+    const obj: any = {};
+    if (message.event !== undefined) {
+      obj.event = ChatMessage.toJSON(message.event);
+    }
+    if (message.target !== undefined) {
+      obj.target = ChatMessage.toJSON(message.target);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<MessageChangeResponse>): MessageChangeResponse {
+    return MessageChangeResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<MessageChangeResponse>): MessageChangeResponse {
+    const message = createBaseMessageChangeResponse();
+    message.event = (object.event !== undefined && object.event !== null)
+      ? ChatMessage.fromPartial(object.event)
+      : undefined;
+    message.target = (object.target !== undefined && object.target !== null)
+      ? ChatMessage.fromPartial(object.target)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseRecallRequest(): RecallRequest {
+  return { convId: "", seq: 0 };
+}
+
+export const RecallRequest: MessageFns<RecallRequest> = {
+  encode(message: RecallRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.convId !== "") {
+      writer.uint32(10).string(message.convId);
+    }
+    if (message.seq !== 0) {
+      writer.uint32(16).uint32(message.seq);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RecallRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRecallRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.convId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.seq = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RecallRequest {
+    return {
+      convId: isSet(object.convId)
+        ? globalThis.String(object.convId)
+        : isSet(object.conv_id)
+        ? globalThis.String(object.conv_id)
+        : "",
+      seq: isSet(object.seq) ? globalThis.Number(object.seq) : 0,
+    };
+  },
+
+  toJSON(message: RecallRequest): unknown {
+    const obj: any = {};
+    if (message.convId !== "") {
+      obj.convId = message.convId;
+    }
+    if (message.seq !== 0) {
+      obj.seq = Math.round(message.seq);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RecallRequest>): RecallRequest {
+    return RecallRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RecallRequest>): RecallRequest {
+    const message = createBaseRecallRequest();
+    message.convId = object.convId ?? "";
+    message.seq = object.seq ?? 0;
+    return message;
+  },
+};
+
+function createBaseEditRequest(): EditRequest {
+  return { convId: "", seq: 0, text: "" };
+}
+
+export const EditRequest: MessageFns<EditRequest> = {
+  encode(message: EditRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.convId !== "") {
+      writer.uint32(10).string(message.convId);
+    }
+    if (message.seq !== 0) {
+      writer.uint32(16).uint32(message.seq);
+    }
+    if (message.text !== "") {
+      writer.uint32(26).string(message.text);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EditRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEditRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.convId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.seq = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.text = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EditRequest {
+    return {
+      convId: isSet(object.convId)
+        ? globalThis.String(object.convId)
+        : isSet(object.conv_id)
+        ? globalThis.String(object.conv_id)
+        : "",
+      seq: isSet(object.seq) ? globalThis.Number(object.seq) : 0,
+      text: isSet(object.text) ? globalThis.String(object.text) : "",
+    };
+  },
+
+  toJSON(message: EditRequest): unknown {
+    const obj: any = {};
+    if (message.convId !== "") {
+      obj.convId = message.convId;
+    }
+    if (message.seq !== 0) {
+      obj.seq = Math.round(message.seq);
+    }
+    if (message.text !== "") {
+      obj.text = message.text;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<EditRequest>): EditRequest {
+    return EditRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<EditRequest>): EditRequest {
+    const message = createBaseEditRequest();
+    message.convId = object.convId ?? "";
+    message.seq = object.seq ?? 0;
+    message.text = object.text ?? "";
+    return message;
+  },
+};
+
+function createBaseReactRequest(): ReactRequest {
+  return { convId: "", seq: 0, emoji: "", add: false };
+}
+
+export const ReactRequest: MessageFns<ReactRequest> = {
+  encode(message: ReactRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.convId !== "") {
+      writer.uint32(10).string(message.convId);
+    }
+    if (message.seq !== 0) {
+      writer.uint32(16).uint32(message.seq);
+    }
+    if (message.emoji !== "") {
+      writer.uint32(26).string(message.emoji);
+    }
+    if (message.add !== false) {
+      writer.uint32(32).bool(message.add);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReactRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReactRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.convId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.seq = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.emoji = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.add = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReactRequest {
+    return {
+      convId: isSet(object.convId)
+        ? globalThis.String(object.convId)
+        : isSet(object.conv_id)
+        ? globalThis.String(object.conv_id)
+        : "",
+      seq: isSet(object.seq) ? globalThis.Number(object.seq) : 0,
+      emoji: isSet(object.emoji) ? globalThis.String(object.emoji) : "",
+      add: isSet(object.add) ? globalThis.Boolean(object.add) : false,
+    };
+  },
+
+  toJSON(message: ReactRequest): unknown {
+    const obj: any = {};
+    if (message.convId !== "") {
+      obj.convId = message.convId;
+    }
+    if (message.seq !== 0) {
+      obj.seq = Math.round(message.seq);
+    }
+    if (message.emoji !== "") {
+      obj.emoji = message.emoji;
+    }
+    if (message.add !== false) {
+      obj.add = message.add;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ReactRequest>): ReactRequest {
+    return ReactRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ReactRequest>): ReactRequest {
+    const message = createBaseReactRequest();
+    message.convId = object.convId ?? "";
+    message.seq = object.seq ?? 0;
+    message.emoji = object.emoji ?? "";
+    message.add = object.add ?? false;
+    return message;
+  },
+};
+
+function createBaseDeleteForMeRequest(): DeleteForMeRequest {
+  return { convId: "", seqs: [] };
+}
+
+export const DeleteForMeRequest: MessageFns<DeleteForMeRequest> = {
+  encode(message: DeleteForMeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.convId !== "") {
+      writer.uint32(10).string(message.convId);
+    }
+    if (message.seqs.length !== 0) {
+      writer.uint32(18).fork();
+      for (const v of message.seqs) {
+        writer.uint32(v);
+      }
+      writer.join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteForMeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteForMeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.convId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag === 16) {
+              message.seqs.push(reader.uint32());
+
+              continue;
+            }
+
+            if (tag === 18) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.seqs.push(reader.uint32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteForMeRequest {
+    return {
+      convId: isSet(object.convId)
+        ? globalThis.String(object.convId)
+        : isSet(object.conv_id)
+        ? globalThis.String(object.conv_id)
+        : "",
+      seqs: globalThis.Array.isArray(object?.seqs) ? object.seqs.map((e: any) => globalThis.Number(e)) : [],
+    };
+  },
+
+  toJSON(message: DeleteForMeRequest): unknown {
+    const obj: any = {};
+    if (message.convId !== "") {
+      obj.convId = message.convId;
+    }
+    if (message.seqs?.length) {
+      obj.seqs = message.seqs.map((e) => Math.round(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<DeleteForMeRequest>): DeleteForMeRequest {
+    return DeleteForMeRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<DeleteForMeRequest>): DeleteForMeRequest {
+    const message = createBaseDeleteForMeRequest();
+    message.convId = object.convId ?? "";
+    message.seqs = object.seqs?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseDeleteForMeResponse(): DeleteForMeResponse {
+  return {};
+}
+
+export const DeleteForMeResponse: MessageFns<DeleteForMeResponse> = {
+  encode(_: DeleteForMeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteForMeResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteForMeResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): DeleteForMeResponse {
+    return {};
+  },
+
+  toJSON(_: DeleteForMeResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<DeleteForMeResponse>): DeleteForMeResponse {
+    return DeleteForMeResponse.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<DeleteForMeResponse>): DeleteForMeResponse {
+    const message = createBaseDeleteForMeResponse();
+    return message;
+  },
+};
+
+function createBaseTypingRequest(): TypingRequest {
+  return { convId: "" };
+}
+
+export const TypingRequest: MessageFns<TypingRequest> = {
+  encode(message: TypingRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.convId !== "") {
+      writer.uint32(10).string(message.convId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TypingRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTypingRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.convId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TypingRequest {
+    return {
+      convId: isSet(object.convId)
+        ? globalThis.String(object.convId)
+        : isSet(object.conv_id)
+        ? globalThis.String(object.conv_id)
+        : "",
+    };
+  },
+
+  toJSON(message: TypingRequest): unknown {
+    const obj: any = {};
+    if (message.convId !== "") {
+      obj.convId = message.convId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<TypingRequest>): TypingRequest {
+    return TypingRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TypingRequest>): TypingRequest {
+    const message = createBaseTypingRequest();
+    message.convId = object.convId ?? "";
+    return message;
+  },
+};
+
+function createBaseTypingResponse(): TypingResponse {
+  return {};
+}
+
+export const TypingResponse: MessageFns<TypingResponse> = {
+  encode(_: TypingResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TypingResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTypingResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): TypingResponse {
+    return {};
+  },
+
+  toJSON(_: TypingResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<TypingResponse>): TypingResponse {
+    return TypingResponse.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<TypingResponse>): TypingResponse {
+    const message = createBaseTypingResponse();
+    return message;
+  },
+};
+
+function createBaseForwardRequest(): ForwardRequest {
+  return { fromConvId: "", seq: 0, toUid: "0", groupId: "0", clientMsgId: "" };
+}
+
+export const ForwardRequest: MessageFns<ForwardRequest> = {
+  encode(message: ForwardRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.fromConvId !== "") {
+      writer.uint32(10).string(message.fromConvId);
+    }
+    if (message.seq !== 0) {
+      writer.uint32(16).uint32(message.seq);
+    }
+    if (message.toUid !== "0") {
+      writer.uint32(24).uint64(message.toUid);
+    }
+    if (message.groupId !== "0") {
+      writer.uint32(32).uint64(message.groupId);
+    }
+    if (message.clientMsgId !== "") {
+      writer.uint32(42).string(message.clientMsgId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ForwardRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseForwardRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.fromConvId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.seq = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.toUid = reader.uint64().toString();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.groupId = reader.uint64().toString();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.clientMsgId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ForwardRequest {
+    return {
+      fromConvId: isSet(object.fromConvId)
+        ? globalThis.String(object.fromConvId)
+        : isSet(object.from_conv_id)
+        ? globalThis.String(object.from_conv_id)
+        : "",
+      seq: isSet(object.seq) ? globalThis.Number(object.seq) : 0,
+      toUid: isSet(object.toUid)
+        ? globalThis.String(object.toUid)
+        : isSet(object.to_uid)
+        ? globalThis.String(object.to_uid)
+        : "0",
+      groupId: isSet(object.groupId)
+        ? globalThis.String(object.groupId)
+        : isSet(object.group_id)
+        ? globalThis.String(object.group_id)
+        : "0",
+      clientMsgId: isSet(object.clientMsgId)
+        ? globalThis.String(object.clientMsgId)
+        : isSet(object.client_msg_id)
+        ? globalThis.String(object.client_msg_id)
+        : "",
+    };
+  },
+
+  toJSON(message: ForwardRequest): unknown {
+    const obj: any = {};
+    if (message.fromConvId !== "") {
+      obj.fromConvId = message.fromConvId;
+    }
+    if (message.seq !== 0) {
+      obj.seq = Math.round(message.seq);
+    }
+    if (message.toUid !== "0") {
+      obj.toUid = message.toUid;
+    }
+    if (message.groupId !== "0") {
+      obj.groupId = message.groupId;
+    }
+    if (message.clientMsgId !== "") {
+      obj.clientMsgId = message.clientMsgId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ForwardRequest>): ForwardRequest {
+    return ForwardRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ForwardRequest>): ForwardRequest {
+    const message = createBaseForwardRequest();
+    message.fromConvId = object.fromConvId ?? "";
+    message.seq = object.seq ?? 0;
+    message.toUid = object.toUid ?? "0";
+    message.groupId = object.groupId ?? "0";
+    message.clientMsgId = object.clientMsgId ?? "";
+    return message;
+  },
+};
+
+function createBaseTypingPush(): TypingPush {
+  return { convId: "", uid: "0", expiresInMs: 0 };
+}
+
+export const TypingPush: MessageFns<TypingPush> = {
+  encode(message: TypingPush, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.convId !== "") {
+      writer.uint32(10).string(message.convId);
+    }
+    if (message.uid !== "0") {
+      writer.uint32(16).uint64(message.uid);
+    }
+    if (message.expiresInMs !== 0) {
+      writer.uint32(24).uint32(message.expiresInMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TypingPush {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTypingPush();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.convId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.uid = reader.uint64().toString();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.expiresInMs = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TypingPush {
+    return {
+      convId: isSet(object.convId)
+        ? globalThis.String(object.convId)
+        : isSet(object.conv_id)
+        ? globalThis.String(object.conv_id)
+        : "",
+      uid: isSet(object.uid) ? globalThis.String(object.uid) : "0",
+      expiresInMs: isSet(object.expiresInMs)
+        ? globalThis.Number(object.expiresInMs)
+        : isSet(object.expires_in_ms)
+        ? globalThis.Number(object.expires_in_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: TypingPush): unknown {
+    const obj: any = {};
+    if (message.convId !== "") {
+      obj.convId = message.convId;
+    }
+    if (message.uid !== "0") {
+      obj.uid = message.uid;
+    }
+    if (message.expiresInMs !== 0) {
+      obj.expiresInMs = Math.round(message.expiresInMs);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<TypingPush>): TypingPush {
+    return TypingPush.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TypingPush>): TypingPush {
+    const message = createBaseTypingPush();
+    message.convId = object.convId ?? "";
+    message.uid = object.uid ?? "0";
+    message.expiresInMs = object.expiresInMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseDeletedForMePush(): DeletedForMePush {
+  return { convId: "", seqs: [] };
+}
+
+export const DeletedForMePush: MessageFns<DeletedForMePush> = {
+  encode(message: DeletedForMePush, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.convId !== "") {
+      writer.uint32(10).string(message.convId);
+    }
+    if (message.seqs.length !== 0) {
+      writer.uint32(18).fork();
+      for (const v of message.seqs) {
+        writer.uint32(v);
+      }
+      writer.join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeletedForMePush {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeletedForMePush();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.convId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag === 16) {
+              message.seqs.push(reader.uint32());
+
+              continue;
+            }
+
+            if (tag === 18) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.seqs.push(reader.uint32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeletedForMePush {
+    return {
+      convId: isSet(object.convId)
+        ? globalThis.String(object.convId)
+        : isSet(object.conv_id)
+        ? globalThis.String(object.conv_id)
+        : "",
+      seqs: globalThis.Array.isArray(object?.seqs) ? object.seqs.map((e: any) => globalThis.Number(e)) : [],
+    };
+  },
+
+  toJSON(message: DeletedForMePush): unknown {
+    const obj: any = {};
+    if (message.convId !== "") {
+      obj.convId = message.convId;
+    }
+    if (message.seqs?.length) {
+      obj.seqs = message.seqs.map((e) => Math.round(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<DeletedForMePush>): DeletedForMePush {
+    return DeletedForMePush.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<DeletedForMePush>): DeletedForMePush {
+    const message = createBaseDeletedForMePush();
+    message.convId = object.convId ?? "";
+    message.seqs = object.seqs?.map((e) => e) || [];
     return message;
   },
 };

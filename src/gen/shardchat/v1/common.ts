@@ -65,6 +65,16 @@ export enum ErrorCode {
   NOT_PARTICIPANT = 4003,
   /** STORAGE_UNAVAILABLE - the shard holding this conversation did not answer */
   STORAGE_UNAVAILABLE = 4004,
+  /** NOT_MESSAGE_SENDER - only the sender may edit (or recall) this message */
+  NOT_MESSAGE_SENDER = 4005,
+  /** CHANGE_WINDOW_CLOSED - past MESSAGE_EDIT_WINDOW_SECONDS or MESSAGE_RECALL_WINDOW_SECONDS */
+  CHANGE_WINDOW_CLOSED = 4006,
+  /** MESSAGE_RECALLED - a recalled message cannot be edited, reacted to, replied to or forwarded */
+  MESSAGE_RECALLED = 4007,
+  /** REACTION_LIMIT - MESSAGE_REACTIONS_MAX_DISTINCT different reactions on this message already */
+  REACTION_LIMIT = 4008,
+  /** PAYLOAD_TOO_LARGE - a custom message's payload over MESSAGE_CUSTOM_MAX_BYTES */
+  PAYLOAD_TOO_LARGE = 4009,
   /** NOT_FRIENDS - 50xx: friends. */
   NOT_FRIENDS = 5001,
   ALREADY_FRIENDS = 5002,
@@ -181,6 +191,21 @@ export function errorCodeFromJSON(object: any): ErrorCode {
     case 4004:
     case "ERROR_CODE_STORAGE_UNAVAILABLE":
       return ErrorCode.STORAGE_UNAVAILABLE;
+    case 4005:
+    case "ERROR_CODE_NOT_MESSAGE_SENDER":
+      return ErrorCode.NOT_MESSAGE_SENDER;
+    case 4006:
+    case "ERROR_CODE_CHANGE_WINDOW_CLOSED":
+      return ErrorCode.CHANGE_WINDOW_CLOSED;
+    case 4007:
+    case "ERROR_CODE_MESSAGE_RECALLED":
+      return ErrorCode.MESSAGE_RECALLED;
+    case 4008:
+    case "ERROR_CODE_REACTION_LIMIT":
+      return ErrorCode.REACTION_LIMIT;
+    case 4009:
+    case "ERROR_CODE_PAYLOAD_TOO_LARGE":
+      return ErrorCode.PAYLOAD_TOO_LARGE;
     case 5001:
     case "ERROR_CODE_NOT_FRIENDS":
       return ErrorCode.NOT_FRIENDS;
@@ -287,6 +312,16 @@ export function errorCodeToJSON(object: ErrorCode): string {
       return "ERROR_CODE_NOT_PARTICIPANT";
     case ErrorCode.STORAGE_UNAVAILABLE:
       return "ERROR_CODE_STORAGE_UNAVAILABLE";
+    case ErrorCode.NOT_MESSAGE_SENDER:
+      return "ERROR_CODE_NOT_MESSAGE_SENDER";
+    case ErrorCode.CHANGE_WINDOW_CLOSED:
+      return "ERROR_CODE_CHANGE_WINDOW_CLOSED";
+    case ErrorCode.MESSAGE_RECALLED:
+      return "ERROR_CODE_MESSAGE_RECALLED";
+    case ErrorCode.REACTION_LIMIT:
+      return "ERROR_CODE_REACTION_LIMIT";
+    case ErrorCode.PAYLOAD_TOO_LARGE:
+      return "ERROR_CODE_PAYLOAD_TOO_LARGE";
     case ErrorCode.NOT_FRIENDS:
       return "ERROR_CODE_NOT_FRIENDS";
     case ErrorCode.ALREADY_FRIENDS:
