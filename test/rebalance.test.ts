@@ -104,7 +104,19 @@ async function seed(conversations: number): Promise<{ convIds: string[]; uids: U
     });
     uids.push(a);
     for (let m = 0; m < 3; m++) await messages.append(message(m % 2 ? b : a, m % 2 ? a : b, `m${m}`));
-    convIds.push(convIdForPair(a, b));
+    const convId = convIdForPair(a, b);
+    // The message model's rows (issue 16) move with their conversation: a reaction (a row in
+    // message_reactions, an event) and a delete-for-me mark (message_hidden).
+    await messages.change({
+      convId,
+      targetSeq: 1,
+      msgId: newId(),
+      actor: b,
+      sentAtMs: 1_700_000_000_000,
+      decide: () => ({ kind: "react", emoji: "👍", add: true, maxDistinct: 20 }),
+    });
+    await messages.hide(a, convId, [2]);
+    convIds.push(convId);
   }
   return { convIds, uids };
 }
@@ -117,6 +129,11 @@ async function expectReadable(convIds: string[], uids: Uid[]): Promise<void> {
     const page = await messages.history(a as Uid, convId, { afterSeq: 0, beforeSeq: 0, limit: 100 });
     expect(page.map((m) => m.seq)).toEqual(page.map((_, i) => i + 1));
     expect(page.length).toBeGreaterThanOrEqual(3);
+    if (page.length > 3) {
+      // A seeded conversation: its reaction and the reader's delete-for-me mark came along.
+      expect(page[0]?.reactions?.counts).toEqual([{ emoji: "👍", count: 1, me: false }]);
+      expect(page[1]?.deletedForMe).toBe(true);
+    }
   }
   for (const uid of uids) {
     expect((await users.byUid(uid))?.uid).toBe(uid);
@@ -412,6 +429,8 @@ describe("rebalancer on four databases", () => {
     expect(await rowsOn("s3", "SELECT seq, body FROM messages WHERE conv_id = ? ORDER BY seq", [edited])).toEqual([
       { seq: 1, body: expect.anything() },
       { seq: 2, body: "edited after the copy" },
+      // The seeded reaction's event.
+      { seq: 4, body: "" },
     ]);
     expect((await users.byName(`late-${uid}`))?.uid).toBe(uid);
     expect((await users.byEmail(`late${uid}@example.org`))?.uid).toBe(uid);
