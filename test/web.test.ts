@@ -101,6 +101,19 @@ function sees(page: Page, text: string) {
   return page.getByTestId("messages").getByText(text, { exact: true }).waitFor();
 }
 
+/** The bubble whose own text is exactly `text` (not one quoting it). */
+function bubble(page: Page, text: string) {
+  const exact = new RegExp(`^${text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`);
+  return page.locator(".msg").filter({ has: page.locator(".text", { hasText: exact }) });
+}
+
+/** Hovers a bubble (its actions show) and clicks one of them by name. */
+async function act(page: Page, text: string, action: string): Promise<void> {
+  const b = bubble(page, text);
+  await b.hover();
+  await b.getByRole("button", { name: action, exact: true }).click();
+}
+
 async function befriend(a: User, b: User): Promise<void> {
   await a.page.getByRole("tab", { name: /^Friends/ }).click();
   await a.page.getByLabel("Search users").fill(b.name);
@@ -342,6 +355,142 @@ describe("web client in chromium", () => {
     await poll(() => row(bob.name).textContent()).toContain("owner");
     await poll(() => row(alice.name).textContent()).toContain("admin");
     await poll(() => alice.page.getByRole("button", { name: /^Make .* the owner$/ }).count()).toBe(0);
+  });
+
+  it("replies with a quote, reacts, edits, recalls and deletes for one side only", { timeout: 90_000 }, async () => {
+    await openChatWith(alice.page, bob.name);
+    await openChatWith(bob.page, alice.name);
+    await send(bob.page, "can you reply to this?");
+    await sees(alice.page, "can you reply to this?");
+
+    // Reply: the actions show on hover; the bar above the composer says what is quoted.
+    await act(alice.page, "can you reply to this?", "Reply");
+    await poll(() => alice.page.getByTestId("replying").textContent()).toContain("can you reply to this?");
+    await send(alice.page, "here is my reply");
+    expect(await alice.page.getByTestId("replying").count()).toBe(0);
+    await sees(bob.page, "here is my reply");
+    await poll(() => bubble(bob.page, "here is my reply").getByTestId("quote").textContent()).toContain(
+      "can you reply to this?",
+    );
+
+    // React: bob picks 👍, both see the chip; alice adds hers by clicking the chip.
+    await act(bob.page, "here is my reply", "React");
+    await bob.page.getByRole("button", { name: "React with 👍" }).click();
+    const chip = (page: Page) => bubble(page, "here is my reply").getByTestId("reaction").filter({ hasText: "👍" });
+    await poll(() => chip(bob.page).getAttribute("data-count")).toBe("1");
+    await poll(() => chip(bob.page).getAttribute("aria-pressed")).toBe("true");
+    await poll(() => chip(alice.page).getAttribute("data-count")).toBe("1");
+    expect(await chip(alice.page).getAttribute("aria-pressed")).toBe("false");
+    await chip(alice.page).click();
+    await poll(() => chip(alice.page).getAttribute("data-count")).toBe("2");
+    await poll(() => chip(alice.page).getAttribute("aria-pressed")).toBe("true");
+    await poll(() => chip(bob.page).getAttribute("data-count")).toBe("2");
+    // bob's own mark survives alice's reaction (a push leaves `me` to each client).
+    expect(await chip(bob.page).getAttribute("aria-pressed")).toBe("true");
+
+    // Edit: the composer takes the text; the other side sees the new one, marked edited.
+    await act(alice.page, "here is my reply", "Edit");
+    await alice.page.getByTestId("editing").waitFor();
+    const box = alice.page.getByLabel("Message", { exact: true });
+    expect(await box.inputValue()).toBe("here is my reply");
+    await box.fill("here is my edited reply");
+    await box.press("Enter");
+    await sees(bob.page, "here is my edited reply");
+    await poll(() => bubble(bob.page, "here is my edited reply").getByTestId("edited").textContent()).toContain(
+      "edited",
+    );
+    await bubble(alice.page, "here is my edited reply").getByTestId("edited").waitFor();
+    // The reactions stay with the edited message.
+    await poll(() => bubble(bob.page, "here is my edited reply").getByTestId("reaction").count()).toBe(1);
+
+    // Recall: a placeholder on both sides.
+    await send(alice.page, "oops, wrong chat");
+    await sees(bob.page, "oops, wrong chat");
+    const seq = await bubble(alice.page, "oops, wrong chat").getAttribute("data-seq");
+    await act(alice.page, "oops, wrong chat", "Recall");
+    for (const page of [alice.page, bob.page]) {
+      await page.locator(`.msg[data-seq="${seq}"]`).getByTestId("recalled").waitFor();
+      expect(await page.getByTestId("messages").getByText("oops, wrong chat").count()).toBe(0);
+    }
+    await bubble(alice.page, "here is my edited reply").hover();
+    await alice.page.screenshot({ path: join(SHOTS, "message-actions.png") });
+
+    // Delete for me: gone from bob's view only.
+    await send(bob.page, "only alice keeps this");
+    await sees(alice.page, "only alice keeps this");
+    await act(bob.page, "only alice keeps this", "Delete for me");
+    await poll(() => bob.page.getByTestId("messages").getByText("only alice keeps this").count()).toBe(0);
+    await alice.page.waitForTimeout(500);
+    await sees(alice.page, "only alice keeps this");
+    // bob's later message lands after it, in order (the seqs stay intact).
+    await send(bob.page, "and this one both");
+    await sees(alice.page, "and this one both");
+  });
+
+  it("shows the other side typing, and forwards a message into the group", { timeout: 90_000 }, async () => {
+    // bob types without sending: alice sees it, and it goes away by itself.
+    const box = bob.page.getByLabel("Message", { exact: true });
+    let n = 0;
+    await expect
+      .poll(
+        async () => {
+          await box.fill(`still typing ${n++}`);
+          return alice.page.getByTestId("typing").textContent();
+        },
+        { timeout: STEP_MS, interval: 500 },
+      )
+      .toBe(`${bob.name} is typing…`);
+    await box.fill("");
+    await poll(() => alice.page.getByTestId("typing").textContent()).toBe("");
+
+    await act(alice.page, "can you reply to this?", "Forward");
+    await alice.page.getByRole("button", { name: "Forward to trio" }).click();
+    await openChatWith(carol.page, "trio");
+    await sees(carol.page, "can you reply to this?");
+    await poll(() => bubble(carol.page, "can you reply to this?").getByTestId("forwarded").textContent()).toBe(
+      `Forwarded from ${bob.name}`,
+    );
+    await openChatWith(alice.page, "trio");
+    await bubble(alice.page, "can you reply to this?").getByTestId("forwarded").waitFor();
+  });
+
+  it("@-completes group members, and the mentioned member's list marks the group", { timeout: 90_000 }, async () => {
+    // carol looks at another conversation, so the group is not read at once.
+    await carol.page.getByRole("tab", { name: /^Friends/ }).click();
+    await carol.page
+      .getByTestId("friend")
+      .filter({ hasText: alice.name })
+      .getByRole("button", { name: "Chat" })
+      .click();
+    await poll(() => carol.page.getByTestId("chat-title").textContent()).toBe(alice.name);
+
+    const box = alice.page.getByLabel("Message", { exact: true });
+    // alice is an admin of trio (the owner handed it to bob): she may mention everyone.
+    await box.fill("@ev");
+    await alice.page.getByRole("button", { name: "@everyone" }).waitFor();
+    await box.fill("@ca");
+    expect(await alice.page.getByRole("button", { name: "@everyone" }).count()).toBe(0);
+    await alice.page.getByRole("button", { name: `@${carol.name}` }).click();
+    await poll(() => box.inputValue()).toBe(`@${carol.name} `);
+    await box.press("End");
+    await box.pressSequentially("please look");
+    await box.press("Enter");
+    await sees(alice.page, `@${carol.name} please look`);
+
+    await carol.page.getByRole("tab", { name: "Chats" }).click();
+    const trio = carol.page.getByTestId("conv").filter({ hasText: "trio" });
+    await trio.getByTestId("mentioned").waitFor();
+    await carol.page.screenshot({ path: join(SHOTS, "mentioned.png") });
+    await trio.click();
+    await sees(carol.page, `@${carol.name} please look`);
+    await poll(() => bubble(carol.page, `@${carol.name} please look`).getAttribute("class")).toContain("mentions-me");
+    // Read: the mark is gone; a member is offered the others, not everyone.
+    await poll(() => trio.getByTestId("mentioned").count()).toBe(0);
+    const carolBox = carol.page.getByLabel("Message", { exact: true });
+    await carolBox.fill("@");
+    await carol.page.getByRole("button", { name: `@${alice.name}` }).waitFor();
+    expect(await carol.page.getByRole("button", { name: "@everyone" }).count()).toBe(0);
+    await carolBox.fill("");
   });
 
   it("works at phone width: the list, then the chat with a back button", { timeout: 60_000 }, async () => {

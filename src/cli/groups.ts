@@ -2,6 +2,7 @@ import { errorName } from "../errors.js";
 import { GroupEventKind, type GroupInfo, GroupRole } from "../gen/shardchat/v1/client.js";
 import type { ChatClient } from "../sdk/chat-client.js";
 import { need, type SessionCommand } from "./command.js";
+import { mentionsOf } from "./messages.js";
 
 function showGroup(g: GroupInfo): string {
   return `${g.groupId}  ${g.name}  (${g.memberCount} members, owner ${g.owner}, conversation ${g.convId})`;
@@ -47,9 +48,11 @@ export const groupCommands: Record<string, SessionCommand> = {
   },
   gsend: {
     args: "<group id> <text>",
-    what: "post to a group",
+    what: "post to a group; @<uid> mentions a member, @everyone all (admins)",
     async run(chat, [groupId, ...text]) {
-      const ack = await chat.sendGroupText(need(groupId, "group id"), need(text.join(" ") || undefined, "text"));
+      const body = need(text.join(" ") || undefined, "text");
+      const mentions = mentionsOf(body.split(/\s+/));
+      const ack = await chat.sendMessage({ groupId: need(groupId, "group id") }, { text: body, mentions });
       console.log(`stored as ${ack.msgId} (#${ack.seq} in ${ack.convId})`);
     },
   },

@@ -8,6 +8,7 @@ import { convIdForPair, requireUid } from "../ids/identifiers.js";
 import { GateClient } from "../sdk/gate-client.js";
 import { openChat, type Transport } from "../sdk/open-chat.js";
 import { groupCommands, groupUsage, printGroupPushes, runGroupSlashCommand } from "./groups.js";
+import { messageCommands, messageUsage, printer, printMessagePushes, runMessageSlashCommand } from "./messages.js";
 import { deviceOption, printSocialPushes, runSlashCommand, socialCommands, socialUsage } from "./social.js";
 
 const usage = `shardchat terminal client
@@ -26,6 +27,10 @@ ${socialUsage("cli")}
 Groups (the same way; in chat mode "/gsend <group id> <text>" posts to a group):
 ${groupUsage("cli")}
 
+Replies, reactions, edits, recalls, forwards (the same way; <convId> and #seq as messages print them,
+"[p:1:2 #4]"; in chat mode "/react p:1:2 4 👍"):
+${messageUsage("cli")}
+
 options: --gate URL (default http://127.0.0.1:8080 or $GATE_URL), --transport tcp|ws|ws-json (default tcp),
   --device desktop|web|mobile (one session per kind; default desktop over tcp, web over ws)`;
 
@@ -43,11 +48,6 @@ const [command, ...args] = positionals;
 const gate = new GateClient(values.gate);
 const transport = values.transport as Transport;
 const device = deviceOption(values.device);
-
-function show(m: ChatMessage): string {
-  const file = m.file ? ` [file ${m.file.id}: ${m.file.name}, ${m.file.size} bytes, ${m.file.contentType}]` : "";
-  return `[${m.convId} #${m.seq}] ${m.sender}: ${m.text}${file}`;
-}
 
 /** A content type from the extension, for gate's allow-list (gate does not sniff the bytes). */
 const TYPES: Record<string, string> = {
@@ -118,17 +118,25 @@ async function run(): Promise<void> {
       chat.on("syncIncomplete", (err) =>
         console.log(`(some messages could not be fetched now: ${err.message}; run again later)`),
       );
-      for (const m of await chat.syncAll()) console.log(show(m));
+      // Pushes that arrive while the sync runs wait for it, so that everything prints in order, once.
+      const print = printer(chat);
+      let early: ChatMessage[] | undefined = [];
+      chat.on("message", (m) => (early ? early.push(m) : void print(m)));
+      const synced = await chat.syncAll();
+      const key = (m: ChatMessage) => `${m.convId} ${m.seq}`;
+      const inSync = new Set(synced.map(key));
+      for (const m of [...synced, ...early.filter((m) => !inSync.has(key(m)))]) void print(m);
+      early = undefined;
       if (command === "send") {
         const ack = await chat.sendText(need(args[2], "uid"), need(args.slice(3).join(" ") || undefined, "text"));
         console.log(`stored as ${ack.msgId} (#${ack.seq} in ${ack.convId})`);
         await chat.close();
         return;
       }
-      chat.on("message", (m) => console.log(show(m)));
       chat.on("kicked", (k) => console.log(`kicked: ${errorName(k.reason)} ${k.message}`));
       printSocialPushes(chat);
       printGroupPushes(chat);
+      printMessagePushes(chat);
       const pending = await chat.friendApplications();
       if (pending.length > 0) console.log(`${pending.length} friend application(s) waiting: type /applications`);
       chat.on("close", (reason) => {
@@ -138,6 +146,7 @@ async function run(): Promise<void> {
       const lines = createInterface({ input: process.stdin });
       for await (const line of lines) {
         if (await runGroupSlashCommand(chat, line)) continue;
+        if (await runMessageSlashCommand(chat, line)) continue;
         if (await runSlashCommand(chat, line)) continue;
         const match = /^(\d+)\s+(.+)$/.exec(line.trim());
         if (!match) {
@@ -151,7 +160,9 @@ async function run(): Promise<void> {
       return;
     }
     default: {
-      const social = command ? (socialCommands[command] ?? groupCommands[command]) : undefined;
+      const social = command
+        ? (socialCommands[command] ?? groupCommands[command] ?? messageCommands[command])
+        : undefined;
       if (social) {
         const login = await gate.login(need(args[0], "user or email"), need(args[1], "password"));
         const chat = await openChat(login, transport, { device });

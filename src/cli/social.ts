@@ -2,6 +2,8 @@ import { errorName } from "../errors.js";
 import { DeviceKind, type FriendApplication } from "../gen/shardchat/v1/client.js";
 import type { ChatClient } from "../sdk/chat-client.js";
 import { need, type SessionCommand } from "./command.js";
+import { groupUsage } from "./groups.js";
+import { messageUsage, printer } from "./messages.js";
 
 function showApplication(a: FriendApplication): string {
   return `friend application from ${a.from?.name} (uid ${a.from?.uid}): ${a.message || "(no message)"}`;
@@ -98,7 +100,8 @@ export const socialCommands: Record<string, SessionCommand> = {
     what: "a page of a conversation, older than beforeSeq (default: the newest)",
     async run(chat, [convId, before]) {
       const page = await chat.history({ convId: need(convId, "convId"), beforeSeq: Number(before ?? 0) });
-      for (const m of page) console.log(`#${m.seq} ${m.sender}: ${m.text}`);
+      const print = printer(chat);
+      for (const m of page) await print(m);
     },
   },
 };
@@ -130,7 +133,7 @@ export async function runSlashCommand(chat: ChatClient, line: string): Promise<b
   if (!match) return false;
   const command = socialCommands[match[1] as string];
   if (!command) {
-    console.log(`commands:\n${socialUsage("chat")}`);
+    console.log(`commands:\n${socialUsage("chat")}\n${groupUsage("chat")}\n${messageUsage("chat")}`);
     return true;
   }
   const args = (match[2] as string).split(/\s+/).filter((a) => a !== "");

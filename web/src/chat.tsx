@@ -1,6 +1,6 @@
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { type GroupMember, GroupRole, MessageKind } from "../../src/gen/shardchat/v1/client.js";
-import type { Conversation, Session, ViewMessage } from "./session.js";
+import { type Conversation, type Session, snippetOf, type ViewMessage } from "./session.js";
 
 type Panel = "chats" | "friends" | "groups";
 
@@ -19,6 +19,22 @@ function Clip() {
   );
 }
 
+/** A bin, for "delete for me" (emoji fonts are not everywhere). */
+function Bin() {
+  return (
+    <svg class="icon" viewBox="0 0 24 24" width="14" height="14" aria-hidden="true">
+      <path
+        d="M4 7h16M9 7V4h6v3M6 7l1 13h10l1-13M10 11v6M14 11v6"
+        fill="none"
+        stroke="currentColor"
+        stroke-width="2"
+        stroke-linecap="round"
+        stroke-linejoin="round"
+      />
+    </svg>
+  );
+}
+
 function timeOf(ms: string): string {
   const d = new Date(Number(ms));
   return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
@@ -30,9 +46,12 @@ function sizeOf(bytes: number): string {
   return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 }
 
-function preview(m: ViewMessage | undefined): string {
+function preview(conv: Conversation): string {
+  const m = conv.messages.filter((x) => !x.deletedForMe).at(-1);
   if (!m) return "no messages yet";
+  if (m.recalled) return "message recalled";
   if (m.kind === MessageKind.FILE) return `file: ${m.file?.name ?? ""}`;
+  if (m.kind === MessageKind.CUSTOM) return `[${m.custom?.type ?? "custom"}]`;
   return m.text;
 }
 
@@ -128,20 +147,340 @@ function FileBody({ m, session }: { m: ViewMessage; session: Session }) {
   );
 }
 
+/** The reactions offered on a message. */
+const PALETTE = ["👍", "❤️", "😂", "😮", "😢", "🙏"];
+/** How long a touch holds a bubble before its actions show. */
+const LONG_PRESS_MS = 500;
+
+/** Someone to mention: a member, or everyone (uid "all", admins and the owner). */
+interface Mentionable {
+  uid: string;
+  name: string;
+}
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+/** Whether text mentions name as a token ("@name" followed by a space, punctuation or the end). */
+function mentionsName(text: string, name: string): boolean {
+  return new RegExp(`(^|\\s)@${escapeRegExp(name)}(?=$|[\\s.,!?;:)])`, "u").test(text);
+}
+
+/** Text with its @-tokens marked. */
+function TextBody({ text }: { text: string }) {
+  if (!text.includes("@")) return <div class="text">{text}</div>;
+  const parts = text.split(/(@[^\s@.,!?;:)]+)/u);
+  return (
+    <div class="text">
+      {parts.map((p, i) =>
+        p.startsWith("@") && p.length > 1 ? (
+          <span class="at" key={i}>
+            {p}
+          </span>
+        ) : (
+          p
+        ),
+      )}
+    </div>
+  );
+}
+
+/** A custom message: its type and its payload pretty-printed (shown as text, never run). */
+function CustomCard({ m }: { m: ViewMessage }) {
+  const custom = m.custom;
+  if (!custom) return null;
+  let pretty = custom.payloadJson;
+  try {
+    pretty = JSON.stringify(JSON.parse(custom.payloadJson), null, 2);
+  } catch {
+    // Shown as it came.
+  }
+  return (
+    <div class="custom" data-testid="custom">
+      <div class="custom-type">{custom.type}</div>
+      <pre>{pretty}</pre>
+    </div>
+  );
+}
+
+type Menu = { seq: number; kind: "react" | "forward" } | null;
+
+function Bubble({
+  session,
+  conv,
+  m,
+  menu,
+  setMenu,
+  pressed,
+  setPressed,
+  onReply,
+  onEdit,
+  onJump,
+}: {
+  session: Session;
+  conv: Conversation;
+  m: ViewMessage;
+  menu: Menu;
+  setMenu: (menu: Menu) => void;
+  pressed: boolean;
+  setPressed: (seq: number | null) => void;
+  onReply: (m: ViewMessage) => void;
+  onEdit: (m: ViewMessage) => void;
+  onJump: (seq: number) => void;
+}) {
+  const mine = m.sender === session.uid;
+  const stored = m.seq > 0;
+  const live = stored && !m.recalled;
+  const editable = mine && live && (m.kind === MessageKind.TEXT || m.kind === MessageKind.FILE);
+  const recallable = live && (mine || session.runs(conv));
+  const timer = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
+  const touching = useRef(false);
+  const open = menu?.seq === m.seq && stored ? menu.kind : null;
+  const act = (work: () => void) => () => {
+    setPressed(null);
+    work();
+  };
+  const endTouch = () => {
+    clearTimeout(timer.current);
+    setTimeout(() => {
+      touching.current = false;
+    }, 50);
+  };
+  const classes = ["msg"];
+  if (mine) classes.push("mine");
+  if (pressed) classes.push("show-actions");
+  if (!mine && session.uid && m.mentions && (m.mentions.all || m.mentions.uids.includes(session.uid)))
+    classes.push("mentions-me");
+  const counts = (m.reactions?.counts ?? []).filter((c) => c.count > 0);
+  return (
+    <article
+      class={classes.join(" ")}
+      data-seq={m.seq}
+      data-testid="message"
+      aria-label={`Message from ${session.nameOf(m.sender)}`}
+      tabIndex={stored ? 0 : undefined}
+      onTouchStart={() => {
+        touching.current = true;
+        clearTimeout(timer.current);
+        if (stored) timer.current = setTimeout(() => setPressed(m.seq), LONG_PRESS_MS);
+      }}
+      onTouchEnd={endTouch}
+      onTouchMove={endTouch}
+      onTouchCancel={endTouch}
+      onContextMenu={(e) => {
+        // A long press on a touch screen: the actions, not the browser's menu.
+        if (!touching.current || !stored) return;
+        e.preventDefault();
+        setPressed(m.seq);
+      }}
+    >
+      {stored && (
+        <div class="actions" role="toolbar" aria-label="Message actions">
+          {live && (
+            <button type="button" class="act" title="Reply" aria-label="Reply" onClick={act(() => onReply(m))}>
+              ↩
+            </button>
+          )}
+          {live && (
+            <button
+              type="button"
+              class="act"
+              title="React"
+              aria-label="React"
+              aria-expanded={open === "react"}
+              onClick={act(() => setMenu(open === "react" ? null : { seq: m.seq, kind: "react" }))}
+            >
+              ☺
+            </button>
+          )}
+          {editable && (
+            <button type="button" class="act" title="Edit" aria-label="Edit" onClick={act(() => onEdit(m))}>
+              ✎
+            </button>
+          )}
+          {live && (
+            <button
+              type="button"
+              class="act"
+              title="Forward"
+              aria-label="Forward"
+              aria-expanded={open === "forward"}
+              onClick={act(() => setMenu(open === "forward" ? null : { seq: m.seq, kind: "forward" }))}
+            >
+              ↪
+            </button>
+          )}
+          {recallable && (
+            <button
+              type="button"
+              class="act"
+              title="Recall for everyone"
+              aria-label="Recall"
+              onClick={act(() => void session.recall(m))}
+            >
+              ⟲
+            </button>
+          )}
+          <button
+            type="button"
+            class="act"
+            title="Delete for me"
+            aria-label="Delete for me"
+            onClick={act(() => void session.deleteForMe(m))}
+          >
+            <Bin />
+          </button>
+        </div>
+      )}
+      {!mine && conv.group && <div class="who">{session.nameOf(m.sender)}</div>}
+      {m.forwarded && (
+        <div class="forwarded" data-testid="forwarded">
+          Forwarded
+          {m.forwarded.sender !== m.sender ? ` from ${session.nameOf(m.forwarded.sender)}` : ""}
+        </div>
+      )}
+      {m.reply && (
+        <button
+          type="button"
+          class="quote"
+          data-testid="quote"
+          title="Show the quoted message"
+          onClick={() => onJump(m.reply?.seq ?? 0)}
+        >
+          <span class="quote-who">{session.nameOf(m.reply.sender)}</span>
+          <span class="quote-snippet">{m.reply.recalled ? "recalled message" : m.reply.snippet || "…"}</span>
+        </button>
+      )}
+      {m.recalled ? (
+        <div class="recalled" data-testid="recalled">
+          message recalled
+        </div>
+      ) : (
+        <>
+          {m.kind === MessageKind.FILE ? <FileBody m={m} session={session} /> : null}
+          {m.kind === MessageKind.CUSTOM ? <CustomCard m={m} /> : null}
+          {m.text && <TextBody text={m.text} />}
+        </>
+      )}
+      {open === "react" && (
+        <div class="menu palette">
+          {PALETTE.map((emoji) => {
+            const had = counts.some((c) => c.emoji === emoji && c.me);
+            return (
+              <button
+                type="button"
+                class={had ? "act me" : "act"}
+                key={emoji}
+                title={had ? `Remove ${emoji}` : `React with ${emoji}`}
+                aria-label={`React with ${emoji}`}
+                aria-pressed={had}
+                onClick={() => {
+                  setMenu(null);
+                  void session.react(m, emoji, !had);
+                }}
+              >
+                {emoji}
+              </button>
+            );
+          })}
+        </div>
+      )}
+      {open === "forward" && (
+        <div class="menu">
+          <small>Forward to:</small>
+          <ul>
+            {[...session.conversations.values()]
+              .filter((c) => c.group || c.peerUid)
+              .sort((a, b) => b.lastActivity - a.lastActivity)
+              .map((c) => (
+                <li key={c.convId}>
+                  <button
+                    type="button"
+                    class="link"
+                    aria-label={`Forward to ${session.titleOf(c)}`}
+                    onClick={async () => {
+                      setMenu(null);
+                      if (await session.forward(m, c.convId)) session.notice = `forwarded to ${session.titleOf(c)}`;
+                    }}
+                  >
+                    {c.group ? <small class="tag">group</small> : null}
+                    {session.titleOf(c)}
+                  </button>
+                </li>
+              ))}
+          </ul>
+          <button type="button" class="link" onClick={() => setMenu(null)}>
+            cancel
+          </button>
+        </div>
+      )}
+      {counts.length > 0 && !m.recalled && (
+        <div class="reactions">
+          {counts.map((c) => (
+            <button
+              type="button"
+              key={c.emoji}
+              class={c.me ? "chip me" : "chip"}
+              data-testid="reaction"
+              data-emoji={c.emoji}
+              data-count={c.count}
+              aria-pressed={c.me}
+              aria-label={`${c.emoji} ${c.count}`}
+              title={c.me ? `Remove your ${c.emoji}` : `React with ${c.emoji}`}
+              onClick={() => void session.react(m, c.emoji, !c.me)}
+            >
+              {c.emoji} {c.count}
+            </button>
+          ))}
+        </div>
+      )}
+      <div class="meta">
+        {m.editCount ? (
+          <span class="edited" data-testid="edited" title={m.editedAtMs ? `edited ${timeOf(m.editedAtMs)}` : "edited"}>
+            {m.editCount > 1 ? `edited ×${m.editCount}` : "edited"}{" "}
+          </span>
+        ) : null}
+        {timeOf(m.sentAtMs)} {mine && <Mark m={m} conv={conv} />}
+      </div>
+    </article>
+  );
+}
+
 function ChatView({ session, conv, onBack }: { session: Session; conv: Conversation; onBack: () => void }) {
   const [text, setText] = useState("");
+  const [replyTo, setReplyTo] = useState<ViewMessage | null>(null);
+  const [editing, setEditing] = useState<ViewMessage | null>(null);
+  const [menu, setMenu] = useState<Menu>(null);
+  const [pressed, setPressed] = useState<number | null>(null);
+  /** The "@word" being typed: where it starts and ends in the text. */
+  const [suggest, setSuggest] = useState<{ start: number; end: number; query: string } | null>(null);
+  const [suggestAt, setSuggestAt] = useState(0);
+  const [picked, setPicked] = useState<Mentionable[]>([]);
   const list = useRef<HTMLDivElement>(null);
   const file = useRef<HTMLInputElement>(null);
   const input = useRef<HTMLTextAreaElement>(null);
   const stick = useRef(true);
   const lastCount = useRef(0);
   const loading = useRef(false);
+  const groupId = conv.group?.groupId;
 
   useEffect(() => {
     stick.current = true;
+    setReplyTo(null);
+    setEditing(null);
+    setMenu(null);
+    setPressed(null);
+    setSuggest(null);
+    setPicked([]);
     if (conv.messages.filter((m) => m.seq > 0).length < 20) void session.loadOlder(conv.convId);
     input.current?.focus();
   }, [conv.convId]);
+
+  // The members of a group, for @-completion and for the admin's actions.
+  useEffect(() => {
+    if (groupId) void session.loadMembers(groupId);
+  }, [groupId, session.state.kind === "online"]);
 
   useEffect(() => {
     if (document.visibilityState === "visible") void session.markRead(conv.convId);
@@ -173,14 +512,76 @@ function ChatView({ session, conv, onBack }: { session: Session; conv: Conversat
     }
   };
 
-  const send = () => {
-    const body = text.trim();
-    if (!body) return;
-    setText("");
-    stick.current = true;
-    void session.sendText(conv.convId, body);
+  const members: Mentionable[] = groupId
+    ? (session.groupMembers.get(groupId) ?? [])
+        .filter((m) => m.uid !== session.uid)
+        .map((m) => ({ uid: m.uid, name: session.nameOf(m.uid) }))
+    : [];
+  if (groupId && session.runs(conv)) members.push({ uid: "all", name: "everyone" });
+  const options = suggest
+    ? members.filter((c) => c.name.toLowerCase().startsWith(suggest.query.toLowerCase())).slice(0, 8)
+    : [];
+
+  const findSuggest = (value: string, caret: number) => {
+    const match = groupId ? /(^|\s)@([^\s@]*)$/u.exec(value.slice(0, caret)) : null;
+    const query = match?.[2];
+    setSuggest(query === undefined ? null : { start: caret - query.length - 1, end: caret, query });
+    setSuggestAt(0);
   };
 
+  const pick = (c: Mentionable) => {
+    if (!suggest) return;
+    const insert = `@${c.name} `;
+    const next = text.slice(0, suggest.start) + insert + text.slice(suggest.end);
+    const caret = suggest.start + insert.length;
+    setText(next);
+    setPicked([...picked.filter((p) => p.uid !== c.uid), c]);
+    setSuggest(null);
+    requestAnimationFrame(() => {
+      input.current?.focus();
+      input.current?.setSelectionRange(caret, caret);
+    });
+  };
+
+  /** Who the text mentions: the members picked or typed as "@name", and @everyone (admins). */
+  const mentionsIn = (body: string) => {
+    const uids = new Set<string>();
+    let all = false;
+    for (const c of [...members, ...picked]) {
+      if (!mentionsName(body, c.name)) continue;
+      if (c.uid === "all") all = true;
+      else uids.add(c.uid);
+    }
+    return { uids: [...uids], all };
+  };
+
+  const cancel = () => {
+    if (editing) setText("");
+    setEditing(null);
+    setReplyTo(null);
+  };
+
+  const send = async () => {
+    const body = text.trim();
+    if (!body) return;
+    if (editing) {
+      if (await session.edit(editing, body)) {
+        setEditing(null);
+        setText("");
+      }
+      return;
+    }
+    setText("");
+    setSuggest(null);
+    stick.current = true;
+    const reply = replyTo ?? undefined;
+    setReplyTo(null);
+    const mentions = groupId ? mentionsIn(body) : undefined;
+    setPicked([]);
+    void session.sendText(conv.convId, body, { reply, mentions });
+  };
+
+  const typers = session.typingIn(conv.convId).map((uid) => session.nameOf(uid));
   const uploads = session.uploads.filter((u) => u.convId === conv.convId);
   return (
     <section class="chat" aria-label={`Conversation with ${session.titleOf(conv)}`}>
@@ -197,30 +598,93 @@ function ChatView({ session, conv, onBack }: { session: Session; conv: Conversat
         ) : (
           <p class="start">scroll up for older messages</p>
         )}
-        {conv.messages.map((m) => {
-          const mine = m.sender === session.uid;
-          return (
-            <div class={mine ? "msg mine" : "msg"} key={m.seq > 0 ? `s${m.seq}` : `c${m.clientMsgId}`} data-seq={m.seq}>
-              {!mine && conv.group && <div class="who">{session.nameOf(m.sender)}</div>}
-              {m.kind === MessageKind.FILE ? <FileBody m={m} session={session} /> : null}
-              {m.text && <div class="text">{m.text}</div>}
-              <div class="meta">
-                {timeOf(m.sentAtMs)} {mine && <Mark m={m} conv={conv} />}
-              </div>
-            </div>
-          );
-        })}
+        {conv.messages
+          .filter((m) => !m.deletedForMe)
+          .map((m) => (
+            <Bubble
+              key={m.seq > 0 ? `s${m.seq}` : `c${m.clientMsgId}`}
+              session={session}
+              conv={conv}
+              m={m}
+              menu={menu}
+              setMenu={setMenu}
+              pressed={pressed === m.seq}
+              setPressed={setPressed}
+              onReply={(target) => {
+                setEditing(null);
+                setReplyTo(target);
+                input.current?.focus();
+              }}
+              onEdit={(target) => {
+                setReplyTo(null);
+                setEditing(target);
+                setText(target.text);
+                input.current?.focus();
+              }}
+              onJump={(seq) => {
+                stick.current = false;
+                list.current?.querySelector(`[data-seq="${seq}"]`)?.scrollIntoView({ block: "center" });
+              }}
+            />
+          ))}
+      </div>
+      <div class="typing" data-testid="typing" aria-live="polite">
+        {typers.length === 0
+          ? ""
+          : typers.length === 1
+            ? `${typers[0]} is typing…`
+            : `${typers.slice(0, -1).join(", ")} and ${typers.at(-1)} are typing…`}
       </div>
       {uploads.map((u) => (
         <div class="upload" key={u.name}>
           uploading {u.name} <progress max={u.total || 1} value={u.sent} data-testid="upload-progress" />
         </div>
       ))}
+      {replyTo && (
+        <div class="replying" data-testid="replying">
+          <span class="grow">
+            Replying to <b>{session.nameOf(replyTo.sender)}</b>:{" "}
+            <span class="quote-snippet">{snippetOf(replyTo) || "…"}</span>
+          </span>
+          <button type="button" class="link" aria-label="Cancel reply" title="Cancel reply" onClick={cancel}>
+            ✕
+          </button>
+        </div>
+      )}
+      {editing && (
+        <div class="replying" data-testid="editing">
+          <span class="grow">Editing your message</span>
+          <button type="button" class="link" aria-label="Cancel edit" title="Cancel edit" onClick={cancel}>
+            ✕
+          </button>
+        </div>
+      )}
+      {options.length > 0 && (
+        <ul class="suggest" aria-label="Mention someone">
+          {options.map((c, i) => (
+            <li key={c.uid}>
+              <button
+                type="button"
+                class={i === suggestAt ? "link active" : "link"}
+                title={c.uid === "all" ? "Mention everyone in the group" : `Mention ${c.name}`}
+                onMouseDown={(e) => {
+                  // The composer keeps the focus (and its caret).
+                  e.preventDefault();
+                  pick(c);
+                }}
+                onClick={() => pick(c)}
+              >
+                @{c.name}
+              </button>
+            </li>
+          ))}
+        </ul>
+      )}
       <form
         class="composer"
         onSubmit={(e) => {
           e.preventDefault();
-          send();
+          void send();
         }}
       >
         <button
@@ -246,20 +710,49 @@ function ChatView({ session, conv, onBack }: { session: Session; conv: Conversat
         <textarea
           ref={input}
           rows={1}
-          placeholder="Message"
+          placeholder={editing ? "Edit the message" : "Message"}
           title="Enter sends, Shift+Enter starts a new line"
           aria-label="Message"
           value={text}
-          onInput={(e) => setText(e.currentTarget.value)}
+          onInput={(e) => {
+            const value = e.currentTarget.value;
+            setText(value);
+            findSuggest(value, e.currentTarget.selectionStart ?? value.length);
+            if (value.trim() && !editing) session.notifyTyping(conv.convId);
+          }}
           onKeyDown={(e) => {
+            if (options.length > 0) {
+              if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+                e.preventDefault();
+                const step = e.key === "ArrowDown" ? 1 : options.length - 1;
+                setSuggestAt((suggestAt + step) % options.length);
+                return;
+              }
+              if ((e.key === "Enter" || e.key === "Tab") && !e.isComposing) {
+                e.preventDefault();
+                const chosen = options[suggestAt] ?? options[0];
+                if (chosen) pick(chosen);
+                return;
+              }
+              if (e.key === "Escape") {
+                e.preventDefault();
+                setSuggest(null);
+                return;
+              }
+            }
+            if (e.key === "Escape" && (replyTo || editing)) {
+              e.preventDefault();
+              cancel();
+              return;
+            }
             if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
               e.preventDefault();
-              send();
+              void send();
             }
           }}
         />
         <button type="submit" disabled={!text.trim()}>
-          Send
+          {editing ? "Save" : "Send"}
         </button>
       </form>
     </section>
@@ -326,7 +819,6 @@ function ConversationList({
       <ul class="convs" aria-label="Conversations">
         {convs.length === 0 && <li class="empty">No conversations yet: find someone above.</li>}
         {convs.map((c) => {
-          const last = c.messages.at(-1);
           return (
             <li key={c.convId}>
               <button
@@ -340,12 +832,25 @@ function ConversationList({
                   {c.group ? <small class="tag">group</small> : null}
                   {session.titleOf(c)}
                 </span>
-                {c.unread > 0 && (
-                  <span class="badge" data-testid="unread" title={`${c.unread} unread`}>
-                    {c.unread}
-                  </span>
-                )}
-                <span class="last">{preview(last)}</span>
+                <span class="badges">
+                  {c.mentioned && (
+                    <span
+                      class="badge at"
+                      data-testid="mentioned"
+                      role="img"
+                      aria-label="You were mentioned"
+                      title="You were mentioned"
+                    >
+                      @
+                    </span>
+                  )}
+                  {c.unread > 0 && (
+                    <span class="badge" data-testid="unread" title={`${c.unread} unread`}>
+                      {c.unread}
+                    </span>
+                  )}
+                </span>
+                <span class="last">{preview(c)}</span>
               </button>
             </li>
           );

@@ -7,10 +7,14 @@ import {
   type GroupInfo,
   type GroupInvitation,
   type GroupMember,
+  GroupRole,
+  type MessageChangeResponse,
   MessageKind,
+  type ReplyRef,
 } from "../../src/gen/shardchat/v1/client.js";
 import type { ChatClient } from "../../src/sdk/chat-client.js";
 import type { GateClient, LoginAnswer, UploadedFile } from "../../src/sdk/gate-client.js";
+import { applyMessageEvent, isMessageEvent } from "../../src/sdk/message-events.js";
 import { openChat } from "../../src/sdk/open-chat.js";
 
 /** What the connection is doing, as the header shows it. */
@@ -35,9 +39,28 @@ export interface Conversation {
   unread: number;
   /** How far the peer has read (read receipts). */
   peerReadSeq: number;
+  /** How far this user has read, as the server last said or this client marked. */
+  readSeq: number;
+  /** A message after readSeq mentions this user (or everyone). */
+  mentioned: boolean;
+  /**
+   * The lowest and highest seq received, events included (events are applied to the messages
+   * they change, never kept as messages): history pages continue below lowSeq, and reading
+   * marks up to topSeq. 0 while nothing is stored.
+   */
+  lowSeq: number;
+  topSeq: number;
   /** The oldest page was reached. */
   complete: boolean;
   lastActivity: number;
+}
+
+/** What a message may add to its text when it is sent. */
+export interface OutgoingExtras {
+  /** The message replied to (of the same conversation). */
+  reply?: ViewMessage;
+  /** Group members mentioned, and @everyone (admins and the owner). */
+  mentions?: { uids: string[]; all: boolean };
 }
 
 export interface PendingUpload {
@@ -54,6 +77,12 @@ const PAGE = 30;
 const SYNC_RETRY_MS = 5_000;
 /** A file link is asked for again when it has less than this left. */
 const FILE_LINK_MARGIN_MS = 60_000;
+/** "Typing" is sent at most this often per conversation (the node drops more, TYPING_MIN_INTERVAL_MS). */
+const TYPING_EVERY_MS = 2_000;
+/** A typing push this soon after a message of its user is taken as the typing of that message. */
+const TYPING_AFTER_MESSAGE_MS = 1_000;
+/** How much of a message a reply quotes (the server's snippet is the same length). */
+const SNIPPET_CHARS = 80;
 export const LOGIN_KEY = "shardchat.login";
 
 /** The saved login (uid, token, its node) and the name typed at login, or null. */
@@ -89,6 +118,18 @@ export function directConvId(a: string, b: string): string {
   return x <= y ? `p:${x}:${y}` : `p:${y}:${x}`;
 }
 
+/** What a reply quotes of a message: its text, else its file's name, else its custom type. */
+export function snippetOf(m: ChatMessage): string {
+  if (m.recalled) return "";
+  const chars = [...(m.text || m.file?.name || m.custom?.type || "")];
+  return chars.length > SNIPPET_CHARS ? `${chars.slice(0, SNIPPET_CHARS).join("")}…` : chars.join("");
+}
+
+/** Whether a message mentions uid (by uid or @everyone). */
+export function mentions(m: ChatMessage, uid: string): boolean {
+  return !!m.mentions && (m.mentions.all || m.mentions.uids.includes(uid));
+}
+
 /**
  * One logged-in user in the browser: keeps a chat session open (reconnecting with exponential
  * backoff, resyncing what was missed), the conversations seen so far, and the user's friends
@@ -104,6 +145,10 @@ export class Session {
   /** Open invitations into groups, newest first: the user joins by accepting. */
   invitations: GroupInvitation[] = [];
   uploads: PendingUpload[] = [];
+  /** Who is typing where: convId → uid → when it expires (ms). */
+  readonly typing = new Map<string, Map<string, number>>();
+  /** Members of the groups whose conversation was opened, by group id (for @-completion and roles). */
+  readonly groupMembers = new Map<string, GroupMember[]>();
   /** Set when the server does not offer a feature (an older node): its screen is hidden. */
   readonly unsupported = new Set<"friends" | "groups" | "conversations">();
   notice = "";
@@ -114,6 +159,10 @@ export class Session {
   #stopped = false;
   #listeners = new Set<() => void>();
   #connecting = false;
+  readonly #typingSent = new Map<string, number>();
+  readonly #typingTimers = new Map<string, ReturnType<typeof setTimeout>>();
+  /** When each user's last message arrived, per conversation ("convId uid"). */
+  readonly #lastFrom = new Map<string, number>();
 
   constructor(
     private readonly gate: GateClient,
@@ -227,7 +276,12 @@ export class Session {
       const conv = this.conversations.get(r.convId);
       if (!conv) return;
       if (r.reader !== this.uid) conv.peerReadSeq = Math.max(conv.peerReadSeq, r.seq);
-      else conv.unread = 0;
+      else {
+        // Read on another device of this user.
+        conv.readSeq = Math.max(conv.readSeq, r.seq);
+        conv.unread = 0;
+        conv.mentioned = false;
+      }
       this.changed();
     });
     client.on("friendApplication", (a) => {
@@ -237,7 +291,13 @@ export class Session {
     });
     client.on("friendReply", () => void this.loadFriends());
     client.on("friendRemoved", () => void this.loadFriends());
-    client.on("groupEvent", () => void this.loadGroups());
+    client.on("groupEvent", (e) => {
+      void this.loadGroups();
+      const groupId = e.group?.groupId;
+      if (groupId && this.groupMembers.has(groupId)) void this.loadMembers(groupId);
+    });
+    client.on("typing", (t) => this.showTyping(t.convId, t.uid, t.expiresInMs));
+    client.on("deletedForMe", (d) => this.hideMessages(d.convId, d.seqs));
     client.on("groupInvitation", (i) => {
       const groupId = i.group?.groupId;
       this.invitations = [i, ...this.invitations.filter((x) => x.group?.groupId !== groupId)];
@@ -309,6 +369,8 @@ export class Session {
     for (const summary of list ?? []) {
       const conv = this.conversation(summary.convId);
       conv.unread = summary.unread;
+      conv.readSeq = summary.readSeq;
+      conv.mentioned = summary.mentioned;
       conv.peerReadSeq = Math.max(conv.peerReadSeq, summary.peerReadSeq);
       if (summary.lastMessage) this.addMessage(summary.lastMessage, false);
     }
@@ -381,6 +443,10 @@ export class Session {
         messages: [],
         unread: 0,
         peerReadSeq: 0,
+        readSeq: 0,
+        mentioned: false,
+        lowSeq: 0,
+        topSeq: 0,
         complete: false,
         lastActivity: 0,
       };
@@ -398,19 +464,142 @@ export class Session {
     return conv.convId;
   }
 
-  /** Adds a stored message once (by seq), replacing the local copy of one of our own sends. */
+  /**
+   * Adds a stored message once (by seq), replacing the local copy of one of our own sends. An
+   * event (recall, edit, reaction) is applied to the message it changes instead, and never
+   * kept as a message of its own nor counted as unread here.
+   */
   private addMessage(m: ChatMessage, fresh: boolean): void {
     const conv = this.conversation(m.convId);
+    if (m.seq > 0) {
+      conv.lowSeq = conv.lowSeq === 0 ? m.seq : Math.min(conv.lowSeq, m.seq);
+      conv.topSeq = Math.max(conv.topSeq, m.seq);
+      // The node counts one's own messages (and changes) as read.
+      if (m.sender === this.uid) conv.readSeq = Math.max(conv.readSeq, m.seq);
+    }
+    // Names to show: the sender, and whoever wrote a quoted or forwarded message.
+    const people = [m.sender, m.reply?.sender, m.forwarded?.sender].filter(
+      (uid): uid is string => !!uid && uid !== "0" && !this.names.has(uid),
+    );
+    if (people.length > 0) void this.resolveNames(people);
+    if (isMessageEvent(m)) {
+      this.applyEvent(conv, m);
+      this.changed();
+      return;
+    }
     const own = conv.messages.findIndex((x) => x.seq === 0 && x.clientMsgId === m.clientMsgId && x.sender === m.sender);
     if (own >= 0) conv.messages.splice(own, 1);
     if (!conv.messages.some((x) => x.seq === m.seq && x.seq > 0)) {
       conv.messages.push({ ...m, status: "sent" });
       conv.messages.sort(bySeq);
-      if (fresh && m.sender !== this.uid) conv.unread++;
+      if (fresh && m.sender !== this.uid && !m.deletedForMe) {
+        conv.unread++;
+        if (mentions(m, this.uid)) conv.mentioned = true;
+      }
+    }
+    // Whoever sent a message has stopped typing it.
+    if (fresh) {
+      this.#lastFrom.set(`${m.convId} ${m.sender}`, Date.now());
+      this.stopTyping(m.convId, m.sender);
     }
     conv.lastActivity = Math.max(conv.lastActivity, Number(m.sentAtMs));
-    if (m.sender !== this.uid && !this.names.has(m.sender)) void this.resolveNames([m.sender]);
     this.changed();
+  }
+
+  /**
+   * An event replaces the copy of the message it changes (if this client holds it: history
+   * brings the rest as it is now); quotes of a recalled or edited message follow it.
+   */
+  private applyEvent(conv: Conversation, event: ChatMessage): void {
+    const targetSeq = event.targetSeq ?? event.target?.seq ?? 0;
+    const at = conv.messages.findIndex((x) => x.seq === targetSeq && x.seq > 0);
+    const held = at >= 0 ? conv.messages[at] : undefined;
+    if (!held) return;
+    const next = applyMessageEvent(held, event, this.uid);
+    if (!next) return;
+    conv.messages[at] = { ...next, status: held.status };
+    for (const [i, m] of conv.messages.entries()) {
+      if (m.reply?.seq !== targetSeq) continue;
+      const reply: ReplyRef = { ...m.reply, snippet: snippetOf(next), recalled: next.recalled === true };
+      conv.messages[i] = { ...m, reply };
+    }
+  }
+
+  /** A change this user made: its event (absent when nothing changed) applied at once. */
+  private applyChange(change: MessageChangeResponse): void {
+    const event = change.event;
+    if (event) this.addMessage(event.target ? event : { ...event, target: change.target }, false);
+  }
+
+  /** Messages this user deleted for itself (here or on another device): kept as empty places. */
+  private hideMessages(convId: string, seqs: number[]): void {
+    const conv = this.conversations.get(convId);
+    if (!conv) return;
+    const hidden = new Set(seqs);
+    conv.messages = conv.messages.map((m) =>
+      hidden.has(m.seq) && m.seq > 0
+        ? { ...m, deletedForMe: true, text: "", file: undefined, custom: undefined, reply: undefined }
+        : m,
+    );
+    this.changed();
+  }
+
+  private showTyping(convId: string, uid: string, expiresInMs: number): void {
+    if (uid === this.uid) return;
+    // The push of the typing that wrote a message may come after the message itself.
+    const key = `${convId} ${uid}`;
+    if (Date.now() - (this.#lastFrom.get(key) ?? 0) < TYPING_AFTER_MESSAGE_MS) return;
+    let here = this.typing.get(convId);
+    if (!here) {
+      here = new Map();
+      this.typing.set(convId, here);
+    }
+    here.set(uid, Date.now() + expiresInMs);
+    clearTimeout(this.#typingTimers.get(key));
+    this.#typingTimers.set(
+      key,
+      setTimeout(() => this.stopTyping(convId, uid), expiresInMs),
+    );
+    this.changed();
+  }
+
+  private stopTyping(convId: string, uid: string): void {
+    const key = `${convId} ${uid}`;
+    clearTimeout(this.#typingTimers.get(key));
+    this.#typingTimers.delete(key);
+    const here = this.typing.get(convId);
+    if (!here?.delete(uid)) return;
+    if (here.size === 0) this.typing.delete(convId);
+    this.changed();
+  }
+
+  /** Who is typing in a conversation now (never this user). */
+  typingIn(convId: string): string[] {
+    const now = Date.now();
+    return [...(this.typing.get(convId) ?? [])].filter(([, until]) => until > now).map(([uid]) => uid);
+  }
+
+  /** The user typed in a conversation's composer: the others see it (sent at most every 2 s). */
+  notifyTyping(convId: string): void {
+    const client = this.#client;
+    const now = Date.now();
+    if (!client || now - (this.#typingSent.get(convId) ?? 0) < TYPING_EVERY_MS) return;
+    this.#typingSent.set(convId, now);
+    client.typing(convId);
+  }
+
+  /** This user's role in a group conversation (undefined for a 1:1 one, or before its members are known). */
+  roleIn(conv: Conversation): GroupRole | undefined {
+    const group = conv.group;
+    if (!group) return undefined;
+    if (group.owner === this.uid) return GroupRole.OWNER;
+    return this.groupMembers.get(group.groupId)?.find((m) => m.uid === this.uid)?.role;
+  }
+
+  /** Whether this user runs a group conversation (admin or owner): it recalls any message, mentions everyone. */
+  runs(conv: Conversation): boolean {
+    const role = this.roleIn(conv);
+    return role === GroupRole.OWNER || role === GroupRole.ADMIN;
   }
 
   /** The newest page when a conversation opens with little in memory, then older pages on scroll. */
@@ -418,8 +607,8 @@ export class Session {
     const client = this.#client;
     const conv = this.conversations.get(convId);
     if (!client || !conv || conv.complete) return;
-    const stored = conv.messages.filter((m) => m.seq > 0);
-    const oldest = stored[0]?.seq ?? 0;
+    // The lowest seq received, events included: a page of events alone still moves it down.
+    const oldest = conv.lowSeq;
     if (oldest === 1) {
       conv.complete = true;
       this.changed();
@@ -436,20 +625,24 @@ export class Session {
     this.changed();
   }
 
+  /** Marks everything received read, events included (the node counts them as unread too). */
   async markRead(convId: string): Promise<void> {
     const conv = this.conversations.get(convId);
     if (!conv) return;
-    const last = conv.messages.filter((m) => m.seq > 0).at(-1);
-    const hadUnread = conv.unread > 0;
+    const hadUnread = conv.unread > 0 || conv.mentioned;
     conv.unread = 0;
+    conv.mentioned = false;
     if (hadUnread) this.changed();
     const client = this.#client;
-    if (!client || !last || !hadUnread || this.unsupported.has("conversations")) return;
-    await this.optional("conversations", () => client.markRead(convId, last.seq));
+    const seq = conv.topSeq;
+    if (!client || seq <= conv.readSeq || this.unsupported.has("conversations")) return;
+    conv.readSeq = seq;
+    await this.optional("conversations", () => client.markRead(convId, seq));
   }
 
-  async sendText(convId: string, text: string): Promise<void> {
+  async sendText(convId: string, text: string, extras: OutgoingExtras = {}): Promise<void> {
     const conv = this.conversation(convId);
+    const quoted = extras.reply;
     const m: ViewMessage = {
       convId,
       msgId: "0",
@@ -460,6 +653,18 @@ export class Session {
       kind: MessageKind.TEXT,
       text,
       sentAtMs: String(Date.now()),
+      reply: quoted && {
+        seq: quoted.seq,
+        msgId: quoted.msgId,
+        sender: quoted.sender,
+        kind: quoted.kind,
+        snippet: snippetOf(quoted),
+        recalled: quoted.recalled === true,
+      },
+      mentions:
+        conv.group && extras.mentions && (extras.mentions.all || extras.mentions.uids.length > 0)
+          ? extras.mentions
+          : undefined,
       status: "sending",
     };
     conv.messages.push(m);
@@ -474,13 +679,14 @@ export class Session {
     if (!client) return;
     try {
       const group = conv.group?.groupId;
+      const to = group ? { groupId: group } : { toUid: conv.peerUid ?? "" };
       const ack = group
         ? m.file
           ? await client.sendGroupFile(group, m.file, m.text, m.clientMsgId)
-          : await client.sendGroupText(group, m.text, m.clientMsgId)
+          : await client.sendMessage(to, { text: m.text, replyTo: m.reply?.seq, mentions: m.mentions }, m.clientMsgId)
         : m.file
           ? await client.sendFile(conv.peerUid ?? "", m.file, m.text, m.clientMsgId)
-          : await client.sendText(conv.peerUid ?? "", m.text, m.clientMsgId);
+          : await client.sendMessage(to, { text: m.text, replyTo: m.reply?.seq }, m.clientMsgId);
       this.addMessage({ ...m, msgId: ack.msgId, seq: ack.seq, sentAtMs: ack.sentAtMs }, false);
     } catch (err) {
       // Lost with the connection: resync sends it again. Refused: the user sees why.
@@ -590,12 +796,80 @@ export class Session {
   }
 
   async members(groupId: string): Promise<GroupMember[]> {
-    let members: GroupMember[] = [];
+    let members: GroupMember[] | undefined;
     await this.act(async (c) => {
       members = await c.allGroupMembers(groupId);
     });
+    if (!members) return [];
+    this.groupMembers.set(groupId, members);
     await this.resolveNames(members.map((m) => m.uid));
+    this.changed();
     return members;
+  }
+
+  /** The members of a group, kept for @-completion and roles; quietly nothing when it fails. */
+  async loadMembers(groupId: string): Promise<void> {
+    const client = this.#client;
+    if (!client) return;
+    const members = await this.optional("groups", () => client.allGroupMembers(groupId));
+    if (!members) return;
+    this.groupMembers.set(groupId, members);
+    await this.resolveNames(members.map((m) => m.uid));
+    this.changed();
+  }
+
+  /** Recalls a message for everyone (own ones within the window; any one for a group's admins). */
+  async recall(m: ViewMessage): Promise<void> {
+    await this.act(async (c) => this.applyChange(await c.recall(m.convId, m.seq)));
+  }
+
+  async edit(m: ViewMessage, text: string): Promise<boolean> {
+    return this.act(async (c) => this.applyChange(await c.edit(m.convId, m.seq, text)));
+  }
+
+  /** Adds (or removes) this user's reaction. */
+  async react(m: ViewMessage, emoji: string, add: boolean): Promise<void> {
+    await this.act(async (c) => this.applyChange(await c.react(m.convId, m.seq, emoji, add)));
+  }
+
+  /** Hides a message from this user on all of its devices; the others keep it. */
+  async deleteForMe(m: ViewMessage): Promise<void> {
+    if (m.seq === 0) {
+      // Not stored (a failed send): only this view has it.
+      const conv = this.conversations.get(m.convId);
+      if (conv) conv.messages = conv.messages.filter((x) => x !== m);
+      this.changed();
+      return;
+    }
+    if (await this.act((c) => c.deleteForMe(m.convId, [m.seq]))) this.hideMessages(m.convId, [m.seq]);
+  }
+
+  /** Copies a message into another conversation (a 1:1 one or a group) as this user's own. */
+  async forward(m: ViewMessage, toConvId: string): Promise<boolean> {
+    const conv = this.conversation(toConvId);
+    const to = conv.group ? { groupId: conv.group.groupId } : conv.peerUid ? { toUid: conv.peerUid } : undefined;
+    if (!to) return false;
+    const clientMsgId = nanoid();
+    return this.act(async (c) => {
+      const ack = await c.forward({ convId: m.convId, seq: m.seq }, to, clientMsgId);
+      this.addMessage(
+        {
+          convId: ack.convId,
+          msgId: ack.msgId,
+          seq: ack.seq,
+          sender: this.uid,
+          recipient: conv.peerUid ?? "0",
+          clientMsgId,
+          kind: m.kind,
+          text: m.text,
+          sentAtMs: ack.sentAtMs,
+          file: m.file,
+          custom: m.custom,
+          forwarded: m.forwarded ?? { convId: m.convId, msgId: m.msgId, sender: m.sender, sentAtMs: m.sentAtMs },
+        },
+        false,
+      );
+    });
   }
 }
 
