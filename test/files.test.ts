@@ -271,6 +271,30 @@ describe("files through gate", () => {
     expect(await codeOf(late)).toBe(ErrorCode.NOT_PARTICIPANT);
   });
 
+  it("a forwarded file: the target conversation's participant downloads the same bytes, nobody else gains access", async () => {
+    const [aChat, bChat] = clients as [ChatClient, ChatClient];
+    const qChat = await openChat(q, "ws");
+    clients.push(qChat);
+    const bytes = png(4000);
+    const file = await s.gate.upload(
+      auth(a),
+      convIdForPair(a.uid, b.uid),
+      new Blob([bytes], { type: "image/png" }),
+      "fwd.png",
+    );
+    const sent = await aChat.sendFile(b.uid, file, "pass it on");
+    // Q is in neither conversation yet: the file is not Q's to fetch.
+    expect(await codeOf(s.gate.download(auth(q), file.id))).toBe(ErrorCode.NOT_PARTICIPANT);
+    const arrived = once(qChat, "message").then(([m]) => m as ChatMessage);
+    await bChat.forward({ convId: sent.convId, seq: sent.seq }, { toUid: q.uid });
+    const copy = await arrived;
+    expect(copy).toMatchObject({ kind: MessageKind.FILE, text: "pass it on", sender: b.uid, file: { id: file.id } });
+    expect(copy.forwarded).toMatchObject({ convId: sent.convId, msgId: sent.msgId, sender: a.uid });
+    expect(Buffer.from((await s.gate.download(auth(q), file.id)).bytes).equals(Buffer.from(bytes))).toBe(true);
+    // C is still in none of the conversations the file was uploaded or forwarded into.
+    expect(await codeOf(s.gate.download(auth(c), file.id))).toBe(ErrorCode.NOT_PARTICIPANT);
+  });
+
   it("counts each user's uploads a day: past GATE_UPLOADS_PER_USER_PER_DAY, RATE_LIMITED", async () => {
     const convId = convIdForPair(q.uid, a.uid);
     for (let i = 0; i < UPLOADS_PER_DAY; i++) {
