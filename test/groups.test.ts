@@ -1,29 +1,17 @@
-import mysql, { type RowDataPacket } from "mysql2/promise";
+import type { RowDataPacket } from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type RunningChatNode, startChatNode } from "../src/chat/server.js";
+import type { RunningChatNode } from "../src/chat/server.js";
 import type { Config } from "../src/config/settings.js";
 import { AppError, ErrorCode } from "../src/errors.js";
 import { type ChatMessage, Envelope, GroupEventKind, GroupRole, MessageKind } from "../src/gen/shardchat/v1/client.js";
-import { StatusServiceService } from "../src/gen/shardchat/v1/status.js";
-import { type GrpcClient, grpcClient, startGrpcServer } from "../src/grpc/api.js";
 import { convIdForPair } from "../src/ids/identifiers.js";
 import { Snowflake } from "../src/ids/snowflake.js";
-import { createLogger } from "../src/log/logger.js";
-import { RedisNodeRegistry } from "../src/routing/redis/node-registry.js";
-import { RedisSessionRoutes } from "../src/routing/redis/session-routes.js";
-import { RedisTokenStore } from "../src/routing/redis/token-store.js";
-import { createRedis, type RedisClient } from "../src/routing/redis-client.js";
-import { ChatClient, type ChatClientOptions } from "../src/sdk/chat-client.js";
-import { addStatusService } from "../src/status/server.js";
-import { createStatusService } from "../src/status/service.js";
+import type { ChatClient, ChatClientOptions } from "../src/sdk/chat-client.js";
 import type { Uid } from "../src/storage/ports.js";
 import { ShardedGroupStore } from "../src/storage/sharded/group-store.js";
 import { ShardedMessageStore } from "../src/storage/sharded/message-store.js";
 import type { Shards } from "../src/storage/sharded/shards.js";
-import { ShardedUserStore } from "../src/storage/sharded/user-store.js";
-import { testConfig } from "./helpers/env.js";
-import { openTestShards, type TestShards } from "./helpers/shards.js";
-import { stackEnv, stackInfraUp } from "./helpers/stack.js";
+import { type ChatCluster, type ClusterUser, startChatCluster } from "./helpers/chat-cluster.js";
 
 // Three chat nodes in this process on the sharded MySQL stack (3 instances) and Redis: users
 // land on different nodes, groups' conversations on different shards.
@@ -32,16 +20,11 @@ const WAIT_MS = 15_000;
 /** Short, so the re-push after a timeout happens within the test. */
 const PUSH_ACK_TIMEOUT_MS = 400;
 
+let cluster: ChatCluster;
 let config: Config;
 let shards: Shards;
-let testShards: TestShards | undefined;
-let redis: RedisClient;
-let status: GrpcClient<typeof StatusServiceService>;
-let statusServer: Awaited<ReturnType<typeof startGrpcServer>>;
 const nodes = new Map<string, RunningChatNode>();
-const clients: ChatClient[] = [];
-/** Users created up front: their node and token. */
-const users: { uid: Uid; nodeId: string; token: string }[] = [];
+/** Ids for accounts that never log in (written straight into the users table). */
 const uidGen = new Snowflake({ workerId: 9 });
 
 /** Waits for cond (failing after WAIT_MS; nothing here measures speed). */
@@ -73,15 +56,9 @@ interface Seen {
   of(convId: string): ChatMessage[];
 }
 
-async function online(
-  user: { uid: Uid; nodeId: string; token: string },
-  options: ChatClientOptions = {},
-): Promise<Seen> {
-  const node = nodes.get(user.nodeId) as RunningChatNode;
-  const client = await ChatClient.connect({ transport: "tcp", host: "127.0.0.1", port: node.info.tcpPort }, options);
-  clients.push(client);
+async function online(user: ClusterUser, options: ChatClientOptions = {}): Promise<Seen> {
   const seen: Seen = {
-    client,
+    client: undefined as unknown as ChatClient,
     uid: user.uid,
     nodeId: user.nodeId,
     messages: [],
@@ -89,13 +66,16 @@ async function online(
     events: [],
     of: (convId) => seen.messages.filter((m) => m.convId === convId),
   };
-  // Listening before login: pushes may follow the login reply at once.
-  client.on("message", (m) => seen.messages.push(m));
-  client.on("repeat", (m) => seen.repeats.push(m));
-  client.on("groupEvent", (e) =>
-    seen.events.push({ kind: e.kind, uids: e.uids, name: e.group?.name ?? "", role: e.role }),
-  );
-  await client.login(user.uid, user.token);
+  seen.client = await cluster.connect(user, {
+    ...options,
+    listen: (client) => {
+      client.on("message", (m) => seen.messages.push(m));
+      client.on("repeat", (m) => seen.repeats.push(m));
+      client.on("groupEvent", (e) =>
+        seen.events.push({ kind: e.kind, uids: e.uids, name: e.group?.name ?? "", role: e.role }),
+      );
+    },
+  });
   return seen;
 }
 
@@ -109,111 +89,33 @@ async function deliverCalls(): Promise<number> {
   return total;
 }
 
-/** `count` users from the pool on each node, taken off the pool. */
-function take(count: number, nodeId: string): { uid: Uid; nodeId: string; token: string }[] {
-  const picked: typeof users = [];
-  for (let i = 0; i < users.length && picked.length < count; ) {
-    if (users[i]?.nodeId === nodeId) picked.push(...users.splice(i, 1));
-    else i++;
-  }
-  if (picked.length < count) throw new Error(`not enough users on ${nodeId}`);
-  return picked;
-}
-
-/**
- * The stack's MariaDB ports, started only if they do not answer: this file needs the shard
- * databases alone, not the stack's Redis Cluster, which stack tests restart at will.
- */
-async function shardPorts(): Promise<number[]> {
-  const { mysqlPorts } = await stackEnv();
-  const answers = await Promise.all(
-    mysqlPorts.map((port) =>
-      mysql
-        .createConnection({ host: "127.0.0.1", port, user: "root", connectTimeout: 2000 })
-        .then((conn) => conn.end().then(() => true))
-        .catch(() => false),
-    ),
-  );
-  return answers.every(Boolean) ? mysqlPorts : (await stackInfraUp()).mysqlPorts;
+/** `count` users the ring puts on nodeId, taken off the cluster's pool. */
+function take(count: number, nodeId: string): ClusterUser[] {
+  return Array.from({ length: count }, () => cluster.take(nodeId));
 }
 
 beforeAll(async () => {
-  const stack = { mysqlPorts: await shardPorts() };
-  const base = testConfig({
-    NODE_HEARTBEAT_INTERVAL_MS: 500,
-    NODE_TTL_MS: 5000,
-    CHAT_PEER_REFRESH_MS: 200,
-    CHAT_PUSH_ACK_TIMEOUT_MS: PUSH_ACK_TIMEOUT_MS,
-    CHAT_USER_MSGS_PER_SECOND: 1000,
-    CHAT_CONN_MSGS_PER_SECOND: 1000,
-    // These suites are about delivery and roles across nodes: members are added by fiat, as
-    // accounts that never log in must be. Consent has its own suite (group-consent.test.ts).
-    GROUP_JOIN_CONSENT: "none",
-    GROUP_INVITES_PER_DAY: 100_000,
+  cluster = await startChatCluster({
+    tag: "g",
+    nodeIds: ["n1", "n2", "n3"],
+    usersPerNode: 30,
+    settings: {
+      CHAT_PUSH_ACK_TIMEOUT_MS: PUSH_ACK_TIMEOUT_MS,
+      CHAT_USER_MSGS_PER_SECOND: 1000,
+      CHAT_CONN_MSGS_PER_SECOND: 1000,
+      // These suites are about delivery and roles across nodes: members are added by fiat, as
+      // accounts that never log in must be. Consent has its own suite (group-consent.test.ts).
+      GROUP_JOIN_CONSENT: "none",
+      GROUP_INVITES_PER_DAY: 100_000,
+    },
+    stores: (sharded) => ({ messages: new ShardedMessageStore(sharded), groups: new ShardedGroupStore(sharded) }),
   });
-  testShards = await openTestShards(stack.mysqlPorts, base);
-  ({ config, shards } = testShards);
-  redis = createRedis(config);
-  const log = createLogger("groups-test", config.LOG_LEVEL);
-  const registry = new RedisNodeRegistry(redis, config.REDIS_KEY_PREFIX);
-  const statusApi = createStatusService({
-    registry: registry,
-    tokens: new RedisTokenStore(redis, config.REDIS_KEY_PREFIX),
-    config,
-    log,
-  });
-  statusServer = await startGrpcServer("127.0.0.1:0", (server) =>
-    addStatusService(server, statusApi, { registry, probeTimeoutMs: config.NODE_PROBE_TIMEOUT_MS, log }),
-  );
-  status = grpcClient(StatusServiceService, `127.0.0.1:${statusServer.port}`);
-
-  const userStore = new ShardedUserStore(shards);
-  const messages = new ShardedMessageStore(shards);
-  const groups = new ShardedGroupStore(shards);
-  for (const [i, nodeId] of ["n1", "n2", "n3"].entries()) {
-    nodes.set(
-      nodeId,
-      await startChatNode({
-        config: { ...config, CHAT_NODE_ID: nodeId, CHAT_TCP_PORT: 0, CHAT_WS_PORT: 0, CHAT_GRPC_PORT: 0 },
-        log,
-        messages,
-        groups,
-        users: userStore,
-        routes: new RedisSessionRoutes(redis, config.REDIS_KEY_PREFIX, 120),
-        status: status.api,
-        ids: new Snowflake({ workerId: i + 1 }),
-      }),
-    );
-  }
-  // Until every node holds enough users for the tests below (the ring decides where each goes).
-  const enough = () => [...nodes.keys()].every((n) => users.filter((u) => u.nodeId === n).length >= 30);
-  for (let i = 0; i < 400 && !enough(); i++) {
-    const uid = uidGen.next();
-    await userStore.create({
-      uid,
-      name: `g${i}_${uid.slice(-8)}`,
-      email: `g${i}_${uid}@example.test`,
-      passwordHash: "x",
-      createdAt: Date.now(),
-    });
-    const owner = await status.api.getChatNode({ uid });
-    const { token } = await status.api.issueToken({ uid });
-    users.push({ uid, nodeId: owner.node?.nodeId ?? "", token });
-  }
-  expect(enough()).toBe(true);
+  ({ config, shards } = cluster);
+  for (const [id, node] of cluster.nodes) nodes.set(id, node);
 }, 300_000);
 
 afterAll(async () => {
-  await Promise.all(clients.map((c) => c.close()));
-  for (const node of nodes.values()) await node.close();
-  status?.close();
-  await statusServer?.close();
-  if (redis) {
-    const keys = await redis.keys(`${config.REDIS_KEY_PREFIX}*`);
-    if (keys.length > 0) await redis.del(...keys);
-    await redis.quit();
-  }
-  await testShards?.close();
+  await cluster?.close();
 });
 
 describe("groups across three chat nodes", () => {
@@ -248,8 +150,8 @@ describe("groups across three chat nodes", () => {
   it("refuses non-members: post, history and member list answer NOT_GROUP_MEMBER", async () => {
     const [ownerUser, memberUser] = take(2, "n1");
     const [outsiderUser] = take(1, "n2");
-    const owner = await online(ownerUser as (typeof users)[0]);
-    const outsider = await online(outsiderUser as (typeof users)[0]);
+    const owner = await online(ownerUser as ClusterUser);
+    const outsider = await online(outsiderUser as ClusterUser);
     const group = await owner.client.createGroup("private", [memberUser?.uid as string]);
     await owner.client.sendGroupText(group.groupId, "members only");
     expect(await codeOf(outsider.client.sendGroupText(group.groupId, "let me in"))).toBe(ErrorCode.NOT_GROUP_MEMBER);
@@ -265,10 +167,10 @@ describe("groups across three chat nodes", () => {
   it("checks roles for invite, kick, rename, set role and leave, and tells members", async () => {
     const [ownerUser, adminUser, memberUser] = [take(1, "n1")[0], take(1, "n2")[0], take(1, "n3")[0]];
     const [lateUser, otherUser] = take(2, "n2");
-    const owner = await online(ownerUser as (typeof users)[0]);
-    const admin = await online(adminUser as (typeof users)[0]);
-    const member = await online(memberUser as (typeof users)[0]);
-    const late = await online(lateUser as (typeof users)[0]);
+    const owner = await online(ownerUser as ClusterUser);
+    const admin = await online(adminUser as ClusterUser);
+    const member = await online(memberUser as ClusterUser);
+    const late = await online(lateUser as ClusterUser);
     const group = await owner.client.createGroup("roles", [admin.uid, member.uid]);
     const id = group.groupId;
 
@@ -350,7 +252,7 @@ describe("groups across three chat nodes", () => {
         .pool(shard)
         .query("INSERT INTO users (uid, name, email, password_hash, created_at) VALUES ?", [rows]);
     }
-    const owner = await online(ownerUser as (typeof users)[0]);
+    const owner = await online(ownerUser as ClusterUser);
     const live = await Promise.all(onlineUsers.map((u) => online(u)));
     const group = await owner.client.createGroup("two thousand", [
       ...live.map((s) => s.uid),
@@ -387,8 +289,8 @@ describe("delivery guarantees", () => {
   it("stores a resend after a client died before the ack once; the peer sees it once (group and 1:1)", async () => {
     const [senderUser] = take(1, "n1");
     const [peerUser] = take(1, "n2");
-    const sender = await online(senderUser as (typeof users)[0]);
-    const peer = await online(peerUser as (typeof users)[0]);
+    const sender = await online(senderUser as ClusterUser);
+    const peer = await online(peerUser as ClusterUser);
     const group = await sender.client.createGroup("resend", [peer.uid]);
     const direct = convIdForPair(sender.uid, peer.uid);
 
@@ -413,7 +315,7 @@ describe("delivery guarantees", () => {
     );
     await sender.client.close();
 
-    const again = await online(senderUser as (typeof users)[0]);
+    const again = await online(senderUser as ClusterUser);
     const resentGroup = await again.client.sendGroupText(group.groupId, "once", "once-g");
     const resentDirect = await again.client.sendText(peer.uid, "once", "once-d");
     // A marker behind each: once it is in, anything before it in the conversation is too.
@@ -434,10 +336,10 @@ describe("delivery guarantees", () => {
   it("re-pushes an unacked push after the timeout and on reconnect; the client's view stays exactly-once", async () => {
     const [senderUser] = take(1, "n1");
     const [receiverUser] = take(1, "n3");
-    const sender = await online(senderUser as (typeof users)[0]);
+    const sender = await online(senderUser as ClusterUser);
     const group = await sender.client.createGroup("acks", [receiverUser?.uid as string]);
 
-    const silent = await online(receiverUser as (typeof users)[0], { autoAck: false });
+    const silent = await online(receiverUser as ClusterUser, { autoAck: false });
     const sent = await sender.client.sendGroupText(group.groupId, "ack me");
     await until("the first push", () => silent.of(group.convId).length === 1);
     await until("a re-push after the ack timeout", () => silent.repeats.some((m) => m.msgId === sent.msgId));
@@ -446,36 +348,36 @@ describe("delivery guarantees", () => {
     await silent.client.close();
 
     // The same device back with what it had: the re-push is recognised, acked, not shown again.
-    const resumed = await online(receiverUser as (typeof users)[0], { seen: cursors });
+    const resumed = await online(receiverUser as ClusterUser, { seen: cursors });
     await until("the re-push at login", () => resumed.repeats.some((m) => m.msgId === sent.msgId));
     expect(resumed.of(group.convId)).toEqual([]);
     await until("the ack to land", async () => (await resumed.client.sync()).messages.length === 0);
     await resumed.client.close();
 
     // A fresh client was never pushed anything here; it finds nothing pending either.
-    const fresh = await online(receiverUser as (typeof users)[0]);
+    const fresh = await online(receiverUser as ClusterUser);
     expect((await fresh.client.sync()).messages).toEqual([]);
   });
 
   it("a fresh session is re-pushed what the previous one left unacked, without asking", async () => {
     const [senderUser] = take(1, "n2");
     const [receiverUser] = take(1, "n1");
-    const sender = await online(senderUser as (typeof users)[0]);
+    const sender = await online(senderUser as ClusterUser);
     const group = await sender.client.createGroup("reconnect", [receiverUser?.uid as string]);
-    const silent = await online(receiverUser as (typeof users)[0], { autoAck: false });
+    const silent = await online(receiverUser as ClusterUser, { autoAck: false });
     const sent = await sender.client.sendGroupText(group.groupId, "not acked");
     await until("the push", () => silent.of(group.convId).length === 1);
     await silent.client.close();
-    const back = await online(receiverUser as (typeof users)[0]);
+    const back = await online(receiverUser as ClusterUser);
     await until("the re-push at login", () => back.of(group.convId).some((m) => m.msgId === sent.msgId));
   });
 
   it("detects a gap in a group and fills it from history before emitting", async () => {
     const [senderUser] = take(1, "n3");
     const [receiverUser] = take(1, "n2");
-    const sender = await online(senderUser as (typeof users)[0]);
+    const sender = await online(senderUser as ClusterUser);
     const group = await sender.client.createGroup("gaps", [receiverUser?.uid as string]);
-    const first = await online(receiverUser as (typeof users)[0]);
+    const first = await online(receiverUser as ClusterUser);
     await sender.client.sendGroupText(group.groupId, "m1");
     await until("m1", () => first.of(group.convId).length === 1);
     await until("m1 acked", async () => (await first.client.sync()).messages.length === 0);
@@ -484,11 +386,11 @@ describe("delivery guarantees", () => {
 
     // m2 is stored and acked by another device while this client holds only m1.
     await sender.client.sendGroupText(group.groupId, "m2");
-    const other = await online(receiverUser as (typeof users)[0]);
+    const other = await online(receiverUser as ClusterUser);
     await other.client.syncAll();
     await other.client.close();
 
-    const back = await online(receiverUser as (typeof users)[0], { seen: had });
+    const back = await online(receiverUser as ClusterUser, { seen: had });
     await sender.client.sendGroupText(group.groupId, "m3");
     await until("m2 and m3", () => back.of(group.convId).length === 2);
     expect(back.of(group.convId).map((m) => [m.seq, m.text])).toEqual([
@@ -502,10 +404,10 @@ describe("delivery guarantees", () => {
     // when a client connects without syncing: the first push it sees is seq 2.
     const [senderUser] = take(1, "n1");
     const [receiverUser] = take(1, "n3");
-    const sender = await online(senderUser as (typeof users)[0]);
+    const sender = await online(senderUser as ClusterUser);
     const group = await sender.client.createGroup("late start", [receiverUser?.uid as string]);
     await sender.client.sendGroupText(group.groupId, "while you were away");
-    const receiver = await online(receiverUser as (typeof users)[0]);
+    const receiver = await online(receiverUser as ClusterUser);
     await sender.client.sendGroupText(group.groupId, "now");
     await until("both", () => receiver.of(group.convId).length === 2);
     expect(receiver.of(group.convId).map((m) => [m.seq, m.text])).toEqual([

@@ -1,6 +1,5 @@
-import mysql from "mysql2/promise";
+import type { RowDataPacket } from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type RunningChatNode, startChatNode } from "../src/chat/server.js";
 import type { Config } from "../src/config/settings.js";
 import { AppError, ErrorCode } from "../src/errors.js";
 import {
@@ -10,29 +9,17 @@ import {
   MessageKind,
   type TypingPush,
 } from "../src/gen/shardchat/v1/client.js";
-import { StatusServiceService } from "../src/gen/shardchat/v1/status.js";
-import { type GrpcClient, grpcClient, startGrpcServer } from "../src/grpc/api.js";
 import { convIdForPair } from "../src/ids/identifiers.js";
 import { Snowflake } from "../src/ids/snowflake.js";
-import { createLogger } from "../src/log/logger.js";
-import { RedisNodeRegistry } from "../src/routing/redis/node-registry.js";
-import { RedisSessionRoutes } from "../src/routing/redis/session-routes.js";
-import { RedisTokenStore } from "../src/routing/redis/token-store.js";
-import { createRedis, type RedisClient } from "../src/routing/redis-client.js";
-import { ChatClient, type ChatClientOptions } from "../src/sdk/chat-client.js";
+import type { ChatClient, ChatClientOptions } from "../src/sdk/chat-client.js";
 import { applyMessageEvent, isMessageEvent } from "../src/sdk/message-events.js";
-import { addStatusService } from "../src/status/server.js";
-import { createStatusService } from "../src/status/service.js";
 import type { Uid } from "../src/storage/ports.js";
 import { ShardedConversationStore } from "../src/storage/sharded/conversation-store.js";
 import { ShardedFileMetaStore } from "../src/storage/sharded/file-meta-store.js";
 import { ShardedGroupStore } from "../src/storage/sharded/group-store.js";
 import { ShardedMessageStore } from "../src/storage/sharded/message-store.js";
 import type { Shards } from "../src/storage/sharded/shards.js";
-import { ShardedUserStore } from "../src/storage/sharded/user-store.js";
-import { testConfig } from "./helpers/env.js";
-import { openTestShards, type TestShards } from "./helpers/shards.js";
-import { stackEnv, stackInfraUp } from "./helpers/stack.js";
+import { type ChatCluster, type ClusterUser, startChatCluster } from "./helpers/chat-cluster.js";
 
 // The message model (issue 16) end to end: two chat nodes in this process over three MariaDB
 // shards and Redis; users on both nodes, conversations on different shards, and a device that
@@ -41,17 +28,12 @@ import { stackEnv, stackInfraUp } from "./helpers/stack.js";
 const WAIT_MS = 15_000;
 const RECALL_WINDOW_SECONDS = 2;
 
+let cluster: ChatCluster;
 let config: Config;
 let shards: Shards;
-let testShards: TestShards | undefined;
-let redis: RedisClient;
-let status: GrpcClient<typeof StatusServiceService>;
-let statusServer: Awaited<ReturnType<typeof startGrpcServer>>;
 let files: ShardedFileMetaStore;
-const nodes = new Map<string, RunningChatNode>();
-const clients: ChatClient[] = [];
-const users: { uid: Uid; nodeId: string; token: string }[] = [];
-const uidGen = new Snowflake({ workerId: 11 });
+/** Users not yet in any test (a fresh pair per test keeps them apart). */
+let users: ClusterUser[] = [];
 
 async function until(what: string, cond: () => boolean | Promise<boolean>): Promise<void> {
   const deadline = Date.now() + WAIT_MS;
@@ -80,12 +62,10 @@ interface Seen {
   of(convId: string): ChatMessage[];
 }
 
-async function online(user: { uid: Uid; nodeId: string; token: string }, options: ChatClientOptions = {}) {
-  const node = nodes.get(user.nodeId) as RunningChatNode;
-  const client = await ChatClient.connect({ transport: "tcp", host: "127.0.0.1", port: node.info.tcpPort }, options);
-  clients.push(client);
+/** A logged-in client that records what reaches it (listening before login: pushes may follow at once). */
+async function online(user: ClusterUser, options: ChatClientOptions = {}): Promise<Seen> {
   const seen: Seen = {
-    client,
+    client: undefined as unknown as ChatClient,
     uid: user.uid,
     nodeId: user.nodeId,
     messages: [],
@@ -93,18 +73,19 @@ async function online(user: { uid: Uid; nodeId: string; token: string }, options
     deleted: [],
     of: (convId) => seen.messages.filter((m) => m.convId === convId),
   };
-  client.on("message", (m) => seen.messages.push(m));
-  client.on("typing", (t) => seen.typing.push(t));
-  client.on("deletedForMe", (d) => seen.deleted.push(d));
-  await client.login(user.uid, user.token);
+  seen.client = await cluster.connect(user, {
+    ...options,
+    listen: (client) => {
+      client.on("message", (m) => seen.messages.push(m));
+      client.on("typing", (t) => seen.typing.push(t));
+      client.on("deletedForMe", (d) => seen.deleted.push(d));
+    },
+  });
   return seen;
 }
 
-function take(nodeId: string): { uid: Uid; nodeId: string; token: string } {
-  const i = users.findIndex((u) => u.nodeId === nodeId);
-  const [picked] = users.splice(i, 1);
-  if (i < 0 || !picked) throw new Error(`no user left on ${nodeId}`);
-  return picked;
+function take(nodeId: string): ClusterUser {
+  return cluster.take(nodeId);
 }
 
 /** A client's view of a conversation after applying every event it got, as README says a client does. */
@@ -120,95 +101,34 @@ function applied(messages: ChatMessage[], self: Uid): Map<number, ChatMessage> {
   return view;
 }
 
-async function shardPorts(): Promise<number[]> {
-  const { mysqlPorts } = await stackEnv();
-  const answers = await Promise.all(
-    mysqlPorts.map((port) =>
-      mysql
-        .createConnection({ host: "127.0.0.1", port, user: "root", connectTimeout: 2000 })
-        .then((conn) => conn.end().then(() => true))
-        .catch(() => false),
-    ),
-  );
-  return answers.every(Boolean) ? mysqlPorts : (await stackInfraUp()).mysqlPorts;
-}
-
 beforeAll(async () => {
-  const base = testConfig({
-    NODE_HEARTBEAT_INTERVAL_MS: 500,
-    NODE_TTL_MS: 5000,
-    CHAT_PEER_REFRESH_MS: 200,
-    GROUP_JOIN_CONSENT: "none",
-    MESSAGE_RECALL_WINDOW_SECONDS: RECALL_WINDOW_SECONDS,
-    MESSAGE_REACTIONS_MAX_DISTINCT: 3,
-    MESSAGE_CUSTOM_MAX_BYTES: 200,
-    TYPING_MIN_INTERVAL_MS: 60_000,
-  });
-  testShards = await openTestShards(await shardPorts(), base);
-  ({ config, shards } = testShards);
-  redis = createRedis(config);
-  const log = createLogger("message-model-test", config.LOG_LEVEL);
-  const registry = new RedisNodeRegistry(redis, config.REDIS_KEY_PREFIX);
-  const statusApi = createStatusService({
-    registry,
-    tokens: new RedisTokenStore(redis, config.REDIS_KEY_PREFIX),
-    config,
-    log,
-  });
-  statusServer = await startGrpcServer("127.0.0.1:0", (server) =>
-    addStatusService(server, statusApi, { registry, probeTimeoutMs: config.NODE_PROBE_TIMEOUT_MS, log }),
-  );
-  status = grpcClient(StatusServiceService, `127.0.0.1:${statusServer.port}`);
-  const userStore = new ShardedUserStore(shards);
-  const messages = new ShardedMessageStore(shards);
-  const groups = new ShardedGroupStore(shards);
-  const conversations = new ShardedConversationStore(shards);
-  files = new ShardedFileMetaStore(shards);
-  for (const [i, nodeId] of ["n1", "n2"].entries()) {
-    nodes.set(
-      nodeId,
-      await startChatNode({
-        config: { ...config, CHAT_NODE_ID: nodeId, CHAT_TCP_PORT: 0, CHAT_WS_PORT: 0, CHAT_GRPC_PORT: 0 },
-        log,
-        messages,
-        groups,
-        conversations,
+  cluster = await startChatCluster({
+    tag: "mm",
+    nodeIds: ["n1", "n2"],
+    usersPerNode: 12,
+    settings: {
+      GROUP_JOIN_CONSENT: "none",
+      MESSAGE_RECALL_WINDOW_SECONDS: RECALL_WINDOW_SECONDS,
+      MESSAGE_REACTIONS_MAX_DISTINCT: 3,
+      MESSAGE_CUSTOM_MAX_BYTES: 200,
+      TYPING_MIN_INTERVAL_MS: 60_000,
+    },
+    stores: (sharded) => {
+      files = new ShardedFileMetaStore(sharded);
+      return {
+        messages: new ShardedMessageStore(sharded),
+        groups: new ShardedGroupStore(sharded),
+        conversations: new ShardedConversationStore(sharded),
         files,
-        users: userStore,
-        routes: new RedisSessionRoutes(redis, config.REDIS_KEY_PREFIX, 120),
-        status: status.api,
-        ids: new Snowflake({ workerId: i + 1 }),
-      }),
-    );
-  }
-  const enough = () => ["n1", "n2"].every((n) => users.filter((u) => u.nodeId === n).length >= 12);
-  for (let i = 0; i < 200 && !enough(); i++) {
-    const uid = uidGen.next();
-    await userStore.create({
-      uid,
-      name: `mm${i}_${uid.slice(-8)}`,
-      email: `mm${i}_${uid}@example.test`,
-      passwordHash: "x",
-      createdAt: Date.now(),
-    });
-    const owner = await status.api.getChatNode({ uid });
-    const { token } = await status.api.issueToken({ uid });
-    users.push({ uid, nodeId: owner.node?.nodeId ?? "", token });
-  }
-  expect(enough()).toBe(true);
+      };
+    },
+  });
+  ({ config, shards } = cluster);
+  users = [cluster.take("n1")];
 }, 300_000);
 
 afterAll(async () => {
-  await Promise.all(clients.map((c) => c.close()));
-  for (const node of nodes.values()) await node.close();
-  status?.close();
-  await statusServer?.close();
-  if (redis) {
-    const keys = await redis.keys(`${config.REDIS_KEY_PREFIX}*`);
-    if (keys.length > 0) await redis.del(...keys);
-    await redis.quit();
-  }
-  await testShards?.close();
+  await cluster?.close();
 });
 
 describe("the message model across two chat nodes and three shards", () => {
@@ -263,7 +183,7 @@ describe("the message model across two chat nodes and three shards", () => {
     const shard = shards.instanceFor(convId).id;
     const [rows] = await shards
       .pool(shard)
-      .query<mysql.RowDataPacket[]>("SELECT body FROM messages WHERE conv_id = ? AND seq = ?", [convId, first.seq]);
+      .query<RowDataPacket[]>("SELECT body FROM messages WHERE conv_id = ? AND seq = ?", [convId, first.seq]);
     expect(rows[0]?.body).toBe("");
   });
 
