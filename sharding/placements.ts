@@ -83,6 +83,13 @@ export const PLACEMENTS: readonly TablePlacement[] = [
     keyOf: (r) => groupConvId(String(r.group_id)),
     keySql: (row) => `CONCAT('${GROUP_CONV_PREFIX}', CAST(${row}group_id AS CHAR))`,
   },
+  // Join requests (issue 17) beside their group.
+  {
+    table: "group_join_requests",
+    pk: ["group_id", "uid"],
+    keyOf: (r) => groupConvId(String(r.group_id)),
+    keySql: (row) => `CONCAT('${GROUP_CONV_PREFIX}', CAST(${row}group_id AS CHAR))`,
+  },
   {
     table: "files",
     pk: ["file_id"],
@@ -110,6 +117,27 @@ export const PLACEMENTS: readonly TablePlacement[] = [
     pk: ["file_id", "conv_id"],
     keyOf: (r) => `file:${r.file_id}`,
     keySql: (row) => `CONCAT('file:', CAST(${row}file_id AS CHAR))`,
+  },
+  // Blocks and reports (issue 17): a block by its blocker's uid (the mark on the pair's
+  // conversation row moves with conversations), a report by its id.
+  {
+    table: "user_blocks",
+    pk: ["uid", "blocked_uid"],
+    keyOf: (r) => String(r.uid),
+    keySql: (row) => `CAST(${row}uid AS CHAR)`,
+  },
+  {
+    table: "reports",
+    pk: ["report_id"],
+    keyOf: (r) => `report:${r.report_id}`,
+    keySql: (row) => `CONCAT('report:', CAST(${row}report_id AS CHAR))`,
+  },
+  // Account deletion requests (issue 17) by uid, beside the user's other rows.
+  {
+    table: "account_deletions",
+    pk: ["uid"],
+    keyOf: (r) => String(r.uid),
+    keySql: (row) => `CAST(${row}uid AS CHAR)`,
   },
 ];
 

@@ -1,7 +1,13 @@
 import { mkdirSync } from "node:fs";
 import { resolve } from "node:path";
+import { AccountDeletionWorker } from "./account/account-deletion-worker.js";
+import { type AccountCleanupSettings, DeletedAccountCleanup } from "./account/clean-up-deleted-account.js";
+import { AccountDeletionRequest } from "./account/request-deletion.js";
 import { ConfigError } from "./config/load.js";
 import type { Config } from "./config/settings.js";
+import { okOrThrow } from "./errors.js";
+import type { StatusServiceService } from "./gen/shardchat/v1/status.js";
+import type { Api } from "./grpc/api.js";
 import { MemoryWorkerIdLeases } from "./ids/memory-worker-leases.js";
 import { RedisWorkerIdLeases, type WorkerIdLeases } from "./ids/worker-leases.js";
 import type { Logger } from "./log/logger.js";
@@ -9,12 +15,14 @@ import { createMailer } from "./mail/create-mailer.js";
 import type { Mailer } from "./mail/ports.js";
 import type { Probe } from "./metrics/health.js";
 import type { Metrics } from "./metrics/metrics.js";
+import { MemoryJobLocks } from "./routing/memory/job-locks.js";
 import { MemoryNodeRegistry } from "./routing/memory/node-registry.js";
 import { MemoryRateLimiter } from "./routing/memory/rate-limiter.js";
 import { MemorySessionRoutes } from "./routing/memory/session-routes.js";
 import { MemoryTokenStore } from "./routing/memory/token-store.js";
 import { MemoryVerifyCodeStore } from "./routing/memory/verify-code-store.js";
 import type {
+  JobLocks,
   NodeRegistry,
   RateLimiter,
   SessionRoute,
@@ -22,12 +30,15 @@ import type {
   TokenStore,
   VerifyCodeStore,
 } from "./routing/ports.js";
+import { RedisJobLocks } from "./routing/redis/job-locks.js";
 import { RedisNodeRegistry } from "./routing/redis/node-registry.js";
 import { RedisRateLimiter } from "./routing/redis/rate-limiter.js";
 import { RedisSessionRoutes } from "./routing/redis/session-routes.js";
 import { RedisTokenStore } from "./routing/redis/token-store.js";
 import { RedisVerifyCodeStore } from "./routing/redis/verify-code-store.js";
 import { createRedis } from "./routing/redis-client.js";
+import { MysqlAccountDeletionStore } from "./storage/mysql/account-deletion-store.js";
+import { MysqlBlockStore, onePool } from "./storage/mysql/block-store.js";
 import { MysqlBulkImporter } from "./storage/mysql/bulk-import.js";
 import { MysqlConversationStore } from "./storage/mysql/conversation-store.js";
 import { MysqlFileMetaStore } from "./storage/mysql/file-meta-store.js";
@@ -36,25 +47,38 @@ import { MysqlGroupStore } from "./storage/mysql/group-store.js";
 import { MysqlMessageStore } from "./storage/mysql/message-store.js";
 import { migrate } from "./storage/mysql/migrate.js";
 import { createPool } from "./storage/mysql/pool.js";
+import { MysqlReportStore } from "./storage/mysql/report-store.js";
+import { MysqlRetentionStore, MysqlSentMessageEraser, onePoolRetention } from "./storage/mysql/retention-store.js";
 import { MysqlUserStore } from "./storage/mysql/user-store.js";
 import type {
+  AccountDeletionStore,
+  BlockStore,
   BulkImporter,
   ConversationStore,
   FileMetaStore,
   FriendStore,
   GroupStore,
   MessageStore,
+  ReportStore,
+  RetentionStore,
+  SentMessageEraser,
   Uid,
   UserStore,
 } from "./storage/ports.js";
+import { ShardedAccountDeletionStore } from "./storage/sharded/account-deletion-store.js";
+import { ShardedBlockStore } from "./storage/sharded/block-store.js";
 import { ShardedBulkImporter } from "./storage/sharded/bulk-import.js";
 import { ShardedConversationStore } from "./storage/sharded/conversation-store.js";
 import { ShardedFileMetaStore } from "./storage/sharded/file-meta-store.js";
 import { ShardedGroupStore } from "./storage/sharded/group-store.js";
 import { ShardedMessageStore } from "./storage/sharded/message-store.js";
+import { ShardedReportStore } from "./storage/sharded/report-store.js";
+import { ShardedRetentionStore, ShardedSentMessageEraser } from "./storage/sharded/retention-store.js";
 import { configuredInstances, migrateShards, Shards } from "./storage/sharded/shards.js";
 import { shardedUidPlacement } from "./storage/sharded/uid-placement.js";
 import { ShardedUserStore } from "./storage/sharded/user-store.js";
+import { SqliteAccountDeletionStore } from "./storage/sqlite/account-deletion-store.js";
+import { SqliteBlockStore } from "./storage/sqlite/block-store.js";
 import { SqliteConversationStore } from "./storage/sqlite/conversation-store.js";
 import { openSqlite, sqliteFileIn } from "./storage/sqlite/database.js";
 import { SqliteFileMetaStore } from "./storage/sqlite/file-meta-store.js";
@@ -62,6 +86,8 @@ import { SqliteFriendStore } from "./storage/sqlite/friend-store.js";
 import { SqliteGroupStore } from "./storage/sqlite/group-store.js";
 import { SqliteMessageStore } from "./storage/sqlite/message-store.js";
 import { migrateSqlite } from "./storage/sqlite/migrate.js";
+import { SqliteReportStore } from "./storage/sqlite/report-store.js";
+import { SqliteRetentionStore, SqliteSentMessageEraser } from "./storage/sqlite/retention-store.js";
 import { SqliteUserStore } from "./storage/sqlite/user-store.js";
 
 /** Session routes that live sessions keep alive (both adapters have it; the chat node uses it on heartbeats). */
@@ -77,6 +103,16 @@ export interface Adapters {
   files: FileMetaStore;
   friends: FriendStore;
   conversations: ConversationStore;
+  /** Blocks between users and reports for operators (issue 17). */
+  blocks: BlockStore;
+  reports: ReportStore;
+  /** The retention purge's storage, and an account deletion's erase of its messages (issue 17). */
+  retention: RetentionStore;
+  eraser: SentMessageEraser;
+  /** Account deletions gate recorded, for the chat nodes to carry out (issue 17). */
+  accountDeletions: AccountDeletionStore;
+  /** Leases of background jobs run by one process at a time (the retention purge, account deletions). */
+  locks: JobLocks;
   /** Bulk loading of users and history (seed-data); absent on SQLite, where the generator appends. */
   bulk?: BulkImporter;
   nodes: NodeRegistry;
@@ -98,13 +134,26 @@ type Closer = () => Promise<void> | void;
 
 /** What a chat node takes from the adapters (src/chat/main.ts, and each node of the embedded process). */
 export function chatNodeAdapters(a: Adapters) {
-  const { messages, groups, friends, conversations, files, users, routes, limiter, probes } = a;
-  return { messages, groups, friends, conversations, files, users, routes, limiter, probes };
+  const { messages, groups, friends, conversations, files, blocks, reports, users, routes, limiter, probes } = a;
+  return { messages, groups, friends, conversations, files, blocks, reports, users, routes, limiter, probes };
 }
 
 export type StorageAdapters = Pick<
   Adapters,
-  "users" | "messages" | "groups" | "files" | "friends" | "conversations" | "bulk" | "storageLocation" | "probes"
+  | "users"
+  | "messages"
+  | "groups"
+  | "files"
+  | "friends"
+  | "conversations"
+  | "blocks"
+  | "reports"
+  | "retention"
+  | "eraser"
+  | "accountDeletions"
+  | "bulk"
+  | "storageLocation"
+  | "probes"
 > & {
   close: Closer;
 };
@@ -116,6 +165,11 @@ export type RoutingAdapters = Omit<
   | "files"
   | "friends"
   | "conversations"
+  | "blocks"
+  | "reports"
+  | "retention"
+  | "eraser"
+  | "accountDeletions"
   | "bulk"
   | "mailer"
   | "storageLocation"
@@ -214,7 +268,15 @@ export async function createStorageAdapters(
       files: new ShardedFileMetaStore(shards),
       // Friend rows by uid: each side's row on that side's shard.
       friends: new MysqlFriendStore(shardedUidPlacement(shards)),
-      conversations: new ShardedConversationStore(shards),
+      // A block by its blocker's uid, its mark on the pair's conversation row; a report by its id.
+      blocks: new ShardedBlockStore(shards),
+      reports: new ShardedReportStore(shards),
+      // Purged per instance of the map; an erase on its conversation's shard (issue 17).
+      retention: new ShardedRetentionStore(shards, config.MYSQL_DEADLOCK_RETRIES),
+      eraser: new ShardedSentMessageEraser(shards, config.MYSQL_DEADLOCK_RETRIES),
+      // A deletion request on its uid's shard, read per instance by the chat nodes' worker.
+      accountDeletions: new ShardedAccountDeletionStore(shards),
+      conversations: new ShardedConversationStore(shards, { deadlockRetries: config.MYSQL_DEADLOCK_RETRIES }),
       bulk: new ShardedBulkImporter(shards, config.MYSQL_DEADLOCK_RETRIES),
       probes: instances.map((i) => ({ name: `mysql:${i.id}`, check: () => shards.ping(i.id) })),
       storageLocation: `${instances.length} MySQL shards: ${instances.map((i) => i.url.replace(/\/\/[^@/]*@/, "//")).join(", ")}`,
@@ -236,7 +298,12 @@ export async function createStorageAdapters(
       groups: new MysqlGroupStore(pool, { deadlockRetries: config.MYSQL_DEADLOCK_RETRIES }),
       files: new MysqlFileMetaStore(pool),
       friends: new MysqlFriendStore(singlePool(pool)),
-      conversations: new MysqlConversationStore(pool),
+      blocks: new MysqlBlockStore(onePool(pool)),
+      reports: new MysqlReportStore(onePool(pool)),
+      retention: new MysqlRetentionStore(onePoolRetention(pool, config.MYSQL_DEADLOCK_RETRIES)),
+      eraser: new MysqlSentMessageEraser(onePoolRetention(pool, config.MYSQL_DEADLOCK_RETRIES)),
+      accountDeletions: new MysqlAccountDeletionStore(onePool(pool)),
+      conversations: new MysqlConversationStore(pool, undefined, config.MYSQL_DEADLOCK_RETRIES),
       bulk: new MysqlBulkImporter(pool, config.MYSQL_DEADLOCK_RETRIES),
       probes: [{ name: "mysql", check: () => pool.query("SELECT 1") }],
       storageLocation: config.MYSQL_URL.replace(/\/\/[^@/]*@/, "//"),
@@ -255,6 +322,11 @@ export async function createStorageAdapters(
       groups: new SqliteGroupStore(db),
       files: new SqliteFileMetaStore(db),
       friends: new SqliteFriendStore(db),
+      blocks: new SqliteBlockStore(db),
+      reports: new SqliteReportStore(db),
+      retention: new SqliteRetentionStore(db),
+      eraser: new SqliteSentMessageEraser(db),
+      accountDeletions: new SqliteAccountDeletionStore(db),
       conversations: new SqliteConversationStore(db),
       probes: [{ name: "sqlite", check: async () => db.prepare("SELECT 1").get() }],
       storageLocation: file,
@@ -266,6 +338,56 @@ export async function createStorageAdapters(
     db.close();
     throw err;
   }
+}
+
+/**
+ * Gate's half of an account deletion (DELETE /v1/account, issue 17) on any backend's adapters:
+ * sessions end through status (revokeTokens with all, which kicks them on their node), the
+ * request is recorded and the profile deleted, all in gate's own tables.
+ */
+export function createAccountDeletionRequest(
+  a: Pick<Adapters, "users" | "accountDeletions">,
+  config: Pick<Config, "ACCOUNT_DELETE_MESSAGES">,
+  status: Pick<Api<typeof StatusServiceService>, "revokeTokens">,
+  log: Logger,
+): AccountDeletionRequest {
+  return new AccountDeletionRequest({
+    async revokeSessions(uid) {
+      okOrThrow(await status.revokeTokens({ uid, token: "", all: true }));
+    },
+    deletions: a.accountDeletions,
+    users: a.users,
+    settings: config,
+    log,
+  });
+}
+
+/**
+ * The chat nodes' half (issue 17): the worker that carries out the recorded deletions, one per
+ * process beside the retention purge, its lease per database instance in `locks`. `forget` is
+ * called with each deleted uid: the process's chat nodes forget it in their KnownUsers.
+ */
+export function createAccountDeletionWorker(
+  a: Pick<Adapters, "accountDeletions" | "friends" | "groups" | "eraser" | "blocks" | "locks">,
+  config: AccountCleanupSettings & Pick<Config, "ACCOUNT_DELETION_POLL_MS">,
+  log: Logger,
+  forget?: (uid: Uid) => void,
+): AccountDeletionWorker {
+  return new AccountDeletionWorker({
+    store: a.accountDeletions,
+    cleanup: new DeletedAccountCleanup({
+      friends: a.friends,
+      groups: a.groups,
+      eraser: a.eraser,
+      blocks: a.blocks,
+      settings: config,
+      log,
+    }),
+    settings: config,
+    log,
+    locks: a.locks,
+    forget,
+  });
 }
 
 /**
@@ -284,6 +406,7 @@ export function createRoutingAdapters(config: AdapterSettings, metrics?: Metrics
       limiter: new RedisRateLimiter(redis, prefix),
       routes: new RedisSessionRoutes(redis, prefix, config.ROUTE_TTL_SECONDS),
       workerLeases: new RedisWorkerIdLeases(redis, prefix, config.WORKER_LEASE_TTL_MS),
+      locks: new RedisJobLocks(redis, prefix),
       probes: [{ name: "redis", check: () => redis.ping() }],
       close: async () => {
         await redis.quit().catch(() => redis.disconnect());
@@ -297,6 +420,7 @@ export function createRoutingAdapters(config: AdapterSettings, metrics?: Metrics
     limiter: new MemoryRateLimiter(),
     routes: new MemorySessionRoutes(config.ROUTE_TTL_SECONDS),
     workerLeases: new MemoryWorkerIdLeases(config.WORKER_LEASE_TTL_MS),
+    locks: new MemoryJobLocks(),
     probes: [],
     close: () => {},
   };

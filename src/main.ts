@@ -1,10 +1,14 @@
-import { startChatNode } from "./chat/server.js";
-import { chatNodeAdapters, createAdapters } from "./compose.js";
+import { type RunningChatNode, startChatNode } from "./chat/server.js";
+import {
+  chatNodeAdapters,
+  createAccountDeletionRequest,
+  createAccountDeletionWorker,
+  createAdapters,
+} from "./compose.js";
 import { describeSettings } from "./config/load.js";
 import type { Config } from "./config/settings.js";
 import { createFileStore } from "./files/create.js";
 import { startGate } from "./gate/server.js";
-import type { ChatNodeInfo } from "./gen/shardchat/v1/status.js";
 import { StatusServiceService } from "./gen/shardchat/v1/status.js";
 import { VerifyServiceService } from "./gen/shardchat/v1/verify.js";
 import { grpcClient } from "./grpc/api.js";
@@ -13,6 +17,7 @@ import { leaseSnowflake } from "./ids/lease-snowflake.js";
 import { createMetrics } from "./metrics/metrics.js";
 import { runService, type ServiceStart } from "./shutdown.js";
 import { startStatus } from "./status/server.js";
+import { RetentionPurger } from "./storage/retention/purger.js";
 import { startVerify } from "./verify/server.js";
 
 const usage = `shardchat: gate, verify, status and chat nodes in one process.
@@ -85,7 +90,7 @@ async function start({ config, log, onStop }: ServiceStart): Promise<void> {
   }
 
   const nodeCount = config.STACK_CHAT_NODES || (inProcess ? 1 : 2);
-  const nodes: ChatNodeInfo[] = [];
+  const nodes: RunningChatNode[] = [];
   for (let i = 0; i < nodeCount; i++) {
     const nodeConfig: Config = {
       ...serviceConfig,
@@ -111,8 +116,28 @@ async function start({ config, log, onStop }: ServiceStart): Promise<void> {
       metrics,
     });
     onStop(() => node.close());
-    nodes.push(node.info);
+    nodes.push(node);
   }
+
+  // One retention purge per process, not per chat node; its lease per database instance
+  // (memory here, Redis with ROUTING_BACKEND=redis) keeps other processes of a deployment from
+  // purging the same instance at once (README, "Retention").
+  const purger = new RetentionPurger({
+    store: adapters.retention,
+    settings: config,
+    log: log.child({ job: "retention" }),
+    metrics,
+    locks: adapters.locks,
+  });
+  purger.start();
+  onStop(() => purger.stop());
+  // Beside it, the chat nodes' half of account deletions (issue 17), its lease per instance
+  // alike; a deleted uid is forgotten by every chat node of this process at once.
+  const deletions = createAccountDeletionWorker(adapters, config, log.child({ job: "account-deletion" }), (uid) => {
+    for (const node of nodes) node.forgetUser(uid);
+  });
+  deletions.start();
+  onStop(() => deletions.stop());
 
   const gateLease = await leaseSnowflake({ leases: adapters.workerLeases, config, log, owner: "gate" });
   onStop(() => gateLease.release());
@@ -127,6 +152,7 @@ async function start({ config, log, onStop }: ServiceStart): Promise<void> {
     metrics,
     probes: adapters.probes,
     files: { meta: adapters.files, bytes: createFileStore(config), messages: adapters.messages },
+    accounts: createAccountDeletionRequest(adapters, config, statusApi, log.child({ use: "account-deletion" })),
   });
   onStop(() => gate.close());
 
@@ -141,7 +167,9 @@ async function start({ config, log, onStop }: ServiceStart): Promise<void> {
       "shardchat is running",
       `  gate (HTTP)      ${gateUrl}`,
       `  web client       ${gateUrl}/  (open it in a browser)`,
-      ...nodes.map((n) => `  ${n.nodeId.padEnd(16)} tcp ${n.host}:${n.tcpPort}  ws ${n.wsUrl}  grpc ${n.grpcAddr}`),
+      ...nodes.map(
+        ({ info: n }) => `  ${n.nodeId.padEnd(16)} tcp ${n.host}:${n.tcpPort}  ws ${n.wsUrl}  grpc ${n.grpcAddr}`,
+      ),
       `  status (gRPC)    ${boundAddr(config.STATUS_ADDR, status.port)}`,
       `  verify (gRPC)    ${boundAddr(config.VERIFY_ADDR, verify.port)}`,
       `  mail             ${config.SMTP_URL ? config.SMTP_URL.replace(/\/\/[^@/]*@/, "//") : "verify codes are written to this log"}`,

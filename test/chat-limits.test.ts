@@ -10,6 +10,7 @@ const settings = {
   messagesPerUser: 4,
   groupCreatesPerDay: 20,
   groupInvitesPerDay: 500,
+  reportsPerDay: 2,
   friendApplicationsPerDay: 2,
   requestsPerConnection: 5,
   searchesPerConnectionPerMinute: 2,
@@ -61,6 +62,16 @@ describe("ChatLimits", () => {
     for (let i = 0; i < 3; i++) codes.push(await code(limits.friendApply("4")));
     expect(codes).toEqual([ErrorCode.OK, ErrorCode.OK, ErrorCode.RATE_LIMITED]);
     expect(await code(limits.friendApply("5"))).toBe(ErrorCode.OK);
+  });
+
+  it("limits reports per user and day", async () => {
+    const limits = new ChatLimits(new MemoryRateLimiter(), settings, createMetrics("chat"));
+    const codes = [];
+    for (let i = 0; i < 3; i++) codes.push(await code(limits.report("4")));
+    expect(codes).toEqual([ErrorCode.OK, ErrorCode.OK, ErrorCode.RATE_LIMITED]);
+    // Its own count: a user's friend applications and other users' reports are apart.
+    expect(await code(limits.friendApply("4"))).toBe(ErrorCode.OK);
+    expect(await code(limits.report("5"))).toBe(ErrorCode.OK);
   });
 
   it("gives each connection a budget of other requests per second, and of searches per minute", () => {

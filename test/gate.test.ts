@@ -535,6 +535,55 @@ describe("gate", () => {
     expect((await logout("", {})).json.error).toBe(ErrorCode.TOKEN_INVALID);
   });
 
+  it("deletes an account with DELETE /v1/account and the password again; wrong ones count in the login lockout", async () => {
+    const deleted: string[] = [];
+    const withAccounts = await gateWith(status, users, { accounts: { request: async (uid) => deleted.push(uid) } });
+    extraApps.push(withAccounts);
+    const loginOf = async (user: string, password: string) => {
+      const res = await post("/v1/login", { user, password });
+      return { uid: res.json.uid as string, token: res.json.token as string };
+    };
+    const remove = async (target: FastifyInstance, who: { uid: string; token: string }, body: object) => {
+      const res = await target.inject({
+        method: "DELETE",
+        url: "/v1/account",
+        headers: { authorization: `Bearer ${who.token}`, "x-uid": who.uid },
+        payload: body,
+      });
+      return { status: res.statusCode, json: res.json() };
+    };
+    await register("quitter", "quitter@example.com", "quitters password");
+    const quitter = await loginOf("quitter", "quitters password");
+    // A gate without the use case does not serve the route.
+    expect((await remove(app, quitter, { password: "quitters password" })).json.error).toBe(ErrorCode.NOT_FOUND);
+    expect((await remove(withAccounts, quitter, {})).json.error).toBe(ErrorCode.INVALID_ARGUMENT);
+    expect(
+      (await remove(withAccounts, { ...quitter, token: "forged" }, { password: "quitters password" })).json.error,
+    ).toBe(ErrorCode.TOKEN_INVALID);
+    expect(await remove(withAccounts, quitter, { password: "quitters password" })).toEqual({
+      status: 200,
+      json: { error: ErrorCode.OK },
+    });
+    expect(deleted).toEqual([quitter.uid]);
+
+    // Wrong passwords: BAD_CREDENTIALS, counted with the login's failures, until both lock.
+    await register("guesser", "guesser@example.com", "guessers password");
+    const guesser = await loginOf("guesser", "guessers password");
+    for (let i = 0; i < config.LOGIN_MAX_FAILURES; i++) {
+      expect(await remove(withAccounts, guesser, { password: `guess ${i}` })).toEqual({
+        status: 401,
+        json: { error: ErrorCode.BAD_CREDENTIALS, message: "BAD_CREDENTIALS" },
+      });
+    }
+    expect((await remove(withAccounts, guesser, { password: "guessers password" })).json.error).toBe(
+      ErrorCode.ACCOUNT_LOCKED,
+    );
+    expect((await post("/v1/login", { user: "guesser", password: "guessers password" })).json.error).toBe(
+      ErrorCode.ACCOUNT_LOCKED,
+    );
+    expect(deleted).toEqual([quitter.uid]);
+  });
+
   it("resets a password with a mailed code: the new one works, the old one no longer does", async () => {
     const uid = await register("erin", "erin@example.com", "old password");
     // A token from before the reset: the reset revokes it.

@@ -47,4 +47,24 @@ describe("KnownUsers (the chat node's memory of existing uids)", () => {
     expect([...(await known.existing(["3", "4"]))]).toEqual(["3"]);
     s2.remove();
   });
+
+  it("forgets a deleted uid when told, and everything once its age bound passed", async () => {
+    const sqlite = tempSqlite("sc-known-users-age-");
+    const store = new SqliteUserStore(sqlite.db);
+    let now = 0;
+    const known = new KnownUsers(store, 10, 1000, () => now);
+    await store.create(user("1", "ann"));
+    await store.create(user("2", "bob"));
+    expect((await known.existing(["1", "2"])).size).toBe(2);
+    // Deleted: remembered until forgotten.
+    await store.delete("1");
+    await store.delete("2");
+    expect((await known.existing(["1", "2"])).size).toBe(2);
+    known.forget("1");
+    expect([...(await known.existing(["1", "2"]))]).toEqual(["2"]);
+    // Past the age bound: read again, so the other node's deletion shows here too.
+    now = 1000;
+    expect((await known.existing(["1", "2"])).size).toBe(0);
+    sqlite.remove();
+  });
 });

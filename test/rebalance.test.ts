@@ -17,9 +17,11 @@ import { AppError, ErrorCode } from "../src/errors.js";
 import { convIdForPair, groupConvId, uidOf } from "../src/ids/identifiers.js";
 import { createPool, type Pool } from "../src/storage/mysql/pool.js";
 import type { NewMessage, Uid } from "../src/storage/ports.js";
+import { ShardedBlockStore } from "../src/storage/sharded/block-store.js";
 import { ShardedFileMetaStore } from "../src/storage/sharded/file-meta-store.js";
 import { ShardedGroupStore } from "../src/storage/sharded/group-store.js";
 import { ShardedMessageStore } from "../src/storage/sharded/message-store.js";
+import { ShardedReportStore } from "../src/storage/sharded/report-store.js";
 import { evenShardMap, type ShardMap, slotOf } from "../src/storage/sharded/shard-map.js";
 import { configuredInstances, migrateShards, readShardMap, Shards } from "../src/storage/sharded/shards.js";
 import { ShardedUserStore } from "../src/storage/sharded/user-store.js";
@@ -34,6 +36,11 @@ let urls: string[];
 let shards: Shards;
 let messages: ShardedMessageStore;
 let users: ShardedUserStore;
+let blocks: ShardedBlockStore;
+let reports: ShardedReportStore;
+/** Seeded blocks (blocker → blocked) and reports (issue 17): placed by their own keys, they move too. */
+const seededBlocks = new Map<Uid, Uid>();
+const seededReports = new Set<string>();
 let control: Pool;
 const direct = new Map<string, mysql.Connection>();
 let nextId = 900719925474099000n;
@@ -116,6 +123,23 @@ async function seed(conversations: number): Promise<{ convIds: string[]; uids: U
       decide: () => ({ kind: "react", emoji: "👍", add: true, maxDistinct: 20 }),
     });
     await messages.hide(a, convId, [2]);
+    // A block (its row on a's shard, its mark on the empty conversation row of a and a user a
+    // never talked to) and a report (placed by its id).
+    const blocked = newId();
+    await blocks.block(a, blocked, 1_700_000_000_000);
+    seededBlocks.set(a, blocked);
+    const reportId = newId();
+    await reports.create({
+      reportId,
+      reporter: b,
+      uid: a,
+      convId,
+      seq: 1,
+      snapshot: "m0",
+      reason: "seeded",
+      createdAt: 1_700_000_000_000,
+    });
+    seededReports.add(reportId);
     convIds.push(convId);
   }
   return { convIds, uids };
@@ -139,7 +163,15 @@ async function expectReadable(convIds: string[], uids: Uid[]): Promise<void> {
     expect((await users.byUid(uid))?.uid).toBe(uid);
     expect((await users.byName(`ünicode-${uid}`))?.uid).toBe(uid);
     expect((await users.byEmail(`u${uid}@example.org`))?.uid).toBe(uid);
+    const blocked = seededBlocks.get(uid);
+    if (blocked) {
+      // The block's row and its mark, each where its key went.
+      expect((await blocks.blocked(uid, 10)).map((r) => r.uid)).toEqual([blocked]);
+      expect([...(await blocks.blockedAmong(blocked, [uid]))]).toEqual([uid]);
+    }
   }
+  const reported = new Set((await reports.recent(0, 100_000)).map((r) => r.reportId));
+  expect([...seededReports].filter((id) => !reported.has(id))).toEqual([]);
 }
 
 /** No instance holds rows of a slot it does not own (the moved copies were deleted). */
@@ -170,6 +202,8 @@ beforeAll(async () => {
   shards = await Shards.open(config);
   messages = new ShardedMessageStore(shards);
   users = new ShardedUserStore(shards);
+  blocks = new ShardedBlockStore(shards);
+  reports = new ShardedReportStore(shards);
   control = createPool({ MYSQL_URL: urls[0] as string, MYSQL_POOL_SIZE: 2 });
   for (const [i, uri] of urls.entries()) {
     direct.set(`s${i}`, await mysql.createConnection({ uri, supportBigNumbers: true, bigNumberStrings: true }));

@@ -3,8 +3,9 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import mysql from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createStorageAdapters } from "../src/compose.js";
+import { createAccountDeletionWorker, createStorageAdapters } from "../src/compose.js";
 import { createLogger } from "../src/log/logger.js";
+import { MemoryJobLocks } from "../src/routing/memory/job-locks.js";
 import { createRedis } from "../src/routing/redis-client.js";
 import { migrate } from "../src/storage/mysql/migrate.js";
 import { testConfig } from "./helpers/env.js";
@@ -162,6 +163,10 @@ describe("compose's MySQL users (ops/compose/mariadb-users.sh, granted by the mi
       });
       expect((await storage.files.byId("7201"))?.owner).toBe("7101");
       expect(await storage.messages.isMember("p:7101:7102", "7101")).toBe(false);
+      // Gate's half of an account deletion: the request row, then the profile (issue 17).
+      await storage.accountDeletions.request("7101", 5, true);
+      expect(await storage.users.delete("7101")).toBe(true);
+      expect(await storage.users.byName("credgate")).toBeNull();
     } finally {
       await storage.close();
     }
@@ -176,6 +181,25 @@ describe("compose's MySQL users (ops/compose/mariadb-users.sh, granted by the mi
       await expect(user.query("SELECT 1 FROM friendships LIMIT 1")).rejects.toThrow(/denied/);
     } finally {
       await user.end();
+    }
+  });
+
+  it("the chat nodes' user carries out the account deletion gate's user recorded", async () => {
+    const storage = await storageAs("chat");
+    try {
+      const worker = createAccountDeletionWorker(
+        { ...storage, locks: new MemoryJobLocks() },
+        { ...base, ACCOUNT_DELETION_POLL_MS: 60_000 },
+        log,
+      );
+      const passes = await worker.runOnce();
+      expect(passes.reduce((n, p) => n + p.done, 0)).toBe(1);
+      expect(passes.reduce((n, p) => n + p.failed, 0)).toBe(0);
+      for (const instance of storage.accountDeletions.instances()) {
+        expect((await storage.accountDeletions.pending(instance, "0", 10)).deletions).toEqual([]);
+      }
+    } finally {
+      await storage.close();
     }
   });
 });

@@ -189,6 +189,22 @@ describe("sharded user store", () => {
     expect((await users.byName("ALİCE-not"))?.uid).toBe(again.uid);
     expect(await users.byName("nobody")).toBeNull();
   });
+
+  it("deletes a user with its name and email index rows, so both register again (issue 17)", async () => {
+    const gone = user("Leaving", "Leaving@example.com");
+    await users.create(gone);
+    expect(await users.delete(gone.uid)).toBe(true);
+    expect(await users.byUid(gone.uid)).toBeNull();
+    expect(await users.byName("leaving")).toBeNull();
+    for (const id of instanceIds()) {
+      expect(await onInstance(id, "SELECT * FROM user_names WHERE uid = ?", [gone.uid])).toEqual([]);
+      expect(await onInstance(id, "SELECT * FROM user_emails WHERE uid = ?", [gone.uid])).toEqual([]);
+    }
+    expect(await users.delete(gone.uid)).toBe(false);
+    const back = user("LEAVING", "leaving@example.com");
+    await users.create(back);
+    expect((await users.byEmail("leaving@example.com"))?.uid).toBe(back.uid);
+  });
 });
 
 describe("a shard that is down", () => {

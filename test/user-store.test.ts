@@ -122,6 +122,16 @@ describe.each(backends)("UserStore on $name", (backend) => {
     );
   });
 
+  it("deletes a user, so its name and email register again (issue 17)", async () => {
+    await store.create(user("400", "vera", "vera@example.com"));
+    expect(await store.delete("400")).toBe(true);
+    expect(await store.byUid("400")).toBeNull();
+    expect(await store.byName("vera")).toBeNull();
+    expect(await store.delete("400")).toBe(false);
+    await store.create(user("401", "Vera", "VERA@example.com"));
+    expect((await store.byEmail("vera@example.com"))?.uid).toBe("401");
+  });
+
   it("answers UNAVAILABLE when the database does not answer", async () => {
     const dead = await backend.unavailable();
     try {

@@ -16,6 +16,8 @@ export interface ChatLimitSettings {
   groupCreatesPerDay: number;
   /** Invitees per day, over all groups. */
   groupInvitesPerDay: number;
+  /** Reports of users and messages per user and day (REPORTS_PER_DAY). */
+  reportsPerDay: number;
   /** Other requests per second and connection (not sends, which count above, nor acks). */
   requestsPerConnection: number;
   searchesPerConnectionPerMinute: number;
@@ -152,6 +154,15 @@ export class ChatLimits {
     const day = await this.limiter.hit(`chat:group-invite:${uid}`, max, DAY_SECONDS, count);
     if (!day.allowed) {
       this.refuse("group_invite", `over ${max} users invited a day; retry in ${day.retryAfterSeconds} s`);
+    }
+  }
+
+  /** One report (of a user or a message) filed by uid. */
+  async report(uid: string): Promise<void> {
+    const max = this.settings.reportsPerDay;
+    const day = await this.limiter.hit(`chat:report:${uid}`, max, DAY_SECONDS);
+    if (!day.allowed) {
+      this.refuse("report", `over ${max} reports a day; retry in ${day.retryAfterSeconds} s`);
     }
   }
 

@@ -18,11 +18,14 @@ import { startConfiguredOpsServer } from "../metrics/ops-server.js";
 import { MemoryRateLimiter } from "../routing/memory/rate-limiter.js";
 import type { RateLimiter, SessionRoutes } from "../routing/ports.js";
 import type {
+  BlockStore,
   ConversationStore,
   FileMetaStore,
   FriendStore,
   GroupStore,
   MessageStore,
+  ReportStore,
+  Uid,
   UserStore,
 } from "../storage/ports.js";
 import { DeliveredCursors } from "./delivered-cursors.js";
@@ -50,6 +53,9 @@ export interface ChatNodeDeps {
   conversations?: ConversationStore;
   /** Without it file messages are checked for shape only (their file is not looked up). */
   files?: FileMetaStore;
+  /** Without them the node answers block and report requests UNKNOWN_MESSAGE_TYPE (issue 17). */
+  blocks?: BlockStore;
+  reports?: ReportStore;
   users: UserStore;
   routes: SessionRoutes;
   status: Api<typeof StatusServiceService>;
@@ -77,6 +83,11 @@ export interface RunningChatNode {
   unacked: UnackedPushes;
   /** The /metrics, /healthz, /readyz port (METRICS_PORT set), else undefined. */
   opsPort: number | undefined;
+  /**
+   * Forgets that uid exists (its account was deleted, issue 17): the next send, invitation,
+   * block or report naming it reads the users shard again and is refused.
+   */
+  forgetUser(uid: Uid): void;
   close(): Promise<void>;
   /**
    * Leaves the ring (status), pushes every session a move to its new node and waits up to
@@ -112,6 +123,7 @@ export async function startChatNode(deps: ChatNodeDeps): Promise<RunningChatNode
       friendApplicationsPerDay: config.FRIEND_APPLY_PER_DAY,
       groupCreatesPerDay: config.GROUP_CREATES_PER_DAY,
       groupInvitesPerDay: config.GROUP_INVITES_PER_DAY,
+      reportsPerDay: config.REPORTS_PER_DAY,
       requestsPerConnection: config.CHAT_CONN_REQUESTS_PER_SECOND,
       searchesPerConnectionPerMinute: config.CHAT_CONN_SEARCHES_PER_MINUTE,
       typingMinIntervalMs: config.TYPING_MIN_INTERVAL_MS,
@@ -145,6 +157,7 @@ export async function startChatNode(deps: ChatNodeDeps): Promise<RunningChatNode
     log,
     metrics,
   });
+  const knownUsers = new KnownUsers(deps.users, config.CHAT_KNOWN_USERS_MAX, config.CHAT_KNOWN_USERS_TTL_MS);
   const node = new ChatNode({
     ...deps,
     log,
@@ -157,7 +170,7 @@ export async function startChatNode(deps: ChatNodeDeps): Promise<RunningChatNode
     delivered,
     fanout,
     ring: ringWatch,
-    knownUsers: new KnownUsers(deps.users, config.CHAT_KNOWN_USERS_MAX),
+    knownUsers,
   });
   const limits: TransportLimits = {
     maxFrameBytes: config.CHAT_MAX_FRAME_BYTES,
@@ -225,6 +238,7 @@ export async function startChatNode(deps: ChatNodeDeps): Promise<RunningChatNode
     metrics,
     unacked,
     opsPort: ops?.port,
+    forgetUser: (uid) => knownUsers.forget(uid),
     drain: () => {
       draining ??= drain();
       return draining;

@@ -405,6 +405,46 @@ export const settings = {
     default: "5000",
     doc: "Most members in one group (create and invite beyond it answer GROUP_TOO_LARGE).",
   },
+  BLOCKS_MAX: {
+    schema: positiveInt,
+    default: "1000",
+    doc: "Most users one user may block (a block beyond it answers FRIEND_LIMIT).",
+  },
+  REPORT_REASON_MAX_CHARS: {
+    schema: positiveInt,
+    default: "500",
+    doc: "Longest reason of a report of a user or a message.",
+  },
+  REPORTS_PER_DAY: {
+    schema: positiveInt,
+    default: "50",
+    doc: "Most reports one user files a day (RATE_LIMITED beyond).",
+  },
+  GROUP_MUTE_MAX_SECONDS: {
+    schema: positiveInt,
+    default: "2592000",
+    doc: 'Longest timed mute of a group member (30 days); longer is "until unmuted" (forever).',
+  },
+  GROUP_ANNOUNCEMENT_MAX_CHARS: {
+    schema: positiveInt,
+    default: "1000",
+    doc: "Longest group announcement.",
+  },
+  GROUP_DISSOLVE_HISTORY: {
+    schema: z.enum(["keep", "remove"]),
+    default: "keep",
+    doc: "What dissolving a group does to its messages: keep (members still read the history) or remove (deleted with the group).",
+  },
+  GROUP_JOIN_REQUEST_TTL_SECONDS: {
+    schema: positiveInt,
+    default: "604800",
+    doc: "How long a request to join a group that requires approval stays open (7 days).",
+  },
+  GROUP_JOIN_MESSAGE_MAX_CHARS: {
+    schema: positiveInt,
+    default: "200",
+    doc: "Longest message of a request to join a group.",
+  },
   MESSAGE_RECALL_WINDOW_SECONDS: {
     schema: nonNegativeInt,
     default: "120",
@@ -444,6 +484,41 @@ export const settings = {
     schema: positiveInt,
     default: "100",
     doc: "Most messages one delete-for-me request names.",
+  },
+  MESSAGE_TTL_SECONDS: {
+    schema: z.coerce.number().int().min(0).max(4_294_967_295),
+    default: "0",
+    doc: "Retention: messages are deleted this long after they were sent (a group's own TTL, group_set_retention, replaces it); 0: kept forever.",
+  },
+  RETENTION_PURGE_INTERVAL_MS: {
+    schema: positiveInt,
+    default: "60000",
+    doc: "How often the retention purge looks for expired messages (one pass per database instance, run by one chat node at a time).",
+  },
+  RETENTION_PURGE_BATCH: {
+    schema: positiveInt,
+    default: "500",
+    doc: "Most messages one purge transaction deletes (a conversation with more expired goes in several).",
+  },
+  RETENTION_PURGE_CONVERSATIONS_PAGE: {
+    schema: positiveInt,
+    default: "1000",
+    doc: "Most conversations one query of a purge pass looks at.",
+  },
+  ACCOUNT_DELETE_MESSAGES: {
+    schema: z.enum(["keep", "erase"]),
+    default: "keep",
+    doc: 'What deleting an account does to the messages it sent: keep (others still read them, from a "deleted user") or erase (emptied as a recall does, in every conversation it was in). Gate\'s setting: recorded with each deletion request, which the chat nodes carry out.',
+  },
+  ACCOUNT_DELETE_BATCH: {
+    schema: positiveInt,
+    default: "500",
+    doc: "Most messages one transaction of an account deletion erases (ACCOUNT_DELETE_MESSAGES=erase).",
+  },
+  ACCOUNT_DELETION_POLL_MS: {
+    schema: positiveInt,
+    default: "5000",
+    doc: "How often the chat nodes look for account deletions gate recorded and carry them out (friendships, groups, blocks, messages; one pass per database instance, run by one chat node at a time).",
   },
   TYPING_TTL_MS: {
     schema: positiveInt,
@@ -488,7 +563,7 @@ export const settings = {
   GROUP_LIST_PAGE: {
     schema: positiveInt,
     default: "200",
-    doc: "Most groups in one group_list reply and most invitations in one group_invitations reply (longer lists are paged).",
+    doc: "Most groups in one group_list reply and most invitations in one group_invitations reply (longer lists are paged); most join requests in one group_join_requests reply.",
   },
   CHAT_USER_MSGS_PER_SECOND: {
     schema: positiveInt,
@@ -651,6 +726,11 @@ export const settings = {
     schema: positiveInt,
     default: "100000",
     doc: "How many uids a chat node remembers as existing (a send checks its recipient); at this many it forgets them all and reads again.",
+  },
+  CHAT_KNOWN_USERS_TTL_MS: {
+    schema: positiveInt,
+    default: "60000",
+    doc: "A chat node also forgets the uids it remembers as existing this often, so an account deleted through another node stops being taken as a recipient within it.",
   },
   SHUTDOWN_TIMEOUT_MS: {
     schema: positiveInt,

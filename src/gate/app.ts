@@ -5,6 +5,7 @@ import { errorHandler, notFoundHandler } from "./errors.js";
 import { FileLinks, fileLinkKey } from "./file-links.js";
 import { hashPassword } from "./password.js";
 import { PasswordHasher } from "./password-hasher.js";
+import { accountRoute } from "./routes/account.js";
 import { filesRoute } from "./routes/files.js";
 import { healthzRoute } from "./routes/healthz.js";
 import { loginRoute } from "./routes/login.js";
@@ -75,6 +76,16 @@ export async function buildGateApp(deps: GateDeps): Promise<FastifyInstance> {
       config,
       log,
       links,
+    });
+  }
+  if (deps.accounts) {
+    await app.register(accountRoute, {
+      users: deps.users,
+      status: deps.status,
+      limiter: deps.limiter,
+      accounts: deps.accounts,
+      config,
+      hasher,
     });
   }
   await app.register(nodeRoute, { status: deps.status });

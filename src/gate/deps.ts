@@ -8,7 +8,7 @@ import type { Logger } from "../log/logger.js";
 import type { Probe } from "../metrics/health.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { RateLimiter } from "../routing/ports.js";
-import type { FileMetaStore, MessageStore, UserStore } from "../storage/ports.js";
+import type { FileMetaStore, MessageStore, Uid, UserStore } from "../storage/ports.js";
 
 /** The settings gate reads: a slice of Config. */
 export type GateConfig = Pick<
@@ -60,6 +60,11 @@ export interface GateDeps {
   files?: GateFiles;
   /** What /readyz asks (users' database, verify, status); none when absent. */
   probes?: Probe[];
+  /**
+   * Gate's half of account deletion (DELETE /v1/account, issue 17: src/account/request-deletion.ts);
+   * not served when absent.
+   */
+  accounts?: { request(uid: Uid): Promise<unknown> };
 }
 
 /** What gate needs to take and hand out files; without it gate serves no /v1/files. */

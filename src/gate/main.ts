@@ -1,4 +1,4 @@
-import { createAdapters, requireSharedRouting } from "../compose.js";
+import { createAccountDeletionRequest, createAdapters, requireSharedRouting } from "../compose.js";
 import { createFileStore } from "../files/create.js";
 import { StatusServiceService } from "../gen/shardchat/v1/status.js";
 import { VerifyServiceService } from "../gen/shardchat/v1/verify.js";
@@ -36,6 +36,7 @@ await runService({
       metrics,
       probes: [...adapters.probes, tcpProbe("verify", config.VERIFY_ADDR), tcpProbe("status", config.STATUS_ADDR)],
       files: { meta: adapters.files, bytes: createFileStore(config), messages: adapters.messages },
+      accounts: createAccountDeletionRequest(adapters, config, status.api, log.child({ use: "account-deletion" })),
     });
     onStop(() => gate.close());
     log.info({ host: config.GATE_HOST, port: gate.port, workerId: lease.workerId }, "gate listening");

@@ -21,6 +21,10 @@ export interface Metrics {
   routeLookups: Counter;
   /** Items per storage batch (group commit of appends, delivery-ack writes). */
   batchSize: Histogram<"op">;
+  /** Messages the retention purge deleted (issue 17). */
+  retentionPurged: Counter;
+  /** How long the retention purge's last pass over one instance took, by instance. */
+  retentionPassSeconds: Gauge<"instance">;
 }
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
@@ -99,6 +103,17 @@ export function createMetrics(service: string): Metrics {
       name: "shardchat_rate_limited_total",
       help: "Requests refused by a rate limit, by limit",
       labelNames: ["limit"],
+      registers,
+    }),
+    retentionPurged: new Counter({
+      name: "shardchat_retention_purged_messages_total",
+      help: "Messages deleted by the retention purge (MESSAGE_TTL_SECONDS, groups' own TTLs)",
+      registers,
+    }),
+    retentionPassSeconds: new Gauge({
+      name: "shardchat_retention_pass_seconds",
+      help: "Duration of the retention purge's last pass over a database instance, by instance",
+      labelNames: ["instance"],
       registers,
     }),
   };

@@ -108,3 +108,15 @@ export interface SessionRoutes {
   /** Every device route of each online uid: where to deliver (its devices may sit on different nodes). */
   lookupAll(uids: Uid[]): Promise<Map<Uid, SessionRoute[]>>;
 }
+
+/**
+ * Leases for background jobs that one process of the deployment should run at a time (the
+ * retention purge, per database instance): a key held by one token until it expires or is
+ * renewed. A holder that dies simply lets its lease run out.
+ */
+export interface JobLocks {
+  /** Takes key for ttlMs unless someone holds it; answers the holder's token, or null. */
+  acquire(key: string, ttlMs: number): Promise<string | null>;
+  /** Extends the lease to ttlMs from now while token still holds it; whether it does. */
+  renew(key: string, token: string, ttlMs: number): Promise<boolean>;
+}

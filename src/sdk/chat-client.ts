@@ -2,7 +2,10 @@ import { EventEmitter } from "node:events";
 import { nanoid } from "nanoid";
 import { AppError, ErrorCode } from "../errors.js";
 import {
+  type BlockedUser,
   type ChatMessage,
+  type ConversationSettings,
+  type ConversationSettingsPush,
   type ConversationSummary,
   type CustomContent,
   type DeletedForMePush,
@@ -18,6 +21,7 @@ import {
   type GroupInvitation,
   type GroupInvitationsResponse,
   type GroupInviteResponse,
+  type GroupJoinApplication,
   type GroupListResponse,
   type GroupMembersResponse,
   GroupRole,
@@ -107,10 +111,17 @@ export interface ChatClientEvents {
   typing: [TypingPush];
   /** This user deleted messages for itself on another device. */
   deletedForMe: [DeletedForMePush];
+  /**
+   * This user changed a conversation's settings (`settings`) or cleared its history up to
+   * `clearedSeq` (0: not cleared now) on another device.
+   */
+  conversationSettings: [ConversationSettingsPush];
   /** A change to a group this user is in (or was kicked from). */
   groupEvent: [GroupEventPush];
   /** An invitation into a group (also listed by `groupInvitations()`); answer with `answerGroupInvitation`. */
   groupInvitation: [GroupInvitation];
+  /** Someone asks to join a group this user runs (also listed by `groupJoinRequests()`); answer with `answerGroupJoin`. */
+  groupJoinRequest: [GroupJoinApplication];
   /**
    * A push of a message this client already has (delivery is at-least-once: the node pushes
    * again what was not acked in time, or before a reconnect). Never emitted as `message`.
@@ -316,8 +327,18 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   }
 
   async history(query: Partial<HistoryRequest> & { convId: string }): Promise<ChatMessage[]> {
+    return (await this.historyPage(query)).messages;
+  }
+
+  /**
+   * history() with the first seq this user may read there (`firstSeq`, 1 unless it cleared the
+   * history): seqs below it are not gaps.
+   */
+  async historyPage(
+    query: Partial<HistoryRequest> & { convId: string },
+  ): Promise<{ messages: ChatMessage[]; firstSeq: number }> {
     const reply = await this.request("historyReq", { afterSeq: 0, beforeSeq: 0, limit: 0, ...query }, "historyResp");
-    return reply.messages;
+    return { messages: reply.messages, firstSeq: Math.max(1, reply.firstSeq ?? 1) };
   }
 
   /** The highest seq seen per conversation; pass it as `seen` to the next connection. */
@@ -427,6 +448,67 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     );
   }
 
+  // ---- Group moderation (issue 17).
+
+  /**
+   * Mutes a member of a lower role for `durationSeconds` (0 unmutes), or until unmuted with
+   * "forever"; answers until when (ms, 0: not muted).
+   */
+  async muteGroupMember(groupId: string, uid: string, durationSeconds: number | "forever"): Promise<number> {
+    const forever = durationSeconds === "forever";
+    const reply = await this.request(
+      "groupMuteReq",
+      { groupId, uid, durationSeconds: forever ? 0 : durationSeconds, forever },
+      "groupMuteResp",
+    );
+    return Number(reply.untilMs);
+  }
+
+  /** Only admins and the owner post (true), or everyone again (false). */
+  async muteGroup(groupId: string, muted: boolean): Promise<void> {
+    await this.request("groupMuteAllReq", { groupId, muted }, "groupMuteAllResp");
+  }
+
+  /** Sets the group's announcement ("" removes it); answers the group with it. */
+  async announceInGroup(groupId: string, text: string): Promise<GroupInfo> {
+    const reply = await this.request("groupAnnounceReq", { groupId, text }, "groupAnnounceResp");
+    if (!reply.group) throw new AppError(ErrorCode.INTERNAL, "no group in the reply");
+    return reply.group;
+  }
+
+  /** The owner dissolves the group: nobody posts again; members are told. */
+  async dissolveGroup(groupId: string): Promise<void> {
+    await this.request("groupDissolveReq", { groupId }, "groupDissolveResp");
+  }
+
+  /** New members join only when an admin approves their join request (true), or not (false). */
+  async setGroupJoinApproval(groupId: string, required: boolean): Promise<void> {
+    await this.request("groupSetJoinApprovalReq", { groupId, required }, "groupSetJoinApprovalResp");
+  }
+
+  /** Asks to join a group that requires approval; its admins are told. */
+  async requestToJoinGroup(groupId: string, message = ""): Promise<void> {
+    await this.request("groupJoinReq", { groupId, message }, "groupJoinResp");
+  }
+
+  /** A group's open join requests, newest first (admins and the owner). */
+  async groupJoinRequests(groupId: string): Promise<GroupJoinApplication[]> {
+    return (await this.request("groupJoinRequestsReq", { groupId }, "groupJoinRequestsResp")).requests;
+  }
+
+  /** Admits (uid joins) or declines a join request. */
+  async answerGroupJoin(groupId: string, uid: string, accept: boolean): Promise<void> {
+    await this.request("groupJoinReplyReq", { groupId, uid, accept }, "groupJoinReplyResp");
+  }
+
+  /**
+   * Retention (issue 17): the group's messages are deleted ttlSeconds after they were sent (0:
+   * the deployment's MESSAGE_TTL_SECONDS). Admins and the owner; members are told (RETENTION).
+   */
+  async setGroupRetention(groupId: string, ttlSeconds: number): Promise<void> {
+    await this.request("groupSetRetentionReq", { groupId, ttlSeconds }, "groupSetRetentionResp");
+  }
+
   /** Users by exact uid (all digits), exact email (with "@"), or name prefix; never their emails. */
   async searchUsers(query: string, limit = 0): Promise<UserInfo[]> {
     return (await this.request("searchUsersReq", { query, limit }, "searchUsersResp")).users;
@@ -456,6 +538,33 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     return (await this.request("friendApplicationsReq", {}, "friendApplicationsResp")).applications;
   }
 
+  /**
+   * Blocks uid: neither may then message, befriend or invite the other (BLOCKED), and a
+   * friendship between them ends. uid is not told.
+   */
+  async block(uid: string): Promise<void> {
+    await this.request("blockReq", { uid }, "blockResp");
+  }
+
+  /** Ends this user's block of uid (a friendship is not restored). */
+  async unblock(uid: string): Promise<void> {
+    await this.request("unblockReq", { uid }, "unblockResp");
+  }
+
+  /** The users this user blocked, the most recent first. */
+  async blockList(): Promise<BlockedUser[]> {
+    return (await this.request("blockListReq", {}, "blockListResp")).users;
+  }
+
+  /**
+   * Reports a user ({ uid }) or a message ({ convId, seq }) to the operators, with a reason;
+   * answers the report's id.
+   */
+  async report(target: { uid: string } | { convId: string; seq: number }, reason: string): Promise<string> {
+    const value = "uid" in target ? { uid: target.uid, convId: "", seq: 0 } : { uid: "0", ...target };
+    return (await this.request("reportReq", { ...value, reason }, "reportResp")).reportId;
+  }
+
   /** Conversations, the most recently active first, with the last message and unread count. */
   async conversations(limit = 0): Promise<ConversationSummary[]> {
     return (await this.request("conversationListReq", { limit }, "conversationListResp")).conversations;
@@ -464,6 +573,28 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   /** Marks convId read up to seq; answers the read cursor after it (it never moves back). */
   async markRead(convId: string, seq: number): Promise<number> {
     return (await this.request("markReadReq", { convId, seq }, "markReadResp")).readSeq;
+  }
+
+  /**
+   * Changes this user's settings of a conversation (pin, mute, hide until the next message;
+   * fields left out stay); answers them all. Its other devices get `conversationSettings`.
+   */
+  async conversationSettings(
+    convId: string,
+    patch: Partial<ConversationSettings> = {},
+  ): Promise<ConversationSettings | undefined> {
+    const { pinned, muted, hidden } = patch;
+    return (
+      await this.request("conversationSettingsReq", { convId, pinned, muted, hidden }, "conversationSettingsResp")
+    ).settings;
+  }
+
+  /**
+   * Clears convId's history for this user alone, up to seq (0: the newest): history and sync
+   * start after the answered seq on all of its devices; the other members keep theirs.
+   */
+  async clearHistory(convId: string, seq = 0): Promise<number> {
+    return (await this.request("clearHistoryReq", { convId, seq }, "clearHistoryResp")).clearedSeq;
   }
 
   heartbeat(): Promise<ValueOf<"heartbeatResp">> {
@@ -543,10 +674,14 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
       this.emit("typing", body.value);
     } else if (body.$case === "deletedForMePush") {
       this.emit("deletedForMe", body.value);
+    } else if (body.$case === "conversationSettingsPush") {
+      this.emit("conversationSettings", body.value);
     } else if (body.$case === "groupEventPush") {
       this.emit("groupEvent", body.value);
     } else if (body.$case === "groupInvitationPush" && body.value.invitation) {
       this.emit("groupInvitation", body.value.invitation);
+    } else if (body.$case === "groupJoinRequestPush" && body.value.application) {
+      this.emit("groupJoinRequest", body.value.application);
     } else if (body.$case === "friendApplicationPush" && body.value.application) {
       this.emit("friendApplication", body.value.application);
     } else if (body.$case === "friendReplyPush") {

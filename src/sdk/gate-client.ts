@@ -74,6 +74,21 @@ export class GateClient {
     return this.check<{ revoked: number }>(await res.json().catch(() => ({}))).revoked;
   }
 
+  /**
+   * Deletes the caller's account (DELETE /v1/account; the password again): its sessions end
+   * and its profile goes at once (the name and email may register again); its friendships,
+   * groups, blocks (and with erase its messages) go within ACCOUNT_DELETION_POLL_MS, done by the
+   * chat nodes. BAD_CREDENTIALS for a wrong password (counted in the login lockout), TOKEN_INVALID.
+   */
+  async deleteAccount(auth: Auth, password: string): Promise<void> {
+    const res = await this.send(new URL("/v1/account", this.baseUrl), {
+      method: "DELETE",
+      headers: { "content-type": "application/json", authorization: `Bearer ${auth.token}`, "x-uid": auth.uid },
+      body: JSON.stringify({ password }),
+    });
+    this.check(await res.json().catch(() => ({})));
+  }
+
   /** The chat node that owns this user now (after its node went away), without logging in again. */
   async node(auth: Auth): Promise<Pick<LoginAnswer, "nodeId" | "host" | "port" | "wsUrl">> {
     const res = await this.send(new URL("/v1/node", this.baseUrl), {

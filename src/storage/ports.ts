@@ -151,6 +151,12 @@ export interface UserStore {
   existing(uids: Uid[]): Promise<Set<Uid>>;
   /** Up to limit users whose name starts with prefix (case-insensitive), by name. */
   searchByNamePrefix(prefix: string, limit: number): Promise<UserRecord[]>;
+  /**
+   * Deletes the account's row (sharded: and its name and email index rows), so the name and
+   * email can register again; the uid is never reused (ids are snowflakes). Idempotent: answers
+   * whether there was a user.
+   */
+  delete(uid: Uid): Promise<boolean>;
 }
 
 export interface NewMessage {
@@ -209,18 +215,31 @@ export interface MessageStore {
   /**
    * Stores a message with the next seq of its conversation, durably, and advances the
    * sender's own cursor. The same (convId, sender, clientMsgId) again answers the stored
-   * message with duplicate = true. Throws AppError(STORAGE_UNAVAILABLE) when the database
-   * does not answer. Appends of one conversation take their seqs in the order they were called,
-   * without waiting for each other's commit: a caller that orders its calls (a sender's lane on
-   * a chat node) orders the seqs.
+   * message with duplicate = true (even once the pair is blocked). Throws AppError(BLOCKED)
+   * when one of a 1:1 pair blocked the other (BlockStore's mark, read in the append's own
+   * transaction: no seq is used), and AppError(STORAGE_UNAVAILABLE) when the database does not
+   * answer. Appends of one conversation take their seqs in the order they were called, without
+   * waiting for each other's commit: a caller that orders its calls (a sender's lane on a chat
+   * node) orders the seqs.
    */
   append(message: NewMessage): Promise<{ message: StoredMessage; duplicate: boolean }>;
-  /** Messages after the user's delivered cursor, per conversation in seq order. */
+  /**
+   * Messages after the user's delivered cursor, per conversation in seq order; a cursor below
+   * the conversation's retained_from_seq reads from there (the purged seqs are not waiting).
+   */
   pending(uid: Uid, limit: number): Promise<{ messages: StoredMessage[]; more: boolean }>;
   /** Advances the user's delivered cursors (never backwards). */
   ack(uid: Uid, cursors: { convId: string; seq: number }[]): Promise<void>;
-  /** A page of a conversation; AppError(NOT_PARTICIPANT) if uid is not a member. */
+  /**
+   * A page of a conversation; AppError(NOT_PARTICIPANT) if uid is not a member. Messages at or
+   * below uid's cleared seq (clear history for me) are left out.
+   */
   history(uid: Uid, convId: string, query: HistoryQuery): Promise<StoredMessage[]>;
+  /**
+   * history() with the first seq uid may read there: 1 unless it cleared the history up to
+   * firstSeq - 1, or the retention purge deleted the messages before retained_from_seq (the larger).
+   */
+  historyPage(uid: Uid, convId: string, query: HistoryQuery): Promise<{ messages: StoredMessage[]; firstSeq: number }>;
   /** Whether uid is a member row of convId (a 1:1 conversation has its rows from its first message). */
   isMember(convId: string, uid: Uid): Promise<boolean>;
   /**
@@ -232,7 +251,10 @@ export interface MessageStore {
    * Applies a change to the message at targetSeq and stores its event with the next seq, in one
    * transaction holding the conversation's lock. AppError(NOT_PARTICIPANT) if the actor is not a
    * member, AppError(NOT_FOUND) without such a message (or when it is an event); decide's own
-   * errors; AppError(REACTION_LIMIT) when a reaction would exceed maxDistinct.
+   * errors; AppError(REACTION_LIMIT) when a reaction would exceed maxDistinct;
+   * AppError(GROUP_DISSOLVED) in a dissolved group's conversation (its messages stay as they were);
+   * AppError(BLOCKED) for an edit or a reaction in a blocked pair's 1:1 conversation (a recall
+   * goes through).
    */
   change(change: MessageChange): Promise<ChangeOutcome>;
   /**
@@ -328,6 +350,10 @@ export interface ConversationSummaryRecord {
   lastMessage?: StoredMessage;
   /** A message after readSeq mentions uid or everyone. */
   mentioned: boolean;
+  /** uid's settings (issue 17). */
+  settings: ConversationSettingsRecord;
+  /** History starts after this seq for uid (clear history for me); 0: from the start. */
+  clearedSeq: number;
 }
 
 /**
@@ -343,6 +369,22 @@ export interface ConversationStore {
    * is not a member.
    */
   markRead(uid: Uid, convId: string, seq: number): Promise<{ readSeq: number; advanced: boolean }>;
+  /**
+   * Changes uid's settings of convId (fields left out stay); hiding records the conversation's
+   * last_seq, and list() leaves it out until a message comes after it. Pinned conversations
+   * come first in list(). AppError(NOT_PARTICIPANT) if uid is not a member.
+   */
+  setSettings(
+    uid: Uid,
+    convId: string,
+    patch: Partial<ConversationSettingsRecord>,
+  ): Promise<ConversationSettingsRecord>;
+  /**
+   * Clears convId's history for uid up to seq (0: the newest; never past it, never backwards):
+   * history, sync and the conversation list start after it for uid alone (and its delivery
+   * cursor moves past it). Answers the cleared seq; AppError(NOT_PARTICIPANT).
+   */
+  clearHistory(uid: Uid, convId: string, seq: number): Promise<number>;
 }
 
 /** Roles in a group (the values of proto GroupRole). */
@@ -356,6 +398,24 @@ export interface GroupRecord {
   name: string;
   owner: Uid;
   memberCount: number;
+  createdAt: number;
+  /** Moderation (issue 17): only admins and the owner post. */
+  mutedAll?: boolean;
+  /** Shown at the top of the group (absent: none). */
+  announcement?: { text: string; by: Uid; atMs: number } | undefined;
+  /** New members join only when an admin approves their join request. */
+  joinApproval?: boolean;
+  /** Dissolved by its owner: nobody posts or joins; members' history stays readable when kept. */
+  dissolved?: boolean;
+  /** Retention (issue 17): its messages are purged this long after they were sent (absent or 0: the deployment's). */
+  messageTtlSeconds?: number;
+}
+
+/** A user's request to join a group that requires approval. */
+export interface GroupJoinRequestRecord {
+  groupId: string;
+  uid: Uid;
+  message: string;
   createdAt: number;
 }
 
@@ -379,6 +439,8 @@ export interface GroupMemberRecord {
   uid: Uid;
   role: GroupRoleValue;
   joinedAt: number;
+  /** Muted until then (ms since the epoch; 0: not muted). */
+  mutedUntil?: number;
 }
 
 export interface NewGroupMessage {
@@ -452,8 +514,203 @@ export interface GroupStore {
   ): Promise<GroupRecord | null>;
   /**
    * Stores a group message once, with the next seq of the group's conversation, and moves the
-   * sender's cursor; AppError(NOT_GROUP_MEMBER) when the sender is not a member. The same
-   * (sender, clientMsgId) again answers the stored message with duplicate = true.
+   * sender's cursor; AppError(NOT_GROUP_MEMBER) when the sender is not a member,
+   * AppError(GROUP_DISSOLVED) for a dissolved group, AppError(GROUP_MUTED) when the sender is
+   * muted (mutedUntil > sentAtMs) or the group is mutedAll and the sender is a plain member.
+   * The same (sender, clientMsgId) again answers the stored message with duplicate = true.
    */
   append(m: NewGroupMessage): Promise<{ message: StoredMessage; duplicate: boolean }>;
+
+  // ---- Moderation (issue 17). Role checks are the caller's, as above.
+
+  /** Mutes a member until untilMs (0: unmutes); false when uid is not a member. */
+  mute(groupId: string, uid: Uid, untilMs: number): Promise<boolean>;
+  /** Only admins and the owner post while muted. */
+  setMutedAll(groupId: string, muted: boolean): Promise<GroupRecord | null>;
+  /** Sets (or with text "" removes) the announcement. */
+  announce(groupId: string, text: string, by: Uid, atMs: number): Promise<GroupRecord | null>;
+  /** Whether new members need an admin's approval (invitations still work). */
+  setJoinApproval(groupId: string, required: boolean): Promise<GroupRecord | null>;
+  /**
+   * Dissolves the group in one transaction on its shard: marked dissolved, its member rows,
+   * invitations and join requests gone. With removeHistory its messages, reactions, delete-for-me
+   * marks and members' cursors go too; else members keep their cursors and read the history.
+   * Answers the uids that were members; AppError(GROUP_NOT_FOUND).
+   */
+  dissolve(groupId: string, removeHistory: boolean): Promise<Uid[]>;
+  /**
+   * Records uid's request to join (again: renews its message and time); AppError(GROUP_NOT_FOUND),
+   * AppError(GROUP_DISSOLVED), AppError(INVALID_ARGUMENT) when uid is a member already.
+   */
+  requestJoin(request: GroupJoinRequestRecord): Promise<void>;
+  /** The group's open join requests created at or after sinceMs, newest first. */
+  joinRequests(groupId: string, sinceMs: number, limit: number): Promise<GroupJoinRequestRecord[]>;
+  /**
+   * Answers uid's open join request (created at or after sinceMs): accept adds the member as
+   * addMembers does (AppError(GROUP_TOO_LARGE) keeps the request); either way it is gone. False
+   * without an open request.
+   */
+  answerJoin(
+    groupId: string,
+    uid: Uid,
+    answer: { accept: boolean; sinceMs: number; maxMembers: number },
+  ): Promise<boolean>;
+  /** The owner's and the admins' uids, in one query (who is told of a join request). */
+  managers(groupId: string): Promise<Uid[]>;
+
+  /**
+   * Retention (issue 17): the group's message TTL in seconds (0: the deployment's
+   * MESSAGE_TTL_SECONDS). Null when there is no such group; AppError(GROUP_DISSOLVED).
+   */
+  setRetention(groupId: string, ttlSeconds: number): Promise<GroupRecord | null>;
+}
+
+/** A block, as the blocker lists it. */
+export interface BlockRecord {
+  uid: Uid;
+  sinceMs: number;
+}
+
+/**
+ * Blocks between users (issue 17). A block is a row on the blocker's shard (by uid: its list is
+ * one read) and a mark on the pair's 1:1 conversation row ("p:<low>:<high>", created empty
+ * when the pair never talked), which is what every 1:1 append reads in its own transaction:
+ * a blocked pair's message is refused with AppError(BLOCKED) at no extra round trip, and
+ * `blockedAmong` answers from the same marks.
+ */
+export interface BlockStore {
+  /** uid blocks other (idempotent); answers whether the block is new. */
+  block(uid: Uid, other: Uid, atMs: number): Promise<boolean>;
+  /** Ends uid's block of other (the other's block of uid, if any, stays); whether there was one. */
+  unblock(uid: Uid, other: Uid): Promise<boolean>;
+  /** Which of `others` uid blocked or is blocked by (one read per shard holding their pairs). */
+  blockedAmong(uid: Uid, others: Uid[]): Promise<Set<Uid>>;
+  /** The users uid blocked, the most recent first. */
+  blocked(uid: Uid, limit: number): Promise<BlockRecord[]>;
+  /** How many users uid blocked. */
+  blockCount(uid: Uid): Promise<number>;
+}
+
+/** A user's report of another user or of a message, for the operators (issue 17). */
+export interface ReportRecord {
+  reportId: string;
+  reporter: Uid;
+  /** The reported user (a message's sender when a message is reported). */
+  uid: Uid;
+  /** The reported message, if any: its conversation, seq and a copy of its text and file name as it was. */
+  convId: string;
+  seq: number;
+  snapshot: string;
+  reason: string;
+  createdAt: number;
+}
+
+/** Reports, kept for operators; placed by report id. */
+export interface ReportStore {
+  create(report: ReportRecord): Promise<void>;
+  /** The newest reports first, before beforeMs (0: no bound), from every shard. */
+  recent(beforeMs: number, limit: number): Promise<ReportRecord[]>;
+}
+
+/** One user's settings of one conversation (issue 17), the same on all of its devices. */
+export interface ConversationSettingsRecord {
+  pinned: boolean;
+  /** Do not disturb (no push notification). */
+  muted: boolean;
+  /** Left out of the list until a message after the seq it was hidden at. */
+  hidden: boolean;
+}
+
+/** A conversation with expired messages: those sent before cutoffMs may be purged. */
+export interface ExpiredConversation {
+  convId: string;
+  cutoffMs: number;
+}
+
+/**
+ * Retention (issue 17): deleting messages older than their TTL (a group's
+ * chat_groups.message_ttl_seconds, else the deployment's MESSAGE_TTL_SECONDS). A conversation's
+ * messages go oldest first, a prefix at a time: conversations.retained_from_seq is the first seq
+ * still stored, and seqs are never reused or renumbered.
+ */
+export interface RetentionStore {
+  /** The ids of the database instances to purge, each on its own (one for a single database). */
+  instances(): string[];
+  /**
+   * A page of the instance's conversations whose first retained message (the messages row at
+   * retained_from_seq, one primary-key read per conversation) is older than its TTL at nowMs,
+   * with each one's cutoff. `after` is the page cursor ("" = from the start) and `next` the one
+   * to ask with for the following page (null: no more). With defaultTtlSeconds 0 only groups
+   * with a TTL of their own are looked at (one index range: empty when no group has one).
+   * A page reads at most `limit` conversations, so it may answer fewer (even none) with a next.
+   */
+  expiredConversations(
+    instance: string,
+    after: string,
+    limit: number,
+    nowMs: number,
+    defaultTtlSeconds: number,
+  ): Promise<{ conversations: ExpiredConversation[]; next: string | null }>;
+  /**
+   * Deletes the oldest messages of convId sent before cutoffMs, at most maxRows of them (the
+   * first maxRows from retained_from_seq, up to the first one that is not expired), with their
+   * reactions and delete-for-me marks, and moves retained_from_seq past them: one short
+   * transaction under the conversation row's lock (behind the slot fence when sharded; a fenced
+   * slot throws SlotFencedError). Answers how many messages went (0: nothing expired there).
+   */
+  purge(convId: string, cutoffMs: number, maxRows: number): Promise<number>;
+}
+
+/** Account deletion (issue 17): what it needs of the messages a user sent. */
+export interface SentMessageEraser {
+  /** The conversations uid is a member of (1:1 and groups), as the conversation list finds them. */
+  conversationsOf(uid: Uid): Promise<string[]>;
+  /**
+   * Erases the next maxRows messages uid sent in convId, after the cursor `after` ("" = from
+   * the start; the next page's is `next`, null after the last): each one's text, file reference
+   * and extras emptied, its reactions gone and recalled = 1 (events and messages recalled
+   * already are left as they are). One transaction behind the slot fence, reading the sender's
+   * messages by the (conv_id, sender, client_msg_id) key; again on a page erases nothing more.
+   */
+  eraseSent(uid: Uid, convId: string, after: string, maxRows: number): Promise<{ erased: number; next: string | null }>;
+}
+
+/** An account deletion gate recorded and the chat nodes have not finished yet. */
+export interface AccountDeletionRecord {
+  uid: Uid;
+  requestedAt: number;
+  /** The requesting gate's ACCOUNT_DELETE_MESSAGES was erase. */
+  eraseMessages: boolean;
+}
+
+/**
+ * Account deletions as requests (issue 17), table account_deletions placed by uid: gate records
+ * one (it may touch only its own tables), the chat nodes' deletion worker carries it out
+ * (src/account/account-deletion-worker.ts) and then marks it done.
+ */
+export interface AccountDeletionStore {
+  /**
+   * Records a deletion of uid, requested at atMs. Idempotent: asked again (a retry after a
+   * failure half-way), the row takes the later time and keeps erase once any request asked it.
+   */
+  request(uid: Uid, atMs: number, eraseMessages: boolean): Promise<void>;
+  /** The ids of the database instances, each read on its own (one for a single database). */
+  instances(): string[];
+  /**
+   * A page of the requests stored on the instance, by uid: at most limit rows read after
+   * `after` ("0": from the start), and `next` to ask with for the following page (null: no
+   * more). Sharded, a row the current map places elsewhere (copied away by a rebalance, not
+   * yet cleaned up) is left out, so a page may answer fewer (even none) with a next: the new
+   * owner's pass has it.
+   */
+  pending(
+    instance: string,
+    after: Uid,
+    limit: number,
+  ): Promise<{ deletions: AccountDeletionRecord[]; next: Uid | null }>;
+  /**
+   * Deletes the request once carried out, unless it was requested again since (requested_at
+   * changed): that one is carried out again by the next pass. Answers whether a row went.
+   */
+  done(uid: Uid, requestedAt: number): Promise<boolean>;
 }

@@ -8,11 +8,13 @@ import type { Logger } from "../../log/logger.js";
 import type { Metrics } from "../../metrics/metrics.js";
 import type { SessionRoute, SessionRoutes } from "../../routing/ports.js";
 import type {
+  BlockStore,
   ConversationStore,
   FileMetaStore,
   FriendStore,
   GroupStore,
   MessageStore,
+  ReportStore,
   Uid,
   UserStore,
 } from "../../storage/ports.js";
@@ -73,6 +75,14 @@ export type ChatConfig = Pick<
   | "MESSAGE_RECALL_WINDOW_SECONDS"
   | "TYPING_MIN_INTERVAL_MS"
   | "TYPING_TTL_MS"
+  | "BLOCKS_MAX"
+  | "REPORT_REASON_MAX_CHARS"
+  | "REPORTS_PER_DAY"
+  | "GROUP_MUTE_MAX_SECONDS"
+  | "GROUP_ANNOUNCEMENT_MAX_CHARS"
+  | "GROUP_DISSOLVE_HISTORY"
+  | "GROUP_JOIN_REQUEST_TTL_SECONDS"
+  | "GROUP_JOIN_MESSAGE_MAX_CHARS"
 >;
 
 /** Everything a request handler may use; the same object for every session of a node. */
@@ -92,7 +102,7 @@ export interface HandlerContext {
   /** Pushes not acked yet by their session, re-pushed after CHAT_PUSH_ACK_TIMEOUT_MS. */
   unacked: UnackedPushes;
   users: UserStore;
-  /** Uids known to exist (users.existing, remembered up to CHAT_KNOWN_USERS_MAX). */
+  /** Uids known to exist (users.existing, remembered up to CHAT_KNOWN_USERS_MAX and CHAT_KNOWN_USERS_TTL_MS). */
   knownUsers: KnownUsers;
   routes: RenewableRoutes;
   status: Api<typeof StatusServiceService>;
@@ -107,6 +117,13 @@ export interface HandlerContext {
   conversations?: ConversationStore;
   /** Uploaded files' metadata: a file message must name a file its sender uploaded for that conversation. */
   files?: FileMetaStore;
+  /**
+   * Blocks between users (issue 17); without it block requests are not served
+   * (UNKNOWN_MESSAGE_TYPE) and only the 1:1 append, which reads the marks itself, refuses.
+   */
+  blocks?: BlockStore;
+  /** Reports for operators (issue 17); without it report requests are not served (UNKNOWN_MESSAGE_TYPE). */
+  reports?: ReportStore;
   /** Work a reply does not wait for (delivery, kicks); the node awaits it on close. Must not reject. */
   background(task: Promise<void>): void;
 }
@@ -145,7 +162,23 @@ export type RequestCase =
   | "reactReq"
   | "deleteForMeReq"
   | "typingReq"
-  | "forwardReq";
+  | "forwardReq"
+  // Safety and conversation management (issue 17).
+  | "blockReq"
+  | "unblockReq"
+  | "blockListReq"
+  | "reportReq"
+  | "conversationSettingsReq"
+  | "clearHistoryReq"
+  | "groupMuteReq"
+  | "groupMuteAllReq"
+  | "groupAnnounceReq"
+  | "groupDissolveReq"
+  | "groupSetJoinApprovalReq"
+  | "groupJoinReq"
+  | "groupJoinRequestsReq"
+  | "groupJoinReplyReq"
+  | "groupSetRetentionReq";
 type Body = NonNullable<Envelope["body"]>;
 /** What a handler answers with (sent with the request's reqId). */
 export type ReplyBody = Body;
@@ -159,6 +192,10 @@ export type GroupsContext = HandlerContext & { groups: GroupStore };
 export type FriendsContext = HandlerContext & { friends: FriendStore };
 /** What the conversation-list handlers have: a node serves them only with a conversation store. */
 export type ConversationsContext = HandlerContext & { conversations: ConversationStore };
+/** What the block handlers have: a node serves them only with a block store (issue 17). */
+export type BlocksContext = HandlerContext & { blocks: BlockStore };
+/** What the report handler has: a node serves it only with a report store (issue 17). */
+export type ReportsContext = HandlerContext & { reports: ReportStore };
 
 /** A session whose login succeeded: every handler but login's gets one (dispatch checks it). */
 export type LoggedInSession = Session & { readonly uid: Uid };

@@ -3,7 +3,9 @@ import type { Envelope } from "../../gen/shardchat/v1/client.js";
 import type { LaneTurn } from "../inbox.js";
 import { errorEnvelope, failSession, type Session } from "../session.js";
 import { ack } from "./ack.js";
+import { block, blockList, unblock } from "./blocks.js";
 import {
+  type BlocksContext,
   type ConversationsContext,
   FatalSessionError,
   type FriendsContext,
@@ -11,11 +13,22 @@ import {
   type Handler,
   type HandlerContext,
   type LoggedInSession,
+  type ReportsContext,
   type RequestCase,
 } from "./context.js";
-import { conversationList, markRead } from "./conversations.js";
+import { clearHistory, conversationList, conversationSettings, markRead } from "./conversations.js";
 import { forward } from "./forward.js";
 import { friendApplications, friendApply, friendList, friendRemove, friendReply, searchUsers } from "./friends.js";
+import {
+  groupAnnounce,
+  groupDissolve,
+  groupJoin,
+  groupJoinReply,
+  groupJoinRequests,
+  groupMute,
+  groupMuteAll,
+  groupSetJoinApproval,
+} from "./group-moderation.js";
 import {
   groupCreate,
   groupInvitationReply,
@@ -33,6 +46,8 @@ import { heartbeat } from "./heartbeat.js";
 import { history } from "./history.js";
 import { login } from "./login.js";
 import { deleteForMe, edit, react, recall } from "./message-changes.js";
+import { report } from "./reports.js";
+import { groupSetRetention } from "./retention.js";
 import { send } from "./send.js";
 import { sync } from "./sync.js";
 import { typing } from "./typing.js";
@@ -42,7 +57,8 @@ export type HandlerTable = { [C in RequestCase]?: Handler<C> };
 
 type GroupCase = Extract<RequestCase, `group${string}`>;
 type FriendCase = "friendApplyReq" | "friendReplyReq" | "friendListReq" | "friendRemoveReq" | "friendApplicationsReq";
-type ConversationCase = "conversationListReq" | "markReadReq";
+type ConversationCase = "conversationListReq" | "markReadReq" | "conversationSettingsReq" | "clearHistoryReq";
+type BlockCase = "blockReq" | "unblockReq" | "blockListReq";
 
 /** What every node serves: login, messages, sync, history, and user search. */
 const CORE: HandlerTable = {
@@ -74,6 +90,17 @@ const GROUP_HANDLERS: { [C in GroupCase]: Handler<C, GroupsContext> } = {
   groupListReq: groupList,
   groupInvitationsReq: groupInvitations,
   groupInvitationReplyReq: groupInvitationReply,
+  // Moderation (issue 17).
+  groupMuteReq: groupMute,
+  groupMuteAllReq: groupMuteAll,
+  groupAnnounceReq: groupAnnounce,
+  groupDissolveReq: groupDissolve,
+  groupSetJoinApprovalReq: groupSetJoinApproval,
+  groupJoinReq: groupJoin,
+  groupJoinRequestsReq: groupJoinRequests,
+  groupJoinReplyReq: groupJoinReply,
+  // Retention (issue 17).
+  groupSetRetentionReq: groupSetRetention,
 };
 
 const FRIEND_HANDLERS: { [C in FriendCase]: Handler<C, FriendsContext> } = {
@@ -87,6 +114,20 @@ const FRIEND_HANDLERS: { [C in FriendCase]: Handler<C, FriendsContext> } = {
 const CONVERSATION_HANDLERS: { [C in ConversationCase]: Handler<C, ConversationsContext> } = {
   conversationListReq: conversationList,
   markReadReq: markRead,
+  conversationSettingsReq: conversationSettings,
+  clearHistoryReq: clearHistory,
+};
+
+/** Blocks (issue 17): served with a block store. */
+const BLOCK_HANDLERS: { [C in BlockCase]: Handler<C, BlocksContext> } = {
+  blockReq: block,
+  unblockReq: unblock,
+  blockListReq: blockList,
+};
+
+/** Reports (issue 17): served with a report store. */
+const REPORT_HANDLERS: { reportReq: Handler<"reportReq", ReportsContext> } = {
+  reportReq: report,
 };
 
 /** handlers with `ctx` (which has their store) given to them in place of the node's context. */
@@ -99,16 +140,19 @@ function withContext<X extends HandlerContext>(ctx: X, handlers: { [C in Request
 }
 
 /**
- * The handlers a node serves: the core ones always; groups, friends and conversation lists
- * only when the node has their store, each given a context in which that store is present.
+ * The handlers a node serves: the core ones always; groups, friends, conversation lists, blocks
+ * and reports only when the node has their store, each given a context in which that store is
+ * present.
  */
 export function servedHandlers(ctx: HandlerContext): HandlerTable {
-  const { groups, friends, conversations } = ctx;
+  const { groups, friends, conversations, blocks, reports } = ctx;
   return {
     ...CORE,
     ...(groups ? withContext({ ...ctx, groups }, GROUP_HANDLERS) : {}),
     ...(friends ? withContext({ ...ctx, friends }, FRIEND_HANDLERS) : {}),
     ...(conversations ? withContext({ ...ctx, conversations }, CONVERSATION_HANDLERS) : {}),
+    ...(blocks ? withContext({ ...ctx, blocks }, BLOCK_HANDLERS) : {}),
+    ...(reports ? withContext({ ...ctx, reports }, REPORT_HANDLERS) : {}),
   };
 }
 

@@ -37,7 +37,8 @@ export async function forward(
   if (toUser) {
     const to = requireUid(request.toUid, "toUid");
     if (to === me) throw invalid("cannot send to yourself");
-    await requireRecipient(ctx, me, to);
+    // Blocks are checked before the file is shared into the conversation (the append would refuse later).
+    await requireRecipient(ctx, me, to, { blocks: true });
     const prepared = await copyOf(ctx, original, request.clientMsgId, convIdForPair(me, to));
     return sendDirect(ctx, session, to, prepared, { reqId, turn, answer: "forwardResp" });
   }
@@ -45,7 +46,12 @@ export async function forward(
   const groups = ctx.groups;
   if (!groups) throw new AppError(ErrorCode.UNAVAILABLE, "groups are not served on this chat node");
   const role = await storage(ctx, "group role", () => groups.roleOf(request.groupId, me));
-  if (role === null) throw new AppError(ErrorCode.NOT_GROUP_MEMBER, `not a member of group ${request.groupId}`);
+  if (role === null) {
+    // A dissolved group has no members: say so rather than "not a member" (one more read, on refusal only).
+    const group = await storage(ctx, "group lookup", () => groups.get(request.groupId));
+    if (group?.dissolved) throw new AppError(ErrorCode.GROUP_DISSOLVED, `group ${request.groupId} was dissolved`);
+    throw new AppError(ErrorCode.NOT_GROUP_MEMBER, `not a member of group ${request.groupId}`);
+  }
   const prepared = await copyOf(ctx, original, request.clientMsgId, groupConvId(request.groupId));
   return sendToGroup({ ...ctx, groups }, session, request.groupId, prepared, { reqId, answer: "forwardResp" });
 }

@@ -53,7 +53,8 @@ export async function searchUsers(
 
 /**
  * Records an application and pushes it to the recipient's sessions on whatever node they are;
- * an offline recipient lists it after login (FriendApplicationsRequest).
+ * an offline recipient lists it after login (FriendApplicationsRequest). BLOCKED when either of
+ * the two blocked the other.
  */
 export async function friendApply(
   ctx: FriendsContext,
@@ -66,10 +67,19 @@ export async function friendApply(
   if (to === me) throw invalid("cannot befriend yourself");
   const max = ctx.config.FRIEND_APPLY_MAX_CHARS;
   if ([...request.message].length > max) throw invalid(`message must be at most ${max} characters`);
-  const [self, target, already, count] = await storage(ctx, "friend apply", () =>
-    Promise.all([ctx.users.byUid(me), ctx.users.byUid(to), friends.areFriends(me, to), friends.friendCount(me)]),
+  const blocks = ctx.blocks;
+  const [self, target, already, count, blocked] = await storage(ctx, "friend apply", () =>
+    Promise.all([
+      ctx.users.byUid(me),
+      ctx.users.byUid(to),
+      friends.areFriends(me, to),
+      friends.friendCount(me),
+      // Issue 17: either one blocked the other (one read, beside the others).
+      blocks ? blocks.blockedAmong(me, [to]) : new Set<Uid>(),
+    ]),
   );
   if (!target || !self) throw new AppError(ErrorCode.PEER_NOT_FOUND, `no user ${to}`);
+  if (blocked.has(to)) throw new AppError(ErrorCode.BLOCKED);
   if (already) throw new AppError(ErrorCode.ALREADY_FRIENDS);
   if (count >= ctx.config.FRIENDS_MAX) throw new AppError(ErrorCode.FRIEND_LIMIT, `${count} friends already`);
   await ctx.limits.friendApply(me);

@@ -16,12 +16,15 @@ import {
   type Uid,
 } from "../../storage/ports.js";
 import type { Session } from "../session.js";
+import { refuseBlocked } from "./blocks.js";
 import type { GroupsContext, LoggedInSession, Reply, RequestOf } from "./context.js";
 import { invalid, pageOf, pageSize, storage } from "./context.js";
 import { namesOf } from "./friends.js";
 import { type Answer, type PreparedMessage, preparedMessage, storedReply, validateContent, withQuote } from "./send.js";
 
-function toInfo(g: GroupRecord): GroupInfo {
+/** A group as clients see it; each moderation field only when set (absent reads as false / none). */
+export function toInfo(g: GroupRecord): GroupInfo {
+  const a = g.announcement;
   return {
     groupId: g.groupId,
     convId: g.convId,
@@ -29,6 +32,11 @@ function toInfo(g: GroupRecord): GroupInfo {
     owner: g.owner,
     memberCount: g.memberCount,
     createdAtMs: String(g.createdAt),
+    mutedAll: g.mutedAll ? true : undefined,
+    announcement: a ? { text: a.text, by: a.by, atMs: String(a.atMs) } : undefined,
+    joinApproval: g.joinApproval ? true : undefined,
+    dissolved: g.dissolved ? true : undefined,
+    messageTtlSeconds: g.messageTtlSeconds || undefined,
   };
 }
 
@@ -50,7 +58,7 @@ export async function roleOf(ctx: GroupsContext, groupId: string, uid: Uid): Pro
   return role;
 }
 
-async function requireGroup(ctx: GroupsContext, groupId: string): Promise<GroupRecord> {
+export async function requireGroup(ctx: GroupsContext, groupId: string): Promise<GroupRecord> {
   const group = await storage(ctx, "group lookup", () => ctx.groups.get(groupId));
   if (!group) throw new AppError(ErrorCode.GROUP_NOT_FOUND);
   return group;
@@ -63,6 +71,13 @@ async function requireUsers(ctx: GroupsContext, uids: Uid[]): Promise<void> {
   const missing = uids.find((uid) => !existing.has(uid));
   if (missing !== undefined) throw new AppError(ErrorCode.PEER_NOT_FOUND, `no user ${missing}`);
 }
+
+/**
+ * Issue 17: an invitee who blocked the inviter, or whom the inviter blocked, refuses the whole
+ * request (create or invite) with BLOCKED before anything is written or counted; the error names
+ * nobody, so the inviter learns only that someone in the list cannot be invited by it.
+ */
+const INVITE_BLOCKED = "one of these users cannot be invited by you";
 
 function checkUids(ctx: GroupsContext, uids: string[]): Uid[] {
   if (!uids.every(isUid)) throw invalid("uids must be decimal user ids");
@@ -125,6 +140,7 @@ export async function groupCreate(
   checkName(ctx, name);
   const wanted = checkUids(ctx, memberUids).filter((uid) => uid !== owner);
   await requireUsers(ctx, wanted);
+  await refuseBlocked(ctx, owner, wanted, INVITE_BLOCKED);
   await ctx.limits.groupCreate(owner);
   await ctx.limits.groupInvites(owner, wanted.length);
   const { join, ask } = await byConsent(ctx, owner, wanted);
@@ -159,6 +175,7 @@ export async function groupInvite(
     throw new AppError(ErrorCode.GROUP_PERMISSION_DENIED, "only admins and the owner invite");
   }
   await requireUsers(ctx, wanted);
+  await refuseBlocked(ctx, actor, wanted, INVITE_BLOCKED);
   await ctx.limits.groupInvites(actor, wanted.length);
   const { join, ask } = await byConsent(ctx, actor, wanted);
   const added =
@@ -316,11 +333,18 @@ export async function groupMembers(
   // One more than asked tells whether another page follows.
   const rows = await storage(ctx, "group members", () => ctx.groups.members(groupId, afterUid, size + 1));
   const { page, more } = pageOf(rows, size);
+  const now = Date.now();
   return {
     $case: "groupMembersResp",
     value: {
       group: toInfo(group),
-      members: page.map((m) => ({ uid: m.uid, role: m.role, joinedAtMs: String(m.joinedAt) })),
+      members: page.map((m) => ({
+        uid: m.uid,
+        role: m.role,
+        joinedAtMs: String(m.joinedAt),
+        // Only a mute still running: one that ended is no mute.
+        mutedUntilMs: m.mutedUntil !== undefined && m.mutedUntil > now ? String(m.mutedUntil) : undefined,
+      })),
       more,
     },
   };
@@ -433,8 +457,11 @@ export async function fanOut(ctx: GroupsContext, groupId: string, from: Session,
   );
 }
 
-/** A group event to every current member (plus `extra`, e.g. whoever was kicked). */
-async function announceToGroup(
+/**
+ * A group event to every current member (plus `extra`, e.g. whoever was kicked, or a dissolved
+ * group's former members); `more` adds the fields of some kinds (until_ms).
+ */
+export async function announceToGroup(
   ctx: GroupsContext,
   groupId: string,
   kind: GroupEventKind,
@@ -442,13 +469,14 @@ async function announceToGroup(
   uids: Uid[],
   extra: Uid[] = [],
   role = 0,
+  more: Partial<GroupEventPush> = {},
 ): Promise<void> {
   try {
     const store = ctx.groups;
     const [group, members] = await Promise.all([store.get(groupId), store.memberUids(groupId)]);
     if (!group) return;
     const to = [...new Set([...members, ...extra])].filter((uid) => uid !== actor);
-    await announce(ctx, to, { kind, group: toInfo(group), actor, uids, role });
+    await announce(ctx, to, { kind, group: toInfo(group), actor, uids, role, ...more });
   } catch (err) {
     ctx.log.warn({ err, groupId }, "cannot announce a group change");
   }

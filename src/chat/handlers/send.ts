@@ -153,10 +153,23 @@ export async function send(
   return sendDirect(ctx, session, to, prepared, { reqId, turn, answer: "sendResp" });
 }
 
-/** A 1:1 message may go to `to`: it exists, and is a friend when CHAT_REQUIRE_FRIENDSHIP says so. */
-export async function requireRecipient(ctx: HandlerContext, sender: Uid, to: Uid): Promise<void> {
-  const existing = await storage(ctx, "user lookup", () => ctx.knownUsers.existing([to]));
+/**
+ * A 1:1 message may go to `to`: it exists, and is a friend when CHAT_REQUIRE_FRIENDSHIP says so.
+ * With `blocks`, neither blocked the other (BLOCKED; one read beside the user lookup): for what
+ * is not stored, such as typing. A send does not ask, since its append reads the block mark.
+ */
+export async function requireRecipient(
+  ctx: HandlerContext,
+  sender: Uid,
+  to: Uid,
+  { blocks = false }: { blocks?: boolean } = {},
+): Promise<void> {
+  const blockStore = blocks ? ctx.blocks : undefined;
+  const [existing, blocked] = await storage(ctx, "user lookup", () =>
+    Promise.all([ctx.knownUsers.existing([to]), blockStore?.blockedAmong(sender, [to])]),
+  );
   if (!existing.has(to)) throw new AppError(ErrorCode.PEER_NOT_FOUND, `no user ${to}`);
+  if (blocked?.has(to)) throw new AppError(ErrorCode.BLOCKED);
   if (ctx.config.CHAT_REQUIRE_FRIENDSHIP) await requireFriendship(ctx, sender, to);
 }
 

@@ -30,11 +30,12 @@ export async function typing(ctx: HandlerContext, session: LoggedInSession, requ
 
 /**
  * The caller may type here: a member of the group, or one side of a 1:1 conversation with
- * someone it may message (before their first message there is no member row yet).
+ * someone it may message (before their first message there is no member row yet), neither of
+ * them having blocked the other (BLOCKED).
  */
 async function requireParticipant(ctx: HandlerContext, convId: string, me: Uid): Promise<void> {
   const peer = peerOf(convId, me);
-  if (peer !== undefined) return requireRecipient(ctx, me, peer);
+  if (peer !== undefined) return requireRecipient(ctx, me, peer, { blocks: true });
   const member = await storage(ctx, "membership", () => ctx.messages.isMember(convId, me));
   if (!member) asMemberError(convId)(new AppError(ErrorCode.NOT_PARTICIPANT, "not in this conversation"));
 }

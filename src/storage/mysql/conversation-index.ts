@@ -40,3 +40,9 @@ export async function indexEntries(db: Db, entries: { uid: Uid; convId: string }
 export async function unindexConversation(db: Db, uid: Uid, convId: string): Promise<void> {
   await db.query("DELETE FROM user_conversations WHERE uid = ? AND conv_id = ?", [uid, convId]);
 }
+
+/** Unlists convId for each of uids, in one statement. */
+export async function unindexConversations(db: Db, uids: Uid[], convId: string): Promise<void> {
+  if (uids.length === 0) return;
+  await db.query("DELETE FROM user_conversations WHERE conv_id = ? AND uid IN (?)", [convId, uids]);
+}

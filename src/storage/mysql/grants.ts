@@ -8,13 +8,16 @@ export type DatabaseService = "gate" | "chat";
  * What each service's user may touch, table by table: rows to read and write, rows only to
  * read. Gate registers users and keeps file metadata, and reads membership to hand out files;
  * chat nodes keep conversations, messages, friends and groups, mark files sent, and read users
- * (names, search). Both read the shard map and take the rebalancer's slot fence (a locking
+ * (names, search). An account deletion crosses the line as a row, not as a grant: gate records
+ * it in account_deletions and deletes the profile, the chat nodes carry out the rest and delete
+ * the row (src/account/). Both read the shard map and take the rebalancer's slot fence (a locking
  * read). Neither may change the schema, nor read the other's tables: gate reads no message.
  */
 export const SERVICE_TABLES: Record<DatabaseService, { write: readonly string[]; read: readonly string[] }> = {
   gate: {
-    write: ["users", "user_names", "user_emails", "files"],
-    read: ["conversation_members", "shard_map", "slot_fence"],
+    write: ["users", "user_names", "user_emails", "files", "account_deletions"],
+    // file_shares: a forwarded file is downloaded by the participants of the conversations it was forwarded into.
+    read: ["conversation_members", "file_shares", "shard_map", "slot_fence"],
   },
   chat: {
     write: [
@@ -28,6 +31,15 @@ export const SERVICE_TABLES: Record<DatabaseService, { write: readonly string[];
       "friendships",
       "friend_applications",
       "files",
+      // The message model and safety (issues 16, 17).
+      "message_reactions",
+      "message_hidden",
+      "file_shares",
+      "user_blocks",
+      "reports",
+      "group_join_requests",
+      // Account deletions gate recorded: read, carried out, then deleted (issue 17).
+      "account_deletions",
     ],
     read: ["users", "user_names", "user_emails", "shard_map", "slot_fence"],
   },

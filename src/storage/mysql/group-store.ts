@@ -1,10 +1,20 @@
 import type { ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { AppError, ErrorCode } from "../../errors.js";
 import { COLUMN_CHARS, groupConvId, isDecimalId, requireChars, storedId } from "../../ids/identifiers.js";
+import {
+  checkMs,
+  checkPoster,
+  checkText,
+  DISSOLVED_GROUP_CONVERSATION,
+  type ModerationColumns,
+  moderationOf,
+  type PosterRow,
+} from "../group-moderation.js";
 import { extrasToColumn, withModelColumns } from "../message-model.js";
 import {
   GROUP_ROLE,
   type GroupInvitationRecord,
+  type GroupJoinRequestRecord,
   type GroupMemberRecord,
   type GroupRecord,
   type GroupRoleValue,
@@ -14,6 +24,7 @@ import {
   type StoredMessage,
   type Uid,
 } from "../ports.js";
+import { checkTtlSeconds, groupTtlOf } from "../retention/group-ttl.js";
 import { isDuplicateKey, mysqlCode, mysqlError } from "./errors.js";
 import {
   messageRow,
@@ -28,7 +39,14 @@ import { inTransaction, retryingDeadlocks } from "./transaction.js";
 
 /** conversations.kind of a group conversation (1 is a 1:1 conversation). */
 export const GROUP_CONVERSATION = 2;
-const GROUP_COLUMNS = "group_id, name, owner, member_count, created_at";
+/** What a new group's row is inserted with (the moderation columns start at their defaults). */
+const NEW_GROUP_COLUMNS = "group_id, name, owner, member_count, created_at";
+/** A group as every read answers it (toGroup), with its moderation columns. */
+const GROUP_COLUMNS = `${NEW_GROUP_COLUMNS}, muted_all, announcement, announcement_by, announcement_at, join_approval, dissolved, message_ttl_seconds`;
+/** GROUP_COLUMNS of chat_groups aliased g. */
+const G_COLUMNS = GROUP_COLUMNS.split(", ")
+  .map((column) => `g.${column}`)
+  .join(", ");
 
 export interface MysqlGroupStoreOptions {
   /** config.MYSQL_DEADLOCK_RETRIES. */
@@ -78,7 +96,7 @@ export class MysqlGroupStore implements GroupStore {
     const convId = groupConvId(g.groupId);
     return storageCall(() =>
       this.write(g.groupId, async (conn) => {
-        await conn.query(`INSERT INTO chat_groups (${GROUP_COLUMNS}) VALUES (?, ?, ?, ?, ?)`, [
+        await conn.query(`INSERT INTO chat_groups (${NEW_GROUP_COLUMNS}) VALUES (?, ?, ?, ?, ?)`, [
           g.groupId,
           g.name,
           g.owner,
@@ -124,14 +142,10 @@ export class MysqlGroupStore implements GroupStore {
     if (take === 0) return [];
     return storageCall(async () => {
       const [rows] = await this.pool.query<RowDataPacket[]>(
-        "SELECT uid, role, joined_at FROM group_members WHERE group_id = ? AND uid > ? ORDER BY uid LIMIT ?",
+        "SELECT uid, role, joined_at, muted_until FROM group_members WHERE group_id = ? AND uid > ? ORDER BY uid LIMIT ?",
         [groupId, afterUid, take],
       );
-      return rows.map((r) => ({
-        uid: storedId(r.uid),
-        role: Number(r.role) as GroupRoleValue,
-        joinedAt: Number(r.joined_at),
-      }));
+      return rows.map((r) => toMember(r));
     });
   }
 
@@ -242,7 +256,7 @@ export class MysqlGroupStore implements GroupStore {
     if (!isDecimalId(uid) || !isDecimalId(afterGroupId) || take === 0) return [];
     return storageCall(async () => {
       const [rows] = await this.pool.query<RowDataPacket[]>(
-        `SELECT g.group_id, g.name, g.owner, g.member_count, g.created_at
+        `SELECT ${G_COLUMNS}
            FROM group_members gm JOIN chat_groups g ON g.group_id = gm.group_id
           WHERE gm.uid = ? AND gm.group_id > ? ORDER BY gm.group_id LIMIT ?`,
         [uid, afterGroupId, take],
@@ -260,10 +274,10 @@ export class MysqlGroupStore implements GroupStore {
       this.write(groupId, async (conn) => {
         // Shared: invitations do not change member_count, but a member added meanwhile must be seen.
         const [group] = await conn.query<RowDataPacket[]>(
-          "SELECT 1 FROM chat_groups WHERE group_id = ? LOCK IN SHARE MODE",
+          "SELECT dissolved FROM chat_groups WHERE group_id = ? LOCK IN SHARE MODE",
           [groupId],
         );
-        if (!group[0]) throw new AppError(ErrorCode.GROUP_NOT_FOUND);
+        requireOpen(group[0]);
         const invited = await nonMembers(conn, groupId, wanted);
         if (invited.length === 0) return [];
         await conn.query(
@@ -282,7 +296,7 @@ export class MysqlGroupStore implements GroupStore {
     return storageCall(async () => {
       await this.pool.query("DELETE FROM group_invitations WHERE uid = ? AND created_at < ?", [uid, sinceMs]);
       const [rows] = await this.pool.query<RowDataPacket[]>(
-        `SELECT g.group_id, g.name, g.owner, g.member_count, g.created_at, gi.inviter, gi.created_at AS invited_at
+        `SELECT ${G_COLUMNS}, gi.inviter, gi.created_at AS invited_at
            FROM group_invitations gi JOIN chat_groups g ON g.group_id = gi.group_id
           WHERE gi.uid = ? AND gi.created_at >= ? AND gi.created_at < ?
           ORDER BY gi.created_at DESC, gi.group_id DESC LIMIT ?`,
@@ -319,9 +333,11 @@ export class MysqlGroupStore implements GroupStore {
       retryingDeadlocks(this.deadlockRetries, () =>
         this.write(groupId, async (conn) => {
           // The group row first, as every membership change locks it (one lock order).
-          const [group] = await conn.query<RowDataPacket[]>("SELECT 1 FROM chat_groups WHERE group_id = ? FOR UPDATE", [
-            groupId,
-          ]);
+          const [group] = await conn.query<RowDataPacket[]>(
+            "SELECT dissolved FROM chat_groups WHERE group_id = ? FOR UPDATE",
+            [groupId],
+          );
+          if (group[0]) requireOpen(group[0]);
           const [open] = await conn.query<RowDataPacket[]>(
             "SELECT created_at FROM group_invitations WHERE group_id = ? AND uid = ? FOR UPDATE",
             [groupId, uid],
@@ -346,7 +362,7 @@ export class MysqlGroupStore implements GroupStore {
     if (!isDecimalId(uid) || ids.length === 0) return [];
     return storageCall(async () => {
       const [rows] = await this.pool.query<RowDataPacket[]>(
-        `SELECT g.group_id, g.name, g.owner, g.member_count, g.created_at
+        `SELECT ${G_COLUMNS}
            FROM group_members gm JOIN chat_groups g ON g.group_id = gm.group_id
           WHERE gm.uid = ? AND gm.group_id IN (?)`,
         [uid, ids],
@@ -355,15 +371,220 @@ export class MysqlGroupStore implements GroupStore {
     });
   }
 
+  // ---- Moderation (issue 17).
+
+  async mute(groupId: string, uid: Uid, untilMs: number): Promise<boolean> {
+    checkMs(untilMs, "untilMs");
+    if (!isDecimalId(groupId) || !isDecimalId(uid)) return false;
+    return storageCall(() =>
+      this.write(groupId, async (conn) => {
+        const [result] = await conn.query<ResultSetHeader>(
+          "UPDATE group_members SET muted_until = ? WHERE group_id = ? AND uid = ?",
+          [untilMs, groupId, uid],
+        );
+        return result.affectedRows > 0;
+      }),
+    );
+  }
+
+  setMutedAll(groupId: string, muted: boolean): Promise<GroupRecord | null> {
+    return this.changeGroup(groupId, "muted_all = ?", [muted ? 1 : 0]);
+  }
+
+  async announce(groupId: string, text: string, by: Uid, atMs: number): Promise<GroupRecord | null> {
+    checkText(text, "announcement");
+    checkMs(atMs, "atMs");
+    if (text === "")
+      return this.changeGroup(groupId, "announcement = NULL, announcement_by = 0, announcement_at = 0", []);
+    checkId(by);
+    return this.changeGroup(groupId, "announcement = ?, announcement_by = ?, announcement_at = ?", [text, by, atMs]);
+  }
+
+  setJoinApproval(groupId: string, required: boolean): Promise<GroupRecord | null> {
+    return this.changeGroup(groupId, "join_approval = ?", [required ? 1 : 0]);
+  }
+
+  /**
+   * One transaction: the group row locked, then its conversation row (appends and message changes
+   * take it first, so one in flight finishes before, and any later finds the conversation
+   * dissolved), the member uids read, and the rows deleted in one round trip. member_count
+   * becomes 0.
+   */
+  async dissolve(groupId: string, removeHistory: boolean): Promise<Uid[]> {
+    if (!isDecimalId(groupId)) throw new AppError(ErrorCode.GROUP_NOT_FOUND);
+    const convId = groupConvId(groupId);
+    return storageCall(() =>
+      retryingDeadlocks(this.deadlockRetries, () =>
+        this.write(groupId, async (conn) => {
+          const [group] = await conn.query<RowDataPacket[]>("SELECT 1 FROM chat_groups WHERE group_id = ? FOR UPDATE", [
+            groupId,
+          ]);
+          if (!group[0]) throw new AppError(ErrorCode.GROUP_NOT_FOUND);
+          await conn.query("UPDATE conversations SET kind = ? WHERE conv_id = ?", [
+            DISSOLVED_GROUP_CONVERSATION,
+            convId,
+          ]);
+          const [members] = await conn.query<RowDataPacket[]>(
+            "SELECT uid FROM group_members WHERE group_id = ? FOR UPDATE",
+            [groupId],
+          );
+          const history = removeHistory
+            ? `;
+               DELETE FROM message_reactions WHERE conv_id = ?;
+               DELETE FROM message_hidden WHERE conv_id = ?;
+               DELETE FROM messages WHERE conv_id = ?;
+               DELETE FROM conversation_members WHERE conv_id = ?`
+            : "";
+          await conn.query(
+            `UPDATE chat_groups SET dissolved = 1, member_count = 0 WHERE group_id = ?;
+             DELETE FROM group_members WHERE group_id = ?;
+             DELETE FROM group_invitations WHERE group_id = ?;
+             DELETE FROM group_join_requests WHERE group_id = ?${history}`,
+            [groupId, groupId, groupId, groupId, ...(removeHistory ? [convId, convId, convId, convId] : [])],
+          );
+          return members.map((r) => storedId(r.uid));
+        }),
+      ),
+    );
+  }
+
+  async requestJoin(request: GroupJoinRequestRecord): Promise<void> {
+    const { groupId, uid } = request;
+    checkId(uid);
+    checkText(request.message, "message");
+    checkMs(request.createdAt, "createdAt");
+    if (!isDecimalId(groupId)) throw new AppError(ErrorCode.GROUP_NOT_FOUND);
+    await storageCall(() =>
+      retryingDeadlocks(this.deadlockRetries, () =>
+        this.write(groupId, async (conn) => {
+          // Shared, as invite: a join request changes no count, but a member added meanwhile must be seen.
+          const [group] = await conn.query<RowDataPacket[]>(
+            "SELECT dissolved FROM chat_groups WHERE group_id = ? LOCK IN SHARE MODE",
+            [groupId],
+          );
+          requireOpen(group[0]);
+          const [member] = await conn.query<RowDataPacket[]>(
+            "SELECT 1 FROM group_members WHERE group_id = ? AND uid = ?",
+            [groupId, uid],
+          );
+          if (member[0]) throw new AppError(ErrorCode.INVALID_ARGUMENT, `${uid} is a member of group ${groupId}`);
+          await conn.query(
+            `INSERT INTO group_join_requests (group_id, uid, message, created_at) VALUES (?, ?, ?, ?)
+             ON DUPLICATE KEY UPDATE message = VALUES(message), created_at = VALUES(created_at)`,
+            [groupId, uid, request.message, request.createdAt],
+          );
+        }),
+      ),
+    );
+  }
+
+  async joinRequests(groupId: string, sinceMs: number, limit: number): Promise<GroupJoinRequestRecord[]> {
+    const take = Math.max(0, Math.floor(limit));
+    if (!isDecimalId(groupId) || take === 0) return [];
+    return storageCall(async () => {
+      const [rows] = await this.pool.query<RowDataPacket[]>(
+        `SELECT uid, message, created_at FROM group_join_requests
+          WHERE group_id = ? AND created_at >= ? ORDER BY created_at DESC, uid DESC LIMIT ?`,
+        [groupId, sinceMs, take],
+      );
+      return rows.map((r) => ({
+        groupId,
+        uid: storedId(r.uid),
+        message: String(r.message),
+        createdAt: Number(r.created_at),
+      }));
+    });
+  }
+
+  /** Whether uid has an open join request into groupId created at or after sinceMs. */
+  async hasJoinRequest(groupId: string, uid: Uid, sinceMs: number): Promise<boolean> {
+    if (!isDecimalId(groupId) || !isDecimalId(uid)) return false;
+    return storageCall(async () => {
+      const [rows] = await this.pool.query<RowDataPacket[]>(
+        "SELECT 1 FROM group_join_requests WHERE group_id = ? AND uid = ? AND created_at >= ?",
+        [groupId, uid, sinceMs],
+      );
+      return rows.length > 0;
+    });
+  }
+
+  /** As answerInvitation: the group row first, the request deleted, the member added (addIn) in the same transaction. */
+  async answerJoin(
+    groupId: string,
+    uid: Uid,
+    answer: { accept: boolean; sinceMs: number; maxMembers: number },
+  ): Promise<boolean> {
+    if (!isDecimalId(groupId) || !isDecimalId(uid)) return false;
+    return storageCall(() =>
+      retryingDeadlocks(this.deadlockRetries, () =>
+        this.write(groupId, async (conn) => {
+          const [group] = await conn.query<RowDataPacket[]>(
+            "SELECT dissolved FROM chat_groups WHERE group_id = ? FOR UPDATE",
+            [groupId],
+          );
+          if (!group[0]) return false;
+          requireOpen(group[0]);
+          // The group's expired requests go first (by idx_group_join_requests_time): nothing else deletes them.
+          await conn.query("DELETE FROM group_join_requests WHERE group_id = ? AND created_at < ?", [
+            groupId,
+            answer.sinceMs,
+          ]);
+          const [open] = await conn.query<RowDataPacket[]>(
+            "SELECT created_at FROM group_join_requests WHERE group_id = ? AND uid = ? FOR UPDATE",
+            [groupId, uid],
+          );
+          if (!open[0]) return false;
+          await conn.query("DELETE FROM group_join_requests WHERE group_id = ? AND uid = ?", [groupId, uid]);
+          if (Number(open[0].created_at) < answer.sinceMs) return false;
+          if (answer.accept) await addIn(conn, groupId, [storedId(BigInt(uid))], answer.maxMembers);
+          return true;
+        }),
+      ),
+    );
+  }
+
+  async managers(groupId: string): Promise<Uid[]> {
+    if (!isDecimalId(groupId)) return [];
+    return storageCall(async () => {
+      const [rows] = await this.pool.query<RowDataPacket[]>(
+        "SELECT uid FROM group_members WHERE group_id = ? AND role >= ?",
+        [groupId, GROUP_ROLE.admin],
+      );
+      return rows.map((r) => storedId(r.uid));
+    });
+  }
+
+  /**
+   * One change of the group row (`set` with its params) behind the guard, unless it is dissolved,
+   * and the row read back in the same transaction: null when there is no such group,
+   * GROUP_DISSOLVED when dissolved.
+   */
+  private async changeGroup(groupId: string, set: string, params: unknown[]): Promise<GroupRecord | null> {
+    if (!isDecimalId(groupId)) return null;
+    return storageCall(() =>
+      this.write(groupId, async (conn) => {
+        await conn.query(`UPDATE chat_groups SET ${set} WHERE group_id = ? AND dissolved = 0`, [...params, groupId]);
+        const [rows] = await conn.query<RowDataPacket[]>(
+          `SELECT ${GROUP_COLUMNS} FROM chat_groups WHERE group_id = ?`,
+          [groupId],
+        );
+        return rows[0] ? toGroup(requireOpen(rows[0])) : null;
+      }),
+    );
+  }
+
   async append(m: NewGroupMessage): Promise<{ message: StoredMessage; duplicate: boolean }> {
     checkMessage(m);
     const convId = groupConvId(m.groupId);
     return storageCall(async () => {
-      const [member] = await this.pool.query<RowDataPacket[]>(
-        "SELECT 1 FROM conversation_members WHERE conv_id = ? AND uid = ?",
-        [convId, m.sender],
+      // One read of the group row and the sender's member row: dissolved, member, muted.
+      const [poster] = await this.pool.query<(RowDataPacket & PosterRow)[]>(
+        `SELECT g.dissolved, g.muted_all, gm.role, gm.muted_until
+           FROM chat_groups g LEFT JOIN group_members gm ON gm.group_id = g.group_id AND gm.uid = ?
+          WHERE g.group_id = ?`,
+        [m.sender, m.groupId],
       );
-      if (member.length === 0) throw new AppError(ErrorCode.NOT_GROUP_MEMBER);
+      checkPoster(poster[0], m.sentAtMs);
       const stored = await this.byClientMsgId(convId, m);
       if (stored) return { message: stored, duplicate: true };
       try {
@@ -385,11 +606,17 @@ export class MysqlGroupStore implements GroupStore {
    * are not touched (they move when members ack), except the sender's own.
    */
   private async insert(conn: Connection, convId: string, m: NewGroupMessage): Promise<StoredMessage> {
+    // Not in a dissolved group's conversation: a dissolve that committed since the check above wins.
     const [bumped] = await conn.query<ResultSetHeader>(
-      "UPDATE conversations SET last_seq = last_seq + 1 WHERE conv_id = ?",
-      [convId],
+      "UPDATE conversations SET last_seq = last_seq + 1 WHERE conv_id = ? AND kind <> ?",
+      [convId, DISSOLVED_GROUP_CONVERSATION],
     );
-    if (bumped.affectedRows === 0) throw new AppError(ErrorCode.GROUP_NOT_FOUND);
+    if (bumped.affectedRows === 0) {
+      const [conv] = await conn.query<RowDataPacket[]>("SELECT 1 FROM conversations WHERE conv_id = ?", [convId]);
+      throw conv[0]
+        ? new AppError(ErrorCode.GROUP_DISSOLVED, "the group was dissolved")
+        : new AppError(ErrorCode.GROUP_NOT_FOUND);
+    }
     const [seqRows] = await conn.query<RowDataPacket[]>("SELECT last_seq FROM conversations WHERE conv_id = ?", [
       convId,
     ]);
@@ -431,6 +658,11 @@ export class MysqlGroupStore implements GroupStore {
     );
     return rows[0] ? toChatMessage(rows[0]) : null;
   }
+
+  /** Retention (issue 17): one change of the group row, as the moderation settings are changed. */
+  async setRetention(groupId: string, ttlSeconds: number): Promise<GroupRecord | null> {
+    return this.changeGroup(groupId, "message_ttl_seconds = ?", [checkTtlSeconds(ttlSeconds)]);
+  }
 }
 
 /**
@@ -459,16 +691,16 @@ async function markMentions(conn: Connection, convId: string, seq: number, m: Ne
  */
 async function addIn(conn: Connection, groupId: string, wanted: Uid[], maxMembers: number): Promise<Uid[]> {
   const [group] = await conn.query<RowDataPacket[]>(
-    "SELECT member_count FROM chat_groups WHERE group_id = ? FOR UPDATE",
+    "SELECT member_count, dissolved FROM chat_groups WHERE group_id = ? FOR UPDATE",
     [groupId],
   );
-  if (!group[0]) throw new AppError(ErrorCode.GROUP_NOT_FOUND);
+  const { member_count } = requireOpen(group[0]);
   const added = await nonMembers(conn, groupId, wanted);
   if (added.length === 0) return [];
-  const count = Number(group[0].member_count) + added.length;
+  const count = Number(member_count) + added.length;
   if (count > maxMembers) throw new AppError(ErrorCode.GROUP_TOO_LARGE, `${count} members > ${maxMembers}`);
   // New members start at the conversation's end: they get what is sent from now on, and read
-  // older messages with history. A joiner's open invitation is spent.
+  // older messages with history. A joiner's open invitation and join request are spent.
   const [conv] = await conn.query<RowDataPacket[]>("SELECT last_seq FROM conversations WHERE conv_id = ?", [
     groupConvId(groupId),
   ]);
@@ -477,7 +709,11 @@ async function addIn(conn: Connection, groupId: string, wanted: Uid[], maxMember
     added.length,
     groupId,
   ]);
-  await conn.query("DELETE FROM group_invitations WHERE group_id = ? AND uid IN (?)", [groupId, added]);
+  await conn.query(
+    `DELETE FROM group_invitations WHERE group_id = ? AND uid IN (?);
+     DELETE FROM group_join_requests WHERE group_id = ? AND uid IN (?)`,
+    [groupId, added, groupId, added],
+  );
   return added;
 }
 
@@ -541,7 +777,28 @@ function toGroup(row: RowDataPacket): GroupRecord {
     owner: storedId(row.owner),
     memberCount: Number(row.member_count),
     createdAt: Number(row.created_at),
+    ...moderationOf(row as RowDataPacket & ModerationColumns),
+    ...groupTtlOf(row),
   };
+}
+
+/** A member row; mutedUntil only when muted at some time (0 leaves it out). */
+function toMember(row: RowDataPacket): GroupMemberRecord {
+  const member: GroupMemberRecord = {
+    uid: storedId(row.uid),
+    role: Number(row.role) as GroupRoleValue,
+    joinedAt: Number(row.joined_at),
+  };
+  const mutedUntil = Number(row.muted_until ?? 0);
+  if (mutedUntil > 0) member.mutedUntil = mutedUntil;
+  return member;
+}
+
+/** A group row read for a change: GROUP_NOT_FOUND when there is none, GROUP_DISSOLVED when dissolved. */
+function requireOpen(row: RowDataPacket | undefined): RowDataPacket {
+  if (!row) throw new AppError(ErrorCode.GROUP_NOT_FOUND);
+  if (Number(row.dissolved) === 1) throw new AppError(ErrorCode.GROUP_DISSOLVED, "the group was dissolved");
+  return row;
 }
 
 /** Driver failures in the error table (see mysql/errors.ts); a group id taken twice is the caller's. */

@@ -3,7 +3,9 @@ import { AppError, ErrorCode } from "../../errors.js";
 import { COLUMN_CHARS, directConvMembers, isDecimalId, requireChars, storedId } from "../../ids/identifiers.js";
 import { fitsChars } from "../../text/chars.js";
 import { Batcher } from "../batcher.js";
+import { refuseBlockedChange } from "../blocks.js";
 import { fileRefFromColumn, fileRefToColumn } from "../file-ref.js";
+import { DISSOLVED_GROUP_CONVERSATION } from "../group-moderation.js";
 import {
   completeForReader,
   extrasToColumn,
@@ -174,10 +176,13 @@ export class MysqlMessageStore implements MessageStore {
         );
         return { message, duplicate: false };
       } catch (err) {
-        if (mysqlCode(err) !== "ER_DUP_ENTRY") throw err;
-        // A resend, or two racing: uk_messages_client let one of them in.
+        const blocked = err instanceof AppError && err.code === ErrorCode.BLOCKED;
+        if (mysqlCode(err) !== "ER_DUP_ENTRY" && !blocked) throw err;
+        // A resend, or two racing: uk_messages_client let one of them in. (Refused for a block,
+        // a resend of a message stored before it is still answered as the duplicate it is.)
         const winner = await this.byClientMsgId(m);
         if (winner) return { message: winner, duplicate: true };
+        if (blocked) throw err;
         throw new AppError(ErrorCode.INTERNAL, `msg_id ${m.msgId} is already used by another message`);
       }
     });
@@ -215,7 +220,7 @@ export class MysqlMessageStore implements MessageStore {
       // Walks the user's memberships (idx_members_uid) and compares cursors with last_seq, so
       // only conversations with something pending are read, each by a PK range.
       const [convs] = await this.pool.query<RowDataPacket[]>(
-        `SELECT cm.conv_id, cm.delivered_seq, cm.hidden_count, c.last_seq
+        `SELECT cm.conv_id, cm.delivered_seq, cm.hidden_count, c.last_seq, c.retained_from_seq
            FROM conversation_members cm FORCE INDEX (idx_members_uid)
            JOIN conversations c ON c.conv_id = cm.conv_id
           WHERE cm.uid = ? AND c.last_seq > cm.delivered_seq
@@ -227,15 +232,17 @@ export class MysqlMessageStore implements MessageStore {
       const parts: string[] = [];
       const params: unknown[] = [];
       for (const conv of convs) {
-        const waiting = Number(conv.last_seq) - Number(conv.delivered_seq);
-        total += waiting;
-        if (remaining === 0) continue;
+        // Seqs the retention purge deleted are not waiting: the cursor reads from retained_from_seq.
+        const from = Math.max(Number(conv.delivered_seq), Number(conv.retained_from_seq) - 1);
+        const waiting = Number(conv.last_seq) - from;
+        total += Math.max(0, waiting);
+        if (remaining === 0 || waiting <= 0) continue;
         const take = Math.min(waiting, remaining);
         remaining -= take;
         parts.push(
           `(SELECT ${STORED_MESSAGE_COLUMNS} FROM messages WHERE conv_id = ? AND seq > ? ORDER BY seq LIMIT ?)`,
         );
-        params.push(conv.conv_id, Number(conv.delivered_seq), take);
+        params.push(conv.conv_id, from, take);
       }
       if (parts.length === 0) return { messages: [], more: total > 0 };
       const [rows] = await this.pool.query<RowDataPacket[]>(parts.join(" UNION ALL "), params);
@@ -387,16 +394,27 @@ export class MysqlMessageStore implements MessageStore {
   }
 
   async history(uid: Uid, convId: string, query: HistoryQuery): Promise<StoredMessage[]> {
+    return (await this.historyPage(uid, convId, query)).messages;
+  }
+
+  /** Two reads: uid's member row (membership, deletions, cleared seq), then the page after the cleared seq. */
+  async historyPage(
+    uid: Uid,
+    convId: string,
+    query: HistoryQuery,
+  ): Promise<{ messages: StoredMessage[]; firstSeq: number }> {
     if (!isDecimalId(uid)) throw new AppError(ErrorCode.NOT_PARTICIPANT);
     return storageCall(async () => {
-      const hidden = await this.hiddenCount(uid, convId);
-      const page = await this.page(convId, query);
-      return completeForReader(uid, page, this.lookups, () => hidden > 0);
+      const reader = await this.reader(uid, convId);
+      const page = await this.page(convId, query, reader.cleared);
+      const messages = await completeForReader(uid, page, this.lookups, () => reader.hidden > 0);
+      // Below retained_from_seq the retention purge deleted them: not gaps either.
+      return { messages, firstSeq: Math.max(reader.cleared + 1, reader.retained) };
     });
   }
 
-  /** A page of history as stored, in seq order. */
-  private async page(convId: string, query: HistoryQuery): Promise<StoredMessage[]> {
+  /** A page of history as stored, in seq order, after `cleared` (the reader's cleared seq). */
+  private async page(convId: string, query: HistoryQuery, cleared: number): Promise<StoredMessage[]> {
     const limit = Math.floor(query.limit);
     if (!(limit > 0)) return [];
     const afterSeq = Math.floor(query.afterSeq) || 0;
@@ -404,35 +422,44 @@ export class MysqlMessageStore implements MessageStore {
     if (afterSeq > 0) {
       const [rows] = await this.pool.query<RowDataPacket[]>(
         `SELECT ${STORED_MESSAGE_COLUMNS} FROM messages WHERE conv_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
-        [convId, afterSeq, limit],
+        [convId, Math.max(afterSeq, cleared), limit],
       );
       return rows.map(toChatMessage);
     }
     const [rows] =
       beforeSeq > 0
         ? await this.pool.query<RowDataPacket[]>(
-            `SELECT ${STORED_MESSAGE_COLUMNS} FROM messages WHERE conv_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`,
-            [convId, beforeSeq, limit],
+            `SELECT ${STORED_MESSAGE_COLUMNS} FROM messages WHERE conv_id = ? AND seq < ? AND seq > ? ORDER BY seq DESC LIMIT ?`,
+            [convId, beforeSeq, cleared, limit],
           )
         : await this.pool.query<RowDataPacket[]>(
-            `SELECT ${STORED_MESSAGE_COLUMNS} FROM messages WHERE conv_id = ? ORDER BY seq DESC LIMIT ?`,
-            [convId, limit],
+            `SELECT ${STORED_MESSAGE_COLUMNS} FROM messages WHERE conv_id = ? AND seq > ? ORDER BY seq DESC LIMIT ?`,
+            [convId, cleared, limit],
           );
     return rows.map(toChatMessage).reverse();
   }
 
   async isMember(convId: string, uid: Uid): Promise<boolean> {
     if (typeof convId !== "string" || !isDecimalId(uid)) return false;
-    return storageCall(async () => (await this.memberRow(convId, uid)) !== undefined);
+    // The member row alone: gate asks this for downloads, and its database user reads
+    // conversation_members but no conversation or message (grants.ts).
+    return storageCall(async () => {
+      const [rows] = await this.pool.query<RowDataPacket[]>(
+        "SELECT 1 FROM conversation_members WHERE conv_id = ? AND uid = ?",
+        [convId, uid],
+      );
+      return rows.length > 0;
+    });
   }
 
   async message(uid: Uid, convId: string, seq: number): Promise<StoredMessage | null> {
     if (!isDecimalId(uid) || typeof convId !== "string") throw new AppError(ErrorCode.NOT_PARTICIPANT);
     return storageCall(async () => {
-      const hidden = await this.hiddenCount(uid, convId);
-      if (!Number.isSafeInteger(seq) || seq <= 0) return null;
+      const reader = await this.reader(uid, convId);
+      // At or below the cleared seq: gone for this reader.
+      if (!Number.isSafeInteger(seq) || seq <= reader.cleared) return null;
       const found = await this.lookups.bySeqs(convId, [seq]);
-      const [message] = await completeForReader(uid, found, this.lookups, () => hidden > 0);
+      const [message] = await completeForReader(uid, found, this.lookups, () => reader.hidden > 0);
       return message ?? null;
     });
   }
@@ -472,20 +499,33 @@ export class MysqlMessageStore implements MessageStore {
     );
   }
 
-  /** uid's member row of convId (with its hidden_count), undefined when uid is not a member. */
+  /**
+   * uid's member row of convId (with its hidden_count and cleared_seq, and the conversation's
+   * retained_from_seq by its primary key), undefined when uid is not a member.
+   */
   private async memberRow(convId: string, uid: Uid): Promise<RowDataPacket | undefined> {
     const [rows] = await this.pool.query<RowDataPacket[]>(
-      "SELECT hidden_count FROM conversation_members WHERE conv_id = ? AND uid = ?",
+      `SELECT cm.hidden_count, cm.cleared_seq, c.retained_from_seq
+         FROM conversation_members cm LEFT JOIN conversations c ON c.conv_id = cm.conv_id
+        WHERE cm.conv_id = ? AND cm.uid = ?`,
       [convId, uid],
     );
     return rows[0];
   }
 
-  /** How many messages uid deleted for itself in convId; AppError(NOT_PARTICIPANT) if not a member. */
-  private async hiddenCount(uid: Uid, convId: string): Promise<number> {
+  /**
+   * How many messages uid deleted for itself in convId, and up to which seq it cleared the
+   * history (0: not cleared), and the first seq the retention purge left (retained);
+   * AppError(NOT_PARTICIPANT) if not a member.
+   */
+  private async reader(uid: Uid, convId: string): Promise<{ hidden: number; cleared: number; retained: number }> {
     const member = await this.memberRow(convId, uid);
     if (!member) throw new AppError(ErrorCode.NOT_PARTICIPANT);
-    return Number(member.hidden_count);
+    return {
+      hidden: Number(member.hidden_count),
+      cleared: Number(member.cleared_seq),
+      retained: Number(member.retained_from_seq ?? 1),
+    };
   }
 
   private async insert(conn: Connection, m: NewMessage): Promise<StoredMessage> {
@@ -494,15 +534,21 @@ export class MysqlMessageStore implements MessageStore {
     // existing row, and two appends upgrading shared locks to exclusive deadlock each other
     // on every busy conversation. The exclusive row lock held from here to COMMIT serializes
     // appends per conversation, which is what makes seqs gapless.
-    // LAST_INSERT_ID(expr) hands the new seq back in the OK packet (insertId): no SELECT.
-    const [bumped] = await conn.query<ResultSetHeader>(
+    // LAST_INSERT_ID(expr) hands the new seq back in the OK packet (insertId). The same round
+    // trip reads the row's block mark (issue 17), locked by the upsert until COMMIT: a blocked
+    // pair's message is refused here and rolls back with its seq.
+    const [results] = await conn.query<RowDataPacket[][]>(
       `INSERT INTO conversations (conv_id, kind, last_seq, created_at) VALUES (?, ?, LAST_INSERT_ID(1), ?)
-       ON DUPLICATE KEY UPDATE last_seq = LAST_INSERT_ID(last_seq + 1)`,
-      [m.convId, DIRECT_CONVERSATION, now],
+       ON DUPLICATE KEY UPDATE last_seq = LAST_INSERT_ID(last_seq + 1);
+       SELECT blocked, LAST_INSERT_ID() AS seq FROM conversations WHERE conv_id = ?`,
+      [m.convId, DIRECT_CONVERSATION, now, m.convId],
     );
+    const bumped = results[0] as unknown as ResultSetHeader;
+    const conv = results[1]?.[0];
+    if (Number(conv?.blocked ?? 0) !== 0) throw new AppError(ErrorCode.BLOCKED);
     // Except while a trigger sits on the table (a rebalance's change record): MariaDB then
     // answers insert id 0, but the session's LAST_INSERT_ID() still holds the seq.
-    const seq = Number(bumped.insertId) || (await sessionLastInsertId(conn));
+    const seq = Number(bumped.insertId) || Number(conv?.seq);
     if (!(seq >= 1)) throw new AppError(ErrorCode.INTERNAL, `no seq for ${m.convId}`);
     // Member rows in uid order (the PK order) so concurrent writers lock them in one order.
     // The sender's delivered cursor moves past its own message only when it already had
@@ -526,9 +572,10 @@ export class MysqlMessageStore implements MessageStore {
 
   /**
    * insert() for many messages in one transaction and two round trips: (1) begin, the slot
-   * fence, bump each conversation's last_seq by its count and read it back; (2) member rows,
-   * message rows, commit. The conversation rows stay locked from (1) to COMMIT, which is what
-   * keeps every seq gapless and this batch's seqs the last counts.get(convId) ones.
+   * fence, bump each conversation's last_seq by its count and read it back with its block
+   * mark; (2) member rows, message rows, commit. The conversation rows stay locked from (1) to
+   * COMMIT, which is what keeps every seq gapless and this batch's seqs the last
+   * counts.get(convId) ones.
    */
   private async commitBatch(ms: NewMessage[]): Promise<StoredMessage[]> {
     const now = Date.now();
@@ -544,7 +591,7 @@ export class MysqlMessageStore implements MessageStore {
           ...(fence ? [fence.sql] : []),
           `INSERT INTO conversations (conv_id, kind, last_seq, created_at) VALUES ?
            ON DUPLICATE KEY UPDATE last_seq = last_seq + VALUES(last_seq)`,
-          "SELECT conv_id, last_seq FROM conversations WHERE conv_id IN (?)",
+          "SELECT conv_id, last_seq, blocked FROM conversations WHERE conv_id IN (?)",
         ].join(";\n"),
         [
           ...(fence?.params ?? []),
@@ -553,6 +600,9 @@ export class MysqlMessageStore implements MessageStore {
         ],
       );
       if (fence) fence.check(results[1] ?? []);
+      // A blocked pair (issue 17): the whole batch rolls back and goes again one by one, where
+      // only that conversation's messages are refused.
+      if ((results.at(-1) ?? []).some((row) => Number(row.blocked) !== 0)) throw new AppError(ErrorCode.BLOCKED);
       const { members, messages, rows } = this.batchRows(ms, results.at(-1) ?? [], counts, now);
       await conn.query(
         [
@@ -689,11 +739,6 @@ function storageCall<T>(work: () => Promise<T>): Promise<T> {
   return mysqlCall(ErrorCode.STORAGE_UNAVAILABLE, "message store", work);
 }
 
-async function sessionLastInsertId(conn: Connection): Promise<number> {
-  const [rows] = await conn.query<RowDataPacket[]>("SELECT LAST_INSERT_ID() AS id");
-  return Number(rows[0]?.id);
-}
-
 /** The lookups completing a page for its reader, on db (message-model.ts). */
 function readerLookups(db: Queryable): ModelLookups {
   return {
@@ -733,9 +778,10 @@ async function everyonesView(outcome: ChangeOutcome, db: Queryable): Promise<Cha
 
 /** MessageStore.change inside its transaction (see there). */
 async function changeIn(conn: Connection, c: MessageChange): Promise<ChangeOutcome> {
-  const { lastSeq, target } = await lockTarget(conn, c);
+  const { lastSeq, blocked, target } = await lockTarget(conn, c);
   const effect = c.decide(target);
   if (!effect) return { target };
+  refuseBlockedChange(blocked, effect);
   const mine = effect.kind === "react" && (await hasReaction(conn, c, effect.emoji));
   const changes = effectStatements(c, target, effect, mine);
   if (!changes) return { target };
@@ -755,9 +801,12 @@ async function changeIn(conn: Connection, c: MessageChange): Promise<ChangeOutco
  * The conversation row locked (every change and append takes it first: one lock order), the
  * actor's membership, and the target locked: NOT_FOUND, NOT_PARTICIPANT, or the target.
  */
-async function lockTarget(conn: Connection, c: MessageChange): Promise<{ lastSeq: number; target: StoredMessage }> {
+async function lockTarget(
+  conn: Connection,
+  c: MessageChange,
+): Promise<{ lastSeq: number; blocked: number; target: StoredMessage }> {
   const [conv, member, rows] = await sendStatements(conn, [
-    { sql: "SELECT last_seq FROM conversations WHERE conv_id = ? FOR UPDATE", params: [c.convId] },
+    { sql: "SELECT last_seq, kind, blocked FROM conversations WHERE conv_id = ? FOR UPDATE", params: [c.convId] },
     { sql: "SELECT 1 FROM conversation_members WHERE conv_id = ? AND uid = ?", params: [c.convId, c.actor] },
     {
       sql: `SELECT ${STORED_MESSAGE_COLUMNS} FROM messages WHERE conv_id = ? AND seq = ? FOR UPDATE`,
@@ -765,12 +814,14 @@ async function lockTarget(conn: Connection, c: MessageChange): Promise<{ lastSeq
     },
   ]);
   if (!conv?.[0]) throw new AppError(ErrorCode.NOT_FOUND, "no such conversation");
+  // A dissolved group's messages stay as they were (issue 17).
+  if (Number(conv[0].kind) === DISSOLVED_GROUP_CONVERSATION) throw new AppError(ErrorCode.GROUP_DISSOLVED);
   if (!member?.[0]) throw new AppError(ErrorCode.NOT_PARTICIPANT);
   const row = rows?.[0];
   const target = row && toChatMessage(row);
   // An event is not content: it cannot be recalled, edited or reacted to.
   if (!target || isEventKind(target.kind)) throw new AppError(ErrorCode.NOT_FOUND, "no such message");
-  return { lastSeq: Number(conv[0].last_seq), target };
+  return { lastSeq: Number(conv[0].last_seq), blocked: Number(conv[0].blocked), target };
 }
 
 function targetKey(c: MessageChange): unknown[] {
@@ -915,13 +966,14 @@ function eventRecipient(convId: string, actor: Uid): Uid {
 async function hideIn(conn: Connection, uid: Uid, convId: string, seqs: number[]): Promise<void> {
   // A plain read of last_seq (as ack does): it only grows, so an older value only ignores more.
   const [rows] = await conn.query<RowDataPacket[]>(
-    `SELECT c.last_seq FROM conversation_members cm JOIN conversations c ON c.conv_id = cm.conv_id
+    `SELECT c.last_seq, c.retained_from_seq FROM conversation_members cm JOIN conversations c ON c.conv_id = cm.conv_id
       WHERE cm.conv_id = ? AND cm.uid = ?`,
     [convId, uid],
   );
   const member = rows[0];
   if (!member) throw new AppError(ErrorCode.NOT_PARTICIPANT);
-  const kept = seqs.filter((seq) => seq <= Number(member.last_seq));
+  // Not below retained_from_seq: those messages were purged (retention), nothing to hide.
+  const kept = seqs.filter((seq) => seq >= Number(member.retained_from_seq) && seq <= Number(member.last_seq));
   if (kept.length === 0) return;
   const [added] = await conn.query<ResultSetHeader>("INSERT IGNORE INTO message_hidden (conv_id, uid, seq) VALUES ?", [
     kept.map((seq) => [convId, uid, seq]),

@@ -1,6 +1,6 @@
 import type { ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { AppError, ErrorCode } from "../../errors.js";
-import { storedId } from "../../ids/identifiers.js";
+import { isDecimalId, storedId } from "../../ids/identifiers.js";
 import type { Uid, UserRecord, UserStore } from "../ports.js";
 import { USER_COLUMNS, type UserRow as UserRowColumns, userRecordOf } from "../user-row.js";
 import { isDuplicateKey, mysqlError } from "./errors.js";
@@ -87,6 +87,24 @@ export class MysqlUserStore implements UserStore {
 
   async setPassword(uid: Uid, passwordHash: string): Promise<void> {
     await this.run(() => this.write(uid, "UPDATE users SET password_hash = ? WHERE uid = ?", [passwordHash, uid]));
+  }
+
+  /** One DELETE of the row (behind the guard when there is one): its name and email are free again. */
+  async delete(uid: Uid): Promise<boolean> {
+    if (!isDecimalId(uid)) return false;
+    const remove = async (db: Pick<Pool, "query">) => {
+      const [result] = await db.query<ResultSetHeader>("DELETE FROM users WHERE uid = ?", [uid]);
+      return result.affectedRows > 0;
+    };
+    const guard = this.guard;
+    return this.run(() =>
+      guard
+        ? inTransaction(this.pool, async (conn) => {
+            await guard(conn, [uid]);
+            return remove(conn);
+          })
+        : remove(this.pool),
+    );
   }
 
   async searchByNamePrefix(prefix: string, limit: number): Promise<UserRecord[]> {

@@ -1,5 +1,10 @@
 import { ErrorCode } from "../../errors.js";
-import { indexConversation, indexedConversations, unindexConversation } from "../mysql/conversation-index.js";
+import {
+  indexConversation,
+  indexedConversations,
+  unindexConversation,
+  unindexConversations,
+} from "../mysql/conversation-index.js";
 import { mysqlCall } from "../mysql/errors.js";
 import type { Uid } from "../ports.js";
 import type { Shards } from "./shards.js";
@@ -33,6 +38,24 @@ export class ShardedConversationIndex {
       [...byShard].map(([id, own]) =>
         mysqlCall(ErrorCode.STORAGE_UNAVAILABLE, `conversation index on ${id}`, () =>
           this.shards.write(id, own, (conn) => indexConversation(conn, own, convId, now)),
+        ),
+      ),
+    );
+  }
+
+  /** Unlists convId for each of uids: one delete per uid shard. */
+  async removeAll(convId: string, uids: Iterable<Uid>): Promise<void> {
+    const byShard = new Map<string, Uid[]>();
+    for (const uid of new Set(uids)) {
+      const id = this.shards.instanceFor(uid).id;
+      const list = byShard.get(id);
+      if (list) list.push(uid);
+      else byShard.set(id, [uid]);
+    }
+    await Promise.all(
+      [...byShard].map(([id, own]) =>
+        mysqlCall(ErrorCode.STORAGE_UNAVAILABLE, `conversation index on ${id}`, () =>
+          this.shards.write(id, own, (conn) => unindexConversations(conn, own, convId)),
         ),
       ),
     );

@@ -3,6 +3,7 @@ import type { Logger } from "../../log/logger.js";
 import { MysqlGroupStore, uniqueSorted } from "../mysql/group-store.js";
 import type {
   GroupInvitationRecord,
+  GroupJoinRequestRecord,
   GroupMemberRecord,
   GroupRecord,
   GroupRoleValue,
@@ -146,6 +147,69 @@ export class ShardedGroupStore implements GroupStore {
       answer.accept && isDecimalId(uid) && (await this.storeOf(groupId).hasInvitation(groupId, uid, answer.sinceMs));
     if (joining) await this.index(groupId, [storedId(BigInt(uid))]);
     return this.fenced(() => this.storeOf(groupId).answerInvitation(groupId, uid, answer));
+  }
+
+  // ---- Moderation (issue 17): each a call on the group's shard.
+
+  mute(groupId: string, uid: Uid, untilMs: number): Promise<boolean> {
+    return this.fenced(() => this.storeOf(groupId).mute(groupId, uid, untilMs));
+  }
+
+  setMutedAll(groupId: string, muted: boolean): Promise<GroupRecord | null> {
+    return this.fenced(() => this.storeOf(groupId).setMutedAll(groupId, muted));
+  }
+
+  announce(groupId: string, text: string, by: Uid, atMs: number): Promise<GroupRecord | null> {
+    return this.fenced(() => this.storeOf(groupId).announce(groupId, text, by, atMs));
+  }
+
+  setJoinApproval(groupId: string, required: boolean): Promise<GroupRecord | null> {
+    return this.fenced(() => this.storeOf(groupId).setJoinApproval(groupId, required));
+  }
+
+  /**
+   * One transaction on the group's shard. With removeHistory the former members'
+   * user_conversations entries go afterwards, best effort (one left behind costs one empty
+   * lookup, as a leave's does); with the history kept they stay: they are how the members'
+   * pending() and conversation list still find the conversation they read.
+   */
+  async dissolve(groupId: string, removeHistory: boolean): Promise<Uid[]> {
+    const former = await this.fenced(() => this.storeOf(groupId).dissolve(groupId, removeHistory));
+    if (removeHistory && former.length > 0) {
+      await this.#index
+        .removeAll(groupConvId(groupId), former)
+        .catch((err: unknown) => this.options.log?.warn({ err, groupId }, "stale group index entries left"));
+    }
+    return former;
+  }
+
+  requestJoin(request: GroupJoinRequestRecord): Promise<void> {
+    return this.fenced(() => this.storeOf(request.groupId).requestJoin(request));
+  }
+
+  joinRequests(groupId: string, sinceMs: number, limit: number): Promise<GroupJoinRequestRecord[]> {
+    return this.storeOf(groupId).joinRequests(groupId, sinceMs, limit);
+  }
+
+  /** A joiner is listed in its user_conversations index before its member row, as answerInvitation does. */
+  async answerJoin(
+    groupId: string,
+    uid: Uid,
+    answer: { accept: boolean; sinceMs: number; maxMembers: number },
+  ): Promise<boolean> {
+    const joining =
+      answer.accept && isDecimalId(uid) && (await this.storeOf(groupId).hasJoinRequest(groupId, uid, answer.sinceMs));
+    if (joining) await this.index(groupId, [storedId(BigInt(uid))]);
+    return this.fenced(() => this.storeOf(groupId).answerJoin(groupId, uid, answer));
+  }
+
+  managers(groupId: string): Promise<Uid[]> {
+    return this.storeOf(groupId).managers(groupId);
+  }
+
+  /** Retention (issue 17): on the group's shard. */
+  setRetention(groupId: string, ttlSeconds: number): Promise<GroupRecord | null> {
+    return this.fenced(() => this.storeOf(groupId).setRetention(groupId, ttlSeconds));
   }
 
   append(m: NewGroupMessage): Promise<{ message: StoredMessage; duplicate: boolean }> {

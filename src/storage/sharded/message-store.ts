@@ -126,6 +126,10 @@ export class ShardedMessageStore implements MessageStore {
     return this.storeOf(convId).history(uid, convId, query);
   }
 
+  historyPage(uid: Uid, convId: string, query: HistoryQuery): Promise<{ messages: StoredMessage[]; firstSeq: number }> {
+    return this.storeOf(convId).historyPage(uid, convId, query);
+  }
+
   /** Asks the conversation's own shard: member rows live beside their conversation. */
   isMember(convId: string, uid: Uid): Promise<boolean> {
     if (typeof convId !== "string" || convId === "") return Promise.resolve(false);

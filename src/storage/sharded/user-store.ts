@@ -131,6 +131,31 @@ export class ShardedUserStore implements UserStore {
     return new Set(found.flatMap((s) => [...s]));
   }
 
+  /**
+   * The name and email index rows first (each only while it still names uid), then the user row:
+   * a retry after a failure half-way still finds the user and so its name and email, and a
+   * deletion that never finishes leaves at worst index rows naming a uid without a user, which
+   * lookups ignore and a later create reclaims (see the class doc).
+   */
+  async delete(uid: Uid): Promise<boolean> {
+    const user = await this.byUid(uid);
+    if (!user) return false;
+    for (const [index, value] of [
+      [NAMES, user.name],
+      [EMAILS, user.email],
+    ] as const) {
+      const key = index.placement(value);
+      await mysqlCall(ErrorCode.UNAVAILABLE, `${index.table} of ${uid}`, () =>
+        this.shards.retryingFences(() =>
+          this.shards.write(this.shards.instanceFor(key).id, [key], (conn) =>
+            deleteIndexRow(conn, index, value, user.uid),
+          ),
+        ),
+      );
+    }
+    return this.shards.retryingFences(() => this.storeOf(user.uid).delete(user.uid));
+  }
+
   /** Writes value → uid; a taken value throws index.taken unless its row is a reclaimable orphan. */
   private async claim(index: UniqueIndex, value: string, uid: Uid): Promise<void> {
     const key = index.placement(value);

@@ -1,10 +1,20 @@
 import { AppError, ErrorCode } from "../../errors.js";
 import { COLUMN_CHARS, groupConvId, requireChars } from "../../ids/identifiers.js";
 import { fileRefToColumn } from "../file-ref.js";
+import {
+  checkMs,
+  checkPoster,
+  checkText,
+  DISSOLVED_GROUP_CONVERSATION,
+  type ModerationColumns,
+  moderationOf,
+  type PosterRow,
+} from "../group-moderation.js";
 import { extrasToColumn } from "../message-model.js";
 import {
   GROUP_ROLE,
   type GroupInvitationRecord,
+  type GroupJoinRequestRecord,
   type GroupMemberRecord,
   type GroupRecord,
   type GroupRoleValue,
@@ -15,6 +25,7 @@ import {
   type StoredMessage,
   type Uid,
 } from "../ports.js";
+import { checkTtlSeconds, groupTtlOf } from "../retention/group-ttl.js";
 import type { SqliteDatabase } from "./database.js";
 import { sqliteCall } from "./errors.js";
 import { MESSAGE_COLUMNS, type MessageRow, messageInserter, toChatMessage } from "./message-rows.js";
@@ -24,14 +35,28 @@ import { canonicalId, requireCanonicalId } from "./uids.js";
 const GROUP_CONVERSATION = 2;
 /** The MySQL schema's limits, kept so both backends accept the same input. */
 const MAX_BODY_BYTES = 65_535;
-const GROUP_COLUMNS = "group_id, name, owner, member_count, created_at";
+/** What a new group's row is inserted with (the moderation columns start at their defaults). */
+const NEW_GROUP_COLUMNS = "group_id, name, owner, member_count, created_at";
+/** A group as every read answers it (toGroup), with its moderation columns. */
+const GROUP_COLUMNS = `${NEW_GROUP_COLUMNS}, muted_all, announcement, announcement_by, announcement_at, join_approval, dissolved, message_ttl_seconds`;
+/** GROUP_COLUMNS of chat_groups aliased g. */
+const G_COLUMNS = GROUP_COLUMNS.split(", ")
+  .map((column) => `g.${column}`)
+  .join(", ");
 
-interface GroupRow {
+interface GroupRow extends ModerationColumns {
   group_id: string;
   name: string;
   owner: Uid;
   member_count: number;
   created_at: number;
+  message_ttl_seconds?: number;
+}
+
+/** A group row read for a change. */
+interface OpenRow {
+  member_count: number;
+  dissolved: number;
 }
 
 /**
@@ -48,11 +73,15 @@ export class SqliteGroupStore implements GroupStore {
   readonly #inviteTx: (groupId: string, inviter: Uid, uids: Uid[], nowMs: number) => Uid[];
   readonly #answerTx: (groupId: string, uid: Uid, accept: boolean, sinceMs: number, maxMembers: number) => boolean;
   readonly #appendTx: (m: NewGroupMessage) => { message: StoredMessage; duplicate: boolean };
+  readonly #changeGroupTx: (groupId: string, change: () => void) => GroupRecord | null;
+  readonly #dissolveTx: (groupId: string, removeHistory: boolean) => Uid[];
+  readonly #requestJoinTx: (request: GroupJoinRequestRecord) => void;
+  readonly #answerJoinTx: (groupId: string, uid: Uid, accept: boolean, sinceMs: number, maxMembers: number) => boolean;
 
   constructor(db: SqliteDatabase) {
     this.#db = db;
     const insertGroup = db.prepare<[string, string, string, number, number]>(
-      `INSERT INTO chat_groups (${GROUP_COLUMNS}) VALUES (?, ?, ?, ?, ?)`,
+      `INSERT INTO chat_groups (${NEW_GROUP_COLUMNS}) VALUES (?, ?, ?, ?, ?)`,
     );
     const insertConversation = db.prepare<[string, number, number]>(
       "INSERT INTO conversations (conv_id, kind, last_seq, created_at) VALUES (?, ?, 0, ?)",
@@ -65,8 +94,8 @@ export class SqliteGroupStore implements GroupStore {
        ON CONFLICT (conv_id, uid) DO UPDATE SET delivered_seq = excluded.delivered_seq,
          read_seq = excluded.read_seq, joined_at = excluded.joined_at`,
     );
-    const groupCount = db.prepare<[string], { member_count: number }>(
-      "SELECT member_count FROM chat_groups WHERE group_id = ?",
+    const groupCount = db.prepare<[string], OpenRow>(
+      "SELECT member_count, dissolved FROM chat_groups WHERE group_id = ?",
     );
     const isGroupMember = db.prepare<[string, string]>("SELECT 1 FROM group_members WHERE group_id = ? AND uid = ?");
     const lastSeq = db.prepare<[string], { last_seq: number }>("SELECT last_seq FROM conversations WHERE conv_id = ?");
@@ -77,12 +106,18 @@ export class SqliteGroupStore implements GroupStore {
     const deleteInvitation = db.prepare<[string, string]>(
       "DELETE FROM group_invitations WHERE group_id = ? AND uid = ?",
     );
+    const deleteJoinRequest = db.prepare<[string, string]>(
+      "DELETE FROM group_join_requests WHERE group_id = ? AND uid = ?",
+    );
     const deleteCursor = db.prepare<[string, string]>("DELETE FROM conversation_members WHERE conv_id = ? AND uid = ?");
     // A member's delete-for-me marks go with its member row (and its hidden_count): one who
     // rejoins starts clean rather than with marks its count does not know of.
     const deleteHidden = db.prepare<[string, string]>("DELETE FROM message_hidden WHERE conv_id = ? AND uid = ?");
-    const isConvMember = db.prepare<[string, string]>(
-      "SELECT 1 FROM conversation_members WHERE conv_id = ? AND uid = ?",
+    // One read of the group row and the sender's member row: dissolved, member, muted.
+    const poster = db.prepare<[string, string], PosterRow>(
+      `SELECT g.dissolved, g.muted_all, gm.role, gm.muted_until
+         FROM chat_groups g LEFT JOIN group_members gm ON gm.group_id = g.group_id AND gm.uid = ?
+        WHERE g.group_id = ?`,
     );
     const byClientMsgId = db.prepare<[string, string, string], MessageRow>(
       `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE conv_id = ? AND sender = ? AND client_msg_id = ?`,
@@ -123,16 +158,18 @@ export class SqliteGroupStore implements GroupStore {
     this.#createTx = (g, uids) => create.immediate(g, uids);
 
     const add = db.transaction((groupId: string, uids: Uid[], maxMembers: number) => {
-      const group = groupCount.get(groupId);
-      if (!group) throw new AppError(ErrorCode.GROUP_NOT_FOUND);
+      const group = requireOpen(groupCount.get(groupId));
       const added = uids.filter((uid) => !isGroupMember.get(groupId, uid));
       if (added.length === 0) return [];
       const count = group.member_count + added.length;
       if (count > maxMembers) throw new AppError(ErrorCode.GROUP_TOO_LARGE, `${count} members > ${maxMembers}`);
       addRows(groupId, added, Number(lastSeq.get(groupConvId(groupId))?.last_seq ?? 0), Date.now());
       addCount.run(added.length, groupId);
-      // A joiner's open invitation is spent.
-      for (const uid of added) deleteInvitation.run(groupId, uid);
+      // A joiner's open invitation and join request are spent.
+      for (const uid of added) {
+        deleteInvitation.run(groupId, uid);
+        deleteJoinRequest.run(groupId, uid);
+      }
       return added;
     });
     this.#addTx = (groupId, uids, maxMembers) => add.immediate(groupId, uids, maxMembers);
@@ -142,7 +179,7 @@ export class SqliteGroupStore implements GroupStore {
        ON CONFLICT (group_id, uid) DO UPDATE SET inviter = excluded.inviter, created_at = excluded.created_at`,
     );
     const invite = db.transaction((groupId: string, inviter: Uid, uids: Uid[], nowMs: number) => {
-      if (!groupCount.get(groupId)) throw new AppError(ErrorCode.GROUP_NOT_FOUND);
+      requireOpen(groupCount.get(groupId));
       const invited = uids.filter((uid) => !isGroupMember.get(groupId, uid));
       for (const uid of invited) upsertInvitation.run(groupId, uid, inviter, nowMs);
       return invited;
@@ -153,10 +190,12 @@ export class SqliteGroupStore implements GroupStore {
       "SELECT created_at FROM group_invitations WHERE group_id = ? AND uid = ?",
     );
     const answer = db.transaction((groupId: string, uid: Uid, accept: boolean, sinceMs: number, maxMembers: number) => {
+      const group = groupCount.get(groupId);
+      if (group) requireOpen(group);
       const open = openInvitation.get(groupId, uid);
       if (!open) return false;
       deleteInvitation.run(groupId, uid);
-      if (open.created_at < sinceMs || !groupCount.get(groupId)) return false;
+      if (open.created_at < sinceMs || !group) return false;
       // Inside this transaction: a full group throws, which rolls the delete back too.
       if (accept) add(groupId, [uid], maxMembers);
       return true;
@@ -189,7 +228,7 @@ export class SqliteGroupStore implements GroupStore {
 
     const append = db.transaction((m: NewGroupMessage) => {
       const convId = groupConvId(m.groupId);
-      if (!isConvMember.get(convId, m.sender)) throw new AppError(ErrorCode.NOT_GROUP_MEMBER);
+      checkPoster(poster.get(m.sender, m.groupId), m.sentAtMs);
       const stored = byClientMsgId.get(convId, m.sender, m.clientMsgId);
       if (stored) return { message: toChatMessage(stored), duplicate: true };
       const bumped = nextSeq.get(convId);
@@ -216,6 +255,79 @@ export class SqliteGroupStore implements GroupStore {
       return { message: toChatMessage(row), duplicate: false };
     });
     this.#appendTx = (m) => append.immediate(m);
+
+    // ---- Moderation (issue 17).
+    const groupRow = db.prepare<[string], GroupRow>(`SELECT ${GROUP_COLUMNS} FROM chat_groups WHERE group_id = ?`);
+    const changeGroup = db.transaction((groupId: string, change: () => void) => {
+      const group = groupCount.get(groupId);
+      if (!group) return null;
+      requireOpen(group);
+      change();
+      const row = groupRow.get(groupId);
+      return row ? toGroup(row) : null;
+    });
+    this.#changeGroupTx = (groupId, change) => changeGroup.immediate(groupId, change);
+
+    const memberUids = db.prepare<[string], { uid: Uid }>("SELECT uid FROM group_members WHERE group_id = ?");
+    const markDissolved = db.prepare<[string]>(
+      "UPDATE chat_groups SET dissolved = 1, member_count = 0 WHERE group_id = ?",
+    );
+    const dissolveConversation = db.prepare<[number, string]>("UPDATE conversations SET kind = ? WHERE conv_id = ?");
+    const byGroup = ["group_members", "group_invitations", "group_join_requests"].map((table) =>
+      db.prepare<[string]>(`DELETE FROM ${table} WHERE group_id = ?`),
+    );
+    const byConversation = ["message_reactions", "message_hidden", "messages", "conversation_members"].map((table) =>
+      db.prepare<[string]>(`DELETE FROM ${table} WHERE conv_id = ?`),
+    );
+    const dissolve = db.transaction((groupId: string, removeHistory: boolean) => {
+      if (!groupCount.get(groupId)) throw new AppError(ErrorCode.GROUP_NOT_FOUND);
+      const convId = groupConvId(groupId);
+      const former = memberUids.all(groupId).map((r) => r.uid);
+      markDissolved.run(groupId);
+      dissolveConversation.run(DISSOLVED_GROUP_CONVERSATION, convId);
+      for (const statement of byGroup) statement.run(groupId);
+      if (removeHistory) for (const statement of byConversation) statement.run(convId);
+      return former;
+    });
+    this.#dissolveTx = (groupId, removeHistory) => dissolve.immediate(groupId, removeHistory);
+
+    const upsertJoinRequest = db.prepare<[string, string, string, number]>(
+      `INSERT INTO group_join_requests (group_id, uid, message, created_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (group_id, uid) DO UPDATE SET message = excluded.message, created_at = excluded.created_at`,
+    );
+    const requestJoin = db.transaction((r: GroupJoinRequestRecord) => {
+      requireOpen(groupCount.get(r.groupId));
+      if (isGroupMember.get(r.groupId, r.uid)) {
+        throw new AppError(ErrorCode.INVALID_ARGUMENT, `${r.uid} is a member of group ${r.groupId}`);
+      }
+      upsertJoinRequest.run(r.groupId, r.uid, r.message, r.createdAt);
+    });
+    this.#requestJoinTx = (r) => requestJoin.immediate(r);
+
+    const deleteExpiredJoinRequests = db.prepare<[string, number]>(
+      "DELETE FROM group_join_requests WHERE group_id = ? AND created_at < ?",
+    );
+    const openJoinRequest = db.prepare<[string, string], { created_at: number }>(
+      "SELECT created_at FROM group_join_requests WHERE group_id = ? AND uid = ?",
+    );
+    const answerJoin = db.transaction(
+      (groupId: string, uid: Uid, accept: boolean, sinceMs: number, maxMembers: number) => {
+        const group = groupCount.get(groupId);
+        if (!group) return false;
+        requireOpen(group);
+        // The group's expired requests go first: nothing else deletes them.
+        deleteExpiredJoinRequests.run(groupId, sinceMs);
+        const open = openJoinRequest.get(groupId, uid);
+        if (!open) return false;
+        deleteJoinRequest.run(groupId, uid);
+        if (open.created_at < sinceMs) return false;
+        // Inside this transaction: a full group throws, which rolls the delete back too.
+        if (accept) add(groupId, [uid], maxMembers);
+        return true;
+      },
+    );
+    this.#answerJoinTx = (groupId, uid, accept, sinceMs, maxMembers) =>
+      answerJoin.immediate(groupId, uid, accept, sinceMs, maxMembers);
   }
 
   async create(g: NewGroup): Promise<GroupRecord> {
@@ -267,14 +379,22 @@ export class SqliteGroupStore implements GroupStore {
     // Ids are TEXT: ordered by length, then text, which is numeric order for canonical decimals.
     const rows = call(() =>
       this.#db
-        .prepare<[string, number, number, string, number], { uid: Uid; role: number; joined_at: number }>(
-          `SELECT uid, role, joined_at FROM group_members
+        .prepare<
+          [string, number, number, string, number],
+          { uid: Uid; role: number; joined_at: number; muted_until: number }
+        >(
+          `SELECT uid, role, joined_at, muted_until FROM group_members
             WHERE group_id = ? AND (length(uid) > ? OR (length(uid) = ? AND uid > ?))
             ORDER BY length(uid), uid LIMIT ?`,
         )
         .all(id, after.length, after.length, after, take),
     );
-    return rows.map((r) => ({ uid: r.uid, role: r.role as GroupRoleValue, joinedAt: Number(r.joined_at) }));
+    return rows.map((r) => {
+      const member: GroupMemberRecord = { uid: r.uid, role: r.role as GroupRoleValue, joinedAt: Number(r.joined_at) };
+      // mutedUntil only when muted at some time (0 leaves it out), as on MySQL.
+      if (Number(r.muted_until) > 0) member.mutedUntil = Number(r.muted_until);
+      return member;
+    });
   }
 
   async memberUids(groupId: string): Promise<Uid[]> {
@@ -336,7 +456,7 @@ export class SqliteGroupStore implements GroupStore {
     const rows = call(() =>
       this.#db
         .prepare<[string, number, number, string, number], GroupRow>(
-          `SELECT g.group_id, g.name, g.owner, g.member_count, g.created_at
+          `SELECT ${G_COLUMNS}
              FROM group_members gm JOIN chat_groups g ON g.group_id = gm.group_id
             WHERE gm.uid = ? AND (length(gm.group_id) > ? OR (length(gm.group_id) = ? AND gm.group_id > ?))
             ORDER BY length(gm.group_id), gm.group_id LIMIT ?`,
@@ -364,7 +484,7 @@ export class SqliteGroupStore implements GroupStore {
         .run(member, sinceMs);
       return this.#db
         .prepare<[string, number, number, number], GroupRow & { inviter: Uid; invited_at: number }>(
-          `SELECT g.group_id, g.name, g.owner, g.member_count, g.created_at, gi.inviter, gi.created_at AS invited_at
+          `SELECT ${G_COLUMNS}, gi.inviter, gi.created_at AS invited_at
              FROM group_invitations gi JOIN chat_groups g ON g.group_id = gi.group_id
             WHERE gi.uid = ? AND gi.created_at >= ? AND gi.created_at < ?
             ORDER BY gi.created_at DESC, length(gi.group_id) DESC, gi.group_id DESC LIMIT ?`,
@@ -402,6 +522,109 @@ export class SqliteGroupStore implements GroupStore {
       throw new AppError(ErrorCode.INVALID_ARGUMENT, "sentAtMs must be an integer");
     return call(() => this.#appendTx(checked));
   }
+
+  // ---- Moderation (issue 17).
+
+  async mute(groupId: string, uid: Uid, untilMs: number): Promise<boolean> {
+    checkMs(untilMs, "untilMs");
+    const id = canonicalId(groupId);
+    const member = canonicalId(uid);
+    if (id === null || member === null) return false;
+    const result = call(() =>
+      this.#db
+        .prepare<[number, string, string]>("UPDATE group_members SET muted_until = ? WHERE group_id = ? AND uid = ?")
+        .run(untilMs, id, member),
+    );
+    return result.changes > 0;
+  }
+
+  async setMutedAll(groupId: string, muted: boolean): Promise<GroupRecord | null> {
+    return this.changeGroup(groupId, "muted_all = ?", [muted ? 1 : 0]);
+  }
+
+  async announce(groupId: string, text: string, by: Uid, atMs: number): Promise<GroupRecord | null> {
+    checkText(text, "announcement");
+    checkMs(atMs, "atMs");
+    if (text === "") {
+      return this.changeGroup(groupId, "announcement = NULL, announcement_by = '0', announcement_at = 0", []);
+    }
+    const author = requireCanonicalId(by);
+    return this.changeGroup(groupId, "announcement = ?, announcement_by = ?, announcement_at = ?", [
+      text,
+      author,
+      atMs,
+    ]);
+  }
+
+  async setJoinApproval(groupId: string, required: boolean): Promise<GroupRecord | null> {
+    return this.changeGroup(groupId, "join_approval = ?", [required ? 1 : 0]);
+  }
+
+  async dissolve(groupId: string, removeHistory: boolean): Promise<Uid[]> {
+    const id = canonicalId(groupId);
+    if (id === null) throw new AppError(ErrorCode.GROUP_NOT_FOUND);
+    return call(() => this.#dissolveTx(id, removeHistory));
+  }
+
+  async requestJoin(request: GroupJoinRequestRecord): Promise<void> {
+    const groupId = canonicalId(request.groupId);
+    const uid = requireCanonicalId(request.uid);
+    checkText(request.message, "message");
+    checkMs(request.createdAt, "createdAt");
+    if (groupId === null) throw new AppError(ErrorCode.GROUP_NOT_FOUND);
+    call(() => this.#requestJoinTx({ groupId, uid, message: request.message, createdAt: request.createdAt }));
+  }
+
+  async joinRequests(groupId: string, sinceMs: number, limit: number): Promise<GroupJoinRequestRecord[]> {
+    const id = canonicalId(groupId);
+    const take = Math.max(0, Math.floor(limit));
+    if (id === null || take === 0) return [];
+    // Canonical decimal uids sort as numbers by (length, text).
+    const rows = call(() =>
+      this.#db
+        .prepare<[string, number, number], { uid: Uid; message: string; created_at: number }>(
+          `SELECT uid, message, created_at FROM group_join_requests
+            WHERE group_id = ? AND created_at >= ? ORDER BY created_at DESC, length(uid) DESC, uid DESC LIMIT ?`,
+        )
+        .all(id, sinceMs, take),
+    );
+    return rows.map((r) => ({ groupId: id, uid: r.uid, message: r.message, createdAt: Number(r.created_at) }));
+  }
+
+  async answerJoin(
+    groupId: string,
+    uid: Uid,
+    answer: { accept: boolean; sinceMs: number; maxMembers: number },
+  ): Promise<boolean> {
+    const id = canonicalId(groupId);
+    const member = canonicalId(uid);
+    if (id === null || member === null) return false;
+    return call(() => this.#answerJoinTx(id, member, answer.accept, answer.sinceMs, answer.maxMembers));
+  }
+
+  async managers(groupId: string): Promise<Uid[]> {
+    const id = canonicalId(groupId);
+    if (id === null) return [];
+    const rows = call(() =>
+      this.#db
+        .prepare<[string, number], { uid: Uid }>("SELECT uid FROM group_members WHERE group_id = ? AND role >= ?")
+        .all(id, GROUP_ROLE.admin),
+    );
+    return rows.map((r) => r.uid);
+  }
+
+  /** One change of the group row (`set` with its params) in one transaction, unless dissolved; the row read back. */
+  private async changeGroup(groupId: string, set: string, params: unknown[]): Promise<GroupRecord | null> {
+    const id = canonicalId(groupId);
+    if (id === null) return null;
+    const update = this.#db.prepare(`UPDATE chat_groups SET ${set} WHERE group_id = ?`);
+    return call(() => this.#changeGroupTx(id, () => update.run(...params, id)));
+  }
+
+  /** Retention (issue 17): one change of the group row, as the moderation settings are changed. */
+  async setRetention(groupId: string, ttlSeconds: number): Promise<GroupRecord | null> {
+    return this.changeGroup(groupId, "message_ttl_seconds = ?", [checkTtlSeconds(ttlSeconds)]);
+  }
 }
 
 /** Mentioned uids as stored: canonical (they are matched against member rows), each once. */
@@ -426,7 +649,16 @@ function toGroup(row: GroupRow): GroupRecord {
     owner: row.owner,
     memberCount: Number(row.member_count),
     createdAt: Number(row.created_at),
+    ...moderationOf(row),
+    ...groupTtlOf(row),
   };
+}
+
+/** A group row read for a change: GROUP_NOT_FOUND when there is none, GROUP_DISSOLVED when dissolved. */
+function requireOpen(row: OpenRow | undefined): OpenRow {
+  if (!row) throw new AppError(ErrorCode.GROUP_NOT_FOUND);
+  if (Number(row.dissolved) === 1) throw new AppError(ErrorCode.GROUP_DISSOLVED, "the group was dissolved");
+  return row;
 }
 
 function call<T>(work: () => T): T {

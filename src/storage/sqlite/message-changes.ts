@@ -1,5 +1,7 @@
 import { AppError, ErrorCode } from "../../errors.js";
 import { COLUMN_CHARS, directConvMembers, requireChars } from "../../ids/identifiers.js";
+import { refuseBlockedChange } from "../blocks.js";
+import { DISSOLVED_GROUP_CONVERSATION } from "../group-moderation.js";
 import { extrasToColumn, reactionsToColumn, recalledExtras } from "../message-model.js";
 import {
   type ChangeOutcome,
@@ -105,10 +107,13 @@ export class SqliteMessageChanges {
     const change = db.transaction((c: CheckedChange): ChangeOutcome => {
       const conversation = s.conversation.get(c.convId);
       if (!conversation) throw new AppError(ErrorCode.NOT_FOUND, "no such conversation");
+      // A dissolved group's messages stay as they were (issue 17).
+      if (conversation.kind === DISSOLVED_GROUP_CONVERSATION) throw new AppError(ErrorCode.GROUP_DISSOLVED);
       if (!s.isMember.get(c.convId, c.actor)) throw new AppError(ErrorCode.NOT_PARTICIPANT);
       const row = s.message.get(c.convId, c.targetSeq);
       if (!row || isEventKind(Number(row.kind))) throw new AppError(ErrorCode.NOT_FOUND, `no message ${c.targetSeq}`);
       const effect = c.decide(toChatMessage(row));
+      if (effect) refuseBlockedChange(conversation.blocked, effect);
       const changed = effect ? apply(c, row, effect) : null;
       if (!effect || !changed) return { target: toChatMessage(row) };
       const event = storeEvent(c, Number(conversation.last_seq) + 1, effect);
@@ -121,7 +126,9 @@ export class SqliteMessageChanges {
       const member = s.memberLastSeq.get(convId, uid);
       if (!member) throw new AppError(ErrorCode.NOT_PARTICIPANT);
       const last = Number(member.last_seq);
-      const wanted = [...new Set(seqs.filter((seq) => Number.isSafeInteger(seq) && seq > 0 && seq <= last))];
+      // Not below retained_from_seq: those messages were purged (retention), nothing to hide.
+      const first = Number(member.retained_from_seq);
+      const wanted = [...new Set(seqs.filter((seq) => Number.isSafeInteger(seq) && seq >= first && seq <= last))];
       if (wanted.length === 0) return;
       // Only rows actually added count: hidden_count > 0 is what makes reads look for them at all.
       const added = s.insertHidden.run(convId, uid, JSON.stringify(wanted)).changes;
@@ -133,7 +140,9 @@ export class SqliteMessageChanges {
 
 function statements(db: SqliteDatabase) {
   return {
-    conversation: db.prepare<[string], { last_seq: number }>("SELECT last_seq FROM conversations WHERE conv_id = ?"),
+    conversation: db.prepare<[string], { last_seq: number; kind: number; blocked: number }>(
+      "SELECT last_seq, kind, blocked FROM conversations WHERE conv_id = ?",
+    ),
     isMember: db.prepare<[string, string]>("SELECT 1 FROM conversation_members WHERE conv_id = ? AND uid = ?"),
     message: db.prepare<[string, number], MessageRow>(
       `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE conv_id = ? AND seq = ?`,
@@ -166,8 +175,8 @@ function statements(db: SqliteDatabase) {
               read_seq = max(read_seq, ?)
         WHERE conv_id = ? AND uid = ?`,
     ),
-    memberLastSeq: db.prepare<[string, string], { last_seq: number }>(
-      `SELECT c.last_seq FROM conversation_members cm JOIN conversations c ON c.conv_id = cm.conv_id
+    memberLastSeq: db.prepare<[string, string], { last_seq: number; retained_from_seq: number }>(
+      `SELECT c.last_seq, c.retained_from_seq FROM conversation_members cm JOIN conversations c ON c.conv_id = cm.conv_id
         WHERE cm.conv_id = ? AND cm.uid = ?`,
     ),
     insertHidden: db.prepare<[string, string, string]>(

@@ -72,7 +72,7 @@ export class SqliteMessageStore implements MessageStore {
   readonly #changes: SqliteMessageChanges;
   readonly #acks: TickBatch<{ uid: Uid; wanted: Map<string, number> }, void>;
   readonly #pendingTx: (uid: Uid, limit: number) => ReadPage & { more: boolean };
-  readonly #historyTx: (uid: Uid, convId: string, query: HistoryQuery) => ReadPage;
+  readonly #historyTx: (uid: Uid, convId: string, query: HistoryQuery) => ReadPage & { firstSeq: number };
   readonly #messageTx: (uid: Uid, convId: string, seq: number) => ReadPage;
   readonly #isMember: (convId: string, uid: Uid) => boolean;
   readonly #lookups: SqliteModelLookups;
@@ -81,10 +81,12 @@ export class SqliteMessageStore implements MessageStore {
     const byClientMsgId = db.prepare<[string, string, string], MessageRow>(
       `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE conv_id = ? AND sender = ? AND client_msg_id = ?`,
     );
-    const nextSeq = db.prepare<[string, number, number], { last_seq: number }>(
+    // With the seq, the pair's block mark (issue 17): a blocked pair's message is refused
+    // inside its savepoint, which undoes the seq.
+    const nextSeq = db.prepare<[string, number, number], { last_seq: number; blocked: number }>(
       `INSERT INTO conversations (conv_id, kind, last_seq, created_at) VALUES (?, ?, 1, ?)
        ON CONFLICT (conv_id) DO UPDATE SET last_seq = last_seq + 1
-       RETURNING last_seq`,
+       RETURNING last_seq, blocked`,
     );
     // The sender's delivered cursor moves past its own message only when it already had
     // everything before it: a jump would skip an incoming message it has not acked yet.
@@ -96,8 +98,8 @@ export class SqliteMessageStore implements MessageStore {
              read_seq = max(read_seq, excluded.read_seq)`,
     );
     const insertMessage = messageInserter(db);
-    const pendingConvs = db.prepare<[string], CursorRow & { hidden_count: number }>(
-      `SELECT cm.conv_id, cm.delivered_seq, c.last_seq, cm.hidden_count
+    const pendingConvs = db.prepare<[string], CursorRow & { hidden_count: number; retained_from_seq: number }>(
+      `SELECT cm.conv_id, cm.delivered_seq, c.last_seq, cm.hidden_count, c.retained_from_seq
          FROM conversation_members cm INDEXED BY idx_members_uid
          JOIN conversations c ON c.conv_id = cm.conv_id
         WHERE cm.uid = ? AND c.last_seq > cm.delivered_seq
@@ -106,11 +108,12 @@ export class SqliteMessageStore implements MessageStore {
     const after = db.prepare<[string, number, number], MessageRow>(
       `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE conv_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
     );
-    const before = db.prepare<[string, number, number], MessageRow>(
-      `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE conv_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`,
+    // History pages start after the reader's cleared seq.
+    const before = db.prepare<[string, number, number, number], MessageRow>(
+      `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE conv_id = ? AND seq < ? AND seq > ? ORDER BY seq DESC LIMIT ?`,
     );
-    const newest = db.prepare<[string, number], MessageRow>(
-      `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE conv_id = ? ORDER BY seq DESC LIMIT ?`,
+    const newest = db.prepare<[string, number, number], MessageRow>(
+      `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE conv_id = ? AND seq > ? ORDER BY seq DESC LIMIT ?`,
     );
     const cursors = db.prepare<[string, string], CursorRow>(
       `SELECT cm.conv_id, cm.delivered_seq, c.last_seq
@@ -122,8 +125,14 @@ export class SqliteMessageStore implements MessageStore {
       "UPDATE conversation_members SET delivered_seq = max(delivered_seq, ?) WHERE conv_id = ? AND uid = ?",
     );
     const isMember = db.prepare<[string, string]>("SELECT 1 FROM conversation_members WHERE conv_id = ? AND uid = ?");
-    const member = db.prepare<[string, string], { hidden_count: number }>(
-      "SELECT hidden_count FROM conversation_members WHERE conv_id = ? AND uid = ?",
+    // With the conversation's retained_from_seq (the retention purge's), by its primary key.
+    const member = db.prepare<
+      [string, string],
+      { hidden_count: number; cleared_seq: number; retained_from_seq: number }
+    >(
+      `SELECT cm.hidden_count, cm.cleared_seq, c.retained_from_seq
+         FROM conversation_members cm LEFT JOIN conversations c ON c.conv_id = cm.conv_id
+        WHERE cm.conv_id = ? AND cm.uid = ?`,
     );
     const one = db.prepare<[string, number], MessageRow>(
       `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE conv_id = ? AND seq = ?`,
@@ -133,7 +142,9 @@ export class SqliteMessageStore implements MessageStore {
     // the savepoint undoes its seq, and only then is the stored message read.
     const insert = db.transaction((m: CheckedMessage) => {
       const now = Date.now();
-      const seq = Number(nextSeq.get(m.convId, DIRECT_CONVERSATION, now)?.last_seq);
+      const bumped = nextSeq.get(m.convId, DIRECT_CONVERSATION, now);
+      if (Number(bumped?.blocked ?? 0) !== 0) throw new AppError(ErrorCode.BLOCKED);
+      const seq = Number(bumped?.last_seq);
       for (const uid of m.memberUids) {
         const own = uid === m.sender ? seq : 0;
         upsertMember.run(m.convId, uid, own, own, now);
@@ -158,10 +169,10 @@ export class SqliteMessageStore implements MessageStore {
       try {
         return insert(m);
       } catch (err) {
-        const stored =
-          sqliteCode(err) === "SQLITE_CONSTRAINT_UNIQUE"
-            ? byClientMsgId.get(m.convId, m.sender, m.clientMsgId)
-            : undefined;
+        // A resend: the client key's conflict, or a block since the message was stored.
+        const resend =
+          sqliteCode(err) === "SQLITE_CONSTRAINT_UNIQUE" || (err instanceof AppError && err.code === ErrorCode.BLOCKED);
+        const stored = resend ? byClientMsgId.get(m.convId, m.sender, m.clientMsgId) : undefined;
         if (stored) return { message: toChatMessage(stored), duplicate: true };
         throw err;
       }
@@ -178,13 +189,15 @@ export class SqliteMessageStore implements MessageStore {
       const messages: StoredMessage[] = [];
       const hidden = new Set<string>();
       for (const conv of convs) {
-        const waiting = conv.last_seq - conv.delivered_seq;
-        total += waiting;
-        if (remaining === 0) continue;
+        // Seqs the retention purge deleted are not waiting: the cursor reads from retained_from_seq.
+        const from = Math.max(conv.delivered_seq, conv.retained_from_seq - 1);
+        const waiting = conv.last_seq - from;
+        total += Math.max(0, waiting);
+        if (remaining === 0 || waiting <= 0) continue;
         const take = Math.min(waiting, remaining);
         remaining -= take;
         if (conv.hidden_count > 0) hidden.add(conv.conv_id);
-        for (const row of after.all(conv.conv_id, conv.delivered_seq, take)) messages.push(toChatMessage(row));
+        for (const row of after.all(conv.conv_id, from, take)) messages.push(toChatMessage(row));
       }
       return { messages, hidden, more: total > messages.length };
     });
@@ -200,27 +213,37 @@ export class SqliteMessageStore implements MessageStore {
 
     this.#isMember = (convId, uid) => isMember.get(convId, uid) !== undefined;
 
-    // The member row says whether the reader deleted anything here (what the page's completion looks up).
-    const readerOf = (uid: Uid, convId: string): Set<string> => {
+    // The member row says whether the reader deleted anything here (what the page's completion
+    // looks up) and up to which seq it cleared the history.
+    const readerOf = (uid: Uid, convId: string): { hidden: Set<string>; cleared: number; retained: number } => {
       const row = member.get(convId, uid);
       if (!row) throw new AppError(ErrorCode.NOT_PARTICIPANT);
-      return new Set(row.hidden_count > 0 ? [convId] : []);
+      return {
+        hidden: new Set(row.hidden_count > 0 ? [convId] : []),
+        cleared: Number(row.cleared_seq),
+        retained: Number(row.retained_from_seq ?? 1),
+      };
     };
-    const page = (convId: string, query: HistoryQuery): MessageRow[] => {
+    const page = (convId: string, query: HistoryQuery, cleared: number): MessageRow[] => {
       const limit = Math.floor(query.limit);
       if (!(limit > 0)) return [];
       const afterSeq = Math.floor(query.afterSeq) || 0;
       const beforeSeq = Math.floor(query.beforeSeq) || 0;
-      if (afterSeq > 0) return after.all(convId, afterSeq, limit);
-      return (beforeSeq > 0 ? before.all(convId, beforeSeq, limit) : newest.all(convId, limit)).reverse();
+      if (afterSeq > 0) return after.all(convId, Math.max(afterSeq, cleared), limit);
+      return (
+        beforeSeq > 0 ? before.all(convId, beforeSeq, cleared, limit) : newest.all(convId, cleared, limit)
+      ).reverse();
     };
     this.#historyTx = db.transaction((uid: Uid, convId: string, query: HistoryQuery) => {
-      const hidden = readerOf(uid, convId);
-      return { messages: page(convId, query).map(toChatMessage), hidden };
+      const { hidden, cleared, retained } = readerOf(uid, convId);
+      // Below retained_from_seq the retention purge deleted them: not gaps either.
+      const firstSeq = Math.max(cleared + 1, retained);
+      return { messages: page(convId, query, cleared).map(toChatMessage), hidden, firstSeq };
     });
     this.#messageTx = db.transaction((uid: Uid, convId: string, seq: number) => {
-      const hidden = readerOf(uid, convId);
-      const row = one.get(convId, seq);
+      const { hidden, cleared } = readerOf(uid, convId);
+      // At or below the cleared seq: gone for this reader.
+      const row = seq > cleared ? one.get(convId, seq) : undefined;
       return { messages: row ? [toChatMessage(row)] : [], hidden };
     });
   }
@@ -252,12 +275,18 @@ export class SqliteMessageStore implements MessageStore {
   }
 
   async history(uid: Uid, convId: string, query: HistoryQuery): Promise<StoredMessage[]> {
+    return (await this.historyPage(uid, convId, query)).messages;
+  }
+
+  async historyPage(
+    uid: Uid,
+    convId: string,
+    query: HistoryQuery,
+  ): Promise<{ messages: StoredMessage[]; firstSeq: number }> {
     const canonical = canonicalId(uid);
     if (canonical === null) throw new AppError(ErrorCode.NOT_PARTICIPANT);
-    return this.#complete(
-      canonical,
-      storageCall(() => this.#historyTx(canonical, convId, query)),
-    );
+    const read = storageCall(() => this.#historyTx(canonical, convId, query));
+    return { messages: await this.#complete(canonical, read), firstSeq: read.firstSeq };
   }
 
   async message(uid: Uid, convId: string, seq: number): Promise<StoredMessage | null> {

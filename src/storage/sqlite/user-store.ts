@@ -23,6 +23,7 @@ export class SqliteUserStore implements UserStore {
   readonly #setPassword;
   readonly #existing;
   readonly #byNamePrefix;
+  readonly #delete;
 
   constructor(db: SqliteDatabase) {
     this.#byUid = db.prepare<[string], UserRow>(`SELECT ${USER_COLUMNS} FROM users WHERE uid = ?`);
@@ -32,6 +33,7 @@ export class SqliteUserStore implements UserStore {
       "INSERT INTO users (uid, name, email, password_hash, created_at) VALUES (?, ?, ?, ?, ?)",
     );
     this.#setPassword = db.prepare<[string, string]>("UPDATE users SET password_hash = ? WHERE uid = ?");
+    this.#delete = db.prepare<[string]>("DELETE FROM users WHERE uid = ?");
     this.#byNamePrefix = db.prepare<[string, number], UserRow>(
       `SELECT ${USER_COLUMNS} FROM users WHERE name LIKE ? ESCAPE '!' ORDER BY name, uid LIMIT ?`,
     );
@@ -70,6 +72,13 @@ export class SqliteUserStore implements UserStore {
     const canonical = canonicalId(uid);
     if (canonical === null) return;
     this.#run(() => this.#setPassword.run(passwordHash, canonical));
+  }
+
+  /** One DELETE of the row: its name and email are free again. */
+  async delete(uid: Uid): Promise<boolean> {
+    const canonical = canonicalId(uid);
+    if (canonical === null) return false;
+    return this.#run(() => this.#delete.run(canonical).changes > 0);
   }
 
   async searchByNamePrefix(prefix: string, limit: number): Promise<UserRecord[]> {

@@ -186,6 +186,17 @@ export enum GroupEventKind {
   MEMBER_KICKED = 4,
   RENAMED = 5,
   ROLE_CHANGED = 6,
+  /**
+   * MEMBER_MUTED - Moderation (issue 17): `uids` muted until `until_ms` (0: unmuted), everyone muted or not
+   * (group.muted_all), a new announcement, the group dissolved, the join mode changed.
+   */
+  MEMBER_MUTED = 20,
+  MUTED_ALL = 21,
+  ANNOUNCEMENT = 22,
+  DISSOLVED = 23,
+  JOIN_APPROVAL = 24,
+  /** RETENTION - Retention (issue 17): the group's message TTL changed (group.message_ttl_seconds). */
+  RETENTION = 25,
   UNRECOGNIZED = -1,
 }
 
@@ -212,6 +223,24 @@ export function groupEventKindFromJSON(object: any): GroupEventKind {
     case 6:
     case "GROUP_EVENT_KIND_ROLE_CHANGED":
       return GroupEventKind.ROLE_CHANGED;
+    case 20:
+    case "GROUP_EVENT_KIND_MEMBER_MUTED":
+      return GroupEventKind.MEMBER_MUTED;
+    case 21:
+    case "GROUP_EVENT_KIND_MUTED_ALL":
+      return GroupEventKind.MUTED_ALL;
+    case 22:
+    case "GROUP_EVENT_KIND_ANNOUNCEMENT":
+      return GroupEventKind.ANNOUNCEMENT;
+    case 23:
+    case "GROUP_EVENT_KIND_DISSOLVED":
+      return GroupEventKind.DISSOLVED;
+    case 24:
+    case "GROUP_EVENT_KIND_JOIN_APPROVAL":
+      return GroupEventKind.JOIN_APPROVAL;
+    case 25:
+    case "GROUP_EVENT_KIND_RETENTION":
+      return GroupEventKind.RETENTION;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -235,6 +264,18 @@ export function groupEventKindToJSON(object: GroupEventKind): string {
       return "GROUP_EVENT_KIND_RENAMED";
     case GroupEventKind.ROLE_CHANGED:
       return "GROUP_EVENT_KIND_ROLE_CHANGED";
+    case GroupEventKind.MEMBER_MUTED:
+      return "GROUP_EVENT_KIND_MEMBER_MUTED";
+    case GroupEventKind.MUTED_ALL:
+      return "GROUP_EVENT_KIND_MUTED_ALL";
+    case GroupEventKind.ANNOUNCEMENT:
+      return "GROUP_EVENT_KIND_ANNOUNCEMENT";
+    case GroupEventKind.DISSOLVED:
+      return "GROUP_EVENT_KIND_DISSOLVED";
+    case GroupEventKind.JOIN_APPROVAL:
+      return "GROUP_EVENT_KIND_JOIN_APPROVAL";
+    case GroupEventKind.RETENTION:
+      return "GROUP_EVENT_KIND_RETENTION";
     case GroupEventKind.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -342,6 +383,40 @@ export interface Envelope {
     | { $case: "forwardResp"; value: SendMessageResponse }
     | { $case: "typingPush"; value: TypingPush }
     | { $case: "deletedForMePush"; value: DeletedForMePush }
+    | //
+    /** Safety and conversation management (issue 17): requests and responses 170-199, pushes 260-269. */
+    { $case: "blockReq"; value: BlockRequest }
+    | { $case: "blockResp"; value: BlockResponse }
+    | { $case: "unblockReq"; value: UnblockRequest }
+    | { $case: "unblockResp"; value: UnblockResponse }
+    | { $case: "blockListReq"; value: BlockListRequest }
+    | { $case: "blockListResp"; value: BlockListResponse }
+    | { $case: "reportReq"; value: ReportRequest }
+    | { $case: "reportResp"; value: ReportResponse }
+    | { $case: "conversationSettingsReq"; value: ConversationSettingsRequest }
+    | { $case: "conversationSettingsResp"; value: ConversationSettingsResponse }
+    | { $case: "clearHistoryReq"; value: ClearHistoryRequest }
+    | { $case: "clearHistoryResp"; value: ClearHistoryResponse }
+    | { $case: "groupMuteReq"; value: GroupMuteRequest }
+    | { $case: "groupMuteResp"; value: GroupMuteResponse }
+    | { $case: "groupMuteAllReq"; value: GroupMuteAllRequest }
+    | { $case: "groupMuteAllResp"; value: GroupMuteAllResponse }
+    | { $case: "groupAnnounceReq"; value: GroupAnnounceRequest }
+    | { $case: "groupAnnounceResp"; value: GroupAnnounceResponse }
+    | { $case: "groupDissolveReq"; value: GroupDissolveRequest }
+    | { $case: "groupDissolveResp"; value: GroupDissolveResponse }
+    | { $case: "groupSetJoinApprovalReq"; value: GroupSetJoinApprovalRequest }
+    | { $case: "groupSetJoinApprovalResp"; value: GroupSetJoinApprovalResponse }
+    | { $case: "groupJoinReq"; value: GroupJoinRequest }
+    | { $case: "groupJoinResp"; value: GroupJoinResponse }
+    | { $case: "groupJoinRequestsReq"; value: GroupJoinRequestsRequest }
+    | { $case: "groupJoinRequestsResp"; value: GroupJoinRequestsResponse }
+    | { $case: "groupJoinReplyReq"; value: GroupJoinReplyRequest }
+    | { $case: "groupJoinReplyResp"; value: GroupJoinReplyResponse }
+    | { $case: "groupSetRetentionReq"; value: GroupSetRetentionRequest }
+    | { $case: "groupSetRetentionResp"; value: GroupSetRetentionResponse }
+    | { $case: "conversationSettingsPush"; value: ConversationSettingsPush }
+    | { $case: "groupJoinRequestPush"; value: GroupJoinRequestPush }
     | undefined;
 }
 
@@ -528,7 +603,8 @@ export interface FileRef {
 
 /**
  * A 1:1 message, acked once stored, then pushed to the peer's and the sender's other devices.
- * Errors: PEER_NOT_FOUND, NOT_FRIENDS (with CHAT_REQUIRE_FRIENDSHIP), TEXT_TOO_LONG, RATE_LIMITED.
+ * Errors: PEER_NOT_FOUND, NOT_FRIENDS (with CHAT_REQUIRE_FRIENDSHIP), TEXT_TOO_LONG, RATE_LIMITED,
+ * BLOCKED (one of the two blocked the other).
  */
 export interface SendMessageRequest {
   toUid: string;
@@ -605,6 +681,11 @@ export interface HistoryRequest {
 
 export interface HistoryResponse {
   messages: ChatMessage[];
+  /**
+   * The first seq this user can read here: older ones were cleared for it, or expired under
+   * the retention settings (0 or 1: from the start). Seqs below it are not gaps.
+   */
+  firstSeq?: number | undefined;
 }
 
 /** A stored message: to its recipients, and to the sender's other devices. */
@@ -625,12 +706,44 @@ export interface GroupInfo {
   owner: string;
   memberCount: number;
   createdAtMs: string;
+  /**
+   * ---- Moderation (issue 17).
+   * Only admins and the owner may post.
+   */
+  mutedAll?:
+    | boolean
+    | undefined;
+  /** Shown at the top of the group; set by admins. */
+  announcement?:
+    | GroupAnnouncement
+    | undefined;
+  /** New members join only when an admin approves their group_join_req. */
+  joinApproval?:
+    | boolean
+    | undefined;
+  /** Dissolved by its owner: nobody posts; its history stays readable with GROUP_DISSOLVE_HISTORY=keep. */
+  dissolved?:
+    | boolean
+    | undefined;
+  /**
+   * Its messages are deleted this long after they were sent (absent or 0: the deployment's
+   * MESSAGE_TTL_SECONDS); see group_set_retention_req.
+   */
+  messageTtlSeconds?: number | undefined;
+}
+
+export interface GroupAnnouncement {
+  text: string;
+  by: string;
+  atMs: string;
 }
 
 export interface GroupMember {
   uid: string;
   role: GroupRole;
   joinedAtMs: string;
+  /** Muted until then (ms since the epoch; absent: not muted). */
+  mutedUntilMs?: string | undefined;
 }
 
 /**
@@ -638,7 +751,8 @@ export interface GroupMember {
  * users, as group_invite does: who may join without accepting (GROUP_JOIN_CONSENT) is added and
  * told with a GroupEventPush, the others get a GroupInvitationPush. Errors: PEER_NOT_FOUND (an
  * unknown uid), GROUP_TOO_LARGE, RATE_LIMITED, INVALID_ARGUMENT (name empty or over
- * GROUP_NAME_MAX_CHARS).
+ * GROUP_NAME_MAX_CHARS), BLOCKED (one of the users blocked the caller or was blocked by it: the
+ * whole request is refused, naming nobody).
  */
 export interface GroupCreateRequest {
   name: string;
@@ -659,7 +773,7 @@ export interface GroupCreateResponse {
  * "invitation" every invitee joins only by accepting; with "friends" the caller's friends join
  * at once; with "none" everyone does. Members get messages from the moment they join (older
  * ones through history). Errors: NOT_GROUP_MEMBER, GROUP_PERMISSION_DENIED, PEER_NOT_FOUND,
- * GROUP_TOO_LARGE, RATE_LIMITED.
+ * GROUP_TOO_LARGE, RATE_LIMITED, BLOCKED (as for group_create).
  */
 export interface GroupInviteRequest {
   groupId: string;
@@ -831,6 +945,8 @@ export interface GroupEventPush {
   /** Who joined, left or was kicked, or whose role changed. */
   uids: string[];
   role: GroupRole;
+  /** MEMBER_MUTED: until when (ms since the epoch; 0: unmuted). */
+  untilMs?: string | undefined;
 }
 
 /** What any user may see of another: never the email or the password hash. */
@@ -861,7 +977,8 @@ export interface FriendApplication {
 
 /**
  * Asks to_uid to be friends; applying again replaces the message. Errors: PEER_NOT_FOUND,
- * ALREADY_FRIENDS, INVALID_ARGUMENT (self, message over FRIEND_APPLY_MAX_CHARS), FRIEND_LIMIT.
+ * ALREADY_FRIENDS, INVALID_ARGUMENT (self, message over FRIEND_APPLY_MAX_CHARS), FRIEND_LIMIT,
+ * BLOCKED.
  */
 export interface FriendApplyRequest {
   toUid: string;
@@ -932,6 +1049,12 @@ export interface ConversationSummary {
   peerReadSeq: number;
   /** A message after read_seq mentions this user (or everyone). */
   mentioned: boolean;
+  /** This user's settings of the conversation (issue 17). */
+  settings?:
+    | ConversationSettings
+    | undefined;
+  /** History and sync start after this seq for this user (clear history for me, retention). */
+  firstSeq?: number | undefined;
 }
 
 export interface ConversationListResponse {
@@ -1018,7 +1141,7 @@ export interface RecallRequest {
  * Replaces a text message's text (or a file message's caption): the sender within
  * MESSAGE_EDIT_WINDOW_SECONDS. Errors: NOT_FOUND, NOT_PARTICIPANT, NOT_GROUP_MEMBER,
  * NOT_MESSAGE_SENDER, CHANGE_WINDOW_CLOSED, MESSAGE_RECALLED, TEXT_TOO_LONG, INVALID_ARGUMENT
- * (an event or a custom message, or empty text).
+ * (an event or a custom message, or empty text), BLOCKED (in a 1:1 conversation of a blocked pair).
  */
 export interface EditRequest {
   convId: string;
@@ -1030,7 +1153,8 @@ export interface EditRequest {
  * Adds or removes the caller's reaction (one emoji, up to MESSAGE_REACTION_MAX_CHARS
  * characters) on a message; at most MESSAGE_REACTIONS_MAX_DISTINCT different ones per message.
  * Adding one the caller has, or removing one it has not, changes nothing. Errors: NOT_FOUND, NOT_PARTICIPANT, NOT_GROUP_MEMBER,
- * MESSAGE_RECALLED, REACTION_LIMIT, INVALID_ARGUMENT.
+ * MESSAGE_RECALLED, REACTION_LIMIT, INVALID_ARGUMENT, BLOCKED (in a 1:1 conversation of a blocked
+ * pair).
  */
 export interface ReactRequest {
   convId: string;
@@ -1056,7 +1180,8 @@ export interface DeleteForMeResponse {
 /**
  * The caller is typing in a conversation: its other participants online get a TypingPush (not
  * stored). Send it again while typing; more often than TYPING_MIN_INTERVAL_MS per conversation
- * is dropped. With req_id 0 it is not answered. Errors: NOT_PARTICIPANT, NOT_GROUP_MEMBER.
+ * is dropped. With req_id 0 it is not answered. Errors: NOT_PARTICIPANT, NOT_GROUP_MEMBER,
+ * BLOCKED (in a 1:1 conversation of a blocked pair).
  */
 export interface TypingRequest {
   convId: string;
@@ -1070,7 +1195,8 @@ export interface TypingResponse {
  * (group_id), as the caller's own message with `forwarded` naming the original; a file is not
  * copied, and the target's participants may download it. The caller must be in both
  * conversations. Errors: NOT_FOUND, NOT_PARTICIPANT, NOT_GROUP_MEMBER, MESSAGE_RECALLED,
- * PEER_NOT_FOUND, NOT_FRIENDS, INVALID_ARGUMENT (an event, or neither or both targets).
+ * PEER_NOT_FOUND, NOT_FRIENDS, INVALID_ARGUMENT (an event, or neither or both targets), BLOCKED
+ * (to a user, as for send).
  */
 export interface ForwardRequest {
   fromConvId: string;
@@ -1091,6 +1217,242 @@ export interface TypingPush {
 export interface DeletedForMePush {
   convId: string;
   seqs: number[];
+}
+
+/**
+ * Blocks a user: neither may then send the other 1:1 messages, apply as a friend or invite the
+ * other into a group (BLOCKED), and a friendship between them ends. The blocked user is not
+ * told; what it learns is the BLOCKED code on those requests. Errors: PEER_NOT_FOUND,
+ * INVALID_ARGUMENT (self), FRIEND_LIMIT (over BLOCKS_MAX blocked users).
+ */
+export interface BlockRequest {
+  uid: string;
+}
+
+export interface BlockResponse {
+}
+
+/** Ends a block (nothing else is restored: a friendship must be asked for again). */
+export interface UnblockRequest {
+  uid: string;
+}
+
+export interface UnblockResponse {
+}
+
+/** The users the caller blocked, the most recent first. */
+export interface BlockListRequest {
+}
+
+export interface BlockedUser {
+  user?: UserInfo | undefined;
+  sinceMs: string;
+}
+
+export interface BlockListResponse {
+  users: BlockedUser[];
+}
+
+/**
+ * Reports a user, or a message (conv_id and seq, in a conversation the caller is in), with a
+ * reason of up to REPORT_REASON_MAX_CHARS, for the operators; at most REPORTS_PER_DAY a day.
+ * Errors: PEER_NOT_FOUND, NOT_FOUND, NOT_PARTICIPANT, RATE_LIMITED.
+ */
+export interface ReportRequest {
+  uid: string;
+  convId: string;
+  seq: number;
+  reason: string;
+}
+
+export interface ReportResponse {
+  reportId: string;
+}
+
+/** One user's settings of one conversation, the same on all of its devices. */
+export interface ConversationSettings {
+  /** Listed first. */
+  pinned: boolean;
+  /** Do not disturb: still delivered in the app, but no push notification. */
+  muted: boolean;
+  /** Left out of the conversation list until a message arrives after hidden_at_seq. */
+  hidden: boolean;
+}
+
+/**
+ * Changes the caller's settings of a conversation it is in (fields left out stay as they
+ * are); its other devices get a ConversationSettingsPush. Errors: NOT_PARTICIPANT,
+ * NOT_GROUP_MEMBER.
+ */
+export interface ConversationSettingsRequest {
+  convId: string;
+  pinned?: boolean | undefined;
+  muted?: boolean | undefined;
+  hidden?: boolean | undefined;
+}
+
+export interface ConversationSettingsResponse {
+  settings?: ConversationSettings | undefined;
+}
+
+/**
+ * Clears the conversation's history for the caller alone, up to seq (0: up to the newest):
+ * history and sync start after it on all of its devices (first_seq); the others keep theirs.
+ * Errors: NOT_PARTICIPANT, NOT_GROUP_MEMBER.
+ */
+export interface ClearHistoryRequest {
+  convId: string;
+  seq: number;
+}
+
+export interface ClearHistoryResponse {
+  /** History starts after this seq for the caller now. */
+  clearedSeq: number;
+}
+
+/** The caller changed a conversation's settings or cleared its history on another device. */
+export interface ConversationSettingsPush {
+  convId: string;
+  settings?: ConversationSettings | undefined;
+  clearedSeq: number;
+}
+
+/**
+ * Admins and the owner mute a member (of a lower role) for duration_seconds (at most
+ * GROUP_MUTE_MAX_SECONDS; 0 unmutes), or until unmuted with forever; a muted member's posts
+ * answer GROUP_MUTED. Members are told (MEMBER_MUTED). Errors: NOT_GROUP_MEMBER,
+ * GROUP_PERMISSION_DENIED, NOT_FOUND (uid is not in the group).
+ */
+export interface GroupMuteRequest {
+  groupId: string;
+  uid: string;
+  durationSeconds: number;
+  forever: boolean;
+}
+
+export interface GroupMuteResponse {
+  /** Muted until then (0: not muted). */
+  untilMs: string;
+}
+
+/**
+ * Admins and the owner let only admins post (muted = true), or everyone again. Members are
+ * told (MUTED_ALL). Errors: NOT_GROUP_MEMBER, GROUP_PERMISSION_DENIED.
+ */
+export interface GroupMuteAllRequest {
+  groupId: string;
+  muted: boolean;
+}
+
+export interface GroupMuteAllResponse {
+}
+
+/**
+ * Admins and the owner set the group's announcement (empty text removes it; at most
+ * GROUP_ANNOUNCEMENT_MAX_CHARS); members are told (ANNOUNCEMENT) and GroupInfo carries it.
+ * Errors: NOT_GROUP_MEMBER, GROUP_PERMISSION_DENIED, TEXT_TOO_LONG.
+ */
+export interface GroupAnnounceRequest {
+  groupId: string;
+  text: string;
+}
+
+export interface GroupAnnounceResponse {
+  group?: GroupInfo | undefined;
+}
+
+/**
+ * The owner dissolves the group: members are told (DISSOLVED), nobody posts again; its
+ * history stays readable or is removed (GROUP_DISSOLVE_HISTORY). Errors: NOT_GROUP_MEMBER,
+ * GROUP_PERMISSION_DENIED.
+ */
+export interface GroupDissolveRequest {
+  groupId: string;
+}
+
+export interface GroupDissolveResponse {
+}
+
+/**
+ * Admins and the owner require (or stop requiring) approval for new members: invitations still
+ * work, and users ask with group_join_req. Members are told (JOIN_APPROVAL). Errors:
+ * NOT_GROUP_MEMBER, GROUP_PERMISSION_DENIED.
+ */
+export interface GroupSetJoinApprovalRequest {
+  groupId: string;
+  required: boolean;
+}
+
+export interface GroupSetJoinApprovalResponse {
+}
+
+/**
+ * Asks to join a group that requires approval; its admins and owner get a
+ * GroupJoinRequestPush. Asking again renews the request. Errors: GROUP_NOT_FOUND,
+ * GROUP_DISSOLVED, INVALID_ARGUMENT (already a member, or the group takes no join requests),
+ * BLOCKED (its owner blocked the caller).
+ */
+export interface GroupJoinRequest {
+  groupId: string;
+  message: string;
+}
+
+export interface GroupJoinResponse {
+}
+
+export interface GroupJoinApplication {
+  groupId: string;
+  user?: UserInfo | undefined;
+  message: string;
+  createdAtMs: string;
+}
+
+/**
+ * The group's open join requests, newest first (admins and the owner). Errors:
+ * NOT_GROUP_MEMBER, GROUP_PERMISSION_DENIED.
+ */
+export interface GroupJoinRequestsRequest {
+  groupId: string;
+}
+
+export interface GroupJoinRequestsResponse {
+  requests: GroupJoinApplication[];
+}
+
+/**
+ * Admins and the owner admit (the user joins; members are told with MEMBERS_ADDED) or decline a
+ * join request. Errors: NOT_GROUP_MEMBER, GROUP_PERMISSION_DENIED, NOT_FOUND (no open request),
+ * GROUP_TOO_LARGE.
+ */
+export interface GroupJoinReplyRequest {
+  groupId: string;
+  uid: string;
+  accept: boolean;
+}
+
+export interface GroupJoinReplyResponse {
+}
+
+/** Someone asks to join a group this user runs. */
+export interface GroupJoinRequestPush {
+  application?: GroupJoinApplication | undefined;
+}
+
+/**
+ * Admins and the owner set how long the group's messages are kept: ttl_seconds after a message
+ * was sent, the retention purge deletes it for everyone (within RETENTION_PURGE_INTERVAL_MS;
+ * history then answers first_seq past it). 0 goes back to the deployment's MESSAGE_TTL_SECONDS
+ * (0 there too: kept forever). A group's TTL replaces the deployment's, shorter or longer. There
+ * is no maximum: any uint32 (136 years) fits, and a purge pass costs the same whatever the TTL.
+ * Members are told (RETENTION) and GroupInfo carries it. Errors: NOT_GROUP_MEMBER,
+ * GROUP_PERMISSION_DENIED, GROUP_DISSOLVED.
+ */
+export interface GroupSetRetentionRequest {
+  groupId: string;
+  ttlSeconds: number;
+}
+
+export interface GroupSetRetentionResponse {
 }
 
 function createBaseEnvelope(): Envelope {
@@ -1327,6 +1689,102 @@ export const Envelope: MessageFns<Envelope> = {
         break;
       case "deletedForMePush":
         DeletedForMePush.encode(message.body.value, writer.uint32(2010).fork()).join();
+        break;
+      case "blockReq":
+        BlockRequest.encode(message.body.value, writer.uint32(1362).fork()).join();
+        break;
+      case "blockResp":
+        BlockResponse.encode(message.body.value, writer.uint32(1370).fork()).join();
+        break;
+      case "unblockReq":
+        UnblockRequest.encode(message.body.value, writer.uint32(1378).fork()).join();
+        break;
+      case "unblockResp":
+        UnblockResponse.encode(message.body.value, writer.uint32(1386).fork()).join();
+        break;
+      case "blockListReq":
+        BlockListRequest.encode(message.body.value, writer.uint32(1394).fork()).join();
+        break;
+      case "blockListResp":
+        BlockListResponse.encode(message.body.value, writer.uint32(1402).fork()).join();
+        break;
+      case "reportReq":
+        ReportRequest.encode(message.body.value, writer.uint32(1410).fork()).join();
+        break;
+      case "reportResp":
+        ReportResponse.encode(message.body.value, writer.uint32(1418).fork()).join();
+        break;
+      case "conversationSettingsReq":
+        ConversationSettingsRequest.encode(message.body.value, writer.uint32(1426).fork()).join();
+        break;
+      case "conversationSettingsResp":
+        ConversationSettingsResponse.encode(message.body.value, writer.uint32(1434).fork()).join();
+        break;
+      case "clearHistoryReq":
+        ClearHistoryRequest.encode(message.body.value, writer.uint32(1442).fork()).join();
+        break;
+      case "clearHistoryResp":
+        ClearHistoryResponse.encode(message.body.value, writer.uint32(1450).fork()).join();
+        break;
+      case "groupMuteReq":
+        GroupMuteRequest.encode(message.body.value, writer.uint32(1458).fork()).join();
+        break;
+      case "groupMuteResp":
+        GroupMuteResponse.encode(message.body.value, writer.uint32(1466).fork()).join();
+        break;
+      case "groupMuteAllReq":
+        GroupMuteAllRequest.encode(message.body.value, writer.uint32(1474).fork()).join();
+        break;
+      case "groupMuteAllResp":
+        GroupMuteAllResponse.encode(message.body.value, writer.uint32(1482).fork()).join();
+        break;
+      case "groupAnnounceReq":
+        GroupAnnounceRequest.encode(message.body.value, writer.uint32(1490).fork()).join();
+        break;
+      case "groupAnnounceResp":
+        GroupAnnounceResponse.encode(message.body.value, writer.uint32(1498).fork()).join();
+        break;
+      case "groupDissolveReq":
+        GroupDissolveRequest.encode(message.body.value, writer.uint32(1506).fork()).join();
+        break;
+      case "groupDissolveResp":
+        GroupDissolveResponse.encode(message.body.value, writer.uint32(1514).fork()).join();
+        break;
+      case "groupSetJoinApprovalReq":
+        GroupSetJoinApprovalRequest.encode(message.body.value, writer.uint32(1522).fork()).join();
+        break;
+      case "groupSetJoinApprovalResp":
+        GroupSetJoinApprovalResponse.encode(message.body.value, writer.uint32(1530).fork()).join();
+        break;
+      case "groupJoinReq":
+        GroupJoinRequest.encode(message.body.value, writer.uint32(1538).fork()).join();
+        break;
+      case "groupJoinResp":
+        GroupJoinResponse.encode(message.body.value, writer.uint32(1546).fork()).join();
+        break;
+      case "groupJoinRequestsReq":
+        GroupJoinRequestsRequest.encode(message.body.value, writer.uint32(1554).fork()).join();
+        break;
+      case "groupJoinRequestsResp":
+        GroupJoinRequestsResponse.encode(message.body.value, writer.uint32(1562).fork()).join();
+        break;
+      case "groupJoinReplyReq":
+        GroupJoinReplyRequest.encode(message.body.value, writer.uint32(1570).fork()).join();
+        break;
+      case "groupJoinReplyResp":
+        GroupJoinReplyResponse.encode(message.body.value, writer.uint32(1578).fork()).join();
+        break;
+      case "groupSetRetentionReq":
+        GroupSetRetentionRequest.encode(message.body.value, writer.uint32(1586).fork()).join();
+        break;
+      case "groupSetRetentionResp":
+        GroupSetRetentionResponse.encode(message.body.value, writer.uint32(1594).fork()).join();
+        break;
+      case "conversationSettingsPush":
+        ConversationSettingsPush.encode(message.body.value, writer.uint32(2082).fork()).join();
+        break;
+      case "groupJoinRequestPush":
+        GroupJoinRequestPush.encode(message.body.value, writer.uint32(2090).fork()).join();
         break;
     }
     return writer;
@@ -1980,6 +2438,295 @@ export const Envelope: MessageFns<Envelope> = {
             message.body = { $case: "deletedForMePush", value: DeletedForMePush.decode(reader, reader.uint32()) };
             continue;
           }
+          case 170: {
+            if (tag !== 1362) {
+              break;
+            }
+
+            message.body = { $case: "blockReq", value: BlockRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 171: {
+            if (tag !== 1370) {
+              break;
+            }
+
+            message.body = { $case: "blockResp", value: BlockResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 172: {
+            if (tag !== 1378) {
+              break;
+            }
+
+            message.body = { $case: "unblockReq", value: UnblockRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 173: {
+            if (tag !== 1386) {
+              break;
+            }
+
+            message.body = { $case: "unblockResp", value: UnblockResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 174: {
+            if (tag !== 1394) {
+              break;
+            }
+
+            message.body = { $case: "blockListReq", value: BlockListRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 175: {
+            if (tag !== 1402) {
+              break;
+            }
+
+            message.body = { $case: "blockListResp", value: BlockListResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 176: {
+            if (tag !== 1410) {
+              break;
+            }
+
+            message.body = { $case: "reportReq", value: ReportRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 177: {
+            if (tag !== 1418) {
+              break;
+            }
+
+            message.body = { $case: "reportResp", value: ReportResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 178: {
+            if (tag !== 1426) {
+              break;
+            }
+
+            message.body = {
+              $case: "conversationSettingsReq",
+              value: ConversationSettingsRequest.decode(reader, reader.uint32()),
+            };
+            continue;
+          }
+          case 179: {
+            if (tag !== 1434) {
+              break;
+            }
+
+            message.body = {
+              $case: "conversationSettingsResp",
+              value: ConversationSettingsResponse.decode(reader, reader.uint32()),
+            };
+            continue;
+          }
+          case 180: {
+            if (tag !== 1442) {
+              break;
+            }
+
+            message.body = { $case: "clearHistoryReq", value: ClearHistoryRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 181: {
+            if (tag !== 1450) {
+              break;
+            }
+
+            message.body = { $case: "clearHistoryResp", value: ClearHistoryResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 182: {
+            if (tag !== 1458) {
+              break;
+            }
+
+            message.body = { $case: "groupMuteReq", value: GroupMuteRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 183: {
+            if (tag !== 1466) {
+              break;
+            }
+
+            message.body = { $case: "groupMuteResp", value: GroupMuteResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 184: {
+            if (tag !== 1474) {
+              break;
+            }
+
+            message.body = { $case: "groupMuteAllReq", value: GroupMuteAllRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 185: {
+            if (tag !== 1482) {
+              break;
+            }
+
+            message.body = { $case: "groupMuteAllResp", value: GroupMuteAllResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 186: {
+            if (tag !== 1490) {
+              break;
+            }
+
+            message.body = { $case: "groupAnnounceReq", value: GroupAnnounceRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 187: {
+            if (tag !== 1498) {
+              break;
+            }
+
+            message.body = { $case: "groupAnnounceResp", value: GroupAnnounceResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 188: {
+            if (tag !== 1506) {
+              break;
+            }
+
+            message.body = { $case: "groupDissolveReq", value: GroupDissolveRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 189: {
+            if (tag !== 1514) {
+              break;
+            }
+
+            message.body = { $case: "groupDissolveResp", value: GroupDissolveResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 190: {
+            if (tag !== 1522) {
+              break;
+            }
+
+            message.body = {
+              $case: "groupSetJoinApprovalReq",
+              value: GroupSetJoinApprovalRequest.decode(reader, reader.uint32()),
+            };
+            continue;
+          }
+          case 191: {
+            if (tag !== 1530) {
+              break;
+            }
+
+            message.body = {
+              $case: "groupSetJoinApprovalResp",
+              value: GroupSetJoinApprovalResponse.decode(reader, reader.uint32()),
+            };
+            continue;
+          }
+          case 192: {
+            if (tag !== 1538) {
+              break;
+            }
+
+            message.body = { $case: "groupJoinReq", value: GroupJoinRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 193: {
+            if (tag !== 1546) {
+              break;
+            }
+
+            message.body = { $case: "groupJoinResp", value: GroupJoinResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 194: {
+            if (tag !== 1554) {
+              break;
+            }
+
+            message.body = {
+              $case: "groupJoinRequestsReq",
+              value: GroupJoinRequestsRequest.decode(reader, reader.uint32()),
+            };
+            continue;
+          }
+          case 195: {
+            if (tag !== 1562) {
+              break;
+            }
+
+            message.body = {
+              $case: "groupJoinRequestsResp",
+              value: GroupJoinRequestsResponse.decode(reader, reader.uint32()),
+            };
+            continue;
+          }
+          case 196: {
+            if (tag !== 1570) {
+              break;
+            }
+
+            message.body = { $case: "groupJoinReplyReq", value: GroupJoinReplyRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 197: {
+            if (tag !== 1578) {
+              break;
+            }
+
+            message.body = {
+              $case: "groupJoinReplyResp",
+              value: GroupJoinReplyResponse.decode(reader, reader.uint32()),
+            };
+            continue;
+          }
+          case 198: {
+            if (tag !== 1586) {
+              break;
+            }
+
+            message.body = {
+              $case: "groupSetRetentionReq",
+              value: GroupSetRetentionRequest.decode(reader, reader.uint32()),
+            };
+            continue;
+          }
+          case 199: {
+            if (tag !== 1594) {
+              break;
+            }
+
+            message.body = {
+              $case: "groupSetRetentionResp",
+              value: GroupSetRetentionResponse.decode(reader, reader.uint32()),
+            };
+            continue;
+          }
+          case 260: {
+            if (tag !== 2082) {
+              break;
+            }
+
+            message.body = {
+              $case: "conversationSettingsPush",
+              value: ConversationSettingsPush.decode(reader, reader.uint32()),
+            };
+            continue;
+          }
+          case 261: {
+            if (tag !== 2090) {
+              break;
+            }
+
+            message.body = {
+              $case: "groupJoinRequestPush",
+              value: GroupJoinRequestPush.decode(reader, reader.uint32()),
+            };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2312,6 +3059,164 @@ export const Envelope: MessageFns<Envelope> = {
         ? { $case: "deletedForMePush", value: DeletedForMePush.fromJSON(object.deletedForMePush) }
         : isSet(object.deleted_for_me_push)
         ? { $case: "deletedForMePush", value: DeletedForMePush.fromJSON(object.deleted_for_me_push) }
+        : isSet(object.blockReq)
+        ? { $case: "blockReq", value: BlockRequest.fromJSON(object.blockReq) }
+        : isSet(object.block_req)
+        ? { $case: "blockReq", value: BlockRequest.fromJSON(object.block_req) }
+        : isSet(object.blockResp)
+        ? { $case: "blockResp", value: BlockResponse.fromJSON(object.blockResp) }
+        : isSet(object.block_resp)
+        ? { $case: "blockResp", value: BlockResponse.fromJSON(object.block_resp) }
+        : isSet(object.unblockReq)
+        ? { $case: "unblockReq", value: UnblockRequest.fromJSON(object.unblockReq) }
+        : isSet(object.unblock_req)
+        ? { $case: "unblockReq", value: UnblockRequest.fromJSON(object.unblock_req) }
+        : isSet(object.unblockResp)
+        ? { $case: "unblockResp", value: UnblockResponse.fromJSON(object.unblockResp) }
+        : isSet(object.unblock_resp)
+        ? { $case: "unblockResp", value: UnblockResponse.fromJSON(object.unblock_resp) }
+        : isSet(object.blockListReq)
+        ? { $case: "blockListReq", value: BlockListRequest.fromJSON(object.blockListReq) }
+        : isSet(object.block_list_req)
+        ? { $case: "blockListReq", value: BlockListRequest.fromJSON(object.block_list_req) }
+        : isSet(object.blockListResp)
+        ? { $case: "blockListResp", value: BlockListResponse.fromJSON(object.blockListResp) }
+        : isSet(object.block_list_resp)
+        ? { $case: "blockListResp", value: BlockListResponse.fromJSON(object.block_list_resp) }
+        : isSet(object.reportReq)
+        ? { $case: "reportReq", value: ReportRequest.fromJSON(object.reportReq) }
+        : isSet(object.report_req)
+        ? { $case: "reportReq", value: ReportRequest.fromJSON(object.report_req) }
+        : isSet(object.reportResp)
+        ? { $case: "reportResp", value: ReportResponse.fromJSON(object.reportResp) }
+        : isSet(object.report_resp)
+        ? { $case: "reportResp", value: ReportResponse.fromJSON(object.report_resp) }
+        : isSet(object.conversationSettingsReq)
+        ? {
+          $case: "conversationSettingsReq",
+          value: ConversationSettingsRequest.fromJSON(object.conversationSettingsReq),
+        }
+        : isSet(object.conversation_settings_req)
+        ? {
+          $case: "conversationSettingsReq",
+          value: ConversationSettingsRequest.fromJSON(object.conversation_settings_req),
+        }
+        : isSet(object.conversationSettingsResp)
+        ? {
+          $case: "conversationSettingsResp",
+          value: ConversationSettingsResponse.fromJSON(object.conversationSettingsResp),
+        }
+        : isSet(object.conversation_settings_resp)
+        ? {
+          $case: "conversationSettingsResp",
+          value: ConversationSettingsResponse.fromJSON(object.conversation_settings_resp),
+        }
+        : isSet(object.clearHistoryReq)
+        ? { $case: "clearHistoryReq", value: ClearHistoryRequest.fromJSON(object.clearHistoryReq) }
+        : isSet(object.clear_history_req)
+        ? { $case: "clearHistoryReq", value: ClearHistoryRequest.fromJSON(object.clear_history_req) }
+        : isSet(object.clearHistoryResp)
+        ? { $case: "clearHistoryResp", value: ClearHistoryResponse.fromJSON(object.clearHistoryResp) }
+        : isSet(object.clear_history_resp)
+        ? { $case: "clearHistoryResp", value: ClearHistoryResponse.fromJSON(object.clear_history_resp) }
+        : isSet(object.groupMuteReq)
+        ? { $case: "groupMuteReq", value: GroupMuteRequest.fromJSON(object.groupMuteReq) }
+        : isSet(object.group_mute_req)
+        ? { $case: "groupMuteReq", value: GroupMuteRequest.fromJSON(object.group_mute_req) }
+        : isSet(object.groupMuteResp)
+        ? { $case: "groupMuteResp", value: GroupMuteResponse.fromJSON(object.groupMuteResp) }
+        : isSet(object.group_mute_resp)
+        ? { $case: "groupMuteResp", value: GroupMuteResponse.fromJSON(object.group_mute_resp) }
+        : isSet(object.groupMuteAllReq)
+        ? { $case: "groupMuteAllReq", value: GroupMuteAllRequest.fromJSON(object.groupMuteAllReq) }
+        : isSet(object.group_mute_all_req)
+        ? { $case: "groupMuteAllReq", value: GroupMuteAllRequest.fromJSON(object.group_mute_all_req) }
+        : isSet(object.groupMuteAllResp)
+        ? { $case: "groupMuteAllResp", value: GroupMuteAllResponse.fromJSON(object.groupMuteAllResp) }
+        : isSet(object.group_mute_all_resp)
+        ? { $case: "groupMuteAllResp", value: GroupMuteAllResponse.fromJSON(object.group_mute_all_resp) }
+        : isSet(object.groupAnnounceReq)
+        ? { $case: "groupAnnounceReq", value: GroupAnnounceRequest.fromJSON(object.groupAnnounceReq) }
+        : isSet(object.group_announce_req)
+        ? { $case: "groupAnnounceReq", value: GroupAnnounceRequest.fromJSON(object.group_announce_req) }
+        : isSet(object.groupAnnounceResp)
+        ? { $case: "groupAnnounceResp", value: GroupAnnounceResponse.fromJSON(object.groupAnnounceResp) }
+        : isSet(object.group_announce_resp)
+        ? { $case: "groupAnnounceResp", value: GroupAnnounceResponse.fromJSON(object.group_announce_resp) }
+        : isSet(object.groupDissolveReq)
+        ? { $case: "groupDissolveReq", value: GroupDissolveRequest.fromJSON(object.groupDissolveReq) }
+        : isSet(object.group_dissolve_req)
+        ? { $case: "groupDissolveReq", value: GroupDissolveRequest.fromJSON(object.group_dissolve_req) }
+        : isSet(object.groupDissolveResp)
+        ? { $case: "groupDissolveResp", value: GroupDissolveResponse.fromJSON(object.groupDissolveResp) }
+        : isSet(object.group_dissolve_resp)
+        ? { $case: "groupDissolveResp", value: GroupDissolveResponse.fromJSON(object.group_dissolve_resp) }
+        : isSet(object.groupSetJoinApprovalReq)
+        ? {
+          $case: "groupSetJoinApprovalReq",
+          value: GroupSetJoinApprovalRequest.fromJSON(object.groupSetJoinApprovalReq),
+        }
+        : isSet(object.group_set_join_approval_req)
+        ? {
+          $case: "groupSetJoinApprovalReq",
+          value: GroupSetJoinApprovalRequest.fromJSON(object.group_set_join_approval_req),
+        }
+        : isSet(object.groupSetJoinApprovalResp)
+        ? {
+          $case: "groupSetJoinApprovalResp",
+          value: GroupSetJoinApprovalResponse.fromJSON(object.groupSetJoinApprovalResp),
+        }
+        : isSet(object.group_set_join_approval_resp)
+        ? {
+          $case: "groupSetJoinApprovalResp",
+          value: GroupSetJoinApprovalResponse.fromJSON(object.group_set_join_approval_resp),
+        }
+        : isSet(object.groupJoinReq)
+        ? { $case: "groupJoinReq", value: GroupJoinRequest.fromJSON(object.groupJoinReq) }
+        : isSet(object.group_join_req)
+        ? { $case: "groupJoinReq", value: GroupJoinRequest.fromJSON(object.group_join_req) }
+        : isSet(object.groupJoinResp)
+        ? { $case: "groupJoinResp", value: GroupJoinResponse.fromJSON(object.groupJoinResp) }
+        : isSet(object.group_join_resp)
+        ? { $case: "groupJoinResp", value: GroupJoinResponse.fromJSON(object.group_join_resp) }
+        : isSet(object.groupJoinRequestsReq)
+        ? { $case: "groupJoinRequestsReq", value: GroupJoinRequestsRequest.fromJSON(object.groupJoinRequestsReq) }
+        : isSet(object.group_join_requests_req)
+        ? { $case: "groupJoinRequestsReq", value: GroupJoinRequestsRequest.fromJSON(object.group_join_requests_req) }
+        : isSet(object.groupJoinRequestsResp)
+        ? { $case: "groupJoinRequestsResp", value: GroupJoinRequestsResponse.fromJSON(object.groupJoinRequestsResp) }
+        : isSet(object.group_join_requests_resp)
+        ? { $case: "groupJoinRequestsResp", value: GroupJoinRequestsResponse.fromJSON(object.group_join_requests_resp) }
+        : isSet(object.groupJoinReplyReq)
+        ? { $case: "groupJoinReplyReq", value: GroupJoinReplyRequest.fromJSON(object.groupJoinReplyReq) }
+        : isSet(object.group_join_reply_req)
+        ? { $case: "groupJoinReplyReq", value: GroupJoinReplyRequest.fromJSON(object.group_join_reply_req) }
+        : isSet(object.groupJoinReplyResp)
+        ? { $case: "groupJoinReplyResp", value: GroupJoinReplyResponse.fromJSON(object.groupJoinReplyResp) }
+        : isSet(object.group_join_reply_resp)
+        ? { $case: "groupJoinReplyResp", value: GroupJoinReplyResponse.fromJSON(object.group_join_reply_resp) }
+        : isSet(object.groupSetRetentionReq)
+        ? { $case: "groupSetRetentionReq", value: GroupSetRetentionRequest.fromJSON(object.groupSetRetentionReq) }
+        : isSet(object.group_set_retention_req)
+        ? { $case: "groupSetRetentionReq", value: GroupSetRetentionRequest.fromJSON(object.group_set_retention_req) }
+        : isSet(object.groupSetRetentionResp)
+        ? { $case: "groupSetRetentionResp", value: GroupSetRetentionResponse.fromJSON(object.groupSetRetentionResp) }
+        : isSet(object.group_set_retention_resp)
+        ? { $case: "groupSetRetentionResp", value: GroupSetRetentionResponse.fromJSON(object.group_set_retention_resp) }
+        : isSet(object.conversationSettingsPush)
+        ? {
+          $case: "conversationSettingsPush",
+          value: ConversationSettingsPush.fromJSON(object.conversationSettingsPush),
+        }
+        : isSet(object.conversation_settings_push)
+        ? {
+          $case: "conversationSettingsPush",
+          value: ConversationSettingsPush.fromJSON(object.conversation_settings_push),
+        }
+        : isSet(object.groupJoinRequestPush)
+        ? { $case: "groupJoinRequestPush", value: GroupJoinRequestPush.fromJSON(object.groupJoinRequestPush) }
+        : isSet(object.group_join_request_push)
+        ? { $case: "groupJoinRequestPush", value: GroupJoinRequestPush.fromJSON(object.group_join_request_push) }
         : undefined,
     };
   },
@@ -2471,6 +3376,70 @@ export const Envelope: MessageFns<Envelope> = {
       obj.typingPush = TypingPush.toJSON(message.body.value);
     } else if (message.body?.$case === "deletedForMePush") {
       obj.deletedForMePush = DeletedForMePush.toJSON(message.body.value);
+    } else if (message.body?.$case === "blockReq") {
+      obj.blockReq = BlockRequest.toJSON(message.body.value);
+    } else if (message.body?.$case === "blockResp") {
+      obj.blockResp = BlockResponse.toJSON(message.body.value);
+    } else if (message.body?.$case === "unblockReq") {
+      obj.unblockReq = UnblockRequest.toJSON(message.body.value);
+    } else if (message.body?.$case === "unblockResp") {
+      obj.unblockResp = UnblockResponse.toJSON(message.body.value);
+    } else if (message.body?.$case === "blockListReq") {
+      obj.blockListReq = BlockListRequest.toJSON(message.body.value);
+    } else if (message.body?.$case === "blockListResp") {
+      obj.blockListResp = BlockListResponse.toJSON(message.body.value);
+    } else if (message.body?.$case === "reportReq") {
+      obj.reportReq = ReportRequest.toJSON(message.body.value);
+    } else if (message.body?.$case === "reportResp") {
+      obj.reportResp = ReportResponse.toJSON(message.body.value);
+    } else if (message.body?.$case === "conversationSettingsReq") {
+      obj.conversationSettingsReq = ConversationSettingsRequest.toJSON(message.body.value);
+    } else if (message.body?.$case === "conversationSettingsResp") {
+      obj.conversationSettingsResp = ConversationSettingsResponse.toJSON(message.body.value);
+    } else if (message.body?.$case === "clearHistoryReq") {
+      obj.clearHistoryReq = ClearHistoryRequest.toJSON(message.body.value);
+    } else if (message.body?.$case === "clearHistoryResp") {
+      obj.clearHistoryResp = ClearHistoryResponse.toJSON(message.body.value);
+    } else if (message.body?.$case === "groupMuteReq") {
+      obj.groupMuteReq = GroupMuteRequest.toJSON(message.body.value);
+    } else if (message.body?.$case === "groupMuteResp") {
+      obj.groupMuteResp = GroupMuteResponse.toJSON(message.body.value);
+    } else if (message.body?.$case === "groupMuteAllReq") {
+      obj.groupMuteAllReq = GroupMuteAllRequest.toJSON(message.body.value);
+    } else if (message.body?.$case === "groupMuteAllResp") {
+      obj.groupMuteAllResp = GroupMuteAllResponse.toJSON(message.body.value);
+    } else if (message.body?.$case === "groupAnnounceReq") {
+      obj.groupAnnounceReq = GroupAnnounceRequest.toJSON(message.body.value);
+    } else if (message.body?.$case === "groupAnnounceResp") {
+      obj.groupAnnounceResp = GroupAnnounceResponse.toJSON(message.body.value);
+    } else if (message.body?.$case === "groupDissolveReq") {
+      obj.groupDissolveReq = GroupDissolveRequest.toJSON(message.body.value);
+    } else if (message.body?.$case === "groupDissolveResp") {
+      obj.groupDissolveResp = GroupDissolveResponse.toJSON(message.body.value);
+    } else if (message.body?.$case === "groupSetJoinApprovalReq") {
+      obj.groupSetJoinApprovalReq = GroupSetJoinApprovalRequest.toJSON(message.body.value);
+    } else if (message.body?.$case === "groupSetJoinApprovalResp") {
+      obj.groupSetJoinApprovalResp = GroupSetJoinApprovalResponse.toJSON(message.body.value);
+    } else if (message.body?.$case === "groupJoinReq") {
+      obj.groupJoinReq = GroupJoinRequest.toJSON(message.body.value);
+    } else if (message.body?.$case === "groupJoinResp") {
+      obj.groupJoinResp = GroupJoinResponse.toJSON(message.body.value);
+    } else if (message.body?.$case === "groupJoinRequestsReq") {
+      obj.groupJoinRequestsReq = GroupJoinRequestsRequest.toJSON(message.body.value);
+    } else if (message.body?.$case === "groupJoinRequestsResp") {
+      obj.groupJoinRequestsResp = GroupJoinRequestsResponse.toJSON(message.body.value);
+    } else if (message.body?.$case === "groupJoinReplyReq") {
+      obj.groupJoinReplyReq = GroupJoinReplyRequest.toJSON(message.body.value);
+    } else if (message.body?.$case === "groupJoinReplyResp") {
+      obj.groupJoinReplyResp = GroupJoinReplyResponse.toJSON(message.body.value);
+    } else if (message.body?.$case === "groupSetRetentionReq") {
+      obj.groupSetRetentionReq = GroupSetRetentionRequest.toJSON(message.body.value);
+    } else if (message.body?.$case === "groupSetRetentionResp") {
+      obj.groupSetRetentionResp = GroupSetRetentionResponse.toJSON(message.body.value);
+    } else if (message.body?.$case === "conversationSettingsPush") {
+      obj.conversationSettingsPush = ConversationSettingsPush.toJSON(message.body.value);
+    } else if (message.body?.$case === "groupJoinRequestPush") {
+      obj.groupJoinRequestPush = GroupJoinRequestPush.toJSON(message.body.value);
     }
     return obj;
   },
@@ -2956,6 +3925,225 @@ export const Envelope: MessageFns<Envelope> = {
       case "deletedForMePush": {
         if (object.body?.value !== undefined && object.body?.value !== null) {
           message.body = { $case: "deletedForMePush", value: DeletedForMePush.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "blockReq": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "blockReq", value: BlockRequest.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "blockResp": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "blockResp", value: BlockResponse.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "unblockReq": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "unblockReq", value: UnblockRequest.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "unblockResp": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "unblockResp", value: UnblockResponse.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "blockListReq": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "blockListReq", value: BlockListRequest.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "blockListResp": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "blockListResp", value: BlockListResponse.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "reportReq": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "reportReq", value: ReportRequest.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "reportResp": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "reportResp", value: ReportResponse.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "conversationSettingsReq": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = {
+            $case: "conversationSettingsReq",
+            value: ConversationSettingsRequest.fromPartial(object.body.value),
+          };
+        }
+        break;
+      }
+      case "conversationSettingsResp": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = {
+            $case: "conversationSettingsResp",
+            value: ConversationSettingsResponse.fromPartial(object.body.value),
+          };
+        }
+        break;
+      }
+      case "clearHistoryReq": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "clearHistoryReq", value: ClearHistoryRequest.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "clearHistoryResp": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "clearHistoryResp", value: ClearHistoryResponse.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "groupMuteReq": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "groupMuteReq", value: GroupMuteRequest.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "groupMuteResp": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "groupMuteResp", value: GroupMuteResponse.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "groupMuteAllReq": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "groupMuteAllReq", value: GroupMuteAllRequest.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "groupMuteAllResp": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "groupMuteAllResp", value: GroupMuteAllResponse.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "groupAnnounceReq": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "groupAnnounceReq", value: GroupAnnounceRequest.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "groupAnnounceResp": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "groupAnnounceResp", value: GroupAnnounceResponse.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "groupDissolveReq": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "groupDissolveReq", value: GroupDissolveRequest.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "groupDissolveResp": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "groupDissolveResp", value: GroupDissolveResponse.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "groupSetJoinApprovalReq": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = {
+            $case: "groupSetJoinApprovalReq",
+            value: GroupSetJoinApprovalRequest.fromPartial(object.body.value),
+          };
+        }
+        break;
+      }
+      case "groupSetJoinApprovalResp": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = {
+            $case: "groupSetJoinApprovalResp",
+            value: GroupSetJoinApprovalResponse.fromPartial(object.body.value),
+          };
+        }
+        break;
+      }
+      case "groupJoinReq": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "groupJoinReq", value: GroupJoinRequest.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "groupJoinResp": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "groupJoinResp", value: GroupJoinResponse.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "groupJoinRequestsReq": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = {
+            $case: "groupJoinRequestsReq",
+            value: GroupJoinRequestsRequest.fromPartial(object.body.value),
+          };
+        }
+        break;
+      }
+      case "groupJoinRequestsResp": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = {
+            $case: "groupJoinRequestsResp",
+            value: GroupJoinRequestsResponse.fromPartial(object.body.value),
+          };
+        }
+        break;
+      }
+      case "groupJoinReplyReq": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "groupJoinReplyReq", value: GroupJoinReplyRequest.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "groupJoinReplyResp": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "groupJoinReplyResp", value: GroupJoinReplyResponse.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "groupSetRetentionReq": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = {
+            $case: "groupSetRetentionReq",
+            value: GroupSetRetentionRequest.fromPartial(object.body.value),
+          };
+        }
+        break;
+      }
+      case "groupSetRetentionResp": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = {
+            $case: "groupSetRetentionResp",
+            value: GroupSetRetentionResponse.fromPartial(object.body.value),
+          };
+        }
+        break;
+      }
+      case "conversationSettingsPush": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = {
+            $case: "conversationSettingsPush",
+            value: ConversationSettingsPush.fromPartial(object.body.value),
+          };
+        }
+        break;
+      }
+      case "groupJoinRequestPush": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "groupJoinRequestPush", value: GroupJoinRequestPush.fromPartial(object.body.value) };
         }
         break;
       }
@@ -5815,13 +7003,16 @@ export const HistoryRequest: MessageFns<HistoryRequest> = {
 };
 
 function createBaseHistoryResponse(): HistoryResponse {
-  return { messages: [] };
+  return { messages: [], firstSeq: undefined };
 }
 
 export const HistoryResponse: MessageFns<HistoryResponse> = {
   encode(message: HistoryResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.messages) {
       ChatMessage.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.firstSeq !== undefined) {
+      writer.uint32(16).uint32(message.firstSeq);
     }
     return writer;
   },
@@ -5847,6 +7038,14 @@ export const HistoryResponse: MessageFns<HistoryResponse> = {
             message.messages.push(ChatMessage.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.firstSeq = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5864,6 +7063,11 @@ export const HistoryResponse: MessageFns<HistoryResponse> = {
       messages: globalThis.Array.isArray(object?.messages)
         ? object.messages.map((e: any) => ChatMessage.fromJSON(e))
         : [],
+      firstSeq: isSet(object.firstSeq)
+        ? globalThis.Number(object.firstSeq)
+        : isSet(object.first_seq)
+        ? globalThis.Number(object.first_seq)
+        : undefined,
     };
   },
 
@@ -5871,6 +7075,9 @@ export const HistoryResponse: MessageFns<HistoryResponse> = {
     const obj: any = {};
     if (message.messages?.length) {
       obj.messages = message.messages.map((e) => ChatMessage.toJSON(e));
+    }
+    if (message.firstSeq !== undefined) {
+      obj.firstSeq = Math.round(message.firstSeq);
     }
     return obj;
   },
@@ -5881,6 +7088,7 @@ export const HistoryResponse: MessageFns<HistoryResponse> = {
   fromPartial(object: DeepPartial<HistoryResponse>): HistoryResponse {
     const message = createBaseHistoryResponse();
     message.messages = object.messages?.map((e) => ChatMessage.fromPartial(e)) || [];
+    message.firstSeq = object.firstSeq ?? undefined;
     return message;
   },
 };
@@ -6040,7 +7248,19 @@ export const KickPush: MessageFns<KickPush> = {
 };
 
 function createBaseGroupInfo(): GroupInfo {
-  return { groupId: "0", convId: "", name: "", owner: "0", memberCount: 0, createdAtMs: "0" };
+  return {
+    groupId: "0",
+    convId: "",
+    name: "",
+    owner: "0",
+    memberCount: 0,
+    createdAtMs: "0",
+    mutedAll: undefined,
+    announcement: undefined,
+    joinApproval: undefined,
+    dissolved: undefined,
+    messageTtlSeconds: undefined,
+  };
 }
 
 export const GroupInfo: MessageFns<GroupInfo> = {
@@ -6062,6 +7282,21 @@ export const GroupInfo: MessageFns<GroupInfo> = {
     }
     if (message.createdAtMs !== "0") {
       writer.uint32(48).int64(message.createdAtMs);
+    }
+    if (message.mutedAll !== undefined) {
+      writer.uint32(160).bool(message.mutedAll);
+    }
+    if (message.announcement !== undefined) {
+      GroupAnnouncement.encode(message.announcement, writer.uint32(170).fork()).join();
+    }
+    if (message.joinApproval !== undefined) {
+      writer.uint32(176).bool(message.joinApproval);
+    }
+    if (message.dissolved !== undefined) {
+      writer.uint32(184).bool(message.dissolved);
+    }
+    if (message.messageTtlSeconds !== undefined) {
+      writer.uint32(192).uint32(message.messageTtlSeconds);
     }
     return writer;
   },
@@ -6127,6 +7362,46 @@ export const GroupInfo: MessageFns<GroupInfo> = {
             message.createdAtMs = reader.int64().toString();
             continue;
           }
+          case 20: {
+            if (tag !== 160) {
+              break;
+            }
+
+            message.mutedAll = reader.bool();
+            continue;
+          }
+          case 21: {
+            if (tag !== 170) {
+              break;
+            }
+
+            message.announcement = GroupAnnouncement.decode(reader, reader.uint32());
+            continue;
+          }
+          case 22: {
+            if (tag !== 176) {
+              break;
+            }
+
+            message.joinApproval = reader.bool();
+            continue;
+          }
+          case 23: {
+            if (tag !== 184) {
+              break;
+            }
+
+            message.dissolved = reader.bool();
+            continue;
+          }
+          case 24: {
+            if (tag !== 192) {
+              break;
+            }
+
+            message.messageTtlSeconds = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -6163,6 +7438,23 @@ export const GroupInfo: MessageFns<GroupInfo> = {
         : isSet(object.created_at_ms)
         ? globalThis.String(object.created_at_ms)
         : "0",
+      mutedAll: isSet(object.mutedAll)
+        ? globalThis.Boolean(object.mutedAll)
+        : isSet(object.muted_all)
+        ? globalThis.Boolean(object.muted_all)
+        : undefined,
+      announcement: isSet(object.announcement) ? GroupAnnouncement.fromJSON(object.announcement) : undefined,
+      joinApproval: isSet(object.joinApproval)
+        ? globalThis.Boolean(object.joinApproval)
+        : isSet(object.join_approval)
+        ? globalThis.Boolean(object.join_approval)
+        : undefined,
+      dissolved: isSet(object.dissolved) ? globalThis.Boolean(object.dissolved) : undefined,
+      messageTtlSeconds: isSet(object.messageTtlSeconds)
+        ? globalThis.Number(object.messageTtlSeconds)
+        : isSet(object.message_ttl_seconds)
+        ? globalThis.Number(object.message_ttl_seconds)
+        : undefined,
     };
   },
 
@@ -6186,6 +7478,21 @@ export const GroupInfo: MessageFns<GroupInfo> = {
     if (message.createdAtMs !== "0") {
       obj.createdAtMs = message.createdAtMs;
     }
+    if (message.mutedAll !== undefined) {
+      obj.mutedAll = message.mutedAll;
+    }
+    if (message.announcement !== undefined) {
+      obj.announcement = GroupAnnouncement.toJSON(message.announcement);
+    }
+    if (message.joinApproval !== undefined) {
+      obj.joinApproval = message.joinApproval;
+    }
+    if (message.dissolved !== undefined) {
+      obj.dissolved = message.dissolved;
+    }
+    if (message.messageTtlSeconds !== undefined) {
+      obj.messageTtlSeconds = Math.round(message.messageTtlSeconds);
+    }
     return obj;
   },
 
@@ -6200,12 +7507,124 @@ export const GroupInfo: MessageFns<GroupInfo> = {
     message.owner = object.owner ?? "0";
     message.memberCount = object.memberCount ?? 0;
     message.createdAtMs = object.createdAtMs ?? "0";
+    message.mutedAll = object.mutedAll ?? undefined;
+    message.announcement = (object.announcement !== undefined && object.announcement !== null)
+      ? GroupAnnouncement.fromPartial(object.announcement)
+      : undefined;
+    message.joinApproval = object.joinApproval ?? undefined;
+    message.dissolved = object.dissolved ?? undefined;
+    message.messageTtlSeconds = object.messageTtlSeconds ?? undefined;
+    return message;
+  },
+};
+
+function createBaseGroupAnnouncement(): GroupAnnouncement {
+  return { text: "", by: "0", atMs: "0" };
+}
+
+export const GroupAnnouncement: MessageFns<GroupAnnouncement> = {
+  encode(message: GroupAnnouncement, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.text !== "") {
+      writer.uint32(10).string(message.text);
+    }
+    if (message.by !== "0") {
+      writer.uint32(16).uint64(message.by);
+    }
+    if (message.atMs !== "0") {
+      writer.uint32(24).int64(message.atMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupAnnouncement {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupAnnouncement();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.text = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.by = reader.uint64().toString();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.atMs = reader.int64().toString();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GroupAnnouncement {
+    return {
+      text: isSet(object.text) ? globalThis.String(object.text) : "",
+      by: isSet(object.by) ? globalThis.String(object.by) : "0",
+      atMs: isSet(object.atMs)
+        ? globalThis.String(object.atMs)
+        : isSet(object.at_ms)
+        ? globalThis.String(object.at_ms)
+        : "0",
+    };
+  },
+
+  toJSON(message: GroupAnnouncement): unknown {
+    const obj: any = {};
+    if (message.text !== "") {
+      obj.text = message.text;
+    }
+    if (message.by !== "0") {
+      obj.by = message.by;
+    }
+    if (message.atMs !== "0") {
+      obj.atMs = message.atMs;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GroupAnnouncement>): GroupAnnouncement {
+    return GroupAnnouncement.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GroupAnnouncement>): GroupAnnouncement {
+    const message = createBaseGroupAnnouncement();
+    message.text = object.text ?? "";
+    message.by = object.by ?? "0";
+    message.atMs = object.atMs ?? "0";
     return message;
   },
 };
 
 function createBaseGroupMember(): GroupMember {
-  return { uid: "0", role: 0, joinedAtMs: "0" };
+  return { uid: "0", role: 0, joinedAtMs: "0", mutedUntilMs: undefined };
 }
 
 export const GroupMember: MessageFns<GroupMember> = {
@@ -6218,6 +7637,9 @@ export const GroupMember: MessageFns<GroupMember> = {
     }
     if (message.joinedAtMs !== "0") {
       writer.uint32(24).int64(message.joinedAtMs);
+    }
+    if (message.mutedUntilMs !== undefined) {
+      writer.uint32(160).int64(message.mutedUntilMs);
     }
     return writer;
   },
@@ -6259,6 +7681,14 @@ export const GroupMember: MessageFns<GroupMember> = {
             message.joinedAtMs = reader.int64().toString();
             continue;
           }
+          case 20: {
+            if (tag !== 160) {
+              break;
+            }
+
+            message.mutedUntilMs = reader.int64().toString();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -6280,6 +7710,11 @@ export const GroupMember: MessageFns<GroupMember> = {
         : isSet(object.joined_at_ms)
         ? globalThis.String(object.joined_at_ms)
         : "0",
+      mutedUntilMs: isSet(object.mutedUntilMs)
+        ? globalThis.String(object.mutedUntilMs)
+        : isSet(object.muted_until_ms)
+        ? globalThis.String(object.muted_until_ms)
+        : undefined,
     };
   },
 
@@ -6294,6 +7729,9 @@ export const GroupMember: MessageFns<GroupMember> = {
     if (message.joinedAtMs !== "0") {
       obj.joinedAtMs = message.joinedAtMs;
     }
+    if (message.mutedUntilMs !== undefined) {
+      obj.mutedUntilMs = message.mutedUntilMs;
+    }
     return obj;
   },
 
@@ -6305,6 +7743,7 @@ export const GroupMember: MessageFns<GroupMember> = {
     message.uid = object.uid ?? "0";
     message.role = object.role ?? 0;
     message.joinedAtMs = object.joinedAtMs ?? "0";
+    message.mutedUntilMs = object.mutedUntilMs ?? undefined;
     return message;
   },
 };
@@ -8417,7 +9856,7 @@ export const GroupListResponse: MessageFns<GroupListResponse> = {
 };
 
 function createBaseGroupEventPush(): GroupEventPush {
-  return { kind: 0, group: undefined, actor: "0", uids: [], role: 0 };
+  return { kind: 0, group: undefined, actor: "0", uids: [], role: 0, untilMs: undefined };
 }
 
 export const GroupEventPush: MessageFns<GroupEventPush> = {
@@ -8440,6 +9879,9 @@ export const GroupEventPush: MessageFns<GroupEventPush> = {
     }
     if (message.role !== 0) {
       writer.uint32(40).int32(message.role);
+    }
+    if (message.untilMs !== undefined) {
+      writer.uint32(160).int64(message.untilMs);
     }
     return writer;
   },
@@ -8507,6 +9949,14 @@ export const GroupEventPush: MessageFns<GroupEventPush> = {
             message.role = reader.int32() as any;
             continue;
           }
+          case 20: {
+            if (tag !== 160) {
+              break;
+            }
+
+            message.untilMs = reader.int64().toString();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -8526,6 +9976,11 @@ export const GroupEventPush: MessageFns<GroupEventPush> = {
       actor: isSet(object.actor) ? globalThis.String(object.actor) : "0",
       uids: globalThis.Array.isArray(object?.uids) ? object.uids.map((e: any) => globalThis.String(e)) : [],
       role: isSet(object.role) ? groupRoleFromJSON(object.role) : 0,
+      untilMs: isSet(object.untilMs)
+        ? globalThis.String(object.untilMs)
+        : isSet(object.until_ms)
+        ? globalThis.String(object.until_ms)
+        : undefined,
     };
   },
 
@@ -8546,6 +10001,9 @@ export const GroupEventPush: MessageFns<GroupEventPush> = {
     if (message.role !== 0) {
       obj.role = groupRoleToJSON(message.role);
     }
+    if (message.untilMs !== undefined) {
+      obj.untilMs = message.untilMs;
+    }
     return obj;
   },
 
@@ -8561,6 +10019,7 @@ export const GroupEventPush: MessageFns<GroupEventPush> = {
     message.actor = object.actor ?? "0";
     message.uids = object.uids?.map((e) => e) || [];
     message.role = object.role ?? 0;
+    message.untilMs = object.untilMs ?? undefined;
     return message;
   },
 };
@@ -9754,6 +11213,8 @@ function createBaseConversationSummary(): ConversationSummary {
     unread: 0,
     peerReadSeq: 0,
     mentioned: false,
+    settings: undefined,
+    firstSeq: undefined,
   };
 }
 
@@ -9782,6 +11243,12 @@ export const ConversationSummary: MessageFns<ConversationSummary> = {
     }
     if (message.mentioned !== false) {
       writer.uint32(64).bool(message.mentioned);
+    }
+    if (message.settings !== undefined) {
+      ConversationSettings.encode(message.settings, writer.uint32(74).fork()).join();
+    }
+    if (message.firstSeq !== undefined) {
+      writer.uint32(80).uint32(message.firstSeq);
     }
     return writer;
   },
@@ -9863,6 +11330,22 @@ export const ConversationSummary: MessageFns<ConversationSummary> = {
             message.mentioned = reader.bool();
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.settings = ConversationSettings.decode(reader, reader.uint32());
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.firstSeq = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -9909,6 +11392,12 @@ export const ConversationSummary: MessageFns<ConversationSummary> = {
         ? globalThis.Number(object.peer_read_seq)
         : 0,
       mentioned: isSet(object.mentioned) ? globalThis.Boolean(object.mentioned) : false,
+      settings: isSet(object.settings) ? ConversationSettings.fromJSON(object.settings) : undefined,
+      firstSeq: isSet(object.firstSeq)
+        ? globalThis.Number(object.firstSeq)
+        : isSet(object.first_seq)
+        ? globalThis.Number(object.first_seq)
+        : undefined,
     };
   },
 
@@ -9938,6 +11427,12 @@ export const ConversationSummary: MessageFns<ConversationSummary> = {
     if (message.mentioned !== false) {
       obj.mentioned = message.mentioned;
     }
+    if (message.settings !== undefined) {
+      obj.settings = ConversationSettings.toJSON(message.settings);
+    }
+    if (message.firstSeq !== undefined) {
+      obj.firstSeq = Math.round(message.firstSeq);
+    }
     return obj;
   },
 
@@ -9956,6 +11451,10 @@ export const ConversationSummary: MessageFns<ConversationSummary> = {
     message.unread = object.unread ?? 0;
     message.peerReadSeq = object.peerReadSeq ?? 0;
     message.mentioned = object.mentioned ?? false;
+    message.settings = (object.settings !== undefined && object.settings !== null)
+      ? ConversationSettings.fromPartial(object.settings)
+      : undefined;
+    message.firstSeq = object.firstSeq ?? undefined;
     return message;
   },
 };
@@ -11732,6 +13231,2756 @@ export const DeletedForMePush: MessageFns<DeletedForMePush> = {
     const message = createBaseDeletedForMePush();
     message.convId = object.convId ?? "";
     message.seqs = object.seqs?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseBlockRequest(): BlockRequest {
+  return { uid: "0" };
+}
+
+export const BlockRequest: MessageFns<BlockRequest> = {
+  encode(message: BlockRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.uid !== "0") {
+      writer.uint32(8).uint64(message.uid);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BlockRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBlockRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.uid = reader.uint64().toString();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BlockRequest {
+    return { uid: isSet(object.uid) ? globalThis.String(object.uid) : "0" };
+  },
+
+  toJSON(message: BlockRequest): unknown {
+    const obj: any = {};
+    if (message.uid !== "0") {
+      obj.uid = message.uid;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<BlockRequest>): BlockRequest {
+    return BlockRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<BlockRequest>): BlockRequest {
+    const message = createBaseBlockRequest();
+    message.uid = object.uid ?? "0";
+    return message;
+  },
+};
+
+function createBaseBlockResponse(): BlockResponse {
+  return {};
+}
+
+export const BlockResponse: MessageFns<BlockResponse> = {
+  encode(_: BlockResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BlockResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBlockResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): BlockResponse {
+    return {};
+  },
+
+  toJSON(_: BlockResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<BlockResponse>): BlockResponse {
+    return BlockResponse.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<BlockResponse>): BlockResponse {
+    const message = createBaseBlockResponse();
+    return message;
+  },
+};
+
+function createBaseUnblockRequest(): UnblockRequest {
+  return { uid: "0" };
+}
+
+export const UnblockRequest: MessageFns<UnblockRequest> = {
+  encode(message: UnblockRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.uid !== "0") {
+      writer.uint32(8).uint64(message.uid);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UnblockRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUnblockRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.uid = reader.uint64().toString();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UnblockRequest {
+    return { uid: isSet(object.uid) ? globalThis.String(object.uid) : "0" };
+  },
+
+  toJSON(message: UnblockRequest): unknown {
+    const obj: any = {};
+    if (message.uid !== "0") {
+      obj.uid = message.uid;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<UnblockRequest>): UnblockRequest {
+    return UnblockRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<UnblockRequest>): UnblockRequest {
+    const message = createBaseUnblockRequest();
+    message.uid = object.uid ?? "0";
+    return message;
+  },
+};
+
+function createBaseUnblockResponse(): UnblockResponse {
+  return {};
+}
+
+export const UnblockResponse: MessageFns<UnblockResponse> = {
+  encode(_: UnblockResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UnblockResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUnblockResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): UnblockResponse {
+    return {};
+  },
+
+  toJSON(_: UnblockResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<UnblockResponse>): UnblockResponse {
+    return UnblockResponse.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<UnblockResponse>): UnblockResponse {
+    const message = createBaseUnblockResponse();
+    return message;
+  },
+};
+
+function createBaseBlockListRequest(): BlockListRequest {
+  return {};
+}
+
+export const BlockListRequest: MessageFns<BlockListRequest> = {
+  encode(_: BlockListRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BlockListRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBlockListRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): BlockListRequest {
+    return {};
+  },
+
+  toJSON(_: BlockListRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<BlockListRequest>): BlockListRequest {
+    return BlockListRequest.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<BlockListRequest>): BlockListRequest {
+    const message = createBaseBlockListRequest();
+    return message;
+  },
+};
+
+function createBaseBlockedUser(): BlockedUser {
+  return { user: undefined, sinceMs: "0" };
+}
+
+export const BlockedUser: MessageFns<BlockedUser> = {
+  encode(message: BlockedUser, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.user !== undefined) {
+      UserInfo.encode(message.user, writer.uint32(10).fork()).join();
+    }
+    if (message.sinceMs !== "0") {
+      writer.uint32(16).int64(message.sinceMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BlockedUser {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBlockedUser();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.user = UserInfo.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.sinceMs = reader.int64().toString();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BlockedUser {
+    return {
+      user: isSet(object.user) ? UserInfo.fromJSON(object.user) : undefined,
+      sinceMs: isSet(object.sinceMs)
+        ? globalThis.String(object.sinceMs)
+        : isSet(object.since_ms)
+        ? globalThis.String(object.since_ms)
+        : "0",
+    };
+  },
+
+  toJSON(message: BlockedUser): unknown {
+    const obj: any = {};
+    if (message.user !== undefined) {
+      obj.user = UserInfo.toJSON(message.user);
+    }
+    if (message.sinceMs !== "0") {
+      obj.sinceMs = message.sinceMs;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<BlockedUser>): BlockedUser {
+    return BlockedUser.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<BlockedUser>): BlockedUser {
+    const message = createBaseBlockedUser();
+    message.user = (object.user !== undefined && object.user !== null) ? UserInfo.fromPartial(object.user) : undefined;
+    message.sinceMs = object.sinceMs ?? "0";
+    return message;
+  },
+};
+
+function createBaseBlockListResponse(): BlockListResponse {
+  return { users: [] };
+}
+
+export const BlockListResponse: MessageFns<BlockListResponse> = {
+  encode(message: BlockListResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.users) {
+      BlockedUser.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BlockListResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBlockListResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.users.push(BlockedUser.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BlockListResponse {
+    return {
+      users: globalThis.Array.isArray(object?.users) ? object.users.map((e: any) => BlockedUser.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: BlockListResponse): unknown {
+    const obj: any = {};
+    if (message.users?.length) {
+      obj.users = message.users.map((e) => BlockedUser.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<BlockListResponse>): BlockListResponse {
+    return BlockListResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<BlockListResponse>): BlockListResponse {
+    const message = createBaseBlockListResponse();
+    message.users = object.users?.map((e) => BlockedUser.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseReportRequest(): ReportRequest {
+  return { uid: "0", convId: "", seq: 0, reason: "" };
+}
+
+export const ReportRequest: MessageFns<ReportRequest> = {
+  encode(message: ReportRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.uid !== "0") {
+      writer.uint32(8).uint64(message.uid);
+    }
+    if (message.convId !== "") {
+      writer.uint32(18).string(message.convId);
+    }
+    if (message.seq !== 0) {
+      writer.uint32(24).uint32(message.seq);
+    }
+    if (message.reason !== "") {
+      writer.uint32(34).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReportRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReportRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.uid = reader.uint64().toString();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.convId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.seq = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReportRequest {
+    return {
+      uid: isSet(object.uid) ? globalThis.String(object.uid) : "0",
+      convId: isSet(object.convId)
+        ? globalThis.String(object.convId)
+        : isSet(object.conv_id)
+        ? globalThis.String(object.conv_id)
+        : "",
+      seq: isSet(object.seq) ? globalThis.Number(object.seq) : 0,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: ReportRequest): unknown {
+    const obj: any = {};
+    if (message.uid !== "0") {
+      obj.uid = message.uid;
+    }
+    if (message.convId !== "") {
+      obj.convId = message.convId;
+    }
+    if (message.seq !== 0) {
+      obj.seq = Math.round(message.seq);
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ReportRequest>): ReportRequest {
+    return ReportRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ReportRequest>): ReportRequest {
+    const message = createBaseReportRequest();
+    message.uid = object.uid ?? "0";
+    message.convId = object.convId ?? "";
+    message.seq = object.seq ?? 0;
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBaseReportResponse(): ReportResponse {
+  return { reportId: "0" };
+}
+
+export const ReportResponse: MessageFns<ReportResponse> = {
+  encode(message: ReportResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.reportId !== "0") {
+      writer.uint32(8).uint64(message.reportId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReportResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReportResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.reportId = reader.uint64().toString();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReportResponse {
+    return {
+      reportId: isSet(object.reportId)
+        ? globalThis.String(object.reportId)
+        : isSet(object.report_id)
+        ? globalThis.String(object.report_id)
+        : "0",
+    };
+  },
+
+  toJSON(message: ReportResponse): unknown {
+    const obj: any = {};
+    if (message.reportId !== "0") {
+      obj.reportId = message.reportId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ReportResponse>): ReportResponse {
+    return ReportResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ReportResponse>): ReportResponse {
+    const message = createBaseReportResponse();
+    message.reportId = object.reportId ?? "0";
+    return message;
+  },
+};
+
+function createBaseConversationSettings(): ConversationSettings {
+  return { pinned: false, muted: false, hidden: false };
+}
+
+export const ConversationSettings: MessageFns<ConversationSettings> = {
+  encode(message: ConversationSettings, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.pinned !== false) {
+      writer.uint32(8).bool(message.pinned);
+    }
+    if (message.muted !== false) {
+      writer.uint32(16).bool(message.muted);
+    }
+    if (message.hidden !== false) {
+      writer.uint32(24).bool(message.hidden);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ConversationSettings {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseConversationSettings();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.pinned = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.muted = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.hidden = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ConversationSettings {
+    return {
+      pinned: isSet(object.pinned) ? globalThis.Boolean(object.pinned) : false,
+      muted: isSet(object.muted) ? globalThis.Boolean(object.muted) : false,
+      hidden: isSet(object.hidden) ? globalThis.Boolean(object.hidden) : false,
+    };
+  },
+
+  toJSON(message: ConversationSettings): unknown {
+    const obj: any = {};
+    if (message.pinned !== false) {
+      obj.pinned = message.pinned;
+    }
+    if (message.muted !== false) {
+      obj.muted = message.muted;
+    }
+    if (message.hidden !== false) {
+      obj.hidden = message.hidden;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ConversationSettings>): ConversationSettings {
+    return ConversationSettings.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ConversationSettings>): ConversationSettings {
+    const message = createBaseConversationSettings();
+    message.pinned = object.pinned ?? false;
+    message.muted = object.muted ?? false;
+    message.hidden = object.hidden ?? false;
+    return message;
+  },
+};
+
+function createBaseConversationSettingsRequest(): ConversationSettingsRequest {
+  return { convId: "", pinned: undefined, muted: undefined, hidden: undefined };
+}
+
+export const ConversationSettingsRequest: MessageFns<ConversationSettingsRequest> = {
+  encode(message: ConversationSettingsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.convId !== "") {
+      writer.uint32(10).string(message.convId);
+    }
+    if (message.pinned !== undefined) {
+      writer.uint32(16).bool(message.pinned);
+    }
+    if (message.muted !== undefined) {
+      writer.uint32(24).bool(message.muted);
+    }
+    if (message.hidden !== undefined) {
+      writer.uint32(32).bool(message.hidden);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ConversationSettingsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseConversationSettingsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.convId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.pinned = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.muted = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.hidden = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ConversationSettingsRequest {
+    return {
+      convId: isSet(object.convId)
+        ? globalThis.String(object.convId)
+        : isSet(object.conv_id)
+        ? globalThis.String(object.conv_id)
+        : "",
+      pinned: isSet(object.pinned) ? globalThis.Boolean(object.pinned) : undefined,
+      muted: isSet(object.muted) ? globalThis.Boolean(object.muted) : undefined,
+      hidden: isSet(object.hidden) ? globalThis.Boolean(object.hidden) : undefined,
+    };
+  },
+
+  toJSON(message: ConversationSettingsRequest): unknown {
+    const obj: any = {};
+    if (message.convId !== "") {
+      obj.convId = message.convId;
+    }
+    if (message.pinned !== undefined) {
+      obj.pinned = message.pinned;
+    }
+    if (message.muted !== undefined) {
+      obj.muted = message.muted;
+    }
+    if (message.hidden !== undefined) {
+      obj.hidden = message.hidden;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ConversationSettingsRequest>): ConversationSettingsRequest {
+    return ConversationSettingsRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ConversationSettingsRequest>): ConversationSettingsRequest {
+    const message = createBaseConversationSettingsRequest();
+    message.convId = object.convId ?? "";
+    message.pinned = object.pinned ?? undefined;
+    message.muted = object.muted ?? undefined;
+    message.hidden = object.hidden ?? undefined;
+    return message;
+  },
+};
+
+function createBaseConversationSettingsResponse(): ConversationSettingsResponse {
+  return { settings: undefined };
+}
+
+export const ConversationSettingsResponse: MessageFns<ConversationSettingsResponse> = {
+  encode(message: ConversationSettingsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.settings !== undefined) {
+      ConversationSettings.encode(message.settings, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ConversationSettingsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseConversationSettingsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.settings = ConversationSettings.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ConversationSettingsResponse {
+    return { settings: isSet(object.settings) ? ConversationSettings.fromJSON(object.settings) : undefined };
+  },
+
+  toJSON(message: ConversationSettingsResponse): unknown {
+    const obj: any = {};
+    if (message.settings !== undefined) {
+      obj.settings = ConversationSettings.toJSON(message.settings);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ConversationSettingsResponse>): ConversationSettingsResponse {
+    return ConversationSettingsResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ConversationSettingsResponse>): ConversationSettingsResponse {
+    const message = createBaseConversationSettingsResponse();
+    message.settings = (object.settings !== undefined && object.settings !== null)
+      ? ConversationSettings.fromPartial(object.settings)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseClearHistoryRequest(): ClearHistoryRequest {
+  return { convId: "", seq: 0 };
+}
+
+export const ClearHistoryRequest: MessageFns<ClearHistoryRequest> = {
+  encode(message: ClearHistoryRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.convId !== "") {
+      writer.uint32(10).string(message.convId);
+    }
+    if (message.seq !== 0) {
+      writer.uint32(16).uint32(message.seq);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClearHistoryRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClearHistoryRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.convId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.seq = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ClearHistoryRequest {
+    return {
+      convId: isSet(object.convId)
+        ? globalThis.String(object.convId)
+        : isSet(object.conv_id)
+        ? globalThis.String(object.conv_id)
+        : "",
+      seq: isSet(object.seq) ? globalThis.Number(object.seq) : 0,
+    };
+  },
+
+  toJSON(message: ClearHistoryRequest): unknown {
+    const obj: any = {};
+    if (message.convId !== "") {
+      obj.convId = message.convId;
+    }
+    if (message.seq !== 0) {
+      obj.seq = Math.round(message.seq);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ClearHistoryRequest>): ClearHistoryRequest {
+    return ClearHistoryRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ClearHistoryRequest>): ClearHistoryRequest {
+    const message = createBaseClearHistoryRequest();
+    message.convId = object.convId ?? "";
+    message.seq = object.seq ?? 0;
+    return message;
+  },
+};
+
+function createBaseClearHistoryResponse(): ClearHistoryResponse {
+  return { clearedSeq: 0 };
+}
+
+export const ClearHistoryResponse: MessageFns<ClearHistoryResponse> = {
+  encode(message: ClearHistoryResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.clearedSeq !== 0) {
+      writer.uint32(8).uint32(message.clearedSeq);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClearHistoryResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClearHistoryResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.clearedSeq = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ClearHistoryResponse {
+    return {
+      clearedSeq: isSet(object.clearedSeq)
+        ? globalThis.Number(object.clearedSeq)
+        : isSet(object.cleared_seq)
+        ? globalThis.Number(object.cleared_seq)
+        : 0,
+    };
+  },
+
+  toJSON(message: ClearHistoryResponse): unknown {
+    const obj: any = {};
+    if (message.clearedSeq !== 0) {
+      obj.clearedSeq = Math.round(message.clearedSeq);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ClearHistoryResponse>): ClearHistoryResponse {
+    return ClearHistoryResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ClearHistoryResponse>): ClearHistoryResponse {
+    const message = createBaseClearHistoryResponse();
+    message.clearedSeq = object.clearedSeq ?? 0;
+    return message;
+  },
+};
+
+function createBaseConversationSettingsPush(): ConversationSettingsPush {
+  return { convId: "", settings: undefined, clearedSeq: 0 };
+}
+
+export const ConversationSettingsPush: MessageFns<ConversationSettingsPush> = {
+  encode(message: ConversationSettingsPush, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.convId !== "") {
+      writer.uint32(10).string(message.convId);
+    }
+    if (message.settings !== undefined) {
+      ConversationSettings.encode(message.settings, writer.uint32(18).fork()).join();
+    }
+    if (message.clearedSeq !== 0) {
+      writer.uint32(24).uint32(message.clearedSeq);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ConversationSettingsPush {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseConversationSettingsPush();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.convId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.settings = ConversationSettings.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.clearedSeq = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ConversationSettingsPush {
+    return {
+      convId: isSet(object.convId)
+        ? globalThis.String(object.convId)
+        : isSet(object.conv_id)
+        ? globalThis.String(object.conv_id)
+        : "",
+      settings: isSet(object.settings) ? ConversationSettings.fromJSON(object.settings) : undefined,
+      clearedSeq: isSet(object.clearedSeq)
+        ? globalThis.Number(object.clearedSeq)
+        : isSet(object.cleared_seq)
+        ? globalThis.Number(object.cleared_seq)
+        : 0,
+    };
+  },
+
+  toJSON(message: ConversationSettingsPush): unknown {
+    const obj: any = {};
+    if (message.convId !== "") {
+      obj.convId = message.convId;
+    }
+    if (message.settings !== undefined) {
+      obj.settings = ConversationSettings.toJSON(message.settings);
+    }
+    if (message.clearedSeq !== 0) {
+      obj.clearedSeq = Math.round(message.clearedSeq);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ConversationSettingsPush>): ConversationSettingsPush {
+    return ConversationSettingsPush.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ConversationSettingsPush>): ConversationSettingsPush {
+    const message = createBaseConversationSettingsPush();
+    message.convId = object.convId ?? "";
+    message.settings = (object.settings !== undefined && object.settings !== null)
+      ? ConversationSettings.fromPartial(object.settings)
+      : undefined;
+    message.clearedSeq = object.clearedSeq ?? 0;
+    return message;
+  },
+};
+
+function createBaseGroupMuteRequest(): GroupMuteRequest {
+  return { groupId: "0", uid: "0", durationSeconds: 0, forever: false };
+}
+
+export const GroupMuteRequest: MessageFns<GroupMuteRequest> = {
+  encode(message: GroupMuteRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.groupId !== "0") {
+      writer.uint32(8).uint64(message.groupId);
+    }
+    if (message.uid !== "0") {
+      writer.uint32(16).uint64(message.uid);
+    }
+    if (message.durationSeconds !== 0) {
+      writer.uint32(24).uint32(message.durationSeconds);
+    }
+    if (message.forever !== false) {
+      writer.uint32(32).bool(message.forever);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupMuteRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupMuteRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.groupId = reader.uint64().toString();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.uid = reader.uint64().toString();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.durationSeconds = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.forever = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GroupMuteRequest {
+    return {
+      groupId: isSet(object.groupId)
+        ? globalThis.String(object.groupId)
+        : isSet(object.group_id)
+        ? globalThis.String(object.group_id)
+        : "0",
+      uid: isSet(object.uid) ? globalThis.String(object.uid) : "0",
+      durationSeconds: isSet(object.durationSeconds)
+        ? globalThis.Number(object.durationSeconds)
+        : isSet(object.duration_seconds)
+        ? globalThis.Number(object.duration_seconds)
+        : 0,
+      forever: isSet(object.forever) ? globalThis.Boolean(object.forever) : false,
+    };
+  },
+
+  toJSON(message: GroupMuteRequest): unknown {
+    const obj: any = {};
+    if (message.groupId !== "0") {
+      obj.groupId = message.groupId;
+    }
+    if (message.uid !== "0") {
+      obj.uid = message.uid;
+    }
+    if (message.durationSeconds !== 0) {
+      obj.durationSeconds = Math.round(message.durationSeconds);
+    }
+    if (message.forever !== false) {
+      obj.forever = message.forever;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GroupMuteRequest>): GroupMuteRequest {
+    return GroupMuteRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GroupMuteRequest>): GroupMuteRequest {
+    const message = createBaseGroupMuteRequest();
+    message.groupId = object.groupId ?? "0";
+    message.uid = object.uid ?? "0";
+    message.durationSeconds = object.durationSeconds ?? 0;
+    message.forever = object.forever ?? false;
+    return message;
+  },
+};
+
+function createBaseGroupMuteResponse(): GroupMuteResponse {
+  return { untilMs: "0" };
+}
+
+export const GroupMuteResponse: MessageFns<GroupMuteResponse> = {
+  encode(message: GroupMuteResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.untilMs !== "0") {
+      writer.uint32(8).int64(message.untilMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupMuteResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupMuteResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.untilMs = reader.int64().toString();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GroupMuteResponse {
+    return {
+      untilMs: isSet(object.untilMs)
+        ? globalThis.String(object.untilMs)
+        : isSet(object.until_ms)
+        ? globalThis.String(object.until_ms)
+        : "0",
+    };
+  },
+
+  toJSON(message: GroupMuteResponse): unknown {
+    const obj: any = {};
+    if (message.untilMs !== "0") {
+      obj.untilMs = message.untilMs;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GroupMuteResponse>): GroupMuteResponse {
+    return GroupMuteResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GroupMuteResponse>): GroupMuteResponse {
+    const message = createBaseGroupMuteResponse();
+    message.untilMs = object.untilMs ?? "0";
+    return message;
+  },
+};
+
+function createBaseGroupMuteAllRequest(): GroupMuteAllRequest {
+  return { groupId: "0", muted: false };
+}
+
+export const GroupMuteAllRequest: MessageFns<GroupMuteAllRequest> = {
+  encode(message: GroupMuteAllRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.groupId !== "0") {
+      writer.uint32(8).uint64(message.groupId);
+    }
+    if (message.muted !== false) {
+      writer.uint32(16).bool(message.muted);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupMuteAllRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupMuteAllRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.groupId = reader.uint64().toString();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.muted = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GroupMuteAllRequest {
+    return {
+      groupId: isSet(object.groupId)
+        ? globalThis.String(object.groupId)
+        : isSet(object.group_id)
+        ? globalThis.String(object.group_id)
+        : "0",
+      muted: isSet(object.muted) ? globalThis.Boolean(object.muted) : false,
+    };
+  },
+
+  toJSON(message: GroupMuteAllRequest): unknown {
+    const obj: any = {};
+    if (message.groupId !== "0") {
+      obj.groupId = message.groupId;
+    }
+    if (message.muted !== false) {
+      obj.muted = message.muted;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GroupMuteAllRequest>): GroupMuteAllRequest {
+    return GroupMuteAllRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GroupMuteAllRequest>): GroupMuteAllRequest {
+    const message = createBaseGroupMuteAllRequest();
+    message.groupId = object.groupId ?? "0";
+    message.muted = object.muted ?? false;
+    return message;
+  },
+};
+
+function createBaseGroupMuteAllResponse(): GroupMuteAllResponse {
+  return {};
+}
+
+export const GroupMuteAllResponse: MessageFns<GroupMuteAllResponse> = {
+  encode(_: GroupMuteAllResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupMuteAllResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupMuteAllResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): GroupMuteAllResponse {
+    return {};
+  },
+
+  toJSON(_: GroupMuteAllResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<GroupMuteAllResponse>): GroupMuteAllResponse {
+    return GroupMuteAllResponse.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<GroupMuteAllResponse>): GroupMuteAllResponse {
+    const message = createBaseGroupMuteAllResponse();
+    return message;
+  },
+};
+
+function createBaseGroupAnnounceRequest(): GroupAnnounceRequest {
+  return { groupId: "0", text: "" };
+}
+
+export const GroupAnnounceRequest: MessageFns<GroupAnnounceRequest> = {
+  encode(message: GroupAnnounceRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.groupId !== "0") {
+      writer.uint32(8).uint64(message.groupId);
+    }
+    if (message.text !== "") {
+      writer.uint32(18).string(message.text);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupAnnounceRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupAnnounceRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.groupId = reader.uint64().toString();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.text = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GroupAnnounceRequest {
+    return {
+      groupId: isSet(object.groupId)
+        ? globalThis.String(object.groupId)
+        : isSet(object.group_id)
+        ? globalThis.String(object.group_id)
+        : "0",
+      text: isSet(object.text) ? globalThis.String(object.text) : "",
+    };
+  },
+
+  toJSON(message: GroupAnnounceRequest): unknown {
+    const obj: any = {};
+    if (message.groupId !== "0") {
+      obj.groupId = message.groupId;
+    }
+    if (message.text !== "") {
+      obj.text = message.text;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GroupAnnounceRequest>): GroupAnnounceRequest {
+    return GroupAnnounceRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GroupAnnounceRequest>): GroupAnnounceRequest {
+    const message = createBaseGroupAnnounceRequest();
+    message.groupId = object.groupId ?? "0";
+    message.text = object.text ?? "";
+    return message;
+  },
+};
+
+function createBaseGroupAnnounceResponse(): GroupAnnounceResponse {
+  return { group: undefined };
+}
+
+export const GroupAnnounceResponse: MessageFns<GroupAnnounceResponse> = {
+  encode(message: GroupAnnounceResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.group !== undefined) {
+      GroupInfo.encode(message.group, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupAnnounceResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupAnnounceResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.group = GroupInfo.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GroupAnnounceResponse {
+    return { group: isSet(object.group) ? GroupInfo.fromJSON(object.group) : undefined };
+  },
+
+  toJSON(message: GroupAnnounceResponse): unknown {
+    const obj: any = {};
+    if (message.group !== undefined) {
+      obj.group = GroupInfo.toJSON(message.group);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GroupAnnounceResponse>): GroupAnnounceResponse {
+    return GroupAnnounceResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GroupAnnounceResponse>): GroupAnnounceResponse {
+    const message = createBaseGroupAnnounceResponse();
+    message.group = (object.group !== undefined && object.group !== null)
+      ? GroupInfo.fromPartial(object.group)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseGroupDissolveRequest(): GroupDissolveRequest {
+  return { groupId: "0" };
+}
+
+export const GroupDissolveRequest: MessageFns<GroupDissolveRequest> = {
+  encode(message: GroupDissolveRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.groupId !== "0") {
+      writer.uint32(8).uint64(message.groupId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupDissolveRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupDissolveRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.groupId = reader.uint64().toString();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GroupDissolveRequest {
+    return {
+      groupId: isSet(object.groupId)
+        ? globalThis.String(object.groupId)
+        : isSet(object.group_id)
+        ? globalThis.String(object.group_id)
+        : "0",
+    };
+  },
+
+  toJSON(message: GroupDissolveRequest): unknown {
+    const obj: any = {};
+    if (message.groupId !== "0") {
+      obj.groupId = message.groupId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GroupDissolveRequest>): GroupDissolveRequest {
+    return GroupDissolveRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GroupDissolveRequest>): GroupDissolveRequest {
+    const message = createBaseGroupDissolveRequest();
+    message.groupId = object.groupId ?? "0";
+    return message;
+  },
+};
+
+function createBaseGroupDissolveResponse(): GroupDissolveResponse {
+  return {};
+}
+
+export const GroupDissolveResponse: MessageFns<GroupDissolveResponse> = {
+  encode(_: GroupDissolveResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupDissolveResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupDissolveResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): GroupDissolveResponse {
+    return {};
+  },
+
+  toJSON(_: GroupDissolveResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<GroupDissolveResponse>): GroupDissolveResponse {
+    return GroupDissolveResponse.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<GroupDissolveResponse>): GroupDissolveResponse {
+    const message = createBaseGroupDissolveResponse();
+    return message;
+  },
+};
+
+function createBaseGroupSetJoinApprovalRequest(): GroupSetJoinApprovalRequest {
+  return { groupId: "0", required: false };
+}
+
+export const GroupSetJoinApprovalRequest: MessageFns<GroupSetJoinApprovalRequest> = {
+  encode(message: GroupSetJoinApprovalRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.groupId !== "0") {
+      writer.uint32(8).uint64(message.groupId);
+    }
+    if (message.required !== false) {
+      writer.uint32(16).bool(message.required);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupSetJoinApprovalRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupSetJoinApprovalRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.groupId = reader.uint64().toString();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.required = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GroupSetJoinApprovalRequest {
+    return {
+      groupId: isSet(object.groupId)
+        ? globalThis.String(object.groupId)
+        : isSet(object.group_id)
+        ? globalThis.String(object.group_id)
+        : "0",
+      required: isSet(object.required) ? globalThis.Boolean(object.required) : false,
+    };
+  },
+
+  toJSON(message: GroupSetJoinApprovalRequest): unknown {
+    const obj: any = {};
+    if (message.groupId !== "0") {
+      obj.groupId = message.groupId;
+    }
+    if (message.required !== false) {
+      obj.required = message.required;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GroupSetJoinApprovalRequest>): GroupSetJoinApprovalRequest {
+    return GroupSetJoinApprovalRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GroupSetJoinApprovalRequest>): GroupSetJoinApprovalRequest {
+    const message = createBaseGroupSetJoinApprovalRequest();
+    message.groupId = object.groupId ?? "0";
+    message.required = object.required ?? false;
+    return message;
+  },
+};
+
+function createBaseGroupSetJoinApprovalResponse(): GroupSetJoinApprovalResponse {
+  return {};
+}
+
+export const GroupSetJoinApprovalResponse: MessageFns<GroupSetJoinApprovalResponse> = {
+  encode(_: GroupSetJoinApprovalResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupSetJoinApprovalResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupSetJoinApprovalResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): GroupSetJoinApprovalResponse {
+    return {};
+  },
+
+  toJSON(_: GroupSetJoinApprovalResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<GroupSetJoinApprovalResponse>): GroupSetJoinApprovalResponse {
+    return GroupSetJoinApprovalResponse.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<GroupSetJoinApprovalResponse>): GroupSetJoinApprovalResponse {
+    const message = createBaseGroupSetJoinApprovalResponse();
+    return message;
+  },
+};
+
+function createBaseGroupJoinRequest(): GroupJoinRequest {
+  return { groupId: "0", message: "" };
+}
+
+export const GroupJoinRequest: MessageFns<GroupJoinRequest> = {
+  encode(message: GroupJoinRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.groupId !== "0") {
+      writer.uint32(8).uint64(message.groupId);
+    }
+    if (message.message !== "") {
+      writer.uint32(18).string(message.message);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupJoinRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupJoinRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.groupId = reader.uint64().toString();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GroupJoinRequest {
+    return {
+      groupId: isSet(object.groupId)
+        ? globalThis.String(object.groupId)
+        : isSet(object.group_id)
+        ? globalThis.String(object.group_id)
+        : "0",
+      message: isSet(object.message) ? globalThis.String(object.message) : "",
+    };
+  },
+
+  toJSON(message: GroupJoinRequest): unknown {
+    const obj: any = {};
+    if (message.groupId !== "0") {
+      obj.groupId = message.groupId;
+    }
+    if (message.message !== "") {
+      obj.message = message.message;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GroupJoinRequest>): GroupJoinRequest {
+    return GroupJoinRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GroupJoinRequest>): GroupJoinRequest {
+    const message = createBaseGroupJoinRequest();
+    message.groupId = object.groupId ?? "0";
+    message.message = object.message ?? "";
+    return message;
+  },
+};
+
+function createBaseGroupJoinResponse(): GroupJoinResponse {
+  return {};
+}
+
+export const GroupJoinResponse: MessageFns<GroupJoinResponse> = {
+  encode(_: GroupJoinResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupJoinResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupJoinResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): GroupJoinResponse {
+    return {};
+  },
+
+  toJSON(_: GroupJoinResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<GroupJoinResponse>): GroupJoinResponse {
+    return GroupJoinResponse.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<GroupJoinResponse>): GroupJoinResponse {
+    const message = createBaseGroupJoinResponse();
+    return message;
+  },
+};
+
+function createBaseGroupJoinApplication(): GroupJoinApplication {
+  return { groupId: "0", user: undefined, message: "", createdAtMs: "0" };
+}
+
+export const GroupJoinApplication: MessageFns<GroupJoinApplication> = {
+  encode(message: GroupJoinApplication, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.groupId !== "0") {
+      writer.uint32(8).uint64(message.groupId);
+    }
+    if (message.user !== undefined) {
+      UserInfo.encode(message.user, writer.uint32(18).fork()).join();
+    }
+    if (message.message !== "") {
+      writer.uint32(26).string(message.message);
+    }
+    if (message.createdAtMs !== "0") {
+      writer.uint32(32).int64(message.createdAtMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupJoinApplication {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupJoinApplication();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.groupId = reader.uint64().toString();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.user = UserInfo.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.createdAtMs = reader.int64().toString();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GroupJoinApplication {
+    return {
+      groupId: isSet(object.groupId)
+        ? globalThis.String(object.groupId)
+        : isSet(object.group_id)
+        ? globalThis.String(object.group_id)
+        : "0",
+      user: isSet(object.user) ? UserInfo.fromJSON(object.user) : undefined,
+      message: isSet(object.message) ? globalThis.String(object.message) : "",
+      createdAtMs: isSet(object.createdAtMs)
+        ? globalThis.String(object.createdAtMs)
+        : isSet(object.created_at_ms)
+        ? globalThis.String(object.created_at_ms)
+        : "0",
+    };
+  },
+
+  toJSON(message: GroupJoinApplication): unknown {
+    const obj: any = {};
+    if (message.groupId !== "0") {
+      obj.groupId = message.groupId;
+    }
+    if (message.user !== undefined) {
+      obj.user = UserInfo.toJSON(message.user);
+    }
+    if (message.message !== "") {
+      obj.message = message.message;
+    }
+    if (message.createdAtMs !== "0") {
+      obj.createdAtMs = message.createdAtMs;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GroupJoinApplication>): GroupJoinApplication {
+    return GroupJoinApplication.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GroupJoinApplication>): GroupJoinApplication {
+    const message = createBaseGroupJoinApplication();
+    message.groupId = object.groupId ?? "0";
+    message.user = (object.user !== undefined && object.user !== null) ? UserInfo.fromPartial(object.user) : undefined;
+    message.message = object.message ?? "";
+    message.createdAtMs = object.createdAtMs ?? "0";
+    return message;
+  },
+};
+
+function createBaseGroupJoinRequestsRequest(): GroupJoinRequestsRequest {
+  return { groupId: "0" };
+}
+
+export const GroupJoinRequestsRequest: MessageFns<GroupJoinRequestsRequest> = {
+  encode(message: GroupJoinRequestsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.groupId !== "0") {
+      writer.uint32(8).uint64(message.groupId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupJoinRequestsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupJoinRequestsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.groupId = reader.uint64().toString();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GroupJoinRequestsRequest {
+    return {
+      groupId: isSet(object.groupId)
+        ? globalThis.String(object.groupId)
+        : isSet(object.group_id)
+        ? globalThis.String(object.group_id)
+        : "0",
+    };
+  },
+
+  toJSON(message: GroupJoinRequestsRequest): unknown {
+    const obj: any = {};
+    if (message.groupId !== "0") {
+      obj.groupId = message.groupId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GroupJoinRequestsRequest>): GroupJoinRequestsRequest {
+    return GroupJoinRequestsRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GroupJoinRequestsRequest>): GroupJoinRequestsRequest {
+    const message = createBaseGroupJoinRequestsRequest();
+    message.groupId = object.groupId ?? "0";
+    return message;
+  },
+};
+
+function createBaseGroupJoinRequestsResponse(): GroupJoinRequestsResponse {
+  return { requests: [] };
+}
+
+export const GroupJoinRequestsResponse: MessageFns<GroupJoinRequestsResponse> = {
+  encode(message: GroupJoinRequestsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.requests) {
+      GroupJoinApplication.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupJoinRequestsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupJoinRequestsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.requests.push(GroupJoinApplication.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GroupJoinRequestsResponse {
+    return {
+      requests: globalThis.Array.isArray(object?.requests)
+        ? object.requests.map((e: any) => GroupJoinApplication.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: GroupJoinRequestsResponse): unknown {
+    const obj: any = {};
+    if (message.requests?.length) {
+      obj.requests = message.requests.map((e) => GroupJoinApplication.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GroupJoinRequestsResponse>): GroupJoinRequestsResponse {
+    return GroupJoinRequestsResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GroupJoinRequestsResponse>): GroupJoinRequestsResponse {
+    const message = createBaseGroupJoinRequestsResponse();
+    message.requests = object.requests?.map((e) => GroupJoinApplication.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseGroupJoinReplyRequest(): GroupJoinReplyRequest {
+  return { groupId: "0", uid: "0", accept: false };
+}
+
+export const GroupJoinReplyRequest: MessageFns<GroupJoinReplyRequest> = {
+  encode(message: GroupJoinReplyRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.groupId !== "0") {
+      writer.uint32(8).uint64(message.groupId);
+    }
+    if (message.uid !== "0") {
+      writer.uint32(16).uint64(message.uid);
+    }
+    if (message.accept !== false) {
+      writer.uint32(24).bool(message.accept);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupJoinReplyRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupJoinReplyRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.groupId = reader.uint64().toString();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.uid = reader.uint64().toString();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.accept = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GroupJoinReplyRequest {
+    return {
+      groupId: isSet(object.groupId)
+        ? globalThis.String(object.groupId)
+        : isSet(object.group_id)
+        ? globalThis.String(object.group_id)
+        : "0",
+      uid: isSet(object.uid) ? globalThis.String(object.uid) : "0",
+      accept: isSet(object.accept) ? globalThis.Boolean(object.accept) : false,
+    };
+  },
+
+  toJSON(message: GroupJoinReplyRequest): unknown {
+    const obj: any = {};
+    if (message.groupId !== "0") {
+      obj.groupId = message.groupId;
+    }
+    if (message.uid !== "0") {
+      obj.uid = message.uid;
+    }
+    if (message.accept !== false) {
+      obj.accept = message.accept;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GroupJoinReplyRequest>): GroupJoinReplyRequest {
+    return GroupJoinReplyRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GroupJoinReplyRequest>): GroupJoinReplyRequest {
+    const message = createBaseGroupJoinReplyRequest();
+    message.groupId = object.groupId ?? "0";
+    message.uid = object.uid ?? "0";
+    message.accept = object.accept ?? false;
+    return message;
+  },
+};
+
+function createBaseGroupJoinReplyResponse(): GroupJoinReplyResponse {
+  return {};
+}
+
+export const GroupJoinReplyResponse: MessageFns<GroupJoinReplyResponse> = {
+  encode(_: GroupJoinReplyResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupJoinReplyResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupJoinReplyResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): GroupJoinReplyResponse {
+    return {};
+  },
+
+  toJSON(_: GroupJoinReplyResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<GroupJoinReplyResponse>): GroupJoinReplyResponse {
+    return GroupJoinReplyResponse.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<GroupJoinReplyResponse>): GroupJoinReplyResponse {
+    const message = createBaseGroupJoinReplyResponse();
+    return message;
+  },
+};
+
+function createBaseGroupJoinRequestPush(): GroupJoinRequestPush {
+  return { application: undefined };
+}
+
+export const GroupJoinRequestPush: MessageFns<GroupJoinRequestPush> = {
+  encode(message: GroupJoinRequestPush, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.application !== undefined) {
+      GroupJoinApplication.encode(message.application, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupJoinRequestPush {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupJoinRequestPush();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.application = GroupJoinApplication.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GroupJoinRequestPush {
+    return { application: isSet(object.application) ? GroupJoinApplication.fromJSON(object.application) : undefined };
+  },
+
+  toJSON(message: GroupJoinRequestPush): unknown {
+    const obj: any = {};
+    if (message.application !== undefined) {
+      obj.application = GroupJoinApplication.toJSON(message.application);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GroupJoinRequestPush>): GroupJoinRequestPush {
+    return GroupJoinRequestPush.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GroupJoinRequestPush>): GroupJoinRequestPush {
+    const message = createBaseGroupJoinRequestPush();
+    message.application = (object.application !== undefined && object.application !== null)
+      ? GroupJoinApplication.fromPartial(object.application)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseGroupSetRetentionRequest(): GroupSetRetentionRequest {
+  return { groupId: "0", ttlSeconds: 0 };
+}
+
+export const GroupSetRetentionRequest: MessageFns<GroupSetRetentionRequest> = {
+  encode(message: GroupSetRetentionRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.groupId !== "0") {
+      writer.uint32(8).uint64(message.groupId);
+    }
+    if (message.ttlSeconds !== 0) {
+      writer.uint32(16).uint32(message.ttlSeconds);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupSetRetentionRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupSetRetentionRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.groupId = reader.uint64().toString();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.ttlSeconds = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GroupSetRetentionRequest {
+    return {
+      groupId: isSet(object.groupId)
+        ? globalThis.String(object.groupId)
+        : isSet(object.group_id)
+        ? globalThis.String(object.group_id)
+        : "0",
+      ttlSeconds: isSet(object.ttlSeconds)
+        ? globalThis.Number(object.ttlSeconds)
+        : isSet(object.ttl_seconds)
+        ? globalThis.Number(object.ttl_seconds)
+        : 0,
+    };
+  },
+
+  toJSON(message: GroupSetRetentionRequest): unknown {
+    const obj: any = {};
+    if (message.groupId !== "0") {
+      obj.groupId = message.groupId;
+    }
+    if (message.ttlSeconds !== 0) {
+      obj.ttlSeconds = Math.round(message.ttlSeconds);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GroupSetRetentionRequest>): GroupSetRetentionRequest {
+    return GroupSetRetentionRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GroupSetRetentionRequest>): GroupSetRetentionRequest {
+    const message = createBaseGroupSetRetentionRequest();
+    message.groupId = object.groupId ?? "0";
+    message.ttlSeconds = object.ttlSeconds ?? 0;
+    return message;
+  },
+};
+
+function createBaseGroupSetRetentionResponse(): GroupSetRetentionResponse {
+  return {};
+}
+
+export const GroupSetRetentionResponse: MessageFns<GroupSetRetentionResponse> = {
+  encode(_: GroupSetRetentionResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupSetRetentionResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupSetRetentionResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): GroupSetRetentionResponse {
+    return {};
+  },
+
+  toJSON(_: GroupSetRetentionResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<GroupSetRetentionResponse>): GroupSetRetentionResponse {
+    return GroupSetRetentionResponse.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<GroupSetRetentionResponse>): GroupSetRetentionResponse {
+    const message = createBaseGroupSetRetentionResponse();
     return message;
   },
 };

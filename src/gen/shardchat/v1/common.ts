@@ -82,6 +82,8 @@ export enum ErrorCode {
   APPLICATION_NOT_FOUND = 5003,
   /** FRIEND_LIMIT - one side has FRIENDS_MAX friends already */
   FRIEND_LIMIT = 5004,
+  /** BLOCKED - the other user does not accept this from the caller (one of the two blocked the other) */
+  BLOCKED = 5005,
   /** NOT_GROUP_MEMBER - 60xx: groups. */
   NOT_GROUP_MEMBER = 6001,
   GROUP_NOT_FOUND = 6002,
@@ -91,6 +93,10 @@ export enum ErrorCode {
   GROUP_TOO_LARGE = 6004,
   /** GROUP_OWNER_CANNOT_LEAVE - the owner leaves only as the last member */
   GROUP_OWNER_CANNOT_LEAVE = 6005,
+  /** GROUP_MUTED - the caller is muted in this group, or only admins may post now */
+  GROUP_MUTED = 6006,
+  /** GROUP_DISSOLVED - the group was dissolved: its history may still be read */
+  GROUP_DISSOLVED = 6007,
   /** FILE_TOO_LARGE - 70xx: files. */
   FILE_TOO_LARGE = 7001,
   /** FILE_TYPE_NOT_ALLOWED - a content type outside GATE_FILE_TYPES */
@@ -218,6 +224,9 @@ export function errorCodeFromJSON(object: any): ErrorCode {
     case 5004:
     case "ERROR_CODE_FRIEND_LIMIT":
       return ErrorCode.FRIEND_LIMIT;
+    case 5005:
+    case "ERROR_CODE_BLOCKED":
+      return ErrorCode.BLOCKED;
     case 6001:
     case "ERROR_CODE_NOT_GROUP_MEMBER":
       return ErrorCode.NOT_GROUP_MEMBER;
@@ -233,6 +242,12 @@ export function errorCodeFromJSON(object: any): ErrorCode {
     case 6005:
     case "ERROR_CODE_GROUP_OWNER_CANNOT_LEAVE":
       return ErrorCode.GROUP_OWNER_CANNOT_LEAVE;
+    case 6006:
+    case "ERROR_CODE_GROUP_MUTED":
+      return ErrorCode.GROUP_MUTED;
+    case 6007:
+    case "ERROR_CODE_GROUP_DISSOLVED":
+      return ErrorCode.GROUP_DISSOLVED;
     case 7001:
     case "ERROR_CODE_FILE_TOO_LARGE":
       return ErrorCode.FILE_TOO_LARGE;
@@ -330,6 +345,8 @@ export function errorCodeToJSON(object: ErrorCode): string {
       return "ERROR_CODE_APPLICATION_NOT_FOUND";
     case ErrorCode.FRIEND_LIMIT:
       return "ERROR_CODE_FRIEND_LIMIT";
+    case ErrorCode.BLOCKED:
+      return "ERROR_CODE_BLOCKED";
     case ErrorCode.NOT_GROUP_MEMBER:
       return "ERROR_CODE_NOT_GROUP_MEMBER";
     case ErrorCode.GROUP_NOT_FOUND:
@@ -340,6 +357,10 @@ export function errorCodeToJSON(object: ErrorCode): string {
       return "ERROR_CODE_GROUP_TOO_LARGE";
     case ErrorCode.GROUP_OWNER_CANNOT_LEAVE:
       return "ERROR_CODE_GROUP_OWNER_CANNOT_LEAVE";
+    case ErrorCode.GROUP_MUTED:
+      return "ERROR_CODE_GROUP_MUTED";
+    case ErrorCode.GROUP_DISSOLVED:
+      return "ERROR_CODE_GROUP_DISSOLVED";
     case ErrorCode.FILE_TOO_LARGE:
       return "ERROR_CODE_FILE_TOO_LARGE";
     case ErrorCode.FILE_TYPE_NOT_ALLOWED:
