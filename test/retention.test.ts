@@ -267,6 +267,9 @@ describe.each(backends)("retention on $name", (backend) => {
     await s.messages.hide(a, convId, [1, 2]);
     expect(await s.rows(convId, "SELECT seq FROM message_hidden WHERE conv_id = ?", [convId])).toEqual([]);
     // Cleared past the purge, the cleared seq rules; cleared before it, the purge does.
+    // The conversation list says the same: its history starts after the purged seqs.
+    const listed = (await s.conversations.list(b, 10)).find((c) => c.convId === convId);
+    expect(listed?.clearedSeq).toBe(6);
     await s.conversations.clearHistory(a, convId, 7);
     expect((await s.messages.historyPage(a, convId, everything)).firstSeq).toBe(8);
     expect((await s.messages.historyPage(b, convId, everything)).firstSeq).toBe(7);

@@ -352,7 +352,7 @@ export interface ConversationSummaryRecord {
   mentioned: boolean;
   /** uid's settings (issue 17). */
   settings: ConversationSettingsRecord;
-  /** History starts after this seq for uid (clear history for me); 0: from the start. */
+  /** History starts after this seq for uid (cleared for it, or purged by retention); 0: from the start. */
   clearedSeq: number;
 }
 

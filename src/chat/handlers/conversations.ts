@@ -37,7 +37,8 @@ export async function conversationList(
         lastMessage: c.lastMessage,
         lastSeq: c.lastSeq,
         readSeq: c.readSeq,
-        unread: Math.max(0, c.lastSeq - c.readSeq),
+        // What was cleared or purged is not unread.
+        unread: Math.max(0, c.lastSeq - Math.max(c.readSeq, c.clearedSeq)),
         peerReadSeq: c.peerReadSeq,
         mentioned: c.mentioned,
         settings: c.settings,

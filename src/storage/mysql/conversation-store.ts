@@ -53,7 +53,8 @@ export class MysqlConversationStore implements ConversationStore {
       // after it was hidden. The peer's cursor only for 1:1 conversations, where the other
       // member is one row. Mentioned: a mark (of uid, or of everyone) past uid's read cursor.
       const [convs] = await this.pool.query<RowDataPacket[]>(
-        `SELECT c.conv_id, c.last_seq, cm.read_seq, cm.pinned, cm.muted, cm.hidden_at_seq, cm.cleared_seq,
+        `SELECT c.conv_id, c.last_seq, cm.read_seq, cm.pinned, cm.muted, cm.hidden_at_seq,
+                GREATEST(cm.cleared_seq, c.retained_from_seq - 1) AS cleared_seq,
                 GREATEST(cm.mention_seq, c.mention_all_seq) > cm.read_seq AS mentioned,
                 IF(c.conv_id LIKE 'p:%',
                    (SELECT COALESCE(MAX(o.read_seq), 0) FROM conversation_members o
@@ -68,7 +69,7 @@ export class MysqlConversationStore implements ConversationStore {
         [uid, max],
       );
       if (convs.length === 0) return [];
-      // A last message the user cleared is not shown (nor read).
+      // A last message the user cleared (or retention purged) is not shown (nor read).
       const shown = convs.filter((c) => Number(c.last_seq) > Number(c.cleared_seq));
       const last = new Map<string, StoredMessage>();
       if (shown.length > 0) {

@@ -41,7 +41,8 @@ export class SqliteConversationStore implements ConversationStore {
     // msg_id is decimal TEXT: ordered by length first, then text, it orders as the number does.
     // Pinned conversations first; a hidden one only once a message came after it was hidden.
     const summaries = db.prepare<[string, number], SummaryRow>(
-      `SELECT c.conv_id, c.last_seq, cm.read_seq, cm.pinned, cm.muted, cm.hidden_at_seq, cm.cleared_seq,
+      `SELECT c.conv_id, c.last_seq, cm.read_seq, cm.pinned, cm.muted, cm.hidden_at_seq,
+              max(cm.cleared_seq, c.retained_from_seq - 1) AS cleared_seq,
               CASE WHEN c.conv_id LIKE 'p:%'
                    THEN (SELECT COALESCE(MAX(o.read_seq), 0) FROM conversation_members o
                           WHERE o.conv_id = c.conv_id AND o.uid <> cm.uid)
@@ -60,7 +61,7 @@ export class SqliteConversationStore implements ConversationStore {
     );
     this.#list = db.transaction((uid: string, limit: number) =>
       summaries.all(uid, limit).map((row) => {
-        // A last message the user cleared is not shown.
+        // A last message the user cleared (or retention purged) is not shown.
         const cleared = Number(row.cleared_seq);
         const last = Number(row.last_seq) > cleared ? message.get(row.conv_id, row.last_seq) : undefined;
         return {
