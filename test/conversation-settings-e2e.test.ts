@@ -147,7 +147,7 @@ describe("conversation settings across two chat nodes and three shards", () => {
     const two = await peer.client.sendText(desk.uid, "two");
     await until("the desktop has the next one", () => desk.of(convId).length === 2);
     const back = await listed(desk, convId);
-    expect(back).toMatchObject({ lastSeq: two.seq, settings: { ...plain, hidden: true } });
+    expect(back).toMatchObject({ lastSeq: two.seq, settings: { ...plain, hidden: false } });
     expect(back?.lastMessage?.text).toBe("two");
   });
 

@@ -176,9 +176,9 @@ describe.each(backends)("conversation settings on $name", (backend) => {
     // Hidden from the list only: history and unread go on.
     expect(seqs(await s.messages.history(a, convId, everything))).toEqual([1, 2]);
 
-    // A message after it shows it again, still marked hidden (the comparison does it).
+    // A message after it shows it again, and the settings say it is no longer hidden.
     await send(b, a, "three");
-    expect(await entry(a, convId)).toMatchObject({ lastSeq: 3, settings: { ...plain, hidden: true } });
+    expect(await entry(a, convId)).toMatchObject({ lastSeq: 3, settings: { ...plain, hidden: false } });
     // Hidden again: until the next one; its own message shows it too.
     await s.conversations.setSettings(a, convId, { hidden: true });
     expect(await entry(a, convId)).toBeUndefined();

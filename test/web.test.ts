@@ -128,6 +128,28 @@ async function befriend(a: User, b: User): Promise<void> {
   await a.page.getByTestId("friend").filter({ hasText: b.name }).waitFor();
 }
 
+/** A new desktop window logged in with the form; it signs the user's older web window out. */
+async function logIn(u: User, password = u.password): Promise<void> {
+  const context = await newContext();
+  const page = await newPage(context, `${u.name}-desktop`);
+  await page.goto(s.gateUrl);
+  const login = page.getByRole("form", { name: "Log in" });
+  await login.getByLabel("User name or email").fill(u.name);
+  await login.getByLabel("Password").fill(password);
+  await login.getByRole("button", { name: "Log in" }).click();
+  await poll(() => page.getByTestId("conn").getAttribute("data-state")).toBe("online");
+  Object.assign(u, { page, context, password });
+}
+
+/** The members panel of a group (with its moderation) in the Groups tab. */
+async function membersOf(u: User, group: string) {
+  await u.page.getByRole("tab", { name: "Groups" }).click();
+  await u.page.getByTestId("group").filter({ hasText: group }).getByRole("button", { name: "members" }).click();
+  const panel = u.page.getByRole("region", { name: `Members of ${group}` });
+  await poll(() => panel.getByTestId("member").count()).toBeGreaterThan(1);
+  return panel;
+}
+
 /** No web/dist, or a source it is built from (web/src, the SDK) changed after it. */
 function webBuildIsStale(): boolean {
   const built = join(ROOT, "web/dist/index.html");
@@ -582,6 +604,211 @@ describe("web client in chromium", () => {
     await login.getByRole("button", { name: "Log in" }).click();
     await poll(() => page.getByTestId("conn").getAttribute("data-state")).toBe("online");
     await poll(() => page.getByTestId("conv").filter({ hasText: "trio" }).count()).toBe(1);
+  });
+
+  // ---- Safety and conversation management (issue 17).
+
+  it("blocks from the chat header: the blocked user's message is refused with a notice; unblocking restores it", {
+    timeout: 120_000,
+  }, async () => {
+    // Desktop windows again: bob's phone window and carol's reset window are signed out by these.
+    await logIn(bob);
+    await logIn(carol, "a-brand-new-password");
+    await carol.page.getByLabel("Find a user by name, email or uid").fill(bob.name);
+    await carol.page.getByRole("button", { name: "Find" }).click();
+    await carol.page.getByRole("button", { name: new RegExp(`^${bob.name} `) }).click();
+    await send(carol.page, "hi bob, carol here");
+    await openChatWith(bob.page, carol.name);
+    await sees(bob.page, "hi bob, carol here");
+
+    await bob.page.getByRole("button", { name: "Conversation options" }).click();
+    await bob.page.getByRole("button", { name: "Block user", exact: true }).click();
+    // The blocker's composer gives way to the block, with a way back.
+    await bob.page.getByTestId("blocked-bar").waitFor();
+    expect(await bob.page.getByLabel("Message", { exact: true }).count()).toBe(0);
+
+    const box = carol.page.getByLabel("Message", { exact: true });
+    await box.fill("are you there?");
+    await box.press("Enter");
+    await poll(() => carol.page.getByTestId("chat-notice").textContent()).toBe("You can't message this user");
+    await poll(() => bubble(carol.page, "are you there?").locator(".mark").getAttribute("data-mark")).toBe("failed");
+    await bob.page.waitForTimeout(500);
+    expect(await bob.page.getByTestId("messages").getByText("are you there?").count()).toBe(0);
+
+    // The Friends tab lists whom bob blocked; unblocking there opens the conversation again.
+    await bob.page.getByRole("tab", { name: /^Friends/ }).click();
+    const blocked = bob.page.getByRole("list", { name: "Blocked users" });
+    await blocked.getByTestId("blocked-user").filter({ hasText: carol.name }).waitFor();
+    await blocked.getByRole("button", { name: `Unblock ${carol.name}`, exact: true }).click();
+    await poll(() => blocked.getByTestId("blocked-user").count()).toBe(0);
+    await poll(() => bob.page.getByTestId("blocked-bar").count()).toBe(0);
+    await send(carol.page, "and now?");
+    await sees(bob.page, "and now?");
+    await poll(() => carol.page.getByTestId("chat-notice").count()).toBe(0);
+  });
+
+  it("an admin mutes a member: its composer closes at once, the admin's post goes through; the announcement shows on top", {
+    timeout: 120_000,
+  }, async () => {
+    // In trio bob is the owner, alice an admin, carol a member.
+    await openChatWith(carol.page, "trio");
+    await openChatWith(alice.page, "trio");
+    const panel = await membersOf(alice, "trio");
+
+    await panel.getByLabel("Announcement").fill("Be kind: no spoilers");
+    await panel.getByRole("button", { name: "Set announcement" }).click();
+    for (const other of [carol, alice]) {
+      await poll(() => other.page.getByTestId("announcement").textContent()).toContain("Be kind: no spoilers");
+    }
+
+    await panel.getByLabel(`Mute ${carol.name} for`, { exact: true }).selectOption({ label: "1 hour" });
+    await panel.getByRole("button", { name: `Mute ${carol.name}`, exact: true }).click();
+    await panel.getByTestId("member").filter({ hasText: carol.name }).getByTestId("member-muted").waitFor();
+    await poll(() => carol.page.getByTestId("composer-off").textContent()).toMatch(/^You are muted until \d/);
+    expect(await carol.page.getByLabel("Message", { exact: true }).isDisabled()).toBe(true);
+    await alice.page.screenshot({ path: join(SHOTS, "moderation.png") });
+
+    await alice.page.getByRole("tab", { name: "Chats" }).click();
+    await send(alice.page, "admins can still post");
+    await sees(carol.page, "admins can still post");
+
+    const again = await membersOf(alice, "trio");
+    await again.getByRole("button", { name: `Unmute ${carol.name}`, exact: true }).click();
+    await poll(() => carol.page.getByTestId("composer-off").count()).toBe(0);
+    await send(carol.page, "thanks for unmuting me");
+    await sees(alice.page, "thanks for unmuting me");
+
+    // Everyone muted: only admins and the owner post.
+    await again.getByLabel("Mute everyone").check();
+    await poll(() => carol.page.getByTestId("composer-off").textContent()).toBe("Only admins can post now");
+    expect(await alice.page.getByTestId("composer-off").count()).toBe(0);
+    await again.getByLabel("Mute everyone").uncheck();
+    await poll(() => carol.page.getByTestId("composer-off").count()).toBe(0);
+  });
+
+  it("pins, mutes and hides conversations: pinned first, hidden until the next message", {
+    timeout: 90_000,
+  }, async () => {
+    await alice.page.getByRole("tab", { name: "Chats" }).click();
+    const first = alice.page.getByTestId("conv").first();
+    await poll(() => first.textContent()).toContain("trio");
+    await alice.page.getByRole("button", { name: `Options for ${bob.name}`, exact: true }).click();
+    await alice.page.getByRole("button", { name: "Pin conversation" }).click();
+    await poll(() => first.textContent()).toContain(bob.name);
+    await first.getByTestId("pinned").waitFor();
+    await alice.page.getByRole("button", { name: "Options for trio", exact: true }).click();
+    await alice.page.getByRole("button", { name: "Mute notifications" }).click();
+    await alice.page.getByTestId("conv").filter({ hasText: "trio" }).getByTestId("muted").waitFor();
+    await alice.page.screenshot({ path: join(SHOTS, "pinned.png") });
+
+    // Hidden: gone from the list until bob writes again; it comes back pinned.
+    await alice.page.getByRole("button", { name: `Options for ${bob.name}`, exact: true }).click();
+    await alice.page.getByRole("button", { name: "Hide conversation" }).click();
+    await poll(() => alice.page.getByTestId("conv").filter({ hasText: bob.name }).count()).toBe(0);
+    await openChatWith(bob.page, alice.name);
+    await send(bob.page, "anyone home?");
+    await poll(() => first.textContent()).toContain(bob.name);
+    await first.getByTestId("pinned").waitFor();
+    await poll(() => first.getByTestId("unread").textContent()).toBe("1");
+
+    // alice's desktop app unpins it: this window follows the push.
+    const desktop = await openChat(await s.gate.login(alice.name, alice.password), "tcp");
+    try {
+      const convId = (await first.getAttribute("data-conv")) ?? "";
+      expect(convId).toMatch(/^p:/);
+      await desktop.conversationSettings(convId, { pinned: false });
+      await poll(() => alice.page.getByTestId("pinned").count()).toBe(0);
+    } finally {
+      await desktop.close();
+    }
+  });
+
+  it("clears the history for one side: the chat empties for the clearer, the other keeps it", {
+    timeout: 90_000,
+  }, async () => {
+    await openChatWith(alice.page, bob.name);
+    await sees(alice.page, "anyone home?");
+    await alice.page.getByRole("button", { name: "Conversation options" }).click();
+    await alice.page.getByRole("button", { name: "Clear history" }).click();
+    await alice.page.getByRole("button", { name: "Clear for me" }).click();
+    await poll(() => alice.page.locator(".msg").count()).toBe(0);
+    await alice.page.getByText("earlier messages were cleared").waitFor();
+    await sees(bob.page, "anyone home?");
+    expect(await bob.page.locator(".msg").count()).toBeGreaterThan(5);
+
+    // The chat starts again after the cleared part, here and after a reload.
+    await send(bob.page, "after your clear");
+    await sees(alice.page, "after your clear");
+    expect(await alice.page.locator(".msg").count()).toBe(1);
+    await alice.page.reload();
+    await poll(() => alice.page.getByTestId("conn").getAttribute("data-state")).toBe("online");
+    await openChatWith(alice.page, bob.name);
+    await sees(alice.page, "after your clear");
+    await alice.page.getByText("earlier messages were cleared").waitFor();
+    expect(await alice.page.locator(".msg").count()).toBe(1);
+  });
+
+  it("asks to join a group that requires approval; the owner approves; the account is then deleted", {
+    timeout: 120_000,
+  }, async () => {
+    const panel = await membersOf(bob, "trio");
+    await panel.getByLabel("Require approval to join").check();
+    const groupId = (await panel.getByTestId("group-id").textContent()) ?? "";
+    expect(groupId).toMatch(/^\d+$/);
+
+    const frank = await s.register("frank");
+    const page = await newPage(await newContext(), "frank");
+    await page.goto(s.gateUrl);
+    const login = page.getByRole("form", { name: "Log in" });
+    await login.getByLabel("User name or email").fill("frank");
+    await login.getByLabel("Password").fill(frank.password);
+    await login.getByRole("button", { name: "Log in" }).click();
+    await poll(() => page.getByTestId("conn").getAttribute("data-state")).toBe("online");
+    await page.getByRole("tab", { name: "Groups" }).click();
+    await page.getByText("Join a group by its id").click();
+    const ask = page.getByRole("form", { name: "Ask to join a group" });
+    await ask.getByLabel("Group id").fill(groupId);
+    await ask.getByLabel("Message to the group's admins").fill("frank would like in");
+    await ask.getByRole("button", { name: "Ask to join" }).click();
+    await page.getByText("Request sent").waitFor();
+
+    // The owner is told at once, and approves from the members panel.
+    await bob.page.getByText("frank asks to join trio").waitFor();
+    const request = panel.getByTestId("join-request").filter({ hasText: "frank would like in" });
+    await request.getByRole("button", { name: "Approve frank" }).click();
+    await page.getByText("You joined trio").waitFor();
+    await page.getByTestId("group").filter({ hasText: "trio" }).waitFor();
+    await panel.getByTestId("member").filter({ hasText: "frank" }).waitFor();
+
+    // The account area deletes the account with the password, and goes back to the login screen.
+    await page.getByRole("tab", { name: "Account" }).click();
+    const form = page.getByRole("form", { name: "Delete account" });
+    await form.getByLabel("Password").fill("not-the-password");
+    await form.getByRole("button", { name: "Delete account", exact: true }).click();
+    await form.getByRole("button", { name: "Yes, delete my account" }).click();
+    await form.getByText("Wrong password.").waitFor();
+    await form.getByLabel("Password").fill(frank.password);
+    await form.getByRole("button", { name: "Delete account", exact: true }).click();
+    await form.getByRole("button", { name: "Yes, delete my account" }).click();
+    await page.getByText("Your account was deleted.").waitFor();
+    await login.getByLabel("User name or email").fill("frank");
+    await login.getByLabel("Password").fill(frank.password);
+    await login.getByRole("button", { name: "Log in" }).click();
+    await page.getByText("Wrong user, email or password.").waitFor();
+  });
+
+  it("the owner dissolves the group: the members see it dissolved, with no composer", { timeout: 90_000 }, async () => {
+    await openChatWith(alice.page, "trio");
+    await sees(alice.page, "thanks for unmuting me");
+    const panel = await membersOf(bob, "trio");
+    await panel.getByRole("button", { name: "Dissolve group" }).click();
+    await panel.getByRole("button", { name: "Dissolve for good" }).click();
+    await poll(() => alice.page.getByTestId("composer-off").textContent()).toBe("This group was dissolved");
+    expect(await alice.page.getByLabel("Message", { exact: true }).count()).toBe(0);
+    // Its history stays readable, and the group leaves the group list.
+    await sees(alice.page, "thanks for unmuting me");
+    await alice.page.getByRole("tab", { name: "Groups" }).click();
+    await poll(() => alice.page.getByTestId("group").filter({ hasText: "trio" }).count()).toBe(0);
   });
 });
 

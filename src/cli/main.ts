@@ -9,6 +9,7 @@ import { GateClient } from "../sdk/gate-client.js";
 import { openChat, type Transport } from "../sdk/open-chat.js";
 import { groupCommands, groupUsage, printGroupPushes, runGroupSlashCommand } from "./groups.js";
 import { messageCommands, messageUsage, printer, printMessagePushes, runMessageSlashCommand } from "./messages.js";
+import { printSafetyPushes, runSafetySlashCommand, safetyCommands, safetyUsage } from "./safety.js";
 import { deviceOption, printSocialPushes, runSlashCommand, socialCommands, socialUsage } from "./social.js";
 
 const usage = `shardchat terminal client
@@ -20,12 +21,16 @@ const usage = `shardchat terminal client
   npm run cli -- send <user|email> <password> <uid> <text>   send one message and exit
   npm run cli -- sendfile <user|email> <password> <uid> <path> [caption]   upload a file to gate, send it as a message
   npm run cli -- download <user|email> <password> <file id> [path]        save a file of one of your conversations
+  npm run cli -- delete-account <user|email> <password>      delete your account for good (the password again)
 
 Friends and conversations (log in, run, exit; in chat mode type them as "/<command> ..."):
 ${socialUsage("cli")}
 
-Groups (the same way; in chat mode "/gsend <group id> <text>" posts to a group):
+Groups and their moderation (the same way; in chat mode "/gsend <group id> <text>" posts to a group):
 ${groupUsage("cli")}
+
+Blocking, reports and your own conversation settings (the same way; in chat mode "/block 42"):
+${safetyUsage("cli")}
 
 Replies, reactions, edits, recalls, forwards (the same way; <convId> and #seq as messages print them,
 "[p:1:2 #4]"; in chat mode "/react p:1:2 4 👍"):
@@ -97,9 +102,19 @@ async function run(): Promise<void> {
       const blob = new Blob([await readFile(path)], { type });
       const file = await gate.upload(login, convIdForPair(requireUid(login.uid, "uid"), to), blob, basename(path));
       const chat = await openChat(login, transport, { device });
-      const ack = await chat.sendFile(to, file, args.slice(4).join(" "));
-      console.log(`uploaded ${file.id} (${file.size} bytes), sent as #${ack.seq} in ${ack.convId}`);
-      await chat.close();
+      try {
+        const ack = await chat.sendFile(to, file, args.slice(4).join(" "));
+        console.log(`uploaded ${file.id} (${file.size} bytes), sent as #${ack.seq} in ${ack.convId}`);
+      } finally {
+        await chat.close();
+      }
+      return;
+    }
+    case "delete-account": {
+      const password = need(args[1], "password");
+      const login = await gate.login(need(args[0], "user or email"), password);
+      await gate.deleteAccount(login, password);
+      console.log(`deleted the account of uid ${login.uid}: its sessions ended, its name and email are free again`);
       return;
     }
     case "download": {
@@ -128,15 +143,20 @@ async function run(): Promise<void> {
       for (const m of [...synced, ...early.filter((m) => !inSync.has(key(m)))]) void print(m);
       early = undefined;
       if (command === "send") {
-        const ack = await chat.sendText(need(args[2], "uid"), need(args.slice(3).join(" ") || undefined, "text"));
-        console.log(`stored as ${ack.msgId} (#${ack.seq} in ${ack.convId})`);
-        await chat.close();
+        // Closed whatever the answer: a refused send (BLOCKED, …) exits too.
+        try {
+          const ack = await chat.sendText(need(args[2], "uid"), need(args.slice(3).join(" ") || undefined, "text"));
+          console.log(`stored as ${ack.msgId} (#${ack.seq} in ${ack.convId})`);
+        } finally {
+          await chat.close();
+        }
         return;
       }
       chat.on("kicked", (k) => console.log(`kicked: ${errorName(k.reason)} ${k.message}`));
       printSocialPushes(chat);
       printGroupPushes(chat);
       printMessagePushes(chat);
+      printSafetyPushes(chat);
       const pending = await chat.friendApplications();
       if (pending.length > 0) console.log(`${pending.length} friend application(s) waiting: type /applications`);
       chat.on("close", (reason) => {
@@ -147,6 +167,7 @@ async function run(): Promise<void> {
       for await (const line of lines) {
         if (await runGroupSlashCommand(chat, line)) continue;
         if (await runMessageSlashCommand(chat, line)) continue;
+        if (await runSafetySlashCommand(chat, line)) continue;
         if (await runSlashCommand(chat, line)) continue;
         const match = /^(\d+)\s+(.+)$/.exec(line.trim());
         if (!match) {
@@ -161,7 +182,7 @@ async function run(): Promise<void> {
     }
     default: {
       const social = command
-        ? (socialCommands[command] ?? groupCommands[command] ?? messageCommands[command])
+        ? (socialCommands[command] ?? groupCommands[command] ?? messageCommands[command] ?? safetyCommands[command])
         : undefined;
       if (social) {
         const login = await gate.login(need(args[0], "user or email"), need(args[1], "password"));

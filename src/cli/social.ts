@@ -4,6 +4,7 @@ import type { ChatClient } from "../sdk/chat-client.js";
 import { need, type SessionCommand } from "./command.js";
 import { groupUsage } from "./groups.js";
 import { messageUsage, printer } from "./messages.js";
+import { safetyUsage, settingsText } from "./safety.js";
 
 function showApplication(a: FriendApplication): string {
   return `friend application from ${a.from?.name} (uid ${a.from?.uid}): ${a.message || "(no message)"}`;
@@ -75,13 +76,15 @@ export const socialCommands: Record<string, SessionCommand> = {
   },
   convs: {
     args: "",
-    what: "conversations, newest first, with unread counts",
+    what: "conversations, pinned first, then newest first, with unread counts",
     async run(chat) {
       const list = await chat.conversations();
       for (const c of list) {
         const last = c.lastMessage ? `${c.lastMessage.sender}: ${c.lastMessage.text}` : "";
+        const settings = settingsText(c.settings);
+        const marks = `${settings === "none" ? "" : `  [${settings}]`}${(c.firstSeq ?? 0) > 1 ? `  (from #${c.firstSeq})` : ""}`;
         console.log(
-          `${c.convId}  unread ${c.unread}  (read ${c.readSeq}/${c.lastSeq}, peer read ${c.peerReadSeq})  ${last}`,
+          `${c.convId}${marks}  unread ${c.unread}  (read ${c.readSeq}/${c.lastSeq}, peer read ${c.peerReadSeq})  ${last}`,
         );
       }
       if (list.length === 0) console.log("no conversations yet");
@@ -133,7 +136,9 @@ export async function runSlashCommand(chat: ChatClient, line: string): Promise<b
   if (!match) return false;
   const command = socialCommands[match[1] as string];
   if (!command) {
-    console.log(`commands:\n${socialUsage("chat")}\n${groupUsage("chat")}\n${messageUsage("chat")}`);
+    console.log(
+      `commands:\n${socialUsage("chat")}\n${groupUsage("chat")}\n${messageUsage("chat")}\n${safetyUsage("chat")}`,
+    );
     return true;
   }
   const args = (match[2] as string).split(/\s+/).filter((a) => a !== "");

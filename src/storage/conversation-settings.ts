@@ -6,14 +6,21 @@ export interface SettingsColumns {
   muted: number | string;
   /** NULL: not hidden; else hidden while the conversation's last_seq is at or below it. */
   hidden_at_seq: number | string | null;
+  /** The conversation's. */
+  last_seq: number | string;
 }
 
 /** The columns a settings patch writes: only those of the fields it gives. */
 export type SettingsChanges = Partial<{ pinned: number; muted: number; hidden_at_seq: number | null }>;
 
-/** The member row's settings columns as the record says them. */
+/**
+ * The member row's settings columns as the record says them. Hidden only while no message came
+ * after the hide: once one has, the conversation is listed again and says so, so a client that
+ * gets the settings (a reply, a push to another device) never mistakes it for a new hide.
+ */
 export function settingsOf(row: SettingsColumns): ConversationSettingsRecord {
-  return { pinned: Number(row.pinned) === 1, muted: Number(row.muted) === 1, hidden: row.hidden_at_seq !== null };
+  const hidden = row.hidden_at_seq !== null && Number(row.last_seq) <= Number(row.hidden_at_seq);
+  return { pinned: Number(row.pinned) === 1, muted: Number(row.muted) === 1, hidden };
 }
 
 /**

@@ -617,7 +617,7 @@ export interface ConversationSettingsRecord {
   pinned: boolean;
   /** Do not disturb (no push notification). */
   muted: boolean;
-  /** Left out of the list until a message after the seq it was hidden at. */
+  /** Left out of the list now: hidden, and no message since (the next one lists it again). */
   hidden: boolean;
 }
 

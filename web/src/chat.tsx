@@ -1,8 +1,11 @@
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { type GroupMember, GroupRole, MessageKind } from "../../src/gen/shardchat/v1/client.js";
-import { type Conversation, type Session, snippetOf, type ViewMessage } from "./session.js";
+import { type Conversation, type Session, snippetOf, untilText, type ViewMessage } from "./session.js";
 
-type Panel = "chats" | "friends" | "groups";
+type Panel = "chats" | "friends" | "groups" | "account";
+
+/** The longest report reason the client offers to send (the server's REPORT_REASON_MAX_CHARS is larger). */
+const REPORT_REASON_MAX = 500;
 
 /** A paperclip (emoji fonts are not everywhere). */
 function Clip() {
@@ -32,6 +35,215 @@ function Bin() {
         stroke-linejoin="round"
       />
     </svg>
+  );
+}
+
+/** A pin, for pinned conversations. */
+function Pin() {
+  return (
+    <svg class="icon" viewBox="0 0 24 24" width="14" height="14" aria-hidden="true">
+      <path
+        d="M9 3h6l-1 6 4 4H6l4-4-1-6zM12 13v8"
+        fill="none"
+        stroke="currentColor"
+        stroke-width="2"
+        stroke-linecap="round"
+        stroke-linejoin="round"
+      />
+    </svg>
+  );
+}
+
+/** A crossed-out bell, for muted conversations. */
+function BellOff() {
+  return (
+    <svg class="icon" viewBox="0 0 24 24" width="14" height="14" aria-hidden="true">
+      <path
+        d="M18 16H4l2-3V9a6 6 0 0 1 9.5-4.9M18 9v4l2 3M10 20a2 2 0 0 0 4 0M3 3l18 18"
+        fill="none"
+        stroke="currentColor"
+        stroke-width="2"
+        stroke-linecap="round"
+        stroke-linejoin="round"
+      />
+    </svg>
+  );
+}
+
+/** A flag, for reports. */
+function Flag() {
+  return (
+    <svg class="icon" viewBox="0 0 24 24" width="14" height="14" aria-hidden="true">
+      <path
+        d="M5 21V4M5 4h11l-2 4 2 4H5"
+        fill="none"
+        stroke="currentColor"
+        stroke-width="2"
+        stroke-linecap="round"
+        stroke-linejoin="round"
+      />
+    </svg>
+  );
+}
+
+/** A megaphone, for a group's announcement. */
+function Megaphone() {
+  return (
+    <svg class="icon" viewBox="0 0 24 24" width="16" height="16" aria-hidden="true">
+      <path
+        d="M3 10v4h3l8 5V5L6 10H3zM18 9a4 4 0 0 1 0 6"
+        fill="none"
+        stroke="currentColor"
+        stroke-width="2"
+        stroke-linecap="round"
+        stroke-linejoin="round"
+      />
+    </svg>
+  );
+}
+
+/** A reason for a report (of a user or a message), sent or cancelled. */
+function ReportForm({
+  what,
+  onSend,
+  onCancel,
+}: {
+  what: string;
+  onSend: (reason: string) => Promise<boolean>;
+  onCancel: () => void;
+}) {
+  const [reason, setReason] = useState("");
+  const [busy, setBusy] = useState(false);
+  return (
+    <form
+      class="menu report"
+      aria-label={`Report ${what}`}
+      onSubmit={async (e) => {
+        e.preventDefault();
+        const text = reason.trim();
+        if (!text || busy) return;
+        setBusy(true);
+        const sent = await onSend(text);
+        setBusy(false);
+        if (sent) onCancel();
+      }}
+    >
+      <small>Why are you reporting {what}? The operators read it; nobody else is told.</small>
+      <input
+        aria-label="Reason for the report"
+        placeholder="Reason"
+        required
+        maxLength={REPORT_REASON_MAX}
+        value={reason}
+        onInput={(e) => setReason(e.currentTarget.value)}
+      />
+      <div class="row">
+        <button type="submit" disabled={!reason.trim() || busy}>
+          Send report
+        </button>
+        <button type="button" class="secondary" onClick={onCancel}>
+          Cancel
+        </button>
+      </div>
+    </form>
+  );
+}
+
+/**
+ * This user's settings of a conversation (pin, mute, hide, clear its history) and, for a 1:1
+ * one, blocking and reporting the other user: from the chat header or the conversation list.
+ */
+function ConvOptions({
+  session,
+  conv,
+  onClose,
+  onHidden,
+  onGroupSettings,
+}: {
+  session: Session;
+  conv: Conversation;
+  onClose: () => void;
+  onHidden: () => void;
+  onGroupSettings?: (groupId: string) => void;
+}) {
+  const [step, setStep] = useState<"menu" | "clear" | "report">("menu");
+  const title = session.titleOf(conv);
+  const peer = conv.peerUid;
+  const safety = !session.unsupported.has("safety");
+  const group = conv.group;
+  if (step === "clear") {
+    return (
+      <fieldset class="menu options" aria-label={`Clear the history of ${title}`}>
+        <small>Clear the history of this conversation for you? The others keep theirs.</small>
+        <div class="row">
+          <button
+            type="button"
+            class="danger"
+            onClick={async () => {
+              if (await session.clearHistory(conv.convId)) onClose();
+            }}
+          >
+            Clear for me
+          </button>
+          <button type="button" class="secondary" onClick={onClose}>
+            Cancel
+          </button>
+        </div>
+      </fieldset>
+    );
+  }
+  if (step === "report" && peer) {
+    return <ReportForm what={title} onSend={(reason) => session.report({ uid: peer }, reason)} onCancel={onClose} />;
+  }
+  const set = (patch: { pinned?: boolean; muted?: boolean; hidden?: boolean }) => async () => {
+    if (!(await session.setConversation(conv.convId, patch))) return;
+    if (patch.hidden) onHidden();
+    else onClose();
+  };
+  return (
+    <fieldset class="menu options" aria-label={`Settings of ${title}`}>
+      <button type="button" class="link" onClick={set({ pinned: !conv.pinned })}>
+        {conv.pinned ? "Unpin conversation" : "Pin conversation"}
+      </button>
+      <button type="button" class="link" onClick={set({ muted: !conv.muted })}>
+        {conv.muted ? "Unmute notifications" : "Mute notifications"}
+      </button>
+      <button type="button" class="link" onClick={set({ hidden: true })}>
+        Hide conversation
+      </button>
+      <button type="button" class="link" onClick={() => setStep("clear")}>
+        Clear history
+      </button>
+      {peer && safety && (
+        <button
+          type="button"
+          class="link"
+          onClick={async () => {
+            const done = session.isBlocked(peer) ? await session.unblock(peer) : await session.block(peer);
+            if (done) onClose();
+          }}
+        >
+          {session.isBlocked(peer) ? "Unblock user" : "Block user"}
+        </button>
+      )}
+      {peer && safety && (
+        <button type="button" class="link" onClick={() => setStep("report")}>
+          Report user
+        </button>
+      )}
+      {group && !group.dissolved && onGroupSettings && (
+        <button
+          type="button"
+          class="link"
+          onClick={() => {
+            onClose();
+            onGroupSettings(group.groupId);
+          }}
+        >
+          Group settings
+        </button>
+      )}
+    </fieldset>
   );
 }
 
@@ -204,7 +416,7 @@ function CustomCard({ m }: { m: ViewMessage }) {
   );
 }
 
-type Menu = { seq: number; kind: "react" | "forward" } | null;
+type Menu = { seq: number; kind: "react" | "forward" | "report" } | null;
 
 function Bubble({
   session,
@@ -322,6 +534,18 @@ function Bubble({
               ⟲
             </button>
           )}
+          {live && !mine && !session.unsupported.has("safety") && (
+            <button
+              type="button"
+              class="act"
+              title="Report this message"
+              aria-label="Report"
+              aria-expanded={open === "report"}
+              onClick={act(() => setMenu(open === "report" ? null : { seq: m.seq, kind: "report" }))}
+            >
+              <Flag />
+            </button>
+          )}
           <button
             type="button"
             class="act"
@@ -415,6 +639,13 @@ function Bubble({
           </button>
         </div>
       )}
+      {open === "report" && (
+        <ReportForm
+          what={`this message from ${session.nameOf(m.sender)}`}
+          onSend={(reason) => session.report({ convId: m.convId, seq: m.seq }, reason)}
+          onCancel={() => setMenu(null)}
+        />
+      )}
       {counts.length > 0 && !m.recalled && (
         <div class="reactions">
           {counts.map((c) => (
@@ -447,8 +678,20 @@ function Bubble({
   );
 }
 
-function ChatView({ session, conv, onBack }: { session: Session; conv: Conversation; onBack: () => void }) {
+function ChatView({
+  session,
+  conv,
+  onBack,
+  onGroupSettings,
+}: {
+  session: Session;
+  conv: Conversation;
+  onBack: () => void;
+  onGroupSettings: (groupId: string) => void;
+}) {
   const [text, setText] = useState("");
+  const [headMenu, setHeadMenu] = useState(false);
+  const [, tick] = useState(0);
   const [replyTo, setReplyTo] = useState<ViewMessage | null>(null);
   const [editing, setEditing] = useState<ViewMessage | null>(null);
   const [menu, setMenu] = useState<Menu>(null);
@@ -467,6 +710,7 @@ function ChatView({ session, conv, onBack }: { session: Session; conv: Conversat
 
   useEffect(() => {
     stick.current = true;
+    setHeadMenu(false);
     setReplyTo(null);
     setEditing(null);
     setMenu(null);
@@ -485,6 +729,14 @@ function ChatView({ session, conv, onBack }: { session: Session; conv: Conversat
   useEffect(() => {
     if (document.visibilityState === "visible") void session.markRead(conv.convId);
   });
+
+  // A timed mute ends by itself: the composer opens again then.
+  const mutedUntil = session.mutedUntil(conv);
+  useEffect(() => {
+    if (!mutedUntil) return;
+    const t = setTimeout(() => tick((n) => n + 1), Math.min(mutedUntil - Date.now() + 100, 2 ** 31 - 1));
+    return () => clearTimeout(t);
+  }, [mutedUntil]);
 
   // Keeps the newest message in view unless the user scrolled up to read older ones; after an
   // older page is prepended, keeps the same message under the reader's eyes.
@@ -563,7 +815,7 @@ function ChatView({ session, conv, onBack }: { session: Session; conv: Conversat
 
   const send = async () => {
     const body = text.trim();
-    if (!body) return;
+    if (!body || session.postingBlock(conv)) return;
     if (editing) {
       if (await session.edit(editing, body)) {
         setEditing(null);
@@ -583,6 +835,14 @@ function ChatView({ session, conv, onBack }: { session: Session; conv: Conversat
 
   const typers = session.typingIn(conv.convId).map((uid) => session.nameOf(uid));
   const uploads = session.uploads.filter((u) => u.convId === conv.convId);
+  const group = conv.group;
+  const peer = conv.peerUid;
+  const peerBlocked = !!peer && session.isBlocked(peer);
+  /** Why this user may not post here now: a muted member's composer is disabled, a dissolved group has none. */
+  const refused = session.postingBlock(conv);
+  const noComposer =
+    peerBlocked || !!group?.dissolved || (!group && conv.convId.startsWith("g:") && session.groupsLoaded);
+  const announcement = group?.announcement?.text ? group.announcement : undefined;
   return (
     <section class="chat" aria-label={`Conversation with ${session.titleOf(conv)}`}>
       <header class="chat-head">
@@ -590,11 +850,52 @@ function ChatView({ session, conv, onBack }: { session: Session; conv: Conversat
           ←
         </button>
         <h2 data-testid="chat-title">{session.titleOf(conv)}</h2>
-        {conv.group && <small>{conv.group.memberCount} members</small>}
+        {conv.pinned && (
+          <span class="mark-icon" role="img" aria-label="Pinned" title="Pinned">
+            <Pin />
+          </span>
+        )}
+        {conv.muted && (
+          <span class="mark-icon" role="img" aria-label="Muted" title="Muted: no notifications">
+            <BellOff />
+          </span>
+        )}
+        {group && !group.dissolved && <small>{group.memberCount} members</small>}
+        <button
+          type="button"
+          class="act options-toggle"
+          aria-label="Conversation options"
+          title="Conversation options"
+          aria-expanded={headMenu}
+          onClick={() => setHeadMenu(!headMenu)}
+        >
+          ⋯
+        </button>
       </header>
+      {headMenu && (
+        <div class="head-menu">
+          <ConvOptions
+            session={session}
+            conv={conv}
+            onClose={() => setHeadMenu(false)}
+            onHidden={() => {
+              setHeadMenu(false);
+              onBack();
+            }}
+            onGroupSettings={onGroupSettings}
+          />
+        </div>
+      )}
+      {announcement && !group?.dissolved && (
+        <div class="announcement" data-testid="announcement" role="note" aria-label="Group announcement">
+          <Megaphone />
+          <span class="grow">{announcement.text}</span>
+          <small>{session.nameOf(announcement.by)}</small>
+        </div>
+      )}
       <div class="messages" ref={list} onScroll={onScroll} data-testid="messages" role="log">
         {conv.complete ? (
-          <p class="start">start of the conversation</p>
+          <p class="start">{conv.firstSeq > 1 ? "earlier messages were cleared" : "start of the conversation"}</p>
         ) : (
           <p class="start">scroll up for older messages</p>
         )}
@@ -659,7 +960,25 @@ function ChatView({ session, conv, onBack }: { session: Session; conv: Conversat
           </button>
         </div>
       )}
-      {options.length > 0 && (
+      {conv.notice && (
+        <p class="chat-notice" role="alert" data-testid="chat-notice">
+          {conv.notice}
+        </p>
+      )}
+      {peerBlocked && peer && (
+        <div class="composer-off" data-testid="blocked-bar">
+          <span class="grow">You blocked {session.nameOf(peer)}: neither of you can message the other.</span>
+          <button type="button" class="secondary" onClick={() => void session.unblock(peer)}>
+            Unblock
+          </button>
+        </div>
+      )}
+      {refused && (
+        <p class="composer-off" role="status" data-testid="composer-off">
+          {refused}
+        </p>
+      )}
+      {options.length > 0 && !noComposer && (
         <ul class="suggest" aria-label="Mention someone">
           {options.map((c, i) => (
             <li key={c.uid}>
@@ -680,81 +999,85 @@ function ChatView({ session, conv, onBack }: { session: Session; conv: Conversat
           ))}
         </ul>
       )}
-      <form
-        class="composer"
-        onSubmit={(e) => {
-          e.preventDefault();
-          void send();
-        }}
-      >
-        <button
-          type="button"
-          class="secondary attach"
-          onClick={() => file.current?.click()}
-          aria-label="Attach a file"
-          title="Attach a file"
+      {!noComposer && (
+        <form
+          class="composer"
+          onSubmit={(e) => {
+            e.preventDefault();
+            void send();
+          }}
         >
-          <Clip />
-        </button>
-        <input
-          type="file"
-          ref={file}
-          hidden
-          data-testid="file-input"
-          onChange={(e) => {
-            const f = e.currentTarget.files?.[0];
-            if (f) void session.sendFile(conv.convId, f);
-            e.currentTarget.value = "";
-          }}
-        />
-        <textarea
-          ref={input}
-          rows={1}
-          placeholder={editing ? "Edit the message" : "Message"}
-          title="Enter sends, Shift+Enter starts a new line"
-          aria-label="Message"
-          value={text}
-          onInput={(e) => {
-            const value = e.currentTarget.value;
-            setText(value);
-            findSuggest(value, e.currentTarget.selectionStart ?? value.length);
-            if (value.trim() && !editing) session.notifyTyping(conv.convId);
-          }}
-          onKeyDown={(e) => {
-            if (options.length > 0) {
-              if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+          <button
+            type="button"
+            class="secondary attach"
+            onClick={() => file.current?.click()}
+            aria-label="Attach a file"
+            title="Attach a file"
+            disabled={!!refused}
+          >
+            <Clip />
+          </button>
+          <input
+            type="file"
+            ref={file}
+            hidden
+            data-testid="file-input"
+            onChange={(e) => {
+              const f = e.currentTarget.files?.[0];
+              if (f) void session.sendFile(conv.convId, f);
+              e.currentTarget.value = "";
+            }}
+          />
+          <textarea
+            ref={input}
+            rows={1}
+            disabled={!!refused}
+            placeholder={editing ? "Edit the message" : "Message"}
+            title="Enter sends, Shift+Enter starts a new line"
+            aria-label="Message"
+            value={text}
+            onInput={(e) => {
+              const value = e.currentTarget.value;
+              setText(value);
+              findSuggest(value, e.currentTarget.selectionStart ?? value.length);
+              if (value.trim() && !editing) session.notifyTyping(conv.convId);
+            }}
+            onKeyDown={(e) => {
+              if (options.length > 0) {
+                if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+                  e.preventDefault();
+                  const step = e.key === "ArrowDown" ? 1 : options.length - 1;
+                  setSuggestAt((suggestAt + step) % options.length);
+                  return;
+                }
+                if ((e.key === "Enter" || e.key === "Tab") && !e.isComposing) {
+                  e.preventDefault();
+                  const chosen = options[suggestAt] ?? options[0];
+                  if (chosen) pick(chosen);
+                  return;
+                }
+                if (e.key === "Escape") {
+                  e.preventDefault();
+                  setSuggest(null);
+                  return;
+                }
+              }
+              if (e.key === "Escape" && (replyTo || editing)) {
                 e.preventDefault();
-                const step = e.key === "ArrowDown" ? 1 : options.length - 1;
-                setSuggestAt((suggestAt + step) % options.length);
+                cancel();
                 return;
               }
-              if ((e.key === "Enter" || e.key === "Tab") && !e.isComposing) {
+              if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
                 e.preventDefault();
-                const chosen = options[suggestAt] ?? options[0];
-                if (chosen) pick(chosen);
-                return;
+                void send();
               }
-              if (e.key === "Escape") {
-                e.preventDefault();
-                setSuggest(null);
-                return;
-              }
-            }
-            if (e.key === "Escape" && (replyTo || editing)) {
-              e.preventDefault();
-              cancel();
-              return;
-            }
-            if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
-              e.preventDefault();
-              void send();
-            }
-          }}
-        />
-        <button type="submit" disabled={!text.trim()}>
-          {editing ? "Save" : "Send"}
-        </button>
-      </form>
+            }}
+          />
+          <button type="submit" disabled={!text.trim() || !!refused}>
+            {editing ? "Save" : "Send"}
+          </button>
+        </form>
+      )}
     </section>
   );
 }
@@ -763,14 +1086,20 @@ function ConversationList({
   session,
   open,
   onOpen,
+  onHidden,
+  onGroupSettings,
 }: {
   session: Session;
   open: string | null;
   onOpen: (id: string) => void;
+  onHidden: (id: string) => void;
+  onGroupSettings: (groupId: string) => void;
 }) {
   const [query, setQuery] = useState("");
   const [found, setFound] = useState<{ uid: string; name: string }[]>([]);
-  const convs = [...session.conversations.values()].sort((a, b) => b.lastActivity - a.lastActivity);
+  const [menuFor, setMenuFor] = useState<string | null>(null);
+  // Pinned first, then the most recently active; hidden ones wait for their next message.
+  const convs = session.listed();
   return (
     <div class="list">
       <form
@@ -819,39 +1148,80 @@ function ConversationList({
       <ul class="convs" aria-label="Conversations">
         {convs.length === 0 && <li class="empty">No conversations yet: find someone above.</li>}
         {convs.map((c) => {
+          const title = session.titleOf(c);
           return (
-            <li key={c.convId}>
-              <button
-                type="button"
-                class={c.convId === open ? "conv active" : "conv"}
-                onClick={() => onOpen(c.convId)}
-                data-testid="conv"
-                data-conv={c.convId}
-              >
-                <span class="title">
-                  {c.group ? <small class="tag">group</small> : null}
-                  {session.titleOf(c)}
-                </span>
-                <span class="badges">
-                  {c.mentioned && (
-                    <span
-                      class="badge at"
-                      data-testid="mentioned"
-                      role="img"
-                      aria-label="You were mentioned"
-                      title="You were mentioned"
-                    >
-                      @
-                    </span>
-                  )}
-                  {c.unread > 0 && (
-                    <span class="badge" data-testid="unread" title={`${c.unread} unread`}>
-                      {c.unread}
-                    </span>
-                  )}
-                </span>
-                <span class="last">{preview(c)}</span>
-              </button>
+            <li key={c.convId} data-testid="conv-item" data-pinned={c.pinned} data-muted={c.muted}>
+              <div class="conv-row">
+                <button
+                  type="button"
+                  class={c.convId === open ? "conv active" : "conv"}
+                  onClick={() => onOpen(c.convId)}
+                  data-testid="conv"
+                  data-conv={c.convId}
+                >
+                  <span class="title">
+                    {c.group ? <small class="tag">group</small> : null}
+                    {title}
+                  </span>
+                  <span class="badges">
+                    {c.pinned && (
+                      <span class="mark-icon" data-testid="pinned" role="img" aria-label="Pinned" title="Pinned">
+                        <Pin />
+                      </span>
+                    )}
+                    {c.muted && (
+                      <span
+                        class="mark-icon"
+                        data-testid="muted"
+                        role="img"
+                        aria-label="Muted"
+                        title="Muted: no notifications"
+                      >
+                        <BellOff />
+                      </span>
+                    )}
+                    {c.mentioned && (
+                      <span
+                        class="badge at"
+                        data-testid="mentioned"
+                        role="img"
+                        aria-label="You were mentioned"
+                        title="You were mentioned"
+                      >
+                        @
+                      </span>
+                    )}
+                    {c.unread > 0 && (
+                      <span class={c.muted ? "badge quiet" : "badge"} data-testid="unread" title={`${c.unread} unread`}>
+                        {c.unread}
+                      </span>
+                    )}
+                  </span>
+                  <span class="last">{preview(c)}</span>
+                </button>
+                <button
+                  type="button"
+                  class="act options-toggle"
+                  aria-label={`Options for ${title}`}
+                  title="Pin, mute, hide, clear…"
+                  aria-expanded={menuFor === c.convId}
+                  onClick={() => setMenuFor(menuFor === c.convId ? null : c.convId)}
+                >
+                  ⋯
+                </button>
+              </div>
+              {menuFor === c.convId && (
+                <ConvOptions
+                  session={session}
+                  conv={c}
+                  onClose={() => setMenuFor(null)}
+                  onHidden={() => {
+                    setMenuFor(null);
+                    onHidden(c.convId);
+                  }}
+                  onGroupSettings={onGroupSettings}
+                />
+              )}
             </li>
           );
         })}
@@ -866,7 +1236,9 @@ function FriendsPanel({ session, onOpen }: { session: Session; onOpen: (id: stri
   const [note, setNote] = useState("");
   useEffect(() => {
     void session.loadFriends();
+    void session.loadBlocked();
   }, []);
+  const safety = !session.unsupported.has("safety");
   return (
     <div class="list">
       <form
@@ -975,25 +1347,348 @@ function FriendsPanel({ session, onOpen }: { session: Session; onOpen: (id: stri
             >
               remove
             </button>
+            {safety && (
+              <button
+                type="button"
+                class="link"
+                aria-label={`Block ${f.user?.name}`}
+                title="Block: neither of you can message the other; the friendship ends"
+                onClick={() => void session.block(f.user?.uid ?? "")}
+              >
+                block
+              </button>
+            )}
           </li>
         ))}
       </ul>
+      {safety && (
+        <>
+          <h3>Blocked users</h3>
+          <ul class="found" aria-label="Blocked users">
+            {session.blocked.length === 0 && <li class="empty">Nobody is blocked.</li>}
+            {session.blocked.map((b) => {
+              const name = b.user?.name || `user ${b.user?.uid}`;
+              return (
+                <li key={b.user?.uid} class="row" data-testid="blocked-user">
+                  <span class="grow">
+                    {name} <small>since {new Date(Number(b.sinceMs)).toLocaleDateString()}</small>
+                  </span>
+                  <button
+                    type="button"
+                    class="secondary"
+                    aria-label={`Unblock ${name}`}
+                    onClick={() => void session.unblock(b.user?.uid ?? "")}
+                  >
+                    Unblock
+                  </button>
+                </li>
+              );
+            })}
+          </ul>
+        </>
+      )}
     </div>
   );
 }
 
-function GroupsPanel({ session, onOpen }: { session: Session; onOpen: (id: string) => void }) {
+/** The mute durations offered to admins ("forever": until unmuted). */
+const MUTE_CHOICES: { label: string; seconds: number | "forever" }[] = [
+  { label: "10 minutes", seconds: 600 },
+  { label: "1 hour", seconds: 3600 },
+  { label: "1 day", seconds: 86_400 },
+  { label: "1 week", seconds: 604_800 },
+  { label: "until unmuted", seconds: "forever" },
+];
+
+function rank(role: GroupRole | undefined): number {
+  return role === GroupRole.OWNER ? 2 : role === GroupRole.ADMIN ? 1 : 0;
+}
+
+function roleName(role: GroupRole): string {
+  return role === GroupRole.OWNER ? "owner" : role === GroupRole.ADMIN ? "admin" : "";
+}
+
+/** How long a group keeps its messages, in words. */
+function ttlText(seconds: number): string {
+  if (seconds % 86_400 === 0) return `${seconds / 86_400} day${seconds === 86_400 ? "" : "s"}`;
+  if (seconds % 3600 === 0) return `${seconds / 3600} hour${seconds === 3600 ? "" : "s"}`;
+  return `${seconds} seconds`;
+}
+
+/** A timed or open-ended mute of one member: a duration, then "mute". */
+function MuteControl({ session, groupId, member }: { session: Session; groupId: string; member: GroupMember }) {
+  const [choice, setChoice] = useState(1);
+  const name = session.nameOf(member.uid);
+  return (
+    <span class="row mute">
+      <select
+        aria-label={`Mute ${name} for`}
+        value={String(choice)}
+        onChange={(e) => setChoice(Number(e.currentTarget.value))}
+      >
+        {MUTE_CHOICES.map((c, i) => (
+          <option value={String(i)} key={c.label}>
+            {c.label}
+          </option>
+        ))}
+      </select>
+      <button
+        type="button"
+        class="link"
+        aria-label={`Mute ${name}`}
+        onClick={() => void session.muteMember(groupId, member.uid, MUTE_CHOICES[choice]?.seconds ?? 3600)}
+      >
+        mute
+      </button>
+    </span>
+  );
+}
+
+/** A group's members with roles and mutes, and what its admins and owner may change. */
+function GroupDetails({ session, groupId, onClose }: { session: Session; groupId: string; onClose: () => void }) {
+  const group = session.groups.find((g) => g.groupId === groupId);
+  const members = session.groupMembers.get(groupId) ?? [];
+  const [invitee, setInvitee] = useState("");
+  const [draft, setDraft] = useState(group?.announcement?.text ?? "");
+  const [confirmDissolve, setConfirmDissolve] = useState(false);
+  const myRole = group?.owner === session.uid ? GroupRole.OWNER : members.find((m) => m.uid === session.uid)?.role;
+  const moderator = rank(myRole) >= 1;
+  useEffect(() => {
+    setDraft(group?.announcement?.text ?? "");
+    setConfirmDissolve(false);
+    void session.members(groupId);
+  }, [groupId]);
+  // The open join requests, once this user is known to run the group.
+  useEffect(() => {
+    if (moderator && group?.joinApproval) void session.loadJoinRequests(groupId);
+  }, [groupId, moderator, group?.joinApproval]);
+  if (!group) return null;
+  const candidates = session.friends.filter((f) => !members.some((m) => m.uid === f.user?.uid));
+  const requests = session.joinRequests.get(groupId) ?? [];
+  const now = Date.now();
+  return (
+    <section class="card" aria-label={`Members of ${group.name}`}>
+      <h3>{group.name}</h3>
+      <small>
+        Group id <span data-testid="group-id">{group.groupId}</span>
+        {group.messageTtlSeconds ? ` · messages are deleted after ${ttlText(group.messageTtlSeconds)}` : ""}
+      </small>
+      <ul class="found">
+        {members.map((m) => {
+          const name = session.nameOf(m.uid);
+          const until = Number(m.mutedUntilMs ?? 0);
+          const muted = until > now;
+          const canModerate = moderator && m.uid !== session.uid && rank(m.role) < rank(myRole);
+          return (
+            <li key={m.uid} data-testid="member" class="row member">
+              <span class="grow">
+                {name} <small>{roleName(m.role)}</small>
+                {muted && (
+                  <small class="muted-mark" data-testid="member-muted">
+                    {" "}
+                    · muted {untilText(until)}
+                  </small>
+                )}
+              </span>
+              <span class="member-actions">
+                {canModerate &&
+                  (muted ? (
+                    <button
+                      type="button"
+                      class="link"
+                      aria-label={`Unmute ${name}`}
+                      onClick={() => void session.muteMember(group.groupId, m.uid, 0)}
+                    >
+                      unmute
+                    </button>
+                  ) : (
+                    <MuteControl session={session} groupId={group.groupId} member={m} />
+                  ))}
+                {group.owner === session.uid && m.uid !== session.uid && (
+                  <button
+                    type="button"
+                    class="link"
+                    aria-label={`Make ${name} the owner`}
+                    onClick={async () => {
+                      if (await session.act((c) => c.transferGroup(group.groupId, m.uid))) {
+                        await session.loadGroups();
+                        await session.members(group.groupId);
+                      }
+                    }}
+                  >
+                    make owner
+                  </button>
+                )}
+              </span>
+            </li>
+          );
+        })}
+      </ul>
+      {moderator && requests.length > 0 && (
+        <>
+          <h4>Join requests</h4>
+          <ul class="found" aria-label="Join requests">
+            {requests.map((r) => {
+              const uid = r.user?.uid ?? "";
+              const name = r.user?.name || session.nameOf(uid);
+              return (
+                <li key={uid} class="row" data-testid="join-request">
+                  <span class="grow">
+                    <b>{name}</b>
+                    {r.message ? `: “${r.message}”` : " asks to join"}
+                  </span>
+                  <button
+                    type="button"
+                    aria-label={`Approve ${name}`}
+                    onClick={() => void session.answerJoin(group.groupId, uid, true)}
+                  >
+                    Approve
+                  </button>
+                  <button
+                    type="button"
+                    class="secondary"
+                    aria-label={`Decline ${name}`}
+                    onClick={() => void session.answerJoin(group.groupId, uid, false)}
+                  >
+                    Decline
+                  </button>
+                </li>
+              );
+            })}
+          </ul>
+        </>
+      )}
+      {moderator && (
+        <fieldset class="moderation">
+          <legend>Moderation</legend>
+          <label class="check">
+            <input
+              type="checkbox"
+              checked={group.mutedAll === true}
+              onChange={(e) => void session.muteAll(group.groupId, e.currentTarget.checked)}
+            />
+            Mute everyone (only admins can post)
+          </label>
+          <label class="check">
+            <input
+              type="checkbox"
+              checked={group.joinApproval === true}
+              onChange={(e) => void session.setJoinApproval(group.groupId, e.currentTarget.checked)}
+            />
+            Require approval to join
+          </label>
+          <label>
+            Announcement
+            <textarea
+              rows={2}
+              placeholder="Shown at the top of the group"
+              value={draft}
+              onInput={(e) => setDraft(e.currentTarget.value)}
+            />
+          </label>
+          <div class="row">
+            <button
+              type="button"
+              class="secondary"
+              disabled={!draft.trim() || draft.trim() === group.announcement?.text}
+              onClick={() => void session.announce(group.groupId, draft.trim())}
+            >
+              Set announcement
+            </button>
+            {group.announcement?.text && (
+              <button
+                type="button"
+                class="link"
+                onClick={async () => {
+                  if (await session.announce(group.groupId, "")) setDraft("");
+                }}
+              >
+                Remove announcement
+              </button>
+            )}
+          </div>
+        </fieldset>
+      )}
+      <div class="row">
+        {candidates.length > 0 && (
+          <>
+            <select aria-label="Friend to invite" value={invitee} onChange={(e) => setInvitee(e.currentTarget.value)}>
+              {candidates.map((f) => (
+                <option value={f.user?.uid} key={f.user?.uid}>
+                  {f.user?.name}
+                </option>
+              ))}
+            </select>
+            <button
+              type="button"
+              class="secondary"
+              onClick={async () => {
+                const uid = invitee || candidates[0]?.user?.uid;
+                if (uid && (await session.act((c) => c.inviteToGroup(group.groupId, [uid])))) {
+                  await session.members(group.groupId);
+                }
+              }}
+            >
+              Invite
+            </button>
+          </>
+        )}
+        <button
+          type="button"
+          class="link"
+          onClick={async () => {
+            if (await session.act((c) => c.leaveGroup(group.groupId))) {
+              onClose();
+              await session.loadGroups();
+            }
+          }}
+        >
+          Leave group
+        </button>
+      </div>
+      {group.owner === session.uid &&
+        (confirmDissolve ? (
+          <fieldset class="confirm" aria-label={`Dissolve ${group.name}`}>
+            <small>Dissolve {group.name} for everyone? Nobody can post in it again; this cannot be undone.</small>
+            <div class="row">
+              <button
+                type="button"
+                class="danger"
+                onClick={async () => {
+                  if (await session.dissolve(group.groupId)) onClose();
+                }}
+              >
+                Dissolve for good
+              </button>
+              <button type="button" class="secondary" onClick={() => setConfirmDissolve(false)}>
+                Cancel
+              </button>
+            </div>
+          </fieldset>
+        ) : (
+          <button type="button" class="link danger-link" onClick={() => setConfirmDissolve(true)}>
+            Dissolve group
+          </button>
+        ))}
+    </section>
+  );
+}
+
+function GroupsPanel({
+  session,
+  onOpen,
+  selected,
+  onSelect,
+}: {
+  session: Session;
+  onOpen: (id: string) => void;
+  selected: string | null;
+  onSelect: (groupId: string | null) => void;
+}) {
   const [name, setName] = useState("");
   const [picked, setPicked] = useState<string[]>([]);
-  const [selected, setSelected] = useState<string | null>(null);
-  const [members, setMembers] = useState<GroupMember[]>([]);
-  const group = session.groups.find((g) => g.groupId === selected);
-  const [invitee, setInvitee] = useState("");
-  const candidates = session.friends.filter((f) => !members.some((m) => m.uid === f.user?.uid));
-  const showMembers = async (groupId: string) => {
-    setSelected(groupId);
-    setMembers(await session.members(groupId));
-  };
+  const [joinId, setJoinId] = useState("");
+  const [joinNote, setJoinNote] = useState("");
   return (
     <div class="list">
       <form
@@ -1040,6 +1735,41 @@ function GroupsPanel({ session, onOpen }: { session: Session; onOpen: (id: strin
         )}
         <button type="submit">Create group</button>
       </form>
+      {!session.unsupported.has("safety") && (
+        <details class="card">
+          <summary>Join a group by its id</summary>
+          <form
+            class="join"
+            aria-label="Ask to join a group"
+            onSubmit={async (e) => {
+              e.preventDefault();
+              if (await session.askToJoin(joinId.trim(), joinNote.trim())) {
+                setJoinId("");
+                setJoinNote("");
+              }
+            }}
+          >
+            <input
+              aria-label="Group id"
+              placeholder="Group id"
+              inputMode="numeric"
+              pattern="[0-9]+"
+              required
+              value={joinId}
+              onInput={(e) => setJoinId(e.currentTarget.value)}
+            />
+            <input
+              aria-label="Message to the group's admins"
+              placeholder="A word to the admins (optional)"
+              value={joinNote}
+              onInput={(e) => setJoinNote(e.currentTarget.value)}
+            />
+            <button type="submit" class="secondary">
+              Ask to join
+            </button>
+          </form>
+        </details>
+      )}
       {session.invitations.length > 0 && (
         <ul class="found" aria-label="Group invitations">
           {session.invitations.map((i) => (
@@ -1071,91 +1801,110 @@ function GroupsPanel({ session, onOpen }: { session: Session; onOpen: (id: strin
       )}
       <ul class="found" aria-label="Groups">
         {session.groups.length === 0 && <li class="empty">No groups yet.</li>}
-        {session.groups.map((g) => (
-          <li key={g.groupId} class="row" data-testid="group">
-            <span class="grow">
-              {g.name} <small>({g.memberCount} members)</small>
-            </span>
-            <button type="button" class="secondary" onClick={() => onOpen(g.convId)}>
-              Open
-            </button>
-            <button type="button" class="link" onClick={() => void showMembers(g.groupId)}>
-              members
-            </button>
-          </li>
-        ))}
-      </ul>
-      {group && (
-        <section class="card" aria-label={`Members of ${group.name}`}>
-          <h3>{group.name}</h3>
-          <ul class="found">
-            {members.map((m) => (
-              <li key={m.uid} data-testid="member" class="row">
-                <span class="grow">
-                  {session.nameOf(m.uid)}{" "}
-                  <small>{m.role === GroupRole.OWNER ? "owner" : m.role === GroupRole.ADMIN ? "admin" : ""}</small>
-                </span>
-                {group.owner === session.uid && m.uid !== session.uid && (
-                  <button
-                    type="button"
-                    class="link"
-                    aria-label={`Make ${session.nameOf(m.uid)} the owner`}
-                    onClick={async () => {
-                      if (await session.act((c) => c.transferGroup(group.groupId, m.uid))) {
-                        await session.loadGroups();
-                        await showMembers(group.groupId);
-                      }
-                    }}
-                  >
-                    make owner
-                  </button>
+        {session.groups.map((g) => {
+          const requests = session.joinRequests.get(g.groupId)?.length ?? 0;
+          return (
+            <li key={g.groupId} class="row" data-testid="group">
+              <span class="grow">
+                {g.name} <small>({g.memberCount} members)</small>
+                {requests > 0 && (
+                  <span class="badge" title={`${requests} join request(s)`} data-testid="join-requests">
+                    {requests}
+                  </span>
                 )}
-              </li>
-            ))}
-          </ul>
-          <div class="row">
-            {candidates.length > 0 && (
-              <>
-                <select
-                  aria-label="Friend to invite"
-                  value={invitee}
-                  onChange={(e) => setInvitee(e.currentTarget.value)}
-                >
-                  {candidates.map((f) => (
-                    <option value={f.user?.uid} key={f.user?.uid}>
-                      {f.user?.name}
-                    </option>
-                  ))}
-                </select>
-                <button
-                  type="button"
-                  class="secondary"
-                  onClick={async () => {
-                    const uid = invitee || candidates[0]?.user?.uid;
-                    if (uid && (await session.act((c) => c.inviteToGroup(group.groupId, [uid])))) {
-                      await showMembers(group.groupId);
-                    }
-                  }}
-                >
-                  Invite
-                </button>
-              </>
-            )}
-            <button
-              type="button"
-              class="link"
-              onClick={async () => {
-                if (await session.act((c) => c.leaveGroup(group.groupId))) {
-                  setSelected(null);
-                  await session.loadGroups();
-                }
-              }}
-            >
-              Leave group
-            </button>
-          </div>
-        </section>
-      )}
+              </span>
+              <button type="button" class="secondary" onClick={() => onOpen(g.convId)}>
+                Open
+              </button>
+              <button type="button" class="link" onClick={() => onSelect(g.groupId)}>
+                members
+              </button>
+            </li>
+          );
+        })}
+      </ul>
+      {selected && <GroupDetails session={session} groupId={selected} onClose={() => onSelect(null)} />}
+    </div>
+  );
+}
+
+/** The account: who is logged in, and deleting the account (the password asked again, then confirmed). */
+function AccountPanel({ session }: { session: Session }) {
+  const [password, setPassword] = useState("");
+  const [confirming, setConfirming] = useState(false);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState("");
+  return (
+    <div class="list">
+      <section class="card" aria-label="Account">
+        <div>
+          <b>{session.nameOf(session.uid)}</b> <small>uid {session.uid}</small>
+        </div>
+      </section>
+      <form
+        class="card danger-zone"
+        aria-label="Delete account"
+        onSubmit={(e) => {
+          e.preventDefault();
+          setError("");
+          if (password) setConfirming(true);
+        }}
+      >
+        <h3>Delete account</h3>
+        <small>
+          Your profile, friendships, groups and blocks go, and every session of yours ends. Your messages may stay
+          readable to the others. This cannot be undone.
+        </small>
+        <label>
+          Password
+          <input
+            type="password"
+            name="delete-password"
+            autoComplete="current-password"
+            required
+            value={password}
+            onInput={(e) => {
+              setPassword(e.currentTarget.value);
+              setConfirming(false);
+            }}
+          />
+        </label>
+        {error && (
+          <p class="error" role="alert">
+            {error}
+          </p>
+        )}
+        {confirming ? (
+          <fieldset class="confirm" aria-label="Confirm deleting the account">
+            <small>Delete your account for good?</small>
+            <div class="row">
+              <button
+                type="button"
+                class="danger"
+                disabled={busy}
+                onClick={async () => {
+                  setBusy(true);
+                  const why = await session.deleteAccount(password);
+                  // Deleted: the login screen has replaced this one.
+                  if (!why) return;
+                  setError(why);
+                  setConfirming(false);
+                  setBusy(false);
+                }}
+              >
+                Yes, delete my account
+              </button>
+              <button type="button" class="secondary" onClick={() => setConfirming(false)}>
+                Cancel
+              </button>
+            </div>
+          </fieldset>
+        ) : (
+          <button type="submit" class="danger">
+            Delete account
+          </button>
+        )}
+      </form>
     </div>
   );
 }
@@ -1164,6 +1913,8 @@ export function ChatScreen({ session }: { session: Session }) {
   const [, setVersion] = useState(0);
   const [panel, setPanel] = useState<Panel>("chats");
   const [open, setOpen] = useState<string | null>(null);
+  /** The group whose members (and moderation) the Groups tab shows. */
+  const [groupShown, setGroupShown] = useState<string | null>(null);
   useEffect(() => session.subscribe(() => setVersion(session.version)), [session]);
   useEffect(() => {
     const onVisible = () => {
@@ -1181,6 +1932,16 @@ export function ChatScreen({ session }: { session: Session }) {
   const panels: Panel[] = ["chats"];
   if (!session.unsupported.has("friends")) panels.push("friends");
   if (!session.unsupported.has("groups")) panels.push("groups");
+  panels.push("account");
+  const showGroup = (groupId: string) => {
+    setGroupShown(groupId);
+    setPanel("groups");
+    // One pane at a time on a phone: the list side comes forward.
+    if (window.matchMedia("(max-width: 700px)").matches) setOpen(null);
+  };
+  const hidden = (convId: string) => {
+    if (open === convId) setOpen(null);
+  };
 
   return (
     <div class={conv ? "layout has-chat" : "layout"}>
@@ -1208,7 +1969,9 @@ export function ChatScreen({ session }: { session: Session }) {
                 ? "Chats"
                 : p === "friends"
                   ? `Friends${session.applications.length ? ` (${session.applications.length})` : ""}`
-                  : "Groups"}
+                  : p === "groups"
+                    ? "Groups"
+                    : "Account"}
             </button>
           ))}
         </div>
@@ -1220,12 +1983,23 @@ export function ChatScreen({ session }: { session: Session }) {
             </button>
           </p>
         )}
-        {panel === "chats" && <ConversationList session={session} open={open} onOpen={openConv} />}
+        {panel === "chats" && (
+          <ConversationList
+            session={session}
+            open={open}
+            onOpen={openConv}
+            onHidden={hidden}
+            onGroupSettings={showGroup}
+          />
+        )}
         {panel === "friends" && <FriendsPanel session={session} onOpen={openConv} />}
-        {panel === "groups" && <GroupsPanel session={session} onOpen={openConv} />}
+        {panel === "groups" && (
+          <GroupsPanel session={session} onOpen={openConv} selected={groupShown} onSelect={setGroupShown} />
+        )}
+        {panel === "account" && <AccountPanel session={session} />}
       </aside>
       {conv ? (
-        <ChatView session={session} conv={conv} onBack={() => setOpen(null)} />
+        <ChatView session={session} conv={conv} onBack={() => setOpen(null)} onGroupSettings={showGroup} />
       ) : (
         <section class="chat empty-chat">
           <p>Pick a conversation, or find someone to talk to.</p>

@@ -10,6 +10,7 @@ const NOTICES = {
   kicked: "You were logged in elsewhere: this window was signed out. Log in again to continue here.",
   expired: "Your session expired: please log in again.",
   logout: "",
+  deleted: "Your account was deleted.",
 } as const;
 
 function App() {

@@ -1,11 +1,15 @@
 import { nanoid } from "nanoid";
 import { AppError, ErrorCode, errorName } from "../../src/errors.js";
 import {
+  type BlockedUser,
   type ChatMessage,
+  type ConversationSettings,
   type Friend,
   type FriendApplication,
+  GroupEventKind,
   type GroupInfo,
   type GroupInvitation,
+  type GroupJoinApplication,
   type GroupMember,
   GroupRole,
   type MessageChangeResponse,
@@ -53,6 +57,15 @@ export interface Conversation {
   /** The oldest page was reached. */
   complete: boolean;
   lastActivity: number;
+  /** This user's settings of the conversation, the same on all of its devices. */
+  pinned: boolean;
+  muted: boolean;
+  /** Left out of the list until a message comes after it. */
+  hidden: boolean;
+  /** The first seq this user may read (history cleared for it, or expired): older ones are not gaps. */
+  firstSeq: number;
+  /** Why the last send here was refused (e.g. a block), shown above the composer. */
+  notice: string;
 }
 
 /** What a message may add to its text when it is sent. */
@@ -84,6 +97,10 @@ const TYPING_AFTER_MESSAGE_MS = 1_000;
 /** How much of a message a reply quotes (the server's snippet is the same length). */
 const SNIPPET_CHARS = 80;
 export const LOGIN_KEY = "shardchat.login";
+/** Groups this user saw dissolved (they leave the group list; their conversations stay). */
+const DISSOLVED_KEY = "shardchat.dissolved";
+/** A mute "until unmuted" ends past this (the server's is 9999-12-31). */
+const FOREVER_MS = Date.UTC(9000, 0, 1);
 
 /** The saved login (uid, token, its node) and the name typed at login, or null. */
 export function savedLogin(): (LoginAnswer & { name: string }) | null {
@@ -125,6 +142,15 @@ export function snippetOf(m: ChatMessage): string {
   return chars.length > SNIPPET_CHARS ? `${chars.slice(0, SNIPPET_CHARS).join("")}…` : chars.join("");
 }
 
+/** "until 14:05" today, "until 3 May, 14:05" later, "until an admin unmutes you" for a mute with no end. */
+export function untilText(ms: number): string {
+  if (ms >= FOREVER_MS) return "until an admin unmutes you";
+  const d = new Date(ms);
+  const time = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  if (d.toDateString() === new Date().toDateString()) return `until ${time}`;
+  return `until ${d.toLocaleDateString([], { day: "numeric", month: "short" })}, ${time}`;
+}
+
 /** Whether a message mentions uid (by uid or @everyone). */
 export function mentions(m: ChatMessage, uid: string): boolean {
   return !!m.mentions && (m.mentions.all || m.mentions.uids.includes(uid));
@@ -149,8 +175,14 @@ export class Session {
   readonly typing = new Map<string, Map<string, number>>();
   /** Members of the groups whose conversation was opened, by group id (for @-completion and roles). */
   readonly groupMembers = new Map<string, GroupMember[]>();
+  /** The users this user blocked, the most recent first. */
+  blocked: BlockedUser[] = [];
+  /** Open requests to join the groups this user runs, by group id, newest first. */
+  readonly joinRequests = new Map<string, GroupJoinApplication[]>();
+  /** The group list was read once (before that a group conversation may not know its group yet). */
+  groupsLoaded = false;
   /** Set when the server does not offer a feature (an older node): its screen is hidden. */
-  readonly unsupported = new Set<"friends" | "groups" | "conversations">();
+  readonly unsupported = new Set<"friends" | "groups" | "conversations" | "safety">();
   notice = "";
   version = 0;
 
@@ -163,11 +195,15 @@ export class Session {
   readonly #typingTimers = new Map<string, ReturnType<typeof setTimeout>>();
   /** When each user's last message arrived, per conversation ("convId uid"). */
   readonly #lastFrom = new Map<string, number>();
+  /** Groups this user asked to join (a MEMBERS_ADDED naming it then says it was admitted). */
+  readonly #asked = new Set<string>();
+  /** The account is being deleted: its sessions end, and are not reopened. */
+  #deleting = false;
 
   constructor(
     private readonly gate: GateClient,
     private login: LoginAnswer & { name: string },
-    private readonly onLoggedOut: (why: "kicked" | "expired" | "logout") => void,
+    private readonly onLoggedOut: (why: "kicked" | "expired" | "logout" | "deleted") => void,
   ) {
     this.names.set(login.uid, login.name);
   }
@@ -292,9 +328,50 @@ export class Session {
     client.on("friendReply", () => void this.loadFriends());
     client.on("friendRemoved", () => void this.loadFriends());
     client.on("groupEvent", (e) => {
+      const info = e.group;
+      const groupId = info?.groupId;
+      if (info && e.kind === GroupEventKind.DISSOLVED) this.markDissolved(info);
+      else if (info) this.applyGroup(info);
+      if (groupId && e.kind === GroupEventKind.MEMBER_MUTED) {
+        // At once, before the member list is read again: the composer of a muted member closes.
+        const members = this.groupMembers.get(groupId);
+        if (members) {
+          const until = e.untilMs && e.untilMs !== "0" ? e.untilMs : undefined;
+          this.groupMembers.set(
+            groupId,
+            members.map((m) => (e.uids.includes(m.uid) ? { ...m, mutedUntilMs: until } : m)),
+          );
+        }
+      }
+      if (
+        groupId &&
+        e.kind === GroupEventKind.MEMBERS_ADDED &&
+        e.uids.includes(this.uid) &&
+        this.#asked.delete(groupId)
+      ) {
+        this.notice = `You joined ${info?.name ?? "the group"}`;
+      }
+      this.changed();
+      if (e.kind === GroupEventKind.DISSOLVED) return;
       void this.loadGroups();
-      const groupId = e.group?.groupId;
       if (groupId && this.groupMembers.has(groupId)) void this.loadMembers(groupId);
+    });
+    client.on("groupJoinRequest", (a) => {
+      const uid = a.user?.uid;
+      if (!uid) return;
+      if (a.user) this.names.set(uid, a.user.name);
+      const open = (this.joinRequests.get(a.groupId) ?? []).filter((r) => r.user?.uid !== uid);
+      this.joinRequests.set(a.groupId, [a, ...open]);
+      const group = this.groups.find((g) => g.groupId === a.groupId);
+      this.notice = `${a.user?.name ?? `user ${uid}`} asks to join ${group?.name ?? `group ${a.groupId}`}`;
+      this.changed();
+    });
+    client.on("conversationSettings", (p) => {
+      const conv = this.conversations.get(p.convId);
+      if (!conv) return;
+      if (p.settings) this.applyPushedSettings(conv, p.settings);
+      if (p.clearedSeq > 0) this.applyClear(conv, p.clearedSeq);
+      this.changed();
     });
     client.on("typing", (t) => this.showTyping(t.convId, t.uid, t.expiresInMs));
     client.on("deletedForMe", (d) => this.hideMessages(d.convId, d.seqs));
@@ -309,7 +386,7 @@ export class Session {
     client.on("close", () => {
       if (this.#client !== client) return;
       this.#client = undefined;
-      if (this.#stopped) return;
+      if (this.#stopped || this.#deleting) return;
       if (kicked) {
         this.#stopped = true;
         forgetLogin();
@@ -327,7 +404,7 @@ export class Session {
     const client = this.#client;
     if (!client) return;
     for (const m of await client.syncAll()) this.addMessage(m, true);
-    await Promise.all([this.loadConversations(), this.loadFriends(), this.loadGroups()]);
+    await Promise.all([this.loadConversations(), this.loadFriends(), this.loadGroups(), this.loadBlocked()]);
     for (const conv of this.conversations.values()) {
       for (const m of conv.messages) if (m.status === "sending") void this.resend(conv, m);
     }
@@ -348,7 +425,7 @@ export class Session {
   }
 
   private async optional<T>(
-    feature: "friends" | "groups" | "conversations",
+    feature: "friends" | "groups" | "conversations" | "safety",
     work: () => Promise<T>,
   ): Promise<T | undefined> {
     try {
@@ -372,7 +449,10 @@ export class Session {
       conv.readSeq = summary.readSeq;
       conv.mentioned = summary.mentioned;
       conv.peerReadSeq = Math.max(conv.peerReadSeq, summary.peerReadSeq);
+      // Listed means shown: a hidden conversation is listed again once a message comes after it.
+      this.applySettings(conv, { pinned: false, muted: false, ...summary.settings, hidden: false });
       if (summary.lastMessage) this.addMessage(summary.lastMessage, false);
+      if (summary.firstSeq && summary.firstSeq > 1) this.applyClear(conv, summary.firstSeq - 1, summary.lastSeq);
     }
     await this.resolveNames([...this.conversations.values()].flatMap((c) => (c.peerUid ? [c.peerUid] : [])));
   }
@@ -401,10 +481,55 @@ export class Session {
     if (invitations) this.invitations = invitations.invitations;
     if (!groups) return;
     this.groups = groups;
+    this.groupsLoaded = true;
     for (const g of groups) {
       const conv = this.conversation(g.convId);
       conv.group = g;
     }
+    this.changed();
+  }
+
+  /** A group as a push or a reply says it is now: its place in the list and its conversation. */
+  private applyGroup(info: GroupInfo): void {
+    this.groups = this.groups.map((g) => (g.groupId === info.groupId ? info : g));
+    const conv = this.conversations.get(info.convId);
+    if (conv) conv.group = info;
+  }
+
+  /** The groups this user saw dissolved, kept across reloads (the group list no longer has them). */
+  private dissolvedGroups(): GroupInfo[] {
+    try {
+      const all = JSON.parse(localStorage.getItem(DISSOLVED_KEY) ?? "{}") as Record<string, GroupInfo[]>;
+      return Array.isArray(all[this.uid]) ? (all[this.uid] ?? []) : [];
+    } catch {
+      return [];
+    }
+  }
+
+  /** A dissolved group leaves the list; its conversation stays, readable, without a composer. */
+  private markDissolved(info: GroupInfo): void {
+    const gone: GroupInfo = { ...info, dissolved: true };
+    this.groups = this.groups.filter((g) => g.groupId !== gone.groupId);
+    this.conversation(gone.convId).group = gone;
+    this.joinRequests.delete(gone.groupId);
+    try {
+      const all = JSON.parse(localStorage.getItem(DISSOLVED_KEY) ?? "{}") as Record<string, GroupInfo[]>;
+      const mine = this.dissolvedGroups().filter((g) => g.groupId !== gone.groupId);
+      all[this.uid] = [...mine, gone].slice(-50);
+      localStorage.setItem(DISSOLVED_KEY, JSON.stringify(all));
+    } catch {
+      // Only the title after a reload is lost.
+    }
+  }
+
+  /** The users this user blocked; quietly nothing on a node without blocking. */
+  async loadBlocked(): Promise<void> {
+    const client = this.#client;
+    if (!client) return;
+    const list = await this.optional("safety", () => client.blockList());
+    if (!list) return;
+    this.blocked = list;
+    for (const b of list) if (b.user) this.names.set(b.user.uid, b.user.name);
     this.changed();
   }
 
@@ -430,7 +555,8 @@ export class Session {
   titleOf(conv: Conversation): string {
     if (conv.group) return conv.group.name;
     if (conv.peerUid) return this.nameOf(conv.peerUid);
-    return conv.convId;
+    const groupId = /^g:(\d+)$/.exec(conv.convId)?.[1];
+    return groupId ? `group ${groupId}` : conv.convId;
   }
 
   conversation(convId: string): Conversation {
@@ -439,7 +565,7 @@ export class Session {
       conv = {
         convId,
         peerUid: peerOf(convId, this.uid),
-        group: this.groups.find((g) => g.convId === convId),
+        group: this.groups.find((g) => g.convId === convId) ?? this.dissolvedGroups().find((g) => g.convId === convId),
         messages: [],
         unread: 0,
         peerReadSeq: 0,
@@ -449,6 +575,11 @@ export class Session {
         topSeq: 0,
         complete: false,
         lastActivity: 0,
+        pinned: false,
+        muted: false,
+        hidden: false,
+        firstSeq: 1,
+        notice: "",
       };
       this.conversations.set(convId, conv);
     }
@@ -471,6 +602,10 @@ export class Session {
    */
   private addMessage(m: ChatMessage, fresh: boolean): void {
     const conv = this.conversation(m.convId);
+    // Cleared for this user (or expired): never shown again.
+    if (m.seq > 0 && m.seq < conv.firstSeq) return;
+    // A hidden conversation comes back with the next message.
+    if (fresh && m.seq > 0) conv.hidden = false;
     if (m.seq > 0) {
       conv.lowSeq = conv.lowSeq === 0 ? m.seq : Math.min(conv.lowSeq, m.seq);
       conv.topSeq = Math.max(conv.topSeq, m.seq);
@@ -609,15 +744,16 @@ export class Session {
     if (!client || !conv || conv.complete) return;
     // The lowest seq received, events included: a page of events alone still moves it down.
     const oldest = conv.lowSeq;
-    if (oldest === 1) {
+    if (oldest !== 0 && oldest <= conv.firstSeq) {
       conv.complete = true;
       this.changed();
       return;
     }
     try {
-      const page = await client.history({ convId, beforeSeq: oldest, limit: PAGE });
+      const { messages: page, firstSeq } = await client.historyPage({ convId, beforeSeq: oldest, limit: PAGE });
+      if (firstSeq > conv.firstSeq) this.applyClear(conv, firstSeq - 1);
       for (const m of page) this.addMessage(m, false);
-      if (page.length < PAGE) conv.complete = true;
+      if (page.length < PAGE || (conv.lowSeq !== 0 && conv.lowSeq <= conv.firstSeq)) conv.complete = true;
     } catch (err) {
       // A conversation with no message yet has no member rows: nothing to load.
       if (err instanceof AppError && err.code === ErrorCode.NOT_PARTICIPANT) conv.complete = true;
@@ -687,12 +823,23 @@ export class Session {
         : m.file
           ? await client.sendFile(conv.peerUid ?? "", m.file, m.text, m.clientMsgId)
           : await client.sendMessage(to, { text: m.text, replyTo: m.reply?.seq }, m.clientMsgId);
+      conv.notice = "";
+      conv.hidden = false;
       this.addMessage({ ...m, msgId: ack.msgId, seq: ack.seq, sentAtMs: ack.sentAtMs }, false);
     } catch (err) {
       // Lost with the connection: resync sends it again. Refused: the user sees why.
       if (err instanceof AppError && err.code === ErrorCode.UNAVAILABLE) return;
       m.status = "failed";
-      this.notice = err instanceof AppError ? `not sent: ${errorName(err.code)}` : "not sent";
+      const code = err instanceof AppError ? err.code : undefined;
+      if (code === ErrorCode.BLOCKED) conv.notice = "You can't message this user";
+      else if (code === ErrorCode.GROUP_MUTED) {
+        conv.notice = "You can't post in this group now";
+        const groupId = conv.group?.groupId;
+        if (groupId) void this.loadMembers(groupId);
+        void this.loadGroups();
+      } else if (code === ErrorCode.GROUP_DISSOLVED && conv.group) {
+        this.markDissolved(conv.group);
+      } else this.notice = code !== undefined ? `not sent: ${errorName(code)}` : "not sent";
       this.changed();
     }
   }
@@ -870,6 +1017,271 @@ export class Session {
         false,
       );
     });
+  }
+
+  // ---- Safety and conversation management (issue 17).
+
+  /** The conversations to list: hidden ones left out, pinned ones first, each part newest first. */
+  listed(): Conversation[] {
+    return [...this.conversations.values()]
+      .filter((c) => !c.hidden)
+      .sort((a, b) => Number(b.pinned) - Number(a.pinned) || b.lastActivity - a.lastActivity);
+  }
+
+  private applySettings(conv: Conversation, settings: ConversationSettings): void {
+    conv.pinned = settings.pinned;
+    conv.muted = settings.muted;
+    conv.hidden = settings.hidden;
+  }
+
+  /**
+   * Settings another device set. `hidden` stays set on the server after the next message brings
+   * the conversation back, so a push that changes the pin or the mute says nothing about hiding:
+   * only one that changes neither (a hide) hides it here.
+   */
+  private applyPushedSettings(conv: Conversation, settings: ConversationSettings): void {
+    const other = settings.pinned !== conv.pinned || settings.muted !== conv.muted;
+    conv.pinned = settings.pinned;
+    conv.muted = settings.muted;
+    if (!settings.hidden) conv.hidden = false;
+    else if (!other) conv.hidden = true;
+  }
+
+  /**
+   * History up to clearedSeq is gone for this user: the conversation starts after it. lastSeq is
+   * the newest seq known to exist (the list says it before its messages are read).
+   */
+  private applyClear(conv: Conversation, clearedSeq: number, lastSeq = conv.topSeq): void {
+    const first = clearedSeq + 1;
+    if (first <= conv.firstSeq) return;
+    conv.firstSeq = first;
+    conv.messages = conv.messages.filter((m) => m.seq === 0 || m.seq >= first);
+    // What is still held starts at first; nothing held: the next page is the newest one.
+    if (conv.lowSeq !== 0 && conv.lowSeq < first) conv.lowSeq = conv.topSeq >= first ? first : 0;
+    conv.readSeq = Math.max(conv.readSeq, clearedSeq);
+    if (clearedSeq >= Math.max(lastSeq, conv.topSeq)) {
+      // Cleared up to the newest: nothing is left to read or load.
+      conv.unread = 0;
+      conv.mentioned = false;
+      conv.complete = true;
+    } else if (conv.lowSeq === first) conv.complete = true;
+  }
+
+  /** Pins, mutes or hides a conversation for this user (on all of its devices). */
+  async setConversation(convId: string, patch: Partial<ConversationSettings>): Promise<boolean> {
+    const conv = this.conversation(convId);
+    let settings: ConversationSettings | undefined;
+    const done = await this.act(async (c) => {
+      settings = await c.conversationSettings(convId, patch);
+    });
+    if (done) {
+      // `hidden` answers true until changed again, though a message brought the conversation back.
+      conv.pinned = settings?.pinned ?? patch.pinned ?? conv.pinned;
+      conv.muted = settings?.muted ?? patch.muted ?? conv.muted;
+      if (patch.hidden !== undefined) conv.hidden = patch.hidden;
+      this.changed();
+    }
+    return done;
+  }
+
+  /** Clears a conversation's history for this user alone, up to the newest message. */
+  async clearHistory(convId: string): Promise<boolean> {
+    const conv = this.conversation(convId);
+    let cleared = 0;
+    const done = await this.act(async (c) => {
+      cleared = await c.clearHistory(convId, 0);
+    });
+    if (done) {
+      this.applyClear(conv, cleared);
+      this.changed();
+    }
+    return done;
+  }
+
+  isBlocked(uid: string): boolean {
+    return this.blocked.some((b) => b.user?.uid === uid);
+  }
+
+  /** Blocks a user: neither may message the other; a friendship between them ends. */
+  async block(uid: string): Promise<boolean> {
+    const done = await this.act((c) => c.block(uid));
+    if (done) {
+      this.notice = `You blocked ${this.nameOf(uid)}`;
+      await Promise.all([this.loadBlocked(), this.loadFriends()]);
+    }
+    return done;
+  }
+
+  async unblock(uid: string): Promise<boolean> {
+    const done = await this.act((c) => c.unblock(uid));
+    if (done) {
+      this.notice = `You unblocked ${this.nameOf(uid)}`;
+      const conv = this.conversations.get(directConvId(this.uid, uid));
+      if (conv) conv.notice = "";
+      await this.loadBlocked();
+    }
+    return done;
+  }
+
+  /** Reports a user or a message to the operators, with a reason. */
+  async report(target: { uid: string } | { convId: string; seq: number }, reason: string): Promise<boolean> {
+    const done = await this.act((c) => c.report(target, reason));
+    if (done) {
+      this.notice = "Report sent: thank you";
+      this.changed();
+    }
+    return done;
+  }
+
+  /** How long this user is muted in a group (ms since the epoch; 0: not muted). */
+  mutedUntil(conv: Conversation): number {
+    const group = conv.group;
+    if (!group) return 0;
+    const me = this.groupMembers.get(group.groupId)?.find((m) => m.uid === this.uid);
+    const until = Number(me?.mutedUntilMs ?? 0);
+    return until > Date.now() ? until : 0;
+  }
+
+  /** Why this user may not post in a conversation now, or undefined when it may. */
+  postingBlock(conv: Conversation): string | undefined {
+    const group = conv.group;
+    if (!group) {
+      return conv.convId.startsWith("g:") && this.groupsLoaded ? "You are not a member of this group" : undefined;
+    }
+    if (group.dissolved) return "This group was dissolved";
+    const until = this.mutedUntil(conv);
+    if (until > 0) return `You are muted ${untilText(until)}`;
+    const role = this.roleIn(conv);
+    if (group.mutedAll && role === GroupRole.MEMBER) return "Only admins can post now";
+    return undefined;
+  }
+
+  /** Mutes a member for seconds, until unmuted ("forever"), or unmutes it (0). */
+  async muteMember(groupId: string, uid: string, seconds: number | "forever"): Promise<boolean> {
+    let until = 0;
+    const done = await this.act(async (c) => {
+      until = await c.muteGroupMember(groupId, uid, seconds);
+    });
+    if (done) {
+      const members = this.groupMembers.get(groupId);
+      if (members) {
+        this.groupMembers.set(
+          groupId,
+          members.map((m) => (m.uid === uid ? { ...m, mutedUntilMs: until > 0 ? String(until) : undefined } : m)),
+        );
+      }
+      this.changed();
+    }
+    return done;
+  }
+
+  /** Lets only admins and the owner post (true), or everyone again. */
+  async muteAll(groupId: string, muted: boolean): Promise<boolean> {
+    const done = await this.act((c) => c.muteGroup(groupId, muted));
+    if (done) {
+      const group = this.groups.find((g) => g.groupId === groupId);
+      if (group) this.applyGroup({ ...group, mutedAll: muted || undefined });
+      this.changed();
+      void this.loadGroups();
+    }
+    return done;
+  }
+
+  /** Sets the group's announcement ("" removes it). */
+  async announce(groupId: string, text: string): Promise<boolean> {
+    let info: GroupInfo | undefined;
+    const done = await this.act(async (c) => {
+      info = await c.announceInGroup(groupId, text);
+    });
+    if (info) this.applyGroup(info);
+    this.changed();
+    return done;
+  }
+
+  /** New members join only with an admin's approval (true), or not. */
+  async setJoinApproval(groupId: string, required: boolean): Promise<boolean> {
+    const done = await this.act((c) => c.setGroupJoinApproval(groupId, required));
+    if (done) {
+      const group = this.groups.find((g) => g.groupId === groupId);
+      if (group) this.applyGroup({ ...group, joinApproval: required || undefined });
+      this.changed();
+      void this.loadGroups();
+    }
+    return done;
+  }
+
+  /** The owner dissolves the group: nobody posts in it again. */
+  async dissolve(groupId: string): Promise<boolean> {
+    const group = this.groups.find((g) => g.groupId === groupId);
+    const done = await this.act((c) => c.dissolveGroup(groupId));
+    if (done && group) {
+      this.markDissolved(group);
+      this.notice = `${group.name} was dissolved`;
+      this.changed();
+    }
+    return done;
+  }
+
+  /** Asks to join a group that requires approval; its admins are told. */
+  async askToJoin(groupId: string, message: string): Promise<boolean> {
+    const done = await this.act((c) => c.requestToJoinGroup(groupId, message));
+    if (done) {
+      this.#asked.add(groupId);
+      this.notice = "Request sent: an admin of the group will answer it";
+      this.changed();
+    }
+    return done;
+  }
+
+  /** The open join requests of a group this user runs. */
+  async loadJoinRequests(groupId: string): Promise<void> {
+    const client = this.#client;
+    if (!client) return;
+    const requests = await this.optional("safety", () => client.groupJoinRequests(groupId));
+    if (!requests) return;
+    this.joinRequests.set(groupId, requests);
+    for (const r of requests) if (r.user) this.names.set(r.user.uid, r.user.name);
+    this.changed();
+  }
+
+  /** Admits (the user joins) or declines a join request. */
+  async answerJoin(groupId: string, uid: string, accept: boolean): Promise<boolean> {
+    const done = await this.act((c) => c.answerGroupJoin(groupId, uid, accept));
+    if (done) {
+      this.joinRequests.set(
+        groupId,
+        (this.joinRequests.get(groupId) ?? []).filter((r) => r.user?.uid !== uid),
+      );
+      this.changed();
+      if (accept) await Promise.all([this.loadMembers(groupId), this.loadGroups()]);
+    }
+    return done;
+  }
+
+  /**
+   * Deletes this user's account (the password asked again), then leaves for the login screen;
+   * answers why it was refused, or undefined once deleted.
+   */
+  async deleteAccount(password: string): Promise<string | undefined> {
+    // Deleting ends this session (its token is revoked): that close is not a lost connection.
+    this.#deleting = true;
+    try {
+      await this.gate.deleteAccount(this.auth, password);
+    } catch (err) {
+      this.#deleting = false;
+      if (!this.#client && !this.#stopped) void this.connectLoop();
+      if (err instanceof AppError) {
+        if (err.code === ErrorCode.BAD_CREDENTIALS) return "Wrong password.";
+        if (err.code === ErrorCode.ACCOUNT_LOCKED) return "Too many wrong passwords: try again later.";
+        return errorName(err.code);
+      }
+      return (err as Error).message;
+    }
+    this.#stopped = true;
+    forgetLogin();
+    this.onLoggedOut("deleted");
+    await this.#client?.close().catch(() => {});
+    return undefined;
   }
 }
 

@@ -88,7 +88,12 @@ export class MysqlConversationStore implements ConversationStore {
           peerReadSeq: Number(c.peer_read_seq),
           lastMessage: last.get(String(c.conv_id)),
           mentioned: Number(c.mentioned) === 1,
-          settings: settingsOf({ pinned: c.pinned, muted: c.muted, hidden_at_seq: c.hidden_at_seq }),
+          settings: settingsOf({
+            pinned: c.pinned,
+            muted: c.muted,
+            hidden_at_seq: c.hidden_at_seq,
+            last_seq: c.last_seq,
+          }),
           clearedSeq: Number(c.cleared_seq),
         },
         lastMsgId: c.last_msg_id === null || c.last_msg_id === undefined ? undefined : String(c.last_msg_id),
@@ -149,6 +154,7 @@ export class MysqlConversationStore implements ConversationStore {
             pinned: changes.pinned ?? row.pinned,
             muted: changes.muted ?? row.muted,
             hidden_at_seq: "hidden_at_seq" in changes ? (changes.hidden_at_seq ?? null) : row.hidden_at_seq,
+            last_seq: row.last_seq,
           });
         }),
       ),
