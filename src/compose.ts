@@ -65,6 +65,7 @@ import type {
   Uid,
   UserStore,
 } from "./storage/ports.js";
+import { RetentionPurger, type RetentionSettings } from "./storage/retention/purger.js";
 import { ShardedAccountDeletionStore } from "./storage/sharded/account-deletion-store.js";
 import { ShardedBlockStore } from "./storage/sharded/block-store.js";
 import { ShardedBulkImporter } from "./storage/sharded/bulk-import.js";
@@ -138,8 +139,8 @@ export function chatNodeAdapters(a: Adapters) {
   return { messages, groups, friends, conversations, files, blocks, reports, users, routes, limiter, probes };
 }
 
-export type StorageAdapters = Pick<
-  Adapters,
+/** What STORAGE_BACKEND picks; the rest, but for the mailer, is ROUTING_BACKEND's. */
+type StorageAdapterKey =
   | "users"
   | "messages"
   | "groups"
@@ -152,29 +153,12 @@ export type StorageAdapters = Pick<
   | "eraser"
   | "accountDeletions"
   | "bulk"
-  | "storageLocation"
-  | "probes"
-> & {
+  | "storageLocation";
+
+export type StorageAdapters = Pick<Adapters, StorageAdapterKey | "probes"> & {
   close: Closer;
 };
-export type RoutingAdapters = Omit<
-  Adapters,
-  | "users"
-  | "messages"
-  | "groups"
-  | "files"
-  | "friends"
-  | "conversations"
-  | "blocks"
-  | "reports"
-  | "retention"
-  | "eraser"
-  | "accountDeletions"
-  | "bulk"
-  | "mailer"
-  | "storageLocation"
-  | "close"
-> & {
+export type RoutingAdapters = Omit<Adapters, StorageAdapterKey | "mailer" | "close"> & {
   close: Closer;
 };
 
@@ -388,6 +372,37 @@ export function createAccountDeletionWorker(
     locks: a.locks,
     forget,
   });
+}
+
+/**
+ * The background jobs of a process that runs chat nodes (issue 17), one each per process however
+ * many nodes it runs: the retention purge, and the chat nodes' half of account deletions (gate
+ * only records them: its database user may not touch the chat tables). Each takes a lease per
+ * database instance in `locks` (Redis across the processes of a deployment, memory in one), so
+ * that one process at a time works on an instance (README, "Retention"). `forget` is called with
+ * each deleted uid, as for createAccountDeletionWorker. Answers their stop.
+ */
+export function startChatStorageJobs(
+  a: Pick<Adapters, "retention" | "accountDeletions" | "friends" | "groups" | "eraser" | "blocks" | "locks">,
+  config: RetentionSettings & AccountCleanupSettings & Pick<Config, "ACCOUNT_DELETION_POLL_MS">,
+  log: Logger,
+  metrics: Metrics,
+  forget: (uid: Uid) => void,
+): () => Promise<void> {
+  const purger = new RetentionPurger({
+    store: a.retention,
+    settings: config,
+    log: log.child({ job: "retention" }),
+    metrics,
+    locks: a.locks,
+  });
+  purger.start();
+  const deletions = createAccountDeletionWorker(a, config, log.child({ job: "account-deletion" }), forget);
+  deletions.start();
+  return async () => {
+    await deletions.stop();
+    await purger.stop();
+  };
 }
 
 /**

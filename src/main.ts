@@ -1,10 +1,5 @@
 import { type RunningChatNode, startChatNode } from "./chat/server.js";
-import {
-  chatNodeAdapters,
-  createAccountDeletionRequest,
-  createAccountDeletionWorker,
-  createAdapters,
-} from "./compose.js";
+import { chatNodeAdapters, createAccountDeletionRequest, createAdapters, startChatStorageJobs } from "./compose.js";
 import { describeSettings } from "./config/load.js";
 import type { Config } from "./config/settings.js";
 import { createFileStore } from "./files/create.js";
@@ -17,7 +12,6 @@ import { leaseSnowflake } from "./ids/lease-snowflake.js";
 import { createMetrics } from "./metrics/metrics.js";
 import { runService, type ServiceStart } from "./shutdown.js";
 import { startStatus } from "./status/server.js";
-import { RetentionPurger } from "./storage/retention/purger.js";
 import { startVerify } from "./verify/server.js";
 
 const usage = `shardchat: gate, verify, status and chat nodes in one process.
@@ -119,25 +113,14 @@ async function start({ config, log, onStop }: ServiceStart): Promise<void> {
     nodes.push(node);
   }
 
-  // One retention purge per process, not per chat node; its lease per database instance
-  // (memory here, Redis with ROUTING_BACKEND=redis) keeps other processes of a deployment from
-  // purging the same instance at once (README, "Retention").
-  const purger = new RetentionPurger({
-    store: adapters.retention,
-    settings: config,
-    log: log.child({ job: "retention" }),
-    metrics,
-    locks: adapters.locks,
-  });
-  purger.start();
-  onStop(() => purger.stop());
-  // Beside it, the chat nodes' half of account deletions (issue 17), its lease per instance
-  // alike; a deleted uid is forgotten by every chat node of this process at once.
-  const deletions = createAccountDeletionWorker(adapters, config, log.child({ job: "account-deletion" }), (uid) => {
-    for (const node of nodes) node.forgetUser(uid);
-  });
-  deletions.start();
-  onStop(() => deletions.stop());
+  // One retention purge and one account deletion worker per process, not per chat node (memory
+  // leases here, Redis with ROUTING_BACKEND=redis); a deleted uid is forgotten by every chat node
+  // of this process at once.
+  onStop(
+    startChatStorageJobs(adapters, config, log, metrics, (uid) => {
+      for (const node of nodes) node.forgetUser(uid);
+    }),
+  );
 
   const gateLease = await leaseSnowflake({ leases: adapters.workerLeases, config, log, owner: "gate" });
   onStop(() => gateLease.release());

@@ -22,6 +22,7 @@ import { freePort } from "./helpers/ports.js";
 import { type ServiceProcess, spawnService, waitFor } from "./helpers/processes.js";
 import { type Services, startServices } from "./helpers/services.js";
 import { tempSqlite } from "./helpers/sqlite.js";
+import { codeOf } from "./helpers/waits.js";
 
 /**
  * Account deletion through gate (DELETE /v1/account), every service its own process over
@@ -34,15 +35,6 @@ let s: Services;
 let eraseGateProc: ServiceProcess;
 let eraseGate: GateClient;
 const clients: ChatClient[] = [];
-
-async function codeOf(promise: Promise<unknown>): Promise<number | string> {
-  try {
-    await promise;
-    return "resolved";
-  } catch (err) {
-    return err instanceof AppError ? err.code : String(err);
-  }
-}
 
 async function rows(sql: string, params: unknown[]): Promise<Record<string, unknown>[]> {
   const conn = await mysql.createConnection({

@@ -1,33 +1,10 @@
-import type { RowDataPacket } from "mysql2/promise";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { AppError, ErrorCode } from "../src/errors.js";
 import { convIdForPair, uidOf } from "../src/ids/identifiers.js";
-import { MysqlBlockStore, onePool } from "../src/storage/mysql/block-store.js";
-import { MysqlMessageStore } from "../src/storage/mysql/message-store.js";
-import { migrate } from "../src/storage/mysql/migrate.js";
-import { createPool } from "../src/storage/mysql/pool.js";
-import { MysqlReportStore } from "../src/storage/mysql/report-store.js";
-import type {
-  BlockStore,
-  MessageEffect,
-  MessageStore,
-  NewMessage,
-  ReportRecord,
-  ReportStore,
-  StoredMessage,
-  Uid,
-} from "../src/storage/ports.js";
-import { ShardedBlockStore } from "../src/storage/sharded/block-store.js";
-import { ShardedMessageStore } from "../src/storage/sharded/message-store.js";
-import { ShardedReportStore } from "../src/storage/sharded/report-store.js";
-import { SqliteBlockStore } from "../src/storage/sqlite/block-store.js";
-import { SqliteMessageStore } from "../src/storage/sqlite/message-store.js";
-import { SqliteReportStore } from "../src/storage/sqlite/report-store.js";
-import { dropTestDatabase, testConfig } from "./helpers/env.js";
+import type { MessageEffect, NewMessage, ReportRecord, StoredMessage, Uid } from "../src/storage/ports.js";
+import { mysqlBackend, openedForSuite, shardedBackend, sqliteBackend } from "./helpers/backends.js";
 import { textMessage } from "./helpers/messages.js";
-import { openTestShards } from "./helpers/shards.js";
-import { tempSqlite } from "./helpers/sqlite.js";
-import { stackInfraUp } from "./helpers/stack.js";
+import { codeOf } from "./helpers/waits.js";
 
 /**
  * Blocks and reports (issue 17) through the store API, the same contract on every backend:
@@ -35,149 +12,28 @@ import { stackInfraUp } from "./helpers/stack.js";
  * pair in its own transaction (also inside a MySQL group-commit batch, whose other messages
  * still succeed with gapless seqs), and reports read newest first from every shard.
  */
-interface Opened {
-  blocks: BlockStore;
-  reports: ReportStore;
-  messages: MessageStore;
-  /** The sizes of the append batches so far (MySQL group commit; empty elsewhere). */
-  batches: number[];
-  /** Whether two conversations' appends share one batcher (the same shard, or the one instance). */
-  sameBatcher(a: string, b: string): boolean;
-  /** Rows of a query on the database holding `key`'s rows (SQL both dialects speak). */
-  rows(key: string, sql: string, params: unknown[]): Promise<Record<string, unknown>[]>;
-  /** A write there. */
-  exec(key: string, sql: string, params: unknown[]): Promise<void>;
-  /** Sharded only: the instances where the query finds rows, and the one owning `key`. */
-  holders?(sql: string, params: unknown[]): Promise<string[]>;
-  ownerOf?(key: string): string;
-  close(): Promise<void>;
-}
-
-function mysqlBackend(name: string, batchMax: number): { name: string; open(): Promise<Opened> } {
-  return {
-    name,
-    async open() {
-      const config = testConfig();
-      await migrate(config.MYSQL_URL);
-      const pool = createPool(config);
-      const batches: number[] = [];
-      return {
-        blocks: new MysqlBlockStore(onePool(pool)),
-        reports: new MysqlReportStore(onePool(pool)),
-        messages: new MysqlMessageStore(pool, {
-          batchMax,
-          batchConcurrency: 1,
-          // Batches of one each without group commit: nothing to look at.
-          observeBatch: (op, size) => batchMax > 1 && op === "append" && batches.push(size),
-        }),
-        batches,
-        sameBatcher: () => true,
-        async rows(_key, sql, params) {
-          const [rows] = await pool.query<RowDataPacket[]>(sql, params);
-          return rows;
-        },
-        async exec(_key, sql, params) {
-          await pool.query(sql, params);
-        },
-        async close() {
-          await pool.end();
-          await dropTestDatabase(config);
-        },
-      };
-    },
-  };
-}
-
-const backends: { name: string; open(): Promise<Opened> }[] = [
-  {
-    name: "sqlite",
-    async open() {
-      const sqlite = tempSqlite("sc-blocks-");
-      return {
-        blocks: new SqliteBlockStore(sqlite.db),
-        reports: new SqliteReportStore(sqlite.db),
-        messages: new SqliteMessageStore(sqlite.db),
-        batches: [],
-        sameBatcher: () => true,
-        async rows(_key, sql, params) {
-          return sqlite.db.prepare(sql).all(...params) as Record<string, unknown>[];
-        },
-        async exec(_key, sql, params) {
-          sqlite.db.prepare(sql).run(...params);
-        },
-        async close() {
-          sqlite.remove();
-        },
-      };
-    },
-  },
+const backends = [
+  sqliteBackend("sc-blocks-"),
   // Each message in its own transaction (insert() reads the mark with the seq).
-  mysqlBackend("mysql", 1),
+  mysqlBackend("mysql", { batchMax: 1, batchConcurrency: 1 }),
   // Group commit: the batch's first round trip reads the marks.
-  mysqlBackend("mysql, group commit", 8),
-  {
-    name: "sharded mysql",
-    async open() {
-      const { shards, close } = await openTestShards((await stackInfraUp()).mysqlPorts);
-      const batches: number[] = [];
-      return {
-        blocks: new ShardedBlockStore(shards),
-        reports: new ShardedReportStore(shards),
-        messages: new ShardedMessageStore(shards, {
-          batchMax: 8,
-          batchConcurrency: 1,
-          observeBatch: (op, size) => op === "append" && batches.push(size),
-        }),
-        batches,
-        sameBatcher: (a, b) => shards.instanceFor(a).id === shards.instanceFor(b).id,
-        async rows(key, sql, params) {
-          const [rows] = await shards.pool(shards.instanceFor(key).id).query<RowDataPacket[]>(sql, params);
-          return rows;
-        },
-        async exec(key, sql, params) {
-          await shards.pool(shards.instanceFor(key).id).query(sql, params);
-        },
-        async holders(sql, params) {
-          const found: string[] = [];
-          for (const instance of shards.map.instances) {
-            const [rows] = await shards.pool(instance.id).query<RowDataPacket[]>(sql, params);
-            if (rows.length > 0) found.push(instance.id);
-          }
-          return found;
-        },
-        ownerOf: (key) => shards.instanceFor(key).id,
-        close,
-      };
-    },
-  },
+  mysqlBackend("mysql, group commit", { batchMax: 8, batchConcurrency: 1 }),
+  shardedBackend({ batchMax: 8, batchConcurrency: 1 }),
 ];
-
-async function codeOf(promise: Promise<unknown>): Promise<ErrorCode | string> {
-  try {
-    await promise;
-    return "resolved";
-  } catch (err) {
-    return err instanceof AppError ? err.code : `not an AppError: ${String(err)}`;
-  }
-}
 
 const SENT_AT = 1_700_000_000_000;
 
 describe.each(backends)("blocks and reports on $name", (backend) => {
-  let s: Opened;
+  const s = openedForSuite(backend);
   let next = 7_400_000_000_000_000_000n;
   const id = () => uidOf(next++);
-
-  beforeAll(async () => {
-    s = await backend.open();
-  }, 300_000);
-  afterAll(async () => {
-    await s?.close();
-  });
 
   function text(sender: Uid, recipient: Uid, body = "hi", clientMsgId = `c-${id()}`): NewMessage {
     return textMessage(sender, recipient, body, { msgId: id(), clientMsgId, sentAtMs: SENT_AT });
   }
+
+  /** Whether two conversations' appends share one batcher (the same shard, or the one database). */
+  const sameBatcher = (a: string, b: string) => s.ownerOf?.(a) === s.ownerOf?.(b);
 
   const blockedMark = async (a: Uid, b: Uid) => {
     const convId = convIdForPair(a, b);
@@ -293,7 +149,7 @@ describe.each(backends)("blocks and reports on $name", (backend) => {
     const pairs: (readonly [Uid, Uid])[] = [];
     while (pairs.length < 4) {
       const pair = [id(), id()] as const;
-      if (s.sameBatcher(convIdForPair(...pair), blockedConv)) pairs.push(pair);
+      if (sameBatcher(convIdForPair(...pair), blockedConv)) pairs.push(pair);
     }
     const [warm, ...others] = pairs as [readonly [Uid, Uid], ...(readonly [Uid, Uid])[]];
     // Each conversation has its first message (and, sharded, its index rows) before the burst.

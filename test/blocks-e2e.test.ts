@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AppError, ErrorCode } from "../src/errors.js";
+import { type AppError, ErrorCode } from "../src/errors.js";
 import { convIdForPair } from "../src/ids/identifiers.js";
 import type { ChatClient } from "../src/sdk/chat-client.js";
 import { MysqlFriendStore } from "../src/storage/mysql/friend-store.js";
@@ -11,35 +11,18 @@ import { ShardedMessageStore } from "../src/storage/sharded/message-store.js";
 import { ShardedReportStore } from "../src/storage/sharded/report-store.js";
 import { shardedUidPlacement } from "../src/storage/sharded/uid-placement.js";
 import { type ChatCluster, type ClusterUser, startChatCluster } from "./helpers/chat-cluster.js";
+import { codeOf, until } from "./helpers/waits.js";
 
 // Blocking and reports (issue 17) end to end: two chat nodes in this process over three MariaDB
 // shards and Redis, the blocker and the blocked user on different nodes (the block's row on the
 // blocker's shard, its mark on the conversation's).
 
-const WAIT_MS = 15_000;
 const BLOCKS_MAX = 2;
 const REPORTS_PER_DAY = 4;
 const REASON_MAX = 40;
 
 let cluster: ChatCluster;
 let reports: ShardedReportStore;
-
-async function until(what: string, cond: () => boolean | Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + WAIT_MS;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-async function codeOf(promise: Promise<unknown>): Promise<ErrorCode | string> {
-  try {
-    await promise;
-    return "resolved";
-  } catch (err) {
-    return err instanceof AppError ? err.code : `not an AppError: ${String(err)}`;
-  }
-}
 
 /** Every push a client got, by event name. */
 interface Online {

@@ -1,13 +1,9 @@
-import { type ChildProcessWithoutNullStreams, execFile, spawn } from "node:child_process";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ChatMessage, MessageKind, type TypingPush } from "../src/gen/shardchat/v1/client.js";
 import { type ChatClient, openChat } from "../src/sdk/index.js";
-import { ROOT } from "./helpers/processes.js";
-import { type Services, startServices } from "./helpers/services.js";
-
-const execFileAsync = promisify(execFile);
-const WAIT_MS = 15_000;
+import type { Services } from "./helpers/services.js";
+import { type CliUser, terminalClientRun } from "./helpers/terminal-client.js";
+import { until } from "./helpers/waits.js";
 
 /**
  * The terminal client's message-model commands (issue 16) against every service as its own
@@ -15,40 +11,15 @@ const WAIT_MS = 15_000;
  * typing and group mentions, seen by an SDK session of the other user; then chat mode printing
  * what that user does (events as one line, quotes, typing) and taking slash commands.
  */
+const run = terminalClientRun();
+const { cli, refused, clients } = run;
 let s: Services;
-const clients: ChatClient[] = [];
-const children: ChildProcessWithoutNullStreams[] = [];
-type User = { uid: string; email: string; password: string };
-let alice: User;
-let bob: User;
-let carol: User;
+let alice: CliUser;
+let bob: CliUser;
+let carol: CliUser;
 let bobChat: ChatClient;
 const bobGot: ChatMessage[] = [];
 const bobTyping: TypingPush[] = [];
-
-function cli(...args: string[]): Promise<{ stdout: string; stderr: string }> {
-  return execFileAsync(process.execPath, ["--import", "tsx", "src/cli/main.ts", "--gate", s.gateUrl, ...args], {
-    cwd: ROOT,
-  });
-}
-
-/** A command the node refuses: its stderr (the CLI exits with 1). */
-async function refused(...args: string[]): Promise<string> {
-  const outcome = await cli(...args).then(
-    (r) => ({ ...r, failed: false }),
-    (err: { stdout: string; stderr: string }) => ({ ...err, failed: true }),
-  );
-  expect(outcome.failed, outcome.stdout).toBe(true);
-  return outcome.stderr;
-}
-
-async function until(what: string, cond: () => boolean, detail: () => string = () => ""): Promise<void> {
-  const deadline = Date.now() + WAIT_MS;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${detail() ? `\n${detail()}` : ""}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /** The last message bob got of this kind (and conversation). */
 function bobLatest(kind?: MessageKind, convId?: string): ChatMessage | undefined {
@@ -56,12 +27,8 @@ function bobLatest(kind?: MessageKind, convId?: string): ChatMessage | undefined
 }
 
 beforeAll(async () => {
-  s = await startServices("messages-cli", 2);
-  [alice, bob, carol] = (await Promise.all(["mcalice", "mcbob", "mccarol"].map((n) => s.register(n)))) as [
-    User,
-    User,
-    User,
-  ];
+  [alice, bob, carol] = (await run.start("messages-cli", "mcalice", "mcbob", "mccarol")) as [CliUser, CliUser, CliUser];
+  s = run.services;
   // bob watches over WebSocket (a web device): the CLI's desktop logins never take its place.
   bobChat = await openChat(await s.gate.login(bob.email, bob.password), "ws");
   clients.push(bobChat);
@@ -69,11 +36,7 @@ beforeAll(async () => {
   bobChat.on("typing", (t) => bobTyping.push(t));
 }, 120_000);
 
-afterAll(async () => {
-  for (const child of children) child.kill();
-  await Promise.all(clients.map((c) => c.close().catch(() => {})));
-  await s?.stop();
-});
+afterAll(() => run.stop());
 
 describe("terminal client message commands", () => {
   let convId = "";
@@ -182,36 +145,7 @@ describe("terminal client message commands", () => {
   }, 120_000);
 
   it("chat mode prints events as one line, quotes and typing, and takes the slash commands", async () => {
-    const child = spawn(
-      process.execPath,
-      [
-        "--import",
-        "tsx",
-        "src/cli/main.ts",
-        "--gate",
-        s.gateUrl,
-        "--device",
-        "mobile",
-        "chat",
-        "mcalice",
-        alice.password,
-      ],
-      { cwd: ROOT },
-    );
-    children.push(child);
-    let out = "";
-    child.stdout.on("data", (d: Buffer) => {
-      out += d.toString("utf8");
-    });
-    child.stderr.on("data", (d: Buffer) => {
-      out += d.toString("utf8");
-    });
-    const sees = (text: string) =>
-      until(
-        `"${text}" in chat mode`,
-        () => out.includes(text),
-        () => out,
-      );
+    const { child, sees } = run.chatMode("mcalice", alice.password);
     await sees(`logged in as uid ${alice.uid}`);
 
     const ping = await bobChat.sendText(alice.uid, "ping from bob");

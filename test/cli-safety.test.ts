@@ -1,5 +1,3 @@
-import { type ChildProcessWithoutNullStreams, execFile, spawn } from "node:child_process";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AppError, ErrorCode } from "../src/errors.js";
 import {
@@ -9,11 +7,9 @@ import {
   type GroupJoinApplication,
 } from "../src/gen/shardchat/v1/client.js";
 import { type ChatClient, openChat } from "../src/sdk/index.js";
-import { ROOT } from "./helpers/processes.js";
-import { type Services, startServices } from "./helpers/services.js";
-
-const execFileAsync = promisify(execFile);
-const WAIT_MS = 15_000;
+import type { Services } from "./helpers/services.js";
+import { type CliUser, terminalClientRun } from "./helpers/terminal-client.js";
+import { until } from "./helpers/waits.js";
 
 /**
  * The terminal client's safety and conversation-management commands (issue 17) against every
@@ -21,34 +17,17 @@ const WAIT_MS = 15_000;
  * group mutes with a refused post, the announcement, join approval, dissolving, and deleting an
  * account; the other users watch through SDK sessions, and chat mode prints the new pushes.
  */
+const run = terminalClientRun();
+const { cli, refused, clients } = run;
 let s: Services;
-const clients: ChatClient[] = [];
-const children: ChildProcessWithoutNullStreams[] = [];
-type User = { uid: string; email: string; password: string };
-let alice: User;
-let bob: User;
-let carol: User;
+let alice: CliUser;
+let bob: CliUser;
+let carol: CliUser;
 let bobChat: ChatClient;
 let carolChat: ChatClient;
 const bobGot: ChatMessage[] = [];
 const carolEvents: GroupEventPush[] = [];
 let groupId = "";
-
-function cli(...args: string[]): Promise<{ stdout: string; stderr: string }> {
-  return execFileAsync(process.execPath, ["--import", "tsx", "src/cli/main.ts", "--gate", s.gateUrl, ...args], {
-    cwd: ROOT,
-  });
-}
-
-/** A command the node refuses: its stderr (the CLI exits with 1). */
-async function refused(...args: string[]): Promise<string> {
-  const outcome = await cli(...args).then(
-    (r) => ({ ...r, failed: false }),
-    (err: { stdout: string; stderr: string }) => ({ ...err, failed: true }),
-  );
-  expect(outcome.failed, outcome.stdout).toBe(true);
-  return outcome.stderr;
-}
 
 /** The error code an SDK call is refused with. */
 async function codeOf(work: Promise<unknown>): Promise<ErrorCode | "ok"> {
@@ -58,21 +37,9 @@ async function codeOf(work: Promise<unknown>): Promise<ErrorCode | "ok"> {
   );
 }
 
-async function until(what: string, cond: () => boolean, detail: () => string = () => ""): Promise<void> {
-  const deadline = Date.now() + WAIT_MS;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${detail() ? `\n${detail()}` : ""}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 beforeAll(async () => {
-  s = await startServices("safety-cli", 2);
-  [alice, bob, carol] = (await Promise.all(["scalice", "scbob", "sccarol"].map((n) => s.register(n)))) as [
-    User,
-    User,
-    User,
-  ];
+  [alice, bob, carol] = (await run.start("safety-cli", "scalice", "scbob", "sccarol")) as [CliUser, CliUser, CliUser];
+  s = run.services;
   // bob and carol watch over WebSocket (web devices): the CLI's desktop logins never take their place.
   bobChat = await openChat(await s.gate.login(bob.email, bob.password), "ws");
   carolChat = await openChat(await s.gate.login(carol.email, carol.password), "ws");
@@ -81,11 +48,7 @@ beforeAll(async () => {
   carolChat.on("groupEvent", (e) => carolEvents.push(e));
 }, 120_000);
 
-afterAll(async () => {
-  for (const child of children) child.kill();
-  await Promise.all(clients.map((c) => c.close().catch(() => {})));
-  await s?.stop();
-});
+afterAll(() => run.stop());
 
 describe("terminal client safety commands", () => {
   let convId = "";
@@ -136,7 +99,10 @@ describe("terminal client safety commands", () => {
     expect((await cli("hide", "scalice", alice.password, convId)).stdout).toContain("muted, hidden");
     expect((await cli("convs", "scalice", alice.password)).stdout).not.toContain(convId);
     const next = await bobChat.sendText(alice.uid, "wake up");
-    expect((await cli("convs", "scalice", alice.password)).stdout).toContain(`${convId}  [muted, hidden]`);
+    // Listed again, and no longer hidden.
+    const listed = (await cli("convs", "scalice", alice.password)).stdout;
+    expect(listed).toContain(`${convId}  [muted]`);
+    expect(listed).not.toContain("hidden");
 
     // Cleared for alice up to the newest: her history is empty, bob keeps his.
     expect((await cli("clear", "scalice", alice.password, convId)).stdout).toContain(
@@ -232,25 +198,7 @@ describe("terminal client safety commands", () => {
   }, 120_000);
 
   it("chat mode prints moderation events, join requests and settings changed elsewhere, and takes the commands", async () => {
-    const child = spawn(
-      process.execPath,
-      ["--import", "tsx", "src/cli/main.ts", "--gate", s.gateUrl, "--device", "mobile", "chat", "scbob", bob.password],
-      { cwd: ROOT },
-    );
-    children.push(child);
-    let out = "";
-    child.stdout.on("data", (d: Buffer) => {
-      out += d.toString("utf8");
-    });
-    child.stderr.on("data", (d: Buffer) => {
-      out += d.toString("utf8");
-    });
-    const sees = (text: string) =>
-      until(
-        `"${text}" in chat mode`,
-        () => out.includes(text),
-        () => out,
-      );
+    const { child, sees } = run.chatMode("scbob", bob.password);
     await sees(`logged in as uid ${bob.uid}`);
 
     // bob's own settings, changed from his desktop (a one-shot login).

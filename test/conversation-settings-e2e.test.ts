@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AppError, ErrorCode } from "../src/errors.js";
+import { ErrorCode } from "../src/errors.js";
 import { type ChatMessage, type ConversationSettingsPush, DeviceKind } from "../src/gen/shardchat/v1/client.js";
 import { convIdForPair } from "../src/ids/identifiers.js";
 import type { ChatClient, ChatClientOptions } from "../src/sdk/chat-client.js";
@@ -9,32 +9,15 @@ import { ShardedFileMetaStore } from "../src/storage/sharded/file-meta-store.js"
 import { ShardedGroupStore } from "../src/storage/sharded/group-store.js";
 import { ShardedMessageStore } from "../src/storage/sharded/message-store.js";
 import { type ChatCluster, type ClusterUser, startChatCluster } from "./helpers/chat-cluster.js";
+import { codeOf, until } from "./helpers/waits.js";
 
 // Conversation settings and clear history (issue 17) end to end: two chat nodes in this process
 // over three MariaDB shards and Redis. A user's devices are on one node (the ring's), its peer on
 // the other: what one device changes reaches the user's other devices, and nobody else.
 
-const WAIT_MS = 15_000;
 const plain = { pinned: false, muted: false, hidden: false };
 
 let cluster: ChatCluster;
-
-async function until(what: string, cond: () => boolean | Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + WAIT_MS;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-async function codeOf(promise: Promise<unknown>): Promise<ErrorCode | string> {
-  try {
-    await promise;
-    return "resolved";
-  } catch (err) {
-    return err instanceof AppError ? err.code : `not an AppError: ${String(err)}`;
-  }
-}
 
 interface Device {
   client: ChatClient;

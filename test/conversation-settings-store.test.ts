@@ -1,125 +1,23 @@
-import type { RowDataPacket } from "mysql2/promise";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AppError, ErrorCode } from "../src/errors.js";
+import { describe, expect, it } from "vitest";
+import { ErrorCode } from "../src/errors.js";
 import { MessageKind } from "../src/gen/shardchat/v1/client.js";
 import { convIdForPair, groupConvId, uidOf } from "../src/ids/identifiers.js";
-import { MysqlConversationStore } from "../src/storage/mysql/conversation-store.js";
-import { MysqlGroupStore } from "../src/storage/mysql/group-store.js";
-import { MysqlMessageStore } from "../src/storage/mysql/message-store.js";
-import { migrate } from "../src/storage/mysql/migrate.js";
-import { createPool } from "../src/storage/mysql/pool.js";
-import type {
-  ConversationStore,
-  ConversationSummaryRecord,
-  GroupStore,
-  MessageExtras,
-  MessageStore,
-  StoredMessage,
-  Uid,
-} from "../src/storage/ports.js";
-import { ShardedConversationStore } from "../src/storage/sharded/conversation-store.js";
-import { ShardedGroupStore } from "../src/storage/sharded/group-store.js";
-import { ShardedMessageStore } from "../src/storage/sharded/message-store.js";
-import { SqliteConversationStore } from "../src/storage/sqlite/conversation-store.js";
-import { SqliteGroupStore } from "../src/storage/sqlite/group-store.js";
-import { SqliteMessageStore } from "../src/storage/sqlite/message-store.js";
-import { dropTestDatabase, testConfig } from "./helpers/env.js";
+import type { ConversationSummaryRecord, MessageExtras, StoredMessage, Uid } from "../src/storage/ports.js";
+import { contractBackends, openedForSuite } from "./helpers/backends.js";
 import { textMessage } from "./helpers/messages.js";
-import { openTestShards } from "./helpers/shards.js";
-import { tempSqlite } from "./helpers/sqlite.js";
-import { stackInfraUp } from "./helpers/stack.js";
+import { codeOf } from "./helpers/waits.js";
 
 /** Per-user conversation settings and clear history (issue 17), the same contract on every backend. */
-interface Opened {
-  messages: MessageStore;
-  groups: GroupStore;
-  conversations: ConversationStore;
-  /** A query on the database holding the rows placed by `key` (SQL both dialects speak). */
-  rows(key: string, sql: string, params: unknown[]): Promise<Record<string, unknown>[]>;
-  close(): Promise<void>;
-}
-
-const backends: { name: string; open(): Promise<Opened> }[] = [
-  {
-    name: "sqlite",
-    async open() {
-      const sqlite = tempSqlite("sc-settings-");
-      return {
-        messages: new SqliteMessageStore(sqlite.db),
-        groups: new SqliteGroupStore(sqlite.db),
-        conversations: new SqliteConversationStore(sqlite.db),
-        async rows(_key, sql, params) {
-          return sqlite.db.prepare(sql).all(...params) as Record<string, unknown>[];
-        },
-        async close() {
-          sqlite.remove();
-        },
-      };
-    },
-  },
-  {
-    name: "mysql",
-    async open() {
-      const config = testConfig();
-      await migrate(config.MYSQL_URL);
-      const pool = createPool(config);
-      return {
-        messages: new MysqlMessageStore(pool, { batchMax: 8, batchConcurrency: 2 }),
-        groups: new MysqlGroupStore(pool),
-        conversations: new MysqlConversationStore(pool),
-        async rows(_key, sql, params) {
-          const [rows] = await pool.query<RowDataPacket[]>(sql, params);
-          return rows;
-        },
-        async close() {
-          await pool.end();
-          await dropTestDatabase(config);
-        },
-      };
-    },
-  },
-  {
-    name: "sharded mysql",
-    async open() {
-      const { shards, close } = await openTestShards((await stackInfraUp()).mysqlPorts);
-      return {
-        messages: new ShardedMessageStore(shards, { batchMax: 8 }),
-        groups: new ShardedGroupStore(shards),
-        conversations: new ShardedConversationStore(shards),
-        async rows(key, sql, params) {
-          const [rows] = await shards.pool(shards.instanceFor(key).id).query<RowDataPacket[]>(sql, params);
-          return rows;
-        },
-        close,
-      };
-    },
-  },
-];
-
-async function codeOf(promise: Promise<unknown>): Promise<ErrorCode | string> {
-  try {
-    await promise;
-    return "resolved";
-  } catch (err) {
-    return err instanceof AppError ? err.code : `not an AppError: ${String(err)}`;
-  }
-}
+const backends = contractBackends({ tag: "sc-settings-", groupCommit: { batchMax: 8, batchConcurrency: 2 } });
 
 const SENT_AT = 1_700_000_000_000;
 const everything = { afterSeq: 0, beforeSeq: 0, limit: 100 };
 const plain = { pinned: false, muted: false, hidden: false };
 
 describe.each(backends)("conversation settings on $name", (backend) => {
-  let s: Opened;
+  const s = openedForSuite(backend);
   let next = 7_400_000_000_000_000_000n;
   const id = () => uidOf(next++);
-
-  beforeAll(async () => {
-    s = await backend.open();
-  }, 300_000);
-  afterAll(async () => {
-    await s?.close();
-  });
 
   async function send(sender: Uid, recipient: Uid, text: string, extras?: MessageExtras): Promise<StoredMessage> {
     const ids = { msgId: id(), clientMsgId: `c-${id()}`, sentAtMs: SENT_AT };

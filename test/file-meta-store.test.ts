@@ -1,86 +1,13 @@
-import type { RowDataPacket } from "mysql2/promise";
 import { afterAll, describe, expect, it } from "vitest";
 import { MessageKind } from "../src/gen/shardchat/v1/client.js";
 import { convIdForPair, type Uid, uidOf } from "../src/ids/identifiers.js";
-import { MysqlFileMetaStore } from "../src/storage/mysql/file-meta-store.js";
-import { MysqlMessageStore } from "../src/storage/mysql/message-store.js";
-import { migrate } from "../src/storage/mysql/migrate.js";
-import { createPool } from "../src/storage/mysql/pool.js";
-import type { FileMeta, FileMetaStore, MessageStore } from "../src/storage/ports.js";
-import { ShardedFileMetaStore } from "../src/storage/sharded/file-meta-store.js";
-import { ShardedMessageStore } from "../src/storage/sharded/message-store.js";
-import { SqliteFileMetaStore } from "../src/storage/sqlite/file-meta-store.js";
-import { SqliteMessageStore } from "../src/storage/sqlite/message-store.js";
-import { dropTestDatabase, testConfig } from "./helpers/env.js";
-import { openTestShards } from "./helpers/shards.js";
-import { tempSqlite } from "./helpers/sqlite.js";
-import { stackInfraUp } from "./helpers/stack.js";
+import type { FileMeta } from "../src/storage/ports.js";
+import { contractBackends, type OpenedBackend } from "./helpers/backends.js";
 
 /** Files' metadata and conversation membership, the two things gate asks storage about files. */
-interface Opened {
-  files: FileMetaStore;
-  messages: MessageStore;
-  /** Which instance holds the files row (sharded only). */
-  holderOf?(fileId: string): Promise<string[]>;
-  expectedHolder?(fileId: string): string;
-  close(): Promise<void>;
-}
+const backends = contractBackends({ tag: "sc-files-" });
 
-const backends: { name: string; open(): Promise<Opened> }[] = [
-  {
-    name: "mysql",
-    async open() {
-      const config = testConfig();
-      await migrate(config.MYSQL_URL);
-      const pool = createPool(config);
-      return {
-        files: new MysqlFileMetaStore(pool),
-        messages: new MysqlMessageStore(pool),
-        async close() {
-          await pool.end();
-          await dropTestDatabase(config);
-        },
-      };
-    },
-  },
-  {
-    name: "sharded",
-    async open() {
-      const { shards, close } = await openTestShards((await stackInfraUp()).mysqlPorts);
-      return {
-        files: new ShardedFileMetaStore(shards),
-        messages: new ShardedMessageStore(shards),
-        async holderOf(fileId) {
-          const holders: string[] = [];
-          for (const instance of shards.map.instances) {
-            const [rows] = await shards
-              .pool(instance.id)
-              .query<RowDataPacket[]>("SELECT 1 FROM files WHERE file_id = ?", [fileId]);
-            if (rows.length > 0) holders.push(instance.id);
-          }
-          return holders;
-        },
-        expectedHolder: (fileId) => shards.instanceFor(`file:${fileId}`).id,
-        close,
-      };
-    },
-  },
-  {
-    name: "sqlite",
-    async open() {
-      const sqlite = tempSqlite("sc-files-");
-      return {
-        files: new SqliteFileMetaStore(sqlite.db),
-        messages: new SqliteMessageStore(sqlite.db),
-        async close() {
-          sqlite.remove();
-        },
-      };
-    },
-  },
-];
-
-const opened: Opened[] = [];
+const opened: OpenedBackend[] = [];
 afterAll(async () => {
   for (const o of opened) await o.close();
 });
@@ -89,7 +16,7 @@ let nextId = 700_000_000_000_000_000n;
 const newId = () => uidOf(nextId++);
 
 describe.each(backends)("$name file metadata and membership", (backend) => {
-  let s: Opened;
+  let s: OpenedBackend;
 
   // Opening the sharded backend may first start the stack's MariaDB instances.
   it("stores a file's metadata and finds it by id; unknown and malformed ids answer null", {
@@ -110,9 +37,11 @@ describe.each(backends)("$name file metadata and membership", (backend) => {
     expect(await s.files.byId(meta.id)).toEqual(meta);
     expect(await s.files.byId(newId())).toBeNull();
     expect(await s.files.byId("not-a-number")).toBeNull();
-    if (s.holderOf && s.expectedHolder) {
+    if (s.holders && s.ownerOf) {
       // Placed by file id: exactly one instance holds the row, the one its id's slot maps to.
-      expect(await s.holderOf(meta.id)).toEqual([s.expectedHolder(meta.id)]);
+      expect(await s.holders("SELECT 1 FROM files WHERE file_id = ?", [meta.id])).toEqual([
+        s.ownerOf(`file:${meta.id}`),
+      ]);
     }
   });
 

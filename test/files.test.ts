@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AppError, ErrorCode } from "../src/errors.js";
+import { ErrorCode } from "../src/errors.js";
 import { LocalDiskFileStore } from "../src/files/local-disk.js";
 import { FileLinks } from "../src/gate/file-links.js";
 import { UploadSweeper } from "../src/gate/upload-sweeper.js";
@@ -19,6 +19,7 @@ import { SqliteFileMetaStore } from "../src/storage/sqlite/file-meta-store.js";
 import { migrateSqlite } from "../src/storage/sqlite/migrate.js";
 import { ROOT } from "./helpers/processes.js";
 import { type Services, startServices } from "./helpers/services.js";
+import { codeOf } from "./helpers/waits.js";
 
 const execFileAsync = promisify(execFile);
 
@@ -40,15 +41,6 @@ let b: LoginAnswer;
 let c: LoginAnswer;
 let q: LoginAnswer;
 const auth = (l: LoginAnswer): Auth => ({ uid: l.uid, token: l.token });
-
-async function codeOf(promise: Promise<unknown>): Promise<ErrorCode | string> {
-  try {
-    await promise;
-    return "resolved";
-  } catch (err) {
-    return err instanceof AppError ? err.code : `not an AppError: ${String(err)}`;
-  }
-}
 
 /** The smallest valid PNG (1×1), followed by filler bytes so the size is what we ask. */
 function png(size: number): Uint8Array<ArrayBuffer> {

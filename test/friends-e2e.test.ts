@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningChatNode, startChatNode } from "../src/chat/server.js";
 import { createStorageAdapters, type StorageAdapters } from "../src/compose.js";
 import type { Config } from "../src/config/settings.js";
-import { AppError, ErrorCode } from "../src/errors.js";
+import { ErrorCode } from "../src/errors.js";
 import { DeviceKind } from "../src/gen/shardchat/v1/client.js";
 import { StatusServiceService } from "../src/gen/shardchat/v1/status.js";
 import { type GrpcClient, grpcClient, startGrpcServer } from "../src/grpc/api.js";
@@ -21,6 +21,7 @@ import { createStatusService } from "../src/status/service.js";
 import { evenShardMap, instanceOf } from "../src/storage/sharded/shard-map.js";
 import { configuredInstances } from "../src/storage/sharded/shards.js";
 import { dropTestDatabase, testConfig } from "./helpers/env.js";
+import { codeOf } from "./helpers/waits.js";
 
 /**
  * Friends, conversation lists, read receipts and multi-device sessions across two chat nodes
@@ -87,15 +88,6 @@ describe("friends, conversations and devices across chat nodes", () => {
 
   function next<E extends keyof ChatClientEvents>(client: ChatClient, event: E): Promise<ChatClientEvents[E]> {
     return once(client, event) as Promise<ChatClientEvents[E]>;
-  }
-
-  async function codeOf(promise: Promise<unknown>): Promise<number | string> {
-    try {
-      await promise;
-      return "resolved";
-    } catch (err) {
-      return err instanceof AppError ? err.code : String(err);
-    }
   }
 
   beforeAll(async () => {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MUTED_FOREVER_MS } from "../src/chat/handlers/group-moderation.js";
-import { AppError, ErrorCode } from "../src/errors.js";
+import { ErrorCode } from "../src/errors.js";
 import {
   type ChatMessage,
   GroupEventKind,
@@ -17,12 +17,12 @@ import { ShardedConversationStore } from "../src/storage/sharded/conversation-st
 import { ShardedGroupStore } from "../src/storage/sharded/group-store.js";
 import { ShardedMessageStore } from "../src/storage/sharded/message-store.js";
 import { type ChatCluster, type ClusterUser, startChatCluster } from "./helpers/chat-cluster.js";
+import { codeOf, until } from "./helpers/waits.js";
 
 // Group moderation (issue 17) end to end: two chat nodes in this process over three MariaDB
 // shards and Redis, members on both nodes: mutes, "only admins post", the announcement,
 // dissolving a group (history kept) and join approval, with who may do each.
 
-const WAIT_MS = 15_000;
 const MUTE_MAX_SECONDS = 3600;
 const ANNOUNCEMENT_MAX = 20;
 const JOIN_MESSAGE_MAX = 10;
@@ -30,23 +30,6 @@ const JOIN_TTL_SECONDS = 3600;
 
 let cluster: ChatCluster;
 let groups: ShardedGroupStore;
-
-async function until(what: string, cond: () => boolean | Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + WAIT_MS;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-async function codeOf(promise: Promise<unknown>): Promise<ErrorCode | string> {
-  try {
-    await promise;
-    return "resolved";
-  } catch (err) {
-    return err instanceof AppError ? err.code : `not an AppError: ${String(err)}`;
-  }
-}
 
 interface Seen {
   client: ChatClient;

@@ -1,116 +1,21 @@
-import type { RowDataPacket } from "mysql2/promise";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AppError, ErrorCode } from "../src/errors.js";
+import { describe, expect, it } from "vitest";
+import { ErrorCode } from "../src/errors.js";
 import { MessageKind } from "../src/gen/shardchat/v1/client.js";
 import { groupConvId, uidOf } from "../src/ids/identifiers.js";
-import { MysqlGroupStore } from "../src/storage/mysql/group-store.js";
-import { MysqlMessageStore } from "../src/storage/mysql/message-store.js";
-import { migrate } from "../src/storage/mysql/migrate.js";
-import { createPool } from "../src/storage/mysql/pool.js";
-import { GROUP_ROLE, type GroupStore, type MessageStore, type Uid } from "../src/storage/ports.js";
-import { ShardedGroupStore } from "../src/storage/sharded/group-store.js";
-import { ShardedMessageStore } from "../src/storage/sharded/message-store.js";
-import { SqliteGroupStore } from "../src/storage/sqlite/group-store.js";
-import { SqliteMessageStore } from "../src/storage/sqlite/message-store.js";
-import { dropTestDatabase, testConfig } from "./helpers/env.js";
-import { openTestShards } from "./helpers/shards.js";
-import { tempSqlite } from "./helpers/sqlite.js";
-import { stackInfraUp } from "./helpers/stack.js";
+import { GROUP_ROLE, type Uid } from "../src/storage/ports.js";
+import { contractBackends, openedForSuite } from "./helpers/backends.js";
+import { codeOf } from "./helpers/waits.js";
 
 /** Group moderation (issue 17) through the GroupStore API: the same contract on every backend. */
-interface Opened {
-  groups: GroupStore;
-  messages: MessageStore;
-  /** A query on the database holding the rows placed by `key` (SQL both dialects speak). */
-  rows(key: string, sql: string, params: unknown[]): Promise<Record<string, unknown>[]>;
-  /** Sharded only: whether uid's user_conversations lists convId (on uid's shard). */
-  indexed?(uid: Uid, convId: string): Promise<boolean>;
-  close(): Promise<void>;
-}
-
-const backends: { name: string; open(): Promise<Opened> }[] = [
-  {
-    name: "sqlite",
-    async open() {
-      const sqlite = tempSqlite("sc-moderation-");
-      return {
-        groups: new SqliteGroupStore(sqlite.db),
-        messages: new SqliteMessageStore(sqlite.db),
-        async rows(_key, sql, params) {
-          return sqlite.db.prepare(sql).all(...params) as Record<string, unknown>[];
-        },
-        async close() {
-          sqlite.remove();
-        },
-      };
-    },
-  },
-  {
-    name: "mysql",
-    async open() {
-      const config = testConfig();
-      await migrate(config.MYSQL_URL);
-      const pool = createPool(config);
-      return {
-        groups: new MysqlGroupStore(pool),
-        messages: new MysqlMessageStore(pool),
-        async rows(_key, sql, params) {
-          const [rows] = await pool.query<RowDataPacket[]>(sql, params);
-          return rows;
-        },
-        async close() {
-          await pool.end();
-          await dropTestDatabase(config);
-        },
-      };
-    },
-  },
-  {
-    name: "sharded mysql",
-    async open() {
-      const { shards, close } = await openTestShards((await stackInfraUp()).mysqlPorts);
-      return {
-        groups: new ShardedGroupStore(shards),
-        messages: new ShardedMessageStore(shards),
-        async rows(key, sql, params) {
-          const [rows] = await shards.pool(shards.instanceFor(key).id).query<RowDataPacket[]>(sql, params);
-          return rows;
-        },
-        async indexed(uid, convId) {
-          const [rows] = await shards
-            .pool(shards.instanceFor(uid).id)
-            .query<RowDataPacket[]>("SELECT 1 FROM user_conversations WHERE uid = ? AND conv_id = ?", [uid, convId]);
-          return rows.length > 0;
-        },
-        close,
-      };
-    },
-  },
-];
-
-async function codeOf(promise: Promise<unknown>): Promise<ErrorCode | string> {
-  try {
-    await promise;
-    return "resolved";
-  } catch (err) {
-    return err instanceof AppError ? err.code : `not an AppError: ${String(err)}`;
-  }
-}
+const backends = contractBackends({ tag: "sc-moderation-" });
 
 const SENT_AT = 1_700_000_000_000;
 const everything = { afterSeq: 0, beforeSeq: 0, limit: 100 };
 
 describe.each(backends)("group moderation on $name", (backend) => {
-  let s: Opened;
+  const s = openedForSuite(backend);
   let next = 7_500_000_000_000_000_000n;
   const id = () => uidOf(next++);
-
-  beforeAll(async () => {
-    s = await backend.open();
-  }, 300_000);
-  afterAll(async () => {
-    await s?.close();
-  });
 
   function post(groupId: string, sender: Uid, text: string, sentAtMs = SENT_AT) {
     return s.groups.append({
@@ -135,6 +40,12 @@ describe.each(backends)("group moderation on $name", (backend) => {
   async function count(groupId: string, sql: string, params: unknown[]): Promise<number> {
     const [row] = await s.rows(groupConvId(groupId), sql, params);
     return Number(row?.n);
+  }
+
+  /** Sharded only (the index of each user's conversations): whether uid's shard lists convId. */
+  async function indexed(uid: Uid, convId: string): Promise<boolean> {
+    const sql = "SELECT 1 FROM user_conversations WHERE uid = ? AND conv_id = ?";
+    return (await s.rows(uid, sql, [uid, convId])).length > 0;
   }
 
   it("a plain group has no moderation fields, on every read", async () => {
@@ -330,14 +241,14 @@ describe.each(backends)("group moderation on $name", (backend) => {
           expect(await historyRows(table)).toBe(0);
         }
         expect(await codeOf(s.messages.history(a, convId, everything))).toBe(ErrorCode.NOT_PARTICIPANT);
-        if (s.indexed) for (const uid of former) expect(await s.indexed(uid, convId)).toBe(false);
+        if (s.shards) for (const uid of former) expect(await indexed(uid, convId)).toBe(false);
       } else {
         // Former members still read it, with their own marks: b's reaction, a's hidden message.
         expect((await s.messages.history(b, convId, everything)).map((m) => m.text)).toEqual(["first", "second", ""]);
         const asA = await s.messages.history(a, convId, everything);
         expect(asA.find((m) => m.seq === 2)?.deletedForMe).toBe(true);
         expect(await historyRows("message_reactions")).toBe(1);
-        if (s.indexed) for (const uid of former) expect(await s.indexed(uid, convId)).toBe(true);
+        if (s.shards) for (const uid of former) expect(await indexed(uid, convId)).toBe(true);
       }
       // Dissolving again finds no member.
       expect(await s.groups.dissolve(groupId, removeHistory)).toEqual([]);

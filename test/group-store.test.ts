@@ -1,21 +1,12 @@
 import mysql from "mysql2/promise";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AppError, ErrorCode } from "../src/errors.js";
+import { describe, expect, it } from "vitest";
+import { ErrorCode } from "../src/errors.js";
 import { MessageKind } from "../src/gen/shardchat/v1/client.js";
 import { groupConvId, uidOf } from "../src/ids/identifiers.js";
-import { MysqlGroupStore } from "../src/storage/mysql/group-store.js";
-import { MysqlMessageStore } from "../src/storage/mysql/message-store.js";
-import { migrate } from "../src/storage/mysql/migrate.js";
-import { createPool } from "../src/storage/mysql/pool.js";
-import { GROUP_ROLE, type GroupStore, type MessageStore, type Uid } from "../src/storage/ports.js";
-import { ShardedGroupStore } from "../src/storage/sharded/group-store.js";
-import { ShardedMessageStore } from "../src/storage/sharded/message-store.js";
-import { SqliteGroupStore } from "../src/storage/sqlite/group-store.js";
-import { SqliteMessageStore } from "../src/storage/sqlite/message-store.js";
-import { dropTestDatabase, testConfig } from "./helpers/env.js";
-import { openTestShards } from "./helpers/shards.js";
-import { tempSqlite } from "./helpers/sqlite.js";
+import { GROUP_ROLE, type Uid } from "../src/storage/ports.js";
+import { contractBackends, openedForSuite } from "./helpers/backends.js";
 import { stackEnv, stackInfraUp } from "./helpers/stack.js";
+import { codeOf } from "./helpers/waits.js";
 
 /** The stack's MariaDB ports, started only if they do not answer (the shards alone are needed). */
 async function shardPorts(): Promise<number[]> {
@@ -31,98 +22,19 @@ async function shardPorts(): Promise<number[]> {
   return answers.every(Boolean) ? mysqlPorts : (await stackInfraUp()).mysqlPorts;
 }
 
-interface Opened {
-  groups: GroupStore;
-  messages: MessageStore;
-  /** Rows of the group conversation's member cursors whose delivered_seq is not `seq`. */
-  cursorsNotAt(convId: string, seq: number): Promise<number>;
-  close(): Promise<void>;
-}
-
-const backends: { name: string; open(): Promise<Opened> }[] = [
-  {
-    name: "mysql",
-    async open() {
-      const config = testConfig();
-      await migrate(config.MYSQL_URL);
-      const pool = createPool(config);
-      return {
-        groups: new MysqlGroupStore(pool),
-        messages: new MysqlMessageStore(pool),
-        async cursorsNotAt(convId, seq) {
-          const [rows] = await pool.query<import("mysql2/promise").RowDataPacket[]>(
-            "SELECT COUNT(*) AS n FROM conversation_members WHERE conv_id = ? AND delivered_seq <> ?",
-            [convId, seq],
-          );
-          return Number(rows[0]?.n);
-        },
-        async close() {
-          await pool.end();
-          await dropTestDatabase(config);
-        },
-      };
-    },
-  },
-  {
-    name: "sharded",
-    async open() {
-      const { shards, close } = await openTestShards(await shardPorts());
-      return {
-        groups: new ShardedGroupStore(shards),
-        messages: new ShardedMessageStore(shards),
-        async cursorsNotAt(convId, seq) {
-          const pool = shards.pool(shards.instanceFor(convId).id);
-          const [rows] = await pool.query<import("mysql2/promise").RowDataPacket[]>(
-            "SELECT COUNT(*) AS n FROM conversation_members WHERE conv_id = ? AND delivered_seq <> ?",
-            [convId, seq],
-          );
-          return Number(rows[0]?.n);
-        },
-        close,
-      };
-    },
-  },
-  {
-    name: "sqlite",
-    async open() {
-      const sqlite = tempSqlite("sc-groups-");
-      return {
-        groups: new SqliteGroupStore(sqlite.db),
-        messages: new SqliteMessageStore(sqlite.db),
-        async cursorsNotAt(convId, seq) {
-          const row = sqlite.db
-            .prepare("SELECT COUNT(*) AS n FROM conversation_members WHERE conv_id = ? AND delivered_seq <> ?")
-            .get(convId, seq) as { n: number };
-          return Number(row.n);
-        },
-        async close() {
-          sqlite.remove();
-        },
-      };
-    },
-  },
-];
-
-async function codeOf(promise: Promise<unknown>): Promise<ErrorCode | string> {
-  try {
-    await promise;
-    return "resolved";
-  } catch (err) {
-    return err instanceof AppError ? err.code : `not an AppError: ${String(err)}`;
-  }
-}
+const backends = contractBackends({ tag: "sc-groups-", shardPorts });
 
 describe.each(backends)("GroupStore on $name", (backend) => {
-  let store: Opened;
+  const store = openedForSuite(backend);
   let next = 7_100_000_000_000_000_000n;
   const id = () => uidOf(next++);
 
-  beforeAll(async () => {
-    store = await backend.open();
-  }, 300_000);
-  afterAll(async () => {
-    await store?.close();
-  });
+  /** Rows of the group conversation's member cursors whose delivered_seq is not `seq`. */
+  async function cursorsNotAt(convId: string, seq: number): Promise<number> {
+    const sql = "SELECT COUNT(*) AS n FROM conversation_members WHERE conv_id = ? AND delivered_seq <> ?";
+    const [row] = await store.rows(convId, sql, [convId, seq]);
+    return Number(row?.n);
+  }
 
   function text(groupId: string, sender: Uid, body: string, clientMsgId = `c-${id()}`) {
     return store.groups.append({
@@ -195,7 +107,7 @@ describe.each(backends)("GroupStore on $name", (backend) => {
     await store.groups.create({ groupId, name: "sync", owner, members, maxMembers: 100 });
     for (let i = 1; i <= 5; i++) await text(groupId, owner, `m${i}`);
     // Only the sender's own cursor moved: the 20 other members' rows were not written.
-    expect(await store.cursorsNotAt(convId, 0)).toBe(1);
+    expect(await cursorsNotAt(convId, 0)).toBe(1);
     const member = members[7] as Uid;
     const page = await store.messages.pending(member, 3);
     expect(page.messages.map((m) => m.text)).toEqual(["m1", "m2", "m3"]);
@@ -265,7 +177,7 @@ describe.each(backends)("GroupStore on $name", (backend) => {
     for (const member of [members[0], members[999], members[1998]] as Uid[]) {
       expect((await store.messages.pending(member, 10)).messages.map((m) => m.text)).toEqual(["hello all"]);
     }
-    expect(await store.cursorsNotAt(groupConvId(groupId), 0)).toBe(1);
+    expect(await cursorsNotAt(groupConvId(groupId), 0)).toBe(1);
   }, 120_000);
 
   it("invitations: one per (group, user), renewed, listed newest first, expire; accept joins once, decline drops", async () => {

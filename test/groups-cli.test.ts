@@ -1,46 +1,26 @@
-import { execFile } from "node:child_process";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ChatMessage } from "../src/gen/shardchat/v1/client.js";
-import { type ChatClient, type LoginAnswer, openChat } from "../src/sdk/index.js";
-import { ROOT } from "./helpers/processes.js";
-import { type Services, startServices } from "./helpers/services.js";
-
-const execFileAsync = promisify(execFile);
-const WAIT_MS = 15_000;
+import { type LoginAnswer, openChat } from "../src/sdk/index.js";
+import type { Services } from "./helpers/services.js";
+import { type CliUser, terminalClientRun } from "./helpers/terminal-client.js";
+import { until } from "./helpers/waits.js";
 
 /**
  * The terminal client's group commands against every service as its own process (two chat
  * nodes): create, invitations (list, accept, decline), post, list, members, admin, kick, and a
  * member's SDK session receiving the post.
  */
+const run = terminalClientRun();
+const { cli, clients } = run;
 let s: Services;
-const clients: ChatClient[] = [];
-const users: { uid: string; email: string; password: string }[] = [];
-
-function cli(...args: string[]): Promise<{ stdout: string; stderr: string }> {
-  return execFileAsync(process.execPath, ["--import", "tsx", "src/cli/main.ts", "--gate", s.gateUrl, ...args], {
-    cwd: ROOT,
-  });
-}
-
-async function until(what: string, cond: () => boolean): Promise<void> {
-  const deadline = Date.now() + WAIT_MS;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const users: CliUser[] = [];
 
 beforeAll(async () => {
-  s = await startServices("groups-cli", 2);
-  users.push(...(await Promise.all(["gcowner", "gcmember", "gcother"].map((n) => s.register(n)))));
+  users.push(...(await run.start("groups-cli", "gcowner", "gcmember", "gcother")));
+  s = run.services;
 }, 120_000);
 
-afterAll(async () => {
-  await Promise.all(clients.map((c) => c.close().catch(() => {})));
-  await s?.stop();
-});
+afterAll(() => run.stop());
 
 describe("terminal client group commands", () => {
   it("creates a group, invitees accept or decline, posts, lists it and its members, makes an admin and kicks", async () => {

@@ -2,7 +2,7 @@ import type { RowDataPacket } from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningChatNode } from "../src/chat/server.js";
 import type { Config } from "../src/config/settings.js";
-import { AppError, ErrorCode } from "../src/errors.js";
+import { ErrorCode } from "../src/errors.js";
 import { type ChatMessage, Envelope, GroupEventKind, GroupRole, MessageKind } from "../src/gen/shardchat/v1/client.js";
 import { convIdForPair } from "../src/ids/identifiers.js";
 import { Snowflake } from "../src/ids/snowflake.js";
@@ -12,11 +12,11 @@ import { ShardedGroupStore } from "../src/storage/sharded/group-store.js";
 import { ShardedMessageStore } from "../src/storage/sharded/message-store.js";
 import type { Shards } from "../src/storage/sharded/shards.js";
 import { type ChatCluster, type ClusterUser, startChatCluster } from "./helpers/chat-cluster.js";
+import { codeOf, until } from "./helpers/waits.js";
 
 // Three chat nodes in this process on the sharded MySQL stack (3 instances) and Redis: users
 // land on different nodes, groups' conversations on different shards.
 
-const WAIT_MS = 15_000;
 /** Short, so the re-push after a timeout happens within the test. */
 const PUSH_ACK_TIMEOUT_MS = 400;
 
@@ -26,24 +26,6 @@ let shards: Shards;
 const nodes = new Map<string, RunningChatNode>();
 /** Ids for accounts that never log in (written straight into the users table). */
 const uidGen = new Snowflake({ workerId: 9 });
-
-/** Waits for cond (failing after WAIT_MS; nothing here measures speed). */
-async function until(what: string, cond: () => boolean | Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + WAIT_MS;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-async function codeOf(promise: Promise<unknown>): Promise<ErrorCode | string> {
-  try {
-    await promise;
-    return "resolved";
-  } catch (err) {
-    return err instanceof AppError ? err.code : `not an AppError: ${String(err)}`;
-  }
-}
 
 /** What a client got: messages (as emitted), repeats, group events. */
 interface Seen {

@@ -1,7 +1,7 @@
 import type { RowDataPacket } from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Config } from "../src/config/settings.js";
-import { AppError, ErrorCode } from "../src/errors.js";
+import { ErrorCode } from "../src/errors.js";
 import {
   type ChatMessage,
   type DeletedForMePush,
@@ -20,12 +20,12 @@ import { ShardedGroupStore } from "../src/storage/sharded/group-store.js";
 import { ShardedMessageStore } from "../src/storage/sharded/message-store.js";
 import type { Shards } from "../src/storage/sharded/shards.js";
 import { type ChatCluster, type ClusterUser, startChatCluster } from "./helpers/chat-cluster.js";
+import { codeOf, until } from "./helpers/waits.js";
 
 // The message model (issue 16) end to end: two chat nodes in this process over three MariaDB
 // shards and Redis; users on both nodes, conversations on different shards, and a device that
 // was offline catching up on every kind of event by sync.
 
-const WAIT_MS = 15_000;
 const RECALL_WINDOW_SECONDS = 2;
 
 let cluster: ChatCluster;
@@ -34,23 +34,6 @@ let shards: Shards;
 let files: ShardedFileMetaStore;
 /** Users not yet in any test (a fresh pair per test keeps them apart). */
 let users: ClusterUser[] = [];
-
-async function until(what: string, cond: () => boolean | Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + WAIT_MS;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-async function codeOf(promise: Promise<unknown>): Promise<ErrorCode | string> {
-  try {
-    await promise;
-    return "resolved";
-  } catch (err) {
-    return err instanceof AppError ? err.code : `not an AppError: ${String(err)}`;
-  }
-}
 
 interface Seen {
   client: ChatClient;

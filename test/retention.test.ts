@@ -1,5 +1,4 @@
-import type { RowDataPacket } from "mysql2/promise";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ErrorCode } from "../src/errors.js";
 import {
   type ChatMessage,
@@ -13,125 +12,18 @@ import { createLogger } from "../src/log/logger.js";
 import { createMetrics } from "../src/metrics/metrics.js";
 import { MemoryJobLocks } from "../src/routing/memory/job-locks.js";
 import { ChatClient } from "../src/sdk/chat-client.js";
-import { MysqlConversationStore } from "../src/storage/mysql/conversation-store.js";
-import { MysqlGroupStore } from "../src/storage/mysql/group-store.js";
-import { MysqlMessageStore } from "../src/storage/mysql/message-store.js";
-import { migrate } from "../src/storage/mysql/migrate.js";
-import { createPool } from "../src/storage/mysql/pool.js";
-import { MysqlRetentionStore, MysqlSentMessageEraser, onePoolRetention } from "../src/storage/mysql/retention-store.js";
-import type {
-  ConversationStore,
-  GroupStore,
-  MessageStore,
-  RetentionStore,
-  SentMessageEraser,
-  StoredMessage,
-  Uid,
-} from "../src/storage/ports.js";
+import type { RetentionStore, StoredMessage, Uid } from "../src/storage/ports.js";
 import { RetentionPurger, type RetentionSettings } from "../src/storage/retention/purger.js";
-import { ShardedConversationStore } from "../src/storage/sharded/conversation-store.js";
-import { ShardedGroupStore } from "../src/storage/sharded/group-store.js";
-import { ShardedMessageStore } from "../src/storage/sharded/message-store.js";
-import { ShardedRetentionStore, ShardedSentMessageEraser } from "../src/storage/sharded/retention-store.js";
 import { slotOf } from "../src/storage/sharded/shard-map.js";
-import { SqliteConversationStore } from "../src/storage/sqlite/conversation-store.js";
 import { openSqlite, sqliteFileIn } from "../src/storage/sqlite/database.js";
-import { SqliteGroupStore } from "../src/storage/sqlite/group-store.js";
 import { SqliteMessageStore } from "../src/storage/sqlite/message-store.js";
-import { SqliteRetentionStore, SqliteSentMessageEraser } from "../src/storage/sqlite/retention-store.js";
-import { dropTestDatabase, testConfig } from "./helpers/env.js";
+import { SqliteRetentionStore } from "../src/storage/sqlite/retention-store.js";
+import { contractBackends, type OpenedBackend, openedForSuite } from "./helpers/backends.js";
 import { startMemoryNode } from "./helpers/memory-node.js";
 import { textMessage } from "./helpers/messages.js";
-import { openTestShards } from "./helpers/shards.js";
-import { tempSqlite } from "./helpers/sqlite.js";
-import { stackInfraUp } from "./helpers/stack.js";
 
 /** Retention (issue 17) through the store API and the purge job, the same contract on every backend. */
-interface Opened {
-  messages: MessageStore;
-  groups: GroupStore;
-  conversations: ConversationStore;
-  retention: RetentionStore;
-  eraser: SentMessageEraser;
-  /** A query on the database holding the rows placed by `key` (SQL both dialects speak). */
-  rows(key: string, sql: string, params: unknown[]): Promise<Record<string, unknown>[]>;
-  /** Sharded only: fences key's slot on its instance as a rebalance does; answers the unfence. */
-  fence?(key: string): Promise<() => Promise<void>>;
-  close(): Promise<void>;
-}
-
-const backends: { name: string; open(): Promise<Opened> }[] = [
-  {
-    name: "sqlite",
-    async open() {
-      const sqlite = tempSqlite("sc-retention-");
-      return {
-        messages: new SqliteMessageStore(sqlite.db),
-        groups: new SqliteGroupStore(sqlite.db),
-        conversations: new SqliteConversationStore(sqlite.db),
-        retention: new SqliteRetentionStore(sqlite.db),
-        eraser: new SqliteSentMessageEraser(sqlite.db),
-        async rows(_key, sql, params) {
-          return sqlite.db.prepare(sql).all(...params) as Record<string, unknown>[];
-        },
-        async close() {
-          sqlite.remove();
-        },
-      };
-    },
-  },
-  {
-    name: "mysql",
-    async open() {
-      const config = testConfig();
-      await migrate(config.MYSQL_URL);
-      const pool = createPool(config);
-      return {
-        messages: new MysqlMessageStore(pool, { batchMax: 8, batchConcurrency: 2 }),
-        groups: new MysqlGroupStore(pool),
-        conversations: new MysqlConversationStore(pool),
-        retention: new MysqlRetentionStore(onePoolRetention(pool, 5)),
-        eraser: new MysqlSentMessageEraser(onePoolRetention(pool, 5)),
-        async rows(_key, sql, params) {
-          const [rows] = await pool.query<RowDataPacket[]>(sql, params);
-          return rows;
-        },
-        async close() {
-          await pool.end();
-          await dropTestDatabase(config);
-        },
-      };
-    },
-  },
-  {
-    name: "sharded mysql",
-    async open() {
-      const { shards, close } = await openTestShards((await stackInfraUp()).mysqlPorts);
-      const on = (key: string) => shards.pool(shards.instanceFor(key).id);
-      return {
-        messages: new ShardedMessageStore(shards, { batchMax: 8 }),
-        groups: new ShardedGroupStore(shards),
-        conversations: new ShardedConversationStore(shards),
-        retention: new ShardedRetentionStore(shards, 5),
-        eraser: new ShardedSentMessageEraser(shards, 5),
-        async rows(key, sql, params) {
-          const [rows] = await on(key).query<RowDataPacket[]>(sql, params);
-          return rows;
-        },
-        async fence(key) {
-          const pool = on(key);
-          await pool.query("INSERT INTO slot_fence (slot, state, job_id, created_at) VALUES (?, 'moving', 'test', 0)", [
-            slotOf(key, shards.map.slots),
-          ]);
-          return async () => {
-            await pool.query("DELETE FROM slot_fence WHERE job_id = 'test'");
-          };
-        },
-        close,
-      };
-    },
-  },
-];
+const backends = contractBackends({ tag: "sc-retention-", groupCommit: { batchMax: 8, batchConcurrency: 2 } });
 
 const NOW = Date.now();
 const HOUR = 3_600;
@@ -141,16 +33,23 @@ const everything = { afterSeq: 0, beforeSeq: 0, limit: 100 };
 const log = createLogger("retention-test", process.env.LOG_LEVEL ?? "warn");
 
 describe.each(backends)("retention on $name", (backend) => {
-  let s: Opened;
+  const s = openedForSuite(backend);
   let next = 7_310_000_000_000_000_000n;
   const id = () => uidOf(next++);
 
-  beforeAll(async () => {
-    s = await backend.open();
-  }, 300_000);
-  afterAll(async () => {
-    await s?.close();
-  });
+  /** Fences key's slot on its instance as a rebalance does (sharded only); answers the unfence. */
+  async function fence(key: string): Promise<() => Promise<void>> {
+    const shards = s.shards as NonNullable<OpenedBackend["shards"]>;
+    const fenced = [slotOf(key, shards.map.slots)];
+    await s.exec(
+      key,
+      "INSERT INTO slot_fence (slot, state, job_id, created_at) VALUES (?, 'moving', 'test', 0)",
+      fenced,
+    );
+    return async () => {
+      await s.exec(key, "DELETE FROM slot_fence WHERE job_id = 'test'", []);
+    };
+  }
 
   function pair(): { a: Uid; b: Uid; convId: string } {
     const [a, b] = [id(), id()];
@@ -383,7 +282,7 @@ describe.each(backends)("retention on $name", (backend) => {
     async () => {
       const { a, b, convId } = pair();
       for (let i = 0; i < 3; i++) await send(a, b, OLD + i);
-      const unfence = await (s.fence as NonNullable<Opened["fence"]>)(convId);
+      const unfence = await fence(convId);
       try {
         const reports = await purger().runOnce();
         expect(reports.reduce((n, r) => n + r.skipped, 0)).toBeGreaterThanOrEqual(1);

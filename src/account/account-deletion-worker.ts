@@ -1,5 +1,6 @@
 import type { Config } from "../config/settings.js";
 import type { Logger } from "../log/logger.js";
+import { type InstanceLease, type InstanceReport, LeasedInstanceJob } from "../routing/leased-instance-job.js";
 import type { JobLocks } from "../routing/ports.js";
 import type { AccountDeletionStore, Uid } from "../storage/ports.js";
 import type { DeletedAccountCleanup } from "./clean-up-deleted-account.js";
@@ -25,11 +26,8 @@ export interface AccountDeletionWorkerOptions {
   forget?: (uid: Uid) => void;
 }
 
-/** What one pass over one instance did. */
-export interface DeletionPassReport {
-  instance: string;
-  /** Whether this worker held the instance's lease (false: another process has it now). */
-  ran: boolean;
+/** What one pass over one instance did (`ran`: whether this worker held the instance's lease). */
+export interface DeletionPassReport extends InstanceReport {
   /** Requests carried out (and their rows deleted), and requests that failed (kept for the next pass). */
   done: number;
   failed: number;
@@ -48,92 +46,61 @@ const PAGE = 100;
  */
 export class AccountDeletionWorker {
   readonly #options: AccountDeletionWorkerOptions;
-  #timer: NodeJS.Timeout | undefined;
-  #running: Promise<unknown> | undefined;
-  #stopped = false;
+  readonly #job: LeasedInstanceJob<DeletionPassReport>;
 
   constructor(options: AccountDeletionWorkerOptions) {
     this.#options = options;
+    this.#job = new LeasedInstanceJob({
+      name: "account deletion",
+      lockPrefix: "account-deletion",
+      intervalMs: options.settings.ACCOUNT_DELETION_POLL_MS,
+      instances: () => options.store.instances(),
+      locks: options.locks,
+      log: options.log,
+      report: (instance) => ({ instance, ran: false, done: 0, failed: 0 }),
+      work: (instance, report, lease) => this.#carryOut(instance, report, lease),
+      finish: (report) => {
+        if (report.done > 0 || report.failed > 0) options.log.info(report, "account deletion pass");
+      },
+    });
   }
 
   /** Passes every ACCOUNT_DELETION_POLL_MS from now on (the first after one interval). */
   start(): void {
-    this.#stopped = false;
-    this.#schedule();
+    this.#job.start();
   }
 
   /** No pass starts after this; resolves once the one under way (if any) ends its current request. */
-  async stop(): Promise<void> {
-    this.#stopped = true;
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    await this.#running?.catch(() => undefined);
+  stop(): Promise<void> {
+    return this.#job.stop();
   }
 
   /** One pass over every instance, one after another. */
-  async runOnce(): Promise<DeletionPassReport[]> {
-    const pass = (async () => {
-      const reports: DeletionPassReport[] = [];
-      for (const instance of this.#options.store.instances()) {
-        if (this.#stopped) break;
-        reports.push(await this.#passOver(instance));
-      }
-      return reports;
-    })();
-    this.#running = pass;
-    try {
-      return await pass;
-    } finally {
-      if (this.#running === pass) this.#running = undefined;
-    }
+  runOnce(): Promise<DeletionPassReport[]> {
+    return this.#job.runOnce();
   }
 
-  #schedule(): void {
-    if (this.#stopped) return;
-    this.#timer = setTimeout(() => {
-      this.runOnce()
-        .catch((err: unknown) => this.#options.log.warn({ err }, "account deletion pass failed"))
-        .finally(() => this.#schedule());
-    }, this.#options.settings.ACCOUNT_DELETION_POLL_MS);
-    this.#timer.unref();
-  }
-
-  async #passOver(instance: string): Promise<DeletionPassReport> {
-    const { store, cleanup, locks, log, forget } = this.#options;
-    const report: DeletionPassReport = { instance, ran: false, done: 0, failed: 0 };
-    const leaseMs = this.#options.settings.ACCOUNT_DELETION_POLL_MS;
-    const key = `account-deletion:${instance}`;
-    try {
-      // Held for one interval and not given back, as the purge's: it also spaces the passes
-      // over this instance across every process that runs a worker.
-      const token = locks ? await locks.acquire(key, leaseMs) : "";
-      if (token === null) return report;
-      report.ran = true;
-      let after: Uid | null = "0";
-      while (after !== null && !this.#stopped) {
-        const page: Awaited<ReturnType<AccountDeletionStore["pending"]>> = await store.pending(instance, after, PAGE);
-        for (const deletion of page.deletions) {
-          if (this.#stopped) break;
-          try {
-            forget?.(deletion.uid);
-            await cleanup.cleanUp(deletion.uid, { eraseMessages: deletion.eraseMessages });
-            await store.done(deletion.uid, deletion.requestedAt);
-            // Again: a send may have read the uid while gate was still deleting its profile.
-            forget?.(deletion.uid);
-            report.done++;
-          } catch (err) {
-            report.failed++;
-            log.warn({ err, uid: deletion.uid }, "account deletion failed; tried again next pass");
-          }
-          // A long pass keeps its lease, so no other process starts the same requests meanwhile.
-          if (token) await locks?.renew(key, token, leaseMs);
+  async #carryOut(instance: string, report: DeletionPassReport, lease: InstanceLease): Promise<void> {
+    const { store, cleanup, log, forget } = this.#options;
+    let after: Uid | null = "0";
+    while (after !== null && !lease.stopping) {
+      const page: Awaited<ReturnType<AccountDeletionStore["pending"]>> = await store.pending(instance, after, PAGE);
+      for (const deletion of page.deletions) {
+        if (lease.stopping) break;
+        try {
+          forget?.(deletion.uid);
+          await cleanup.cleanUp(deletion.uid, { eraseMessages: deletion.eraseMessages });
+          await store.done(deletion.uid, deletion.requestedAt);
+          // Again: a send may have read the uid while gate was still deleting its profile.
+          forget?.(deletion.uid);
+          report.done++;
+        } catch (err) {
+          report.failed++;
+          log.warn({ err, uid: deletion.uid }, "account deletion failed; tried again next pass");
         }
-        after = page.next;
+        await lease.renew();
       }
-    } catch (err) {
-      log.warn({ err, instance }, "account deletion pass over an instance failed; the next pass goes on");
+      after = page.next;
     }
-    if (report.done > 0 || report.failed > 0) log.info(report, "account deletion pass");
-    return report;
   }
 }

@@ -1,11 +1,10 @@
-import { chatNodeAdapters, createAccountDeletionWorker, createAdapters, requireSharedRouting } from "../compose.js";
+import { chatNodeAdapters, createAdapters, requireSharedRouting, startChatStorageJobs } from "../compose.js";
 import { StatusServiceService } from "../gen/shardchat/v1/status.js";
 import { grpcClient } from "../grpc/api.js";
 import { internalTlsOf } from "../grpc/tls.js";
 import { leaseSnowflake } from "../ids/lease-snowflake.js";
 import { createMetrics } from "../metrics/metrics.js";
 import { runService } from "../shutdown.js";
-import { RetentionPurger } from "../storage/retention/purger.js";
 import { startChatNode } from "./server.js";
 
 await runService({
@@ -39,24 +38,8 @@ await runService({
       await node.drain();
       await node.close();
     });
-    // The retention purge runs in chat nodes, the processes that have the storage (status has
-    // none, gate serves requests): each runs a purger, and a lease per database instance in
-    // Redis lets one of them purge that instance each interval (README, "Retention").
-    const purger = new RetentionPurger({
-      store: adapters.retention,
-      settings: config,
-      log: log.child({ job: "retention" }),
-      metrics,
-      locks: adapters.locks,
-    });
-    purger.start();
-    onStop(() => purger.stop());
-    // Account deletions (issue 17): gate records them (its database user may not touch the
-    // chat tables) and the chat nodes carry them out, under a lease per instance as above.
-    const deletions = createAccountDeletionWorker(adapters, config, log.child({ job: "account-deletion" }), (uid) =>
-      node.forgetUser(uid),
-    );
-    deletions.start();
-    onStop(() => deletions.stop());
+    // The retention purge and account deletions run in chat nodes, the processes that have the
+    // storage (status has none, gate serves requests).
+    onStop(startChatStorageJobs(adapters, config, log, metrics, (uid) => node.forgetUser(uid)));
   },
 });

@@ -312,15 +312,8 @@ export class MysqlGroupStore implements GroupStore {
   }
 
   /** Whether uid holds an open invitation into groupId created at or after sinceMs. */
-  async hasInvitation(groupId: string, uid: Uid, sinceMs: number): Promise<boolean> {
-    if (!isDecimalId(groupId) || !isDecimalId(uid)) return false;
-    return storageCall(async () => {
-      const [rows] = await this.pool.query<RowDataPacket[]>(
-        "SELECT 1 FROM group_invitations WHERE group_id = ? AND uid = ? AND created_at >= ?",
-        [groupId, uid, sinceMs],
-      );
-      return rows.length > 0;
-    });
+  hasInvitation(groupId: string, uid: Uid, sinceMs: number): Promise<boolean> {
+    return this.hasOpen("group_invitations", groupId, uid, sinceMs);
   }
 
   async answerInvitation(
@@ -338,13 +331,9 @@ export class MysqlGroupStore implements GroupStore {
             [groupId],
           );
           if (group[0]) requireOpen(group[0]);
-          const [open] = await conn.query<RowDataPacket[]>(
-            "SELECT created_at FROM group_invitations WHERE group_id = ? AND uid = ? FOR UPDATE",
-            [groupId, uid],
-          );
-          if (!open[0]) return null;
-          await conn.query("DELETE FROM group_invitations WHERE group_id = ? AND uid = ?", [groupId, uid]);
-          if (!group[0] || Number(open[0].created_at) < answer.sinceMs) return null;
+          const invitedAt = await takeOpen(conn, "group_invitations", groupId, uid);
+          if (invitedAt === null) return null;
+          if (!group[0] || invitedAt < answer.sinceMs) return null;
           if (answer.accept) await addIn(conn, groupId, [storedId(BigInt(uid))], answer.maxMembers);
           const [rows] = await conn.query<RowDataPacket[]>(
             `SELECT ${GROUP_COLUMNS} FROM chat_groups WHERE group_id = ?`,
@@ -497,15 +486,8 @@ export class MysqlGroupStore implements GroupStore {
   }
 
   /** Whether uid has an open join request into groupId created at or after sinceMs. */
-  async hasJoinRequest(groupId: string, uid: Uid, sinceMs: number): Promise<boolean> {
-    if (!isDecimalId(groupId) || !isDecimalId(uid)) return false;
-    return storageCall(async () => {
-      const [rows] = await this.pool.query<RowDataPacket[]>(
-        "SELECT 1 FROM group_join_requests WHERE group_id = ? AND uid = ? AND created_at >= ?",
-        [groupId, uid, sinceMs],
-      );
-      return rows.length > 0;
-    });
+  hasJoinRequest(groupId: string, uid: Uid, sinceMs: number): Promise<boolean> {
+    return this.hasOpen("group_join_requests", groupId, uid, sinceMs);
   }
 
   /** As answerInvitation: the group row first, the request deleted, the member added (addIn) in the same transaction. */
@@ -529,13 +511,8 @@ export class MysqlGroupStore implements GroupStore {
             groupId,
             answer.sinceMs,
           ]);
-          const [open] = await conn.query<RowDataPacket[]>(
-            "SELECT created_at FROM group_join_requests WHERE group_id = ? AND uid = ? FOR UPDATE",
-            [groupId, uid],
-          );
-          if (!open[0]) return false;
-          await conn.query("DELETE FROM group_join_requests WHERE group_id = ? AND uid = ?", [groupId, uid]);
-          if (Number(open[0].created_at) < answer.sinceMs) return false;
+          const requestedAt = await takeOpen(conn, "group_join_requests", groupId, uid);
+          if (requestedAt === null || requestedAt < answer.sinceMs) return false;
           if (answer.accept) await addIn(conn, groupId, [storedId(BigInt(uid))], answer.maxMembers);
           return true;
         }),
@@ -551,6 +528,17 @@ export class MysqlGroupStore implements GroupStore {
         [groupId, GROUP_ROLE.admin],
       );
       return rows.map((r) => storedId(r.uid));
+    });
+  }
+
+  private async hasOpen(table: OpenRowTable, groupId: string, uid: Uid, sinceMs: number): Promise<boolean> {
+    if (!isDecimalId(groupId) || !isDecimalId(uid)) return false;
+    return storageCall(async () => {
+      const [rows] = await this.pool.query<RowDataPacket[]>(
+        `SELECT 1 FROM ${table} WHERE group_id = ? AND uid = ? AND created_at >= ?`,
+        [groupId, uid, sinceMs],
+      );
+      return rows.length > 0;
     });
   }
 
@@ -715,6 +703,20 @@ async function addIn(conn: Connection, groupId: string, wanted: Uid[], maxMember
     [groupId, added, groupId, added],
   );
   return added;
+}
+
+/** The tables of what waits for an answer: an invitation into a group, a request to join one. */
+type OpenRowTable = "group_invitations" | "group_join_requests";
+
+/** Locks and deletes uid's open row in `table`, answered or not: its created_at, or null when there is none. */
+async function takeOpen(conn: Connection, table: OpenRowTable, groupId: string, uid: Uid): Promise<number | null> {
+  const [open] = await conn.query<RowDataPacket[]>(
+    `SELECT created_at FROM ${table} WHERE group_id = ? AND uid = ? FOR UPDATE`,
+    [groupId, uid],
+  );
+  if (!open[0]) return null;
+  await conn.query(`DELETE FROM ${table} WHERE group_id = ? AND uid = ?`, [groupId, uid]);
+  return Number(open[0].created_at);
 }
 
 /** The uids of `wanted` (canonical) that are not members of the group. */

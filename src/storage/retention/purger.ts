@@ -2,6 +2,7 @@ import type { Config } from "../../config/settings.js";
 import { AppError, ErrorCode } from "../../errors.js";
 import type { Logger } from "../../log/logger.js";
 import type { Metrics } from "../../metrics/metrics.js";
+import { type InstanceLease, type InstanceReport, LeasedInstanceJob } from "../../routing/leased-instance-job.js";
 import type { JobLocks } from "../../routing/ports.js";
 import type { RetentionStore } from "../ports.js";
 
@@ -25,11 +26,8 @@ export interface RetentionPurgerOptions {
   now?: () => number;
 }
 
-/** What one pass over one instance did. */
-export interface PassReport {
-  instance: string;
-  /** Whether this purger held the instance's lease (false: another process purges it now). */
-  ran: boolean;
+/** What one pass over one instance did (`ran`: whether this purger held the instance's lease). */
+export interface PassReport extends InstanceReport {
   /** Conversations that lost messages, and how many messages went. */
   conversations: number;
   rows: number;
@@ -53,109 +51,75 @@ export class RetentionPurger {
   readonly #settings: RetentionSettings;
   readonly #log: Logger;
   readonly #metrics: RetentionPurgerOptions["metrics"];
-  readonly #locks: JobLocks | undefined;
   readonly #now: () => number;
-  #timer: NodeJS.Timeout | undefined;
-  #running: Promise<unknown> | undefined;
-  #stopped = false;
+  readonly #job: LeasedInstanceJob<PassReport>;
 
   constructor(options: RetentionPurgerOptions) {
     this.#store = options.store;
     this.#settings = options.settings;
     this.#log = options.log;
     this.#metrics = options.metrics;
-    this.#locks = options.locks;
     this.#now = options.now ?? Date.now;
+    this.#job = new LeasedInstanceJob({
+      name: "retention",
+      lockPrefix: "retention",
+      intervalMs: options.settings.RETENTION_PURGE_INTERVAL_MS,
+      instances: () => options.store.instances(),
+      locks: options.locks,
+      log: options.log,
+      report: (instance) => ({ instance, ran: false, conversations: 0, rows: 0, skipped: 0, seconds: 0 }),
+      work: (instance, report, lease) => this.#purgeInstance(instance, report, lease),
+      finish: (report, seconds) => this.#finish(report, seconds),
+    });
   }
 
   /** Passes every RETENTION_PURGE_INTERVAL_MS from now on (the first after one interval). */
   start(): void {
-    this.#stopped = false;
-    this.#schedule();
+    this.#job.start();
   }
 
   /** No pass starts after this; resolves once the one under way (if any) ends its current batch. */
-  async stop(): Promise<void> {
-    this.#stopped = true;
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    await this.#running?.catch(() => undefined);
+  stop(): Promise<void> {
+    return this.#job.stop();
   }
 
   /** One pass over every instance, one instance after another. */
-  async runOnce(): Promise<PassReport[]> {
-    const pass = (async () => {
-      const reports: PassReport[] = [];
-      for (const instance of this.#store.instances()) {
-        if (this.#stopped) break;
-        reports.push(await this.#passOver(instance));
-      }
-      return reports;
-    })();
-    this.#running = pass;
-    try {
-      return await pass;
-    } finally {
-      if (this.#running === pass) this.#running = undefined;
-    }
+  runOnce(): Promise<PassReport[]> {
+    return this.#job.runOnce();
   }
 
-  #schedule(): void {
-    if (this.#stopped) return;
-    this.#timer = setTimeout(() => {
-      this.runOnce()
-        .catch((err: unknown) => this.#log.warn({ err }, "retention pass failed"))
-        .finally(() => this.#schedule());
-    }, this.#settings.RETENTION_PURGE_INTERVAL_MS);
-    this.#timer.unref();
-  }
-
-  async #passOver(instance: string): Promise<PassReport> {
-    const started = process.hrtime.bigint();
-    const report: PassReport = { instance, ran: false, conversations: 0, rows: 0, skipped: 0, seconds: 0 };
-    const leaseMs = this.#settings.RETENTION_PURGE_INTERVAL_MS;
-    const key = `retention:${instance}`;
-    try {
-      // The lease is not given back at the end: held for one interval, it also spaces the
-      // passes over this instance across every process that runs a purger.
-      const token = this.#locks ? await this.#locks.acquire(key, leaseMs) : "";
-      if (token === null) return report;
-      report.ran = true;
-      const defaultTtl = this.#settings.MESSAGE_TTL_SECONDS;
-      let after: string | null = "";
-      while (after !== null && !this.#stopped) {
-        const page: Awaited<ReturnType<RetentionStore["expiredConversations"]>> =
-          await this.#store.expiredConversations(
-            instance,
-            after,
-            this.#settings.RETENTION_PURGE_CONVERSATIONS_PAGE,
-            this.#now(),
-            defaultTtl,
-          );
-        for (const { convId, cutoffMs } of page.conversations) {
-          if (this.#stopped) break;
-          const rows = await this.#purgeConversation(convId, cutoffMs);
-          if (rows === null) report.skipped++;
-          else if (rows > 0) {
-            report.conversations++;
-            report.rows += rows;
-          }
+  async #purgeInstance(instance: string, report: PassReport, lease: InstanceLease): Promise<void> {
+    const defaultTtl = this.#settings.MESSAGE_TTL_SECONDS;
+    let after: string | null = "";
+    while (after !== null && !lease.stopping) {
+      const page: Awaited<ReturnType<RetentionStore["expiredConversations"]>> = await this.#store.expiredConversations(
+        instance,
+        after,
+        this.#settings.RETENTION_PURGE_CONVERSATIONS_PAGE,
+        this.#now(),
+        defaultTtl,
+      );
+      for (const { convId, cutoffMs } of page.conversations) {
+        if (lease.stopping) break;
+        const rows = await this.#purgeConversation(convId, cutoffMs);
+        if (rows === null) report.skipped++;
+        else if (rows > 0) {
+          report.conversations++;
+          report.rows += rows;
         }
-        // A long pass keeps its lease, so no other process starts the same pass meanwhile.
-        if (token) await this.#locks?.renew(key, token, leaseMs);
-        after = page.next;
       }
-    } catch (err) {
-      this.#log.warn({ err, instance }, "retention pass over an instance failed; the next pass goes on");
+      await lease.renew();
+      after = page.next;
     }
-    report.seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    if (report.ran) {
-      this.#metrics?.retentionPassSeconds.set({ instance }, report.seconds);
-      const done = { ...report };
-      if (report.rows > 0 || report.skipped > 0) this.#log.info(done, "retention pass");
-      else this.#log.debug(done, "retention pass: nothing expired");
-    }
-    return report;
+  }
+
+  #finish(report: PassReport, seconds: number): void {
+    report.seconds = seconds;
+    if (!report.ran) return;
+    this.#metrics?.retentionPassSeconds.set({ instance: report.instance }, report.seconds);
+    const done = { ...report };
+    if (report.rows > 0 || report.skipped > 0) this.#log.info(done, "retention pass");
+    else this.#log.debug(done, "retention pass: nothing expired");
   }
 
   /** Batches until nothing expired is left: messages deleted, or null when skipped for this pass. */
@@ -168,7 +132,7 @@ export class RetentionPurger {
         total += rows;
         this.#metrics?.retentionPurged.inc(rows);
         // Fewer than a batch: the expired prefix ended inside it.
-        if (rows < batch || this.#stopped) return total;
+        if (rows < batch || this.#job.stopping) return total;
       }
     } catch (err) {
       if (err instanceof AppError && err.code === ErrorCode.SLOT_MOVING) {
