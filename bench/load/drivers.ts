@@ -5,6 +5,7 @@
  */
 import { io } from "socket.io-client";
 import WebSocket from "ws";
+import { AppError, ErrorCode } from "../../src/errors.js";
 import { ChatClient } from "../../src/sdk/chat-client.js";
 import type { Endpoint } from "../../src/sdk/wire.js";
 
@@ -51,19 +52,44 @@ export async function connect(ticket: Ticket, options: ConnectOptions = {}): Pro
   }
 }
 
+/** How many times a login the node paces (RATE_LIMITED) is tried again, as a real client would. */
+const PACED_LOGIN_ATTEMPTS = 50;
+
+/**
+ * A client logged in as the ticket's user. A node admits logins at CHAT_LOGINS_PER_SECOND: one
+ * refused as RATE_LIMITED (the connection is closed with it) is tried again on a new connection
+ * after a jittered pause, as the SDK's ResilientChat does, so a load that logs thousands of
+ * users into one node (the embedded default's group fan-out) is paced instead of failing.
+ */
+async function loggedIn(
+  endpoint: Endpoint,
+  ticket: Extract<Ticket, { kind: "shardchat" }>,
+  options: ConnectOptions,
+): Promise<ChatClient> {
+  for (let attempt = 1; ; attempt++) {
+    const client = await ChatClient.connect(endpoint, {
+      heartbeat: options.heartbeat ?? true,
+      requestTimeoutMs: 30_000,
+    });
+    try {
+      await client.login(ticket.id, ticket.token);
+      return client;
+    } catch (err) {
+      await client.close();
+      const paced = err instanceof AppError && err.code === ErrorCode.RATE_LIMITED;
+      if (!paced || attempt >= PACED_LOGIN_ATTEMPTS) throw err;
+      await new Promise((r) => setTimeout(r, 100 + Math.random() * 400));
+    }
+  }
+}
+
 async function connectShardchat(ticket: Extract<Ticket, { kind: "shardchat" }>, options: ConnectOptions) {
   const local = options.localAddress ? { localAddress: options.localAddress } : {};
   const endpoint: Endpoint =
     ticket.transport === "tcp"
       ? { transport: "tcp", host: ticket.host, port: ticket.port, ...local }
       : { transport: "ws", url: ticket.wsUrl, format: ticket.transport === "ws-json" ? "json" : "binary", ...local };
-  const client = await ChatClient.connect(endpoint, { heartbeat: options.heartbeat ?? true, requestTimeoutMs: 30_000 });
-  try {
-    await client.login(ticket.id, ticket.token);
-  } catch (err) {
-    await client.close();
-    throw err;
-  }
+  const client = await loggedIn(endpoint, ticket, options);
   return {
     id: ticket.id,
     send: async (to: string, text: string) => {
