@@ -395,7 +395,7 @@ describe("scaling out while users chat", () => {
       REBALANCE_BATCH_SLOTS: "64",
       // Slow enough that both faults land while slots are still moving (s3 holds a third of
       // everything the traffic wrote so far: thousands of rows).
-      REBALANCE_MAX_ROWS_PER_SECOND: "100",
+      REBALANCE_MAX_ROWS_PER_SECOND: "50",
     };
     const ownersBefore = await owners();
     const movesBefore = new Map(users.map((u) => [u, u.moves]));
