@@ -7,99 +7,59 @@ type Panel = "chats" | "friends" | "groups" | "account";
 /** The longest report reason the client offers to send (the server's REPORT_REASON_MAX_CHARS is larger). */
 const REPORT_REASON_MAX = 500;
 
-/** A paperclip (emoji fonts are not everywhere). */
-function Clip() {
+/**
+ * A line icon drawn with the text colour (emoji fonts are not everywhere): one path, stroked.
+ * Every icon of the client is one of these, differing only in its path and size.
+ */
+function StrokeIcon({ d, size, roundJoins = true }: { d: string; size: 14 | 16; roundJoins?: boolean }) {
   return (
-    <svg class="icon" viewBox="0 0 24 24" width="16" height="16" aria-hidden="true">
+    <svg class="icon" viewBox="0 0 24 24" width={size} height={size} aria-hidden="true">
       <path
-        d="M16.5 6.5 8.6 14.4a2 2 0 0 0 2.8 2.8l7.9-7.9a4 4 0 0 0-5.7-5.7L5.7 11.5a6 6 0 0 0 8.5 8.5l6.3-6.3"
+        d={d}
         fill="none"
         stroke="currentColor"
         stroke-width="2"
         stroke-linecap="round"
+        stroke-linejoin={roundJoins ? "round" : undefined}
       />
     </svg>
+  );
+}
+
+/** A paperclip (emoji fonts are not everywhere). */
+function Clip() {
+  return (
+    <StrokeIcon
+      size={16}
+      roundJoins={false}
+      d="M16.5 6.5 8.6 14.4a2 2 0 0 0 2.8 2.8l7.9-7.9a4 4 0 0 0-5.7-5.7L5.7 11.5a6 6 0 0 0 8.5 8.5l6.3-6.3"
+    />
   );
 }
 
 /** A bin, for "delete for me" (emoji fonts are not everywhere). */
 function Bin() {
-  return (
-    <svg class="icon" viewBox="0 0 24 24" width="14" height="14" aria-hidden="true">
-      <path
-        d="M4 7h16M9 7V4h6v3M6 7l1 13h10l1-13M10 11v6M14 11v6"
-        fill="none"
-        stroke="currentColor"
-        stroke-width="2"
-        stroke-linecap="round"
-        stroke-linejoin="round"
-      />
-    </svg>
-  );
+  return <StrokeIcon size={14} d="M4 7h16M9 7V4h6v3M6 7l1 13h10l1-13M10 11v6M14 11v6" />;
 }
 
 /** A pin, for pinned conversations. */
 function Pin() {
-  return (
-    <svg class="icon" viewBox="0 0 24 24" width="14" height="14" aria-hidden="true">
-      <path
-        d="M9 3h6l-1 6 4 4H6l4-4-1-6zM12 13v8"
-        fill="none"
-        stroke="currentColor"
-        stroke-width="2"
-        stroke-linecap="round"
-        stroke-linejoin="round"
-      />
-    </svg>
-  );
+  return <StrokeIcon size={14} d="M9 3h6l-1 6 4 4H6l4-4-1-6zM12 13v8" />;
 }
 
 /** A crossed-out bell, for muted conversations. */
 function BellOff() {
-  return (
-    <svg class="icon" viewBox="0 0 24 24" width="14" height="14" aria-hidden="true">
-      <path
-        d="M18 16H4l2-3V9a6 6 0 0 1 9.5-4.9M18 9v4l2 3M10 20a2 2 0 0 0 4 0M3 3l18 18"
-        fill="none"
-        stroke="currentColor"
-        stroke-width="2"
-        stroke-linecap="round"
-        stroke-linejoin="round"
-      />
-    </svg>
-  );
+  return <StrokeIcon size={14} d="M18 16H4l2-3V9a6 6 0 0 1 9.5-4.9M18 9v4l2 3M10 20a2 2 0 0 0 4 0M3 3l18 18" />;
 }
 
 /** A flag, for reports. */
 function Flag() {
-  return (
-    <svg class="icon" viewBox="0 0 24 24" width="14" height="14" aria-hidden="true">
-      <path
-        d="M5 21V4M5 4h11l-2 4 2 4H5"
-        fill="none"
-        stroke="currentColor"
-        stroke-width="2"
-        stroke-linecap="round"
-        stroke-linejoin="round"
-      />
-    </svg>
-  );
+  return <StrokeIcon size={14} d="M5 21V4M5 4h11l-2 4 2 4H5" />;
 }
 
 /** A megaphone, for a group's announcement. */
 function Megaphone() {
-  return (
-    <svg class="icon" viewBox="0 0 24 24" width="16" height="16" aria-hidden="true">
-      <path
-        d="M3 10v4h3l8 5V5L6 10H3zM18 9a4 4 0 0 1 0 6"
-        fill="none"
-        stroke="currentColor"
-        stroke-width="2"
-        stroke-linecap="round"
-        stroke-linejoin="round"
-      />
-    </svg>
-  );
+  return <StrokeIcon size={16} d="M3 10v4h3l8 5V5L6 10H3zM18 9a4 4 0 0 1 0 6" />;
 }
 
 /** A reason for a report (of a user or a message), sent or cancelled. */
