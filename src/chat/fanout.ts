@@ -9,6 +9,7 @@ import { OutboundFrame } from "./outbound.js";
 import type { Missed, PeerLinks } from "./peer-links.js";
 import type { Session } from "./session.js";
 import type { SessionRegistry } from "./sessions.js";
+import type { OfflineRecipients } from "./offline-recipients.js";
 import type { MessagePush, UnackedPushes } from "./unacked.js";
 
 /** Which chat node the ring puts a user on, as this node last saw the ring (undefined before it has). */
@@ -44,6 +45,12 @@ export interface FanoutDeps {
   ring: RingView;
   links: Pick<PeerLinks, "push">;
   unacked: UnackedPushes;
+  /**
+   * Told, after each stored message's fan-out, who it found with no session anywhere (push
+   * notifications, the offline-message webhook). Absent when nothing listens: then nobody is
+   * collected.
+   */
+  offline?: OfflineRecipients;
   log: Logger;
   metrics?: Metrics;
 }
@@ -74,7 +81,8 @@ export class Fanout {
     try {
       const push = messagePush(message);
       if (from?.uid !== undefined) this.here([from.uid], push, from.id);
-      await this.everywhere(toUids, push);
+      const offline = await this.everywhere(toUids, push);
+      if (offline.length > 0) this.deps.offline?.offline(message, offline);
     } finally {
       stop?.();
     }
@@ -128,7 +136,13 @@ export class Fanout {
     return missed;
   }
 
-  private async everywhere(toUids: Uid[], push: Push, exceptSessionId?: string): Promise<void> {
+  /**
+   * Pushes to every session of `toUids`; answers who had none anywhere (only when
+   * `deps.offline` listens, else nobody): offline on the ring's node and not looked up again,
+   * no route in Redis, or a route whose node had no session for them. A failed route lookup
+   * answers nobody for those it asked (they may be online).
+   */
+  private async everywhere(toUids: Uid[], push: Push, exceptSessionId?: string): Promise<Uid[]> {
     const tried = new Map<Uid, string>();
     const byNode = new Map<string, Uid[]>();
     const unplaced: Uid[] = [];
@@ -143,23 +157,33 @@ export class Fanout {
     const { moved, offline } = await this.toNodes(byNode, push, exceptSessionId);
     const { checkMax, settleMs } = this.deps.offlineTrust;
     const recheck = offline.length <= checkMax || !this.deps.ring.unchangedFor(settleMs) ? offline : [];
+    const collect = push.message !== undefined && this.deps.offline !== undefined;
+    const trustedOffline = collect && recheck.length === 0 ? offline : [];
     const missed = [...unplaced, ...moved, ...recheck];
-    if (missed.length === 0) return;
+    if (missed.length === 0) return trustedOffline;
     this.deps.metrics?.routeLookups.inc(missed.length);
     let routes: Map<Uid, { nodeId: string }[]>;
     try {
       routes = await this.deps.routes.lookupAll(missed);
     } catch (err) {
       this.deps.log.warn({ err, users: missed.length }, "route lookup failed; those recipients will sync");
-      return;
+      return trustedOffline;
     }
     const elsewhere = new Map<string, Uid[]>();
-    for (const [uid, deviceRoutes] of routes) {
-      for (const nodeId of new Set(deviceRoutes.map((r) => r.nodeId))) {
-        if (tried.get(uid) !== nodeId) addTo(elsewhere, nodeId, uid);
+    const nowhere: Uid[] = [];
+    for (const uid of missed) {
+      const nodes = new Set((routes.get(uid) ?? []).map((r) => r.nodeId));
+      let untried = false;
+      for (const nodeId of nodes) {
+        if (tried.get(uid) === nodeId) continue;
+        untried = true;
+        addTo(elsewhere, nodeId, uid);
       }
+      if (collect && !untried) nowhere.push(uid);
     }
-    await this.toNodes(elsewhere, push, exceptSessionId);
+    const second = await this.toNodes(elsewhere, push, exceptSessionId);
+    if (!collect) return [];
+    return [...trustedOffline, ...nowhere, ...second.offline, ...second.moved];
   }
 
   /**
