@@ -139,6 +139,35 @@ export const PLACEMENTS: readonly TablePlacement[] = [
     keyOf: (r) => String(r.uid),
     keySql: (row) => `CAST(${row}uid AS CHAR)`,
   },
+  // Push devices (issue 18) by uid, beside the user's other rows.
+  {
+    table: "push_devices",
+    pk: ["uid", "device_id"],
+    keyOf: (r) => String(r.uid),
+    keySql: (row) => `CAST(${row}uid AS CHAR)`,
+  },
+  // The Server API (issue 18): a ban by uid beside the user's row, an API key by its id.
+  {
+    table: "user_bans",
+    pk: ["uid"],
+    keyOf: (r) => String(r.uid),
+    keySql: (row) => `CAST(${row}uid AS CHAR)`,
+  },
+  {
+    table: "api_keys",
+    pk: ["key_id"],
+    keyOf: (r) => `apikey:${r.key_id}`,
+    keySql: (row) => `CONCAT('apikey:', ${row}key_id)`,
+  },
+  // Webhook events waiting for delivery (issue 18) by their place key: a conversation's beside
+  // it (a message's after-send row is written in the message's transaction), a user's event by
+  // its uid. Mixed keys, so not byConversation: the table is small (rows go once delivered).
+  {
+    table: "webhook_outbox",
+    pk: ["place_key", "lane", "pos"],
+    keyOf: (r) => String(r.place_key),
+    keySql: (row) => `${row}place_key`,
+  },
 ];
 
 /** Tables that are not placed by slot: they stay where they are. */

@@ -38,6 +38,8 @@ import { RedisTokenStore } from "./routing/redis/token-store.js";
 import { RedisVerifyCodeStore } from "./routing/redis/verify-code-store.js";
 import { createRedis } from "./routing/redis-client.js";
 import { MysqlAccountDeletionStore } from "./storage/mysql/account-deletion-store.js";
+import { MysqlApiKeyStore } from "./storage/mysql/api-key-store.js";
+import { MysqlBanStore } from "./storage/mysql/ban-store.js";
 import { MysqlBlockStore, onePool } from "./storage/mysql/block-store.js";
 import { MysqlBulkImporter } from "./storage/mysql/bulk-import.js";
 import { MysqlConversationStore } from "./storage/mysql/conversation-store.js";
@@ -47,11 +49,16 @@ import { MysqlGroupStore } from "./storage/mysql/group-store.js";
 import { MysqlMessageStore } from "./storage/mysql/message-store.js";
 import { migrate } from "./storage/mysql/migrate.js";
 import { createPool } from "./storage/mysql/pool.js";
+import { MysqlPushDeviceStore } from "./storage/mysql/push-device-store.js";
 import { MysqlReportStore } from "./storage/mysql/report-store.js";
 import { MysqlRetentionStore, MysqlSentMessageEraser, onePoolRetention } from "./storage/mysql/retention-store.js";
+import { MysqlStorageStats } from "./storage/mysql/storage-stats.js";
 import { MysqlUserStore } from "./storage/mysql/user-store.js";
+import { MysqlWebhookOutboxStore } from "./storage/mysql/webhook-outbox-store.js";
 import type {
   AccountDeletionStore,
+  ApiKeyStore,
+  BanStore,
   BlockStore,
   BulkImporter,
   ConversationStore,
@@ -59,26 +66,32 @@ import type {
   FriendStore,
   GroupStore,
   MessageStore,
+  PushDeviceStore,
   ReportStore,
   RetentionStore,
   SentMessageEraser,
+  StorageStats,
   Uid,
   UserStore,
+  WebhookOutboxStore,
 } from "./storage/ports.js";
 import { RetentionPurger, type RetentionSettings } from "./storage/retention/purger.js";
 import { ShardedAccountDeletionStore } from "./storage/sharded/account-deletion-store.js";
-import { ShardedBlockStore } from "./storage/sharded/block-store.js";
+import { ShardedApiKeyStore, ShardedBanStore, ShardedStorageStats } from "./storage/sharded/api-key-store.js";
+import { ShardedBlockStore, shardedKeyPlacement } from "./storage/sharded/block-store.js";
 import { ShardedBulkImporter } from "./storage/sharded/bulk-import.js";
 import { ShardedConversationStore } from "./storage/sharded/conversation-store.js";
 import { ShardedFileMetaStore } from "./storage/sharded/file-meta-store.js";
 import { ShardedGroupStore } from "./storage/sharded/group-store.js";
 import { ShardedMessageStore } from "./storage/sharded/message-store.js";
+import { ShardedPushDeviceStore } from "./storage/sharded/push-device-store.js";
 import { ShardedReportStore } from "./storage/sharded/report-store.js";
 import { ShardedRetentionStore, ShardedSentMessageEraser } from "./storage/sharded/retention-store.js";
 import { configuredInstances, migrateShards, Shards } from "./storage/sharded/shards.js";
 import { shardedUidPlacement } from "./storage/sharded/uid-placement.js";
 import { ShardedUserStore } from "./storage/sharded/user-store.js";
 import { SqliteAccountDeletionStore } from "./storage/sqlite/account-deletion-store.js";
+import { SqliteApiKeyStore, SqliteBanStore, SqliteStorageStats } from "./storage/sqlite/api-key-store.js";
 import { SqliteBlockStore } from "./storage/sqlite/block-store.js";
 import { SqliteConversationStore } from "./storage/sqlite/conversation-store.js";
 import { openSqlite, sqliteFileIn } from "./storage/sqlite/database.js";
@@ -87,9 +100,12 @@ import { SqliteFriendStore } from "./storage/sqlite/friend-store.js";
 import { SqliteGroupStore } from "./storage/sqlite/group-store.js";
 import { SqliteMessageStore } from "./storage/sqlite/message-store.js";
 import { migrateSqlite } from "./storage/sqlite/migrate.js";
+import { SqlitePushDeviceStore } from "./storage/sqlite/push-device-store.js";
 import { SqliteReportStore } from "./storage/sqlite/report-store.js";
 import { SqliteRetentionStore, SqliteSentMessageEraser } from "./storage/sqlite/retention-store.js";
 import { SqliteUserStore } from "./storage/sqlite/user-store.js";
+import { SqliteWebhookOutboxStore } from "./storage/sqlite/webhook-outbox-store.js";
+import { afterSendOutboxOn, startWebhookDispatcher, type WebhookSettings } from "./webhooks/setup.js";
 
 /** Session routes that live sessions keep alive (both adapters have it; the chat node uses it on heartbeats). */
 export interface RenewableSessionRoutes extends SessionRoutes {
@@ -112,10 +128,18 @@ export interface Adapters {
   eraser: SentMessageEraser;
   /** Account deletions gate recorded, for the chat nodes to carry out (issue 17). */
   accountDeletions: AccountDeletionStore;
+  /** Users' push devices (issue 18): gate registers them, chat nodes read and drop them. */
+  pushDevices: PushDeviceStore;
+  /** Webhook events waiting for delivery (issue 18): chat nodes record and dispatch them. */
+  outbox: WebhookOutboxStore;
   /** Leases of background jobs run by one process at a time (the retention purge, account deletions). */
   locks: JobLocks;
   /** Bulk loading of users and history (seed-data); absent on SQLite, where the generator appends. */
   bulk?: BulkImporter;
+  /** The Server API (issue 18): its keys, user bans, and the instances' sizes for its stats. */
+  apiKeys: ApiKeyStore;
+  bans: BanStore;
+  storageStats: StorageStats;
   nodes: NodeRegistry;
   tokens: TokenStore;
   codes: VerifyCodeStore;
@@ -135,8 +159,25 @@ type Closer = () => Promise<void> | void;
 
 /** What a chat node takes from the adapters (src/chat/main.ts, and each node of the embedded process). */
 export function chatNodeAdapters(a: Adapters) {
-  const { messages, groups, friends, conversations, files, blocks, reports, users, routes, limiter, probes } = a;
-  return { messages, groups, friends, conversations, files, blocks, reports, users, routes, limiter, probes };
+  const { messages, groups, friends, conversations, files, blocks, reports, users, routes, limiter, probes, outbox } =
+    a;
+  // The Server API's shard sizes are counted by the chat nodes (ChatNodeService.Stats).
+  const { storageStats } = a;
+  return {
+    messages,
+    groups,
+    friends,
+    conversations,
+    files,
+    blocks,
+    reports,
+    users,
+    routes,
+    limiter,
+    probes,
+    outbox,
+    storageStats,
+  };
 }
 
 /** What STORAGE_BACKEND picks; the rest, but for the mailer, is ROUTING_BACKEND's. */
@@ -152,7 +193,12 @@ type StorageAdapterKey =
   | "retention"
   | "eraser"
   | "accountDeletions"
+  | "pushDevices"
+  | "outbox"
   | "bulk"
+  | "apiKeys"
+  | "bans"
+  | "storageStats"
   | "storageLocation";
 
 export type StorageAdapters = Pick<Adapters, StorageAdapterKey | "probes"> & {
@@ -191,6 +237,8 @@ export type AdapterSettings = Pick<
   | "WORKER_LEASE_TTL_MS"
   | "SMTP_URL"
   | "MAIL_FROM"
+  | "WEBHOOK_ENDPOINTS"
+  | "WEBHOOK_SECRET"
 >;
 
 /**
@@ -230,6 +278,8 @@ export async function createStorageAdapters(
   log: Logger,
   metrics?: Metrics,
 ): Promise<StorageAdapters> {
+  // Webhooks (issue 18): a message's after-send row is written with it only when an endpoint takes them.
+  const afterSendOutbox = afterSendOutboxOn(config);
   if (config.STORAGE_BACKEND === "mysql" && config.MYSQL_SHARDS.trim() !== "") {
     // Several instances: every conversation, user and index row on the instance its slot maps to.
     const instances = configuredInstances(config);
@@ -239,7 +289,7 @@ export async function createStorageAdapters(
     );
     return {
       users: new ShardedUserStore(shards, { orphanMs: config.USER_INDEX_ORPHAN_MS, log }),
-      groups: new ShardedGroupStore(shards, { deadlockRetries: config.MYSQL_DEADLOCK_RETRIES, log }),
+      groups: new ShardedGroupStore(shards, { deadlockRetries: config.MYSQL_DEADLOCK_RETRIES, log, afterSendOutbox }),
       messages: new ShardedMessageStore(shards, {
         deadlockRetries: config.MYSQL_DEADLOCK_RETRIES,
         batchMax: config.MYSQL_APPEND_BATCH_MAX,
@@ -248,6 +298,7 @@ export async function createStorageAdapters(
         knownConversations: config.SHARD_KNOWN_CONVERSATIONS,
         observeBatch: (op, size) => metrics?.batchSize.observe({ op }, size),
         log,
+        afterSendOutbox,
       }),
       files: new ShardedFileMetaStore(shards),
       // Friend rows by uid: each side's row on that side's shard.
@@ -260,8 +311,15 @@ export async function createStorageAdapters(
       eraser: new ShardedSentMessageEraser(shards, config.MYSQL_DEADLOCK_RETRIES),
       // A deletion request on its uid's shard, read per instance by the chat nodes' worker.
       accountDeletions: new ShardedAccountDeletionStore(shards),
+      // Push devices by uid, beside the user's other rows.
+      pushDevices: new ShardedPushDeviceStore(shards),
+      // Webhook events by their place key (a conversation, a uid), dispatched per instance.
+      outbox: new MysqlWebhookOutboxStore(shardedKeyPlacement(shards)),
       conversations: new ShardedConversationStore(shards, { deadlockRetries: config.MYSQL_DEADLOCK_RETRIES }),
       bulk: new ShardedBulkImporter(shards, config.MYSQL_DEADLOCK_RETRIES),
+      apiKeys: new ShardedApiKeyStore(shards),
+      bans: new ShardedBanStore(shards),
+      storageStats: new ShardedStorageStats(shards),
       probes: instances.map((i) => ({ name: `mysql:${i.id}`, check: () => shards.ping(i.id) })),
       storageLocation: `${instances.length} MySQL shards: ${instances.map((i) => i.url.replace(/\/\/[^@/]*@/, "//")).join(", ")}`,
       close: () => shards.close(),
@@ -278,8 +336,9 @@ export async function createStorageAdapters(
         ackBatchMax: config.MYSQL_ACK_BATCH_MAX,
         batchConcurrency: config.MYSQL_APPEND_BATCHES_IN_FLIGHT,
         observeBatch: (op, size) => metrics?.batchSize.observe({ op }, size),
+        afterSendOutbox,
       }),
-      groups: new MysqlGroupStore(pool, { deadlockRetries: config.MYSQL_DEADLOCK_RETRIES }),
+      groups: new MysqlGroupStore(pool, { deadlockRetries: config.MYSQL_DEADLOCK_RETRIES, afterSendOutbox }),
       files: new MysqlFileMetaStore(pool),
       friends: new MysqlFriendStore(singlePool(pool)),
       blocks: new MysqlBlockStore(onePool(pool)),
@@ -287,8 +346,13 @@ export async function createStorageAdapters(
       retention: new MysqlRetentionStore(onePoolRetention(pool, config.MYSQL_DEADLOCK_RETRIES)),
       eraser: new MysqlSentMessageEraser(onePoolRetention(pool, config.MYSQL_DEADLOCK_RETRIES)),
       accountDeletions: new MysqlAccountDeletionStore(onePool(pool)),
+      pushDevices: new MysqlPushDeviceStore(onePool(pool)),
+      outbox: new MysqlWebhookOutboxStore(onePool(pool)),
       conversations: new MysqlConversationStore(pool, undefined, config.MYSQL_DEADLOCK_RETRIES),
       bulk: new MysqlBulkImporter(pool, config.MYSQL_DEADLOCK_RETRIES),
+      apiKeys: new MysqlApiKeyStore(onePool(pool)),
+      bans: new MysqlBanStore(singlePool(pool)),
+      storageStats: new MysqlStorageStats(onePool(pool)),
       probes: [{ name: "mysql", check: () => pool.query("SELECT 1") }],
       storageLocation: config.MYSQL_URL.replace(/\/\/[^@/]*@/, "//"),
       close: () => pool.end(),
@@ -302,8 +366,8 @@ export async function createStorageAdapters(
     migrateSqlite(db, log);
     return {
       users: new SqliteUserStore(db),
-      messages: new SqliteMessageStore(db),
-      groups: new SqliteGroupStore(db),
+      messages: new SqliteMessageStore(db, { afterSendOutbox }),
+      groups: new SqliteGroupStore(db, { afterSendOutbox }),
       files: new SqliteFileMetaStore(db),
       friends: new SqliteFriendStore(db),
       blocks: new SqliteBlockStore(db),
@@ -311,7 +375,12 @@ export async function createStorageAdapters(
       retention: new SqliteRetentionStore(db),
       eraser: new SqliteSentMessageEraser(db),
       accountDeletions: new SqliteAccountDeletionStore(db),
+      pushDevices: new SqlitePushDeviceStore(db),
+      outbox: new SqliteWebhookOutboxStore(db),
       conversations: new SqliteConversationStore(db),
+      apiKeys: new SqliteApiKeyStore(db),
+      bans: new SqliteBanStore(db),
+      storageStats: new SqliteStorageStats(db),
       probes: [{ name: "sqlite", check: async () => db.prepare("SELECT 1").get() }],
       storageLocation: file,
       close: () => {
@@ -330,7 +399,7 @@ export async function createStorageAdapters(
  * request is recorded and the profile deleted, all in gate's own tables.
  */
 export function createAccountDeletionRequest(
-  a: Pick<Adapters, "users" | "accountDeletions">,
+  a: Pick<Adapters, "users" | "accountDeletions" | "pushDevices">,
   config: Pick<Config, "ACCOUNT_DELETE_MESSAGES">,
   status: Pick<Api<typeof StatusServiceService>, "revokeTokens">,
   log: Logger,
@@ -341,6 +410,7 @@ export function createAccountDeletionRequest(
     },
     deletions: a.accountDeletions,
     users: a.users,
+    pushDevices: a.pushDevices,
     settings: config,
     log,
   });
@@ -376,15 +446,16 @@ export function createAccountDeletionWorker(
 
 /**
  * The background jobs of a process that runs chat nodes (issue 17), one each per process however
- * many nodes it runs: the retention purge, and the chat nodes' half of account deletions (gate
- * only records them: its database user may not touch the chat tables). Each takes a lease per
+ * many nodes it runs: the retention purge, the chat nodes' half of account deletions (gate
+ * only records them: its database user may not touch the chat tables), and the webhook
+ * dispatcher when WEBHOOK_ENDPOINTS is set (issue 18). Each takes a lease per
  * database instance in `locks` (Redis across the processes of a deployment, memory in one), so
  * that one process at a time works on an instance (README, "Retention"). `forget` is called with
  * each deleted uid, as for createAccountDeletionWorker. Answers their stop.
  */
 export function startChatStorageJobs(
-  a: Pick<Adapters, "retention" | "accountDeletions" | "friends" | "groups" | "eraser" | "blocks" | "locks">,
-  config: RetentionSettings & AccountCleanupSettings & Pick<Config, "ACCOUNT_DELETION_POLL_MS">,
+  a: Pick<Adapters, "retention" | "accountDeletions" | "friends" | "groups" | "eraser" | "blocks" | "locks" | "outbox">,
+  config: RetentionSettings & AccountCleanupSettings & Pick<Config, "ACCOUNT_DELETION_POLL_MS"> & WebhookSettings,
   log: Logger,
   metrics: Metrics,
   forget: (uid: Uid) => void,
@@ -399,7 +470,15 @@ export function startChatStorageJobs(
   purger.start();
   const deletions = createAccountDeletionWorker(a, config, log.child({ job: "account-deletion" }), forget);
   deletions.start();
+  // Webhooks (issue 18): the outbox's dispatcher, one instance per lease, when an endpoint is set.
+  const webhooks = startWebhookDispatcher(config, {
+    outbox: a.outbox,
+    locks: a.locks,
+    log: log.child({ job: "webhooks" }),
+    metrics,
+  });
   return async () => {
+    await webhooks?.();
     await deletions.stop();
     await purger.stop();
   };

@@ -13,6 +13,20 @@ export class AppError extends Error {
   }
 }
 
+/**
+ * An AppError whose answer carries fields a client acts on beyond its code (ACCOUNT_BANNED: the
+ * ban's reason and end); gate sends them as `details`.
+ */
+export class DetailedError extends AppError {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    readonly details: Record<string, string | number>,
+  ) {
+    super(code, message);
+  }
+}
+
 /** "TOKEN_INVALID" for ErrorCode.TOKEN_INVALID. */
 export function errorName(code: ErrorCode): string {
   return errorCodeToJSON(code).replace(/^ERROR_CODE_/, "");
@@ -73,6 +87,13 @@ const httpStatus: Partial<Record<ErrorCode, number>> = {
   [ErrorCode.FILE_TOO_LARGE]: 413,
   [ErrorCode.FILE_TYPE_NOT_ALLOWED]: 415,
   [ErrorCode.FILE_MISSING]: 400,
+  // The Server API (issue 18).
+  [ErrorCode.API_KEY_INVALID]: 401,
+  [ErrorCode.ACCOUNT_BANNED]: 403,
+  [ErrorCode.GROUP_NOT_FOUND]: 404,
+  [ErrorCode.PEER_NOT_FOUND]: 404,
+  // Webhooks (issue 18): the before-send hook refused the message.
+  [ErrorCode.MESSAGE_REJECTED]: 422,
 };
 
 /** The HTTP status gate answers with for a code (the body always carries the code itself). */

@@ -1,3 +1,4 @@
+import { createAdminStores } from "./admin/stores.js";
 import { type RunningChatNode, startChatNode } from "./chat/server.js";
 import { chatNodeAdapters, createAccountDeletionRequest, createAdapters, startChatStorageJobs } from "./compose.js";
 import { describeSettings } from "./config/load.js";
@@ -10,6 +11,7 @@ import { grpcClient } from "./grpc/api.js";
 import { internalTlsOf } from "./grpc/tls.js";
 import { leaseSnowflake } from "./ids/lease-snowflake.js";
 import { createMetrics } from "./metrics/metrics.js";
+import { createPushNotifier } from "./push/create.js";
 import { runService, type ServiceStart } from "./shutdown.js";
 import { startStatus } from "./status/server.js";
 import { startVerify } from "./verify/server.js";
@@ -83,6 +85,10 @@ async function start({ config, log, onStop }: ServiceStart): Promise<void> {
     verifyApi = verifyClient.api;
   }
 
+  // One push notifier for the process's chat nodes (issue 18), when a provider is configured.
+  const pushNotifier = createPushNotifier(adapters, config, log, metrics);
+  if (pushNotifier) onStop(() => pushNotifier.close());
+
   const nodeCount = config.STACK_CHAT_NODES || (inProcess ? 1 : 2);
   const nodes: RunningChatNode[] = [];
   for (let i = 0; i < nodeCount; i++) {
@@ -108,6 +114,7 @@ async function start({ config, log, onStop }: ServiceStart): Promise<void> {
       status: statusApi,
       ids: lease.ids,
       metrics,
+      pushNotifier,
     });
     onStop(() => node.close());
     nodes.push(node);
@@ -122,6 +129,12 @@ async function start({ config, log, onStop }: ServiceStart): Promise<void> {
     }),
   );
 
+  // The Server API (issue 18): gate reaches the chat nodes over their gRPC, as when run apart.
+  const admin = createAdminStores(adapters, statusApi, config, log.child({ use: "server-api" }), {
+    authToken: config.INTERNAL_AUTH_TOKEN,
+    tls: internalTlsOf(config),
+  });
+  onStop(() => admin.close());
   const gateLease = await leaseSnowflake({ leases: adapters.workerLeases, config, log, owner: "gate" });
   onStop(() => gateLease.release());
   const gate = await startGate({
@@ -136,6 +149,8 @@ async function start({ config, log, onStop }: ServiceStart): Promise<void> {
     probes: adapters.probes,
     files: { meta: adapters.files, bytes: createFileStore(config), messages: adapters.messages },
     accounts: createAccountDeletionRequest(adapters, config, statusApi, log.child({ use: "account-deletion" })),
+    pushDevices: adapters.pushDevices,
+    admin: admin.stores,
   });
   onStop(() => gate.close());
 

@@ -21,6 +21,8 @@ async function peerServer(mode: { stuck: boolean }) {
     deliver: async () => ({ error: ErrorCode.OK, offlineUids: [] }),
     kick: async () => ({ error: ErrorCode.OK, kicked: false }),
     notify: async () => ({ error: ErrorCode.OK, offlineUids: [] }),
+    act: async () => ({ envelope: Buffer.alloc(0) }),
+    stats: async () => ({ sessions: 0, messagesIn: "0", messagesPerSecond: 0, storage: [] }),
   };
   const server = await startGrpcServer(
     "127.0.0.1:0",

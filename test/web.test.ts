@@ -220,6 +220,11 @@ describe("web client in chromium", () => {
       expect(policy).toContain(directive);
     }
     expect(res.headers.get("x-frame-options")).toBe("DENY");
+    // The push notifications' service worker, at the web root: a worker controls only the paths below its own.
+    const worker = await fetch(`${s.gateUrl}/sw.js`);
+    expect(worker.status).toBe(200);
+    expect(worker.headers.get("content-type")).toMatch(/javascript/);
+    expect(await worker.text()).toContain("showNotification");
   });
 
   it("two browsers register with mailed codes and land on different chat nodes", { timeout: 120_000 }, async () => {

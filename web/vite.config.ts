@@ -12,7 +12,18 @@ const here = dirname(fileURLToPath(import.meta.url));
 export default defineConfig({
   root: here,
   base: "/",
-  build: { outDir: resolve(here, "dist"), emptyOutDir: true, sourcemap: true, target: "es2022" },
+  build: {
+    outDir: resolve(here, "dist"),
+    emptyOutDir: true,
+    sourcemap: true,
+    target: "es2022",
+    rolldownOptions: {
+      // The service worker (push notifications) is its own entry, at the web root as /sw.js: a
+      // worker controls only the paths below its own, and its URL must not change between builds.
+      input: { index: resolve(here, "index.html"), sw: resolve(here, "src/sw.ts") },
+      output: { entryFileNames: (chunk) => (chunk.name === "sw" ? "sw.js" : "assets/[name]-[hash].js") },
+    },
+  },
   resolve: {
     alias: [
       { find: /^\.\/wire\.js$/, replacement: resolve(here, "../src/sdk/wire-browser.ts") },

@@ -1,6 +1,6 @@
 import type { Config } from "../config/settings.js";
 import type { Logger } from "../log/logger.js";
-import type { AccountDeletionStore, Uid, UserStore } from "../storage/ports.js";
+import type { AccountDeletionStore, PushDeviceStore, Uid, UserStore } from "../storage/ports.js";
 
 /** What gate's half of an account deletion needs: narrow slices of the ports, so a test can hand in its own. */
 export interface AccountDeletionRequestPorts {
@@ -9,6 +9,8 @@ export interface AccountDeletionRequestPorts {
   /** Gate's own tables only (src/storage/mysql/grants.ts): the request row and the profile. */
   deletions: Pick<AccountDeletionStore, "request">;
   users: Pick<UserStore, "delete">;
+  /** The user's push devices (issue 18), gate's table too: they go with the account. */
+  pushDevices?: Pick<PushDeviceStore, "unregisterAll">;
   settings: Pick<Config, "ACCOUNT_DELETE_MESSAGES">;
   log: Logger;
   /** Milliseconds since the epoch (tests move it). */
@@ -38,6 +40,9 @@ export class AccountDeletionRequest {
     const { deletions, users, settings, log } = this.ports;
     // Sessions first: nothing the user does from here on races the deletion.
     await this.ports.revokeSessions(uid);
+    // Its push registrations (personal data: endpoints, tokens) while the profile still lets a
+    // failure be retried.
+    await this.ports.pushDevices?.unregisterAll(uid);
     // The request row before the profile goes. The profile is what lets the user log in and
     // call again: while it is there, a failure at any step is retried by calling DELETE again.
     // Once it is gone nobody can call again, so the row must already be there, or the uid's

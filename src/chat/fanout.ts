@@ -5,11 +5,11 @@ import type { Logger } from "../log/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { SessionRoutes } from "../routing/ports.js";
 import type { Uid } from "../storage/ports.js";
+import type { OfflineRecipients } from "./offline-recipients.js";
 import { OutboundFrame } from "./outbound.js";
 import type { Missed, PeerLinks } from "./peer-links.js";
 import type { Session } from "./session.js";
 import type { SessionRegistry } from "./sessions.js";
-import type { OfflineRecipients } from "./offline-recipients.js";
 import type { MessagePush, UnackedPushes } from "./unacked.js";
 
 /** Which chat node the ring puts a user on, as this node last saw the ring (undefined before it has). */

@@ -4,6 +4,7 @@ import { grpcClient } from "../grpc/api.js";
 import { internalTlsOf } from "../grpc/tls.js";
 import { leaseSnowflake } from "../ids/lease-snowflake.js";
 import { createMetrics } from "../metrics/metrics.js";
+import { createPushNotifier } from "../push/create.js";
 import { runService } from "../shutdown.js";
 import { startChatNode } from "./server.js";
 
@@ -25,6 +26,9 @@ await runService({
     onStop(() => status.close());
     const snowflake = await leaseSnowflake({ leases: adapters.workerLeases, config, log });
     onStop(() => snowflake.release());
+    // Push notifications (issue 18), only with a provider configured; closed after the node.
+    const pushNotifier = createPushNotifier(adapters, config, log, metrics);
+    if (pushNotifier) onStop(() => pushNotifier.close());
     const node = await startChatNode({
       ...chatNodeAdapters(adapters),
       config,
@@ -33,6 +37,7 @@ await runService({
       attachToStatus: () => status.openBidiStream(StatusServiceService.attachNode),
       ids: snowflake.ids,
       metrics,
+      pushNotifier,
     });
     onStop(async () => {
       await node.drain();

@@ -1,10 +1,11 @@
 import type { ServerDuplexStream } from "@grpc/grpc-js";
-import { ErrorCode } from "../errors.js";
+import { AppError, ErrorCode } from "../errors.js";
 import type { ChatNodeServiceService, PushBatch, PushBatchReply } from "../gen/shardchat/v1/chatnode.js";
 import type { Api } from "../grpc/api.js";
 import { checkedUid, checkedUids } from "../ids/identifiers.js";
 import type { Logger } from "../log/logger.js";
 import { type Fanout, messagePush } from "./fanout.js";
+import type { ServerApiService } from "./node-act.js";
 import { OutboundFrame } from "./outbound.js";
 import { kickSession } from "./session.js";
 import type { SessionRegistry } from "./sessions.js";
@@ -13,14 +14,25 @@ const KICK_MESSAGES: Partial<Record<ErrorCode, string>> = {
   [ErrorCode.KICKED]: "logged in elsewhere",
   [ErrorCode.IDLE_TIMEOUT]: "idle for too long",
   [ErrorCode.TOKEN_INVALID]: "logged out: the login token was revoked",
+  [ErrorCode.ACCOUNT_BANNED]: "the account is banned",
 };
 
-/** What other chat nodes ask of this one: pushes to, and kicks of, sessions held here. */
+/**
+ * What other chat nodes ask of this one: pushes to, and kicks of, sessions held here; and what
+ * gate's Server API asks (Act, Stats: `serverApi`; UNAVAILABLE without it).
+ */
 export function createChatNodeService(
   sessions: SessionRegistry,
   fanout: Pick<Fanout, "here">,
+  serverApi?: ServerApiService,
 ): Api<typeof ChatNodeServiceService> {
+  const api = () => {
+    if (!serverApi) throw new AppError(ErrorCode.UNAVAILABLE, "this chat node serves no Server API");
+    return serverApi;
+  };
   return {
+    act: (request) => api().act(request),
+    stats: () => api().stats(),
     async deliver({ message, toUids }) {
       if (!message) return { error: ErrorCode.INVALID_ARGUMENT, offlineUids: [] };
       return {

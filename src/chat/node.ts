@@ -1,5 +1,7 @@
 import { AppError, codeOf, ErrorCode } from "../errors.js";
 import type { Envelope } from "../gen/shardchat/v1/client.js";
+import type { Uid } from "../storage/ports.js";
+import { ActSession } from "./act-session.js";
 import type { HandlerContext } from "./handlers/context.js";
 import { dispatch, type HandlerTable, servedHandlers } from "./handlers/dispatch.js";
 import { type Lane, SessionInbox } from "./inbox.js";
@@ -108,6 +110,20 @@ export class ChatNode {
       }
     });
     this.track(task);
+  }
+
+  /**
+   * The Server API (ChatNodeService.Act, issue 18): runs one request as uid through the same
+   * handlers as a client's, on a session with no connection, and answers its reply. Its pushes
+   * go out as a client's would (to the recipients, and to uid's own sessions here).
+   */
+  async act(uid: Uid, envelope: Envelope, privileged: boolean): Promise<Envelope> {
+    const session = new ActSession(uid, privileged, envelope.reqId);
+    const task = dispatch(this.ctx, this.handlers, session, envelope);
+    this.track(task);
+    await task;
+    session.settle();
+    return session.reply;
   }
 
   /** For transports: bytes that are not a frame. The stream cannot be trusted after that. */

@@ -25,15 +25,21 @@ import type {
   GroupStore,
   MessageStore,
   ReportStore,
+  StorageStats,
   Uid,
   UserStore,
+  WebhookOutboxStore,
 } from "../storage/ports.js";
+import { OfflineMessageWebhook } from "../webhooks/offline.js";
+import { createChatWebhooks } from "../webhooks/setup.js";
 import { DeliveredCursors } from "./delivered-cursors.js";
 import { Fanout } from "./fanout.js";
 import { KnownUsers } from "./known-users.js";
 import { ChatLimits } from "./limits.js";
 import { ChatNode } from "./node.js";
+import { serverApiService } from "./node-act.js";
 import { createChatNodeService, servePushStream } from "./node-service.js";
+import { allOfflineRecipients, type OfflineRecipients } from "./offline-recipients.js";
 import { PeerLinks } from "./peer-links.js";
 import { PeerDirectory } from "./peers.js";
 import { RingWatch } from "./ring-watch.js";
@@ -71,6 +77,18 @@ export interface ChatNodeDeps {
   metrics?: Metrics;
   /** What /readyz asks: the node's shards and Redis. */
   probes?: Probe[];
+  /**
+   * Push notifications for recipients with no session anywhere (src/push/notifier.ts, issue 18);
+   * absent when no push provider is configured: the fan-out then collects nobody.
+   */
+  pushNotifier?: OfflineRecipients;
+  /**
+   * The webhook outbox (issue 18): with WEBHOOK_ENDPOINTS set, the node records presence, friend,
+   * group and offline-recipient events there. Absent: none are recorded.
+   */
+  outbox?: WebhookOutboxStore;
+  /** Rows per database instance, for the Server API's stats (issue 18); absent: Stats answers none. */
+  storageStats?: StorageStats;
 }
 
 export interface RunningChatNode {
@@ -146,6 +164,8 @@ export async function startChatNode(deps: ChatNodeDeps): Promise<RunningChatNode
     log,
     onBatch: (items) => metrics.batchSize.observe({ op: "peer_push" }, items),
   });
+  // Webhooks (issue 18): events besides stored messages, and the before-send hook, when configured.
+  const webhooks = createChatWebhooks(config, { outbox: deps.outbox, ids: deps.ids, log, metrics });
   const fanout = new Fanout({
     nodeId: config.CHAT_NODE_ID,
     offlineTrust: { checkMax: config.CHAT_OFFLINE_RECHECK_MAX, settleMs: config.CHAT_RING_SETTLE_MS },
@@ -154,6 +174,10 @@ export async function startChatNode(deps: ChatNodeDeps): Promise<RunningChatNode
     ring: ringWatch,
     links,
     unacked,
+    offline: allOfflineRecipients([
+      deps.pushNotifier,
+      webhooks.events && new OfflineMessageWebhook(webhooks.events, (task) => node.ctx.background(task)),
+    ]),
     log,
     metrics,
   });
@@ -171,6 +195,8 @@ export async function startChatNode(deps: ChatNodeDeps): Promise<RunningChatNode
     fanout,
     ring: ringWatch,
     knownUsers,
+    webhooks: webhooks.events,
+    beforeSend: webhooks.beforeSend,
   });
   const limits: TransportLimits = {
     maxFrameBytes: config.CHAT_MAX_FRAME_BYTES,
@@ -181,9 +207,16 @@ export async function startChatNode(deps: ChatNodeDeps): Promise<RunningChatNode
   const grpc = await startGrpcServer(
     `${config.CHAT_GRPC_HOST}:${config.CHAT_GRPC_PORT}`,
     (server) =>
-      addApi(server, ChatNodeServiceService, createChatNodeService(sessions, fanout), {
-        push: servePushStream(fanout, log),
-      }),
+      addApi(
+        server,
+        ChatNodeServiceService,
+        createChatNodeService(
+          sessions,
+          fanout,
+          serverApiService(node, () => sessions.size, metrics, deps.storageStats),
+        ),
+        { push: servePushStream(fanout, log) },
+      ),
     { authToken: config.INTERNAL_AUTH_TOKEN, tls },
   );
   const tcp = await startTcpTransport(config.CHAT_HOST, config.CHAT_TCP_PORT, node, limits, log);
@@ -258,6 +291,7 @@ export async function startChatNode(deps: ChatNodeDeps): Promise<RunningChatNode
         await Promise.all([tcpClosed, ws.close(), grpc.close()]);
         links.close();
         peers.close();
+        await webhooks.close();
         await ops?.close();
         log.info("chat node stopped");
       })();

@@ -5,7 +5,8 @@ import type { DeviceName } from "../routing/ports.js";
 import type { Uid } from "../storage/ports.js";
 import { OutboundFrame } from "./outbound.js";
 
-export type TransportKind = "tcp" | "ws";
+/** "api": a request the Server API runs on a node (ActSession), with no connection. */
+export type TransportKind = "tcp" | "ws" | "api";
 
 /**
  * One client connection as the node sees it. Transports only move frames; handlers never
@@ -21,6 +22,11 @@ export interface Session {
   uid?: Uid;
   /** The device kind the login claimed (one session per uid and device kind); set with uid. */
   device?: DeviceName;
+  /**
+   * The Server API acting as uid (issue 18, ActSession): it recalls any message, manages any
+   * group whatever uid's role, adds members without their consent, and skips the per-user limits.
+   */
+  readonly privileged?: boolean;
   /** The client's address without its port (what per-address caps count). */
   readonly remoteHost: string;
   /** Date.now() of the last frame received; the idle sweep reads it. */

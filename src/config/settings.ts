@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { COLUMN_CHARS } from "../ids/identifiers.js";
+import { checkUrl, parseEndpoints } from "../webhooks/endpoints.js";
 
 /**
  * Every setting of every service, in one table. Each is read from the environment variable
@@ -182,6 +183,26 @@ export const settings = {
     schema: z.coerce.number().int().min(0),
     default: "600000",
     doc: "How often gate sweeps unsent uploads (0: never).",
+  },
+  ADMIN_API_ENABLED: {
+    schema: bool,
+    default: "true",
+    doc: "Serve the Server API under gate's /admin (routes, /admin/openapi.json, /admin/docs). Every /admin/v1 route needs an API key made by `npm run admin -- api-key create`: with none made, nothing is reachable.",
+  },
+  ADMIN_IMPORT_MAX: {
+    schema: positiveInt,
+    default: "1000",
+    doc: "Most users one POST /admin/v1/users/import creates (a larger batch answers INVALID_ARGUMENT).",
+  },
+  ADMIN_REQUESTS_PER_MINUTE: {
+    schema: positiveInt,
+    default: "6000",
+    doc: "Server API requests one API key makes per minute (RATE_LIMITED beyond); requests with a wrong key count per client address against the same number.",
+  },
+  ADMIN_PAGE_MAX: {
+    schema: positiveInt,
+    default: "100",
+    doc: "Largest page of the Server API's reads (history, conversation list, reports).",
   },
   GATE_FILE_LINK_TTL_MS: {
     schema: positiveInt,
@@ -519,6 +540,186 @@ export const settings = {
     schema: positiveInt,
     default: "5000",
     doc: "How often the chat nodes look for account deletions gate recorded and carry them out (friendships, groups, blocks, messages; one pass per database instance, run by one chat node at a time).",
+  },
+  // Push notifications (issue 18).
+  PUSH_DEVICES_PER_USER: {
+    schema: z.coerce.number().int().min(1).max(1000),
+    default: "10",
+    doc: "Most push devices one user keeps registered (PUT /v1/push/devices); registering one more drops the least recently registered (a reinstalled app or browser leaves its old registration behind).",
+  },
+  PUSH_TOKEN_MAX_BYTES: {
+    schema: z.coerce.number().int().min(64).max(16384),
+    default: "4096",
+    doc: "Longest device token gate accepts, in bytes (a Web Push subscription's JSON: endpoint URL and keys; an FCM or APNs token): a longer one answers PAYLOAD_TOO_LARGE.",
+  },
+  PUSH_QUEUE_MAX: {
+    schema: positiveInt,
+    default: "10000",
+    doc: "Offline recipients a chat node holds waiting for their push notification; past it more are dropped and counted (shardchat_push_queue_dropped_total): the fan-out never waits for push services, and the messages themselves reach the apps by sync.",
+  },
+  PUSH_CONCURRENCY: {
+    schema: z.coerce.number().int().min(1).max(1000),
+    default: "16",
+    doc: "Offline recipients a chat node works on at once (each: its devices, its conversation list for mute and badge, one request per device to its push service).",
+  },
+  PUSH_SHOW_PREVIEW: {
+    schema: bool,
+    default: "false",
+    doc: "Push notifications carry a preview of the message (its text, a file's name); false: only \"New message\" (the title still names the sender or the group). Off by default: FCM and APNs payloads pass through Google's and Apple's servers unencrypted, and a lock screen shows them to whoever holds the phone.",
+  },
+  PUSH_PREVIEW_MAX_CHARS: {
+    schema: z.coerce.number().int().min(1).max(500),
+    default: "120",
+    doc: "Longest preview in a push notification (PUSH_SHOW_PREVIEW), in characters; longer text is cut with an ellipsis.",
+  },
+  PUSH_TTL_SECONDS: {
+    schema: z.coerce.number().int().min(0).max(2_419_200),
+    default: "86400",
+    doc: "How long a push service keeps a notification for a device it cannot reach (Web Push TTL, FCM ttl, apns-expiration); 0: deliver now or never. The message itself is stored and reaches the app by sync.",
+  },
+  PUSH_SEND_TIMEOUT_MS: {
+    schema: positiveInt,
+    default: "10000",
+    doc: "Longest wait for a push service's answer to one notification, then counted as failed (Web Push: the longest silence on its request's connection).",
+  },
+  WEB_PUSH_VAPID_PUBLIC_KEY: {
+    schema: z.string().regex(/^[A-Za-z0-9_-]*$/, "URL-safe base64"),
+    default: "",
+    doc: "Web Push (VAPID) public key, URL-safe base64 of the P-256 point (`npm run push:vapid-keys` makes a pair); gate hands it to browsers (GET /v1/push/config). Empty: no Web Push. The chat nodes need it with WEB_PUSH_VAPID_PRIVATE_KEY and WEB_PUSH_SUBJECT (one without the others stops their start); gate needs only this one.",
+  },
+  WEB_PUSH_VAPID_PRIVATE_KEY: {
+    schema: z.string().regex(/^[A-Za-z0-9_-]*$/, "URL-safe base64"),
+    default: "",
+    doc: "Web Push (VAPID) private key, URL-safe base64 (the chat nodes sign each request with it). Keep it secret; a new pair invalidates every browser's subscription.",
+  },
+  WEB_PUSH_SUBJECT: {
+    schema: z.string().refine((v) => v === "" || /^(mailto:|https:\/\/)\S+$/.test(v), "mailto: or https: URL"),
+    default: "",
+    doc: "Web Push contact the push services may reach the operator at (VAPID `sub`): a mailto: or https: URL; required with the VAPID keys.",
+  },
+  WEB_PUSH_ENDPOINT_HOSTS: {
+    schema: z.string(),
+    default: "fcm.googleapis.com,updates.push.services.mozilla.com,web.push.apple.com,*.notify.windows.com",
+    doc: "Hosts a Web Push subscription's endpoint may name (comma-separated; *.example.com: its subdomains), https only: a subscription comes from a client, so without this list a user could make the chat nodes POST to any address. The default: the push services of Chrome, Firefox, Safari and Edge.",
+  },
+  FCM_SERVICE_ACCOUNT_FILE: {
+    schema: z.string(),
+    default: "",
+    doc: "FCM HTTP v1: the Firebase project's service account key file (JSON from the console: client_email, private_key, token_uri, project_id), read at start on the chat nodes; a file missing a field stops the process. Empty: no FCM.",
+  },
+  FCM_ENDPOINT: {
+    schema: z.string().url(),
+    default: "https://fcm.googleapis.com",
+    doc: "FCM HTTP v1 base URL; messages go to <this>/v1/projects/<project_id>/messages:send (a private endpoint or a test server).",
+  },
+  APNS_KEY_FILE: {
+    schema: z.string(),
+    default: "",
+    doc: "APNs token-based authentication: the .p8 key file (EC P-256) from Apple's developer account, read at start on the chat nodes; needs APNS_KEY_ID, APNS_TEAM_ID and APNS_TOPIC. Empty: no APNs.",
+  },
+  APNS_KEY_ID: {
+    schema: z.string().regex(/^[A-Za-z0-9]*$/, "letters and digits"),
+    default: "",
+    doc: "APNs: the key's id (10 characters, shown with the key), the JWT's kid.",
+  },
+  APNS_TEAM_ID: {
+    schema: z.string().regex(/^[A-Za-z0-9]*$/, "letters and digits"),
+    default: "",
+    doc: "APNs: the developer team's id (10 characters), the JWT's iss.",
+  },
+  APNS_TOPIC: {
+    schema: z.string().regex(/^[A-Za-z0-9.-]*$/, "a bundle id"),
+    default: "",
+    doc: "APNs: the app's bundle id (apns-topic), e.g. com.example.chat.",
+  },
+  APNS_HOST: {
+    schema: z.string().regex(/^[A-Za-z0-9.-]+(:\d{1,5})?$/, "host or host:port"),
+    default: "api.push.apple.com",
+    doc: "APNs server (host or host:port, HTTPS over HTTP/2): api.push.apple.com for apps from the App Store and TestFlight, api.sandbox.push.apple.com for development builds (a token of one is BadDeviceToken at the other, and is dropped).",
+  },
+  APNS_CA_FILE: {
+    schema: z.string(),
+    default: "",
+    doc: "APNs: an extra CA certificate (PEM file) trusted for APNS_HOST besides Node's bundled CAs, for a private or test server. Empty: Node's CAs only.",
+  },
+  // Webhooks (issue 18): README "Webhooks".
+  WEBHOOK_ENDPOINTS: {
+    schema: z.string().superRefine((value, ctx) => {
+      try {
+        parseEndpoints(value);
+      } catch (err) {
+        ctx.addIssue({ code: "custom", message: (err as Error).message });
+      }
+    }),
+    default: "",
+    doc: 'Webhook endpoints per event type: rules separated by ";", each `<events>=<urls>` (events: a comma list of types, `group.*` for a family, `*` for all; urls: http(s) URLs separated by spaces), e.g. `message.after_send,user.online=http://a/hook http://b/hook; group.*=http://c/hook`. Empty: no webhook events are recorded or sent, and messages are stored without an outbox row.',
+  },
+  WEBHOOK_SECRET: {
+    schema: z.string(),
+    default: "",
+    doc: "The key every webhook call is signed with (HMAC-SHA256, Standard Webhooks: `whsec_<base64>` or any other text, used as its bytes). Required when WEBHOOK_ENDPOINTS or WEBHOOK_BEFORE_SEND_URL is set.",
+  },
+  WEBHOOK_TIMEOUT_MS: {
+    schema: positiveInt,
+    default: "5000",
+    doc: "Longest wait for a webhook endpoint's answer to one event; past it the attempt failed and is retried.",
+  },
+  WEBHOOK_MAX_ATTEMPTS: {
+    schema: z.coerce.number().int().min(1).max(1000),
+    default: "15",
+    doc: "Attempts per webhook event and endpoint before the event is marked dead (kept in webhook_outbox, logged, counted in shardchat_webhook_dead_total) and its conversation's later events go on.",
+  },
+  WEBHOOK_RETRY_BASE_MS: {
+    schema: positiveInt,
+    default: "1000",
+    doc: "Wait before a failed webhook event's second attempt; it doubles with each failure (with jitter) up to WEBHOOK_RETRY_MAX_MS. The conversation's later events wait meanwhile.",
+  },
+  WEBHOOK_RETRY_MAX_MS: {
+    schema: positiveInt,
+    default: "300000",
+    doc: "Longest wait between two attempts of a webhook event.",
+  },
+  WEBHOOK_BATCH: {
+    schema: z.coerce.number().int().min(1).max(5000),
+    default: "200",
+    doc: "Most outbox rows one dispatch pass reads from a database instance (their conversations are sent side by side, each in order).",
+  },
+  WEBHOOK_POLL_MS: {
+    schema: positiveInt,
+    default: "200",
+    doc: "How often the webhook dispatcher looks for new events on each database instance (at once again after a full batch).",
+  },
+  WEBHOOK_LEASE_MS: {
+    schema: positiveInt,
+    default: "10000",
+    doc: "The lease a chat node process holds on a database instance's webhook outbox while it dispatches it (renewed as it works): after its process dies, another takes the instance over within this long.",
+  },
+  WEBHOOK_TIMESTAMP_TOLERANCE_SECONDS: {
+    schema: positiveInt,
+    default: "300",
+    doc: 'For receivers (README "Webhooks"): how far a call\'s webhook-timestamp may be from their clock before they refuse it as a replay. Not used by the server; its value is what the documentation and the verification example assume.',
+  },
+  WEBHOOK_BEFORE_SEND_URL: {
+    schema: z.string().superRefine((value, ctx) => {
+      if (value === "") return;
+      try {
+        checkUrl(value);
+      } catch (err) {
+        ctx.addIssue({ code: "custom", message: (err as Error).message });
+      }
+    }),
+    default: "",
+    doc: "Asked before every 1:1 and group message is stored, with the would-be message (signed as the other webhooks); it answers allow, reject (the sender gets MESSAGE_REJECTED, nothing is stored) or rewrite (the stored and delivered text). Empty: no check, at no cost.",
+  },
+  WEBHOOK_BEFORE_SEND_TIMEOUT_MS: {
+    schema: positiveInt,
+    default: "2000",
+    doc: "Longest wait for the before-send hook's answer (the sender's ack waits for it).",
+  },
+  WEBHOOK_BEFORE_SEND_FAIL_OPEN: {
+    schema: bool,
+    default: "false",
+    doc: "When the before-send hook fails (timeout, error, an answer that is not allow, reject or rewrite): true stores the message unchecked; false (the default) refuses it with UNAVAILABLE, so that nothing the hook would veto gets through while it is down, and the client sends it again later.",
   },
   TYPING_TTL_MS: {
     schema: positiveInt,

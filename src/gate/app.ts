@@ -1,5 +1,6 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import Fastify, { type FastifyInstance } from "fastify";
+import { adminApi } from "../admin/plugin.js";
 import type { GateDeps } from "./deps.js";
 import { errorHandler, notFoundHandler } from "./errors.js";
 import { FileLinks, fileLinkKey } from "./file-links.js";
@@ -11,6 +12,7 @@ import { healthzRoute } from "./routes/healthz.js";
 import { loginRoute } from "./routes/login.js";
 import { logoutRoute } from "./routes/logout.js";
 import { nodeRoute } from "./routes/node.js";
+import { pushRoute } from "./routes/push.js";
 import { registerRoute } from "./routes/register.js";
 import { resetPasswordRoute } from "./routes/reset-password.js";
 import { verifyCodeRoute } from "./routes/verify-code.js";
@@ -65,6 +67,7 @@ export async function buildGateApp(deps: GateDeps): Promise<FastifyInstance> {
     config,
     hasher,
     dummyHash,
+    bans: deps.admin?.bans,
   });
   if (deps.files) {
     const links = new FileLinks(fileLinkKey(config), config.GATE_FILE_LINK_TTL_MS);
@@ -88,7 +91,20 @@ export async function buildGateApp(deps: GateDeps): Promise<FastifyInstance> {
       hasher,
     });
   }
+  if (deps.pushDevices) await app.register(pushRoute, { status: deps.status, devices: deps.pushDevices, config });
   await app.register(nodeRoute, { status: deps.status });
+  if (deps.admin && config.ADMIN_API_ENABLED) {
+    await app.register(adminApi, {
+      ...deps.admin,
+      users: deps.users,
+      status: deps.status,
+      ids: deps.ids,
+      limiter: deps.limiter,
+      config,
+      log: log.child({ use: "server-api" }),
+      hashPassword: (password) => hasher.hash(password),
+    });
+  }
   await app.register(webRoute, { config, log });
   await app.ready();
   return app;

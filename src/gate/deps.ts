@@ -1,3 +1,4 @@
+import type { AdminStores } from "../admin/deps.js";
 import type { Config } from "../config/settings.js";
 import type { FileStore } from "../files/ports.js";
 import type { StatusServiceService } from "../gen/shardchat/v1/status.js";
@@ -8,7 +9,7 @@ import type { Logger } from "../log/logger.js";
 import type { Probe } from "../metrics/health.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { RateLimiter } from "../routing/ports.js";
-import type { FileMetaStore, MessageStore, Uid, UserStore } from "../storage/ports.js";
+import type { FileMetaStore, MessageStore, PushDeviceStore, Uid, UserStore } from "../storage/ports.js";
 
 /** The settings gate reads: a slice of Config. */
 export type GateConfig = Pick<
@@ -42,6 +43,14 @@ export type GateConfig = Pick<
   | "METRICS_HOST"
   | "METRICS_PORT"
   | "READY_PROBE_TIMEOUT_MS"
+  | "ADMIN_API_ENABLED"
+  | "ADMIN_IMPORT_MAX"
+  | "ADMIN_REQUESTS_PER_MINUTE"
+  | "ADMIN_PAGE_MAX"
+  | "PUSH_DEVICES_PER_USER"
+  | "PUSH_TOKEN_MAX_BYTES"
+  | "WEB_PUSH_VAPID_PUBLIC_KEY"
+  | "WEB_PUSH_ENDPOINT_HOSTS"
 >;
 
 /** What gate needs from the outside world; gate itself keeps no state. */
@@ -65,6 +74,13 @@ export interface GateDeps {
    * not served when absent.
    */
   accounts?: { request(uid: Uid): Promise<unknown> };
+  /**
+   * The Server API under /admin (issue 18: src/admin/), served when ADMIN_API_ENABLED; its bans
+   * are checked by every login either way. Neither when absent.
+   */
+  admin?: AdminStores;
+  /** Users' push devices (PUT and DELETE /v1/push/devices, GET /v1/push/config, issue 18); not served when absent. */
+  pushDevices?: PushDeviceStore;
 }
 
 /** What gate needs to take and hand out files; without it gate serves no /v1/files. */

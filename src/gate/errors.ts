@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
-import { AppError, ErrorCode, errorName, httpStatusOf } from "../errors.js";
+import { AppError, DetailedError, ErrorCode, errorName, httpStatusOf } from "../errors.js";
 import type { Logger } from "../log/logger.js";
 
 /** What a failed request answers: a code from the table and a message safe to show a client. */
@@ -24,7 +24,8 @@ export function errorHandler(log: Logger) {
     } else if (code === ErrorCode.UNAVAILABLE) {
       log.warn({ err, requestId: request.id, url: request.url }, "gate dependency unavailable");
     }
-    return reply.code(httpStatusOf(code)).send({ error: code, message });
+    const details = err instanceof DetailedError ? { details: err.details } : {};
+    return reply.code(httpStatusOf(code)).send({ error: code, message, ...details });
   };
 }
 

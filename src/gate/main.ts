@@ -1,3 +1,4 @@
+import { createAdminStores } from "../admin/stores.js";
 import { createAccountDeletionRequest, createAdapters, requireSharedRouting } from "../compose.js";
 import { createFileStore } from "../files/create.js";
 import { StatusServiceService } from "../gen/shardchat/v1/status.js";
@@ -23,6 +24,9 @@ await runService({
     onStop(() => verify.close());
     const status = grpcClient(StatusServiceService, config.STATUS_ADDR, internal);
     onStop(() => status.close());
+    // The Server API's clients of the chat nodes (issue 18).
+    const admin = createAdminStores(adapters, status.api, config, log.child({ use: "server-api" }), internal);
+    onStop(() => admin.close());
     const lease = await leaseSnowflake({ leases: adapters.workerLeases, config, log });
     onStop(() => lease.release());
     const gate = await startGate({
@@ -37,6 +41,8 @@ await runService({
       probes: [...adapters.probes, tcpProbe("verify", config.VERIFY_ADDR), tcpProbe("status", config.STATUS_ADDR)],
       files: { meta: adapters.files, bytes: createFileStore(config), messages: adapters.messages },
       accounts: createAccountDeletionRequest(adapters, config, status.api, log.child({ use: "account-deletion" })),
+      pushDevices: adapters.pushDevices,
+      admin: admin.stores,
     });
     onStop(() => gate.close());
     log.info({ host: config.GATE_HOST, port: gate.port, workerId: lease.workerId }, "gate listening");

@@ -7,6 +7,8 @@ export const errorReplySchema = {
   properties: {
     error: { type: "integer" },
     message: { type: "string" },
+    /** Fields some codes carry (ACCOUNT_BANNED: reason, untilMs). */
+    details: { type: "object", additionalProperties: true },
   },
   required: ["error"],
 } as const;

@@ -25,6 +25,22 @@ export interface Metrics {
   retentionPurged: Counter;
   /** How long the retention purge's last pass over one instance took, by instance. */
   retentionPassSeconds: Gauge<"instance">;
+  /** Webhook calls an endpoint answered 2xx, by event type (issue 18). */
+  webhookDelivered: Counter<"type">;
+  /** Webhook calls that failed (an error, a timeout, a non-2xx answer), by event type: each is retried. */
+  webhookFailed: Counter<"type">;
+  /** Webhook events given up after WEBHOOK_MAX_ATTEMPTS, by event type (kept in webhook_outbox). */
+  webhookDead: Counter<"type">;
+  /** Age of the oldest event in the dispatcher's last batch, by database instance. */
+  webhookLagSeconds: Gauge<"instance">;
+  /** Webhook events the chat node could not record (their outbox insert failed), by type. */
+  webhookRecordFailed: Counter<"type">;
+  /** Before-send hook answers: allow, reject, rewrite, failed_open, failed_closed. */
+  webhookBeforeSend: Counter<"outcome">;
+  /** Push notifications sent to push services, by provider and outcome (sent, gone, failed) (issue 18). */
+  pushes: Counter<"provider" | "outcome">;
+  /** Offline recipients not notified because the push queue was full (PUSH_QUEUE_MAX). */
+  pushQueueDropped: Counter;
 }
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
@@ -114,6 +130,53 @@ export function createMetrics(service: string): Metrics {
       name: "shardchat_retention_pass_seconds",
       help: "Duration of the retention purge's last pass over a database instance, by instance",
       labelNames: ["instance"],
+      registers,
+    }),
+    webhookDelivered: new Counter({
+      name: "shardchat_webhook_delivered_total",
+      help: "Webhook calls an endpoint answered 2xx, by event type",
+      labelNames: ["type"],
+      registers,
+    }),
+    webhookFailed: new Counter({
+      name: "shardchat_webhook_failed_total",
+      help: "Webhook calls that failed (error, timeout, non-2xx) and will be retried, by event type",
+      labelNames: ["type"],
+      registers,
+    }),
+    webhookDead: new Counter({
+      name: "shardchat_webhook_dead_total",
+      help: "Webhook events given up after WEBHOOK_MAX_ATTEMPTS (kept in webhook_outbox), by event type",
+      labelNames: ["type"],
+      registers,
+    }),
+    webhookLagSeconds: new Gauge({
+      name: "shardchat_webhook_outbox_lag_seconds",
+      help: "Age of the oldest webhook event in the dispatcher's last batch, by database instance",
+      labelNames: ["instance"],
+      registers,
+    }),
+    webhookRecordFailed: new Counter({
+      name: "shardchat_webhook_record_failed_total",
+      help: "Webhook events (other than a message's after-send) the chat node could not write to the outbox, by type",
+      labelNames: ["type"],
+      registers,
+    }),
+    webhookBeforeSend: new Counter({
+      name: "shardchat_webhook_before_send_total",
+      help: "Before-send hook answers by outcome (allow, reject, rewrite, failed_open, failed_closed)",
+      labelNames: ["outcome"],
+      registers,
+    }),
+    pushes: new Counter({
+      name: "shardchat_push_notifications_total",
+      help: "Push notifications handed to push services, by provider (webpush, fcm, apns) and outcome (sent, gone: the device was dropped, failed)",
+      labelNames: ["provider", "outcome"],
+      registers,
+    }),
+    pushQueueDropped: new Counter({
+      name: "shardchat_push_queue_dropped_total",
+      help: "Offline recipients left without a push notification because the chat node's push queue was full (PUSH_QUEUE_MAX)",
       registers,
     }),
   };

@@ -150,6 +150,37 @@ export class GateClient {
     return { url: new URL(answer.url, this.baseUrl).toString(), expiresAtMs: answer.expiresAtMs };
   }
 
+  /** The VAPID key browsers subscribe to Web Push with ("" when this deployment has no Web Push). */
+  async pushConfig(): Promise<{ webPushPublicKey: string }> {
+    const res = await this.send(new URL("/v1/push/config", this.baseUrl), {});
+    return this.check(await res.json().catch(() => ({})));
+  }
+
+  /**
+   * Registers this device for push notifications (or replaces its token): a webpush token is the
+   * browser's PushSubscription as JSON. INVALID_ARGUMENT, PAYLOAD_TOO_LARGE, TOKEN_INVALID.
+   */
+  async registerPushDevice(
+    auth: Auth,
+    device: { deviceId: string; provider: "webpush" | "fcm" | "apns"; token: string },
+  ): Promise<void> {
+    const res = await this.send(new URL("/v1/push/devices", this.baseUrl), {
+      method: "PUT",
+      headers: { "content-type": "application/json", authorization: `Bearer ${auth.token}`, "x-uid": auth.uid },
+      body: JSON.stringify(device),
+    });
+    this.check(await res.json().catch(() => ({})));
+  }
+
+  /** Removes this device's push registration (a logout, notifications turned off); whether there was one. */
+  async unregisterPushDevice(auth: Auth, deviceId: string): Promise<boolean> {
+    const res = await this.send(new URL(`/v1/push/devices/${encodeURIComponent(deviceId)}`, this.baseUrl), {
+      method: "DELETE",
+      headers: { authorization: `Bearer ${auth.token}`, "x-uid": auth.uid },
+    });
+    return this.check<{ removed: boolean }>(await res.json().catch(() => ({}))).removed;
+  }
+
   /** Posts JSON and answers the reply; a non-zero `error` becomes AppError. */
   async post<T>(path: string, body: unknown): Promise<T> {
     const res = await this.send(new URL(path, this.baseUrl), {
@@ -169,12 +200,14 @@ export class GateClient {
   }
 
   private check<T>(reply: unknown): T {
-    const r = reply as { error?: unknown; message?: string; retryAfterSeconds?: unknown };
+    const r = reply as { error?: unknown; message?: string; retryAfterSeconds?: unknown; details?: unknown };
     if (typeof r?.error !== "number") throw new AppError(ErrorCode.INTERNAL, "gate answered no error code");
     if (r.error !== ErrorCode.OK) {
       // A cool-down or rate limit says when to ask again (VERIFY_CODE_COOLDOWN, RATE_LIMITED).
-      const err = new AppError(r.error, r.message) as AppError & { retryAfterSeconds?: number };
+      const err = new AppError(r.error, r.message) as AppError & { retryAfterSeconds?: number; details?: unknown };
       if (typeof r.retryAfterSeconds === "number") err.retryAfterSeconds = r.retryAfterSeconds;
+      // ACCOUNT_BANNED: the ban's reason and end (untilMs, 0: until unbanned).
+      if (r.details !== undefined) err.details = r.details;
       throw err;
     }
     return reply as T;

@@ -12,6 +12,18 @@ export {
   type TypingPush,
   type UserInfo,
 } from "../gen/shardchat/v1/client.js";
+export {
+  AdminClient,
+  type AdminConversation,
+  type AdminGroup,
+  type AdminMessage,
+  type AdminNewUser,
+  type AdminReport,
+  type AdminSend,
+  type AdminSent,
+  type AdminStats,
+  type AdminUser,
+} from "./admin-client.js";
 export { ChatClient, type ChatClientOptions, type OutgoingContent } from "./chat-client.js";
 export { type Auth, GateClient, type LoginAnswer, type UploadedFile } from "./gate-client.js";
 export { applyMessageEvent, isMessageEvent } from "./message-events.js";

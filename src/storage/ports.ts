@@ -147,6 +147,11 @@ export interface UserStore {
   byName(name: string): Promise<UserRecord | null>;
   byEmail(email: string): Promise<UserRecord | null>;
   setPassword(uid: Uid, passwordHash: string): Promise<void>;
+  /**
+   * Gives the user another name (the Server API's display name change, issue 18); false when
+   * there is no such user, AppError(USER_EXISTS) when the name is taken.
+   */
+  rename(uid: Uid, name: string): Promise<boolean>;
   /** Which of these uids exist. */
   existing(uids: Uid[]): Promise<Set<Uid>>;
   /** Up to limit users whose name starts with prefix (case-insensitive), by name. */
@@ -621,6 +626,46 @@ export interface ConversationSettingsRecord {
   hidden: boolean;
 }
 
+/** The push services a device is registered with (the same names as src/push/ports.ts PushProviderKind). */
+export type PushProviderName = "webpush" | "fcm" | "apns";
+
+/** A device registered for push notifications (issue 18), one per (uid, deviceId). */
+export interface PushDeviceRecord {
+  uid: Uid;
+  /** The client's own id of the device (stable across its logins). */
+  deviceId: string;
+  provider: PushProviderName;
+  /** What the provider addresses it by: a Web Push subscription as JSON, an FCM or APNs token. */
+  token: string;
+  /** When it was registered last (ms since the epoch). */
+  updatedAt: number;
+}
+
+/**
+ * Push devices (issue 18), table push_devices on the user's shard (by uid): a user's list is
+ * one read of one shard, and its rows move with the user's slot. The chat node that stores a
+ * message reads its offline recipients' devices, and drops one its provider calls gone.
+ */
+export interface PushDeviceStore {
+  /**
+   * Registers the device, or replaces what (uid, deviceId) had (provider, token, time); then
+   * keeps only uid's maxPerUser most recently registered devices (a browser or app reinstalled
+   * leaves its old registration behind: the oldest make room). Answers how many were dropped.
+   */
+  register(device: PushDeviceRecord, maxPerUser: number): Promise<number>;
+  /** Removes uid's device (a logout, a user turning push off); whether there was one. */
+  unregister(uid: Uid, deviceId: string): Promise<boolean>;
+  /** Removes every device of uid (its account is being deleted); answers how many. */
+  unregisterAll(uid: Uid): Promise<number>;
+  /** uid's devices, the most recently registered first. */
+  list(uid: Uid): Promise<PushDeviceRecord[]>;
+  /**
+   * Removes the device only while it still holds this token (its provider said the token is
+   * gone; a registration made meanwhile, with a new token, stays). Whether a row went.
+   */
+  drop(uid: Uid, deviceId: string, token: string): Promise<boolean>;
+}
+
 /** A conversation with expired messages: those sent before cutoffMs may be purged. */
 export interface ExpiredConversation {
   convId: string;
@@ -713,4 +758,121 @@ export interface AccountDeletionStore {
    * changed): that one is carried out again by the next pass. Answers whether a row went.
    */
   done(uid: Uid, requestedAt: number): Promise<boolean>;
+}
+
+/**
+ * A Server API key (issue 18). The key itself ("sk_<id>_<secret>") is shown once when made and
+ * never stored: only the SHA-256 digest of its secret, compared in constant time.
+ */
+export interface ApiKeyRecord {
+  /** Random, base64url (API_KEY_ID_CHARS characters): the placement key and what the CLI lists. */
+  id: string;
+  name: string;
+  /** SHA-256 of the secret, hex. */
+  secretDigest: string;
+  createdAt: number;
+  /** When it was revoked; 0 while it is valid. */
+  revokedAt: number;
+}
+
+/** Server API keys; global rows, each placed by "apikey:" + its id (a list reads every instance). */
+export interface ApiKeyStore {
+  /** AppError(INVALID_ARGUMENT) for an id or name that does not fit its column. */
+  create(key: ApiKeyRecord): Promise<void>;
+  byId(id: string): Promise<ApiKeyRecord | null>;
+  /** Every key, revoked ones too, oldest first. */
+  list(): Promise<ApiKeyRecord[]>;
+  /** Marks the key revoked at atMs; false when there is no such key or it was revoked already. */
+  revoke(id: string, atMs: number): Promise<boolean>;
+}
+
+/** A ban of a user (issue 18): login answers ACCOUNT_BANNED while it lasts. */
+export interface BanRecord {
+  uid: Uid;
+  /** The ban ends then (ms since the epoch); 0: until unbanned. */
+  untilMs: number;
+  reason: string;
+  createdAt: number;
+}
+
+/** Bans, one row per banned user, placed by uid beside the user's other rows. */
+export interface BanStore {
+  /** Bans uid (again: replaces the ban's end and reason). */
+  ban(ban: BanRecord): Promise<void>;
+  /** Lifts uid's ban; whether there was one. */
+  unban(uid: Uid): Promise<boolean>;
+  /** uid's ban, or null; a ban that ended is answered too (the caller compares untilMs). */
+  byUid(uid: Uid): Promise<BanRecord | null>;
+}
+
+/** How many rows one database instance holds, for the Server API's stats. */
+export interface ShardSize {
+  instance: string;
+  users: number;
+  messages: number;
+}
+
+/** Sizes of the database instances (issue 18): one count per table and instance. */
+export interface StorageStats {
+  sizes(): Promise<ShardSize[]>;
+}
+
+/** Column widths of the Server API's tables (sql/080_server_api.sql), checked at the edge and by the stores. */
+export const ADMIN_COLUMN_CHARS = { apiKeyId: 32, apiKeyName: 100, banReason: 500 } as const;
+
+/**
+ * Where an outbox row sits and is delivered in order (webhooks, issue 18): `placeKey` places it
+ * (a conversation id, or a uid for user and friend events); lane 0 holds a conversation's
+ * message.after_send events by seq, lane 1 every other event of the key by a snowflake.
+ */
+export interface OutboxKey {
+  placeKey: string;
+  lane: number;
+  /** Decimal: a seq in lane 0, a snowflake in lane 1. */
+  pos: string;
+}
+
+/** A webhook event as the outbox holds it until every endpoint took it. */
+export interface OutboxEvent extends OutboxKey {
+  /** The webhook-id receivers drop repeats by. */
+  eventId: string;
+  type: string;
+  /** The event's `data`, as JSON. */
+  payloadJson: string;
+  createdAt: number;
+  attempts: number;
+  /** Ms since the epoch before which it is not tried again. */
+  nextAt: number;
+  /** The endpoints that answered 2xx already. */
+  deliveredTo: string[];
+}
+
+/** An event recorded on its own (not with a message): always lane 1. */
+export type NewOutboxEvent = Pick<OutboxEvent, "placeKey" | "pos" | "eventId" | "type" | "payloadJson" | "createdAt">;
+
+/**
+ * The webhook outbox (issue 18): the message stores write a message's after-send row in the
+ * message's own transaction (when built with it on); this port adds the other events and is
+ * what the dispatcher reads and settles, one database instance at a time.
+ */
+export interface WebhookOutboxStore {
+  /** The ids of the database instances, each dispatched on its own (one for a single database). */
+  instances(): string[];
+  /** Records events, each on its key's instance (sharded: behind its slot fence). */
+  add(events: NewOutboxEvent[]): Promise<void>;
+  /**
+   * Up to `limit` rows not dead on the instance with a place key after `after` ("" = from the
+   * start), in primary-key order: a lane's rows come in delivery order, its first one the next
+   * to send. Sharded, rows the current map places elsewhere (a rebalance's copy, not yet
+   * cleaned up) are left out.
+   */
+  scan(instance: string, after: string, limit: number): Promise<OutboxEvent[]>;
+  /** Delivered to every endpoint: the row goes. */
+  remove(instance: string, key: OutboxKey): Promise<void>;
+  /** An attempt failed: the next one waits until nextAt; dead keeps the row but stops trying. */
+  retry(
+    instance: string,
+    key: OutboxKey,
+    outcome: { attempts: number; nextAt: number; deliveredTo: string[]; dead: boolean; error: string },
+  ): Promise<void>;
 }

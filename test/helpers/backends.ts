@@ -1,6 +1,8 @@
 import type { RowDataPacket } from "mysql2/promise";
 import { afterAll, beforeAll } from "vitest";
 import { MysqlAccountDeletionStore } from "../../src/storage/mysql/account-deletion-store.js";
+import { MysqlApiKeyStore } from "../../src/storage/mysql/api-key-store.js";
+import { MysqlBanStore } from "../../src/storage/mysql/ban-store.js";
 import { MysqlBlockStore, onePool } from "../../src/storage/mysql/block-store.js";
 import { MysqlConversationStore } from "../../src/storage/mysql/conversation-store.js";
 import { MysqlFileMetaStore } from "../../src/storage/mysql/file-meta-store.js";
@@ -9,44 +11,54 @@ import { MysqlGroupStore } from "../../src/storage/mysql/group-store.js";
 import { MysqlMessageStore } from "../../src/storage/mysql/message-store.js";
 import { migrate } from "../../src/storage/mysql/migrate.js";
 import { createPool } from "../../src/storage/mysql/pool.js";
+import { MysqlPushDeviceStore } from "../../src/storage/mysql/push-device-store.js";
 import { MysqlReportStore } from "../../src/storage/mysql/report-store.js";
 import {
   MysqlRetentionStore,
   MysqlSentMessageEraser,
   onePoolRetention,
 } from "../../src/storage/mysql/retention-store.js";
+import { MysqlStorageStats } from "../../src/storage/mysql/storage-stats.js";
 import { MysqlUserStore } from "../../src/storage/mysql/user-store.js";
 import type {
   AccountDeletionStore,
+  ApiKeyStore,
+  BanStore,
   BlockStore,
   ConversationStore,
   FileMetaStore,
   FriendStore,
   GroupStore,
   MessageStore,
+  PushDeviceStore,
   ReportStore,
   RetentionStore,
   SentMessageEraser,
+  StorageStats,
   UserStore,
 } from "../../src/storage/ports.js";
 import { ShardedAccountDeletionStore } from "../../src/storage/sharded/account-deletion-store.js";
+import { ShardedApiKeyStore, ShardedBanStore, ShardedStorageStats } from "../../src/storage/sharded/api-key-store.js";
 import { ShardedBlockStore } from "../../src/storage/sharded/block-store.js";
 import { ShardedConversationStore } from "../../src/storage/sharded/conversation-store.js";
 import { ShardedFileMetaStore } from "../../src/storage/sharded/file-meta-store.js";
 import { ShardedGroupStore } from "../../src/storage/sharded/group-store.js";
 import { ShardedMessageStore } from "../../src/storage/sharded/message-store.js";
+import { ShardedPushDeviceStore } from "../../src/storage/sharded/push-device-store.js";
 import { ShardedReportStore } from "../../src/storage/sharded/report-store.js";
 import { ShardedRetentionStore, ShardedSentMessageEraser } from "../../src/storage/sharded/retention-store.js";
 import type { Shards } from "../../src/storage/sharded/shards.js";
 import { shardedUidPlacement } from "../../src/storage/sharded/uid-placement.js";
 import { ShardedUserStore } from "../../src/storage/sharded/user-store.js";
 import { SqliteAccountDeletionStore } from "../../src/storage/sqlite/account-deletion-store.js";
+import { SqliteApiKeyStore, SqliteBanStore, SqliteStorageStats } from "../../src/storage/sqlite/api-key-store.js";
 import { SqliteBlockStore } from "../../src/storage/sqlite/block-store.js";
 import { SqliteConversationStore } from "../../src/storage/sqlite/conversation-store.js";
 import { SqliteFileMetaStore } from "../../src/storage/sqlite/file-meta-store.js";
 import { SqliteFriendStore } from "../../src/storage/sqlite/friend-store.js";
 import { SqliteGroupStore } from "../../src/storage/sqlite/group-store.js";
 import { SqliteMessageStore } from "../../src/storage/sqlite/message-store.js";
+import { SqlitePushDeviceStore } from "../../src/storage/sqlite/push-device-store.js";
 import { SqliteReportStore } from "../../src/storage/sqlite/report-store.js";
 import { SqliteRetentionStore, SqliteSentMessageEraser } from "../../src/storage/sqlite/retention-store.js";
 import { SqliteUserStore } from "../../src/storage/sqlite/user-store.js";
@@ -71,6 +83,11 @@ export interface OpenedBackend {
   retention: RetentionStore;
   eraser: SentMessageEraser;
   accountDeletions: AccountDeletionStore;
+  pushDevices: PushDeviceStore;
+  /** The Server API's keys, bans and instance sizes (issue 18). */
+  apiKeys: ApiKeyStore;
+  bans: BanStore;
+  storageStats: StorageStats;
   /** The sizes of the append batches so far (MySQL group commit; empty without it). */
   batches: number[];
   /** A query on the database holding the rows placed by `key` (SQL both dialects speak). */
@@ -145,6 +162,10 @@ export function sqliteBackend(tag: string): Backend {
         retention: new SqliteRetentionStore(db),
         eraser: new SqliteSentMessageEraser(db),
         accountDeletions: new SqliteAccountDeletionStore(db),
+        pushDevices: new SqlitePushDeviceStore(db),
+        apiKeys: new SqliteApiKeyStore(db),
+        bans: new SqliteBanStore(db),
+        storageStats: new SqliteStorageStats(db),
         batches: [],
         async rows(_key, sql, params) {
           return db.prepare(sql).all(...params) as Record<string, unknown>[];
@@ -186,6 +207,10 @@ export function mysqlBackend(name: string, groupCommit?: GroupCommit): Backend {
         retention: new MysqlRetentionStore(onePoolRetention(pool, DEADLOCK_RETRIES)),
         eraser: new MysqlSentMessageEraser(onePoolRetention(pool, DEADLOCK_RETRIES)),
         accountDeletions: new MysqlAccountDeletionStore(onePool(pool)),
+        pushDevices: new MysqlPushDeviceStore(onePool(pool)),
+        apiKeys: new MysqlApiKeyStore(onePool(pool)),
+        bans: new MysqlBanStore(singlePool(pool)),
+        storageStats: new MysqlStorageStats(onePool(pool)),
         batches,
         async rows(_key, sql, params) {
           const [rows] = await pool.query<RowDataPacket[]>(sql, params);
@@ -228,6 +253,10 @@ export function shardedBackend(
         retention: new ShardedRetentionStore(shards, DEADLOCK_RETRIES),
         eraser: new ShardedSentMessageEraser(shards, DEADLOCK_RETRIES),
         accountDeletions: new ShardedAccountDeletionStore(shards),
+        pushDevices: new ShardedPushDeviceStore(shards),
+        apiKeys: new ShardedApiKeyStore(shards),
+        bans: new ShardedBanStore(shards),
+        storageStats: new ShardedStorageStats(shards),
         batches,
         async rows(key, sql, params) {
           const [rows] = await on(key).query<RowDataPacket[]>(sql, params);

@@ -1,5 +1,6 @@
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { type GroupMember, GroupRole, MessageKind } from "../../src/gen/shardchat/v1/client.js";
+import type { PushState } from "./push.js";
 import { type Conversation, type Session, snippetOf, untilText, type ViewMessage } from "./session.js";
 
 type Panel = "chats" | "friends" | "groups" | "account";
@@ -1789,6 +1790,51 @@ function GroupsPanel({
 }
 
 /** The account: who is logged in, and deleting the account (the password asked again, then confirmed). */
+const PUSH_TEXT: Record<PushState, string> = {
+  unsupported: "This browser cannot show notifications from a closed tab.",
+  unavailable: "This server sends no browser notifications.",
+  denied: "Notifications are blocked for this site in the browser's settings.",
+  off: "Off: messages that arrive while no tab is open wait until you come back.",
+  on: "On: a message that arrives while no tab is open shows as a notification.",
+};
+
+/** Browser notifications (Web Push) for this device: asks the browser's permission only on the click. */
+function NotificationsCard({ session }: { session: Session }) {
+  const [state, setState] = useState<PushState | null>(null);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState("");
+  useEffect(() => {
+    void session.pushState().then(setState, () => setState("unavailable"));
+  }, [session]);
+  const toggle = async (on: boolean) => {
+    setBusy(true);
+    setError("");
+    try {
+      setState(await session.setPush(on));
+    } catch (err) {
+      setError(err instanceof Error ? err.message : String(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <section class="card" aria-label="Notifications">
+      <h3>Notifications</h3>
+      <small>{state ? PUSH_TEXT[state] : "…"}</small>
+      {(state === "off" || state === "on") && (
+        <button type="button" class="secondary" disabled={busy} onClick={() => void toggle(state === "off")}>
+          {state === "off" ? "Turn on notifications" : "Turn off notifications"}
+        </button>
+      )}
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+    </section>
+  );
+}
+
 function AccountPanel({ session }: { session: Session }) {
   const [password, setPassword] = useState("");
   const [confirming, setConfirming] = useState(false);
@@ -1801,6 +1847,7 @@ function AccountPanel({ session }: { session: Session }) {
           <b>{session.nameOf(session.uid)}</b> <small>uid {session.uid}</small>
         </div>
       </section>
+      <NotificationsCard session={session} />
       <form
         class="card danger-zone"
         aria-label="Delete account"
@@ -1889,6 +1936,22 @@ export function ChatScreen({ session }: { session: Session }) {
     setOpen(id);
     setPanel("chats");
   };
+  // A clicked notification opens its conversation: in this tab (the service worker's message),
+  // or in a new one (?conv=).
+  useEffect(() => {
+    const wanted = new URLSearchParams(window.location.search).get("conv");
+    if (wanted) {
+      openConv(wanted);
+      window.history.replaceState(null, "", window.location.pathname);
+    }
+    if (!("serviceWorker" in navigator)) return;
+    const onMessage = (e: MessageEvent) => {
+      const data = e.data as { type?: string; convId?: string } | null;
+      if (data?.type === "open-conversation" && data.convId) openConv(data.convId);
+    };
+    navigator.serviceWorker.addEventListener("message", onMessage);
+    return () => navigator.serviceWorker.removeEventListener("message", onMessage);
+  }, [session]);
   const panels: Panel[] = ["chats"];
   if (!session.unsupported.has("friends")) panels.push("friends");
   if (!session.unsupported.has("groups")) panels.push("groups");

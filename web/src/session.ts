@@ -20,6 +20,7 @@ import type { ChatClient } from "../../src/sdk/chat-client.js";
 import type { GateClient, LoginAnswer, UploadedFile } from "../../src/sdk/gate-client.js";
 import { applyMessageEvent, isMessageEvent } from "../../src/sdk/message-events.js";
 import { openChat } from "../../src/sdk/open-chat.js";
+import { disablePush, enablePush, forgetPushDevice, type PushState, pushState, renewPush } from "./push.js";
 
 /** What the connection is doing, as the header shows it. */
 export type ConnState =
@@ -228,12 +229,25 @@ export class Session {
 
   start(): void {
     void this.connectLoop();
+    void renewPush(this.gate, this.auth).catch(() => {});
+  }
+
+  /** Push notifications in this browser (web/src/push.ts): whether they can be, and are, on. */
+  pushState(): Promise<PushState> {
+    return pushState(this.gate);
+  }
+
+  /** Turns them on (asks the browser's permission: call from a click) or off. */
+  setPush(on: boolean): Promise<PushState> {
+    return on ? enablePush(this.gate, this.auth) : disablePush(this.gate, this.auth);
   }
 
   async logout(): Promise<void> {
     this.#stopped = true;
     forgetLogin();
     this.onLoggedOut("logout");
+    // While the token still works: this browser stops getting this user's notifications.
+    await forgetPushDevice(this.gate, this.auth);
     // The token is revoked at gate, so a copy of it (another tab, a stolen one) opens nothing.
     await this.gate.logout(this.auth).catch(() => {});
     await this.#client?.close().catch(() => {});

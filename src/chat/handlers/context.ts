@@ -18,6 +18,8 @@ import type {
   Uid,
   UserStore,
 } from "../../storage/ports.js";
+import type { BeforeSendHook } from "../../webhooks/before-send.js";
+import type { WebhookEvents } from "../../webhooks/events.js";
 import type { DeliveredCursors } from "../delivered-cursors.js";
 import type { Fanout, RingView } from "../fanout.js";
 import type { LaneTurn } from "../inbox.js";
@@ -124,6 +126,10 @@ export interface HandlerContext {
   blocks?: BlockStore;
   /** Reports for operators (issue 17); without it report requests are not served (UNKNOWN_MESSAGE_TYPE). */
   reports?: ReportStore;
+  /** Webhook events besides stored messages (issue 18): absent when no endpoint is configured. */
+  webhooks?: WebhookEvents;
+  /** The before-send webhook (WEBHOOK_BEFORE_SEND_URL): absent when not configured. */
+  beforeSend?: BeforeSendHook;
   /** Work a reply does not wait for (delivery, kicks); the node awaits it on close. Must not reject. */
   background(task: Promise<void>): void;
 }

@@ -2,6 +2,7 @@ import { AppError, ErrorCode } from "../../errors.js";
 import type { Envelope, FriendApplication, UserInfo } from "../../gen/shardchat/v1/client.js";
 import { COLUMN_CHARS, isUid, requireChars, requireUid } from "../../ids/identifiers.js";
 import type { FriendApplicationRecord, Uid, UserRecord } from "../../storage/ports.js";
+import { recordFriendEvent } from "../../webhooks/events.js";
 import type { FriendsContext, HandlerContext, LoggedInSession, Reply, RequestOf } from "./context.js";
 import { invalid, pageSize, storage } from "./context.js";
 
@@ -85,6 +86,7 @@ export async function friendApply(
   await ctx.limits.friendApply(me);
   const record = { fromUid: me, toUid: to, message: request.message, createdAtMs: Date.now() };
   await storage(ctx, "friend apply", () => friends.apply(record));
+  ctx.background(recordFriendEvent(ctx.webhooks, "friend.applied", me, to, request.message));
   const names = new Map([[me, self.name]]);
   ctx.background(
     ctx.fanout.notice(
@@ -119,6 +121,7 @@ export async function friendReply(
     await storage(ctx, "friend application", () => friends.dropApplication(me, from));
   }
   await storage(ctx, "friend application", () => friends.dropApplication(from, me));
+  ctx.background(recordFriendEvent(ctx.webhooks, request.accept ? "friend.accepted" : "friend.declined", me, from));
   const self = await storage(ctx, "user lookup", () => ctx.users.byUid(me));
   ctx.background(
     ctx.fanout.notice(
@@ -166,6 +169,7 @@ export async function friendRemove(
   const them = requireUid(request.uid, "uid");
   const removed = await storage(ctx, "unfriend", () => ctx.friends.unfriend(me, them));
   if (!removed) throw new AppError(ErrorCode.NOT_FRIENDS);
+  ctx.background(recordFriendEvent(ctx.webhooks, "friend.removed", me, them));
   ctx.background(ctx.fanout.notice([them], push({ $case: "friendRemovedPush", value: { uid: me } })));
   return { $case: "friendRemoveResp", value: {} };
 }

@@ -6,7 +6,7 @@ import { fitsChars } from "../../text/chars.js";
 import type { GroupsContext, LoggedInSession, Reply, RequestOf } from "./context.js";
 import { invalid, storage } from "./context.js";
 import { namesOf } from "./friends.js";
-import { announceToGroup, checkGroupId, requireGroup, roleOf, toInfo } from "./groups.js";
+import { actingRole, announceToGroup, checkGroupId, requireGroup, roleOf, toInfo } from "./groups.js";
 
 /**
  * Group moderation (issue 17): mutes, "only admins post", the announcement, dissolving, and
@@ -105,7 +105,7 @@ export async function groupDissolve(
 ): Reply {
   const actor = session.uid;
   checkGroupId(groupId);
-  if ((await roleOf(ctx, groupId, actor)) !== GROUP_ROLE.owner) {
+  if ((await actingRole(ctx, session, groupId)) !== GROUP_ROLE.owner) {
     throw new AppError(ErrorCode.GROUP_PERMISSION_DENIED, "only the owner dissolves the group");
   }
   const removeHistory = ctx.config.GROUP_DISSOLVE_HISTORY === "remove";

@@ -20,6 +20,7 @@ import { replyOf } from "../../storage/message-model.js";
 import { isEventKind, type MessageExtras, type StoredMessage, type StoredReply } from "../../storage/ports.js";
 import { fitsChars } from "../../text/chars.js";
 import type { LaneTurn } from "../inbox.js";
+import { checkBeforeSend } from "./before-send.js";
 import type { ChatConfig, HandlerContext, LoggedInSession, Reply, RequestOf } from "./context.js";
 import { invalid, storage } from "./context.js";
 
@@ -191,6 +192,8 @@ export async function sendDirect(
   const sender = session.uid;
   const convId = convIdForPair(sender, to);
   const msgId = ctx.ids.next();
+  // The before-send webhook (issue 18), when configured: may refuse or rewrite the message.
+  await checkBeforeSend(ctx, convId, sender, to, prepared, msgId);
   const appended = storage(ctx, "message append", () =>
     ctx.messages.append({
       convId,

@@ -1,8 +1,8 @@
 import type { FastifyPluginAsync } from "fastify";
-import { AppError, ErrorCode, okOrThrow } from "../../errors.js";
+import { AppError, DetailedError, ErrorCode, okOrThrow } from "../../errors.js";
 import { DEVICE_NAMES, type DeviceName } from "../../routing/ports.js";
 import { secretDigest } from "../../routing/secret-digest.js";
-import type { UserRecord } from "../../storage/ports.js";
+import type { BanStore, UserRecord } from "../../storage/ports.js";
 import { normalizeEmail } from "../../verify/email.js";
 import type { GateDeps } from "../deps.js";
 import type { PasswordHasher } from "../password-hasher.js";
@@ -58,6 +58,8 @@ export interface LoginRouteOptions extends Pick<GateDeps, "users" | "status" | "
   hasher: PasswordHasher;
   /** A hash of nothing, checked when the user does not exist so that case costs the same scrypt work. */
   dummyHash: string;
+  /** Bans of the Server API (issue 18): a banned user's login answers ACCOUNT_BANNED. */
+  bans?: Pick<BanStore, "byUid">;
 }
 
 /** A limiter key for what a client typed: a fixed-size digest, whatever it sent. */
@@ -66,7 +68,7 @@ function keyOf(typed: string): string {
 }
 
 export const loginRoute: FastifyPluginAsync<LoginRouteOptions> = async (app, opts) => {
-  const { users, status, limiter, config, hasher, dummyHash } = opts;
+  const { users, status, limiter, config, hasher, dummyHash, bans } = opts;
   /** The budgets a login spends before any database read or hash: per address, then for all. */
   async function admit(clientAddr: string): Promise<void> {
     for (const [key, limit, seconds] of [
@@ -104,6 +106,14 @@ export const loginRoute: FastifyPluginAsync<LoginRouteOptions> = async (app, opt
       const passwordOk = await hasher.verify(password, user?.passwordHash ?? dummyHash);
       if (!user || !passwordOk) throw new AppError(ErrorCode.BAD_CREDENTIALS);
       await limiter.reset(failures);
+      // After the password: only the account's owner learns it is banned, and why.
+      const ban = await bans?.byUid(user.uid);
+      if (ban && (ban.untilMs === 0 || ban.untilMs > Date.now())) {
+        throw new DetailedError(ErrorCode.ACCOUNT_BANNED, "this account is banned", {
+          reason: ban.reason,
+          untilMs: ban.untilMs,
+        });
+      }
 
       const { node } = okOrThrow(await status.getChatNode({ uid: user.uid }, { requestId: request.id }));
       if (!node) throw new AppError(ErrorCode.NO_CHAT_NODE);

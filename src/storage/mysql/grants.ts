@@ -11,13 +11,26 @@ export type DatabaseService = "gate" | "chat";
  * (names, search). An account deletion crosses the line as a row, not as a grant: gate records
  * it in account_deletions and deletes the profile, the chat nodes carry out the rest and delete
  * the row (src/account/). Both read the shard map and take the rebalancer's slot fence (a locking
- * read). Neither may change the schema, nor read the other's tables: gate reads no message.
+ * read). Neither may change the schema, nor read the other's tables: gate reads no message
+ * (the Server API reads history, and counts messages, through the chat nodes).
  */
 export const SERVICE_TABLES: Record<DatabaseService, { write: readonly string[]; read: readonly string[] }> = {
   gate: {
-    write: ["users", "user_names", "user_emails", "files", "account_deletions"],
+    // api_keys, user_bans: the Server API under /admin (issue 18).
+    // push_devices: a user registers and removes its push devices (issue 18).
+    write: [
+      "users",
+      "user_names",
+      "user_emails",
+      "files",
+      "account_deletions",
+      "api_keys",
+      "user_bans",
+      "push_devices",
+    ],
     // file_shares: a forwarded file is downloaded by the participants of the conversations it was forwarded into.
-    read: ["conversation_members", "file_shares", "shard_map", "slot_fence"],
+    // The Server API reads a group's owner and the reports users filed (issue 18).
+    read: ["conversation_members", "file_shares", "shard_map", "slot_fence", "chat_groups", "reports"],
   },
   chat: {
     write: [
@@ -40,6 +53,10 @@ export const SERVICE_TABLES: Record<DatabaseService, { write: readonly string[];
       "group_join_requests",
       // Account deletions gate recorded: read, carried out, then deleted (issue 17).
       "account_deletions",
+      // Push devices: read for offline recipients, dropped when their push service says gone (issue 18).
+      "push_devices",
+      // Webhook events: written with messages and by the chat nodes, sent and deleted by their dispatcher (issue 18).
+      "webhook_outbox",
     ],
     read: ["users", "user_names", "user_emails", "shard_map", "slot_fence"],
   },

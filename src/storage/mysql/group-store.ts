@@ -26,13 +26,7 @@ import {
 } from "../ports.js";
 import { checkTtlSeconds, groupTtlOf } from "../retention/group-ttl.js";
 import { isDuplicateKey, mysqlCode, mysqlError } from "./errors.js";
-import {
-  messageRow,
-  NEW_MESSAGE_COLUMNS,
-  STORED_MESSAGE_COLUMNS,
-  senderCursor,
-  toChatMessage,
-} from "./message-store.js";
+import { insertMessageRow, STORED_MESSAGE_COLUMNS, senderCursor, toChatMessage } from "./message-store.js";
 import type { Pool } from "./pool.js";
 import type { Connection } from "./timeouts.js";
 import { inTransaction, retryingDeadlocks } from "./transaction.js";
@@ -57,6 +51,8 @@ export interface MysqlGroupStoreOptions {
    * retried on the slot's new owner, instead of landing on a copy being retired.
    */
   guard?: (conn: Connection, keys: readonly string[]) => Promise<void>;
+  /** Webhooks (issue 18): a group message's after-send row in its own transaction (see MysqlMessageStoreOptions). */
+  afterSendOutbox?: boolean;
 }
 
 /**
@@ -68,6 +64,7 @@ export interface MysqlGroupStoreOptions {
 export class MysqlGroupStore implements GroupStore {
   private readonly deadlockRetries: number;
   private readonly guard: MysqlGroupStoreOptions["guard"];
+  private readonly afterSendOutbox: boolean;
 
   constructor(
     private readonly pool: Pool,
@@ -75,6 +72,7 @@ export class MysqlGroupStore implements GroupStore {
   ) {
     this.deadlockRetries = options.deadlockRetries ?? 5;
     this.guard = options.guard;
+    this.afterSendOutbox = options.afterSendOutbox ?? false;
   }
 
   /** One write transaction on the group's rows, behind the slot fence when there is one. */
@@ -631,7 +629,8 @@ export class MysqlGroupStore implements GroupStore {
       },
       { extras_json: extras },
     );
-    await conn.query(`INSERT INTO messages (${NEW_MESSAGE_COLUMNS}) VALUES ?`, [[messageRow(message, extras)]]);
+    // With its webhook outbox row when configured, in the same round trip.
+    await insertMessageRow(conn, message, extras, this.afterSendOutbox);
     // As in 1:1: the sender's cursor passes its own message only if it had everything before.
     const cursor = senderCursor(convId, m.sender, seq);
     await conn.query(cursor.sql, cursor.params);

@@ -28,6 +28,7 @@ import {
   type StoredReactionCount,
   type Uid,
 } from "../ports.js";
+import { afterChangeRow, afterSendRow, OUTBOX_COLUMNS, outboxValues } from "../webhook-outbox.js";
 import { isUnreachable, mysqlCall, mysqlCode, mysqlError } from "./errors.js";
 import type { Queryable } from "./friend-store.js";
 import type { Pool } from "./pool.js";
@@ -70,6 +71,27 @@ export function senderCursor(convId: string, sender: Uid, seq: number): Statemen
   };
 }
 
+/**
+ * A new message's row in the caller's transaction, and with `afterSend` its webhook outbox row
+ * in the same round trip (so the outbox costs the append no extra wait).
+ */
+export async function insertMessageRow(
+  db: Queryable,
+  message: StoredMessage,
+  extras: string | null,
+  afterSend: boolean,
+): Promise<void> {
+  const row = messageRow(message, extras);
+  if (!afterSend) {
+    await db.query(`INSERT INTO messages (${NEW_MESSAGE_COLUMNS}) VALUES ?`, [[row]]);
+    return;
+  }
+  await db.query(
+    `INSERT INTO messages (${NEW_MESSAGE_COLUMNS}) VALUES ?;\nINSERT INTO webhook_outbox (${OUTBOX_COLUMNS}) VALUES ?`,
+    [[row], [outboxValues(afterSendRow(message, Date.now()))]],
+  );
+}
+
 /** Sends the statements in one round trip and answers each one's result, in order. */
 async function sendStatements(db: Queryable, statements: Statement[]): Promise<RowDataPacket[][]> {
   const [results] = await db.query<RowDataPacket[][]>(
@@ -98,6 +120,12 @@ export interface MysqlMessageStoreOptions {
   batchConcurrency?: number;
   /** Told the size of each append and ack batch (a metric). */
   observeBatch?: (op: "append" | "ack", size: number) => void;
+  /**
+   * Webhooks (issue 18): each append also writes the message's after-send row to
+   * webhook_outbox in its own transaction (the batch's: one more multi-row insert in the same
+   * round trip). Off when no endpoint subscribes to message.after_send: nothing more is written.
+   */
+  afterSendOutbox?: boolean;
 }
 
 type Appended = { message: StoredMessage; duplicate: boolean };
@@ -113,6 +141,7 @@ export class MysqlMessageStore implements MessageStore {
   private readonly deadlockRetries: number;
   private readonly guard: MysqlMessageStoreOptions["guard"];
   private readonly fenceCheck: MysqlMessageStoreOptions["fenceCheck"];
+  private readonly afterSendOutbox: boolean;
   private readonly batcher: Batcher<NewMessage, Appended>;
   private readonly ackBatcher: Batcher<AckItem, void> | undefined;
   /** What completing a page for its reader looks up (message-model.ts). */
@@ -125,6 +154,7 @@ export class MysqlMessageStore implements MessageStore {
     this.deadlockRetries = options.deadlockRetries ?? 5;
     this.guard = options.guard;
     this.fenceCheck = options.fenceCheck;
+    this.afterSendOutbox = options.afterSendOutbox ?? false;
     this.lookups = readerLookups(pool);
     const batchMax = options.batchMax ?? 1;
     const inFlight = options.batchConcurrency ?? 2;
@@ -479,7 +509,7 @@ export class MysqlMessageStore implements MessageStore {
       const outcome = await retryingDeadlocks(this.deadlockRetries, () =>
         inTransaction(this.pool, async (conn) => {
           await this.guard?.(conn, [c.convId]);
-          return changeIn(conn, c);
+          return changeIn(conn, c, this.afterSendOutbox);
         }),
       );
       return everyonesView(outcome, this.pool);
@@ -564,9 +594,7 @@ export class MysqlMessageStore implements MessageStore {
     );
     const extras = extrasToColumn(m.extras);
     const message = storedMessage(m, seq, extras);
-    await conn.query<ResultSetHeader>(`INSERT INTO messages (${NEW_MESSAGE_COLUMNS}) VALUES ?`, [
-      [messageRow(message, extras)],
-    ]);
+    await insertMessageRow(conn, message, extras, this.afterSendOutbox);
     return message;
   }
 
@@ -604,14 +632,17 @@ export class MysqlMessageStore implements MessageStore {
       // only that conversation's messages are refused.
       if ((results.at(-1) ?? []).some((row) => Number(row.blocked) !== 0)) throw new AppError(ErrorCode.BLOCKED);
       const { members, messages, rows } = this.batchRows(ms, results.at(-1) ?? [], counts, now);
+      // The batch's after-send rows ride in the same round trip, before COMMIT (webhooks).
+      const outbox = this.afterSendOutbox ? messages.map((m) => outboxValues(afterSendRow(m, now))) : [];
       await conn.query(
         [
           `INSERT INTO conversation_members (conv_id, uid, delivered_seq, read_seq, joined_at) VALUES ?
            ON DUPLICATE KEY UPDATE ${MEMBER_CURSOR_UPDATE}`,
           `INSERT INTO messages (${NEW_MESSAGE_COLUMNS}) VALUES ?`,
+          ...(outbox.length > 0 ? [`INSERT INTO webhook_outbox (${OUTBOX_COLUMNS}) VALUES ?`] : []),
           "COMMIT",
         ].join(";\n"),
-        [members, rows],
+        outbox.length > 0 ? [members, rows, outbox] : [members, rows],
       );
       return messages;
     });
@@ -776,8 +807,8 @@ async function everyonesView(outcome: ChangeOutcome, db: Queryable): Promise<Cha
   return outcome.event ? { event: { ...outcome.event, target }, target } : { target };
 }
 
-/** MessageStore.change inside its transaction (see there). */
-async function changeIn(conn: Connection, c: MessageChange): Promise<ChangeOutcome> {
+/** MessageStore.change inside its transaction (see there); with afterSend, the event's outbox row too. */
+async function changeIn(conn: Connection, c: MessageChange, afterSend: boolean): Promise<ChangeOutcome> {
   const { lastSeq, blocked, target } = await lockTarget(conn, c);
   const effect = c.decide(target);
   if (!effect) return { target };
@@ -789,6 +820,14 @@ async function changeIn(conn: Connection, c: MessageChange): Promise<ChangeOutco
   const results = await sendStatements(conn, [
     ...changes,
     ...eventStatements(event),
+    ...(afterSend
+      ? [
+          {
+            sql: `INSERT INTO webhook_outbox (${OUTBOX_COLUMNS}) VALUES ?`,
+            params: [[outboxValues(afterChangeRow(event, effect, Date.now()))]],
+          },
+        ]
+      : []),
     { sql: `SELECT ${STORED_MESSAGE_COLUMNS} FROM messages WHERE conv_id = ? AND seq = ?`, params: targetKey(c) },
   ]);
   const row = results.at(-1)?.[0];

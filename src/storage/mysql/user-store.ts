@@ -89,6 +89,13 @@ export class MysqlUserStore implements UserStore {
     await this.run(() => this.write(uid, "UPDATE users SET password_hash = ? WHERE uid = ?", [passwordHash, uid]));
   }
 
+  /** One UPDATE (behind the guard when there is one); the schema's unique name refuses a taken one. */
+  async rename(uid: Uid, name: string): Promise<boolean> {
+    if (!isDecimalId(uid) || !(await this.byUid(uid))) return false;
+    await this.run(() => this.write(uid, "UPDATE users SET name = ? WHERE uid = ?", [name, uid]));
+    return true;
+  }
+
   /** One DELETE of the row (behind the guard when there is one): its name and email are free again. */
   async delete(uid: Uid): Promise<boolean> {
     if (!isDecimalId(uid)) return false;

@@ -20,6 +20,8 @@ export interface ShardedGroupStoreOptions {
   /** config.MYSQL_DEADLOCK_RETRIES. */
   deadlockRetries?: number;
   log?: Logger;
+  /** Webhooks (issue 18): each shard's store writes the after-send rows (MysqlGroupStoreOptions). */
+  afterSendOutbox?: boolean;
 }
 
 /**
@@ -239,6 +241,7 @@ export class ShardedGroupStore implements GroupStore {
       store = new MysqlGroupStore(this.shards.pool(instanceId), {
         deadlockRetries: this.options.deadlockRetries,
         guard: this.shards.guard,
+        afterSendOutbox: this.options.afterSendOutbox,
       });
       this.#stores.set(instanceId, store);
     }

@@ -24,6 +24,8 @@ export interface ShardedMessageStoreOptions {
   knownConversations?: number;
   observeBatch?: MysqlMessageStoreOptions["observeBatch"];
   log?: Logger;
+  /** Webhooks (issue 18): each shard's store writes the after-send rows (MysqlMessageStoreOptions). */
+  afterSendOutbox?: boolean;
 }
 
 /**
@@ -175,6 +177,7 @@ export class ShardedMessageStore implements MessageStore {
         ackBatchMax: this.options.ackBatchMax,
         batchConcurrency: this.options.batchConcurrency,
         observeBatch: this.options.observeBatch,
+        afterSendOutbox: this.options.afterSendOutbox,
       });
       this.#stores.set(instanceId, store);
     }

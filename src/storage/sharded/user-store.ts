@@ -92,6 +92,23 @@ export class ShardedUserStore implements UserStore {
     return uid ? this.byUid(uid) : null;
   }
 
+  /** Claims the new name's index row, renames the user on its shard, then frees the old name's row. */
+  async rename(uid: Uid, name: string): Promise<boolean> {
+    const user = await this.byUid(uid);
+    if (!user) return false;
+    if (user.name === name) return true;
+    const fenced = <T>(work: () => Promise<T>) => this.shards.retryingFences(work);
+    await fenced(() => this.claim(NAMES, name, uid));
+    try {
+      await fenced(() => this.storeOf(uid).rename(uid, name));
+    } catch (err) {
+      await this.release(NAMES, name, uid);
+      throw err;
+    }
+    await this.release(NAMES, user.name, uid);
+    return true;
+  }
+
   setPassword(uid: Uid, passwordHash: string): Promise<void> {
     return this.shards.retryingFences(() => this.storeOf(uid).setPassword(uid, passwordHash));
   }

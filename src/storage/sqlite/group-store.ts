@@ -26,10 +26,12 @@ import {
   type Uid,
 } from "../ports.js";
 import { checkTtlSeconds, groupTtlOf } from "../retention/group-ttl.js";
+import { afterSendRow } from "../webhook-outbox.js";
 import type { SqliteDatabase } from "./database.js";
 import { sqliteCall } from "./errors.js";
 import { MESSAGE_COLUMNS, type MessageRow, messageInserter, toChatMessage } from "./message-rows.js";
 import { canonicalId, requireCanonicalId } from "./uids.js";
+import { outboxInserter } from "./webhook-outbox-store.js";
 
 /** conversations.kind of a group conversation (1 is a 1:1 conversation). */
 const GROUP_CONVERSATION = 2;
@@ -78,8 +80,10 @@ export class SqliteGroupStore implements GroupStore {
   readonly #requestJoinTx: (request: GroupJoinRequestRecord) => void;
   readonly #answerJoinTx: (groupId: string, uid: Uid, accept: boolean, sinceMs: number, maxMembers: number) => boolean;
 
-  constructor(db: SqliteDatabase) {
+  /** options.afterSendOutbox (webhooks, issue 18): a group message's after-send row in its own transaction. */
+  constructor(db: SqliteDatabase, options: { afterSendOutbox?: boolean } = {}) {
     this.#db = db;
+    const insertAfterSend = options.afterSendOutbox ? outboxInserter(db) : undefined;
     const insertGroup = db.prepare<[string, string, string, number, number]>(
       `INSERT INTO chat_groups (${NEW_GROUP_COLUMNS}) VALUES (?, ?, ?, ?, ?)`,
     );
@@ -252,7 +256,9 @@ export class SqliteGroupStore implements GroupStore {
       const mentions = m.extras?.mentions;
       if (mentions && mentions.uids.length > 0) markMentioned.run(seq, convId, JSON.stringify(mentions.uids));
       if (mentions?.all) markMentionAll.run(seq, convId);
-      return { message: toChatMessage(row), duplicate: false };
+      const message = toChatMessage(row);
+      insertAfterSend?.(afterSendRow(message, Date.now()));
+      return { message, duplicate: false };
     });
     this.#appendTx = (m) => append.immediate(m);
 

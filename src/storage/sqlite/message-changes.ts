@@ -12,8 +12,10 @@ import {
   type StoredMessage,
   type Uid,
 } from "../ports.js";
+import { afterChangeRow } from "../webhook-outbox.js";
 import type { SqliteDatabase } from "./database.js";
 import { MESSAGE_COLUMNS, type MessageRow, messageInserter, toChatMessage } from "./message-rows.js";
+import { outboxInserter } from "./webhook-outbox-store.js";
 
 /** The MySQL schema's TEXT limit, kept so both backends accept the same edits. */
 const MAX_BODY_BYTES = 65_535;
@@ -40,9 +42,11 @@ export class SqliteMessageChanges {
   readonly change: (c: CheckedChange) => ChangeOutcome;
   readonly hide: (uid: Uid, convId: string, seqs: number[]) => void;
 
-  constructor(db: SqliteDatabase) {
+  /** options.afterSendOutbox (webhooks, issue 18): each change's event also writes its after-send row. */
+  constructor(db: SqliteDatabase, options: { afterSendOutbox?: boolean } = {}) {
     const s = statements(db);
     const insertRow = messageInserter(db);
+    const insertAfterSend = options.afterSendOutbox ? outboxInserter(db) : undefined;
 
     const recall = (row: MessageRow, target: StoredMessage): MessageRow | null => {
       if (target.recalled) return null;
@@ -101,7 +105,9 @@ export class SqliteMessageChanges {
       insertRow(row);
       // The actor's own event is delivered and read, as a sender's message is.
       s.moveActorCursor.run(seq, seq, seq, c.convId, c.actor);
-      return toChatMessage(row);
+      const event = toChatMessage(row);
+      insertAfterSend?.(afterChangeRow(event, effect, Date.now()));
+      return event;
     };
 
     const change = db.transaction((c: CheckedChange): ChangeOutcome => {

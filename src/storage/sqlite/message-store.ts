@@ -12,6 +12,7 @@ import type {
   StoredMessage,
   Uid,
 } from "../ports.js";
+import { afterSendRow } from "../webhook-outbox.js";
 import type { SqliteDatabase } from "./database.js";
 import { sqliteCode } from "./errors.js";
 import { type CheckedChange, SqliteMessageChanges } from "./message-changes.js";
@@ -26,6 +27,7 @@ import {
 } from "./message-rows.js";
 import { TickBatch } from "./tick-batch.js";
 import { canonicalId, requireCanonicalId } from "./uids.js";
+import { outboxInserter } from "./webhook-outbox-store.js";
 
 /** conversations.kind of a 1:1 conversation. */
 const DIRECT_CONVERSATION = 1;
@@ -77,7 +79,12 @@ export class SqliteMessageStore implements MessageStore {
   readonly #isMember: (convId: string, uid: Uid) => boolean;
   readonly #lookups: SqliteModelLookups;
 
-  constructor(db: SqliteDatabase) {
+  /**
+   * options.afterSendOutbox (webhooks, issue 18): each append also writes the message's
+   * after-send row to webhook_outbox in its own savepoint, so it commits with the message.
+   */
+  constructor(db: SqliteDatabase, options: { afterSendOutbox?: boolean } = {}) {
+    const insertAfterSend = options.afterSendOutbox ? outboxInserter(db) : undefined;
     const byClientMsgId = db.prepare<[string, string, string], MessageRow>(
       `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE conv_id = ? AND sender = ? AND client_msg_id = ?`,
     );
@@ -163,7 +170,9 @@ export class SqliteMessageStore implements MessageStore {
         extras_json: extrasToColumn(m.extras),
       };
       insertMessage(row);
-      return { message: toChatMessage(row), duplicate: false };
+      const message = toChatMessage(row);
+      insertAfterSend?.(afterSendRow(message, now));
+      return { message, duplicate: false };
     });
     this.#append = (m: CheckedMessage): Appended => {
       try {
@@ -178,7 +187,7 @@ export class SqliteMessageStore implements MessageStore {
       }
     };
     this.#writes = new TickBatch<Write, unknown>(db, (write) => write(), storageError);
-    this.#changes = new SqliteMessageChanges(db);
+    this.#changes = new SqliteMessageChanges(db, options);
     this.#lookups = new SqliteModelLookups(db);
 
     // One read transaction: the conversation list and the pages come from one snapshot.

@@ -24,8 +24,10 @@ export class SqliteUserStore implements UserStore {
   readonly #existing;
   readonly #byNamePrefix;
   readonly #delete;
+  readonly #rename;
 
   constructor(db: SqliteDatabase) {
+    this.#rename = db.prepare<[string, string]>("UPDATE users SET name = ? WHERE uid = ?");
     this.#byUid = db.prepare<[string], UserRow>(`SELECT ${USER_COLUMNS} FROM users WHERE uid = ?`);
     this.#byName = db.prepare<[string], UserRow>(`SELECT ${USER_COLUMNS} FROM users WHERE name = ? LIMIT 1`);
     this.#byEmail = db.prepare<[string], UserRow>(`SELECT ${USER_COLUMNS} FROM users WHERE email = ? LIMIT 1`);
@@ -72,6 +74,18 @@ export class SqliteUserStore implements UserStore {
     const canonical = canonicalId(uid);
     if (canonical === null) return;
     this.#run(() => this.#setPassword.run(passwordHash, canonical));
+  }
+
+  async rename(uid: Uid, name: string): Promise<boolean> {
+    const canonical = canonicalId(uid);
+    if (canonical === null) return false;
+    return this.#run(() => {
+      try {
+        return this.#rename.run(name, canonical).changes > 0;
+      } catch (err) {
+        throw takenError(err) ?? err;
+      }
+    });
   }
 
   /** One DELETE of the row: its name and email are free again. */

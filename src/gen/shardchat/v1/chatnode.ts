@@ -27,6 +27,44 @@ export const protobufPackage = "shardchat.v1";
 
 export const protobufFileName = "shardchat/v1/chatnode.proto";
 
+export interface ActRequest {
+  uid: string;
+  /** A client Envelope (shardchat.v1.Envelope, protobuf) carrying one request. */
+  envelope: Buffer;
+  /**
+   * The server API acting: recalls any message and manages any group whatever the role of uid,
+   * adds group members without asking their consent, and bypasses per-user daily limits.
+   */
+  privileged: boolean;
+}
+
+export interface ActResponse {
+  /** The reply Envelope (protobuf): the request's response, or an ErrorResponse. */
+  envelope: Buffer;
+}
+
+export interface StatsRequest {
+}
+
+export interface StatsResponse {
+  sessions: number;
+  /** Messages accepted from senders since the node started (shardchat_messages_in_total). */
+  messagesIn: string;
+  /** Messages accepted per second since the previous Stats call (or since start). */
+  messagesPerSecond: number;
+  /**
+   * Rows of users and messages on each database instance, as this node's storage counts them
+   * (gate's database user may not read messages).
+   */
+  storage: StorageSize[];
+}
+
+export interface StorageSize {
+  instance: string;
+  users: string;
+  messages: string;
+}
+
 export interface PushItem {
   toUids: string[];
   /** The client Envelope exactly as binary sessions get it (protobuf), encoded once. */
@@ -94,6 +132,452 @@ export interface NotifyResponse {
   error: ErrorCode;
   offlineUids: string[];
 }
+
+function createBaseActRequest(): ActRequest {
+  return { uid: "0", envelope: Buffer.alloc(0), privileged: false };
+}
+
+export const ActRequest: MessageFns<ActRequest> = {
+  encode(message: ActRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.uid !== "0") {
+      writer.uint32(8).uint64(message.uid);
+    }
+    if (message.envelope.length !== 0) {
+      writer.uint32(18).bytes(message.envelope);
+    }
+    if (message.privileged !== false) {
+      writer.uint32(24).bool(message.privileged);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ActRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseActRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.uid = reader.uint64().toString();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.envelope = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.privileged = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ActRequest {
+    return {
+      uid: isSet(object.uid) ? globalThis.String(object.uid) : "0",
+      envelope: isSet(object.envelope) ? Buffer.from(bytesFromBase64(object.envelope)) : Buffer.alloc(0),
+      privileged: isSet(object.privileged) ? globalThis.Boolean(object.privileged) : false,
+    };
+  },
+
+  toJSON(message: ActRequest): unknown {
+    const obj: any = {};
+    if (message.uid !== "0") {
+      obj.uid = message.uid;
+    }
+    if (message.envelope.length !== 0) {
+      obj.envelope = base64FromBytes(message.envelope);
+    }
+    if (message.privileged !== false) {
+      obj.privileged = message.privileged;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ActRequest>): ActRequest {
+    return ActRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ActRequest>): ActRequest {
+    const message = createBaseActRequest();
+    message.uid = object.uid ?? "0";
+    message.envelope = object.envelope ?? Buffer.alloc(0);
+    message.privileged = object.privileged ?? false;
+    return message;
+  },
+};
+
+function createBaseActResponse(): ActResponse {
+  return { envelope: Buffer.alloc(0) };
+}
+
+export const ActResponse: MessageFns<ActResponse> = {
+  encode(message: ActResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.envelope.length !== 0) {
+      writer.uint32(10).bytes(message.envelope);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ActResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseActResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.envelope = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ActResponse {
+    return { envelope: isSet(object.envelope) ? Buffer.from(bytesFromBase64(object.envelope)) : Buffer.alloc(0) };
+  },
+
+  toJSON(message: ActResponse): unknown {
+    const obj: any = {};
+    if (message.envelope.length !== 0) {
+      obj.envelope = base64FromBytes(message.envelope);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ActResponse>): ActResponse {
+    return ActResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ActResponse>): ActResponse {
+    const message = createBaseActResponse();
+    message.envelope = object.envelope ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
+function createBaseStatsRequest(): StatsRequest {
+  return {};
+}
+
+export const StatsRequest: MessageFns<StatsRequest> = {
+  encode(_: StatsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StatsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStatsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): StatsRequest {
+    return {};
+  },
+
+  toJSON(_: StatsRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<StatsRequest>): StatsRequest {
+    return StatsRequest.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<StatsRequest>): StatsRequest {
+    const message = createBaseStatsRequest();
+    return message;
+  },
+};
+
+function createBaseStatsResponse(): StatsResponse {
+  return { sessions: 0, messagesIn: "0", messagesPerSecond: 0, storage: [] };
+}
+
+export const StatsResponse: MessageFns<StatsResponse> = {
+  encode(message: StatsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sessions !== 0) {
+      writer.uint32(8).uint32(message.sessions);
+    }
+    if (message.messagesIn !== "0") {
+      writer.uint32(16).uint64(message.messagesIn);
+    }
+    if (message.messagesPerSecond !== 0) {
+      writer.uint32(25).double(message.messagesPerSecond);
+    }
+    for (const v of message.storage) {
+      StorageSize.encode(v!, writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StatsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStatsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.sessions = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.messagesIn = reader.uint64().toString();
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.messagesPerSecond = reader.double();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.storage.push(StorageSize.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): StatsResponse {
+    return {
+      sessions: isSet(object.sessions) ? globalThis.Number(object.sessions) : 0,
+      messagesIn: isSet(object.messagesIn)
+        ? globalThis.String(object.messagesIn)
+        : isSet(object.messages_in)
+        ? globalThis.String(object.messages_in)
+        : "0",
+      messagesPerSecond: isSet(object.messagesPerSecond)
+        ? globalThis.Number(object.messagesPerSecond)
+        : isSet(object.messages_per_second)
+        ? globalThis.Number(object.messages_per_second)
+        : 0,
+      storage: globalThis.Array.isArray(object?.storage) ? object.storage.map((e: any) => StorageSize.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: StatsResponse): unknown {
+    const obj: any = {};
+    if (message.sessions !== 0) {
+      obj.sessions = Math.round(message.sessions);
+    }
+    if (message.messagesIn !== "0") {
+      obj.messagesIn = message.messagesIn;
+    }
+    if (message.messagesPerSecond !== 0) {
+      obj.messagesPerSecond = floatToJson(message.messagesPerSecond);
+    }
+    if (message.storage?.length) {
+      obj.storage = message.storage.map((e) => StorageSize.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<StatsResponse>): StatsResponse {
+    return StatsResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<StatsResponse>): StatsResponse {
+    const message = createBaseStatsResponse();
+    message.sessions = object.sessions ?? 0;
+    message.messagesIn = object.messagesIn ?? "0";
+    message.messagesPerSecond = object.messagesPerSecond ?? 0;
+    message.storage = object.storage?.map((e) => StorageSize.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseStorageSize(): StorageSize {
+  return { instance: "", users: "0", messages: "0" };
+}
+
+export const StorageSize: MessageFns<StorageSize> = {
+  encode(message: StorageSize, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.instance !== "") {
+      writer.uint32(10).string(message.instance);
+    }
+    if (message.users !== "0") {
+      writer.uint32(16).uint64(message.users);
+    }
+    if (message.messages !== "0") {
+      writer.uint32(24).uint64(message.messages);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StorageSize {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStorageSize();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.instance = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.users = reader.uint64().toString();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.messages = reader.uint64().toString();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): StorageSize {
+    return {
+      instance: isSet(object.instance) ? globalThis.String(object.instance) : "",
+      users: isSet(object.users) ? globalThis.String(object.users) : "0",
+      messages: isSet(object.messages) ? globalThis.String(object.messages) : "0",
+    };
+  },
+
+  toJSON(message: StorageSize): unknown {
+    const obj: any = {};
+    if (message.instance !== "") {
+      obj.instance = message.instance;
+    }
+    if (message.users !== "0") {
+      obj.users = message.users;
+    }
+    if (message.messages !== "0") {
+      obj.messages = message.messages;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<StorageSize>): StorageSize {
+    return StorageSize.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<StorageSize>): StorageSize {
+    const message = createBaseStorageSize();
+    message.instance = object.instance ?? "";
+    message.users = object.users ?? "0";
+    message.messages = object.messages ?? "0";
+    return message;
+  },
+};
 
 function createBasePushItem(): PushItem {
   return { toUids: [], envelope: Buffer.alloc(0), convId: "", seq: 0 };
@@ -1207,6 +1691,29 @@ export const ChatNodeServiceService = {
     responseSerialize: (value: PushBatchReply): Buffer => Buffer.from(PushBatchReply.encode(value).finish()),
     responseDeserialize: (value: Buffer): PushBatchReply => PushBatchReply.decode(value),
   },
+  /**
+   * The Server API (issue 18): runs one client request on this node as `uid`, through the
+   * handlers a client's request goes through, so its pushes reach online users.
+   */
+  act: {
+    path: "/shardchat.v1.ChatNodeService/Act" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ActRequest): Buffer => Buffer.from(ActRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ActRequest => ActRequest.decode(value),
+    responseSerialize: (value: ActResponse): Buffer => Buffer.from(ActResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ActResponse => ActResponse.decode(value),
+  },
+  /** The Server API's stats: this node's sessions and the messages it accepted. */
+  stats: {
+    path: "/shardchat.v1.ChatNodeService/Stats" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: StatsRequest): Buffer => Buffer.from(StatsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): StatsRequest => StatsRequest.decode(value),
+    responseSerialize: (value: StatsResponse): Buffer => Buffer.from(StatsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): StatsResponse => StatsResponse.decode(value),
+  },
 } as const;
 
 export interface ChatNodeServiceServer extends UntypedServiceImplementation {
@@ -1225,6 +1732,13 @@ export interface ChatNodeServiceServer extends UntypedServiceImplementation {
    * peer answers each batch, in order, with who had no session there.
    */
   push: handleBidiStreamingCall<PushBatch, PushBatchReply>;
+  /**
+   * The Server API (issue 18): runs one client request on this node as `uid`, through the
+   * handlers a client's request goes through, so its pushes reach online users.
+   */
+  act: handleUnaryCall<ActRequest, ActResponse>;
+  /** The Server API's stats: this node's sessions and the messages it accepted. */
+  stats: handleUnaryCall<StatsRequest, StatsResponse>;
 }
 
 export interface ChatNodeServiceClient extends Client {
@@ -1284,6 +1798,38 @@ export interface ChatNodeServiceClient extends Client {
   push(): ClientDuplexStream<PushBatch, PushBatchReply>;
   push(options: Partial<CallOptions>): ClientDuplexStream<PushBatch, PushBatchReply>;
   push(metadata: Metadata, options?: Partial<CallOptions>): ClientDuplexStream<PushBatch, PushBatchReply>;
+  /**
+   * The Server API (issue 18): runs one client request on this node as `uid`, through the
+   * handlers a client's request goes through, so its pushes reach online users.
+   */
+  act(request: ActRequest, callback: (error: ServiceError | null, response: ActResponse) => void): ClientUnaryCall;
+  act(
+    request: ActRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ActResponse) => void,
+  ): ClientUnaryCall;
+  act(
+    request: ActRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ActResponse) => void,
+  ): ClientUnaryCall;
+  /** The Server API's stats: this node's sessions and the messages it accepted. */
+  stats(
+    request: StatsRequest,
+    callback: (error: ServiceError | null, response: StatsResponse) => void,
+  ): ClientUnaryCall;
+  stats(
+    request: StatsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: StatsResponse) => void,
+  ): ClientUnaryCall;
+  stats(
+    request: StatsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: StatsResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const ChatNodeServiceClient = makeGenericClientConstructor(
@@ -1301,6 +1847,10 @@ function bytesFromBase64(b64: string): Uint8Array {
 
 function base64FromBytes(arr: Uint8Array): string {
   return globalThis.Buffer.from(arr).toString("base64");
+}
+
+function floatToJson(value: number | null | undefined): number | string | null | undefined {
+  return typeof value === "number" && !globalThis.Number.isFinite(value) ? globalThis.String(value) : value;
 }
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;

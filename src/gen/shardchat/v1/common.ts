@@ -105,6 +105,12 @@ export enum ErrorCode {
   FILE_MISSING = 7003,
   /** SLOT_MOVING - 80xx: scaling out (moving users between chat nodes, slots between MySQL instances). */
   SLOT_MOVING = 8001,
+  /** API_KEY_INVALID - 91xx: the Server API (/admin, issue 18). */
+  API_KEY_INVALID = 9101,
+  /** ACCOUNT_BANNED - the account is banned (until a time, or until unbanned): login refused */
+  ACCOUNT_BANNED = 9102,
+  /** MESSAGE_REJECTED - 92xx: webhooks (issue 18). */
+  MESSAGE_REJECTED = 9201,
   UNRECOGNIZED = -1,
 }
 
@@ -260,6 +266,15 @@ export function errorCodeFromJSON(object: any): ErrorCode {
     case 8001:
     case "ERROR_CODE_SLOT_MOVING":
       return ErrorCode.SLOT_MOVING;
+    case 9101:
+    case "ERROR_CODE_API_KEY_INVALID":
+      return ErrorCode.API_KEY_INVALID;
+    case 9102:
+    case "ERROR_CODE_ACCOUNT_BANNED":
+      return ErrorCode.ACCOUNT_BANNED;
+    case 9201:
+    case "ERROR_CODE_MESSAGE_REJECTED":
+      return ErrorCode.MESSAGE_REJECTED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -369,6 +384,12 @@ export function errorCodeToJSON(object: ErrorCode): string {
       return "ERROR_CODE_FILE_MISSING";
     case ErrorCode.SLOT_MOVING:
       return "ERROR_CODE_SLOT_MOVING";
+    case ErrorCode.API_KEY_INVALID:
+      return "ERROR_CODE_API_KEY_INVALID";
+    case ErrorCode.ACCOUNT_BANNED:
+      return "ERROR_CODE_ACCOUNT_BANNED";
+    case ErrorCode.MESSAGE_REJECTED:
+      return "ERROR_CODE_MESSAGE_REJECTED";
     case ErrorCode.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";

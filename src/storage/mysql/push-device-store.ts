@@ -1,0 +1,105 @@
+import type { ResultSetHeader, RowDataPacket } from "mysql2/promise";
+import { AppError, ErrorCode } from "../../errors.js";
+import { isDecimalId, storedId } from "../../ids/identifiers.js";
+import type { PushDeviceRecord, PushDeviceStore, PushProviderName, Uid } from "../ports.js";
+import type { KeyPlacement } from "./block-store.js";
+import { mysqlCall } from "./errors.js";
+
+/**
+ * Push devices in MySQL (see PushDeviceStore): push_devices rows on the uid's instance, each
+ * write there (sharded: behind the uid's slot fence), each read one primary-key range.
+ */
+export class MysqlPushDeviceStore implements PushDeviceStore {
+  constructor(private readonly placement: KeyPlacement) {}
+
+  /**
+   * An upsert, then a DELETE of what lies past the newest maxPerUser; two statements, each
+   * atomic and idempotent (two registrations at once each trim to the limit).
+   */
+  async register(device: PushDeviceRecord, maxPerUser: number): Promise<number> {
+    const key = canonical(device.uid);
+    const keep = Math.max(1, Math.floor(maxPerUser));
+    return this.call("push device register", () =>
+      this.placement.write(key, async (db) => {
+        await db.query(
+          `INSERT INTO push_devices (uid, device_id, provider, token, updated_at) VALUES (?, ?, ?, ?, ?)
+           ON DUPLICATE KEY UPDATE provider = VALUES(provider), token = VALUES(token), updated_at = VALUES(updated_at)`,
+          [key, device.deviceId, device.provider, device.token, device.updatedAt],
+        );
+        // The derived table lets MariaDB take a LIMIT inside NOT IN.
+        const [trimmed] = await db.query<ResultSetHeader>(
+          `DELETE FROM push_devices WHERE uid = ? AND device_id NOT IN (
+             SELECT device_id FROM (
+               SELECT device_id FROM push_devices WHERE uid = ? ORDER BY updated_at DESC, device_id LIMIT ?
+             ) AS newest)`,
+          [key, key, keep],
+        );
+        return trimmed.affectedRows;
+      }),
+    );
+  }
+
+  async unregister(uid: Uid, deviceId: string): Promise<boolean> {
+    if (!isDecimalId(uid)) return false;
+    const key = canonical(uid);
+    const [result] = await this.call("push device unregister", () =>
+      this.placement.write(key, (db) =>
+        db.query<ResultSetHeader>("DELETE FROM push_devices WHERE uid = ? AND device_id = ?", [key, deviceId]),
+      ),
+    );
+    return result.affectedRows > 0;
+  }
+
+  async unregisterAll(uid: Uid): Promise<number> {
+    if (!isDecimalId(uid)) return 0;
+    const key = canonical(uid);
+    const [result] = await this.call("push devices unregister", () =>
+      this.placement.write(key, (db) => db.query<ResultSetHeader>("DELETE FROM push_devices WHERE uid = ?", [key])),
+    );
+    return result.affectedRows;
+  }
+
+  async list(uid: Uid): Promise<PushDeviceRecord[]> {
+    if (!isDecimalId(uid)) return [];
+    const key = canonical(uid);
+    const [rows] = await this.call("push devices", () =>
+      this.placement.pool(this.placement.instanceOf(key)).query<RowDataPacket[]>(
+        `SELECT uid, device_id, provider, token, updated_at FROM push_devices WHERE uid = ?
+            ORDER BY updated_at DESC, device_id`,
+        [key],
+      ),
+    );
+    return rows.map((r) => ({
+      uid: storedId(r.uid),
+      deviceId: String(r.device_id),
+      provider: String(r.provider) as PushProviderName,
+      token: String(r.token),
+      updatedAt: Number(r.updated_at),
+    }));
+  }
+
+  async drop(uid: Uid, deviceId: string, token: string): Promise<boolean> {
+    if (!isDecimalId(uid)) return false;
+    const key = canonical(uid);
+    const [result] = await this.call("push device drop", () =>
+      this.placement.write(key, (db) =>
+        db.query<ResultSetHeader>("DELETE FROM push_devices WHERE uid = ? AND device_id = ? AND token = ?", [
+          key,
+          deviceId,
+          token,
+        ]),
+      ),
+    );
+    return result.affectedRows > 0;
+  }
+
+  private call<T>(what: string, work: () => Promise<T>): Promise<T> {
+    return mysqlCall(ErrorCode.STORAGE_UNAVAILABLE, what, work);
+  }
+}
+
+/** A decimal uid's canonical text, the placement key (INVALID_ARGUMENT otherwise). */
+function canonical(uid: Uid): Uid {
+  if (!isDecimalId(uid)) throw new AppError(ErrorCode.INVALID_ARGUMENT, `"${uid}" is not a decimal id`);
+  return `${BigInt(uid)}`;
+}
