@@ -153,6 +153,13 @@ export const PLACEMENTS: readonly TablePlacement[] = [
     keyOf: (r) => String(r.uid),
     keySql: (row) => `CAST(${row}uid AS CHAR)`,
   },
+  // Bots (issue 18) by uid, beside the bot's user row.
+  {
+    table: "bots",
+    pk: ["uid"],
+    keyOf: (r) => String(r.uid),
+    keySql: (row) => `CAST(${row}uid AS CHAR)`,
+  },
   {
     table: "api_keys",
     pk: ["key_id"],

@@ -41,6 +41,7 @@ import { MysqlAccountDeletionStore } from "./storage/mysql/account-deletion-stor
 import { MysqlApiKeyStore } from "./storage/mysql/api-key-store.js";
 import { MysqlBanStore } from "./storage/mysql/ban-store.js";
 import { MysqlBlockStore, onePool } from "./storage/mysql/block-store.js";
+import { MysqlBotStore } from "./storage/mysql/bot-store.js";
 import { MysqlBulkImporter } from "./storage/mysql/bulk-import.js";
 import { MysqlConversationStore } from "./storage/mysql/conversation-store.js";
 import { MysqlFileMetaStore } from "./storage/mysql/file-meta-store.js";
@@ -60,6 +61,7 @@ import type {
   ApiKeyStore,
   BanStore,
   BlockStore,
+  BotStore,
   BulkImporter,
   ConversationStore,
   FileMetaStore,
@@ -79,6 +81,7 @@ import { RetentionPurger, type RetentionSettings } from "./storage/retention/pur
 import { ShardedAccountDeletionStore } from "./storage/sharded/account-deletion-store.js";
 import { ShardedApiKeyStore, ShardedBanStore, ShardedStorageStats } from "./storage/sharded/api-key-store.js";
 import { ShardedBlockStore, shardedKeyPlacement } from "./storage/sharded/block-store.js";
+import { ShardedBotStore } from "./storage/sharded/bot-store.js";
 import { ShardedBulkImporter } from "./storage/sharded/bulk-import.js";
 import { ShardedConversationStore } from "./storage/sharded/conversation-store.js";
 import { ShardedFileMetaStore } from "./storage/sharded/file-meta-store.js";
@@ -93,6 +96,7 @@ import { ShardedUserStore } from "./storage/sharded/user-store.js";
 import { SqliteAccountDeletionStore } from "./storage/sqlite/account-deletion-store.js";
 import { SqliteApiKeyStore, SqliteBanStore, SqliteStorageStats } from "./storage/sqlite/api-key-store.js";
 import { SqliteBlockStore } from "./storage/sqlite/block-store.js";
+import { SqliteBotStore } from "./storage/sqlite/bot-store.js";
 import { SqliteConversationStore } from "./storage/sqlite/conversation-store.js";
 import { openSqlite, sqliteFileIn } from "./storage/sqlite/database.js";
 import { SqliteFileMetaStore } from "./storage/sqlite/file-meta-store.js";
@@ -132,6 +136,8 @@ export interface Adapters {
   pushDevices: PushDeviceStore;
   /** Webhook events waiting for delivery (issue 18): chat nodes record and dispatch them. */
   outbox: WebhookOutboxStore;
+  /** Bots (issue 18): gate's Server API makes them, the chat nodes' webhook dispatcher delivers to them. */
+  bots: BotStore;
   /** Leases of background jobs run by one process at a time (the retention purge, account deletions). */
   locks: JobLocks;
   /** Bulk loading of users and history (seed-data); absent on SQLite, where the generator appends. */
@@ -161,8 +167,8 @@ type Closer = () => Promise<void> | void;
 export function chatNodeAdapters(a: Adapters) {
   const { messages, groups, friends, conversations, files, blocks, reports, users, routes, limiter, probes, outbox } =
     a;
-  // The Server API's shard sizes are counted by the chat nodes (ChatNodeService.Stats).
-  const { storageStats } = a;
+  // The Server API's shard sizes are counted by the chat nodes (ChatNodeService.Stats); bots get no push (issue 18).
+  const { storageStats, bots } = a;
   return {
     messages,
     groups,
@@ -177,6 +183,7 @@ export function chatNodeAdapters(a: Adapters) {
     probes,
     outbox,
     storageStats,
+    bots,
   };
 }
 
@@ -195,6 +202,7 @@ type StorageAdapterKey =
   | "accountDeletions"
   | "pushDevices"
   | "outbox"
+  | "bots"
   | "bulk"
   | "apiKeys"
   | "bans"
@@ -239,6 +247,7 @@ export type AdapterSettings = Pick<
   | "MAIL_FROM"
   | "WEBHOOK_ENDPOINTS"
   | "WEBHOOK_SECRET"
+  | "BOTS_ENABLED"
 >;
 
 /**
@@ -278,7 +287,8 @@ export async function createStorageAdapters(
   log: Logger,
   metrics?: Metrics,
 ): Promise<StorageAdapters> {
-  // Webhooks (issue 18): a message's after-send row is written with it only when an endpoint takes them.
+  // Webhooks (issue 18): a message's after-send row is written with it only when an endpoint
+  // takes them, or when bots are enabled (the dispatcher delivers the row to the bots among its participants).
   const afterSendOutbox = afterSendOutboxOn(config);
   if (config.STORAGE_BACKEND === "mysql" && config.MYSQL_SHARDS.trim() !== "") {
     // Several instances: every conversation, user and index row on the instance its slot maps to.
@@ -315,6 +325,8 @@ export async function createStorageAdapters(
       pushDevices: new ShardedPushDeviceStore(shards),
       // Webhook events by their place key (a conversation, a uid), dispatched per instance.
       outbox: new MysqlWebhookOutboxStore(shardedKeyPlacement(shards)),
+      // Bots by uid, beside their user rows.
+      bots: new ShardedBotStore(shards),
       conversations: new ShardedConversationStore(shards, { deadlockRetries: config.MYSQL_DEADLOCK_RETRIES }),
       bulk: new ShardedBulkImporter(shards, config.MYSQL_DEADLOCK_RETRIES),
       apiKeys: new ShardedApiKeyStore(shards),
@@ -348,6 +360,7 @@ export async function createStorageAdapters(
       accountDeletions: new MysqlAccountDeletionStore(onePool(pool)),
       pushDevices: new MysqlPushDeviceStore(onePool(pool)),
       outbox: new MysqlWebhookOutboxStore(onePool(pool)),
+      bots: new MysqlBotStore(onePool(pool)),
       conversations: new MysqlConversationStore(pool, undefined, config.MYSQL_DEADLOCK_RETRIES),
       bulk: new MysqlBulkImporter(pool, config.MYSQL_DEADLOCK_RETRIES),
       apiKeys: new MysqlApiKeyStore(onePool(pool)),
@@ -377,6 +390,7 @@ export async function createStorageAdapters(
       accountDeletions: new SqliteAccountDeletionStore(db),
       pushDevices: new SqlitePushDeviceStore(db),
       outbox: new SqliteWebhookOutboxStore(db),
+      bots: new SqliteBotStore(db),
       conversations: new SqliteConversationStore(db),
       apiKeys: new SqliteApiKeyStore(db),
       bans: new SqliteBanStore(db),
@@ -448,13 +462,16 @@ export function createAccountDeletionWorker(
  * The background jobs of a process that runs chat nodes (issue 17), one each per process however
  * many nodes it runs: the retention purge, the chat nodes' half of account deletions (gate
  * only records them: its database user may not touch the chat tables), and the webhook
- * dispatcher when WEBHOOK_ENDPOINTS is set (issue 18). Each takes a lease per
+ * dispatcher when WEBHOOK_ENDPOINTS is set or BOTS_ENABLED (issue 18). Each takes a lease per
  * database instance in `locks` (Redis across the processes of a deployment, memory in one), so
  * that one process at a time works on an instance (README, "Retention"). `forget` is called with
  * each deleted uid, as for createAccountDeletionWorker. Answers their stop.
  */
 export function startChatStorageJobs(
-  a: Pick<Adapters, "retention" | "accountDeletions" | "friends" | "groups" | "eraser" | "blocks" | "locks" | "outbox">,
+  a: Pick<
+    Adapters,
+    "retention" | "accountDeletions" | "friends" | "groups" | "eraser" | "blocks" | "locks" | "outbox" | "bots"
+  >,
   config: RetentionSettings & AccountCleanupSettings & Pick<Config, "ACCOUNT_DELETION_POLL_MS"> & WebhookSettings,
   log: Logger,
   metrics: Metrics,
@@ -473,6 +490,8 @@ export function startChatStorageJobs(
   // Webhooks (issue 18): the outbox's dispatcher, one instance per lease, when an endpoint is set.
   const webhooks = startWebhookDispatcher(config, {
     outbox: a.outbox,
+    bots: a.bots,
+    groups: a.groups,
     locks: a.locks,
     log: log.child({ job: "webhooks" }),
     metrics,

@@ -94,6 +94,8 @@ const httpStatus: Partial<Record<ErrorCode, number>> = {
   [ErrorCode.PEER_NOT_FOUND]: 404,
   // Webhooks (issue 18): the before-send hook refused the message.
   [ErrorCode.MESSAGE_REJECTED]: 422,
+  // Bots (issue 18): a password login or reset for a bot's account.
+  [ErrorCode.BOT_ACCOUNT]: 403,
 };
 
 /** The HTTP status gate answers with for a code (the body always carries the code itself). */

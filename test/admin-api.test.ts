@@ -1,6 +1,5 @@
 import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
@@ -21,15 +20,13 @@ import { MemoryNodeRegistry } from "../src/routing/memory/node-registry.js";
 import { MemoryRateLimiter } from "../src/routing/memory/rate-limiter.js";
 import { MemoryTokenStore } from "../src/routing/memory/token-store.js";
 import { MemoryVerifyCodeStore } from "../src/routing/memory/verify-code-store.js";
-import { RedisRateLimiter } from "../src/routing/redis/rate-limiter.js";
-import { RedisVerifyCodeStore } from "../src/routing/redis/verify-code-store.js";
 import { AdminClient } from "../src/sdk/admin-client.js";
 import type { ChatClient } from "../src/sdk/chat-client.js";
 import { GateClient } from "../src/sdk/gate-client.js";
 import { createStatusService } from "../src/status/service.js";
 import { MysqlFriendStore } from "../src/storage/mysql/friend-store.js";
 import type { Uid } from "../src/storage/ports.js";
-import { ShardedApiKeyStore, ShardedBanStore, ShardedStorageStats } from "../src/storage/sharded/api-key-store.js";
+import { ShardedApiKeyStore, ShardedStorageStats } from "../src/storage/sharded/api-key-store.js";
 import { ShardedBlockStore } from "../src/storage/sharded/block-store.js";
 import { ShardedConversationStore } from "../src/storage/sharded/conversation-store.js";
 import { ShardedGroupStore } from "../src/storage/sharded/group-store.js";
@@ -37,6 +34,7 @@ import { ShardedMessageStore } from "../src/storage/sharded/message-store.js";
 import { ShardedReportStore } from "../src/storage/sharded/report-store.js";
 import { shardedUidPlacement } from "../src/storage/sharded/uid-placement.js";
 import { createVerifyService } from "../src/verify/service.js";
+import { type AdminGate, startAdminGate } from "./helpers/admin-gate.js";
 import { type ChatCluster, type ClusterUser, startChatCluster } from "./helpers/chat-cluster.js";
 import { testConfig } from "./helpers/env.js";
 import { until } from "./helpers/waits.js";
@@ -49,12 +47,12 @@ const IMPORT_MAX = 4;
 const log = createLogger("admin-api-test", "warn");
 
 let cluster: ChatCluster;
-let app: FastifyInstance;
+let _app: FastifyInstance;
 let gateUrl: string;
 let apiKey: string;
 let keyId: string;
 let admin: AdminClient;
-let closeAdmin: () => void;
+let gate: AdminGate;
 const keys = () => new ShardedApiKeyStore(cluster.shards);
 
 /** Every push a client got. */
@@ -162,49 +160,16 @@ beforeAll(async () => {
       };
     },
   });
-  const { config, shards, redis } = cluster;
-  const adminStores = createAdminStores(
-    {
-      apiKeys: new ShardedApiKeyStore(shards),
-      bans: new ShardedBanStore(shards),
-      groups: new ShardedGroupStore(shards),
-      reports: reports as ShardedReportStore,
-    },
-    cluster.status.api,
-    config,
-    log,
-  );
-  closeAdmin = adminStores.close;
-  const limiter = new RedisRateLimiter(redis, config.REDIS_KEY_PREFIX);
-  const deps: GateDeps = {
-    users: cluster.users,
-    verify: createVerifyService({
-      codes: new RedisVerifyCodeStore(redis, config.REDIS_KEY_PREFIX),
-      limiter,
-      mailer: new LogMailer(log),
-      config,
-      log,
-    }),
-    status: cluster.status.api,
-    ids: new Snowflake({ workerId: 901 }),
-    limiter,
-    config: { ...config, LOGIN_MAX_PER_ADDR_PER_MINUTE: 10_000 },
-    log,
-    admin: adminStores.stores,
-  };
-  app = await buildGateApp(deps);
-  await app.listen({ host: "127.0.0.1", port: 0 });
-  gateUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
-  // The CLI's own code path: `npm run admin -- api-key create --name tests`.
-  const lines = await runAdminCommand(keys(), ["api-key", "create", "--name", "tests"]);
-  apiKey = lines.find((l) => l.startsWith("sk_")) ?? "";
+  gate = await startAdminGate(cluster, log, { workerId: 901, keyName: "tests", reports });
+  _app = gate.app;
+  gateUrl = gate.url;
+  apiKey = gate.apiKey;
   keyId = apiKey.slice(3, 19);
   admin = new AdminClient(gateUrl, apiKey);
 }, 300_000);
 
 afterAll(async () => {
-  await app?.close();
-  closeAdmin?.();
+  await gate?.close();
   await cluster?.close();
 });
 

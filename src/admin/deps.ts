@@ -4,7 +4,7 @@ import type { Api } from "../grpc/api.js";
 import type { IdGenerator } from "../ids/ports.js";
 import type { Logger } from "../log/logger.js";
 import type { RateLimiter } from "../routing/ports.js";
-import type { ApiKeyStore, BanStore, GroupStore, ReportStore, UserStore } from "../storage/ports.js";
+import type { ApiKeyStore, BanStore, BotStore, GroupStore, ReportStore, UserStore } from "../storage/ports.js";
 import type { ChatNodeActions } from "./chat-nodes.js";
 
 /** The settings the Server API reads. */
@@ -16,6 +16,8 @@ export type AdminConfig = Pick<
   | "ADMIN_PAGE_MAX"
   | "PASSWORD_MIN_LENGTH"
   | "PASSWORD_MAX_LENGTH"
+  | "BOTS_WEBHOOK_HOSTS"
+  | "BOT_WEBHOOK_URL_MAX_CHARS"
 >;
 
 /** What the Server API needs beyond gate's own dependencies (gate's `admin`). */
@@ -25,6 +27,8 @@ export interface AdminStores {
   /** A group's owner (the uid its changes run as) and whether it exists. */
   groups: Pick<GroupStore, "get">;
   reports: Pick<ReportStore, "recent">;
+  /** Bots (issue 18): the /admin/v1/bots routes are served when present. */
+  bots?: BotStore;
   /** Requests that change chat state, run on the chat nodes. */
   chat: ChatNodeActions;
 }

@@ -2,6 +2,7 @@ import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import type { FastifyPluginAsync } from "fastify";
 import { requireApiKey } from "./auth.js";
+import { adminBotRoutes } from "./bots.js";
 import type { AdminDeps } from "./deps.js";
 import { adminGroupRoutes } from "./groups.js";
 import { adminMessageRoutes } from "./messages.js";
@@ -37,4 +38,6 @@ export const adminApi: FastifyPluginAsync<AdminDeps> = async (app, deps) => {
   await app.register(adminMessageRoutes, deps);
   await app.register(adminGroupRoutes, deps);
   await app.register(adminReadRoutes, deps);
+  // Bots (issue 18), where gate has their store.
+  if (deps.bots) await app.register(adminBotRoutes, { ...deps, bots: deps.bots });
 };

@@ -3,7 +3,7 @@ import type { Config } from "../config/settings.js";
 import type { StatusServiceService } from "../gen/shardchat/v1/status.js";
 import type { Api, GrpcClientOptions } from "../grpc/api.js";
 import type { Logger } from "../log/logger.js";
-import type { ApiKeyStore, BanStore, GroupStore, ReportStore } from "../storage/ports.js";
+import type { ApiKeyStore, BanStore, BotStore, GroupStore, ReportStore } from "../storage/ports.js";
 import { ChatNodeActions } from "./chat-nodes.js";
 import type { AdminStores } from "./deps.js";
 
@@ -18,6 +18,7 @@ export function createAdminStores(
     bans: BanStore;
     groups: GroupStore;
     reports: ReportStore;
+    bots?: BotStore;
   },
   status: Pick<Api<typeof StatusServiceService>, "getChatNode" | "listNodes">,
   config: Pick<Config, "CHAT_PEER_REFRESH_MS">,
@@ -32,6 +33,7 @@ export function createAdminStores(
       bans: adapters.bans,
       groups: adapters.groups,
       reports: adapters.reports,
+      bots: adapters.bots,
       chat: new ChatNodeActions(status, nodes),
     },
     close: () => nodes.close(),

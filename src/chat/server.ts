@@ -1,4 +1,5 @@
 import type { ClientDuplexStream } from "@grpc/grpc-js";
+import { KnownBots, withoutBots } from "../bots/offline-filter.js";
 import type { Config } from "../config/settings.js";
 import { ErrorCode, errorName } from "../errors.js";
 import { ChatNodeServiceService } from "../gen/shardchat/v1/chatnode.js";
@@ -19,6 +20,7 @@ import { MemoryRateLimiter } from "../routing/memory/rate-limiter.js";
 import type { RateLimiter, SessionRoutes } from "../routing/ports.js";
 import type {
   BlockStore,
+  BotStore,
   ConversationStore,
   FileMetaStore,
   FriendStore,
@@ -89,6 +91,11 @@ export interface ChatNodeDeps {
   outbox?: WebhookOutboxStore;
   /** Rows per database instance, for the Server API's stats (issue 18); absent: Stats answers none. */
   storageStats?: StorageStats;
+  /**
+   * Bots (issue 18): with BOTS_ENABLED, the offline recipients a message found are told to push
+   * and the offline webhook without its bots (which never have a session). Absent: not filtered.
+   */
+  bots?: Pick<BotStore, "list">;
 }
 
 export interface RunningChatNode {
@@ -166,6 +173,15 @@ export async function startChatNode(deps: ChatNodeDeps): Promise<RunningChatNode
   });
   // Webhooks (issue 18): events besides stored messages, and the before-send hook, when configured.
   const webhooks = createChatWebhooks(config, { outbox: deps.outbox, ids: deps.ids, log, metrics });
+  const offline = allOfflineRecipients([
+    deps.pushNotifier,
+    webhooks.events && new OfflineMessageWebhook(webhooks.events, (task) => node.ctx.background(task)),
+  ]);
+  // Bots (issue 18) never have a session: no push nor offline event for them (the bots' uids are
+  // read every BOTS_CACHE_MS, only when someone listens to offline recipients).
+  const knownBots =
+    offline && config.BOTS_ENABLED && deps.bots ? new KnownBots(deps.bots, config.BOTS_CACHE_MS, log) : undefined;
+  knownBots?.start();
   const fanout = new Fanout({
     nodeId: config.CHAT_NODE_ID,
     offlineTrust: { checkMax: config.CHAT_OFFLINE_RECHECK_MAX, settleMs: config.CHAT_RING_SETTLE_MS },
@@ -174,10 +190,7 @@ export async function startChatNode(deps: ChatNodeDeps): Promise<RunningChatNode
     ring: ringWatch,
     links,
     unacked,
-    offline: allOfflineRecipients([
-      deps.pushNotifier,
-      webhooks.events && new OfflineMessageWebhook(webhooks.events, (task) => node.ctx.background(task)),
-    ]),
+    offline: offline && knownBots ? withoutBots(offline, knownBots) : offline,
     log,
     metrics,
   });
@@ -292,6 +305,7 @@ export async function startChatNode(deps: ChatNodeDeps): Promise<RunningChatNode
         links.close();
         peers.close();
         await webhooks.close();
+        knownBots?.stop();
         await ops?.close();
         log.info("chat node stopped");
       })();

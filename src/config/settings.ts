@@ -721,6 +721,27 @@ export const settings = {
     default: "false",
     doc: "When the before-send hook fails (timeout, error, an answer that is not allow, reject or rewrite): true stores the message unchecked; false (the default) refuses it with UNAVAILABLE, so that nothing the hook would veto gets through while it is down, and the client sends it again later.",
   },
+  // Bots (issue 18): README "Bots".
+  BOTS_ENABLED: {
+    schema: bool,
+    default: "false",
+    doc: "Chat nodes deliver messages to bots (accounts made with POST /admin/v1/bots) by signed bot.message webhooks: every stored message then gets an outbox row in its transaction, and the dispatcher runs. Needs WEBHOOK_SECRET. false: bots made by the Server API receive nothing, and the hot path pays nothing.",
+  },
+  BOTS_CACHE_MS: {
+    schema: positiveInt,
+    default: "5000",
+    doc: "How long the webhook dispatcher keeps the list of bots and each group's bot members before reading them again: a new bot, a changed webhook URL, a deleted bot or a bot joining a group counts from at most this long later.",
+  },
+  BOT_WEBHOOK_URL_MAX_CHARS: {
+    schema: z.coerce.number().int().min(16).max(2048),
+    default: "2048",
+    doc: "Longest webhook URL a bot may have (the bots table's column holds 2048).",
+  },
+  BOTS_WEBHOOK_HOSTS: {
+    schema: z.string(),
+    default: "",
+    doc: 'Gate: the hosts a bot\'s webhook URL may name, comma separated (`bots.example.com`, or `*.example.com` for its subdomains), checked when a bot is made or changed. Empty: any host, internal ones too: the chat nodes POST to whatever URL a key holder set (README "Bots", on SSRF).',
+  },
   TYPING_TTL_MS: {
     schema: positiveInt,
     default: "6000",

@@ -51,6 +51,8 @@ export type GateConfig = Pick<
   | "PUSH_TOKEN_MAX_BYTES"
   | "WEB_PUSH_VAPID_PUBLIC_KEY"
   | "WEB_PUSH_ENDPOINT_HOSTS"
+  | "BOTS_WEBHOOK_HOSTS"
+  | "BOT_WEBHOOK_URL_MAX_CHARS"
 >;
 
 /** What gate needs from the outside world; gate itself keeps no state. */

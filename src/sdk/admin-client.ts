@@ -80,6 +80,15 @@ export interface AdminStats {
   shards: { instance: string; users: number; messages: number }[];
 }
 
+/** A bot (README "Bots"): a user the Server API drives, receiving its messages at webhookUrl. */
+export interface AdminBot {
+  uid: string;
+  name: string;
+  webhookUrl: string;
+  createdAt: number;
+  updatedAt: number;
+}
+
 export type AdminSend = {
   from: string;
   text?: string;
@@ -183,6 +192,28 @@ export class AdminClient {
 
   stats(): Promise<AdminStats> {
     return this.call("GET", "/admin/v1/stats");
+  }
+
+  /** Makes a bot: a user that never logs in, sent bot.message events at webhookUrl; USER_EXISTS when the name is taken. */
+  async createBot(input: { name: string; webhookUrl: string }): Promise<AdminBot> {
+    return (await this.call<{ bot: AdminBot }>("POST", "/admin/v1/bots", input)).bot;
+  }
+
+  async bots(): Promise<AdminBot[]> {
+    return (await this.call<{ bots: AdminBot[] }>("GET", "/admin/v1/bots")).bots;
+  }
+
+  async bot(uid: string): Promise<AdminBot> {
+    return (await this.call<{ bot: AdminBot }>("GET", `/admin/v1/bots/${enc(uid)}`)).bot;
+  }
+
+  async updateBot(uid: string, changes: { webhookUrl: string }): Promise<AdminBot> {
+    return (await this.call<{ bot: AdminBot }>("PATCH", `/admin/v1/bots/${enc(uid)}`, changes)).bot;
+  }
+
+  /** The bot receives nothing more; its account stays (it never logs in) with its history. */
+  async deleteBot(uid: string): Promise<void> {
+    await this.call("DELETE", `/admin/v1/bots/${enc(uid)}`);
   }
 
   private async call<T>(method: string, path: string, body?: unknown): Promise<T> {

@@ -13,6 +13,7 @@ export {
   type UserInfo,
 } from "../gen/shardchat/v1/client.js";
 export {
+  type AdminBot,
   AdminClient,
   type AdminConversation,
   type AdminGroup,

@@ -821,6 +821,33 @@ export interface StorageStats {
 export const ADMIN_COLUMN_CHARS = { apiKeyId: 32, apiKeyName: 100, banReason: 500 } as const;
 
 /**
+ * A bot (issue 18): a user account the Server API drives, which receives the messages it
+ * should see as signed bot.message calls to its webhook URL (README "Bots").
+ */
+export interface BotRecord {
+  uid: Uid;
+  webhookUrl: string;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** Bots, one row per bot user, placed by uid beside the user's other rows (sql/083_bots.sql). */
+export interface BotStore {
+  /** Records uid as a bot; AppError(INVALID_ARGUMENT) for a URL that does not fit its column, USER_EXISTS when it is one already. */
+  create(bot: BotRecord): Promise<void>;
+  byUid(uid: Uid): Promise<BotRecord | null>;
+  /** Changes the webhook URL; false when uid is no bot. */
+  setWebhook(uid: Uid, webhookUrl: string, atMs: number): Promise<boolean>;
+  /** uid stops being a bot; whether it was one. */
+  remove(uid: Uid): Promise<boolean>;
+  /** Every bot, by uid (every instance read: the dispatcher caches it, bots are few). */
+  list(): Promise<BotRecord[]>;
+}
+
+/** The bots table's column widths. */
+export const BOT_COLUMN_CHARS = { webhookUrl: 2048 } as const;
+
+/**
  * Where an outbox row sits and is delivered in order (webhooks, issue 18): `placeKey` places it
  * (a conversation id, or a uid for user and friend events); lane 0 holds a conversation's
  * message.after_send events by seq, lane 1 every other event of the key by a snowflake.

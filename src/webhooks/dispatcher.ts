@@ -1,8 +1,11 @@
+import type { BotRecipients } from "../bots/directory.js";
+import { BOT_MESSAGE_EVENT, botDeliveryMark, botEventBody, botEventId, senderOf } from "../bots/event.js";
 import type { Config } from "../config/settings.js";
 import type { Logger } from "../log/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { JobLocks } from "../routing/ports.js";
 import type { OutboxEvent, WebhookOutboxStore } from "../storage/ports.js";
+import { AFTER_SEND_EVENT } from "../storage/webhook-outbox.js";
 import type { EndpointTable } from "./endpoints.js";
 import type { WebhookSender } from "./sender.js";
 
@@ -29,6 +32,11 @@ export interface WebhookDispatcherOptions {
    * the instance's lease sends its rows. Absent: this one always does (a process alone, tests).
    */
   locks?: JobLocks;
+  /**
+   * Bots (BOTS_ENABLED, issue 18): each message.after_send row also goes, as a bot.message
+   * call, to the bots among its conversation's participants. Absent: no bot is asked.
+   */
+  bots?: BotRecipients;
   log: Logger;
   metrics?: DispatchMetrics;
   /** Milliseconds since the epoch (tests move it). */
@@ -62,6 +70,12 @@ export interface DispatchReport {
  * exponentially; after WEBHOOK_MAX_ATTEMPTS it is marked dead (kept, logged, counted) and the
  * lane goes on. Delivery is therefore at least once: a process that dies after a POST and before
  * the delete sends that row again, with the same webhook-id.
+ *
+ * With bots, a message's row has more targets: each bot among its participants (its sender
+ * aside) gets its own bot.message call at the bot's URL, noted in deliveredTo as "bot:<uid>"
+ * once it answered 2xx; the row goes once every endpoint and every bot took it, under the same
+ * retry, order and dead rules as the endpoints (a failing bot holds its conversations' later
+ * rows, as a failing endpoint does, until the row is dead).
  */
 export class WebhookDispatcher {
   readonly #o: WebhookDispatcherOptions;
@@ -210,18 +224,45 @@ export class WebhookDispatcher {
     );
   }
 
-  /** Sends one row to its endpoints; whether its lane may go on (delivered, or given up). */
-  async #deliver(instance: string, row: OutboxEvent, report: DispatchReport): Promise<boolean> {
-    const { outbox, endpoints, sender, settings, metrics, log } = this.#o;
-    const urls = endpoints.urlsFor(row.type).filter((url) => !row.deliveredTo.includes(url));
+  /** The calls a row still needs: its type's endpoints, and for a message the bots that should see it. */
+  async #targets(row: OutboxEvent): Promise<Target[]> {
+    const { endpoints, bots } = this.#o;
+    const pending = (mark: string) => !row.deliveredTo.includes(mark);
+    const targets: Target[] = [];
+    const urls = endpoints.urlsFor(row.type).filter(pending);
     if (urls.length > 0) {
       const body = eventBody(row);
+      for (const url of urls) targets.push({ mark: url, url, id: row.eventId, body, type: row.type });
+    }
+    if (bots && row.type === AFTER_SEND_EVENT) {
+      for (const bot of await bots.of(row.placeKey, senderOf(row.payloadJson))) {
+        const mark = botDeliveryMark(bot.uid);
+        if (!pending(mark)) continue;
+        const id = botEventId(bot.uid, row.eventId);
+        targets.push({ mark, url: bot.webhookUrl, id, body: botEventBody(bot.uid, row), type: BOT_MESSAGE_EVENT });
+      }
+    }
+    return targets;
+  }
+
+  /** Sends one row to its endpoints (and bots); whether its lane may go on (delivered, or given up). */
+  async #deliver(instance: string, row: OutboxEvent, report: DispatchReport): Promise<boolean> {
+    const { outbox, sender, settings, metrics, log } = this.#o;
+    let targets: Target[];
+    try {
+      targets = await this.#targets(row);
+    } catch (err) {
+      // The bots could not be read: no attempt is counted, the lane waits for the next pass.
+      log.warn({ err, eventId: row.eventId }, "webhook row's bots could not be read; tried again next pass");
+      return false;
+    }
+    if (targets.length > 0) {
       const answers = await Promise.all(
-        urls.map((url) => sender.post({ url, id: row.eventId, body, timeoutMs: settings.WEBHOOK_TIMEOUT_MS })),
+        targets.map((t) => sender.post({ url: t.url, id: t.id, body: t.body, timeoutMs: settings.WEBHOOK_TIMEOUT_MS })),
       );
-      const took = urls.filter((_, i) => answers[i]?.ok);
-      metrics?.webhookDelivered.inc({ type: row.type }, took.length);
-      const errors = answers.flatMap((a, i) => (a.ok ? [] : [`${urls[i]}: ${a.error}`]));
+      const took = targets.filter((_, i) => answers[i]?.ok);
+      for (const t of took) metrics?.webhookDelivered.inc({ type: t.type });
+      const errors = answers.flatMap((a, i) => (a.ok ? [] : [`${targets[i]?.url}: ${a.error}`]));
       if (errors.length > 0) {
         const attempts = row.attempts + 1;
         const dead = attempts >= settings.WEBHOOK_MAX_ATTEMPTS;
@@ -230,7 +271,7 @@ export class WebhookDispatcher {
         await outbox.retry(instance, row, {
           attempts,
           nextAt: this.#now() + backoffMs(attempts, settings),
-          deliveredTo: [...row.deliveredTo, ...took],
+          deliveredTo: [...row.deliveredTo, ...took.map((t) => t.mark)],
           dead,
           error,
         });
@@ -247,6 +288,15 @@ export class WebhookDispatcher {
     report.delivered++;
     return true;
   }
+}
+
+/** One call a row needs: where, its id and body, and what deliveredTo notes once it is taken. */
+interface Target {
+  mark: string;
+  url: string;
+  id: string;
+  body: string;
+  type: string;
 }
 
 /** The JSON a receiver gets: the event's type, id, time (ISO 8601) and data. */

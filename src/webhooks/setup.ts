@@ -1,10 +1,11 @@
+import { CachedBotDirectory } from "../bots/directory.js";
 import { ConfigError } from "../config/load.js";
 import type { Config } from "../config/settings.js";
 import type { IdGenerator } from "../ids/ports.js";
 import type { Logger } from "../log/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { JobLocks } from "../routing/ports.js";
-import type { WebhookOutboxStore } from "../storage/ports.js";
+import type { BotStore, GroupStore, WebhookOutboxStore } from "../storage/ports.js";
 import { AFTER_SEND_EVENT } from "../storage/webhook-outbox.js";
 import { type BeforeSendHook, HttpBeforeSendHook } from "./before-send.js";
 import { type DispatchSettings, WebhookDispatcher } from "./dispatcher.js";
@@ -21,6 +22,8 @@ export type WebhookSettings = DispatchSettings &
     | "WEBHOOK_BEFORE_SEND_TIMEOUT_MS"
     | "WEBHOOK_BEFORE_SEND_FAIL_OPEN"
     | "CHAT_MAX_TEXT_CHARS"
+    | "BOTS_ENABLED"
+    | "BOTS_CACHE_MS"
   >;
 
 /** The endpoint table of WEBHOOK_ENDPOINTS (checked when the config loaded), and the secret it needs. */
@@ -37,9 +40,23 @@ export function webhookEndpoints(config: Pick<Config, "WEBHOOK_ENDPOINTS" | "WEB
   return table;
 }
 
-/** Whether the message stores write after-send rows: only when an endpoint takes them. */
-export function afterSendOutboxOn(config: Pick<Config, "WEBHOOK_ENDPOINTS" | "WEBHOOK_SECRET">): boolean {
-  return webhookEndpoints(config).subscribed(AFTER_SEND_EVENT);
+/**
+ * Whether the message stores write after-send rows: only when an endpoint takes them, or when
+ * bots are enabled (the dispatcher hands each row to the bots among its participants).
+ */
+export function afterSendOutboxOn(
+  config: Pick<Config, "WEBHOOK_ENDPOINTS" | "WEBHOOK_SECRET" | "BOTS_ENABLED">,
+): boolean {
+  return webhookEndpoints(config).subscribed(AFTER_SEND_EVENT) || botsOn(config);
+}
+
+/** BOTS_ENABLED, with the secret every bot call is signed with (a ConfigError without it). */
+export function botsOn(config: Pick<Config, "WEBHOOK_SECRET" | "BOTS_ENABLED">): boolean {
+  if (!config.BOTS_ENABLED) return false;
+  if (config.WEBHOOK_SECRET === "") {
+    throw new ConfigError("BOTS_ENABLED is set: WEBHOOK_SECRET is required (every bot.message call is signed with it)");
+  }
+  return true;
 }
 
 /** What a chat node uses: each part only when configured. */
@@ -84,18 +101,33 @@ export function createChatWebhooks(
 
 /**
  * The webhook dispatcher of a chat node process (one per process, beside the retention purge),
- * started when an endpoint is configured; answers its stop, which also closes its connections.
+ * started when an endpoint is configured or bots are enabled (then it also delivers to the bots,
+ * which it reads from `bots`, and groups' bot members from `groups`); answers its stop, which
+ * also closes its connections.
  */
 export function startWebhookDispatcher(
   config: WebhookSettings,
-  deps: { outbox: WebhookOutboxStore; locks?: JobLocks; log: Logger; metrics?: Metrics },
+  deps: {
+    outbox: WebhookOutboxStore;
+    bots?: Pick<BotStore, "list">;
+    groups?: Pick<GroupStore, "memberUids">;
+    locks?: JobLocks;
+    log: Logger;
+    metrics?: Metrics;
+  },
 ): (() => Promise<void>) | undefined {
   const endpoints = webhookEndpoints(config);
-  if (!endpoints.any) return undefined;
+  const withBots = botsOn(config) && deps.bots !== undefined && deps.groups !== undefined;
+  if (!endpoints.any && !withBots) return undefined;
   const sender = new HttpWebhookSender(config.WEBHOOK_SECRET);
+  const bots =
+    withBots && deps.bots && deps.groups
+      ? new CachedBotDirectory({ bots: deps.bots, groups: deps.groups, ttlMs: config.BOTS_CACHE_MS, log: deps.log })
+      : undefined;
   const dispatcher = new WebhookDispatcher({
     outbox: deps.outbox,
     endpoints,
+    bots,
     sender,
     settings: config,
     locks: deps.locks,

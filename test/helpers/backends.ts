@@ -4,6 +4,7 @@ import { MysqlAccountDeletionStore } from "../../src/storage/mysql/account-delet
 import { MysqlApiKeyStore } from "../../src/storage/mysql/api-key-store.js";
 import { MysqlBanStore } from "../../src/storage/mysql/ban-store.js";
 import { MysqlBlockStore, onePool } from "../../src/storage/mysql/block-store.js";
+import { MysqlBotStore } from "../../src/storage/mysql/bot-store.js";
 import { MysqlConversationStore } from "../../src/storage/mysql/conversation-store.js";
 import { MysqlFileMetaStore } from "../../src/storage/mysql/file-meta-store.js";
 import { MysqlFriendStore, singlePool } from "../../src/storage/mysql/friend-store.js";
@@ -25,6 +26,7 @@ import type {
   ApiKeyStore,
   BanStore,
   BlockStore,
+  BotStore,
   ConversationStore,
   FileMetaStore,
   FriendStore,
@@ -40,6 +42,7 @@ import type {
 import { ShardedAccountDeletionStore } from "../../src/storage/sharded/account-deletion-store.js";
 import { ShardedApiKeyStore, ShardedBanStore, ShardedStorageStats } from "../../src/storage/sharded/api-key-store.js";
 import { ShardedBlockStore } from "../../src/storage/sharded/block-store.js";
+import { ShardedBotStore } from "../../src/storage/sharded/bot-store.js";
 import { ShardedConversationStore } from "../../src/storage/sharded/conversation-store.js";
 import { ShardedFileMetaStore } from "../../src/storage/sharded/file-meta-store.js";
 import { ShardedGroupStore } from "../../src/storage/sharded/group-store.js";
@@ -53,6 +56,7 @@ import { ShardedUserStore } from "../../src/storage/sharded/user-store.js";
 import { SqliteAccountDeletionStore } from "../../src/storage/sqlite/account-deletion-store.js";
 import { SqliteApiKeyStore, SqliteBanStore, SqliteStorageStats } from "../../src/storage/sqlite/api-key-store.js";
 import { SqliteBlockStore } from "../../src/storage/sqlite/block-store.js";
+import { SqliteBotStore } from "../../src/storage/sqlite/bot-store.js";
 import { SqliteConversationStore } from "../../src/storage/sqlite/conversation-store.js";
 import { SqliteFileMetaStore } from "../../src/storage/sqlite/file-meta-store.js";
 import { SqliteFriendStore } from "../../src/storage/sqlite/friend-store.js";
@@ -88,6 +92,8 @@ export interface OpenedBackend {
   apiKeys: ApiKeyStore;
   bans: BanStore;
   storageStats: StorageStats;
+  /** Bots (issue 18). */
+  bots: BotStore;
   /** The sizes of the append batches so far (MySQL group commit; empty without it). */
   batches: number[];
   /** A query on the database holding the rows placed by `key` (SQL both dialects speak). */
@@ -163,6 +169,7 @@ export function sqliteBackend(tag: string): Backend {
         eraser: new SqliteSentMessageEraser(db),
         accountDeletions: new SqliteAccountDeletionStore(db),
         pushDevices: new SqlitePushDeviceStore(db),
+        bots: new SqliteBotStore(db),
         apiKeys: new SqliteApiKeyStore(db),
         bans: new SqliteBanStore(db),
         storageStats: new SqliteStorageStats(db),
@@ -208,6 +215,7 @@ export function mysqlBackend(name: string, groupCommit?: GroupCommit): Backend {
         eraser: new MysqlSentMessageEraser(onePoolRetention(pool, DEADLOCK_RETRIES)),
         accountDeletions: new MysqlAccountDeletionStore(onePool(pool)),
         pushDevices: new MysqlPushDeviceStore(onePool(pool)),
+        bots: new MysqlBotStore(onePool(pool)),
         apiKeys: new MysqlApiKeyStore(onePool(pool)),
         bans: new MysqlBanStore(singlePool(pool)),
         storageStats: new MysqlStorageStats(onePool(pool)),
@@ -254,6 +262,7 @@ export function shardedBackend(
         eraser: new ShardedSentMessageEraser(shards, DEADLOCK_RETRIES),
         accountDeletions: new ShardedAccountDeletionStore(shards),
         pushDevices: new ShardedPushDeviceStore(shards),
+        bots: new ShardedBotStore(shards),
         apiKeys: new ShardedApiKeyStore(shards),
         bans: new ShardedBanStore(shards),
         storageStats: new ShardedStorageStats(shards),

@@ -1,4 +1,5 @@
 import type { FastifyPluginAsync } from "fastify";
+import { botLoginRefused, isBotAccount } from "../../bots/account.js";
 import { AppError, DetailedError, ErrorCode, okOrThrow } from "../../errors.js";
 import { DEVICE_NAMES, type DeviceName } from "../../routing/ports.js";
 import { secretDigest } from "../../routing/secret-digest.js";
@@ -94,6 +95,8 @@ export const loginRoute: FastifyPluginAsync<LoginRouteOptions> = async (app, opt
       await admit(request.ip);
       const user: UserRecord | null =
         email !== undefined ? await users.byEmail(normalizeEmail(email)) : await users.byName(name ?? "");
+      // A bot has no password to guess (issue 18): say so, whatever was sent, without a lockout count.
+      if (user && isBotAccount(user)) throw botLoginRefused();
       // Unknown names lock like accounts do, so a lockout tells nothing about who exists.
       const failures = `login:fail:${user ? user.uid : `?${keyOf(email ?? name ?? "")}`}`;
       const attempt = await limiter.hit(failures, config.LOGIN_MAX_FAILURES, config.LOGIN_LOCKOUT_SECONDS);

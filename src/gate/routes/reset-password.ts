@@ -1,4 +1,5 @@
 import type { FastifyPluginAsync } from "fastify";
+import { botLoginRefused, isBotAccount } from "../../bots/account.js";
 import { AppError, ErrorCode, okOrThrow } from "../../errors.js";
 import { isValidEmail, normalizeEmail } from "../../verify/email.js";
 import type { GateDeps } from "../deps.js";
@@ -34,6 +35,8 @@ export const resetPasswordRoute: FastifyPluginAsync<
       okOrThrow(await verify.consumeVerifyCode({ email, code: request.body.code, checkOnly: false }));
       const user = await users.byEmail(email);
       if (!user) throw new AppError(ErrorCode.BAD_CREDENTIALS);
+      // A bot's account never gets a password (its mail domain receives none anyway).
+      if (isBotAccount(user)) throw botLoginRefused();
       await users.setPassword(user.uid, await hasher.hash(request.body.password));
       // Whoever held the old password loses what it opened: every token, every session.
       okOrThrow(await status.revokeTokens({ uid: user.uid, token: "", all: true }, { requestId: request.id }));

@@ -1,9 +1,10 @@
 import type { ResultSetHeader, RowDataPacket } from "mysql2/promise";
-import { AppError, ErrorCode } from "../../errors.js";
+import { ErrorCode } from "../../errors.js";
 import { isDecimalId, storedId } from "../../ids/identifiers.js";
 import type { AccountDeletionRecord, AccountDeletionStore, Uid } from "../ports.js";
 import type { KeyPlacement } from "./block-store.js";
 import { mysqlCall } from "./errors.js";
+import { uidKey } from "./uid-key.js";
 
 /**
  * Account deletion requests in MySQL (see AccountDeletionStore): one account_deletions row on
@@ -14,7 +15,7 @@ export class MysqlAccountDeletionStore implements AccountDeletionStore {
 
   /** One upsert: a second request takes its time and keeps erase once asked. */
   async request(uid: Uid, atMs: number, eraseMessages: boolean): Promise<void> {
-    const key = canonical(uid);
+    const key = uidKey(uid);
     await this.call("account deletion request", () =>
       this.placement.write(key, (db) =>
         db.query(
@@ -38,7 +39,7 @@ export class MysqlAccountDeletionStore implements AccountDeletionStore {
     limit: number,
   ): Promise<{ deletions: AccountDeletionRecord[]; next: Uid | null }> {
     const max = Math.max(1, Math.floor(limit));
-    const from = isDecimalId(after) ? canonical(after) : "0";
+    const from = isDecimalId(after) ? uidKey(after) : "0";
     const [rows] = await this.call(`account deletions on ${instance}`, () =>
       this.placement
         .pool(instance)
@@ -61,7 +62,7 @@ export class MysqlAccountDeletionStore implements AccountDeletionStore {
   /** One DELETE of the row, while it still holds that request. */
   async done(uid: Uid, requestedAt: number): Promise<boolean> {
     if (!isDecimalId(uid)) return false;
-    const key = canonical(uid);
+    const key = uidKey(uid);
     const [result] = await this.call("account deletion done", () =>
       this.placement.write(key, (db) =>
         db.query<ResultSetHeader>("DELETE FROM account_deletions WHERE uid = ? AND requested_at = ?", [
@@ -76,10 +77,4 @@ export class MysqlAccountDeletionStore implements AccountDeletionStore {
   private call<T>(what: string, work: () => Promise<T>): Promise<T> {
     return mysqlCall(ErrorCode.STORAGE_UNAVAILABLE, what, work);
   }
-}
-
-/** A decimal uid's canonical text, the placement key (INVALID_ARGUMENT otherwise). */
-function canonical(uid: Uid): Uid {
-  if (!isDecimalId(uid)) throw new AppError(ErrorCode.INVALID_ARGUMENT, `"${uid}" is not a decimal id`);
-  return `${BigInt(uid)}`;
 }

@@ -27,6 +27,8 @@ export const SERVICE_TABLES: Record<DatabaseService, { write: readonly string[];
       "api_keys",
       "user_bans",
       "push_devices",
+      // bots: the Server API makes, changes and removes bots (issue 18).
+      "bots",
     ],
     // file_shares: a forwarded file is downloaded by the participants of the conversations it was forwarded into.
     // The Server API reads a group's owner and the reports users filed (issue 18).
@@ -58,7 +60,8 @@ export const SERVICE_TABLES: Record<DatabaseService, { write: readonly string[];
       // Webhook events: written with messages and by the chat nodes, sent and deleted by their dispatcher (issue 18).
       "webhook_outbox",
     ],
-    read: ["users", "user_names", "user_emails", "shard_map", "slot_fence"],
+    // bots: the webhook dispatcher reads them (and caches them) to deliver bot.message events (issue 18).
+    read: ["users", "user_names", "user_emails", "shard_map", "slot_fence", "bots"],
   },
 };
 

@@ -1,9 +1,10 @@
 import type { ResultSetHeader, RowDataPacket } from "mysql2/promise";
-import { AppError, ErrorCode } from "../../errors.js";
+import { ErrorCode } from "../../errors.js";
 import { isDecimalId, storedId } from "../../ids/identifiers.js";
 import type { PushDeviceRecord, PushDeviceStore, PushProviderName, Uid } from "../ports.js";
 import type { KeyPlacement } from "./block-store.js";
 import { mysqlCall } from "./errors.js";
+import { uidKey } from "./uid-key.js";
 
 /**
  * Push devices in MySQL (see PushDeviceStore): push_devices rows on the uid's instance, each
@@ -17,7 +18,7 @@ export class MysqlPushDeviceStore implements PushDeviceStore {
    * atomic and idempotent (two registrations at once each trim to the limit).
    */
   async register(device: PushDeviceRecord, maxPerUser: number): Promise<number> {
-    const key = canonical(device.uid);
+    const key = uidKey(device.uid);
     const keep = Math.max(1, Math.floor(maxPerUser));
     return this.call("push device register", () =>
       this.placement.write(key, async (db) => {
@@ -41,7 +42,7 @@ export class MysqlPushDeviceStore implements PushDeviceStore {
 
   async unregister(uid: Uid, deviceId: string): Promise<boolean> {
     if (!isDecimalId(uid)) return false;
-    const key = canonical(uid);
+    const key = uidKey(uid);
     const [result] = await this.call("push device unregister", () =>
       this.placement.write(key, (db) =>
         db.query<ResultSetHeader>("DELETE FROM push_devices WHERE uid = ? AND device_id = ?", [key, deviceId]),
@@ -52,7 +53,7 @@ export class MysqlPushDeviceStore implements PushDeviceStore {
 
   async unregisterAll(uid: Uid): Promise<number> {
     if (!isDecimalId(uid)) return 0;
-    const key = canonical(uid);
+    const key = uidKey(uid);
     const [result] = await this.call("push devices unregister", () =>
       this.placement.write(key, (db) => db.query<ResultSetHeader>("DELETE FROM push_devices WHERE uid = ?", [key])),
     );
@@ -61,7 +62,7 @@ export class MysqlPushDeviceStore implements PushDeviceStore {
 
   async list(uid: Uid): Promise<PushDeviceRecord[]> {
     if (!isDecimalId(uid)) return [];
-    const key = canonical(uid);
+    const key = uidKey(uid);
     const [rows] = await this.call("push devices", () =>
       this.placement.pool(this.placement.instanceOf(key)).query<RowDataPacket[]>(
         `SELECT uid, device_id, provider, token, updated_at FROM push_devices WHERE uid = ?
@@ -80,7 +81,7 @@ export class MysqlPushDeviceStore implements PushDeviceStore {
 
   async drop(uid: Uid, deviceId: string, token: string): Promise<boolean> {
     if (!isDecimalId(uid)) return false;
-    const key = canonical(uid);
+    const key = uidKey(uid);
     const [result] = await this.call("push device drop", () =>
       this.placement.write(key, (db) =>
         db.query<ResultSetHeader>("DELETE FROM push_devices WHERE uid = ? AND device_id = ? AND token = ?", [
@@ -96,10 +97,4 @@ export class MysqlPushDeviceStore implements PushDeviceStore {
   private call<T>(what: string, work: () => Promise<T>): Promise<T> {
     return mysqlCall(ErrorCode.STORAGE_UNAVAILABLE, what, work);
   }
-}
-
-/** A decimal uid's canonical text, the placement key (INVALID_ARGUMENT otherwise). */
-function canonical(uid: Uid): Uid {
-  if (!isDecimalId(uid)) throw new AppError(ErrorCode.INVALID_ARGUMENT, `"${uid}" is not a decimal id`);
-  return `${BigInt(uid)}`;
 }

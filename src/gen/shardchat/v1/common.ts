@@ -111,6 +111,8 @@ export enum ErrorCode {
   ACCOUNT_BANNED = 9102,
   /** MESSAGE_REJECTED - 92xx: webhooks (issue 18). */
   MESSAGE_REJECTED = 9201,
+  /** BOT_ACCOUNT - 93xx: bots (issue 18). */
+  BOT_ACCOUNT = 9301,
   UNRECOGNIZED = -1,
 }
 
@@ -275,6 +277,9 @@ export function errorCodeFromJSON(object: any): ErrorCode {
     case 9201:
     case "ERROR_CODE_MESSAGE_REJECTED":
       return ErrorCode.MESSAGE_REJECTED;
+    case 9301:
+    case "ERROR_CODE_BOT_ACCOUNT":
+      return ErrorCode.BOT_ACCOUNT;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -390,6 +395,8 @@ export function errorCodeToJSON(object: ErrorCode): string {
       return "ERROR_CODE_ACCOUNT_BANNED";
     case ErrorCode.MESSAGE_REJECTED:
       return "ERROR_CODE_MESSAGE_REJECTED";
+    case ErrorCode.BOT_ACCOUNT:
+      return "ERROR_CODE_BOT_ACCOUNT";
     case ErrorCode.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
