@@ -330,11 +330,15 @@ describe.each([sqlite, mysql, sharded])("webhook outbox on $name", (backend) => 
     });
     // Dead: kept (with its error, cut to the column), but not scanned.
     expect((await rowsOf(u1)).map((e) => e.pos)).toEqual(["9", "20"]);
-    await s.outbox.remove(instance1, { placeKey: u1, lane: 1, pos: "9" });
+    await s.outbox.remove(instance1, [{ placeKey: u1, lane: 1, pos: "9" }]);
     const deadRow = (await s.raw(u1)).find((r) => String(r.pos) === "10");
     expect(Number(deadRow?.dead)).toBe(1);
     expect(String(deadRow?.last_error).length).toBe(255);
-    await s.outbox.remove(instance1, { placeKey: u1, lane: 1, pos: "20" });
+    // Several keys in one statement; one of them already gone.
+    await s.outbox.remove(instance1, [
+      { placeKey: u1, lane: 1, pos: "20" },
+      { placeKey: u1, lane: 1, pos: "9" },
+    ]);
     expect(await rowsOf(u1)).toEqual([]);
     expect((await s.raw(u1)).length).toBe(1);
   });

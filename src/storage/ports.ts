@@ -894,8 +894,11 @@ export interface WebhookOutboxStore {
    * cleaned up) are left out.
    */
   scan(instance: string, after: string, limit: number): Promise<OutboxEvent[]>;
-  /** Delivered to every endpoint: the row goes. */
-  remove(instance: string, key: OutboxKey): Promise<void>;
+  /**
+   * Delivered to every endpoint: the rows go, in one statement (a dispatcher's pass removes what
+   * it delivered at its end, not one commit per event).
+   */
+  remove(instance: string, keys: OutboxKey[]): Promise<void>;
   /** An attempt failed: the next one waits until nextAt; dead keeps the row but stops trying. */
   retry(
     instance: string,

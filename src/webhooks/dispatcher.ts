@@ -65,7 +65,8 @@ export interface DispatchReport {
  * A pass reads up to WEBHOOK_BATCH rows in primary-key order from where the last one stopped
  * (wrapping at the end), groups them into lanes (a conversation's messages; a key's other
  * events) and sends each lane's rows in order, the lanes side by side. A row goes to every
- * endpoint subscribed to its type and is deleted once each answered 2xx; a failure keeps it
+ * endpoint subscribed to its type and is deleted once each answered 2xx (the pass's delivered
+ * rows in one statement at its end); a failure keeps it
  * (noting the endpoints that took it), and its lane waits until its next attempt, backing off
  * exponentially; after WEBHOOK_MAX_ATTEMPTS it is marked dead (kept, logged, counted) and the
  * lane goes on. Delivery is therefore at least once: a process that dies after a POST and before
@@ -212,16 +213,25 @@ export class WebhookDispatcher {
       if (list) list.push(row);
       else lanes.set(lane, [row]);
     }
-    await Promise.all(
-      [...lanes.values()].map(async (lane) => {
-        for (const row of lane) {
-          if (this.#stopped || held.lost) return;
-          // The lane's first row waits for its retry: so do the rows after it.
-          if (row.nextAt > this.#now()) return;
-          if (!(await this.#deliver(instance, row, report))) return;
-        }
-      }),
-    );
+    const delivered: OutboxEvent[] = [];
+    try {
+      await Promise.all(
+        [...lanes.values()].map(async (lane) => {
+          for (const row of lane) {
+            if (this.#stopped || held.lost) return;
+            // The lane's first row waits for its retry: so do the rows after it.
+            if (row.nextAt > this.#now()) return;
+            const outcome = await this.#deliver(instance, row, report);
+            if (outcome === "delivered") delivered.push(row);
+            if (outcome === "wait") return;
+          }
+        }),
+      );
+    } finally {
+      // One delete for the pass, not a commit per event. A process that dies before it sends
+      // these rows again, with the same webhook-id (at least once, as before).
+      await outbox.remove(instance, delivered);
+    }
   }
 
   /** The calls a row still needs: its type's endpoints, and for a message the bots that should see it. */
@@ -245,8 +255,11 @@ export class WebhookDispatcher {
     return targets;
   }
 
-  /** Sends one row to its endpoints (and bots); whether its lane may go on (delivered, or given up). */
-  async #deliver(instance: string, row: OutboxEvent, report: DispatchReport): Promise<boolean> {
+  /**
+   * Sends one row to its endpoints (and bots): "delivered" (to be removed with the pass's
+   * others), "dead" (given up; the lane goes on) or "wait" (the lane waits for its retry).
+   */
+  async #deliver(instance: string, row: OutboxEvent, report: DispatchReport): Promise<"delivered" | "dead" | "wait"> {
     const { outbox, sender, settings, metrics, log } = this.#o;
     let targets: Target[];
     try {
@@ -254,7 +267,7 @@ export class WebhookDispatcher {
     } catch (err) {
       // The bots could not be read: no attempt is counted, the lane waits for the next pass.
       log.warn({ err, eventId: row.eventId }, "webhook row's bots could not be read; tried again next pass");
-      return false;
+      return "wait";
     }
     if (targets.length > 0) {
       const answers = await Promise.all(
@@ -276,17 +289,16 @@ export class WebhookDispatcher {
           error,
         });
         report.failed++;
-        if (!dead) return false;
+        if (!dead) return "wait";
         report.dead++;
         metrics?.webhookDead.inc({ type: row.type });
         log.warn({ eventId: row.eventId, type: row.type, attempts, error }, "webhook event dead: no more attempts");
-        return true;
+        return "dead";
       }
     }
     // Every endpoint took it (or none listens to its type any more).
-    await outbox.remove(instance, row);
     report.delivered++;
-    return true;
+    return "delivered";
   }
 }
 

@@ -49,11 +49,12 @@ export class MysqlWebhookOutboxStore implements WebhookOutboxStore {
     return rows.map(outboxEventOf).filter((e) => this.placement.instanceOf(e.placeKey) === instance);
   }
 
-  async remove(instance: string, key: OutboxKey): Promise<void> {
+  async remove(instance: string, keys: OutboxKey[]): Promise<void> {
+    if (keys.length === 0) return;
+    // One primary-key lookup per row, OR-ed: a range scan over just those rows.
+    const where = keys.map(() => "(place_key = ? AND lane = ? AND pos = ?)").join(" OR ");
     await this.call("webhook delivered", () =>
-      this.placement
-        .pool(instance)
-        .query("DELETE FROM webhook_outbox WHERE place_key = ? AND lane = ? AND pos = ?", outboxKeyValues(key)),
+      this.placement.pool(instance).query(`DELETE FROM webhook_outbox WHERE ${where}`, keys.flatMap(outboxKeyValues)),
     );
   }
 

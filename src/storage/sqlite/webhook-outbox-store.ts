@@ -64,8 +64,13 @@ export class SqliteWebhookOutboxStore implements WebhookOutboxStore {
     );
   }
 
-  async remove(_instance: string, key: OutboxKey): Promise<void> {
-    sqliteCall(ErrorCode.STORAGE_UNAVAILABLE, "webhook delivered", () => this.#remove.run(...outboxKeyValues(key)));
+  async remove(_instance: string, keys: OutboxKey[]): Promise<void> {
+    if (keys.length === 0) return;
+    sqliteCall(ErrorCode.STORAGE_UNAVAILABLE, "webhook delivered", () =>
+      this.#db.transaction(() => {
+        for (const key of keys) this.#remove.run(...outboxKeyValues(key));
+      })(),
+    );
   }
 
   async retry(
