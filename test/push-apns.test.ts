@@ -11,7 +11,8 @@ import type { Config } from "../src/config/settings.js";
 import { createLogger } from "../src/log/logger.js";
 import { ApnsProvider, apnsProviderFrom } from "../src/push/apns.js";
 import { createPushProviders } from "../src/push/create.js";
-import type { PushDevice, PushNotification } from "../src/push/ports.js";
+import type { PushDevice } from "../src/push/ports.js";
+import { notification } from "./helpers/push-notification.js";
 
 /**
  * The APNs adapter against a local HTTP/2 server over TLS (a self-signed certificate made by
@@ -120,16 +121,6 @@ function validProviderToken(jwt: string, publicKey: KeyObject): boolean {
   return signed && header.alg === "ES256" && header.kid === KEY_ID && claims.iss === TEAM_ID && age > -60 && age < 3600;
 }
 
-const notification = (over: Partial<PushNotification> = {}): PushNotification => ({
-  title: "alice",
-  body: "hello there",
-  convId: "p:1001:1002",
-  seq: 7,
-  collapseKey: "p:1001:1002",
-  badge: 3,
-  ttlSeconds: 600,
-  ...over,
-});
 const device = (token: string): PushDevice => ({ uid: "1002", deviceId: "iphone-1", provider: "apns", token });
 const tokenOf = (n: number) => n.toString(16).padStart(64, "a");
 

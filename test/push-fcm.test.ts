@@ -8,7 +8,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest
 import { ConfigError, loadConfig } from "../src/config/load.js";
 import { createLogger } from "../src/log/logger.js";
 import { FCM_SCOPE, FcmProvider, fcmProviderFrom } from "../src/push/fcm.js";
-import type { PushDevice, PushNotification } from "../src/push/ports.js";
+import type { PushDevice } from "../src/push/ports.js";
+import { notification } from "./helpers/push-notification.js";
 
 /**
  * The FCM HTTP v1 adapter against a local server speaking both halves of Google's protocol: the
@@ -180,16 +181,6 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
-const notification = (over: Partial<PushNotification> = {}): PushNotification => ({
-  title: "alice",
-  body: "hello there",
-  convId: "p:1001:1002",
-  seq: 7,
-  collapseKey: "p:1001:1002",
-  badge: 3,
-  ttlSeconds: 600,
-  ...over,
-});
 const device = (token: string): PushDevice => ({ uid: "1002", deviceId: "phone-1", provider: "fcm", token });
 
 let dir: string;

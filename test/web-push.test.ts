@@ -6,8 +6,9 @@ import { ConfigError, loadConfig } from "../src/config/load.js";
 import type { Config } from "../src/config/settings.js";
 import { createLogger } from "../src/log/logger.js";
 import { createPushProviders } from "../src/push/create.js";
-import type { PushDevice, PushNotification } from "../src/push/ports.js";
+import type { PushDevice } from "../src/push/ports.js";
 import { topicOf, WebPushProvider } from "../src/push/web-push.js";
+import { notification } from "./helpers/push-notification.js";
 import { startWebPushReceiver, type TestSubscription, type WebPushReceiver } from "./helpers/web-push-receiver.js";
 
 /**
@@ -19,17 +20,6 @@ const keys = webpush.generateVAPIDKeys();
 let receiver: WebPushReceiver;
 let config: Config;
 let provider: WebPushProvider;
-
-const notification = (over: Partial<PushNotification> = {}): PushNotification => ({
-  title: "alice",
-  body: "hello there",
-  convId: "p:1001:1002",
-  seq: 7,
-  collapseKey: "p:1001:1002",
-  badge: 3,
-  ttlSeconds: 600,
-  ...over,
-});
 
 const deviceOf = (sub: TestSubscription): PushDevice => ({
   uid: "1002",
