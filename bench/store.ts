@@ -31,6 +31,8 @@ const { values } = parseArgs({
     url: { type: "string", default: "mysql://root@127.0.0.1:3306/shardchat_store_bench" },
     messages: { type: "string", default: "3000" },
     out: { type: "string", default: "bench/results" },
+    // Webhooks (issue 18): every append also writes its after-send outbox row, as with an endpoint configured.
+    outbox: { type: "boolean", default: false },
   },
 });
 const url = values.url as string;
@@ -50,6 +52,7 @@ const store = new MysqlMessageStore(pool, {
   batchMax: defaults.MYSQL_APPEND_BATCH_MAX,
   ackBatchMax: defaults.MYSQL_ACK_BATCH_MAX,
   batchConcurrency: defaults.MYSQL_APPEND_BATCHES_IN_FLIGHT,
+  afterSendOutbox: values.outbox,
 });
 
 let n = 0;
@@ -164,7 +167,7 @@ const report = [
     .map((l) => l.toFixed(2))
     .join(", ")}.`,
   "",
-  `MysqlMessageStore.append (group commit as the stack runs it), 64-character texts. A round is one append, or 20 appends to 20 conversations at once (they share transactions), or a bare SELECT 1 (for scale); an ack round moves the cursors of that many users (one member each of the group, or the recipient of each 1:1 conversation) through the store's ack batcher (MYSQL_ACK_BATCH_MAX ${defaults.MYSQL_ACK_BATCH_MAX}). Paced rounds wait ${PACE_MS} ms after each (not counted in ms per round): both processes fall asleep between rounds, as they do at a low message rate, and the CPU of waking them is in the figures. CPU: mariadbd's and this process's (the chat node's share), per message (per round trip for SELECT 1), timers included.`,
+  `MysqlMessageStore.append (group commit as the stack runs it), 64-character texts${values.outbox ? ", each with its webhook after-send outbox row (--outbox)" : ""}. A round is one append, or 20 appends to 20 conversations at once (they share transactions), or a bare SELECT 1 (for scale); an ack round moves the cursors of that many users (one member each of the group, or the recipient of each 1:1 conversation) through the store's ack batcher (MYSQL_ACK_BATCH_MAX ${defaults.MYSQL_ACK_BATCH_MAX}). Paced rounds wait ${PACE_MS} ms after each (not counted in ms per round): both processes fall asleep between rounds, as they do at a low message rate, and the CPU of waking them is in the figures. CPU: mariadbd's and this process's (the chat node's share), per message (per round trip for SELECT 1), timers included.`,
   "",
   markdownTable(
     ["case", "messages or cursors", "ms per round", "per second", "mariadbd CPU µs each", "client CPU µs each"],
@@ -174,4 +177,4 @@ const report = [
 ].join("\n");
 console.log(report);
 mkdirSync(values.out as string, { recursive: true });
-writeFileSync(join(values.out as string, `store-${stamp}.md`), report);
+writeFileSync(join(values.out as string, `store-${stamp}${values.outbox ? "-outbox" : ""}.md`), report);

@@ -3,7 +3,7 @@ import { type RunningChatNode, startChatNode } from "./chat/server.js";
 import { chatNodeAdapters, createAccountDeletionRequest, createAdapters, startChatStorageJobs } from "./compose.js";
 import { describeSettings } from "./config/load.js";
 import type { Config } from "./config/settings.js";
-import { createFileStore } from "./files/create.js";
+import { createFileServices } from "./files/create.js";
 import { startGate } from "./gate/server.js";
 import { StatusServiceService } from "./gen/shardchat/v1/status.js";
 import { VerifyServiceService } from "./gen/shardchat/v1/verify.js";
@@ -147,7 +147,7 @@ async function start({ config, log, onStop }: ServiceStart): Promise<void> {
     limiter: adapters.limiter,
     metrics,
     probes: adapters.probes,
-    files: { meta: adapters.files, bytes: createFileStore(config), messages: adapters.messages },
+    files: { meta: adapters.files, messages: adapters.messages, ...createFileServices(config, log) },
     accounts: createAccountDeletionRequest(adapters, config, statusApi, log.child({ use: "account-deletion" })),
     pushDevices: adapters.pushDevices,
     admin: admin.stores,

@@ -95,10 +95,51 @@ describe.each(backends)("$name file metadata and membership", (backend) => {
     expect(await s.messages.isMember(convId, "x" as Uid)).toBe(false);
   });
 
+  it("keeps an image's dimensions and thumbnail, and a recording's duration (issue 19)", async () => {
+    const image: FileMeta = {
+      id: newId(),
+      owner: newId(),
+      convId: convIdForPair("7", "8"),
+      name: "photo.jpg",
+      size: 4_000_000,
+      contentType: "image/jpeg",
+      createdAt: 1_700_000_000_001,
+      media: {
+        width: 4032,
+        height: 3024,
+        durationMs: 0,
+        thumbnail: { width: 320, height: 240, size: "9876", contentType: "image/webp" },
+      },
+    };
+    const voice: FileMeta = {
+      ...image,
+      id: newId(),
+      name: "voice.webm",
+      contentType: "audio/webm",
+      media: { width: 0, height: 0, durationMs: 12_345 },
+    };
+    await s.files.create(image);
+    await s.files.create(voice);
+    expect(await s.files.byId(image.id)).toEqual(image);
+    expect(await s.files.byId(voice.id)).toEqual(voice);
+  });
+
   it("keeps a file message's reference through append, history and sync", async () => {
     const [a, b] = [newId(), newId()];
     const convId = convIdForPair(a, b);
-    const file = { id: newId(), name: "cat.png", size: "2048", contentType: "image/png" };
+    const file = {
+      id: newId(),
+      name: "cat.png",
+      size: "2048",
+      contentType: "image/png",
+      // What gate read on upload rides in the message's reference (issue 19).
+      media: {
+        width: 64,
+        height: 48,
+        durationMs: 0,
+        thumbnail: { width: 64, height: 48, size: "310", contentType: "image/webp" },
+      },
+    };
     const { message } = await s.messages.append({
       convId,
       members: [a, b],

@@ -1,10 +1,12 @@
 import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
 import { once } from "node:events";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { promisify } from "node:util";
+import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorCode } from "../src/errors.js";
 import { LocalDiskFileStore } from "../src/files/local-disk.js";
@@ -34,6 +36,9 @@ const UPLOADS_PER_DAY = 20;
 /** Two and a half of the largest files: more than any one user of the other cases uploads. */
 const UPLOAD_BYTES_PER_DAY = 2.5 * 64 * 1024;
 
+/** The longest voice message these tests accept (MEDIA_MAX_DURATION_MS). */
+const MAX_DURATION_MS = 60_000;
+
 let s: Services;
 const clients: ChatClient[] = [];
 let a: LoginAnswer;
@@ -58,7 +63,8 @@ function png(size: number): Uint8Array<ArrayBuffer> {
 beforeAll(async () => {
   s = await startServices("files", 2, {
     GATE_FILE_MAX_BYTES: MAX_FILE_BYTES,
-    GATE_FILE_TYPES: "image/*,text/plain",
+    GATE_FILE_TYPES: "image/*,text/plain,audio/*",
+    MEDIA_MAX_DURATION_MS: MAX_DURATION_MS,
     GATE_UPLOADS_PER_USER_PER_DAY: UPLOADS_PER_DAY,
     GATE_UPLOAD_BYTES_PER_USER_PER_DAY: UPLOAD_BYTES_PER_DAY,
   });
@@ -133,6 +139,100 @@ describe("files through gate", () => {
       ErrorCode.TOKEN_INVALID,
     ]);
     expect(await refused((u) => (u.pathname = "/v1/files/1234567890"))).toEqual([401, ErrorCode.TOKEN_INVALID]);
+  });
+
+  it("serves one byte range with 206, by headers or by signed link; past the end 416", async () => {
+    const ranged = async (range: string | undefined, url = `${s.gateUrl}/v1/files/${uploaded.id}`, extra = {}) => {
+      const res = await fetch(url, {
+        headers: { authorization: `Bearer ${b.token}`, "x-uid": b.uid, ...(range ? { range } : {}), ...extra },
+      });
+      const body = Buffer.from(await res.arrayBuffer());
+      return { res, body, header: (name: string) => res.headers.get(name) };
+    };
+    const whole = Buffer.from(bytes);
+    const size = whole.length;
+    const plain = await ranged(undefined);
+    expect([plain.res.status, plain.header("accept-ranges"), plain.header("content-range")]).toEqual([
+      200,
+      "bytes",
+      null,
+    ]);
+    for (const [range, start, end] of [
+      ["bytes=0-9", 0, 9],
+      ["bytes=-5", size - 5, size - 1],
+      ["bytes=10-", 10, size - 1],
+      // A suffix longer than the file is the whole file (RFC 9110 §14.1.2).
+      [`bytes=-${size + 100}`, 0, size - 1],
+    ] as const) {
+      const got = await ranged(range);
+      expect(got.res.status, range).toBe(206);
+      expect(got.header("content-range"), range).toBe(`bytes ${start}-${end}/${size}`);
+      expect(got.header("content-length"), range).toBe(String(end - start + 1));
+      expect(got.header("accept-ranges"), range).toBe("bytes");
+      // Every header of a whole download is kept on a part.
+      for (const name of ["content-type", "content-disposition", "x-content-type-options", "cache-control"]) {
+        expect(got.header(name), `${range} ${name}`).toBe(plain.header(name));
+      }
+      expect(got.body.equals(whole.subarray(start, end + 1)), range).toBe(true);
+    }
+    const past = await ranged(`bytes=${size}-`);
+    expect([past.res.status, past.header("content-range"), past.header("accept-ranges")]).toEqual([
+      416,
+      `bytes */${size}`,
+      "bytes",
+    ]);
+    // Several disjoint ranges, a malformed one, or an If-Range (gate sends no validator to
+    // match): the whole file.
+    for (const [range, extra] of [
+      ["bytes=0-1,5-9", {}],
+      ["bytes=nine-", {}],
+      ["bytes=0-9", { "if-range": '"some-etag"' }],
+    ] as const) {
+      const got = await ranged(range, undefined, extra);
+      expect([got.res.status, got.body.length], range).toEqual([200, size]);
+    }
+    // The same through a signed link, which carries no token.
+    const link = await s.gate.fileLink(auth(b), uploaded.id);
+    const res = await fetch(link.url, { headers: { range: "bytes=100-199" } });
+    expect([res.status, res.headers.get("content-range")]).toEqual([206, `bytes 100-199/${size}`]);
+    expect(Buffer.from(await res.arrayBuffer()).equals(whole.subarray(100, 200))).toBe(true);
+  });
+
+  it("a download broken off part way resumes from its byte offset and reassembles the file", async () => {
+    const sha256 = (data: Buffer) => createHash("sha256").update(data).digest("hex");
+    const headers = { authorization: `Bearer ${b.token}`, "x-uid": b.uid };
+    const url = `${s.gateUrl}/v1/files/${uploaded.id}`;
+    const offset = 7_777;
+    // The first attempt reads the whole download up to the offset, then drops the connection.
+    const first = await fetch(url, { headers });
+    const reader = (first.body as ReadableStream<Uint8Array>).getReader();
+    const received: Buffer[] = [];
+    let got = 0;
+    while (got < offset) {
+      const chunk = await reader.read();
+      if (chunk.done) break;
+      received.push(Buffer.from(chunk.value));
+      got += chunk.value.length;
+    }
+    await reader.cancel();
+    const head = Buffer.concat(received).subarray(0, offset);
+    expect(head.length).toBe(offset);
+    const rest = await fetch(url, { headers: { ...headers, range: `bytes=${offset}-` } });
+    expect(rest.status).toBe(206);
+    const resumed = Buffer.concat([head, Buffer.from(await rest.arrayBuffer())]);
+    expect(sha256(resumed)).toBe(sha256(Buffer.from(bytes)));
+  });
+
+  it("a direct upload, where files are on gate's disk, answers DIRECT_UPLOAD_UNAVAILABLE", async () => {
+    const res = await fetch(`${s.gateUrl}/v1/files/uploads`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${a.token}`, "x-uid": a.uid, "content-type": "application/json" },
+      body: JSON.stringify({ convId: convIdForPair(a.uid, b.uid), name: "x.png", size: 10, contentType: "image/png" }),
+    });
+    expect([res.status, ((await res.json()) as { error: number }).error]).toEqual([
+      400,
+      ErrorCode.DIRECT_UPLOAD_UNAVAILABLE,
+    ]);
   });
 
   it("refuses the login token in a URL, where access logs would keep it", async () => {
@@ -349,6 +449,115 @@ describe("files through gate", () => {
 function countFiles(dir: string): number {
   return readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).length;
 }
+
+describe("media: image previews and voice messages (issue 19)", () => {
+  let m: LoginAnswer;
+  let n: LoginAnswer;
+  let outsider: LoginAnswer;
+  let convId: string;
+  let image: Awaited<ReturnType<Services["gate"]["upload"]>>;
+
+  beforeAll(async () => {
+    const users = await Promise.all(["mediam", "median", "mediao"].map((name) => s.register(name)));
+    [m, n, outsider] = (await Promise.all(users.map((u) => s.gate.login(u.email, u.password)))) as [
+      LoginAnswer,
+      LoginAnswer,
+      LoginAnswer,
+    ];
+    convId = convIdForPair(m.uid, n.uid);
+  });
+
+  it("an uploaded image gets its dimensions and a thumbnail, which the file message carries", async () => {
+    // Left half red, right half blue: the thumbnail must keep both where they were.
+    const photo = await sharp({ create: { width: 400, height: 200, channels: 3, background: "#0000ff" } })
+      .composite([
+        { input: { create: { width: 200, height: 200, channels: 3, background: "#ff0000" } }, left: 0, top: 0 },
+      ])
+      .png()
+      .toBuffer();
+    image = await s.gate.upload(auth(m), convId, new Blob([new Uint8Array(photo)], { type: "image/png" }), "wide.png");
+    const media = {
+      width: 400,
+      height: 200,
+      durationMs: 0,
+      thumbnail: { width: 320, height: 160, size: expect.stringMatching(/^\d+$/), contentType: "image/webp" },
+    };
+    expect(image.media).toEqual(media);
+    const mChat = await openChat(m, "tcp");
+    const nChat = await openChat(n, "ws");
+    clients.push(mChat, nChat);
+    const arrived = once(nChat, "message").then(([msg]) => msg as ChatMessage);
+    await mChat.sendFile(n.uid, image, "a preview");
+    expect((await arrived).file?.media).toEqual(media);
+
+    // N shows the preview without fetching the original: by headers, and by a signed link.
+    const headers = { authorization: `Bearer ${n.token}`, "x-uid": n.uid };
+    const thumb = await fetch(`${s.gateUrl}/v1/files/${image.id}/thumbnail`, { headers });
+    expect(thumb.status).toBe(200);
+    expect(thumb.headers.get("content-type")).toBe("image/webp");
+    const bytes = Buffer.from(await thumb.arrayBuffer());
+    expect(String(bytes.length)).toBe(image.media?.thumbnail?.size);
+    const decoded = await sharp(bytes).raw().toBuffer({ resolveWithObject: true });
+    expect([decoded.info.width, decoded.info.height, decoded.info.format]).toEqual([320, 160, "raw"]);
+    const pixel = (x: number) => [...decoded.data.subarray((80 * 320 + x) * decoded.info.channels).subarray(0, 3)];
+    expect(pixel(40)[0]).toBeGreaterThan(200);
+    expect(pixel(280)[2]).toBeGreaterThan(200);
+    const link = await s.gate.fileLink(auth(n), image.id, "thumbnail");
+    expect(new URL(link.url).pathname).toBe(`/v1/files/${image.id}/thumbnail`);
+    const byLink = await fetch(link.url);
+    expect(byLink.status).toBe(200);
+    expect(Buffer.from(await byLink.arrayBuffer()).equals(bytes)).toBe(true);
+    // A thumbnail's link opens no original, and an original's link no thumbnail.
+    const original = new URL(link.url);
+    original.pathname = `/v1/files/${image.id}`;
+    expect((await fetch(original)).status).toBe(401);
+    const fileLink = new URL((await s.gate.fileLink(auth(n), image.id)).url);
+    fileLink.pathname = `/v1/files/${image.id}/thumbnail`;
+    expect((await fetch(fileLink)).status).toBe(401);
+  });
+
+  it("a thumbnail is refused to a non-participant, and a file without one answers NOT_FOUND", async () => {
+    const asOutsider = { authorization: `Bearer ${outsider.token}`, "x-uid": outsider.uid };
+    const refused = await fetch(`${s.gateUrl}/v1/files/${image.id}/thumbnail`, { headers: asOutsider });
+    expect((await refused.json()).error).toBe(ErrorCode.NOT_PARTICIPANT);
+    expect(await codeOf(s.gate.fileLink(auth(outsider), image.id, "thumbnail"))).toBe(ErrorCode.NOT_PARTICIPANT);
+    const text = await s.gate.upload(auth(m), convId, new Blob(["plain words"], { type: "text/plain" }), "a.txt");
+    expect(text.media).toBeUndefined();
+    expect(await codeOf(s.gate.fileLink(auth(n), text.id, "thumbnail"))).toBe(ErrorCode.NOT_FOUND);
+    // Not an image after all: no preview, and the upload still stands.
+    const broken = await s.gate.upload(
+      auth(m),
+      convId,
+      new Blob([png(2_000).subarray(0, 40)], { type: "image/png" }),
+      "x.png",
+    );
+    expect(broken.media).toBeUndefined();
+  });
+
+  it("a voice message: an audio upload with its length, sent as AUDIO, played from the reference", async () => {
+    const recording = new Blob([new Uint8Array(4_096).fill(7)], { type: "audio/webm" });
+    const voice = await s.gate.upload(auth(m), convId, recording, "voice.webm", { durationMs: 4_200 });
+    expect(voice.media).toEqual({ width: 0, height: 0, durationMs: 4_200 });
+    const [mChat, nChat] = clients.slice(-2) as [ChatClient, ChatClient];
+    const arrived = once(nChat, "message").then(([msg]) => msg as ChatMessage);
+    const ack = await mChat.sendVoice(n.uid, voice);
+    const message = await arrived;
+    expect(message).toMatchObject({
+      seq: ack.seq,
+      kind: MessageKind.AUDIO,
+      file: { id: voice.id, media: { durationMs: 4_200 } },
+    });
+    // Only a recording is a voice message; a length is only a recording's, and a bounded one.
+    expect(await codeOf(mChat.sendVoice(n.uid, image))).toBe(ErrorCode.INVALID_ARGUMENT);
+    const png1 = new Blob([png(500)], { type: "image/png" });
+    expect(await codeOf(s.gate.upload(auth(m), convId, png1, "p.png", { durationMs: 10 }))).toBe(
+      ErrorCode.INVALID_ARGUMENT,
+    );
+    expect(
+      await codeOf(s.gate.upload(auth(m), convId, recording, "long.webm", { durationMs: MAX_DURATION_MS + 1 })),
+    ).toBe(ErrorCode.INVALID_ARGUMENT);
+  });
+});
 
 describe("FileLinks (the signing of file links)", () => {
   it("opens its file until its expiry, then answers expired; another key's link is invalid", () => {

@@ -19,6 +19,7 @@ describe.each(contractBackends({ tag: "sc-push-devices-" }))("push devices on $n
     uid,
     deviceId,
     provider: "webpush",
+    kind: "web",
     token,
     updatedAt,
   });
@@ -26,15 +27,18 @@ describe.each(contractBackends({ tag: "sc-push-devices-" }))("push devices on $n
   it("registers, replaces by (uid, deviceId), lists newest first, and keeps users apart", async () => {
     const [a, b] = [id(), id()];
     expect(await s.pushDevices.register(device(a, "laptop", "t1", AT), 10)).toBe(0);
-    expect(await s.pushDevices.register({ ...device(a, "phone", "t2", AT + 1), provider: "fcm" }, 10)).toBe(0);
+    expect(
+      await s.pushDevices.register({ ...device(a, "phone", "t2", AT + 1), provider: "fcm", kind: "mobile" }, 10),
+    ).toBe(0);
     expect(await s.pushDevices.register(device(b, "laptop", "t3", AT + 2), 10)).toBe(0);
     expect(await s.pushDevices.list(a)).toEqual([
-      { uid: a, deviceId: "phone", provider: "fcm", token: "t2", updatedAt: AT + 1 },
-      { uid: a, deviceId: "laptop", provider: "webpush", token: "t1", updatedAt: AT },
+      { uid: a, deviceId: "phone", provider: "fcm", kind: "mobile", token: "t2", updatedAt: AT + 1 },
+      { uid: a, deviceId: "laptop", provider: "webpush", kind: "web", token: "t1", updatedAt: AT },
     ]);
-    // The same device again: its token and time replaced, still one row.
-    await s.pushDevices.register(device(a, "laptop", "t1-new", AT + 5), 10);
+    // The same device again: its token, kind and time replaced, still one row.
+    await s.pushDevices.register({ ...device(a, "laptop", "t1-new", AT + 5), kind: "desktop" }, 10);
     const after = await s.pushDevices.list(a);
+    expect(after.find((d) => d.deviceId === "laptop")?.kind).toBe("desktop");
     expect(after.map((d) => [d.deviceId, d.token, d.updatedAt])).toEqual([
       ["laptop", "t1-new", AT + 5],
       ["phone", "t2", AT + 1],

@@ -2,9 +2,10 @@ import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import webpush from "web-push";
 import { AccountDeletionRequest } from "../src/account/request-deletion.js";
-import type { OfflineRecipients } from "../src/chat/offline-recipients.js";
+import type { OfflineDeviceKinds, OfflineRecipients } from "../src/chat/offline-recipients.js";
 import { ErrorCode, okOrThrow } from "../src/errors.js";
 import { buildGateApp } from "../src/gate/app.js";
+import { DeviceKind } from "../src/gen/shardchat/v1/client.js";
 import { convIdForPair } from "../src/ids/identifiers.js";
 import { Snowflake } from "../src/ids/snowflake.js";
 import { createLogger } from "../src/log/logger.js";
@@ -75,12 +76,14 @@ beforeAll(async () => {
           log,
         });
       // The cluster is not up yet while the stores are made: the notifiers are, on first use.
-      const byPreview: OfflineRecipients = {
-        offline(message, uids) {
-          withPreview ??= notifier(true);
-          withoutPreview ??= notifier(false);
-          (quietSenders.has(message.sender) ? withoutPreview : withPreview).offline(message, uids);
-        },
+      const pick = (sender: string) => {
+        withPreview ??= notifier(true);
+        withoutPreview ??= notifier(false);
+        return quietSenders.has(sender) ? withoutPreview : withPreview;
+      };
+      const byPreview: OfflineRecipients & OfflineDeviceKinds = {
+        offline: (message, uids) => pick(message.sender).offline(message, uids),
+        kindsOffline: (message, uid, online) => pick(message.sender).kindsOffline(message, uid, online),
       };
       return {
         messages: new ShardedMessageStore(sharded),
@@ -141,9 +144,17 @@ async function registerBrowser(user: ClusterUser, deviceId = "browser"): Promise
   return sub;
 }
 
-async function online(user: ClusterUser): Promise<{ client: ChatClient; got: { convId: string; seq: number }[] }> {
+/**
+ * The user's client logs in as `device` (the web client by default: a browser's subscription is
+ * a web device, pushed only while the user has no web session).
+ */
+async function online(
+  user: ClusterUser,
+  device: DeviceKind = DeviceKind.WEB,
+): Promise<{ client: ChatClient; got: { convId: string; seq: number }[] }> {
   const got: { convId: string; seq: number }[] = [];
   const client = await cluster.connect(user, {
+    device,
     heartbeat: false,
     ackDelayMs: 0,
     listen: (c) => c.on("message", (m: { convId: string; seq: number }) => got.push(m)),
@@ -231,6 +242,23 @@ describe("push notifications across two chat nodes and three shards", () => {
     // One Topic per conversation: a service holding several keeps the newest.
     expect(pushes[0]?.topic).toBe(topicOf(convId));
     expect(pushes[0]?.ttl).toBe(cluster.config.PUSH_TTL_SECONDS);
+  });
+
+  it("pushes a device whose kind is offline while its user is online on another (the browser while on the desktop)", async () => {
+    const alice = cluster.take("n1");
+    const bob = cluster.take("n2");
+    const browser = await registerBrowser(bob);
+    const a = await online(alice);
+    const desk = await online(bob, DeviceKind.DESKTOP);
+    await a.client.sendText(bob.uid, "you are at your desk");
+    await until("bob's desktop has it", () => desk.got.length === 1);
+    await until("bob's browser is pushed", () => receiver.of(browser.id).length === 1);
+    // The browser comes online too: the next message reaches both sessions and pushes nothing.
+    const web = await online(bob, DeviceKind.WEB);
+    await a.client.sendText(bob.uid, "now in the browser too");
+    await until("both of bob's sessions have it", () => desk.got.length === 2 && web.got.length === 1);
+    await settled();
+    expect(receiver.of(browser.id).map((p) => p.payload.seq)).toEqual([1]);
   });
 
   it("pushes nothing for a conversation the recipient muted; others still go", async () => {

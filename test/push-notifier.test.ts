@@ -9,6 +9,7 @@ import { createMetrics, type Metrics } from "../src/metrics/metrics.js";
 import { pushNotifierSettings } from "../src/push/create.js";
 import { NEUTRAL_BODY, PushNotifier, type PushNotifierSettings } from "../src/push/notifier.js";
 import { WebPushProvider } from "../src/push/web-push.js";
+import type { DeviceName } from "../src/routing/ports.js";
 import type { Uid } from "../src/storage/ports.js";
 import { SqliteConversationStore } from "../src/storage/sqlite/conversation-store.js";
 import { SqliteGroupStore } from "../src/storage/sqlite/group-store.js";
@@ -72,10 +73,10 @@ async function user(name: string): Promise<Uid> {
   return uid;
 }
 
-async function subscribed(uid: Uid, deviceId = "browser"): Promise<TestSubscription> {
+async function subscribed(uid: Uid, deviceId = "browser", kind: DeviceName = "web"): Promise<TestSubscription> {
   const sub = receiver.subscribe();
   await devices.register(
-    { uid, deviceId, provider: "webpush", token: JSON.stringify(sub.json), updatedAt: Date.now() },
+    { uid, deviceId, provider: "webpush", kind, token: JSON.stringify(sub.json), updatedAt: Date.now() },
     10,
   );
   return sub;
@@ -181,6 +182,45 @@ describe("push notifier", () => {
     await n.idle();
     expect(receiver.of(bobs.id).map((p) => [p.payload.convId, p.payload.seq])).toEqual([[other.convId, other.seq]]);
     expect(receiver.of(alices.id)).toEqual([]);
+  });
+
+  it("pushes the devices of a kind the recipient has no session of, not those of its online kinds", async () => {
+    const [alice, bob] = [await user("alice"), await user("bob")];
+    const phone = await subscribed(bob, "phone", "mobile");
+    const browser = await subscribed(bob, "browser", "web");
+    const n = notifier();
+    // Bob is on the desktop and in the browser: only his phone is pushed.
+    const first = await send(alice, bob, "to your phone");
+    n.kindsOffline(first, bob, ["desktop", "web"]);
+    // Now also on the phone: nothing for him. The sender's own kinds never push her.
+    const second = await send(alice, bob, "you are everywhere");
+    n.kindsOffline(second, bob, ["desktop", "web", "mobile"]);
+    n.kindsOffline(second, alice, []);
+    await n.idle();
+    expect(receiver.of(phone.id).map((p) => p.payload.seq)).toEqual([first.seq]);
+    expect(receiver.of(browser.id)).toEqual([]);
+  });
+
+  it("reads a user's devices once per PUSH_DEVICE_CACHE_MS, and again once the provider called one gone", async () => {
+    const [alice, bob] = [await user("alice"), await user("bob")];
+    const phone = await subscribed(bob, "phone", "mobile");
+    const n = notifier({ deviceCacheMs: 60_000 });
+    n.kindsOffline(await send(alice, bob, "one"), bob, ["desktop"]);
+    await n.idle();
+    // Registered after the read: the cached list does not have it yet.
+    const tablet = await subscribed(bob, "tablet", "mobile");
+    n.kindsOffline(await send(alice, bob, "two"), bob, ["desktop"]);
+    await n.idle();
+    expect(receiver.of(phone.id)).toHaveLength(2);
+    expect(receiver.of(tablet.id)).toEqual([]);
+    // Gone: the cache forgets the user, and the next notification reads the devices again.
+    receiver.markGone(phone.id);
+    n.kindsOffline(await send(alice, bob, "three"), bob, ["desktop"]);
+    await n.idle();
+    n.kindsOffline(await send(alice, bob, "four"), bob, ["desktop"]);
+    await n.idle();
+    expect(receiver.of(tablet.id).map((p) => p.payload.body)).toEqual([NEUTRAL_BODY]);
+    expect((await devices.list(bob)).map((d) => d.deviceId)).toEqual(["tablet"]);
   });
 
   it("drops a device its push service calls gone, and counts outcomes by provider", async () => {

@@ -4,8 +4,9 @@ import { checkedUids } from "../ids/identifiers.js";
 import type { Logger } from "../log/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { SessionRoutes } from "../routing/ports.js";
+import { DEVICE_NAMES, type DeviceName } from "../routing/ports.js";
 import type { Uid } from "../storage/ports.js";
-import type { OfflineRecipients } from "./offline-recipients.js";
+import type { OfflineDeviceKinds, OfflineRecipients } from "./offline-recipients.js";
 import { OutboundFrame } from "./outbound.js";
 import type { Missed, PeerLinks } from "./peer-links.js";
 import type { Session } from "./session.js";
@@ -51,6 +52,11 @@ export interface FanoutDeps {
    * collected.
    */
   offline?: OfflineRecipients;
+  /**
+   * Told, on the recipient's node, of each user a stored message reached on some of its device
+   * kinds only (PUSH_OFFLINE_DEVICE_KINDS). Absent: the kinds are not looked at.
+   */
+  kindsOffline?: OfflineDeviceKinds;
   log: Logger;
   metrics?: Metrics;
 }
@@ -102,18 +108,25 @@ export class Fanout {
   here(toUids: Uid[], push: Push, exceptSessionId?: string, via: "local" | "grpc" = "local"): Uid[] {
     const missing: Uid[] = [];
     let reached = 0;
+    const kindsOffline = push.message ? this.deps.kindsOffline : undefined;
     for (const uid of toUids) {
       let any = false;
+      const kinds: DeviceName[] | undefined = kindsOffline ? [] : undefined;
       // Every device of the user that is here (one session per device kind).
       for (const session of this.deps.sessions.sessionsOf(uid)) {
         if (session.closed) continue;
         any = true;
+        if (kinds && session.device) kinds.push(session.device);
         if (session.id === exceptSessionId) continue;
         session.send(push.frame);
         if (push.message) this.deps.unacked.pushed(session, push.message);
       }
       if (any) reached += 1;
       else missing.push(uid);
+      if (any && kinds && kindsOffline && kinds.length < DEVICE_NAMES.length) {
+        const message = pushedMessage(push);
+        if (message && message.sender !== uid) kindsOffline.kindsOffline(message, uid, kinds);
+      }
     }
     if (push.message && reached > 0) this.deps.metrics?.messagesOut.inc({ via }, reached);
     return missing;
@@ -224,4 +237,10 @@ function addTo(groups: Map<string, Uid[]>, key: string, uid: Uid): void {
   const group = groups.get(key);
   if (group) group.push(uid);
   else groups.set(key, [uid]);
+}
+
+/** The stored message a push carries (decoded once, from a peer's bytes, only when asked). */
+function pushedMessage(push: Push): ChatMessage | undefined {
+  const body = push.frame.envelope.body;
+  return body?.$case === "messagePush" ? body.value.message : undefined;
 }

@@ -1,4 +1,5 @@
 import type { ChatMessage } from "../gen/shardchat/v1/client.js";
+import type { DeviceName } from "../routing/ports.js";
 import type { Uid } from "../storage/ports.js";
 
 /**
@@ -20,4 +21,13 @@ export function allOfflineRecipients(listeners: (OfflineRecipients | undefined)[
       for (const listener of present) listener.offline(message, uids);
     },
   };
+}
+
+/**
+ * A recipient the message reached on some device kinds only (push notifications: a phone while
+ * its user is on the desktop). The fan-out calls it on the recipient's node, once per reached
+ * user missing a kind, after the pushes; it must neither throw nor wait (queue the work).
+ */
+export interface OfflineDeviceKinds {
+  kindsOffline(message: ChatMessage, uid: Uid, online: readonly DeviceName[]): void;
 }

@@ -41,7 +41,7 @@ import { ChatLimits } from "./limits.js";
 import { ChatNode } from "./node.js";
 import { serverApiService } from "./node-act.js";
 import { createChatNodeService, servePushStream } from "./node-service.js";
-import { allOfflineRecipients, type OfflineRecipients } from "./offline-recipients.js";
+import { allOfflineRecipients, type OfflineDeviceKinds, type OfflineRecipients } from "./offline-recipients.js";
 import { PeerLinks } from "./peer-links.js";
 import { PeerDirectory } from "./peers.js";
 import { RingWatch } from "./ring-watch.js";
@@ -80,10 +80,11 @@ export interface ChatNodeDeps {
   /** What /readyz asks: the node's shards and Redis. */
   probes?: Probe[];
   /**
-   * Push notifications for recipients with no session anywhere (src/push/notifier.ts, issue 18);
+   * Push notifications for recipients with no session anywhere, and with PUSH_OFFLINE_DEVICE_KINDS
+   * for the devices of a kind a recipient has no session of (src/push/notifier.ts, issue 18);
    * absent when no push provider is configured: the fan-out then collects nobody.
    */
-  pushNotifier?: OfflineRecipients;
+  pushNotifier?: OfflineRecipients & OfflineDeviceKinds;
   /**
    * The webhook outbox (issue 18): with WEBHOOK_ENDPOINTS set, the node records presence, friend,
    * group and offline-recipient events there. Absent: none are recorded.
@@ -191,6 +192,8 @@ export async function startChatNode(deps: ChatNodeDeps): Promise<RunningChatNode
     links,
     unacked,
     offline: offline && knownBots ? withoutBots(offline, knownBots) : offline,
+    // Bots have no push devices: the notifier finds none for them.
+    kindsOffline: config.PUSH_OFFLINE_DEVICE_KINDS ? deps.pushNotifier : undefined,
     log,
     metrics,
   });

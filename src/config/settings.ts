@@ -228,7 +228,66 @@ export const settings = {
   FILE_STORE_DIR: {
     schema: z.string(),
     default: "",
-    doc: "Directory for uploaded files' bytes (the local-disk file store); empty means DATA_DIR/files. Every gate must see the same directory (or, later, the same object store).",
+    doc: "Directory for uploaded files' bytes with FILE_STORE=local; empty means DATA_DIR/files. Every gate must see the same directory.",
+  },
+  FILE_STORE: {
+    schema: z.enum(["local", "s3"]),
+    default: "local",
+    doc: "Where uploaded files' bytes live: local (FILE_STORE_DIR on gate's disk; gate serves and takes the bytes) or s3 (S3_BUCKET of an S3-compatible object store; clients move the bytes with presigned URLs).",
+  },
+  S3_ENDPOINT: {
+    schema: z.string().refine((v) => v === "" || URL.canParse(v), "a URL or empty"),
+    default: "",
+    doc: "URL gate reaches the object store at (e.g. http://minio:9000). Empty: AWS S3 of S3_REGION.",
+  },
+  S3_PUBLIC_ENDPOINT: {
+    schema: z.string().refine((v) => v === "" || URL.canParse(v), "a URL or empty"),
+    default: "",
+    doc: "URL clients reach the object store at, used in the presigned URLs gate hands out (it is part of their signature). Empty: S3_ENDPOINT.",
+  },
+  S3_REGION: {
+    schema: z.string().min(1),
+    default: "us-east-1",
+    doc: "Region the object store's requests are signed for (most S3-compatible stores accept us-east-1).",
+  },
+  S3_BUCKET: {
+    schema: z.string(),
+    default: "",
+    doc: "Bucket holding the files with FILE_STORE=s3 (required then; gate does not create it).",
+  },
+  S3_ACCESS_KEY_ID: {
+    schema: z.string(),
+    default: "",
+    doc: "Access key of the object store, with S3_SECRET_ACCESS_KEY. Empty: the AWS SDK's default credential chain (environment, profile, instance role).",
+  },
+  S3_SECRET_ACCESS_KEY: {
+    schema: z.string(),
+    default: "",
+    doc: "Secret of S3_ACCESS_KEY_ID (both set or both empty).",
+  },
+  S3_FORCE_PATH_STYLE: {
+    schema: bool,
+    default: "false",
+    doc: "Address the bucket in the path (http://host/bucket/key) instead of the host name (http://bucket.host/key); most self-hosted S3-compatible stores need true.",
+  },
+  S3_KEY_PREFIX: {
+    schema: z.string().refine((v) => !v.startsWith("/"), "no leading /"),
+    default: "",
+    doc: "Put before every object key (e.g. `prod/`), so that one bucket can hold several deployments' files.",
+  },
+  S3_PART_BYTES: {
+    schema: z.coerce
+      .number()
+      .int()
+      .min(5 * 1024 * 1024)
+      .max(5 * 1024 * 1024 * 1024),
+    default: "8388608",
+    doc: "With FILE_STORE=s3, gate sends the bytes it stores itself (an upload through gate, a thumbnail) in parts of this many bytes, one held in memory at a time; a smaller file is one PUT. S3 allows 5 MiB to 5 GiB.",
+  },
+  FILE_URL_TTL_SECONDS: {
+    schema: z.coerce.number().int().min(1).max(604800),
+    default: "300",
+    doc: "How long a presigned upload or download URL of the object store stays valid (S3 allows at most 7 days).",
   },
   WEB_DIR: {
     schema: z.string(),
@@ -541,6 +600,37 @@ export const settings = {
     default: "5000",
     doc: "How often the chat nodes look for account deletions gate recorded and carry them out (friendships, groups, blocks, messages; one pass per database instance, run by one chat node at a time).",
   },
+  // Images (issue 19): previews of uploaded images (src/files/images.ts).
+  IMAGE_THUMB_MAX_PX: {
+    schema: z.coerce.number().int().min(16).max(4096),
+    default: "320",
+    doc: "An image's thumbnail (WebP, stored beside it) fits inside this many pixels wide and high, aspect kept; a smaller image is not enlarged.",
+  },
+  IMAGE_MAX_PIXELS: {
+    schema: positiveInt,
+    default: "40000000",
+    doc: "Largest image (width × height of one frame, read from its header before any decoding) that gets a thumbnail; a larger one gets its dimensions only, so no upload can make gate decode an arbitrarily large bitmap.",
+  },
+  IMAGE_MAX_FRAMES: {
+    schema: positiveInt,
+    default: "500",
+    doc: "An animated GIF or WebP with more frames than this gets its dimensions only, no thumbnail (which is otherwise a still of its first frame).",
+  },
+  IMAGE_MAX_BYTES: {
+    schema: positiveInt,
+    default: "26214400",
+    doc: "Largest image file (bytes, 25 MiB) gate reads to describe; a larger one gets no dimensions and no thumbnail, and is not read past this.",
+  },
+  IMAGE_TIMEOUT_SECONDS: {
+    schema: z.coerce.number().int().min(1).max(3600),
+    default: "10",
+    doc: "Longest time the decoder may spend making one thumbnail; past it the image is treated as undecodable (no dimensions, no thumbnail).",
+  },
+  MEDIA_MAX_DURATION_MS: {
+    schema: z.coerce.number().int().min(1).max(86_400_000),
+    default: "3600000",
+    doc: "Longest recording length (durationMs, e.g. a voice message's) a client may declare when it uploads an audio or video file; more answers INVALID_ARGUMENT. Gate does not decode recordings: the length is the client's, shown by players before they load the file.",
+  },
   // Push notifications (issue 18).
   PUSH_DEVICES_PER_USER: {
     schema: z.coerce.number().int().min(1).max(1000),
@@ -556,6 +646,21 @@ export const settings = {
     schema: positiveInt,
     default: "10000",
     doc: "Offline recipients a chat node holds waiting for their push notification; past it more are dropped and counted (shardchat_push_queue_dropped_total): the fan-out never waits for push services, and the messages themselves reach the apps by sync.",
+  },
+  PUSH_OFFLINE_DEVICE_KINDS: {
+    schema: bool,
+    default: "true",
+    doc: "Push a user's devices of a kind it has no session of (desktop, web, mobile: a phone while its user is on the desktop), not only users with no session at all. false: only users with no session anywhere are pushed, and the fan-out does not look at device kinds.",
+  },
+  PUSH_DEVICE_CACHE_MS: {
+    schema: z.coerce.number().int().min(0).max(3_600_000),
+    default: "30000",
+    doc: "How long a chat node keeps a user's push devices after reading them (one read per user per this long, not per message); a device registered meanwhile is pushed from its end on. 0: read them for every notification.",
+  },
+  PUSH_DEVICE_CACHE_MAX: {
+    schema: positiveInt,
+    default: "100000",
+    doc: "Users whose push devices a chat node keeps (PUSH_DEVICE_CACHE_MS); past it the least recently used are forgotten.",
   },
   PUSH_CONCURRENCY: {
     schema: z.coerce.number().int().min(1).max(1000),

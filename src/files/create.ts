@@ -1,9 +1,72 @@
 import { join, resolve } from "node:path";
+import sharp from "sharp";
+import { ConfigError } from "../config/load.js";
 import type { Config } from "../config/settings.js";
+import type { Logger } from "../log/logger.js";
+import { ImagePreviews } from "./image-preview.js";
+import type { ImageLimits } from "./images.js";
 import { LocalDiskFileStore } from "./local-disk.js";
 import type { FileStore } from "./ports.js";
+import { connectS3FileStore } from "./s3.js";
 
-/** The configured file store: local disk under FILE_STORE_DIR (default DATA_DIR/files). */
-export function createFileStore(config: Pick<Config, "FILE_STORE_DIR" | "DATA_DIR">): FileStore {
-  return new LocalDiskFileStore(resolve(config.FILE_STORE_DIR || join(config.DATA_DIR, "files")));
+export type FileStoreConfig = Pick<
+  Config,
+  | "FILE_STORE"
+  | "FILE_STORE_DIR"
+  | "DATA_DIR"
+  | "S3_ENDPOINT"
+  | "S3_PUBLIC_ENDPOINT"
+  | "S3_REGION"
+  | "S3_BUCKET"
+  | "S3_ACCESS_KEY_ID"
+  | "S3_SECRET_ACCESS_KEY"
+  | "S3_FORCE_PATH_STYLE"
+  | "S3_KEY_PREFIX"
+  | "S3_PART_BYTES"
+>;
+
+/**
+ * The configured file store: local disk under FILE_STORE_DIR (default DATA_DIR/files), or
+ * S3_BUCKET of an S3-compatible store. An s3 store without a bucket, or with half a key pair,
+ * throws ConfigError at start.
+ */
+export function createFileStore(config: FileStoreConfig): FileStore {
+  if (config.FILE_STORE === "local") {
+    return new LocalDiskFileStore(resolve(config.FILE_STORE_DIR || join(config.DATA_DIR, "files")));
+  }
+  if (config.S3_BUCKET === "") throw new ConfigError("FILE_STORE=s3: S3_BUCKET is required");
+  if ((config.S3_ACCESS_KEY_ID === "") !== (config.S3_SECRET_ACCESS_KEY === "")) {
+    throw new ConfigError(
+      "S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY go together (or both empty: the SDK's credentials)",
+    );
+  }
+  const endpoint = config.S3_ENDPOINT || undefined;
+  return connectS3FileStore(
+    {
+      region: config.S3_REGION,
+      endpoint,
+      publicEndpoint: config.S3_PUBLIC_ENDPOINT || endpoint,
+      forcePathStyle: config.S3_FORCE_PATH_STYLE,
+      credentials:
+        config.S3_ACCESS_KEY_ID === ""
+          ? undefined
+          : { accessKeyId: config.S3_ACCESS_KEY_ID, secretAccessKey: config.S3_SECRET_ACCESS_KEY },
+    },
+    { bucket: config.S3_BUCKET, keyPrefix: config.S3_KEY_PREFIX, partBytes: config.S3_PART_BYTES },
+  );
+}
+
+/**
+ * Gate's file services: the configured store, and the image previews made on upload into it
+ * (dimensions and a thumbnail, IMAGE_* bounds). Only gate makes them: chat nodes never load
+ * the image library.
+ */
+export function createFileServices(
+  config: FileStoreConfig & ImageLimits,
+  log: Logger,
+): { bytes: FileStore; previews: ImagePreviews } {
+  const bytes = createFileStore(config);
+  // Every upload is a new image: libvips's operation cache would only hold memory.
+  sharp.cache(false);
+  return { bytes, previews: new ImagePreviews(bytes, config, log.child({ use: "images" })) };
 }

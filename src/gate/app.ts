@@ -18,6 +18,7 @@ import { resetPasswordRoute } from "./routes/reset-password.js";
 import { verifyCodeRoute } from "./routes/verify-code.js";
 import { webRoute } from "./routes/web.js";
 import { errorReplySchema } from "./schemas.js";
+import { UploadTickets } from "./upload-tickets.js";
 
 export type { GateDeps };
 
@@ -70,7 +71,10 @@ export async function buildGateApp(deps: GateDeps): Promise<FastifyInstance> {
     bans: deps.admin?.bans,
   });
   if (deps.files) {
-    const links = new FileLinks(fileLinkKey(config), config.GATE_FILE_LINK_TTL_MS);
+    const fileKey = fileLinkKey(config);
+    const links = new FileLinks(fileKey, config.GATE_FILE_LINK_TTL_MS);
+    // A direct upload not completed within the time an unsent upload is kept starts over.
+    const tickets = new UploadTickets(fileKey, config.GATE_UNSENT_UPLOAD_TTL_MS);
     await app.register(filesRoute, {
       ...deps.files,
       status: deps.status,
@@ -79,6 +83,7 @@ export async function buildGateApp(deps: GateDeps): Promise<FastifyInstance> {
       config,
       log,
       links,
+      tickets,
     });
   }
   if (deps.accounts) {

@@ -10,6 +10,7 @@ import type { Probe } from "../metrics/health.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { RateLimiter } from "../routing/ports.js";
 import type { FileMetaStore, MessageStore, PushDeviceStore, Uid, UserStore } from "../storage/ports.js";
+import type { MediaProbe } from "./file-media.js";
 
 /** The settings gate reads: a slice of Config. */
 export type GateConfig = Pick<
@@ -17,6 +18,8 @@ export type GateConfig = Pick<
   | "GATE_BODY_LIMIT_BYTES"
   | "GATE_FILE_LINK_SECRET"
   | "GATE_FILE_LINK_TTL_MS"
+  | "FILE_URL_TTL_SECONDS"
+  | "MEDIA_MAX_DURATION_MS"
   | "GATE_FILE_MAX_BYTES"
   | "GATE_FILE_TYPES"
   | "GATE_HASHES_IN_FLIGHT"
@@ -91,4 +94,6 @@ export interface GateFiles {
   bytes: FileStore;
   /** Who is in a conversation (group members are its member rows). */
   messages: Pick<MessageStore, "isMember">;
+  /** Images' dimensions and thumbnails, made on upload (issue 19); absent: uploads carry none. */
+  previews?: MediaProbe;
 }

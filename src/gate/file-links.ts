@@ -1,5 +1,6 @@
-import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { createHmac, randomBytes } from "node:crypto";
 import type { Config } from "../config/settings.js";
+import { HmacSigner } from "./hmac-signer.js";
 
 /**
  * Short-lived links to one file, signed by gate: what a browser puts in `<img src>` or a
@@ -8,31 +9,44 @@ import type { Config } from "../config/settings.js";
  * may fetch that one file until then, and nothing else.
  */
 export class FileLinks {
+  readonly #signer: HmacSigner;
+
   constructor(
-    private readonly key: Buffer,
+    key: Buffer,
     private readonly ttlMs: number,
     private readonly now: () => number = Date.now,
-  ) {}
-
-  /** The path and query of a link to fileId, valid for the TTL from now. */
-  sign(fileId: string): { path: string; expiresAtMs: number } {
-    const expiresAtMs = this.now() + this.ttlMs;
-    const query = new URLSearchParams({ exp: String(expiresAtMs), sig: this.mac(fileId, expiresAtMs) });
-    return { path: `/v1/files/${encodeURIComponent(fileId)}?${query}`, expiresAtMs };
+  ) {
+    this.#signer = new HmacSigner(key);
   }
 
-  /** "ok", or why the link's exp and sig do not open fileId. */
-  check(fileId: string, exp: unknown, sig: unknown): "ok" | "expired" | "invalid" {
+  /** The path and query of a link to fileId (or its thumbnail), valid for the TTL from now. */
+  sign(fileId: string, variant: FileVariant = "original"): { path: string; expiresAtMs: number } {
+    const expiresAtMs = this.now() + this.ttlMs;
+    const query = new URLSearchParams({
+      exp: String(expiresAtMs),
+      sig: this.#signer.sign(linkText(fileId, variant, expiresAtMs)),
+    });
+    const path = `/v1/files/${encodeURIComponent(fileId)}${variant === "thumbnail" ? "/thumbnail" : ""}`;
+    return { path: `${path}?${query}`, expiresAtMs };
+  }
+
+  /** "ok", or why the link's exp and sig do not open fileId's variant (a file's link opens no thumbnail, and back). */
+  check(fileId: string, exp: unknown, sig: unknown, variant: FileVariant = "original"): "ok" | "expired" | "invalid" {
     if (typeof exp !== "string" || typeof sig !== "string" || !/^\d{1,16}$/.test(exp)) return "invalid";
-    const expected = Buffer.from(this.mac(fileId, Number(exp)));
-    const given = Buffer.from(sig);
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) return "invalid";
+    if (!this.#signer.verifies(linkText(fileId, variant, Number(exp)), sig)) return "invalid";
     return Number(exp) < this.now() ? "expired" : "ok";
   }
+}
 
-  private mac(fileId: string, expiresAtMs: number): string {
-    return createHmac("sha256", this.key).update(`${fileId}\n${expiresAtMs}`).digest("base64url");
-  }
+/** A file's bytes as uploaded, or the thumbnail gate made of an image (issue 19). */
+export type FileVariant = "original" | "thumbnail";
+
+/**
+ * What a link's signature covers: numbers (links are signed for stored ids only), and for a
+ * thumbnail the word between them, unlike any other signed text.
+ */
+function linkText(fileId: string, variant: FileVariant, expiresAtMs: number): string {
+  return variant === "thumbnail" ? `${fileId}\nthumbnail\n${expiresAtMs}` : `${fileId}\n${expiresAtMs}`;
 }
 
 /**

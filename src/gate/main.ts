@@ -1,6 +1,6 @@
 import { createAdminStores } from "../admin/stores.js";
 import { createAccountDeletionRequest, createAdapters, requireSharedRouting } from "../compose.js";
-import { createFileStore } from "../files/create.js";
+import { createFileServices } from "../files/create.js";
 import { StatusServiceService } from "../gen/shardchat/v1/status.js";
 import { VerifyServiceService } from "../gen/shardchat/v1/verify.js";
 import { grpcClient } from "../grpc/api.js";
@@ -39,7 +39,7 @@ await runService({
       limiter: adapters.limiter,
       metrics,
       probes: [...adapters.probes, tcpProbe("verify", config.VERIFY_ADDR), tcpProbe("status", config.STATUS_ADDR)],
-      files: { meta: adapters.files, bytes: createFileStore(config), messages: adapters.messages },
+      files: { meta: adapters.files, messages: adapters.messages, ...createFileServices(config, log) },
       accounts: createAccountDeletionRequest(adapters, config, status.api, log.child({ use: "account-deletion" })),
       pushDevices: adapters.pushDevices,
       admin: admin.stores,

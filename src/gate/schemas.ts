@@ -27,6 +27,40 @@ export const okReplySchema = {
   required: ["error"],
 } as const;
 
+/** A file gate stored: what an upload answers, through gate or straight to the store. */
+export const storedFileReplySchema = {
+  type: "object",
+  properties: {
+    error: { type: "integer" },
+    id: { type: "string" },
+    url: { type: "string" },
+    name: { type: "string" },
+    size: { type: "integer" },
+    contentType: { type: "string" },
+    // An image's dimensions and thumbnail, a recording's length (issue 19); absent for other files.
+    media: {
+      type: "object",
+      properties: {
+        width: { type: "integer" },
+        height: { type: "integer" },
+        durationMs: { type: "integer" },
+        thumbnail: {
+          type: "object",
+          properties: {
+            width: { type: "integer" },
+            height: { type: "integer" },
+            size: { type: "string" },
+            contentType: { type: "string" },
+          },
+          required: ["width", "height", "size", "contentType"],
+        },
+      },
+      required: ["width", "height", "durationMs"],
+    },
+  },
+  required: ["error", "id", "url", "name", "size", "contentType"],
+} as const;
+
 /** An email as a body field: bounded like its column, checked properly (isValidEmail) after. */
 export const emailSchema = { type: "string", minLength: 1, maxLength: COLUMN_CHARS.email } as const;
 

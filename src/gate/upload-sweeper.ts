@@ -1,3 +1,4 @@
+import { thumbnailKey } from "../files/image-preview.js";
 import type { FileStore } from "../files/ports.js";
 import type { Logger } from "../log/logger.js";
 import type { FileMetaStore } from "../storage/ports.js";
@@ -48,9 +49,10 @@ export class UploadSweeper {
       throw err;
     });
     for (const id of ids) {
-      await this.bytes
-        .delete(id)
-        .catch((err: unknown) => this.log.warn({ err, id }, "upload sweep: bytes not deleted"));
+      // The thumbnail gate made of an image goes with it (deleting one that was never made is fine).
+      await Promise.all([this.bytes.delete(id), this.bytes.delete(thumbnailKey(id))]).catch((err: unknown) =>
+        this.log.warn({ err, id }, "upload sweep: bytes not deleted"),
+      );
     }
     if (ids.length > 0) this.log.info({ removed: ids.length }, "swept uploads no message named");
     return ids.length;

@@ -77,6 +77,8 @@ export const COLUMN_CHARS = {
   clientMsgId: 64,
   groupName: 64,
   fileName: 255,
+  /** files.content_type. */
+  contentType: 127,
   /** user_emails.email and the longest user search. */
   email: 254,
   friendMessage: 500,

@@ -64,5 +64,7 @@ export function pushNotifierSettings(config: Config) {
     previewMaxChars: config.PUSH_PREVIEW_MAX_CHARS,
     ttlSeconds: config.PUSH_TTL_SECONDS,
     conversationListMax: config.CHAT_CONVERSATION_LIST_MAX,
+    deviceCacheMs: config.PUSH_DEVICE_CACHE_MS,
+    deviceCacheMax: config.PUSH_DEVICE_CACHE_MAX,
   };
 }

@@ -1,12 +1,15 @@
-import type { OfflineRecipients } from "../chat/offline-recipients.js";
+import { LRUCache } from "lru-cache";
+import type { OfflineDeviceKinds, OfflineRecipients } from "../chat/offline-recipients.js";
 import { type ChatMessage, MessageKind } from "../gen/shardchat/v1/client.js";
 import { groupIdOfConv } from "../ids/identifiers.js";
 import type { Logger } from "../log/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
+import type { DeviceName } from "../routing/ports.js";
 import {
   type ConversationStore,
   type GroupStore,
   isEventKind,
+  type PushDeviceRecord,
   type PushDeviceStore,
   type Uid,
   type UserStore,
@@ -22,6 +25,9 @@ export interface PushNotifierSettings {
   ttlSeconds: number;
   /** CHAT_CONVERSATION_LIST_MAX: the conversations one read answers (mute and badge come from it). */
   conversationListMax: number;
+  /** PUSH_DEVICE_CACHE_MS (0: no cache) and PUSH_DEVICE_CACHE_MAX: users' devices kept after a read. */
+  deviceCacheMs: number;
+  deviceCacheMax: number;
 }
 
 export interface PushNotifierDeps {
@@ -44,22 +50,29 @@ interface Job {
   message: ChatMessage;
   uid: Uid;
   texts: () => Promise<{ title: string; body: string }>;
+  /** The device kinds the message reached the user on (their devices get nothing); absent: none. */
+  online?: readonly DeviceName[];
 }
 
 /**
  * Push notifications for the recipients the fan-out found with no session anywhere (an
- * OfflineRecipients listener). The fan-out only queues: a bounded queue (PUSH_QUEUE_MAX, past it
+ * OfflineRecipients listener), and, on a recipient's node, for the devices of a kind the user
+ * has no session of (an OfflineDeviceKinds listener: its phone while it is on the desktop).
+ * The fan-out only queues: a bounded queue (PUSH_QUEUE_MAX, past it
  * recipients are dropped and counted) worked by PUSH_CONCURRENCY workers, so neither a slow push
  * service nor a large group's offline members ever hold a message's fan-out. Per recipient: its
  * devices (one read on its shard; most users have none, which ends it there), then its
  * conversation list (one read: the mute of this conversation and every unread count, summed into
  * the badge), then one request per device to its provider; a device the provider calls gone is
- * dropped. Events (recall, edit, reaction) and the sender's own devices get nothing. Failures are
+ * dropped. Devices are read once per user per PUSH_DEVICE_CACHE_MS (most users have none, and a
+ * user on the desktop gets a job for each message), not once per message. Events (recall,
+ * edit, reaction) and the sender's own devices get nothing. Failures are
  * logged and counted, never retried: the message is stored and reaches the app by sync.
  */
-export class PushNotifier implements OfflineRecipients {
+export class PushNotifier implements OfflineRecipients, OfflineDeviceKinds {
   readonly #deps: PushNotifierDeps;
   readonly #providers = new Map<PushProviderKind, PushProvider>();
+  readonly #devices: LRUCache<Uid, PushDeviceRecord[]> | undefined;
   #queue: Job[] = [];
   #head = 0;
   #running = 0;
@@ -71,9 +84,19 @@ export class PushNotifier implements OfflineRecipients {
   constructor(deps: PushNotifierDeps) {
     this.#deps = deps;
     for (const provider of deps.providers) this.#providers.set(provider.kind, provider);
+    const { deviceCacheMs, deviceCacheMax } = deps.settings;
+    this.#devices = deviceCacheMs > 0 ? new LRUCache({ max: deviceCacheMax, ttl: deviceCacheMs }) : undefined;
   }
 
   offline(message: ChatMessage, uids: Uid[]): void {
+    this.#enqueue(message, uids);
+  }
+
+  kindsOffline(message: ChatMessage, uid: Uid, online: readonly DeviceName[]): void {
+    this.#enqueue(message, [uid], online);
+  }
+
+  #enqueue(message: ChatMessage, uids: Uid[], online?: readonly DeviceName[]): void {
     if (this.#closed || isEventKind(message.kind)) return;
     const recipients = uids.filter((uid) => uid !== message.sender);
     if (recipients.length === 0) return;
@@ -85,7 +108,7 @@ export class PushNotifier implements OfflineRecipients {
     const room = this.#deps.settings.queueMax - this.#queued();
     const taken = recipients.slice(0, Math.max(0, room));
     if (taken.length < recipients.length) this.#deps.metrics?.pushQueueDropped.inc(recipients.length - taken.length);
-    for (const uid of taken) this.#queue.push({ message, uid, texts: textsOnce });
+    for (const uid of taken) this.#queue.push({ message, uid, texts: textsOnce, ...(online ? { online } : {}) });
     // Not now: a store's first read may run synchronously (SQLite), and the fan-out's turn is not ours.
     if (!this.#scheduled && taken.length > 0) {
       this.#scheduled = true;
@@ -158,9 +181,20 @@ export class PushNotifier implements OfflineRecipients {
     }
   }
 
-  async #notify({ message, uid, texts }: Job): Promise<void> {
-    const { devices, conversations, settings } = this.#deps;
-    const reachable = (await devices.list(uid)).filter((d) => this.#providers.has(d.provider));
+  /** uid's devices, from the cache while it keeps them. */
+  async #devicesOf(uid: Uid): Promise<PushDeviceRecord[]> {
+    const cached = this.#devices?.get(uid);
+    if (cached) return cached;
+    const listed = await this.#deps.devices.list(uid);
+    this.#devices?.set(uid, listed);
+    return listed;
+  }
+
+  async #notify({ message, uid, texts, online }: Job): Promise<void> {
+    const { conversations, settings } = this.#deps;
+    const reachable = (await this.#devicesOf(uid)).filter(
+      (d) => this.#providers.has(d.provider) && !online?.includes(d.kind),
+    );
     if (reachable.length === 0) return;
     const list = await conversations.list(uid, settings.conversationListMax);
     const here = list.find((c) => c.convId === message.convId);
@@ -186,6 +220,7 @@ export class PushNotifier implements OfflineRecipients {
       .catch((err: unknown) => ({ kind: "failed", reason: err instanceof Error ? err.message : String(err) }) as const);
     this.#deps.metrics?.pushes.inc({ provider: device.provider, outcome: outcome.kind });
     if (outcome.kind === "gone") {
+      this.#devices?.delete(device.uid);
       await this.#deps.devices.drop(device.uid, device.deviceId, device.token);
       this.#deps.log.info(
         { uid: device.uid, deviceId: device.deviceId, provider: device.provider },
@@ -216,9 +251,10 @@ export class PushNotifier implements OfflineRecipients {
   }
 }
 
-/** What a message shows in a preview: its text, a file's name; undefined for custom content. */
+/** What a message shows in a preview: its text, a file's name, "voice message"; undefined for custom content. */
 export function previewOf(message: Pick<ChatMessage, "kind" | "text" | "file">): string | undefined {
   if (message.kind === MessageKind.FILE && message.file) return `📎 ${message.file.name}`;
+  if (message.kind === MessageKind.AUDIO) return "🎤 Voice message";
   if (message.kind === MessageKind.TEXT && message.text !== "") return message.text;
   return undefined;
 }

@@ -211,6 +211,19 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     return this.request("sendReq", { toUid, clientMsgId, kind: MessageKind.TEXT, text }, "sendResp");
   }
 
+  /**
+   * Sends a voice message (MESSAGE_KIND_AUDIO) naming a recording uploaded to gate as audio/*
+   * (GateClient.upload with its durationMs); the node refuses any other file (INVALID_ARGUMENT).
+   */
+  sendVoice(
+    toUid: string,
+    file: { id: string; name: string; size: number | string; contentType: string },
+    clientMsgId: string = nanoid(),
+  ): Promise<SendMessageResponse> {
+    const ref = { id: file.id, name: file.name, size: String(file.size), contentType: file.contentType };
+    return this.request("sendReq", { toUid, clientMsgId, kind: MessageKind.AUDIO, text: "", file: ref }, "sendResp");
+  }
+
   /** Sends a file message naming a file uploaded to gate (GateClient.upload); the bytes stay on gate. */
   sendFile(
     toUid: string,

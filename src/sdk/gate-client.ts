@@ -28,11 +28,23 @@ export interface UploadedFile {
   name: string;
   size: number;
   contentType: string;
+  /** An image's dimensions and thumbnail, a recording's length, as gate recorded them (issue 19). */
+  media?: UploadedMedia;
+}
+
+/** What gate learned of an upload's content: messages naming the file carry the same. */
+export interface UploadedMedia {
+  width: number;
+  height: number;
+  durationMs: number;
+  thumbnail?: { width: number; height: number; size: string; contentType: string };
 }
 
 export interface UploadOptions {
   /** Called with bytes sent so far and the total (in a browser, where XMLHttpRequest reports them). */
   onProgress?: (sent: number, total: number) => void;
+  /** A recording's length (a voice message's), for audio and video files; at most MEDIA_MAX_DURATION_MS. */
+  durationMs?: number;
 }
 
 /** gate's HTTP API, typed: every call answers its result or throws AppError with gate's code. */
@@ -109,6 +121,7 @@ export class GateClient {
     options: UploadOptions = {},
   ): Promise<UploadedFile> {
     const url = new URL(`/v1/files?convId=${encodeURIComponent(convId)}`, this.baseUrl);
+    if (options.durationMs !== undefined) url.searchParams.set("durationMs", String(Math.round(options.durationMs)));
     const form = new FormData();
     form.append("file", file, name);
     const headers = { authorization: `Bearer ${auth.token}`, "x-uid": auth.uid };
@@ -137,12 +150,19 @@ export class GateClient {
   }
 
   /**
-   * A link to one file for a browser to open or show itself (`<img src>`, a download), signed
-   * by gate and valid until expiresAtMs (GATE_FILE_LINK_TTL_MS); it carries no token. Refusals
-   * as download's.
+   * A link to one file (or, `thumbnail`, to the preview gate made of an image) for a browser to
+   * open or show itself (`<img src>`, a download), signed by gate and valid until expiresAtMs
+   * (GATE_FILE_LINK_TTL_MS), or the object store's presigned URL (FILE_URL_TTL_SECONDS); it
+   * carries no token. Refusals as download's, and NOT_FOUND for an image without a thumbnail.
    */
-  async fileLink(auth: Auth, id: string): Promise<{ url: string; expiresAtMs: number }> {
-    const res = await this.send(new URL(`/v1/files/${encodeURIComponent(id)}/link`, this.baseUrl), {
+  async fileLink(
+    auth: Auth,
+    id: string,
+    variant: "original" | "thumbnail" = "original",
+  ): Promise<{ url: string; expiresAtMs: number }> {
+    const url = new URL(`/v1/files/${encodeURIComponent(id)}/link`, this.baseUrl);
+    if (variant === "thumbnail") url.searchParams.set("variant", "thumbnail");
+    const res = await this.send(url, {
       method: "POST",
       headers: { authorization: `Bearer ${auth.token}`, "x-uid": auth.uid },
     });

@@ -14,6 +14,19 @@ export interface StoredFile {
   name: string;
   size: string;
   contentType: string;
+  /** What gate learned of the content on upload (issue 19): dimensions, a thumbnail, a duration. */
+  media?: FileMedia;
+}
+
+/**
+ * An image's dimensions and thumbnail, or a recording's length (proto FileMedia), as gate read
+ * them on upload. The thumbnail's bytes are in the FileStore under thumbnailKey(file id).
+ */
+export interface FileMedia {
+  width: number;
+  height: number;
+  durationMs: number;
+  thumbnail?: { width: number; height: number; size: string; contentType: string };
 }
 
 /** A MESSAGE_KIND_CUSTOM message's content: the app's type name and its JSON text. */
@@ -282,6 +295,8 @@ export interface FileMeta {
   size: number;
   contentType: string;
   createdAt: number;
+  /** Dimensions, thumbnail or duration, when gate read them on upload (issue 19). */
+  media?: FileMedia;
 }
 
 /** Uploaded files' metadata. */
@@ -629,12 +644,33 @@ export interface ConversationSettingsRecord {
 /** The push services a device is registered with (the same names as src/push/ports.ts PushProviderKind). */
 export type PushProviderName = "webpush" | "fcm" | "apns";
 
+/** The device kinds a push device may be (routing's DeviceName: one session per kind). */
+export type PushDeviceKind = "desktop" | "web" | "mobile";
+
+/**
+ * A push device's kind when its registration named none: a browser's subscription is the web
+ * client's, an FCM or APNs token a phone app's.
+ */
+export function defaultPushDeviceKind(provider: PushProviderName): PushDeviceKind {
+  return provider === "webpush" ? "web" : "mobile";
+}
+
+/** A stored kind, or the provider's default for a row registered before kinds existed (''). */
+export function pushDeviceKindOf(stored: unknown, provider: PushProviderName): PushDeviceKind {
+  return stored === "desktop" || stored === "web" || stored === "mobile" ? stored : defaultPushDeviceKind(provider);
+}
+
 /** A device registered for push notifications (issue 18), one per (uid, deviceId). */
 export interface PushDeviceRecord {
   uid: Uid;
   /** The client's own id of the device (stable across its logins). */
   deviceId: string;
   provider: PushProviderName;
+  /**
+   * The device kind its app logs in as (issue 18): it is pushed while its user has no session
+   * of that kind, even with sessions of other kinds (PUSH_OFFLINE_DEVICE_KINDS).
+   */
+  kind: PushDeviceKind;
   /** What the provider addresses it by: a Web Push subscription as JSON, an FCM or APNs token. */
   token: string;
   /** When it was registered last (ms since the epoch). */

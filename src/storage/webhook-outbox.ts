@@ -26,12 +26,13 @@ const KIND_NAMES: Record<number, string> = {
   1: "text",
   2: "custom",
   30: "file",
+  31: "audio",
   50: "recall",
   51: "edit",
   52: "reaction",
 };
 
-/** A message kind as webhooks name it: text, custom, file, or a change: recall, edit, reaction (else its number). */
+/** A message kind as webhooks name it: text, custom, file, audio, or a change: recall, edit, reaction (else its number). */
 export function messageKindName(kind: number): string {
   return KIND_NAMES[kind] ?? String(kind);
 }

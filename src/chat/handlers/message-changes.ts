@@ -6,7 +6,7 @@ import { fitsChars } from "../../text/chars.js";
 import type { HandlerContext, LoggedInSession, Reply, RequestOf } from "./context.js";
 import { invalid, storage } from "./context.js";
 import { participantsOf } from "./participants.js";
-import { asMemberError } from "./send.js";
+import { asMemberError, namesFile } from "./send.js";
 
 /**
  * Recall, edit and reactions: each a change to a stored message that the store applies under
@@ -104,8 +104,8 @@ export async function edit(ctx: HandlerContext, session: LoggedInSession, reques
   const outcome = await change(ctx, session, target, (message) => {
     if (message.sender !== actor) throw new AppError(ErrorCode.NOT_MESSAGE_SENDER, "only its sender edits a message");
     if (message.recalled) throw new AppError(ErrorCode.MESSAGE_RECALLED, "a recalled message cannot be edited");
-    if (message.kind !== MessageKind.TEXT && message.kind !== MessageKind.FILE) {
-      throw invalid("only a text message or a file's caption is edited");
+    if (message.kind !== MessageKind.TEXT && !namesFile(message.kind)) {
+      throw invalid("only a text message or a file's or voice message's caption is edited");
     }
     if (message.kind === MessageKind.TEXT && text === "") throw invalid("text is required");
     if (windowClosed(message, windowSeconds, now)) {

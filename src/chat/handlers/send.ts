@@ -33,18 +33,23 @@ export type ContentLimits = Pick<
   "CHAT_MAX_TEXT_CHARS" | "MESSAGE_CUSTOM_MAX_BYTES" | "MESSAGE_CUSTOM_TYPE_MAX_CHARS"
 >;
 
+/** Whether messages of this kind name an uploaded file: a file, or a voice message's recording. */
+export function namesFile(kind: MessageKind): boolean {
+  return kind === MessageKind.FILE || kind === MessageKind.AUDIO;
+}
+
 /** Checks a message's content as a client sent it (the file and the quote are checked against storage later). */
 export function validateContent(request: MessageContent, limits: ContentLimits): void {
   requireChars(request.clientMsgId, COLUMN_CHARS.clientMsgId, "clientMsgId");
-  if (request.kind === MessageKind.FILE) {
+  if (namesFile(request.kind)) {
     // Only the reference travels: the bytes went to gate, which checks who may download them.
     const file = request.file;
-    if (!file || !isUid(file.id) || file.id === "0") throw invalid("a file message needs file.id from gate");
+    if (!file || !isUid(file.id) || file.id === "0") throw invalid("a file or voice message needs file.id from gate");
     if (file.name === "" || !fitsChars(file.name, COLUMN_CHARS.fileName)) throw invalid("file.name is required");
   } else if (request.kind === MessageKind.CUSTOM) {
     validateCustom(request.custom, limits);
   } else if (request.kind !== MessageKind.TEXT) {
-    throw invalid("kind must be TEXT, FILE or CUSTOM");
+    throw invalid("kind must be TEXT, FILE, AUDIO or CUSTOM");
   } else if (request.text.length === 0) throw invalid("text is required");
   // Counted in code points, as a user would count characters (not UTF-16 units).
   if (!fitsChars(request.text, limits.CHAT_MAX_TEXT_CHARS)) {
@@ -121,7 +126,11 @@ export async function preparedMessage(
   convId: string,
   request: MessageContent,
 ): Promise<PreparedMessage> {
-  const file = request.kind === MessageKind.FILE ? await storedFile(ctx, sender, convId, request.file) : undefined;
+  const file = namesFile(request.kind) ? await storedFile(ctx, sender, convId, request.file) : undefined;
+  // A voice message plays inline: only a recording gate stored as audio is one.
+  if (request.kind === MessageKind.AUDIO && !file?.contentType.startsWith("audio/")) {
+    throw invalid("a voice message names an audio/* file");
+  }
   const extras = await contentExtras(ctx, sender, convId, request);
   return { clientMsgId: request.clientMsgId, kind: request.kind, text: request.text, file, extras };
 }
@@ -273,5 +282,11 @@ export async function storedFile(
   if (!(await storage(ctx, "file mark", () => files.markSent(meta.id, Date.now())))) {
     throw new AppError(ErrorCode.NOT_FOUND, `no file ${ref.id}`);
   }
-  return { id: meta.id, name: meta.name, size: String(meta.size), contentType: meta.contentType };
+  return {
+    id: meta.id,
+    name: meta.name,
+    size: String(meta.size),
+    contentType: meta.contentType,
+    ...(meta.media ? { media: meta.media } : {}),
+  };
 }

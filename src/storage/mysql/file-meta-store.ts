@@ -1,6 +1,7 @@
 import type { ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { AppError, ErrorCode } from "../../errors.js";
 import { COLUMN_CHARS, isDecimalId, requireChars, storedId } from "../../ids/identifiers.js";
+import { fileMediaFromJson, fileMediaToColumn } from "../file-ref.js";
 import type { FileMeta, FileMetaStore } from "../ports.js";
 import { mysqlCall } from "./errors.js";
 import type { Pool } from "./pool.js";
@@ -37,8 +38,17 @@ export class MysqlFileMetaStore implements FileMetaStore {
     await mysqlCall(ErrorCode.STORAGE_UNAVAILABLE, "file store", () =>
       this.write(
         meta.id,
-        "INSERT INTO files (file_id, owner, conv_id, name, size, content_type, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [meta.id, meta.owner, meta.convId, meta.name, meta.size, meta.contentType, meta.createdAt],
+        "INSERT INTO files (file_id, owner, conv_id, name, size, content_type, created_at, media_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+          meta.id,
+          meta.owner,
+          meta.convId,
+          meta.name,
+          meta.size,
+          meta.contentType,
+          meta.createdAt,
+          fileMediaToColumn(meta.media),
+        ],
       ),
     );
   }
@@ -110,6 +120,7 @@ export class MysqlFileMetaStore implements FileMetaStore {
     // The driver parses a JSON value (older servers answer its text).
     const shared: unknown = typeof row.shared_with === "string" ? JSON.parse(row.shared_with) : row.shared_with;
     const sharedWith = Array.isArray(shared) ? shared.map(String) : [];
+    const media = fileMediaFromJson(row.media_json);
     return {
       id: String(row.file_id),
       owner: storedId(row.owner),
@@ -118,6 +129,7 @@ export class MysqlFileMetaStore implements FileMetaStore {
       size: Number(row.size),
       contentType: String(row.content_type),
       createdAt: Number(row.created_at),
+      ...(media ? { media } : {}),
       // Only when shared: a file of its own conversation alone reads as before.
       ...(sharedWith.length > 0 ? { sharedWith } : {}),
     };

@@ -1,7 +1,13 @@
 import type { ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { ErrorCode } from "../../errors.js";
 import { isDecimalId, storedId } from "../../ids/identifiers.js";
-import type { PushDeviceRecord, PushDeviceStore, PushProviderName, Uid } from "../ports.js";
+import {
+  type PushDeviceRecord,
+  type PushDeviceStore,
+  type PushProviderName,
+  pushDeviceKindOf,
+  type Uid,
+} from "../ports.js";
 import type { KeyPlacement } from "./block-store.js";
 import { mysqlCall } from "./errors.js";
 import { uidKey } from "./uid-key.js";
@@ -23,9 +29,10 @@ export class MysqlPushDeviceStore implements PushDeviceStore {
     return this.call("push device register", () =>
       this.placement.write(key, async (db) => {
         await db.query(
-          `INSERT INTO push_devices (uid, device_id, provider, token, updated_at) VALUES (?, ?, ?, ?, ?)
-           ON DUPLICATE KEY UPDATE provider = VALUES(provider), token = VALUES(token), updated_at = VALUES(updated_at)`,
-          [key, device.deviceId, device.provider, device.token, device.updatedAt],
+          `INSERT INTO push_devices (uid, device_id, provider, device_kind, token, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+           ON DUPLICATE KEY UPDATE provider = VALUES(provider), device_kind = VALUES(device_kind),
+             token = VALUES(token), updated_at = VALUES(updated_at)`,
+          [key, device.deviceId, device.provider, device.kind, device.token, device.updatedAt],
         );
         // The derived table lets MariaDB take a LIMIT inside NOT IN.
         const [trimmed] = await db.query<ResultSetHeader>(
@@ -65,7 +72,7 @@ export class MysqlPushDeviceStore implements PushDeviceStore {
     const key = uidKey(uid);
     const [rows] = await this.call("push devices", () =>
       this.placement.pool(this.placement.instanceOf(key)).query<RowDataPacket[]>(
-        `SELECT uid, device_id, provider, token, updated_at FROM push_devices WHERE uid = ?
+        `SELECT uid, device_id, provider, device_kind, token, updated_at FROM push_devices WHERE uid = ?
             ORDER BY updated_at DESC, device_id`,
         [key],
       ),
@@ -74,6 +81,7 @@ export class MysqlPushDeviceStore implements PushDeviceStore {
       uid: storedId(r.uid),
       deviceId: String(r.device_id),
       provider: String(r.provider) as PushProviderName,
+      kind: pushDeviceKindOf(r.device_kind, String(r.provider) as PushProviderName),
       token: String(r.token),
       updatedAt: Number(r.updated_at),
     }));

@@ -1,6 +1,7 @@
 import { ErrorCode } from "../../errors.js";
 import { COLUMN_CHARS, type Uid } from "../../ids/identifiers.js";
 import { fitsChars } from "../../text/chars.js";
+import { fileMediaFromJson, fileMediaToColumn } from "../file-ref.js";
 import type { FileMeta, FileMetaStore } from "../ports.js";
 import type { SqliteDatabase } from "./database.js";
 import { sqliteCall } from "./errors.js";
@@ -14,6 +15,7 @@ interface FileRow {
   size: number;
   content_type: string;
   created_at: number;
+  media_json: string | null;
 }
 
 /** Files' metadata in the SQLite file (sql/sqlite/007_files.sql). */
@@ -28,8 +30,8 @@ export class SqliteFileMetaStore implements FileMetaStore {
   readonly #sharedWith;
 
   constructor(db: SqliteDatabase) {
-    this.#insert = db.prepare<[string, string, string, string, number, string, number]>(
-      "INSERT INTO files (file_id, owner, conv_id, name, size, content_type, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    this.#insert = db.prepare<[string, string, string, string, number, string, number, string | null]>(
+      "INSERT INTO files (file_id, owner, conv_id, name, size, content_type, created_at, media_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     );
     this.#byId = db.prepare<[string], FileRow>("SELECT * FROM files WHERE file_id = ?");
     this.#markSent = db.prepare<[number, string]>("UPDATE files SET sent_at = COALESCE(sent_at, ?) WHERE file_id = ?");
@@ -81,7 +83,16 @@ export class SqliteFileMetaStore implements FileMetaStore {
     const id = requireCanonicalId(meta.id);
     const owner = requireCanonicalId(meta.owner);
     sqliteCall(ErrorCode.STORAGE_UNAVAILABLE, "sqlite file store", () =>
-      this.#insert.run(id, owner, meta.convId, meta.name, meta.size, meta.contentType, meta.createdAt),
+      this.#insert.run(
+        id,
+        owner,
+        meta.convId,
+        meta.name,
+        meta.size,
+        meta.contentType,
+        meta.createdAt,
+        fileMediaToColumn(meta.media),
+      ),
     );
   }
 
@@ -94,6 +105,7 @@ export class SqliteFileMetaStore implements FileMetaStore {
     });
     if (!found) return null;
     const { row, sharedWith } = found;
+    const media = fileMediaFromJson(row.media_json);
     return {
       id: row.file_id,
       owner: row.owner,
@@ -104,6 +116,7 @@ export class SqliteFileMetaStore implements FileMetaStore {
       size: Number(row.size),
       contentType: row.content_type,
       createdAt: Number(row.created_at),
+      ...(media ? { media } : {}),
     };
   }
 }

@@ -1,5 +1,11 @@
 import { ErrorCode } from "../../errors.js";
-import type { PushDeviceRecord, PushDeviceStore, PushProviderName, Uid } from "../ports.js";
+import {
+  type PushDeviceRecord,
+  type PushDeviceStore,
+  type PushProviderName,
+  pushDeviceKindOf,
+  type Uid,
+} from "../ports.js";
 import type { SqliteDatabase } from "./database.js";
 import { sqliteCall } from "./errors.js";
 import { canonicalId, requireCanonicalId } from "./uids.js";
@@ -8,6 +14,7 @@ interface DeviceRow {
   uid: Uid;
   device_id: string;
   provider: PushProviderName;
+  device_kind: string;
   token: string;
   updated_at: number;
 }
@@ -21,10 +28,10 @@ export class SqlitePushDeviceStore implements PushDeviceStore {
   readonly #drop;
 
   constructor(db: SqliteDatabase) {
-    const upsert = db.prepare<[string, string, string, string, number]>(
-      `INSERT INTO push_devices (uid, device_id, provider, token, updated_at) VALUES (?, ?, ?, ?, ?)
-       ON CONFLICT (uid, device_id) DO UPDATE SET provider = excluded.provider, token = excluded.token,
-         updated_at = excluded.updated_at`,
+    const upsert = db.prepare<[string, string, string, string, string, number]>(
+      `INSERT INTO push_devices (uid, device_id, provider, device_kind, token, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (uid, device_id) DO UPDATE SET provider = excluded.provider, device_kind = excluded.device_kind,
+         token = excluded.token, updated_at = excluded.updated_at`,
     );
     // Everything past the newest maxPerUser (the device just registered is the newest).
     const trim = db.prepare<[string, string, number]>(
@@ -33,13 +40,13 @@ export class SqlitePushDeviceStore implements PushDeviceStore {
     );
     this.#register = db.transaction((device: PushDeviceRecord, maxPerUser: number) => {
       const uid = requireCanonicalId(device.uid);
-      upsert.run(uid, device.deviceId, device.provider, device.token, device.updatedAt);
+      upsert.run(uid, device.deviceId, device.provider, device.kind, device.token, device.updatedAt);
       return trim.run(uid, uid, Math.max(1, Math.floor(maxPerUser))).changes;
     });
     this.#unregister = db.prepare<[string, string]>("DELETE FROM push_devices WHERE uid = ? AND device_id = ?");
     this.#unregisterAll = db.prepare<[string]>("DELETE FROM push_devices WHERE uid = ?");
     this.#list = db.prepare<[string], DeviceRow>(
-      `SELECT uid, device_id, provider, token, updated_at FROM push_devices WHERE uid = ?
+      `SELECT uid, device_id, provider, device_kind, token, updated_at FROM push_devices WHERE uid = ?
         ORDER BY updated_at DESC, device_id`,
     );
     this.#drop = db.prepare<[string, string, string]>(
@@ -71,6 +78,7 @@ export class SqlitePushDeviceStore implements PushDeviceStore {
         uid: r.uid,
         deviceId: r.device_id,
         provider: r.provider,
+        kind: pushDeviceKindOf(r.device_kind, r.provider),
         token: r.token,
         updatedAt: Number(r.updated_at),
       })),

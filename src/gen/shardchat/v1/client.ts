@@ -65,6 +65,11 @@ export enum MessageKind {
   /** FILE - Numbered in the files range (30-39) of this file's field numbers. */
   FILE = 30,
   /**
+   * AUDIO - A voice message (issue 19): `file` names an uploaded audio/* file; its media.duration_ms is
+   * the recording's length as the uploading client declared it. Clients play it inline.
+   */
+  AUDIO = 31,
+  /**
    * RECALL_EVENT - Events (50-59): a change to the message at target_seq, in the conversation's seq stream so
    * that an offline device learns it by sync. `target` is that message as it is now; a client
    * replaces its copy with it and shows no bubble for the event itself.
@@ -90,6 +95,9 @@ export function messageKindFromJSON(object: any): MessageKind {
     case 30:
     case "MESSAGE_KIND_FILE":
       return MessageKind.FILE;
+    case 31:
+    case "MESSAGE_KIND_AUDIO":
+      return MessageKind.AUDIO;
     case 50:
     case "MESSAGE_KIND_RECALL_EVENT":
       return MessageKind.RECALL_EVENT;
@@ -116,6 +124,8 @@ export function messageKindToJSON(object: MessageKind): string {
       return "MESSAGE_KIND_CUSTOM";
     case MessageKind.FILE:
       return "MESSAGE_KIND_FILE";
+    case MessageKind.AUDIO:
+      return "MESSAGE_KIND_AUDIO";
     case MessageKind.RECALL_EVENT:
       return "MESSAGE_KIND_RECALL_EVENT";
     case MessageKind.EDIT_EVENT:
@@ -597,6 +607,26 @@ export interface ReplyTo {
 export interface FileRef {
   id: string;
   name: string;
+  size: string;
+  contentType: string;
+  /** What gate learned of the content when it was uploaded (issue 19): absent for other files. */
+  media?: FileMedia | undefined;
+}
+
+/** An image's dimensions and preview, or a recording's length, as gate read them on upload. */
+export interface FileMedia {
+  /** Pixels; 0 when unknown. */
+  width: number;
+  height: number;
+  /** A voice message's or another recording's length; 0 when unknown. */
+  durationMs: number;
+  /** A small still preview gate made (GET /v1/files/{id}/thumbnail): absent when it made none. */
+  thumbnail?: FileThumbnail | undefined;
+}
+
+export interface FileThumbnail {
+  width: number;
+  height: number;
   size: string;
   contentType: string;
 }
@@ -6043,7 +6073,7 @@ export const ReplyTo: MessageFns<ReplyTo> = {
 };
 
 function createBaseFileRef(): FileRef {
-  return { id: "0", name: "", size: "0", contentType: "" };
+  return { id: "0", name: "", size: "0", contentType: "", media: undefined };
 }
 
 export const FileRef: MessageFns<FileRef> = {
@@ -6059,6 +6089,9 @@ export const FileRef: MessageFns<FileRef> = {
     }
     if (message.contentType !== "") {
       writer.uint32(34).string(message.contentType);
+    }
+    if (message.media !== undefined) {
+      FileMedia.encode(message.media, writer.uint32(42).fork()).join();
     }
     return writer;
   },
@@ -6108,6 +6141,14 @@ export const FileRef: MessageFns<FileRef> = {
             message.contentType = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.media = FileMedia.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -6130,6 +6171,7 @@ export const FileRef: MessageFns<FileRef> = {
         : isSet(object.content_type)
         ? globalThis.String(object.content_type)
         : "",
+      media: isSet(object.media) ? FileMedia.fromJSON(object.media) : undefined,
     };
   },
 
@@ -6147,6 +6189,9 @@ export const FileRef: MessageFns<FileRef> = {
     if (message.contentType !== "") {
       obj.contentType = message.contentType;
     }
+    if (message.media !== undefined) {
+      obj.media = FileMedia.toJSON(message.media);
+    }
     return obj;
   },
 
@@ -6157,6 +6202,253 @@ export const FileRef: MessageFns<FileRef> = {
     const message = createBaseFileRef();
     message.id = object.id ?? "0";
     message.name = object.name ?? "";
+    message.size = object.size ?? "0";
+    message.contentType = object.contentType ?? "";
+    message.media = (object.media !== undefined && object.media !== null)
+      ? FileMedia.fromPartial(object.media)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseFileMedia(): FileMedia {
+  return { width: 0, height: 0, durationMs: 0, thumbnail: undefined };
+}
+
+export const FileMedia: MessageFns<FileMedia> = {
+  encode(message: FileMedia, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.width !== 0) {
+      writer.uint32(8).uint32(message.width);
+    }
+    if (message.height !== 0) {
+      writer.uint32(16).uint32(message.height);
+    }
+    if (message.durationMs !== 0) {
+      writer.uint32(24).uint32(message.durationMs);
+    }
+    if (message.thumbnail !== undefined) {
+      FileThumbnail.encode(message.thumbnail, writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FileMedia {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFileMedia();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.width = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.height = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.durationMs = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.thumbnail = FileThumbnail.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FileMedia {
+    return {
+      width: isSet(object.width) ? globalThis.Number(object.width) : 0,
+      height: isSet(object.height) ? globalThis.Number(object.height) : 0,
+      durationMs: isSet(object.durationMs)
+        ? globalThis.Number(object.durationMs)
+        : isSet(object.duration_ms)
+        ? globalThis.Number(object.duration_ms)
+        : 0,
+      thumbnail: isSet(object.thumbnail) ? FileThumbnail.fromJSON(object.thumbnail) : undefined,
+    };
+  },
+
+  toJSON(message: FileMedia): unknown {
+    const obj: any = {};
+    if (message.width !== 0) {
+      obj.width = Math.round(message.width);
+    }
+    if (message.height !== 0) {
+      obj.height = Math.round(message.height);
+    }
+    if (message.durationMs !== 0) {
+      obj.durationMs = Math.round(message.durationMs);
+    }
+    if (message.thumbnail !== undefined) {
+      obj.thumbnail = FileThumbnail.toJSON(message.thumbnail);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<FileMedia>): FileMedia {
+    return FileMedia.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<FileMedia>): FileMedia {
+    const message = createBaseFileMedia();
+    message.width = object.width ?? 0;
+    message.height = object.height ?? 0;
+    message.durationMs = object.durationMs ?? 0;
+    message.thumbnail = (object.thumbnail !== undefined && object.thumbnail !== null)
+      ? FileThumbnail.fromPartial(object.thumbnail)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseFileThumbnail(): FileThumbnail {
+  return { width: 0, height: 0, size: "0", contentType: "" };
+}
+
+export const FileThumbnail: MessageFns<FileThumbnail> = {
+  encode(message: FileThumbnail, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.width !== 0) {
+      writer.uint32(8).uint32(message.width);
+    }
+    if (message.height !== 0) {
+      writer.uint32(16).uint32(message.height);
+    }
+    if (message.size !== "0") {
+      writer.uint32(24).uint64(message.size);
+    }
+    if (message.contentType !== "") {
+      writer.uint32(34).string(message.contentType);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FileThumbnail {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFileThumbnail();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.width = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.height = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.size = reader.uint64().toString();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.contentType = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FileThumbnail {
+    return {
+      width: isSet(object.width) ? globalThis.Number(object.width) : 0,
+      height: isSet(object.height) ? globalThis.Number(object.height) : 0,
+      size: isSet(object.size) ? globalThis.String(object.size) : "0",
+      contentType: isSet(object.contentType)
+        ? globalThis.String(object.contentType)
+        : isSet(object.content_type)
+        ? globalThis.String(object.content_type)
+        : "",
+    };
+  },
+
+  toJSON(message: FileThumbnail): unknown {
+    const obj: any = {};
+    if (message.width !== 0) {
+      obj.width = Math.round(message.width);
+    }
+    if (message.height !== 0) {
+      obj.height = Math.round(message.height);
+    }
+    if (message.size !== "0") {
+      obj.size = message.size;
+    }
+    if (message.contentType !== "") {
+      obj.contentType = message.contentType;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<FileThumbnail>): FileThumbnail {
+    return FileThumbnail.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<FileThumbnail>): FileThumbnail {
+    const message = createBaseFileThumbnail();
+    message.width = object.width ?? 0;
+    message.height = object.height ?? 0;
     message.size = object.size ?? "0";
     message.contentType = object.contentType ?? "";
     return message;

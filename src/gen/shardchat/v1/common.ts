@@ -103,6 +103,8 @@ export enum ErrorCode {
   FILE_TYPE_NOT_ALLOWED = 7002,
   /** FILE_MISSING - an upload request without a file part */
   FILE_MISSING = 7003,
+  /** DIRECT_UPLOAD_UNAVAILABLE - a direct upload (POST /v1/files/uploads) where the file store takes none (local disk): upload through gate */
+  DIRECT_UPLOAD_UNAVAILABLE = 7004,
   /** SLOT_MOVING - 80xx: scaling out (moving users between chat nodes, slots between MySQL instances). */
   SLOT_MOVING = 8001,
   /** API_KEY_INVALID - 91xx: the Server API (/admin, issue 18). */
@@ -265,6 +267,9 @@ export function errorCodeFromJSON(object: any): ErrorCode {
     case 7003:
     case "ERROR_CODE_FILE_MISSING":
       return ErrorCode.FILE_MISSING;
+    case 7004:
+    case "ERROR_CODE_DIRECT_UPLOAD_UNAVAILABLE":
+      return ErrorCode.DIRECT_UPLOAD_UNAVAILABLE;
     case 8001:
     case "ERROR_CODE_SLOT_MOVING":
       return ErrorCode.SLOT_MOVING;
@@ -387,6 +392,8 @@ export function errorCodeToJSON(object: ErrorCode): string {
       return "ERROR_CODE_FILE_TYPE_NOT_ALLOWED";
     case ErrorCode.FILE_MISSING:
       return "ERROR_CODE_FILE_MISSING";
+    case ErrorCode.DIRECT_UPLOAD_UNAVAILABLE:
+      return "ERROR_CODE_DIRECT_UPLOAD_UNAVAILABLE";
     case ErrorCode.SLOT_MOVING:
       return "ERROR_CODE_SLOT_MOVING";
     case ErrorCode.API_KEY_INVALID:
