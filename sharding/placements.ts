@@ -96,6 +96,13 @@ export const PLACEMENTS: readonly TablePlacement[] = [
     keyOf: (r) => `file:${r.file_id}`,
     keySql: (row) => `CONCAT('file:', CAST(${row}file_id AS CHAR))`,
   },
+  // Direct uploads not yet completed (issue 19), beside the files row they become.
+  {
+    table: "pending_uploads",
+    pk: ["file_id"],
+    keyOf: (r) => `file:${r.file_id}`,
+    keySql: (row) => `CONCAT('file:', CAST(${row}file_id AS CHAR))`,
+  },
   // The message model (issue 16): reactions and delete-for-me marks beside their conversation,
   // a forwarded file's shares beside the file.
   {

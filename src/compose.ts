@@ -470,7 +470,16 @@ export function createAccountDeletionWorker(
 export function startChatStorageJobs(
   a: Pick<
     Adapters,
-    "retention" | "accountDeletions" | "friends" | "groups" | "eraser" | "blocks" | "locks" | "outbox" | "bots"
+    | "retention"
+    | "accountDeletions"
+    | "friends"
+    | "groups"
+    | "eraser"
+    | "blocks"
+    | "locks"
+    | "outbox"
+    | "bots"
+    | "files"
   >,
   config: RetentionSettings & AccountCleanupSettings & Pick<Config, "ACCOUNT_DELETION_POLL_MS"> & WebhookSettings,
   log: Logger,
@@ -479,6 +488,7 @@ export function startChatStorageJobs(
 ): () => Promise<void> {
   const purger = new RetentionPurger({
     store: a.retention,
+    files: a.files,
     settings: config,
     log: log.child({ job: "retention" }),
     metrics,

@@ -88,6 +88,7 @@ const httpStatus: Partial<Record<ErrorCode, number>> = {
   [ErrorCode.FILE_TYPE_NOT_ALLOWED]: 415,
   [ErrorCode.FILE_MISSING]: 400,
   [ErrorCode.DIRECT_UPLOAD_UNAVAILABLE]: 400,
+  [ErrorCode.STORAGE_QUOTA_EXCEEDED]: 413,
   // The Server API (issue 18).
   [ErrorCode.API_KEY_INVALID]: 401,
   [ErrorCode.ACCOUNT_BANNED]: 403,

@@ -31,6 +31,7 @@ const SECRETS = {
   MARIADB_ROOT_PASSWORD: "root0123456789abcdef",
   SHARDCHAT_GATE_DB_PASSWORD: "gate0123456789abcdef",
   SHARDCHAT_CHAT_DB_PASSWORD: "chat0123456789abcdef",
+  SHARDCHAT_S3_SECRET: "s3secret0123456789abcdef",
 };
 
 describe("docker-compose.yml", () => {
@@ -62,6 +63,10 @@ describe("docker-compose.yml", () => {
     expect(users.match(/CREATE USER IF NOT EXISTS '(shardchat_\w+)'/g)?.length).toBe(2);
     expect(users).not.toMatch(/GRANT/);
     expect(stdout).toContain("MYSQL_SERVICE_USERS: gate=shardchat_gate,chat=shardchat_chat");
+    // Files in MinIO (README "Files"): gate signs with the same secret MinIO's root has.
+    expect(stdout).toContain("FILE_STORE: s3");
+    expect(stdout.match(/S3_SECRET_ACCESS_KEY: s3secret0123456789abcdef/g)?.length).toBe(1);
+    expect(stdout.match(/MINIO_ROOT_PASSWORD: s3secret0123456789abcdef/g)?.length).toBe(2);
   });
 
   it("passes docker-compose config and holds the multi-shard topology", async () => {
@@ -76,6 +81,7 @@ describe("docker-compose.yml", () => {
         ...["mariadb-1", "mariadb-2", "mariadb-3", "migrate"],
         ...["redis-1", "redis-2", "redis-3", "redis-4", "redis-5", "redis-6", "redis-cluster"],
         ...["status", "verify", "gate", "chat-1", "chat-2", "chat-3"],
+        ...["minio", "minio-bucket"],
       ].sort(),
     );
     expect(stdout).toContain("--cluster-replicas 1");

@@ -73,6 +73,104 @@ describe.each(backends)("$name file metadata and membership", (backend) => {
     expect(await s.files.markSent("not-a-number", 6000)).toBe(false);
   });
 
+  const fileOf = (owner: Uid, size: number, createdAt = 1_700_000_000_000): FileMeta => ({
+    id: newId(),
+    owner,
+    convId: convIdForPair(owner, "6"),
+    name: "f.bin",
+    size,
+    contentType: "application/octet-stream",
+    createdAt,
+  });
+
+  it("answers a user's usage: the bytes of all its stored files, on whatever instance each is (issue 19)", async () => {
+    const [owner, other] = [newId(), newId()];
+    expect(await s.files.usageOf(owner)).toBe(0);
+    // Enough files that, sharded, they land on several instances; one over 4 GiB (BIGINT sizes).
+    const sizes = [1, 10, 100, 1_000, 10_000, 100_000, 5_000_000_000];
+    const files = sizes.map((size) => fileOf(owner, size));
+    for (const f of files) await s.files.create(f);
+    await s.files.create(fileOf(other, 7));
+    if (s.holders) {
+      const holders = new Set<string>();
+      for (const f of files)
+        for (const h of await s.holders("SELECT 1 FROM files WHERE file_id = ?", [f.id])) holders.add(h);
+      expect(holders.size).toBeGreaterThan(1);
+    }
+    const total = sizes.reduce((a, b) => a + b, 0);
+    expect(await s.files.usageOf(owner)).toBe(total);
+    expect(await s.files.usageOf(other)).toBe(7);
+    expect(await s.files.usageOf("not-a-uid" as Uid)).toBe(0);
+    // Sent or not, released or not: stored until swept.
+    const [first] = files as [FileMeta];
+    expect(await s.files.markSent(first.id, 1)).toBe(true);
+    expect(await s.files.release(first.id, 2)).toBe(true);
+    expect(await s.files.usageOf(owner)).toBe(total);
+    expect(await s.files.sweepReleased(100)).toEqual([first.id]);
+    expect(await s.files.usageOf(owner)).toBe(total - first.size);
+  });
+
+  it("records direct uploads started, forgets completed ones, and sweeps the abandoned (issue 19)", async () => {
+    const owner = newId();
+    const [abandoned, completed, recent, alsoOld] = [newId(), newId(), newId(), newId()];
+    await s.files.startPending(abandoned, owner, 1000);
+    await s.files.startPending(completed, owner, 1100);
+    await s.files.startPending(recent, owner, 5000);
+    await s.files.startPending(alsoOld, owner, 1200);
+    if (s.holders && s.ownerOf) {
+      expect(await s.holders("SELECT 1 FROM pending_uploads WHERE file_id = ?", [abandoned])).toEqual([
+        s.ownerOf(`file:${abandoned}`),
+      ]);
+    }
+    await s.files.create({ ...fileOf(owner, 5, 1100), id: completed });
+    await s.files.completePending(completed);
+    await s.files.completePending(completed); // idempotent
+    // The files row stored, its pending row left (a completion that failed half-way): swept, not answered.
+    await s.files.create({ ...fileOf(owner, 5, 1200), id: alsoOld });
+    const first = await s.files.sweepPending(2000, 1);
+    const second = await s.files.sweepPending(2000, 10);
+    expect(first).toHaveLength(1);
+    expect([...first, ...second]).toEqual([abandoned]);
+    expect(await s.files.sweepPending(2000, 10)).toEqual([]);
+    expect(await s.files.byId(alsoOld)).not.toBeNull();
+    expect(await s.files.sweepPending(6000, 10)).toEqual([recent]);
+  });
+
+  it("releases a file when the last message naming it goes, never a forwarded one, and sweeps it (issue 19)", async () => {
+    const owner = newId();
+    const [once, twice, shared, unsent] = [fileOf(owner, 1), fileOf(owner, 2), fileOf(owner, 3), fileOf(owner, 4)];
+    for (const f of [once, twice, shared, unsent]) await s.files.create(f);
+    expect(await s.files.markSent(once.id, 10)).toBe(true);
+    expect(await s.files.markSent(twice.id, 10)).toBe(true);
+    expect(await s.files.markSent(twice.id, 11)).toBe(true);
+    expect(await s.files.markSent(shared.id, 10)).toBe(true);
+    expect(await s.files.share(shared.id, convIdForPair("8", "9"))).toBe(true);
+
+    expect(await s.files.release(once.id, 20)).toBe(true);
+    // Released: as good as gone, and no message may name it again.
+    expect(await s.files.byId(once.id)).toBeNull();
+    expect(await s.files.markSent(once.id, 21)).toBe(false);
+    expect(await s.files.share(once.id, convIdForPair("8", "9"))).toBe(false);
+    expect(await s.files.release(once.id, 22)).toBe(false);
+    // Two messages named it: the first recall keeps it.
+    expect(await s.files.release(twice.id, 20)).toBe(false);
+    expect(await s.files.byId(twice.id)).not.toBeNull();
+    expect(await s.files.release(shared.id, 20)).toBe(false);
+    expect(await s.files.release(shared.id, 20)).toBe(false);
+    expect(await s.files.byId(shared.id)).not.toBeNull();
+    expect(await s.files.release(newId(), 20)).toBe(false);
+    expect(await s.files.release("not-a-number", 20)).toBe(false);
+
+    expect(await s.files.release(twice.id, 30)).toBe(true);
+    const first = await s.files.sweepReleased(1);
+    const rest = await s.files.sweepReleased(10);
+    expect(first).toHaveLength(1);
+    expect([...first, ...rest].sort()).toEqual([once.id, twice.id].sort());
+    expect(await s.files.sweepReleased(10)).toEqual([]);
+    expect(await s.files.usageOf(owner)).toBe(shared.size + unsent.size);
+    expect(await s.files.byId(shared.id)).not.toBeNull();
+  });
+
   it("answers isMember from a conversation's member rows", async () => {
     const [a, b, c] = [newId(), newId(), newId()];
     const convId = convIdForPair(a, b);

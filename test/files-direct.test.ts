@@ -4,10 +4,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorCode } from "../src/errors.js";
 import type { PresignedRequest } from "../src/files/ports.js";
 import { connectS3FileStore, type S3FileStore } from "../src/files/s3.js";
+import { UploadSweeper } from "../src/gate/upload-sweeper.js";
 import { UploadTickets } from "../src/gate/upload-tickets.js";
 import { convIdForPair } from "../src/ids/identifiers.js";
+import { createLogger } from "../src/log/logger.js";
 import type { UploadedMedia } from "../src/sdk/gate-client.js";
 import type { Auth, LoginAnswer } from "../src/sdk/index.js";
+import { MysqlFileMetaStore } from "../src/storage/mysql/file-meta-store.js";
+import { createPool } from "../src/storage/mysql/pool.js";
 import { type S3Server, startS3Server } from "./helpers/s3-server.js";
 import { type Services, startServices } from "./helpers/services.js";
 import { codeOf } from "./helpers/waits.js";
@@ -20,6 +24,8 @@ import { codeOf } from "./helpers/waits.js";
 const MAX_FILE_BYTES = 64 * 1024;
 /** Two and a half of the largest files: more than A uploads here, less than three full ones. */
 const UPLOAD_BYTES_PER_DAY = 2.5 * 64 * 1024;
+/** Bytes one user may keep stored: more than the daily budget, so only the quota's own case meets it. */
+const STORAGE_MAX_BYTES = 1024 * 1024;
 
 let s3: S3Server;
 let s: Services;
@@ -91,6 +97,7 @@ beforeAll(async () => {
     GATE_FILE_MAX_BYTES: MAX_FILE_BYTES,
     GATE_FILE_TYPES: "image/*,text/plain",
     GATE_UPLOAD_BYTES_PER_USER_PER_DAY: UPLOAD_BYTES_PER_DAY,
+    GATE_USER_STORAGE_MAX_BYTES: STORAGE_MAX_BYTES,
   });
   store = connectS3FileStore(
     {
@@ -267,6 +274,32 @@ describe("direct uploads count against the daily budgets", () => {
   });
 });
 
+describe("direct uploads and the storage quota (issue 19)", () => {
+  it("a start past GATE_USER_STORAGE_MAX_BYTES, by its declared size, answers STORAGE_QUOTA_EXCEEDED", async () => {
+    const registered = await s.register("directquota");
+    const u = await s.gate.login(registered.email, registered.password);
+    const convId = convIdForPair(u.uid, a.uid);
+    const pool = createPool(s.config);
+    try {
+      // What u stores already: all but 100 bytes of its quota.
+      await new MysqlFileMetaStore(pool).create({
+        id: "7200000000000000001",
+        owner: u.uid,
+        convId,
+        name: "earlier.bin",
+        size: STORAGE_MAX_BYTES - 100,
+        contentType: "text/plain",
+        createdAt: Date.now(),
+      });
+    } finally {
+      await pool.end();
+    }
+    const file = { convId, name: "q.txt", size: 101, contentType: "text/plain" };
+    expect((await start(u, file)).error).toBe(ErrorCode.STORAGE_QUOTA_EXCEEDED);
+    expect((await start(u, { ...file, size: 100 })).error).toBe(ErrorCode.OK);
+  });
+});
+
 describe("image previews in the object store (issue 19)", () => {
   it("a direct upload of an image and a multipart one both get a thumbnail in the bucket, linked by a presigned URL", async () => {
     const [p, r] = await Promise.all(["directp", "directr"].map((n) => s.register(n)));
@@ -325,6 +358,42 @@ describe("UploadTickets", () => {
     expect(new UploadTickets(Buffer.from("key two"), 60_000).check(ticket)).toBe("invalid");
     for (const bad of [undefined, 42, "", "no-dot", `${ticket}x`, `x${ticket}`]) {
       expect(tickets.check(bad), String(bad)).toBe("invalid");
+    }
+  });
+});
+
+// Last: its sweep runs with a clock past every upload ticket's lifetime.
+describe("abandoned direct uploads (issue 19)", () => {
+  it("an upload started and PUT but never completed is deleted from the bucket by gate's sweep", async () => {
+    const convId = convIdForPair(b.uid, a.uid);
+    const abandoned = await start(b, { convId, name: "left.txt", size: 500, contentType: "text/plain" });
+    await put(abandoned.upload, filler(500, 3));
+    const finished = await start(b, { convId, name: "done.txt", size: 400, contentType: "text/plain" });
+    await put(finished.upload, filler(400, 4));
+    expect((await complete(b, finished.id, finished.ticket)).error).toBe(ErrorCode.OK);
+    const pool = createPool(s.config);
+    try {
+      const meta = new MysqlFileMetaStore(pool);
+      // A message names the completed one (else the sweep of unsent uploads would take it too).
+      expect(await meta.markSent(finished.id, Date.now())).toBe(true);
+      let now = Date.now();
+      const sweeper = new UploadSweeper(
+        meta,
+        store,
+        s.config.GATE_UNSENT_UPLOAD_TTL_MS,
+        createLogger("sweep-test", "silent"),
+        () => now,
+      );
+      // Within the ticket's lifetime it may still be completed: kept.
+      await sweeper.sweep();
+      expect(await store.head(abandoned.id)).toEqual(expect.objectContaining({ size: 500 }));
+      now += s.config.GATE_UNSENT_UPLOAD_TTL_MS + 1000;
+      expect(await sweeper.sweep()).toBeGreaterThanOrEqual(1);
+      expect(await store.head(abandoned.id)).toBeNull();
+      expect(await store.head(finished.id)).toEqual(expect.objectContaining({ size: 400 }));
+      expect((await s.gate.download(auth(a), finished.id)).bytes.byteLength).toBe(400);
+    } finally {
+      await pool.end();
     }
   });
 });

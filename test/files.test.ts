@@ -9,6 +9,7 @@ import { promisify } from "node:util";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorCode } from "../src/errors.js";
+import { thumbnailKey } from "../src/files/image-preview.js";
 import { LocalDiskFileStore } from "../src/files/local-disk.js";
 import { FileLinks } from "../src/gate/file-links.js";
 import { UploadSweeper } from "../src/gate/upload-sweeper.js";
@@ -16,6 +17,8 @@ import { type ChatMessage, MessageKind } from "../src/gen/shardchat/v1/client.js
 import { convIdForPair } from "../src/ids/identifiers.js";
 import { createLogger } from "../src/log/logger.js";
 import { type Auth, type ChatClient, type LoginAnswer, openChat } from "../src/sdk/index.js";
+import { MysqlFileMetaStore } from "../src/storage/mysql/file-meta-store.js";
+import { createPool } from "../src/storage/mysql/pool.js";
 import { openSqlite, sqliteFileIn } from "../src/storage/sqlite/database.js";
 import { SqliteFileMetaStore } from "../src/storage/sqlite/file-meta-store.js";
 import { migrateSqlite } from "../src/storage/sqlite/migrate.js";
@@ -35,6 +38,12 @@ const MAX_FILE_BYTES = 64 * 1024;
 const UPLOADS_PER_DAY = 20;
 /** Two and a half of the largest files: more than any one user of the other cases uploads. */
 const UPLOAD_BYTES_PER_DAY = 2.5 * 64 * 1024;
+
+/**
+ * Bytes one user may keep stored: more than any user of the other cases can upload in a day
+ * (UPLOAD_BYTES_PER_DAY), so only the quota's own case, which fills it through storage, meets it.
+ */
+const STORAGE_MAX_BYTES = 1024 * 1024;
 
 /** The longest voice message these tests accept (MEDIA_MAX_DURATION_MS). */
 const MAX_DURATION_MS = 60_000;
@@ -67,6 +76,7 @@ beforeAll(async () => {
     MEDIA_MAX_DURATION_MS: MAX_DURATION_MS,
     GATE_UPLOADS_PER_USER_PER_DAY: UPLOADS_PER_DAY,
     GATE_UPLOAD_BYTES_PER_USER_PER_DAY: UPLOAD_BYTES_PER_DAY,
+    GATE_USER_STORAGE_MAX_BYTES: STORAGE_MAX_BYTES,
   });
   const users = await Promise.all(["filea", "fileb", "filec", "fileq"].map((n) => s.register(n)));
   const logins = await Promise.all(users.map((u) => s.gate.login(u.email, u.password)));
@@ -413,6 +423,97 @@ describe("files through gate", () => {
     expect(await codeOf(s.gate.upload(auth(z), convId, new Blob(["x"], { type: "text/plain" }), "x.txt"))).toBe(
       ErrorCode.RATE_LIMITED,
     );
+  });
+
+  it("refuses an upload past GATE_USER_STORAGE_MAX_BYTES with STORAGE_QUOTA_EXCEEDED and keeps none of its bytes", async () => {
+    const registered = await s.register("filequota");
+    const u = await s.gate.login(registered.email, registered.password);
+    const convId = convIdForPair(u.uid, a.uid);
+    const pool = createPool(s.config);
+    try {
+      const files = new MysqlFileMetaStore(pool);
+      // What u stores already, as gate's storage counts it: all but 1000 bytes of its quota.
+      await files.create({
+        id: "7100000000000000001",
+        owner: u.uid,
+        convId,
+        name: "earlier.bin",
+        size: STORAGE_MAX_BYTES - 1000,
+        contentType: "text/plain",
+        createdAt: Date.now(),
+      });
+      const before = countFiles(s.fileDir);
+      // Passes the check before the body (room for a byte), refused once its size is known.
+      const over = new Blob([png(1001)], { type: "image/png" });
+      expect(await codeOf(s.gate.upload(auth(u), convId, over, "over.png"))).toBe(ErrorCode.STORAGE_QUOTA_EXCEEDED);
+      expect(countFiles(s.fileDir)).toBe(before);
+      const fits = await s.gate.upload(auth(u), convId, new Blob([png(1000)], { type: "image/png" }), "fits.png");
+      expect(fits.size).toBe(1000);
+      // Full: refused before the body is read, with the quota's HTTP status.
+      const res = await fetch(`${s.gateUrl}/v1/files?convId=${convId}`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${u.token}`, "x-uid": u.uid },
+        body: (() => {
+          const form = new FormData();
+          form.append("file", new Blob(["x"], { type: "text/plain" }), "x.txt");
+          return form;
+        })(),
+      });
+      expect([res.status, ((await res.json()) as { error: number }).error]).toEqual([
+        413,
+        ErrorCode.STORAGE_QUOTA_EXCEEDED,
+      ]);
+      expect(countFiles(s.fileDir)).toBe(before + 1);
+      // Another user's quota is its own.
+      expect((await s.gate.upload(auth(a), convId, new Blob(["a"], { type: "text/plain" }), "a.txt")).size).toBe(1);
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it("a recalled file message releases its file: gate's sweep deletes its row, bytes and thumbnail", async () => {
+    const [aChat, bChat] = clients as [ChatClient, ChatClient];
+    const photo = await sharp({ create: { width: 40, height: 30, channels: 3, background: "#00ff00" } })
+      .png()
+      .toBuffer();
+    const convId = convIdForPair(a.uid, b.uid);
+    const file = await s.gate.upload(
+      auth(a),
+      convId,
+      new Blob([new Uint8Array(photo)], { type: "image/png" }),
+      "r.png",
+    );
+    expect(file.media?.thumbnail).toBeDefined();
+    const arrived = once(bChat, "message").then(([m]) => m as ChatMessage);
+    const sent = await aChat.sendFile(b.uid, file, "oops");
+    await arrived;
+    const disk = new LocalDiskFileStore(s.fileDir);
+    const pool = createPool(s.config);
+    try {
+      const sweeper = new UploadSweeper(
+        new MysqlFileMetaStore(pool),
+        disk,
+        s.config.GATE_UNSENT_UPLOAD_TTL_MS,
+        createLogger("sweep-test", "silent"),
+      );
+      // Named by a message: a sweep keeps it.
+      await sweeper.sweep();
+      expect(Buffer.from((await s.gate.download(auth(b), file.id)).bytes).equals(photo)).toBe(true);
+
+      await aChat.recall(sent.convId, sent.seq);
+      expect(await codeOf(s.gate.download(auth(b), file.id))).toBe(ErrorCode.NOT_FOUND);
+      expect(await codeOf(aChat.sendFile(b.uid, file, "again"))).toBe(ErrorCode.NOT_FOUND);
+      expect(await disk.head(file.id)).not.toBeNull();
+      expect(await disk.head(thumbnailKey(file.id))).not.toBeNull();
+      expect(await sweeper.sweep()).toBeGreaterThanOrEqual(1);
+      expect(await disk.head(file.id)).toBeNull();
+      expect(await disk.head(thumbnailKey(file.id))).toBeNull();
+      expect(await codeOf(s.gate.download(auth(b), file.id))).toBe(ErrorCode.NOT_FOUND);
+      // The file first sent in this conversation (named by two messages) is untouched.
+      expect((await s.gate.download(auth(b), uploaded.id)).bytes.byteLength).toBe(bytes.length);
+    } finally {
+      await pool.end();
+    }
   });
 
   it("GET /v1/node names the caller's chat node for a valid token only", async () => {

@@ -79,6 +79,7 @@ describe.each(backends)("retention on $name", (backend) => {
   function purger(settings: Partial<RetentionSettings> = {}) {
     return new RetentionPurger({
       store: s.retention,
+      files: s.files,
       settings: {
         MESSAGE_TTL_SECONDS: HOUR,
         RETENTION_PURGE_INTERVAL_MS: 60_000,
@@ -138,11 +139,11 @@ describe.each(backends)("retention on $name", (backend) => {
 
     // Batches of 2: [1, 2], [3, 4], [5, 6], then 7 is not expired.
     const cutoff = NOW - HOUR * 1000;
-    expect(await s.retention.purge(convId, cutoff, 2)).toBe(2);
+    expect((await s.retention.purge(convId, cutoff, 2)).messages).toBe(2);
     expect(await retainedFrom(convId)).toBe(3);
-    expect(await s.retention.purge(convId, cutoff, 2)).toBe(2);
-    expect(await s.retention.purge(convId, cutoff, 2)).toBe(2);
-    expect(await s.retention.purge(convId, cutoff, 2)).toBe(0);
+    expect((await s.retention.purge(convId, cutoff, 2)).messages).toBe(2);
+    expect((await s.retention.purge(convId, cutoff, 2)).messages).toBe(2);
+    expect((await s.retention.purge(convId, cutoff, 2)).messages).toBe(0);
     expect(await retainedFrom(convId)).toBe(7);
     expect(await storedSeqs(convId)).toEqual([7, 8]);
     expect(await s.rows(convId, "SELECT seq FROM message_reactions WHERE conv_id = ?", [convId])).toEqual([]);
@@ -191,6 +192,39 @@ describe.each(backends)("retention on $name", (backend) => {
     // A second pass finds nothing left.
     const again = await purger().runOnce();
     expect(again.reduce((n, r) => n + r.rows, 0)).toBe(0);
+  });
+
+  it("the purge releases the files of the messages it deletes, but not a forwarded one nor one a kept message names", async () => {
+    const { a, b, convId } = pair();
+    const upload = async () => {
+      const file = { id: id(), owner: a, convId, name: "f.txt", size: 3, contentType: "text/plain", createdAt: OLD };
+      await s.files.create(file);
+      expect(await s.files.markSent(file.id, OLD)).toBe(true);
+      return file;
+    };
+    const sendFile = async (file: { id: string }, sentAtMs: number) => {
+      const ref = { id: file.id, name: "f.txt", size: "3", contentType: "text/plain" };
+      await s.messages.append({
+        ...textMessage(a, b, "", { msgId: id(), clientMsgId: `f-${id()}`, sentAtMs }),
+        kind: MessageKind.FILE,
+        file: ref,
+      });
+    };
+    const [expiring, forwarded, keptBy] = [await upload(), await upload(), await upload()];
+    await sendFile(expiring, OLD);
+    await sendFile(forwarded, OLD + 1);
+    expect(await s.files.share(forwarded.id, convIdForPair(b, id()))).toBe(true);
+    // Named by an expired message and by a fresh one.
+    await sendFile(keptBy, OLD + 2);
+    expect(await s.files.markSent(keptBy.id, FRESH)).toBe(true);
+    await sendFile(keptBy, FRESH);
+    // The store answers the purged messages' files; the purger releases them.
+    await purger().runOnce();
+    expect(await storedSeqs(convId)).toEqual([4]);
+    expect(await s.files.byId(expiring.id)).toBeNull();
+    expect(await s.files.byId(forwarded.id)).not.toBeNull();
+    expect(await s.files.byId(keptBy.id)).not.toBeNull();
+    expect(await s.files.sweepReleased(100)).toEqual([expiring.id]);
   });
 
   it("a group's TTL overrides the deployment's, shorter or longer; 0 goes back to it", async () => {
@@ -379,7 +413,7 @@ describe("the SDK over a purged range", () => {
       for (let i = 1; i <= 10; i++) await old(`old ${i}`);
       // Purged up to 8: seqs 9 and 10 are left (their sent time made recent).
       db.prepare("UPDATE messages SET sent_at = ? WHERE conv_id = ? AND seq >= 9").run(NOW, convId);
-      expect(await retention.purge(convId, NOW - 1000, 100)).toBe(8);
+      expect((await retention.purge(convId, NOW - 1000, 100)).messages).toBe(8);
 
       // Bob had seen up to seq 2 on an earlier connection; a push of 11 makes a gap from 2.
       const received: ChatMessage[] = [];
@@ -395,7 +429,7 @@ describe("the SDK over a purged range", () => {
 
       // Everything before the next push purged: the gap fill finds nothing in range and stops.
       db.prepare("UPDATE messages SET sent_at = ? WHERE conv_id = ?").run(OLD, convId);
-      expect(await retention.purge(convId, NOW - 1000, 100)).toBe(3);
+      expect((await retention.purge(convId, NOW - 1000, 100)).messages).toBe(3);
       const bob3 = await ChatClient.connect(
         { transport: "tcp", host: "127.0.0.1", port: node.node.info.tcpPort },
         { heartbeat: false, ackDelayMs: 0, seen: new Map([[convId, 5]]) },

@@ -1,4 +1,5 @@
-import { readFile, writeFile } from "node:fs/promises";
+import { createReadStream } from "node:fs";
+import { stat, writeFile } from "node:fs/promises";
 import { basename, extname } from "node:path";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
@@ -98,9 +99,11 @@ async function run(): Promise<void> {
       const login = await gate.login(need(args[0], "user or email"), need(args[1], "password"));
       const to = requireUid(need(args[2], "uid"), "uid");
       const path = need(args[3], "path");
-      const type = TYPES[extname(path).toLowerCase()] ?? "application/octet-stream";
-      const blob = new Blob([await readFile(path)], { type });
-      const file = await gate.upload(login, convIdForPair(requireUid(login.uid, "uid"), to), blob, basename(path));
+      const contentType = TYPES[extname(path).toLowerCase()] ?? "application/octet-stream";
+      // Resumable (tus), streamed from disk: a large file never sits in memory whole.
+      const source = { stream: createReadStream(path), size: (await stat(path)).size };
+      const convId = convIdForPair(requireUid(login.uid, "uid"), to);
+      const file = await gate.uploadResumable(login, convId, source, basename(path), { contentType });
       const chat = await openChat(login, transport, { device });
       try {
         const ack = await chat.sendFile(to, file, args.slice(4).join(" "));

@@ -177,12 +177,17 @@ export const settings = {
   GATE_UNSENT_UPLOAD_TTL_MS: {
     schema: positiveInt,
     default: "86400000",
-    doc: "An upload no message names within this time is deleted (metadata and bytes) by gate's sweep.",
+    doc: "An upload no message names within this time is deleted (metadata and bytes) by gate's sweep; so is the object of a direct upload started and not completed within it (its ticket's lifetime).",
+  },
+  GATE_USER_STORAGE_MAX_BYTES: {
+    schema: z.coerce.number().int().min(0),
+    default: "5368709120",
+    doc: "Bytes of files one user may keep stored (5 GiB): every upload not yet deleted, sent or not. An upload that would pass it answers STORAGE_QUOTA_EXCEEDED (a direct one by its declared size, at its start); recalled and expired messages' files stop counting once gate's sweep deletes them. 0: no quota.",
   },
   GATE_UPLOAD_SWEEP_INTERVAL_MS: {
     schema: z.coerce.number().int().min(0),
     default: "600000",
-    doc: "How often gate sweeps unsent uploads (0: never).",
+    doc: "How often gate sweeps unsent uploads, abandoned direct uploads and released files (0: never).",
   },
   ADMIN_API_ENABLED: {
     schema: bool,
@@ -222,7 +227,7 @@ export const settings = {
   GATE_FILE_TYPES: {
     schema: z.string().min(1),
     default:
-      "image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain,application/zip,application/octet-stream",
+      "image/png,image/jpeg,image/gif,image/webp,audio/webm,audio/ogg,audio/mp4,audio/mpeg,application/pdf,text/plain,application/zip,application/octet-stream",
     doc: "Comma-separated content types gate accepts for uploads; `type/*` allows a whole family. Others answer FILE_TYPE_NOT_ALLOWED.",
   },
   FILE_STORE_DIR: {
@@ -288,6 +293,16 @@ export const settings = {
     schema: z.coerce.number().int().min(1).max(604800),
     default: "300",
     doc: "How long a presigned upload or download URL of the object store stays valid (S3 allows at most 7 days).",
+  },
+  GATE_RESUMABLE_MAX_BYTES: {
+    schema: positiveInt,
+    default: "1073741824",
+    doc: "Largest file (1 GiB) a resumable upload (tus, /v1/files/tus) may declare in its Upload-Length; a larger one answers FILE_TOO_LARGE. GATE_FILE_MAX_BYTES stays the bound of the one-shot multipart upload.",
+  },
+  GATE_RESUMABLE_EXPIRY_MS: {
+    schema: positiveInt,
+    default: "86400000",
+    doc: "An unfinished resumable upload (tus) expires this long after it was created: its upload URL answers 410 and gate's sweep deletes its bytes.",
   },
   WEB_DIR: {
     schema: z.string(),

@@ -9,6 +9,7 @@ import {
   HeadObjectCommand,
   PutObjectCommand,
   S3Client,
+  type S3ClientConfig,
   S3ServiceException,
   UploadPartCommand,
 } from "@aws-sdk/client-s3";
@@ -36,19 +37,23 @@ export interface S3Connection {
   credentials?: { accessKeyId: string; secretAccessKey: string };
 }
 
+/** The SDK client settings of `connection`, sending to `endpoint` (gate's own by default). */
+export function s3ClientConfig(connection: S3Connection, endpoint = connection.endpoint): S3ClientConfig {
+  return {
+    region: connection.region,
+    endpoint,
+    forcePathStyle: connection.forcePathStyle,
+    credentials: connection.credentials,
+    // The SDK's default CRC headers are refused or mishandled by several S3-compatible stores,
+    // and a presigned PUT would carry the CRC of the empty body it was signed without.
+    requestChecksumCalculation: "WHEN_REQUIRED",
+    responseChecksumValidation: "WHEN_REQUIRED",
+  };
+}
+
 /** The S3 store of `placement` over `connection`: one client for gate's requests, one that only signs clients' URLs. */
 export function connectS3FileStore(connection: S3Connection, placement: S3Placement): S3FileStore {
-  const clientFor = (endpoint: string | undefined) =>
-    new S3Client({
-      region: connection.region,
-      endpoint,
-      forcePathStyle: connection.forcePathStyle,
-      credentials: connection.credentials,
-      // The SDK's default CRC headers are refused or mishandled by several S3-compatible stores,
-      // and a presigned PUT would carry the CRC of the empty body it was signed without.
-      requestChecksumCalculation: "WHEN_REQUIRED",
-      responseChecksumValidation: "WHEN_REQUIRED",
-    });
+  const clientFor = (endpoint: string | undefined) => new S3Client(s3ClientConfig(connection, endpoint));
   return new S3FileStore(
     clientFor(connection.endpoint),
     clientFor(connection.publicEndpoint ?? connection.endpoint),

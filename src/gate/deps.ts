@@ -1,6 +1,7 @@
 import type { AdminStores } from "../admin/deps.js";
 import type { Config } from "../config/settings.js";
 import type { FileStore } from "../files/ports.js";
+import type { ResumableStore } from "../files/resumable-store.js";
 import type { StatusServiceService } from "../gen/shardchat/v1/status.js";
 import type { VerifyServiceService } from "../gen/shardchat/v1/verify.js";
 import type { Api } from "../grpc/api.js";
@@ -21,6 +22,7 @@ export type GateConfig = Pick<
   | "FILE_URL_TTL_SECONDS"
   | "MEDIA_MAX_DURATION_MS"
   | "GATE_FILE_MAX_BYTES"
+  | "GATE_RESUMABLE_MAX_BYTES"
   | "GATE_FILE_TYPES"
   | "GATE_HASHES_IN_FLIGHT"
   | "GATE_HASH_QUEUE_MAX"
@@ -33,6 +35,7 @@ export type GateConfig = Pick<
   | "GATE_UPLOADS_PER_USER_PER_DAY"
   | "GATE_UPLOAD_BYTES_PER_USER_PER_DAY"
   | "GATE_UPLOAD_SWEEP_INTERVAL_MS"
+  | "GATE_USER_STORAGE_MAX_BYTES"
   | "INTERNAL_AUTH_TOKEN"
   | "LOGIN_LOCKOUT_SECONDS"
   | "LOGIN_MAX_FAILURES"
@@ -96,4 +99,6 @@ export interface GateFiles {
   messages: Pick<MessageStore, "isMember">;
   /** Images' dimensions and thumbnails, made on upload (issue 19); absent: uploads carry none. */
   previews?: MediaProbe;
+  /** Where resumable (tus) uploads wait until finished; absent: /v1/files/tus is not served. */
+  resumable?: ResumableStore;
 }

@@ -15,17 +15,29 @@ function classify(err: unknown): { code: ErrorCode; message: string } {
   return { code: ErrorCode.INTERNAL, message: "internal error" };
 }
 
+/**
+ * What a failed request answers: the code's HTTP status and `{error, message}` (and `details`).
+ * errorHandler sends it; a handler that writes its own replies (tus) sends the same.
+ */
+export function errorAnswer(err: unknown): {
+  status: number;
+  body: { error: ErrorCode; message: string; details?: Record<string, string | number> };
+} {
+  const { code, message } = classify(err);
+  const details = err instanceof DetailedError ? { details: err.details } : {};
+  return { status: httpStatusOf(code), body: { error: code, message, ...details } };
+}
+
 /** Every failure becomes `{error, message}` with the code's HTTP status; none escapes as a crash. */
 export function errorHandler(log: Logger) {
   return (err: unknown, request: FastifyRequest, reply: FastifyReply) => {
-    const { code, message } = classify(err);
-    if (code === ErrorCode.INTERNAL) {
+    const { status, body } = errorAnswer(err);
+    if (body.error === ErrorCode.INTERNAL) {
       log.error({ err, requestId: request.id, method: request.method, url: request.url }, "gate request failed");
-    } else if (code === ErrorCode.UNAVAILABLE) {
+    } else if (body.error === ErrorCode.UNAVAILABLE) {
       log.warn({ err, requestId: request.id, url: request.url }, "gate dependency unavailable");
     }
-    const details = err instanceof DetailedError ? { details: err.details } : {};
-    return reply.code(httpStatusOf(code)).send({ error: code, message, ...details });
+    return reply.code(status).send(body);
   };
 }
 

@@ -84,6 +84,8 @@ export interface OutgoingContent {
   /** The seq of the message replied to, in the same conversation. */
   replyTo?: number;
   mentions?: { uids?: string[]; all?: boolean };
+  /** The uploaded file a FILE or AUDIO message names (GateClient.upload's answer). */
+  file?: { id: string; name: string; size: number | string; contentType: string };
 }
 
 /** A group just created, with who was asked to accept (the other member uids joined at once). */
@@ -241,7 +243,8 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
 
   /**
    * Sends a message of any kind to a user or a group: text, a custom message (`custom`), a
-   * reply (`replyTo`: a seq of the same conversation), mentions (groups only).
+   * file or voice message (`kind` FILE or AUDIO with `file`), a reply (`replyTo`: a seq of the
+   * same conversation), mentions (groups only).
    */
   sendMessage(
     to: { toUid: string } | { groupId: string },
@@ -249,10 +252,17 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     clientMsgId: string = nanoid(),
   ): Promise<SendMessageResponse> {
     const kind = content.kind ?? (content.custom ? MessageKind.CUSTOM : MessageKind.TEXT);
+    const file = content.file && {
+      id: content.file.id,
+      name: content.file.name,
+      size: String(content.file.size),
+      contentType: content.file.contentType,
+    };
     const common = {
       clientMsgId,
       kind,
       text: content.text ?? "",
+      file,
       custom: content.custom,
       replyTo: content.replyTo === undefined ? undefined : { seq: content.replyTo },
     };

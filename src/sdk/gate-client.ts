@@ -1,3 +1,5 @@
+import type { Readable } from "node:stream";
+import { DetailedError, Upload as TusUpload } from "tus-js-client";
 import { AppError, ErrorCode } from "../errors.js";
 import type { Uid } from "../ids/identifiers.js";
 import type { DeviceName } from "../routing/ports.js";
@@ -45,6 +47,29 @@ export interface UploadOptions {
   onProgress?: (sent: number, total: number) => void;
   /** A recording's length (a voice message's), for audio and video files; at most MEDIA_MAX_DURATION_MS. */
   durationMs?: number;
+}
+
+/**
+ * What a resumable upload sends: a Blob (a browser's File), a Buffer, or a Node stream with its
+ * size (a file's `fs.createReadStream(path)` can be resumed from any offset; another stream
+ * only from where it is).
+ */
+export type ResumableSource = Blob | Buffer | { stream: Readable; size: number };
+
+export interface ResumableUploadOptions {
+  contentType: string;
+  /** A recording's length (a voice message's), for audio and video files; at most MEDIA_MAX_DURATION_MS. */
+  durationMs?: number;
+  /** Called with bytes the server has or is being sent (counted from the file's start) and the total. */
+  onProgress?: (sent: number, total: number) => void;
+  /** Bytes per PATCH request (default: the whole rest in one, but 8 MiB for a stream). */
+  chunkSize?: number;
+  /** Stops the upload (the promise rejects with the signal's reason); it can be resumed later. */
+  signal?: AbortSignal;
+  /** An upload URL an earlier call announced: the upload goes on from where gate has it. */
+  resumeFrom?: string;
+  /** Called with the upload's URL once gate created it: keep it to resume after an interruption. */
+  onUploadUrl?: (url: string) => void;
 }
 
 /** gate's HTTP API, typed: every call answers its result or throws AppError with gate's code. */
@@ -129,6 +154,66 @@ export class GateClient {
       return this.check(await xhrUpload(url, form, headers, options.onProgress));
     }
     return this.check(await this.send(url, { method: "POST", headers, body: form }).then((res) => res.json()));
+  }
+
+  /**
+   * Uploads a file with the tus protocol (POST /v1/files/tus, then PATCHes; `tus-js-client`, in
+   * Node and browsers), up to GATE_RESUMABLE_MAX_BYTES, and answers what upload() answers. A
+   * failed request is retried; an upload that stopped (signal, a lost connection, a closed tab)
+   * goes on where gate has it when called again with `resumeFrom`, the URL `onUploadUrl` gave
+   * (an unfinished upload expires after GATE_RESUMABLE_EXPIRY_MS). Refusals as upload()'s, and
+   * RATE_LIMITED for the daily budgets.
+   */
+  async uploadResumable(
+    auth: Auth,
+    convId: string,
+    file: ResumableSource,
+    name: string,
+    options: ResumableUploadOptions,
+  ): Promise<UploadedFile> {
+    const { signal } = options;
+    signal?.throwIfAborted();
+    // Node's tus reader takes Buffers and streams; a browser's takes the Blob itself.
+    const isNode = typeof process !== "undefined" && process.versions?.node !== undefined;
+    const source = file instanceof Blob && isNode ? Buffer.from(await file.arrayBuffer()) : file;
+    // No Buffer in a browser: told apart by shape.
+    const isStream = !(source instanceof Blob) && "stream" in source;
+    const metadata: Record<string, string> = { convId, filename: name, filetype: options.contentType };
+    if (options.durationMs !== undefined) metadata.durationMs = String(Math.round(options.durationMs));
+    return new Promise<UploadedFile>((resolve, reject) => {
+      const upload = new TusUpload(isStream ? source.stream : source, {
+        endpoint: new URL("/v1/files/tus", this.baseUrl).toString(),
+        uploadUrl: options.resumeFrom ?? null,
+        metadata,
+        headers: { authorization: `Bearer ${auth.token}`, "x-uid": auth.uid },
+        ...(isStream ? { uploadSize: source.size } : {}),
+        chunkSize: options.chunkSize ?? (isStream ? 8 * 1024 * 1024 : Number.POSITIVE_INFINITY),
+        // Where to resume is the caller's to keep (resumeFrom), not a store of the library's.
+        storeFingerprintForResuming: false,
+        onProgress: options.onProgress ?? null,
+        onUploadUrlAvailable: () => {
+          if (upload.url) options.onUploadUrl?.(upload.url);
+        },
+        onSuccess: ({ lastResponse }) => {
+          signal?.removeEventListener("abort", onAbort);
+          try {
+            resolve(this.check<UploadedFile>(JSON.parse(lastResponse.getBody() || "{}")));
+          } catch (err) {
+            reject(err instanceof AppError ? err : new AppError(ErrorCode.INTERNAL, "gate answered no stored file"));
+          }
+        },
+        onError: (err) => {
+          signal?.removeEventListener("abort", onAbort);
+          reject(refusalOf(err));
+        },
+      });
+      const onAbort = () => {
+        void upload.abort(false);
+        reject(signal?.reason);
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      upload.start();
+    });
   }
 
   /** A file's bytes and type, if the caller is a participant of its conversation (else NOT_PARTICIPANT). */
@@ -232,6 +317,20 @@ export class GateClient {
     }
     return reply as T;
   }
+}
+
+/** gate's `{error, message}` of a failed tus request as AppError; UNAVAILABLE when gate said none. */
+function refusalOf(err: Error | DetailedError): AppError {
+  const body = err instanceof DetailedError ? err.originalResponse?.getBody() : undefined;
+  try {
+    const reply = JSON.parse(body ?? "") as { error?: unknown; message?: unknown };
+    if (typeof reply.error === "number" && reply.error !== ErrorCode.OK) {
+      return new AppError(reply.error, typeof reply.message === "string" ? reply.message : undefined);
+    }
+  } catch {
+    // Not gate's JSON: a network failure, or a proxy's page.
+  }
+  return new AppError(ErrorCode.UNAVAILABLE, `resumable upload: ${err.message}`);
 }
 
 /** fetch cannot report upload progress; XMLHttpRequest can. */

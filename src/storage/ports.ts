@@ -303,10 +303,12 @@ export interface FileMeta {
 export interface FileMetaStore {
   /** Throws AppError(STORAGE_UNAVAILABLE) when the database does not answer. */
   create(meta: FileMeta): Promise<void>;
+  /** Null for an unknown id, and for a released file (see release): it is as good as deleted. */
   byId(id: string): Promise<FileMeta | null>;
   /**
-   * A message names the file (the first time: later calls change nothing). False when there is
-   * no such file any more (swept): the message must not be stored then.
+   * A message names the file: the first time marks it sent (the sweep of unsent uploads keeps
+   * it), and every call counts one more message naming it (see release). False when there is no
+   * such file any more (swept or released): the message must not be stored then.
    */
   markSent(id: string, atMs: number): Promise<boolean>;
   /**
@@ -319,6 +321,29 @@ export interface FileMetaStore {
    * their ids (their bytes are the caller's to delete). A file marked sent meanwhile stays.
    */
   sweepUnsent(beforeMs: number, limit: number): Promise<string[]>;
+  /** Bytes of all of owner's files still stored (sent or not, released but not yet swept): its quota's usage. */
+  usageOf(owner: Uid): Promise<number>;
+  /** A direct upload started: its object may appear under `id` before (or without) a files row. */
+  startPending(id: string, owner: Uid, atMs: number): Promise<void>;
+  /** The direct upload is over (its files row stored, or its object dropped); idempotent. */
+  completePending(id: string): Promise<void>;
+  /**
+   * Removes up to `limit` pending uploads started before `beforeMs` and answers the ids of those
+   * no files row names (their objects are the caller's to delete).
+   */
+  sweepPending(beforeMs: number, limit: number): Promise<string[]>;
+  /**
+   * A message naming the file is gone (recalled, or deleted by the retention purge): one less
+   * names it. When it was the last one and the file was never forwarded (a forward's copy still
+   * names it), the file is released: no message may name it again and the sweep of released
+   * files deletes it. Answers whether it was released now; an unknown id answers false.
+   */
+  release(id: string, atMs: number): Promise<boolean>;
+  /**
+   * Removes up to `limit` released files (never one shared meanwhile) and answers their ids
+   * (their bytes and thumbnails are the caller's to delete).
+   */
+  sweepReleased(limit: number): Promise<string[]>;
 }
 
 export interface FriendApplicationRecord {
@@ -737,9 +762,17 @@ export interface RetentionStore {
    * first maxRows from retained_from_seq, up to the first one that is not expired), with their
    * reactions and delete-for-me marks, and moves retained_from_seq past them: one short
    * transaction under the conversation row's lock (behind the slot fence when sharded; a fenced
-   * slot throws SlotFencedError). Answers how many messages went (0: nothing expired there).
+   * slot throws SlotFencedError). Answers how many messages went (0: nothing expired there) and
+   * the files they named, read in the same transaction: the caller releases them
+   * (FileMetaStore.release), which lives on other shards.
    */
-  purge(convId: string, cutoffMs: number, maxRows: number): Promise<number>;
+  purge(convId: string, cutoffMs: number, maxRows: number): Promise<PurgedBatch>;
+}
+
+/** What one retention purge deleted: messages, and the ids of the files they named. */
+export interface PurgedBatch {
+  messages: number;
+  files: string[];
 }
 
 /** Account deletion (issue 17): what it needs of the messages a user sent. */

@@ -8,6 +8,8 @@ import { connect, createServer, type Server, type Socket } from "node:net";
 export interface TcpProxy {
   port: number;
   delayMs: number;
+  /** Bytes relayed from clients to the service so far (set it to 0 to count afresh). */
+  sent: number;
   cut(): Promise<void>;
   heal(): Promise<void>;
   close(): Promise<void>;
@@ -37,6 +39,9 @@ export async function startTcpProxy(targetHost: string, targetPort: number, list
             upstream.destroy();
           });
         }
+        client.on("data", (chunk: Buffer) => {
+          proxy.sent += chunk.length;
+        });
         relay(client, upstream);
         relay(upstream, client);
       });
@@ -60,6 +65,7 @@ export async function startTcpProxy(targetHost: string, targetPort: number, list
   const proxy: TcpProxy = {
     port: await listen(listenPort),
     delayMs: 0,
+    sent: 0,
     cut: stop,
     async heal() {
       if (!server) await listen(proxy.port);

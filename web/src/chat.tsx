@@ -224,6 +224,7 @@ function preview(conv: Conversation): string {
   if (!m) return "no messages yet";
   if (m.recalled) return "message recalled";
   if (m.kind === MessageKind.FILE) return `file: ${m.file?.name ?? ""}`;
+  if (m.kind === MessageKind.AUDIO) return "voice message";
   if (m.kind === MessageKind.CUSTOM) return `[${m.custom?.type ?? "custom"}]`;
   return m.text;
 }
@@ -291,12 +292,39 @@ function Mark({ m, conv }: { m: ViewMessage; conv: Conversation }) {
 function FileBody({ m, session }: { m: ViewMessage; session: Session }) {
   const f = m.file;
   const [url, setUrl] = useState<string | undefined>(undefined);
-  // A signed link, asked of gate once shown (and again when the file or session changes).
+  const [thumb, setThumb] = useState<string | undefined>(undefined);
+  const media = f?.media;
+  // Signed links, asked of gate once shown (and again when the file or session changes): the
+  // thumbnail gate made of an image is what is shown; the original only opens on a click.
   useEffect(() => {
-    if (f) void session.fileUrl(f.id).then(setUrl);
+    if (!f) return;
+    void session.fileUrl(f.id).then(setUrl);
+    if (media?.thumbnail) void session.fileUrl(f.id, "thumbnail").then(setThumb);
   }, [f?.id, session]);
   if (!f) return null;
   const isImage = f.contentType.startsWith("image/");
+  if (isImage && media?.thumbnail) {
+    const { width, height } = media.thumbnail;
+    return (
+      <div class="file">
+        <a href={url} target="_blank" rel="noreferrer" title={`${f.name} (${media.width}×${media.height})`}>
+          {/* Sized from the reference before any byte arrives, so the list does not jump. */}
+          <img
+            src={thumb}
+            alt={f.name}
+            width={width}
+            height={height}
+            class="preview"
+            data-testid="thumbnail"
+            style={{ aspectRatio: `${width} / ${height}` }}
+          />
+        </a>
+        <a href={url} download={f.name} class="download" data-testid="file-link">
+          <Clip /> {f.name} <small>({sizeOf(Number(f.size))})</small>
+        </a>
+      </div>
+    );
+  }
   if (!url) {
     return (
       <div class="file">
@@ -317,6 +345,85 @@ function FileBody({ m, session }: { m: ViewMessage; session: Session }) {
         <Clip /> {f.name} <small>({sizeOf(Number(f.size))})</small>
       </a>
     </div>
+  );
+}
+
+/** A voice message: played inline from a signed link, its length shown before it loads. */
+function VoiceBody({ m, session }: { m: ViewMessage; session: Session }) {
+  const f = m.file;
+  const [url, setUrl] = useState<string | undefined>(undefined);
+  useEffect(() => {
+    if (f) void session.fileUrl(f.id).then(setUrl);
+  }, [f?.id, session]);
+  if (!f) return null;
+  return (
+    <div class="voice" data-testid="voice">
+      <span aria-hidden="true">🎤</span>
+      {url ? (
+        // biome-ignore lint/a11y/useMediaCaption: a voice message a user recorded has no caption track to offer
+        <audio controls preload="none" src={url} data-testid="voice-player" />
+      ) : null}
+      <small>{clockOf(f.media?.durationMs ?? 0)}</small>
+    </div>
+  );
+}
+
+/** m:ss of a duration in ms. */
+function clockOf(ms: number): string {
+  const seconds = Math.round(ms / 1000);
+  return `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
+}
+
+/**
+ * Records a voice message with the browser's MediaRecorder: a click starts (the browser asks for
+ * the microphone the first time), a second click stops and sends it.
+ */
+function VoiceRecorder({
+  onRecorded,
+  disabled,
+}: {
+  onRecorded: (clip: Blob, durationMs: number) => void;
+  disabled: boolean;
+}) {
+  const [recording, setRecording] = useState<{ recorder: MediaRecorder; startedAt: number } | null>(null);
+  const [, tick] = useState(0);
+  useEffect(() => {
+    if (!recording) return;
+    const t = setInterval(() => tick((n) => n + 1), 500);
+    return () => clearInterval(t);
+  }, [recording]);
+  if (typeof MediaRecorder === "undefined" || !navigator.mediaDevices) return null;
+  const start = async () => {
+    const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+    const recorder = new MediaRecorder(stream);
+    const chunks: Blob[] = [];
+    const startedAt = Date.now();
+    recorder.ondataavailable = (e) => chunks.push(e.data);
+    recorder.onstop = () => {
+      for (const track of stream.getTracks()) track.stop();
+      const type = (recorder.mimeType || "audio/webm").split(";")[0] ?? "audio/webm";
+      onRecorded(new Blob(chunks, { type }), Date.now() - startedAt);
+    };
+    recorder.start();
+    setRecording({ recorder, startedAt });
+  };
+  return (
+    <button
+      type="button"
+      class={recording ? "secondary attach recording" : "secondary attach"}
+      aria-label={recording ? "Stop and send the voice message" : "Record a voice message"}
+      title={recording ? "Stop and send" : "Record a voice message"}
+      data-testid="voice-record"
+      disabled={disabled}
+      onClick={() => {
+        if (recording) {
+          recording.recorder.stop();
+          setRecording(null);
+        } else void start().catch(() => setRecording(null));
+      }}
+    >
+      {recording ? `■ ${clockOf(Date.now() - recording.startedAt)}` : "🎤"}
+    </button>
   );
 }
 
@@ -544,6 +651,7 @@ function Bubble({
       ) : (
         <>
           {m.kind === MessageKind.FILE ? <FileBody m={m} session={session} /> : null}
+          {m.kind === MessageKind.AUDIO ? <VoiceBody m={m} session={session} /> : null}
           {m.kind === MessageKind.CUSTOM ? <CustomCard m={m} /> : null}
           {m.text && <TextBody text={m.text} />}
         </>
@@ -978,6 +1086,10 @@ function ChatView({
           >
             <Clip />
           </button>
+          <VoiceRecorder
+            disabled={!!refused}
+            onRecorded={(clip, durationMs) => void session.sendVoice(conv.convId, clip, durationMs)}
+          />
           <input
             type="file"
             ref={file}

@@ -89,6 +89,12 @@ const RETRY_MAX_MS = 15_000;
 const PAGE = 30;
 /** How soon a sync that a storage failure cut short is tried again. */
 const SYNC_RETRY_MS = 5_000;
+/**
+ * Bytes per tus PATCH: what a dropped connection can lose of an upload at most (the client
+ * resumes from the last whole chunk gate has), at one request per chunk.
+ */
+const UPLOAD_CHUNK_BYTES = 2 * 1024 * 1024;
+
 /** A file link is asked for again when it has less than this left. */
 const FILE_LINK_MARGIN_MS = 60_000;
 /** "Typing" is sent at most this often per conversation (the node drops more, TYPING_MIN_INTERVAL_MS). */
@@ -830,13 +836,20 @@ export class Session {
     try {
       const group = conv.group?.groupId;
       const to = group ? { groupId: group } : { toUid: conv.peerUid ?? "" };
-      const ack = group
-        ? m.file
-          ? await client.sendGroupFile(group, m.file, m.text, m.clientMsgId)
-          : await client.sendMessage(to, { text: m.text, replyTo: m.reply?.seq, mentions: m.mentions }, m.clientMsgId)
-        : m.file
-          ? await client.sendFile(conv.peerUid ?? "", m.file, m.text, m.clientMsgId)
-          : await client.sendMessage(to, { text: m.text, replyTo: m.reply?.seq }, m.clientMsgId);
+      const ack =
+        m.kind === MessageKind.AUDIO
+          ? await client.sendMessage(to, { kind: MessageKind.AUDIO, file: m.file }, m.clientMsgId)
+          : group
+            ? m.file
+              ? await client.sendGroupFile(group, m.file, m.text, m.clientMsgId)
+              : await client.sendMessage(
+                  to,
+                  { text: m.text, replyTo: m.reply?.seq, mentions: m.mentions },
+                  m.clientMsgId,
+                )
+            : m.file
+              ? await client.sendFile(conv.peerUid ?? "", m.file, m.text, m.clientMsgId)
+              : await client.sendMessage(to, { text: m.text, replyTo: m.reply?.seq }, m.clientMsgId);
       conv.notice = "";
       conv.hidden = false;
       this.addMessage({ ...m, msgId: ack.msgId, seq: ack.seq, sentAtMs: ack.sentAtMs }, false);
@@ -859,13 +872,34 @@ export class Session {
   }
 
   async sendFile(convId: string, file: File): Promise<void> {
+    await this.sendUpload(convId, file, file.name, MessageKind.FILE);
+  }
+
+  /** A recorded voice message (MediaRecorder's clip): uploaded with its length, sent as AUDIO. */
+  async sendVoice(convId: string, clip: Blob, durationMs: number): Promise<void> {
+    const extension = clip.type.includes("ogg") ? "ogg" : clip.type.includes("mp4") ? "m4a" : "webm";
+    await this.sendUpload(convId, clip, `voice-${Date.now()}.${extension}`, MessageKind.AUDIO, durationMs);
+  }
+
+  private async sendUpload(
+    convId: string,
+    file: Blob,
+    name: string,
+    kind: MessageKind,
+    durationMs?: number,
+  ): Promise<void> {
     const conv = this.conversation(convId);
-    const upload: PendingUpload = { convId, name: file.name, sent: 0, total: file.size };
+    const upload: PendingUpload = { convId, name, sent: 0, total: file.size };
     this.uploads = [...this.uploads, upload];
     this.changed();
     let stored: UploadedFile;
     try {
-      stored = await this.gate.upload(this.auth, convId, file, file.name, {
+      // Resumable (tus): a connection lost on the way resumes from what gate has, and files
+      // larger than a one-shot upload allows (GATE_RESUMABLE_MAX_BYTES) go too.
+      stored = await this.gate.uploadResumable(this.auth, convId, file, name, {
+        contentType: file.type || "application/octet-stream",
+        chunkSize: UPLOAD_CHUNK_BYTES,
+        ...(durationMs !== undefined ? { durationMs } : {}),
         onProgress: (sent, total) => {
           upload.sent = sent;
           upload.total = total;
@@ -886,10 +920,16 @@ export class Session {
       sender: this.uid,
       recipient: conv.peerUid ?? "0",
       clientMsgId: nanoid(),
-      kind: MessageKind.FILE,
+      kind,
       text: "",
       sentAtMs: String(Date.now()),
-      file: { id: stored.id, name: stored.name, size: String(stored.size), contentType: stored.contentType },
+      file: {
+        id: stored.id,
+        name: stored.name,
+        size: String(stored.size),
+        contentType: stored.contentType,
+        ...(stored.media ? { media: stored.media } : {}),
+      },
       status: "sending",
     };
     conv.messages.push(m);
@@ -898,15 +938,16 @@ export class Session {
   }
 
   /**
-   * A signed link to a file (the token never goes in a URL), kept while it has a minute left;
-   * undefined when gate refuses one.
+   * A signed link to a file or its thumbnail (the token never goes in a URL), kept while it has
+   * a minute left; undefined when gate refuses one.
    */
-  async fileUrl(id: string): Promise<string | undefined> {
-    const kept = this.#fileLinks.get(id);
+  async fileUrl(id: string, variant: "original" | "thumbnail" = "original"): Promise<string | undefined> {
+    const key = variant === "thumbnail" ? `${id}/thumbnail` : id;
+    const kept = this.#fileLinks.get(key);
     if (kept && kept.expiresAtMs - Date.now() > FILE_LINK_MARGIN_MS) return kept.url;
     try {
-      const link = await this.gate.fileLink(this.auth, id);
-      this.#fileLinks.set(id, link);
+      const link = await this.gate.fileLink(this.auth, id, variant);
+      this.#fileLinks.set(key, link);
       return link.url;
     } catch {
       return undefined;

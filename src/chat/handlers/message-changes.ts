@@ -80,16 +80,36 @@ export async function recall(ctx: HandlerContext, session: LoggedInSession, requ
   const admin = session.privileged === true || (await runsGroup(ctx, target.convId, actor));
   const windowSeconds = ctx.config.MESSAGE_RECALL_WINDOW_SECONDS;
   const now = Date.now();
+  // The file the recalled message named, as the store's lock found it (decide may run again).
+  let file: string | undefined;
+  const recalling = (message: StoredMessage): MessageEffect => {
+    file = namesFile(message.kind) ? message.file?.id : undefined;
+    return { kind: "recall" };
+  };
   const outcome = await change(ctx, session, target, (message) => {
-    if (admin) return message.recalled ? null : { kind: "recall" };
+    file = undefined;
+    if (admin) return message.recalled ? null : recalling(message);
     if (message.sender !== actor) throw new AppError(ErrorCode.NOT_MESSAGE_SENDER, "only its sender recalls a message");
     if (message.recalled) return null;
     if (windowClosed(message, windowSeconds, now)) {
       throw new AppError(ErrorCode.CHANGE_WINDOW_CLOSED, `messages are recalled within ${windowSeconds} s`);
     }
-    return { kind: "recall" };
+    return recalling(message);
   });
+  const recalledFile = file;
+  if (outcome.event && recalledFile) await releaseFile(ctx, recalledFile, now);
   return { $case: "recallResp", value: outcome };
+}
+
+/**
+ * A recalled message no longer keeps its file: the store releases it (unless another message
+ * or a forward still names it) and gate's sweep deletes it; this node has no FileStore to. The
+ * recall stands either way: a release that fails leaves the file stored.
+ */
+async function releaseFile(ctx: HandlerContext, fileId: string, atMs: number): Promise<void> {
+  await ctx.files
+    ?.release(fileId, atMs)
+    .catch((err: unknown) => ctx.log.warn({ err, fileId }, "recall: file not released, it stays stored"));
 }
 
 /** A new text (or a file's caption), by the sender within MESSAGE_EDIT_WINDOW_SECONDS. */

@@ -7,6 +7,7 @@ import type { GateConfig, GateDeps, GateFiles } from "../deps.js";
 import { declaredDurationMs, uploadMedia } from "../file-media.js";
 import { baseType, cleanName, isParticipant, typeAllowed, type UploadQuota } from "../file-rules.js";
 import { replies, storedFileReplySchema } from "../schemas.js";
+import type { StorageQuota } from "../storage-quota.js";
 import type { UploadTickets } from "../upload-tickets.js";
 
 export type DirectUploadsOptions = GateFiles &
@@ -14,6 +15,7 @@ export type DirectUploadsOptions = GateFiles &
     config: Pick<GateConfig, "GATE_FILE_MAX_BYTES" | "FILE_URL_TTL_SECONDS" | "MEDIA_MAX_DURATION_MS">;
     tickets: UploadTickets;
     quota: UploadQuota;
+    storage: StorageQuota;
     /** GATE_FILE_TYPES. */
     allowList: string[];
   };
@@ -71,8 +73,9 @@ export function storedFile(file: FileMeta) {
  * Uploads whose bytes go from the client straight to the object store (FileStore.direct), with
  * the login token in headers as every /v1/files route:
  * - POST /v1/files/uploads `{convId, name, size, contentType, durationMs?}` checks what a multipart upload
- *   checks (participant, type, GATE_FILE_MAX_BYTES, the daily count and bytes; the bytes are
- *   the declared size, counted now) and answers `{id, upload: {url, method, headers,
+ *   checks (participant, type, GATE_FILE_MAX_BYTES, GATE_USER_STORAGE_MAX_BYTES, the daily count
+ *   and bytes; the bytes are the declared size, counted now), records the upload as pending (the
+ *   sweep deletes its object if it is never completed) and answers `{id, upload: {url, method, headers,
  *   expiresAtMs}, ticket}`: a presigned PUT of exactly those bytes, and a signed ticket of what
  *   was checked.
  * - The client PUTs the bytes to upload.url with upload.headers.
@@ -82,7 +85,7 @@ export function storedFile(file: FileMeta) {
  * POST /v1/files then.
  */
 export const directUploadsRoute: FastifyPluginAsync<DirectUploadsOptions> = async (app, opts) => {
-  const { meta, bytes, messages, status, ids, config, tickets, quota, allowList, previews } = opts;
+  const { meta, bytes, messages, status, ids, config, tickets, quota, storage, allowList, previews } = opts;
   const directTransfers = () => {
     if (!bytes.direct) {
       throw new AppError(
@@ -109,12 +112,16 @@ export const directUploadsRoute: FastifyPluginAsync<DirectUploadsOptions> = asyn
         throw new AppError(ErrorCode.FILE_TOO_LARGE, `files are at most ${config.GATE_FILE_MAX_BYTES} bytes`);
       }
       const durationMs = declaredDurationMs(request.body.durationMs, contentType, config.MEDIA_MAX_DURATION_MS);
+      // The declared size is all the store will take (the presigned PUT is signed for it).
+      await storage.ensureRoom(uid, size);
       await quota.countUpload(uid);
       // The presigned PUT stores exactly `size` bytes or none: what a multipart upload counts
       // once it has them is known now.
       await quota.spendBytes(uid, size);
       const id = ids.next();
       const name = cleanName(request.body.name);
+      // Recorded before the client can PUT: an upload never completed is found by the sweep.
+      await meta.startPending(id, uid, Date.now());
       const upload = await direct.uploadUrl(id, { contentType, size, expiresInSeconds: config.FILE_URL_TTL_SECONDS });
       const { ticket } = tickets.issue({ id, uid, convId, name, size, contentType, durationMs });
       return { error: ErrorCode.OK, id, upload, ticket };
@@ -135,8 +142,12 @@ export const directUploadsRoute: FastifyPluginAsync<DirectUploadsOptions> = asyn
       if (claims.uid !== uid) throw new AppError(ErrorCode.NOT_PARTICIPANT, "another user's upload");
       const done = await meta.byId(claims.id);
       if (done) return storedFile(done);
-      // Whatever is under the id now can never be completed: nothing else would remove it.
-      const drop = () => bytes.delete(claims.id).catch(() => {});
+      // Whatever is under the id now can never be completed: removed now rather than by the sweep.
+      const drop = () =>
+        bytes
+          .delete(claims.id)
+          .then(() => meta.completePending(claims.id))
+          .catch(() => {});
       if (verdict.expired) {
         await drop();
         throw new AppError(ErrorCode.INVALID_ARGUMENT, "this upload ticket has expired: start the upload again");
@@ -176,6 +187,8 @@ export const directUploadsRoute: FastifyPluginAsync<DirectUploadsOptions> = asyn
         if (raced) return storedFile(raced);
         throw err;
       }
+      // Not pending any more; should this fail, the sweep finds the files row and keeps the object.
+      await meta.completePending(id).catch(() => {});
       return storedFile(file);
     },
   );

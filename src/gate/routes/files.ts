@@ -12,9 +12,11 @@ import type { FileLinks, FileVariant } from "../file-links.js";
 import { declaredDurationMs, uploadMedia } from "../file-media.js";
 import { allowedTypes, cleanName, isParticipant, shownInline, typeAllowed, UploadQuota } from "../file-rules.js";
 import { replies, storedFileReplySchema } from "../schemas.js";
+import { StorageQuota } from "../storage-quota.js";
 import { UploadSweeper } from "../upload-sweeper.js";
 import type { UploadTickets } from "../upload-tickets.js";
 import { directUploadsRoute, storedFile } from "./direct-uploads.js";
+import { resumableUploadsRoute } from "./resumable-uploads.js";
 
 export type FilesRouteOptions = GateFiles &
   Pick<GateDeps, "status" | "ids" | "config" | "log" | "limiter"> & { links: FileLinks; tickets: UploadTickets };
@@ -47,6 +49,7 @@ export const filesRoute: FastifyPluginAsync<FilesRouteOptions> = async (app, opt
   app.addHook("onClose", () => sweeper.stop());
   const allowList = allowedTypes(config);
   const quota = new UploadQuota(limiter, config);
+  const storage = new StorageQuota(meta, config);
   await app.register(multipart, {
     limits: { fileSize: config.GATE_FILE_MAX_BYTES, files: 1, fields: 4, parts: 5, fieldSize: 1024 },
   });
@@ -61,9 +64,14 @@ export const filesRoute: FastifyPluginAsync<FilesRouteOptions> = async (app, opt
     config,
     tickets,
     quota,
+    storage,
     allowList,
     ...(previews ? { previews } : {}),
   });
+  if (opts.resumable) {
+    const { resumable } = opts;
+    await app.register(resumableUploadsRoute, { ...opts, resumable, quota, storage, allowList, sweeper });
+  }
 
   app.post("/v1/files", { schema: { response: replies(storedFileReplySchema) } }, async (request) => {
     const uid = await caller(request);
@@ -73,6 +81,9 @@ export const filesRoute: FastifyPluginAsync<FilesRouteOptions> = async (app, opt
     }
     if (!(await isParticipant(messages, convId, uid))) throw new AppError(ErrorCode.NOT_PARTICIPANT);
     if (!request.isMultipart()) throw new AppError(ErrorCode.FILE_MISSING, "expected multipart/form-data");
+    // The declared Content-Length says little of the file's size: a full quota refuses now,
+    // and the size is checked again once the bytes are stored.
+    await storage.ensureRoom(uid, 1);
     await quota.countUpload(uid);
 
     let file: MultipartFile | undefined;
@@ -109,6 +120,7 @@ export const filesRoute: FastifyPluginAsync<FilesRouteOptions> = async (app, opt
     }
     // Counted once the size is known; a refused upload is dropped and spends nothing.
     try {
+      await storage.ensureRoom(uid, size);
       await quota.spendBytes(uid, size);
     } catch (err) {
       await bytes.delete(id).catch(() => {});

@@ -23,6 +23,8 @@ export const SERVICE_TABLES: Record<DatabaseService, { write: readonly string[];
       "user_names",
       "user_emails",
       "files",
+      // Direct uploads started and not completed (issue 19): recorded, completed and swept by gate.
+      "pending_uploads",
       "account_deletions",
       "api_keys",
       "user_bans",

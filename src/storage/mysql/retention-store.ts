@@ -1,8 +1,8 @@
 import type { ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { ErrorCode } from "../../errors.js";
 import { GROUP_CONV_PREFIX, isDecimalId } from "../../ids/identifiers.js";
-import type { ExpiredConversation, RetentionStore, SentMessageEraser, Uid } from "../ports.js";
-import { expiredEnd, expiredOf, groupCursor, type ScannedConversation } from "../retention/expiry.js";
+import type { ExpiredConversation, PurgedBatch, RetentionStore, SentMessageEraser, Uid } from "../ports.js";
+import { expiredEnd, expiredOf, filesBefore, groupCursor, type ScannedConversation } from "../retention/expiry.js";
 import { mysqlCall } from "./errors.js";
 import type { Pool } from "./pool.js";
 import type { Connection } from "./timeouts.js";
@@ -91,8 +91,8 @@ export class MysqlRetentionStore implements RetentionStore {
    * reactions and delete-for-me marks (members' hidden_count lowered), retained_from_seq moved,
    * commit. A fenced slot throws SlotFencedError (rolled back, nothing done).
    */
-  async purge(convId: string, cutoffMs: number, maxRows: number): Promise<number> {
-    if (typeof convId !== "string" || !Number.isSafeInteger(cutoffMs) || !(maxRows >= 1)) return 0;
+  async purge(convId: string, cutoffMs: number, maxRows: number): Promise<PurgedBatch> {
+    if (typeof convId !== "string" || !Number.isSafeInteger(cutoffMs) || !(maxRows >= 1)) return NOTHING_PURGED;
     const instance = this.placement.instanceOf(convId);
     const fence = this.placement.fenceCheck?.([convId]);
     return mysqlCall(ErrorCode.STORAGE_UNAVAILABLE, `retention purge on ${instance}`, () =>
@@ -111,13 +111,15 @@ async function purgeIn(
   cutoffMs: number,
   maxRows: number,
   fence: FenceCheck | undefined,
-): Promise<number> {
+): Promise<PurgedBatch> {
   const [read] = await conn.query<RowDataPacket[][]>(
     [
       "START TRANSACTION",
       ...(fence ? [fence.sql] : []),
       "SELECT retained_from_seq FROM conversations WHERE conv_id = ? FOR UPDATE",
-      `SELECT m.seq, m.sent_at FROM conversations c
+      // The id of the file a message names, in the read the purge makes anyway: the files row
+      // is on another shard, released by the caller after the commit.
+      `SELECT m.seq, m.sent_at, JSON_VALUE(m.file_json, '$.id') AS file_id FROM conversations c
          JOIN messages m ON m.conv_id = c.conv_id AND m.seq >= c.retained_from_seq
         WHERE c.conv_id = ? ORDER BY m.seq LIMIT ?`,
     ].join(";\n"),
@@ -126,10 +128,11 @@ async function purgeIn(
   if (fence) fence.check(read[1] ?? []);
   const conv = read.at(-2)?.[0];
   const from = Number(conv?.retained_from_seq ?? 0);
-  const end = expiredEnd((read.at(-1) ?? []) as { seq: unknown; sent_at: unknown }[], cutoffMs);
+  const oldest = (read.at(-1) ?? []) as { seq: unknown; sent_at: unknown; file_id: unknown }[];
+  const end = expiredEnd(oldest, cutoffMs);
   if (!conv || end <= from) {
     await conn.query("COMMIT");
-    return 0;
+    return NOTHING_PURGED;
   }
   const range = [convId, from, end];
   const [done] = await conn.query<ResultSetHeader[]>(
@@ -147,8 +150,10 @@ async function purgeIn(
     ].join(";\n"),
     [...range, ...range, ...range, convId, ...range, end, convId],
   );
-  return Number(done[0]?.affectedRows ?? 0);
+  return { messages: Number(done[0]?.affectedRows ?? 0), files: filesBefore(oldest, end) };
 }
+
+const NOTHING_PURGED: PurgedBatch = { messages: 0, files: [] };
 
 /** A page of every conversation, by primary key, with its first retained message and group TTL. */
 async function scanAll(

@@ -61,3 +61,11 @@ export function expiredEnd(rows: { seq: unknown; sent_at: unknown }[], cutoffMs:
   }
   return end;
 }
+
+/**
+ * The ids of the files named by the messages a purge deleted (those before seq `end`, of the
+ * rows it read with each one's file id, null when it names none).
+ */
+export function filesBefore(rows: readonly { seq: unknown; file_id: unknown }[], end: number): string[] {
+  return rows.filter((r) => Number(r.seq) < end && r.file_id != null).map((r) => String(r.file_id));
+}

@@ -4,7 +4,7 @@ import type { Logger } from "../../log/logger.js";
 import type { Metrics } from "../../metrics/metrics.js";
 import { type InstanceLease, type InstanceReport, LeasedInstanceJob } from "../../routing/leased-instance-job.js";
 import type { JobLocks } from "../../routing/ports.js";
-import type { RetentionStore } from "../ports.js";
+import type { FileMetaStore, RetentionStore } from "../ports.js";
 
 export type RetentionSettings = Pick<
   Config,
@@ -13,6 +13,11 @@ export type RetentionSettings = Pick<
 
 export interface RetentionPurgerOptions {
   store: RetentionStore;
+  /**
+   * Where the purged messages' files are released (gate's sweep then deletes them); absent,
+   * they stay stored.
+   */
+  files?: Pick<FileMetaStore, "release">;
   settings: RetentionSettings;
   log: Logger;
   metrics?: Pick<Metrics, "retentionPurged" | "retentionPassSeconds">;
@@ -48,6 +53,7 @@ export interface PassReport extends InstanceReport {
  */
 export class RetentionPurger {
   readonly #store: RetentionStore;
+  readonly #files: RetentionPurgerOptions["files"];
   readonly #settings: RetentionSettings;
   readonly #log: Logger;
   readonly #metrics: RetentionPurgerOptions["metrics"];
@@ -56,6 +62,7 @@ export class RetentionPurger {
 
   constructor(options: RetentionPurgerOptions) {
     this.#store = options.store;
+    this.#files = options.files;
     this.#settings = options.settings;
     this.#log = options.log;
     this.#metrics = options.metrics;
@@ -122,17 +129,31 @@ export class RetentionPurger {
     else this.#log.debug(done, "retention pass: nothing expired");
   }
 
+  /**
+   * The purged messages' files, after the purge's commit (the files rows are on other shards):
+   * one that fails stays stored, as does one the purger stops before releasing.
+   */
+  async #release(fileIds: string[]): Promise<void> {
+    const files = this.#files;
+    if (!files) return;
+    const now = this.#now();
+    for (const id of fileIds) {
+      await files.release(id, now).catch((err: unknown) => this.#log.warn({ err, id }, "retention: file not released"));
+    }
+  }
+
   /** Batches until nothing expired is left: messages deleted, or null when skipped for this pass. */
   async #purgeConversation(convId: string, cutoffMs: number): Promise<number | null> {
     const batch = this.#settings.RETENTION_PURGE_BATCH;
     let total = 0;
     try {
       for (;;) {
-        const rows = await this.#store.purge(convId, cutoffMs, batch);
-        total += rows;
-        this.#metrics?.retentionPurged.inc(rows);
+        const purged = await this.#store.purge(convId, cutoffMs, batch);
+        total += purged.messages;
+        this.#metrics?.retentionPurged.inc(purged.messages);
+        await this.#release(purged.files);
         // Fewer than a batch: the expired prefix ended inside it.
-        if (rows < batch || this.#job.stopping) return total;
+        if (purged.messages < batch || this.#job.stopping) return total;
       }
     } catch (err) {
       if (err instanceof AppError && err.code === ErrorCode.SLOT_MOVING) {

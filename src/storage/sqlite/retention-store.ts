@@ -1,6 +1,6 @@
 import { ErrorCode } from "../../errors.js";
-import type { ExpiredConversation, RetentionStore, SentMessageEraser, Uid } from "../ports.js";
-import { expiredEnd, expiredOf, groupCursor, type ScannedConversation } from "../retention/expiry.js";
+import type { ExpiredConversation, PurgedBatch, RetentionStore, SentMessageEraser, Uid } from "../ports.js";
+import { expiredEnd, expiredOf, filesBefore, groupCursor, type ScannedConversation } from "../retention/expiry.js";
 import type { SqliteDatabase } from "./database.js";
 import { sqliteCall } from "./errors.js";
 import { canonicalId } from "./uids.js";
@@ -16,7 +16,7 @@ const INSTANCE = "sqlite";
 export class SqliteRetentionStore implements RetentionStore {
   readonly #scan: (after: string, limit: number) => ScannedConversation[];
   readonly #groups: (afterTtl: number, afterGroup: string, limit: number) => (ScannedConversation & { ttl: number })[];
-  readonly #purge: (convId: string, cutoffMs: number, maxRows: number) => number;
+  readonly #purge: (convId: string, cutoffMs: number, maxRows: number) => PurgedBatch;
 
   constructor(db: SqliteDatabase) {
     // Every conversation by its primary key, its first retained message by the messages
@@ -42,8 +42,9 @@ export class SqliteRetentionStore implements RetentionStore {
     const retained = db.prepare<[string], { retained_from_seq: number }>(
       "SELECT retained_from_seq FROM conversations WHERE conv_id = ?",
     );
-    const oldest = db.prepare<[string, number, number], { seq: number; sent_at: number }>(
-      "SELECT seq, sent_at FROM messages WHERE conv_id = ? AND seq >= ? ORDER BY seq LIMIT ?",
+    // With the id of the file each names, released by the caller (see RetentionStore.purge).
+    const oldest = db.prepare<[string, number, number], { seq: number; sent_at: number; file_id: string | null }>(
+      "SELECT seq, sent_at, json_extract(file_json, '$.id') AS file_id FROM messages WHERE conv_id = ? AND seq >= ? ORDER BY seq LIMIT ?",
     );
     const range = "conv_id = ? AND seq >= ? AND seq < ?";
     const deleteMessages = db.prepare<[string, number, number]>(`DELETE FROM messages WHERE ${range}`);
@@ -63,18 +64,19 @@ export class SqliteRetentionStore implements RetentionStore {
 
     this.#scan = (after, limit) => scan.all(after, limit);
     this.#groups = (afterTtl, afterGroup, limit) => groups.all(afterTtl, afterTtl, afterGroup, limit);
-    const purge = db.transaction((convId: string, cutoffMs: number, maxRows: number): number => {
+    const purge = db.transaction((convId: string, cutoffMs: number, maxRows: number): PurgedBatch => {
       const conv = retained.get(convId);
-      if (!conv) return 0;
+      if (!conv) return { messages: 0, files: [] };
       const from = Number(conv.retained_from_seq);
-      const end = expiredEnd(oldest.all(convId, from, maxRows), cutoffMs);
-      if (end <= from) return 0;
+      const rows = oldest.all(convId, from, maxRows);
+      const end = expiredEnd(rows, cutoffMs);
+      if (end <= from) return { messages: 0, files: [] };
       const deleted = deleteMessages.run(convId, from, end).changes;
       deleteReactions.run(convId, from, end);
       for (const { uid, n } of hiddenCounts.all(convId, from, end)) lowerHiddenCount.run(n, n, convId, uid);
       deleteHidden.run(convId, from, end);
       moveRetained.run(end, convId);
-      return deleted;
+      return { messages: deleted, files: filesBefore(rows, end) };
     });
     this.#purge = (convId, cutoffMs, maxRows) => purge.immediate(convId, cutoffMs, maxRows);
   }
@@ -105,8 +107,10 @@ export class SqliteRetentionStore implements RetentionStore {
     });
   }
 
-  async purge(convId: string, cutoffMs: number, maxRows: number): Promise<number> {
-    if (typeof convId !== "string" || !Number.isSafeInteger(cutoffMs) || !(maxRows >= 1)) return 0;
+  async purge(convId: string, cutoffMs: number, maxRows: number): Promise<PurgedBatch> {
+    if (typeof convId !== "string" || !Number.isSafeInteger(cutoffMs) || !(maxRows >= 1)) {
+      return { messages: 0, files: [] };
+    }
     return call(() => this.#purge(convId, cutoffMs, Math.floor(maxRows)));
   }
 }

@@ -105,6 +105,8 @@ export enum ErrorCode {
   FILE_MISSING = 7003,
   /** DIRECT_UPLOAD_UNAVAILABLE - a direct upload (POST /v1/files/uploads) where the file store takes none (local disk): upload through gate */
   DIRECT_UPLOAD_UNAVAILABLE = 7004,
+  /** STORAGE_QUOTA_EXCEEDED - the upload would take the user's stored files past GATE_USER_STORAGE_MAX_BYTES */
+  STORAGE_QUOTA_EXCEEDED = 7005,
   /** SLOT_MOVING - 80xx: scaling out (moving users between chat nodes, slots between MySQL instances). */
   SLOT_MOVING = 8001,
   /** API_KEY_INVALID - 91xx: the Server API (/admin, issue 18). */
@@ -270,6 +272,9 @@ export function errorCodeFromJSON(object: any): ErrorCode {
     case 7004:
     case "ERROR_CODE_DIRECT_UPLOAD_UNAVAILABLE":
       return ErrorCode.DIRECT_UPLOAD_UNAVAILABLE;
+    case 7005:
+    case "ERROR_CODE_STORAGE_QUOTA_EXCEEDED":
+      return ErrorCode.STORAGE_QUOTA_EXCEEDED;
     case 8001:
     case "ERROR_CODE_SLOT_MOVING":
       return ErrorCode.SLOT_MOVING;
@@ -394,6 +399,8 @@ export function errorCodeToJSON(object: ErrorCode): string {
       return "ERROR_CODE_FILE_MISSING";
     case ErrorCode.DIRECT_UPLOAD_UNAVAILABLE:
       return "ERROR_CODE_DIRECT_UPLOAD_UNAVAILABLE";
+    case ErrorCode.STORAGE_QUOTA_EXCEEDED:
+      return "ERROR_CODE_STORAGE_QUOTA_EXCEEDED";
     case ErrorCode.SLOT_MOVING:
       return "ERROR_CODE_SLOT_MOVING";
     case ErrorCode.API_KEY_INVALID:
