@@ -1,6 +1,6 @@
 import { AppError, ErrorCode } from "../errors.js";
 import type { ImagePreview } from "../files/image-preview.js";
-import type { FileMedia } from "../storage/ports.js";
+import type { FileMedia, FileMeta } from "../storage/ports.js";
 
 /** What gate learns of an upload's content (src/files/image-preview.ts ImagePreviews). */
 export interface MediaProbe {
@@ -52,4 +52,17 @@ export async function uploadMedia(
         }
       : {}),
   };
+}
+
+/**
+ * A stored upload's row, however its bytes came (multipart, direct, tus): what was checked,
+ * and what gate learned of its content.
+ */
+export async function uploadedFile(
+  probe: MediaProbe | undefined,
+  upload: Omit<FileMeta, "createdAt" | "media" | "sharedWith"> & { durationMs: number },
+): Promise<FileMeta> {
+  const { durationMs, ...file } = upload;
+  const media = await uploadMedia(probe, file.id, file.contentType, durationMs);
+  return { ...file, createdAt: Date.now(), ...(media ? { media } : {}) };
 }

@@ -1,6 +1,7 @@
 import { createAdminStores } from "../admin/stores.js";
 import { createAccountDeletionRequest, createAdapters, requireSharedRouting } from "../compose.js";
 import { createFileServices } from "../files/create.js";
+import { RedisUploadLocker } from "../files/upload-locker.js";
 import { StatusServiceService } from "../gen/shardchat/v1/status.js";
 import { VerifyServiceService } from "../gen/shardchat/v1/verify.js";
 import { grpcClient } from "../grpc/api.js";
@@ -8,6 +9,7 @@ import { internalTlsOf } from "../grpc/tls.js";
 import { leaseSnowflake } from "../ids/lease-snowflake.js";
 import { tcpProbe } from "../metrics/health.js";
 import { createMetrics } from "../metrics/metrics.js";
+import { createRedis } from "../routing/redis-client.js";
 import { runService } from "../shutdown.js";
 import { startGate } from "./server.js";
 
@@ -27,6 +29,17 @@ await runService({
     // The Server API's clients of the chat nodes (issue 18).
     const admin = createAdminStores(adapters, status.api, config, log.child({ use: "server-api" }), internal);
     onStop(() => admin.close());
+    // Resumable uploads' locks: a resumed upload's requests may reach any gate (requireSharedRouting
+    // above: Redis is there).
+    const lockRedis = createRedis(config);
+    lockRedis.on("error", () => metrics.redisErrors.inc());
+    onStop(() =>
+      lockRedis.quit().then(
+        () => undefined,
+        () => lockRedis.disconnect(),
+      ),
+    );
+    const uploadLocker = new RedisUploadLocker(lockRedis, config.REDIS_KEY_PREFIX, config);
     const lease = await leaseSnowflake({ leases: adapters.workerLeases, config, log });
     onStop(() => lease.release());
     const gate = await startGate({
@@ -39,7 +52,7 @@ await runService({
       limiter: adapters.limiter,
       metrics,
       probes: [...adapters.probes, tcpProbe("verify", config.VERIFY_ADDR), tcpProbe("status", config.STATUS_ADDR)],
-      files: { meta: adapters.files, messages: adapters.messages, ...createFileServices(config, log) },
+      files: { meta: adapters.files, messages: adapters.messages, ...createFileServices(config, log, uploadLocker) },
       accounts: createAccountDeletionRequest(adapters, config, status.api, log.child({ use: "account-deletion" })),
       pushDevices: adapters.pushDevices,
       admin: admin.stores,

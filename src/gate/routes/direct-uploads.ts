@@ -4,7 +4,7 @@ import { COLUMN_CHARS } from "../../ids/identifiers.js";
 import type { FileMeta } from "../../storage/ports.js";
 import { callerOf } from "../auth.js";
 import type { GateConfig, GateDeps, GateFiles } from "../deps.js";
-import { declaredDurationMs, uploadMedia } from "../file-media.js";
+import { declaredDurationMs, uploadedFile } from "../file-media.js";
 import { baseType, cleanName, isParticipant, typeAllowed, type UploadQuota } from "../file-rules.js";
 import { replies, storedFileReplySchema } from "../schemas.js";
 import type { StorageQuota } from "../storage-quota.js";
@@ -168,17 +168,15 @@ export const directUploadsRoute: FastifyPluginAsync<DirectUploadsOptions> = asyn
         );
       }
       const { id, convId, name, size, contentType } = claims;
-      const media = await uploadMedia(previews, id, contentType, claims.durationMs ?? 0);
-      const file: FileMeta = {
+      const file = await uploadedFile(previews, {
         id,
         owner: uid,
         convId,
         name,
         size,
         contentType,
-        createdAt: Date.now(),
-        ...(media ? { media } : {}),
-      };
+        durationMs: claims.durationMs ?? 0,
+      });
       try {
         await meta.create(file);
       } catch (err) {

@@ -4,12 +4,11 @@ import type { FastifyPluginAsync, FastifyRequest } from "fastify";
 import { AppError, ErrorCode } from "../../errors.js";
 import { thumbnailKey } from "../../files/image-preview.js";
 import { COLUMN_CHARS } from "../../ids/identifiers.js";
-import type { FileMeta } from "../../storage/ports.js";
 import { callerOf } from "../auth.js";
 import { answerToRange, contentRange, unsatisfiedRange } from "../byte-ranges.js";
 import type { GateDeps, GateFiles } from "../deps.js";
 import type { FileLinks, FileVariant } from "../file-links.js";
-import { declaredDurationMs, uploadMedia } from "../file-media.js";
+import { declaredDurationMs, uploadedFile } from "../file-media.js";
 import { allowedTypes, cleanName, isParticipant, shownInline, typeAllowed, UploadQuota } from "../file-rules.js";
 import { replies, storedFileReplySchema } from "../schemas.js";
 import { StorageQuota } from "../storage-quota.js";
@@ -127,17 +126,7 @@ export const filesRoute: FastifyPluginAsync<FilesRouteOptions> = async (app, opt
       throw err;
     }
     const name = cleanName(file.filename);
-    const media = await uploadMedia(previews, id, contentType, durationMs);
-    const stored: FileMeta = {
-      id,
-      owner: uid,
-      convId,
-      name,
-      size,
-      contentType,
-      createdAt: Date.now(),
-      ...(media ? { media } : {}),
-    };
+    const stored = await uploadedFile(previews, { id, owner: uid, convId, name, size, contentType, durationMs });
     try {
       await meta.create(stored);
     } catch (err) {

@@ -8,7 +8,7 @@ import type { FileMeta, Uid } from "../../storage/ports.js";
 import { callerOf } from "../auth.js";
 import type { GateConfig, GateDeps, GateFiles } from "../deps.js";
 import { errorAnswer } from "../errors.js";
-import { declaredDurationMs, uploadMedia } from "../file-media.js";
+import { declaredDurationMs, uploadedFile } from "../file-media.js";
 import { baseType, cleanName, isParticipant, typeAllowed, type UploadQuota } from "../file-rules.js";
 import type { StorageQuota } from "../storage-quota.js";
 import type { UploadSweeper } from "../upload-sweeper.js";
@@ -76,6 +76,7 @@ export const resumableUploadsRoute: FastifyPluginAsync<ResumableUploadsOptions> 
   const tus = new Server({
     path: RESUMABLE_UPLOADS_PATH,
     datastore: resumable.datastore,
+    ...(resumable.locker ? { locker: resumable.locker } : {}),
     maxSize: config.GATE_RESUMABLE_MAX_BYTES,
     // Gate answers same-origin clients only, as all its routes: no CORS headers.
     allowedOrigins: [],
@@ -165,17 +166,15 @@ export const resumableUploadsRoute: FastifyPluginAsync<ResumableUploadsOptions> 
       throw new AppError(ErrorCode.NOT_PARTICIPANT);
     }
     await resumable.settle(upload.id, { contentType: claims.contentType });
-    const media = await uploadMedia(previews, id, claims.contentType, claims.durationMs);
-    const file: FileMeta = {
+    const file = await uploadedFile(previews, {
       id,
       owner: claims.uid,
       convId: claims.convId,
       name: claims.name,
       size: upload.size ?? upload.offset,
       contentType: claims.contentType,
-      createdAt: Date.now(),
-      ...(media ? { media } : {}),
-    };
+      durationMs: claims.durationMs,
+    });
     try {
       await meta.create(file);
     } catch (err) {
