@@ -2,7 +2,7 @@
 # Stops what ops/stack/up.sh started (by its pid files), nothing else: the machine's own
 # MariaDB (3306) and Redis (6379) keep running. MariaDB data dirs are kept; the Redis
 # cluster's config is removed so the next up builds a fresh cluster.
-#   --services   only the services (status, verify, gate, chat nodes); databases and Redis stay
+#   --services   only the services (status, verify, gates, chat nodes); databases, Redis and S3 stay
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 [ -d "$STACK_RUN_DIR" ] || { echo "[stack] nothing to stop"; exit 0; }
@@ -26,11 +26,13 @@ stop_pid() { # pidfile name
 for file in "$STACK_RUN_DIR"/chat-*.pid; do
   [ -e "$file" ] && stop_pid "$file" "$(basename "$file" .pid)"
 done
-for name in gate verify status; do stop_pid "$STACK_RUN_DIR/$name.pid" "$name"; done
+for name in gate-2 gate verify status; do stop_pid "$STACK_RUN_DIR/$name.pid" "$name"; done
 if [ "${1:-}" = "--services" ]; then echo "[stack] services down"; exit 0; fi
 for port in $STACK_REDIS_PORTS; do
   stop_pid "$STACK_RUN_DIR/redis-$port.pid" "redis $port"
   rm -f "$STACK_DIR/redis-$port/nodes-$port.conf" "$STACK_DIR/redis-$port/dump.rdb"
 done
 for port in $STACK_MYSQL_EXTRA_PORTS; do stop_pid "$STACK_RUN_DIR/mariadb-$port.pid" "mariadbd $port"; done
+# (moto keeps its buckets in memory: the next up makes the bucket again.)
+stop_pid "$STACK_RUN_DIR/s3.pid" "moto_server (S3)"
 echo "[stack] down"

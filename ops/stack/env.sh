@@ -21,12 +21,18 @@ STACK_REDIS_PREFIX="${STACK_REDIS_PREFIX:-stack:}"
 # Services (fixed ports, apart from npm start's defaults so both can run at once).
 STACK_HOST="${STACK_HOST:-127.0.0.1}"
 STACK_GATE_PORT="${STACK_GATE_PORT:-8180}"
+# A second gate on the same bucket: gates share nothing but the bucket, Redis and the databases.
+STACK_GATE2_PORT="${STACK_GATE2_PORT:-8181}"
 STACK_VERIFY_PORT="${STACK_VERIFY_PORT:-50151}"
 STACK_STATUS_PORT="${STACK_STATUS_PORT:-50152}"
 STACK_CHAT_NODES="${STACK_CHAT_NODES:-3}"
 STACK_CHAT_TCP_BASE="${STACK_CHAT_TCP_BASE:-9201}"
 STACK_CHAT_WS_BASE="${STACK_CHAT_WS_BASE:-9301}"
 STACK_CHAT_GRPC_BASE="${STACK_CHAT_GRPC_BASE:-50161}"
+
+# S3: moto_server (Python, in memory) on loopback, the gates' FILE_STORE=s3 bucket.
+STACK_S3_PORT="${STACK_S3_PORT:-9400}"
+STACK_S3_BUCKET="${STACK_S3_BUCKET:-shardchat-stack}"
 
 stack_mysql_ports() { echo "$STACK_MYSQL_MAIN_PORT $STACK_MYSQL_EXTRA_PORTS"; }
 
@@ -87,4 +93,18 @@ stack_service_env() {
     "STATUS_ADDR=$STACK_HOST:$STACK_STATUS_PORT" \
     "VERIFY_ADDR=$STACK_HOST:$STACK_VERIFY_PORT" \
     "LOG_LEVEL=${LOG_LEVEL:-info}"
+}
+
+# The settings of both gates on top of stack_service_env: files in the stack's S3 bucket
+# (moto accepts any key pair). Their file links are signed with a key derived from the shared
+# INTERNAL_AUTH_TOKEN, so either gate's link is good at the other.
+stack_gate_env() {
+  printf '%s\n' \
+    "FILE_STORE=s3" \
+    "S3_ENDPOINT=http://127.0.0.1:$STACK_S3_PORT" \
+    "S3_FORCE_PATH_STYLE=true" \
+    "S3_REGION=us-east-1" \
+    "S3_BUCKET=$STACK_S3_BUCKET" \
+    "S3_ACCESS_KEY_ID=stack" \
+    "S3_SECRET_ACCESS_KEY=stack"
 }

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Starts the local multi-shard stack on loopback: the machine's MariaDB (3306) plus extra
-# mariadbd instances, a 6-node Redis Cluster, then status, verify, gate and the chat nodes
-# with the multi-shard settings. Idempotent: what already runs is kept. Everything it starts
+# mariadbd instances, a 6-node Redis Cluster, an S3 server (moto_server), then status, verify,
+# two gates on one bucket (FILE_STORE=s3) and the chat nodes with the multi-shard settings. Idempotent: what already runs is kept. Everything it starts
 # has a pid file in .stack/run and a log in .stack/logs; ops/stack/down.sh stops exactly that.
-#   --infra      only the databases and the Redis Cluster (what the storage tests need)
+#   --infra      only the databases, the Redis Cluster and the S3 server (what the storage tests need)
 #   --services   only the services that do not run (fault injection restarting what it stopped):
 #                the databases and Redis are left as they are, even when they look unwell
 set -euo pipefail
@@ -203,6 +203,29 @@ create_cluster() {
     die "redis-cli --cluster create failed: $(grep -E 'ERR|rror' "$STACK_LOG_DIR/redis-cluster-create.log" | head -3) (see $STACK_LOG_DIR/redis-cluster-create.log)"
 }
 
+# moto_server (pip package moto[server]): on this machine's image under pyenv's shims.
+MOTO_SERVER="${STACK_MOTO_SERVER:-$(command -v moto_server || echo /root/.pyenv/shims/moto_server)}"
+s3_url() { echo "http://127.0.0.1:$STACK_S3_PORT"; }
+s3_ping() { curl -fsS -o /dev/null "$(s3_url)/"; }
+
+start_s3() {
+  if s3_ping >/dev/null 2>&1; then return 0; fi
+  [ -x "$MOTO_SERVER" ] ||
+    die "moto_server not found (looked for $MOTO_SERVER): install it with 'pip install \"moto[server]\"' or set STACK_MOTO_SERVER"
+  say "starting moto_server (S3) on $STACK_S3_PORT"
+  setsid nohup "$MOTO_SERVER" -H 127.0.0.1 -p "$STACK_S3_PORT" >>"$STACK_LOG_DIR/s3.log" 2>&1 9>&- &
+  echo $! >"$STACK_RUN_DIR/s3.pid"
+}
+
+# The gates' bucket, made once (moto keeps buckets in memory: again after it restarts).
+ensure_bucket() {
+  local url
+  url="$(s3_url)/$STACK_S3_BUCKET"
+  curl -fsS -o /dev/null -I "$url" 2>/dev/null && return 0
+  say "creating bucket $STACK_S3_BUCKET"
+  curl -fsS -o /dev/null -X PUT "$url" || die "could not create bucket $STACK_S3_BUCKET at $(s3_url) (see $STACK_LOG_DIR/s3.log)"
+}
+
 # --- databases and Redis ---------------------------------------------------------------------
 if [ $SERVICES_ONLY = 0 ]; then
   install_missing
@@ -213,12 +236,17 @@ if [ $SERVICES_ONLY = 0 ]; then
   for port in $STACK_REDIS_PORTS; do wait_until 20 "redis on $port" redis_ping "$port"; done
   create_cluster
   wait_until 60 "redis cluster_state:ok on every node" cluster_ok_everywhere
+  start_s3
+  wait_until 60 "moto_server (S3) on $STACK_S3_PORT (log: $STACK_LOG_DIR/s3.log)" s3_ping
   say "databases and redis cluster up after $(($(date +%s) - began))s"
 fi
 [ $INFRA_ONLY = 1 ] && exit 0
+s3_ping >/dev/null 2>&1 || die "the S3 server on $STACK_S3_PORT does not answer: run ops/stack/up.sh without --services"
+ensure_bucket
 
 # --- services ----------------------------------------------------------------------------------
 mapfile -t COMMON_ENV < <(stack_service_env)
+mapfile -t GATE_ENV < <(stack_gate_env)
 
 start_service() { # name entry extra-env...
   local name=$1 entry=$2; shift 2
@@ -242,7 +270,8 @@ start_service status src/status/main.ts
 start_service verify src/verify/main.ts
 wait_until 60 "status on $STACK_STATUS_PORT" port_open "$STACK_HOST" "$STACK_STATUS_PORT"
 wait_until 60 "verify on $STACK_VERIFY_PORT" port_open "$STACK_HOST" "$STACK_VERIFY_PORT"
-start_service gate src/gate/main.ts "GATE_HOST=$STACK_HOST" "GATE_PORT=$STACK_GATE_PORT"
+start_service gate src/gate/main.ts "${GATE_ENV[@]}" "GATE_HOST=$STACK_HOST" "GATE_PORT=$STACK_GATE_PORT"
+start_service gate-2 src/gate/main.ts "${GATE_ENV[@]}" "GATE_HOST=$STACK_HOST" "GATE_PORT=$STACK_GATE2_PORT"
 for i in $(seq 1 "$STACK_CHAT_NODES"); do
   # Behind a proxy (ops/nginx), node i announces the proxy's TCP port base + i - 1.
   public_tcp=()
@@ -252,10 +281,11 @@ for i in $(seq 1 "$STACK_CHAT_NODES"); do
     "CHAT_GRPC_PORT=$((STACK_CHAT_GRPC_BASE + i - 1))" "${public_tcp[@]}"
 done
 wait_until 90 "gate /healthz on $STACK_GATE_PORT" curl -fsS "http://$STACK_HOST:$STACK_GATE_PORT/healthz"
+wait_until 90 "gate-2 /healthz on $STACK_GATE2_PORT" curl -fsS "http://$STACK_HOST:$STACK_GATE2_PORT/healthz"
 for i in $(seq 1 "$STACK_CHAT_NODES"); do
   wait_until 90 "chat-$i on $((STACK_CHAT_TCP_BASE + i - 1))" port_open "$STACK_HOST" "$((STACK_CHAT_TCP_BASE + i - 1))"
 done
-for name in status verify gate $(seq -f 'chat-%g' 1 "$STACK_CHAT_NODES"); do
+for name in status verify gate gate-2 $(seq -f 'chat-%g' 1 "$STACK_CHAT_NODES"); do
   alive "$STACK_RUN_DIR/$name.pid" || die "$name exited, see $STACK_LOG_DIR/$name.log"
 done
 
@@ -263,9 +293,11 @@ cat <<TOPOLOGY
 [stack] up after $(($(date +%s) - began))s
   MariaDB shards   $(for p in $(stack_mysql_ports); do printf '127.0.0.1:%s ' "$p"; done)(database $STACK_MYSQL_DB; the first holds the shard map)
   Redis Cluster    $(stack_redis_nodes | tr , ' ')
+  S3 (moto)        $(s3_url)   (bucket $STACK_S3_BUCKET, any key pair)
   status (gRPC)    $STACK_HOST:$STACK_STATUS_PORT
   verify (gRPC)    $STACK_HOST:$STACK_VERIFY_PORT   (codes are written to $STACK_LOG_DIR/verify.log)
   gate (HTTP)      http://$STACK_HOST:$STACK_GATE_PORT
+  gate-2 (HTTP)    http://$STACK_HOST:$STACK_GATE2_PORT   (same bucket, Redis and databases: either answers any request)
 $(for i in $(seq 1 "$STACK_CHAT_NODES"); do echo "  chat-$i           tcp $STACK_HOST:$((STACK_CHAT_TCP_BASE + i - 1))  ws ws://$STACK_HOST:$((STACK_CHAT_WS_BASE + i - 1))/  grpc $STACK_HOST:$((STACK_CHAT_GRPC_BASE + i - 1))"; done)
   logs             $STACK_LOG_DIR
   client           GATE_URL=http://$STACK_HOST:$STACK_GATE_PORT npm run cli -- ...

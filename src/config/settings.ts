@@ -304,6 +304,16 @@ export const settings = {
     default: "86400000",
     doc: "An unfinished resumable upload (tus) expires this long after it was created: its upload URL answers 410 and gate's sweep deletes its bytes.",
   },
+  GATE_RESUMABLE_LOCK_MS: {
+    schema: positiveInt,
+    default: "10000",
+    doc: "Lease of a resumable upload's lock in Redis (one request at a time per upload, across every gate), renewed while its request runs: a gate that dies holding it frees the upload after this.",
+  },
+  GATE_RESUMABLE_LOCK_WAIT_MS: {
+    schema: positiveInt,
+    default: "30000",
+    doc: "How long a resumable upload's request waits for the lock another request holds (asking that one to stop) before it answers 500 (tus's lock timeout).",
+  },
   WEB_DIR: {
     schema: z.string(),
     default: "",

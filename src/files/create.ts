@@ -1,4 +1,5 @@
 import { join, resolve } from "node:path";
+import type { Locker } from "@tus/server";
 import sharp from "sharp";
 import { ConfigError } from "../config/load.js";
 import type { Config } from "../config/settings.js";
@@ -72,26 +73,37 @@ export function createFileStore(config: FileStoreConfig): FileStore {
 /**
  * Where resumable (tus) uploads wait until finished, beside `bytes`: with FILE_STORE=local the
  * directory `tus-partial` of the files' directory, with s3 multipart uploads of the same bucket
- * (./resumable-store.ts). Unfinished ones expire after GATE_RESUMABLE_EXPIRY_MS.
+ * (./resumable-store.ts). Unfinished ones expire after GATE_RESUMABLE_EXPIRY_MS. `locker`: tus's
+ * lock of an upload shared by every gate (./upload-locker.ts); absent, one process's own.
  */
 export function createResumableStore(
   config: FileStoreConfig & Pick<Config, "GATE_RESUMABLE_EXPIRY_MS">,
   bytes: FileStore,
+  locker?: Locker,
 ): ResumableStore {
   if (config.FILE_STORE === "local") {
-    return new LocalResumableStore(join(localFileDir(config), "tus-partial"), bytes, config.GATE_RESUMABLE_EXPIRY_MS);
+    const dir = join(localFileDir(config), "tus-partial");
+    return new LocalResumableStore(dir, bytes, config.GATE_RESUMABLE_EXPIRY_MS, locker);
   }
-  return new S3ResumableStore(s3Connection(config), s3Placement(config), bytes, config.GATE_RESUMABLE_EXPIRY_MS);
+  return new S3ResumableStore(
+    s3Connection(config),
+    s3Placement(config),
+    bytes,
+    config.GATE_RESUMABLE_EXPIRY_MS,
+    locker,
+  );
 }
 
 /**
  * Gate's file services: the configured store, the image previews made on upload into it
  * (dimensions and a thumbnail, IMAGE_* bounds), and where resumable uploads wait. Only gate
- * makes them: chat nodes never load the image library.
+ * makes them: chat nodes never load the image library. `uploadLocker`: the resumable uploads'
+ * lock shared by every gate (one request at a time per upload, whichever gate it reaches).
  */
 export function createFileServices(
   config: FileStoreConfig & ImageLimits & Pick<Config, "GATE_RESUMABLE_EXPIRY_MS">,
   log: Logger,
+  uploadLocker?: Locker,
 ): { bytes: FileStore; previews: ImagePreviews; resumable: ResumableStore } {
   const bytes = createFileStore(config);
   // Every upload is a new image: libvips's operation cache would only hold memory.
@@ -99,6 +111,6 @@ export function createFileServices(
   return {
     bytes,
     previews: new ImagePreviews(bytes, config, log.child({ use: "images" })),
-    resumable: createResumableStore(config, bytes),
+    resumable: createResumableStore(config, bytes, uploadLocker),
   };
 }

@@ -1,6 +1,6 @@
 import { FileStore as TusFileStore } from "@tus/file-store";
-import { S3Store } from "@tus/s3-store";
-import type { DataStore } from "@tus/server";
+import { type MetadataValue, S3Store } from "@tus/s3-store";
+import type { DataStore, KvStore, Locker } from "@tus/server";
 import type { FileStore } from "./ports.js";
 import { type S3Connection, type S3Placement, s3ClientConfig } from "./s3.js";
 
@@ -11,6 +11,11 @@ import { type S3Connection, type S3Placement, s3ClientConfig } from "./s3.js";
 export interface ResumableStore {
   /** tus's store of the uploads under way (`@tus/file-store` or `@tus/s3-store`). */
   readonly datastore: DataStore;
+  /**
+   * tus's lock of an upload, shared by every gate (./upload-locker.ts); absent: `@tus/server`'s
+   * MemoryLocker, which only one process sees.
+   */
+  readonly locker?: Locker;
   /** The tus upload id of a file id: the key tus stores it under. */
   uploadIdOf(fileId: string): string;
   /** The file id of a tus upload id. */
@@ -32,6 +37,7 @@ export class LocalResumableStore implements ResumableStore {
     directory: string,
     private readonly bytes: FileStore,
     expiryMs: number,
+    readonly locker?: Locker,
   ) {
     this.datastore = new TusFileStore({ directory, expirationPeriodInMilliseconds: expiryMs });
   }
@@ -53,6 +59,20 @@ export class LocalResumableStore implements ResumableStore {
     await this.datastore.remove(uploadId).catch(() => undefined);
     await this.bytes.delete(this.fileIdOf(uploadId));
   }
+}
+
+/**
+ * `@tus/s3-store`'s cache of an upload's `.info`, kept nowhere: every gate reads the bucket,
+ * which all of them share. Its MemoryKvStore would be each process's own, and a gate that did not
+ * see another finish or delete an upload would go on answering for it (one small GET per request
+ * is what that costs).
+ */
+class NoMetadataCache implements KvStore<MetadataValue> {
+  async get(): Promise<undefined> {
+    return undefined;
+  }
+  async set(): Promise<void> {}
+  async delete(): Promise<void> {}
 }
 
 /** `@tus/s3-store`, which forgets a finished upload's `.info`, and removes an upload whole. */
@@ -88,8 +108,10 @@ export class S3ResumableStore implements ResumableStore {
     private readonly placement: S3Placement,
     private readonly bytes: FileStore,
     expiryMs: number,
+    readonly locker?: Locker,
   ) {
     this.datastore = new GateS3Store({
+      cache: new NoMetadataCache(),
       s3ClientConfig: { ...s3ClientConfig(connection), bucket: placement.bucket },
       partSize: placement.partBytes,
       expirationPeriodInMilliseconds: expiryMs,

@@ -2,6 +2,7 @@ import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { DeleteBucketCommand, DeleteObjectsCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import mysql from "mysql2/promise";
 import { internalTlsOf } from "../../src/grpc/tls.js";
 import { freePort, freePortRun } from "./ports.js";
@@ -22,6 +23,8 @@ export interface StackEnv {
   internalAuthToken: string;
   /** The stack's mutual TLS: its CA, and the tools' certificate and key (for direct gRPC calls). */
   internalTls: { INTERNAL_TLS_CA: string; INTERNAL_TLS_CERT: string; INTERNAL_TLS_KEY: string };
+  /** The gates' S3 server (moto_server, any key pair) and bucket. */
+  s3: { endpoint: string; bucket: string };
 }
 
 /** How a tool calls the stack's services over gRPC: the token and the tools' certificate. */
@@ -33,7 +36,7 @@ export async function stackEnv(vars: Record<string, string> = {}): Promise<Stack
   const script = `source ${JSON.stringify(join(ROOT, "ops/stack/env.sh"))}
 echo "$(stack_mysql_ports)"; echo "$STACK_REDIS_PORTS"; echo "$(stack_redis_nodes)"
 echo "$STACK_DIR"; echo "$STACK_LOG_DIR"; echo "$STACK_RUN_DIR"; echo "$(stack_internal_auth_token)"
-echo "$(stack_internal_tls_dir tools)"`;
+echo "$(stack_internal_tls_dir tools)"; echo "$STACK_S3_PORT"; echo "$STACK_S3_BUCKET"`;
   const { stdout } = await run("bash", ["-c", script], { env: { ...process.env, ...vars } });
   const [
     mysqlPorts = "",
@@ -44,6 +47,8 @@ echo "$(stack_internal_tls_dir tools)"`;
     runDir = "",
     internalAuthToken = "",
     tls = "",
+    s3Port = "",
+    s3Bucket = "",
   ] = stdout.trim().split("\n");
   const ports = (s: string) => s.trim().split(/\s+/).map(Number);
   return {
@@ -59,7 +64,34 @@ echo "$(stack_internal_tls_dir tools)"`;
       INTERNAL_TLS_CERT: join(tls, "tools.pem"),
       INTERNAL_TLS_KEY: join(tls, "tools.key"),
     },
+    s3: { endpoint: `http://127.0.0.1:${s3Port}`, bucket: s3Bucket },
   };
+}
+
+/** A client of the stack's S3 server (moto accepts any key pair). */
+export function stackS3Client(stack: StackEnv): S3Client {
+  return new S3Client({
+    region: "us-east-1",
+    endpoint: stack.s3.endpoint,
+    forcePathStyle: true,
+    credentials: { accessKeyId: "stack", secretAccessKey: "stack" },
+  });
+}
+
+/** Empties and removes a bucket of the stack's S3 server (one test run's). */
+async function dropBucket(stack: StackEnv): Promise<void> {
+  const s3 = stackS3Client(stack);
+  try {
+    for (;;) {
+      const listed = await s3.send(new ListObjectsV2Command({ Bucket: stack.s3.bucket }));
+      const keys = (listed.Contents ?? []).flatMap((o) => (o.Key ? [{ Key: o.Key }] : []));
+      if (keys.length === 0) break;
+      await s3.send(new DeleteObjectsCommand({ Bucket: stack.s3.bucket, Delete: { Objects: keys } }));
+    }
+    await s3.send(new DeleteBucketCommand({ Bucket: stack.s3.bucket }));
+  } finally {
+    s3.destroy();
+  }
 }
 
 /** Starts the stack's databases and Redis Cluster (ops/stack/up.sh --infra), reusing what runs. */
@@ -76,6 +108,8 @@ export interface StackServices {
   vars: Record<string, string>;
   stack: StackEnv;
   gateUrl: string;
+  /** The second gate, on the same bucket, Redis and databases. */
+  gate2Url: string;
   statusAddr: string;
   /** This run's database on every MariaDB instance, the control instance first. */
   mysqlUrls: string[];
@@ -89,7 +123,7 @@ export interface StackServices {
    * (up.sh --services) leaves the databases and Redis alone, as fault injection needs.
    */
   restart(options?: { servicesOnly?: boolean }): Promise<void>;
-  /** Stops the services (ops/stack/down.sh --services), drops this run's databases, closes SMTP. */
+  /** Stops the services (ops/stack/down.sh --services), drops this run's databases and bucket, closes SMTP. */
   stop(): Promise<void>;
 }
 
@@ -111,13 +145,16 @@ export async function startStackServices(
   };
   // Chat node i takes base + i: whole runs, kept clear of every other port handed out.
   const base = () => freePortRun(chatNodes + 1);
-  const [gatePort = 0, verifyPort = 0, statusPort = 0] = await ports(3);
+  const [gatePort = 0, verifyPort = 0, statusPort = 0, gate2Port = 0] = await ports(4);
   const vars: Record<string, string> = {
     STACK_RUN_DIR: join(ROOT, ".stack", "tests", tag, "run"),
     STACK_LOG_DIR: join(LOG_DIR, `stack-${name}`),
     STACK_MYSQL_DB: `sc_stack_${name.replace(/\W/g, "_")}_${process.pid}`,
     STACK_REDIS_PREFIX: `sc-stack-${tag}:`,
     STACK_GATE_PORT: String(gatePort),
+    STACK_GATE2_PORT: String(gate2Port),
+    // This run's bucket on the shared S3 server (bucket names: lower case, digits, hyphens).
+    STACK_S3_BUCKET: `sc-stack-${name.toLowerCase().replace(/[^a-z0-9]/g, "-")}-${process.pid}`.slice(0, 63),
     STACK_VERIFY_PORT: String(verifyPort),
     STACK_STATUS_PORT: String(statusPort),
     STACK_CHAT_NODES: String(chatNodes),
@@ -147,12 +184,15 @@ export async function startStackServices(
   const stack = await stackEnv(vars);
   const mysqlUrls = stack.mysqlPorts.map((port) => `mysql://root@127.0.0.1:${port}/${vars.STACK_MYSQL_DB}`);
   const gateUrl = `http://127.0.0.1:${gatePort}`;
+  const gate2Url = `http://127.0.0.1:${gate2Port}`;
   await waitFor("gate /healthz", async () => (await fetch(`${gateUrl}/healthz`)).ok);
+  await waitFor("gate-2 /healthz", async () => (await fetch(`${gate2Url}/healthz`)).ok);
   const pidOf = (service: string) => Number(readFileSync(join(stack.runDir, `${service}.pid`), "utf8").trim());
   return {
     vars,
     stack,
     gateUrl,
+    gate2Url,
     statusAddr: `127.0.0.1:${statusPort}`,
     mysqlUrls,
     redisPrefix: vars.STACK_REDIS_PREFIX as string,
@@ -173,6 +213,7 @@ export async function startStackServices(
         (err: unknown) => console.error("stack services did not stop cleanly", err),
       );
       await smtp.close();
+      await dropBucket(stack).catch((err: unknown) => console.error("the run's bucket was not removed", err));
       await Promise.all(
         mysqlUrls.map(async (url) => {
           const db = new URL(url).pathname.slice(1);

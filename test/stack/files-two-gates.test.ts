@@ -1,0 +1,215 @@
+import { createHash } from "node:crypto";
+import { HeadObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import sharp from "sharp";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ErrorCode } from "../../src/errors.js";
+import type { PresignedRequest } from "../../src/files/ports.js";
+import type { ChatMessage } from "../../src/gen/shardchat/v1/client.js";
+import { convIdForPair } from "../../src/ids/identifiers.js";
+import { type Auth, type ChatClient, GateClient, type LoginAnswer, openChat } from "../../src/sdk/index.js";
+import { waitFor } from "../helpers/processes.js";
+import { codeFromMail } from "../helpers/smtp-sink.js";
+import { type StackServices, stackInfraUp, stackS3Client, startStackServices } from "../helpers/stack.js";
+import { codeOf } from "../helpers/waits.js";
+
+/**
+ * The local stack's two gates on one bucket of its S3 server (moto_server), as `npm run
+ * stack:up` starts them: an upload started on one gate is completed on the other, a resumable
+ * (tus) upload cut on one gate goes on at the other, and either gate hands out links to what
+ * the other stored. The gates share nothing but the bucket, Redis and the databases.
+ */
+const BIG = 6 * 1024 * 1024;
+/** One PATCH each: progress past a chunk's end means gate confirmed the chunk. */
+const CHUNK = 1024 * 1024;
+
+let stack: StackServices;
+let gate1: GateClient;
+let gate2: GateClient;
+let bucket: S3Client;
+let a: LoginAnswer;
+let b: LoginAnswer;
+let c: LoginAnswer;
+let chatA: ChatClient;
+let chatB: ChatClient;
+const receivedByB: ChatMessage[] = [];
+const auth = (l: LoginAnswer): Auth => ({ uid: l.uid, token: l.token });
+const sha256 = (data: Uint8Array) => createHash("sha256").update(data).digest("hex");
+
+function filler(size: number, seed: number): Buffer<ArrayBuffer> {
+  const bytes = Buffer.alloc(size) as Buffer<ArrayBuffer>;
+  for (let i = 0; i < size; i++) bytes[i] = (i * 31 + seed) % 251;
+  return bytes;
+}
+
+async function register(name: string): Promise<LoginAnswer> {
+  const email = `${name}@files-stack.test`;
+  const password = `pw-${name}-secret`;
+  await gate1.requestVerifyCode(email);
+  const code = codeFromMail(await stack.smtp.waitForMail(email));
+  await gate1.register({ user: name, email, password, code });
+  return gate2.login(email, password);
+}
+
+/** A POST to one gate with the login headers; the JSON answer, whatever its code. */
+async function post<T>(gateUrl: string, who: LoginAnswer, path: string, body?: object): Promise<T & { error: number }> {
+  const res = await fetch(`${gateUrl}${path}`, {
+    method: "POST",
+    headers: {
+      authorization: `Bearer ${who.token}`,
+      "x-uid": who.uid,
+      ...(body ? { "content-type": "application/json" } : {}),
+    },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  return (await res.json()) as T & { error: number };
+}
+
+async function inBucket(key: string): Promise<boolean> {
+  return bucket.send(new HeadObjectCommand({ Bucket: stack.stack.s3.bucket, Key: key })).then(
+    () => true,
+    () => false,
+  );
+}
+
+beforeAll(async () => {
+  await stackInfraUp();
+  stack = await startStackServices("files", { chatNodes: 2 });
+  gate1 = new GateClient(stack.gateUrl);
+  gate2 = new GateClient(stack.gate2Url);
+  bucket = stackS3Client(stack.stack);
+  [a, b, c] = (await Promise.all(["filesa", "filesb", "filesc"].map(register))) as [
+    LoginAnswer,
+    LoginAnswer,
+    LoginAnswer,
+  ];
+  chatA = await openChat(a, "tcp");
+  chatB = await openChat(b, "ws");
+  chatB.on("message", (m) => receivedByB.push(m));
+}, 300_000);
+
+afterAll(async () => {
+  await Promise.all([chatA, chatB].map((chat) => chat?.close().catch(() => undefined)));
+  bucket?.destroy();
+  await stack?.stop();
+}, 300_000);
+
+describe("two gates on the stack's S3 bucket", () => {
+  let directId: string;
+
+  it("a direct upload started on gate 1 completes on gate 2; B's link from gate 2 is the store's", async () => {
+    const bytes = filler(200_000, 3);
+    const started = await post<{ id: string; upload: PresignedRequest; ticket: string }>(
+      stack.gateUrl,
+      a,
+      "/v1/files/uploads",
+      {
+        convId: convIdForPair(a.uid, b.uid),
+        name: "report.bin",
+        size: bytes.length,
+        contentType: "application/octet-stream",
+      },
+    );
+    expect(started.error).toBe(ErrorCode.OK);
+    expect(new URL(started.upload.url).origin).toBe(stack.stack.s3.endpoint);
+    const put = await fetch(started.upload.url, { method: "PUT", headers: started.upload.headers, body: bytes });
+    expect(put.status, await put.text()).toBe(200);
+    const stored = await post<{ id: string; name: string; size: number; contentType: string }>(
+      stack.gate2Url,
+      a,
+      `/v1/files/${started.id}/complete`,
+      { ticket: started.ticket },
+    );
+    expect(stored).toMatchObject({ error: ErrorCode.OK, id: started.id, size: bytes.length });
+    directId = stored.id;
+
+    // The reference travels through the chat nodes.
+    await chatA.sendFile(b.uid, stored, "the report");
+    await waitFor("B gets the file message", () => receivedByB.some((m) => m.file?.id === stored.id));
+
+    const link = await gate2.fileLink(auth(b), stored.id);
+    expect(new URL(link.url).origin).toBe(stack.stack.s3.endpoint);
+    const whole = await fetch(link.url);
+    expect(whole.status).toBe(200);
+    expect(sha256(new Uint8Array(await whole.arrayBuffer()))).toBe(sha256(bytes));
+    const part = await fetch(link.url, { headers: { range: "bytes=1000-1999" } });
+    expect([part.status, part.headers.get("content-range")]).toEqual([206, `bytes 1000-1999/${bytes.length}`]);
+    expect(Buffer.from(await part.arrayBuffer()).equals(bytes.subarray(1000, 2000))).toBe(true);
+  });
+
+  it("a tus upload cut at half on gate 1 goes on at gate 2 from where the bucket has it", async () => {
+    const bytes = filler(BIG, 17);
+    const convId = convIdForPair(a.uid, b.uid);
+    const stop = new AbortController();
+    let url: string | undefined;
+    const cut = gate1.uploadResumable(auth(a), convId, bytes, "big.bin", {
+      contentType: "application/octet-stream",
+      chunkSize: CHUNK,
+      signal: stop.signal,
+      onUploadUrl: (u) => {
+        url = u;
+      },
+      onProgress: (sent) => {
+        if (sent > BIG / 2) stop.abort(new Error("cut at half"));
+      },
+    });
+    await expect(cut).rejects.toThrow("cut at half");
+    expect(url).toMatch(/\/v1\/files\/tus\/\d+$/);
+    // At once at the other gate, while gate 1 may still be writing what it got of the cut request:
+    // the upload's lock (in Redis) makes gate 2 wait for it.
+    const atGate2 = new URL(new URL(url as string).pathname, stack.gate2Url).toString();
+    let firstProgress: number | undefined;
+    const stored = await gate2.uploadResumable(auth(a), convId, bytes, "big.bin", {
+      contentType: "application/octet-stream",
+      chunkSize: CHUNK,
+      resumeFrom: atGate2,
+      onProgress: (sent) => {
+        firstProgress ??= sent;
+      },
+    });
+    expect(new URL(atGate2).pathname).toBe(`/v1/files/tus/${stored.id}`);
+    expect(firstProgress).toBeGreaterThanOrEqual(BIG / 2);
+    expect(stored.size).toBe(BIG);
+    const link = await gate1.fileLink(auth(b), stored.id);
+    const got = new Uint8Array(await (await fetch(link.url)).arrayBuffer());
+    expect(got.length).toBe(BIG);
+    expect(sha256(got)).toBe(sha256(bytes));
+    // Finished, the upload URL names nothing at either gate.
+    for (const gateUrl of [stack.gateUrl, stack.gate2Url]) {
+      const head = await fetch(new URL(new URL(url as string).pathname, gateUrl), {
+        method: "HEAD",
+        headers: { "tus-resumable": "1.0.0", authorization: `Bearer ${a.token}`, "x-uid": a.uid },
+      });
+      expect(head.status, gateUrl).toBe(404);
+    }
+  });
+
+  it("an image uploaded through gate 2 has its thumbnail in the bucket, and gate 1 links it", async () => {
+    const image = await sharp({ create: { width: 64, height: 48, channels: 3, background: "#36a" } })
+      .png()
+      .toBuffer();
+    const stored = await gate2.upload(
+      auth(a),
+      convIdForPair(a.uid, b.uid),
+      new Blob([image], { type: "image/png" }),
+      "photo.png",
+    );
+    expect(stored.media).toMatchObject({ width: 64, height: 48, thumbnail: { contentType: "image/webp" } });
+    expect(await inBucket(`${stored.id}_thumb`)).toBe(true);
+    const link = await gate1.fileLink(auth(b), stored.id, "thumbnail");
+    expect(new URL(link.url).origin).toBe(stack.stack.s3.endpoint);
+    const thumbnail = await fetch(link.url);
+    expect(thumbnail.status).toBe(200);
+    expect(await sharp(Buffer.from(await thumbnail.arrayBuffer())).metadata()).toMatchObject({
+      format: "webp",
+      width: 64,
+      height: 48,
+    });
+  });
+
+  it("C, who is no participant, gets NOT_PARTICIPANT from either gate", async () => {
+    for (const gate of [gate1, gate2]) {
+      expect(await codeOf(gate.fileLink(auth(c), directId))).toBe(ErrorCode.NOT_PARTICIPANT);
+      expect(await codeOf(gate.download(auth(c), directId))).toBe(ErrorCode.NOT_PARTICIPANT);
+    }
+  });
+});
