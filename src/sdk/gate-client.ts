@@ -1,5 +1,5 @@
 import type { Readable } from "node:stream";
-import { DetailedError, Upload as TusUpload } from "tus-js-client";
+import type { DetailedError } from "tus-js-client";
 import { AppError, ErrorCode } from "../errors.js";
 import type { Uid } from "../ids/identifiers.js";
 import type { DeviceName } from "../routing/ports.js";
@@ -180,6 +180,9 @@ export class GateClient {
     const isStream = !(source instanceof Blob) && "stream" in source;
     const metadata: Record<string, string> = { convId, filename: name, filetype: options.contentType };
     if (options.durationMs !== undefined) metadata.durationMs = String(Math.round(options.durationMs));
+    // Loaded on the first resumable upload: an app (or the load tool) that never makes one does not
+    // load the tus client, whose Node build brings file locking and signal handlers along.
+    const { Upload: TusUpload } = await import("tus-js-client");
     return new Promise<UploadedFile>((resolve, reject) => {
       const upload = new TusUpload(isStream ? source.stream : source, {
         endpoint: new URL("/v1/files/tus", this.baseUrl).toString(),
@@ -321,7 +324,7 @@ export class GateClient {
 
 /** gate's `{error, message}` of a failed tus request as AppError; UNAVAILABLE when gate said none. */
 function refusalOf(err: Error | DetailedError): AppError {
-  const body = err instanceof DetailedError ? err.originalResponse?.getBody() : undefined;
+  const body = "originalResponse" in err ? err.originalResponse?.getBody() : undefined;
   try {
     const reply = JSON.parse(body ?? "") as { error?: unknown; message?: unknown };
     if (typeof reply.error === "number" && reply.error !== ErrorCode.OK) {
