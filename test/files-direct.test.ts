@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorCode } from "../src/errors.js";
@@ -12,6 +11,7 @@ import type { UploadedMedia } from "../src/sdk/gate-client.js";
 import type { Auth, LoginAnswer } from "../src/sdk/index.js";
 import { MysqlFileMetaStore } from "../src/storage/mysql/file-meta-store.js";
 import { createPool } from "../src/storage/mysql/pool.js";
+import { filler, sha256 } from "./helpers/file-bytes.js";
 import { type S3Server, startS3Server } from "./helpers/s3-server.js";
 import { type Services, startServices } from "./helpers/services.js";
 import { codeOf } from "./helpers/waits.js";
@@ -76,14 +76,6 @@ async function put(upload: PresignedRequest, bytes: Uint8Array<ArrayBuffer>, hea
   const res = await fetch(upload.url, { method: upload.method, headers, body: bytes });
   expect(res.status, await res.text()).toBe(200);
 }
-
-function filler(size: number, seed: number): Uint8Array<ArrayBuffer> {
-  const bytes = new Uint8Array(size);
-  for (let i = 0; i < size; i++) bytes[i] = (i * 31 + seed) % 251;
-  return bytes;
-}
-
-const sha256 = (data: Uint8Array) => createHash("sha256").update(data).digest("hex");
 
 beforeAll(async () => {
   s3 = await startS3Server();

@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
@@ -8,6 +7,7 @@ import { ErrorCode } from "../src/errors.js";
 import { convIdForPair } from "../src/ids/identifiers.js";
 import { GateClient } from "../src/sdk/gate-client.js";
 import type { Auth, LoginAnswer } from "../src/sdk/index.js";
+import { filler, sha256 } from "./helpers/file-bytes.js";
 import { startMotoServer } from "./helpers/moto-server.js";
 import type { S3Server } from "./helpers/s3-server.js";
 import { type Services, startServices } from "./helpers/services.js";
@@ -29,13 +29,6 @@ const CHUNK = 1024 * 1024;
 const HEADER_SLACK = 16 * 1024;
 
 const auth = (l: LoginAnswer): Auth => ({ uid: l.uid, token: l.token });
-const sha256 = (data: Uint8Array) => createHash("sha256").update(data).digest("hex");
-
-function filler(size: number, seed: number): Buffer<ArrayBuffer> {
-  const bytes = Buffer.alloc(size) as Buffer<ArrayBuffer>;
-  for (let i = 0; i < size; i++) bytes[i] = (i * 31 + seed) % 251;
-  return bytes;
-}
 
 /** tus's Upload-Metadata: keys with base64 values. */
 const metadataHeader = (m: Record<string, string>) =>

@@ -66,3 +66,9 @@ export async function uploadedFile(
   const media = await uploadMedia(probe, file.id, file.contentType, durationMs);
   return { ...file, createdAt: Date.now(), ...(media ? { media } : {}) };
 }
+
+/** What every upload path (multipart, direct, tus) answers for a stored file (storedFileReplySchema). */
+export function uploadAnswer(file: FileMeta) {
+  const { id, name, size, contentType, media } = file;
+  return { error: ErrorCode.OK, id, url: `/v1/files/${id}`, name, size, contentType, ...(media ? { media } : {}) };
+}

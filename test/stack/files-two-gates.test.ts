@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import { HeadObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -7,6 +6,7 @@ import type { PresignedRequest } from "../../src/files/ports.js";
 import type { ChatMessage } from "../../src/gen/shardchat/v1/client.js";
 import { convIdForPair } from "../../src/ids/identifiers.js";
 import { type Auth, type ChatClient, GateClient, type LoginAnswer, openChat } from "../../src/sdk/index.js";
+import { filler, sha256 } from "../helpers/file-bytes.js";
 import { waitFor } from "../helpers/processes.js";
 import { codeFromMail } from "../helpers/smtp-sink.js";
 import { type StackServices, stackInfraUp, stackS3Client, startStackServices } from "../helpers/stack.js";
@@ -33,13 +33,6 @@ let chatA: ChatClient;
 let chatB: ChatClient;
 const receivedByB: ChatMessage[] = [];
 const auth = (l: LoginAnswer): Auth => ({ uid: l.uid, token: l.token });
-const sha256 = (data: Uint8Array) => createHash("sha256").update(data).digest("hex");
-
-function filler(size: number, seed: number): Buffer<ArrayBuffer> {
-  const bytes = Buffer.alloc(size) as Buffer<ArrayBuffer>;
-  for (let i = 0; i < size; i++) bytes[i] = (i * 31 + seed) % 251;
-  return bytes;
-}
 
 async function register(name: string): Promise<LoginAnswer> {
   const email = `${name}@files-stack.test`;

@@ -1,10 +1,9 @@
 import type { FastifyPluginAsync } from "fastify";
 import { AppError, ErrorCode } from "../../errors.js";
 import { COLUMN_CHARS } from "../../ids/identifiers.js";
-import type { FileMeta } from "../../storage/ports.js";
 import { callerOf } from "../auth.js";
 import type { GateConfig, GateDeps, GateFiles } from "../deps.js";
-import { declaredDurationMs, uploadedFile } from "../file-media.js";
+import { declaredDurationMs, uploadAnswer, uploadedFile } from "../file-media.js";
 import { baseType, cleanName, isParticipant, typeAllowed, type UploadQuota } from "../file-rules.js";
 import { replies, storedFileReplySchema } from "../schemas.js";
 import type { StorageQuota } from "../storage-quota.js";
@@ -62,12 +61,6 @@ const completeBodySchema = {
   required: ["ticket"],
   additionalProperties: false,
 } as const;
-
-/** What both uploads answer for a stored file. */
-export function storedFile(file: FileMeta) {
-  const { id, name, size, contentType, media } = file;
-  return { error: ErrorCode.OK, id, url: `/v1/files/${id}`, name, size, contentType, ...(media ? { media } : {}) };
-}
 
 /**
  * Uploads whose bytes go from the client straight to the object store (FileStore.direct), with
@@ -141,7 +134,7 @@ export const directUploadsRoute: FastifyPluginAsync<DirectUploadsOptions> = asyn
       const { claims } = verdict;
       if (claims.uid !== uid) throw new AppError(ErrorCode.NOT_PARTICIPANT, "another user's upload");
       const done = await meta.byId(claims.id);
-      if (done) return storedFile(done);
+      if (done) return uploadAnswer(done);
       // Whatever is under the id now can never be completed: removed now rather than by the sweep.
       const drop = () =>
         bytes
@@ -182,12 +175,12 @@ export const directUploadsRoute: FastifyPluginAsync<DirectUploadsOptions> = asyn
       } catch (err) {
         // Another completion of the same ticket stored the row first.
         const raced = await meta.byId(claims.id).catch(() => null);
-        if (raced) return storedFile(raced);
+        if (raced) return uploadAnswer(raced);
         throw err;
       }
       // Not pending any more; should this fail, the sweep finds the files row and keeps the object.
       await meta.completePending(id).catch(() => {});
-      return storedFile(file);
+      return uploadAnswer(file);
     },
   );
 };

@@ -8,13 +8,13 @@ import { callerOf } from "../auth.js";
 import { answerToRange, contentRange, unsatisfiedRange } from "../byte-ranges.js";
 import type { GateDeps, GateFiles } from "../deps.js";
 import type { FileLinks, FileVariant } from "../file-links.js";
-import { declaredDurationMs, uploadedFile } from "../file-media.js";
+import { declaredDurationMs, uploadAnswer, uploadedFile } from "../file-media.js";
 import { allowedTypes, cleanName, isParticipant, shownInline, typeAllowed, UploadQuota } from "../file-rules.js";
 import { replies, storedFileReplySchema } from "../schemas.js";
 import { StorageQuota } from "../storage-quota.js";
 import { UploadSweeper } from "../upload-sweeper.js";
 import type { UploadTickets } from "../upload-tickets.js";
-import { directUploadsRoute, storedFile } from "./direct-uploads.js";
+import { directUploadsRoute } from "./direct-uploads.js";
 import { resumableUploadsRoute } from "./resumable-uploads.js";
 
 export type FilesRouteOptions = GateFiles &
@@ -134,7 +134,7 @@ export const filesRoute: FastifyPluginAsync<FilesRouteOptions> = async (app, opt
       await Promise.all([bytes.delete(id), bytes.delete(thumbnailKey(id))]).catch(() => {});
       throw err;
     }
-    return storedFile(stored);
+    return uploadAnswer(stored);
   });
 
   const existing = async (id: string) => {

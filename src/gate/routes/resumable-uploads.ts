@@ -8,11 +8,10 @@ import type { FileMeta, Uid } from "../../storage/ports.js";
 import { callerOf } from "../auth.js";
 import type { GateConfig, GateDeps, GateFiles } from "../deps.js";
 import { errorAnswer } from "../errors.js";
-import { declaredDurationMs, uploadedFile } from "../file-media.js";
+import { declaredDurationMs, uploadAnswer, uploadedFile } from "../file-media.js";
 import { baseType, cleanName, isParticipant, typeAllowed, type UploadQuota } from "../file-rules.js";
 import type { StorageQuota } from "../storage-quota.js";
 import type { UploadSweeper } from "../upload-sweeper.js";
-import { storedFile } from "./direct-uploads.js";
 
 /** Where tus is served: the upload URL of each upload is this path and its file id. */
 export const RESUMABLE_UPLOADS_PATH = "/v1/files/tus";
@@ -106,7 +105,7 @@ export const resumableUploadsRoute: FastifyPluginAsync<ResumableUploadsOptions> 
         // tus answers a PATCH 204, which has no body; a creation keeps its 201 and Location.
         ...(req.method === "PATCH" ? { status_code: 200 } : {}),
         headers: { "content-type": "application/json; charset=utf-8" },
-        body: JSON.stringify(storedFile(file)),
+        body: JSON.stringify(uploadAnswer(file)),
       };
     },
     onResponseError: (req, err) => {
