@@ -55,8 +55,11 @@ function leaseHolder(): string | undefined {
 describe("webhooks across chat node processes", () => {
   it("still sends every stored message's event after the dispatching chat node process is killed mid-run", async () => {
     const people: Person[] = [];
-    for (let i = 0; people.filter((p) => p.login.nodeId === "chat-1").length < 2 || people.length < 4; i++) {
-      if (i > 16) throw new Error("the ring put nobody on chat-1");
+    // Two people or more on each node: the ring places by uid, so four alone may all land on one.
+    const on = (node: "chat-1" | "other") =>
+      people.filter((p) => (p.login.nodeId === "chat-1") === (node === "chat-1")).length;
+    for (let i = 0; on("chat-1") < 2 || on("other") < 2; i++) {
+      if (i > 24) throw new Error("the ring did not put two people on each chat node");
       const registered = await s.register(`whp${i}`);
       const login = await s.gate.login(registered.email, registered.password);
       const chat = await openChat(login, "tcp", { heartbeat: false, ackDelayMs: 0 });
