@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from "vitest";
-import { MessageKind } from "../src/gen/shardchat/v1/client.js";
+import { MessageKind } from "../packages/protocol/src/wire.js";
 import { convIdForPair, type Uid, uidOf } from "../src/ids/identifiers.js";
 import type { FileMeta } from "../src/storage/ports.js";
 import { contractBackends, type OpenedBackend } from "./helpers/backends.js";
@@ -113,10 +113,12 @@ describe.each(backends)("$name file metadata and membership", (backend) => {
   it("records direct uploads started, forgets completed ones, and sweeps the abandoned (issue 19)", async () => {
     const owner = newId();
     const [abandoned, completed, recent, alsoOld] = [newId(), newId(), newId(), newId()];
-    await s.files.startPending(abandoned, owner, 1000);
-    await s.files.startPending(completed, owner, 1100);
-    await s.files.startPending(recent, owner, 5000);
-    await s.files.startPending(alsoOld, owner, 1200);
+    await s.files.startPending(abandoned, owner, 300, 1000);
+    await s.files.startPending(completed, owner, 5, 1100);
+    await s.files.startPending(recent, owner, 40, 5000);
+    await s.files.startPending(alsoOld, owner, 5, 1200);
+    // Started and not completed, each reserves its declared size in the quota.
+    expect(await s.files.usageOf(owner)).toBe(350);
     if (s.holders && s.ownerOf) {
       expect(await s.holders("SELECT 1 FROM pending_uploads WHERE file_id = ?", [abandoned])).toEqual([
         s.ownerOf(`file:${abandoned}`),
@@ -125,6 +127,8 @@ describe.each(backends)("$name file metadata and membership", (backend) => {
     await s.files.create({ ...fileOf(owner, 5, 1100), id: completed });
     await s.files.completePending(completed);
     await s.files.completePending(completed); // idempotent
+    // Completed: counted once, as its file.
+    expect(await s.files.usageOf(owner)).toBe(350);
     // The files row stored, its pending row left (a completion that failed half-way): swept, not answered.
     await s.files.create({ ...fileOf(owner, 5, 1200), id: alsoOld });
     const first = await s.files.sweepPending(2000, 1);
@@ -134,6 +138,8 @@ describe.each(backends)("$name file metadata and membership", (backend) => {
     expect(await s.files.sweepPending(2000, 10)).toEqual([]);
     expect(await s.files.byId(alsoOld)).not.toBeNull();
     expect(await s.files.sweepPending(6000, 10)).toEqual([recent]);
+    // Swept: the reservations are gone; the two files stay.
+    expect(await s.files.usageOf(owner)).toBe(10);
   });
 
   it("releases a file when the last message naming it goes, never a forwarded one, and sweeps it (issue 19)", async () => {

@@ -321,10 +321,17 @@ export interface FileMetaStore {
    * their ids (their bytes are the caller's to delete). A file marked sent meanwhile stays.
    */
   sweepUnsent(beforeMs: number, limit: number): Promise<string[]>;
-  /** Bytes of all of owner's files still stored (sent or not, released but not yet swept): its quota's usage. */
+  /**
+   * Bytes of all of owner's files still stored (sent or not, released but not yet swept) and of
+   * its uploads started and not completed (their declared sizes): its quota's usage. Counting
+   * the started ones keeps concurrent uploads, each within the quota, from passing it together.
+   */
   usageOf(owner: Uid): Promise<number>;
-  /** A direct upload started: its object may appear under `id` before (or without) a files row. */
-  startPending(id: string, owner: Uid, atMs: number): Promise<void>;
+  /**
+   * An upload started (direct or resumable) whose declared `size` it reserves: its object may
+   * appear under `id` before (or without) a files row.
+   */
+  startPending(id: string, owner: Uid, size: number, atMs: number): Promise<void>;
   /** The direct upload is over (its files row stored, or its object dropped); idempotent. */
   completePending(id: string): Promise<void>;
   /**

@@ -114,7 +114,7 @@ export const directUploadsRoute: FastifyPluginAsync<DirectUploadsOptions> = asyn
       const id = ids.next();
       const name = cleanName(request.body.name);
       // Recorded before the client can PUT: an upload never completed is found by the sweep.
-      await meta.startPending(id, uid, Date.now());
+      await meta.startPending(id, uid, size, Date.now());
       const upload = await direct.uploadUrl(id, { contentType, size, expiresInSeconds: config.FILE_URL_TTL_SECONDS });
       const { ticket } = tickets.issue({ id, uid, convId, name, size, contentType, durationMs });
       return { error: ErrorCode.OK, id, upload, ticket };

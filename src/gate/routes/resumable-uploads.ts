@@ -4,6 +4,7 @@ import { AppError, ErrorCode } from "../../errors.js";
 import { thumbnailKey } from "../../files/image-preview.js";
 import type { ResumableStore } from "../../files/resumable-store.js";
 import { COLUMN_CHARS, isUid } from "../../ids/identifiers.js";
+import { sampled } from "../../log/logger.js";
 import type { FileMeta, Uid } from "../../storage/ports.js";
 import { callerOf } from "../auth.js";
 import type { GateConfig, GateDeps, GateFiles } from "../deps.js";
@@ -111,7 +112,7 @@ export const resumableUploadsRoute: FastifyPluginAsync<ResumableUploadsOptions> 
     onResponseError: (req, err) => {
       const { status: statusCode, body } = answerOf(err);
       if (body.error === ErrorCode.INTERNAL || body.error === ErrorCode.UNAVAILABLE) {
-        log.error({ err, method: req.method, url: req.url }, "resumable upload failed");
+        log.error(sampled({ err, method: req.method, url: req.url }), "resumable upload failed");
       }
       return { status_code: statusCode, body: JSON.stringify(body) };
     },
@@ -142,6 +143,8 @@ export const resumableUploadsRoute: FastifyPluginAsync<ResumableUploadsOptions> 
     await quota.countUpload(uid);
     // Counted now, as a direct upload's: what the upload may store is known at its creation.
     await quota.spendBytes(uid, upload.size);
+    // Reserved until it finishes, so uploads started together cannot pass the quota together.
+    await meta.startPending(resumable.fileIdOf(upload.id), uid, upload.size, Date.now());
     const claims: UploadClaims = {
       uid,
       convId,
@@ -162,6 +165,7 @@ export const resumableUploadsRoute: FastifyPluginAsync<ResumableUploadsOptions> 
     // The uploader may have left the conversation since the upload started.
     if (!(await isParticipant(messages, claims.convId, claims.uid))) {
       await resumable.discard(upload.id).catch(() => undefined);
+      await meta.completePending(id).catch(() => undefined);
       throw new AppError(ErrorCode.NOT_PARTICIPANT);
     }
     await resumable.settle(upload.id, { contentType: claims.contentType });
@@ -183,6 +187,8 @@ export const resumableUploadsRoute: FastifyPluginAsync<ResumableUploadsOptions> 
       await Promise.all([bytes.delete(id), bytes.delete(thumbnailKey(id))]).catch(() => undefined);
       throw err;
     }
+    // Its files row counts it now; should this fail, the sweep drops the reservation later.
+    await meta.completePending(id).catch(() => undefined);
     return file;
   };
 

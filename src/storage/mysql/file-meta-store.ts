@@ -134,17 +134,26 @@ export class MysqlFileMetaStore implements FileMetaStore {
   async usageOf(owner: Uid): Promise<number> {
     if (!isDecimalId(owner)) return 0;
     const [rows] = await mysqlCall(ErrorCode.STORAGE_UNAVAILABLE, "file store", () =>
-      this.pool.query<RowDataPacket[]>("SELECT COALESCE(SUM(size), 0) AS bytes FROM files WHERE owner = ?", [owner]),
+      this.pool.query<RowDataPacket[]>(
+        `SELECT (SELECT COALESCE(SUM(size), 0) FROM files WHERE owner = ?)
+              + (SELECT COALESCE(SUM(size), 0) FROM pending_uploads WHERE owner = ?) AS bytes`,
+        [owner, owner],
+      ),
     );
     return Number(rows[0]?.bytes ?? 0);
   }
 
-  async startPending(id: string, owner: Uid, atMs: number): Promise<void> {
+  async startPending(id: string, owner: Uid, size: number, atMs: number): Promise<void> {
     if (!isDecimalId(id) || !isDecimalId(owner)) {
       throw new AppError(ErrorCode.INVALID_ARGUMENT, "file and owner ids must be decimal");
     }
     await mysqlCall(ErrorCode.STORAGE_UNAVAILABLE, "file store", () =>
-      this.write(id, "INSERT INTO pending_uploads (file_id, owner, created_at) VALUES (?, ?, ?)", [id, owner, atMs]),
+      this.write(id, "INSERT INTO pending_uploads (file_id, owner, size, created_at) VALUES (?, ?, ?, ?)", [
+        id,
+        owner,
+        size,
+        atMs,
+      ]),
     );
   }
 

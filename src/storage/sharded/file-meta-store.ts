@@ -48,8 +48,8 @@ export class ShardedFileMetaStore implements FileMetaStore {
     return each.reduce((sum, bytes) => sum + bytes, 0);
   }
 
-  startPending(id: string, owner: Uid, atMs: number): Promise<void> {
-    return this.shards.retryingFences(() => this.storeOf(id).startPending(id, owner, atMs));
+  startPending(id: string, owner: Uid, size: number, atMs: number): Promise<void> {
+    return this.shards.retryingFences(() => this.storeOf(id).startPending(id, owner, size, atMs));
   }
 
   completePending(id: string): Promise<void> {

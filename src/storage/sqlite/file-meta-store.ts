@@ -56,12 +56,13 @@ export class SqliteFileMetaStore implements FileMetaStore {
     this.#sharedWith = db.prepare<[string], { conv_id: string }>(
       "SELECT conv_id FROM file_shares WHERE file_id = ? ORDER BY created_at, conv_id",
     );
-    const usage = db.prepare<[string], { bytes: number | bigint }>(
-      "SELECT COALESCE(SUM(size), 0) AS bytes FROM files INDEXED BY idx_files_owner WHERE owner = ?",
+    const usage = db.prepare<[string, string], { bytes: number | bigint }>(
+      `SELECT (SELECT COALESCE(SUM(size), 0) FROM files INDEXED BY idx_files_owner WHERE owner = ?)
+            + (SELECT COALESCE(SUM(size), 0) FROM pending_uploads WHERE owner = ?) AS bytes`,
     );
-    this.#usage = (owner: string) => Number(usage.get(owner)?.bytes ?? 0);
-    this.#startPending = db.prepare<[string, string, number]>(
-      "INSERT INTO pending_uploads (file_id, owner, created_at) VALUES (?, ?, ?)",
+    this.#usage = (owner: string) => Number(usage.get(owner, owner)?.bytes ?? 0);
+    this.#startPending = db.prepare<[string, string, number, number]>(
+      "INSERT INTO pending_uploads (file_id, owner, size, created_at) VALUES (?, ?, ?, ?)",
     );
     this.#completePending = db.prepare<[string]>("DELETE FROM pending_uploads WHERE file_id = ?");
     const oldPending = db.prepare<[number, number], { file_id: string }>(
@@ -112,9 +113,9 @@ export class SqliteFileMetaStore implements FileMetaStore {
     return call(() => this.#usage(canonical));
   }
 
-  async startPending(id: string, owner: Uid, atMs: number): Promise<void> {
+  async startPending(id: string, owner: Uid, size: number, atMs: number): Promise<void> {
     const [file, uid] = [requireCanonicalId(id), requireCanonicalId(owner)];
-    call(() => this.#startPending.run(file, uid, atMs));
+    call(() => this.#startPending.run(file, uid, size, atMs));
   }
 
   async completePending(id: string): Promise<void> {
