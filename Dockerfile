@@ -1,6 +1,9 @@
 FROM node:20-bookworm-slim
 WORKDIR /app
 COPY package.json package-lock.json ./
+# The workspace packages' manifests: npm ci links them (their sources come with COPY . . below).
+COPY packages/protocol/package.json packages/protocol/
+COPY packages/sdk/package.json packages/sdk/
 RUN npm ci --omit=dev --no-audit --no-fund
 COPY . .
 # The web client gate serves under / (vite is a runtime dependency for this step).

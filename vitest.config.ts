@@ -1,3 +1,4 @@
+import { defaultServerConditions } from "vite";
 import { defineConfig } from "vitest/config";
 
 // The main suite: files run in parallel, each in its own database and Redis key prefix.
@@ -5,6 +6,12 @@ import { defineConfig } from "vitest/config";
 // kill chat nodes of the local stack) live in test/stack/ and run afterwards, one file at a
 // time (vitest.stack.config.ts), so no other test sees their faults.
 export default defineConfig({
+  // @shardchat/* from their TypeScript sources (packages/*/src), as tsconfig.json's customConditions;
+  // the rest is vitest's own default, which leaves out `module` (bundler-only ESM builds that Node
+  // cannot load, such as @aws-sdk's dist-es).
+  ssr: {
+    resolve: { conditions: ["shardchat-source", ...defaultServerConditions.filter((c) => c !== "module")] },
+  },
   test: {
     include: ["test/**/*.test.ts"],
     exclude: ["test/stack/**", "**/node_modules/**"],

@@ -4,7 +4,7 @@
 # its share of the users: the other nodes send those users (and only those) a move push within
 # CHAT_RING_CHECK_MS, and their clients log in again here.
 #   ops/add-chat-node.sh [N]     (default: one past the highest chat node that has a pid file)
-# CHAT_TCP_PORT, CHAT_WS_PORT, CHAT_GRPC_PORT in the environment override its ports.
+# CHAT_TCP_PORT, CHAT_WS_PORT, CHAT_GRPC_PORT, METRICS_PORT in the environment override its ports.
 set -euo pipefail
 source "$(dirname "$0")/stack/env.sh"
 mkdir -p "$STACK_LOG_DIR" "$STACK_RUN_DIR"
@@ -30,13 +30,14 @@ fi
 tcp=${CHAT_TCP_PORT:-$((STACK_CHAT_TCP_BASE + n - 1))}
 ws=${CHAT_WS_PORT:-$((STACK_CHAT_WS_BASE + n - 1))}
 grpc=${CHAT_GRPC_PORT:-$((STACK_CHAT_GRPC_BASE + n - 1))}
+metrics=${METRICS_PORT:-$(stack_metrics_port "$name")}
 log="$STACK_LOG_DIR/$name.log"
 mapfile -t COMMON_ENV < <(stack_service_env)
 mapfile -t TLS_ENV < <(stack_service_tls_env "$name")
 # The log is appended to: remember where this run's lines begin.
 offset=$(stat -c %s "$log" 2>/dev/null || echo 0)
 env "${COMMON_ENV[@]}" "${TLS_ENV[@]}" "CHAT_NODE_ID=$name" "CHAT_HOST=$STACK_HOST" "CHAT_TCP_PORT=$tcp" \
-  "CHAT_WS_PORT=$ws" "CHAT_GRPC_PORT=$grpc" \
+  "CHAT_WS_PORT=$ws" "CHAT_GRPC_PORT=$grpc" "METRICS_PORT=$metrics" \
   setsid nohup node ${STACK_NODE_ARGS:-} --import tsx "$STACK_ROOT/src/chat/main.ts" >>"$log" 2>&1 &
 echo $! >"$pidfile"
 echo "[ops] starting $name (pid $!, tcp $STACK_HOST:$tcp, log $log)"

@@ -15,6 +15,7 @@ import { createMailer } from "./mail/create-mailer.js";
 import type { Mailer } from "./mail/ports.js";
 import type { Probe } from "./metrics/health.js";
 import type { Metrics } from "./metrics/metrics.js";
+import { redisProbe } from "./metrics/redis-probe.js";
 import { MemoryJobLocks } from "./routing/memory/job-locks.js";
 import { MemoryNodeRegistry } from "./routing/memory/node-registry.js";
 import { MemoryRateLimiter } from "./routing/memory/rate-limiter.js";
@@ -530,7 +531,12 @@ export function createRoutingAdapters(config: AdapterSettings, metrics?: Metrics
       routes: new RedisSessionRoutes(redis, prefix, config.ROUTE_TTL_SECONDS),
       workerLeases: new RedisWorkerIdLeases(redis, prefix, config.WORKER_LEASE_TTL_MS),
       locks: new RedisJobLocks(redis, prefix),
-      probes: [{ name: "redis", check: () => redis.ping() }],
+      probes: [
+        redisProbe(redis, ({ ok, fail }) => {
+          metrics?.redisMasters.set({ state: "ok" }, ok);
+          metrics?.redisMasters.set({ state: "fail" }, fail);
+        }),
+      ],
       close: async () => {
         await redis.quit().catch(() => redis.disconnect());
       },

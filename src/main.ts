@@ -14,6 +14,7 @@ import { createMetrics } from "./metrics/metrics.js";
 import { createPushNotifier } from "./push/create.js";
 import { runService, type ServiceStart } from "./shutdown.js";
 import { startStatus } from "./status/server.js";
+import { createTracing } from "./tracing/create.js";
 import { startVerify } from "./verify/server.js";
 
 const usage = `shardchat: gate, verify, status and chat nodes in one process.
@@ -50,6 +51,10 @@ async function start({ config, log, onStop }: ServiceStart): Promise<void> {
   // One process, one registry: gate's ops server (METRICS_PORT, when set) serves /metrics,
   // /healthz and /readyz for all of it, so the other services' own (which would collide) stay off.
   const metrics = createMetrics("stack");
+  // One tracer for the process, closed last (it exports the spans of everything closed before
+  // it); spans tell its chat nodes apart by shardchat.node_id.
+  const tracing = await createTracing(config, { service: "shardchat" }, log);
+  onStop(() => tracing.close());
   const adapters = await createAdapters(config, log, metrics);
   onStop(() => adapters.close());
   const serviceConfig: Config = { ...config, METRICS_PORT: null };
@@ -59,6 +64,7 @@ async function start({ config, log, onStop }: ServiceStart): Promise<void> {
     log: log.child({ service: "status" }),
     registry: adapters.nodes,
     tokens: adapters.tokens,
+    tracing,
   });
   onStop(() => status.close());
   const verify = await startVerify({
@@ -67,6 +73,7 @@ async function start({ config, log, onStop }: ServiceStart): Promise<void> {
     codes: adapters.codes,
     limiter: adapters.limiter,
     mailer: adapters.mailer,
+    tracing,
   });
   onStop(() => verify.close());
 
@@ -76,7 +83,7 @@ async function start({ config, log, onStop }: ServiceStart): Promise<void> {
   let statusApi = status.api;
   let verifyApi = verify.api;
   if (!inProcess) {
-    const internal = { authToken: config.INTERNAL_AUTH_TOKEN, tls: internalTlsOf(config) };
+    const internal = { authToken: config.INTERNAL_AUTH_TOKEN, tls: internalTlsOf(config), tracing };
     const statusClient = grpcClient(StatusServiceService, boundAddr(config.STATUS_ADDR, status.port), internal);
     const verifyClient = grpcClient(VerifyServiceService, boundAddr(config.VERIFY_ADDR, verify.port), internal);
     onStop(() => statusClient.close());
@@ -115,6 +122,7 @@ async function start({ config, log, onStop }: ServiceStart): Promise<void> {
       ids: lease.ids,
       metrics,
       pushNotifier,
+      tracing,
     });
     onStop(() => node.close());
     nodes.push(node);
@@ -133,6 +141,7 @@ async function start({ config, log, onStop }: ServiceStart): Promise<void> {
   const admin = createAdminStores(adapters, statusApi, config, log.child({ use: "server-api" }), {
     authToken: config.INTERNAL_AUTH_TOKEN,
     tls: internalTlsOf(config),
+    tracing,
   });
   onStop(() => admin.close());
   const gateLease = await leaseSnowflake({ leases: adapters.workerLeases, config, log, owner: "gate" });
@@ -151,6 +160,7 @@ async function start({ config, log, onStop }: ServiceStart): Promise<void> {
     accounts: createAccountDeletionRequest(adapters, config, statusApi, log.child({ use: "account-deletion" })),
     pushDevices: adapters.pushDevices,
     admin: admin.stores,
+    tracing,
   });
   onStop(() => gate.close());
 

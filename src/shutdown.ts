@@ -1,6 +1,6 @@
 import { ConfigError, loadConfig } from "./config/load.js";
 import type { Config } from "./config/settings.js";
-import { createLogger, type Logger } from "./log/logger.js";
+import { createLogger, type Logger, logOutputOf } from "./log/logger.js";
 
 /**
  * Stops the process on SIGTERM or SIGINT: runs `stop` (close listeners, hand over sessions,
@@ -66,7 +66,7 @@ export async function runService(service: {
     process.exit(2);
   }
   const label = service.label ?? service.name;
-  const log = createLogger(service.name, config.LOG_LEVEL);
+  const log = createLogger(service.name, config.LOG_LEVEL, logOutputOf(config));
   const closers: (() => Promise<void> | void)[] = [];
   const closeAll = async () => {
     for (const close of closers.reverse()) {

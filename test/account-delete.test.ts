@@ -1,16 +1,16 @@
 import { once } from "node:events";
+import { type ChatClient, GateClient, type LoginAnswer, openChat } from "@shardchat/sdk";
 import mysql from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { GroupRole, type KickPush } from "../packages/protocol/src/wire.js";
 import { AccountDeletionWorker } from "../src/account/account-deletion-worker.js";
 import { DeletedAccountCleanup, successorOf } from "../src/account/clean-up-deleted-account.js";
 import { AccountDeletionRequest } from "../src/account/request-deletion.js";
 import { AppError, ErrorCode } from "../src/errors.js";
-import { GroupRole, type KickPush } from "../src/gen/shardchat/v1/client.js";
 import { convIdForPair, groupConvId, type Uid } from "../src/ids/identifiers.js";
 import { createLogger } from "../src/log/logger.js";
 import { MemoryJobLocks } from "../src/routing/memory/job-locks.js";
 import type { JobLocks } from "../src/routing/ports.js";
-import { type ChatClient, GateClient, type LoginAnswer, openChat } from "../src/sdk/index.js";
 import { SqliteAccountDeletionStore } from "../src/storage/sqlite/account-deletion-store.js";
 import { SqliteBlockStore } from "../src/storage/sqlite/block-store.js";
 import { SqliteFriendStore } from "../src/storage/sqlite/friend-store.js";

@@ -1,7 +1,7 @@
+import type { ChatClient } from "@shardchat/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type AppError, ErrorCode } from "../src/errors.js";
 import { convIdForPair } from "../src/ids/identifiers.js";
-import type { ChatClient } from "../src/sdk/chat-client.js";
 import { MysqlFriendStore } from "../src/storage/mysql/friend-store.js";
 import type { Uid } from "../src/storage/ports.js";
 import { ShardedBlockStore } from "../src/storage/sharded/block-store.js";

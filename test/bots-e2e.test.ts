@@ -1,12 +1,11 @@
+import { AdminClient, GateClient } from "@shardchat/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ChatMessage } from "../packages/protocol/src/wire.js";
 import { botEmail } from "../src/bots/account.js";
 import { ErrorCode } from "../src/errors.js";
-import type { ChatMessage } from "../src/gen/shardchat/v1/client.js";
 import { convIdForPair, type Uid } from "../src/ids/identifiers.js";
 import { createLogger } from "../src/log/logger.js";
 import { RedisJobLocks } from "../src/routing/redis/job-locks.js";
-import { AdminClient } from "../src/sdk/admin-client.js";
-import { GateClient } from "../src/sdk/gate-client.js";
 import { MysqlWebhookOutboxStore } from "../src/storage/mysql/webhook-outbox-store.js";
 import { shardedKeyPlacement } from "../src/storage/sharded/block-store.js";
 import { ShardedBotStore } from "../src/storage/sharded/bot-store.js";

@@ -1,11 +1,11 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { MessageKind } from "../packages/protocol/src/wire.js";
 import { checkBotWebhookUrl } from "../src/bots/account.js";
 import { CachedBotDirectory } from "../src/bots/directory.js";
 import { KnownBots, withoutBots } from "../src/bots/offline-filter.js";
 import { loadConfig } from "../src/config/load.js";
 import type { Config } from "../src/config/settings.js";
 import { AppError, ErrorCode } from "../src/errors.js";
-import { MessageKind } from "../src/gen/shardchat/v1/client.js";
 import { convIdForPair, groupConvId, type Uid, uidOf } from "../src/ids/identifiers.js";
 import { createLogger } from "../src/log/logger.js";
 import type { BotStore, GroupStore } from "../src/storage/ports.js";

@@ -1,17 +1,8 @@
 import { connect, type Socket } from "node:net";
 import { networkInterfaces } from "node:os";
+import { ResilientChat } from "@shardchat/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
-import { type RunningChatNode, startChatNode } from "../src/chat/server.js";
-import type { Config } from "../src/config/settings.js";
-import { ErrorCode } from "../src/errors.js";
-import { ChatNodeServiceService } from "../src/gen/shardchat/v1/chatnode.js";
-import { DeviceKind, type Envelope, MessageKind } from "../src/gen/shardchat/v1/client.js";
-import { StatusServiceService } from "../src/gen/shardchat/v1/status.js";
-import { type GrpcClient, grpcClient, startGrpcServer } from "../src/grpc/api.js";
-import { convIdForPair, type Uid } from "../src/ids/identifiers.js";
-import { Snowflake } from "../src/ids/snowflake.js";
-import { createLogger } from "../src/log/logger.js";
 import {
   decodeEnvelope,
   encodeEnvelope,
@@ -19,13 +10,22 @@ import {
   envelopeFromJson,
   envelopeToJson,
   FrameDecoder,
-} from "../src/protocol/frame.js";
+} from "../packages/protocol/src/frame.js";
+import { DeviceKind, type Envelope, MessageKind } from "../packages/protocol/src/wire.js";
+import { type RunningChatNode, startChatNode } from "../src/chat/server.js";
+import type { Config } from "../src/config/settings.js";
+import { ErrorCode } from "../src/errors.js";
+import { ChatNodeServiceService } from "../src/gen/shardchat/v1/chatnode.js";
+import { StatusServiceService } from "../src/gen/shardchat/v1/status.js";
+import { type GrpcClient, grpcClient, startGrpcServer } from "../src/grpc/api.js";
+import { convIdForPair, type Uid } from "../src/ids/identifiers.js";
+import { Snowflake } from "../src/ids/snowflake.js";
+import { createLogger } from "../src/log/logger.js";
 import { RedisNodeRegistry } from "../src/routing/redis/node-registry.js";
 import { RedisSessionRoutes } from "../src/routing/redis/session-routes.js";
 import { RedisTokenStore } from "../src/routing/redis/token-store.js";
 import { createRedis, type RedisClient } from "../src/routing/redis-client.js";
 import { secretDigest } from "../src/routing/secret-digest.js";
-import { ResilientChat } from "../src/sdk/resilient-chat.js";
 import { addStatusService } from "../src/status/server.js";
 import { createStatusService } from "../src/status/service.js";
 import { grpcSessionKicker } from "../src/status/session-kicker.js";

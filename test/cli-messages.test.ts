@@ -1,6 +1,6 @@
+import { type ChatClient, openChat } from "@shardchat/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type ChatMessage, MessageKind, type TypingPush } from "../src/gen/shardchat/v1/client.js";
-import { type ChatClient, openChat } from "../src/sdk/index.js";
+import { type ChatMessage, MessageKind, type TypingPush } from "../packages/protocol/src/wire.js";
 import type { Services } from "./helpers/services.js";
 import { type CliUser, terminalClientRun } from "./helpers/terminal-client.js";
 import { until } from "./helpers/waits.js";

@@ -1,12 +1,12 @@
+import { type ChatClient, openChat } from "@shardchat/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AppError, ErrorCode } from "../src/errors.js";
 import {
   type ChatMessage,
   GroupEventKind,
   type GroupEventPush,
   type GroupJoinApplication,
-} from "../src/gen/shardchat/v1/client.js";
-import { type ChatClient, openChat } from "../src/sdk/index.js";
+} from "../packages/protocol/src/wire.js";
+import { AppError, ErrorCode } from "../src/errors.js";
 import type { Services } from "./helpers/services.js";
 import { type CliUser, terminalClientRun } from "./helpers/terminal-client.js";
 import { until } from "./helpers/waits.js";

@@ -1,8 +1,8 @@
+import type { ChatClient, ChatClientOptions } from "@shardchat/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type ChatMessage, type ConversationSettingsPush, DeviceKind } from "../packages/protocol/src/wire.js";
 import { ErrorCode } from "../src/errors.js";
-import { type ChatMessage, type ConversationSettingsPush, DeviceKind } from "../src/gen/shardchat/v1/client.js";
 import { convIdForPair } from "../src/ids/identifiers.js";
-import type { ChatClient, ChatClientOptions } from "../src/sdk/chat-client.js";
 import type { Uid } from "../src/storage/ports.js";
 import { ShardedConversationStore } from "../src/storage/sharded/conversation-store.js";
 import { ShardedFileMetaStore } from "../src/storage/sharded/file-meta-store.js";

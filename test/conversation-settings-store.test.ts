@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
+import { MessageKind } from "../packages/protocol/src/wire.js";
 import { ErrorCode } from "../src/errors.js";
-import { MessageKind } from "../src/gen/shardchat/v1/client.js";
 import { convIdForPair, groupConvId, uidOf } from "../src/ids/identifiers.js";
 import type { ConversationSummaryRecord, MessageExtras, StoredMessage, Uid } from "../src/storage/ports.js";
 import { contractBackends, openedForSuite } from "./helpers/backends.js";

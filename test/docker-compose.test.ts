@@ -32,6 +32,7 @@ const SECRETS = {
   SHARDCHAT_GATE_DB_PASSWORD: "gate0123456789abcdef",
   SHARDCHAT_CHAT_DB_PASSWORD: "chat0123456789abcdef",
   SHARDCHAT_S3_SECRET: "s3secret0123456789abcdef",
+  GRAFANA_ADMIN_PASSWORD: "grafana0123456789abcdef",
 };
 
 describe("docker-compose.yml", () => {
@@ -82,6 +83,7 @@ describe("docker-compose.yml", () => {
         ...["redis-1", "redis-2", "redis-3", "redis-4", "redis-5", "redis-6", "redis-cluster"],
         ...["status", "verify", "gate", "chat-1", "chat-2", "chat-3"],
         ...["minio", "minio-bucket"],
+        ...["prometheus", "grafana"],
       ].sort(),
     );
     expect(stdout).toContain("--cluster-replicas 1");
@@ -90,6 +92,30 @@ describe("docker-compose.yml", () => {
       "MYSQL_SHARDS: mysql://shardchat_chat:chat0123456789abcdef@mariadb-1:3306/shardchat,mysql://shardchat_chat:chat0123456789abcdef@mariadb-2:3306",
     );
     expect(stdout.match(/INTERNAL_AUTH_TOKEN: 0123456789abcdef0123456789abcdef/g)?.length).toBe(6);
+  });
+
+  it("scrapes every service's ops server with Prometheus, and provisions Grafana's dashboard", async () => {
+    const env = { ...process.env, ...SECRETS };
+    const { stdout } = await run("docker-compose", ["-f", "docker-compose.yml", "config"], { cwd: ROOT, env });
+    // Each service that gets the common settings serves /metrics on 9464 of its container.
+    expect(stdout.match(/METRICS_PORT: ["']9464["']/g)?.length).toBe(6);
+    const scrape = await readFile(join(ROOT, "ops/prometheus/prometheus-compose.yml"), "utf8");
+    expect([...scrape.matchAll(/targets: \["([\w-]+):9464"\]/g)].map((m) => m[1]).sort()).toEqual(
+      ["status", "verify", "gate", "chat-1", "chat-2", "chat-3"].sort(),
+    );
+    expect(stdout).toContain("--config.file=/etc/prometheus/prometheus-compose.yml");
+    expect(stdout).toMatch(/- \S+\/ops\/prometheus:\/etc\/prometheus:ro$/m);
+    expect(stdout).toMatch(/- \S+\/ops\/grafana\/provisioning:\/etc\/grafana\/provisioning:ro$/m);
+    expect(stdout).toMatch(/- \S+\/ops\/grafana\/dashboards:\/etc\/grafana\/dashboards:ro$/m);
+    expect(stdout).toContain("GF_SECURITY_ADMIN_PASSWORD: grafana0123456789abcdef");
+    // Neither is reachable from outside the host.
+    expect(stdout).toMatch(/- 127\.0\.0\.1:9090:9090\/tcp$/m);
+    expect(stdout).toMatch(/- 127\.0\.0\.1:3000:3000\/tcp$/m);
+    const provider = await readFile(join(ROOT, "ops/grafana/provisioning/dashboards/shardchat.yml"), "utf8");
+    expect(provider).toContain("path: /etc/grafana/dashboards");
+    const source = await readFile(join(ROOT, "ops/grafana/provisioning/datasources/prometheus.yml"), "utf8");
+    expect(source).toContain("url: http://prometheus:9090");
+    expect(source).toContain("uid: prometheus");
   });
 
   it("builds an image that runs as an unprivileged user and leaves secrets and local state out", async () => {

@@ -1,13 +1,13 @@
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
+import { type ChatClient, GateClient, type LoginAnswer, openChat } from "@shardchat/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type ChatMessage, DeviceKind, type KickPush } from "../packages/protocol/src/wire.js";
 import type { Config } from "../src/config/settings.js";
 import { AppError, ErrorCode } from "../src/errors.js";
-import { type ChatMessage, DeviceKind, type KickPush } from "../src/gen/shardchat/v1/client.js";
 import { StatusServiceService } from "../src/gen/shardchat/v1/status.js";
 import { grpcClient } from "../src/grpc/api.js";
 import { convIdForPair, type Uid } from "../src/ids/identifiers.js";
-import { type ChatClient, GateClient, type LoginAnswer, openChat } from "../src/sdk/index.js";
 import { migrate } from "../src/storage/mysql/migrate.js";
 import { configEnv, dropTestDatabase, testConfig } from "./helpers/env.js";
 import { freePort } from "./helpers/ports.js";

@@ -3,10 +3,10 @@ import { once } from "node:events";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { type ChatClient, GateClient, openChat } from "@shardchat/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ChatMessage } from "../src/gen/shardchat/v1/client.js";
+import type { ChatMessage } from "../packages/protocol/src/wire.js";
 import { convIdForPair, type Uid } from "../src/ids/identifiers.js";
-import { type ChatClient, GateClient, openChat } from "../src/sdk/index.js";
 import { freePort } from "./helpers/ports.js";
 import { LOG_DIR, ROOT, type ServiceProcess, spawnService, waitFor } from "./helpers/processes.js";
 

@@ -1,3 +1,4 @@
+import type { Auth, LoginAnswer, UploadedMedia } from "@shardchat/sdk";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorCode } from "../src/errors.js";
@@ -7,8 +8,6 @@ import { UploadSweeper } from "../src/gate/upload-sweeper.js";
 import { UploadTickets } from "../src/gate/upload-tickets.js";
 import { convIdForPair } from "../src/ids/identifiers.js";
 import { createLogger } from "../src/log/logger.js";
-import type { UploadedMedia } from "../src/sdk/gate-client.js";
-import type { Auth, LoginAnswer } from "../src/sdk/index.js";
 import { MysqlFileMetaStore } from "../src/storage/mysql/file-meta-store.js";
 import { createPool } from "../src/storage/mysql/pool.js";
 import { filler, sha256 } from "./helpers/file-bytes.js";

@@ -1,12 +1,12 @@
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
+import type { Auth, LoginAnswer } from "@shardchat/sdk";
+import { GateClient } from "@shardchat/sdk";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorCode } from "../src/errors.js";
 import { convIdForPair } from "../src/ids/identifiers.js";
-import { GateClient } from "../src/sdk/gate-client.js";
-import type { Auth, LoginAnswer } from "../src/sdk/index.js";
 import { filler, sha256 } from "./helpers/file-bytes.js";
 import { startMotoServer } from "./helpers/moto-server.js";
 import type { S3Server } from "./helpers/s3-server.js";

@@ -6,17 +6,17 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { promisify } from "node:util";
+import { type Auth, type ChatClient, type LoginAnswer, openChat } from "@shardchat/sdk";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type ChatMessage, MessageKind } from "../packages/protocol/src/wire.js";
 import { ErrorCode } from "../src/errors.js";
 import { thumbnailKey } from "../src/files/image-preview.js";
 import { LocalDiskFileStore } from "../src/files/local-disk.js";
 import { FileLinks } from "../src/gate/file-links.js";
 import { UploadSweeper } from "../src/gate/upload-sweeper.js";
-import { type ChatMessage, MessageKind } from "../src/gen/shardchat/v1/client.js";
 import { convIdForPair } from "../src/ids/identifiers.js";
 import { createLogger } from "../src/log/logger.js";
-import { type Auth, type ChatClient, type LoginAnswer, openChat } from "../src/sdk/index.js";
 import { MysqlFileMetaStore } from "../src/storage/mysql/file-meta-store.js";
 import { createPool } from "../src/storage/mysql/pool.js";
 import { openSqlite, sqliteFileIn } from "../src/storage/sqlite/database.js";
@@ -528,9 +528,11 @@ describe("files through gate", () => {
       const source = join(dir, "note.txt");
       writeFileSync(source, "a note from the terminal\n");
       const cli = (...args: string[]) =>
-        execFileAsync(process.execPath, ["--import", "tsx", "src/cli/main.ts", "--gate", s.gateUrl, ...args], {
-          cwd: ROOT,
-        });
+        execFileAsync(
+          process.execPath,
+          ["--conditions=shardchat-source", "--import", "tsx", "src/cli/main.ts", "--gate", s.gateUrl, ...args],
+          { cwd: ROOT },
+        );
       const sent = await cli("sendfile", "fileb", "pw-fileb-secret", a.uid, source, "from", "the", "cli");
       const id = /uploaded (\d+)/.exec(sent.stdout)?.[1];
       expect(id, sent.stdout).toBeDefined();

@@ -1,6 +1,4 @@
 import { describe, expect, it } from "vitest";
-import { AppError, ErrorCode } from "../src/errors.js";
-import type { Envelope } from "../src/gen/shardchat/v1/client.js";
 import {
   BadFieldValueError,
   decodeEnvelope,
@@ -10,7 +8,9 @@ import {
   envelopeToJson,
   FrameDecoder,
   LENGTH_BYTES,
-} from "../src/protocol/frame.js";
+} from "../packages/protocol/src/frame.js";
+import type { Envelope } from "../packages/protocol/src/wire.js";
+import { AppError, ErrorCode } from "../src/errors.js";
 
 const MAX = 1024;
 

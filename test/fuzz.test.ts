@@ -1,9 +1,7 @@
+import type { ChatClient } from "@shardchat/sdk";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import { AppError, ErrorCode } from "../src/errors.js";
-import { type ChatMessage, DeviceKind, type Envelope, MessageKind } from "../src/gen/shardchat/v1/client.js";
-import { convIdForPair, type Uid } from "../src/ids/identifiers.js";
 import {
   BadFieldValueError,
   decodeEnvelope,
@@ -12,8 +10,10 @@ import {
   envelopeFromJson,
   envelopeToJson,
   FrameDecoder,
-} from "../src/protocol/frame.js";
-import type { ChatClient } from "../src/sdk/chat-client.js";
+} from "../packages/protocol/src/frame.js";
+import { type ChatMessage, DeviceKind, type Envelope, MessageKind } from "../packages/protocol/src/wire.js";
+import { AppError, ErrorCode } from "../src/errors.js";
+import { convIdForPair, type Uid } from "../src/ids/identifiers.js";
 import { type MemoryNode, startMemoryNode } from "./helpers/memory-node.js";
 import { openRawTcp, pollUntil } from "./helpers/raw-tcp.js";
 

@@ -1,7 +1,7 @@
+import type { ChatClient } from "@shardchat/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { GroupEventKind, type GroupEventPush, type GroupInvitation } from "../packages/protocol/src/wire.js";
 import { AppError, ErrorCode } from "../src/errors.js";
-import { GroupEventKind, type GroupEventPush, type GroupInvitation } from "../src/gen/shardchat/v1/client.js";
-import type { ChatClient } from "../src/sdk/chat-client.js";
 import { type MemoryNode, startMemoryNode } from "./helpers/memory-node.js";
 
 /**

@@ -1,16 +1,16 @@
+import type { ChatClient } from "@shardchat/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MUTED_FOREVER_MS } from "../src/chat/handlers/group-moderation.js";
-import { ErrorCode } from "../src/errors.js";
 import {
   type ChatMessage,
   GroupEventKind,
   type GroupEventPush,
   type GroupJoinApplication,
   GroupRole,
-} from "../src/gen/shardchat/v1/client.js";
+} from "../packages/protocol/src/wire.js";
+import { MUTED_FOREVER_MS } from "../src/chat/handlers/group-moderation.js";
+import { ErrorCode } from "../src/errors.js";
 import { convIdForPair } from "../src/ids/identifiers.js";
 import { Snowflake } from "../src/ids/snowflake.js";
-import type { ChatClient } from "../src/sdk/chat-client.js";
 import type { Uid } from "../src/storage/ports.js";
 import { ShardedBlockStore } from "../src/storage/sharded/block-store.js";
 import { ShardedConversationStore } from "../src/storage/sharded/conversation-store.js";

@@ -1,7 +1,7 @@
 import mysql from "mysql2/promise";
 import { describe, expect, it } from "vitest";
+import { MessageKind } from "../packages/protocol/src/wire.js";
 import { ErrorCode } from "../src/errors.js";
-import { MessageKind } from "../src/gen/shardchat/v1/client.js";
 import { groupConvId, uidOf } from "../src/ids/identifiers.js";
 import { GROUP_ROLE, type Uid } from "../src/storage/ports.js";
 import { contractBackends, openedForSuite } from "./helpers/backends.js";

@@ -1,6 +1,6 @@
+import { type LoginAnswer, openChat } from "@shardchat/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ChatMessage } from "../src/gen/shardchat/v1/client.js";
-import { type LoginAnswer, openChat } from "../src/sdk/index.js";
+import type { ChatMessage } from "../packages/protocol/src/wire.js";
 import type { Services } from "./helpers/services.js";
 import { type CliUser, terminalClientRun } from "./helpers/terminal-client.js";
 import { until } from "./helpers/waits.js";

@@ -1,12 +1,12 @@
+import type { ChatClient, ChatClientOptions } from "@shardchat/sdk";
 import type { RowDataPacket } from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type ChatMessage, Envelope, GroupEventKind, GroupRole, MessageKind } from "../packages/protocol/src/wire.js";
 import type { RunningChatNode } from "../src/chat/server.js";
 import type { Config } from "../src/config/settings.js";
 import { ErrorCode } from "../src/errors.js";
-import { type ChatMessage, Envelope, GroupEventKind, GroupRole, MessageKind } from "../src/gen/shardchat/v1/client.js";
 import { convIdForPair } from "../src/ids/identifiers.js";
 import { Snowflake } from "../src/ids/snowflake.js";
-import type { ChatClient, ChatClientOptions } from "../src/sdk/chat-client.js";
 import type { Uid } from "../src/storage/ports.js";
 import { ShardedGroupStore } from "../src/storage/sharded/group-store.js";
 import { ShardedMessageStore } from "../src/storage/sharded/message-store.js";

@@ -1,8 +1,8 @@
+import type { ChatClient } from "@shardchat/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Envelope } from "../packages/protocol/src/wire.js";
 import { AppError, ErrorCode } from "../src/errors.js";
-import { Envelope } from "../src/gen/shardchat/v1/client.js";
 import { groupConvId } from "../src/ids/identifiers.js";
-import type { ChatClient } from "../src/sdk/chat-client.js";
 import { MysqlMessageStore } from "../src/storage/mysql/message-store.js";
 import { createPool } from "../src/storage/mysql/pool.js";
 import { type MemoryNode, startMemoryNode } from "./helpers/memory-node.js";

@@ -1,3 +1,4 @@
+import { ChatClient } from "@shardchat/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startChatLoad } from "../bench/load/chat.js";
 import { DeliveryChecker, decodeText, encodeText, mergeSummaries } from "../bench/load/checker.js";
@@ -5,7 +6,6 @@ import type { Ticket } from "../bench/load/drivers.js";
 import { startGroupLoad } from "../bench/load/group.js";
 import { runConnect, runLoginStorm } from "../bench/load/scenarios.js";
 import { startEmbedded, startSocketIo, startWsRelay, type Target } from "../bench/load/targets.js";
-import { ChatClient } from "../src/sdk/chat-client.js";
 
 describe("the delivery checker", () => {
   it("passes each message once and in order, and fails a duplicate, a reorder and a loss", () => {

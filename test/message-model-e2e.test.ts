@@ -1,18 +1,18 @@
+import type { ChatClient, ChatClientOptions } from "@shardchat/sdk";
+import { applyMessageEvent, isMessageEvent } from "@shardchat/sdk";
 import type { RowDataPacket } from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Config } from "../src/config/settings.js";
-import { ErrorCode } from "../src/errors.js";
 import {
   type ChatMessage,
   type DeletedForMePush,
   DeviceKind,
   MessageKind,
   type TypingPush,
-} from "../src/gen/shardchat/v1/client.js";
+} from "../packages/protocol/src/wire.js";
+import type { Config } from "../src/config/settings.js";
+import { ErrorCode } from "../src/errors.js";
 import { convIdForPair } from "../src/ids/identifiers.js";
 import { Snowflake } from "../src/ids/snowflake.js";
-import type { ChatClient, ChatClientOptions } from "../src/sdk/chat-client.js";
-import { applyMessageEvent, isMessageEvent } from "../src/sdk/message-events.js";
 import type { Uid } from "../src/storage/ports.js";
 import { ShardedConversationStore } from "../src/storage/sharded/conversation-store.js";
 import { ShardedFileMetaStore } from "../src/storage/sharded/file-meta-store.js";

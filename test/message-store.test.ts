@@ -1,10 +1,10 @@
 import type { RowDataPacket } from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MessageKind } from "../packages/protocol/src/wire.js";
 import { startChangeRecord, stopChangeRecord } from "../sharding/change-record.js";
 import { PLACEMENTS } from "../sharding/placements.js";
 import type { Config } from "../src/config/settings.js";
 import { AppError, ErrorCode } from "../src/errors.js";
-import { MessageKind } from "../src/gen/shardchat/v1/client.js";
 import { convIdForPair, requireUid, uidOf } from "../src/ids/identifiers.js";
 import { MysqlMessageStore } from "../src/storage/mysql/message-store.js";
 import { migrate } from "../src/storage/mysql/migrate.js";

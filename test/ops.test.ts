@@ -1,11 +1,11 @@
 import { once } from "node:events";
+import { type ChatClient, GateClient, openChat } from "@shardchat/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ChatMessage } from "../packages/protocol/src/wire.js";
 import type { Config } from "../src/config/settings.js";
 import { AppError, ErrorCode } from "../src/errors.js";
-import type { ChatMessage } from "../src/gen/shardchat/v1/client.js";
 import { StatusServiceService } from "../src/gen/shardchat/v1/status.js";
 import { grpcClient } from "../src/grpc/api.js";
-import { type ChatClient, GateClient, openChat } from "../src/sdk/index.js";
 import { migrate } from "../src/storage/mysql/migrate.js";
 import { configEnv, dropTestDatabase, testConfig } from "./helpers/env.js";
 import { freePort } from "./helpers/ports.js";

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import webpush from "web-push";
+import type { ChatMessage } from "../packages/protocol/src/wire.js";
+import { MessageKind } from "../packages/protocol/src/wire.js";
 import { loadConfig } from "../src/config/load.js";
-import type { ChatMessage } from "../src/gen/shardchat/v1/client.js";
-import { MessageKind } from "../src/gen/shardchat/v1/client.js";
 import { uidOf } from "../src/ids/identifiers.js";
 import { createLogger } from "../src/log/logger.js";
 import { createMetrics, type Metrics } from "../src/metrics/metrics.js";

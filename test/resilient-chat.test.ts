@@ -1,5 +1,5 @@
+import { backoffMs } from "@shardchat/sdk";
 import { describe, expect, it } from "vitest";
-import { backoffMs } from "../src/sdk/resilient-chat.js";
 
 /**
  * The SDK's reconnect pauses: the users of a node that died (or was added) must come back spread

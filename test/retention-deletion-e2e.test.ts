@@ -1,12 +1,12 @@
+import type { ChatClient } from "@shardchat/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type ChatMessage, GroupRole } from "../packages/protocol/src/wire.js";
 import { AccountDeletionWorker } from "../src/account/account-deletion-worker.js";
 import { DeletedAccountCleanup } from "../src/account/clean-up-deleted-account.js";
 import { AccountDeletionRequest } from "../src/account/request-deletion.js";
 import { ErrorCode, okOrThrow } from "../src/errors.js";
-import { type ChatMessage, GroupRole } from "../src/gen/shardchat/v1/client.js";
 import { convIdForPair } from "../src/ids/identifiers.js";
 import { createLogger } from "../src/log/logger.js";
-import type { ChatClient } from "../src/sdk/chat-client.js";
 import { MysqlFriendStore } from "../src/storage/mysql/friend-store.js";
 import { RetentionPurger } from "../src/storage/retention/purger.js";
 import { ShardedAccountDeletionStore } from "../src/storage/sharded/account-deletion-store.js";

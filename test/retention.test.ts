@@ -1,17 +1,17 @@
+import { ChatClient } from "@shardchat/sdk";
 import { describe, expect, it } from "vitest";
-import { ErrorCode } from "../src/errors.js";
 import {
   type ChatMessage,
   GroupEventKind,
   type GroupEventPush,
   GroupRole,
   MessageKind,
-} from "../src/gen/shardchat/v1/client.js";
+} from "../packages/protocol/src/wire.js";
+import { ErrorCode } from "../src/errors.js";
 import { convIdForPair, groupConvId, uidOf } from "../src/ids/identifiers.js";
 import { createLogger } from "../src/log/logger.js";
 import { createMetrics } from "../src/metrics/metrics.js";
 import { MemoryJobLocks } from "../src/routing/memory/job-locks.js";
-import { ChatClient } from "../src/sdk/chat-client.js";
 import type { RetentionStore, StoredMessage, Uid } from "../src/storage/ports.js";
 import { RetentionPurger, type RetentionSettings } from "../src/storage/retention/purger.js";
 import { slotOf } from "../src/storage/sharded/shard-map.js";

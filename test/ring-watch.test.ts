@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
+import type { Envelope } from "../packages/protocol/src/wire.js";
 import type { OutboundFrame } from "../src/chat/outbound.js";
 import { RingWatch } from "../src/chat/ring-watch.js";
 import { BaseSession } from "../src/chat/session.js";
 import { SessionRegistry } from "../src/chat/sessions.js";
 import { ErrorCode } from "../src/errors.js";
-import type { Envelope } from "../src/gen/shardchat/v1/client.js";
 import type { ChatNodeInfo } from "../src/gen/shardchat/v1/status.js";
 import { uidOf } from "../src/ids/identifiers.js";
 import { createLogger } from "../src/log/logger.js";

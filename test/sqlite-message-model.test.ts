@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MessageKind } from "../packages/protocol/src/wire.js";
 import { type AppError, ErrorCode } from "../src/errors.js";
-import { MessageKind } from "../src/gen/shardchat/v1/client.js";
 import { convIdForPair, groupConvId, uidOf } from "../src/ids/identifiers.js";
 import type { MessageChange, MessageEffect, MessageExtras, Uid } from "../src/storage/ports.js";
 import { SqliteConversationStore } from "../src/storage/sqlite/conversation-store.js";

@@ -2,9 +2,9 @@ import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { crc32, deflateSync } from "node:zlib";
+import { openChat } from "@shardchat/sdk";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { openChat } from "../src/sdk/open-chat.js";
 import { LOG_DIR, ROOT } from "./helpers/processes.js";
 import { type Services, startServices } from "./helpers/services.js";
 import { codeFromMail } from "./helpers/smtp-sink.js";
@@ -159,7 +159,7 @@ function webBuildIsStale(): boolean {
     readdirSync(dir, { withFileTypes: true }).some((e) =>
       e.isDirectory() ? newer(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs > builtAt,
     );
-  return ["web/src", "src/sdk", "web/index.html"].some((p) => {
+  return ["web/src", "packages/sdk/src", "packages/protocol/src", "web/index.html"].some((p) => {
     const path = join(ROOT, p);
     return statSync(path).isDirectory() ? newer(path) : statSync(path).mtimeMs > builtAt;
   });

@@ -1,7 +1,7 @@
 import type { RowDataPacket } from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MessageKind } from "../packages/protocol/src/wire.js";
 import { ErrorCode } from "../src/errors.js";
-import { MessageKind } from "../src/gen/shardchat/v1/client.js";
 import { convIdForPair, groupConvId, uidOf } from "../src/ids/identifiers.js";
 import { onePool } from "../src/storage/mysql/block-store.js";
 import { MysqlGroupStore } from "../src/storage/mysql/group-store.js";

@@ -1,10 +1,10 @@
+import type { ChatClient } from "@shardchat/sdk";
 import type { RowDataPacket } from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Config } from "../src/config/settings.js";
 import { ErrorCode } from "../src/errors.js";
 import { createLogger } from "../src/log/logger.js";
 import { RedisJobLocks } from "../src/routing/redis/job-locks.js";
-import type { ChatClient } from "../src/sdk/chat-client.js";
 import { MysqlFriendStore } from "../src/storage/mysql/friend-store.js";
 import { MysqlWebhookOutboxStore } from "../src/storage/mysql/webhook-outbox-store.js";
 import { shardedKeyPlacement } from "../src/storage/sharded/block-store.js";

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
+import { type ChatClient, type LoginAnswer, openChat } from "@shardchat/sdk";
 import mysql, { type RowDataPacket } from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type ChatClient, type LoginAnswer, openChat } from "../src/sdk/index.js";
 import { waitFor } from "./helpers/processes.js";
 import { type Services, startServices } from "./helpers/services.js";
 import { eventOf, startWebhookReceiver, type WebhookReceiver } from "./helpers/webhook-receiver.js";

@@ -1,13 +1,14 @@
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { defineConfig } from "vite";
+import { defaultClientConditions, defineConfig } from "vite";
 
 const here = dirname(fileURLToPath(import.meta.url));
 
 /**
- * The web client. It imports the SDK from ../src/sdk; two substitutions keep Node out of the
- * browser bundle: the SDK's wire (node:net + the `ws` package) becomes wire-browser.ts (the
- * browser's WebSocket), and node:events becomes the `events` package (the same EventEmitter).
+ * The web client. It imports @shardchat/sdk from its sources (the `shardchat-source` condition,
+ * no build of the package to go stale); the `browser` condition gives it the SDK's browser wire
+ * (#wire: the browser's WebSocket, no node:net nor `ws`), and the SDK's `events` is the npm
+ * package of that name here (Node's own module in Node).
  */
 export default defineConfig({
   root: here,
@@ -24,11 +25,6 @@ export default defineConfig({
       output: { entryFileNames: (chunk) => (chunk.name === "sw" ? "sw.js" : "assets/[name]-[hash].js") },
     },
   },
-  resolve: {
-    alias: [
-      { find: /^\.\/wire\.js$/, replacement: resolve(here, "../src/sdk/wire-browser.ts") },
-      { find: /^node:events$/, replacement: "events" },
-    ],
-  },
+  resolve: { conditions: ["shardchat-source", ...defaultClientConditions] },
   logLevel: "warn",
 });

@@ -3,11 +3,12 @@
  * or a reference (a plain ws relay, Socket.IO). The load scenarios only see this interface, so
  * every system is driven by the same code with the same message sizes.
  */
+
+import type { Endpoint } from "@shardchat/sdk";
+import { ChatClient } from "@shardchat/sdk";
 import { io } from "socket.io-client";
 import WebSocket from "ws";
 import { AppError, ErrorCode } from "../../src/errors.js";
-import { ChatClient } from "../../src/sdk/chat-client.js";
-import type { Endpoint } from "../../src/sdk/wire.js";
 
 /** How one user reaches the system under test (plain data: it crosses to worker threads). */
 export type Ticket =

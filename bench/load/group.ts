@@ -4,7 +4,7 @@
  * a post to each member's receipt, and checks that every member gets every post once, in order.
  */
 import type { Worker } from "node:worker_threads";
-import { ChatClient } from "../../src/sdk/chat-client.js";
+import { ChatClient } from "@shardchat/sdk";
 import { type CheckSummary, mergeSummaries } from "./checker.js";
 import type { Ticket } from "./drivers.js";
 import type { FromGroupWorker, GroupWorkerData, ToGroupWorker } from "./group-worker.js";

@@ -7,4 +7,5 @@ want=1048576
 ulimit -Hn "$want" 2>/dev/null || true
 ulimit -Sn "$want" 2>/dev/null || ulimit -Sn "$(ulimit -Hn)"
 cd "$(dirname "$0")/../.."
-exec node --import tsx "${LOAD_ENTRY:-bench/load/cli.ts}" "$@"
+# The load tool imports @shardchat/sdk: from its sources (packages/sdk/src), not a build.
+exec node --conditions=shardchat-source --import tsx "${LOAD_ENTRY:-bench/load/cli.ts}" "$@"

@@ -1,6 +1,5 @@
 /** The connect and login-storm scenarios (chat-1to1 is in chat.ts). */
-import { GateClient } from "../../src/sdk/gate-client.js";
-import { openChat } from "../../src/sdk/open-chat.js";
+import { GateClient, openChat } from "@shardchat/sdk";
 import type { ConnectWorkerData, FromConnectWorker } from "./connect-worker.js";
 import type { Ticket } from "./drivers.js";
 import { fullGc } from "./full-gc.js";

@@ -29,10 +29,26 @@ STACK_CHAT_NODES="${STACK_CHAT_NODES:-3}"
 STACK_CHAT_TCP_BASE="${STACK_CHAT_TCP_BASE:-9201}"
 STACK_CHAT_WS_BASE="${STACK_CHAT_WS_BASE:-9301}"
 STACK_CHAT_GRPC_BASE="${STACK_CHAT_GRPC_BASE:-50161}"
+# Each service's ops server (/metrics, /healthz, /readyz; METRICS_PORT) on loopback, which
+# ops/prometheus scrapes: status, verify, gate and gate-2 on base + 0..3, chat-i on the chat base + i - 1.
+STACK_METRICS_BASE="${STACK_METRICS_BASE:-9501}"
+STACK_CHAT_METRICS_BASE="${STACK_CHAT_METRICS_BASE:-9511}"
 
 # S3: moto_server (Python, in memory) on loopback, the gates' FILE_STORE=s3 bucket.
 STACK_S3_PORT="${STACK_S3_PORT:-9400}"
 STACK_S3_BUCKET="${STACK_S3_BUCKET:-shardchat-stack}"
+
+# The METRICS_PORT of a service of the stack (status, verify, gate, gate-2, chat-N).
+stack_metrics_port() {
+  case "$1" in
+    status) echo "$STACK_METRICS_BASE" ;;
+    verify) echo "$((STACK_METRICS_BASE + 1))" ;;
+    gate) echo "$((STACK_METRICS_BASE + 2))" ;;
+    gate-2) echo "$((STACK_METRICS_BASE + 3))" ;;
+    chat-*) echo "$((STACK_CHAT_METRICS_BASE + ${1#chat-} - 1))" ;;
+    *) echo "stack_metrics_port: no service $1" >&2; return 1 ;;
+  esac
+}
 
 stack_mysql_ports() { echo "$STACK_MYSQL_MAIN_PORT $STACK_MYSQL_EXTRA_PORTS"; }
 

@@ -259,7 +259,7 @@ start_service() { # name entry extra-env...
   # STACK_NODE_ARGS: extra node flags for every service, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
   # (node refuses --cpu-prof in NODE_OPTIONS).
   # shellcheck disable=SC2086
-  env "${COMMON_ENV[@]}" "${tls_env[@]}" "$@" setsid nohup node ${STACK_NODE_ARGS:-} --import tsx "$STACK_ROOT/$entry" \
+  env "${COMMON_ENV[@]}" "${tls_env[@]}" "METRICS_PORT=$(stack_metrics_port "$name")" "$@" setsid nohup node ${STACK_NODE_ARGS:-} --import tsx "$STACK_ROOT/$entry" \
     >>"$STACK_LOG_DIR/$name.log" 2>&1 9>&- &
   echo $! >"$pid"
 }
@@ -299,6 +299,7 @@ cat <<TOPOLOGY
   gate (HTTP)      http://$STACK_HOST:$STACK_GATE_PORT
   gate-2 (HTTP)    http://$STACK_HOST:$STACK_GATE2_PORT   (same bucket, Redis and databases: either answers any request)
 $(for i in $(seq 1 "$STACK_CHAT_NODES"); do echo "  chat-$i           tcp $STACK_HOST:$((STACK_CHAT_TCP_BASE + i - 1))  ws ws://$STACK_HOST:$((STACK_CHAT_WS_BASE + i - 1))/  grpc $STACK_HOST:$((STACK_CHAT_GRPC_BASE + i - 1))"; done)
+  metrics          $(for name in status verify gate gate-2 $(seq -f 'chat-%g' 1 "$STACK_CHAT_NODES"); do printf '%s ' "$(stack_metrics_port "$name")"; done)(/metrics of status verify gate gate-2 chat-*)
   logs             $STACK_LOG_DIR
   client           GATE_URL=http://$STACK_HOST:$STACK_GATE_PORT npm run cli -- ...
   stop             npm run stack:down

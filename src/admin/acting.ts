@@ -1,5 +1,5 @@
+import type { ChatMessage } from "../../packages/protocol/src/wire.js";
 import { AppError, ErrorCode } from "../errors.js";
-import type { ChatMessage } from "../gen/shardchat/v1/client.js";
 import { directConvMembers, groupIdOfConv, isUid, type Uid } from "../ids/identifiers.js";
 import type { AdminDeps } from "./deps.js";
 

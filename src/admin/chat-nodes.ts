@@ -1,6 +1,6 @@
+import { Envelope } from "../../packages/protocol/src/wire.js";
 import { AppError, ErrorCode, okOrThrow } from "../errors.js";
 import type { ChatNodeServiceService } from "../gen/shardchat/v1/chatnode.js";
-import { Envelope } from "../gen/shardchat/v1/client.js";
 import type { StatusServiceService } from "../gen/shardchat/v1/status.js";
 import type { Api } from "../grpc/api.js";
 import type { ShardSize, Uid } from "../storage/ports.js";

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from "fastify";
+import type { GroupInfo } from "../../packages/protocol/src/wire.js";
 import { AppError, ErrorCode } from "../errors.js";
-import type { GroupInfo } from "../gen/shardchat/v1/client.js";
 import type { Uid } from "../ids/identifiers.js";
 import { GROUP_ROLE } from "../storage/ports.js";
 import { groupOwner } from "./acting.js";

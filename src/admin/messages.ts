@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { FastifyPluginAsync } from "fastify";
+import { MessageKind } from "../../packages/protocol/src/wire.js";
 import { AppError, ErrorCode } from "../errors.js";
-import { MessageKind } from "../gen/shardchat/v1/client.js";
 import type { Uid } from "../ids/identifiers.js";
 import { conversationActor } from "./acting.js";
 import type { AdminDeps } from "./deps.js";

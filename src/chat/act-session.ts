@@ -1,6 +1,6 @@
 import { nanoid } from "nanoid";
+import type { Envelope } from "../../packages/protocol/src/wire.js";
 import { ErrorCode } from "../errors.js";
-import type { Envelope } from "../gen/shardchat/v1/client.js";
 import type { Uid } from "../storage/ports.js";
 import { OutboundFrame } from "./outbound.js";
 import { errorEnvelope, type Session } from "./session.js";

@@ -1,4 +1,5 @@
 import type { Logger } from "../log/logger.js";
+import { sampled } from "../log/logger.js";
 import type { MessageStore, Uid } from "../storage/ports.js";
 
 interface Cursor {
@@ -95,7 +96,7 @@ export class DeliveredCursors {
           await this.store.ack(uid, targets);
         } catch (err) {
           // Kept for the next flush (cursors only move forward, so a late write is harmless).
-          this.log.warn({ err, uid }, "cannot write delivery cursors; retrying on the next flush");
+          this.log.warn(sampled({ err, uid }), "cannot write delivery cursors; retrying on the next flush");
           for (const t of targets) void this.ack(uid, [t]);
         }
       }),

@@ -1,11 +1,13 @@
+import type { ChatMessage, Envelope } from "../../packages/protocol/src/wire.js";
 import type { PushItem } from "../gen/shardchat/v1/chatnode.js";
-import type { ChatMessage, Envelope } from "../gen/shardchat/v1/client.js";
 import { checkedUids } from "../ids/identifiers.js";
 import type { Logger } from "../log/logger.js";
+import { sampled } from "../log/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { SessionRoutes } from "../routing/ports.js";
 import { DEVICE_NAMES, type DeviceName } from "../routing/ports.js";
 import type { Uid } from "../storage/ports.js";
+import type { SpanOptions, TraceSpan, Tracing } from "../tracing/ports.js";
 import type { OfflineDeviceKinds, OfflineRecipients } from "./offline-recipients.js";
 import { OutboundFrame } from "./outbound.js";
 import type { Missed, PeerLinks } from "./peer-links.js";
@@ -24,6 +26,8 @@ export interface RingView {
 export interface Push {
   frame: OutboundFrame;
   message?: MessagePush;
+  /** The fan-out's span, when its send is traced and sampled: each node's delivery is its child. */
+  span?: TraceSpan;
 }
 
 export function messagePush(message: ChatMessage): Push {
@@ -57,6 +61,8 @@ export interface FanoutDeps {
    * kinds only (PUSH_OFFLINE_DEVICE_KINDS). Absent: the kinds are not looked at.
    */
   kindsOffline?: OfflineDeviceKinds;
+  /** A traced send's fan-out and each node's delivery of it are spans (TRACING_OTLP_URL). */
+  tracing: Tracing;
   log: Logger;
   metrics?: Metrics;
 }
@@ -84,14 +90,32 @@ export class Fanout {
   async message(message: ChatMessage, toUids: Uid[], from?: Session): Promise<void> {
     this.deps.metrics?.messagesIn.inc();
     const stop = this.deps.metrics?.deliverySeconds.startTimer();
+    const span = this.deps.tracing.enabled ? this.fanoutSpan(message, toUids) : undefined;
     try {
       const push = messagePush(message);
+      // Only a sampled send's pushes carry its context: an unsampled one costs its peers nothing.
+      if (span?.sampled) push.span = span;
       if (from?.uid !== undefined) this.here([from.uid], push, from.id);
       const offline = await this.everywhere(toUids, push);
       if (offline.length > 0) this.deps.offline?.offline(message, offline);
+      span?.setAttribute("shardchat.offline", offline.length);
     } finally {
       stop?.();
+      span?.end();
     }
+  }
+
+  /** The fan-out of a message, under the send being traced (none outside a trace). */
+  private fanoutSpan(message: ChatMessage, toUids: Uid[]): TraceSpan | undefined {
+    return this.deps.tracing.childSpan("chat.fanout", {
+      kind: "producer",
+      attributes: {
+        "shardchat.node_id": this.deps.nodeId,
+        "shardchat.conv_id": message.convId,
+        "shardchat.seq": message.seq,
+        "shardchat.recipients": toUids.length,
+      },
+    });
   }
 
   /**
@@ -136,7 +160,42 @@ export class Fanout {
   fromPeer(item: PushItem): Missed {
     const frame = OutboundFrame.fromBinary(item.envelope);
     const push: Push = { frame, message: item.convId ? { convId: item.convId, seq: item.seq, frame } : undefined };
-    return this.sortMissing(this.here(checkedUids(item.toUids), push, undefined, "grpc"));
+    if (!this.deps.tracing.enabled || item.traceparent === undefined) {
+      return this.sortMissing(this.here(checkedUids(item.toUids), push, undefined, "grpc"));
+    }
+    const remoteParent = { traceparent: item.traceparent, tracestate: item.tracestate };
+    return this.tracedHere(checkedUids(item.toUids), push, undefined, "grpc", { remoteParent });
+  }
+
+  /**
+   * here() in a span of this node's delivery of a traced send, the sender's fan-out its parent.
+   * It ends once every frame is handed to its session's socket (written at the end of the tick).
+   */
+  private tracedHere(
+    toUids: Uid[],
+    push: Push,
+    exceptSessionId: string | undefined,
+    via: "local" | "grpc",
+    parent: Pick<SpanOptions, "parent" | "remoteParent">,
+  ): Missed {
+    const span = this.deps.tracing.startSpan("chat.push", {
+      kind: "consumer",
+      ...parent,
+      attributes: {
+        "shardchat.node_id": this.deps.nodeId,
+        "shardchat.recipients": toUids.length,
+        "shardchat.via": via,
+      },
+    });
+    try {
+      const missed = this.sortMissing(this.here(toUids, push, exceptSessionId, via));
+      span.setAttribute("shardchat.reached", toUids.length - missed.offline.length - missed.moved.length);
+      span.end();
+      return missed;
+    } catch (err) {
+      span.end(err);
+      throw err;
+    }
   }
 
   /** Users with no session here: offline if the ring puts them here, moved if elsewhere. */
@@ -179,7 +238,7 @@ export class Fanout {
     try {
       routes = await this.deps.routes.lookupAll(missed);
     } catch (err) {
-      this.deps.log.warn({ err, users: missed.length }, "route lookup failed; those recipients will sync");
+      this.deps.log.warn(sampled({ err, users: missed.length }), "route lookup failed; those recipients will sync");
       return trustedOffline;
     }
     const elsewhere = new Map<string, Uid[]>();
@@ -206,9 +265,12 @@ export class Fanout {
   private async toNodes(byNode: Map<string, Uid[]>, push: Push, exceptSessionId?: string): Promise<Missed> {
     const missed: Missed = { offline: [], moved: [] };
     const sends: Promise<void>[] = [];
+    const trace = push.span?.headers();
     for (const [nodeId, uids] of byNode) {
       if (nodeId === this.deps.nodeId) {
-        const here = this.sortMissing(this.here(uids, push, exceptSessionId));
+        const here = push.span
+          ? this.tracedHere(uids, push, exceptSessionId, "local", { parent: push.span })
+          : this.sortMissing(this.here(uids, push, exceptSessionId));
         missed.offline.push(...here.offline);
         missed.moved.push(...here.moved);
         continue;
@@ -221,6 +283,7 @@ export class Fanout {
         convId: push.message?.convId ?? "",
         seq: push.message?.seq ?? 0,
       };
+      if (trace) Object.assign(item, trace);
       sends.push(
         this.deps.links.push(nodeId, item).then((outcome) => {
           missed.offline.push(...(outcome?.offline ?? []));

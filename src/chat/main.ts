@@ -6,6 +6,7 @@ import { leaseSnowflake } from "../ids/lease-snowflake.js";
 import { createMetrics } from "../metrics/metrics.js";
 import { createPushNotifier } from "../push/create.js";
 import { runService } from "../shutdown.js";
+import { createTracing } from "../tracing/create.js";
 import { startChatNode } from "./server.js";
 
 await runService({
@@ -15,6 +16,9 @@ await runService({
   // A graceful stop hands the users over first (ops/drain-chat-node.sh sends SIGTERM).
   timeoutMs: (config) => config.CHAT_DRAIN_TIMEOUT_MS + config.SHUTDOWN_TIMEOUT_MS,
   async start({ config, log, onStop }) {
+    // Closed last: it exports the spans of everything closed before it.
+    const tracing = await createTracing(config, { service: "shardchat-chat", instance: config.CHAT_NODE_ID }, log);
+    onStop(() => tracing.close());
     const metrics = createMetrics("chat");
     const adapters = await createAdapters(config, log, metrics);
     onStop(() => adapters.close());
@@ -22,6 +26,7 @@ await runService({
       onError: (method, code) => metrics.grpcErrors.inc({ method, code }),
       authToken: config.INTERNAL_AUTH_TOKEN,
       tls: internalTlsOf(config),
+      tracing,
     });
     onStop(() => status.close());
     const snowflake = await leaseSnowflake({ leases: adapters.workerLeases, config, log });
@@ -38,6 +43,7 @@ await runService({
       ids: snowflake.ids,
       metrics,
       pushNotifier,
+      tracing,
     });
     onStop(async () => {
       await node.drain();

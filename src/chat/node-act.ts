@@ -1,9 +1,9 @@
+import { decodeEnvelope } from "../../packages/protocol/src/frame.js";
+import { Envelope } from "../../packages/protocol/src/wire.js";
 import { AppError, ErrorCode } from "../errors.js";
 import type { ActRequest, ActResponse, StatsResponse } from "../gen/shardchat/v1/chatnode.js";
-import { Envelope } from "../gen/shardchat/v1/client.js";
 import { checkedUid } from "../ids/identifiers.js";
 import type { Metrics } from "../metrics/metrics.js";
-import { decodeEnvelope } from "../protocol/frame.js";
 import type { StorageStats } from "../storage/ports.js";
 import type { ChatNode } from "./node.js";
 

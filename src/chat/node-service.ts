@@ -4,6 +4,7 @@ import type { ChatNodeServiceService, PushBatch, PushBatchReply } from "../gen/s
 import type { Api } from "../grpc/api.js";
 import { checkedUid, checkedUids } from "../ids/identifiers.js";
 import type { Logger } from "../log/logger.js";
+import { sampled } from "../log/logger.js";
 import { type Fanout, messagePush } from "./fanout.js";
 import type { ServerApiService } from "./node-act.js";
 import { OutboundFrame } from "./outbound.js";
@@ -73,7 +74,7 @@ export function servePushStream(fanout: Pick<Fanout, "fromPeer">, log: Logger) {
           return { offlineUids: offline, movedUids: moved };
         } catch (err) {
           // An item that does not decode reaches no one; the sender's recipients sync.
-          log.warn({ err }, "bad push item from a peer");
+          log.warn(sampled({ err }), "bad push item from a peer");
           return { offlineUids: [], movedUids: item.toUids };
         }
       });

@@ -1,5 +1,6 @@
+import type { Envelope } from "../../packages/protocol/src/wire.js";
 import { AppError, codeOf, ErrorCode } from "../errors.js";
-import type { Envelope } from "../gen/shardchat/v1/client.js";
+import { sampled } from "../log/logger.js";
 import type { Uid } from "../storage/ports.js";
 import { ActSession } from "./act-session.js";
 import type { HandlerContext } from "./handlers/context.js";
@@ -64,7 +65,7 @@ export class ChatNode {
   attach(session: Session): boolean {
     const { sessions, config, log } = this.ctx;
     if (sessions.size >= config.CHAT_MAX_SESSIONS || sessions.pendingLogins >= config.CHAT_MAX_PENDING_LOGINS) {
-      log.warn({ remote: session.remote, pendingLogins: sessions.pendingLogins }, "session limit reached");
+      log.warn(sampled({ remote: session.remote, pendingLogins: sessions.pendingLogins }), "session limit reached");
       failSession(session, ErrorCode.UNAVAILABLE, "this chat node is full");
       return false;
     }
@@ -73,7 +74,7 @@ export class ChatNode {
       const host = session.remoteHost;
       const open = this.perAddress.get(host) ?? 0;
       if (open >= cap) {
-        log.info({ host }, "connection cap of an address reached");
+        log.info(sampled({ host }), "connection cap of an address reached");
         failSession(session, ErrorCode.RATE_LIMITED, `over ${cap} connections from this address`);
         return false;
       }
@@ -106,7 +107,7 @@ export class ChatNode {
       try {
         if (!session.closed) await dispatch(this.ctx, this.handlers, session, envelope, turn);
       } catch (err) {
-        this.ctx.log.error({ err, sessionId: session.id }, "dispatch failed");
+        this.ctx.log.error(sampled({ err, sessionId: session.id }), "dispatch failed");
       }
     });
     this.track(task);
@@ -129,7 +130,7 @@ export class ChatNode {
   /** For transports: bytes that are not a frame. The stream cannot be trusted after that. */
   reject(session: Session, err: unknown): void {
     const code = err instanceof AppError ? codeOf(err) : ErrorCode.MALFORMED_FRAME;
-    this.ctx.log.info({ sessionId: session.id, remote: session.remote, code }, "bad frame; closing");
+    this.ctx.log.info(sampled({ sessionId: session.id, remote: session.remote, code }), "bad frame; closing");
     failSession(session, code, err instanceof Error ? err.message : "bad frame");
   }
 
@@ -181,7 +182,7 @@ export class ChatNode {
         () => announcePresence(this.ctx, uid, false),
         (err: unknown) => {
           // The route then points at a dead session until its TTL; deliveries to it are dropped.
-          log.warn({ err, uid }, "cannot remove the session route");
+          log.warn(sampled({ err, uid }), "cannot remove the session route");
         },
       ),
     );

@@ -1,4 +1,4 @@
-import type { ChatMessage } from "../gen/shardchat/v1/client.js";
+import type { ChatMessage } from "../../packages/protocol/src/wire.js";
 import type { DeviceName } from "../routing/ports.js";
 import type { Uid } from "../storage/ports.js";
 

@@ -1,5 +1,5 @@
-import type { Envelope } from "../gen/shardchat/v1/client.js";
-import { decodeEnvelope, encodeEnvelope, envelopeToJson, LENGTH_BYTES } from "../protocol/frame.js";
+import { decodeEnvelope, encodeEnvelope, envelopeToJson, LENGTH_BYTES } from "../../packages/protocol/src/frame.js";
+import type { Envelope } from "../../packages/protocol/src/wire.js";
 
 /**
  * A frame on its way to sessions, encoded at most once per wire format whatever the number of

@@ -7,6 +7,7 @@ import {
 } from "../gen/shardchat/v1/chatnode.js";
 import { checkedUids } from "../ids/identifiers.js";
 import type { Logger } from "../log/logger.js";
+import { sampled } from "../log/logger.js";
 import type { Uid } from "../storage/ports.js";
 import type { PeerDirectory } from "./peers.js";
 
@@ -132,7 +133,7 @@ class PeerLink {
         this.#watchdog.unref();
         return stream;
       } catch (err) {
-        this.options.log.warn({ err, nodeId: this.nodeId }, "cannot open the push stream");
+        this.options.log.warn(sampled({ err, nodeId: this.nodeId }), "cannot open the push stream");
         return undefined;
       } finally {
         this.#opening = undefined;

@@ -1,3 +1,4 @@
+import { sampled } from "../log/logger.js";
 import type { Uid } from "../storage/ports.js";
 import { recordPresence } from "../webhooks/events.js";
 import type { HandlerContext } from "./handlers/context.js";
@@ -25,6 +26,6 @@ export async function announcePresence(ctx: HandlerContext, uid: Uid, online: bo
       { reqId: 0, body: { $case: "presencePush", value: { uid, online } } },
     );
   } catch (err) {
-    ctx.log.warn({ err, uid }, "cannot announce presence");
+    ctx.log.warn(sampled({ err, uid }), "cannot announce presence");
   }
 }

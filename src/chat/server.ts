@@ -32,6 +32,7 @@ import type {
   UserStore,
   WebhookOutboxStore,
 } from "../storage/ports.js";
+import { noTracing, type Tracing } from "../tracing/ports.js";
 import { OfflineMessageWebhook } from "../webhooks/offline.js";
 import { createChatWebhooks } from "../webhooks/setup.js";
 import { DeliveredCursors } from "./delivered-cursors.js";
@@ -97,6 +98,11 @@ export interface ChatNodeDeps {
    * and the offline webhook without its bots (which never have a session). Absent: not filtered.
    */
   bots?: Pick<BotStore, "list">;
+  /**
+   * Spans (TRACING_OTLP_URL): a send, its fan-out and each node's delivery; the node's gRPC calls
+   * made inside a trace. Off when absent.
+   */
+  tracing?: Tracing;
 }
 
 export interface RunningChatNode {
@@ -136,10 +142,14 @@ export async function startChatNode(deps: ChatNodeDeps): Promise<RunningChatNode
   const log = deps.log.child({ nodeId: config.CHAT_NODE_ID });
   const sessions = new SessionRegistry();
   const metrics = deps.metrics ?? createMetrics("chat");
+  // Added per node, as shardchat_connections counts every node's sessions of the process.
+  metrics.sessionsLimit.inc(config.CHAT_MAX_SESSIONS);
+  const tracing = deps.tracing ?? noTracing;
   const peers = new PeerDirectory(status, config.CHAT_NODE_ID, config.CHAT_PEER_REFRESH_MS, log, {
     onError: (method, code) => metrics.grpcErrors.inc({ method, code }),
     authToken: config.INTERNAL_AUTH_TOKEN,
     tls,
+    tracing,
   });
   const chatLimits = new ChatLimits(
     deps.limiter ?? new MemoryRateLimiter(),
@@ -194,6 +204,7 @@ export async function startChatNode(deps: ChatNodeDeps): Promise<RunningChatNode
     offline: offline && knownBots ? withoutBots(offline, knownBots) : offline,
     // Bots have no push devices: the notifier finds none for them.
     kindsOffline: config.PUSH_OFFLINE_DEVICE_KINDS ? deps.pushNotifier : undefined,
+    tracing,
     log,
     metrics,
   });
@@ -213,6 +224,7 @@ export async function startChatNode(deps: ChatNodeDeps): Promise<RunningChatNode
     knownUsers,
     webhooks: webhooks.events,
     beforeSend: webhooks.beforeSend,
+    tracing,
   });
   const limits: TransportLimits = {
     maxFrameBytes: config.CHAT_MAX_FRAME_BYTES,
@@ -232,6 +244,7 @@ export async function startChatNode(deps: ChatNodeDeps): Promise<RunningChatNode
           serverApiService(node, () => sessions.size, metrics, deps.storageStats),
         ),
         { push: servePushStream(fanout, log) },
+        tracing,
       ),
     { authToken: config.INTERNAL_AUTH_TOKEN, tls },
   );
@@ -310,6 +323,7 @@ export async function startChatNode(deps: ChatNodeDeps): Promise<RunningChatNode
         await webhooks.close();
         knownBots?.stop();
         await ops?.close();
+        metrics.sessionsLimit.dec(config.CHAT_MAX_SESSIONS);
         log.info("chat node stopped");
       })();
       return closing;

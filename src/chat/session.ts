@@ -1,6 +1,6 @@
 import { nanoid } from "nanoid";
+import type { Envelope, NodeAddress } from "../../packages/protocol/src/wire.js";
 import type { ErrorCode } from "../errors.js";
-import type { Envelope, NodeAddress } from "../gen/shardchat/v1/client.js";
 import type { DeviceName } from "../routing/ports.js";
 import type { Uid } from "../storage/ports.js";
 import { OutboundFrame } from "./outbound.js";

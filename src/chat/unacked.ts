@@ -1,4 +1,4 @@
-import type { ChatMessage } from "../gen/shardchat/v1/client.js";
+import type { ChatMessage } from "../../packages/protocol/src/wire.js";
 import type { Uid } from "../storage/ports.js";
 import type { OutboundFrame } from "./outbound.js";
 import type { Session } from "./session.js";

@@ -1,4 +1,4 @@
-import type { ChatClient } from "../sdk/chat-client.js";
+import type { ChatClient } from "@shardchat/sdk";
 
 /** A terminal-client command on a logged-in session: one-shot or typed in chat mode ("/name"). */
 export interface SessionCommand {

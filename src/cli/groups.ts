@@ -1,6 +1,6 @@
+import type { ChatClient } from "@shardchat/sdk";
+import { GroupEventKind, type GroupEventPush, type GroupInfo, GroupRole } from "@shardchat/sdk";
 import { errorName } from "../errors.js";
-import { GroupEventKind, type GroupEventPush, type GroupInfo, GroupRole } from "../gen/shardchat/v1/client.js";
-import type { ChatClient } from "../sdk/chat-client.js";
 import { need, type SessionCommand } from "./command.js";
 import { mentionsOf } from "./messages.js";
 

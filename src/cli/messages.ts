@@ -1,7 +1,6 @@
+import type { ChatClient } from "@shardchat/sdk";
+import { type ChatMessage, isMessageEvent, MessageKind, type SendMessageResponse } from "@shardchat/sdk";
 import { errorName } from "../errors.js";
-import { type ChatMessage, MessageKind, type SendMessageResponse } from "../gen/shardchat/v1/client.js";
-import type { ChatClient } from "../sdk/chat-client.js";
-import { isMessageEvent } from "../sdk/message-events.js";
 import { need, type SessionCommand } from "./command.js";
 
 /** Where a message goes: "<uid>" (a 1:1 conversation) or "g:<group id>". */

@@ -1,6 +1,5 @@
+import type { ChatClient, ConversationSettings } from "@shardchat/sdk";
 import { errorName } from "../errors.js";
-import type { ConversationSettings } from "../gen/shardchat/v1/client.js";
-import type { ChatClient } from "../sdk/chat-client.js";
 import { need, type SessionCommand } from "./command.js";
 
 /** "on" (or nothing) or "off": anything else is refused. */

@@ -1,6 +1,6 @@
+import type { ChatClient } from "@shardchat/sdk";
+import { DeviceKind, type FriendApplication } from "@shardchat/sdk";
 import { errorName } from "../errors.js";
-import { DeviceKind, type FriendApplication } from "../gen/shardchat/v1/client.js";
-import type { ChatClient } from "../sdk/chat-client.js";
 import { need, type SessionCommand } from "./command.js";
 import { groupUsage } from "./groups.js";
 import { messageUsage, printer } from "./messages.js";

@@ -17,6 +17,16 @@ export const settings = {
     default: "info",
     doc: "pino log level.",
   },
+  LOG_FORMAT: {
+    schema: z.enum(["auto", "json", "pretty"]),
+    default: "auto",
+    doc: "auto: pretty, coloured lines (pino-pretty) when stdout is a terminal, JSON lines otherwise (files, pipes, log collectors); json or pretty: always that. NO_COLOR turns the colours off.",
+  },
+  LOG_SAMPLE_MS: {
+    schema: nonNegativeInt,
+    default: "10000",
+    doc: "Log lines that can repeat per message or per request (a failure every send meets while a dependency is down) are written once per this many ms for each text, with `suppressed`: how many were dropped. 0 writes every one.",
+  },
   STORAGE_BACKEND: {
     schema: z.enum(["sqlite", "mysql"]),
     default: "sqlite",
@@ -182,7 +192,7 @@ export const settings = {
   GATE_USER_STORAGE_MAX_BYTES: {
     schema: z.coerce.number().int().min(0),
     default: "5368709120",
-    doc: "Bytes of files one user may keep stored (5 GiB): every upload not yet deleted, sent or not. An upload that would pass it answers STORAGE_QUOTA_EXCEEDED (a direct one by its declared size, at its start); recalled and expired messages' files stop counting once gate's sweep deletes them. 0: no quota.",
+    doc: "Bytes of files one user may keep stored (5 GiB): every upload not yet deleted, sent or not, and every direct or resumable upload started and not yet completed (by its declared size). An upload that would pass it answers STORAGE_QUOTA_EXCEEDED (a direct or resumable one by its declared size, at its start); recalled and expired messages' files stop counting once gate's sweep deletes them. 0: no quota.",
   },
   GATE_UPLOAD_SWEEP_INTERVAL_MS: {
     schema: z.coerce.number().int().min(0),
@@ -1111,6 +1121,34 @@ export const settings = {
     schema: positiveInt,
     default: "1000",
     doc: "How long /readyz waits for each dependency (database shard, Redis, peer service) before calling it unreachable.",
+  },
+  TRACING_OTLP_URL: {
+    schema: z.string().superRefine((value, ctx) => {
+      if (value === "") return;
+      try {
+        const url = new URL(value);
+        if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error("not http(s)");
+      } catch {
+        ctx.addIssue({ code: "custom", message: "an http(s) URL such as http://collector:4318/v1/traces, or empty" });
+      }
+    }),
+    default: "",
+    doc: "OpenTelemetry tracing: the OTLP/HTTP (JSON) traces endpoint spans are exported to, such as http://collector:4318/v1/traces (an OpenTelemetry Collector, Jaeger, Tempo). Empty: tracing is off and the OpenTelemetry SDK is not even loaded.",
+  },
+  TRACING_SAMPLE_RATIO: {
+    schema: z.coerce.number().min(0).max(1),
+    default: "1",
+    doc: "With TRACING_OTLP_URL: the share of new traces recorded (0 to 1, by trace id). A request that arrives with a W3C traceparent follows its caller's decision instead, so a trace is kept or dropped whole across services.",
+  },
+  TRACING_EXPORT_INTERVAL_MS: {
+    schema: positiveInt,
+    default: "5000",
+    doc: "With TRACING_OTLP_URL: how long ended spans wait to be exported together (one OTLP request per batch).",
+  },
+  TRACING_QUEUE_MAX: {
+    schema: positiveInt,
+    default: "2048",
+    doc: "With TRACING_OTLP_URL: most ended spans a process holds for export; past it new spans are dropped (a collector that is down or slow costs spans, never memory without bound).",
   },
   STACK_CHAT_NODES: {
     schema: z.coerce.number().int().min(0).max(64),

@@ -1,5 +1,6 @@
 import { Readable } from "node:stream";
 import type { Logger } from "../log/logger.js";
+import { sampled } from "../log/logger.js";
 import { type ImageLimits, inspectImage } from "./images.js";
 import type { FileStore } from "./ports.js";
 
@@ -53,13 +54,16 @@ export class ImagePreviews {
     if (inspected.image === null) return this.#none(id, inspected.reason);
     const { width, height, thumbnail } = inspected.image;
     if (thumbnail === undefined) {
-      this.log.info({ fileId: id, width, height, reason: inspected.reason }, "image preview without thumbnail");
+      this.log.info(
+        sampled({ fileId: id, width, height, reason: inspected.reason }),
+        "image preview without thumbnail",
+      );
       return { width, height };
     }
     const key = thumbnailKey(id);
     const body = Readable.from(thumbnail.bytes);
     const size = await this.store.put(key, body, { contentType: thumbnail.contentType }).catch((err: unknown) => {
-      this.log.warn({ err, fileId: id }, "image preview: thumbnail not stored");
+      this.log.warn(sampled({ err, fileId: id }), "image preview: thumbnail not stored");
       return null;
     });
     if (size === null) return { width, height };
@@ -71,7 +75,7 @@ export class ImagePreviews {
   }
 
   #none(id: string, reason: string): null {
-    this.log.warn({ fileId: id, reason }, "no image preview");
+    this.log.warn(sampled({ fileId: id, reason }), "no image preview");
     return null;
   }
 }

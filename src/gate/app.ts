@@ -18,6 +18,7 @@ import { resetPasswordRoute } from "./routes/reset-password.js";
 import { verifyCodeRoute } from "./routes/verify-code.js";
 import { webRoute } from "./routes/web.js";
 import { errorReplySchema } from "./schemas.js";
+import { traceRequests } from "./trace-requests.js";
 import { UploadTickets } from "./upload-tickets.js";
 
 export type { GateDeps };
@@ -40,12 +41,22 @@ export async function buildGateApp(deps: GateDeps): Promise<FastifyInstance> {
       customOptions: { coerceTypes: false, allErrors: false },
     },
   });
+  // Before any route: the spans' hooks wrap every handler registered after them.
+  if (deps.tracing?.enabled) traceRequests(app, deps.tracing);
   app.addSchema(errorReplySchema);
   app.setErrorHandler(errorHandler(log));
   app.setNotFoundHandler(notFoundHandler);
   app.addHook("onSend", async (request, reply) => {
     reply.header("x-request-id", request.id);
   });
+  if (deps.metrics) {
+    const { requests, requestFailures } = deps.metrics;
+    const answered = requests.labels({ protocol: "http" });
+    app.addHook("onResponse", async (_request, reply) => {
+      answered.inc();
+      if (reply.statusCode >= 500) requestFailures.inc({ protocol: "http", code: String(reply.statusCode) });
+    });
+  }
 
   // One queue for every scrypt of this gate: logins, registrations and resets share its slots.
   const hasher = new PasswordHasher(config.GATE_HASHES_IN_FLIGHT, config.GATE_HASH_QUEUE_MAX);

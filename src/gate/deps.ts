@@ -11,6 +11,7 @@ import type { Probe } from "../metrics/health.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { RateLimiter } from "../routing/ports.js";
 import type { FileMetaStore, MessageStore, PushDeviceStore, Uid, UserStore } from "../storage/ports.js";
+import type { Tracing } from "../tracing/ports.js";
 import type { MediaProbe } from "./file-media.js";
 
 /** The settings gate reads: a slice of Config. */
@@ -89,6 +90,8 @@ export interface GateDeps {
   admin?: AdminStores;
   /** Users' push devices (PUT and DELETE /v1/push/devices, GET /v1/push/config, issue 18); not served when absent. */
   pushDevices?: PushDeviceStore;
+  /** A span per request when on (TRACING_OTLP_URL); none when absent. */
+  tracing?: Tracing;
 }
 
 /** What gate needs to take and hand out files; without it gate serves no /v1/files. */

@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { AppError, DetailedError, ErrorCode, errorName, httpStatusOf } from "../errors.js";
 import type { Logger } from "../log/logger.js";
+import { sampled } from "../log/logger.js";
 
 /** What a failed request answers: a code from the table and a message safe to show a client. */
 function classify(err: unknown): { code: ErrorCode; message: string } {
@@ -33,9 +34,12 @@ export function errorHandler(log: Logger) {
   return (err: unknown, request: FastifyRequest, reply: FastifyReply) => {
     const { status, body } = errorAnswer(err);
     if (body.error === ErrorCode.INTERNAL) {
-      log.error({ err, requestId: request.id, method: request.method, url: request.url }, "gate request failed");
+      log.error(
+        sampled({ err, requestId: request.id, method: request.method, url: request.url }),
+        "gate request failed",
+      );
     } else if (body.error === ErrorCode.UNAVAILABLE) {
-      log.warn({ err, requestId: request.id, url: request.url }, "gate dependency unavailable");
+      log.warn(sampled({ err, requestId: request.id, url: request.url }), "gate dependency unavailable");
     }
     return reply.code(status).send(body);
   };

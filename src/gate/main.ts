@@ -11,17 +11,26 @@ import { tcpProbe } from "../metrics/health.js";
 import { createMetrics } from "../metrics/metrics.js";
 import { createRedis } from "../routing/redis-client.js";
 import { runService } from "../shutdown.js";
+import { createTracing } from "../tracing/create.js";
 import { startGate } from "./server.js";
 
 await runService({
   name: "gate",
   check: (config) => requireSharedRouting(config, "gate"),
   async start({ config, log, onStop }) {
+    // Closed last: it exports the spans of everything closed before it.
+    const tracing = await createTracing(config, { service: "shardchat-gate" }, log);
+    onStop(() => tracing.close());
     const metrics = createMetrics("gate");
     const adapters = await createAdapters(config, log, metrics);
     onStop(() => adapters.close());
     const onCallError = (method: string, code: string) => metrics.grpcErrors.inc({ method, code });
-    const internal = { onError: onCallError, authToken: config.INTERNAL_AUTH_TOKEN, tls: internalTlsOf(config) };
+    const internal = {
+      onError: onCallError,
+      authToken: config.INTERNAL_AUTH_TOKEN,
+      tls: internalTlsOf(config),
+      tracing,
+    };
     const verify = grpcClient(VerifyServiceService, config.VERIFY_ADDR, internal);
     onStop(() => verify.close());
     const status = grpcClient(StatusServiceService, config.STATUS_ADDR, internal);
@@ -56,6 +65,7 @@ await runService({
       accounts: createAccountDeletionRequest(adapters, config, status.api, log.child({ use: "account-deletion" })),
       pushDevices: adapters.pushDevices,
       admin: admin.stores,
+      tracing,
     });
     onStop(() => gate.close());
     log.info({ host: config.GATE_HOST, port: gate.port, workerId: lease.workerId }, "gate listening");

@@ -15,11 +15,12 @@ export interface GateHandle {
  * METRICS_HOST:METRICS_PORT when that is set. The caller owns the deps.
  */
 export async function startGate(deps: GateDeps): Promise<GateHandle> {
-  const app = await buildGateApp(deps);
+  const metrics = deps.metrics ?? createMetrics("gate");
+  const app = await buildGateApp({ ...deps, metrics });
   await app.listen({ host: deps.config.GATE_HOST, port: deps.config.GATE_PORT });
   const { port } = app.server.address() as AddressInfo;
   const ops = await startConfiguredOpsServer(deps.config, {
-    metrics: deps.metrics ?? createMetrics("gate"),
+    metrics,
     probes: deps.probes ?? [],
     log: deps.log,
   }).catch(async (err: unknown) => {

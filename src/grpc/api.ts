@@ -16,8 +16,9 @@ import {
   type StatusObject,
   type UntypedHandleCall,
 } from "@grpc/grpc-js";
+import { ErrorDetail } from "../../packages/protocol/src/wire.js";
 import { AppError, codeOf, ErrorCode, errorName, httpStatusOf } from "../errors.js";
-import { ErrorDetail } from "../gen/shardchat/v1/common.js";
+import { type TraceHeaders, type TraceSpan, type Tracing, traceHeadersOf } from "../tracing/ports.js";
 import type { InternalTls } from "./tls.js";
 
 /**
@@ -42,7 +43,8 @@ function isStreaming(method: { requestStream?: boolean; responseStream?: boolean
 
 /**
  * What travels beside a request in gRPC metadata: the id of the client request or message it
- * serves, so the log lines of every service it crosses can be joined.
+ * serves, so the log lines of every service it crosses can be joined. (A trace's context travels
+ * there too, as traceparent and tracestate, set by the client from the span it is called in.)
  */
 export interface CallMeta {
   requestId?: string;
@@ -83,6 +85,8 @@ export interface GrpcClientOptions {
   authToken?: string;
   /** Mutual TLS (INTERNAL_TLS_*): the server must show a certificate of this CA, and this one is shown. */
   tls?: InternalTls;
+  /** A call made inside a trace becomes a client span, its context sent as traceparent (see tracedCall). */
+  tracing?: Tracing;
 }
 
 /**
@@ -101,14 +105,16 @@ export function grpcClient<D extends AnyDefinition>(
     ? credentials.createSsl(options.tls.ca, options.tls.key, options.tls.cert)
     : credentials.createInsecure();
   const client = new Client(address, channelCredentials, options.channel ?? {});
+  const tracing = options.tracing?.enabled ? options.tracing : undefined;
   const api: Record<string, (req: unknown, meta?: CallMeta) => Promise<unknown>> = {};
   for (const [name, method] of Object.entries(definition)) {
     if (isStreaming(method)) continue;
-    api[name] = (request, meta) =>
+    const call = (request: unknown, meta: CallMeta | undefined, trace?: TraceHeaders) =>
       new Promise((resolve, reject) => {
         const metadata = new Metadata();
         if (meta?.requestId) metadata.set(REQUEST_ID_KEY, meta.requestId);
         if (authToken) metadata.set(AUTHORIZATION_KEY, `Bearer ${authToken}`);
+        if (trace) setTraceHeaders(metadata, trace);
         client.makeUnaryRequest(
           method.path,
           method.requestSerialize,
@@ -124,6 +130,7 @@ export function grpcClient<D extends AnyDefinition>(
           },
         );
       });
+    api[name] = tracing ? tracedCall(tracing, method.path, address, call) : call;
   }
   return {
     api: api as Api<D>,
@@ -138,13 +145,15 @@ export function grpcClient<D extends AnyDefinition>(
 
 /**
  * Serves `impl` for `definition` on `server`: a thrown error becomes a gRPC status (failedCall).
- * Streaming rpcs are served by the handlers in `streams`, by name.
+ * Streaming rpcs are served by the handlers in `streams`, by name. With `tracing` on, a unary
+ * call that carries a traceparent is served in a server span (see tracedHandler).
  */
 export function addApi<D extends AnyDefinition>(
   server: Server,
   definition: D,
   impl: Api<D>,
   streams: Record<string, UntypedHandleCall> = {},
+  tracing?: Tracing,
 ): void {
   const handlers: Record<string, UntypedHandleCall> = { ...streams };
   for (const [name, method] of Object.entries(definition)) {
@@ -161,9 +170,92 @@ export function addApi<D extends AnyDefinition>(
         (err: unknown) => callback(failedCall(err)),
       );
     };
-    handlers[name] = unary;
+    handlers[name] = tracing?.enabled ? tracedHandler(tracing, method.path, unary) : unary;
   }
   server.addService(definition, handlers);
+}
+
+/** W3C trace context in metadata, under the same names as in HTTP headers. */
+function setTraceHeaders(metadata: Metadata, trace: TraceHeaders): void {
+  if (trace.traceparent) metadata.set("traceparent", trace.traceparent);
+  if (trace.tracestate) metadata.set("tracestate", trace.tracestate);
+}
+
+/** "shardchat.v1.StatusService/IssueToken" for "/shardchat.v1.StatusService/IssueToken": a gRPC span's name. */
+function rpcName(path: string): string {
+  return path.startsWith("/") ? path.slice(1) : path;
+}
+
+function rpcAttributes(path: string): Record<string, string> {
+  return { "rpc.system.name": "grpc", "rpc.method": rpcName(path) };
+}
+
+/**
+ * Ends a span with a call's outcome: a rejection, or a reply whose own error field carries a
+ * code of the error table (most of our rpcs answer refusals that way).
+ */
+function endWith(span: TraceSpan, outcome: Promise<unknown>): void {
+  outcome.then(
+    (reply) => {
+      const code = (reply as { error?: unknown } | undefined)?.error;
+      span.end(typeof code === "number" && code !== ErrorCode.OK ? new AppError(code) : undefined);
+    },
+    (err: unknown) => span.end(err),
+  );
+}
+
+/**
+ * A client call inside a trace (an HTTP request's, a chat send's, a traced call's own) is a
+ * client span whose context travels as traceparent; one outside any (heartbeats, ring checks,
+ * lookups of background jobs) is made as it is, and adds no trace of one span.
+ */
+function tracedCall(
+  tracing: Tracing,
+  path: string,
+  address: string,
+  call: (request: unknown, meta: CallMeta | undefined, trace?: TraceHeaders) => Promise<unknown>,
+): (request: unknown, meta?: CallMeta) => Promise<unknown> {
+  const name = rpcName(path);
+  const attributes = { ...rpcAttributes(path), "server.address": address };
+  return (request, meta) => {
+    const span = tracing.childSpan(name, { kind: "client", attributes });
+    if (!span) return call(request, meta);
+    const outcome = call(request, meta, span.headers());
+    endWith(span, outcome);
+    return outcome;
+  };
+}
+
+/**
+ * A call that carries a traceparent is served in a server span, its caller's child, active
+ * while the implementation runs (the calls it makes continue the trace); a call without one is
+ * served as it is (see tracedCall).
+ */
+function tracedHandler(
+  tracing: Tracing,
+  path: string,
+  unary: handleUnaryCall<unknown, unknown>,
+): handleUnaryCall<unknown, unknown> {
+  const name = rpcName(path);
+  const attributes = rpcAttributes(path);
+  return (call, callback) => {
+    const remoteParent = traceHeadersOf((key) => call.metadata.get(key));
+    if (!remoteParent) {
+      unary(call, callback);
+      return;
+    }
+    const span = tracing.startSpan(name, { kind: "server", remoteParent, attributes });
+    const outcome = new Promise<unknown>((resolve, reject) => {
+      tracing.withSpan(span, () =>
+        unary(call, (err, reply) => {
+          callback(err, reply);
+          if (err) reject(appErrorOf(err as ServiceError, name));
+          else resolve(reply);
+        }),
+      );
+    });
+    endWith(span, outcome);
+  };
 }
 
 const ERROR_DETAIL_KEY = "shardchat-error-bin";

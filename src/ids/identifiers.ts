@@ -1,3 +1,4 @@
+import type { DecimalId, Uid } from "../../packages/protocol/src/ids.js";
 import { AppError, ErrorCode } from "../errors.js";
 import { fitsChars } from "../text/chars.js";
 
@@ -9,15 +10,13 @@ import { fitsChars } from "../text/chars.js";
  */
 
 /**
- * A user id (or group id) that was checked: a canonical decimal uint64. Only isUid and
- * requireUid make one from outside input (the edges); what storage reads back it stored checked,
- * so its rows are typed with it. Inside, a Uid is trusted and not checked again. A string
- * literal such as "1001" is one by its type, which keeps tests readable.
+ * Uid: a user id (or group id) that was checked, a canonical decimal uint64; DecimalId: any
+ * decimal uint64 id. Both are the client protocol's (the SDK types its answers with them). Only
+ * isUid and requireUid make a Uid from outside input (the edges); what storage reads back it
+ * stored checked, so its rows are typed with it. Inside, a Uid is trusted and not checked again.
+ * A string literal such as "1001" is one by its type, which keeps tests readable.
  */
-export type Uid = DecimalId;
-
-/** A decimal uint64 id (user, group, message, file), as made by the snowflake generator. */
-export type DecimalId = `${bigint}`;
+export type { DecimalId, Uid };
 
 /** A user id as clients send it: a decimal snowflake, no sign, no leading zero. */
 const CANONICAL_UID = /^[1-9]\d{0,19}$/;

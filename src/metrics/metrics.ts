@@ -41,6 +41,16 @@ export interface Metrics {
   pushes: Counter<"provider" | "outcome">;
   /** Offline recipients not notified because the push queue was full (PUSH_QUEUE_MAX). */
   pushQueueDropped: Counter;
+  /** Whether each dependency (MySQL shard, Redis, peer service) answered its probe, refreshed at every scrape. */
+  dependencyUp: Gauge<"dependency">;
+  /** Redis masters by state (ok, fail), as the cluster reports them, refreshed at every scrape. */
+  redisMasters: Gauge<"state">;
+  /** Requests a service answered (chat protocol requests, gate's HTTP requests). */
+  requests: Counter<"protocol">;
+  /** Requests answered with a server-side failure (a code whose HTTP status is 5xx): chat by code name, http by status. */
+  requestFailures: Counter<"protocol" | "code">;
+  /** CHAT_MAX_SESSIONS of this chat node, for the sessions-near-their-limit alert. */
+  sessionsLimit: Gauge;
 }
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
@@ -177,6 +187,35 @@ export function createMetrics(service: string): Metrics {
     pushQueueDropped: new Counter({
       name: "shardchat_push_queue_dropped_total",
       help: "Offline recipients left without a push notification because the chat node's push queue was full (PUSH_QUEUE_MAX)",
+      registers,
+    }),
+    dependencyUp: new Gauge({
+      name: "shardchat_dependency_up",
+      help: "1 when the dependency (mysql:<shard>, redis, a peer service) answered its readiness probe at the last scrape, else 0",
+      labelNames: ["dependency"],
+      registers,
+    }),
+    redisMasters: new Gauge({
+      name: "shardchat_redis_masters",
+      help: "Redis masters by state as the cluster reports them at the last scrape: ok, or fail (down, its slots on a promoted replica or on nobody)",
+      labelNames: ["state"],
+      registers,
+    }),
+    requests: new Counter({
+      name: "shardchat_requests_total",
+      help: "Requests answered, by protocol (chat: the chat protocol's requests; http: gate's HTTP requests)",
+      labelNames: ["protocol"],
+      registers,
+    }),
+    requestFailures: new Counter({
+      name: "shardchat_request_failures_total",
+      help: "Requests answered with a server-side failure (an error code whose HTTP status is 5xx), by protocol and code (chat: the error code's name; http: the status)",
+      labelNames: ["protocol", "code"],
+      registers,
+    }),
+    sessionsLimit: new Gauge({
+      name: "shardchat_sessions_limit",
+      help: "Most sessions this chat node accepts (CHAT_MAX_SESSIONS)",
       registers,
     }),
   };

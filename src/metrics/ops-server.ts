@@ -12,8 +12,9 @@ export interface OpsServer {
 
 /**
  * The small HTTP server of a service without one of its own (verify, status, chat node):
- * GET /metrics (Prometheus text), /healthz (the process runs) and /readyz (200 only while
- * every probe answers, else 503 with which did not).
+ * GET /metrics (Prometheus text, with shardchat_dependency_up from the probes run at that
+ * moment), /healthz (the process runs) and /readyz (200 only while every probe answers, else
+ * 503 with which did not).
  */
 export async function startOpsServer(deps: {
   host: string;
@@ -39,13 +40,19 @@ export async function startOpsServer(deps: {
       return;
     }
     if (path === "/metrics") {
-      metrics.registry.metrics().then(
-        (text) => answer(200, metrics.registry.contentType, text),
-        (err: unknown) => {
-          log.warn({ err }, "cannot render metrics");
-          answer(500, "text/plain", "metrics failed\n");
-        },
-      );
+      // The probes run at scrape time, so dependency health costs nothing between scrapes.
+      readiness(probes, probeTimeoutMs)
+        .then((r) => {
+          for (const check of r.checks) metrics.dependencyUp.set({ dependency: check.name }, check.ok ? 1 : 0);
+          return metrics.registry.metrics();
+        })
+        .then(
+          (text) => answer(200, metrics.registry.contentType, text),
+          (err: unknown) => {
+            log.warn({ err }, "cannot render metrics");
+            answer(500, "text/plain", "metrics failed\n");
+          },
+        );
       return;
     }
     answer(404, "text/plain", "not found\n");

@@ -1,8 +1,9 @@
 import { LRUCache } from "lru-cache";
+import { type ChatMessage, MessageKind } from "../../packages/protocol/src/wire.js";
 import type { OfflineDeviceKinds, OfflineRecipients } from "../chat/offline-recipients.js";
-import { type ChatMessage, MessageKind } from "../gen/shardchat/v1/client.js";
 import { groupIdOfConv } from "../ids/identifiers.js";
 import type { Logger } from "../log/logger.js";
+import { sampled } from "../log/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { DeviceName } from "../routing/ports.js";
 import {
@@ -167,7 +168,7 @@ export class PushNotifier implements OfflineRecipients, OfflineDeviceKinds {
       this.#running += 1;
       void this.#notify(job)
         .catch((err: unknown) =>
-          this.#deps.log.warn({ err, uid: job.uid, convId: job.message.convId }, "push notification failed"),
+          this.#deps.log.warn(sampled({ err, uid: job.uid, convId: job.message.convId }), "push notification failed"),
         )
         .finally(() => {
           this.#running -= 1;
@@ -228,7 +229,7 @@ export class PushNotifier implements OfflineRecipients, OfflineDeviceKinds {
       );
     } else if (outcome.kind === "failed") {
       this.#deps.log.warn(
-        { uid: device.uid, deviceId: device.deviceId, provider: device.provider, reason: outcome.reason },
+        sampled({ uid: device.uid, deviceId: device.deviceId, provider: device.provider, reason: outcome.reason }),
         "push notification not delivered",
       );
     }

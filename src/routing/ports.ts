@@ -1,3 +1,4 @@
+import { DEVICE_NAMES, type DeviceName } from "../../packages/protocol/src/ids.js";
 import type { ChatNodeInfo } from "../gen/shardchat/v1/status.js";
 import type { Uid } from "../storage/ports.js";
 
@@ -77,12 +78,8 @@ export interface RateLimiter {
   reset(key: string): Promise<void>;
 }
 
-/**
- * The device kinds a user may be logged in from at once, one session each (proto DeviceKind).
- * A route without a device is the first kind's.
- */
-export const DEVICE_NAMES = ["desktop", "web", "mobile"] as const;
-export type DeviceName = (typeof DEVICE_NAMES)[number];
+// The device kinds a user may be logged in from at once (one session each) are the client protocol's.
+export { DEVICE_NAMES, type DeviceName };
 
 /** Login tokens kept valid per user: one for each device kind it may hold a session on. */
 export const TOKENS_PER_USER = DEVICE_NAMES.length;

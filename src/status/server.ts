@@ -8,6 +8,7 @@ import type { Probe } from "../metrics/health.js";
 import { createMetrics, type Metrics } from "../metrics/metrics.js";
 import { startConfiguredOpsServer } from "../metrics/ops-server.js";
 import type { NodeRegistry, TokenStore } from "../routing/ports.js";
+import type { Tracing } from "../tracing/ports.js";
 import { serveNodeAttachments } from "./node-attachments.js";
 import { createStatusService, type StatusApi } from "./service.js";
 import { grpcSessionKicker } from "./session-kicker.js";
@@ -25,10 +26,10 @@ export interface StatusServer {
 export function addStatusService(
   server: Server,
   api: StatusApi,
-  deps: { registry: Pick<NodeRegistry, "live">; probeTimeoutMs: number; log: Logger },
+  deps: { registry: Pick<NodeRegistry, "live">; probeTimeoutMs: number; log: Logger; tracing?: Tracing },
 ): void {
   const attachNode = serveNodeAttachments({ ...deps, leave: (request) => api.leaveNode(request) });
-  addApi(server, StatusServiceService, api, { attachNode });
+  addApi(server, StatusServiceService, api, { attachNode }, deps.tracing);
 }
 
 /**
@@ -43,15 +44,17 @@ export async function startStatus(deps: {
   metrics?: Metrics;
   /** What /readyz asks (Redis). */
   probes?: Probe[];
+  /** Server spans of traced calls, and the kicks they make (TRACING_OTLP_URL); off when absent. */
+  tracing?: Tracing;
 }): Promise<StatusServer> {
-  const { config, log, registry, tokens } = deps;
+  const { config, log, registry, tokens, tracing } = deps;
   const tls = internalTlsOf(config);
   // A revoked token's sessions are ended on their chat node, over the nodes' own gRPC.
-  const kicker = grpcSessionKicker({ authToken: config.INTERNAL_AUTH_TOKEN, tls });
+  const kicker = grpcSessionKicker({ authToken: config.INTERNAL_AUTH_TOKEN, tls, tracing });
   const api = createStatusService({ registry, tokens, config, log, kick: kicker.kick });
   const grpc = await startGrpcServer(
     config.STATUS_ADDR,
-    (server) => addStatusService(server, api, { registry, probeTimeoutMs: config.NODE_PROBE_TIMEOUT_MS, log }),
+    (server) => addStatusService(server, api, { registry, probeTimeoutMs: config.NODE_PROBE_TIMEOUT_MS, log, tracing }),
     { authToken: config.INTERNAL_AUTH_TOKEN, tls },
   );
   const ops = await startConfiguredOpsServer(config, {

@@ -2,13 +2,18 @@ import { AppError, ErrorCode } from "../errors.js";
 import { ChatNodeServiceService } from "../gen/shardchat/v1/chatnode.js";
 import { type GrpcClient, grpcClient } from "../grpc/api.js";
 import type { InternalTls } from "../grpc/tls.js";
+import type { Tracing } from "../tracing/ports.js";
 import type { SessionKicker } from "./service.js";
 
 /**
  * Ends sessions over the chat nodes' own gRPC (ChatNodeService.Kick, reason TOKEN_INVALID): one
  * client per node address, kept while status runs.
  */
-export function grpcSessionKicker(internal: { authToken: string; tls: InternalTls | undefined }): {
+export function grpcSessionKicker(internal: {
+  authToken: string;
+  tls: InternalTls | undefined;
+  tracing?: Tracing | undefined;
+}): {
   kick: SessionKicker;
   close(): void;
 } {

@@ -1,5 +1,5 @@
 import { loadConfig } from "../config/load.js";
-import { createLogger } from "../log/logger.js";
+import { createLogger, logOutputOf } from "../log/logger.js";
 import { grantServiceUsers, parseServiceUsers } from "./mysql/grants.js";
 import { migrate } from "./mysql/migrate.js";
 import { configuredInstances, migrateShards, Shards } from "./sharded/shards.js";
@@ -7,7 +7,7 @@ import { openSqlite, sqliteFileIn } from "./sqlite/database.js";
 import { migrateSqlite } from "./sqlite/migrate.js";
 
 const config = loadConfig();
-const log = createLogger("migrate", config.LOG_LEVEL);
+const log = createLogger("migrate", config.LOG_LEVEL, logOutputOf(config));
 let applied: string[];
 const serviceUsers = parseServiceUsers(config.MYSQL_SERVICE_USERS);
 if (config.STORAGE_BACKEND === "mysql" && config.MYSQL_SHARDS.trim() !== "") {

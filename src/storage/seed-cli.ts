@@ -3,7 +3,7 @@ import { createStorageAdapters } from "../compose.js";
 import { ConfigError, loadConfig } from "../config/load.js";
 import { hashPassword } from "../gate/password.js";
 import { MAX_WORKER_ID, Snowflake } from "../ids/snowflake.js";
-import { createLogger } from "../log/logger.js";
+import { createLogger, logOutputOf } from "../log/logger.js";
 import { seedData } from "./seed-data.js";
 
 const usage = `npm run seed-data -- [--messages 100000] [--users 1000] [--groups 10] [--group-size 50]
@@ -64,7 +64,7 @@ try {
   console.error(err.message);
   process.exit(2);
 }
-const log = createLogger("seed-data", config.LOG_LEVEL);
+const log = createLogger("seed-data", config.LOG_LEVEL, logOutputOf(config));
 const storage = await createStorageAdapters(config, log);
 try {
   const report = await seedData(storage, new Snowflake({ workerId: count("worker-id") }), {

@@ -3,12 +3,16 @@ import { createMailer } from "../mail/create-mailer.js";
 import { type Probe, tcpProbe } from "../metrics/health.js";
 import { createMetrics } from "../metrics/metrics.js";
 import { runService } from "../shutdown.js";
+import { createTracing } from "../tracing/create.js";
 import { startVerify } from "./server.js";
 
 await runService({
   name: "verify",
   check: (config) => requireSharedRouting(config, "verify"),
   async start({ config, log, onStop }) {
+    // Closed last: it exports the spans of everything closed before it.
+    const tracing = await createTracing(config, { service: "shardchat-verify" }, log);
+    onStop(() => tracing.close());
     const metrics = createMetrics("verify");
     const adapters = createRoutingAdapters(config, metrics);
     onStop(() => adapters.close());
@@ -25,6 +29,7 @@ await runService({
       mailer: createMailer(config, log),
       metrics,
       probes,
+      tracing,
     });
     onStop(() => verify.close());
     log.info(

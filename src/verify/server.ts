@@ -1,3 +1,4 @@
+import type { Server } from "@grpc/grpc-js";
 import type { Config } from "../config/settings.js";
 import { VerifyServiceService } from "../gen/shardchat/v1/verify.js";
 import { type Api, addApi, startGrpcServer } from "../grpc/api.js";
@@ -8,6 +9,7 @@ import type { Probe } from "../metrics/health.js";
 import { createMetrics, type Metrics } from "../metrics/metrics.js";
 import { startConfiguredOpsServer } from "../metrics/ops-server.js";
 import type { RateLimiter, VerifyCodeStore } from "../routing/ports.js";
+import type { Tracing } from "../tracing/ports.js";
 import { createVerifyService } from "./service.js";
 
 export interface VerifyHandle {
@@ -29,10 +31,13 @@ export async function startVerify(deps: {
   metrics?: Metrics;
   /** What /readyz asks (Redis, the SMTP server). */
   probes?: Probe[];
+  /** Server spans of traced calls (TRACING_OTLP_URL); off when absent. */
+  tracing?: Tracing;
 }): Promise<VerifyHandle> {
   const { config, log, codes, limiter, mailer } = deps;
   const api = createVerifyService({ codes, limiter, mailer, config, log });
-  const grpc = await startGrpcServer(config.VERIFY_ADDR, (server) => addApi(server, VerifyServiceService, api), {
+  const register = (server: Server) => addApi(server, VerifyServiceService, api, {}, deps.tracing);
+  const grpc = await startGrpcServer(config.VERIFY_ADDR, register, {
     authToken: config.INTERNAL_AUTH_TOKEN,
     tls: internalTlsOf(config),
   });

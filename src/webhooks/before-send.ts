@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { AppError, ErrorCode } from "../errors.js";
 import type { Logger } from "../log/logger.js";
+import { sampled } from "../log/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { fitsChars } from "../text/chars.js";
 import type { WebhookSender } from "./sender.js";
@@ -88,7 +89,10 @@ export class HttpBeforeSendHook implements BeforeSendHook {
       failure = answer.error;
     }
     this.o.metrics?.webhookBeforeSend.inc({ outcome: this.o.failOpen ? "failed_open" : "failed_closed" });
-    this.o.log.warn({ error: failure, convId: message.convId, failOpen: this.o.failOpen }, "before-send hook failed");
+    this.o.log.warn(
+      sampled({ error: failure, convId: message.convId, failOpen: this.o.failOpen }),
+      "before-send hook failed",
+    );
     if (this.o.failOpen) return { action: "allow" };
     throw new AppError(ErrorCode.UNAVAILABLE, "the message could not be checked; send it again later");
   }

@@ -2,6 +2,7 @@ import type { BotRecipients } from "../bots/directory.js";
 import { BOT_MESSAGE_EVENT, botDeliveryMark, botEventBody, botEventId, senderOf } from "../bots/event.js";
 import type { Config } from "../config/settings.js";
 import type { Logger } from "../log/logger.js";
+import { sampled } from "../log/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { JobLocks } from "../routing/ports.js";
 import type { OutboxEvent, WebhookOutboxStore } from "../storage/ports.js";
@@ -266,7 +267,7 @@ export class WebhookDispatcher {
       targets = await this.#targets(row);
     } catch (err) {
       // The bots could not be read: no attempt is counted, the lane waits for the next pass.
-      log.warn({ err, eventId: row.eventId }, "webhook row's bots could not be read; tried again next pass");
+      log.warn(sampled({ err, eventId: row.eventId }), "webhook row's bots could not be read; tried again next pass");
       return "wait";
     }
     if (targets.length > 0) {
@@ -292,7 +293,10 @@ export class WebhookDispatcher {
         if (!dead) return "wait";
         report.dead++;
         metrics?.webhookDead.inc({ type: row.type });
-        log.warn({ eventId: row.eventId, type: row.type, attempts, error }, "webhook event dead: no more attempts");
+        log.warn(
+          sampled({ eventId: row.eventId, type: row.type, attempts, error }),
+          "webhook event dead: no more attempts",
+        );
         return "dead";
       }
     }

@@ -1,6 +1,7 @@
-import { GroupEventKind, type GroupEventPush } from "../gen/shardchat/v1/client.js";
+import { GroupEventKind, type GroupEventPush } from "../../packages/protocol/src/wire.js";
 import type { IdGenerator } from "../ids/ports.js";
 import type { Logger } from "../log/logger.js";
+import { sampled } from "../log/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { Uid, WebhookOutboxStore } from "../storage/ports.js";
 import type { EndpointTable, WebhookEventType } from "./endpoints.js";
@@ -59,7 +60,7 @@ export class OutboxWebhookEvents implements WebhookEvents {
       ]);
     } catch (err) {
       this.deps.metrics?.webhookRecordFailed.inc({ type });
-      this.deps.log.warn({ err, type, placeKey }, "cannot record a webhook event");
+      this.deps.log.warn(sampled({ err, type, placeKey }), "cannot record a webhook event");
     }
   }
 }

@@ -1,5 +1,5 @@
+import type { ChatMessage } from "../../packages/protocol/src/wire.js";
 import type { OfflineRecipients } from "../chat/offline-recipients.js";
-import type { ChatMessage } from "../gen/shardchat/v1/client.js";
 import { groupIdOfConv } from "../ids/identifiers.js";
 import type { Uid } from "../storage/ports.js";
 import { messageKindName } from "../storage/webhook-outbox.js";

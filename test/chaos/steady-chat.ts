@@ -1,6 +1,6 @@
+import { type ChatClient, GateClient, openChat } from "@shardchat/sdk";
+import type { ChatMessage } from "../../packages/protocol/src/wire.js";
 import { AppError, ErrorCode } from "../../src/errors.js";
-import type { ChatMessage } from "../../src/gen/shardchat/v1/client.js";
-import { type ChatClient, GateClient, openChat } from "../../src/sdk/index.js";
 
 /**
  * A steady 1:1 chat load for fault injection, written on the SDK as a careful client would be:

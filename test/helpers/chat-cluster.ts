@@ -1,3 +1,4 @@
+import { ChatClient, type ChatClientOptions } from "@shardchat/sdk";
 import mysql from "mysql2/promise";
 import { type ChatNodeDeps, type RunningChatNode, startChatNode } from "../../src/chat/server.js";
 import type { Config } from "../../src/config/settings.js";
@@ -9,7 +10,6 @@ import { RedisNodeRegistry } from "../../src/routing/redis/node-registry.js";
 import { RedisSessionRoutes } from "../../src/routing/redis/session-routes.js";
 import { RedisTokenStore } from "../../src/routing/redis/token-store.js";
 import { createRedis, type RedisClient } from "../../src/routing/redis-client.js";
-import { ChatClient, type ChatClientOptions } from "../../src/sdk/chat-client.js";
 import { addStatusService } from "../../src/status/server.js";
 import { createStatusService } from "../../src/status/service.js";
 import type { Uid } from "../../src/storage/ports.js";

@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { ChatClient } from "@shardchat/sdk";
 import { type RunningChatNode, startChatNode } from "../../src/chat/server.js";
 import { type Adapters, chatNodeAdapters, createAdapters } from "../../src/compose.js";
 import { loadConfig } from "../../src/config/load.js";
@@ -8,7 +9,6 @@ import type { Config } from "../../src/config/settings.js";
 import type { Uid } from "../../src/ids/identifiers.js";
 import { Snowflake } from "../../src/ids/snowflake.js";
 import { createLogger } from "../../src/log/logger.js";
-import { ChatClient } from "../../src/sdk/chat-client.js";
 import { createStatusService } from "../../src/status/service.js";
 
 /**

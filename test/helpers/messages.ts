@@ -1,4 +1,4 @@
-import { MessageKind } from "../../src/gen/shardchat/v1/client.js";
+import { MessageKind } from "../../packages/protocol/src/wire.js";
 import { convIdForPair, type DecimalId } from "../../src/ids/identifiers.js";
 import type { NewMessage, Uid } from "../../src/storage/ports.js";
 

@@ -1,6 +1,6 @@
 import { connect, type Socket } from "node:net";
-import type { Envelope } from "../../src/gen/shardchat/v1/client.js";
-import { decodeEnvelope, FrameDecoder } from "../../src/protocol/frame.js";
+import { decodeEnvelope, FrameDecoder } from "../../packages/protocol/src/frame.js";
+import type { Envelope } from "../../packages/protocol/src/wire.js";
 
 /** Polls `done` every 2 ms until it holds or `timeoutMs` passes; never throws (the caller asserts). */
 export async function pollUntil(done: () => boolean, timeoutMs = 5000): Promise<void> {

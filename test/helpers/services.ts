@@ -1,11 +1,11 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { GateClient } from "@shardchat/sdk";
 import type { Config } from "../../src/config/settings.js";
 import { StatusServiceService } from "../../src/gen/shardchat/v1/status.js";
 import { grpcClient } from "../../src/grpc/api.js";
 import type { Uid } from "../../src/ids/identifiers.js";
-import { GateClient } from "../../src/sdk/gate-client.js";
 import { migrate } from "../../src/storage/mysql/migrate.js";
 import { configEnv, dropTestDatabase, testConfig } from "./env.js";
 import { freePort } from "./ports.js";

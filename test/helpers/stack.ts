@@ -115,7 +115,9 @@ export interface StackServices {
   mysqlUrls: string[];
   redisPrefix: string;
   smtp: SmtpSink;
-  chatNodes: { nodeId: string; tcpPort: number; wsPort: number; grpcPort: number }[];
+  chatNodes: { nodeId: string; tcpPort: number; wsPort: number; grpcPort: number; metricsPort: number }[];
+  /** Each service's ops server port (/metrics, /healthz, /readyz), by name ("status", "gate-2", "chat-1"). */
+  metricsPorts: Record<string, number>;
   /** The pid of a service the script started ("status", "gate", "chat-2", ...). */
   pidOf(name: string): number;
   /**
@@ -134,7 +136,7 @@ export interface StackServices {
  */
 export async function startStackServices(
   name: string,
-  options: { chatNodes?: number; env?: Record<string, string> } = {},
+  options: { chatNodes?: number; env?: Record<string, string>; startTimeoutMs?: number } = {},
 ): Promise<StackServices> {
   const chatNodes = options.chatNodes ?? 3;
   const tag = `${name}-${process.pid}`;
@@ -161,6 +163,9 @@ export async function startStackServices(
     STACK_CHAT_TCP_BASE: String(await base()),
     STACK_CHAT_WS_BASE: String(await base()),
     STACK_CHAT_GRPC_BASE: String(await base()),
+    // The ops servers (/metrics): status, verify, gate, gate-2 on base + 0..3; chat-i on its own base.
+    STACK_METRICS_BASE: String(await freePortRun(4)),
+    STACK_CHAT_METRICS_BASE: String(await base()),
   };
   const smtp = await startSmtpSink();
   const serviceEnv = {
@@ -174,19 +179,25 @@ export async function startStackServices(
     ...options.env,
   };
   const env = { ...process.env, ...vars, ...serviceEnv };
+  const gateUrl = `http://127.0.0.1:${gatePort}`;
+  const gate2Url = `http://127.0.0.1:${gate2Port}`;
+  // A start that fails anywhere (up.sh, or a gate that never answers) stops what it started:
+  // the caller gets no handle to stop it with, and services left running hold ports and CPU
+  // for every later test and bench on the machine. up.sh's deadline stays inside the callers'
+  // 300 s beforeAll, so a slow start fails here and cleans up rather than being abandoned.
   try {
-    await run("bash", [join(ROOT, "ops/stack/up.sh")], { env, timeout: 300_000 });
+    await run("bash", [join(ROOT, "ops/stack/up.sh")], { env, timeout: options.startTimeoutMs ?? 240_000 });
+    await waitFor("gate /healthz", async () => (await fetch(`${gateUrl}/healthz`)).ok);
+    await waitFor("gate-2 /healthz", async () => (await fetch(`${gate2Url}/healthz`)).ok);
   } catch (err) {
-    await run("bash", [join(ROOT, "ops/stack/down.sh"), "--services"], { env }).catch(() => undefined);
+    await run("bash", [join(ROOT, "ops/stack/down.sh"), "--services"], { env, timeout: 120_000 }).catch(
+      () => undefined,
+    );
     await smtp.close();
     throw err;
   }
   const stack = await stackEnv(vars);
   const mysqlUrls = stack.mysqlPorts.map((port) => `mysql://root@127.0.0.1:${port}/${vars.STACK_MYSQL_DB}`);
-  const gateUrl = `http://127.0.0.1:${gatePort}`;
-  const gate2Url = `http://127.0.0.1:${gate2Port}`;
-  await waitFor("gate /healthz", async () => (await fetch(`${gateUrl}/healthz`)).ok);
-  await waitFor("gate-2 /healthz", async () => (await fetch(`${gate2Url}/healthz`)).ok);
   const pidOf = (service: string) => Number(readFileSync(join(stack.runDir, `${service}.pid`), "utf8").trim());
   return {
     vars,
@@ -202,7 +213,12 @@ export async function startStackServices(
       tcpPort: Number(vars.STACK_CHAT_TCP_BASE) + i,
       wsPort: Number(vars.STACK_CHAT_WS_BASE) + i,
       grpcPort: Number(vars.STACK_CHAT_GRPC_BASE) + i,
+      metricsPort: Number(vars.STACK_CHAT_METRICS_BASE) + i,
     })),
+    metricsPorts: Object.fromEntries([
+      ...["status", "verify", "gate", "gate-2"].map((service, i) => [service, Number(vars.STACK_METRICS_BASE) + i]),
+      ...Array.from({ length: chatNodes }, (_, i) => [`chat-${i + 1}`, Number(vars.STACK_CHAT_METRICS_BASE) + i]),
+    ]),
     pidOf,
     async restart(restartOptions = {}) {
       const args = [join(ROOT, "ops/stack/up.sh"), ...(restartOptions.servicesOnly ? ["--services"] : [])];

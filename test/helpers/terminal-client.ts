@@ -1,7 +1,7 @@
 import { type ChildProcessWithoutNullStreams, execFile, spawn } from "node:child_process";
 import { promisify } from "node:util";
+import type { ChatClient } from "@shardchat/sdk";
 import { expect } from "vitest";
-import type { ChatClient } from "../../src/sdk/index.js";
 import { ROOT } from "./processes.js";
 import { type Services, startServices } from "./services.js";
 import { until } from "./waits.js";
@@ -46,7 +46,16 @@ export function terminalClientRun(): TerminalClientRun {
   };
   const clients: ChatClient[] = [];
   const children: ChildProcessWithoutNullStreams[] = [];
-  const cliArgs = (args: string[]) => ["--import", "tsx", "src/cli/main.ts", "--gate", services().gateUrl, ...args];
+  // The CLI imports @shardchat/sdk: from its sources, as `npm run cli` has it.
+  const cliArgs = (args: string[]) => [
+    "--conditions=shardchat-source",
+    "--import",
+    "tsx",
+    "src/cli/main.ts",
+    "--gate",
+    services().gateUrl,
+    ...args,
+  ];
 
   const cli = (...args: string[]) => execFileAsync(process.execPath, cliArgs(args), { cwd: ROOT });
   return {

@@ -1,9 +1,9 @@
+import { type ChatClient, GateClient, type LoginAnswer, openChat, type Transport } from "@shardchat/sdk";
 import { Redis } from "ioredis";
 import mysql, { type RowDataPacket } from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ChatMessage } from "../../packages/protocol/src/wire.js";
 import { AppError } from "../../src/errors.js";
-import type { ChatMessage } from "../../src/gen/shardchat/v1/client.js";
-import { type ChatClient, GateClient, type LoginAnswer, openChat, type Transport } from "../../src/sdk/index.js";
 import { instanceOf } from "../../src/storage/sharded/shard-map.js";
 import { readShardMap } from "../../src/storage/sharded/shards.js";
 import { waitFor } from "../helpers/processes.js";

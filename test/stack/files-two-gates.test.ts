@@ -1,11 +1,11 @@
 import { HeadObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { type Auth, type ChatClient, GateClient, type LoginAnswer, openChat } from "@shardchat/sdk";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type ChatMessage, MessageKind } from "../../packages/protocol/src/wire.js";
 import { ErrorCode } from "../../src/errors.js";
 import type { PresignedRequest } from "../../src/files/ports.js";
-import type { ChatMessage } from "../../src/gen/shardchat/v1/client.js";
 import { convIdForPair } from "../../src/ids/identifiers.js";
-import { type Auth, type ChatClient, GateClient, type LoginAnswer, openChat } from "../../src/sdk/index.js";
 import { filler, sha256 } from "../helpers/file-bytes.js";
 import { waitFor } from "../helpers/processes.js";
 import { codeFromMail } from "../helpers/smtp-sink.js";
@@ -21,6 +21,20 @@ import { codeOf } from "../helpers/waits.js";
 const BIG = 6 * 1024 * 1024;
 /** One PATCH each: progress past a chunk's end means gate confirmed the chunk. */
 const CHUNK = 1024 * 1024;
+
+/**
+ * A quota the earlier cases' uploads stay under, and a sweep quick enough to watch: an unsent
+ * upload lives UNSENT_TTL_MS (long enough for every case to send or fetch what it uploads).
+ */
+const MiB = 1024 * 1024;
+/** Direct uploads are at most GATE_FILE_MAX_BYTES (10 MB) each: two of them pass the quota. */
+const QUOTA = 16 * MiB;
+const UNSENT_TTL_MS = 45_000;
+const QUOTA_AND_SWEEP = {
+  GATE_USER_STORAGE_MAX_BYTES: String(QUOTA),
+  GATE_UNSENT_UPLOAD_TTL_MS: String(UNSENT_TTL_MS),
+  GATE_UPLOAD_SWEEP_INTERVAL_MS: "2000",
+};
 
 let stack: StackServices;
 let gate1: GateClient;
@@ -66,7 +80,7 @@ async function inBucket(key: string): Promise<boolean> {
 
 beforeAll(async () => {
   await stackInfraUp();
-  stack = await startStackServices("files", { chatNodes: 2 });
+  stack = await startStackServices("files", { chatNodes: 2, env: QUOTA_AND_SWEEP });
   gate1 = new GateClient(stack.gateUrl);
   gate2 = new GateClient(stack.gate2Url);
   bucket = stackS3Client(stack.stack);
@@ -88,6 +102,8 @@ afterAll(async () => {
 
 describe("two gates on the stack's S3 bucket", () => {
   let directId: string;
+  let abandonedId: string;
+  let unsentId: string;
 
   it("a direct upload started on gate 1 completes on gate 2; B's link from gate 2 is the store's", async () => {
     const bytes = filler(200_000, 3);
@@ -198,6 +214,94 @@ describe("two gates on the stack's S3 bucket", () => {
       height: 48,
     });
   });
+
+  it("a voice message recorded through gate 2 reaches B as AUDIO with its length, and plays from gate 1's link", async () => {
+    const recording = filler(48_000, 29);
+    const voice = await gate2.upload(
+      auth(a),
+      convIdForPair(a.uid, b.uid),
+      new Blob([recording], { type: "audio/webm" }),
+      "voice.webm",
+      { durationMs: 3_400 },
+    );
+    expect(voice.media).toEqual({ width: 0, height: 0, durationMs: 3_400 });
+    await chatA.sendVoice(b.uid, voice);
+    const got = await waitFor("B gets the voice message", () => receivedByB.find((m) => m.file?.id === voice.id));
+    expect(got).toMatchObject({
+      kind: MessageKind.AUDIO,
+      file: { contentType: "audio/webm", media: { durationMs: 3_400 } },
+    });
+    const link = await gate1.fileLink(auth(b), voice.id);
+    expect(new URL(link.url).origin).toBe(stack.stack.s3.endpoint);
+    const played = await fetch(link.url);
+    expect(sha256(new Uint8Array(await played.arrayBuffer()))).toBe(sha256(recording));
+  });
+
+  it("the storage quota is one per user across both gates: what gate 1 granted counts at gate 2", async () => {
+    const toA = convIdForPair(c.uid, a.uid);
+    const start = (gateUrl: string, size: number) =>
+      post<{ id: string; upload: PresignedRequest; ticket: string }>(gateUrl, c, "/v1/files/uploads", {
+        convId: toA,
+        name: "big.bin",
+        size,
+        contentType: "application/octet-stream",
+      });
+    const first = await start(stack.gateUrl, 9 * MiB);
+    expect(first.error).toBe(ErrorCode.OK);
+    abandonedId = first.id;
+    expect((await start(stack.gate2Url, 6 * MiB)).error).toBe(ErrorCode.OK);
+    expect((await start(stack.gate2Url, 2 * MiB)).error).toBe(ErrorCode.STORAGE_QUOTA_EXCEEDED);
+    expect((await start(stack.gateUrl, 2 * MiB)).error).toBe(ErrorCode.STORAGE_QUOTA_EXCEEDED);
+    // A small upload within what is left is still taken, at either gate.
+    const small = await gate2.upload(auth(c), toA, new Blob([filler(512, 5)], { type: "text/plain" }), "note.txt");
+    unsentId = small.id;
+    expect(await inBucket(small.id)).toBe(true);
+  });
+
+  it("a recalled file message's object leaves the bucket at the next sweep, whichever gate sweeps", async () => {
+    const bytes = filler(20_000, 41);
+    const stored = await gate1.upload(
+      auth(a),
+      convIdForPair(a.uid, b.uid),
+      new Blob([bytes], { type: "application/octet-stream" }),
+      "oops.bin",
+    );
+    const sent = await chatA.sendFile(b.uid, stored, "sent by mistake");
+    expect(await inBucket(stored.id)).toBe(true);
+    await chatA.recall(sent.convId, sent.seq);
+    await waitFor("the recalled file's object is deleted", async () => !(await inBucket(stored.id)), 60_000);
+    expect(await codeOf(gate2.fileLink(auth(b), stored.id))).toBe(ErrorCode.NOT_FOUND);
+  });
+
+  it(
+    "an upload no message names and a direct upload never completed are deleted after their TTL, and free the quota",
+    async () => {
+      // Made by the quota case: without them this case would prove nothing.
+      expect([unsentId, abandonedId].every((id) => /^\d+$/.test(id ?? ""))).toBe(true);
+      await waitFor(
+        "the unsent upload is deleted",
+        async () =>
+          !(await inBucket(unsentId)) && (await codeOf(gate1.fileLink(auth(c), unsentId))) === ErrorCode.NOT_FOUND,
+        UNSENT_TTL_MS + 60_000,
+      );
+      // The abandoned direct uploads' reservations are gone too: 9 MiB more fits only if they are.
+      const again = await waitFor(
+        "the quota is free again",
+        async () => {
+          const answer = await post<{ id: string }>(stack.gate2Url, c, "/v1/files/uploads", {
+            convId: convIdForPair(c.uid, a.uid),
+            name: "again.bin",
+            size: 9 * MiB,
+            contentType: "application/octet-stream",
+          });
+          return answer.error === ErrorCode.OK ? answer : undefined;
+        },
+        60_000,
+      );
+      expect(again.id).not.toBe(abandonedId);
+    },
+    UNSENT_TTL_MS + 180_000,
+  );
 
   it("C, who is no participant, gets NOT_PARTICIPANT from either gate", async () => {
     for (const gate of [gate1, gate2]) {

@@ -1,6 +1,6 @@
+import type { GateClient, LoginAnswer } from "@shardchat/sdk";
 import { useEffect, useState } from "preact/hooks";
 import { AppError, ErrorCode, errorName } from "../../src/errors.js";
-import type { GateClient, LoginAnswer } from "../../src/sdk/gate-client.js";
 
 type Tab = "login" | "register" | "reset";
 

@@ -1,5 +1,5 @@
+import { type GroupMember, GroupRole, MessageKind } from "@shardchat/sdk";
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
-import { type GroupMember, GroupRole, MessageKind } from "../../src/gen/shardchat/v1/client.js";
 import type { PushState } from "./push.js";
 import { type Conversation, type Session, snippetOf, untilText, type ViewMessage } from "./session.js";
 

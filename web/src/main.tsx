@@ -1,6 +1,6 @@
+import { GateClient, type LoginAnswer } from "@shardchat/sdk";
 import { render } from "preact";
 import { useEffect, useMemo, useState } from "preact/hooks";
-import { GateClient, type LoginAnswer } from "../../src/sdk/gate-client.js";
 import { AuthScreen } from "./auth.js";
 import { ChatScreen } from "./chat.js";
 import { forgetLogin, Session, savedLogin, saveLogin } from "./session.js";

@@ -1,4 +1,4 @@
-import type { GateClient } from "../../src/sdk/gate-client.js";
+import type { GateClient } from "@shardchat/sdk";
 
 /**
  * Web Push for this browser (issue 18): the service worker (sw.ts, served as /sw.js) shows what

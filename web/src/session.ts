@@ -1,6 +1,6 @@
-import { nanoid } from "nanoid";
-import { AppError, ErrorCode, errorName } from "../../src/errors.js";
+import type { ChatClient, GateClient, LoginAnswer, UploadedFile } from "@shardchat/sdk";
 import {
+  applyMessageEvent,
   type BlockedUser,
   type ChatMessage,
   type ConversationSettings,
@@ -12,14 +12,14 @@ import {
   type GroupJoinApplication,
   type GroupMember,
   GroupRole,
+  isMessageEvent,
   type MessageChangeResponse,
   MessageKind,
+  openChat,
   type ReplyRef,
-} from "../../src/gen/shardchat/v1/client.js";
-import type { ChatClient } from "../../src/sdk/chat-client.js";
-import type { GateClient, LoginAnswer, UploadedFile } from "../../src/sdk/gate-client.js";
-import { applyMessageEvent, isMessageEvent } from "../../src/sdk/message-events.js";
-import { openChat } from "../../src/sdk/open-chat.js";
+} from "@shardchat/sdk";
+import { nanoid } from "nanoid";
+import { AppError, ErrorCode, errorName } from "../../src/errors.js";
 import { disablePush, enablePush, forgetPushDevice, type PushState, pushState, renewPush } from "./push.js";
 
 /** What the connection is doing, as the header shows it. */

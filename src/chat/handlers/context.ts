@@ -1,6 +1,6 @@
+import type { Envelope, NodeAddress } from "../../../packages/protocol/src/wire.js";
 import type { Config } from "../../config/settings.js";
 import { AppError, ErrorCode } from "../../errors.js";
-import type { Envelope, NodeAddress } from "../../gen/shardchat/v1/client.js";
 import type { StatusServiceService } from "../../gen/shardchat/v1/status.js";
 import type { Api } from "../../grpc/api.js";
 import type { IdGenerator } from "../../ids/ports.js";
@@ -18,6 +18,7 @@ import type {
   Uid,
   UserStore,
 } from "../../storage/ports.js";
+import type { Tracing } from "../../tracing/ports.js";
 import type { BeforeSendHook } from "../../webhooks/before-send.js";
 import type { WebhookEvents } from "../../webhooks/events.js";
 import type { DeliveredCursors } from "../delivered-cursors.js";
@@ -130,6 +131,8 @@ export interface HandlerContext {
   webhooks?: WebhookEvents;
   /** The before-send webhook (WEBHOOK_BEFORE_SEND_URL): absent when not configured. */
   beforeSend?: BeforeSendHook;
+  /** Message sends are traced when it is on (TRACING_OTLP_URL): see dispatch. */
+  tracing: Tracing;
   /** Work a reply does not wait for (delivery, kicks); the node awaits it on close. Must not reject. */
   background(task: Promise<void>): void;
 }

@@ -1,4 +1,4 @@
-import type { ConversationSettingsPush } from "../../gen/shardchat/v1/client.js";
+import type { ConversationSettingsPush } from "../../../packages/protocol/src/wire.js";
 import { COLUMN_CHARS, directConvMembers, requireChars } from "../../ids/identifiers.js";
 import type { ConversationSettingsRecord, Uid } from "../../storage/ports.js";
 import type { ConversationsContext, LoggedInSession, Reply, RequestOf } from "./context.js";

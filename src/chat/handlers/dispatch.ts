@@ -1,5 +1,6 @@
-import { AppError, clientMessage, codeOf, ErrorCode } from "../../errors.js";
-import type { Envelope } from "../../gen/shardchat/v1/client.js";
+import type { Envelope } from "../../../packages/protocol/src/wire.js";
+import { AppError, clientMessage, codeOf, ErrorCode, errorName, httpStatusOf } from "../../errors.js";
+import { sampled } from "../../log/logger.js";
 import type { LaneTurn } from "../inbox.js";
 import { errorEnvelope, failSession, type Session } from "../session.js";
 import { ack } from "./ack.js";
@@ -146,7 +147,7 @@ function withContext<X extends HandlerContext>(ctx: X, handlers: { [C in Request
  */
 export function servedHandlers(ctx: HandlerContext): HandlerTable {
   const { groups, friends, conversations, blocks, reports } = ctx;
-  return {
+  const table: HandlerTable = {
     ...CORE,
     ...(groups ? withContext({ ...ctx, groups }, GROUP_HANDLERS) : {}),
     ...(friends ? withContext({ ...ctx, friends }, FRIEND_HANDLERS) : {}),
@@ -154,6 +155,44 @@ export function servedHandlers(ctx: HandlerContext): HandlerTable {
     ...(blocks ? withContext({ ...ctx, blocks }, BLOCK_HANDLERS) : {}),
     ...(reports ? withContext({ ...ctx, reports }, REPORT_HANDLERS) : {}),
   };
+  // Decided once per node: with tracing off the table is the plain one, and a send pays nothing.
+  return ctx.tracing.enabled ? withSendSpans(ctx, table) : table;
+}
+
+/** The span of each request that posts a message (the fan-out and the recipients' pushes are its children). */
+const SEND_SPANS = { sendReq: "chat.send", groupSendReq: "chat.group_send", forwardReq: "chat.forward" } as const;
+
+/**
+ * The table with each message send run in a span of its own on this node: the child of a traced
+ * caller's (the Server API's Act), else a new trace. Active while the send runs, so the fan-out
+ * it starts (Fanout.message) hangs under it and carries it to the recipients' nodes.
+ */
+function withSendSpans(ctx: HandlerContext, table: HandlerTable): HandlerTable {
+  const traced: HandlerTable = { ...table };
+  for (const [request, name] of Object.entries(SEND_SPANS) as [keyof typeof SEND_SPANS, string][]) {
+    const handler = table[request] as Handler<RequestCase> | undefined;
+    if (!handler) continue;
+    const wrapped: Handler<RequestCase> = async (nodeCtx, session, body, reqId, turn) => {
+      const span = ctx.tracing.startSpan(name, {
+        kind: "server",
+        attributes: {
+          "shardchat.node_id": ctx.nodeId,
+          "shardchat.uid": session.uid ?? "",
+          "shardchat.request": request,
+        },
+      });
+      try {
+        const reply = await ctx.tracing.withSpan(span, () => handler(nodeCtx, session, body, reqId, turn));
+        span.end();
+        return reply;
+      } catch (err) {
+        span.end(err);
+        throw err;
+      }
+    };
+    (traced as Record<string, Handler<RequestCase>>)[request] = wrapped;
+  }
+  return traced;
 }
 
 /** Requests that post a message: the ones the messages-per-second limits count. */
@@ -198,15 +237,18 @@ export async function dispatch(
     const handler = handlers[body.$case] as Handler<typeof body.$case>;
     // Logged in unless this is the login itself (checked above).
     const reply = await handler(ctx, session as LoggedInSession, body.value as never, reqId, turn);
+    ctx.metrics.requests.inc({ protocol: "chat" });
     if (reply) session.send({ reqId, body: reply });
   } catch (err) {
     const code = codeOf(err);
     const message = clientMessage(err);
+    ctx.metrics.requests.inc({ protocol: "chat" });
+    if (httpStatusOf(code) >= 500) ctx.metrics.requestFailures.inc({ protocol: "chat", code: errorName(code) });
     if (!(err instanceof AppError))
-      ctx.log.error({ err, sessionId: session.id, request: body.$case }, "handler failed");
+      ctx.log.error(sampled({ err, sessionId: session.id, request: body.$case }), "handler failed");
     // What the client is not told (a driver's text, an internal address) is in the log.
     else if (message !== err.message)
-      ctx.log.warn({ err, sessionId: session.id, request: body.$case }, "request failed");
+      ctx.log.warn(sampled({ err, sessionId: session.id, request: body.$case }), "request failed");
     if (err instanceof FatalSessionError) failSession(session, code, message, reqId, err.redirect);
     else session.send(errorEnvelope(reqId, code, message));
   }

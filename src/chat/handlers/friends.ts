@@ -1,6 +1,7 @@
+import type { Envelope, FriendApplication, UserInfo } from "../../../packages/protocol/src/wire.js";
 import { AppError, ErrorCode } from "../../errors.js";
-import type { Envelope, FriendApplication, UserInfo } from "../../gen/shardchat/v1/client.js";
 import { COLUMN_CHARS, isUid, requireChars, requireUid } from "../../ids/identifiers.js";
+import { sampled } from "../../log/logger.js";
 import type { FriendApplicationRecord, Uid, UserRecord } from "../../storage/ports.js";
 import { recordFriendEvent } from "../../webhooks/events.js";
 import type { FriendsContext, HandlerContext, LoggedInSession, Reply, RequestOf } from "./context.js";
@@ -144,7 +145,7 @@ export async function friendList(ctx: FriendsContext, session: LoggedInSession):
     namesOf(ctx, uids),
     ctx.routes.lookup(uids).catch((err: unknown) => {
       // Presence is a hint: without Redis the list still answers, everyone shown offline.
-      ctx.log.warn({ err }, "presence lookup failed");
+      ctx.log.warn(sampled({ err }), "presence lookup failed");
       return new Map();
     }),
   ]);

@@ -1,5 +1,5 @@
+import { GroupEventKind, type GroupJoinApplication } from "../../../packages/protocol/src/wire.js";
 import { AppError, ErrorCode } from "../../errors.js";
-import { GroupEventKind, type GroupJoinApplication } from "../../gen/shardchat/v1/client.js";
 import { requireUid } from "../../ids/identifiers.js";
 import { GROUP_ROLE, type GroupJoinRequestRecord, type GroupRoleValue, type Uid } from "../../storage/ports.js";
 import { fitsChars } from "../../text/chars.js";

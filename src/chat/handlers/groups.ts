@@ -1,4 +1,3 @@
-import { AppError, ErrorCode } from "../../errors.js";
 import {
   type ChatMessage,
   GroupEventKind,
@@ -6,8 +5,10 @@ import {
   type GroupInfo,
   type GroupInvitation,
   type Mentions,
-} from "../../gen/shardchat/v1/client.js";
+} from "../../../packages/protocol/src/wire.js";
+import { AppError, ErrorCode } from "../../errors.js";
 import { groupConvId, isUid, requireUid } from "../../ids/identifiers.js";
+import { sampled } from "../../log/logger.js";
 import {
   GROUP_ROLE,
   type GroupRecord,
@@ -476,7 +477,7 @@ export async function fanOut(ctx: GroupsContext, groupId: string, from: Session,
   try {
     members = await ctx.groups.memberUids(groupId);
   } catch (err) {
-    ctx.log.warn({ err, groupId }, "cannot read group members; they will sync");
+    ctx.log.warn(sampled({ err, groupId }), "cannot read group members; they will sync");
     return;
   }
   await ctx.fanout.message(

@@ -1,4 +1,5 @@
 import { ErrorCode } from "../../errors.js";
+import { sampled } from "../../log/logger.js";
 import { kickSession, type Session } from "../session.js";
 import type { HandlerContext, LoggedInSession, Reply } from "./context.js";
 
@@ -24,6 +25,6 @@ async function renewRoute(ctx: HandlerContext, session: Session): Promise<void> 
     if (session.closed) await ctx.routes.unbind(uid, session.id, session.device);
     else if (!kept) kickSession(session, ErrorCode.KICKED, "logged in elsewhere");
   } catch (err) {
-    ctx.log.warn({ err, uid }, "cannot renew the session route");
+    ctx.log.warn(sampled({ err, uid }), "cannot renew the session route");
   }
 }

@@ -1,6 +1,7 @@
+import { DeviceKind } from "../../../packages/protocol/src/wire.js";
 import { AppError, ErrorCode, errorName } from "../../errors.js";
-import { DeviceKind } from "../../gen/shardchat/v1/client.js";
 import { isUid, type Uid } from "../../ids/identifiers.js";
+import { sampled } from "../../log/logger.js";
 import type { DeviceName, SessionRoute } from "../../routing/ports.js";
 import { announcePresence } from "../presence.js";
 import { kickSession, type Session } from "../session.js";
@@ -117,7 +118,7 @@ async function bind(ctx: HandlerContext, session: Session, uid: Uid, device: Dev
     session.routeRenewedAtMs = Date.now();
   } catch (err) {
     ctx.sessions.unbindUid(session);
-    ctx.log.error({ err, uid }, "cannot write the session route");
+    ctx.log.error(sampled({ err, uid }), "cannot write the session route");
     throw new AppError(ErrorCode.UNAVAILABLE, "session routing is unavailable");
   }
   if (session.closed) {
@@ -141,9 +142,10 @@ async function kickReplaced(ctx: HandlerContext, uid: string, replaced: SessionR
     const peer = await ctx.peers.get(replaced.nodeId);
     if (!peer) return;
     const reply = await peer.kick({ uid, sessionId: replaced.sessionId, reason: ErrorCode.KICKED, device: "" });
-    if (reply.error) ctx.log.warn({ uid, nodeId: replaced.nodeId, error: errorName(reply.error) }, "kick refused");
+    if (reply.error)
+      ctx.log.warn(sampled({ uid, nodeId: replaced.nodeId, error: errorName(reply.error) }), "kick refused");
   } catch (err) {
     // The older session's node is down or slow: that session ends with it or by idle timeout.
-    ctx.log.warn({ err, uid, nodeId: replaced.nodeId }, "cannot kick the older session");
+    ctx.log.warn(sampled({ err, uid, nodeId: replaced.nodeId }), "cannot kick the older session");
   }
 }

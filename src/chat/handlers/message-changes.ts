@@ -1,6 +1,7 @@
+import { MessageKind } from "../../../packages/protocol/src/wire.js";
 import { AppError, ErrorCode } from "../../errors.js";
-import { MessageKind } from "../../gen/shardchat/v1/client.js";
 import { COLUMN_CHARS, groupIdOfConv, requireChars } from "../../ids/identifiers.js";
+import { sampled } from "../../log/logger.js";
 import { GROUP_ROLE, type MessageEffect, type StoredMessage, type Uid } from "../../storage/ports.js";
 import { fitsChars } from "../../text/chars.js";
 import type { HandlerContext, LoggedInSession, Reply, RequestOf } from "./context.js";
@@ -63,7 +64,8 @@ async function change(
     ctx.background(
       participantsOf(ctx, event.convId, actor).then(
         (others) => ctx.fanout.message(event, others, session),
-        (err: unknown) => ctx.log.warn({ err, convId: event.convId }, "cannot read participants; they will sync"),
+        (err: unknown) =>
+          ctx.log.warn(sampled({ err, convId: event.convId }), "cannot read participants; they will sync"),
       ),
     );
   }

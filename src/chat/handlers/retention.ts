@@ -1,5 +1,5 @@
+import { GroupEventKind } from "../../../packages/protocol/src/wire.js";
 import { AppError, ErrorCode } from "../../errors.js";
-import { GroupEventKind } from "../../gen/shardchat/v1/client.js";
 import { GROUP_ROLE } from "../../storage/ports.js";
 import { MAX_TTL_SECONDS } from "../../storage/retention/group-ttl.js";
 import type { GroupsContext, LoggedInSession, Reply, RequestOf } from "./context.js";

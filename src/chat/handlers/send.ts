@@ -1,4 +1,3 @@
-import { AppError, ErrorCode } from "../../errors.js";
 import {
   type ChatMessage,
   type CustomContent,
@@ -6,7 +5,8 @@ import {
   MessageKind,
   type SendMessageRequest,
   type SendMessageResponse,
-} from "../../gen/shardchat/v1/client.js";
+} from "../../../packages/protocol/src/wire.js";
+import { AppError, ErrorCode } from "../../errors.js";
 import {
   COLUMN_CHARS,
   convIdForPair,

@@ -1,7 +1,7 @@
 import { createServer, type Server, type Socket } from "node:net";
+import { decodeEnvelope, FrameDecoder } from "../../../packages/protocol/src/frame.js";
 import { type ErrorCode, errorName } from "../../errors.js";
 import type { Logger } from "../../log/logger.js";
-import { decodeEnvelope, FrameDecoder } from "../../protocol/frame.js";
 import type { ChatNode } from "../node.js";
 import type { OutboundFrame } from "../outbound.js";
 import { BaseSession } from "../session.js";

@@ -1,9 +1,9 @@
 import type { Socket } from "node:net";
 import { type RawData, WebSocket, WebSocketServer } from "ws";
+import { BadFieldValueError, decodeEnvelope, envelopeFromJson } from "../../../packages/protocol/src/frame.js";
+import type { Envelope } from "../../../packages/protocol/src/wire.js";
 import { AppError, ErrorCode, errorName } from "../../errors.js";
-import type { Envelope } from "../../gen/shardchat/v1/client.js";
 import type { Logger } from "../../log/logger.js";
-import { BadFieldValueError, decodeEnvelope, envelopeFromJson } from "../../protocol/frame.js";
 import type { ChatNode } from "../node.js";
 import type { OutboundFrame } from "../outbound.js";
 import { BaseSession, errorEnvelope } from "../session.js";

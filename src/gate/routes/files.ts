@@ -4,6 +4,7 @@ import type { FastifyPluginAsync, FastifyRequest } from "fastify";
 import { AppError, ErrorCode } from "../../errors.js";
 import { thumbnailKey } from "../../files/image-preview.js";
 import { COLUMN_CHARS } from "../../ids/identifiers.js";
+import { sampled } from "../../log/logger.js";
 import { callerOf } from "../auth.js";
 import { answerToRange, contentRange, unsatisfiedRange } from "../byte-ranges.js";
 import type { GateDeps, GateFiles } from "../deps.js";
@@ -110,7 +111,7 @@ export const filesRoute: FastifyPluginAsync<FilesRouteOptions> = async (app, opt
       if ((err as { code?: string }).code === "FST_REQ_FILE_TOO_LARGE" || file.file.truncated) {
         throw new AppError(ErrorCode.FILE_TOO_LARGE, `files are at most ${config.GATE_FILE_MAX_BYTES} bytes`);
       }
-      log.error({ err }, "file store put failed");
+      log.error(sampled({ err }), "file store put failed");
       throw new AppError(ErrorCode.UNAVAILABLE, "file store");
     }
     if (file.file.truncated) {

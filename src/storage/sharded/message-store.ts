@@ -1,5 +1,6 @@
 import { isDecimalId } from "../../ids/identifiers.js";
 import type { Logger } from "../../log/logger.js";
+import { sampled } from "../../log/logger.js";
 import { MysqlMessageStore, type MysqlMessageStoreOptions, validateNewMessage } from "../mysql/message-store.js";
 import type {
   ChangeOutcome,
@@ -82,7 +83,7 @@ export class ShardedMessageStore implements MessageStore {
     const failed = answers.filter((a) => a.status === "rejected");
     for (const [i, a] of answers.entries()) {
       if (a.status === "rejected")
-        this.options.log?.warn({ err: a.reason, shard: shardIds[i], uid }, "pending: shard down");
+        this.options.log?.warn(sampled({ err: a.reason, shard: shardIds[i], uid }), "pending: shard down");
     }
     let more = false;
     const messages: StoredMessage[] = [];

@@ -20,8 +20,12 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
-import { ChatMessage, Envelope } from "./client.js";
-import { ErrorCode, errorCodeFromJSON, errorCodeToJSON } from "./common.js";
+import { ChatMessage, Envelope } from "../../../../packages/protocol/src/gen/shardchat/v1/client.js";
+import {
+  ErrorCode,
+  errorCodeFromJSON,
+  errorCodeToJSON,
+} from "../../../../packages/protocol/src/gen/shardchat/v1/common.js";
 
 export const protobufPackage = "shardchat.v1";
 
@@ -75,6 +79,13 @@ export interface PushItem {
    */
   convId: string;
   seq: number;
+  /**
+   * W3C trace context (traceparent, tracestate) of the sender's fan-out span, set only when
+   * that send is traced and sampled (TRACING_OTLP_URL): this node records its delivery of the
+   * item as that span's child. Absent otherwise, and then costs nothing on the wire.
+   */
+  traceparent?: string | undefined;
+  tracestate?: string | undefined;
 }
 
 export interface PushBatch {
@@ -580,7 +591,7 @@ export const StorageSize: MessageFns<StorageSize> = {
 };
 
 function createBasePushItem(): PushItem {
-  return { toUids: [], envelope: Buffer.alloc(0), convId: "", seq: 0 };
+  return { toUids: [], envelope: Buffer.alloc(0), convId: "", seq: 0, traceparent: undefined, tracestate: undefined };
 }
 
 export const PushItem: MessageFns<PushItem> = {
@@ -600,6 +611,12 @@ export const PushItem: MessageFns<PushItem> = {
     }
     if (message.seq !== 0) {
       writer.uint32(32).uint32(message.seq);
+    }
+    if (message.traceparent !== undefined) {
+      writer.uint32(42).string(message.traceparent);
+    }
+    if (message.tracestate !== undefined) {
+      writer.uint32(50).string(message.tracestate);
     }
     return writer;
   },
@@ -659,6 +676,22 @@ export const PushItem: MessageFns<PushItem> = {
             message.seq = reader.uint32();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.traceparent = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.tracestate = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -685,6 +718,8 @@ export const PushItem: MessageFns<PushItem> = {
         ? globalThis.String(object.conv_id)
         : "",
       seq: isSet(object.seq) ? globalThis.Number(object.seq) : 0,
+      traceparent: isSet(object.traceparent) ? globalThis.String(object.traceparent) : undefined,
+      tracestate: isSet(object.tracestate) ? globalThis.String(object.tracestate) : undefined,
     };
   },
 
@@ -702,6 +737,12 @@ export const PushItem: MessageFns<PushItem> = {
     if (message.seq !== 0) {
       obj.seq = Math.round(message.seq);
     }
+    if (message.traceparent !== undefined) {
+      obj.traceparent = message.traceparent;
+    }
+    if (message.tracestate !== undefined) {
+      obj.tracestate = message.tracestate;
+    }
     return obj;
   },
 
@@ -714,6 +755,8 @@ export const PushItem: MessageFns<PushItem> = {
     message.envelope = object.envelope ?? Buffer.alloc(0);
     message.convId = object.convId ?? "";
     message.seq = object.seq ?? 0;
+    message.traceparent = object.traceparent ?? undefined;
+    message.tracestate = object.tracestate ?? undefined;
     return message;
   },
 };

@@ -18,7 +18,11 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
-import { ErrorCode, errorCodeFromJSON, errorCodeToJSON } from "./common.js";
+import {
+  ErrorCode,
+  errorCodeFromJSON,
+  errorCodeToJSON,
+} from "../../../../packages/protocol/src/gen/shardchat/v1/common.js";
 
 export const protobufPackage = "shardchat.v1";
 

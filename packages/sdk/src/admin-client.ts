@@ -1,4 +1,4 @@
-import { AppError, ErrorCode } from "../errors.js";
+import { AppError, ErrorCode } from "@shardchat/protocol";
 
 /** A user as the Server API answers it. */
 export interface AdminUser {

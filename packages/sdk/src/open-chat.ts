@@ -1,9 +1,8 @@
-import { AppError, ErrorCode } from "../errors.js";
-import { DeviceKind, type NodeAddress } from "../gen/shardchat/v1/client.js";
-import type { DeviceName } from "../routing/ports.js";
+import { AppError, type DeviceName, ErrorCode } from "@shardchat/protocol";
+import { DeviceKind, type NodeAddress } from "@shardchat/protocol/wire";
 import { ChatClient, type ChatClientOptions } from "./chat-client.js";
+import type { Endpoint } from "./endpoint.js";
 import type { LoginAnswer } from "./gate-client.js";
-import type { Endpoint } from "./wire.js";
 
 export type Transport = "tcp" | "ws" | "ws-json";
 

@@ -1,11 +1,12 @@
-import type { Envelope } from "../gen/shardchat/v1/client.js";
-import { decodeEnvelope, encodeEnvelope, envelopeFromJson, envelopeToJson } from "../protocol/frame.js";
-import type { Endpoint, Wire } from "./wire.js";
+import { decodeEnvelope, encodeEnvelope, envelopeFromJson, envelopeToJson } from "@shardchat/protocol";
+import type { Envelope } from "@shardchat/protocol/wire";
+import type { Endpoint, Wire } from "./endpoint.js";
 
 /**
- * The SDK's wire in a browser: the browser's own WebSocket, binary envelopes. The web client's
- * bundler puts this file where `./wire.js` is imported (web/vite.config.ts), so neither node:net
- * nor the `ws` package reaches the browser; raw TCP has no browser equivalent and is refused.
+ * The SDK's wire in a browser: the browser's own WebSocket, binary envelopes. A bundler building
+ * for the browser resolves `#wire` here (the `browser` condition of package.json's "imports"), so
+ * neither node:net nor the `ws` package reaches the browser; raw TCP has no browser equivalent
+ * and is refused.
  */
 export function openWire(endpoint: Endpoint): Promise<Wire> {
   if (endpoint.transport !== "ws")
@@ -48,6 +49,3 @@ export function openWire(endpoint: Endpoint): Promise<Wire> {
     };
   });
 }
-
-/** The Node wire's limit, here only for the same import surface. */
-export const SDK_MAX_FRAME_BYTES = 16 * 1024 * 1024;

@@ -1,4 +1,4 @@
-import { type ChatMessage, MessageKind } from "../gen/shardchat/v1/client.js";
+import { type ChatMessage, MessageKind } from "@shardchat/protocol/wire";
 
 /**
  * How a client applies the message model's events. A recall, an edit or a reaction is a

@@ -1,6 +1,4 @@
-import { EventEmitter } from "node:events";
-import { nanoid } from "nanoid";
-import { AppError, ErrorCode } from "../errors.js";
+import { AppError, ErrorCode } from "@shardchat/protocol";
 import {
   type BlockedUser,
   type ChatMessage,
@@ -37,8 +35,11 @@ import {
   type SyncResponse,
   type TypingPush,
   type UserInfo,
-} from "../gen/shardchat/v1/client.js";
-import { type Endpoint, openWire, type Wire } from "./wire.js";
+} from "@shardchat/protocol/wire";
+import { EventEmitter } from "events";
+import { nanoid } from "nanoid";
+import { openWire } from "#wire";
+import type { Endpoint, Wire } from "./endpoint.js";
 
 type Body = NonNullable<Envelope["body"]>;
 type Case = Body["$case"];
@@ -646,7 +647,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   }
 
   /** Bytes or text as they are: for tests of what a broken client sends. */
-  sendRaw(data: Buffer | string): void {
+  sendRaw(data: Uint8Array | string): void {
     this.wire.sendRaw(data);
   }
 

@@ -1,8 +1,6 @@
 import type { Readable } from "node:stream";
+import { AppError, type DeviceName, ErrorCode, type Uid } from "@shardchat/protocol";
 import type { DetailedError } from "tus-js-client";
-import { AppError, ErrorCode } from "../errors.js";
-import type { Uid } from "../ids/identifiers.js";
-import type { DeviceName } from "../routing/ports.js";
 
 export interface LoginAnswer {
   /** Gate issued it: a canonical decimal id. */

@@ -1,5 +1,5 @@
-import { AppError, ErrorCode } from "../errors.js";
-import { Envelope } from "../gen/shardchat/v1/client.js";
+import { AppError, ErrorCode } from "./errors.js";
+import { Envelope } from "./gen/shardchat/v1/client.js";
 
 /**
  * The one frame codec of the client protocol.

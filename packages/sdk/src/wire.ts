@@ -1,6 +1,4 @@
 import { connect, type Socket } from "node:net";
-import WebSocket from "ws";
-import type { Envelope } from "../gen/shardchat/v1/client.js";
 import {
   decodeEnvelope,
   encodeEnvelope,
@@ -8,29 +6,10 @@ import {
   envelopeFromJson,
   envelopeToJson,
   FrameDecoder,
-} from "../protocol/frame.js";
-
-/** Where and how to reach a chat node. */
-export type Endpoint = (
-  | { transport: "tcp"; host: string; port: number }
-  | { transport: "ws"; url: string; format?: "binary" | "json" }
-) & {
-  /** Local address to connect from (e.g. 127.0.0.x: each source address has its own ephemeral ports). */
-  localAddress?: string;
-};
-
-/** One connection to a chat node that moves whole envelopes, whatever the transport. */
-export interface Wire {
-  send(envelope: Envelope): void;
-  /** Raw bytes or text as they are, for tests that send what a broken client would. */
-  sendRaw(data: Buffer | string): void;
-  close(): void;
-  onEnvelope(handler: (envelope: Envelope) => void): void;
-  onClose(handler: (reason: string) => void): void;
-}
-
-/** Largest frame the SDK accepts from a node (pushes of sync pages can be large). */
-export const SDK_MAX_FRAME_BYTES = 16 * 1024 * 1024;
+} from "@shardchat/protocol";
+import type { Envelope } from "@shardchat/protocol/wire";
+import WebSocket from "ws";
+import { type Endpoint, SDK_MAX_FRAME_BYTES, type Wire } from "./endpoint.js";
 
 export function openWire(endpoint: Endpoint): Promise<Wire> {
   return endpoint.transport === "tcp"

@@ -1,7 +1,7 @@
-import { EventEmitter } from "node:events";
+import { AppError, ErrorCode } from "@shardchat/protocol";
+import type { ChatMessage, NodeAddress, SendMessageResponse } from "@shardchat/protocol/wire";
+import { EventEmitter } from "events";
 import { nanoid } from "nanoid";
-import { AppError, ErrorCode } from "../errors.js";
-import type { ChatMessage, NodeAddress, SendMessageResponse } from "../gen/shardchat/v1/client.js";
 import type { ChatClient, ChatClientOptions } from "./chat-client.js";
 import type { LoginAnswer } from "./gate-client.js";
 import { openChat, type Transport } from "./open-chat.js";
