@@ -114,9 +114,13 @@ stack_service_env() {
 # The settings of both gates on top of stack_service_env: files in the stack's S3 bucket
 # (moto accepts any key pair). Their file links are signed with a key derived from the shared
 # INTERNAL_AUTH_TOKEN, so either gate's link is good at the other.
+# moto lists every multipart upload as initiated on 2010-11-10, so tus's expiry sweep (gate's
+# upload sweep) would take each unfinished resumable upload for expired and abort it mid-upload:
+# on this stack they expire after 30 years instead of GATE_RESUMABLE_EXPIRY_MS's day.
 stack_gate_env() {
   printf '%s\n' \
     "FILE_STORE=s3" \
+    "GATE_RESUMABLE_EXPIRY_MS=946080000000" \
     "S3_ENDPOINT=http://127.0.0.1:$STACK_S3_PORT" \
     "S3_FORCE_PATH_STYLE=true" \
     "S3_REGION=us-east-1" \
