@@ -7,14 +7,14 @@ import { type ChatClient, GateClient, openChat } from "@shardchat/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ChatMessage } from "../packages/protocol/src/wire.js";
 import { convIdForPair, type Uid } from "../src/ids/identifiers.js";
+import { codeFromLog, embeddedEnv, launchEmbedded } from "./helpers/embedded-server.js";
 import { freePort } from "./helpers/ports.js";
-import { LOG_DIR, ROOT, type ServiceProcess, spawnService, waitFor } from "./helpers/processes.js";
+import { ROOT, type ServiceProcess, waitFor } from "./helpers/processes.js";
 
 /**
  * `npm start` with no settings: one process, SQLite in DATA_DIR, in-memory routing, codes in the
  * log. Nothing of MySQL or Redis is configured; the data must outlive a restart.
  */
-const STARTUP_MS = 60_000;
 
 let dataDir: string;
 let env: Record<string, string>;
@@ -22,20 +22,10 @@ let gateUrl: string;
 const running: ServiceProcess[] = [];
 const clients: ChatClient[] = [];
 
-/** The launcher, as `npm start` runs it (without the install step), on this test's ports and data. */
+/** The launcher on this test's ports and data (env), stopped after the file. */
 async function startStack(name: string): Promise<ServiceProcess> {
-  // A previous run's log would answer "running" before this process wrote a line.
-  rmSync(join(LOG_DIR, `${name}.log`), { force: true });
-  const proc = spawnService(name, "src/main.ts", env);
+  const proc = await launchEmbedded(name, env);
   running.push(proc);
-  await waitFor(
-    `${name} to print that it is running`,
-    () => {
-      if (proc.child.exitCode !== null) throw new Error(`${name} exited with ${proc.child.exitCode}: ${log(proc)}`);
-      return log(proc).includes("Every setting: npm start -- --help");
-    },
-    STARTUP_MS,
-  );
   return proc;
 }
 
@@ -43,24 +33,12 @@ function log(proc: ServiceProcess): string {
   return readFileSync(proc.logFile, "utf8");
 }
 
-/** The code LogMailer wrote for `email` (the newest one). */
-function codeFromLog(proc: ServiceProcess, email: string): string | undefined {
-  let code: string | undefined;
-  for (const line of log(proc).split("\n")) {
-    if (!line.startsWith("{")) continue;
-    const entry = JSON.parse(line) as { mail?: { to?: string; text?: string } };
-    if (entry.mail?.to !== email) continue;
-    code = /\b(\d{6})\b/.exec(entry.mail.text ?? "")?.[1] ?? code;
-  }
-  return code;
-}
-
 async function register(proc: ServiceProcess, name: string): Promise<{ uid: Uid; password: string }> {
   const gate = new GateClient(gateUrl);
   const email = `${name}@example.test`;
   const password = `pw-${name}-secret`;
   await gate.requestVerifyCode(email);
-  const code = await waitFor(`the code for ${email} in the log`, () => codeFromLog(proc, email));
+  const code = await waitFor(`the code for ${email} in the log`, () => codeFromLog(log(proc), email));
   const { uid } = await gate.register({ user: name, email, password, code });
   return { uid, password };
 }
@@ -80,18 +58,7 @@ async function stop(proc: ServiceProcess): Promise<number | null> {
 
 beforeAll(async () => {
   dataDir = mkdtempSync(join(tmpdir(), "sc-embedded-"));
-  const gatePort = await freePort();
-  gateUrl = `http://127.0.0.1:${gatePort}`;
-  env = {
-    DATA_DIR: dataDir,
-    LOG_LEVEL: "info",
-    GATE_PORT: String(gatePort),
-    CHAT_TCP_PORT: String(await freePort()),
-    CHAT_WS_PORT: String(await freePort()),
-    CHAT_GRPC_PORT: String(await freePort()),
-    STATUS_ADDR: `127.0.0.1:${await freePort()}`,
-    VERIFY_ADDR: `127.0.0.1:${await freePort()}`,
-  };
+  ({ env, gateUrl } = await embeddedEnv(dataDir));
 });
 
 afterAll(async () => {

@@ -18,12 +18,8 @@ export interface EmbeddedServer {
   stop(): Promise<void>;
 }
 
-/**
- * `npm start` with no settings (SQLite in its own data dir, in-memory routing, codes in the log)
- * on free ports: the embedded server as test/embedded-start.test.ts starts it.
- */
-export async function startEmbedded(name: string): Promise<EmbeddedServer> {
-  const dataDir = mkdtempSync(join(tmpdir(), `sc-${name}-`));
+/** The settings `npm start` gets in these tests: its data in `dataDir`, every port a free one. */
+export async function embeddedEnv(dataDir: string): Promise<{ env: Record<string, string>; gateUrl: string }> {
   const gateUrl = `http://127.0.0.1:${await freePort()}`;
   const env = {
     DATA_DIR: dataDir,
@@ -35,6 +31,14 @@ export async function startEmbedded(name: string): Promise<EmbeddedServer> {
     STATUS_ADDR: `127.0.0.1:${await freePort()}`,
     VERIFY_ADDR: `127.0.0.1:${await freePort()}`,
   };
+  return { env, gateUrl };
+}
+
+/**
+ * The launcher, as `npm start` runs it (without the install step), with `env`: answers once it
+ * prints that it is running; killed if it exits or never gets there.
+ */
+export async function launchEmbedded(name: string, env: Record<string, string>): Promise<ServiceProcess> {
   // A previous run's log would answer "running" before this process wrote a line.
   rmSync(join(LOG_DIR, `${name}.log`), { force: true });
   const proc = spawnService(name, "src/main.ts", env);
@@ -50,25 +54,41 @@ export async function startEmbedded(name: string): Promise<EmbeddedServer> {
     );
   } catch (err) {
     await proc.stop("SIGKILL");
+    throw err;
+  }
+  return proc;
+}
+
+/** The newest verify code LogMailer wrote for `email` in a log's text. */
+export function codeFromLog(logText: string, email: string): string | undefined {
+  let code: string | undefined;
+  for (const line of logText.split("\n")) {
+    if (!line.startsWith("{")) continue;
+    const entry = JSON.parse(line) as { mail?: { to?: string; text?: string } };
+    if (entry.mail?.to !== email) continue;
+    code = /\b(\d{6})\b/.exec(entry.mail.text ?? "")?.[1] ?? code;
+  }
+  return code;
+}
+
+/**
+ * `npm start` with no settings (SQLite in its own data dir, in-memory routing, codes in the log)
+ * on free ports, as test/embedded-start.test.ts starts it.
+ */
+export async function startEmbedded(name: string): Promise<EmbeddedServer> {
+  const dataDir = mkdtempSync(join(tmpdir(), `sc-${name}-`));
+  const { env, gateUrl } = await embeddedEnv(dataDir);
+  let proc: ServiceProcess;
+  try {
+    proc = await launchEmbedded(name, env);
+  } catch (err) {
     rmSync(dataDir, { recursive: true, force: true });
     throw err;
   }
-
-  /** The newest code LogMailer wrote for `email`. */
-  const codeInLog = (email: string): string | undefined => {
-    let code: string | undefined;
-    for (const line of log().split("\n")) {
-      if (!line.startsWith("{")) continue;
-      const entry = JSON.parse(line) as { mail?: { to?: string; text?: string } };
-      if (entry.mail?.to !== email) continue;
-      code = /\b(\d{6})\b/.exec(entry.mail.text ?? "")?.[1] ?? code;
-    }
-    return code;
-  };
   const gate = new GateClient(gateUrl);
   const verifyCode = async (email: string) => {
     await gate.requestVerifyCode(email);
-    return waitFor(`the code for ${email} in the log`, () => codeInLog(email));
+    return waitFor(`the code for ${email} in the log`, () => codeFromLog(readFileSync(proc.logFile, "utf8"), email));
   };
   return {
     gateUrl,

@@ -71,6 +71,16 @@ async function post<T>(gateUrl: string, who: LoginAnswer, path: string, body?: o
   return (await res.json()) as T & { error: number };
 }
 
+/** A direct upload started at one gate (POST /v1/files/uploads); the answer, whatever its code. */
+function startDirect(gateUrl: string, who: LoginAnswer, convId: string, name: string, size: number) {
+  return post<{ id: string; upload: PresignedRequest; ticket: string }>(gateUrl, who, "/v1/files/uploads", {
+    convId,
+    name,
+    size,
+    contentType: "application/octet-stream",
+  });
+}
+
 async function inBucket(key: string): Promise<boolean> {
   return bucket.send(new HeadObjectCommand({ Bucket: stack.stack.s3.bucket, Key: key })).then(
     () => true,
@@ -107,17 +117,7 @@ describe("two gates on the stack's S3 bucket", () => {
 
   it("a direct upload started on gate 1 completes on gate 2; B's link from gate 2 is the store's", async () => {
     const bytes = filler(200_000, 3);
-    const started = await post<{ id: string; upload: PresignedRequest; ticket: string }>(
-      stack.gateUrl,
-      a,
-      "/v1/files/uploads",
-      {
-        convId: convIdForPair(a.uid, b.uid),
-        name: "report.bin",
-        size: bytes.length,
-        contentType: "application/octet-stream",
-      },
-    );
+    const started = await startDirect(stack.gateUrl, a, convIdForPair(a.uid, b.uid), "report.bin", bytes.length);
     expect(started.error).toBe(ErrorCode.OK);
     expect(new URL(started.upload.url).origin).toBe(stack.stack.s3.endpoint);
     const put = await fetch(started.upload.url, { method: "PUT", headers: started.upload.headers, body: bytes });
@@ -239,13 +239,7 @@ describe("two gates on the stack's S3 bucket", () => {
 
   it("the storage quota is one per user across both gates: what gate 1 granted counts at gate 2", async () => {
     const toA = convIdForPair(c.uid, a.uid);
-    const start = (gateUrl: string, size: number) =>
-      post<{ id: string; upload: PresignedRequest; ticket: string }>(gateUrl, c, "/v1/files/uploads", {
-        convId: toA,
-        name: "big.bin",
-        size,
-        contentType: "application/octet-stream",
-      });
+    const start = (gateUrl: string, size: number) => startDirect(gateUrl, c, toA, "big.bin", size);
     const first = await start(stack.gateUrl, 9 * MiB);
     expect(first.error).toBe(ErrorCode.OK);
     abandonedId = first.id;
@@ -288,12 +282,7 @@ describe("two gates on the stack's S3 bucket", () => {
       const again = await waitFor(
         "the quota is free again",
         async () => {
-          const answer = await post<{ id: string }>(stack.gate2Url, c, "/v1/files/uploads", {
-            convId: convIdForPair(c.uid, a.uid),
-            name: "again.bin",
-            size: 9 * MiB,
-            contentType: "application/octet-stream",
-          });
+          const answer = await startDirect(stack.gate2Url, c, convIdForPair(c.uid, a.uid), "again.bin", 9 * MiB);
           return answer.error === ErrorCode.OK ? answer : undefined;
         },
         60_000,

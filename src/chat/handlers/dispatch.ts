@@ -228,6 +228,8 @@ export async function dispatch(
     failSession(session, ErrorCode.NOT_LOGGED_IN, "the first frame must be a login", reqId);
     return;
   }
+  // Every request from here on is answered: a reply, an error, or (a fatal one) the session's end.
+  ctx.metrics.requests.inc({ protocol: "chat" });
   try {
     // The Server API is limited per API key at gate (ADMIN_REQUESTS_PER_MINUTE), not per user.
     if (!session.privileged) {
@@ -237,12 +239,10 @@ export async function dispatch(
     const handler = handlers[body.$case] as Handler<typeof body.$case>;
     // Logged in unless this is the login itself (checked above).
     const reply = await handler(ctx, session as LoggedInSession, body.value as never, reqId, turn);
-    ctx.metrics.requests.inc({ protocol: "chat" });
     if (reply) session.send({ reqId, body: reply });
   } catch (err) {
     const code = codeOf(err);
     const message = clientMessage(err);
-    ctx.metrics.requests.inc({ protocol: "chat" });
     if (httpStatusOf(code) >= 500) ctx.metrics.requestFailures.inc({ protocol: "chat", code: errorName(code) });
     if (!(err instanceof AppError))
       ctx.log.error(sampled({ err, sessionId: session.id, request: body.$case }), "handler failed");
