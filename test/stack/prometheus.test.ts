@@ -49,6 +49,16 @@ const query = async (promql: string) =>
   (await api<{ result: Sample[] }>(`query?query=${encodeURIComponent(promql)}`)).result;
 const alerts = async (name: string) =>
   (await api<{ alerts: Alert[] }>("alerts")).alerts.filter((a) => a.labels.alertname === name);
+/** The alerts of rule `name` once one of them is firing (Prometheus's `for:` has passed). */
+const firing = (name: string, timeoutMs: number) =>
+  waitFor(
+    `${name} firing`,
+    async () => {
+      const list = await alerts(name);
+      return list.some((a) => a.state === "firing") ? list : undefined;
+    },
+    timeoutMs,
+  );
 const targets = async () => (await api<{ activeTargets: Target[] }>("targets?state=active")).activeTargets;
 
 /** A Redis Cluster master of the stack: its port and its pid (as test/chaos finds them). */
@@ -180,15 +190,8 @@ describe("Prometheus over the stack", () => {
     expect(await alerts("ChatNodeDown")).toEqual([]);
     await killAndWait(stack.pidOf("chat-2"));
     try {
-      const firing = await waitFor(
-        "ChatNodeDown firing",
-        async () => {
-          const list = await alerts("ChatNodeDown");
-          return list.some((a) => a.state === "firing") ? list : undefined;
-        },
-        180_000,
-      );
-      expect(firing.map((a) => [a.labels.name, a.labels.job, a.labels.instance, a.state])).toEqual([
+      const fired = await firing("ChatNodeDown", 180_000);
+      expect(fired.map((a) => [a.labels.name, a.labels.job, a.labels.instance, a.state])).toEqual([
         ["chat-2", "chat", `127.0.0.1:${stack.metricsPorts["chat-2"]}`, "firing"],
       ]);
     } finally {
@@ -210,15 +213,8 @@ describe("Prometheus over the stack", () => {
         async () => (await query('shardchat_redis_masters{state="fail"} == 1')).length === 7,
         120_000,
       );
-      const firing = await waitFor(
-        "RedisMasterLost firing",
-        async () => {
-          const list = await alerts("RedisMasterLost");
-          return list.some((a) => a.state === "firing") ? list : undefined;
-        },
-        120_000,
-      );
-      expect(firing.map((a) => [a.labels.severity, a.state])).toEqual([["page", "firing"]]);
+      const fired = await firing("RedisMasterLost", 120_000);
+      expect(fired.map((a) => [a.labels.severity, a.state])).toEqual([["page", "firing"]]);
     } finally {
       // Back as its successor's replica, the cluster whole for the next test file.
       await restoreKilledRedisMaster(stack.stack, victim.port);
