@@ -29,6 +29,12 @@
  *     [--group-members 2000] [--group-rate 2,10] [--group-drain-seconds 60] [--nodes 3]
  *     [--rates 800,1600] (fixed rates in msg/s for every system, instead of fractions of the
  *     first shardchat system's max: runs of two versions then compare at the same load)
+ *     [--warmup-seconds 5] (before the measured runs, each system gets this long of chat-1to1 flat
+ *     out, not measured: its JIT compiles the hot path first, as in a server that has run a while)
+ *     [--perf] (during each flat-out run, `perf record -a -e cpu-clock`, read for every process of the
+ *     system and on the load generator: each one's top symbols in µs per message, JavaScript
+ *     frames named (bench/load/run.sh starts every Node process with --perf-basic-prof); needs
+ *     perf, from Debian's linux-perf)
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -36,6 +42,7 @@ import os from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { type ChatLoadReport, startChatLoad } from "./load/chat.js";
+import { CpuProfiler, type ProcessProfile, perfAvailable } from "./load/cpu-profile.js";
 import { type GroupLoadReport, startGroupLoad } from "./load/group.js";
 import {
   chatTable,
@@ -84,6 +91,8 @@ const { values } = parseArgs({
     nodes: { type: "string", default: "3" },
     only: { type: "string", default: SYSTEMS.join(",") },
     rates: { type: "string", default: "" },
+    "warmup-seconds": { type: "string", default: "5" },
+    perf: { type: "boolean", default: false },
     help: { type: "boolean", default: false },
   },
 });
@@ -98,6 +107,7 @@ const settings = {
   pairs: Number(values.pairs),
   windowPerSender: Number(values.window),
   secondsPerRun: Number(values.seconds),
+  warmupSeconds: Number(values["warmup-seconds"]),
   textChars: Number(values.size),
   idleConnections: Number(values.connections),
   logins: Number(values.logins),
@@ -116,7 +126,15 @@ const settings = {
   transport: "WebSocket (shardchat: binary protobuf frames; references: JSON text frames)",
   loadWorkers: 2,
   systems: SYSTEMS.filter((s) => only.has(s)),
+  /** --perf: on-CPU profiles of every process in the flat-out runs. */
+  perf: values.perf === true,
 };
+if (settings.perf && !perfAvailable()) {
+  console.error(
+    "--perf: `perf record -a -e cpu-clock` does not run here (install linux-perf; as a user, lower kernel.perf_event_paranoid)",
+  );
+  process.exit(2);
+}
 for (const [name, v] of Object.entries(settings))
   if (typeof v === "number" && !(Number.isFinite(v) && v >= 0)) {
     console.error(`bad value for ${name}: ${v}`);
@@ -193,7 +211,13 @@ function perMessage(usage: Usage, count: number, connectionPids: number[]): PerM
 }
 
 /** A chat run: the load report, what it cost, and (as before) the connection holders' CPU per message. */
-type ChatRun = ChatLoadReport & { serverCpuMsPerMessage: number; usage: Usage; perMessage: PerMessage };
+type ChatRun = ChatLoadReport & {
+  serverCpuMsPerMessage: number;
+  usage: Usage;
+  perMessage: PerMessage;
+  /** --perf, flat out: where each process's CPU went. */
+  profiles?: ProcessProfile[];
+};
 /** A group run: the load report and what it cost per post (and the machine's CPU per delivery). */
 type GroupRun = GroupLoadReport & { usage: Usage; perPost: PerMessage; machineCpuMsPerDelivery: number };
 
@@ -222,6 +246,7 @@ process.once("SIGINT", () => {
 async function chat(target: Target, meter: UsageMeter, rate: number): Promise<ChatRun> {
   const pairs = await target.pairs(settings.pairs);
   let before: UsageSnapshot | undefined;
+  let profiler: CpuProfiler | undefined;
   const load = await startChatLoad({
     pairs,
     rate,
@@ -233,6 +258,8 @@ async function chat(target: Target, meter: UsageMeter, rate: number): Promise<Ch
     onReady: async () => {
       await settled(target.connectionPids());
       before = await meter.snapshot();
+      if (settings.perf && rate === 0)
+        profiler = CpuProfiler.start([...meter.processes, { role: "load generator (this process)", pid: process.pid }]);
     },
     onProgress: (p) =>
       progress(`${target.name}: ${rate || "max"} msg/s, ${(p.elapsedMs / 1000).toFixed(1)} s, ${p.acked} acked`),
@@ -241,12 +268,35 @@ async function chat(target: Target, meter: UsageMeter, rate: number): Promise<Ch
   // stop() lets what was sent arrive (the drain) before answering: that work is the run's too.
   const report = await load.stop();
   const usage = meter.between(before as UsageSnapshot, await meter.snapshot());
+  const profiles = await profiler?.stop();
   const perMsg = perMessage(usage, report.acked, target.connectionPids());
   endProgress();
   log(
     `${rate || "max"} msg/s: acked ${report.ackedPerSecond}/s, p99 ${report.latencyMs.p99} ms, CPU ms/msg: ${perMsg.connectionProcessesCpuMs} connection holders, ${perMsg.systemCpuMs} system, ${perMsg.machineCpuMs} machine; ${perMsg.redisCommands} Redis cmds/msg, ${perMsg.mysql.Questions} SQL statements/msg; check ${checkCell(report)}`,
   );
-  return { ...report, serverCpuMsPerMessage: perMsg.connectionProcessesCpuMs, usage, perMessage: perMsg };
+  return {
+    ...report,
+    serverCpuMsPerMessage: perMsg.connectionProcessesCpuMs,
+    usage,
+    perMessage: perMsg,
+    ...(profiles ? { profiles } : {}),
+  };
+}
+
+/** Chat flat out, not measured, so the measured runs find the hot path compiled. */
+async function warmUp(target: Target): Promise<void> {
+  const load = await startChatLoad({
+    pairs: await target.pairs(settings.pairs),
+    window: settings.windowPerSender,
+    size: settings.textChars,
+    workers: settings.loadWorkers,
+    onProgress: (p) => progress(`${target.name}: warming up, ${(p.elapsedMs / 1000).toFixed(1)} s, ${p.acked} acked`),
+  });
+  await sleep(settings.warmupSeconds * 1000);
+  const report = await load.stop();
+  endProgress();
+  log(`warm-up: ${report.ackedPerSecond} msg/s for ${settings.warmupSeconds} s, check ${checkCell(report)}`);
+  if (!report.check.ok) throw new Error(`the warm-up run failed its check: ${checkCell(report)}`);
 }
 
 async function group(target: Target, meter: UsageMeter, rate: number): Promise<GroupRun> {
@@ -304,6 +354,7 @@ async function measure(
     log(
       `idle connections: ${connect.held}/${connect.requested} held, ${connect.rssPerConnectionBytes} bytes RSS each (${connect.rssRetainedPerConnectionBytes ?? "n/a"} after a full GC), ${connect.connectsPerSecond} connects/s`,
     );
+    if (settings.warmupSeconds > 0) await warmUp(target);
     const max = await chat(target, meter, 0);
     const atRates: ChatRun[] = [];
     for (const rate of rates(max)) atRates.push(await chat(target, meter, rate));
@@ -410,7 +461,7 @@ const lines: string[] = [
       ", ",
     )} (other work on the machine competes with every figure below; the "not accounted" CPU column shows how much of it there was). The load generator runs on the same machine (${settings.loadWorkers} worker threads).`,
   "",
-  `Settings: systems ${settings.systems.join(", ")}; ${settings.pairs} pairs (both members send), ${settings.windowPerSender} sends in flight per sender when flat out, ${settings.textChars}-character texts, ${settings.secondsPerRun} s per run, ${settings.processes} processes per system${only.has("embedded-sqlite") ? " (chat nodes in one process for embedded-mysql; embedded-sqlite runs 1, as npm start does)" : only.has("embedded-mysql") ? " (chat nodes in one process for embedded-mysql)" : ""}, ${settings.idleConnections} idle connections; fixed rates ${settings.fixedRates.length > 0 ? `${settings.fixedRates.join(", ")} msg/s (--rates), for every system` : `${settings.rateFractions.map((f) => `${f * 100} %`).join(", ")} of ${settings.ratesFrom ? `${settings.ratesFrom}'s flat-out throughput (${rateBasis} msg/s), for every later system` : "a shardchat system's flat-out throughput: none was measured, so there were no fixed-rate runs"}`}; group fan-out: ${settings.groupMembers} members, ${settings.groupPostsPerSecond.join(" and ")} posts/s, ${settings.groupDrainSeconds} s drain at most; ${settings.transport}. Pairs span two nodes where the system routes between nodes (shardchat with several chat nodes, Socket.IO), one process for the relay (it cannot route).`,
+  `Settings: systems ${settings.systems.join(", ")}; ${settings.pairs} pairs (both members send), ${settings.windowPerSender} sends in flight per sender when flat out, ${settings.textChars}-character texts, ${settings.secondsPerRun} s per run after ${settings.warmupSeconds} s of warm-up flat out (not measured), ${settings.processes} processes per system${only.has("embedded-sqlite") ? " (chat nodes in one process for embedded-mysql; embedded-sqlite runs 1, as npm start does)" : only.has("embedded-mysql") ? " (chat nodes in one process for embedded-mysql)" : ""}, ${settings.idleConnections} idle connections; fixed rates ${settings.fixedRates.length > 0 ? `${settings.fixedRates.join(", ")} msg/s (--rates), for every system` : `${settings.rateFractions.map((f) => `${f * 100} %`).join(", ")} of ${settings.ratesFrom ? `${settings.ratesFrom}'s flat-out throughput (${rateBasis} msg/s), for every later system` : "a shardchat system's flat-out throughput: none was measured, so there were no fixed-rate runs"}`}; group fan-out: ${settings.groupMembers} members, ${settings.groupPostsPerSecond.join(" and ")} posts/s, ${settings.groupDrainSeconds} s drain at most; ${settings.transport}. Pairs span two nodes where the system routes between nodes (shardchat with several chat nodes, Socket.IO), one process for the relay (it cannot route).`,
   "",
 ];
 if (failures.length > 0)
@@ -505,6 +556,44 @@ lines.push(
   ),
   "",
 );
+const profiled = results.filter((r) => r.max.profiles);
+if (profiled.length > 0) {
+  const usOf = (r: SystemResult, pid: number) =>
+    pid === process.pid
+      ? r.max.usage.loadGeneratorCpuMs
+      : (r.max.usage.processes.find((p) => p.pid === pid)?.cpuMs ?? 0);
+  const us = (share: number, cpuMs: number, acked: number) => Math.round((share * cpuMs * 1000) / acked);
+  lines.push(
+    "### Where each process's CPU goes (flat out, --perf)",
+    "",
+    "On-CPU samples (`perf record -a -e cpu-clock`, read per process, every thread of it) during the flat-out run, as µs of CPU per message acked: the process's CPU per message times each part's share of its samples. A sample is taken only while the thread runs on a core, so waiting, preemption and blocking are not in it. JavaScript: the JIT's code for a named function; V8 builtins and ICs: property loads, calls, promises, the interpreter; server: MariaDB's or Redis's own code.",
+    "",
+    markdownTable(
+      ["system", "process", "CPU µs/msg", "by kind, µs/msg", "top symbols, µs/msg"],
+      profiled.flatMap((r) =>
+        (r.max.profiles ?? [])
+          .filter((p) => p.samples > 0)
+          .map((p) => {
+            const cpuMs = usOf(r, p.pid);
+            return [
+              r.system,
+              p.role,
+              Math.round((cpuMs * 1000) / r.max.acked),
+              Object.entries(p.kinds)
+                .sort((a, b) => b[1] - a[1])
+                .map(([kind, share]) => `${kind} ${us(share, cpuMs, r.max.acked)}`)
+                .join(", "),
+              p.top
+                .slice(0, 8)
+                .map((t) => `\`${t.symbol.replace(/\|/g, "\\|").slice(0, 70)}\` ${us(t.share, cpuMs, r.max.acked)}`)
+                .join(", "),
+            ];
+          }),
+      ),
+    ),
+    "",
+  );
+}
 const busyElsewhere = results.flatMap((r) =>
   [
     ...[...r.atRates, r.max].map((x) => ({ run: `chat-1to1 ${x.offeredRate} msg/s`, usage: x.usage })),
