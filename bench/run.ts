@@ -12,10 +12,11 @@
  *                    the ceiling;
  *   socketio         Socket.IO + @socket.io/redis-adapter in as many processes (stores nothing).
  *
- * Clients speak WebSocket (shardchat binary frames). For each: idle connections (memory per
- * connection), chat-1to1 flat out, then at fixed fractions of the first shardchat system's max
- * (the latency-vs-rate curve; every later system gets the same rates). Each shardchat system also
- * gets a login storm and a group fan-out at each --group-rate (one group of --group-members).
+ * Clients speak WebSocket (shardchat binary frames). For each: chat-1to1 flat out, then at fixed
+ * fractions of the first shardchat system's max (the latency-vs-rate curve; every later system
+ * gets the same rates). Each shardchat system also gets a login storm and a group fan-out at
+ * each --group-rate (one group of --group-members). Then, on a fresh start of the system, idle
+ * connections (memory per connection).
  *
  * Around every chat and group run it reads what the run cost (bench/load/usage.ts): CPU of every
  * process of the system (services, each MariaDB and Redis process it uses) and of the load
@@ -336,6 +337,32 @@ async function measure(
   rates: (max: ChatRun) => number[],
   isShardchat: boolean,
 ): Promise<SystemResult> {
+  const runs = await measureRuns(start, rates, isShardchat);
+  // Memory on fresh processes of their own, after the rest: after the chat runs their heaps hold
+  // garbage whose collection would move RSS by more than the connections do, and the full GC
+  // goes through each process's inspector, which leaves it slower for the rest of its life
+  // (the stack acked about a fifth fewer messages flat out after it).
+  const target = await start();
+  running = target;
+  try {
+    const connect = await runConnect(target, { count: settings.idleConnections, onProgress: progress });
+    endProgress();
+    log(
+      `idle connections: ${connect.held}/${connect.requested} held, ${connect.rssPerConnectionBytes} bytes RSS each (${connect.rssRetainedPerConnectionBytes ?? "n/a"} after a full GC), ${connect.connectsPerSecond} connects/s`,
+    );
+    return { key, shardchat: isShardchat, ...runs, connect };
+  } finally {
+    await target.stop();
+    running = undefined;
+  }
+}
+
+/** Everything but the idle connections: chat flat out and at the rates, the login storm, the groups. */
+async function measureRuns(
+  start: () => Promise<Target>,
+  rates: (max: ChatRun) => number[],
+  isShardchat: boolean,
+): Promise<Omit<SystemResult, "key" | "shardchat" | "connect">> {
   const target = await start();
   running = target;
   log(`system: ${target.name}`);
@@ -347,13 +374,6 @@ async function measure(
       mysql: target.stores?.mysql ?? [],
     });
     if (meter.unaccounted.length > 0) log(`no process found for ${meter.unaccounted.join(", ")}: its CPU is missing`);
-    // Memory first, on fresh processes: after the chat runs their heaps hold garbage whose
-    // collection would move RSS by more than the connections do.
-    const connect = await runConnect(target, { count: settings.idleConnections, onProgress: progress });
-    endProgress();
-    log(
-      `idle connections: ${connect.held}/${connect.requested} held, ${connect.rssPerConnectionBytes} bytes RSS each (${connect.rssRetainedPerConnectionBytes ?? "n/a"} after a full GC), ${connect.connectsPerSecond} connects/s`,
-    );
     if (settings.warmupSeconds > 0) await warmUp(target);
     const max = await chat(target, meter, 0);
     const atRates: ChatRun[] = [];
@@ -364,9 +384,7 @@ async function measure(
     if (isShardchat && settings.groupMembers > 1)
       for (const rate of settings.groupPostsPerSecond) if (rate > 0) groups.push(await group(target, meter, rate));
     return {
-      key,
       system: target.name,
-      shardchat: isShardchat,
       processes: meter.processes,
       unaccounted: meter.unaccounted,
       stores: {
@@ -375,7 +393,6 @@ async function measure(
       },
       max,
       atRates,
-      connect,
       ...(loginStorm ? { loginStorm } : {}),
       groups,
     };
