@@ -30,7 +30,7 @@
  *     [--group-members 2000] [--group-rate 2,10] [--group-drain-seconds 60] [--nodes 3]
  *     [--rates 800,1600] (fixed rates in msg/s for every system, instead of fractions of the
  *     first shardchat system's max: runs of two versions then compare at the same load)
- *     [--warmup-seconds 5] (before the measured runs, each system gets this long of chat-1to1 flat
+ *     [--warmup-seconds 15] (before the measured runs, each system gets this long of chat-1to1 flat
  *     out, not measured: its JIT compiles the hot path first, as in a server that has run a while)
  *     [--perf] (during each flat-out run, `perf record -a -e cpu-clock`, read for every process of the
  *     system and on the load generator: each one's top symbols in µs per message, JavaScript
@@ -92,7 +92,7 @@ const { values } = parseArgs({
     nodes: { type: "string", default: "3" },
     only: { type: "string", default: SYSTEMS.join(",") },
     rates: { type: "string", default: "" },
-    "warmup-seconds": { type: "string", default: "5" },
+    "warmup-seconds": { type: "string", default: "15" },
     perf: { type: "boolean", default: false },
     help: { type: "boolean", default: false },
   },
