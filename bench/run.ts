@@ -575,10 +575,8 @@ lines.push(
 );
 const profiled = results.filter((r) => r.max.profiles);
 if (profiled.length > 0) {
-  const usOf = (r: SystemResult, pid: number) =>
-    pid === process.pid
-      ? r.max.usage.loadGeneratorCpuMs
-      : (r.max.usage.processes.find((p) => p.pid === pid)?.cpuMs ?? 0);
+  // The run's usage lists the load generator among the processes too.
+  const usOf = (r: SystemResult, pid: number) => r.max.usage.processes.find((p) => p.pid === pid)?.cpuMs ?? 0;
   const us = (share: number, cpuMs: number, acked: number) => Math.round((share * cpuMs * 1000) / acked);
   lines.push(
     "### Where each process's CPU goes (flat out, --perf)",
